@@ -1,0 +1,31 @@
+"""celeriac: a distributed task queue with Celery's API and production-safe defaults.
+
+``from celeriac import Celery`` is all a Celery project changes. This module only
+re-exports the public API; it sits above every layer.
+"""
+
+from celeriac.app import Celeriac, Celery, shared_task
+from celeriac.app.proxies import current_app, current_task
+from celeriac.canvas import Signature, maybe_signature, signature, subtask
+from celeriac.result import AsyncResult, EagerResult
+from celeriac.task import Task, new_id
+
+uuid = new_id
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncResult",
+    "Celeriac",
+    "Celery",
+    "EagerResult",
+    "Signature",
+    "Task",
+    "__version__",
+    "current_app",
+    "current_task",
+    "maybe_signature",
+    "shared_task",
+    "signature",
+    "subtask",
+    "uuid",
+]

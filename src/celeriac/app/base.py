@@ -1,0 +1,265 @@
+"""``Celeriac`` (alias ``Celery``): settings, the task registry, and the way out to brokers.
+
+App core. The app turns settings into engine constructor arguments (engines never
+read ``app.conf``), builds tasks from functions, and sends calls through its producer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
+
+from celeriac._context import set_current_app, set_default_app_factory
+from celeriac.app import shared
+from celeriac.app.connections import create_backend, create_broker
+from celeriac.app.producer import Producer
+from celeriac.app.registry import TaskRegistry
+from celeriac.app.routing import Router
+from celeriac.brokers.base import Broker
+from celeriac.canvas import Signature, signature
+from celeriac.config.conf import Settings
+from celeriac.result import AsyncResult
+from celeriac.results.base import ResultBackend
+from celeriac.task import Task as BaseTask
+from celeriac.task import new_id
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Celeriac:
+    """The application: ``app = Celeriac('proj', broker=..., backend=...)``."""
+
+    def __init__(
+        self,
+        main: str | None = None,
+        broker: str | None = None,
+        backend: str | None = None,
+        include: Iterable[str] | None = None,
+        config_source: Any = None,
+        set_as_current: bool = True,
+        namespace: str | None = None,
+        task_cls: type[BaseTask[Any, Any]] | None = None,
+        **settings: Any,
+    ) -> None:
+        self.main = main
+        self.conf = Settings()
+        if config_source is not None:
+            self.conf.config_from_object(config_source, namespace=namespace)
+        if broker is not None:
+            self.conf.broker_url = broker
+        if backend is not None:
+            self.conf.result_backend = backend
+        if include is not None:
+            self.conf.include = tuple(include)
+        self.conf.update(settings)
+        self._tasks = TaskRegistry()
+        self._task_base = task_cls or BaseTask
+        self._bound_task_cls: type[BaseTask[Any, Any]] | None = None
+        self._autodiscover: list[tuple[Any, str]] = []
+        self._broker: Broker | None = None
+        self._backend: ResultBackend | None = None
+        self._router: Router | None = None
+        self.producer = Producer(self)
+        self.finalized = False
+        if set_as_current:
+            self.set_current()
+        shared.register_app(self)
+
+    def __repr__(self) -> str:
+        return f"<Celeriac {self.main or '__main__'} at {id(self):#x}>"
+
+    def set_current(self) -> None:
+        set_current_app(self)
+
+    def config_from_object(self, obj: Any, namespace: str | None = None) -> None:
+        self.conf.config_from_object(obj, namespace=namespace)
+        self._router = None
+
+    # -- engines ----------------------------------------------------------------------------
+    @property
+    def broker(self) -> Broker:
+        if self._broker is None:
+            conf = self.conf
+            self._broker = create_broker(
+                conf.broker_url, conf.broker_transport_options, conf.task_delivery_limit
+            )
+        return self._broker
+
+    @property
+    def backend(self) -> ResultBackend:
+        if self._backend is None:
+            conf = self.conf
+            self._backend = create_backend(
+                conf.result_backend,
+                conf.result_expires,
+                conf.result_serializer,
+                conf.result_accept_content or conf.accept_content,
+            )
+        return self._backend
+
+    @property
+    def router(self) -> Router:
+        if self._router is None:
+            conf = self.conf
+            self._router = Router(
+                conf.task_routes,
+                conf.task_queues,
+                conf.task_default_queue,
+                conf.task_create_missing_queues,
+            )
+        return self._router
+
+    def close(self) -> None:
+        if self._broker is not None:
+            self._broker.close()
+        if self._backend is not None:
+            self._backend.close()
+
+    # -- tasks ------------------------------------------------------------------------------
+    @property
+    def Task(self) -> type[BaseTask[Any, Any]]:
+        """The task base class bound to this app (``class MyTask(app.Task)``)."""
+        if self._bound_task_cls is None:
+            self._bound_task_cls = self._bind_base(self._task_base)
+        return self._bound_task_cls
+
+    def _bind_base(self, base: type[BaseTask[Any, Any]]) -> type[BaseTask[Any, Any]]:
+        if base._app is self:
+            return base
+        bound = type(base.__name__, (base,), {"_app": self, "__module__": base.__module__})
+        return bound
+
+    @property
+    def tasks(self) -> TaskRegistry:
+        self.finalize()
+        return self._tasks
+
+    @overload
+    def task(self, fun: Callable[P, R], /) -> BaseTask[P, R]: ...
+
+    @overload
+    def task(
+        self, *, bind: Literal[True], name: str | None = ..., base: Any = ..., **options: Any
+    ) -> Callable[[Callable[Concatenate[Any, P], R]], BaseTask[P, R]]: ...
+
+    @overload
+    def task(
+        self,
+        *,
+        bind: Literal[False] = ...,
+        name: str | None = ...,
+        base: Any = ...,
+        **options: Any,
+    ) -> Callable[[Callable[P, R]], BaseTask[P, R]]: ...
+
+    def task(self, *args: Any, **options: Any) -> Any:
+        """``@app.task`` or ``@app.task(name=..., bind=True, base=..., max_retries=...)``."""
+        if len(args) == 1 and callable(args[0]) and not options:
+            return self._task_from_fun(args[0])
+        if args:
+            raise TypeError("@app.task takes keyword options only: @app.task(bind=True)")
+
+        def decorate(fun: Callable[..., Any]) -> Any:
+            return self._task_from_fun(fun, **options)
+
+        return decorate
+
+    def gen_task_name(self, name: str, module: str) -> str:
+        if module == "__main__" and self.main:
+            module = self.main
+        return f"{module}.{name}"
+
+    def _task_from_fun(
+        self,
+        fun: Callable[..., Any],
+        name: str | None = None,
+        base: type[BaseTask[Any, Any]] | None = None,
+        bind: bool = False,
+        **options: Any,
+    ) -> BaseTask[Any, Any]:
+        name = name or self.gen_task_name(fun.__name__, fun.__module__)
+        if name in self._tasks:
+            return self._tasks[name]  # type: ignore[no-any-return]
+        parent = self._bind_base(base) if base is not None else self.Task
+        attributes = {
+            "name": name,
+            "run": fun if bind else staticmethod(fun),
+            "__doc__": fun.__doc__,
+            "__module__": fun.__module__,
+            "__qualname__": getattr(fun, "__qualname__", fun.__name__),
+            "__wrapped__": fun,
+            "_decorated": True,
+            **options,
+        }
+        task: BaseTask[Any, Any] = type(fun.__name__, (parent,), attributes)()
+        task.__dict__["__name__"] = fun.__name__
+        self._tasks[name] = task
+        return task
+
+    def register_task(self, task: Any, **options: Any) -> BaseTask[Any, Any]:
+        """Register a class-based task (a ``Task`` subclass or instance)."""
+        instance = cast("BaseTask[Any, Any]", task() if inspect.isclass(task) else task)
+        cls = type(instance)
+        if cls._app is None:
+            cls._app = self
+        if not instance.name:
+            cls.name = self.gen_task_name(cls.__name__, cls.__module__)
+        for key, value in options.items():
+            setattr(instance, key, value)
+        self._tasks[str(instance.name)] = instance
+        return instance
+
+    def autodiscover_tasks(
+        self,
+        packages: Sequence[str] | Callable[[], Sequence[str]] | None = None,
+        related_name: str = "tasks",
+        force: bool = False,
+    ) -> None:
+        """Import ``<package>.tasks`` for each package, now (``force``) or at finalize."""
+        self._autodiscover.append((packages, related_name))
+        if force or self.finalized:
+            self._import_related(packages, related_name)
+
+    def _import_related(self, packages: Any, related_name: str) -> None:
+        for package in (packages() if callable(packages) else packages) or ():
+            module = f"{package}.{related_name}"
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name not in (module, package):
+                    raise  # the tasks module exists but an import inside it failed
+
+    def finalize(self) -> None:
+        """Import ``imports``, ``include`` and autodiscovered modules (once)."""
+        if self.finalized:
+            return
+        self.finalized = True
+        for module in (*self.conf.imports, *self.conf.include):
+            importlib.import_module(module)
+        for packages, related_name in self._autodiscover:
+            self._import_related(packages, related_name)
+
+    # -- calling ----------------------------------------------------------------------------
+    def send_task(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        task_id: str | None = None,
+        **options: Any,
+    ) -> AsyncResult[Any]:
+        """Send a task by name (it need not be registered in this process)."""
+        return self.producer.send_task(name, args, kwargs, task_id=task_id or new_id(), **options)
+
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:
+        return AsyncResult(task_id, app=self, **kwargs)
+
+    def signature(self, *args: Any, **kwargs: Any) -> Signature:
+        kwargs.setdefault("app", self)
+        return signature(*args, **kwargs)
+
+
+set_default_app_factory(lambda: Celeriac("default", set_as_current=False))

@@ -1,0 +1,72 @@
+"""Building engines from URLs: the one place that maps a URL scheme to an engine class.
+
+Settings are turned into constructor arguments here, so engines never read ``app.conf``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from celeriac.brokers.base import Broker
+from celeriac.brokers.memory import MemoryBroker
+from celeriac.exceptions import ImproperlyConfigured
+from celeriac.results.base import DisabledBackend, ResultBackend
+from celeriac.results.memory import MemoryBackend
+
+# Schemes whose engines land in later releases; named so the error can say so.
+_PLANNED = {"redis", "rediss", "unix", "sentinel", "amqp", "amqps", "pyamqp"}
+
+
+def _scheme(url: str) -> str:
+    return urlsplit(url).scheme.lower()
+
+
+def create_broker(
+    url: str | None, transport_options: Mapping[str, Any], delivery_limit: int
+) -> Broker:
+    scheme = _scheme(url or "memory://")
+    lease = float(transport_options.get("visibility_timeout", 30.0))
+    if scheme == "memory":
+        return MemoryBroker(lease_seconds=lease, delivery_limit=delivery_limit)
+    if scheme in _PLANNED:
+        raise ImproperlyConfigured(
+            f"broker URL scheme {scheme!r} is not available in this build of celeriac yet; "
+            f"use 'memory://' for now"
+        )
+    raise ImproperlyConfigured(
+        f"unknown broker URL scheme {scheme!r} in {url!r}: use memory://, redis://, "
+        f"rediss://, unix://, amqp:// or amqps://. (A relational database is never a broker.)"
+    )
+
+
+def expires_seconds(value: dt.timedelta | float | None) -> float | None:
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return None if value is None else float(value)
+
+
+def create_backend(
+    url: str | None,
+    expires: dt.timedelta | float | None,
+    serializer: str,
+    accept_content: Sequence[str],
+) -> ResultBackend:
+    if url is None:
+        return DisabledBackend()
+    scheme = _scheme(url)
+    options: dict[str, Any] = {
+        "expires": expires_seconds(expires),
+        "serializer": serializer,
+        "accept_content": accept_content,
+    }
+    if scheme in MemoryBackend.schemes:
+        return MemoryBackend(**options)
+    if scheme in _PLANNED:
+        raise ImproperlyConfigured(
+            f"result backend scheme {scheme!r} is not available in this build of celeriac "
+            f"yet; use 'cache+memory://' for now"
+        )
+    raise ImproperlyConfigured(f"unknown result backend {url!r}: use cache+memory:// or redis://")

@@ -1,0 +1,233 @@
+"""``Producer``: turns a task call into a message and publishes it (``app.send_task``).
+
+Reads the app's settings (serializer, size limit, routes, publish retry policy) and
+talks to the broker only through ``Broker.publish``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from celeriac import signals
+from celeriac._context import get_current_request
+from celeriac.brokers.base import MAX_PRIORITY, MIN_PRIORITY, OutboundMessage
+from celeriac.exceptions import BrokerConnectionError
+from celeriac.messages.protocol import task_message
+from celeriac.result import AsyncResult
+
+if TYPE_CHECKING:
+    from celeriac.app.base import Celeriac
+
+# Options Celery accepts that mean nothing here (kombu-level knobs); taken and dropped.
+_IGNORED_OPTIONS = frozenset(
+    {
+        "exchange",
+        "exchange_type",
+        "compression",
+        "add_to_parent",
+        "producer",
+        "connection",
+        "router",
+        "result_cls",
+        "publisher",
+        "route_name",
+        "mandatory",
+        "delivery_mode",
+        "declare",
+        "immediate",
+        "max_retries",
+    }
+)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+
+
+def resolve_eta(countdown: float | None, eta: Any, now: float) -> dt.datetime | None:
+    if countdown is not None:
+        return dt.datetime.fromtimestamp(now + float(countdown), dt.timezone.utc)
+    if eta is None:
+        return None
+    if isinstance(eta, str):
+        eta = dt.datetime.fromisoformat(eta)
+    if not isinstance(eta, dt.datetime):
+        raise TypeError(f"eta must be a datetime, not {type(eta).__name__}")
+    return _utc(eta)
+
+
+def resolve_expires(expires: Any, now: float) -> dt.datetime | None:
+    if expires is None:
+        return None
+    if isinstance(expires, (int, float)):
+        return dt.datetime.fromtimestamp(now + float(expires), dt.timezone.utc)
+    if isinstance(expires, dt.timedelta):
+        return dt.datetime.fromtimestamp(now + expires.total_seconds(), dt.timezone.utc)
+    if isinstance(expires, str):
+        expires = dt.datetime.fromisoformat(expires)
+    if not isinstance(expires, dt.datetime):
+        raise TypeError(f"expires must be seconds or a datetime, not {type(expires).__name__}")
+    return _utc(expires)
+
+
+def _signature_dicts(value: Any) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    items = [value] if isinstance(value, Mapping) else list(value)
+    return [dict(item) for item in items] or None
+
+
+class Producer:
+    def __init__(self, app: Celeriac) -> None:
+        self.app = app
+
+    def send_task(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        task_id: str,
+        task_type: Any = None,
+        **options: Any,
+    ) -> AsyncResult[Any]:
+        unknown = set(options) - _KNOWN_OPTIONS - _IGNORED_OPTIONS
+        if unknown:
+            raise TypeError(
+                f"apply_async() got unknown option(s) {', '.join(sorted(unknown))} for task "
+                f"{name!r}; see docs/calling.md for the options"
+            )
+        args, kwargs = tuple(args or ()), dict(kwargs or {})
+        conf = self.app.conf
+        if options.get("queue") is None and options.get("routing_key"):
+            options["queue"] = options["routing_key"]
+        route = self.app.router.route(name, args, kwargs, options, task=task_type)
+        priority = self._priority(route.get("priority"))
+        now = time.time()
+        eta = resolve_eta(route.get("countdown"), route.get("eta"), now)
+        parent = get_current_request()
+        message = task_message(
+            task_name=name,
+            task_id=task_id,
+            args=args,
+            kwargs=kwargs,
+            serializer=route.get("serializer") or conf.task_serializer,
+            max_size=conf.task_message_max_size,
+            arg_names=task_type.arg_names() if task_type is not None else (),
+            eta=eta,
+            expires=resolve_expires(route.get("expires"), now),
+            retries=int(route.get("retries") or 0),
+            root_id=route.get("root_id") or (parent.root_id if parent else None),
+            parent_id=route.get("parent_id") or (parent.id if parent else None),
+            group_id=route.get("group_id"),
+            group_index=route.get("group_index"),
+            time_limit=route.get("time_limit"),
+            soft_time_limit=route.get("soft_time_limit"),
+            ignore_result=bool(route.get("ignore_result")),
+            callbacks=_signature_dicts(route.get("link")),
+            errbacks=_signature_dicts(route.get("link_error")),
+            chain=route.get("chain"),
+            chord=route.get("chord"),
+            shadow=route.get("shadow"),
+            priority=priority,
+            reply_to=route.get("reply_to"),
+            extra_headers=route.get("headers"),
+            idempotency_key=route.get("idempotency_key"),
+        )
+        queue = route["queue"]
+        signals.before_task_publish.send(
+            sender=name,
+            body=message.body,
+            exchange="",
+            routing_key=queue,
+            headers=message.headers,
+            properties=message.properties,
+            declare=[],
+            retry_policy=route.get("retry_policy"),
+        )
+        outbound = OutboundMessage(
+            queue,
+            message.encode(),
+            task_id,
+            priority or MIN_PRIORITY,
+            eta.timestamp() if eta is not None else None,
+        )
+        self._publish(outbound, route.get("retry"), route.get("retry_policy"))
+        signals.after_task_publish.send(
+            sender=name,
+            body=message.body,
+            exchange="",
+            routing_key=queue,
+            headers=message.headers,
+        )
+        return AsyncResult(task_id, task_name=name, app=self.app)
+
+    def _priority(self, priority: Any) -> int | None:
+        if priority is None:
+            priority = self.app.conf.task_default_priority
+            parent = get_current_request()
+            if priority is None and parent and self.app.conf.task_inherit_parent_priority:
+                priority = parent.delivery_info.get("priority")
+        if priority is None:
+            return None
+        if not isinstance(priority, int) or not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+            raise ValueError(
+                f"priority must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY} "
+                f"({MAX_PRIORITY} is served first), not {priority!r}"
+            )
+        return priority
+
+    def _publish(
+        self, outbound: OutboundMessage, retry: bool | None, policy: Mapping[str, Any] | None
+    ) -> None:
+        conf = self.app.conf
+        retry = conf.task_publish_retry if retry is None else retry
+        policy = {**conf.task_publish_retry_policy, **(policy or {})}
+        attempts = int(policy.get("max_retries", 3)) if retry else 0
+        interval = float(policy.get("interval_start", 0))
+        for attempt in range(attempts + 1):
+            try:
+                self.app.broker.publish(outbound)
+                return
+            except BrokerConnectionError:
+                if attempt == attempts:
+                    raise
+                time.sleep(interval)  # back off before the next attempt (a retry policy)
+                interval = min(
+                    interval + float(policy.get("interval_step", 0.2)),
+                    float(policy.get("interval_max", 0.2)),
+                )
+
+
+_KNOWN_OPTIONS = frozenset(
+    {
+        "countdown",
+        "eta",
+        "expires",
+        "queue",
+        "routing_key",
+        "priority",
+        "serializer",
+        "retries",
+        "root_id",
+        "parent_id",
+        "group_id",
+        "group_index",
+        "time_limit",
+        "soft_time_limit",
+        "ignore_result",
+        "link",
+        "link_error",
+        "chain",
+        "chord",
+        "shadow",
+        "reply_to",
+        "headers",
+        "idempotency_key",
+        "retry",
+        "retry_policy",
+    }
+)

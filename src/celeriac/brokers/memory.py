@@ -1,0 +1,403 @@
+"""The in-process ``memory`` engine: the reference whose behaviour every other engine matches.
+
+Owns the ready heaps, delayed heaps, leases and dead letters of one process behind one
+``threading.Lock``, so a sync producer and async consumers on several event loops (in
+several threads) can share one instance. Imports only ``celeriac.brokers.base`` and the
+stdlib; it must never import another engine or the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from celeriac.brokers.base import (
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    Broker,
+    DeadLetter,
+    DeadLetterReason,
+    Delivery,
+    OutboundMessage,
+)
+
+
+@dataclass(eq=False)
+class _Stored:
+    """A message as the broker holds it; ``seq`` fixes its place within its priority."""
+
+    queue: str
+    payload: bytes
+    message_id: str
+    priority: int
+    seq: int
+    delivery_count: int = 0  # deliveries so far; the next hand-out shows this + 1
+
+
+@dataclass(eq=False)
+class _Lease:
+    message: _Stored
+    deadline: float  # clock() time; at or after it the lease is lost
+
+
+@dataclass(eq=False)
+class _Queue:
+    # Heaps: ready is ordered by (-priority, seq), so higher priority first, FIFO within one.
+    ready: list[tuple[int, int, _Stored]] = field(default_factory=list)
+    delayed: list[tuple[float, int, _Stored]] = field(default_factory=list)  # by (eta, seq)
+    # (deadline, token) of leases on this queue. Entries go stale when a lease is
+    # extended or ended; they are dropped lazily when they reach the top.
+    expiries: list[tuple[float, str]] = field(default_factory=list)
+    # entry_id -> (letter, priority); dict order is insertion order, i.e. oldest first.
+    # The priority is kept so a replayed message is served as it was published.
+    dead: dict[str, tuple[DeadLetter, int]] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """A ``fetch`` asleep on its own event loop until a message may be ready for it."""
+
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[None]
+    queues: frozenset[str]
+    wake_at: float  # clock() time it wakes by itself; -inf once someone woke it
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def check_priority(priority: int) -> None:
+    """Refuse a priority outside the range every engine serves."""
+    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise ValueError(
+            f"priority must be from {MIN_PRIORITY} to {MAX_PRIORITY} "
+            f"(higher is served first), got {priority!r}"
+        )
+
+
+class MemoryBroker(Broker):
+    """All state in this process; safe to share between threads and event loops.
+
+    ``requeue`` and an expired lease put the message back at its original place in its
+    priority (it keeps its publish sequence), so it is served before messages published
+    after it, "as if this delivery had not happened". A replayed dead letter goes to the
+    back of its priority. A lease is lost at its deadline, observed by any call that
+    touches the queue, even if no other consumer has taken the message yet.
+    """
+
+    schemes = ("memory",)
+
+    def __init__(
+        self,
+        *,
+        lease_seconds: float = 30.0,
+        delivery_limit: int = 5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(lease_seconds=lease_seconds, delivery_limit=delivery_limit)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._queues: dict[str, _Queue] = {}
+        self._leases: dict[str, _Lease] = {}  # token -> lease, for every in-flight message
+        self._waiters: list[_Waiter] = []
+        self._seq = itertools.count()
+        self._rotation = 0  # which requested queue a fetch looks at first, among equals
+
+    # -- producer ---------------------------------------------------------------------------
+    def publish(self, message: OutboundMessage) -> None:
+        self.publish_many([message])
+
+    def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
+        # Validate everything first so a bad message in a batch publishes nothing.
+        for message in messages:
+            check_priority(message.priority)
+        with self._lock:
+            now = self._clock()
+            for message in messages:
+                self._store(message, now)
+
+    async def publish_async(self, message: OutboundMessage) -> None:
+        self.publish(message)  # no I/O: the lock is only ever held briefly
+
+    async def publish_many_async(self, messages: Sequence[OutboundMessage]) -> None:
+        self.publish_many(messages)
+
+    # -- consumer ---------------------------------------------------------------------------
+    async def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
+        names = list(dict.fromkeys(queues))  # de-duplicated, order kept
+        if limit < 1 or not names:
+            return []
+        loop = asyncio.get_running_loop()
+        give_up = time.monotonic() + max(timeout, 0.0)
+        while True:
+            with self._lock:
+                now = self._clock()
+                for name in names:
+                    self._refresh(name, now)
+                taken = self._take(names, limit, now)
+                remaining = give_up - time.monotonic()
+                if taken or remaining <= 0:
+                    return taken
+                # Wake by ourselves when the caller's timeout ends, or when a delayed
+                # message falls due or a lease expires on one of our queues; publish,
+                # requeue and replay wake us sooner (see _wake).
+                wake_at = min(now + remaining, self._next_due(names))
+                waiter = _Waiter(loop, loop.create_future(), frozenset(names), wake_at)
+                self._waiters.append(waiter)
+            try:
+                await self._sleep(waiter, max(wake_at - now, 0.0))
+            finally:
+                with self._lock:
+                    self._waiters.remove(waiter)
+
+    async def ack(self, delivery: Delivery) -> bool:
+        with self._lock:
+            return self._end_lease(delivery, self._clock()) is not None
+
+    async def requeue(self, delivery: Delivery) -> bool:
+        with self._lock:
+            message = self._end_lease(delivery, self._clock())
+            if message is None:
+                return False
+            message.delivery_count -= 1  # as if this delivery had not happened
+            self._make_ready(message)
+            return True
+
+    async def dead_letter(
+        self, delivery: Delivery, reason: DeadLetterReason, detail: str = ""
+    ) -> bool:
+        reason = DeadLetterReason(reason)
+        with self._lock:
+            now = self._clock()
+            message = self._end_lease(delivery, now)
+            if message is None:
+                return False
+            self._bury(message, reason, detail, now)
+            return True
+
+    async def extend(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        lost: list[Delivery] = []
+        with self._lock:
+            now = self._clock()
+            for name in {delivery.queue for delivery in deliveries}:
+                self._refresh(name, now)  # a lease past its deadline is lost, not renewed
+            for delivery in deliveries:
+                lease = self._leases.get(delivery.token)
+                if lease is None:
+                    lost.append(delivery)
+                    continue
+                lease.deadline = now + self.lease_seconds
+                heapq.heappush(
+                    self._queue(delivery.queue).expiries, (lease.deadline, delivery.token)
+                )
+        return lost
+
+    # -- admin ------------------------------------------------------------------------------
+    def queue_length(self, queue: str) -> int:
+        with self._lock:
+            state = self._refreshed(queue)
+            return len(state.ready) if state else 0
+
+    def delayed_count(self, queue: str) -> int:
+        with self._lock:
+            state = self._refreshed(queue)
+            return len(state.delayed) if state else 0
+
+    def purge(self, queue: str) -> int:
+        with self._lock:
+            state = self._refreshed(queue)
+            if state is None:
+                return 0
+            dropped = len(state.ready) + len(state.delayed)
+            state.ready.clear()
+            state.delayed.clear()
+            return dropped
+
+    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        with self._lock:
+            state = self._refreshed(queue)
+            if state is None:
+                return []
+            return [letter for letter, _ in itertools.islice(state.dead.values(), max(limit, 0))]
+
+    def replay_dead_letters(self, queue: str, entry_ids: Sequence[str] | None = None) -> int:
+        with self._lock:
+            state = self._refreshed(queue)
+            if state is None:
+                return 0
+            chosen = list(state.dead) if entry_ids is None else entry_ids
+            replayed = 0
+            for entry_id in chosen:
+                entry = state.dead.pop(entry_id, None)
+                if entry is None:
+                    continue  # unknown or already replayed: nothing to do
+                letter, priority = entry
+                seq = next(self._seq)
+                self._make_ready(_Stored(queue, letter.payload, letter.message_id, priority, seq))
+                replayed += 1
+            return replayed
+
+    def purge_dead_letters(self, queue: str) -> int:
+        with self._lock:
+            state = self._queues.get(queue)
+            if state is None:
+                return 0
+            dropped = len(state.dead)
+            state.dead.clear()
+            return dropped
+
+    # -- internals (every method below runs with self._lock held) ---------------------------
+    def _queue(self, name: str) -> _Queue:
+        state = self._queues.get(name)
+        if state is None:
+            state = self._queues[name] = _Queue()
+        return state
+
+    def _refreshed(self, name: str) -> _Queue | None:
+        self._refresh(name, self._clock())
+        return self._queues.get(name)
+
+    def _store(self, message: OutboundMessage, now: float) -> None:
+        stored = _Stored(
+            message.queue, message.payload, message.message_id, message.priority, next(self._seq)
+        )
+        if message.eta is not None and message.eta > now:
+            heapq.heappush(self._queue(message.queue).delayed, (message.eta, stored.seq, stored))
+            self._wake(message.queue, message.eta)  # waiters may plan to sleep past the eta
+        else:
+            self._make_ready(stored)
+
+    def _make_ready(self, message: _Stored) -> None:
+        heapq.heappush(self._queue(message.queue).ready, (-message.priority, message.seq, message))
+        self._wake(message.queue, -math.inf)
+
+    def _wake(self, queue: str, at: float) -> None:
+        """Wake the waiters on ``queue`` that planned to sleep past ``at``, to re-plan."""
+        for waiter in self._waiters:
+            if queue in waiter.queues and at < waiter.wake_at:
+                waiter.wake_at = -math.inf  # woken once is enough
+                # RuntimeError: its loop is closed, so that fetch will never resume anyway.
+                with contextlib.suppress(RuntimeError):
+                    waiter.loop.call_soon_threadsafe(_resolve, waiter.future)
+
+    def _refresh(self, name: str, now: float) -> None:
+        """Move due delayed messages to ready and take back leases past their deadline."""
+        state = self._queues.get(name)
+        if state is None:
+            return
+        while state.delayed and state.delayed[0][0] <= now:
+            _, _, message = heapq.heappop(state.delayed)
+            self._make_ready(message)
+        while state.expiries:
+            deadline, token = state.expiries[0]
+            lease = self._leases.get(token)
+            if lease is not None and lease.deadline == deadline and deadline > now:
+                break  # the earliest live lease has not expired
+            heapq.heappop(state.expiries)
+            if lease is None or lease.deadline != deadline:
+                continue  # stale entry: the lease was ended or extended since
+            del self._leases[token]
+            self._expire(lease.message, now)
+
+    def _expire(self, message: _Stored, now: float) -> None:
+        if message.delivery_count >= self.delivery_limit:
+            detail = (
+                f"lease expired without an outcome on delivery {message.delivery_count} "
+                f"(delivery_limit={self.delivery_limit})"
+            )
+            self._bury(message, DeadLetterReason.DELIVERY_LIMIT, detail, now)
+        else:
+            self._make_ready(message)
+
+    def _next_due(self, names: Sequence[str]) -> float:
+        """The earliest eta or lease deadline on ``names``: when a fetch must look again."""
+        due = math.inf
+        for name in names:
+            state = self._queues.get(name)
+            if state is None:
+                continue
+            if state.delayed:
+                due = min(due, state.delayed[0][0])
+            if state.expiries:  # may be a stale entry; waking early is harmless
+                due = min(due, state.expiries[0][0])
+        return due
+
+    def _take(self, names: list[str], limit: int, now: float) -> list[Delivery]:
+        # Start at a different queue on each call and rotate after each pick, so among
+        # equal priorities no requested queue starves; a higher priority always wins.
+        start = self._rotation % len(names)
+        self._rotation += 1
+        order = names[start:] + names[:start]
+        taken: list[Delivery] = []
+        while len(taken) < limit:
+            best: tuple[str, _Queue] | None = None
+            for name in order:
+                state = self._queues.get(name)
+                # ready[0][0] is -priority; a strict "<" keeps the first queue among equals.
+                if (
+                    state
+                    and state.ready
+                    and (best is None or state.ready[0][0] < best[1].ready[0][0])
+                ):
+                    best = (name, state)
+            if best is None:
+                break
+            _, _, message = heapq.heappop(best[1].ready)
+            taken.append(self._lease(message, now))
+            order.remove(best[0])
+            order.append(best[0])
+        return taken
+
+    def _lease(self, message: _Stored, now: float) -> Delivery:
+        token = uuid.uuid4().hex
+        message.delivery_count += 1
+        deadline = now + self.lease_seconds
+        self._leases[token] = _Lease(message, deadline)
+        heapq.heappush(self._queue(message.queue).expiries, (deadline, token))
+        self._wake(message.queue, deadline)  # a waiter must notice this lease expiring
+        return Delivery(
+            broker=self,
+            queue=message.queue,
+            payload=message.payload,
+            message_id=message.message_id,
+            delivery_count=message.delivery_count,
+            priority=message.priority,
+            token=token,
+        )
+
+    def _end_lease(self, delivery: Delivery, now: float) -> _Stored | None:
+        """End ``delivery``'s lease and return its message; None if the lease was lost."""
+        self._refresh(delivery.queue, now)
+        lease = self._leases.pop(delivery.token, None)
+        return None if lease is None else lease.message
+
+    def _bury(self, message: _Stored, reason: DeadLetterReason, detail: str, now: float) -> None:
+        entry_id = uuid.uuid4().hex
+        letter = DeadLetter(
+            entry_id=entry_id,
+            queue=message.queue,
+            message_id=message.message_id,
+            payload=message.payload,
+            reason=reason,
+            detail=detail,
+            delivery_count=message.delivery_count,
+            dead_lettered_at=now,
+        )
+        self._queue(message.queue).dead[entry_id] = (letter, message.priority)
+
+    async def _sleep(self, waiter: _Waiter, delay: float) -> None:
+        handle = waiter.loop.call_later(delay, _resolve, waiter.future)
+        try:
+            await waiter.future
+        finally:
+            handle.cancel()

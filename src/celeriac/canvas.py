@@ -1,0 +1,208 @@
+"""Signatures: a task call as plain data (task name, args, kwargs, options).
+
+Pure logic: imports only ``_context``. A ``Signature`` is a dict so it travels inside
+messages as JSON and comes back with ``signature(d)``. It reaches its task through the
+app it was made by (or the current app) at call time. Workflows (chain, group, chord)
+build on this module in the canvas layer.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from celeriac._context import get_current_app
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, Mapping):  # one signature
+        return [value]
+    return list(value)
+
+
+class Signature(dict[str, Any]):
+    """A task call that can be passed around, stored, and applied later."""
+
+    def __init__(
+        self,
+        task: Any = None,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        type: Any = None,
+        subtask_type: str | None = None,
+        immutable: bool = False,
+        app: Any = None,
+        **extra: Any,
+    ) -> None:
+        self._app = app
+        if isinstance(task, Mapping):  # signature(dict) round trip
+            super().__init__(copy.deepcopy(dict(task)))
+            self.setdefault("options", {})
+            self.setdefault("immutable", False)
+            return
+        self._type = type if type is not None else (task if not isinstance(task, str) else None)
+        name = task if isinstance(task, str) else getattr(task, "name", None)
+        super().__init__(
+            task=name,
+            args=tuple(args or ()),
+            kwargs=dict(kwargs or {}),
+            options={**(options or {}), **extra},
+            subtask_type=subtask_type,
+            immutable=immutable,
+        )
+
+    # -- fields -----------------------------------------------------------------------------
+    @property
+    def task(self) -> str:
+        return str(self["task"])
+
+    name = task
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        return tuple(self.get("args") or ())
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.get("kwargs") or {})
+
+    @property
+    def options(self) -> dict[str, Any]:
+        options: dict[str, Any] = self.setdefault("options", {})
+        return options
+
+    @property
+    def immutable(self) -> bool:
+        return bool(self.get("immutable"))
+
+    @property
+    def subtask_type(self) -> str | None:
+        return self.get("subtask_type")
+
+    @property
+    def id(self) -> str | None:
+        return self.options.get("task_id")
+
+    @property
+    def app(self) -> Any:
+        return self._app if getattr(self, "_app", None) is not None else get_current_app()
+
+    @property
+    def type(self) -> Any:
+        """The registered task this signature calls."""
+        cached = getattr(self, "_type", None)
+        return cached if cached is not None else self.app.tasks[self.task]
+
+    # -- building ---------------------------------------------------------------------------
+    def _merge(
+        self, args: Iterable[Any] | None, kwargs: Mapping[str, Any] | None, options: Any
+    ) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]]:
+        merged_options = {**self.options, **(options or {})}
+        if self.immutable:
+            return self.args, self.kwargs, merged_options
+        # As in Celery, call-time args go first: a chain passes the previous result as
+        # the first argument of the next task.
+        return tuple(args or ()) + self.args, {**self.kwargs, **(kwargs or {})}, merged_options
+
+    def clone(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Signature:
+        new_args, new_kwargs, new_options = self._merge(args, kwargs, options)
+        cloned = Signature(
+            self.task,
+            new_args,
+            new_kwargs,
+            copy.deepcopy(new_options),
+            subtask_type=self.subtask_type,
+            immutable=self.immutable,
+            app=getattr(self, "_app", None),
+        )
+        cloned._type = getattr(self, "_type", None)
+        return cloned
+
+    def set(self, immutable: bool | None = None, **options: Any) -> Signature:
+        """Set call options (countdown, queue, ...); returns the signature for chaining."""
+        if immutable is not None:
+            self["immutable"] = immutable
+        self.options.update(options)
+        return self
+
+    def set_immutable(self, immutable: bool) -> None:
+        self["immutable"] = immutable
+
+    def link(self, callback: Mapping[str, Any]) -> Mapping[str, Any]:
+        self.options.setdefault("link", [])
+        self.options["link"] = [*_as_list(self.options["link"]), callback]
+        return callback
+
+    def link_error(self, errback: Mapping[str, Any]) -> Mapping[str, Any]:
+        self.options["link_error"] = [*_as_list(self.options.get("link_error")), errback]
+        return errback
+
+    def on_error(self, errback: Mapping[str, Any]) -> Signature:
+        self.link_error(errback)
+        return self
+
+    # -- calling ----------------------------------------------------------------------------
+    def apply_async(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        call_args, call_kwargs, call_options = self._merge(args, kwargs, options)
+        try:
+            task = self.type
+        except KeyError:  # not registered here: send by name, as Celery's send_task
+            return self.app.send_task(self.task, call_args, call_kwargs, **call_options)
+        return task.apply_async(call_args, call_kwargs, **call_options)
+
+    def delay(self, *args: Any, **kwargs: Any) -> Any:
+        return self.apply_async(args, kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the task's function in this process, like ``task(*args)``."""
+        call_args, call_kwargs, _ = self._merge(args, kwargs, None)
+        return self.type(*call_args, **call_kwargs)
+
+    def apply(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        call_args, call_kwargs, call_options = self._merge(args, kwargs, options)
+        return self.type.apply(call_args, call_kwargs, **call_options)
+
+    def __repr__(self) -> str:
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        mark = "si" if self.immutable else "s"
+        return f"{self.get('task')}.{mark}({', '.join(parts)})"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Signature:
+        return Signature(copy.deepcopy(dict(self), memo), app=getattr(self, "_app", None))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Signature, (dict(self),))
+
+
+def signature(varies: Any, *args: Any, **kwargs: Any) -> Signature:
+    """Build a Signature from a task name, a task, or a dict (the JSON form)."""
+    if isinstance(varies, Signature):
+        return varies.clone()
+    if isinstance(varies, Mapping):
+        return Signature(varies, app=kwargs.get("app"))
+    return Signature(varies, *args, **kwargs)
+
+
+subtask = signature
+maybe_signature = signature
+
+__all__ = ["Signature", "maybe_signature", "signature", "subtask"]

@@ -1,0 +1,161 @@
+"""``app.conf``: a mapping of Celery's lowercase setting names, with defaults and checks.
+
+Imports ``config.settings`` and leaves. An unknown or misspelt name warns with the
+closest declared name (R10.3); a value of the wrong type fails with the expected type.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import importlib
+import inspect
+import warnings
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Any
+
+from celeriac.config.settings import SETTINGS, Setting
+from celeriac.exceptions import ImproperlyConfigured
+
+
+class UnknownSettingWarning(UserWarning):
+    """A setting name celeriac does not know (often a misspelling)."""
+
+
+def closest_setting(name: str) -> str | None:
+    matches = difflib.get_close_matches(name.lower(), SETTINGS, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _coerce(setting: Setting, value: Any) -> Any:
+    """Accept the declared types; read numbers and booleans from strings (env vars)."""
+    if setting.accepts(value):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if bool in setting.types and text in {"true", "1", "yes", "on", "false", "0", "no", "off"}:
+            return text in {"true", "1", "yes", "on"}
+        for kind in (int, float):
+            if kind in setting.types:
+                try:
+                    return kind(text)
+                except ValueError:
+                    pass
+    expected = " or ".join(t.__name__ for t in setting.types)
+    raise ImproperlyConfigured(
+        f"setting {setting.name!r} must be {expected} (or None), "
+        f"not {type(value).__name__}: {value!r}"
+    )
+
+
+class Settings(MutableMapping[str, Any]):
+    """The app's configuration. ``conf.name``, ``conf['name']``, ``update``, namespaces."""
+
+    def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
+        object.__setattr__(self, "_values", {})
+        if initial:
+            self.update(initial)
+
+    # -- mapping ----------------------------------------------------------------------------
+    def __getitem__(self, key: str) -> Any:
+        values: dict[str, Any] = self._values
+        if key in values:
+            return values[key]
+        setting = SETTINGS.get(key)
+        if setting is None:
+            raise KeyError(key)
+        default = copy.copy(setting.default)  # never hand out the shared default
+        values[key] = default
+        return default
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        setting = SETTINGS.get(key)
+        if setting is None:
+            self._warn_unknown(key)
+        else:
+            value = _coerce(setting, value)
+        self._values[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(SETTINGS), **self._values})
+
+    def __len__(self) -> int:
+        return len(set(SETTINGS) | set(self._values))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values or key in SETTINGS
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            hint = closest_setting(name)
+            extra = f"; did you mean {hint!r}?" if hint else ""
+            raise AttributeError(f"no setting named {name!r}{extra}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __repr__(self) -> str:
+        return f"<Settings: {len(self._values)} set>"
+
+    def _warn_unknown(self, key: str) -> None:
+        hint = closest_setting(key)
+        if hint:
+            message = f"unknown setting {key!r}: did you mean {hint!r}?"
+        else:
+            message = (
+                f"unknown setting {key!r}: celeriac ignores it (see docs/configuration.md "
+                f"for the settings it reads)"
+            )
+        warnings.warn(message, UnknownSettingWarning, stacklevel=4)
+
+    # -- bulk -------------------------------------------------------------------------------
+    def changes(self) -> dict[str, Any]:
+        """Settings given a value by the user (defaults read so far included)."""
+        return dict(self._values)
+
+    def config_from_object(self, obj: Any, namespace: str | None = None) -> None:
+        """Load settings from an object, a module, or ``'pkg.module[:attr]'``.
+
+        With ``namespace='CELERY'`` only ``CELERY_``-prefixed names are read, the prefix
+        dropped and the rest lower-cased (``CELERY_BROKER_URL`` -> ``broker_url``), as in
+        Django projects.
+        """
+        if isinstance(obj, str):
+            obj = _import_object(obj)
+        for key, value in _public_values(obj):
+            if namespace:
+                prefix = namespace.upper().rstrip("_") + "_"
+                if not key.startswith(prefix):
+                    continue
+                key = key[len(prefix) :].lower()
+            elif key != key.lower():
+                continue  # constants and classes, not Celery-style lowercase settings
+            self[key] = value
+
+
+def _import_object(path: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"cannot import configuration module {module_name!r}: {exc}"
+        ) from exc
+    return getattr(module, attr) if attr else module
+
+
+def _public_values(obj: Any) -> Iterator[tuple[str, Any]]:
+    items = obj.items() if isinstance(obj, Mapping) else ((k, getattr(obj, k)) for k in dir(obj))
+    for key, value in items:
+        if key.startswith("_"):
+            continue
+        if inspect.ismodule(value) or inspect.isclass(value) or inspect.isroutine(value):
+            continue
+        yield key, value

@@ -1,0 +1,211 @@
+"""Every setting celeriac knows, declared once: name, default, accepted types, one-line doc.
+
+Pure data; imports nothing from celeriac. ``docs/configuration.md`` is checked against
+this table by a test. ``ours=True`` marks a setting Celery does not have;
+``differs`` names a default that is not Celery's (see docs/differences-from-celery.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+_NUM = (int, float)
+_SEQ = (list, tuple, set, frozenset)
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    default: Any
+    types: tuple[type, ...]
+    doc: str
+    ours: bool = False
+    differs: str | None = None  # Celery's default, when ours differs
+
+    def accepts(self, value: Any) -> bool:
+        if value is None:
+            return True
+        if bool in self.types or not isinstance(value, bool):
+            return isinstance(value, self.types)
+        return False
+
+
+def _s(name: str, default: Any, types: tuple[type, ...], doc: str, **kw: Any) -> Setting:
+    return Setting(name, default, types, doc, **kw)
+
+
+_DECLARED = [
+    # -- broker ------------------------------------------------------------------------------
+    _s(
+        "broker_url",
+        None,
+        (str,),
+        "Broker URL: `memory://`, `redis://`, `rediss://`, "
+        "`unix://`, `amqp://`, `amqps://`. Unset: `memory://` (in-process).",
+    ),
+    _s(
+        "broker_transport_options",
+        {},
+        (dict,),
+        "Engine options; `visibility_timeout` "
+        "(seconds) is the lease length of an in-flight message (default 30).",
+    ),
+    _s("broker_connection_retry", True, (bool,), "Retry a lost broker connection."),
+    _s("broker_connection_retry_on_startup", True, (bool,), "Retry the first connection."),
+    _s("broker_connection_max_retries", 100, (int,), "Connection attempts before giving up."),
+    _s("broker_connection_timeout", 4.0, _NUM, "Seconds to wait for a broker connection."),
+    _s("broker_heartbeat", 120.0, _NUM, "AMQP heartbeat interval in seconds."),
+    _s("broker_pool_limit", 10, (int,), "Connections kept per process for publishing."),
+    _s("broker_use_ssl", None, (bool, dict), "TLS options for `amqps://`/`rediss://`."),
+    # -- results -----------------------------------------------------------------------------
+    _s(
+        "result_backend",
+        None,
+        (str,),
+        "Result store URL: `cache+memory://`, `redis://`. "
+        "Unset: results are not stored and `AsyncResult.get()` raises a clear error.",
+    ),
+    _s(
+        "result_expires",
+        dt.timedelta(days=1),
+        (dt.timedelta, int, float),
+        "Time a result is kept (seconds or timedelta); None keeps it forever.",
+    ),
+    _s("result_serializer", "json", (str,), "Serializer for stored results."),
+    _s(
+        "result_accept_content",
+        None,
+        _SEQ,
+        "Content types read back from the result store; unset: `accept_content`.",
+    ),
+    _s("result_extended", False, (bool,), "Store name, args, kwargs and queue with results."),
+    _s("result_backend_transport_options", {}, (dict,), "Result engine options."),
+    # -- tasks -------------------------------------------------------------------------------
+    _s(
+        "task_serializer",
+        "json",
+        (str,),
+        "Serializer for task messages: json, msgpack, pickle (pickle also needs `accept_content`).",
+    ),
+    _s("accept_content", ["json"], _SEQ, "Serializers (or content types) a worker accepts."),
+    _s("task_always_eager", False, (bool,), "Run tasks locally on `apply_async`/`delay`."),
+    _s("task_eager_propagates", False, (bool,), "Eager tasks re-raise their exception."),
+    _s("task_store_eager_result", False, (bool,), "Eager tasks store results in the backend."),
+    _s("task_ignore_result", False, (bool,), "Do not store task results."),
+    _s("task_store_errors_even_if_ignored", False, (bool,), "Store failures when ignoring."),
+    _s("task_track_started", False, (bool,), "Record a STARTED state when a task starts."),
+    _s(
+        "task_acks_late",
+        True,
+        (bool,),
+        "Ack a message after its outcome, not before.",
+        differs="False",
+    ),
+    _s("task_acks_on_failure_or_timeout", True, (bool,), "Ack failed and timed-out tasks."),
+    _s(
+        "task_reject_on_worker_lost",
+        True,
+        (bool,),
+        "Redeliver a task whose worker died (bounded by `task_delivery_limit`).",
+        differs="None (False)",
+    ),
+    _s(
+        "task_delivery_limit",
+        5,
+        (int,),
+        "Deliveries without an outcome before a message goes to the dead letters.",
+        ours=True,
+    ),
+    _s(
+        "task_message_max_size",
+        1_048_576,
+        (int,),
+        "Largest message body in bytes; larger calls fail at call time. None: no limit.",
+        ours=True,
+    ),
+    _s("task_default_queue", "celery", (str,), "Queue for tasks with no route."),
+    _s("task_default_priority", None, (int,), "Priority 0-9 (9 first) for calls without one."),
+    _s("task_queues", None, (*_SEQ, dict), "Declared queues (names, or a name->options mapping)."),
+    _s(
+        "task_routes",
+        None,
+        (*_SEQ, dict),
+        "Routes: a mapping of task name or glob to options, a router function, or a list of those.",
+    ),
+    _s("task_create_missing_queues", True, (bool,), "Create queues named by routes on use."),
+    _s("task_time_limit", None, _NUM, "Hard time limit in seconds for every task."),
+    _s("task_soft_time_limit", None, _NUM, "Soft time limit in seconds for every task."),
+    _s("task_default_rate_limit", None, (str, int, float), "Rate limit for every task."),
+    _s("task_annotations", None, (*_SEQ, dict), "Attribute overrides per task name."),
+    _s("task_publish_retry", True, (bool,), "Retry publishing when the broker is down."),
+    _s(
+        "task_publish_retry_policy",
+        {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
+        (dict,),
+        "How publishing retries.",
+    ),
+    _s("task_inherit_parent_priority", False, (bool,), "Subtasks take the caller's priority."),
+    _s("task_protocol", 2, (int,), "Message protocol version (only 2)."),
+    _s("task_send_sent_event", False, (bool,), "Emit a task-sent event on publish."),
+    # -- worker ------------------------------------------------------------------------------
+    _s("worker_concurrency", None, (int,), "Pool size; unset: the number of CPUs."),
+    _s("worker_prefetch_multiplier", 1, (int,), "Messages held per pool slot.", differs="4"),
+    _s(
+        "worker_max_tasks_per_child",
+        None,
+        (int,),
+        "Tasks a pool process runs before it is replaced.",
+    ),
+    _s(
+        "worker_max_memory_per_child",
+        None,
+        (int,),
+        "Resident KiB after which a pool process is replaced.",
+    ),
+    _s("worker_pool", "prefork", (str,), "Pool: prefork, threads, asyncio, solo."),
+    _s("worker_disable_rate_limits", False, (bool,), "Ignore task rate limits."),
+    _s("worker_send_task_events", False, (bool,), "Emit task events (`-E`)."),
+    _s("worker_hijack_root_logger", True, (bool,), "The worker configures the root logger."),
+    _s(
+        "worker_log_format",
+        "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s",
+        (str,),
+        "Format of worker log lines.",
+    ),
+    _s(
+        "worker_task_log_format",
+        "[%(asctime)s: %(levelname)s/%(processName)s] %(task_name)s[%(task_id)s]: %(message)s",
+        (str,),
+        "Format of task log lines.",
+    ),
+    _s("worker_redirect_stdouts", True, (bool,), "Send task print() output to the log."),
+    _s("worker_lost_wait", 10.0, _NUM, "Seconds to wait for a lost child's result."),
+    _s("worker_proc_alive_timeout", 4.0, _NUM, "Seconds for a new pool process to start."),
+    _s("worker_enable_remote_control", True, (bool,), "Answer remote control commands."),
+    _s(
+        "worker_deduplicate_successful_tasks",
+        False,
+        (bool,),
+        "Skip redelivered tasks that already succeeded.",
+    ),
+    # -- events, beat, time, imports ---------------------------------------------------------
+    _s("event_queue_ttl", 5.0, _NUM, "Seconds an event message lives."),
+    _s("event_queue_expires", 60.0, _NUM, "Seconds an unused event queue lives."),
+    _s(
+        "beat_schedule",
+        {},
+        (dict,),
+        "Periodic tasks: name -> {task, schedule, args, kwargs, options}.",
+    ),
+    _s("beat_scheduler", "celeriac.beat:PersistentScheduler", (str,), "Beat scheduler."),
+    _s("beat_schedule_filename", "celerybeat-schedule", (str,), "Beat state file."),
+    _s("beat_max_loop_interval", 300.0, _NUM, "Longest beat sleep between checks."),
+    _s("timezone", None, (str,), "Time zone for crontab schedules and eta display."),
+    _s("enable_utc", True, (bool,), "Dates in messages are UTC."),
+    _s("imports", (), _SEQ, "Modules imported when the worker starts."),
+    _s("include", (), _SEQ, "Like `imports`, imported after them."),
+]
+
+SETTINGS: dict[str, Setting] = {s.name: s for s in _DECLARED}

@@ -1,0 +1,1 @@
+"""Integrations and Celery-compatible import paths (``celeriac.contrib.pytest``)."""

@@ -1,0 +1,207 @@
+"""Every exception celeriac raises, in one tree with one root.
+
+Leaf module: imports nothing from celeriac. Names follow Celery's so that
+``except celery.exceptions.Retry`` becomes ``except celeriac.exceptions.Retry``.
+
+    CeleriacError
+    ├── ImproperlyConfigured
+    ├── NotRegistered (also KeyError)
+    ├── SerializationError
+    │   ├── EncodeError (also TypeError)   -- argument cannot be serialised; message too large
+    │   ├── DecodeError (also ValueError)  -- payload cannot be read
+    │   └── ContentDisallowed              -- content type not in accept_content
+    ├── BrokerError
+    │   └── BrokerConnectionError (also ConnectionError)
+    ├── TimeoutError (also builtins.TimeoutError)  -- AsyncResult.get(timeout=...)
+    ├── TaskError
+    │   ├── Retry                  -- raised by Task.retry(); not a failure
+    │   ├── Reject                 -- reject the message (requeue or dead-letter)
+    │   ├── Ignore                 -- stop: no result, no further state
+    │   ├── MaxRetriesExceededError
+    │   ├── TaskRevokedError
+    │   ├── TimeLimitExceeded
+    │   ├── WorkerLostError
+    │   ├── RemoteTaskError        -- a failure whose exception type is not trusted locally
+    │   └── SyncSubtaskError (also RuntimeError) -- result.get() inside a task
+    └── SoftTimeLimitExceeded (also builtins.Exception, raised inside task bodies)
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+
+class CeleriacError(Exception):
+    """Root of every celeriac exception."""
+
+
+# Celery's root is named CeleryError; keep the name importable.
+CeleryError = CeleriacError
+
+
+class ImproperlyConfigured(CeleriacError):
+    """The app's configuration cannot work; the message says what to change."""
+
+
+class NotRegistered(CeleriacError, KeyError):
+    """A task name is not in the app's registry."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "task not registered"
+
+
+class SerializationError(CeleriacError):
+    """A value could not be turned into bytes, or bytes back into a value."""
+
+
+class EncodeError(SerializationError, TypeError):
+    """A value cannot be encoded (an unserialisable argument, an oversized message)."""
+
+
+class DecodeError(SerializationError, ValueError):
+    """A payload cannot be decoded."""
+
+
+class ContentDisallowed(SerializationError):
+    """The payload's content type is not named in ``accept_content``."""
+
+
+class BrokerError(CeleriacError):
+    """A broker could not do what was asked."""
+
+
+class BrokerConnectionError(BrokerError, ConnectionError):
+    """The broker could not be reached after the configured retries."""
+
+
+class TimeoutError(CeleriacError, builtins.TimeoutError):
+    """An operation (usually ``AsyncResult.get``) ran out of time."""
+
+
+class TaskError(CeleriacError):
+    """Base of the exceptions raised by or about task execution."""
+
+
+class Retry(TaskError):
+    """Raised by ``Task.retry()``: the task is re-sent, this run is not a failure."""
+
+    #: The call to re-send (a Signature), set by ``Task.retry()``.
+    sig: Any = None
+
+    def __init__(
+        self,
+        message: str | None = None,
+        exc: BaseException | None = None,
+        when: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        self.message = message
+        self.exc = exc
+        self.when = when  # seconds from now (or a datetime) until the retry is due
+        super().__init__(message, exc, when, *kwargs.values())
+
+    def humanize(self) -> str:
+        if not self.when:
+            return "now"
+        return f"in {self.when:.2f}s" if isinstance(self.when, (int, float)) else f"at {self.when}"
+
+    def __str__(self) -> str:
+        if self.message:
+            return self.message
+        if self.exc is not None:
+            return f"Retry {self.humanize()}: {self.exc!r}"
+        return f"Retry {self.humanize()}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return self.__class__, (self.message, self.exc, self.when)
+
+
+class Reject(TaskError):
+    """Reject the message: requeue it (``requeue=True``) or send it to the dead letters."""
+
+    def __init__(self, reason: Any = None, requeue: bool = False) -> None:
+        self.reason = reason
+        self.requeue = requeue
+        super().__init__(reason, requeue)
+
+    def __repr__(self) -> str:
+        return f"Reject(reason={self.reason!r}, requeue={self.requeue!r})"
+
+
+class Ignore(TaskError):
+    """Stop processing this message: no result is stored, the message is acked."""
+
+
+class MaxRetriesExceededError(TaskError):
+    """``Task.retry()`` was called after ``max_retries`` retries."""
+
+    def __init__(self, *args: Any, task_args: Any = None, task_kwargs: Any = None) -> None:
+        self.task_args = task_args
+        self.task_kwargs = task_kwargs
+        super().__init__(*args)
+
+
+class TaskRevokedError(TaskError):
+    """The task was revoked (or expired) before it could run."""
+
+
+class TimeLimitExceeded(TaskError):
+    """The hard time limit was reached and the task was killed."""
+
+
+class WorkerLostError(TaskError):
+    """The process running the task died."""
+
+
+class RemoteTaskError(TaskError):
+    """A task failed with an exception type that is not trusted in this process.
+
+    Stored exceptions are data: celeriac never imports a module named by a stored
+    record (CVE-2021-23727). ``exc_type`` and ``exc_module`` keep the original names.
+    """
+
+    exc_type: str = "RemoteTaskError"
+    exc_module: str = "celeriac.exceptions"
+
+
+class SyncSubtaskError(TaskError, RuntimeError):
+    """``result.get()`` was called inside a running task, which can deadlock the workers."""
+
+
+class SoftTimeLimitExceeded(CeleriacError):
+    """Raised inside a task body when its soft time limit passes: save work, then exit."""
+
+    def __str__(self) -> str:
+        return "SoftTimeLimitExceeded()"
+
+
+class QueueNotFound(ImproperlyConfigured, KeyError):
+    """A task was routed to a queue that is not declared and cannot be created."""
+
+
+__all__ = [
+    "BrokerConnectionError",
+    "BrokerError",
+    "CeleriacError",
+    "CeleryError",
+    "ContentDisallowed",
+    "DecodeError",
+    "EncodeError",
+    "Ignore",
+    "ImproperlyConfigured",
+    "MaxRetriesExceededError",
+    "NotRegistered",
+    "QueueNotFound",
+    "Reject",
+    "RemoteTaskError",
+    "Retry",
+    "SerializationError",
+    "SoftTimeLimitExceeded",
+    "SyncSubtaskError",
+    "TaskError",
+    "TaskRevokedError",
+    "TimeLimitExceeded",
+    "TimeoutError",
+    "WorkerLostError",
+]

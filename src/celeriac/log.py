@@ -1,0 +1,48 @@
+"""Task logging: ``get_task_logger(__name__)`` records carry ``task_name`` and ``task_id``.
+
+Imports only ``_context``. The ids come from the running request, so the user never
+passes them; outside a task they read ``???`` as in Celery.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celeriac._context import get_current_request
+
+
+class TaskContextFilter(logging.Filter):
+    """Adds ``task_name`` and ``task_id`` of the running task to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = get_current_request()
+        record.task_id = getattr(request, "id", None) or "???"
+        record.task_name = getattr(request, "task", None) or "???"
+        return True
+
+
+_FILTER = TaskContextFilter()
+
+
+def get_task_logger(name: str) -> logging.Logger:
+    """A logger whose records name the running task: use ``%(task_name)s[%(task_id)s]``."""
+    logger = logging.getLogger(name)
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    return logger
+
+
+def get_logger(name: str) -> logging.Logger:
+    return logging.getLogger(name)
+
+
+class TaskFormatter(logging.Formatter):
+    """A formatter that can use ``%(task_name)s`` and ``%(task_id)s`` on any record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not hasattr(record, "task_id"):
+            _FILTER.filter(record)
+        return super().format(record)
+
+
+__all__ = ["TaskContextFilter", "TaskFormatter", "get_logger", "get_task_logger"]

@@ -1,0 +1,155 @@
+"""Task messages in Celery's protocol v2 shape: building them, reading their bodies back.
+
+Headers: ``lang task id shadow eta expires group group_index retries timelimit root_id
+parent_id argsrepr kwargsrepr origin ignore_result`` plus ours (``idempotency_key``).
+Body: ``[args, kwargs, {"callbacks", "errbacks", "chain", "chord"}]``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from celeriac.exceptions import DecodeError, EncodeError
+from celeriac.messages.envelope import Message
+from celeriac.messages.serializers import dumps, loads
+
+_REPR_LIMIT = 1024
+
+
+class TaskBody(NamedTuple):
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    embed: dict[str, Any]
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _REPR_LIMIT else text[: _REPR_LIMIT - 3] + "..."
+
+
+def explain_unserializable(
+    task_name: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    serializer: str,
+    arg_names: Sequence[str] = (),
+) -> str | None:
+    """Name the first argument that ``serializer`` cannot encode, with advice; None if none."""
+    candidates: list[tuple[str, Any]] = []
+    for position, value in enumerate(args):
+        name = arg_names[position] if position < len(arg_names) else None
+        label = f"argument {name!r} (position {position})" if name else f"positional {position}"
+        candidates.append((label, value))
+    candidates.extend((f"keyword argument {key!r}", value) for key, value in kwargs.items())
+    for label, value in candidates:
+        try:
+            dumps(value, serializer)
+        except Exception as exc:
+            return (
+                f"task {task_name!r}: {label} is a {type(value).__module__}."
+                f"{type(value).__qualname__}, which the {serializer!r} serializer cannot encode "
+                f"({exc}). Pass plain data instead: for a database object pass its id "
+                f"(e.g. {task_name.rsplit('.', 1)[-1]}.delay(obj.id)) and load it inside the task."
+            )
+    return None
+
+
+def task_message(
+    *,
+    task_name: str,
+    task_id: str,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    serializer: str = "json",
+    max_size: int | None = None,
+    arg_names: Sequence[str] = (),
+    eta: dt.datetime | None = None,
+    expires: dt.datetime | None = None,
+    retries: int = 0,
+    root_id: str | None = None,
+    parent_id: str | None = None,
+    group_id: str | None = None,
+    group_index: int | None = None,
+    time_limit: float | None = None,
+    soft_time_limit: float | None = None,
+    ignore_result: bool = False,
+    callbacks: list[dict[str, Any]] | None = None,
+    errbacks: list[dict[str, Any]] | None = None,
+    chain: list[dict[str, Any]] | None = None,
+    chord: dict[str, Any] | None = None,
+    shadow: str | None = None,
+    origin: str | None = None,
+    priority: int | None = None,
+    reply_to: str | None = None,
+    extra_headers: Mapping[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> Message:
+    """Build the message for one task call; raise ``EncodeError`` naming a bad argument."""
+    kwargs = dict(kwargs or {})
+    args = tuple(args)
+    embed = {"callbacks": callbacks, "errbacks": errbacks, "chain": chain, "chord": chord}
+    try:
+        body, content_type, content_encoding = dumps([args, kwargs, embed], serializer)
+    except EncodeError:
+        raise
+    except Exception as exc:
+        reason = explain_unserializable(task_name, args, kwargs, serializer, arg_names)
+        raise EncodeError(reason or f"task {task_name!r}: cannot serialize call: {exc}") from exc
+    if max_size is not None and len(body) > max_size:
+        raise EncodeError(
+            f"task {task_name!r}: the message body is {len(body)} bytes, over the limit of "
+            f"{max_size} bytes (setting task_message_max_size). Store large data elsewhere "
+            f"(a database, object storage) and pass its key; or raise the limit."
+        )
+    headers: dict[str, Any] = {
+        "lang": "py",
+        "task": task_name,
+        "id": task_id,
+        "shadow": shadow,
+        "eta": _iso(eta),
+        "expires": _iso(expires),
+        "group": group_id,
+        "group_index": group_index,
+        "retries": retries,
+        "timelimit": [time_limit, soft_time_limit],
+        "root_id": root_id or task_id,
+        "parent_id": parent_id,
+        "argsrepr": _short_repr(args),
+        "kwargsrepr": _short_repr(kwargs),
+        "origin": origin,
+        "ignore_result": ignore_result,
+    }
+    if idempotency_key is not None:
+        headers["idempotency_key"] = idempotency_key
+    if extra_headers:
+        for key, value in extra_headers.items():
+            headers.setdefault(key, value)
+    properties: dict[str, Any] = {"correlation_id": task_id}
+    if priority is not None:
+        properties["priority"] = priority
+    if reply_to is not None:
+        properties["reply_to"] = reply_to
+    return Message(headers, body, content_type, content_encoding, properties)
+
+
+def decode_task_body(message: Message, accept: frozenset[str]) -> TaskBody:
+    """Read ``[args, kwargs, embed]`` from a message; raise ``DecodeError`` when malformed."""
+    value = loads(message.body, message.content_type, accept)
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        raise DecodeError("task body must be a 3-item array [args, kwargs, embed]")
+    args, kwargs, embed = value
+    if not isinstance(args, (list, tuple)):
+        raise DecodeError(f"task args must be an array, not {type(args).__name__}")
+    if not isinstance(kwargs, dict):
+        raise DecodeError(f"task kwargs must be an object, not {type(kwargs).__name__}")
+    if embed is None:
+        embed = {}
+    if not isinstance(embed, dict):
+        raise DecodeError(f"task embed must be an object, not {type(embed).__name__}")
+    return TaskBody(tuple(args), kwargs, embed)

@@ -1,0 +1,1 @@
+"""Result backends: the ``ResultBackend`` seam (``base``) and one engine per module."""

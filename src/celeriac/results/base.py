@@ -1,0 +1,177 @@
+"""The ``ResultBackend`` seam: task states and results, groups, and the chord counter.
+
+Imports leaves and ``messages.serializers``. The base class does the bookkeeping once
+(meta records, exceptions as data, serialization); an engine does only the I/O:
+``_set``, ``_get``, ``_delete``, ``_wait`` and ``_incr``. Waiting is push-based.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from celeriac import states
+from celeriac.exceptions import ImproperlyConfigured, TimeoutError
+from celeriac.messages.serializers import dumps, loads, resolve_accept
+from celeriac.results.exceptions_codec import decode_exception, encode_exception
+
+TaskMeta = dict[str, Any]
+
+
+def pending_meta(task_id: str) -> TaskMeta:
+    return {
+        "task_id": task_id,
+        "status": states.PENDING,
+        "result": None,
+        "traceback": None,
+        "date_done": None,
+    }
+
+
+class ResultBackend(ABC):
+    """Stores what happened to each task, for ``AsyncResult`` to read."""
+
+    schemes: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        *,
+        expires: float | None = 86400.0,
+        serializer: str = "json",
+        accept_content: Sequence[str] = ("json",),
+    ) -> None:
+        self.expires = expires
+        self.serializer = serializer
+        self.accept = resolve_accept(accept_content)
+
+    # -- engine I/O -------------------------------------------------------------------------
+    @abstractmethod
+    def _set(self, key: str, value: bytes, ttl: float | None, *, ready: bool = False) -> None:
+        """Store ``value``; ``ready`` wakes whoever waits on ``key`` (the task finished)."""
+
+    @abstractmethod
+    def _get(self, key: str) -> bytes | None: ...
+
+    @abstractmethod
+    def _delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def _wait(self, key: str, timeout: float | None) -> bytes | None:
+        """Block until ``key`` holds a ready record (or timeout); return it or None."""
+
+    @abstractmethod
+    def _incr(self, key: str, ttl: float | None) -> int: ...
+
+    # -- encoding ---------------------------------------------------------------------------
+    def encode(self, meta: TaskMeta) -> bytes:
+        data, content_type, _ = dumps(meta, self.serializer)
+        return content_type.encode() + b"\n" + data
+
+    def decode(self, raw: bytes) -> TaskMeta:
+        content_type, _, data = raw.partition(b"\n")
+        meta: TaskMeta = loads(data, content_type.decode(), self.accept)
+        if meta.get("status") in states.EXCEPTION_STATES and isinstance(meta.get("result"), dict):
+            meta["result"] = decode_exception(meta["result"])
+        return meta
+
+    # -- tasks ------------------------------------------------------------------------------
+    def store_result(
+        self,
+        task_id: str,
+        result: Any,
+        state: str,
+        *,
+        traceback: str | None = None,
+        name: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        if isinstance(result, BaseException):
+            result = encode_exception(result)
+        meta: TaskMeta = {
+            "task_id": task_id,
+            "status": state,
+            "result": result,
+            "traceback": traceback,
+            "date_done": dt.datetime.now(dt.timezone.utc).isoformat()
+            if state in states.READY_STATES
+            else None,
+        }
+        if name is not None:
+            meta["name"] = name
+        if extra:
+            meta.update(extra)
+        self._set(
+            f"task:{task_id}", self.encode(meta), self.expires, ready=state in states.READY_STATES
+        )
+
+    def mark_as_done(self, task_id: str, result: Any, name: str | None = None) -> None:
+        self.store_result(task_id, result, states.SUCCESS, name=name)
+
+    def mark_as_failure(
+        self, task_id: str, exc: BaseException, traceback: str | None = None
+    ) -> None:
+        self.store_result(task_id, exc, states.FAILURE, traceback=traceback)
+
+    def get_task_meta(self, task_id: str) -> TaskMeta:
+        raw = self._get(f"task:{task_id}")
+        return self.decode(raw) if raw is not None else pending_meta(task_id)
+
+    def wait_for(self, task_id: str, timeout: float | None = None) -> TaskMeta:
+        """Block until the task is ready; raise ``TimeoutError`` after ``timeout`` seconds."""
+        raw = self._wait(f"task:{task_id}", timeout)
+        if raw is None:
+            raise TimeoutError(
+                f"task {task_id} was not ready within {timeout}s. Is a worker consuming "
+                f"its queue? (`celeriac -A proj inspect active`)"
+            )
+        return self.decode(raw)
+
+    def forget(self, task_id: str) -> None:
+        self._delete(f"task:{task_id}")
+
+    # -- groups and chords ------------------------------------------------------------------
+    def save_group(self, group_id: str, task_ids: Sequence[str]) -> None:
+        self._set(f"group:{group_id}", self.encode({"task_ids": list(task_ids)}), self.expires)
+
+    def restore_group(self, group_id: str) -> list[str] | None:
+        raw = self._get(f"group:{group_id}")
+        return None if raw is None else list(self.decode(raw)["task_ids"])
+
+    def delete_group(self, group_id: str) -> None:
+        self._delete(f"group:{group_id}")
+
+    def chord_incr(self, group_id: str) -> int:
+        """Count one finished header task atomically; the caller seeing N runs the body."""
+        return self._incr(f"chord:{group_id}", self.expires)
+
+    def close(self) -> None:
+        """Release connections."""
+        return None
+
+
+_NO_BACKEND = (
+    "No result backend is configured, so task results are not stored and cannot be read. "
+    "Set result_backend (e.g. Celery(..., backend='redis://localhost:6379/1') or "
+    "'cache+memory://' in tests), or pass ignore_result=True and do not wait for results."
+)
+
+
+class DisabledBackend(ResultBackend):
+    """What ``result_backend = None`` means: writes are dropped, reads explain the fix."""
+
+    def _set(self, key: str, value: bytes, ttl: float | None, *, ready: bool = False) -> None:
+        return None
+
+    def _get(self, key: str) -> bytes | None:
+        raise ImproperlyConfigured(_NO_BACKEND)
+
+    def _delete(self, key: str) -> None:
+        raise ImproperlyConfigured(_NO_BACKEND)
+
+    def _wait(self, key: str, timeout: float | None) -> bytes | None:
+        raise ImproperlyConfigured(_NO_BACKEND)
+
+    def _incr(self, key: str, ttl: float | None) -> int:
+        raise ImproperlyConfigured(_NO_BACKEND)

@@ -1,0 +1,81 @@
+"""``cache+memory://``: results kept in this process, for tests and single-process use.
+
+Imports only ``results.base``. Waiting uses a Condition (woken on store), not a poll loop;
+records expire after ``expires`` seconds like every other engine's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from celeriac.results.base import ResultBackend
+
+
+class MemoryBackend(ResultBackend):
+    schemes = ("cache+memory", "memory")
+
+    def __init__(
+        self,
+        *,
+        expires: float | None = 86400.0,
+        serializer: str = "json",
+        accept_content: Sequence[str] = ("json",),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(expires=expires, serializer=serializer, accept_content=accept_content)
+        self._clock = clock
+        self._data: dict[str, tuple[bytes, float | None]] = {}
+        self._ready: set[str] = set()
+        self._changed = threading.Condition()
+
+    def _alive(self, key: str) -> bytes | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        value, deadline = entry
+        if deadline is not None and self._clock() >= deadline:
+            del self._data[key]
+            self._ready.discard(key)
+            return None
+        return value
+
+    def _set(self, key: str, value: bytes, ttl: float | None, *, ready: bool = False) -> None:
+        deadline = None if ttl is None else self._clock() + ttl
+        with self._changed:
+            self._data[key] = (value, deadline)
+            if ready:
+                self._ready.add(key)
+                self._changed.notify_all()
+            else:
+                self._ready.discard(key)
+
+    def _get(self, key: str) -> bytes | None:
+        with self._changed:
+            return self._alive(key)
+
+    def _delete(self, key: str) -> None:
+        with self._changed:
+            self._data.pop(key, None)
+            self._ready.discard(key)
+
+    def _wait(self, key: str, timeout: float | None) -> bytes | None:
+        with self._changed:
+            done = self._changed.wait_for(
+                lambda: key in self._ready and self._alive(key) is not None, timeout
+            )
+            return self._alive(key) if done else None
+
+    def _incr(self, key: str, ttl: float | None) -> int:
+        with self._changed:
+            current = self._alive(key)
+            value = (int(current) if current is not None else 0) + 1
+            deadline = None if ttl is None else self._clock() + ttl
+            self._data[key] = (str(value).encode(), deadline)
+            return value
+
+    def clear(self) -> None:
+        with self._changed:
+            self._data.clear()
+            self._ready.clear()

@@ -1,0 +1,422 @@
+"""``Task``: a registered function with Celery's calling API (``delay``, ``apply_async``,
+``apply``, ``retry``, signatures) and hooks.
+
+App core: imports ``trace``, ``result``, ``request``, ``canvas`` and leaves; reaches the
+app (settings, producer, backend) through ``self.app``. ``Task[P, R]`` carries the
+function's parameters, so ``add.delay("x")`` is a type error for a typed ``add``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import inspect
+import random
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
+
+from celeriac._context import get_current_app, get_current_request
+from celeriac.canvas import Signature
+from celeriac.exceptions import MaxRetriesExceededError, Retry
+from celeriac.request import Request
+from celeriac.result import AsyncResult, EagerResult
+from celeriac.trace import OutcomeKind, trace_task
+
+if TYPE_CHECKING:
+    from celeriac.app.base import Celeriac
+    from celeriac.results.base import ResultBackend
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Task attribute -> the setting that supplies it when the attribute is None.
+_FROM_CONFIG = {
+    "serializer": "task_serializer",
+    "rate_limit": "task_default_rate_limit",
+    "priority": "task_default_priority",
+    "track_started": "task_track_started",
+    "acks_late": "task_acks_late",
+    "acks_on_failure_or_timeout": "task_acks_on_failure_or_timeout",
+    "reject_on_worker_lost": "task_reject_on_worker_lost",
+    "ignore_result": "task_ignore_result",
+    "store_errors_even_if_ignored": "task_store_errors_even_if_ignored",
+    "time_limit": "task_time_limit",
+    "soft_time_limit": "task_soft_time_limit",
+}
+_EXEC_OPTIONS = ("queue", "priority", "expires", "time_limit", "soft_time_limit", "serializer")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def exponential_backoff(factor: float, retries: int, maximum: float, full_jitter: bool) -> float:
+    """Seconds before retry number ``retries + 1``: ``factor * 2**retries``, capped, jittered."""
+    countdown = min(maximum, factor * (2**retries))
+    if full_jitter:
+        countdown = random.randrange(int(countdown) + 1)  # "full jitter": uniform in [0, cap]
+    return max(0.0, float(countdown))
+
+
+class Task(Generic[P, R]):
+    """A task type. ``@app.task`` makes one from a function; subclass it for custom bases."""
+
+    name: ClassVar[str | None] = None
+    _app: ClassVar[Any] = None
+
+    typing: bool = True
+    max_retries: int | None = 3
+    default_retry_delay: float = 180
+    rate_limit: str | int | float | None = None
+    ignore_result: bool | None = None
+    store_errors_even_if_ignored: bool | None = None
+    track_started: bool | None = None
+    serializer: str | None = None
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    acks_late: bool | None = None
+    acks_on_failure_or_timeout: bool | None = None
+    reject_on_worker_lost: bool | None = None
+    priority: int | None = None
+    expires: float | dt.datetime | None = None
+    queue: str | None = None
+    throws: tuple[type[BaseException], ...] = ()
+    autoretry_for: tuple[type[BaseException], ...] = ()
+    dont_autoretry_for: tuple[type[BaseException], ...] = ()
+    retry_kwargs: ClassVar[dict[str, Any]] = {}
+    retry_backoff: bool | float = False
+    retry_backoff_max: float = 600
+    retry_jitter: bool = True
+
+    # -- identity and context ---------------------------------------------------------------
+    @property
+    def app(self) -> Celeriac:
+        return self._app if self._app is not None else get_current_app()  # type: ignore[no-any-return]
+
+    @property
+    def backend(self) -> ResultBackend:
+        return self.app.backend
+
+    @property
+    def request(self) -> Request:
+        """The running call's context; an empty one when called as a plain function."""
+        current = get_current_request()
+        if current is not None and current.task == self.name:
+            return current  # type: ignore[no-any-return]
+        return Request(task=self.name)
+
+    def _setting(self, attribute: str) -> Any:
+        value = getattr(self, attribute)
+        return self.app.conf[_FROM_CONFIG[attribute]] if value is None else value
+
+    def resolve_ignore_result(self) -> bool:
+        return bool(self._setting("ignore_result"))
+
+    def resolve_track_started(self) -> bool:
+        return bool(self._setting("track_started"))
+
+    def resolve_store_errors(self) -> bool:
+        return bool(self._setting("store_errors_even_if_ignored"))
+
+    def resolve(self, attribute: str) -> Any:
+        """An execution attribute (acks_late, time_limit, ...) or its setting's value."""
+        return self._setting(attribute)
+
+    # -- the body ---------------------------------------------------------------------------
+    def run(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """The task body: ``@app.task`` sets it; a class-based task defines it."""
+        raise NotImplementedError(f"task {self.name!r} must define run()")
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        if not self.autoretry_for:
+            return self.run(*args, **kwargs)
+        try:
+            value = self.run(*args, **kwargs)
+        except Exception as exc:
+            self._maybe_autoretry(exc)
+            raise
+        if inspect.iscoroutine(value):
+            return self._autoretry_coroutine(value)  # type: ignore[return-value]
+        return value
+
+    async def _autoretry_coroutine(self, coroutine: Any) -> Any:
+        try:
+            return await coroutine
+        except Exception as exc:
+            self._maybe_autoretry(exc)
+            raise
+
+    def _maybe_autoretry(self, exc: Exception) -> None:
+        if isinstance(exc, (Retry, self.dont_autoretry_for)):
+            return
+        if not isinstance(exc, self.autoretry_for):
+            return
+        options = dict(self.retry_kwargs)
+        if self.retry_backoff:
+            factor = 1.0 if self.retry_backoff is True else float(self.retry_backoff)
+            options["countdown"] = exponential_backoff(
+                factor, self.request.retries, self.retry_backoff_max, self.retry_jitter
+            )
+        raise self.retry(exc=exc, **options)
+
+    # -- calling ----------------------------------------------------------------------------
+    def _parameters(self) -> inspect.Signature | None:
+        try:
+            return inspect.signature(self.run)
+        except (TypeError, ValueError):
+            return None
+
+    def arg_names(self) -> tuple[str, ...]:
+        params = self._parameters()
+        return tuple(params.parameters) if params is not None else ()
+
+    def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Fail at call time, not in a worker, when the arguments cannot bind."""
+        params = self._parameters()
+        if params is None:
+            return
+        try:
+            params.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.name}(): {exc}") from None
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        task_id: str | None = None,
+        producer: Any = None,
+        link: Any = None,
+        link_error: Any = None,
+        shadow: str | None = None,
+        **options: Any,
+    ) -> AsyncResult[R]:
+        args, kwargs = tuple(args or ()), dict(kwargs or {})
+        if self.typing:
+            self.check_arguments(args, kwargs)
+        app = self.app
+        if app.conf.task_always_eager:
+            return self.apply(
+                args,
+                kwargs,
+                task_id=task_id or new_id(),
+                link=link,
+                link_error=link_error,
+                **options,
+            )
+        for option in _EXEC_OPTIONS:
+            value = getattr(self, option, None)
+            if value is not None:
+                options.setdefault(option, value)
+        result: AsyncResult[R] = app.send_task(
+            str(self.name),
+            args,
+            kwargs,
+            task_id=task_id,
+            link=link,
+            link_error=link_error,
+            shadow=shadow,
+            task_type=self,
+            **options,
+        )
+        return result
+
+    def apply(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        link: Any = None,
+        link_error: Any = None,
+        task_id: str | None = None,
+        retries: int | None = None,
+        throw: bool | None = None,
+        headers: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> EagerResult[R]:
+        """Run the task here and now through ``trace``, blocking until it returns."""
+        app = self.app
+        task_id = task_id or new_id()
+        throw = app.conf.task_eager_propagates if throw is None else throw
+        request = self._eager_request(args, kwargs, task_id, retries, link, link_error, options)
+        request.headers = dict(headers or {})
+        store = bool(app.conf.task_store_eager_result)
+        while True:
+            outcome = trace_task(self, request, store_result=store)
+            if outcome.kind is not OutcomeKind.RETRY or outcome.retry is None:
+                break
+            # Eager retries run at once (the countdown is not waited), as in Celery.
+            sig = outcome.retry.sig
+            request = dataclasses.replace(
+                request, args=sig.args, kwargs=sig.kwargs, retries=request.retries + 1
+            )
+        if outcome.kind is OutcomeKind.FAILURE and throw and outcome.exc is not None:
+            raise outcome.exc
+        value = outcome.retval if outcome.exc is None else outcome.exc
+        return EagerResult(task_id, value, outcome.state, outcome.traceback, self.name, app)
+
+    def _eager_request(
+        self,
+        args: Sequence[Any] | None,
+        kwargs: Mapping[str, Any] | None,
+        task_id: str,
+        retries: int | None,
+        link: Any,
+        link_error: Any,
+        options: Mapping[str, Any],
+    ) -> Request:
+        parent = get_current_request()
+        return Request(
+            id=task_id,
+            task=self.name,
+            args=tuple(args or ()),
+            kwargs=dict(kwargs or {}),
+            retries=retries or 0,
+            is_eager=True,
+            called_directly=False,
+            callbacks=_signature_list(link),
+            errbacks=_signature_list(link_error),
+            chain=options.get("chain"),
+            root_id=(parent.root_id if parent else None) or task_id,
+            parent_id=parent.id if parent else None,
+            group=options.get("group_id"),
+            ignore_result=bool(options.get("ignore_result", False)),
+            timelimit=(options.get("time_limit"), options.get("soft_time_limit")),
+            delivery_info={"is_eager": True},
+        )
+
+    def retry(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: dt.datetime | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Retry:
+        """Re-send this call (after ``countdown``/``eta``); raise ``Retry`` to end this run."""
+        request = self.request
+        if request.called_directly:
+            raise exc if exc is not None else Retry("task can be retried", None)
+        retries = request.retries + 1
+        limit = self.max_retries if max_retries is None else max_retries
+        if limit is not None and retries > limit:
+            raise MaxRetriesExceededError(
+                f"Can't retry {self.name}[{request.id}]: max_retries={limit} reached",
+                task_args=request.args,
+                task_kwargs=request.kwargs,
+            ) from exc
+        if eta is None and countdown is None:
+            countdown = self.default_retry_delay
+        sig = self.signature_from_request(
+            request, args, kwargs, countdown=countdown, eta=eta, retries=retries, **options
+        )
+        retry = Retry(exc=exc, when=eta or countdown)
+        retry.sig = sig
+        if throw:
+            raise retry
+        return retry
+
+    def signature_from_request(
+        self,
+        request: Request,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Signature:
+        hard, soft = request.timelimit
+        call_options: dict[str, Any] = {
+            "task_id": request.id,
+            "link": request.callbacks,
+            "link_error": request.errbacks,
+            "chain": request.chain,
+            "group_id": request.group,
+            "group_index": request.group_index,
+            "root_id": request.root_id,
+            "parent_id": request.parent_id,
+            "priority": request.delivery_info.get("priority"),
+            "queue": request.delivery_info.get("routing_key"),
+            "time_limit": hard,
+            "soft_time_limit": soft,
+            "expires": request.expires,
+            "idempotency_key": request.idempotency_key,
+        }
+        call_options = {k: v for k, v in call_options.items() if v is not None}
+        call_options.update(options)
+        return Signature(
+            self,
+            request.args if args is None else args,
+            request.kwargs if kwargs is None else kwargs,
+            call_options,
+            app=self.app,
+        )
+
+    # -- signatures and results -------------------------------------------------------------
+    def signature(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *starargs: Any,
+        **options: Any,
+    ) -> Signature:
+        return Signature(self, args, kwargs, options, app=self.app)
+
+    subtask = signature
+
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
+        return self.signature(args, kwargs)
+
+    def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
+        return self.signature(args, kwargs, immutable=True)
+
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[R]:
+        return AsyncResult(task_id, task_name=self.name, app=self.app, **kwargs)
+
+    def update_state(
+        self, task_id: str | None = None, state: str | None = None, meta: Any = None, **_: Any
+    ) -> None:
+        """Record a custom state (e.g. ``PROGRESS`` with ``meta={'done': 3}``)."""
+        task_id = task_id or self.request.id
+        if task_id is None:
+            raise ValueError("update_state() outside a task needs task_id=")
+        self.backend.store_result(task_id, meta, state or "PENDING", name=self.name)
+
+    # -- hooks (override in a custom base class) --------------------------------------------
+    def before_start(self, task_id: str | None, args: Any, kwargs: Any) -> None:
+        """Called before the body runs."""
+
+    def on_success(self, retval: Any, task_id: str | None, args: Any, kwargs: Any) -> None:
+        """Called after the body returned."""
+
+    def on_failure(
+        self, exc: BaseException, task_id: str | None, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        """Called after the body raised (the failure is already stored)."""
+
+    def on_retry(
+        self, exc: BaseException, task_id: str | None, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        """Called when the body asked to be retried."""
+
+    def after_return(
+        self, status: str, retval: Any, task_id: str | None, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        """Called after every run, whatever its outcome."""
+
+    def __repr__(self) -> str:
+        return f"<@task: {self.name}>"
+
+
+def _signature_list(value: Any) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    items = [value] if isinstance(value, Mapping) else list(value)
+    return [dict(item) for item in items] or None
+
+
+Callback = Callable[..., Any]

@@ -1,0 +1,8 @@
+"""Contract test suites that every engine's test module subclasses (saq style).
+
+Imports only the suites themselves; each suite uses only its seam's public API.
+"""
+
+from celeriac.testing.contracts.broker import BrokerContract, BrokerFactory
+
+__all__ = ["BrokerContract", "BrokerFactory"]

@@ -1,0 +1,36 @@
+"""``drain(app)``: run every ready message of the app's broker here, one by one.
+
+Tests step tasks by hand with it, through the real path (encode, broker, decode, trace,
+settle), with no worker thread. Delayed messages stay delayed until they are due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from celeriac.worker.execution import Job, prepare, refuse, run, settle
+
+
+async def drain_async(
+    app: Any, queues: Sequence[str] | None = None, limit: int | None = None
+) -> int:
+    names = list(queues or [app.conf.task_default_queue])
+    handled = 0
+    while limit is None or handled < limit:
+        deliveries = await app.broker.fetch(names, 1, timeout=0)
+        if not deliveries:
+            return handled
+        prepared = prepare(app, deliveries[0], hostname="drain@localhost")
+        if isinstance(prepared, Job):
+            await settle(prepared, run(prepared))
+        else:
+            await refuse(prepared)
+        handled += 1
+    return handled
+
+
+def drain(app: Any, queues: Sequence[str] | None = None, limit: int | None = None) -> int:
+    """Process ready messages of ``queues`` (default queue if None); return how many."""
+    return asyncio.run(drain_async(app, queues, limit))

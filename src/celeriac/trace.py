@@ -1,0 +1,223 @@
+"""``trace``: the one place that runs a task body, for the worker and for ``apply()`` alike.
+
+App core: imports leaves, ``canvas``, ``request`` and ``results``; it sees a task only
+through its attributes (``task.py`` sits above it). It sets the request context, fires
+signals and hooks, stores the result, applies callbacks, and returns an ``Outcome`` that
+tells its caller what to do with the message: ack, re-publish a retry, requeue, or
+dead-letter. It never touches a broker delivery itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import enum
+import inspect
+import logging
+import threading
+import time
+import traceback as tb_module
+from dataclasses import dataclass
+from typing import Any
+
+from celeriac import signals, states
+from celeriac._context import pop_request, push_request
+from celeriac.canvas import Signature, signature
+from celeriac.exceptions import Ignore, Reject, Retry
+from celeriac.request import Request
+
+logger = logging.getLogger("celeriac.app.trace")
+
+
+class ExceptionInfo:
+    """An exception with its formatted traceback (Celery's ``einfo``)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exception = exc
+        self.type = type(exc)
+        self.tb = exc.__traceback__
+        self.traceback = "".join(tb_module.format_exception(type(exc), exc, exc.__traceback__))
+
+    def __str__(self) -> str:
+        return self.traceback
+
+
+class OutcomeKind(str, enum.Enum):
+    SUCCESS = "success"  # ack
+    FAILURE = "failure"  # ack (the failure is recorded)
+    RETRY = "retry"  # publish outcome.retry.sig, then ack
+    REJECT = "reject"  # requeue (outcome.requeue) or dead-letter
+    IGNORE = "ignore"  # ack, nothing recorded
+
+
+@dataclass(slots=True)
+class Outcome:
+    kind: OutcomeKind
+    state: str
+    retval: Any = None
+    exc: BaseException | None = None
+    traceback: str | None = None
+    runtime: float = 0.0
+    retry: Retry | None = None
+    requeue: bool = False
+
+
+def run_body(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Call the task; an ``async def`` body runs to completion on an event loop."""
+    value = task(*args, **kwargs)
+    if not inspect.iscoroutine(value):
+        return value
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(value)
+    # A loop already runs in this thread (e.g. apply() from async code): use another thread.
+    box: dict[str, Any] = {}
+    context = contextvars.copy_context()
+
+    def runner() -> None:
+        try:
+            box["value"] = context.run(asyncio.run, value)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=runner, name=f"celeriac-async-{task.name}")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _ignores_result(task: Any, request: Request) -> bool:
+    return bool(request.ignore_result or task.resolve_ignore_result())
+
+
+def _accepts_request_first(task: Any) -> bool:
+    """New-style errbacks take ``(request, exc, traceback)``; old-style take a task id."""
+    try:
+        params = inspect.signature(task.run).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 3 or any(p.kind is p.VAR_POSITIONAL for p in params)
+
+
+def _apply_callbacks(task: Any, request: Request, retval: Any) -> None:
+    for raw in request.callbacks or ():
+        sig = signature(raw, app=task.app)
+        sig.apply_async() if sig.immutable else sig.apply_async((retval,))
+    if request.chain:
+        remaining = list(request.chain)
+        following: Signature = signature(remaining.pop(), app=task.app)
+        args = () if following.immutable else (retval,)
+        following.apply_async(args, chain=remaining or None)
+
+
+def _apply_errbacks(task: Any, request: Request, exc: BaseException, tb_text: str) -> None:
+    for raw in request.errbacks or ():
+        sig = signature(raw, app=task.app)
+        try:
+            errback_task = sig.type
+        except KeyError:
+            sig.apply_async((request.id,))
+            continue
+        if _accepts_request_first(errback_task):
+            errback_task(request, exc, tb_text, *sig.args, **sig.kwargs)
+        else:
+            sig.apply_async((request.id,))
+
+
+def _store(task: Any, request: Request, result: Any, state: str, tb: str | None) -> None:
+    task.backend.store_result(request.id, result, state, traceback=tb, name=task.name)
+
+
+def trace_task(task: Any, request: Request, *, store_result: bool = True) -> Outcome:
+    """Run ``task`` for ``request`` and decide what happens to its message."""
+    token = push_request(request)
+    started = time.perf_counter()
+    args, kwargs = request.args, request.kwargs
+    signals.task_prerun.send(sender=task, task_id=request.id, task=task, args=args, kwargs=kwargs)
+    try:
+        outcome = _run_and_record(task, request, store_result, started)
+    finally:
+        pop_request(token)
+    signals.task_postrun.send(
+        sender=task,
+        task_id=request.id,
+        task=task,
+        args=args,
+        kwargs=kwargs,
+        retval=outcome.retval if outcome.exc is None else outcome.exc,
+        state=outcome.state,
+    )
+    return outcome
+
+
+def _run_and_record(task: Any, request: Request, store: bool, started: float) -> Outcome:
+    try:
+        task.before_start(request.id, request.args, request.kwargs)
+        if store and task.resolve_track_started() and not request.is_eager:
+            _store(task, request, {"pid": None, "hostname": request.hostname}, states.STARTED, None)
+        retval = run_body(task, request.args, request.kwargs)
+    except Retry as exc:
+        outcome = _on_retry(task, request, exc, store)
+    except Ignore as exc:
+        outcome = Outcome(OutcomeKind.IGNORE, states.IGNORED, exc=exc)
+    except Reject as exc:
+        signals.task_rejected.send(sender=task, message=None, exc=exc)
+        outcome = Outcome(OutcomeKind.REJECT, states.REJECTED, exc=exc, requeue=exc.requeue)
+    except Exception as exc:
+        outcome = _on_failure(task, request, exc, store)
+    else:
+        outcome = _on_success(task, request, retval, store)
+    outcome.runtime = time.perf_counter() - started
+    einfo = ExceptionInfo(outcome.exc) if outcome.exc is not None else None
+    task.after_return(
+        outcome.state, outcome.retval, request.id, request.args, request.kwargs, einfo
+    )
+    return outcome
+
+
+def _on_success(task: Any, request: Request, retval: Any, store: bool) -> Outcome:
+    if store and not _ignores_result(task, request):
+        _store(task, request, retval, states.SUCCESS, None)
+    task.on_success(retval, request.id, request.args, request.kwargs)
+    signals.task_success.send(sender=task, result=retval)
+    _apply_callbacks(task, request, retval)
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("Task %s[%s] succeeded: %r", task.name, request.id, retval)
+    return Outcome(OutcomeKind.SUCCESS, states.SUCCESS, retval=retval)
+
+
+def _on_failure(task: Any, request: Request, exc: Exception, store: bool) -> Outcome:
+    einfo = ExceptionInfo(exc)
+    if store and (not _ignores_result(task, request) or task.resolve_store_errors()):
+        _store(task, request, exc, states.FAILURE, einfo.traceback)
+    task.on_failure(exc, request.id, request.args, request.kwargs, einfo)
+    signals.task_failure.send(
+        sender=task,
+        task_id=request.id,
+        exception=exc,
+        args=request.args,
+        kwargs=request.kwargs,
+        traceback=einfo.tb,
+        einfo=einfo,
+    )
+    _apply_errbacks(task, request, exc, einfo.traceback)
+    if isinstance(exc, tuple(task.throws)):  # expected: no traceback in the log
+        logger.info("Task %s[%s] raised expected: %r", task.name, request.id, exc)
+    else:
+        logger.error("Task %s[%s] raised unexpected: %r", task.name, request.id, exc, exc_info=exc)
+    return Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc, traceback=einfo.traceback)
+
+
+def _on_retry(task: Any, request: Request, retry: Retry, store: bool) -> Outcome:
+    reason = retry.exc if retry.exc is not None else retry
+    einfo = ExceptionInfo(retry)
+    if store and not _ignores_result(task, request):
+        _store(task, request, reason, states.RETRY, einfo.traceback)
+    task.on_retry(reason, request.id, request.args, request.kwargs, einfo)
+    signals.task_retry.send(sender=task, request=request, reason=reason, einfo=einfo)
+    logger.info("Task %s[%s] retry: %s", task.name, request.id, retry)
+    return Outcome(OutcomeKind.RETRY, states.RETRY, exc=retry, retry=retry)

@@ -1,0 +1,1 @@
+"""Celery-compatible import paths (``celeriac.utils.log``); no helpers live here."""

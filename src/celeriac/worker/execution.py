@@ -1,0 +1,131 @@
+"""From a ``Delivery`` to a settled message: decode, check, run through ``trace``, settle.
+
+Input never crashes this code: a payload that cannot be decoded, names an unknown task or
+uses a refused content type goes to the dead letters with the reason, and the caller
+carries on. ``prepare`` and ``settle`` are separate because a pool runs ``trace`` in
+between, possibly in another process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from celeriac import signals, states
+from celeriac.brokers.base import DeadLetterReason, Delivery
+from celeriac.exceptions import ContentDisallowed, DecodeError, NotRegistered, TaskRevokedError
+from celeriac.messages.envelope import Message
+from celeriac.messages.protocol import decode_task_body
+from celeriac.messages.serializers import resolve_accept
+from celeriac.request import Request
+from celeriac.trace import Outcome, OutcomeKind, trace_task
+
+logger = logging.getLogger("celeriac.worker")
+
+
+@dataclass(slots=True)
+class Job:
+    """A delivery that decoded into a runnable task call."""
+
+    delivery: Delivery
+    task: Any
+    request: Request
+
+
+@dataclass(slots=True)
+class Refusal:
+    """A delivery that cannot run, and why (it goes to the dead letters)."""
+
+    delivery: Delivery
+    reason: DeadLetterReason
+    detail: str
+
+
+def prepare(app: Any, delivery: Delivery, hostname: str | None = None) -> Job | Refusal:
+    try:
+        message = Message.decode(delivery.payload)
+    except DecodeError as exc:
+        return Refusal(delivery, DeadLetterReason.MALFORMED, str(exc))
+    try:
+        task = app.tasks[message.task_name]
+    except NotRegistered as exc:
+        signals.task_unknown.send(
+            sender=None, message=message, exc=exc, name=message.task_name, id=message.id
+        )
+        return Refusal(delivery, DeadLetterReason.UNKNOWN_TASK, str(exc))
+    try:
+        body = decode_task_body(message, resolve_accept(app.conf.accept_content))
+    except ContentDisallowed as exc:
+        return Refusal(delivery, DeadLetterReason.CONTENT_DISALLOWED, str(exc))
+    except DecodeError as exc:
+        return Refusal(delivery, DeadLetterReason.MALFORMED, str(exc))
+    request = Request.from_message(
+        message,
+        body,
+        queue=delivery.queue,
+        hostname=hostname,
+        delivery_count=delivery.delivery_count,
+    )
+    return Job(delivery, task, request)
+
+
+def is_expired(request: Request, now: dt.datetime | None = None) -> bool:
+    if not request.expires:
+        return False
+    expires = dt.datetime.fromisoformat(request.expires)
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=dt.timezone.utc)
+    return (now or dt.datetime.now(dt.timezone.utc)) >= expires
+
+
+def run(job: Job) -> Outcome:
+    """Run one job here (the solo path; pools call ``trace_task`` the same way)."""
+    if is_expired(job.request):
+        return expire(job)
+    return trace_task(job.task, job.request)
+
+
+def expire(job: Job) -> Outcome:
+    """A message past its ``expires`` is not run: it is recorded REVOKED and acked."""
+    exc = TaskRevokedError(f"expired at {job.request.expires}")
+    if not job.task.resolve_ignore_result():
+        job.task.backend.store_result(job.request.id, exc, states.REVOKED, name=job.task.name)
+    signals.task_revoked.send(
+        sender=job.task, request=job.request, terminated=False, signum=None, expired=True
+    )
+    logger.info("Task %s[%s] expired: discarded", job.task.name, job.request.id)
+    return Outcome(OutcomeKind.IGNORE, states.REVOKED, exc=exc)
+
+
+async def refuse(refusal: Refusal) -> None:
+    logger.error(
+        "Message %s from queue %r dead-lettered (%s): %s",
+        refusal.delivery.message_id,
+        refusal.delivery.queue,
+        refusal.reason.value,
+        refusal.detail,
+    )
+    await refusal.delivery.dead_letter(refusal.reason, refusal.detail)
+
+
+async def settle(job: Job, outcome: Outcome) -> bool:
+    """Apply the outcome to the message; False when the lease was lost (nothing applied)."""
+    delivery = job.delivery
+    if outcome.kind is OutcomeKind.RETRY and outcome.retry is not None:
+        # Publish the retry before acking: a crash between the two repeats, never loses.
+        outcome.retry.sig.apply_async()
+    if outcome.kind is OutcomeKind.REJECT:
+        if outcome.requeue:
+            return await delivery.requeue()
+        detail = repr(getattr(outcome.exc, "reason", None))
+        return await delivery.dead_letter(DeadLetterReason.REJECTED, detail)
+    applied = await delivery.ack()
+    if not applied:
+        logger.warning(
+            "Task %s[%s]: lease lost before ack; another worker owns the message now",
+            job.task.name,
+            job.request.id,
+        )
+    return applied
