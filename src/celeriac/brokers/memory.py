@@ -76,7 +76,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def check_priority(priority: int) -> None:
+def _check_priority(priority: int) -> None:
     """Refuse a priority outside the range every engine serves."""
     if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
         raise ValueError(
@@ -120,7 +120,7 @@ class MemoryBroker(Broker):
     def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
         # Validate everything first so a bad message in a batch publishes nothing.
         for message in messages:
-            check_priority(message.priority)
+            _check_priority(message.priority)
         with self._lock:
             now = self._clock()
             for message in messages:
@@ -189,35 +189,28 @@ class MemoryBroker(Broker):
         lost: list[Delivery] = []
         with self._lock:
             now = self._clock()
-            for name in {delivery.queue for delivery in deliveries}:
-                self._refresh(name, now)  # a lease past its deadline is lost, not renewed
             for delivery in deliveries:
-                lease = self._leases.get(delivery.token)
+                lease = self._live_lease(delivery, now)  # past its deadline: lost, not renewed
                 if lease is None:
                     lost.append(delivery)
                     continue
                 lease.deadline = now + self.lease_seconds
-                heapq.heappush(
-                    self._queue(delivery.queue).expiries, (lease.deadline, delivery.token)
-                )
+                expiries = self._queue(lease.message.queue).expiries
+                heapq.heappush(expiries, (lease.deadline, delivery.token))
         return lost
 
     # -- admin ------------------------------------------------------------------------------
     def queue_length(self, queue: str) -> int:
         with self._lock:
-            state = self._refreshed(queue)
-            return len(state.ready) if state else 0
+            return len(self._refreshed(queue).ready)
 
     def delayed_count(self, queue: str) -> int:
         with self._lock:
-            state = self._refreshed(queue)
-            return len(state.delayed) if state else 0
+            return len(self._refreshed(queue).delayed)
 
     def purge(self, queue: str) -> int:
         with self._lock:
             state = self._refreshed(queue)
-            if state is None:
-                return 0
             dropped = len(state.ready) + len(state.delayed)
             state.ready.clear()
             state.delayed.clear()
@@ -226,15 +219,11 @@ class MemoryBroker(Broker):
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         with self._lock:
             state = self._refreshed(queue)
-            if state is None:
-                return []
             return [letter for letter, _ in itertools.islice(state.dead.values(), max(limit, 0))]
 
     def replay_dead_letters(self, queue: str, entry_ids: Sequence[str] | None = None) -> int:
         with self._lock:
             state = self._refreshed(queue)
-            if state is None:
-                return 0
             chosen = list(state.dead) if entry_ids is None else entry_ids
             replayed = 0
             for entry_id in chosen:
@@ -249,9 +238,7 @@ class MemoryBroker(Broker):
 
     def purge_dead_letters(self, queue: str) -> int:
         with self._lock:
-            state = self._queues.get(queue)
-            if state is None:
-                return 0
+            state = self._refreshed(queue)
             dropped = len(state.dead)
             state.dead.clear()
             return dropped
@@ -263,9 +250,10 @@ class MemoryBroker(Broker):
             state = self._queues[name] = _Queue()
         return state
 
-    def _refreshed(self, name: str) -> _Queue | None:
+    def _refreshed(self, name: str) -> _Queue:
+        """``name``'s state as of now; an unknown queue reads as a throwaway empty one."""
         self._refresh(name, self._clock())
-        return self._queues.get(name)
+        return self._queues.get(name) or _Queue()
 
     def _store(self, message: OutboundMessage, now: float) -> None:
         stored = _Stored(
@@ -340,22 +328,19 @@ class MemoryBroker(Broker):
         order = names[start:] + names[:start]
         taken: list[Delivery] = []
         while len(taken) < limit:
-            best: tuple[str, _Queue] | None = None
-            for name in order:
-                state = self._queues.get(name)
-                # ready[0][0] is -priority; a strict "<" keeps the first queue among equals.
-                if (
-                    state
-                    and state.ready
-                    and (best is None or state.ready[0][0] < best[1].ready[0][0])
-                ):
-                    best = (name, state)
-            if best is None:
+            # (-priority of the head, place in the rotation): the smallest is served next.
+            heads = [
+                (state.ready[0][0], place, name)
+                for place, name in enumerate(order)
+                if (state := self._queues.get(name)) is not None and state.ready
+            ]
+            if not heads:
                 break
-            _, _, message = heapq.heappop(best[1].ready)
+            name = min(heads)[2]
+            _, _, message = heapq.heappop(self._queues[name].ready)
             taken.append(self._lease(message, now))
-            order.remove(best[0])
-            order.append(best[0])
+            order.remove(name)
+            order.append(name)
         return taken
 
     def _lease(self, message: _Stored, now: float) -> Delivery:
@@ -375,11 +360,20 @@ class MemoryBroker(Broker):
             token=token,
         )
 
+    def _live_lease(self, delivery: Delivery, now: float) -> _Lease | None:
+        """``delivery``'s lease if it still holds one: known token, deadline not reached."""
+        lease = self._leases.get(delivery.token)
+        if lease is not None:
+            self._refresh(lease.message.queue, now)  # takes the lease back if it expired
+        return self._leases.get(delivery.token)
+
     def _end_lease(self, delivery: Delivery, now: float) -> _Stored | None:
         """End ``delivery``'s lease and return its message; None if the lease was lost."""
-        self._refresh(delivery.queue, now)
-        lease = self._leases.pop(delivery.token, None)
-        return None if lease is None else lease.message
+        lease = self._live_lease(delivery, now)
+        if lease is None:
+            return None
+        del self._leases[delivery.token]
+        return lease.message
 
     def _bury(self, message: _Stored, reason: DeadLetterReason, detail: str, now: float) -> None:
         entry_id = uuid.uuid4().hex
