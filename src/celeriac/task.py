@@ -364,7 +364,8 @@ class Task(Generic[P, R]):
         *starargs: Any,
         **options: Any,
     ) -> Signature:
-        return Signature(self, args, kwargs, options, app=self.app)
+        immutable = bool(options.pop("immutable", False))
+        return Signature(self, args, kwargs, options, immutable=immutable, app=self.app)
 
     subtask = signature
 

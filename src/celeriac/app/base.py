@@ -35,7 +35,7 @@ class Celeriac:
     def __init__(
         self,
         main: str | None = None,
-        broker: str | None = None,
+        broker: str | Broker | None = None,
         backend: str | None = None,
         include: Iterable[str] | None = None,
         config_source: Any = None,
@@ -48,6 +48,9 @@ class Celeriac:
         self.conf = Settings()
         if config_source is not None:
             self.conf.config_from_object(config_source, namespace=namespace)
+        self._broker: Broker | None = None
+        if isinstance(broker, Broker):  # an engine built by the caller (tests, embedding)
+            self._broker, broker = broker, f"{broker.schemes[0]}://"
         if broker is not None:
             self.conf.broker_url = broker
         if backend is not None:
@@ -59,7 +62,6 @@ class Celeriac:
         self._task_base = task_cls or BaseTask
         self._bound_task_cls: type[BaseTask[Any, Any]] | None = None
         self._autodiscover: list[tuple[Any, str]] = []
-        self._broker: Broker | None = None
         self._backend: ResultBackend | None = None
         self._router: Router | None = None
         self.producer = Producer(self)

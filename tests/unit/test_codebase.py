@@ -1,0 +1,78 @@
+"""Checks on the codebase itself: module size, the public API, typing marker."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import celeriac
+
+SRC = Path(celeriac.__file__).parent
+MAX_LINES = 600
+
+
+def test_no_module_is_longer_than_600_lines() -> None:
+    too_long = {
+        str(path.relative_to(SRC)): n
+        for path in SRC.rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
+    assert too_long == {}, f"split these modules (limit {MAX_LINES} lines): {too_long}"
+
+
+def test_every_module_opens_with_a_docstring() -> None:
+    missing = [
+        str(path.relative_to(SRC))
+        for path in SRC.rglob("*.py")
+        if path.read_text().strip() and not path.read_text().lstrip().startswith('"""')
+    ]
+    assert missing == []
+
+
+def test_public_api_matches_celery_names() -> None:
+    for name in ("Celery", "Celeriac", "Task", "shared_task", "signature", "Signature",
+                 "current_app", "current_task", "uuid", "AsyncResult"):
+        assert name in celeriac.__all__ and hasattr(celeriac, name), name
+    assert celeriac.Celery is celeriac.Celeriac
+
+
+def test_all_names_exist_in_each_public_module() -> None:
+    for module_name in ("celeriac", "celeriac.exceptions", "celeriac.states", "celeriac.signals",
+                        "celeriac.canvas", "celeriac.log", "celeriac.utils.log",
+                        "celeriac.app.task", "celeriac.contrib.pytest"):
+        module = importlib.import_module(module_name)
+        for name in getattr(module, "__all__", ()):
+            assert hasattr(module, name), f"{module_name}.{name}"
+
+
+def test_celery_import_paths_work_with_celeriac() -> None:
+    from celeriac.app.task import Task
+    from celeriac.exceptions import (
+        Ignore,
+        MaxRetriesExceededError,
+        NotRegistered,
+        Reject,
+        Retry,
+        SoftTimeLimitExceeded,
+        TimeLimitExceeded,
+        TimeoutError,
+        WorkerLostError,
+    )
+    from celeriac.result import AsyncResult
+    from celeriac.utils.log import get_task_logger
+
+    assert all((Task, Ignore, MaxRetriesExceededError, NotRegistered, Reject, Retry,
+                SoftTimeLimitExceeded, TimeLimitExceeded, TimeoutError, WorkerLostError,
+                AsyncResult, get_task_logger))
+
+
+def test_exception_tree_has_one_root() -> None:
+    from celeriac import exceptions
+
+    for name in exceptions.__all__:
+        value = getattr(exceptions, name)
+        assert issubclass(value, exceptions.CeleriacError), name
+
+
+def test_package_is_typed() -> None:
+    assert (SRC / "py.typed").exists()

@@ -1,0 +1,209 @@
+"""Executing messages: the path a worker takes, stepped by hand with drain()."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import Any
+
+import pytest
+
+from celeriac import Celery, signals, states
+from celeriac.brokers.base import DeadLetterReason, OutboundMessage
+from celeriac.brokers.memory import MemoryBroker
+from celeriac.exceptions import Ignore, Reject
+from celeriac.messages.protocol import task_message
+from celeriac.testing import drain
+from celeriac.worker.execution import Job, prepare, settle
+from celeriac.trace import trace_task
+
+
+def publish_raw(app: Celery, payload: bytes, message_id: str = "raw-1") -> None:
+    app.broker.publish(OutboundMessage("celery", payload, message_id))
+
+
+def test_malformed_message_is_dead_lettered_and_the_next_one_runs(
+    app: Celery, caplog: pytest.LogCaptureFixture
+) -> None:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    publish_raw(app, b"\x00garbage")
+    result = add.delay(1, 2)
+    with caplog.at_level(logging.ERROR, logger="celeriac.worker"):
+        assert drain(app) == 2
+    assert result.get(timeout=1) == 3
+    [letter] = app.broker.dead_letters("celery")
+    assert letter.reason is DeadLetterReason.MALFORMED and letter.payload == b"\x00garbage"
+    assert "not a celeriac message" in letter.detail
+    assert "dead-lettered (malformed)" in caplog.text
+
+
+def test_unknown_task_is_dead_lettered_with_the_name(app: Celery) -> None:
+    unknown: list[str] = []
+    signals.task_unknown.connect(lambda name=None, **kw: unknown.append(name), weak=False,
+                                 dispatch_uid="test-unknown")
+    try:
+        app.send_task("nobody.registered.this")
+        drain(app)
+    finally:
+        signals.task_unknown.disconnect(dispatch_uid="test-unknown")
+    [letter] = app.broker.dead_letters("celery")
+    assert letter.reason is DeadLetterReason.UNKNOWN_TASK
+    assert "nobody.registered.this" in letter.detail and unknown == ["nobody.registered.this"]
+
+
+def test_refused_content_type_is_dead_lettered(app: Celery) -> None:
+    @app.task
+    def echo(x: Any) -> Any:
+        return x
+
+    app.conf.task_serializer = "pickle"
+    echo.delay(1)  # the producer may write pickle; this worker does not accept it
+    drain(app)
+    [letter] = app.broker.dead_letters("celery")
+    assert letter.reason is DeadLetterReason.CONTENT_DISALLOWED
+
+
+def test_malformed_body_of_a_known_task_is_dead_lettered(app: Celery) -> None:
+    @app.task
+    def echo(x: Any) -> Any:
+        return x
+
+    message = task_message(task_name=echo.name, task_id="m1")
+    message.body = b'{"not": "a list"}'
+    publish_raw(app, message.encode(), "m1")
+    drain(app)
+    [letter] = app.broker.dead_letters("celery")
+    assert letter.reason is DeadLetterReason.MALFORMED and "3-item array" in letter.detail
+
+
+def test_retry_is_republished_with_its_countdown_broker_side(app: Celery) -> None:
+    @app.task(bind=True, max_retries=3)
+    def send_email(self: Any, to: str) -> None:
+        raise self.retry(exc=ConnectionError("smtp down"), countdown=60)
+
+    result = send_email.delay("user@test.com")
+    assert drain(app) == 1
+    assert result.state == states.RETRY and isinstance(result.result, ConnectionError)
+    assert app.broker.queue_length("celery") == 0
+    assert app.broker.delayed_count("celery") == 1  # the retry waits in the broker
+
+
+def test_reject_without_requeue_dead_letters_with_the_reason(app: Celery) -> None:
+    @app.task
+    def refuse() -> None:
+        raise Reject("poison pill", requeue=False)
+
+    refuse.delay()
+    drain(app)
+    [letter] = app.broker.dead_letters("celery")
+    assert letter.reason is DeadLetterReason.REJECTED and "poison pill" in letter.detail
+
+
+def test_reject_with_requeue_gives_the_message_back(app: Celery) -> None:
+    runs: list[int] = []
+
+    @app.task
+    def once_more() -> str:
+        runs.append(1)
+        if len(runs) == 1:
+            raise Reject("not yet", requeue=True)
+        return "second time"
+
+    result = once_more.delay()
+    assert drain(app) == 2
+    assert result.get(timeout=1) == "second time"
+
+
+def test_ignore_acks_without_recording_anything(app: Celery) -> None:
+    @app.task
+    def skip() -> None:
+        raise Ignore()
+
+    result = skip.delay()
+    drain(app)
+    assert result.state == states.PENDING
+    assert app.broker.queue_length("celery") == 0 and app.broker.dead_letters("celery") == []
+
+
+def test_expired_message_is_not_run_and_is_recorded_revoked(app: Celery) -> None:
+    ran: list[int] = []
+
+    @app.task
+    def stale() -> None:
+        ran.append(1)
+
+    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+    result = stale.apply_async(expires=past)
+    drain(app)
+    assert ran == [] and result.state == states.REVOKED
+    assert "expired" in str(result.result)
+
+
+def test_request_fields_reflect_the_message(app: Celery) -> None:
+    seen: dict[str, Any] = {}
+
+    @app.task(bind=True)
+    def inspect_me(self: Any, x: int) -> None:
+        r = self.request
+        seen.update(id=r.id, args=r.args, retries=r.retries, queue=r.delivery_info["routing_key"],
+                    count=r.delivery_count, hostname=r.hostname, tenant=r.tenant,
+                    root=r.root_id, eager=r.is_eager)
+
+    result = inspect_me.apply_async((5,), queue="work", headers={"tenant": "acme"})
+    drain(app, queues=["work"])
+    assert seen == {"id": result.id, "args": (5,), "retries": 0, "queue": "work", "count": 1,
+                    "hostname": "drain@localhost", "tenant": "acme", "root": result.id,
+                    "eager": False}
+
+
+def test_subtask_carries_parent_and_root_ids(app: Celery) -> None:
+    @app.task
+    def child() -> None:
+        return None
+
+    @app.task
+    def parent() -> str:
+        return child.delay().id
+
+    top = parent.delay()
+    drain(app, limit=1)
+    child_id = top.get(timeout=1)
+    seen: dict[str, Any] = {}
+
+    def capture(sender: Any = None, task_id: Any = None, task: Any = None, **kw: Any) -> None:
+        seen.update(parent=task.request.parent_id, root=task.request.root_id)
+
+    signals.task_prerun.connect(capture)
+    try:
+        drain(app)
+    finally:
+        signals.task_prerun.disconnect(capture)
+    assert seen == {"parent": top.id, "root": top.id}
+    assert app.AsyncResult(child_id).successful()
+
+
+def test_settling_with_a_lost_lease_is_refused() -> None:
+    now = [1000.0]
+    app = Celery("t", broker=MemoryBroker(lease_seconds=30, clock=lambda: now[0]))
+
+    @app.task
+    def work() -> int:
+        return 1
+
+    work.delay()
+
+    async def scenario() -> tuple[bool, bool]:
+        [first] = await app.broker.fetch(["celery"], 1, timeout=0)
+        job = prepare(app, first)
+        assert isinstance(job, Job)
+        outcome = trace_task(job.task, job.request)
+        now[0] += 31  # the worker froze past its lease; another worker took over
+        [second] = await app.broker.fetch(["celery"], 1, timeout=0)
+        return await settle(job, outcome), await second.ack()
+
+    stale_ack, new_ack = asyncio.run(scenario())
+    assert (stale_ack, new_ack) == (False, True)
