@@ -6,11 +6,11 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from tests.conftest import take_messages
 
 from celeriac import Celery, signals
 from celeriac.exceptions import QueueNotFound
 from celeriac.messages import decode_task_body, resolve_accept
-from tests.conftest import take_messages
 
 JSON = resolve_accept(["json"])
 
@@ -61,9 +61,18 @@ def test_apply_async_with_eta_accepts_every_option_and_delays(app: Celery, add: 
 
 def test_options_reach_the_worker_side_request(app: Celery, add: Any) -> None:
     add.apply_async(
-        (1,), {"y": 2}, task_id="my-id", expires=3600, queue="q", priority=7,
-        time_limit=300, soft_time_limit=240, ignore_result=True, headers={"tenant": "acme"},
-        link=add.s(10), idempotency_key="welcome:42",
+        (1,),
+        {"y": 2},
+        task_id="my-id",
+        expires=3600,
+        queue="q",
+        priority=7,
+        time_limit=300,
+        soft_time_limit=240,
+        ignore_result=True,
+        headers={"tenant": "acme"},
+        link=add.s(10),
+        idempotency_key="welcome:42",
     )
     [(message, priority)] = take_messages(app, "q")
     h = message.headers
@@ -110,7 +119,9 @@ def test_explicit_queue_beats_routes_and_task_queue_attribute(app: Celery) -> No
     assert len(take_messages(app, "explicit")) == 1
 
 
-def test_undeclared_queue_is_refused_when_missing_queues_are_not_created(app: Celery, add: Any) -> None:
+def test_undeclared_queue_is_refused_when_missing_queues_are_not_created(
+    app: Celery, add: Any
+) -> None:
     app.conf.update(task_queues=["default"], task_create_missing_queues=False)
     with pytest.raises(QueueNotFound, match="'elsewhere' is not in task_queues"):
         add.apply_async((1, 1), queue="elsewhere")
@@ -174,4 +185,3 @@ def test_eta_datetime_naive_is_utc(app: Celery, add: Any) -> None:
     soon = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(seconds=30)
     add.apply_async((1, 1), eta=soon)
     assert app.broker.delayed_count("celery") == 1
-

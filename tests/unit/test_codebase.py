@@ -30,16 +30,34 @@ def test_every_module_opens_with_a_docstring() -> None:
 
 
 def test_public_api_matches_celery_names() -> None:
-    for name in ("Celery", "Celeriac", "Task", "shared_task", "signature", "Signature",
-                 "current_app", "current_task", "uuid", "AsyncResult"):
+    for name in (
+        "Celery",
+        "Celeriac",
+        "Task",
+        "shared_task",
+        "signature",
+        "Signature",
+        "current_app",
+        "current_task",
+        "uuid",
+        "AsyncResult",
+    ):
         assert name in celeriac.__all__ and hasattr(celeriac, name), name
     assert celeriac.Celery is celeriac.Celeriac
 
 
 def test_all_names_exist_in_each_public_module() -> None:
-    for module_name in ("celeriac", "celeriac.exceptions", "celeriac.states", "celeriac.signals",
-                        "celeriac.canvas", "celeriac.log", "celeriac.utils.log",
-                        "celeriac.app.task", "celeriac.contrib.pytest"):
+    for module_name in (
+        "celeriac",
+        "celeriac.exceptions",
+        "celeriac.states",
+        "celeriac.signals",
+        "celeriac.canvas",
+        "celeriac.log",
+        "celeriac.utils.log",
+        "celeriac.app.task",
+        "celeriac.contrib.pytest",
+    ):
         module = importlib.import_module(module_name)
         for name in getattr(module, "__all__", ()):
             assert hasattr(module, name), f"{module_name}.{name}"
@@ -61,9 +79,22 @@ def test_celery_import_paths_work_with_celeriac() -> None:
     from celeriac.result import AsyncResult
     from celeriac.utils.log import get_task_logger
 
-    assert all((Task, Ignore, MaxRetriesExceededError, NotRegistered, Reject, Retry,
-                SoftTimeLimitExceeded, TimeLimitExceeded, TimeoutError, WorkerLostError,
-                AsyncResult, get_task_logger))
+    assert all(
+        (
+            Task,
+            Ignore,
+            MaxRetriesExceededError,
+            NotRegistered,
+            Reject,
+            Retry,
+            SoftTimeLimitExceeded,
+            TimeLimitExceeded,
+            TimeoutError,
+            WorkerLostError,
+            AsyncResult,
+            get_task_logger,
+        )
+    )
 
 
 def test_exception_tree_has_one_root() -> None:

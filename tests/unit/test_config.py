@@ -67,7 +67,7 @@ def test_misspelt_attribute_read_names_the_closest_setting(app: Celery) -> None:
 
 
 def test_wrong_type_is_refused_with_the_expected_type(app: Celery) -> None:
-    with pytest.raises(ImproperlyConfigured, match="worker_concurrency.*must be int"):
+    with pytest.raises(ImproperlyConfigured, match=r"worker_concurrency.*must be int"):
         app.conf.worker_concurrency = [4]
 
 

@@ -15,8 +15,8 @@ from celeriac.brokers.memory import MemoryBroker
 from celeriac.exceptions import Ignore, Reject
 from celeriac.messages.protocol import task_message
 from celeriac.testing import drain
-from celeriac.worker.execution import Job, prepare, settle
 from celeriac.trace import trace_task
+from celeriac.worker.execution import Job, prepare, settle
 
 
 def publish_raw(app: Celery, payload: bytes, message_id: str = "raw-1") -> None:
@@ -43,8 +43,9 @@ def test_malformed_message_is_dead_lettered_and_the_next_one_runs(
 
 def test_unknown_task_is_dead_lettered_with_the_name(app: Celery) -> None:
     unknown: list[str] = []
-    signals.task_unknown.connect(lambda name=None, **kw: unknown.append(name), weak=False,
-                                 dispatch_uid="test-unknown")
+    signals.task_unknown.connect(
+        lambda name=None, **kw: unknown.append(name), weak=False, dispatch_uid="test-unknown"
+    )
     try:
         app.send_task("nobody.registered.this")
         drain(app)
@@ -149,15 +150,31 @@ def test_request_fields_reflect_the_message(app: Celery) -> None:
     @app.task(bind=True)
     def inspect_me(self: Any, x: int) -> None:
         r = self.request
-        seen.update(id=r.id, args=r.args, retries=r.retries, queue=r.delivery_info["routing_key"],
-                    count=r.delivery_count, hostname=r.hostname, tenant=r.tenant,
-                    root=r.root_id, eager=r.is_eager)
+        seen.update(
+            id=r.id,
+            args=r.args,
+            retries=r.retries,
+            queue=r.delivery_info["routing_key"],
+            count=r.delivery_count,
+            hostname=r.hostname,
+            tenant=r.tenant,
+            root=r.root_id,
+            eager=r.is_eager,
+        )
 
     result = inspect_me.apply_async((5,), queue="work", headers={"tenant": "acme"})
     drain(app, queues=["work"])
-    assert seen == {"id": result.id, "args": (5,), "retries": 0, "queue": "work", "count": 1,
-                    "hostname": "drain@localhost", "tenant": "acme", "root": result.id,
-                    "eager": False}
+    assert seen == {
+        "id": result.id,
+        "args": (5,),
+        "retries": 0,
+        "queue": "work",
+        "count": 1,
+        "hostname": "drain@localhost",
+        "tenant": "acme",
+        "root": result.id,
+        "eager": False,
+    }
 
 
 def test_subtask_carries_parent_and_root_ids(app: Celery) -> None:

@@ -35,7 +35,9 @@ def test_task_log_records_carry_task_name_and_id(
 
 def test_outside_a_task_the_ids_read_question_marks() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
-    assert TaskFormatter("%(task_name)s[%(task_id)s] %(message)s").format(record) == "???[???] hello"
+    assert (
+        TaskFormatter("%(task_name)s[%(task_id)s] %(message)s").format(record) == "???[???] hello"
+    )
 
 
 def test_failures_log_the_full_traceback(app: Celery, caplog: pytest.LogCaptureFixture) -> None:
@@ -86,7 +88,12 @@ def test_execution_signals_fire_in_order_with_celery_arguments(app: Celery) -> N
         for signal, receiver in receivers.items():
             signal.disconnect(receiver)
     assert [name for name, _ in events] == [
-        "prerun", "success", "postrun", "prerun", "failure", "postrun",
+        "prerun",
+        "success",
+        "postrun",
+        "prerun",
+        "failure",
+        "postrun",
     ]
     assert events[0][1]["args"] == (7,) and events[1][1]["result"] == 7
     assert isinstance(events[4][1]["exception"], ValueError) and events[4][1]["einfo"]

@@ -47,8 +47,8 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
 
 
-def msg(n: int, queue: str = "q", priority: int = 0, eta: float | None = None) -> OutboundMessage:
-    return OutboundMessage(queue, f"p{n}".encode(), f"id-{n}", priority=priority, eta=eta)
+def msg(n: int, queue: str = "q", priority: int = 0, delay: float | None = None) -> OutboundMessage:
+    return OutboundMessage(queue, f"p{n}".encode(), f"id-{n}", priority=priority, delay=delay)
 
 
 def ids(deliveries: Sequence[Delivery]) -> list[str]:
@@ -163,8 +163,8 @@ def test_replay_after_the_limit_gets_the_full_limit_again(
 
 # -- eta ------------------------------------------------------------------------------------
 def test_eta_becomes_ready_exactly_when_due(broker: MemoryBroker, clock: FakeClock) -> None:
-    broker.publish(msg(1, eta=clock.now + 10))
-    broker.publish(msg(2, eta=clock.now - 10))  # already due: ready at once
+    broker.publish(msg(1, delay=10))
+    broker.publish(msg(2, delay=-10))  # already due: ready at once
     assert (broker.delayed_count("q"), broker.queue_length("q")) == (1, 1)
     assert ids(fetch(broker)) == ["id-2"]
     clock.advance(9.999)
@@ -175,7 +175,7 @@ def test_eta_becomes_ready_exactly_when_due(broker: MemoryBroker, clock: FakeClo
 
 
 def test_due_etas_keep_priority_order(broker: MemoryBroker, clock: FakeClock) -> None:
-    broker.publish_many([msg(1, eta=clock.now + 1), msg(2, priority=9, eta=clock.now + 2)])
+    broker.publish_many([msg(1, delay=1), msg(2, priority=9, delay=2)])
     clock.advance(5)
     assert ids(fetch(broker)) == ["id-2", "id-1"]
 

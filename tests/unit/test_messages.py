@@ -8,12 +8,12 @@ import uuid
 from typing import Any
 
 import pytest
+from tests.conftest import take_messages
 
 from celeriac import Celery
 from celeriac.exceptions import ContentDisallowed, DecodeError, EncodeError
 from celeriac.messages import Message, decode_task_body, dumps, loads, resolve_accept
 from celeriac.messages.protocol import task_message
-from tests.conftest import take_messages
 
 
 class User:
@@ -24,8 +24,13 @@ class User:
 
 
 def test_wire_form_round_trips_headers_properties_and_binary_body() -> None:
-    message = Message({"id": "1", "task": "t"}, b"\x00\xffbody", "application/x-msgpack",
-                      "binary", {"priority": 3})
+    message = Message(
+        {"id": "1", "task": "t"},
+        b"\x00\xffbody",
+        "application/x-msgpack",
+        "binary",
+        {"priority": 3},
+    )
     again = Message.decode(message.encode())
     assert again == message
 
@@ -42,7 +47,9 @@ def test_wire_form_round_trips_headers_properties_and_binary_body() -> None:
         (b'CLR1\x00\x00\x00\x0e{"h":{"id":1}}', "string 'id'"),
     ],
 )
-def test_malformed_payloads_raise_decode_error_naming_the_problem(payload: bytes, problem: str) -> None:
+def test_malformed_payloads_raise_decode_error_naming_the_problem(
+    payload: bytes, problem: str
+) -> None:
     with pytest.raises(DecodeError, match=problem):
         Message.decode(payload)
 
@@ -107,7 +114,7 @@ def test_oversized_message_fails_at_call_time_with_the_limit(app: Celery) -> Non
     def upload(data: str) -> None:
         return None
 
-    with pytest.raises(EncodeError, match="over the limit of 1000 bytes.*task_message_max_size"):
+    with pytest.raises(EncodeError, match=r"over the limit of 1000 bytes.*task_message_max_size"):
         upload.delay("x" * 2000)
     upload.delay("x" * 10)  # under the limit: fine
 
@@ -129,9 +136,9 @@ def test_msgpack_task_serializer_is_used_on_the_message(app: Celery) -> None:
     ("body", "problem"),
     [
         (b"[1, 2]", "3-item array"),
-        (b'[{}, {}, {}]', "args must be an array"),
-        (b'[[], [], {}]', "kwargs must be an object"),
-        (b'[[], {}, 5]', "embed must be an object"),
+        (b"[{}, {}, {}]", "args must be an array"),
+        (b"[[], [], {}]", "kwargs must be an object"),
+        (b"[[], {}, 5]", "embed must be an object"),
         (b"not json", "cannot decode json"),
     ],
 )

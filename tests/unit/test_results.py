@@ -54,7 +54,7 @@ def test_get_honours_its_timeout(app: Celery) -> None:
     def never_run() -> None:
         return None
 
-    with pytest.raises(TimeoutError, match="not ready within 0.05s"):
+    with pytest.raises(TimeoutError, match=r"not ready within 0\.05s"):
         never_run.delay().get(timeout=0.05)
 
 
@@ -90,8 +90,10 @@ def test_a_tampered_record_never_imports_the_module_it_names() -> None:
     backend.store_result("t1", None, states.FAILURE)
     raw = backend._get("task:t1")
     assert raw is not None
-    tampered = raw.replace(b'"result":null', b'"result":{"exc_type":"system","exc_module":"os",'
-                           b'"exc_message":["echo pwned"]}')
+    tampered = raw.replace(
+        b'"result":null',
+        b'"result":{"exc_type":"system","exc_module":"os","exc_message":["echo pwned"]}',
+    )
     backend._set("task:t1", tampered, None, ready=True)
     exc = backend.get_task_meta("t1")["result"]
     assert isinstance(exc, RemoteTaskError)  # not os.system, not imported
@@ -164,7 +166,7 @@ def test_get_inside_a_task_raises_a_clear_error(app: Celery) -> None:
 
     result = parent.delay()
     drain(app, limit=1)
-    with pytest.raises(SyncSubtaskError, match="Never call result.get\\(\\) within a task"):
+    with pytest.raises(SyncSubtaskError, match=r"Never call result\.get\(\) within a task"):
         result.get(timeout=1)
 
 
@@ -199,4 +201,8 @@ def test_no_result_backend_explains_how_to_configure_one() -> None:
 
 def test_result_equality_and_repr(app: Celery) -> None:
     result = app.AsyncResult("abc")
-    assert result == "abc" and result == app.AsyncResult("abc") and repr(result) == "<AsyncResult: abc>"
+    assert (
+        result == "abc"
+        and result == app.AsyncResult("abc")
+        and repr(result) == "<AsyncResult: abc>"
+    )

@@ -9,6 +9,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from tests.conftest import take_messages
 
 from celeriac import Celery
 from celeriac.brokers.memory import MemoryBroker
@@ -16,7 +17,6 @@ from celeriac.exceptions import MaxRetriesExceededError, SoftTimeLimitExceeded
 from celeriac.messages import Message
 from celeriac.testing import drain
 from celeriac.utils.log import get_task_logger
-from tests.conftest import take_messages
 
 logger = get_task_logger(__name__)
 
@@ -63,16 +63,27 @@ def define_seed_003_tasks(app: Celery, smtp_client: FakeSMTP) -> dict[str, Any]:
             saved_partial.append(report_id)
             raise
 
-    return {"send_email": send_email, "process_image": process_image,
-            "generate_report": generate_report, "saved_partial": saved_partial}
+    return {
+        "send_email": send_email,
+        "process_image": process_image,
+        "generate_report": generate_report,
+        "saved_partial": saved_partial,
+    }
 
 
 @pytest.fixture
 def seed_app() -> Celery:
     app = Celery("myapp", broker="memory://", backend="cache+memory://")
-    app.conf.update(task_serializer="json", accept_content=["json"], result_serializer="json",
-                    timezone="Asia/Seoul", enable_utc=True, worker_concurrency=4,
-                    worker_max_tasks_per_child=100, result_expires=86400)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        timezone="Asia/Seoul",
+        enable_utc=True,
+        worker_concurrency=4,
+        worker_max_tasks_per_child=100,
+        result_expires=86400,
+    )
     return app
 
 

@@ -36,8 +36,14 @@ def test_wrong_arguments_to_delay_are_type_errors(tmp_path: Path) -> None:
     config = tmp_path / "mypy.ini"
     config.write_text("[mypy]\n")  # a user's default settings, not this project's strict ones
     stdout, _, status = api.run(
-        [str(source), "--config-file", str(config), "--no-incremental",
-         "--cache-dir", str(tmp_path / "cache")]
+        [
+            str(source),
+            "--config-file",
+            str(config),
+            "--no-incremental",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
     )
     assert status == 1, stdout
     assert 'Revealed type is "int"' in stdout

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
 from celeriac._context import get_current_request
-from celeriac.brokers.base import MAX_PRIORITY, MIN_PRIORITY, OutboundMessage
+from celeriac.brokers.base import MIN_PRIORITY, OutboundMessage, check_priority
 from celeriac.exceptions import BrokerConnectionError
 from celeriac.messages.protocol import task_message
 from celeriac.result import AsyncResult
@@ -71,6 +71,14 @@ def resolve_expires(expires: Any, now: float) -> dt.datetime | None:
     if not isinstance(expires, dt.datetime):
         raise TypeError(f"expires must be seconds or a datetime, not {type(expires).__name__}")
     return _utc(expires)
+
+
+def _delay(countdown: float | None, eta: dt.datetime | None, now: float) -> float | None:
+    """Seconds until due. A countdown is passed as is, so the broker's clock measures it;
+    an eta (an absolute time, in the caller's clock) becomes the time left until it."""
+    if countdown is not None:
+        return float(countdown)
+    return None if eta is None else eta.timestamp() - now
 
 
 def _signature_dicts(value: Any) -> list[dict[str, Any]] | None:
@@ -153,7 +161,7 @@ class Producer:
             message.encode(),
             task_id,
             priority or MIN_PRIORITY,
-            eta.timestamp() if eta is not None else None,
+            _delay(route.get("countdown"), eta, now),
         )
         self._publish(outbound, route.get("retry"), route.get("retry_policy"))
         signals.after_task_publish.send(
@@ -171,14 +179,9 @@ class Producer:
             parent = get_current_request()
             if priority is None and parent and self.app.conf.task_inherit_parent_priority:
                 priority = parent.delivery_info.get("priority")
-        if priority is None:
-            return None
-        if not isinstance(priority, int) or not MIN_PRIORITY <= priority <= MAX_PRIORITY:
-            raise ValueError(
-                f"priority must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY} "
-                f"({MAX_PRIORITY} is served first), not {priority!r}"
-            )
-        return priority
+        if priority is not None:
+            check_priority(priority)
+        return priority  # type: ignore[no-any-return]
 
     def _publish(
         self, outbound: OutboundMessage, retry: bool | None, policy: Mapping[str, Any] | None

@@ -4,7 +4,8 @@ Imports only leaves. Engines (memory, redis, amqp) subclass ``Broker``; the work
 the producer use only what is here. Adapters take constructor arguments, never ``app.conf``.
 
 Semantics every engine keeps (``celeriac.testing.contracts`` checks them):
-- ``publish`` returns once the broker holds the message; an ``eta`` waits broker-side.
+- ``publish`` returns once the broker holds the message; a ``delay`` waits broker-side,
+  measured by the broker's own clock (Redis server time), never a worker's.
 - ``fetch`` hands out at most ``limit`` messages, higher priority first, FIFO within a
   priority; each handed-out message holds a lease of ``lease_seconds``.
 - A lease that is not extended expires: the message is handed out again with its
@@ -38,6 +39,14 @@ class DeadLetterReason(str, enum.Enum):
     REJECTED = "rejected"  # the task raised Reject(requeue=False)
 
 
+def check_priority(priority: int) -> None:
+    if not isinstance(priority, int) or not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise ValueError(
+            f"priority must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY} "
+            f"({MAX_PRIORITY} is served first), not {priority!r}"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
     """A message on its way to a queue: encoded bytes plus the routing a broker needs."""
@@ -46,7 +55,12 @@ class OutboundMessage:
     payload: bytes
     message_id: str
     priority: int = MIN_PRIORITY
-    eta: float | None = None  # unix time when it becomes due; None: now
+    # Seconds to wait before it becomes due, counted on the broker's clock from when the
+    # broker stores it (so producers' and workers' clock skew never moves a countdown).
+    delay: float | None = None
+
+    def __post_init__(self) -> None:
+        check_priority(self.priority)
 
 
 @dataclass(slots=True, eq=False)
@@ -83,6 +97,7 @@ class DeadLetter:
     detail: str
     delivery_count: int
     dead_lettered_at: float  # unix time
+    priority: int = MIN_PRIORITY
 
 
 class Broker(ABC):

@@ -20,8 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from celeriac.brokers.base import (
-    MAX_PRIORITY,
-    MIN_PRIORITY,
     Broker,
     DeadLetter,
     DeadLetterReason,
@@ -76,15 +74,6 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _check_priority(priority: int) -> None:
-    """Refuse a priority outside the range every engine serves."""
-    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
-        raise ValueError(
-            f"priority must be from {MIN_PRIORITY} to {MAX_PRIORITY} "
-            f"(higher is served first), got {priority!r}"
-        )
-
-
 class MemoryBroker(Broker):
     """All state in this process; safe to share between threads and event loops.
 
@@ -118,9 +107,7 @@ class MemoryBroker(Broker):
         self.publish_many([message])
 
     def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
-        # Validate everything first so a bad message in a batch publishes nothing.
-        for message in messages:
-            _check_priority(message.priority)
+        # OutboundMessage checked each priority when it was made, so the batch is valid.
         with self._lock:
             now = self._clock()
             for message in messages:
@@ -259,9 +246,10 @@ class MemoryBroker(Broker):
         stored = _Stored(
             message.queue, message.payload, message.message_id, message.priority, next(self._seq)
         )
-        if message.eta is not None and message.eta > now:
-            heapq.heappush(self._queue(message.queue).delayed, (message.eta, stored.seq, stored))
-            self._wake(message.queue, message.eta)  # waiters may plan to sleep past the eta
+        if message.delay is not None and message.delay > 0:
+            due = now + message.delay
+            heapq.heappush(self._queue(message.queue).delayed, (due, stored.seq, stored))
+            self._wake(message.queue, due)  # waiters may plan to sleep past the due time
         else:
             self._make_ready(stored)
 
@@ -386,6 +374,7 @@ class MemoryBroker(Broker):
             detail=detail,
             delivery_count=message.delivery_count,
             dead_lettered_at=now,
+            priority=message.priority,
         )
         self._queue(message.queue).dead[entry_id] = (letter, message.priority)
 

@@ -9,10 +9,11 @@ stdlib; never an engine. Timing is real time (engines use server time): tests aw
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 import pytest
@@ -30,16 +31,31 @@ class BrokerFactory(Protocol):
     def __call__(self, lease_seconds: float = 30.0, delivery_limit: int = 5) -> Broker: ...
 
 
+AsyncTest = Callable[[Any, BrokerFactory], Coroutine[Any, Any, None]]
+
+
+def _in_event_loop(test: AsyncTest) -> Callable[[Any, BrokerFactory], None]:
+    """Run an async test body with ``asyncio.run``: a plain sync test, no pytest-asyncio."""
+
+    @functools.wraps(test)
+    def run(self: Any, make_broker: BrokerFactory) -> None:
+        asyncio.run(test(self, make_broker))
+
+    return run
+
+
 def _queue() -> str:
     return f"contract-{uuid.uuid4().hex[:12]}"
 
 
-def _msg(queue: str, n: int, priority: int = 0, eta: float | None = None) -> OutboundMessage:
-    return OutboundMessage(queue, f"payload-{n}".encode(), f"id-{n}", priority=priority, eta=eta)
+def _msg(queue: str, n: int, priority: int = 0, delay: float | None = None) -> OutboundMessage:
+    return OutboundMessage(
+        queue, f"payload-{n}".encode(), f"id-{n}", priority=priority, delay=delay
+    )
 
 
-def _run(scenario: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(scenario)
+def _ids(deliveries: Sequence[Delivery]) -> list[str]:
+    return [delivery.message_id for delivery in deliveries]
 
 
 async def _collect(
@@ -54,135 +70,122 @@ async def _collect(
     return got
 
 
-def _ids(deliveries: Sequence[Delivery]) -> list[str]:
-    return [delivery.message_id for delivery in deliveries]
+async def _expect_order(broker: Broker, queue: str, expected: list[str]) -> None:
+    got = await _collect(broker, [queue], len(expected))
+    assert _ids(got) == expected
+    for delivery in got:
+        assert await delivery.ack() is True
 
 
 class BrokerContract:
-    """Subclass as ``TestXBroker(BrokerContract)`` and provide a ``make_broker`` fixture
-    returning a ``BrokerFactory``; the fixture closes what it built and isolates state
-    (every test here also uses fresh, unique queue names)."""
+    """Subclass as ``TestXBroker(BrokerContract)`` with a ``make_broker`` fixture that
+    returns a ``BrokerFactory``, closes what it built and isolates state (every test here
+    also uses fresh, unique queue names)."""
 
     # -- publish and fetch ------------------------------------------------------------------
-    def test_round_trip_keeps_payload_and_message_id(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_round_trip_keeps_payload_and_message_id(
+        self, make_broker: BrokerFactory
+    ) -> None:
         broker, queue = make_broker(), _queue()
         broker.publish(OutboundMessage(queue, b"hello \xe2\x98\x83", "msg-1", priority=3))
+        [delivery] = await _collect(broker, [queue], 1)
+        assert delivery.payload == b"hello \xe2\x98\x83"
+        assert (delivery.message_id, delivery.queue) == ("msg-1", queue)
+        assert (delivery.priority, delivery.delivery_count) == (3, 1)
+        assert await delivery.ack() is True
 
-        async def scenario() -> None:
-            [delivery] = await _collect(broker, [queue], 1)
-            assert delivery.payload == b"hello \xe2\x98\x83"
-            assert (delivery.message_id, delivery.queue) == ("msg-1", queue)
-            assert (delivery.priority, delivery.delivery_count) == (3, 1)
-            assert await delivery.ack() is True
-
-        _run(scenario())
-
-    def test_fifo_within_a_queue(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_fifo_within_a_queue(self, make_broker: BrokerFactory) -> None:
         broker, queue = make_broker(), _queue()
         for n in range(10):
             broker.publish(_msg(queue, n))
-        _run(self._expect_order(broker, queue, [f"id-{n}" for n in range(10)]))
+        await _expect_order(broker, queue, [f"id-{n}" for n in range(10)])
 
-    def test_higher_priority_first_and_fifo_within_a_priority(
+    @_in_event_loop
+    async def test_higher_priority_first_and_fifo_within_a_priority(
         self, make_broker: BrokerFactory
     ) -> None:
         broker, queue = make_broker(), _queue()
         for n, priority in enumerate([0, 5, 9, 5, 0, 9]):
             broker.publish(_msg(queue, n, priority=priority))
-        _run(self._expect_order(broker, queue, ["id-2", "id-5", "id-1", "id-3", "id-0", "id-4"]))
+        await _expect_order(broker, queue, ["id-2", "id-5", "id-1", "id-3", "id-0", "id-4"])
 
-    def test_publish_many_keeps_order(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_publish_many_keeps_order(self, make_broker: BrokerFactory) -> None:
         broker, queue = make_broker(), _queue()
         broker.publish_many([_msg(queue, n) for n in range(5)])
+        await broker.publish_many_async([_msg(queue, n) for n in range(5, 10)])
+        await _expect_order(broker, queue, [f"id-{n}" for n in range(10)])
 
-        async def scenario() -> None:
-            await broker.publish_many_async([_msg(queue, n) for n in range(5, 10)])
-            await self._expect_order(broker, queue, [f"id-{n}" for n in range(10)])
-
-        _run(scenario())
-
-    def test_fetch_returns_at_most_limit(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_fetch_returns_at_most_limit(self, make_broker: BrokerFactory) -> None:
         broker, queue = make_broker(), _queue()
         broker.publish_many([_msg(queue, n) for n in range(5)])
+        first = await broker.fetch([queue], 2, SLACK)
+        assert 1 <= len(first) <= 2
+        rest = await _collect(broker, [queue], 5 - len(first))
+        assert sorted(_ids(first + rest)) == [f"id-{n}" for n in range(5)]
 
-        async def scenario() -> None:
-            first = await broker.fetch([queue], 2, SLACK)
-            assert 1 <= len(first) <= 2
-            rest = await _collect(broker, [queue], 5 - len(first))
-            assert sorted(_ids(first + rest)) == [f"id-{n}" for n in range(5)]
-
-        _run(scenario())
-
-    def test_fetch_with_nothing_ready_returns_empty(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_fetch_with_nothing_ready_returns_empty(self, make_broker: BrokerFactory) -> None:
         broker, queue = make_broker(), _queue()
+        assert await broker.fetch([queue], 10, 0) == []
+        started = time.monotonic()
+        assert await broker.fetch([queue], 10, 0.3) == []
+        assert time.monotonic() - started >= 0.15, "an empty fetch must wait, not spin"
 
-        async def scenario() -> None:
-            assert await broker.fetch([queue], 10, 0) == []
-            started = time.monotonic()
-            assert await broker.fetch([queue], 10, 0.3) == []
-            assert time.monotonic() - started >= 0.15, "an empty fetch must wait, not spin"
-
-        _run(scenario())
-
-    def test_fetch_wakes_when_another_thread_publishes(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_fetch_wakes_when_another_thread_publishes(
+        self, make_broker: BrokerFactory
+    ) -> None:
         broker, queue = make_broker(), _queue()
+        # The timer fires while the fetch below is already waiting.
+        timer = threading.Timer(0.3, broker.publish, [_msg(queue, 1)])
+        started = time.monotonic()
+        timer.start()
+        try:
+            got = await broker.fetch([queue], 1, 10.0)
+        finally:
+            timer.join()
+        assert _ids(got) == ["id-1"]
+        assert time.monotonic() - started < 3.0, "fetch must wake on publish, not time out"
 
-        async def scenario() -> None:
-            # The timer fires while the fetch below is already waiting.
-            timer = threading.Timer(0.3, broker.publish, [_msg(queue, 1)])
-            started = time.monotonic()
-            timer.start()
-            try:
-                got = await broker.fetch([queue], 1, 10.0)
-            finally:
-                timer.join()
-            assert _ids(got) == ["id-1"]
-            assert time.monotonic() - started < 3.0, "fetch must wake on publish, not time out"
-
-        _run(scenario())
-
-    def test_fetch_wakes_when_the_same_loop_publishes(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_fetch_wakes_when_the_same_loop_publishes(
+        self, make_broker: BrokerFactory
+    ) -> None:
         broker, queue = make_broker(), _queue()
 
         async def publish_later() -> None:
             await asyncio.sleep(0.2)
             await broker.publish_async(_msg(queue, 1))
 
-        async def scenario() -> None:
-            started = time.monotonic()
-            got, _ = await asyncio.gather(broker.fetch([queue], 1, 10.0), publish_later())
-            assert _ids(got) == ["id-1"]
-            assert time.monotonic() - started < 3.0, "fetch must wake on publish, not time out"
+        started = time.monotonic()
+        got, _ = await asyncio.gather(broker.fetch([queue], 1, 10.0), publish_later())
+        assert _ids(got) == ["id-1"]
+        assert time.monotonic() - started < 3.0, "fetch must wake on publish, not time out"
 
-        _run(scenario())
-
-    def test_several_queues_are_all_served(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_several_queues_are_all_served(self, make_broker: BrokerFactory) -> None:
         broker, first, second = make_broker(), _queue(), _queue()
         broker.publish_many([_msg(first, n) for n in range(4)])
         broker.publish_many([_msg(second, n) for n in range(4, 8)])
+        # One message at a time, as a busy worker fetches: neither queue may starve.
+        early = [(await _collect(broker, [first, second], 1))[0] for _ in range(4)]
+        assert {d.queue for d in early} == {first, second}
+        rest = await _collect(broker, [first, second], 4)
+        for delivery in early + rest:
+            assert delivery.queue == (first if int(delivery.message_id[3:]) < 4 else second)
+        assert sorted(_ids(early + rest)) == [f"id-{n}" for n in range(8)]
 
-        async def scenario() -> None:
-            # One message at a time, as a busy worker fetches: neither queue may starve.
-            early = [(await _collect(broker, [first, second], 1))[0] for _ in range(4)]
-            assert {d.queue for d in early} == {first, second}
-            rest = await _collect(broker, [first, second], 4)
-            for delivery in early + rest:
-                expected = first if int(delivery.message_id[3:]) < 4 else second
-                assert delivery.queue == expected
-            assert sorted(_ids(early + rest)) == [f"id-{n}" for n in range(8)]
-
-        _run(scenario())
-
-    def test_opaque_payload_is_carried_unchanged(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_opaque_payload_is_carried_unchanged(self, make_broker: BrokerFactory) -> None:
         broker, queue = make_broker(), _queue()
         payloads = [b"\x00garbage\xff\xfe", b"{not json", bytes(range(256)) * 64]
         broker.publish_many([OutboundMessage(queue, p, f"id-{n}") for n, p in enumerate(payloads)])
-
-        async def scenario() -> None:
-            got = await _collect(broker, [queue], 3)
-            assert [d.payload for d in got] == payloads
-
-        _run(scenario())
+        got = await _collect(broker, [queue], 3)
+        assert [d.payload for d in got] == payloads
 
     def test_priority_out_of_range_is_refused(self, make_broker: BrokerFactory) -> None:
         broker, queue = make_broker(), _queue()
@@ -192,220 +195,182 @@ class BrokerContract:
         assert broker.queue_length(queue) == 0
 
     # -- outcomes ---------------------------------------------------------------------------
-    def test_ack_removes_the_message_for_good(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_ack_removes_the_message_for_good(self, make_broker: BrokerFactory) -> None:
         broker, queue = make_broker(lease_seconds=SHORT_LEASE), _queue()
         broker.publish(_msg(queue, 1))
+        [delivery] = await _collect(broker, [queue], 1)
+        assert await delivery.ack() is True
+        assert broker.queue_length(queue) == 0
+        # Past the lease: an acked message never comes back.
+        assert await broker.fetch([queue], 1, SHORT_LEASE * 2) == []
+        assert await delivery.ack() is False, "a second ack must be refused"
 
-        async def scenario() -> None:
-            [delivery] = await _collect(broker, [queue], 1)
-            assert await delivery.ack() is True
-            assert broker.queue_length(queue) == 0
-            # Past the lease: an acked message never comes back.
-            assert await broker.fetch([queue], 1, SHORT_LEASE * 2) == []
-            assert await delivery.ack() is False, "a second ack must be refused"
-
-        _run(scenario())
-
-    def test_requeue_gives_it_back_with_the_same_delivery_count(
+    @_in_event_loop
+    async def test_requeue_gives_it_back_with_the_same_delivery_count(
         self, make_broker: BrokerFactory
     ) -> None:
         broker, queue = make_broker(), _queue()
         broker.publish(_msg(queue, 1))
+        [first] = await _collect(broker, [queue], 1)
+        assert await first.requeue() is True
+        assert broker.queue_length(queue) == 1
+        [again] = await _collect(broker, [queue], 1)
+        assert (again.message_id, again.payload) == ("id-1", b"payload-1")
+        assert again.delivery_count == first.delivery_count == 1
+        assert await again.ack() is True
 
-        async def scenario() -> None:
-            [first] = await _collect(broker, [queue], 1)
-            assert await first.requeue() is True
-            assert broker.queue_length(queue) == 1
-            [again] = await _collect(broker, [queue], 1)
-            assert (again.message_id, again.payload) == ("id-1", b"payload-1")
-            assert again.delivery_count == first.delivery_count == 1
-            assert await again.ack() is True
-
-        _run(scenario())
-
-    def test_dead_letter_stores_payload_reason_and_detail(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_dead_letter_stores_payload_reason_and_detail(
+        self, make_broker: BrokerFactory
+    ) -> None:
         broker, queue = make_broker(), _queue()
         broker.publish(_msg(queue, 1))
+        [delivery] = await _collect(broker, [queue], 1)
+        before = time.time()
+        assert await delivery.dead_letter(DeadLetterReason.REJECTED, "boom") is True
+        [letter] = broker.dead_letters(queue)
+        assert (letter.queue, letter.message_id, letter.payload) == (queue, "id-1", b"payload-1")
+        assert (letter.reason, letter.detail) == (DeadLetterReason.REJECTED, "boom")
+        assert letter.delivery_count == 1
+        assert abs(letter.dead_lettered_at - before) < 60
+        assert broker.queue_length(queue) == 0
+        assert await broker.fetch([queue], 1, 0.2) == []
 
-        async def scenario() -> None:
-            [delivery] = await _collect(broker, [queue], 1)
-            before = time.time()
-            assert await delivery.dead_letter(DeadLetterReason.REJECTED, "boom") is True
-            [letter] = broker.dead_letters(queue)
-            assert (letter.queue, letter.message_id, letter.payload) == (
-                queue,
-                "id-1",
-                b"payload-1",
-            )
-            assert (letter.reason, letter.detail) == (DeadLetterReason.REJECTED, "boom")
-            assert letter.delivery_count == 1
-            assert abs(letter.dead_lettered_at - before) < 60
-            assert broker.queue_length(queue) == 0
-            assert await broker.fetch([queue], 1, 0.2) == []
-
-        _run(scenario())
-
-    def test_dead_letters_are_listed_oldest_first(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_dead_letters_are_listed_oldest_first(self, make_broker: BrokerFactory) -> None:
         broker, queue = make_broker(), _queue()
         broker.publish_many([_msg(queue, n) for n in range(3)])
+        for delivery in await _collect(broker, [queue], 3):
+            await delivery.dead_letter(DeadLetterReason.MALFORMED, delivery.message_id)
+        letters = broker.dead_letters(queue, limit=2)
+        assert [letter.message_id for letter in letters] == ["id-0", "id-1"]
+        assert len({letter.entry_id for letter in broker.dead_letters(queue)}) == 3
 
-        async def scenario() -> None:
-            for delivery in await _collect(broker, [queue], 3):
-                await delivery.dead_letter(DeadLetterReason.MALFORMED, delivery.message_id)
-            letters = broker.dead_letters(queue, limit=2)
-            assert [letter.message_id for letter in letters] == ["id-0", "id-1"]
-            assert len({letter.entry_id for letter in broker.dead_letters(queue)}) == 3
-
-        _run(scenario())
-
-    def test_replay_named_dead_letter_with_a_fresh_count(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_replay_named_dead_letter(self, make_broker: BrokerFactory) -> None:
         broker, queue = make_broker(), _queue()
         broker.publish_many([_msg(queue, 1), _msg(queue, 2)])
+        for delivery in await _collect(broker, [queue], 2):
+            await delivery.dead_letter(DeadLetterReason.UNKNOWN_TASK)
+        one, two = broker.dead_letters(queue)
+        assert broker.replay_dead_letters(queue, [two.entry_id, "no-such-entry"]) == 1
+        [replayed] = await _collect(broker, [queue], 1)
+        assert (replayed.message_id, replayed.payload) == ("id-2", b"payload-2")
+        assert replayed.delivery_count == 1
+        assert [letter.entry_id for letter in broker.dead_letters(queue)] == [one.entry_id]
 
-        async def scenario() -> None:
-            for delivery in await _collect(broker, [queue], 2):
-                await delivery.dead_letter(DeadLetterReason.UNKNOWN_TASK)
-            one, two = broker.dead_letters(queue)
-            assert broker.replay_dead_letters(queue, [two.entry_id, "no-such-entry"]) == 1
-            [replayed] = await _collect(broker, [queue], 1)
-            assert (replayed.message_id, replayed.payload) == ("id-2", b"payload-2")
-            assert replayed.delivery_count == 1
-            assert [letter.entry_id for letter in broker.dead_letters(queue)] == [one.entry_id]
-
-        _run(scenario())
-
-    def test_replay_all_then_purge_dead_letters(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_replay_all_then_purge_dead_letters(self, make_broker: BrokerFactory) -> None:
         broker, queue = make_broker(), _queue()
         broker.publish_many([_msg(queue, 1), _msg(queue, 2)])
-
-        async def bury_all() -> None:
-            for delivery in await _collect(broker, [queue], 2):
-                await delivery.dead_letter(DeadLetterReason.OVERSIZED)
-
-        async def scenario() -> None:
-            await bury_all()
-            assert broker.replay_dead_letters(queue) == 2
-            assert broker.dead_letters(queue) == []
-            assert broker.queue_length(queue) == 2
-            await bury_all()
-            assert broker.purge_dead_letters(queue) == 2
-            assert broker.dead_letters(queue) == []
-            assert await broker.fetch([queue], 1, 0.2) == []
-
-        _run(scenario())
+        for delivery in await _collect(broker, [queue], 2):
+            await delivery.dead_letter(DeadLetterReason.OVERSIZED)
+        assert broker.replay_dead_letters(queue) == 2
+        assert broker.dead_letters(queue) == []
+        assert broker.queue_length(queue) == 2
+        for delivery in await _collect(broker, [queue], 2):
+            await delivery.dead_letter(DeadLetterReason.OVERSIZED)
+        assert broker.purge_dead_letters(queue) == 2
+        assert broker.dead_letters(queue) == []
+        assert await broker.fetch([queue], 1, 0.2) == []
 
     # -- delays -----------------------------------------------------------------------------
-    def test_eta_is_held_until_due_then_fetched_once(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_eta_is_held_until_due_then_fetched_once(
+        self, make_broker: BrokerFactory
+    ) -> None:
         broker, queue = make_broker(), _queue()
         eta = time.time() + 0.5
-        broker.publish(_msg(queue, 1, eta=eta))
-
-        async def scenario() -> None:
-            assert broker.queue_length(queue) == 0
-            got = await broker.fetch([queue], 1, 0.5 + SLACK)
-            assert _ids(got) == ["id-1"]
-            assert time.time() >= eta - EARLY, "an eta message was handed out before due"
-            assert await got[0].ack() is True
-            assert await broker.fetch([queue], 1, 0.3) == []
-            assert broker.delayed_count(queue) == 0
-
-        _run(scenario())
+        broker.publish(_msg(queue, 1, delay=0.5))
+        assert broker.queue_length(queue) == 0
+        got = await broker.fetch([queue], 1, 0.5 + SLACK)
+        assert _ids(got) == ["id-1"]
+        assert time.time() >= eta - EARLY, "an eta message was handed out before due"
+        assert await got[0].ack() is True
+        assert await broker.fetch([queue], 1, 0.3) == []
+        assert broker.delayed_count(queue) == 0
 
     def test_delayed_and_ready_are_counted_apart(self, make_broker: BrokerFactory) -> None:
         broker, queue = make_broker(), _queue()
-        later = time.time() + 60
-        broker.publish_many([_msg(queue, 1, eta=later), _msg(queue, 2, eta=later), _msg(queue, 3)])
+        later = 60.0
+        broker.publish_many(
+            [_msg(queue, 1, delay=later), _msg(queue, 2, delay=later), _msg(queue, 3)]
+        )
         assert (broker.delayed_count(queue), broker.queue_length(queue)) == (2, 1)
 
-    def test_purge_drops_ready_and_delayed(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_purge_drops_ready_and_delayed(self, make_broker: BrokerFactory) -> None:
         broker, queue = make_broker(), _queue()
-        broker.publish_many([_msg(queue, 1), _msg(queue, 2), _msg(queue, 3, eta=time.time() + 0.3)])
+        broker.publish_many([_msg(queue, 1), _msg(queue, 2), _msg(queue, 3, delay=0.3)])
         assert broker.purge(queue) == 3
         assert (broker.delayed_count(queue), broker.queue_length(queue)) == (0, 0)
-
-        async def scenario() -> None:
-            assert await broker.fetch([queue], 10, 0.3 + 0.5) == []  # past the dropped eta
-
-        _run(scenario())
+        assert await broker.fetch([queue], 10, 0.3 + 0.5) == []  # past the dropped eta
 
     # -- leases -----------------------------------------------------------------------------
-    def test_abandoned_message_comes_back_after_the_lease(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_abandoned_message_comes_back_after_the_lease(
+        self, make_broker: BrokerFactory
+    ) -> None:
         broker, queue = make_broker(lease_seconds=SHORT_LEASE), _queue()
         broker.publish(_msg(queue, 1))
+        started = time.monotonic()
+        [first] = await _collect(broker, [queue], 1)  # then: no ack, no extend
+        got = await broker.fetch([queue], 1, SHORT_LEASE + SLACK)
+        assert _ids(got) == ["id-1"], "an abandoned message must come back"
+        elapsed = time.monotonic() - started
+        assert elapsed >= SHORT_LEASE - EARLY, f"handed out again after {elapsed:.3f}s"
+        assert (first.delivery_count, got[0].delivery_count) == (1, 2)
+        assert await got[0].ack() is True
 
-        async def scenario() -> None:
-            started = time.monotonic()
-            [first] = await _collect(broker, [queue], 1)  # then: no ack, no extend
-            got = await broker.fetch([queue], 1, SHORT_LEASE + SLACK)
-            assert _ids(got) == ["id-1"], "an abandoned message must come back"
-            elapsed = time.monotonic() - started
-            assert elapsed >= SHORT_LEASE - EARLY, f"handed out again after {elapsed:.3f}s"
-            assert (first.delivery_count, got[0].delivery_count) == (1, 2)
-            assert await got[0].ack() is True
-
-        _run(scenario())
-
-    def test_extending_holder_is_never_redelivered(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_extending_holder_is_never_redelivered(self, make_broker: BrokerFactory) -> None:
         lease = 0.6
         broker, queue = make_broker(lease_seconds=lease), _queue()
         broker.publish(_msg(queue, 1))
+        [held] = await _collect(broker, [queue], 1)
+        for _ in range(9):  # three leases long, renewing every third of a lease
+            assert await broker.fetch([queue], 1, lease / 3) == [], "redelivered while held"
+            assert await broker.extend([held]) == []
+        assert await held.ack() is True
 
-        async def scenario() -> None:
-            [held] = await _collect(broker, [queue], 1)
-            for _ in range(9):  # three leases long, renewing every third of a lease
-                assert await broker.fetch([queue], 1, lease / 3) == [], "redelivered while held"
-                assert await broker.extend([held]) == []
-            assert await held.ack() is True
-
-        _run(scenario())
-
-    def test_delivery_limit_dead_letters_the_message(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_delivery_limit_dead_letters_the_message(
+        self, make_broker: BrokerFactory
+    ) -> None:
         broker, queue = make_broker(lease_seconds=SHORT_LEASE, delivery_limit=2), _queue()
         broker.publish(_msg(queue, 1))
+        await _collect(broker, [queue], 1)  # abandoned once
+        [second] = await _collect(broker, [queue], 1, SHORT_LEASE + SLACK)
+        assert second.delivery_count == 2  # abandoned again: that reaches the limit
+        give_up = time.monotonic() + SHORT_LEASE + SLACK
+        while not broker.dead_letters(queue):
+            assert time.monotonic() < give_up, "never dead-lettered at the delivery limit"
+            assert await broker.fetch([queue], 1, 0.25) == [], "handed out past the limit"
+        [letter] = broker.dead_letters(queue)
+        assert (letter.reason, letter.delivery_count) == (DeadLetterReason.DELIVERY_LIMIT, 2)
+        assert (letter.message_id, letter.payload) == ("id-1", b"payload-1")
+        assert broker.queue_length(queue) == 0
+        # Replayed, it starts over: a fresh count, and the full limit ahead of it.
+        assert broker.replay_dead_letters(queue) == 1
+        [replayed] = await _collect(broker, [queue], 1)
+        assert replayed.delivery_count == 1
+        assert await replayed.ack() is True
 
-        async def scenario() -> None:
-            await _collect(broker, [queue], 1)  # abandoned once
-            [second] = await _collect(broker, [queue], 1, SHORT_LEASE + SLACK)
-            assert second.delivery_count == 2  # abandoned again: that reaches the limit
-            give_up = time.monotonic() + SHORT_LEASE + SLACK
-            while not broker.dead_letters(queue):
-                assert time.monotonic() < give_up, "never dead-lettered at the delivery limit"
-                assert await broker.fetch([queue], 1, 0.25) == [], "handed out past the limit"
-            [letter] = broker.dead_letters(queue)
-            assert (letter.reason, letter.delivery_count) == (DeadLetterReason.DELIVERY_LIMIT, 2)
-            assert (letter.message_id, letter.payload) == ("id-1", b"payload-1")
-            assert broker.queue_length(queue) == 0
-            # Replayed, it starts over: a fresh count, and the full limit ahead of it.
-            assert broker.replay_dead_letters(queue) == 1
-            [replayed] = await _collect(broker, [queue], 1)
-            assert replayed.delivery_count == 1
-            assert await replayed.ack() is True
-
-        _run(scenario())
-
-    def test_stale_delivery_is_fenced_after_takeover(self, make_broker: BrokerFactory) -> None:
+    @_in_event_loop
+    async def test_stale_delivery_is_fenced_after_takeover(
+        self, make_broker: BrokerFactory
+    ) -> None:
         broker, queue = make_broker(lease_seconds=0.75), _queue()
         broker.publish(_msg(queue, 1))
-
-        async def scenario() -> None:
-            [old] = await _collect(broker, [queue], 1)
-            [new] = await _collect(broker, [queue], 1, 0.75 + SLACK)  # taken over
-            assert new.token != old.token
-            assert await old.ack() is False
-            assert await old.requeue() is False
-            assert await old.dead_letter(DeadLetterReason.REJECTED) is False
-            assert await broker.extend([old]) == [old]
-            # The refused calls changed nothing: the new holder still owns the message.
-            assert (broker.queue_length(queue), broker.dead_letters(queue)) == (0, [])
-            assert await new.ack() is True
-            assert await broker.fetch([queue], 1, 0.2) == []
-
-        _run(scenario())
-
-    # -- helpers ----------------------------------------------------------------------------
-    @staticmethod
-    async def _expect_order(broker: Broker, queue: str, expected: list[str]) -> None:
-        got = await _collect(broker, [queue], len(expected))
-        assert _ids(got) == expected
-        for delivery in got:
-            assert await delivery.ack() is True
+        [old] = await _collect(broker, [queue], 1)
+        [new] = await _collect(broker, [queue], 1, 0.75 + SLACK)  # taken over
+        assert new.token != old.token
+        assert await old.ack() is False
+        assert await old.requeue() is False
+        assert await old.dead_letter(DeadLetterReason.REJECTED) is False
+        assert await broker.extend([old]) == [old]
+        # The refused calls changed nothing: the new holder still owns the message.
+        assert (broker.queue_length(queue), broker.dead_letters(queue)) == (0, [])
+        assert await new.ack() is True
+        assert await broker.fetch([queue], 1, 0.2) == []

@@ -1,0 +1,157 @@
+"""The documentation runs: every Python example in README.md and docs/*.md, the quick
+start, and the settings reference checked against the declared settings.
+
+Each example runs in its own interpreter (a subprocess), so apps, shared tasks and signal
+receivers never leak from one example into another, with warnings turned into errors as
+in the test suite. Conventions for ```python blocks:
+
+- a first line ``# not executed: <reason>`` skips the block (shell-like or project-layout
+  snippets; keep them rare);
+- a first line ``# test file: <name>.py`` runs the block as a test module under pytest;
+- every other block runs as a script and must be self-contained.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from celeriac.config.settings import SETTINGS
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SKIP = "# not executed:"
+TEST_FILE = re.compile(r"^# test file: (test_\w+\.py)\s*$")
+FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
+TIMEOUT = 60
+
+
+@dataclass(frozen=True)
+class Example:
+    path: Path
+    line: int
+    code: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.path.relative_to(ROOT)}:{self.line}"
+
+    @property
+    def first_line(self) -> str:
+        return self.code.split("\n", 1)[0].strip()
+
+
+def python_examples() -> list[Example]:
+    examples = []
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        for match in FENCE.finditer(text):
+            line = text.count("\n", 0, match.start()) + 1
+            examples.append(Example(path, line, match.group(1)))
+    return examples
+
+
+EXAMPLES = python_examples()
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONWARNINGS", None)
+    # The examples import the package under test, even when it is not installed.
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT / "src"), env.get("PYTHONPATH", "")) if p
+    )
+    return env
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+
+
+def _load_generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "gen_config_doc", ROOT / "scripts" / "gen_config_doc.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# -- the settings reference -------------------------------------------------------------------
+def test_configuration_doc_is_generated_from_the_settings() -> None:
+    generator = _load_generator()
+    current = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert current == generator.render(), (
+        "docs/configuration.md is stale: run `python scripts/gen_config_doc.py`"
+    )
+
+
+def test_gen_config_doc_check_passes() -> None:
+    done = _run([sys.executable, str(ROOT / "scripts" / "gen_config_doc.py"), "--check"], ROOT)
+    assert done.returncode == 0, done.stderr
+
+
+def test_configuration_doc_lists_exactly_the_declared_settings() -> None:
+    text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([a-z_]+)` \|", text, re.MULTILINE)
+    assert sorted(rows) == sorted(SETTINGS), "a setting is missing from, or extra in, the doc"
+    assert len(rows) == len(set(rows)), "a setting is listed twice"
+
+
+def test_the_check_notices_a_stale_file(tmp_path: Path) -> None:
+    generator = _load_generator()
+    stale = tmp_path / "configuration.md"
+    stale.write_text(generator.render().replace("task_delivery_limit", "task_delivery_limt"))
+    generator.DOC = stale
+    assert generator.main(["--check"]) == 1
+
+
+# -- the examples -----------------------------------------------------------------------------
+def test_the_docs_have_examples() -> None:
+    pages = {example.path.name for example in EXAMPLES}
+    assert {"README.md", "tasks.md", "calling.md", "results.md", "testing.md"} <= pages
+    skipped = [e for e in EXAMPLES if e.first_line.startswith(SKIP)]
+    assert len(skipped) <= 3, "skipped examples should stay rare"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.id for e in EXAMPLES])
+def test_example_runs(example: Example, tmp_path: Path) -> None:
+    if example.first_line.startswith(SKIP):
+        pytest.skip(example.first_line)
+    test_file = TEST_FILE.match(example.first_line)
+    if test_file:
+        script = tmp_path / test_file.group(1)
+        script.write_text(example.code, encoding="utf-8")
+        done = _run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error",
+             "--rootdir", str(tmp_path), str(script)],
+            tmp_path,
+        )  # fmt: skip
+    else:
+        script = tmp_path / "example.py"
+        script.write_text(example.code, encoding="utf-8")
+        done = _run([sys.executable, "-W", "error", str(script)], tmp_path)
+    assert done.returncode == 0, f"example at {example.id} failed:\n{done.stdout}\n{done.stderr}"
+
+
+def test_quickstart_runs() -> None:
+    done = _run([sys.executable, "-W", "error", str(ROOT / "examples" / "quickstart.py")], ROOT)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "sent 4 calls to queue 'celery': 3 ready, 1 delayed" in out
+    assert "ran 3 tasks" in out
+    assert "add(2, 3) = 5" in out
+    assert "greet('Ada') = 'hello Ada, this is attempt 1'" in out
+    assert "days_between(2024-01-01, 2024-03-01) = 60" in out
+    assert "remind is PENDING" in out
