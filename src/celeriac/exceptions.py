@@ -179,6 +179,9 @@ class SoftTimeLimitExceeded(CeleriacError):
 class QueueNotFound(ImproperlyConfigured, KeyError):
     """A task was routed to a queue that is not declared and cannot be created."""
 
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "queue not found"
+
 
 __all__ = [
     "BrokerConnectionError",

@@ -21,8 +21,8 @@ R = TypeVar("R")
 
 _GET_IN_TASK = (
     "Never call result.get() within a task: the task holds a worker slot while it waits "
-    "for another task that may need that slot, which can deadlock the workers. Chain the "
-    "work instead (task1.s() | task2.s()), or if you are sure, call "
+    "for another task that may need that slot, which can deadlock the workers. Link the "
+    "next step instead (task1.apply_async(link=task2.s())), or if you are sure, call "
     "result.get(disable_sync_subtasks=False)."
 )
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from celeriac._context import get_current_app, get_current_request
+from celeriac.brokers.base import check_priority
 from celeriac.canvas import Signature
 from celeriac.exceptions import MaxRetriesExceededError, Retry
 from celeriac.request import Request
@@ -45,6 +46,67 @@ _FROM_CONFIG = {
     "soft_time_limit": "task_soft_time_limit",
 }
 _EXEC_OPTIONS = ("queue", "priority", "expires", "time_limit", "soft_time_limit", "serializer")
+CALL_OPTIONS = frozenset(
+    {
+        "countdown",
+        "eta",
+        "expires",
+        "queue",
+        "routing_key",
+        "priority",
+        "serializer",
+        "retries",
+        "root_id",
+        "parent_id",
+        "group_id",
+        "group_index",
+        "time_limit",
+        "soft_time_limit",
+        "ignore_result",
+        "link",
+        "link_error",
+        "chain",
+        "chord",
+        "shadow",
+        "reply_to",
+        "headers",
+        "idempotency_key",
+        "retry",
+        "retry_policy",
+    }
+)
+# Options Celery accepts that mean nothing here (kombu-level knobs): taken and dropped.
+IGNORED_CALL_OPTIONS = frozenset(
+    {
+        "exchange",
+        "exchange_type",
+        "compression",
+        "add_to_parent",
+        "producer",
+        "connection",
+        "router",
+        "result_cls",
+        "publisher",
+        "route_name",
+        "mandatory",
+        "delivery_mode",
+        "declare",
+        "immediate",
+        "max_retries",
+    }
+)
+
+
+def check_call_options(name: str, options: Mapping[str, Any]) -> None:
+    """A misspelt option (``countdwon=10``) fails loudly instead of being ignored."""
+    unknown = set(options) - CALL_OPTIONS - IGNORED_CALL_OPTIONS
+    if unknown:
+        raise TypeError(
+            f"apply_async() got unknown option(s) {', '.join(sorted(unknown))} for task "
+            f"{name!r}; see docs/calling.md for the options"
+        )
+    if options.get("priority") is not None:
+        check_priority(options["priority"])
 
 
 def new_id() -> str:
@@ -198,6 +260,7 @@ class Task(Generic[P, R]):
         args, kwargs = tuple(args or ()), dict(kwargs or {})
         if self.typing:
             self.check_arguments(args, kwargs)
+        check_call_options(str(self.name), options)
         app = self.app
         if app.conf.task_always_eager:
             return self.apply(

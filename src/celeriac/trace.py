@@ -23,7 +23,7 @@ from typing import Any
 from celeriac import signals, states
 from celeriac._context import pop_request, push_request
 from celeriac.canvas import Signature, signature
-from celeriac.exceptions import Ignore, Reject, Retry
+from celeriac.exceptions import EncodeError, Ignore, Reject, Retry
 from celeriac.request import Request
 
 logger = logging.getLogger("celeriac.app.trace")
@@ -94,38 +94,61 @@ def _ignores_result(task: Any, request: Request) -> bool:
 
 
 def _accepts_request_first(task: Any) -> bool:
-    """New-style errbacks take ``(request, exc, traceback)``; old-style take a task id."""
+    """New-style errbacks (more than one parameter) take ``(request, exc, traceback)``;
+    old-style ones take the failed task's id, as in Celery."""
     try:
         params = inspect.signature(task.run).parameters.values()
     except (TypeError, ValueError):
         return False
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 3 or any(p.kind is p.VAR_POSITIONAL for p in params)
+    return len(positional) > 1 or any(p.kind is p.VAR_POSITIONAL for p in params)
+
+
+def _report_link_error(task: Any, request: Request, link: Any, exc: Exception) -> None:
+    # A broken callback must not turn a finished task into a crash: log it and go on.
+    logger.error(
+        "Task %s[%s]: could not apply %r: %r", task.name, request.id, link, exc, exc_info=exc
+    )
+    signals.task_internal_error.send(
+        sender=task,
+        task_id=request.id,
+        args=request.args,
+        kwargs=request.kwargs,
+        request=request,
+        exception=exc,
+        traceback=exc.__traceback__,
+        einfo=ExceptionInfo(exc),
+    )
 
 
 def _apply_callbacks(task: Any, request: Request, retval: Any) -> None:
     for raw in request.callbacks or ():
-        sig = signature(raw, app=task.app)
-        sig.apply_async() if sig.immutable else sig.apply_async((retval,))
+        try:
+            sig = signature(raw, app=task.app)
+            sig.apply_async() if sig.immutable else sig.apply_async((retval,))
+        except Exception as exc:
+            _report_link_error(task, request, raw, exc)
     if request.chain:
         remaining = list(request.chain)
-        following: Signature = signature(remaining.pop(), app=task.app)
-        args = () if following.immutable else (retval,)
-        following.apply_async(args, chain=remaining or None)
+        try:
+            following: Signature = signature(remaining.pop(), app=task.app)
+            args = () if following.immutable else (retval,)
+            following.apply_async(args, chain=remaining or None)
+        except Exception as exc:
+            _report_link_error(task, request, request.chain[-1], exc)
 
 
 def _apply_errbacks(task: Any, request: Request, exc: BaseException, tb_text: str) -> None:
     for raw in request.errbacks or ():
-        sig = signature(raw, app=task.app)
         try:
-            errback_task = sig.type
-        except KeyError:
-            sig.apply_async((request.id,))
-            continue
-        if _accepts_request_first(errback_task):
-            errback_task(request, exc, tb_text, *sig.args, **sig.kwargs)
-        else:
-            sig.apply_async((request.id,))
+            sig = signature(raw, app=task.app)
+            errback_task = sig.type if sig.task in task.app.tasks else None
+            if errback_task is not None and _accepts_request_first(errback_task):
+                errback_task(request, exc, tb_text, *sig.args, **sig.kwargs)
+            else:
+                sig.apply_async((request.id,))
+        except Exception as error:
+            _report_link_error(task, request, raw, error)
 
 
 def _store(task: Any, request: Request, result: Any, state: str, tb: str | None) -> None:
@@ -140,6 +163,8 @@ def trace_task(task: Any, request: Request, *, store_result: bool = True) -> Out
     signals.task_prerun.send(sender=task, task_id=request.id, task=task, args=args, kwargs=kwargs)
     try:
         outcome = _run_and_record(task, request, store_result, started)
+    except Exception as exc:  # bookkeeping failed (a hook, the result store): never crash
+        outcome = _internal_error(task, request, exc, store_result)
     finally:
         pop_request(token)
     signals.task_postrun.send(
@@ -179,9 +204,43 @@ def _run_and_record(task: Any, request: Request, store: bool, started: float) ->
     return outcome
 
 
+def _internal_error(task: Any, request: Request, exc: Exception, store: bool) -> Outcome:
+    einfo = ExceptionInfo(exc)
+    logger.critical("Task %s[%s] internal error: %r", task.name, request.id, exc, exc_info=exc)
+    signals.task_internal_error.send(
+        sender=task,
+        task_id=request.id,
+        args=request.args,
+        kwargs=request.kwargs,
+        request=request,
+        exception=exc,
+        traceback=einfo.tb,
+        einfo=einfo,
+    )
+    if store:
+        try:
+            _store(task, request, exc, states.FAILURE, einfo.traceback)
+        except Exception:
+            logger.exception("Task %s[%s]: could not record the failure", task.name, request.id)
+    return Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc, traceback=einfo.traceback)
+
+
+def _unencodable_result(task: Any, retval: Any, exc: Exception) -> EncodeError:
+    serializer = task.backend.serializer
+    return EncodeError(
+        f"task {task.name!r} returned a {type(retval).__module__}.{type(retval).__qualname__}, "
+        f"which the {serializer!r} result serializer cannot encode ({exc}). Return plain data "
+        f"(dicts, lists, strings, numbers), or store large or rich data elsewhere and return "
+        f"its key."
+    )
+
+
 def _on_success(task: Any, request: Request, retval: Any, store: bool) -> Outcome:
     if store and not _ignores_result(task, request):
-        _store(task, request, retval, states.SUCCESS, None)
+        try:
+            _store(task, request, retval, states.SUCCESS, None)
+        except Exception as exc:
+            return _on_failure(task, request, _unencodable_result(task, retval, exc), store)
     task.on_success(retval, request.id, request.args, request.kwargs)
     signals.task_success.send(sender=task, result=retval)
     _apply_callbacks(task, request, retval)

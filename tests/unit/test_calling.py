@@ -185,3 +185,10 @@ def test_eta_datetime_naive_is_utc(app: Celery, add: Any) -> None:
     soon = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(seconds=30)
     add.apply_async((1, 1), eta=soon)
     assert app.broker.delayed_count("celery") == 1
+
+
+def test_routes_set_after_the_first_call_are_used(app: Celery, add: Any) -> None:
+    add.delay(1, 1)
+    app.conf.task_routes = {add.name: {"queue": "late"}}
+    add.delay(2, 2)
+    assert len(take_messages(app, "celery")) == 1 and len(take_messages(app, "late")) == 1

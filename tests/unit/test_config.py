@@ -121,3 +121,45 @@ def test_every_setting_has_a_doc_and_a_default_of_its_declared_type() -> None:
     for setting in SETTINGS.values():
         assert setting.doc, setting.name
         assert setting.accepts(setting.default), setting.name
+
+
+def test_task_routes_may_be_a_router_function_from_a_config_module(app: Celery) -> None:
+    module = types.ModuleType("celeriac_test_routes_cfg")
+
+    def route_everything(name: str, *args: object, **kwargs: object) -> str:
+        return "routed-by-function"
+
+    module.task_routes = route_everything  # type: ignore[attr-defined]
+    module.helper = route_everything  # type: ignore[attr-defined]  # not a setting: skipped
+    app.config_from_object(module)
+    assert app.conf.task_routes is route_everything
+    assert app.router.route("any.task", (), {}, {})["queue"] == "routed-by-function"
+
+
+def test_old_style_uppercase_settings_warn_with_the_new_name(app: Celery) -> None:
+    class OldConfig:
+        BROKER_URL = "memory://"
+        CELERY_ALWAYS_EAGER = True
+        SOME_CONSTANT = 3  # not a setting name: silently ignored
+
+    with pytest.warns(UnknownSettingWarning) as record:
+        app.config_from_object(OldConfig)
+    messages = sorted(str(w.message) for w in record)
+    assert len(messages) == 2
+    assert "'BROKER_URL' is not read: use 'broker_url'" in messages[0]
+    assert "'CELERY_ALWAYS_EAGER' is not read: use 'task_always_eager'" in messages[1]
+
+
+def test_results_stay_readable_when_accept_content_omits_the_result_serializer() -> None:
+    from celeriac.testing import drain
+
+    app = Celery("mp", broker="memory://", backend="cache+memory://")
+    app.conf.update(task_serializer="msgpack", accept_content=["msgpack"])
+
+    @app.task
+    def one() -> int:
+        return 1
+
+    result = one.delay()
+    drain(app)
+    assert result.get(timeout=1) == 1

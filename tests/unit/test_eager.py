@@ -153,3 +153,16 @@ def test_async_def_task_runs_in_eager_mode(app: Celery) -> None:
         return f"<html>{url}</html>"
 
     assert fetch_page.apply(("x",)).get() == "<html>x</html>"
+
+
+def test_eager_calls_check_options_like_real_calls(app: Celery) -> None:
+    app.conf.task_always_eager = True
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    with pytest.raises(TypeError, match="countdwon"):
+        add.apply_async((1, 2), countdwon=5)
+    with pytest.raises(ValueError, match="from 0 to 9"):
+        add.apply_async((1, 2), priority=11)

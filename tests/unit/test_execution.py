@@ -224,3 +224,65 @@ def test_settling_with_a_lost_lease_is_refused() -> None:
 
     stale_ack, new_ack = asyncio.run(scenario())
     assert (stale_ack, new_ack) == (False, True)
+
+
+def test_unencodable_return_value_is_a_recorded_failure_not_a_crash(app: Celery) -> None:
+    @app.task
+    def returns_a_set() -> set[int]:
+        return {1, 2}
+
+    result = returns_a_set.delay()
+    assert drain(app) == 1  # the worker path carries on
+    assert result.state == states.FAILURE
+    error = result.get(propagate=False)
+    assert "result serializer cannot encode" in str(error) and "builtins.set" in str(error)
+    assert app.broker.queue_length("celery") == 0 and app.broker.dead_letters("celery") == []
+
+
+def test_a_callback_that_cannot_be_sent_is_logged_and_the_task_still_succeeds(
+    app: Celery, caplog: pytest.LogCaptureFixture
+) -> None:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    result = add.apply_async((1, 2), link=add.s(10).set(priority=99))
+    with caplog.at_level(logging.ERROR, logger="celeriac.app.trace"):
+        drain(app)
+    assert result.get(timeout=1) == 3
+    assert "could not apply" in caplog.text and "priority must be" in caplog.text
+
+
+def test_a_failing_hook_becomes_a_recorded_internal_error(app: Celery) -> None:
+    from celeriac import Task
+
+    class BrokenHook(Task[Any, Any]):
+        def on_success(self, *args: Any) -> None:
+            raise RuntimeError("hook bug")
+
+    @app.task(base=BrokenHook)
+    def fine() -> int:
+        return 1
+
+    result = fine.delay()
+    assert drain(app) == 1
+    assert result.state == states.FAILURE and "hook bug" in str(result.result)
+
+
+def test_reject_with_requeue_forever_ends_at_the_delivery_limit(app: Celery) -> None:
+    @app.task
+    def always_requeue() -> None:
+        raise Reject("never ready", requeue=True)
+
+    always_requeue.delay()
+    assert drain(app) == app.conf.task_delivery_limit  # 5 runs, then it stops
+    [letter] = app.broker.dead_letters("celery")
+    assert letter.reason is DeadLetterReason.DELIVERY_LIMIT
+    assert "rejected with requeue on 5 deliveries" in letter.detail
+
+
+def test_unknown_task_result_raises_instead_of_waiting_forever(app: Celery) -> None:
+    result = app.send_task("never.registered")
+    drain(app)
+    with pytest.raises(KeyError, match=r"never\.registered"):
+        result.get(timeout=1)

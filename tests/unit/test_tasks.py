@@ -182,3 +182,9 @@ def test_request_outside_a_task_is_called_directly(app: Celery) -> None:
 
     assert info() is True
     assert info.apply().get() is False
+
+
+def test_autodiscover_of_a_misspelt_package_fails_loudly(app: Celery) -> None:
+    app.autodiscover_tasks(["no_such_package_celeriac_xyz"])
+    with pytest.raises(ModuleNotFoundError, match="no_such_package_celeriac_xyz"):
+        _ = app.tasks

@@ -63,7 +63,7 @@ class Celeriac:
         self._bound_task_cls: type[BaseTask[Any, Any]] | None = None
         self._autodiscover: list[tuple[Any, str]] = []
         self._backend: ResultBackend | None = None
-        self._router: Router | None = None
+        self._router: tuple[int, Router] | None = None
         self.producer = Producer(self)
         self.finalized = False
         if set_as_current:
@@ -78,7 +78,6 @@ class Celeriac:
 
     def config_from_object(self, obj: Any, namespace: str | None = None) -> None:
         self.conf.config_from_object(obj, namespace=namespace)
-        self._router = None
 
     # -- engines ----------------------------------------------------------------------------
     @property
@@ -98,21 +97,23 @@ class Celeriac:
                 conf.result_backend,
                 conf.result_expires,
                 conf.result_serializer,
-                conf.result_accept_content or conf.accept_content,
+                conf.result_accept_content or _result_accept(conf),
             )
         return self._backend
 
     @property
     def router(self) -> Router:
-        if self._router is None:
-            conf = self.conf
-            self._router = Router(
+        """Rebuilt when a setting changed since it was built (routes may be set late)."""
+        conf = self.conf
+        if self._router is None or self._router[0] != conf.version:
+            router = Router(
                 conf.task_routes,
                 conf.task_queues,
                 conf.task_default_queue,
                 conf.task_create_missing_queues,
             )
-        return self._router
+            self._router = (conf.version, router)
+        return self._router[1]
 
     def close(self) -> None:
         if self._broker is not None:
@@ -231,8 +232,8 @@ class Celeriac:
             try:
                 importlib.import_module(module)
             except ModuleNotFoundError as exc:
-                if exc.name not in (module, package):
-                    raise  # the tasks module exists but an import inside it failed
+                if exc.name != module:
+                    raise  # a misspelt package, or a failed import inside the tasks module
 
     def finalize(self) -> None:
         """Import ``imports``, ``include`` and autodiscovered modules (once)."""
@@ -262,6 +263,15 @@ class Celeriac:
     def signature(self, *args: Any, **kwargs: Any) -> Signature:
         kwargs.setdefault("app", self)
         return signature(*args, **kwargs)
+
+
+def _result_accept(conf: Settings) -> list[str]:
+    """Read back what we write: accept_content plus the result serializer (never pickle
+    unless accept_content already names it)."""
+    accept = list(conf.accept_content)
+    if conf.result_serializer != "pickle" and conf.result_serializer not in accept:
+        accept.append(conf.result_serializer)
+    return accept
 
 
 set_default_app_factory(lambda: Celeriac("default", set_as_current=False))

@@ -17,30 +17,10 @@ from celeriac.brokers.base import MIN_PRIORITY, OutboundMessage, check_priority
 from celeriac.exceptions import BrokerConnectionError
 from celeriac.messages.protocol import task_message
 from celeriac.result import AsyncResult
+from celeriac.task import check_call_options
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celeriac
-
-# Options Celery accepts that mean nothing here (kombu-level knobs); taken and dropped.
-_IGNORED_OPTIONS = frozenset(
-    {
-        "exchange",
-        "exchange_type",
-        "compression",
-        "add_to_parent",
-        "producer",
-        "connection",
-        "router",
-        "result_cls",
-        "publisher",
-        "route_name",
-        "mandatory",
-        "delivery_mode",
-        "declare",
-        "immediate",
-        "max_retries",
-    }
-)
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -102,12 +82,7 @@ class Producer:
         task_type: Any = None,
         **options: Any,
     ) -> AsyncResult[Any]:
-        unknown = set(options) - _KNOWN_OPTIONS - _IGNORED_OPTIONS
-        if unknown:
-            raise TypeError(
-                f"apply_async() got unknown option(s) {', '.join(sorted(unknown))} for task "
-                f"{name!r}; see docs/calling.md for the options"
-            )
+        check_call_options(name, options)
         args, kwargs = tuple(args or ()), dict(kwargs or {})
         conf = self.app.conf
         if options.get("queue") is None and options.get("routing_key"):
@@ -203,34 +178,3 @@ class Producer:
                     interval + float(policy.get("interval_step", 0.2)),
                     float(policy.get("interval_max", 0.2)),
                 )
-
-
-_KNOWN_OPTIONS = frozenset(
-    {
-        "countdown",
-        "eta",
-        "expires",
-        "queue",
-        "routing_key",
-        "priority",
-        "serializer",
-        "retries",
-        "root_id",
-        "parent_id",
-        "group_id",
-        "group_index",
-        "time_limit",
-        "soft_time_limit",
-        "ignore_result",
-        "link",
-        "link_error",
-        "chain",
-        "chord",
-        "shadow",
-        "reply_to",
-        "headers",
-        "idempotency_key",
-        "retry",
-        "retry_policy",
-    }
-)

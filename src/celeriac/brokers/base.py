@@ -78,11 +78,15 @@ class Delivery:
     async def ack(self) -> bool:
         return await self.broker.ack(self)
 
-    async def requeue(self) -> bool:
-        return await self.broker.requeue(self)
+    async def requeue(self, *, count_delivery: bool = False) -> bool:
+        return await self.broker.requeue(self, count_delivery=count_delivery)
 
     async def dead_letter(self, reason: DeadLetterReason, detail: str = "") -> bool:
         return await self.broker.dead_letter(self, reason, detail)
+
+    async def extend(self) -> bool:
+        """Renew this delivery's lease; False if it was already lost."""
+        return not await self.broker.extend([self])
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +146,12 @@ class Broker(ABC):
         """The outcome is final: remove the message. False if the lease was lost."""
 
     @abstractmethod
-    async def requeue(self, delivery: Delivery) -> bool:
-        """Give the message back now, as if this delivery had not happened."""
+    async def requeue(self, delivery: Delivery, *, count_delivery: bool = False) -> bool:
+        """Give the message back now, as if this delivery had not happened.
+
+        ``count_delivery=True`` keeps this delivery in the count instead (a task that asked
+        to be requeued did run), so such a loop still ends at the delivery limit.
+        """
 
     @abstractmethod
     async def dead_letter(

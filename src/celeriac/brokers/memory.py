@@ -151,12 +151,13 @@ class MemoryBroker(Broker):
         with self._lock:
             return self._end_lease(delivery, self._clock()) is not None
 
-    async def requeue(self, delivery: Delivery) -> bool:
+    async def requeue(self, delivery: Delivery, *, count_delivery: bool = False) -> bool:
         with self._lock:
             message = self._end_lease(delivery, self._clock())
             if message is None:
                 return False
-            message.delivery_count -= 1  # as if this delivery had not happened
+            if not count_delivery:
+                message.delivery_count -= 1  # as if this delivery had not happened
             self._make_ready(message)
             return True
 

@@ -53,6 +53,7 @@ class Settings(MutableMapping[str, Any]):
 
     def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
         object.__setattr__(self, "_values", {})
+        object.__setattr__(self, "version", 0)  # bumped on every write: caches compare it
         if initial:
             self.update(initial)
 
@@ -75,9 +76,11 @@ class Settings(MutableMapping[str, Any]):
         else:
             value = _coerce(setting, value)
         self._values[key] = value
+        object.__setattr__(self, "version", self.version + 1)
 
     def __delitem__(self, key: str) -> None:
         del self._values[key]
+        object.__setattr__(self, "version", self.version + 1)
 
     def __iter__(self) -> Iterator[str]:
         return iter({**dict.fromkeys(SETTINGS), **self._values})
@@ -129,15 +132,35 @@ class Settings(MutableMapping[str, Any]):
         """
         if isinstance(obj, str):
             obj = _import_object(obj)
+        prefix = namespace.upper().rstrip("_") + "_" if namespace else None
         for key, value in _public_values(obj):
-            if namespace:
-                prefix = namespace.upper().rstrip("_") + "_"
+            if prefix is not None:
                 if not key.startswith(prefix):
                     continue
                 key = key[len(prefix) :].lower()
             elif key != key.lower():
-                continue  # constants and classes, not Celery-style lowercase settings
+                self._warn_old_style(key)
+                continue
+            if key not in SETTINGS and _is_code(value):
+                continue  # imported modules, helper functions and classes are not settings
             self[key] = value
+
+    def _warn_old_style(self, key: str) -> None:
+        """Celery 3's uppercase names (``BROKER_URL``) are not read: say which name is."""
+        lowered = key.lower()
+        for candidate in (
+            lowered,
+            lowered.removeprefix("celery_"),
+            "task_" + lowered.removeprefix("celery_"),
+        ):
+            if candidate in SETTINGS:
+                warnings.warn(
+                    f"old-style setting {key!r} is not read: use {candidate!r} (or "
+                    f"config_from_object(..., namespace='CELERY') for CELERY_ names)",
+                    UnknownSettingWarning,
+                    stacklevel=3,
+                )
+                return
 
 
 def _import_object(path: str) -> Any:
@@ -151,11 +174,12 @@ def _import_object(path: str) -> Any:
     return getattr(module, attr) if attr else module
 
 
+def _is_code(value: Any) -> bool:
+    return inspect.ismodule(value) or inspect.isclass(value) or inspect.isroutine(value)
+
+
 def _public_values(obj: Any) -> Iterator[tuple[str, Any]]:
     items = obj.items() if isinstance(obj, Mapping) else ((k, getattr(obj, k)) for k in dir(obj))
     for key, value in items:
-        if key.startswith("_"):
-            continue
-        if inspect.ismodule(value) or inspect.isclass(value) or inspect.isroutine(value):
-            continue
-        yield key, value
+        if not key.startswith("_"):
+            yield key, value

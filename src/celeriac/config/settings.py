@@ -8,11 +8,13 @@ this table by a test. ``ours=True`` marks a setting Celery does not have;
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 _NUM = (int, float)
 _SEQ = (list, tuple, set, frozenset)
+_CALLABLE = cast(type, Callable)  # router functions and callable router objects
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +133,7 @@ _DECLARED = [
     _s(
         "task_routes",
         None,
-        (*_SEQ, dict),
+        (*_SEQ, dict, _CALLABLE),
         "Routes: a mapping of task name or glob to options, a router function, or a list of those.",
     ),
     _s("task_create_missing_queues", True, (bool,), "Create queues named by routes on use."),

@@ -124,7 +124,7 @@ class ResultBackend(ABC):
         if raw is None:
             raise TimeoutError(
                 f"task {task_id} was not ready within {timeout}s. Is a worker consuming "
-                f"its queue? (`celeriac -A proj inspect active`)"
+                f"its queue, and was the call sent with a result backend configured?"
             )
         return self.decode(raw)
 

@@ -26,7 +26,7 @@ async def drain_async(
         if isinstance(prepared, Job):
             await settle(prepared, run(prepared))
         else:
-            await refuse(prepared)
+            await refuse(app, prepared)
         handled += 1
     return handled
 

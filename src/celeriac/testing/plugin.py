@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 
-from celeriac.app.base import Celeriac
+# Contract suites are assert-heavy library code: rewrite them so failures show values.
+pytest.register_assert_rewrite("celeriac.testing.contracts")
+
+from celeriac.app.base import Celeriac  # noqa: E402
 
 
 @pytest.fixture

@@ -41,6 +41,8 @@ class Refusal:
     delivery: Delivery
     reason: DeadLetterReason
     detail: str
+    error: Exception | None = None  # recorded as the task's failure when its id is known
+    task_id: str | None = None
 
 
 def prepare(app: Any, delivery: Delivery, hostname: str | None = None) -> Job | Refusal:
@@ -54,13 +56,13 @@ def prepare(app: Any, delivery: Delivery, hostname: str | None = None) -> Job | 
         signals.task_unknown.send(
             sender=None, message=message, exc=exc, name=message.task_name, id=message.id
         )
-        return Refusal(delivery, DeadLetterReason.UNKNOWN_TASK, str(exc))
+        return Refusal(delivery, DeadLetterReason.UNKNOWN_TASK, str(exc), exc, message.id)
     try:
         body = decode_task_body(message, resolve_accept(app.conf.accept_content))
     except ContentDisallowed as exc:
-        return Refusal(delivery, DeadLetterReason.CONTENT_DISALLOWED, str(exc))
+        return Refusal(delivery, DeadLetterReason.CONTENT_DISALLOWED, str(exc), exc, message.id)
     except DecodeError as exc:
-        return Refusal(delivery, DeadLetterReason.MALFORMED, str(exc))
+        return Refusal(delivery, DeadLetterReason.MALFORMED, str(exc), exc, message.id)
     request = Request.from_message(
         message,
         body,
@@ -99,7 +101,9 @@ def expire(job: Job) -> Outcome:
     return Outcome(OutcomeKind.IGNORE, states.REVOKED, exc=exc)
 
 
-async def refuse(refusal: Refusal) -> None:
+async def refuse(app: Any, refusal: Refusal) -> None:
+    """Dead-letter the message; when its task id is known, record the failure so that
+    ``AsyncResult.get()`` raises the reason instead of waiting forever."""
     logger.error(
         "Message %s from queue %r dead-lettered (%s): %s",
         refusal.delivery.message_id,
@@ -107,6 +111,11 @@ async def refuse(refusal: Refusal) -> None:
         refusal.reason.value,
         refusal.detail,
     )
+    if refusal.task_id is not None and refusal.error is not None:
+        try:
+            app.backend.store_result(refusal.task_id, refusal.error, states.FAILURE)
+        except Exception as exc:  # no backend, or it is down: the dead letter still matters
+            logger.debug("could not record the refusal of %s: %r", refusal.task_id, exc)
     await refusal.delivery.dead_letter(refusal.reason, refusal.detail)
 
 
@@ -117,10 +126,13 @@ async def settle(job: Job, outcome: Outcome) -> bool:
         # Publish the retry before acking: a crash between the two repeats, never loses.
         outcome.retry.sig.apply_async()
     if outcome.kind is OutcomeKind.REJECT:
-        if outcome.requeue:
-            return await delivery.requeue()
-        detail = repr(getattr(outcome.exc, "reason", None))
-        return await delivery.dead_letter(DeadLetterReason.REJECTED, detail)
+        reason = repr(getattr(outcome.exc, "reason", None))
+        if not outcome.requeue:
+            return await delivery.dead_letter(DeadLetterReason.REJECTED, reason)
+        if delivery.delivery_count >= delivery.broker.delivery_limit:
+            detail = f"rejected with requeue on {delivery.delivery_count} deliveries: {reason}"
+            return await delivery.dead_letter(DeadLetterReason.DELIVERY_LIMIT, detail)
+        return await delivery.requeue(count_delivery=True)
     applied = await delivery.ack()
     if not applied:
         logger.warning(

@@ -3,6 +3,7 @@
 Imports only the suites themselves; each suite uses only its seam's public API.
 """
 
+from celeriac.testing.contracts.backend import BackendFactory, ResultBackendContract
 from celeriac.testing.contracts.broker import BrokerContract, BrokerFactory
 
-__all__ = ["BrokerContract", "BrokerFactory"]
+__all__ = ["BackendFactory", "BrokerContract", "BrokerFactory", "ResultBackendContract"]

@@ -221,6 +221,18 @@ class BrokerContract:
         assert await again.ack() is True
 
     @_in_event_loop
+    async def test_counted_requeue_raises_the_delivery_count(
+        self, make_broker: BrokerFactory
+    ) -> None:
+        broker, queue = make_broker(), _queue()
+        broker.publish(_msg(queue, 1))
+        [first] = await _collect(broker, [queue], 1)
+        assert await first.requeue(count_delivery=True) is True
+        [again] = await _collect(broker, [queue], 1)
+        assert (again.message_id, again.delivery_count) == ("id-1", 2)
+        assert await again.ack() is True
+
+    @_in_event_loop
     async def test_dead_letter_stores_payload_reason_and_detail(
         self, make_broker: BrokerFactory
     ) -> None:

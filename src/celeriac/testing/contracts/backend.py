@@ -1,0 +1,136 @@
+"""The result-backend contract: what ``AsyncResult`` users rely on, for every engine.
+
+Uses only the public ``ResultBackend`` API, so it runs unchanged against memory and
+Redis. Imports ``celeriac.results.base``, leaves, pytest and the stdlib. Waiting is
+checked by finishing a task from another thread while a caller waits on it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+import pytest
+
+from celeriac import states
+from celeriac.exceptions import RemoteTaskError, TimeoutError
+from celeriac.results.base import ResultBackend
+
+
+class BackendFactory(Protocol):
+    """Builds a backend for one test; the fixture providing it cleans up afterwards."""
+
+    def __call__(self, expires: float | None = 86400.0) -> ResultBackend: ...
+
+
+class InvoiceError(Exception):
+    """A user exception type: it must come back by name, never be imported."""
+
+
+def _id() -> str:
+    return f"contract-{uuid.uuid4().hex}"
+
+
+class ResultBackendContract:
+    """Subclass it and provide a ``make_backend`` fixture returning a ``BackendFactory``."""
+
+    def test_unknown_task_is_pending(self, make_backend: BackendFactory) -> None:
+        meta = make_backend().get_task_meta(_id())
+        assert (meta["status"], meta["result"], meta["date_done"]) == (states.PENDING, None, None)
+
+    def test_success_round_trips_value_and_date_done(self, make_backend: BackendFactory) -> None:
+        backend, task_id = make_backend(), _id()
+        backend.store_result(task_id, {"sum": 4, "items": [1, "two"]}, states.SUCCESS, name="t")
+        meta = backend.get_task_meta(task_id)
+        assert meta["status"] == states.SUCCESS and meta["result"] == {
+            "sum": 4,
+            "items": [1, "two"],
+        }
+        assert meta["date_done"] is not None and meta["name"] == "t"
+
+    def test_builtin_failure_comes_back_as_itself_with_traceback(
+        self, make_backend: BackendFactory
+    ) -> None:
+        backend, task_id = make_backend(), _id()
+        backend.store_result(task_id, ValueError("bad", 42), states.FAILURE, traceback="TB text")
+        meta = backend.get_task_meta(task_id)
+        assert isinstance(meta["result"], ValueError) and meta["result"].args == ("bad", 42)
+        assert meta["traceback"] == "TB text"
+
+    def test_user_exception_comes_back_by_name_only(self, make_backend: BackendFactory) -> None:
+        backend, task_id = make_backend(), _id()
+        backend.store_result(task_id, InvoiceError("unpaid"), states.FAILURE)
+        error = backend.get_task_meta(task_id)["result"]
+        assert isinstance(error, RemoteTaskError) and type(error).__name__ == "InvoiceError"
+        assert error.exc_module == __name__ and error.args == ("unpaid",)
+
+    def test_wait_returns_when_another_thread_stores_the_result(
+        self, make_backend: BackendFactory
+    ) -> None:
+        backend, task_id = make_backend(), _id()
+        started = time.monotonic()
+        timer = threading.Timer(0.2, backend.mark_as_done, args=(task_id, "late"))
+        timer.start()
+        try:
+            meta = backend.wait_for(task_id, timeout=10)
+        finally:
+            timer.join()
+        assert meta["result"] == "late"
+        assert time.monotonic() - started < 5, "wait_for did not wake when the result arrived"
+
+    def test_wait_ignores_unready_states_until_ready(self, make_backend: BackendFactory) -> None:
+        backend, task_id = make_backend(), _id()
+        backend.store_result(task_id, {"done": 1}, "PROGRESS")
+        with pytest.raises(TimeoutError):
+            backend.wait_for(task_id, timeout=0.3)
+        assert backend.get_task_meta(task_id)["result"] == {"done": 1}
+        backend.mark_as_done(task_id, 7)
+        assert backend.wait_for(task_id, timeout=5)["result"] == 7
+
+    def test_wait_for_an_already_ready_result_returns_at_once(
+        self, make_backend: BackendFactory
+    ) -> None:
+        backend, task_id = make_backend(), _id()
+        backend.mark_as_done(task_id, 1)
+        started = time.monotonic()
+        assert backend.wait_for(task_id, timeout=10)["result"] == 1
+        assert time.monotonic() - started < 1
+
+    def test_wait_times_out_with_timeout_error(self, make_backend: BackendFactory) -> None:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="not ready within"):
+            make_backend().wait_for(_id(), timeout=0.3)
+        assert 0.25 <= time.monotonic() - started < 3
+
+    def test_forget_removes_the_result(self, make_backend: BackendFactory) -> None:
+        backend, task_id = make_backend(), _id()
+        backend.mark_as_done(task_id, 1)
+        backend.forget(task_id)
+        assert backend.get_task_meta(task_id)["status"] == states.PENDING
+
+    def test_results_expire(self, make_backend: BackendFactory) -> None:
+        backend, task_id = make_backend(expires=1), _id()
+        backend.mark_as_done(task_id, 1)
+        assert backend.get_task_meta(task_id)["status"] == states.SUCCESS
+        deadline = time.monotonic() + 5
+        while backend.get_task_meta(task_id)["status"] != states.PENDING:
+            assert time.monotonic() < deadline, "result did not expire within 5 s of 1 s"
+            time.sleep(0.1)  # polling the store's clock is the thing under test here
+
+    def test_group_ids_are_saved_restored_and_deleted(self, make_backend: BackendFactory) -> None:
+        backend, group_id = make_backend(), _id()
+        ids = [_id() for _ in range(3)]
+        assert backend.restore_group(group_id) is None
+        backend.save_group(group_id, ids)
+        assert backend.restore_group(group_id) == ids
+        backend.delete_group(group_id)
+        assert backend.restore_group(group_id) is None
+
+    def test_chord_counter_is_atomic_under_concurrency(self, make_backend: BackendFactory) -> None:
+        backend, group_id = make_backend(), _id()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            counts = sorted(pool.map(lambda _: backend.chord_incr(group_id), range(200)))
+        assert counts == list(range(1, 201)), "every increment must see a distinct count"
