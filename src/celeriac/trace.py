@@ -104,21 +104,25 @@ def _accepts_request_first(task: Any) -> bool:
     return len(positional) > 1 or any(p.kind is p.VAR_POSITIONAL for p in params)
 
 
-def _report_link_error(task: Any, request: Request, link: Any, exc: Exception) -> None:
-    # A broken callback must not turn a finished task into a crash: log it and go on.
-    logger.error(
-        "Task %s[%s]: could not apply %r: %r", task.name, request.id, link, exc, exc_info=exc
-    )
+def _signal_internal_error(task: Any, request: Request, einfo: ExceptionInfo) -> None:
     signals.task_internal_error.send(
         sender=task,
         task_id=request.id,
         args=request.args,
         kwargs=request.kwargs,
         request=request,
-        exception=exc,
-        traceback=exc.__traceback__,
-        einfo=ExceptionInfo(exc),
+        exception=einfo.exception,
+        traceback=einfo.tb,
+        einfo=einfo,
     )
+
+
+def _report_link_error(task: Any, request: Request, link: Any, exc: Exception) -> None:
+    # A broken callback must not turn a finished task into a crash: log it and go on.
+    logger.error(
+        "Task %s[%s]: could not apply %r: %r", task.name, request.id, link, exc, exc_info=exc
+    )
+    _signal_internal_error(task, request, ExceptionInfo(exc))
 
 
 def _apply_callbacks(task: Any, request: Request, retval: Any) -> None:
@@ -207,16 +211,7 @@ def _run_and_record(task: Any, request: Request, store: bool, started: float) ->
 def _internal_error(task: Any, request: Request, exc: Exception, store: bool) -> Outcome:
     einfo = ExceptionInfo(exc)
     logger.critical("Task %s[%s] internal error: %r", task.name, request.id, exc, exc_info=exc)
-    signals.task_internal_error.send(
-        sender=task,
-        task_id=request.id,
-        args=request.args,
-        kwargs=request.kwargs,
-        request=request,
-        exception=exc,
-        traceback=einfo.tb,
-        einfo=einfo,
-    )
+    _signal_internal_error(task, request, einfo)
     if store:
         try:
             _store(task, request, exc, states.FAILURE, einfo.traceback)

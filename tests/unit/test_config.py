@@ -8,6 +8,7 @@ import types
 import warnings
 
 import pytest
+from tests.unit.test_seed_examples import SEED_003_SETTINGS
 
 from celeriac import Celery
 from celeriac.config import SETTINGS, UnknownSettingWarning
@@ -38,17 +39,8 @@ def test_seed_003_configuration_is_accepted_without_warnings() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         app = Celery("myapp", broker="memory://", backend="cache+memory://")
-        app.conf.update(
-            task_serializer="json",
-            accept_content=["json"],
-            result_serializer="json",
-            timezone="Asia/Seoul",
-            enable_utc=True,
-            worker_concurrency=4,
-            worker_max_tasks_per_child=100,
-            result_expires=86400,
-        )
-    assert app.conf.result_expires == 86400
+        app.conf.update(SEED_003_SETTINGS)
+    assert app.conf.result_expires == 86400 and app.conf.timezone == "Asia/Seoul"
 
 
 def test_misspelt_setting_warns_with_the_closest_name(app: Celery) -> None:

@@ -71,19 +71,22 @@ def define_seed_003_tasks(app: Celery, smtp_client: FakeSMTP) -> dict[str, Any]:
     }
 
 
+SEED_003_SETTINGS: dict[str, Any] = {
+    "task_serializer": "json",
+    "accept_content": ["json"],
+    "result_serializer": "json",
+    "timezone": "Asia/Seoul",
+    "enable_utc": True,
+    "worker_concurrency": 4,
+    "worker_max_tasks_per_child": 100,
+    "result_expires": 86400,
+}
+
+
 @pytest.fixture
 def seed_app() -> Celery:
     app = Celery("myapp", broker="memory://", backend="cache+memory://")
-    app.conf.update(
-        task_serializer="json",
-        accept_content=["json"],
-        result_serializer="json",
-        timezone="Asia/Seoul",
-        enable_utc=True,
-        worker_concurrency=4,
-        worker_max_tasks_per_child=100,
-        result_expires=86400,
-    )
+    app.conf.update(SEED_003_SETTINGS)
     return app
 
 
