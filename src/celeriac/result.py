@@ -7,7 +7,7 @@ object it is given. ``get()`` waits push-based and refuses to run inside a task.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from celeriac import states
 from celeriac._context import get_current_app, get_current_request
@@ -122,7 +122,7 @@ class AsyncResult(Generic[R]):
         failed = meta["status"] in states.PROPAGATE_STATES
         if propagate and failed and isinstance(result, BaseException):
             raise result
-        return result  # type: ignore[no-any-return]
+        return cast(R, result)
 
     def forget(self) -> None:
         self._cache = None

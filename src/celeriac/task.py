@@ -13,8 +13,8 @@ import datetime as dt
 import inspect
 import random
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, cast
 
 from celeriac._context import get_current_app, get_current_request
 from celeriac.brokers.base import check_priority
@@ -154,7 +154,7 @@ class Task(Generic[P, R]):
     # -- identity and context ---------------------------------------------------------------
     @property
     def app(self) -> Celeriac:
-        return self._app if self._app is not None else get_current_app()  # type: ignore[no-any-return]
+        return cast("Celeriac", self._app if self._app is not None else get_current_app())
 
     @property
     def backend(self) -> ResultBackend:
@@ -165,7 +165,7 @@ class Task(Generic[P, R]):
         """The running call's context; an empty one when called as a plain function."""
         current = get_current_request()
         if current is not None and current.task == self.name:
-            return current  # type: ignore[no-any-return]
+            return cast(Request, current)
         return Request(task=self.name)
 
     def _setting(self, attribute: str) -> Any:
@@ -199,7 +199,7 @@ class Task(Generic[P, R]):
             self._maybe_autoretry(exc)
             raise
         if inspect.iscoroutine(value):
-            return self._autoretry_coroutine(value)  # type: ignore[return-value]
+            return cast(R, self._autoretry_coroutine(value))
         return value
 
     async def _autoretry_coroutine(self, coroutine: Any) -> Any:
@@ -481,6 +481,3 @@ def _signature_list(value: Any) -> list[dict[str, Any]] | None:
         return None
     items = [value] if isinstance(value, Mapping) else list(value)
     return [dict(item) for item in items] or None
-
-
-Callback = Callable[..., Any]

@@ -185,7 +185,7 @@ class Celeriac:
     ) -> BaseTask[Any, Any]:
         name = name or self.gen_task_name(fun.__name__, fun.__module__)
         if name in self._tasks:
-            return self._tasks[name]  # type: ignore[no-any-return]
+            return cast("BaseTask[Any, Any]", self._tasks[name])
         parent = self._bind_base(base) if base is not None else self.Task
         attributes = {
             "name": name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from celeriac import signals
 from celeriac._context import get_current_request
@@ -156,7 +156,7 @@ class Producer:
                 priority = parent.delivery_info.get("priority")
         if priority is not None:
             check_priority(priority)
-        return priority  # type: ignore[no-any-return]
+        return cast("int | None", priority)
 
     def _publish(
         self, outbound: OutboundMessage, retry: bool | None, policy: Mapping[str, Any] | None

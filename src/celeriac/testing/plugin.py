@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-# Contract suites are assert-heavy library code: rewrite them so failures show values.
-pytest.register_assert_rewrite("celeriac.testing.contracts")
+from celeriac.app.base import Celeriac
 
-from celeriac.app.base import Celeriac  # noqa: E402
+# Contract suites are assert-heavy library code: rewrite them so failures show values.
+# (Must run before they are imported; this module does not import them.)
+pytest.register_assert_rewrite("celeriac.testing.contracts")
 
 
 @pytest.fixture
