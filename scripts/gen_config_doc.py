@@ -37,13 +37,6 @@ GROUPS = [
 OTHER = "Serialization, time and imports"
 # Names outside their prefix's section that belong with the task settings.
 TASK_EXTRAS = {"accept_content"}
-# Celery defaults that differ from ours but are not yet marked ``differs=`` in
-# settings.py. The declaration wins once it carries the mark.
-UNMARKED_DIFFERENCES = {
-    "broker_url": "amqp://guest@localhost// (RabbitMQ on this machine)",
-    "broker_transport_options": "Redis visibility_timeout 3600 s",
-    "task_publish_retry_policy": "interval_max 1",
-}
 
 HEADER = """\
 # Configuration
@@ -76,6 +69,19 @@ app.config_from_object(DjangoStyle, namespace="CELERY")
 assert app.conf.task_acks_late is True
 assert app.conf.task_default_queue == "jobs"
 
+
+class OldStyle:
+    CELERY_ALWAYS_EAGER = True  # a Celery 3 name: not read, warns with the name to use
+    PAGE_SIZE = 50  # the module's own constant: ignored without a warning
+
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    app.config_from_object(OldStyle)
+assert len(caught) == 1 and caught[0].category is UnknownSettingWarning
+assert "use 'task_always_eager'" in str(caught[0].message)
+assert app.conf.task_always_eager is False
+
 # A misspelt name warns and names the setting you probably meant.
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
@@ -103,9 +109,22 @@ Things to know:
 - **No environment variables are read.** Celery falls back to `CELERY_BROKER_URL` and
   `CELERY_RESULT_BACKEND`; celeriac reads only what you pass, so write
   `Celery(broker=os.environ["CELERY_BROKER_URL"])` if you relied on that.
-- **`config_from_object` without a namespace reads lowercase names only.** Old
-  uppercase names such as `BROKER_URL` or `CELERY_ACKS_LATE` are skipped; use the
+- **`config_from_object` without a namespace reads lowercase names only.** An old
+  uppercase name that maps to a setting (`BROKER_URL`, `CELERY_RESULT_BACKEND`,
+  `CELERY_ALWAYS_EAGER` for `task_always_eager`) is not read: it warns
+  (`UnknownSettingWarning`) with the name to use. Other uppercase names, such as the
+  module's own constants, are ignored silently; so are Celery 3 names that have no
+  direct counterpart, such as `CELERYD_CONCURRENCY` (now `worker_concurrency`). Use the
   lowercase names, or `namespace="CELERY"` for `CELERY_`-prefixed ones.
+- **Modules, classes and functions in a configuration module are skipped** (its
+  imports and helpers), unless the name is a setting: `task_routes = route_task` with
+  `route_task` a function defined there is read as the router.
+- **When changes take effect.** Settings read per call (serializers, routes, queues,
+  priorities, eager mode) apply to the next call; the router is rebuilt after any
+  change. The broker and the result store are built on first use, from `broker_url`,
+  `broker_transport_options`, `task_delivery_limit`, the `result_*` settings and
+  `accept_content` (for reading results back), so set those before sending or reading
+  anything.
 - **Not everything is in effect yet.** Every setting below is accepted and checked now,
   but in this release only these change behaviour: `broker_url`,
   `broker_transport_options` (`visibility_timeout`), the `result_*` settings except
@@ -158,9 +177,8 @@ def _human_seconds(seconds: int) -> str:
 def relation(setting: Setting) -> str:
     if setting.ours:
         return "celeriac only"
-    differs = setting.differs or UNMARKED_DIFFERENCES.get(setting.name)
-    if differs is not None:
-        return f"default differs (Celery: `{differs}`)"
+    if setting.differs is not None:
+        return f"default differs (Celery: `{setting.differs}`)"
     return "same"
 
 

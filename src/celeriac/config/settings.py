@@ -46,6 +46,7 @@ _DECLARED = [
         (str,),
         "Broker URL: `memory://`, `redis://`, `rediss://`, "
         "`unix://`, `amqp://`, `amqps://`. Unset: `memory://` (in-process).",
+        differs="amqp://guest@localhost//",
     ),
     _s(
         "broker_transport_options",
@@ -53,6 +54,7 @@ _DECLARED = [
         (dict,),
         "Engine options; `visibility_timeout` "
         "(seconds) is the lease length of an in-flight message (default 30).",
+        differs="visibility_timeout 3600 on Redis",
     ),
     _s("broker_connection_retry", True, (bool,), "Retry a lost broker connection."),
     _s("broker_connection_retry_on_startup", True, (bool,), "Retry the first connection."),
@@ -80,7 +82,8 @@ _DECLARED = [
         "result_accept_content",
         None,
         _SEQ,
-        "Content types read back from the result store; unset: `accept_content`.",
+        "Content types read back from the result store; unset: `accept_content` plus "
+        "`result_serializer` (pickle only if named).",
     ),
     _s("result_extended", False, (bool,), "Store name, args, kwargs and queue with results."),
     _s("result_backend_transport_options", {}, (dict,), "Result engine options."),
@@ -147,6 +150,7 @@ _DECLARED = [
         {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
         (dict,),
         "How publishing retries.",
+        differs="{'max_retries': 3, 'interval_start': 0, 'interval_step': 0.2, 'interval_max': 1}",
     ),
     _s("task_inherit_parent_priority", False, (bool,), "Subtasks take the caller's priority."),
     _s("task_protocol", 2, (int,), "Message protocol version (only 2)."),
