@@ -1,0 +1,112 @@
+"""Connecting to Redis from a URL: shared by the Redis broker and the Redis result backend.
+
+Seam-level helper (imports redis-py and leaves only), so the two engines need not import
+each other. Forms: ``redis://[user:pass@]host[:port][/db]``, ``rediss://`` (TLS),
+``unix:///path/redis.sock[?db=N]``, and ``sentinel://host:port[;sentinel://host:port...][/db]``
+with ``master_name`` in the transport options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import redis
+import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
+
+from celeriac.exceptions import ImproperlyConfigured
+
+SCHEMES = ("redis", "rediss", "unix", "sentinel")
+# Options a user may pass through transport options to redis-py, as Celery/kombu allow.
+_CLIENT_OPTIONS = (
+    "socket_timeout",
+    "socket_connect_timeout",
+    "socket_keepalive",
+    "health_check_interval",
+    "retry_on_timeout",
+    "max_connections",
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "client_name",
+)
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where and how to connect, parsed once from the URL and options."""
+
+    url: str
+    sentinels: tuple[tuple[str, int], ...] = ()
+    master_name: str | None = None
+    db: int = 0
+    password: str | None = None
+    username: str | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def sync_client(self) -> redis.Redis:
+        if self.sentinels:
+            sentinel = redis.sentinel.Sentinel(list(self.sentinels), **self._auth())
+            return sentinel.master_for(str(self.master_name), db=self.db, **dict(self.options))
+        return redis.Redis.from_url(self.url, **dict(self.options))
+
+    def async_client(self) -> redis.asyncio.Redis:
+        if self.sentinels:
+            sentinel = redis.asyncio.sentinel.Sentinel(list(self.sentinels), **self._auth())
+            return sentinel.master_for(str(self.master_name), db=self.db, **dict(self.options))
+        return redis.asyncio.Redis.from_url(self.url, **dict(self.options))
+
+    def _auth(self) -> dict[str, Any]:
+        auth = {"password": self.password, "username": self.username}
+        return {"sentinel_kwargs": {k: v for k, v in auth.items() if v}, **auth}
+
+
+def parse_target(url: str, transport_options: Mapping[str, Any] | None = None) -> RedisTarget:
+    """Parse a Redis URL; name the problem and the fix when it cannot work."""
+    options = dict(transport_options or {})
+    client_options = tuple(sorted((k, options[k]) for k in _CLIENT_OPTIONS if k in options))
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in SCHEMES:
+        raise ImproperlyConfigured(
+            f"{url!r} is not a Redis URL: use redis://, rediss://, unix:// or sentinel://"
+        )
+    if scheme != "sentinel":
+        return RedisTarget(url=url, options=client_options)
+    sentinels: list[tuple[str, int]] = []
+    db = 0
+    for part in url.split(";"):
+        parsed = urlsplit(part.strip())
+        sentinels.append((parsed.hostname or "localhost", parsed.port or 26379))
+        if parsed.path.strip("/"):
+            db = int(parsed.path.strip("/"))
+        password = unquote(parsed.password) if parsed.password else None
+        username = unquote(parsed.username) if parsed.username else None
+    master_name = options.get("master_name")
+    if not master_name:
+        raise ImproperlyConfigured(
+            "a sentinel:// URL needs the master's name: set "
+            "broker_transport_options={'master_name': 'mymaster'} (or "
+            "result_backend_transport_options for results)"
+        )
+    return RedisTarget(
+        url=url,
+        sentinels=tuple(sentinels),
+        master_name=str(master_name),
+        db=db,
+        password=password,
+        username=username,
+        options=client_options,
+    )
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced, for logs and banners."""
+    parsed = urlsplit(url)
+    if not parsed.password:
+        return url
+    return url.replace(f":{parsed.password}@", ":**@", 1)
