@@ -51,14 +51,26 @@ class RedisTarget:
 
     def sync_client(self) -> redis.Redis:
         if self.sentinels:
-            sentinel = redis.sentinel.Sentinel(list(self.sentinels), **self._auth())
-            return sentinel.master_for(str(self.master_name), db=self.db, **dict(self.options))
-        return redis.Redis.from_url(self.url, **dict(self.options))
+            # redis-py's Sentinel API is untyped; the result is a typed client.
+            sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+                list(self.sentinels), **self._auth()
+            )
+            master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+                str(self.master_name), db=self.db, **dict(self.options)
+            )
+            return master
+        client: redis.Redis = redis.Redis.from_url(self.url, **dict(self.options))
+        return client
 
     def async_client(self) -> redis.asyncio.Redis:
         if self.sentinels:
-            sentinel = redis.asyncio.sentinel.Sentinel(list(self.sentinels), **self._auth())
-            return sentinel.master_for(str(self.master_name), db=self.db, **dict(self.options))
+            sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+                list(self.sentinels), **self._auth()
+            )
+            master: redis.asyncio.Redis = sentinel.master_for(
+                str(self.master_name), db=self.db, **dict(self.options)
+            )
+            return master
         return redis.asyncio.Redis.from_url(self.url, **dict(self.options))
 
     def _auth(self) -> dict[str, Any]:

@@ -18,16 +18,19 @@ async def drain_async(
 ) -> int:
     names = list(queues or [app.conf.task_default_queue])
     handled = 0
-    while limit is None or handled < limit:
-        deliveries = await app.broker.fetch(names, 1, timeout=0)
-        if not deliveries:
-            return handled
-        prepared = prepare(app, deliveries[0], hostname="drain@localhost")
-        if isinstance(prepared, Job):
-            await settle(prepared, run(prepared))
-        else:
-            await refuse(app, prepared)
-        handled += 1
+    try:
+        while limit is None or handled < limit:
+            deliveries = await app.broker.fetch(names, 1, timeout=0)
+            if not deliveries:
+                break
+            prepared = prepare(app, deliveries[0], hostname="drain@localhost")
+            if isinstance(prepared, Job):
+                await settle(prepared, run(prepared))
+            else:
+                await refuse(app, prepared)
+            handled += 1
+    finally:  # the broker's async connections belong to this loop: release them here
+        await app.broker.close_async()
     return handled
 
 

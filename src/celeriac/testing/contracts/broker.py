@@ -39,7 +39,21 @@ def _in_event_loop(test: AsyncTest) -> Callable[[Any, BrokerFactory], None]:
 
     @functools.wraps(test)
     def run(self: Any, make_broker: BrokerFactory) -> None:
-        asyncio.run(test(self, make_broker))
+        made: list[Broker] = []
+
+        def tracking(lease_seconds: float = 30.0, delivery_limit: int = 5) -> Broker:
+            broker = make_broker(lease_seconds=lease_seconds, delivery_limit=delivery_limit)
+            made.append(broker)
+            return broker
+
+        async def body() -> None:
+            try:
+                await test(self, tracking)
+            finally:  # a broker used on a loop releases its async face on that loop
+                for broker in made:
+                    await broker.close_async()
+
+        asyncio.run(body())
 
     return run
 

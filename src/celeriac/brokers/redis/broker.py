@@ -1,0 +1,348 @@
+"""``RedisBroker``: the Broker verbs on Redis Streams; each verb is one script or command.
+
+A fetch records the hand-out atomically (XREADGROUP adds the pending entry), so no crash
+window loses a message. A lease is the pending entry's idle time: ``extend`` resets it,
+and any consumer's fetch takes back entries idle longer than the lease (XAUTOCLAIM),
+counting a delivery. Settling checks the holder and its delivery count (fencing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from celeriac._redis import parse_target, redact
+from celeriac.brokers.base import (
+    Broker,
+    DeadLetter,
+    DeadLetterReason,
+    Delivery,
+    OutboundMessage,
+)
+from celeriac.brokers.redis.keys import GROUP, LEVELS, QueueKeys, level_of, priority_of
+from celeriac.brokers.redis.scripts import NAMES, source
+from celeriac.exceptions import BrokerConnectionError
+
+logger = logging.getLogger("celeriac.brokers.redis")
+_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisBroker(Broker):
+    schemes = ("redis", "rediss", "unix", "sentinel")
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        lease_seconds: float = 30.0,
+        delivery_limit: int = 5,
+        transport_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(lease_seconds=lease_seconds, delivery_limit=delivery_limit)
+        options = dict(transport_options or {})
+        self.url = url
+        self.prefix = str(options.get("key_prefix", "celeriac"))
+        self.dead_letter_max = int(options.get("dead_letter_max_length", 100_000))
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._rotation = 0
+        self._target = parse_target(url, options)
+        self._sync: redis.Redis | None = None
+        self._sync_scripts: dict[str, Any] = {}
+        # redis.asyncio clients belong to the loop they connected on: one per loop.
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def keys(self, queue: str) -> QueueKeys:
+        return QueueKeys(self.prefix, queue)
+
+    # -- clients and errors -----------------------------------------------------------------
+    @property
+    def client(self) -> redis.Redis:
+        if self._sync is None:
+            self._sync = self._target.sync_client()
+            self._sync_scripts = {n: self._sync.register_script(source(n)) for n in NAMES}
+        return self._sync
+
+    def _script(self, name: str) -> Any:
+        _ = self.client
+        return self._sync_scripts[name]
+
+    def _aclient(self) -> tuple[redis.asyncio.Redis, dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        entry: tuple[redis.asyncio.Redis, dict[str, Any]] | None = self._async.get(loop)
+        if entry is None:
+            client = self._target.async_client()
+            entry = (client, {n: client.register_script(source(n)) for n in NAMES})
+            self._async[loop] = entry
+        return entry
+
+    def _down(self, exc: Exception) -> BrokerConnectionError:
+        return BrokerConnectionError(
+            f"cannot reach the Redis broker at {redact(self.url)}: {exc}. Check that "
+            f"redis-server is running and the URL (host, port, password, db) is right."
+        )
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Driver errors become one clear celeriac error at this boundary."""
+        try:
+            yield
+        except _DOWN as exc:
+            raise self._down(exc) from exc
+
+    # -- producer ---------------------------------------------------------------------------
+    def _stage(self, pipe: Any, scripts: Mapping[str, Any], message: OutboundMessage) -> None:
+        keys, level = self.keys(message.queue), level_of(message.priority)
+        if message.delay is not None and message.delay > 0:
+            scripts["publish_delayed"](
+                keys=[keys.delayed, keys.seq, keys.wake],
+                args=[
+                    int(message.delay * 1000),
+                    message.message_id,
+                    level,
+                    message.priority,
+                    message.payload,
+                ],
+                client=pipe,
+            )
+            return
+        fields: dict[str, Any] = {"m": message.message_id, "p": message.payload}
+        if message.priority != priority_of(level):
+            fields["y"] = message.priority
+        pipe.xadd(keys.stream(level), fields)
+
+    def publish(self, message: OutboundMessage) -> None:
+        self.publish_many([message])
+
+    def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
+        """All messages in one pipelined round trip; returns once Redis replied."""
+        client = self.client
+        with self._guard(), client.pipeline(transaction=False) as pipe:
+            for message in messages:
+                self._stage(pipe, self._sync_scripts, message)
+            pipe.execute()
+
+    async def publish_async(self, message: OutboundMessage) -> None:
+        await self.publish_many_async([message])
+
+    async def publish_many_async(self, messages: Sequence[OutboundMessage]) -> None:
+        client, scripts = self._aclient()
+        with self._guard():
+            async with client.pipeline(transaction=False) as pipe:
+                for message in messages:
+                    self._stage(pipe, scripts, message)
+                await pipe.execute()
+
+    # -- consumer ---------------------------------------------------------------------------
+    async def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout)
+        # Start at a different queue on each call, so that no queue starves another.
+        start = self._rotation % max(1, len(queues))
+        self._rotation += 1
+        names = [*queues[start:], *queues[:start]]
+        while True:
+            try:
+                deliveries, waits = await self._take(names, limit)
+            except BrokerConnectionError as exc:
+                if loop.time() >= deadline:
+                    return []
+                logger.warning("%s; retrying", exc)
+                await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))  # back off
+                continue
+            remaining = deadline - loop.time()
+            if deliveries or limit < 1 or remaining <= 0:
+                return deliveries
+            try:
+                await self._wait(names, waits, remaining)
+            except BrokerConnectionError as exc:
+                logger.warning("%s; retrying", exc)
+                await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))  # back off
+
+    async def _take(
+        self, names: list[str], limit: int
+    ) -> tuple[list[Delivery], dict[str, list[Any]]]:
+        scripts = self._aclient()[1]
+        deliveries: list[Delivery] = []
+        waits: dict[str, list[Any]] = {}
+        for queue in names:
+            if len(deliveries) >= limit:
+                break
+            keys = self.keys(queue)
+            with self._guard():
+                found, wait = await scripts["fetch"](
+                    keys=[*keys.streams, keys.delayed, keys.dead],
+                    args=[
+                        GROUP,
+                        self.consumer,
+                        limit - len(deliveries),
+                        int(self.lease_seconds * 1000),
+                        self.delivery_limit,
+                        self.dead_letter_max,
+                    ],
+                )
+            deliveries.extend(self._delivery(queue, keys, row) for row in found)
+            waits[queue] = wait
+        return deliveries, waits
+
+    def _delivery(self, queue: str, keys: QueueKeys, row: list[Any]) -> Delivery:
+        index, entry_id, message_id, payload, pending, total, priority = row
+        stream = keys.streams[int(index) - 1]
+        level = LEVELS - int(index)
+        return Delivery(
+            broker=self,
+            queue=queue,
+            payload=bytes(payload),
+            message_id=_text(message_id),
+            delivery_count=int(total),
+            priority=int(priority) if int(priority) >= 0 else priority_of(level),
+            token=f"{stream}|{_text(entry_id)}|{int(pending)}",
+        )
+
+    async def _wait(self, names: list[str], waits: dict[str, list[Any]], remaining: float) -> None:
+        """Block until a new entry arrives, a delayed message is due, or a lease may lapse."""
+        client = self._aclient()[0]
+        block = remaining
+        streams: dict[Any, Any] = {}
+        for queue in names:
+            wait = waits.get(queue)
+            if not wait:
+                return  # this queue was not read in this round: read again at once
+            keys = self.keys(queue)
+            if int(wait[0]) >= 0:
+                block = min(block, int(wait[0]) / 1000)
+            if int(wait[1]):
+                block = min(block, max(0.05, self.lease_seconds / 4))  # reap in time
+            for key, last in zip(keys.streams, wait[2:], strict=True):
+                streams[key] = _text(last)
+            streams[keys.wake] = "$"
+        if block <= 0:
+            return
+        with self._guard():
+            await client.xread(streams, count=1, block=max(1, int(block * 1000)))
+
+    @staticmethod
+    def _parse_token(delivery: Delivery) -> tuple[str, str, str]:
+        stream, entry_id, pending = delivery.token.rsplit("|", 2)
+        return stream, entry_id, pending
+
+    async def _settle(
+        self, delivery: Delivery, action: str, reason: str = "", detail: str = ""
+    ) -> bool:
+        scripts = self._aclient()[1]
+        stream, entry_id, pending = self._parse_token(delivery)
+        level = int(stream.rsplit(":s", 1)[1])
+        args = [GROUP, self.consumer, entry_id, pending, action, reason, detail]
+        with self._guard():
+            applied = await scripts["settle"](
+                keys=[stream, self.keys(delivery.queue).dead],
+                args=[*args, self.dead_letter_max, level],
+            )
+        return bool(applied)
+
+    async def ack(self, delivery: Delivery) -> bool:
+        return await self._settle(delivery, "ack")
+
+    async def requeue(self, delivery: Delivery, *, count_delivery: bool = False) -> bool:
+        return await self._settle(delivery, "requeue_counted" if count_delivery else "requeue")
+
+    async def dead_letter(
+        self, delivery: Delivery, reason: DeadLetterReason, detail: str = ""
+    ) -> bool:
+        return await self._settle(delivery, "dead", DeadLetterReason(reason).value, detail)
+
+    async def extend(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        scripts = self._aclient()[1]
+        by_stream: dict[str, list[tuple[Delivery, str, str]]] = {}
+        for delivery in deliveries:
+            stream, entry_id, pending = self._parse_token(delivery)
+            by_stream.setdefault(stream, []).append((delivery, entry_id, pending))
+        lost: list[Delivery] = []
+        for stream, held in by_stream.items():
+            args: list[Any] = [GROUP, self.consumer]
+            for _, entry_id, pending in held:
+                args += [entry_id, pending]
+            with self._guard():
+                positions = await scripts["extend"](keys=[stream], args=args)
+            lost.extend(held[int(p) - 1][0] for p in positions)  # 1-based pair positions
+        return lost
+
+    # -- admin ------------------------------------------------------------------------------
+    def _counts(self, queue: str, purge: bool) -> tuple[int, int]:
+        keys = self.keys(queue)
+        with self._guard():
+            ready, delayed = self._script("counts")(
+                keys=[*keys.streams, keys.delayed], args=[GROUP, "1" if purge else "0"]
+            )
+        return int(ready), int(delayed)
+
+    def queue_length(self, queue: str) -> int:
+        return self._counts(queue, purge=False)[0]
+
+    def delayed_count(self, queue: str) -> int:
+        return self._counts(queue, purge=False)[1]
+
+    def purge(self, queue: str) -> int:
+        return sum(self._counts(queue, purge=True))
+
+    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        with self._guard():
+            entries: Any = self.client.xrange(self.keys(queue).dead, "-", "+", count=limit)
+        return [self._dead_letter(queue, entry_id, fields) for entry_id, fields in entries]
+
+    @staticmethod
+    def _dead_letter(queue: str, entry_id: Any, fields: Mapping[bytes, bytes]) -> DeadLetter:
+        level = int(fields.get(b"l", b"0"))
+        priority = int(fields.get(b"y", b"-1"))
+        return DeadLetter(
+            entry_id=_text(entry_id),
+            queue=queue,
+            message_id=_text(fields[b"m"]),
+            payload=bytes(fields[b"p"]),
+            reason=DeadLetterReason(_text(fields[b"r"])),
+            detail=_text(fields.get(b"x", b"")),
+            delivery_count=int(fields.get(b"c", b"0")),
+            dead_lettered_at=int(fields.get(b"t", b"0")) / 1000,
+            priority=priority if priority >= 0 else priority_of(level),
+        )
+
+    def replay_dead_letters(self, queue: str, entry_ids: Sequence[str] | None = None) -> int:
+        keys = self.keys(queue)
+        with self._guard():
+            moved = self._script("replay")(
+                keys=[keys.dead, *keys.streams], args=list(entry_ids or [])
+            )
+        return int(moved)
+
+    def purge_dead_letters(self, queue: str) -> int:
+        dead = self.keys(queue).dead
+        with self._guard(), self.client.pipeline() as pipe:
+            pipe.xlen(dead)
+            pipe.delete(dead)
+            length, _ = pipe.execute()
+        return int(length)
+
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+
+    async def close_async(self) -> None:
+        entry = self._async.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry[0].aclose()

@@ -1,0 +1,74 @@
+"""Every Redis key the broker uses, built here and nowhere else. The key schema:
+
+    {prefix}:{<queue>}:s<L>      stream, ready and in-flight messages of priority level L
+                                 (L = 0..3 for priorities 0-2, 3-5, 6-8, 9); consumer group
+                                 "celeriac"; fields m=message id, p=payload,
+                                 d=deliveries before this entry (requeue/replay keep counts)
+    {prefix}:{<queue>}:delayed   sorted set of messages waiting for their due time (score:
+                                 due, ms of Redis server time); member = packed (id, level,
+                                 payload, sequence)
+    {prefix}:{<queue>}:seq       counter making delayed members unique
+    {prefix}:{<queue>}:wake      stream of at most one entry, written when a delayed message
+                                 is added, so that blocked consumers re-plan their wait
+    {prefix}:{<queue>}:dead      stream of dead letters; fields m, p, r=reason, x=detail,
+                                 c=delivery count, t=time (ms), l=level
+
+``{<queue>}`` is a hash tag: all keys of one queue live in one Redis Cluster slot, so every
+script touches one slot. Imports nothing from celeriac.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GROUP = "celeriac"
+LEVELS = 4
+
+
+def level_of(priority: int) -> int:
+    """Priority 0..9 (9 first) -> stream level 0..3 (3 first)."""
+    return min(priority // 3, LEVELS - 1)
+
+
+def priority_of(level: int) -> int:
+    """The priority a delivery from ``level`` reports (the lowest of the level's range)."""
+    return level * 3
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """The keys of one queue."""
+
+    prefix: str
+    queue: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{{{self.queue}}}"
+
+    def stream(self, level: int) -> str:
+        return f"{self.base}:s{level}"
+
+    @property
+    def streams(self) -> list[str]:
+        """Highest level first: the order a fetch reads them in."""
+        return [self.stream(level) for level in reversed(range(LEVELS))]
+
+    @property
+    def delayed(self) -> str:
+        return f"{self.base}:delayed"
+
+    @property
+    def seq(self) -> str:
+        return f"{self.base}:seq"
+
+    @property
+    def wake(self) -> str:
+        return f"{self.base}:wake"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.base}:dead"
+
+    def all(self) -> list[str]:
+        return [*self.streams, self.delayed, self.seq, self.wake, self.dead]

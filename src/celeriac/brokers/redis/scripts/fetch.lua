@@ -1,0 +1,112 @@
+-- fetch: hand out up to ARGV[3] messages of one queue to consumer ARGV[2], atomically.
+-- KEYS[1..4] ready streams, highest level first (s3, s2, s1, s0)
+-- KEYS[5] delayed zset   KEYS[6] dead-letter stream
+-- ARGV[1] group   ARGV[2] consumer   ARGV[3] limit   ARGV[4] lease in ms
+-- ARGV[5] delivery limit   ARGV[6] dead-letter stream max length
+-- Steps: move due delayed messages to their stream; take back leases idle longer than
+-- the lease (dead-lettering those delivered ARGV[5] times); read new entries.
+-- Returns {deliveries, wait}: each delivery is {key index, entry id, message id,
+-- payload, pending count, total deliveries, priority or -1}; wait (only when nothing was
+-- handed out) is {ms until the next due delayed message or -1, 1 if any entry is in
+-- flight, last entry id of each stream...}.
+local group, consumer = ARGV[1], ARGV[2]
+local remaining = tonumber(ARGV[3])
+local lease, limit, dead_max = ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local function fields_of(flat)
+  local f = {}
+  for i = 1, #flat, 2 do f[flat[i]] = flat[i + 1] end
+  return f
+end
+
+local function ensure_group(key)
+  local ok = redis.pcall('XGROUP', 'CREATE', key, group, '0', 'MKSTREAM')
+  return ok
+end
+
+-- 1. due delayed messages become ready
+local due = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1000)
+for _, member in ipairs(due) do
+  local mid, level, priority, payload = cmsgpack.unpack(member)
+  local key = KEYS[4 - level]
+  if priority ~= level * 3 then
+    redis.call('XADD', key, '*', 'm', mid, 'p', payload, 'y', priority)
+  else
+    redis.call('XADD', key, '*', 'm', mid, 'p', payload)
+  end
+  redis.call('ZREM', KEYS[5], member)
+end
+
+local out = {}
+
+local function deliver(index, id, f, pending)
+  local before = tonumber(f['d'] or '0')
+  out[#out + 1] = {index, id, f['m'], f['p'], pending, pending + before, tonumber(f['y'] or '-1')}
+  remaining = remaining - 1
+end
+
+local function bury(index, id, f, deliveries)
+  local key = KEYS[index]
+  local detail = 'lease expired without an outcome on delivery ' .. deliveries ..
+    ' (delivery_limit=' .. limit .. ')'
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', dead_max, '*', 'm', f['m'], 'p', f['p'],
+    'r', 'delivery_limit', 'x', detail, 'c', deliveries, 't', now,
+    'l', 4 - index, 'y', f['y'] or '-1')
+  redis.call('XACK', key, group, id)
+  redis.call('XDEL', key, id)
+end
+
+-- 2. take back expired leases (a claim is the next delivery: it raises the count)
+for index = 1, 4 do
+  if remaining <= 0 then break end
+  local key = KEYS[index]
+  local claimed = redis.pcall('XAUTOCLAIM', key, group, consumer, lease, '0-0',
+    'COUNT', remaining)
+  if type(claimed) == 'table' and claimed.err then
+    ensure_group(key)
+  else
+    for _, gone in ipairs(claimed[3] or {}) do redis.call('XACK', key, group, gone) end
+    for _, entry in ipairs(claimed[2]) do
+      local id, f = entry[1], fields_of(entry[2])
+      local info = redis.call('XPENDING', key, group, id, id, 1)[1]
+      local pending = tonumber(info[4])
+      local before = tonumber(f['d'] or '0')
+      if pending - 1 + before >= limit then
+        bury(index, id, f, pending - 1 + before)
+      else
+        deliver(index, id, f, pending)
+      end
+    end
+  end
+end
+
+-- 3. new entries, highest level first
+for index = 1, 4 do
+  if remaining <= 0 then break end
+  local key = KEYS[index]
+  local read = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining,
+    'STREAMS', key, '>')
+  if type(read) == 'table' and read.err then
+    ensure_group(key)
+    read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining,
+      'STREAMS', key, '>')
+  end
+  if read then
+    for _, entry in ipairs(read[1][2]) do deliver(index, entry[1], fields_of(entry[2]), 1) end
+  end
+end
+
+if #out > 0 then return {out, {}} end
+
+-- 4. nothing to hand out: tell the caller how long it may wait, and from where
+local wait = {-1, 0}
+local first = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+if #first > 0 then wait[1] = math.max(0, tonumber(first[2]) - now) end
+for index = 1, 4 do
+  local info = fields_of(redis.call('XINFO', 'STREAM', KEYS[index]))
+  if tonumber(redis.call('XPENDING', KEYS[index], group)[1]) > 0 then wait[2] = 1 end
+  wait[#wait + 1] = info['last-generated-id']
+end
+return {out, wait}
