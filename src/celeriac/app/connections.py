@@ -16,8 +16,9 @@ from celeriac.exceptions import ImproperlyConfigured
 from celeriac.results.base import DisabledBackend, ResultBackend
 from celeriac.results.memory import MemoryBackend
 
+_REDIS = ("redis", "rediss", "unix", "sentinel")
 # Schemes whose engines land in later releases; named so the error can say so.
-_PLANNED = {"redis", "rediss", "unix", "sentinel", "amqp", "amqps", "pyamqp"}
+_PLANNED = {"amqp", "amqps", "pyamqp"}
 
 
 def _scheme(url: str) -> str:
@@ -31,6 +32,19 @@ def create_broker(
     lease = float(transport_options.get("visibility_timeout", 30.0))
     if scheme == "memory":
         return MemoryBroker(lease_seconds=lease, delivery_limit=delivery_limit)
+    if scheme in _REDIS:
+        try:  # redis-py comes with the optional extra celeriac[redis]
+            from celeriac.brokers.redis import RedisBroker
+        except ModuleNotFoundError as exc:
+            raise ImproperlyConfigured(
+                f"broker {scheme}:// needs redis-py: pip install 'celeriac[redis]'"
+            ) from exc
+        return RedisBroker(
+            str(url),
+            lease_seconds=lease,
+            delivery_limit=delivery_limit,
+            transport_options=transport_options,
+        )
     if scheme in _PLANNED:
         raise ImproperlyConfigured(
             f"broker URL scheme {scheme!r} is not available in this build of celeriac yet; "
@@ -53,6 +67,7 @@ def create_backend(
     expires: dt.timedelta | float | None,
     serializer: str,
     accept_content: Sequence[str],
+    transport_options: Mapping[str, Any] | None = None,
 ) -> ResultBackend:
     if url is None:
         return DisabledBackend()
@@ -64,6 +79,16 @@ def create_backend(
     }
     if scheme in MemoryBackend.schemes:
         return MemoryBackend(**options)
+    if scheme in ("redis", "rediss", "unix", "sentinel"):  # RedisBackend.schemes, sans import
+        transport_options = dict(transport_options or {})
+        try:  # redis-py is the optional extra celeriac[redis]
+            from celeriac.results.redis import RedisBackend
+        except ModuleNotFoundError as exc:
+            raise ImproperlyConfigured(
+                f"result_backend {scheme}:// needs redis-py: pip install 'celeriac[redis]'"
+            ) from exc
+        prefix = str(transport_options.get("key_prefix", "celeriac"))
+        return RedisBackend(url, key_prefix=prefix, transport_options=transport_options, **options)
     if scheme in _PLANNED:
         raise ImproperlyConfigured(
             f"result backend scheme {scheme!r} is not available in this build of celeriac "

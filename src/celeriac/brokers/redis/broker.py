@@ -30,6 +30,7 @@ from celeriac.brokers.base import (
     OutboundMessage,
 )
 from celeriac.brokers.redis.keys import GROUP, LEVELS, QueueKeys, level_of, priority_of
+from celeriac.brokers.redis.safety import check_eviction_policy
 from celeriac.brokers.redis.scripts import NAMES, source
 from celeriac.exceptions import BrokerConnectionError
 
@@ -57,6 +58,7 @@ class RedisBroker(Broker):
         self.url = url
         self.prefix = str(options.get("key_prefix", "celeriac"))
         self.dead_letter_max = int(options.get("dead_letter_max_length", 100_000))
+        self.eviction_policy = str(options.get("eviction_policy", "warn"))
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._rotation = 0
         self._target = parse_target(url, options)
@@ -283,6 +285,15 @@ class RedisBroker(Broker):
         return lost
 
     # -- admin ------------------------------------------------------------------------------
+    def check_safety(self) -> str | None:
+        """Run at worker start: warn (or refuse) when Redis may evict queue keys."""
+        if self.eviction_policy == "off":
+            return None
+        with self._guard():
+            return check_eviction_policy(
+                self.client, redact(self.url), refuse=self.eviction_policy == "refuse"
+            )
+
     def _counts(self, queue: str, purge: bool) -> tuple[int, int]:
         keys = self.keys(queue)
         with self._guard():

@@ -42,6 +42,15 @@ end
 local out = {}
 
 local function deliver(index, id, f, pending)
+  if not f['m'] or not f['p'] then
+    -- written by something other than celeriac: never hand out a half entry
+    redis.call('XADD', KEYS[6], 'MAXLEN', '~', dead_max, '*', 'm', f['m'] or id,
+      'p', f['p'] or '', 'r', 'malformed', 'x', 'stream entry lacks the m or p field',
+      'c', pending, 't', now, 'l', 4 - index, 'y', '-1')
+    redis.call('XACK', KEYS[index], group, id)
+    redis.call('XDEL', KEYS[index], id)
+    return
+  end
   local before = tonumber(f['d'] or '0')
   out[#out + 1] = {index, id, f['m'], f['p'], pending, pending + before, tonumber(f['y'] or '-1')}
   remaining = remaining - 1
@@ -82,18 +91,18 @@ for index = 1, 4 do
   end
 end
 
--- 3. new entries, highest level first
+-- 3. new entries, highest level first (again while malformed entries were skipped)
 for index = 1, 4 do
-  if remaining <= 0 then break end
   local key = KEYS[index]
-  local read = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining,
-    'STREAMS', key, '>')
-  if type(read) == 'table' and read.err then
-    ensure_group(key)
-    read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining,
+  while remaining > 0 do
+    local read = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining,
       'STREAMS', key, '>')
-  end
-  if read then
+    if type(read) == 'table' and read.err then
+      ensure_group(key)
+      read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining,
+        'STREAMS', key, '>')
+    end
+    if not read then break end
     for _, entry in ipairs(read[1][2]) do deliver(index, entry[1], fields_of(entry[2]), 1) end
   end
 end

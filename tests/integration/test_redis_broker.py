@@ -1,0 +1,213 @@
+"""The Redis broker under failure: killed consumers, long tasks, far ETAs, bad entries,
+restarts and an unsafe eviction policy. Real Redis, real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from celeriac import Celery
+from celeriac.brokers.base import DeadLetterReason, OutboundMessage
+from celeriac.brokers.redis import RedisBroker
+from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
+from celeriac.testing import drain
+from tests.integration.conftest import PrivateRedis
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_broker(url: str, prefix: str, lease: float = 30.0, **options: object) -> RedisBroker:
+    return RedisBroker(
+        url, lease_seconds=lease, transport_options={"key_prefix": prefix, **options}
+    )
+
+
+def test_tasks_run_end_to_end_over_redis(redis_url: str, redis_prefix: str) -> None:
+    app = Celery(
+        "t",
+        broker=redis_url,
+        backend="cache+memory://",
+        broker_transport_options={"key_prefix": redis_prefix},
+    )
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    results = [add.delay(n, n) for n in range(5)]
+    assert app.broker.queue_length("celery") == 5
+    assert drain(app) == 5
+    assert [r.get(timeout=1) for r in results] == [0, 2, 4, 6, 8]
+    app.close()
+
+
+def test_a_killed_consumer_gives_its_message_back_after_one_lease(
+    redis_url: str, redis_prefix: str
+) -> None:
+    lease = 1.5
+    broker = make_broker(redis_url, redis_prefix, lease)
+    broker.publish(OutboundMessage("work", b"payload", "m-1"))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import asyncio, sys, time
+            from celeriac.brokers.redis import RedisBroker
+            broker = RedisBroker({redis_url!r}, lease_seconds={lease},
+                                 transport_options={{"key_prefix": {redis_prefix!r}}})
+            [d] = asyncio.run(broker.fetch(["work"], 1, 5))
+            print(d.message_id, flush=True)
+            time.sleep(60)  # hold the message without acking until killed
+        """)],
+        stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )  # fmt: skip
+    with holder:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == b"m-1"
+        os.kill(holder.pid, signal.SIGKILL)  # no ack, no goodbye: a dead worker
+        killed_at = time.monotonic()
+        holder.wait(timeout=10)
+
+    async def reclaim() -> tuple[list[object], float]:
+        early = await broker.fetch(["work"], 1, lease * 0.5)
+        assert early == [], "handed out again before the lease ran out"
+        got = await broker.fetch(["work"], 1, lease + 3)
+        await broker.close_async()
+        return got, time.monotonic() - killed_at
+
+    [again], waited = asyncio.run(reclaim())
+    assert again.message_id == "m-1" and again.delivery_count == 2  # type: ignore[attr-defined]
+    assert lease * 0.9 <= waited <= lease + 3
+    broker.close()
+
+
+def test_a_far_eta_is_delivered_once_while_its_holder_keeps_the_lease(
+    redis_url: str, redis_prefix: str
+) -> None:
+    lease = 0.5
+    first = make_broker(redis_url, redis_prefix, lease)
+    second = make_broker(redis_url, redis_prefix, lease)
+    first.publish(OutboundMessage("eta", b"x", "m-eta", delay=1.0))  # twice the lease
+
+    async def scenario() -> tuple[int, int]:
+        [held] = await first.fetch(["eta"], 1, 5)
+        assert first.delayed_count("eta") == 0
+
+        other_fetch = asyncio.create_task(second.fetch(["eta"], 1, lease * 4))
+        while not other_fetch.done():  # a long task: its holder heartbeats for 4 leases
+            assert await first.extend([held]) == []
+            await asyncio.wait({other_fetch}, timeout=lease / 3)  # the heartbeat interval
+        others = other_fetch.result()
+        assert await held.ack()
+        count = held.delivery_count
+        await first.close_async()
+        await second.close_async()
+        return len(others), count
+
+    assert asyncio.run(scenario()) == (0, 1)
+    first.close()
+    second.close()
+
+
+def test_entries_written_straight_into_the_stream_are_dead_lettered(
+    redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = Celery(
+        "t",
+        broker=redis_url,
+        backend="cache+memory://",
+        broker_transport_options={"key_prefix": redis_prefix},
+    )
+
+    @app.task
+    def ok() -> str:
+        return "still working"
+
+    raw = redis.Redis.from_url(redis_url)
+    stream = app.broker.keys("celery").stream(0)  # type: ignore[attr-defined]
+    raw.xadd(stream, {"m": "bad-1", "p": b"\x00not a message"})
+    raw.xadd(stream, {"unexpected": "fields"})
+    result = ok.delay()
+    with caplog.at_level(logging.ERROR, logger="celeriac.worker"):
+        assert drain(app) == 2  # the entry without fields never reaches the worker
+    assert result.get(timeout=1) == "still working"
+    reasons = sorted(letter.reason for letter in app.broker.dead_letters("celery"))
+    assert reasons == [DeadLetterReason.MALFORMED, DeadLetterReason.MALFORMED]
+    raw.close()
+    app.close()
+
+
+def test_consumption_resumes_after_redis_restarts(private_redis: PrivateRedis) -> None:
+    broker = make_broker(private_redis.url, "restart")
+    broker.publish_many([OutboundMessage("q", b"p", f"m-{n}") for n in range(10)])
+
+    async def consume(count: int, timeout: float) -> list[str]:
+        seen: list[str] = []
+        deadline = time.monotonic() + timeout
+        while len(seen) < count and time.monotonic() < deadline:
+            for delivery in await broker.fetch(["q"], count - len(seen), 1):
+                assert await delivery.ack()
+                seen.append(delivery.message_id)
+        await broker.close_async()
+        return seen
+
+    first = asyncio.run(consume(5, 5))
+    private_redis.restart()  # kill -9 and start again: AOF keeps every acknowledged write
+    rest = asyncio.run(consume(5, 15))
+    assert sorted(first + rest) == sorted(f"m-{n}" for n in range(10))
+    broker.close()
+
+
+def test_fetch_keeps_waiting_through_an_outage(private_redis: PrivateRedis) -> None:
+    broker = make_broker(private_redis.url, "outage")
+
+    async def scenario() -> list[str]:
+        private_redis.stop()
+        waiting = asyncio.create_task(broker.fetch(["q"], 1, 8))
+        await asyncio.sleep(0.5)  # let the fetch meet the outage first
+        await asyncio.to_thread(private_redis.start)
+        await asyncio.to_thread(broker.publish, OutboundMessage("q", b"p", "after"))
+        got = await waiting
+        await broker.close_async()
+        return [d.message_id for d in got]
+
+    assert asyncio.run(scenario()) == ["after"]
+    broker.close()
+
+
+def test_publishing_to_a_down_redis_raises_a_clear_error(redis_prefix: str) -> None:
+    broker = make_broker("redis://:secret@127.0.0.1:1/0", redis_prefix)
+    with pytest.raises(BrokerConnectionError, match="redis://:\\*\\*@127.0.0.1:1/0") as info:
+        broker.publish(OutboundMessage("q", b"p", "m"))
+    assert "secret" not in str(info.value)
+
+
+def test_an_evicting_redis_is_reported_and_can_be_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = PrivateRedis(tmp_path, "--maxmemory-policy", "allkeys-lru")
+    if server.binary is None:
+        pytest.fail("redis-server missing")
+    server.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="celeriac.brokers.redis"):
+            warning = make_broker(server.url, "safety").check_safety()
+        assert warning is not None and "maxmemory-policy=allkeys-lru" in warning
+        assert "noeviction" in caplog.text
+        refusing = make_broker(server.url, "safety", eviction_policy="refuse")
+        with pytest.raises(ImproperlyConfigured, match="refuses to start"):
+            refusing.check_safety()
+    finally:
+        server.stop()
+
+
+def test_the_default_noeviction_policy_passes(redis_url: str, redis_prefix: str) -> None:
+    assert make_broker(redis_url, redis_prefix).check_safety() is None
