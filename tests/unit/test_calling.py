@@ -6,11 +6,11 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from tests.conftest import take_messages
 
 from celeriac import Celery, signals
 from celeriac.exceptions import QueueNotFound
 from celeriac.messages import decode_task_body, resolve_accept
+from tests.conftest import take_messages
 
 JSON = resolve_accept(["json"])
 

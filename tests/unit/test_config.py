@@ -8,11 +8,11 @@ import types
 import warnings
 
 import pytest
-from tests.unit.test_seed_examples import SEED_003_SETTINGS
 
 from celeriac import Celery
 from celeriac.config import SETTINGS, UnknownSettingWarning
 from celeriac.exceptions import ImproperlyConfigured
+from tests.unit.test_seed_examples import SEED_003_SETTINGS
 
 
 def test_defaults_are_readable_as_attributes_and_items(app: Celery) -> None:

@@ -8,12 +8,12 @@ import uuid
 from typing import Any
 
 import pytest
-from tests.conftest import take_messages
 
 from celeriac import Celery
 from celeriac.exceptions import ContentDisallowed, DecodeError, EncodeError
 from celeriac.messages import Message, decode_task_body, dumps, loads, resolve_accept
 from celeriac.messages.protocol import task_message
+from tests.conftest import take_messages
 
 
 class User:

@@ -9,7 +9,6 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from tests.conftest import take_messages
 
 from celeriac import Celery
 from celeriac.brokers.memory import MemoryBroker
@@ -17,6 +16,7 @@ from celeriac.exceptions import MaxRetriesExceededError, SoftTimeLimitExceeded
 from celeriac.messages import Message
 from celeriac.testing import drain
 from celeriac.utils.log import get_task_logger
+from tests.conftest import take_messages
 
 logger = get_task_logger(__name__)
 
