@@ -21,7 +21,7 @@ from celeriac.brokers.base import DeadLetterReason, OutboundMessage
 from celeriac.brokers.redis import RedisBroker
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.testing import drain
-from tests.integration.conftest import PrivateRedis
+from tests.integration.conftest import PrivateRedis, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -211,3 +211,50 @@ def test_an_evicting_redis_is_reported_and_can_be_refused(
 
 def test_the_default_noeviction_policy_passes(redis_url: str, redis_prefix: str) -> None:
     assert make_broker(redis_url, redis_prefix).check_safety() is None
+
+
+def test_sentinel_url_finds_the_master(private_redis: PrivateRedis, tmp_path: Path) -> None:
+    sentinel_port = free_port()
+    config = tmp_path / "sentinel.conf"
+    config.write_text(
+        f"port {sentinel_port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor mymaster 127.0.0.1 {private_redis.port} 1\n"
+    )
+    assert private_redis.binary is not None
+    sentinel = subprocess.Popen(
+        [private_redis.binary, str(config), "--sentinel"], stdout=subprocess.DEVNULL
+    )
+    try:
+        probe = redis.Redis(port=sentinel_port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:  # wait for the sentinel process to answer (start-up)
+            try:
+                probe.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "sentinel did not start"
+                time.sleep(0.05)
+        probe.close()
+        broker = RedisBroker(
+            f"sentinel://127.0.0.1:{sentinel_port}/0",
+            transport_options={"master_name": "mymaster", "key_prefix": "via-sentinel"},
+        )
+        broker.publish(OutboundMessage("q", b"p", "m-sentinel"))
+
+        async def take() -> list[str]:
+            got = await broker.fetch(["q"], 1, 5)
+            for delivery in got:
+                await delivery.ack()
+            await broker.close_async()
+            return [d.message_id for d in got]
+
+        assert asyncio.run(take()) == ["m-sentinel"]
+        broker.close()
+    finally:
+        sentinel.kill()
+        sentinel.wait(timeout=10)
+
+
+def test_sentinel_url_without_master_name_says_what_to_set() -> None:
+    with pytest.raises(ImproperlyConfigured, match="master_name"):
+        RedisBroker("sentinel://127.0.0.1:26379")
