@@ -258,3 +258,25 @@ def test_sentinel_url_finds_the_master(private_redis: PrivateRedis, tmp_path: Pa
 def test_sentinel_url_without_master_name_says_what_to_set() -> None:
     with pytest.raises(ImproperlyConfigured, match="master_name"):
         RedisBroker("sentinel://127.0.0.1:26379")
+
+
+def test_consumers_of_dead_workers_are_forgotten(redis_url: str, redis_prefix: str) -> None:
+    # A dead worker's consumer holds nothing and stays idle; a zero threshold stands in
+    # for the default hour.
+    broker = make_broker(redis_url, redis_prefix, consumer_prune_idle=0)
+    stream = broker.keys("q").stream(0)
+    raw = redis.Redis.from_url(redis_url)
+    raw.xgroup_create(stream, "celeriac", id="0", mkstream=True)
+    raw.xgroup_createconsumer(stream, "celeriac", "dead-worker")
+    raw.xadd(stream, {"m": "held", "p": b"x"})
+    raw.xreadgroup("celeriac", "busy-worker", {stream: ">"}, count=1)  # holds one message
+
+    async def idle_fetch() -> None:
+        await broker.fetch(["q"], 1, 0.05)  # nothing ready: the idle path prunes
+        await broker.close_async()
+
+    asyncio.run(idle_fetch())
+    names = {c["name"] for c in raw.xinfo_consumers(stream, "celeriac")}
+    assert b"dead-worker" not in names and b"busy-worker" in names
+    raw.close()
+    broker.close()

@@ -36,6 +36,8 @@ from celeriac.exceptions import BrokerConnectionError
 
 logger = logging.getLogger("celeriac.brokers.redis")
 _DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
+PRUNE_EVERY = 60.0  # seconds between prunings of a group's idle consumers
+PRUNE_IDLE = 3600.0  # default: idle this long and holding nothing = a dead worker's consumer
 
 
 def _text(value: Any) -> str:
@@ -61,6 +63,8 @@ class RedisBroker(Broker):
         self.eviction_policy = str(options.get("eviction_policy", "warn"))
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._rotation = 0
+        self._pruned_at = -PRUNE_EVERY  # loop time of the last consumer pruning
+        self.consumer_prune_idle = float(options.get("consumer_prune_idle", PRUNE_IDLE))
         self._target = parse_target(url, options)
         self._sync: redis.Redis | None = None
         self._sync_scripts: dict[str, Any] = {}
@@ -216,8 +220,21 @@ class RedisBroker(Broker):
             token=f"{stream}|{_text(entry_id)}|{int(pending)}",
         )
 
+    async def _prune(self, names: list[str]) -> None:
+        """At most once a minute, while idle: forget consumers of dead workers."""
+        now = asyncio.get_running_loop().time()
+        if now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        scripts = self._aclient()[1]
+        idle_ms = int(self.consumer_prune_idle * 1000)
+        for queue in names:
+            with self._guard():
+                await scripts["prune"](keys=self.keys(queue).streams, args=[GROUP, idle_ms])
+
     async def _wait(self, names: list[str], waits: dict[str, list[Any]], remaining: float) -> None:
         """Block until a new entry arrives, a delayed message is due, or a lease may lapse."""
+        await self._prune(names)
         client = self._aclient()[0]
         block = remaining
         streams: dict[Any, Any] = {}

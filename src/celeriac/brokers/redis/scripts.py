@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-NAMES = ("publish_delayed", "fetch", "settle", "extend", "replay", "counts")
+NAMES = ("publish_delayed", "fetch", "settle", "extend", "replay", "counts", "prune")
 
 
 @cache
