@@ -15,7 +15,8 @@ import pytest
 import redis
 
 from celeriac import states
-from celeriac.exceptions import BrokerConnectionError, TimeoutError
+from celeriac.app.connections import create_backend
+from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured, TimeoutError
 from celeriac.results.base import ResultBackend
 from celeriac.results.redis import RedisBackend
 from celeriac.testing.contracts import BackendFactory, ResultBackendContract
@@ -236,3 +237,21 @@ def test_unreachable_redis_names_the_url_and_the_fix_but_not_the_password() -> N
     finally:
         backend.close()
     assert "s3cret" not in repr(backend)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://h:6379/1", "rediss://h:6380/0", "unix:///tmp/redis.sock?db=2", "sentinel://h:26379"],
+)
+def test_every_redis_scheme_builds_a_redis_backend_without_connecting(url: str) -> None:
+    backend = create_backend(url, 60, "json", ["json"], {"master_name": "m", "key_prefix": "kp"})
+    try:
+        assert isinstance(backend, RedisBackend) and backend.key_prefix == "kp"
+        assert backend.expires == 60
+    finally:
+        backend.close()
+
+
+def test_decoded_responses_are_refused_with_the_fix() -> None:
+    with pytest.raises(ImproperlyConfigured, match="remove decode_responses"):
+        RedisBackend("redis://127.0.0.1:1/0?decode_responses=True")

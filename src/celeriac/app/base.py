@@ -98,6 +98,7 @@ class Celeriac:
                 conf.result_expires,
                 conf.result_serializer,
                 conf.result_accept_content or _result_accept(conf),
+                conf.result_backend_transport_options,
             )
         return self._backend
 

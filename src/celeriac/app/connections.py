@@ -79,7 +79,7 @@ def create_backend(
     }
     if scheme in MemoryBackend.schemes:
         return MemoryBackend(**options)
-    if scheme in ("redis", "rediss", "unix", "sentinel"):  # RedisBackend.schemes, sans import
+    if scheme in _REDIS:  # RedisBackend.schemes, without importing redis-py first
         transport_options = dict(transport_options or {})
         try:  # redis-py is the optional extra celeriac[redis]
             from celeriac.results.redis import RedisBackend

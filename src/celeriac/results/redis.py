@@ -1,0 +1,319 @@
+"""``redis://`` results. Keys (P = key_prefix: "celeriac", or ``key_prefix`` in
+result_backend_transport_options), each expiring after ``expires``:
+``P:result:task:<id>``, ``P:result:group:<id>``: hash {value, ready: 0|1};
+``P:result:chord:<id>``: INCR counter; channel ``P:ready:<key>``: published when ready.
+Waits share one pubsub connection and reader thread. Imports results.base, _redis, leaves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, cast
+
+import redis
+import redis.exceptions
+
+from celeriac._redis import parse_target, redact
+from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
+from celeriac.results.base import ResultBackend
+
+logger = logging.getLogger(__name__)
+
+# Larger values are announced with an empty message and fetched with HMGET: a huge
+# message could overflow Redis's pubsub output buffer limit and cut the connection.
+_INLINE_LIMIT = 64 * 1024
+# How long close() lets the listener thread finish after cutting its socket.
+_CLOSE_GRACE = 5.0
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+class _Waiter:
+    """One caller blocked in ``_wait``; woken to look again (or told why it cannot)."""
+
+    __slots__ = ("channel", "ended", "session", "ticket", "value", "wake")
+
+    def __init__(self, session: _Session, channel: bytes, ticket: int) -> None:
+        self.session = session
+        self.channel = channel
+        self.ticket = ticket  # the SUBSCRIBE reply (count) after which the caller may GET
+        self.wake = threading.Event()
+        self.value: bytes | None = None  # the record, when the notification carried it
+        self.ended: str | None = None  # "lost" (connection failed) or "closed"
+
+
+class _Channel:
+    """Waiters on one channel, and how many SUBSCRIBEs were sent and confirmed on it."""
+
+    __slots__ = ("acked", "sent", "waiters")
+
+    def __init__(self) -> None:
+        self.waiters: list[_Waiter] = []
+        self.sent = 0
+        self.acked = 0
+
+
+class _Session:
+    """One dedicated pubsub connection and the thread reading it; replaced whole on failure."""
+
+    def __init__(self, connection: Any, name: str, reader: Callable[[_Session], None]) -> None:
+        self.connection = connection
+        self.channels: dict[bytes, _Channel] = {}
+        self.ended = False
+        self.pid = os.getpid()
+        self.thread = threading.Thread(target=reader, args=(self,), name=name, daemon=True)
+
+
+class _Listener:
+    """Every wait of one backend shares one subscription connection.
+
+    A waiter subscribes, then the reader thread's SUBSCRIBE confirmation wakes it to GET
+    (closing the race with a result stored before the subscription), then a message wakes
+    it. Only the reader thread reads the socket; writers hold the lock, so replies and
+    counters stay in step. A failed connection ends the session: its waiters re-subscribe.
+    """
+
+    def __init__(self, client: redis.Redis, name: str) -> None:
+        self._client = client
+        self._name = name
+        self._lock = threading.Lock()
+        self._session: _Session | None = None
+
+    def join(self, channel: bytes) -> _Waiter:
+        with self._lock:
+            if self._session is not None and self._session.pid != os.getpid():
+                self._session = None  # forked: the parent's socket and thread are not ours
+            session = self._session or self._open()
+            chan = session.channels.setdefault(channel, _Channel())
+            if not chan.waiters:  # the first waiter subscribes; later ones share it
+                try:
+                    session.connection.send_command("SUBSCRIBE", channel, check_health=False)
+                except BaseException:
+                    self._end(session, "lost")
+                    raise
+                chan.sent += 1
+            waiter = _Waiter(session, channel, chan.sent)
+            chan.waiters.append(waiter)
+            if chan.acked >= waiter.ticket:
+                waiter.wake.set()
+            return waiter
+
+    def leave(self, waiter: _Waiter) -> None:
+        with self._lock:
+            session, chan = waiter.session, waiter.session.channels.get(waiter.channel)
+            if chan is None or waiter not in chan.waiters:
+                return
+            chan.waiters.remove(waiter)
+            if chan.waiters:
+                return
+            if chan.acked >= chan.sent:
+                del session.channels[waiter.channel]
+            try:
+                session.connection.send_command("UNSUBSCRIBE", waiter.channel, check_health=False)
+            except (redis.exceptions.RedisError, OSError):
+                self._end(session, "lost")
+
+    def close(self) -> None:
+        with self._lock:
+            session = self._session
+            if session is None:
+                return
+            self._end(session, "closed")
+        # Cutting the socket wakes the reader blocked on it; it then exits.
+        session.connection.disconnect()
+        session.thread.join(_CLOSE_GRACE)
+        if session.thread.is_alive():
+            logger.warning("result listener thread %s did not stop", session.thread.name)
+
+    def _open(self) -> _Session:
+        pool = self._client.connection_pool
+        # A dedicated connection, not one borrowed from the pool: it is in subscribe mode
+        # for its whole life and only this listener may ever read from it.
+        connection = pool.connection_class(**pool.connection_kwargs)
+        connection.connect()
+        session = _Session(connection, self._name, self._read)
+        session.thread.start()
+        self._session = session
+        return session
+
+    def _end(self, session: _Session, why: str) -> None:
+        """Retire ``session`` (lock held): wake its waiters with the reason."""
+        session.ended = True
+        if self._session is session:
+            self._session = None
+        for chan in session.channels.values():
+            for waiter in chan.waiters:
+                waiter.ended = why
+                waiter.wake.set()
+        session.channels.clear()
+
+    def _read(self, session: _Session) -> None:
+        connection = session.connection
+        try:
+            while not session.ended:
+                try:
+                    reply = connection.read_response(disconnect_on_error=False, push_request=True)
+                except redis.exceptions.TimeoutError:
+                    continue  # an idle read ran into a configured socket_timeout
+                with self._lock:
+                    self._dispatch(session, reply)
+        except Exception as exc:  # any failure ends the session; waiters re-subscribe
+            with self._lock:
+                if not session.ended:
+                    logger.warning("lost the result notification connection: %s", exc)
+                    self._end(session, "lost")
+        finally:
+            connection.disconnect()
+
+    @staticmethod
+    def _dispatch(session: _Session, reply: Any) -> None:
+        if session.ended or not isinstance(reply, list) or len(reply) != 3:
+            return
+        kind, channel, data = reply
+        chan = session.channels.get(channel)
+        if chan is None:
+            return
+        if kind == b"subscribe":
+            chan.acked += 1
+            for waiter in chan.waiters:
+                if waiter.ticket <= chan.acked:
+                    waiter.wake.set()
+            if not chan.waiters and chan.acked >= chan.sent:
+                del session.channels[channel]
+        elif kind == b"message":
+            for waiter in chan.waiters:
+                waiter.value = data or None
+                waiter.wake.set()
+
+
+class RedisBackend(ResultBackend):
+    """Results in Redis: one hash per record, a counter per chord, pubsub to wake waiters."""
+
+    schemes = ("redis", "rediss", "unix", "sentinel")
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        expires: float | None = 86400.0,
+        serializer: str = "json",
+        accept_content: Sequence[str] = ("json",),
+        key_prefix: str = "celeriac",
+        transport_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(expires=expires, serializer=serializer, accept_content=accept_content)
+        self.url = url
+        self.key_prefix = key_prefix
+        self._client = parse_target(url, transport_options).sync_client()
+        if self._client.get_encoder().decode_responses:  # records are bytes (msgpack too)
+            raise ImproperlyConfigured(
+                f"remove decode_responses from the result backend URL {redact(url)}"
+            )
+        self._listener = _Listener(self._client, f"celeriac-results-{key_prefix}")
+
+    def __repr__(self) -> str:
+        return f"<RedisBackend {redact(self.url)} prefix={self.key_prefix!r}>"
+
+    def _key(self, key: str) -> str:
+        return f"{self.key_prefix}:result:{key}"
+
+    def _channel(self, key: str) -> bytes:
+        return f"{self.key_prefix}:ready:{key}".encode()
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn redis-py's connection failures into one error naming the URL and the fix."""
+        try:
+            yield
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise BrokerConnectionError(
+                f"cannot reach the Redis result backend at {redact(self.url)}: {exc}. Check "
+                f"that Redis is running and reachable there, and that result_backend names "
+                f"the right host, port, database and password."
+            ) from exc
+
+    # -- engine I/O ---------------------------------------------------------------------------
+    def _set(self, key: str, value: bytes, ttl: float | None, *, ready: bool = False) -> None:
+        name = self._key(key)
+        # MULTI/EXEC in one round trip: the record, its TTL and the wake-up land together.
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hset(name, mapping={"value": value, "ready": int(ready)})
+        if ttl is None:
+            pipe.persist(name)
+        else:
+            pipe.pexpire(name, _ms(ttl))
+        if ready:
+            pipe.publish(self._channel(key), value if len(value) <= _INLINE_LIMIT else b"")
+        with self._errors():
+            pipe.execute()
+
+    def _get(self, key: str) -> bytes | None:
+        with self._errors():
+            value = self._client.hget(self._key(key), "value")
+        return cast("bytes | None", value)
+
+    def _get_ready(self, key: str) -> bytes | None:
+        with self._errors():
+            value, ready = self._client.hmget(self._key(key), ["value", "ready"])
+        return cast("bytes | None", value) if ready == b"1" else None
+
+    def _delete(self, key: str) -> None:
+        with self._errors():
+            self._client.delete(self._key(key))
+
+    def _incr(self, key: str, ttl: float | None) -> int:
+        name = self._key(key)
+        pipe = self._client.pipeline(transaction=True)
+        pipe.incr(name)
+        if ttl is not None:
+            pipe.pexpire(name, _ms(ttl))
+        with self._errors():
+            count = pipe.execute()[0]
+        return int(count)
+
+    def _wait(self, key: str, timeout: float | None) -> bytes | None:
+        # Already ready: one round trip, no subscription.
+        raw = self._get_ready(key)
+        if raw is not None or (timeout is not None and timeout <= 0):
+            return raw
+        deadline = None if timeout is None else time.monotonic() + timeout
+        channel = self._channel(key)
+        with self._errors():
+            waiter = self._listener.join(channel)
+        try:
+            while True:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                if not waiter.wake.wait(remaining):
+                    return None
+                waiter.wake.clear()  # before reading the state below, so no wake-up is lost
+                if waiter.ended == "closed":
+                    raise BrokerConnectionError(
+                        f"the result backend {redact(self.url)} was closed while waiting "
+                        f"for {key}; close the app only after its results were collected"
+                    )
+                if waiter.ended == "lost":  # subscribe again on a fresh connection
+                    with self._errors():
+                        waiter = self._listener.join(channel)
+                    continue
+                if waiter.value is not None:
+                    return waiter.value
+                # Subscribed (or told a large value is ready): read the record itself.
+                raw = self._get_ready(key)
+                if raw is not None:
+                    return raw
+        finally:
+            self._listener.leave(waiter)
+
+    def close(self) -> None:
+        """Stop the listener thread and close every connection (reopened on next use)."""
+        self._listener.close()
+        self._client.close()
