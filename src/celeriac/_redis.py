@@ -50,28 +50,46 @@ class RedisTarget:
     options: tuple[tuple[str, Any], ...] = ()
 
     def sync_client(self) -> redis.Redis:
-        if self.sentinels:
-            # redis-py's Sentinel API is untyped; the result is a typed client.
-            sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-                list(self.sentinels), **self._auth()
-            )
-            master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
-                str(self.master_name), db=self.db, **dict(self.options)
-            )
-            return master
-        client: redis.Redis = redis.Redis.from_url(self.url, **dict(self.options))
-        return client
+        """A client for the master; with Sentinel, closing it also closes the sentinels."""
+        if not self.sentinels:
+            client: redis.Redis = redis.Redis.from_url(self.url, **dict(self.options))
+            return client
+        # redis-py's Sentinel API is untyped; the result is a typed client.
+        sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            list(self.sentinels), **self._auth()
+        )
+        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            str(self.master_name), db=self.db, **dict(self.options)
+        )
+        close_master = master.close
+
+        def close() -> None:  # the sentinel connections are not the master's: close both
+            close_master()
+            for node in sentinel.sentinels:
+                node.close()
+
+        master.close = close  # type: ignore[method-assign]
+        return master
 
     def async_client(self) -> redis.asyncio.Redis:
-        if self.sentinels:
-            sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-                list(self.sentinels), **self._auth()
-            )
-            master: redis.asyncio.Redis = sentinel.master_for(
-                str(self.master_name), db=self.db, **dict(self.options)
-            )
-            return master
-        return redis.asyncio.Redis.from_url(self.url, **dict(self.options))
+        """An asyncio client for the master; ``aclose()`` also closes the sentinels."""
+        if not self.sentinels:
+            return redis.asyncio.Redis.from_url(self.url, **dict(self.options))
+        sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            list(self.sentinels), **self._auth()
+        )
+        master: redis.asyncio.Redis = sentinel.master_for(
+            str(self.master_name), db=self.db, **dict(self.options)
+        )
+        close_master = master.aclose
+
+        async def aclose(close_connection_pool: bool | None = None) -> None:
+            await close_master(close_connection_pool)
+            for node in sentinel.sentinels:
+                await node.aclose()
+
+        master.aclose = aclose  # type: ignore[method-assign]
+        return master
 
     def _auth(self) -> dict[str, Any]:
         auth = {"password": self.password, "username": self.username}
