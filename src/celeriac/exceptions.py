@@ -12,6 +12,8 @@ Leaf module: imports nothing from celeriac. Names follow Celery's so that
     │   └── ContentDisallowed              -- content type not in accept_content
     ├── BrokerError
     │   └── BrokerConnectionError (also ConnectionError)
+    ├── BackendError                                   -- the result store failed
+    │   └── BackendConnectionError (also ConnectionError)
     ├── TimeoutError (also builtins.TimeoutError)  -- AsyncResult.get(timeout=...)
     ├── TaskError
     │   ├── Retry                  -- raised by Task.retry(); not a failure
@@ -73,6 +75,14 @@ class BrokerError(CeleriacError):
 
 class BrokerConnectionError(BrokerError, ConnectionError):
     """The broker could not be reached after the configured retries."""
+
+
+class BackendError(CeleriacError):
+    """The result backend could not do what was asked."""
+
+
+class BackendConnectionError(BackendError, ConnectionError):
+    """The result backend could not be reached, or was closed while in use."""
 
 
 class TimeoutError(CeleriacError, builtins.TimeoutError):
@@ -184,6 +194,8 @@ class QueueNotFound(ImproperlyConfigured, KeyError):
 
 
 __all__ = [
+    "BackendConnectionError",
+    "BackendError",
     "BrokerConnectionError",
     "BrokerError",
     "CeleriacError",

@@ -16,7 +16,7 @@ import redis
 
 from celeriac import states
 from celeriac.app.connections import create_backend
-from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured, TimeoutError
+from celeriac.exceptions import BackendConnectionError, ImproperlyConfigured, TimeoutError
 from celeriac.results.base import ResultBackend
 from celeriac.results.redis import RedisBackend
 from celeriac.testing.contracts import BackendFactory, ResultBackendContract
@@ -214,7 +214,7 @@ def test_close_wakes_a_waiter_with_a_clear_error(make_redis: BackendMaker) -> No
     wait = wait_in_thread(backend, task_id, None)
     assert subscribed.wait(5)
     backend.close()
-    with pytest.raises(BrokerConnectionError, match="was closed while waiting"):
+    with pytest.raises(BackendConnectionError, match="was closed while waiting"):
         wait()
 
 
@@ -228,7 +228,7 @@ def test_unreachable_redis_names_the_url_and_the_fix_but_not_the_password() -> N
             lambda: backend.wait_for("x", timeout=1),
             lambda: backend.chord_incr("x"),
         ):
-            with pytest.raises(BrokerConnectionError) as caught:
+            with pytest.raises(BackendConnectionError) as caught:
                 call()
             message = str(caught.value)
             assert "redis://:**@127.0.0.1:1/0" in message and "s3cret" not in message

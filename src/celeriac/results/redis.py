@@ -19,7 +19,7 @@ import redis
 import redis.exceptions
 
 from celeriac._redis import parse_target, redact
-from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
+from celeriac.exceptions import BackendConnectionError, ImproperlyConfigured
 from celeriac.results.base import ResultBackend
 
 logger = logging.getLogger(__name__)
@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 _INLINE_LIMIT = 64 * 1024
 # How long close() lets the listener thread finish after cutting its socket.
 _CLOSE_GRACE = 5.0
+# Seconds of silence before the listener PINGs (transport option listener_keepalive).
+KEEPALIVE = 15.0
 
 
 def _ms(seconds: float) -> int:
@@ -67,6 +69,7 @@ class _Session:
         self.connection = connection
         self.channels: dict[bytes, _Channel] = {}
         self.ended = False
+        self.pinged = False  # a keepalive PING is waiting for its reply
         self.pid = os.getpid()
         self.thread = threading.Thread(target=reader, args=(self,), name=name, daemon=True)
 
@@ -80,9 +83,10 @@ class _Listener:
     counters stay in step. A failed connection ends the session: its waiters re-subscribe.
     """
 
-    def __init__(self, client: redis.Redis, name: str) -> None:
+    def __init__(self, client: redis.Redis, name: str, keepalive: float = KEEPALIVE) -> None:
         self._client = client
         self._name = name
+        self._keepalive = keepalive
         self._lock = threading.Lock()
         self._session: _Session | None = None
 
@@ -137,6 +141,9 @@ class _Listener:
         # A dedicated connection, not one borrowed from the pool: it is in subscribe mode
         # for its whole life and only this listener may ever read from it.
         connection = pool.connection_class(**pool.connection_kwargs)
+        # Reads time out so the reader can PING: a network that drops silently (no reset)
+        # is then noticed within two intervals instead of never.
+        connection.socket_timeout = self._keepalive
         connection.connect()
         session = _Session(connection, self._name, self._read)
         session.thread.start()
@@ -161,7 +168,12 @@ class _Listener:
                 try:
                     reply = connection.read_response(disconnect_on_error=False, push_request=True)
                 except redis.exceptions.TimeoutError:
-                    continue  # an idle read ran into a configured socket_timeout
+                    if session.pinged:  # no answer to the last PING: the link is dead
+                        raise
+                    session.pinged = True
+                    with self._lock:
+                        connection.send_command("PING", check_health=False)
+                    continue
                 with self._lock:
                     self._dispatch(session, reply)
         except Exception as exc:  # any failure ends the session; waiters re-subscribe
@@ -174,6 +186,7 @@ class _Listener:
 
     @staticmethod
     def _dispatch(session: _Session, reply: Any) -> None:
+        session.pinged = False  # any reply proves the connection alive
         if session.ended or not isinstance(reply, list) or len(reply) != 3:
             return
         kind, channel, data = reply
@@ -216,7 +229,8 @@ class RedisBackend(ResultBackend):
             raise ImproperlyConfigured(
                 f"remove decode_responses from the result backend URL {redact(url)}"
             )
-        self._listener = _Listener(self._client, f"celeriac-results-{key_prefix}")
+        keepalive = float((transport_options or {}).get("listener_keepalive", KEEPALIVE))
+        self._listener = _Listener(self._client, f"celeriac-results-{key_prefix}", keepalive)
 
     def __repr__(self) -> str:
         return f"<RedisBackend {redact(self.url)} prefix={self.key_prefix!r}>"
@@ -233,7 +247,7 @@ class RedisBackend(ResultBackend):
         try:
             yield
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise BrokerConnectionError(
+            raise BackendConnectionError(
                 f"cannot reach the Redis result backend at {redact(self.url)}: {exc}. Check "
                 f"that Redis is running and reachable there, and that result_backend names "
                 f"the right host, port, database and password."
@@ -296,7 +310,7 @@ class RedisBackend(ResultBackend):
                     return None
                 waiter.wake.clear()  # before reading the state below, so no wake-up is lost
                 if waiter.ended == "closed":
-                    raise BrokerConnectionError(
+                    raise BackendConnectionError(
                         f"the result backend {redact(self.url)} was closed while waiting "
                         f"for {key}; close the app only after its results were collected"
                     )
