@@ -112,10 +112,11 @@ class RedisBroker(Broker):
             raise self._down(exc) from exc
 
     # -- producer ---------------------------------------------------------------------------
-    def _stage(self, pipe: Any, scripts: Mapping[str, Any], message: OutboundMessage) -> None:
+    def _stage(self, target: Any, scripts: Mapping[str, Any], message: OutboundMessage) -> Any:
+        """Send (or queue on a pipeline) the one command that stores ``message``."""
         keys, level = self.keys(message.queue), level_of(message.priority)
         if message.delay is not None and message.delay > 0:
-            scripts["publish_delayed"](
+            return scripts["publish_delayed"](
                 keys=[keys.delayed, keys.seq, keys.wake],
                 args=[
                     int(message.delay * 1000),
@@ -124,16 +125,18 @@ class RedisBroker(Broker):
                     message.priority,
                     message.payload,
                 ],
-                client=pipe,
+                client=target,
             )
-            return
         fields: dict[str, Any] = {"m": message.message_id, "p": message.payload}
         if message.priority != priority_of(level):
             fields["y"] = message.priority
-        pipe.xadd(keys.stream(level), fields)
+        return target.xadd(keys.stream(level), fields)
 
     def publish(self, message: OutboundMessage) -> None:
-        self.publish_many([message])
+        """One command (one round trip); returns once Redis replied."""
+        client = self.client
+        with self._guard():
+            self._stage(client, self._sync_scripts, message)
 
     def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
         """All messages in one pipelined round trip; returns once Redis replied."""
@@ -144,7 +147,9 @@ class RedisBroker(Broker):
             pipe.execute()
 
     async def publish_async(self, message: OutboundMessage) -> None:
-        await self.publish_many_async([message])
+        client, scripts = self._aclient()
+        with self._guard():
+            await self._stage(client, scripts, message)
 
     async def publish_many_async(self, messages: Sequence[OutboundMessage]) -> None:
         client, scripts = self._aclient()
