@@ -1,4 +1,4 @@
-"""The documentation runs: every Python example in README.md and docs/*.md, the quick
+"""The documentation runs: every Python example in README.md and docs/**/*.md, the quick
 start, and the settings reference checked against the declared settings.
 
 Each example runs in its own interpreter (a subprocess), so apps, shared tasks and signal
@@ -8,6 +8,10 @@ in the test suite. Conventions for ```python blocks:
 - a first line ``# not executed: <reason>`` leaves the block out (project-layout snippets;
   ``test_the_docs_have_examples`` keeps them rare);
 - a first line ``# test file: <name>.py`` runs the block as a test module under pytest;
+- a first line ``# needs: redis`` runs the block only when the Redis at
+  ``redis://127.0.0.1:6379/15`` answers: skipped with the reason locally, failed in CI
+  (``CELERIAC_REQUIRE_SERVICES=1``), like the Redis tests. Such a block uses that URL, a
+  key prefix of its own, and deletes its keys;
 - every other block runs as a script and must be self-contained.
 """
 
@@ -25,11 +29,14 @@ from types import ModuleType
 import pytest
 
 from celeriac.config.settings import SETTINGS
+from tests.conftest import service_missing
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
 SKIP = "# not executed:"
 TEST_FILE = re.compile(r"^# test file: (test_\w+\.py)\s*$")
+NEEDS = re.compile(r"^# needs: (\w+)\s*$")
+DOCS_REDIS_URL = "redis://127.0.0.1:6379/15"  # the Redis the documented examples use
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
 TIMEOUT = 60
 
@@ -78,6 +85,23 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _require(service: str) -> None:
+    """Skip (locally) or fail (in CI) unless ``service`` answers where the examples expect."""
+    if service != "redis":
+        pytest.fail(f"unknown service {service!r} in a '# needs:' line; known: redis")
+    try:
+        import redis
+    except ModuleNotFoundError:
+        service_missing("Redis", "redis-py is not installed (pip install -e '.[redis]')")
+    client = redis.Redis.from_url(DOCS_REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        service_missing("Redis", f"{DOCS_REDIS_URL} did not answer ({exc})")
+    finally:
+        client.close()
+
+
 def _load_generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "gen_config_doc", ROOT / "scripts" / "gen_config_doc.py"
@@ -119,8 +143,15 @@ def test_the_check_notices_a_stale_file(tmp_path: Path) -> None:
 
 # -- the examples -----------------------------------------------------------------------------
 def test_the_docs_have_examples() -> None:
-    pages = {example.path.name for example in EXAMPLES}
-    assert {"README.md", "tasks.md", "calling.md", "results.md", "testing.md"} <= pages
+    pages = {example.path.relative_to(ROOT).as_posix() for example in EXAMPLES}
+    assert {
+        "README.md",
+        "docs/tasks.md",
+        "docs/calling.md",
+        "docs/results.md",
+        "docs/testing.md",
+        "docs/brokers/redis.md",
+    } <= pages
     skipped = [e for e in EXAMPLES if e.first_line.startswith(SKIP)]
     assert len(skipped) <= 3, "skipped examples should stay rare"
 
@@ -130,6 +161,9 @@ RUNNABLE = [e for e in EXAMPLES if not e.first_line.startswith(SKIP)]
 
 @pytest.mark.parametrize("example", RUNNABLE, ids=[e.id for e in RUNNABLE])
 def test_example_runs(example: Example, tmp_path: Path) -> None:
+    needs = NEEDS.match(example.first_line)
+    if needs:
+        _require(needs.group(1))
     test_file = TEST_FILE.match(example.first_line)
     if test_file:
         script = tmp_path / test_file.group(1)
