@@ -127,13 +127,14 @@ Things to know:
   anything.
 - **Not everything is in effect yet.** Every setting below is accepted and checked now,
   but in this release only these change behaviour: `broker_url`,
-  `broker_transport_options` (`visibility_timeout`), the `result_*` settings except
-  `result_extended` and `result_backend_transport_options`, `task_serializer`,
+  `broker_transport_options` (see [the Redis page](brokers/redis.md) for its keys),
+  `broker_use_ssl` (Redis), the `result_*` settings except `result_extended`,
+  `task_serializer`,
   `accept_content`, the `task_always_eager` family, `task_ignore_result`,
   `task_store_errors_even_if_ignored`, `task_track_started`, `task_delivery_limit`,
   `task_message_max_size`, the routing and priority settings, `task_publish_retry*`,
   `imports` and `include`. Time limits set on a task or a call are written into its
-  messages but not yet enforced. The worker, beat, event, connection, TLS and global
+  messages but not yet enforced. The worker, beat, event, connection and global
   time-limit and rate-limit settings take effect when those parts land (see the status
   table in the [README](../README.md)).
 

@@ -19,7 +19,7 @@ import redis
 from celeriac import Celery
 from celeriac.brokers.base import DeadLetterReason, OutboundMessage
 from celeriac.brokers.redis import RedisBroker
-from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
+from celeriac.exceptions import BrokerConnectionError, BrokerError, ImproperlyConfigured
 from celeriac.testing import drain
 from tests.integration.conftest import PrivateRedis, free_port
 
@@ -280,3 +280,70 @@ def test_consumers_of_dead_workers_are_forgotten(redis_url: str, redis_prefix: s
     assert b"dead-worker" not in names and b"busy-worker" in names
     raw.close()
     broker.close()
+
+
+def test_a_dead_consumers_message_is_found_behind_many_live_ones(
+    redis_url: str, redis_prefix: str
+) -> None:
+    lease = 0.5
+    holder = make_broker(redis_url, redis_prefix, lease)
+    reaper = make_broker(redis_url, redis_prefix, lease)
+    holder.publish_many([OutboundMessage("q", b"p", f"m-{n:02}") for n in range(31)])
+    raw = redis.Redis.from_url(redis_url)
+
+    async def scenario() -> list[str]:
+        held = await holder.fetch(["q"], 30, 5)  # the 30 oldest, kept alive below
+        assert len(held) == 30
+        stream = holder.keys("q").stream(0)
+        raw.xreadgroup("celeriac", "dead-worker", {stream: ">"}, count=1)  # never renewed
+        taking = asyncio.create_task(reaper.fetch(["q"], 1, lease + 5))
+        while not taking.done():
+            assert await holder.extend(held) == []
+            await asyncio.wait({taking}, timeout=lease / 3)  # the holder's heartbeat
+        got = taking.result()
+        await holder.close_async()
+        await reaper.close_async()
+        return [d.message_id for d in got]
+
+    assert asyncio.run(scenario()) == ["m-30"]
+    raw.close()
+    holder.close()
+    reaper.close()
+
+
+def test_a_full_redis_refuses_publishes_clearly_and_keeps_draining(
+    private_redis: PrivateRedis,
+) -> None:
+    broker = make_broker(private_redis.url, "full")
+    raw = redis.Redis.from_url(private_redis.url)
+    try:
+        broker.publish(OutboundMessage("q", b"ready", "m-ready"))
+        broker.publish(OutboundMessage("q", b"later", "m-later", delay=0.05))
+        raw.set("ballast", b"x" * 2_000_000)
+        # Well past the limit, deterministically: noeviction now refuses every write.
+        raw.config_set("maxmemory-policy", "noeviction")
+        raw.config_set("maxmemory", "1mb")
+        with pytest.raises(BrokerError, match="out of memory") as info:
+            broker.publish(OutboundMessage("q", b"p", "m-refused"))
+        assert not isinstance(info.value, redis.RedisError)  # a celeriac error, not raw
+
+        async def drain() -> list[str]:
+            await asyncio.sleep(0.1)  # let the delayed message fall due (it cannot move)
+            got = await broker.fetch(["q"], 5, 2)
+            for delivery in got:
+                assert await delivery.ack()
+            await broker.close_async()
+            return [d.message_id for d in got]
+
+        assert asyncio.run(drain()) == ["m-ready"]  # ready work still flows while full
+        raw.config_set("maxmemory", "0")  # memory again: the due message moves on
+
+        async def later() -> list[str]:
+            got = await broker.fetch(["q"], 5, 2)
+            await broker.close_async()
+            return [d.message_id for d in got]
+
+        assert asyncio.run(later()) == ["m-later"]
+    finally:
+        raw.close()
+        broker.close()

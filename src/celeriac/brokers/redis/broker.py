@@ -32,7 +32,7 @@ from celeriac.brokers.base import (
 from celeriac.brokers.redis.keys import GROUP, LEVELS, QueueKeys, level_of, priority_of
 from celeriac.brokers.redis.safety import check_eviction_policy
 from celeriac.brokers.redis.scripts import NAMES, source
-from celeriac.exceptions import BrokerConnectionError
+from celeriac.exceptions import BrokerConnectionError, BrokerError
 
 logger = logging.getLogger("celeriac.brokers.redis")
 _DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -110,6 +110,12 @@ class RedisBroker(Broker):
             yield
         except _DOWN as exc:
             raise self._down(exc) from exc
+        except redis.exceptions.OutOfMemoryError as exc:
+            raise BrokerError(
+                f"the Redis broker at {redact(self.url)} is out of memory (maxmemory reached; "
+                f"noeviction refuses new writes), so this was not stored. Workers keep "
+                f"draining the queues; raise maxmemory or add consumers. ({exc})"
+            ) from exc
 
     # -- producer ---------------------------------------------------------------------------
     def _stage(self, target: Any, scripts: Mapping[str, Any], message: OutboundMessage) -> Any:
@@ -197,7 +203,7 @@ class RedisBroker(Broker):
             keys = self.keys(queue)
             with self._guard():
                 found, wait = await scripts["fetch"](
-                    keys=[*keys.streams, keys.delayed, keys.dead],
+                    keys=[*keys.streams, keys.delayed, keys.dead, keys.reap, keys.wake],
                     args=[
                         GROUP,
                         self.consumer,
@@ -252,9 +258,9 @@ class RedisBroker(Broker):
                 block = min(block, int(wait[0]) / 1000)
             if int(wait[1]):
                 block = min(block, max(0.05, self.lease_seconds / 4))  # reap in time
-            for key, last in zip(keys.streams, wait[2:], strict=True):
+            # From the ids the fetch saw: anything added since then wakes us at once.
+            for key, last in zip([*keys.streams, keys.wake], wait[2:], strict=True):
                 streams[key] = _text(last)
-            streams[keys.wake] = "$"
         if block <= 0:
             return
         with self._guard():

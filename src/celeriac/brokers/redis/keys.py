@@ -12,6 +12,8 @@
                                  is added, so that blocked consumers re-plan their wait
     {prefix}:{<queue>}:dead      stream of dead letters; fields m, p, r=reason, x=detail,
                                  c=delivery count, t=time (ms), l=level
+    {prefix}:{<queue>}:reap      hash: per level, where the scan for expired leases goes
+                                 on at the next fetch (so every pending entry is visited)
 
 ``{<queue>}`` is a hash tag: all keys of one queue live in one Redis Cluster slot, so every
 script touches one slot. Imports nothing from celeriac.
@@ -70,5 +72,9 @@ class QueueKeys:
     def dead(self) -> str:
         return f"{self.base}:dead"
 
+    @property
+    def reap(self) -> str:
+        return f"{self.base}:reap"
+
     def all(self) -> list[str]:
-        return [*self.streams, self.delayed, self.seq, self.wake, self.dead]
+        return [*self.streams, self.delayed, self.seq, self.wake, self.dead, self.reap]

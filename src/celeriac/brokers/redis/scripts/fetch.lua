@@ -1,6 +1,7 @@
 -- fetch: hand out up to ARGV[3] messages of one queue to consumer ARGV[2], atomically.
 -- KEYS[1..4] ready streams, highest level first (s3, s2, s1, s0)
--- KEYS[5] delayed zset   KEYS[6] dead-letter stream
+-- KEYS[5] delayed zset   KEYS[6] dead-letter stream   KEYS[7] reap cursors (hash)
+-- KEYS[8] wake stream
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] limit   ARGV[4] lease in ms
 -- ARGV[5] delivery limit   ARGV[6] dead-letter stream max length
 -- Steps: move due delayed messages to their stream; take back leases idle longer than
@@ -8,7 +9,9 @@
 -- Returns {deliveries, wait}: each delivery is {key index, entry id, message id,
 -- payload, pending count, total deliveries, priority or -1}; wait (only when nothing was
 -- handed out) is {ms until the next due delayed message or -1, 1 if any entry is in
--- flight, last entry id of each stream...}.
+-- flight, last entry id of each stream..., last id of the wake stream}.
+-- Writes that Redis refuses when it is out of memory (maxmemory with noeviction) are
+-- skipped, not fatal: ready messages keep flowing while memory is full.
 local group, consumer = ARGV[1], ARGV[2]
 local remaining = tonumber(ARGV[3])
 local lease, limit, dead_max = ARGV[4], tonumber(ARGV[5]), ARGV[6]
@@ -31,11 +34,13 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1000)
 for _, member in ipairs(due) do
   local mid, level, priority, payload = cmsgpack.unpack(member)
   local key = KEYS[4 - level]
+  local added
   if priority ~= level * 3 then
-    redis.call('XADD', key, '*', 'm', mid, 'p', payload, 'y', priority)
+    added = redis.pcall('XADD', key, '*', 'm', mid, 'p', payload, 'y', priority)
   else
-    redis.call('XADD', key, '*', 'm', mid, 'p', payload)
+    added = redis.pcall('XADD', key, '*', 'm', mid, 'p', payload)
   end
+  if type(added) == 'table' and added.err then break end  -- full: promote later
   redis.call('ZREM', KEYS[5], member)
 end
 
@@ -44,9 +49,10 @@ local out = {}
 local function deliver(index, id, f, pending)
   if not f['m'] or not f['p'] then
     -- written by something other than celeriac: never hand out a half entry
-    redis.call('XADD', KEYS[6], 'MAXLEN', '~', dead_max, '*', 'm', f['m'] or id,
+    local added = redis.pcall('XADD', KEYS[6], 'MAXLEN', '~', dead_max, '*', 'm', f['m'] or id,
       'p', f['p'] or '', 'r', 'malformed', 'x', 'stream entry lacks the m or p field',
       'c', pending, 't', now, 'l', 4 - index, 'y', '-1')
+    if type(added) == 'table' and added.err then return end  -- full: stays pending
     redis.call('XACK', KEYS[index], group, id)
     redis.call('XDEL', KEYS[index], id)
     return
@@ -60,22 +66,26 @@ local function bury(index, id, f, deliveries)
   local key = KEYS[index]
   local detail = 'lease expired without an outcome on delivery ' .. deliveries ..
     ' (delivery_limit=' .. limit .. ')'
-  redis.call('XADD', KEYS[6], 'MAXLEN', '~', dead_max, '*', 'm', f['m'], 'p', f['p'],
-    'r', 'delivery_limit', 'x', detail, 'c', deliveries, 't', now,
+  local added = redis.pcall('XADD', KEYS[6], 'MAXLEN', '~', dead_max, '*', 'm', f['m'],
+    'p', f['p'], 'r', 'delivery_limit', 'x', detail, 'c', deliveries, 't', now,
     'l', 4 - index, 'y', f['y'] or '-1')
+  if type(added) == 'table' and added.err then return end  -- full: stays pending
   redis.call('XACK', key, group, id)
   redis.call('XDEL', key, id)
 end
 
--- 2. take back expired leases (a claim is the next delivery: it raises the count)
+-- 2. take back expired leases (a claim is the next delivery: it raises the count). Each
+-- call scans about COUNT * 10 pending entries from where the previous fetch stopped.
 for index = 1, 4 do
   if remaining <= 0 then break end
   local key = KEYS[index]
-  local claimed = redis.pcall('XAUTOCLAIM', key, group, consumer, lease, '0-0',
+  local cursor = redis.call('HGET', KEYS[7], index) or '0-0'
+  local claimed = redis.pcall('XAUTOCLAIM', key, group, consumer, lease, cursor,
     'COUNT', remaining)
   if type(claimed) == 'table' and claimed.err then
     ensure_group(key)
   else
+    redis.pcall('HSET', KEYS[7], index, claimed[1])
     for _, gone in ipairs(claimed[3] or {}) do redis.call('XACK', key, group, gone) end
     for _, entry in ipairs(claimed[2]) do
       local id, f = entry[1], fields_of(entry[2])
@@ -118,4 +128,6 @@ for index = 1, 4 do
   if tonumber(redis.call('XPENDING', KEYS[index], group)[1]) > 0 then wait[2] = 1 end
   wait[#wait + 1] = info['last-generated-id']
 end
+local wake = redis.call('XREVRANGE', KEYS[8], '+', '-', 'COUNT', 1)[1]
+wait[#wait + 1] = wake and wake[1] or '0-0'
 return {out, wait}
