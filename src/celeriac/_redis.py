@@ -8,7 +8,10 @@ with ``master_name`` in the transport options.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+import re
+import warnings
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -18,6 +21,7 @@ import redis.asyncio
 import redis.asyncio.sentinel
 import redis.sentinel
 
+from celeriac.config.conf import UnknownSettingWarning
 from celeriac.exceptions import ImproperlyConfigured
 
 SCHEMES = ("redis", "rediss", "unix", "sentinel")
@@ -35,6 +39,10 @@ _CLIENT_OPTIONS = (
     "ssl_keyfile",
     "client_name",
 )
+_SSL_OPTIONS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+# Options every Redis engine reads for the connection itself.
+CONNECTION_OPTIONS = frozenset({*_CLIENT_OPTIONS, "master_name", "sentinel_kwargs"})
+_PASSWORD = re.compile(r"(://[^:/@;]*:)[^@;/]*(@)")
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class RedisTarget:
     password: str | None = None
     username: str | None = None
     options: tuple[tuple[str, Any], ...] = ()
+    sentinel_options: tuple[tuple[str, Any], ...] = ()
 
     def sync_client(self) -> redis.Redis:
         """A client for the master; with Sentinel, closing it also closes the sentinels."""
@@ -92,8 +101,27 @@ class RedisTarget:
         return master
 
     def _auth(self) -> dict[str, Any]:
-        auth = {"password": self.password, "username": self.username}
-        return {"sentinel_kwargs": {k: v for k, v in auth.items() if v}, **auth}
+        """The URL's credentials are the master's; the sentinels' come from the
+        ``sentinel_kwargs`` transport option (often none: sentinels without a password)."""
+        return {
+            "sentinel_kwargs": dict(self.sentinel_options),
+            "password": self.password,
+            "username": self.username,
+        }
+
+
+def check_options(options: Mapping[str, Any], accepted: Collection[str], setting: str) -> None:
+    """Warn about a transport option no Redis engine reads (often a misspelling)."""
+    known = sorted({*accepted, *CONNECTION_OPTIONS})
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
+            warnings.warn(
+                f"{setting} has an option {key!r} that Redis does not read{hint}",
+                UnknownSettingWarning,
+                stacklevel=3,
+            )
 
 
 def parse_target(url: str, transport_options: Mapping[str, Any] | None = None) -> RedisTarget:
@@ -103,19 +131,27 @@ def parse_target(url: str, transport_options: Mapping[str, Any] | None = None) -
     scheme = urlsplit(url).scheme.lower()
     if scheme not in SCHEMES:
         raise ImproperlyConfigured(
-            f"{url!r} is not a Redis URL: use redis://, rediss://, unix:// or sentinel://"
+            f"{redact(url)!r} is not a Redis URL: use redis://, rediss://, unix:// or sentinel://"
+        )
+    tls_options = [k for k in _SSL_OPTIONS if k in options]
+    if tls_options and scheme not in ("rediss", "sentinel"):
+        raise ImproperlyConfigured(
+            f"{', '.join(tls_options)} only apply to TLS connections: use a rediss:// URL "
+            f"instead of {scheme}://"
         )
     if scheme != "sentinel":
         return RedisTarget(url=url, options=client_options)
     sentinels: list[tuple[str, int]] = []
     db = 0
+    password = username = None
     for part in url.split(";"):
         parsed = urlsplit(part.strip())
         sentinels.append((parsed.hostname or "localhost", parsed.port or 26379))
         if parsed.path.strip("/"):
             db = int(parsed.path.strip("/"))
-        password = unquote(parsed.password) if parsed.password else None
-        username = unquote(parsed.username) if parsed.username else None
+        # The first part that names credentials gives them (they are the master's).
+        password = password or (unquote(parsed.password) if parsed.password else None)
+        username = username or (unquote(parsed.username) if parsed.username else None)
     master_name = options.get("master_name")
     if not master_name:
         raise ImproperlyConfigured(
@@ -131,12 +167,10 @@ def parse_target(url: str, transport_options: Mapping[str, Any] | None = None) -
         password=password,
         username=username,
         options=client_options,
+        sentinel_options=tuple(sorted(dict(options.get("sentinel_kwargs") or {}).items())),
     )
 
 
 def redact(url: str) -> str:
-    """The URL with its password replaced, for logs and banners."""
-    parsed = urlsplit(url)
-    if not parsed.password:
-        return url
-    return url.replace(f":{parsed.password}@", ":**@", 1)
+    """The URL with every password replaced (each part of a sentinel URL), for logs."""
+    return _PASSWORD.sub(r"\1**\2", url)

@@ -347,3 +347,19 @@ def test_a_full_redis_refuses_publishes_clearly_and_keeps_draining(
     finally:
         raw.close()
         broker.close()
+
+
+def test_a_short_socket_timeout_does_not_read_as_an_outage(
+    redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = make_broker(redis_url, redis_prefix, socket_timeout=0.5)
+
+    async def idle() -> list[object]:
+        got = await broker.fetch(["q"], 1, 2.0)  # longer than the socket timeout
+        await broker.close_async()
+        return got
+
+    with caplog.at_level(logging.WARNING, logger="celeriac.brokers.redis"):
+        assert asyncio.run(idle()) == []
+    assert "cannot reach" not in caplog.text
+    broker.close()

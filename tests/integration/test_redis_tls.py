@@ -79,6 +79,26 @@ def test_broker_and_backend_over_tls(tls_redis: tuple[int, Path]) -> None:
     backend.close()
 
 
+def test_broker_use_ssl_supplies_the_tls_options(tls_redis: tuple[int, Path]) -> None:
+    from celeriac import Celery
+    from celeriac.testing import drain
+
+    port, cert = tls_redis
+    app = Celery(
+        "tls", broker=f"rediss://127.0.0.1:{port}/0", backend="cache+memory://",
+        broker_use_ssl={"ssl_ca_certs": str(cert)},
+        broker_transport_options={"key_prefix": "tls-app"},
+    )  # fmt: skip
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    result = add.delay(1, 2)
+    assert drain(app) == 1 and result.get(timeout=1) == 3
+    app.close()
+
+
 def test_tls_with_an_untrusted_certificate_is_refused(tls_redis: tuple[int, Path]) -> None:
     port, _ = tls_redis
     broker = RedisBroker(f"rediss://127.0.0.1:{port}/0", transport_options={"key_prefix": "x"})

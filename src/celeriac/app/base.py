@@ -85,7 +85,10 @@ class Celeriac:
         if self._broker is None:
             conf = self.conf
             self._broker = create_broker(
-                conf.broker_url, conf.broker_transport_options, conf.task_delivery_limit
+                conf.broker_url,
+                conf.broker_transport_options,
+                conf.task_delivery_limit,
+                conf.broker_use_ssl,
             )
         return self._broker
 

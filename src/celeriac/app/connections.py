@@ -26,7 +26,10 @@ def _scheme(url: str) -> str:
 
 
 def create_broker(
-    url: str | None, transport_options: Mapping[str, Any], delivery_limit: int
+    url: str | None,
+    transport_options: Mapping[str, Any],
+    delivery_limit: int,
+    use_ssl: bool | Mapping[str, Any] | None = None,
 ) -> Broker:
     scheme = _scheme(url or "memory://")
     lease = float(transport_options.get("visibility_timeout", 30.0))
@@ -39,11 +42,14 @@ def create_broker(
             raise ImproperlyConfigured(
                 f"broker {scheme}:// needs redis-py: pip install 'celeriac[redis]'"
             ) from exc
+        options = dict(transport_options)
+        if isinstance(use_ssl, Mapping):  # broker_use_ssl: Celery's ssl_* keys for rediss://
+            options = {**use_ssl, **options}
         return RedisBroker(
             str(url),
             lease_seconds=lease,
             delivery_limit=delivery_limit,
-            transport_options=transport_options,
+            transport_options=options,
         )
     if scheme in _PLANNED:
         raise ImproperlyConfigured(

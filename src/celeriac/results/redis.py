@@ -18,7 +18,7 @@ from typing import Any, cast
 import redis
 import redis.exceptions
 
-from celeriac._redis import parse_target, redact
+from celeriac._redis import check_options, parse_target, redact
 from celeriac.exceptions import BackendConnectionError, ImproperlyConfigured
 from celeriac.results.base import ResultBackend
 
@@ -224,6 +224,10 @@ class RedisBackend(ResultBackend):
         super().__init__(expires=expires, serializer=serializer, accept_content=accept_content)
         self.url = url
         self.key_prefix = key_prefix
+        check_options(
+            transport_options or {}, ("key_prefix", "listener_keepalive"),
+            "result_backend_transport_options",
+        )  # fmt: skip
         self._client = parse_target(url, transport_options).sync_client()
         if self._client.get_encoder().decode_responses:  # records are bytes (msgpack too)
             raise ImproperlyConfigured(

@@ -21,7 +21,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from celeriac._redis import parse_target, redact
+from celeriac._redis import check_options, parse_target, redact
 from celeriac.brokers.base import (
     Broker,
     DeadLetter,
@@ -32,10 +32,14 @@ from celeriac.brokers.base import (
 from celeriac.brokers.redis.keys import GROUP, LEVELS, QueueKeys, level_of, priority_of
 from celeriac.brokers.redis.safety import check_eviction_policy
 from celeriac.brokers.redis.scripts import NAMES, source
-from celeriac.exceptions import BrokerConnectionError, BrokerError
+from celeriac.exceptions import BrokerConnectionError, BrokerError, ImproperlyConfigured
 
 logger = logging.getLogger("celeriac.brokers.redis")
 _DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
+BROKER_OPTIONS = frozenset(
+    {"visibility_timeout", "key_prefix", "dead_letter_max_length", "eviction_policy",
+     "consumer_prune_idle"}
+)  # fmt: skip
 PRUNE_EVERY = 60.0  # seconds between prunings of a group's idle consumers
 PRUNE_IDLE = 3600.0  # default: idle this long and holding nothing = a dead worker's consumer
 
@@ -57,10 +61,19 @@ class RedisBroker(Broker):
     ) -> None:
         super().__init__(lease_seconds=lease_seconds, delivery_limit=delivery_limit)
         options = dict(transport_options or {})
+        check_options(options, BROKER_OPTIONS, "broker_transport_options")
         self.url = url
         self.prefix = str(options.get("key_prefix", "celeriac"))
         self.dead_letter_max = int(options.get("dead_letter_max_length", 100_000))
         self.eviction_policy = str(options.get("eviction_policy", "warn"))
+        if self.eviction_policy not in ("warn", "refuse", "off"):
+            raise ImproperlyConfigured(
+                f"broker_transport_options['eviction_policy'] must be 'warn', 'refuse' or "
+                f"'off', not {self.eviction_policy!r}"
+            )
+        # A blocking read must end before the socket timeout, or it reads as an outage.
+        timeout = options.get("socket_timeout")
+        self._block_cap = max(0.05, float(timeout) / 2) if timeout else None
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._rotation = 0
         self._pruned_at = -PRUNE_EVERY  # loop time of the last consumer pruning
@@ -261,6 +274,8 @@ class RedisBroker(Broker):
             # From the ids the fetch saw: anything added since then wakes us at once.
             for key, last in zip([*keys.streams, keys.wake], wait[2:], strict=True):
                 streams[key] = _text(last)
+        if self._block_cap is not None:
+            block = min(block, self._block_cap)
         if block <= 0:
             return
         with self._guard():
