@@ -134,10 +134,10 @@ def parse_target(url: str, transport_options: Mapping[str, Any] | None = None) -
             f"{redact(url)!r} is not a Redis URL: use redis://, rediss://, unix:// or sentinel://"
         )
     tls_options = [k for k in _SSL_OPTIONS if k in options]
-    if tls_options and scheme not in ("rediss", "sentinel"):
+    if tls_options and scheme != "rediss":
         raise ImproperlyConfigured(
             f"{', '.join(tls_options)} only apply to TLS connections: use a rediss:// URL "
-            f"instead of {scheme}://"
+            f"instead of {scheme}:// (TLS through Sentinel is not supported yet)"
         )
     if scheme != "sentinel":
         return RedisTarget(url=url, options=client_options)

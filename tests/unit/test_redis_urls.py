@@ -50,3 +50,8 @@ def test_not_a_redis_url_hides_its_password() -> None:
     with pytest.raises(ImproperlyConfigured) as info:
         parse_target("amqp://user:hunter2@host//")
     assert "hunter2" not in str(info.value) and "is not a Redis URL" in str(info.value)
+
+
+def test_tls_through_sentinel_is_refused_clearly() -> None:
+    with pytest.raises(ImproperlyConfigured, match="not supported yet"):
+        parse_target("sentinel://h:26379", {"master_name": "m", "ssl_ca_certs": "/ca.pem"})
