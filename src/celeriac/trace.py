@@ -161,45 +161,86 @@ def _store(task: Any, request: Request, result: Any, state: str, tb: str | None)
 
 def trace_task(task: Any, request: Request, *, store_result: bool = True) -> Outcome:
     """Run ``task`` for ``request`` and decide what happens to its message."""
-    token = push_request(request)
-    started = time.perf_counter()
-    args, kwargs = request.args, request.kwargs
-    signals.task_prerun.send(sender=task, task_id=request.id, task=task, args=args, kwargs=kwargs)
+    token, started = _begin(task, request)
     try:
-        outcome = _run_and_record(task, request, store_result, started)
+        try:
+            _before_body(task, request, store_result)
+            retval, error = run_body(task, request.args, request.kwargs), None
+        except Exception as exc:
+            retval, error = None, exc
+        outcome = _record(task, request, store_result, started, retval, error)
     except Exception as exc:  # bookkeeping failed (a hook, the result store): never crash
         outcome = _internal_error(task, request, exc, store_result)
     finally:
         pop_request(token)
+    return _end(task, request, outcome)
+
+
+async def trace_task_async(task: Any, request: Request, *, store_result: bool = True) -> Outcome:
+    """``trace_task`` for ``async def`` bodies: the body runs on the caller's event loop."""
+    token, started = _begin(task, request)
+    try:
+        try:
+            _before_body(task, request, store_result)
+            value = task(*request.args, **request.kwargs)
+            retval, error = (await value if inspect.isawaitable(value) else value), None
+        except Exception as exc:
+            retval, error = None, exc
+        outcome = _record(task, request, store_result, started, retval, error)
+    except Exception as exc:
+        outcome = _internal_error(task, request, exc, store_result)
+    finally:
+        pop_request(token)
+    return _end(task, request, outcome)
+
+
+def _begin(task: Any, request: Request) -> tuple[Any, float]:
+    token = push_request(request)
+    signals.task_prerun.send(
+        sender=task, task_id=request.id, task=task, args=request.args, kwargs=request.kwargs
+    )
+    return token, time.perf_counter()
+
+
+def _end(task: Any, request: Request, outcome: Outcome) -> Outcome:
     signals.task_postrun.send(
         sender=task,
         task_id=request.id,
         task=task,
-        args=args,
-        kwargs=kwargs,
+        args=request.args,
+        kwargs=request.kwargs,
         retval=outcome.retval if outcome.exc is None else outcome.exc,
         state=outcome.state,
     )
     return outcome
 
 
-def _run_and_record(task: Any, request: Request, store: bool, started: float) -> Outcome:
-    try:
-        task.before_start(request.id, request.args, request.kwargs)
-        if store and task.resolve_track_started() and not request.is_eager:
-            _store(task, request, {"pid": None, "hostname": request.hostname}, states.STARTED, None)
-        retval = run_body(task, request.args, request.kwargs)
-    except Retry as exc:
-        outcome = _on_retry(task, request, exc, store)
-    except Ignore as exc:
-        outcome = Outcome(OutcomeKind.IGNORE, states.IGNORED, exc=exc)
-    except Reject as exc:
-        signals.task_rejected.send(sender=task, message=None, exc=exc)
-        outcome = Outcome(OutcomeKind.REJECT, states.REJECTED, exc=exc, requeue=exc.requeue)
-    except Exception as exc:
-        outcome = _on_failure(task, request, exc, store)
-    else:
+def _before_body(task: Any, request: Request, store: bool) -> None:
+    task.before_start(request.id, request.args, request.kwargs)
+    if store and task.resolve_track_started() and not request.is_eager:
+        _store(task, request, {"pid": None, "hostname": request.hostname}, states.STARTED, None)
+
+
+def _record(
+    task: Any,
+    request: Request,
+    store: bool,
+    started: float,
+    retval: Any,
+    error: Exception | None,
+) -> Outcome:
+    """Turn what the body did into an outcome: store it, fire hooks and signals."""
+    if error is None:
         outcome = _on_success(task, request, retval, store)
+    elif isinstance(error, Retry):
+        outcome = _on_retry(task, request, error, store)
+    elif isinstance(error, Ignore):
+        outcome = Outcome(OutcomeKind.IGNORE, states.IGNORED, exc=error)
+    elif isinstance(error, Reject):
+        signals.task_rejected.send(sender=task, message=None, exc=error)
+        outcome = Outcome(OutcomeKind.REJECT, states.REJECTED, exc=error, requeue=error.requeue)
+    else:
+        outcome = _on_failure(task, request, error, store)
     outcome.runtime = time.perf_counter() - started
     einfo = ExceptionInfo(outcome.exc) if outcome.exc is not None else None
     task.after_return(

@@ -188,6 +188,13 @@ class Broker(ABC):
     def purge_dead_letters(self, queue: str) -> int:
         """Drop the dead letters of ``queue``; return how many."""
 
+    def check_safety(self) -> str | None:
+        """Run once at worker start: a warning about a risky engine setup, or None.
+
+        May raise ``ImproperlyConfigured`` when the setup must not be used.
+        """
+        return None
+
     def close(self) -> None:
         """Release connections held by the sync face."""
         return None

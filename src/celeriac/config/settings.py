@@ -171,6 +171,14 @@ _DECLARED = [
         "Resident KiB after which a pool process is replaced.",
     ),
     _s("worker_pool", "prefork", (str,), "Pool: prefork, threads, asyncio, solo."),
+    _s(
+        "worker_shutdown_timeout",
+        60.0,
+        _NUM,
+        "Warm shutdown: seconds to let running tasks finish before their messages are "
+        "given back. None: wait for them however long they take.",
+        ours=True,
+    ),
     _s("worker_disable_rate_limits", False, (bool,), "Ignore task rate limits."),
     _s("worker_send_task_events", False, (bool,), "Emit task events (`-E`)."),
     _s("worker_hijack_root_logger", True, (bool,), "The worker configures the root logger."),

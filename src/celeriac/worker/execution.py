@@ -15,7 +15,14 @@ from typing import Any
 
 from celeriac import signals, states
 from celeriac.brokers.base import DeadLetterReason, Delivery
-from celeriac.exceptions import ContentDisallowed, DecodeError, NotRegistered, TaskRevokedError
+from celeriac.canvas import signature
+from celeriac.exceptions import (
+    ContentDisallowed,
+    DecodeError,
+    NotRegistered,
+    Retry,
+    TaskRevokedError,
+)
 from celeriac.messages.envelope import Message
 from celeriac.messages.protocol import decode_task_body
 from celeriac.messages.serializers import resolve_accept
@@ -27,7 +34,7 @@ logger = logging.getLogger("celeriac.worker")
 
 @dataclass(slots=True)
 class Job:
-    """A delivery that decoded into a runnable task call."""
+    """A delivery that decoded into a runnable task call (no delivery in a child process)."""
 
     delivery: Delivery
     task: Any
@@ -71,6 +78,71 @@ def prepare(app: Any, delivery: Delivery, hostname: str | None = None) -> Job | 
         delivery_count=delivery.delivery_count,
     )
     return Job(delivery, task, request)
+
+
+def job_from_payload(
+    app: Any, payload: bytes, queue: str, delivery_count: int, hostname: str | None
+) -> Job:
+    """Rebuild a job in another process (a prefork child) from what crossed the pipe.
+
+    The main process already decoded this payload once, so it is known to be valid.
+    """
+    message = Message.decode(payload)
+    body = decode_task_body(message, resolve_accept(app.conf.accept_content))
+    request = Request.from_message(
+        message, body, queue=queue, hostname=hostname, delivery_count=delivery_count
+    )
+    return Job(None, app.tasks[message.task_name], request)  # type: ignore[arg-type]
+
+
+def outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
+    """What a child process sends back: plain, picklable data (exceptions as text)."""
+    retry = outcome.retry
+    return {
+        "kind": outcome.kind.value,
+        "state": outcome.state,
+        "retval": _short_repr(outcome.retval),
+        "exc": None if outcome.exc is None else _short_repr(outcome.exc),
+        "reason": _short_repr(getattr(outcome.exc, "reason", None)),
+        "requeue": outcome.requeue,
+        "runtime": outcome.runtime,
+        "retry_sig": None if retry is None or retry.sig is None else dict(retry.sig),
+        "retry_when": None if retry is None else retry.when,
+    }
+
+
+def outcome_from_wire(app: Any, wire: dict[str, Any]) -> Outcome:
+    """The main process's view of a child's outcome (enough to log and settle it)."""
+    retry = None
+    if wire["retry_sig"] is not None:
+        retry = Retry(when=wire["retry_when"])
+        retry.sig = signature(wire["retry_sig"], app=app)
+    exc = None if wire["exc"] is None else RemoteOutcome(wire["exc"], wire["reason"])
+    return Outcome(
+        OutcomeKind(wire["kind"]),
+        wire["state"],
+        retval=wire["retval"],
+        exc=exc,
+        runtime=wire["runtime"],
+        retry=retry,
+        requeue=wire["requeue"],
+    )
+
+
+class RemoteOutcome(Exception):
+    """An exception raised in a child process, as text (it was recorded there)."""
+
+    def __init__(self, text: str, reason: str) -> None:
+        super().__init__(text)
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return str(self.args[0])
+
+
+def _short_repr(value: Any, limit: int = 1024) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def is_expired(request: Request, now: dt.datetime | None = None) -> bool:

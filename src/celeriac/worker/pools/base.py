@@ -1,0 +1,48 @@
+"""The ``Pool`` seam: runs one job at a time per slot and reports its ``Outcome``.
+
+The consumer (on the worker's event loop) hands a pool at most ``concurrency`` jobs at
+once and applies each outcome to the broker itself; a pool never touches a delivery's
+ack. Imports ``worker.execution`` and leaves only.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from celeriac.trace import Outcome
+from celeriac.worker.execution import Job
+
+
+class Pool(ABC):
+    """A place to run task bodies: threads, child processes, or the event loop itself."""
+
+    #: The ``-P`` name.
+    name: str = ""
+
+    def __init__(self, app: Any, concurrency: int) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.app = app
+        self.concurrency = concurrency
+
+    async def start(self) -> None:
+        """Get ready to run jobs (start threads or child processes)."""
+        return None
+
+    @abstractmethod
+    async def run(self, job: Job) -> Outcome:
+        """Run ``job`` and return its outcome; never more than ``concurrency`` at once.
+
+        Raises ``celeriac.exceptions.WorkerLostError`` when the process running it died:
+        the consumer then redelivers or dead-letters the message.
+        """
+
+    async def stop(self, *, terminate: bool) -> None:
+        """Release the pool. ``terminate=True`` (cold shutdown) stops running jobs now
+        where the pool can (child processes are killed); threads cannot be stopped."""
+        return None
+
+    def info(self) -> dict[str, Any]:
+        """Facts for the banner and ``inspect stats``."""
+        return {"pool": self.name, "concurrency": self.concurrency}
