@@ -280,8 +280,6 @@ def _on_success(task: Any, request: Request, retval: Any, store: bool) -> Outcom
     task.on_success(retval, request.id, request.args, request.kwargs)
     signals.task_success.send(sender=task, result=retval)
     _apply_callbacks(task, request, retval)
-    if logger.isEnabledFor(logging.INFO):
-        logger.info("Task %s[%s] succeeded: %r", task.name, request.id, retval)
     return Outcome(OutcomeKind.SUCCESS, states.SUCCESS, retval=retval)
 
 

@@ -1,4 +1,4 @@
-"""The pytest plugin (loaded through the ``pytest11`` entry point): app fixtures.
+"""The pytest plugin (loaded through the ``pytest11`` entry point): app and worker fixtures.
 
 ``celeriac_config`` (override it to change settings) feeds ``celeriac_app``: an app on
 the in-process broker and result store, made current for the test and closed after.
@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from celeriac.app.base import Celeriac
+from celeriac.testing.worker import start_worker
+from celeriac.worker.worker import Worker
 
 # Contract suites are assert-heavy library code: rewrite them so failures show values.
 # (Must run before they are imported; this module does not import them.)
@@ -33,6 +35,34 @@ def celeriac_app(celeriac_config: dict[str, Any]) -> Iterator[Celeriac]:
         yield app
     finally:
         app.close()
+
+
+@pytest.fixture
+def celeriac_worker_pool() -> str:
+    """The pool of ``celeriac_worker``; override it to test with another pool."""
+    return "threads"
+
+
+@pytest.fixture
+def celeriac_worker_parameters() -> dict[str, Any]:
+    """Extra ``Worker`` options for ``celeriac_worker`` (concurrency, queues, ...)."""
+    return {}
+
+
+@pytest.fixture
+def celeriac_worker(
+    celeriac_app: Celeriac, celeriac_worker_pool: str, celeriac_worker_parameters: dict[str, Any]
+) -> Iterator[Worker]:
+    """A real worker consuming ``celeriac_app``'s queues in a thread during the test."""
+    with start_worker(
+        celeriac_app, pool=celeriac_worker_pool, **celeriac_worker_parameters
+    ) as worker:
+        yield worker
+
+
+@pytest.fixture
+def celery_worker(celeriac_worker: Worker) -> Worker:
+    return celeriac_worker
 
 
 @pytest.fixture

@@ -43,6 +43,10 @@ class Pool(ABC):
         where the pool can (child processes are killed); threads cannot be stopped."""
         return None
 
+    def kill_now(self) -> None:
+        """Immediate stop (SIGQUIT): kill child processes at once; nothing else to do."""
+        return None
+
     def info(self) -> dict[str, Any]:
         """Facts for the banner and ``inspect stats``."""
         return {"pool": self.name, "concurrency": self.concurrency}

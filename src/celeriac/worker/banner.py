@@ -1,0 +1,102 @@
+"""The startup banner: what this worker is, where it reads from, and what it will run.
+
+Runtime layer; reads a worker's resolved attributes and its app's settings, nothing else.
+Passwords in URLs are masked here (no redis-py import: the banner serves every broker).
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import celeriac
+
+# user:password@ in any URL (also each part of a ';'-separated sentinel list).
+_PASSWORD = re.compile(r"(://[^:/@;]*:)[^@;]*(@)")
+
+
+class BannerSubject(Protocol):
+    """What the banner reads from a ``Worker`` (after its settings are resolved)."""
+
+    @property
+    def app(self) -> Any: ...
+    @property
+    def hostname(self) -> str: ...
+    @property
+    def queues(self) -> Sequence[str]: ...
+    @property
+    def concurrency(self) -> int: ...
+    @property
+    def pool_name(self) -> str: ...
+    @property
+    def prefetch(self) -> int: ...
+    @property
+    def send_events(self) -> bool: ...
+
+
+def mask_password(url: str) -> str:
+    """``redis://:secret@host`` -> ``redis://:**@host``; URLs without one are unchanged."""
+    return _PASSWORD.sub(r"\1**\2", url)
+
+
+def _on(flag: Any) -> str:
+    return "ON" if flag else "OFF"
+
+
+def _transport(conf: Any) -> str:
+    url = conf.broker_url
+    if not url:
+        return "memory:// (in-process: only this process can send it tasks)"
+    return mask_password(str(url))
+
+
+def _results(conf: Any) -> str:
+    url = conf.result_backend
+    return mask_password(str(url)) if url else "disabled"
+
+
+def _prefetch(worker: BannerSubject) -> str:
+    if worker.concurrency and worker.prefetch % worker.concurrency == 0:
+        multiplier = worker.prefetch // worker.concurrency
+        return f"{worker.prefetch} (concurrency {worker.concurrency} x multiplier {multiplier})"
+    return str(worker.prefetch)
+
+
+def _defaults(conf: Any) -> str:
+    return (
+        f"acks late {_on(conf.task_acks_late)}, "
+        f"reject on worker lost {_on(conf.task_reject_on_worker_lost)}, "
+        f"prefetch multiplier {conf.worker_prefetch_multiplier}"
+    )
+
+
+def render_banner(worker: BannerSubject) -> str:
+    """The banner printed when ``celeriac worker`` starts (ends with a newline)."""
+    app = worker.app
+    conf = app.conf
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    events = "ON" if worker.send_events else "OFF (enable with -E)"
+    rows = [
+        ("node", worker.hostname),
+        ("platform", f"{platform.platform()} / {python}"),
+        ("app", app.main or "__main__"),
+        ("transport", _transport(conf)),
+        ("results", _results(conf)),
+        ("concurrency", f"{worker.concurrency} ({worker.pool_name} pool)"),
+        ("prefetch", _prefetch(worker)),
+        ("task events", events),
+        ("queues", ", ".join(worker.queues) or "(none)"),
+        ("defaults", _defaults(conf)),
+    ]
+    title = f"celeriac {celeriac.__version__} worker"
+    lines = [title, "=" * len(title)]
+    lines += [f"  {label:<12} {value}" for label, value in rows]
+    tasks = sorted(app.tasks.regular())
+    lines += ["", f"registered tasks ({len(tasks)}):"]
+    lines += [f"  - {name}" for name in tasks] or ["  (none: name task modules in include=/imports=)"]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["BannerSubject", "mask_password", "render_banner"]

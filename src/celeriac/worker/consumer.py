@@ -1,0 +1,195 @@
+"""The consumer: fetches no more than the pool can take, runs jobs, settles outcomes.
+
+One asyncio loop owns it. It holds at most ``prefetch`` undone messages (fair dispatch:
+a long task never strands messages another worker could run), keeps their leases alive
+with a heartbeat, and never lets input or a broker hiccup crash the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from celeriac import states
+from celeriac.brokers.base import Broker, DeadLetterReason, Delivery
+from celeriac.exceptions import BrokerError, WorkerLostError
+from celeriac.trace import Outcome, OutcomeKind
+from celeriac.worker.execution import Job, prepare, refuse, settle
+from celeriac.worker.pools.base import Pool
+
+logger = logging.getLogger("celeriac.worker")
+FETCH_WAIT = 1.0  # seconds a fetch may block: how soon the loop notices a shutdown
+RETRY_PAUSE = 1.0  # seconds to wait after a broker error before fetching again
+
+
+class Consumer:
+    def __init__(
+        self,
+        app: Any,
+        broker: Broker,
+        pool: Pool,
+        queues: Sequence[str],
+        *,
+        prefetch: int,
+        hostname: str,
+    ) -> None:
+        self.app, self.broker, self.pool = app, broker, pool
+        self.queues = list(queues)
+        self.prefetch = max(prefetch, pool.concurrency)
+        self.hostname = hostname
+        self.held: dict[int, Delivery] = {}  # every unsettled message, for the heartbeat
+        self.started: set[int] = set()  # held messages whose job is running in the pool
+        self._slots = asyncio.Semaphore(pool.concurrency)
+        self._room = asyncio.Event()  # set whenever a held message is released
+        self._fetching = True
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Fetch and dispatch until ``stop_fetching``; the heartbeat runs alongside."""
+        heartbeat = asyncio.create_task(self._heartbeat(), name="celeriac-heartbeat")
+        try:
+            await self._fetch_loop()
+        finally:
+            self._room.set()
+            if not self.held:
+                heartbeat.cancel()
+            else:
+                self._spawn(self._stop_heartbeat_when_idle(heartbeat))
+
+    def stop_fetching(self) -> None:
+        self._fetching = False
+        self._room.set()
+
+    async def wait_idle(self, timeout: float | None) -> bool:
+        """Wait for every held message to be settled; False when ``timeout`` ran out."""
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        while self.held:
+            remaining = None if deadline is None else deadline - asyncio.get_running_loop().time()
+            if remaining is not None and remaining <= 0:
+                return False
+            self._room.clear()
+            try:
+                await asyncio.wait_for(self._room.wait(), remaining)
+            except asyncio.TimeoutError:
+                return False
+        return True
+
+    async def give_back(self, *, running_too: bool) -> int:
+        """Requeue held messages not started yet (and, for a cold stop, running ones)."""
+        returned = 0
+        for key, delivery in list(self.held.items()):
+            if key in self.started and not running_too:
+                continue
+            try:
+                returned += bool(await delivery.requeue())
+            except BrokerError as exc:
+                logger.error("could not give back %s: %s", delivery.message_id, exc)
+            self._release(delivery)
+        return returned
+
+    # -- fetching and running ---------------------------------------------------------------
+    async def _fetch_loop(self) -> None:
+        while self._fetching:
+            free = self.prefetch - len(self.held)
+            if free <= 0:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            try:
+                deliveries = await self.broker.fetch(self.queues, free, FETCH_WAIT)
+            except BrokerError as exc:
+                logger.error("fetching from %s failed: %s", self.queues, exc)
+                await asyncio.sleep(RETRY_PAUSE)  # back off, then try again
+                continue
+            for delivery in deliveries:
+                self.held[id(delivery)] = delivery
+                self._spawn(self._handle(delivery))
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _release(self, delivery: Delivery) -> None:
+        self.held.pop(id(delivery), None)
+        self.started.discard(id(delivery))
+        self._room.set()
+
+    async def _handle(self, delivery: Delivery) -> None:
+        try:
+            prepared = prepare(self.app, delivery, self.hostname)
+            if not isinstance(prepared, Job):
+                await refuse(self.app, prepared)
+                return
+            logger.info("Task %s[%s] received", prepared.task.name, prepared.request.id)
+            async with self._slots:
+                if id(delivery) not in self.held:
+                    return  # given back while it waited for a slot (shutdown)
+                self.started.add(id(delivery))
+                await self._execute(prepared)
+        except Exception:  # the worker must outlive any one message
+            logger.exception("Unexpected error handling message %s", delivery.message_id)
+        finally:
+            self._release(delivery)
+
+    async def _execute(self, job: Job) -> None:
+        try:
+            outcome = await self.pool.run(job)
+        except WorkerLostError as exc:
+            await self._worker_lost(job, exc)
+            return
+        self._log_outcome(job, outcome)
+        try:
+            await settle(job, outcome)
+        except BrokerError as exc:  # the lease runs out and the message comes back
+            logger.error("Task %s[%s]: could not settle: %s", job.task.name, job.request.id, exc)
+
+    async def _worker_lost(self, job: Job, exc: WorkerLostError) -> None:
+        """The process running the job died: redeliver (bounded) or record the failure."""
+        delivery, task = job.delivery, job.task
+        logger.error("Task %s[%s]: %s", task.name, job.request.id, exc)
+        if task.resolve("acks_late") and task.resolve("reject_on_worker_lost"):
+            if delivery.delivery_count >= self.broker.delivery_limit:
+                detail = f"{exc} (on delivery {delivery.delivery_count})"
+                await delivery.dead_letter(DeadLetterReason.WORKER_LOST, detail)
+            else:
+                await delivery.requeue(count_delivery=True)
+            return
+        task.backend.store_result(job.request.id, exc, states.FAILURE, name=task.name)
+        await delivery.ack()
+
+    @staticmethod
+    def _log_outcome(job: Job, outcome: Outcome) -> None:
+        if outcome.kind is OutcomeKind.SUCCESS and logger.isEnabledFor(logging.INFO):
+            retval = outcome.retval if isinstance(outcome.retval, str) else repr(outcome.retval)
+            logger.info(
+                "Task %s[%s] succeeded in %.6fs: %s",
+                job.task.name, job.request.id, outcome.runtime, retval,
+            )  # fmt: skip
+
+    # -- leases -----------------------------------------------------------------------------
+    async def _heartbeat(self) -> None:
+        """Renew the lease of every held message, three times per lease period."""
+        interval = self.broker.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)  # the heartbeat period
+            if not self.held:
+                continue
+            try:
+                lost = await self.broker.extend(list(self.held.values()))
+            except BrokerError as exc:
+                logger.warning("lease heartbeat failed: %s", exc)
+                continue
+            for delivery in lost:
+                logger.warning(
+                    "lease of message %s was lost (the worker was unreachable for longer "
+                    "than the lease); another worker may run it",
+                    delivery.message_id,
+                )
+
+    async def _stop_heartbeat_when_idle(self, heartbeat: asyncio.Task[None]) -> None:
+        await self.wait_idle(None)
+        heartbeat.cancel()

@@ -1,0 +1,214 @@
+"""``Worker``: starts the pool and the consumer in written order, runs until a signal,
+then shuts down warm (finish running tasks, give back the rest) or cold (give back now).
+
+Runtime layer: imports the app core, the seams and the worker's own modules only.
+SIGTERM/SIGINT: warm; a second one: cold; SIGQUIT: immediate (leases bring messages back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from celeriac import signals
+from celeriac.brokers.memory import MemoryBroker
+from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
+from celeriac.worker import exitcodes
+from celeriac.worker.consumer import Consumer
+from celeriac.worker.pools.asyncio_pool import AsyncioPool
+from celeriac.worker.pools.base import Pool
+from celeriac.worker.pools.threads import SoloPool, ThreadsPool
+
+logger = logging.getLogger("celeriac.worker")
+POOLS = ("prefork", "threads", "asyncio", "solo")
+
+
+def default_hostname() -> str:
+    return f"celeriac@{socket.gethostname()}"
+
+
+class Worker:
+    """One worker process (or, in tests, one worker thread) consuming some queues."""
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        hostname: str | None = None,
+        queues: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        pool: str | None = None,
+        prefetch_multiplier: int | None = None,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
+        send_events: bool | None = None,
+        shutdown_timeout: float | None = None,
+        install_signal_handlers: bool = True,
+    ) -> None:
+        conf = app.conf
+        self.app = app
+        self.hostname = hostname or default_hostname()
+        self.queues = list(queues or [conf.task_default_queue])
+        self.concurrency = int(concurrency or conf.worker_concurrency or os.cpu_count() or 1)
+        self.pool_name = self._choose_pool(pool or conf.worker_pool)
+        if self.pool_name == "solo":
+            self.concurrency = 1
+        multiplier = prefetch_multiplier or conf.worker_prefetch_multiplier
+        self.prefetch = self.concurrency * max(1, int(multiplier))
+        self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
+        self.max_memory_per_child = max_memory_per_child or conf.worker_max_memory_per_child
+        self.send_events = bool(
+            conf.worker_send_task_events if send_events is None else send_events
+        )
+        self.shutdown_timeout = (
+            conf.worker_shutdown_timeout if shutdown_timeout is None else shutdown_timeout
+        )
+        self.install_signal_handlers = install_signal_handlers
+        self.ready = threading.Event()  # set once the worker consumes (tests wait on it)
+        self.pool: Pool | None = None
+        self.consumer: Consumer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._how = "warm"
+
+    def _choose_pool(self, name: str) -> str:
+        if name not in POOLS:
+            raise ImproperlyConfigured(f"unknown pool {name!r}: choose one of {', '.join(POOLS)}")
+        if name == "prefork" and isinstance(self.app.broker, MemoryBroker):
+            logger.warning(
+                "the memory:// broker lives inside one process, so child processes cannot "
+                "share it: using the threads pool. Use a Redis or RabbitMQ broker for prefork."
+            )
+            return "threads"
+        return name
+
+    def _make_pool(self) -> Pool:
+        if self.pool_name == "prefork":
+            from celeriac.worker.pools.prefork import PreforkPool  # forks: only when chosen
+
+            return PreforkPool(
+                self.app,
+                self.concurrency,
+                max_tasks_per_child=self.max_tasks_per_child,
+                max_memory_per_child=self.max_memory_per_child,
+            )
+        kinds: dict[str, type[Pool]] = {
+            "threads": ThreadsPool, "asyncio": AsyncioPool, "solo": SoloPool,
+        }  # fmt: skip
+        return kinds[self.pool_name](self.app, self.concurrency)
+
+    # -- running ----------------------------------------------------------------------------
+    def start(self) -> int:
+        """Run until shut down; return an exit code (``worker.exitcodes``)."""
+        try:
+            return asyncio.run(self.run())
+        except ImproperlyConfigured as exc:
+            logger.critical("%s", exc)
+            return exitcodes.EX_CONFIG
+        except BrokerConnectionError as exc:
+            logger.critical("%s", exc)
+            return exitcodes.EX_UNAVAILABLE
+
+    async def run(self) -> int:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        if self.install_signal_handlers:
+            self._install_signal_handlers()
+        self.app.finalize()
+        warning = self.app.broker.check_safety()
+        if warning:
+            logger.warning("%s", warning)
+        signals.worker_init.send(sender=self)
+        self.pool = self._make_pool()
+        await self.pool.start()
+        self.consumer = Consumer(
+            self.app, self.app.broker, self.pool, self.queues,
+            prefetch=self.prefetch, hostname=self.hostname,
+        )  # fmt: skip
+        consuming = asyncio.create_task(self.consumer.run(), name="celeriac-consumer")
+        logger.info("%s ready.", self.hostname)
+        signals.worker_ready.send(sender=self)
+        self.ready.set()
+        await self._stop.wait()
+        try:
+            return await self._shutdown(consuming)
+        finally:
+            signals.worker_shutdown.send(sender=self)
+            await self.app.broker.close_async()
+
+    async def _shutdown(self, consuming: asyncio.Task[None]) -> int:
+        assert self.consumer is not None and self.pool is not None
+        how = self._how
+        signals.worker_shutting_down.send(sender=self.hostname, sig=None, how=how, exitcode=0)
+        self.consumer.stop_fetching()
+        await consuming
+        if how == "warm":
+            returned = await self.consumer.give_back(running_too=False)
+            logger.info("warm shutdown: gave back %d waiting message(s)", returned)
+            if not await self.consumer.wait_idle(self.shutdown_timeout):
+                logger.warning(
+                    "warm shutdown: tasks still running after %ss; giving them back",
+                    self.shutdown_timeout,
+                )
+                how = "cold"
+        if how == "cold":
+            returned = await self.consumer.give_back(running_too=True)
+            logger.info("cold shutdown: gave back %d message(s)", returned)
+        await self.pool.stop(terminate=how == "cold")
+        return exitcodes.EX_OK
+
+    # -- stopping ---------------------------------------------------------------------------
+    def stop(self, how: str = "warm") -> None:
+        """Ask the worker to stop (thread-safe): ``warm`` or ``cold``."""
+        if self._loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop already closed: it has stopped
+            self._loop.call_soon_threadsafe(self._request_stop, how)
+
+    def _request_stop(self, how: str) -> None:
+        assert self._stop is not None
+        if self._stop.is_set():  # already stopping: a further request means cold, now
+            if self._how != "cold":
+                self._how = "cold"
+                self._escalate()
+            return
+        self._how = how
+        self._stop.set()
+
+    def _escalate(self) -> None:
+        """A cold request during a warm shutdown: give everything back now."""
+        assert self.consumer is not None and self._loop is not None
+        logger.warning("cold shutdown requested: giving back running tasks now")
+        self._loop.create_task(self._cold_now())
+
+    async def _cold_now(self) -> None:
+        assert self.consumer is not None and self.pool is not None
+        await self.consumer.give_back(running_too=True)
+        await self.pool.stop(terminate=True)
+
+    def _install_signal_handlers(self) -> None:
+        assert self._loop is not None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(signum, self._on_signal, signum)
+        self._loop.add_signal_handler(signal.SIGQUIT, self._immediate)
+
+    def _on_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        first = self._stop is not None and not self._stop.is_set()
+        logger.warning("%s received: %s shutdown", name, "warm" if first else "cold")
+        self._request_stop("warm" if first else "cold")
+
+    def _immediate(self) -> None:
+        """SIGQUIT: exit now. Held messages come back when their leases run out."""
+        logger.warning("SIGQUIT received: stopping immediately")
+        if self.pool is not None:
+            self.pool.kill_now()
+        logging.shutdown()
+        os._exit(exitcodes.EX_OK)
