@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import signal
 import socket
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from celeriac import signals
 from celeriac.brokers.memory import MemoryBroker
@@ -91,13 +92,15 @@ class Worker:
 
     def _make_pool(self) -> Pool:
         if self.pool_name == "prefork":
-            from celeriac.worker.pools.prefork import PreforkPool  # forks: only when chosen
-
-            return PreforkPool(
-                self.app,
-                self.concurrency,
-                max_tasks_per_child=self.max_tasks_per_child,
-                max_memory_per_child=self.max_memory_per_child,
+            prefork = importlib.import_module("celeriac.worker.pools.prefork")
+            return cast(
+                Pool,
+                prefork.PreforkPool(
+                    self.app,
+                    self.concurrency,
+                    max_tasks_per_child=self.max_tasks_per_child,
+                    max_memory_per_child=self.max_memory_per_child,
+                ),
             )
         kinds: dict[str, type[Pool]] = {
             "threads": ThreadsPool, "asyncio": AsyncioPool, "solo": SoloPool,
