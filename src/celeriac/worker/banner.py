@@ -95,7 +95,9 @@ def render_banner(worker: BannerSubject) -> str:
     lines += [f"  {label:<12} {value}" for label, value in rows]
     tasks = sorted(app.tasks.regular())
     lines += ["", f"registered tasks ({len(tasks)}):"]
-    lines += [f"  - {name}" for name in tasks] or ["  (none: name task modules in include=/imports=)"]
+    lines += [f"  - {name}" for name in tasks] or [
+        "  (none: name task modules in include=/imports=)"
+    ]
     return "\n".join(lines) + "\n"
 
 
