@@ -46,10 +46,10 @@ def _on(flag: Any) -> str:
 
 
 def _transport(conf: Any) -> str:
-    url = conf.broker_url
-    if not url:
-        return "memory:// (in-process: only this process can send it tasks)"
-    return mask_password(str(url))
+    url = str(conf.broker_url or "memory://")
+    if url.startswith("memory://"):
+        return f"{url} (in-process: only this process can send it tasks)"
+    return mask_password(url)
 
 
 def _results(conf: Any) -> str:

@@ -79,9 +79,8 @@ def setup_logging(loglevel: str | int, logfile: str | None, app: Any) -> None:
         return
     root = logging.getLogger()
     if conf.worker_hijack_root_logger:
-        for old in list(root.handlers):
+        for old in list(root.handlers):  # removed, not closed: their owner may still use them
             root.removeHandler(old)
-            old.close()
     if not root.handlers:
         handler = make_handler(logfile)
         handler.setFormatter(WorkerFormatter(conf.worker_log_format, conf.worker_task_log_format))

@@ -1,0 +1,229 @@
+"""``celeriac worker``: Celery's worker options, turned into ``Worker`` arguments and run.
+
+Edge layer (cli). ``worker_kwargs`` is pure (options in, keyword arguments out) so it is
+tested without starting anything; options left out stay out, and the Worker falls back
+to the app's settings. Options Celery has that mean nothing here are accepted and
+explained (``--without-gossip``, ``-O fair``); the ones we cannot honour are refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import socket
+import sys
+from collections.abc import Iterable
+from typing import Any, TypedDict
+
+import click
+
+from celeriac.cli.base import LOGLEVEL, CLIContext, CLIError
+from celeriac.cli.pidfile import Pidfile, PidfileInUse
+from celeriac.exceptions import ImproperlyConfigured
+from celeriac.worker.banner import render_banner
+from celeriac.worker.exitcodes import EX_CONFIG
+from celeriac.worker.logsetup import setup_logging
+from celeriac.worker.worker import POOLS, Worker
+
+logger = logging.getLogger("celeriac.cli")
+
+
+class ConfigError(CLIError):
+    """The settings cannot work (e.g. an unknown pool in ``worker_pool``): ``EX_CONFIG``."""
+
+    exit_code = EX_CONFIG
+
+
+_POOL_ALIASES = {"processes": "prefork"}
+_REFUSED_POOLS = ("eventlet", "gevent")
+
+
+class WorkerKwargs(TypedDict, total=False):
+    """The keyword arguments of ``Worker`` the command line can set."""
+
+    hostname: str
+    queues: list[str]
+    concurrency: int
+    pool: str
+    prefetch_multiplier: int
+    max_tasks_per_child: int
+    max_memory_per_child: int
+    send_events: bool
+    shutdown_timeout: float
+
+
+def check_pool(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``-P``: our pools (any case), ``processes`` for prefork; eventlet/gevent refused."""
+    if value is None:
+        return None
+    name = value.strip().lower()
+    name = _POOL_ALIASES.get(name, name)
+    if name in _REFUSED_POOLS:
+        raise click.BadParameter(
+            f"celeriac has no {name} pool (it does not monkey-patch): use -P threads for "
+            f"blocking I/O-bound tasks, or -P asyncio for 'async def' tasks",
+            ctx,
+            param,
+        )
+    if name not in POOLS:
+        raise click.BadParameter(f"{value!r} is not one of {', '.join(POOLS)}", ctx, param)
+    return name
+
+
+def split_queues(values: Iterable[str]) -> list[str]:
+    """``('a,b', ' c ')`` -> ``['a', 'b', 'c']``: commas and repeated ``-Q`` both work."""
+    queues: list[str] = []
+    for value in values:
+        for name in value.split(","):
+            if (name := name.strip()) and name not in queues:
+                queues.append(name)
+    return queues
+
+
+def expand_hostname(template: str, hostname: str | None = None, pid: int | None = None) -> str:
+    """Expand ``%h`` (host name), ``%n`` (its first label), ``%d`` (the domain), ``%i``
+    and ``%I`` (this process's id), ``%%`` (a percent sign). Others stay as written."""
+    host = hostname if hostname is not None else socket.gethostname()
+    short, _, domain = host.partition(".")
+    process = str(pid if pid is not None else os.getpid())
+    values = {"h": host, "n": short, "d": domain, "i": process, "I": process, "%": "%"}
+    return re.sub(r"%(.)", lambda match: values.get(match[1], match[0]), template)
+
+
+def worker_kwargs(
+    *,
+    hostname: str | None = None,
+    queues: Iterable[str] = (),
+    concurrency: int | None = None,
+    pool: str | None = None,
+    prefetch_multiplier: int | None = None,
+    max_tasks_per_child: int | None = None,
+    max_memory_per_child: int | None = None,
+    task_events: bool = False,
+    shutdown_timeout: float | None = None,
+) -> WorkerKwargs:
+    """The ``Worker`` arguments for the parsed options; an option not given is left out."""
+    kwargs: WorkerKwargs = {}
+    if hostname:
+        kwargs["hostname"] = expand_hostname(hostname)
+    if names := split_queues(queues):
+        kwargs["queues"] = names
+    if concurrency is not None:
+        kwargs["concurrency"] = concurrency
+    if pool is not None:
+        kwargs["pool"] = pool
+    if prefetch_multiplier is not None:
+        kwargs["prefetch_multiplier"] = prefetch_multiplier
+    if max_tasks_per_child is not None:
+        kwargs["max_tasks_per_child"] = max_tasks_per_child
+    if max_memory_per_child is not None:
+        kwargs["max_memory_per_child"] = max_memory_per_child
+    if task_events:
+        kwargs["send_events"] = True
+    if shutdown_timeout is not None:
+        kwargs["shutdown_timeout"] = shutdown_timeout
+    return kwargs
+
+
+def log_compatibility_notes(
+    optimization: str | None, without_gossip: bool, without_mingle: bool, without_heartbeat: bool
+) -> None:
+    """Say what the Celery-only options do here, so nobody relies on a silent no-op."""
+    if optimization:
+        logger.debug("-O %s: celeriac always hands a task to a free pool slot (fair)", optimization)
+    if without_gossip or without_mingle:
+        logger.info("--without-gossip/--without-mingle: celeriac has neither; nothing to turn off")
+    if without_heartbeat:
+        logger.warning(
+            "--without-heartbeat is accepted but changes nothing: the lease heartbeats that "
+            "stop running tasks from being redelivered to another worker are required"
+        )
+
+
+POSITIVE = click.IntRange(min=1)
+
+
+@click.command("worker", short_help="Start a worker.", context_settings={"max_content_width": 100})
+@click.option("-l", "--loglevel", type=LOGLEVEL, help="Log level (default: WARNING).")
+@click.option("-f", "--logfile", type=click.Path(dir_okay=False), help="Log here, not stderr.")
+@click.option("-Q", "--queues", multiple=True, help="Queues to consume, comma-separated.")
+@click.option("-c", "--concurrency", type=POSITIVE, help="Pool size (default: CPU count).")
+@click.option(
+    "-P",
+    "--pool",
+    callback=check_pool,
+    metavar="[" + "|".join(POOLS) + "]",
+    help="Pool implementation (default: prefork).",
+)
+@click.option("-n", "--hostname", help="Node name; %h, %n, %d, %i expand (e.g. w1@%h).")
+@click.option(
+    "-O",
+    "optimization",
+    type=click.Choice(["fair", "default"], case_sensitive=False),
+    help="Accepted for Celery compatibility: celeriac scheduling is always fair.",
+)
+@click.option("--prefetch-multiplier", type=POSITIVE, help="Messages reserved per pool slot.")
+@click.option("--max-tasks-per-child", type=POSITIVE, help="Replace a child after N tasks.")
+@click.option("--max-memory-per-child", type=POSITIVE, help="Replace a child above N KiB RSS.")
+@click.option("-E", "--task-events", is_flag=True, help="Send task events (monitoring).")
+@click.option("--without-gossip", is_flag=True, help="Accepted; celeriac has no gossip.")
+@click.option("--without-mingle", is_flag=True, help="Accepted; celeriac has no mingle.")
+@click.option(
+    "--without-heartbeat",
+    is_flag=True,
+    help="Accepted; lease heartbeats stay on (needed to keep running tasks).",
+)
+@click.option(
+    "--shutdown-timeout",
+    type=click.FloatRange(min=0),
+    help="Warm shutdown: seconds running tasks get before their messages are handed back.",
+)
+@click.option("--pidfile", type=click.Path(dir_okay=False), help="Write the pid here.")
+@click.option("-D", "--detach", is_flag=True, help="Refused: run under a process manager.")
+@click.pass_obj
+def worker_command(
+    obj: CLIContext,
+    /,
+    loglevel: str | None,
+    logfile: str | None,
+    optimization: str | None,
+    without_gossip: bool,
+    without_mingle: bool,
+    without_heartbeat: bool,
+    pidfile: str | None,
+    detach: bool,
+    **options: Any,
+) -> None:
+    """Start a worker: consume the queues and run their tasks until shut down."""
+    if detach:
+        raise CLIError(
+            "--detach is not supported: run the worker in the foreground under a process "
+            "manager (systemd, supervisord, a container runtime)"
+        )
+    app = obj.load_app()
+    kwargs = worker_kwargs(**options)
+    setup_logging(loglevel or obj.loglevel or "WARNING", logfile, app)
+    try:
+        with Pidfile(pidfile) if pidfile else contextlib.nullcontext():
+            instance = Worker(app, **kwargs)
+            click.echo(render_banner(instance))
+            log_compatibility_notes(optimization, without_gossip, without_mingle, without_heartbeat)
+            code = instance.start()
+    except PidfileInUse as exc:
+        raise CLIError(str(exc)) from exc
+    except ImproperlyConfigured as exc:  # raised by Worker() before anything started
+        raise ConfigError(str(exc)) from exc
+    sys.exit(code)
+
+
+__all__ = [
+    "ConfigError",
+    "WorkerKwargs",
+    "check_pool",
+    "expand_hostname",
+    "split_queues",
+    "worker_command",
+    "worker_kwargs",
+]
