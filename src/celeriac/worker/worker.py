@@ -55,14 +55,17 @@ class Worker:
     ) -> None:
         conf = app.conf
         self.app = app
-        self.hostname = hostname or default_hostname()
+        hostname = hostname or default_hostname()
+        self.hostname = hostname if "@" in hostname else f"celeriac@{hostname}"
         self.queues = list(queues or [conf.task_default_queue])
         self.concurrency = int(concurrency or conf.worker_concurrency or os.cpu_count() or 1)
         self.pool_name = self._choose_pool(pool or conf.worker_pool)
         if self.pool_name == "solo":
             self.concurrency = 1
-        multiplier = prefetch_multiplier or conf.worker_prefetch_multiplier
-        self.prefetch = self.concurrency * max(1, int(multiplier))
+        self.prefetch_multiplier = max(
+            1, int(prefetch_multiplier or conf.worker_prefetch_multiplier)
+        )
+        self.prefetch = self.concurrency * self.prefetch_multiplier
         self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
         self.max_memory_per_child = max_memory_per_child or conf.worker_max_memory_per_child
         self.send_events = bool(
@@ -125,6 +128,9 @@ class Worker:
         if self.install_signal_handlers:
             self._install_signal_handlers()
         self.app.finalize()
+        signals.celeryd_init.send(
+            sender=self.hostname, instance=self, conf=self.app.conf, options={}
+        )
         warning = self.app.broker.check_safety()
         if warning:
             logger.warning("%s", warning)
@@ -135,6 +141,7 @@ class Worker:
             self.app, self.app.broker, self.pool, self.queues,
             prefetch=self.prefetch, hostname=self.hostname,
         )  # fmt: skip
+        signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=self.app.conf)
         consuming = asyncio.create_task(self.consumer.run(), name="celeriac-consumer")
         logger.info("%s ready.", self.hostname)
         signals.worker_ready.send(sender=self)
