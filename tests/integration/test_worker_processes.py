@@ -1,0 +1,124 @@
+"""The worker as users run it: a process started from the CLI, tasks sent from another
+process (this one), real Redis. Each pool runs the same suite."""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.integration.workers import WorkerProcess, project_env
+
+Project = tuple[Path, dict[str, str], ModuleType]
+
+
+@pytest.fixture
+def make_project(
+    tmp_path: Path, redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Project]]:
+    """Writes the project, imports it here (the sending side), returns its worker env."""
+    apps: list[ModuleType] = []
+
+    def make(lease: float = 30) -> Project:
+        env = project_env(tmp_path, redis_url, redis_prefix, LEASE=str(lease))
+        for name in ("CELERIAC_TEST_REDIS", "CELERIAC_TEST_PREFIX", "LEASE"):
+            monkeypatch.setenv(name, env[name])
+        monkeypatch.syspath_prepend(str(tmp_path))
+        sys.modules.pop("proj", None)
+        proj = importlib.import_module("proj")
+        apps.append(proj)
+        return tmp_path, env, proj
+
+    yield make
+    for proj in apps:
+        proj.app.close()
+    sys.modules.pop("proj", None)
+
+
+@pytest.fixture
+def project(make_project: Callable[..., Project]) -> Project:
+    return make_project()
+
+
+def wait_marks(proj: ModuleType, name: str, count: int, timeout: float = 10) -> None:
+    """Block until ``count`` tasks have made mark ``name`` (BLPOP: no polling)."""
+    for _ in range(count):
+        assert proj.marks.blpop(f"{proj.PREFIX}:events:{name}", timeout), f"no {name} mark"
+
+
+def marks(proj: ModuleType, name: str) -> list[str]:
+    values = proj.marks.lrange(f"{proj.PREFIX}:marks:{name}", 0, -1)
+    return [v.decode() for v in values]
+
+
+@pytest.mark.parametrize("pool", ["threads", "asyncio", "solo", "prefork"])
+def test_each_pool_runs_tasks_sent_from_another_process(
+    project: tuple[Path, dict[str, str], ModuleType], pool: str
+) -> None:
+    path, env, proj = project
+    worker = WorkerProcess(path, env, "-P", pool, "-c", "2", "-n", "w1@%h")
+    try:
+        worker.wait_ready()
+        results = [proj.add.delay(n, n) for n in range(20)]
+        assert [r.get(timeout=20) for r in results] == [2 * n for n in range(20)]
+        assert proj.async_add.delay(2, 3).get(timeout=20) == 5
+        info = proj.where.delay().get(timeout=20)
+        assert info["hostname"].startswith("w1@")
+        assert worker.stop() == 0
+    finally:
+        worker.stop()
+    log = worker.text
+    assert "w1@" in log and "received" in log and "succeeded in" in log
+    assert f"({pool})" in log or pool in log  # the banner names the pool
+
+
+def test_sigterm_under_load_loses_nothing_and_exits_in_time(
+    project: tuple[Path, dict[str, str], ModuleType],
+) -> None:
+    path, env, proj = project
+    worker = WorkerProcess(path, env, "-P", "threads", "-c", "2", "--shutdown-timeout", "10")
+    worker.wait_ready()
+    results = [proj.slow.delay(f"t{n}", 0.3) for n in range(8)]
+    wait_marks(proj, "started", 2)  # both slots busy
+    started = time.monotonic()
+    worker.signal(signal.SIGTERM)
+    assert worker.stop(timeout=20) == 0
+    assert time.monotonic() - started < 10
+    finished = set(marks(proj, "finished"))
+    left = proj.app.broker.queue_length("celery")
+    assert len(finished) + left == 8, (finished, left)  # each one either ran or is queued
+    second = WorkerProcess(path, env, "-P", "threads", "-c", "4")
+    try:
+        second.wait_ready()
+        assert sorted(r.get(timeout=30) for r in results) == sorted(f"t{n}" for n in range(8))
+    finally:
+        second.stop()
+
+
+def test_a_killed_worker_s_tasks_run_on_another_worker_after_one_lease(
+    make_project: Callable[..., Project],
+) -> None:
+    path, env, proj = make_project(lease=2)
+    first = WorkerProcess(path, env, "-P", "threads", "-c", "1")
+    try:
+        first.wait_ready()
+        result = proj.slow.delay("victim", 3)
+        wait_marks(proj, "started", 1)
+        first.signal(signal.SIGKILL)  # no warm shutdown, no ack: a dead machine
+        killed_at = time.monotonic()
+    finally:
+        first.stop()
+    second = WorkerProcess(path, env, "-P", "threads", "-c", "1")
+    try:
+        second.wait_ready()
+        assert result.get(timeout=30) == "victim"
+        assert time.monotonic() - killed_at < 2 + 3 + 10  # lease + task + start-up
+        assert len(marks(proj, "started")) == 2  # it ran again, on the second worker
+    finally:
+        second.stop()

@@ -1,0 +1,127 @@
+"""Real worker processes for integration tests: a small project on disk, started from the
+CLI exactly as a user would (``python -m celeriac -A proj worker ...``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROJECT = textwrap.dedent(
+    """
+    import asyncio, os, threading, time
+
+    import redis
+
+    from celeriac import Celery
+
+    PREFIX = os.environ["CELERIAC_TEST_PREFIX"]
+    URL = os.environ["CELERIAC_TEST_REDIS"]
+    app = Celery(
+        "proj", broker=URL, backend=URL,
+        broker_transport_options={"key_prefix": PREFIX,
+                                  "visibility_timeout": float(os.environ.get("LEASE", "30"))},
+        result_backend_transport_options={"key_prefix": PREFIX},
+    )
+    marks = redis.Redis.from_url(URL)
+
+
+    def mark(name, value):
+        marks.rpush(f"{PREFIX}:marks:{name}", value)  # the record, for counting
+        marks.rpush(f"{PREFIX}:events:{name}", value)  # consumed by tests that wait
+
+
+    @app.task
+    def add(x, y):
+        return x + y
+
+
+    @app.task
+    async def async_add(x, y):
+        await asyncio.sleep(0.01)
+        return x + y
+
+
+    @app.task(bind=True)
+    def where(self):
+        return {"pid": os.getpid(), "thread": threading.current_thread().name,
+                "hostname": self.request.hostname}
+
+
+    @app.task
+    def slow(tag, seconds):
+        mark("started", f"{tag}:{os.getpid()}")
+        time.sleep(seconds)  # the task's own work
+        mark("finished", tag)
+        return tag
+    """
+)
+
+
+class WorkerProcess:
+    """``celeriac -A proj worker`` in a child process, with its log collected."""
+
+    def __init__(self, project: Path, env: dict[str, str], *args: str) -> None:
+        self.log: list[str] = []
+        self._ready = threading.Event()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celeriac", "-A", "proj", "worker", "-l", "info", *args],
+            cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.log.append(line)
+            if " ready." in line:
+                self._ready.set()
+        self._ready.set()  # the process ended: stop waiting either way
+
+    def wait_ready(self, timeout: float = 20) -> None:
+        if not self._ready.wait(timeout) or self.process.poll() is not None:
+            raise AssertionError("worker did not start:\n" + "".join(self.log))
+
+    def wait_for_log(self, text: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.log):
+            assert time.monotonic() < deadline, f"{text!r} not logged:\n{''.join(self.log)}"
+            time.sleep(0.05)  # the reader thread appends lines as they come
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(10)
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.log)
+
+
+def project_env(project: Path, redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
+    (project / "proj.py").write_text(PROJECT)
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(project)]),
+        "CELERIAC_TEST_REDIS": redis_url,
+        "CELERIAC_TEST_PREFIX": prefix,
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
