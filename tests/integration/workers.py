@@ -98,6 +98,10 @@ class WorkerProcess:
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
 
+    def wait(self, timeout: float = 30) -> int:
+        """Wait for the process to exit by itself (after a signal sent earlier)."""
+        return self.process.wait(timeout)
+
     def stop(self, timeout: float = 30) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
