@@ -4,6 +4,7 @@ process (this one), real Redis. Each pool runs the same suite."""
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import sys
 import time
@@ -123,3 +124,29 @@ def test_a_killed_worker_s_tasks_run_on_another_worker_after_one_lease(
         assert len(marks(proj, "started")) == 2  # it ran again, on the second worker
     finally:
         second.stop()
+
+
+def test_a_killed_prefork_child_s_task_runs_again_and_the_pool_is_refilled(
+    project: Project,
+) -> None:
+    path, env, proj = project
+    worker = WorkerProcess(path, env, "-P", "prefork", "-c", "2")
+    try:
+        worker.wait_ready()
+        result = proj.slow.delay("doomed", 1.0)
+        assert proj.marks.blpop(f"{proj.PREFIX}:events:started", 10)
+        child_pid = int(marks(proj, "started")[0].split(":")[1])
+        os.kill(child_pid, signal.SIGKILL)  # the child dies mid-task
+        assert result.get(timeout=20) == "doomed"  # redelivered, run by another child
+        runs = marks(proj, "started")
+        assert len(runs) == 2 and runs[1].split(":")[1] != str(child_pid)
+        # Back to full size: two slow tasks run side by side in two live children.
+        pair = [proj.slow.delay(f"p{n}", 0.5) for n in range(2)]
+        wait_marks(proj, "started", 3)  # the rerun above, then these two at once
+        assert sorted(r.get(timeout=20) for r in pair) == ["p0", "p1"]
+        pids = {m.split(":")[1] for m in marks(proj, "started")[2:]}
+        assert len(pids) == 2 and str(child_pid) not in pids
+        assert worker.stop() == 0
+    finally:
+        worker.stop()
+    assert "WorkerLostError" in worker.text or "died" in worker.text

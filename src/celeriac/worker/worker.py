@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import signal
 import socket
 import threading
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from celeriac import signals
 from celeriac.brokers.memory import MemoryBroker
@@ -25,6 +24,7 @@ from celeriac.worker import exitcodes
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.pools.asyncio_pool import AsyncioPool
 from celeriac.worker.pools.base import Pool
+from celeriac.worker.pools.prefork import PreforkPool
 from celeriac.worker.pools.threads import SoloPool, ThreadsPool
 
 logger = logging.getLogger("celeriac.worker")
@@ -95,15 +95,11 @@ class Worker:
 
     def _make_pool(self) -> Pool:
         if self.pool_name == "prefork":
-            prefork = importlib.import_module("celeriac.worker.pools.prefork")
-            return cast(
-                Pool,
-                prefork.PreforkPool(
-                    self.app,
-                    self.concurrency,
-                    max_tasks_per_child=self.max_tasks_per_child,
-                    max_memory_per_child=self.max_memory_per_child,
-                ),
+            return PreforkPool(
+                self.app,
+                self.concurrency,
+                max_tasks_per_child=self.max_tasks_per_child,
+                max_memory_per_child=self.max_memory_per_child,
             )
         kinds: dict[str, type[Pool]] = {
             "threads": ThreadsPool, "asyncio": AsyncioPool, "solo": SoloPool,

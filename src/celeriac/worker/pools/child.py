@@ -1,0 +1,141 @@
+"""What runs inside a prefork child: detach from the parent, then run jobs from a pipe.
+
+Owns the child's side of the pipe protocol (the messages below) and the retire rule
+(``max_tasks_per_child``, ``max_memory_per_child``). It runs in a forked copy of the
+worker, so it must not touch what the parent owns (the event loop, the broker's async
+face, the other children). Imports leaves and ``worker.execution``; never the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import signal
+import sys
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+from celeriac import signals, states
+from celeriac.trace import Outcome, OutcomeKind
+from celeriac.worker import execution
+
+logger = logging.getLogger("celeriac.worker.child")
+
+# The protocol. Parent -> child: ``(payload, queue, delivery_count, hostname)`` runs a
+# job; ``None`` asks the child to exit. Child -> parent: the tuples below.
+READY = "ready"  # (READY,): worker_process_init ran; the child takes jobs from now on
+STARTED = "started"  # (STARTED,): the job was read; task code may run from now on
+DONE = "done"  # (DONE, wire outcome, retire reason or None): one job finished
+
+#: Signals held (blocked) while the parent forks; the child unblocks them once its own
+#: handlers are in place, so no signal ever runs the parent's handlers in a child.
+HELD_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP})
+
+_PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def main(
+    app: Any,
+    conn: Connection,
+    inherited: Sequence[Connection | int],
+    max_tasks: int | None,
+    max_memory_kib: int | None,
+) -> None:
+    """The child's whole life. Returning exits the process with status 0."""
+    _detach(inherited)
+    signals.worker_process_init.send(sender=None)
+    try:
+        conn.send((READY,))
+        _serve(app, conn, max_tasks, max_memory_kib)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass  # the parent went away: nobody is left to send work or read replies
+    signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
+
+
+def _detach(inherited: Sequence[Connection | int]) -> None:
+    """Stop sharing the parent's signal handling and its pipes to the other children."""
+    # The parent's event loop points the signal wakeup fd at its own self-pipe: left as
+    # is, a signal received here would run the parent's handlers in the parent.
+    signal.set_wakeup_fd(-1)
+    # Ctrl-C reaches the whole process group; the parent decides when children stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in HELD_SIGNALS - {signal.SIGINT}:
+        signal.signal(signum, signal.SIG_DFL)  # the parent stops us with SIGKILL or SIGTERM
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
+    # Forget the parent's event loop: its epoll instance is shared with the parent, so a
+    # task using that loop here would change what the parent's loop watches.
+    asyncio.set_event_loop(None)
+    # Holding a sibling's pipe end would hide the parent's exit from that sibling (it
+    # would never read EOF); holding its sentinel would only waste a descriptor.
+    for item in inherited:
+        if isinstance(item, Connection):
+            item.close()
+        else:
+            with contextlib.suppress(OSError):
+                os.close(item)
+
+
+def _serve(app: Any, conn: Connection, max_tasks: int | None, max_memory_kib: int | None) -> None:
+    done = 0
+    while True:
+        order = conn.recv()
+        if order is None:
+            return
+        # Until the parent reads this, it knows no task code ran if we die: it may then
+        # hand the job to another child instead of reporting the worker lost.
+        conn.send((STARTED,))
+        wire = _run(app, order)
+        done += 1
+        reason = retire_reason(done, max_tasks, max_memory_kib)
+        conn.send((DONE, wire, reason))
+        if reason is not None:
+            return
+
+
+def _run(app: Any, order: tuple[bytes, str, int, str | None]) -> dict[str, Any]:
+    payload, queue, delivery_count, hostname = order
+    try:
+        job = execution.job_from_payload(app, payload, queue, delivery_count, hostname)
+    except Exception as exc:  # the parent decoded it already: this is a bug, not bad input
+        logger.exception("prefork child could not rebuild a job: %r", exc)
+        return execution.outcome_to_wire(Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc))
+    outcome = execution.run(job)
+    try:
+        return execution.outcome_to_wire(outcome)
+    except Exception as exc:  # a return value whose __repr__ raises: send what we can
+        logger.warning(
+            "Task %s[%s]: outcome not representable: %r", job.task.name, job.request.id, exc
+        )
+        outcome.retval = None
+        if outcome.exc is not None:
+            outcome.exc = RuntimeError(f"{type(outcome.exc).__name__} (repr failed: {exc!r})")
+        return execution.outcome_to_wire(outcome)
+
+
+def retire_reason(done: int, max_tasks: int | None, max_memory_kib: int | None) -> str | None:
+    """Why this child should stop taking jobs now, or None to keep going."""
+    if max_tasks is not None and done >= max_tasks:
+        return f"it ran {done} tasks (max_tasks_per_child={max_tasks})"
+    if max_memory_kib is not None:
+        rss = resident_kib()
+        if rss > max_memory_kib:
+            return f"it uses {rss} KiB (max_memory_per_child={max_memory_kib} KiB)"
+    return None
+
+
+def resident_kib() -> int:
+    """This process's resident memory now, in KiB.
+
+    /proc gives the current size, which falls again when memory is freed; without it the
+    peak (``ru_maxrss``) is the best there is, and a peak never falls.
+    """
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_KIB
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS
