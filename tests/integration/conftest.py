@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +23,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def system_redis_server() -> str | None:
+    """The machine's redis-server, never the 6.2 copy the embedded extra puts in the venv."""
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv_bin)
+    return shutil.which("redis-server", path=path)
+
+
 class PrivateRedis:
     """A redis-server of our own (AOF on, fsync always), so tests may kill and restart it."""
 
     def __init__(self, directory: Path, *extra: str) -> None:
-        self.binary = shutil.which("redis-server")
+        self.binary = system_redis_server()
         self.port = free_port()
         self.directory = directory
         self.extra = extra

@@ -16,12 +16,12 @@ from celeriac.brokers.base import OutboundMessage
 from celeriac.brokers.redis import RedisBroker
 from celeriac.results.redis import RedisBackend
 from tests.conftest import service_missing
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, system_redis_server
 
 
 @pytest.fixture
 def tls_redis(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    server, openssl = shutil.which("redis-server"), shutil.which("openssl")
+    server, openssl = system_redis_server(), shutil.which("openssl")
     if server is None or openssl is None:
         service_missing("redis-server and openssl", "one of them is not on PATH")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"

@@ -629,7 +629,7 @@ def test_the_banner_describes_the_worker_without_passwords() -> None:
 
 
 def test_the_banner_of_an_app_without_results_or_tasks() -> None:
-    app = Celery("bare", set_as_current=False)
+    app = Celery("bare", broker="memory://", set_as_current=False)
     worker = FakeWorker(app, send_events=True)
     banner = render_banner(worker)
     assert re.search(r"^  results\s+disabled$", banner, re.MULTILINE)

@@ -31,6 +31,13 @@ def create_broker(
     delivery_limit: int,
     use_ssl: bool | Mapping[str, Any] | None = None,
 ) -> Broker:
+    if url is None:  # no broker configured: the project's embedded Redis, else memory://
+        from celeriac.brokers import embedded
+
+        if embedded.available():
+            url = embedded.embedded_broker_url()
+        else:
+            embedded.warn_memory_fallback()
     scheme = _scheme(url or "memory://")
     lease = float(transport_options.get("visibility_timeout", 30.0))
     if scheme == "memory":

@@ -45,7 +45,8 @@ _DECLARED = [
         None,
         (str,),
         "Broker URL: `memory://`, `redis://`, `rediss://`, "
-        "`unix://`, `amqp://`, `amqps://`. Unset: `memory://` (in-process).",
+        "`unix://`, `amqp://`, `amqps://`. Unset: an embedded Redis shared by the project's "
+        "processes (`celeriac[embedded]`), else `memory://` (in-process).",
         differs="amqp://guest@localhost//",
     ),
     _s(

@@ -45,11 +45,15 @@ def _on(flag: Any) -> str:
     return "ON" if flag else "OFF"
 
 
-def _transport(conf: Any) -> str:
-    url = str(conf.broker_url or "memory://")
-    if url.startswith("memory://"):
+def _transport(app: Any) -> str:
+    url = app.conf.broker_url
+    if url is None:  # the default: the embedded Redis when installed, else memory://
+        url = getattr(app.broker, "url", None) or "memory://"
+        if not url.startswith("memory://"):
+            return f"{url} (embedded Redis: no broker_url set)"
+    if str(url).startswith("memory://"):
         return f"{url} (in-process: only this process can send it tasks)"
-    return mask_password(url)
+    return mask_password(str(url))
 
 
 def _results(conf: Any) -> str:
@@ -82,7 +86,7 @@ def render_banner(worker: BannerSubject) -> str:
         ("node", worker.hostname),
         ("platform", f"{platform.platform()} / {python}"),
         ("app", app.main or "__main__"),
-        ("transport", _transport(conf)),
+        ("transport", _transport(app)),
         ("results", _results(conf)),
         ("concurrency", f"{worker.concurrency} ({worker.pool_name} pool)"),
         ("prefetch", _prefetch(worker)),
