@@ -150,3 +150,36 @@ def test_a_killed_prefork_child_s_task_runs_again_and_the_pool_is_refilled(
     finally:
         worker.stop()
     assert "WorkerLostError" in worker.text or "died" in worker.text
+
+
+@pytest.mark.parametrize("how", ["cold", "sigquit"])
+def test_cold_and_immediate_shutdowns_lose_nothing(
+    make_project: Callable[..., Project], how: str
+) -> None:
+    lease = 2.0
+    path, env, proj = make_project(lease=lease)
+    first = WorkerProcess(path, env, "-P", "prefork", "-c", "1")
+    try:
+        first.wait_ready()
+        result = proj.slow.delay("interrupted", 3)
+        wait_marks(proj, "started", 1)
+        stopped_at = time.monotonic()
+        if how == "cold":
+            first.signal(signal.SIGTERM)  # warm...
+            first.wait_for_log("warm shutdown")
+            first.signal(signal.SIGTERM)  # ...and a second signal: cold, give back now
+        else:
+            first.signal(signal.SIGQUIT)  # immediate: the lease brings the message back
+        assert first.wait(timeout=10) == 0
+    finally:
+        first.stop()
+    if how == "cold":
+        assert proj.app.broker.queue_length("celery") == 1  # given back at once
+    second = WorkerProcess(path, env, "-P", "threads", "-c", "1")
+    try:
+        second.wait_ready()
+        assert result.get(timeout=30) == "interrupted"
+        if how == "sigquit":
+            assert time.monotonic() - stopped_at >= lease * 0.9  # not before the lease
+    finally:
+        second.stop()
