@@ -50,15 +50,18 @@ class PrivateRedis:
         )  # fmt: skip
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
-        while True:  # wait for the server to accept connections (process start-up)
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError as exc:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start on port {self.port}") from exc
-                time.sleep(0.05)
-        client.close()
+        try:
+            while True:  # wait for the server to accept connections (process start-up)
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError as exc:
+                    if time.monotonic() > deadline:
+                        self.stop()  # never leave a half-started server behind
+                        raise RuntimeError(f"redis-server did not start on {self.port}") from exc
+                    time.sleep(0.05)
+        finally:
+            client.close()
 
     def stop(self) -> None:
         if self.process is not None:

@@ -38,6 +38,15 @@ def tls_redis(tmp_path: Path) -> Iterator[tuple[int, Path]]:
          "--tls-auth-clients", "no", "--save", "", "--dir", str(tmp_path)],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
+    try:
+        _wait_until_ready(port, cert)
+        yield port, cert
+    finally:  # also when start-up failed: never leave a server behind
+        process.kill()
+        process.wait(timeout=10)
+
+
+def _wait_until_ready(port: int, cert: Path) -> None:
     probe = redis.Redis(
         host="127.0.0.1", port=port, ssl=True, ssl_ca_certs=str(cert), socket_connect_timeout=0.2
     )
@@ -50,11 +59,6 @@ def tls_redis(tmp_path: Path) -> Iterator[tuple[int, Path]]:
             assert time.monotonic() < deadline, "TLS redis-server did not start"
             time.sleep(0.05)
     probe.close()
-    try:
-        yield port, cert
-    finally:
-        process.kill()
-        process.wait(timeout=10)
 
 
 def test_broker_and_backend_over_tls(tls_redis: tuple[int, Path]) -> None:
