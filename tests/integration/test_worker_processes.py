@@ -26,9 +26,11 @@ def make_project(
     """Writes the project, imports it here (the sending side), returns its worker env."""
     apps: list[ModuleType] = []
 
-    def make(lease: float = 30) -> Project:
-        env = project_env(tmp_path, redis_url, redis_prefix, LEASE=str(lease))
-        for name in ("CELERIAC_TEST_REDIS", "CELERIAC_TEST_PREFIX", "LEASE"):
+    def make(lease: float = 30, delivery_limit: int = 5) -> Project:
+        env = project_env(
+            tmp_path, redis_url, redis_prefix, LEASE=str(lease), DELIVERY_LIMIT=str(delivery_limit)
+        )
+        for name in ("CELERIAC_TEST_REDIS", "CELERIAC_TEST_PREFIX", "LEASE", "DELIVERY_LIMIT"):
             monkeypatch.setenv(name, env[name])
         monkeypatch.syspath_prepend(str(tmp_path))
         sys.modules.pop("proj", None)
@@ -183,3 +185,42 @@ def test_cold_and_immediate_shutdowns_lose_nothing(
             assert time.monotonic() - stopped_at >= lease * 0.9  # not before the lease
     finally:
         second.stop()
+
+
+def test_a_task_that_keeps_killing_its_process_is_dead_lettered_not_looped(
+    make_project: Callable[..., Project],
+) -> None:
+    from celeriac.brokers.base import DeadLetterReason
+    from celeriac.exceptions import WorkerLostError
+
+    path, env, proj = make_project(delivery_limit=2)
+    worker = WorkerProcess(path, env, "-P", "prefork", "-c", "1")
+    try:
+        worker.wait_ready()
+        result = proj.poison.delay()
+        with pytest.raises(WorkerLostError):
+            result.get(timeout=20)  # recorded, so get() does not wait forever
+        assert len(marks(proj, "poison")) == 2  # delivered twice, then stopped
+        [letter] = proj.app.broker.dead_letters("celery")
+        assert letter.reason is DeadLetterReason.WORKER_LOST
+        assert proj.add.delay(1, 1).get(timeout=20) == 2  # the worker is still serving
+    finally:
+        worker.stop()
+
+
+def test_a_cold_stop_ends_a_threads_worker_at_once(project: Project) -> None:
+    path, env, proj = project
+    worker = WorkerProcess(path, env, "-P", "threads", "-c", "1")
+    try:
+        worker.wait_ready()
+        proj.slow.delay("long", 30)
+        wait_marks(proj, "started", 1)
+        worker.signal(signal.SIGTERM)
+        worker.wait_for_log("warm shutdown")
+        stopped_at = time.monotonic()
+        worker.signal(signal.SIGTERM)  # cold: the thread cannot be stopped, the process can
+        assert worker.wait(timeout=15) == 0
+        assert time.monotonic() - stopped_at < 5
+        assert proj.app.broker.queue_length("celery") == 1  # given back
+    finally:
+        worker.stop()

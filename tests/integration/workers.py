@@ -29,6 +29,7 @@ PROJECT = textwrap.dedent(
         broker_transport_options={"key_prefix": PREFIX,
                                   "visibility_timeout": float(os.environ.get("LEASE", "30"))},
         result_backend_transport_options={"key_prefix": PREFIX},
+        task_delivery_limit=int(os.environ.get("DELIVERY_LIMIT", "5")),
     )
     marks = redis.Redis.from_url(URL)
 
@@ -53,6 +54,12 @@ PROJECT = textwrap.dedent(
     def where(self):
         return {"pid": os.getpid(), "thread": threading.current_thread().name,
                 "hostname": self.request.hostname}
+
+
+    @app.task
+    def poison():
+        mark("poison", str(os.getpid()))
+        os._exit(1)  # kills whatever process runs it, every time
 
 
     @app.task

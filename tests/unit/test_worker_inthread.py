@@ -215,3 +215,21 @@ def test_several_queues_are_consumed() -> None:
         a = where.apply_async(("a",), queue="default")
         b = where.apply_async(("b",), queue="email-queue")
         assert (a.get(timeout=5), b.get(timeout=5)) == ("a", "b")
+
+
+def test_acks_late_false_acks_before_running_as_in_celery() -> None:
+    app = make_app(task_acks_late=False)
+    started = threading.Event()
+    release = threading.Event()
+
+    @app.task
+    def early() -> None:
+        started.set()
+        release.wait(10)
+
+    with start_worker(app, pool="threads", concurrency=1) as worker:
+        early.delay()
+        assert started.wait(5)
+        worker.stop("cold")  # a crash now: the message was already acked
+    release.set()
+    assert app.broker.queue_length("celery") == 0  # gone: the price of early acks

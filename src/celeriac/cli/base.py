@@ -85,7 +85,7 @@ def put_cwd_on_path() -> None:
         sys.path.insert(0, cwd)
 
 
-LOGLEVEL = click.Choice(LEVELS, case_sensitive=False)
+LOGLEVEL = click.Choice([*LEVELS, "WARN", "FATAL"], case_sensitive=False)
 
 
 @click.group(cls=CeleriacGroup, name="celeriac", context_settings={"max_content_width": 100})

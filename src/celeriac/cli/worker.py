@@ -21,9 +21,9 @@ import click
 
 from celeriac.cli.base import LOGLEVEL, CLIContext, CLIError
 from celeriac.cli.pidfile import Pidfile, PidfileInUse
-from celeriac.exceptions import ImproperlyConfigured
+from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.worker.banner import render_banner
-from celeriac.worker.exitcodes import EX_CONFIG
+from celeriac.worker.exitcodes import EX_CONFIG, EX_UNAVAILABLE
 from celeriac.worker.logsetup import setup_logging
 from celeriac.worker.worker import POOLS, Worker
 
@@ -167,7 +167,10 @@ POSITIVE = click.IntRange(min=1)
 @click.option("--prefetch-multiplier", type=POSITIVE, help="Messages reserved per pool slot.")
 @click.option("--max-tasks-per-child", type=POSITIVE, help="Replace a child after N tasks.")
 @click.option("--max-memory-per-child", type=POSITIVE, help="Replace a child above N KiB RSS.")
-@click.option("-E", "--task-events", is_flag=True, help="Send task events (monitoring).")
+@click.option(
+    "-E", "--task-events", is_flag=True,
+    help="Accepted; task events arrive with the monitoring release (none are sent yet).",
+)  # fmt: skip
 @click.option("--without-gossip", is_flag=True, help="Accepted; celeriac has no gossip.")
 @click.option("--without-mingle", is_flag=True, help="Accepted; celeriac has no mingle.")
 @click.option(
@@ -215,6 +218,9 @@ def worker_command(
         raise CLIError(str(exc)) from exc
     except ImproperlyConfigured as exc:  # raised by Worker() before anything started
         raise ConfigError(str(exc)) from exc
+    except BrokerConnectionError as exc:  # e.g. the embedded Redis could not start
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EX_UNAVAILABLE)
     sys.exit(code)
 
 

@@ -81,7 +81,7 @@ def render_banner(worker: BannerSubject) -> str:
     app = worker.app
     conf = app.conf
     python = f"{platform.python_implementation()} {platform.python_version()}"
-    events = "ON" if worker.send_events else "OFF (enable with -E)"
+    events = "requested, not built yet" if worker.send_events else "OFF"
     rows = [
         ("node", worker.hostname),
         ("platform", f"{platform.platform()} / {python}"),

@@ -136,30 +136,39 @@ class Consumer:
             self._release(delivery)
 
     async def _execute(self, job: Job) -> None:
+        # task_acks_late=False (Celery's default, not ours): the message leaves the broker
+        # before the body runs, so a crash loses it; a retry is still re-published.
+        early = not job.task.resolve("acks_late")
+        if early:
+            await job.delivery.ack()
         try:
             outcome = await self.pool.run(job)
         except WorkerLostError as exc:
-            await self._worker_lost(job, exc)
+            await self._worker_lost(job, exc, acked=early)
             return
         self._log_outcome(job, outcome)
         try:
-            await settle(job, outcome)
+            if not early:
+                await settle(job, outcome)
+            elif outcome.kind is OutcomeKind.RETRY and outcome.retry is not None:
+                outcome.retry.sig.apply_async()
         except BrokerError as exc:  # the lease runs out and the message comes back
             logger.error("Task %s[%s]: could not settle: %s", job.task.name, job.request.id, exc)
 
-    async def _worker_lost(self, job: Job, exc: WorkerLostError) -> None:
+    async def _worker_lost(self, job: Job, exc: WorkerLostError, *, acked: bool) -> None:
         """The process running the job died: redeliver (bounded) or record the failure."""
         delivery, task = job.delivery, job.task
         logger.error("Task %s[%s]: %s", task.name, job.request.id, exc)
-        if task.resolve("acks_late") and task.resolve("reject_on_worker_lost"):
-            if delivery.delivery_count >= self.broker.delivery_limit:
-                detail = f"{exc} (on delivery {delivery.delivery_count})"
-                await delivery.dead_letter(DeadLetterReason.WORKER_LOST, detail)
-            else:
+        if not acked and task.resolve("reject_on_worker_lost"):
+            if delivery.delivery_count < self.broker.delivery_limit:
                 await delivery.requeue(count_delivery=True)
-            return
+                return
+            detail = f"{exc} (on delivery {delivery.delivery_count})"
+            await delivery.dead_letter(DeadLetterReason.WORKER_LOST, detail)
+        elif not acked:
+            await delivery.ack()
+        # The task will not run again: record why, so result.get() does not wait forever.
         task.backend.store_result(job.request.id, exc, states.FAILURE, name=task.name)
-        await delivery.ack()
 
     @staticmethod
     def _log_outcome(job: Job, outcome: Outcome) -> None:

@@ -81,6 +81,13 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._how = "warm"
+        self.cold = False  # set when the shutdown ended cold
+        if self.pool_name != "prefork" and (self.max_tasks_per_child or self.max_memory_per_child):
+            logger.warning(
+                "max tasks/memory per child apply to the prefork pool only; the %s pool "
+                "ignores them",
+                self.pool_name,
+            )
 
     def _choose_pool(self, name: str) -> str:
         if name not in POOLS:
@@ -110,13 +117,19 @@ class Worker:
     def start(self) -> int:
         """Run until shut down; return an exit code (``worker.exitcodes``)."""
         try:
-            return asyncio.run(self.run())
+            code = asyncio.run(self.run())
         except ImproperlyConfigured as exc:
             logger.critical("%s", exc)
             return exitcodes.EX_CONFIG
         except BrokerConnectionError as exc:
             logger.critical("%s", exc)
             return exitcodes.EX_UNAVAILABLE
+        if self.cold and self.install_signal_handlers and self.pool_name != "prefork":
+            # Threads cannot be stopped and Python would wait for them at exit; their
+            # messages were given back, so end the process now, as a cold stop means.
+            logging.shutdown()
+            os._exit(code)
+        return code
 
     async def run(self) -> int:
         self._loop = asyncio.get_running_loop()
@@ -167,7 +180,8 @@ class Worker:
         if how == "cold":
             returned = await self.consumer.give_back(running_too=True)
             logger.info("cold shutdown: gave back %d message(s)", returned)
-        await self.pool.stop(terminate=how == "cold")
+        self.cold = how == "cold" or self._how == "cold"
+        await self.pool.stop(terminate=self.cold)
         return exitcodes.EX_OK
 
     # -- stopping ---------------------------------------------------------------------------
@@ -201,7 +215,7 @@ class Worker:
 
     def _install_signal_handlers(self) -> None:
         assert self._loop is not None
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             self._loop.add_signal_handler(signum, self._on_signal, signum)
         self._loop.add_signal_handler(signal.SIGQUIT, self._immediate)
 
