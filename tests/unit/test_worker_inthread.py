@@ -233,3 +233,38 @@ def test_acks_late_false_acks_before_running_as_in_celery() -> None:
         worker.stop("cold")  # a crash now: the message was already acked
     release.set()
     assert app.broker.queue_length("celery") == 0  # gone: the price of early acks
+
+
+def test_a_rate_limited_task_is_spaced_and_never_blocks_other_tasks() -> None:
+    app = make_app()
+    runs: list[float] = []
+
+    @app.task(rate_limit="5/s")
+    def limited() -> None:
+        runs.append(time.monotonic())
+
+    @app.task
+    def free(n: int) -> int:
+        return n
+
+    with start_worker(app, pool="threads", concurrency=2):
+        limited_results = [limited.delay() for _ in range(4)]
+        free_started = time.monotonic()
+        assert [free.delay(n).get(timeout=5) for n in range(5)] == list(range(5))
+        free_done = time.monotonic() - free_started
+        for result in limited_results:
+            result.get(timeout=10)
+    gaps = [b - a for a, b in zip(sorted(runs), sorted(runs)[1:], strict=False)]
+    assert len(runs) == 4 and min(gaps) >= 0.15  # 5/s: about 0.2 s apart
+    assert free_done < 0.5  # the unlimited task never waited behind the limited one
+
+
+def test_worker_disable_rate_limits_lifts_them() -> None:
+    app = make_app(worker_disable_rate_limits=True)
+
+    @app.task(rate_limit="1/h")
+    def hourly(n: int) -> int:
+        return n
+
+    with start_worker(app, pool="threads", concurrency=1):
+        assert [hourly.delay(n).get(timeout=5) for n in range(3)] == [0, 1, 2]

@@ -180,7 +180,7 @@ _DECLARED = [
         "given back. None: wait for them however long they take.",
         ours=True,
     ),
-    _s("worker_disable_rate_limits", False, (bool,), "Not read yet. Ignore task rate limits."),
+    _s("worker_disable_rate_limits", False, (bool,), "Ignore task rate limits."),
     _s("worker_send_task_events", False, (bool,), "Not read yet. Emit task events (`-E`)."),
     _s("worker_hijack_root_logger", True, (bool,), "The worker configures the root logger."),
     _s(

@@ -13,11 +13,12 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from celeriac import states
-from celeriac.brokers.base import Broker, DeadLetterReason, Delivery
+from celeriac.brokers.base import Broker, DeadLetterReason, Delivery, OutboundMessage
 from celeriac.exceptions import BrokerError, WorkerLostError
 from celeriac.trace import Outcome, OutcomeKind
 from celeriac.worker.execution import Job, prepare, refuse, settle
 from celeriac.worker.pools.base import Pool
+from celeriac.worker.ratelimit import RateLimits
 
 logger = logging.getLogger("celeriac.worker")
 FETCH_WAIT = 1.0  # seconds a fetch may block: how soon the loop notices a shutdown
@@ -34,11 +35,13 @@ class Consumer:
         *,
         prefetch: int,
         hostname: str,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self.app, self.broker, self.pool = app, broker, pool
         self.queues = list(queues)
         self.prefetch = max(prefetch, pool.concurrency)
         self.hostname = hostname
+        self.rate_limits = rate_limits or RateLimits()
         self.held: dict[int, Delivery] = {}  # every unsettled message, for the heartbeat
         self.started: set[int] = set()  # held messages whose job is running in the pool
         self._slots = asyncio.Semaphore(pool.concurrency)
@@ -125,6 +128,10 @@ class Consumer:
                 await refuse(self.app, prepared)
                 return
             logger.info("Task %s[%s] received", prepared.task.name, prepared.request.id)
+            wait = self.rate_limits.wait_for(prepared.task)
+            if wait > 0:
+                await self._postpone(prepared, wait)
+                return
             async with self._slots:
                 if id(delivery) not in self.held:
                     return  # given back while it waited for a slot (shutdown)
@@ -134,6 +141,17 @@ class Consumer:
             logger.exception("Unexpected error handling message %s", delivery.message_id)
         finally:
             self._release(delivery)
+
+    async def _postpone(self, job: Job, wait: float) -> None:
+        """Over its rate limit: back to the broker, due in ``wait`` seconds. Publish first,
+        then ack: a crash in between runs it twice, never loses it."""
+        delivery = job.delivery
+        priority = job.request.delivery_info.get("priority") or delivery.priority
+        logger.debug("Task %s[%s] rate limited: due in %.2fs", job.task.name, job.request.id, wait)
+        await self.broker.publish_async(
+            OutboundMessage(delivery.queue, delivery.payload, delivery.message_id, priority, wait)
+        )
+        await delivery.ack()
 
     async def _execute(self, job: Job) -> None:
         # task_acks_late=False (Celery's default, not ours): the message leaves the broker

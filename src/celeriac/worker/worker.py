@@ -26,6 +26,7 @@ from celeriac.worker.pools.asyncio_pool import AsyncioPool
 from celeriac.worker.pools.base import Pool
 from celeriac.worker.pools.prefork import PreforkPool
 from celeriac.worker.pools.threads import SoloPool, ThreadsPool
+from celeriac.worker.ratelimit import RateLimits
 
 logger = logging.getLogger("celeriac.worker")
 POOLS = ("prefork", "threads", "asyncio", "solo")
@@ -146,9 +147,10 @@ class Worker:
         signals.worker_init.send(sender=self)
         self.pool = self._make_pool()
         await self.pool.start()
+        limits = RateLimits(disabled=bool(self.app.conf.worker_disable_rate_limits))
         self.consumer = Consumer(
             self.app, self.app.broker, self.pool, self.queues,
-            prefetch=self.prefetch, hostname=self.hostname,
+            prefetch=self.prefetch, hostname=self.hostname, rate_limits=limits,
         )  # fmt: skip
         signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=self.app.conf)
         consuming = asyncio.create_task(self.consumer.run(), name="celeriac-consumer")
