@@ -117,7 +117,7 @@ def exponential_backoff(factor: float, retries: int, maximum: float, full_jitter
     """Seconds before retry number ``retries + 1``: ``factor * 2**retries``, capped, jittered."""
     countdown = min(maximum, factor * (2**retries))
     if full_jitter:
-        countdown = random.randrange(int(countdown) + 1)  # "full jitter": uniform in [0, cap]
+        countdown = random.uniform(0, countdown)  # "full jitter": anywhere in [0, cap]
     return max(0.0, float(countdown))
 
 
