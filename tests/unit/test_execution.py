@@ -286,3 +286,42 @@ def test_unknown_task_result_raises_instead_of_waiting_forever(app: Celery) -> N
     drain(app)
     with pytest.raises(KeyError, match=r"never\.registered"):
         result.get(timeout=1)
+
+
+def _succeeded_then_redelivered(app: Celery, now: list[float], **options: Any) -> Any:
+    """A call whose task succeeded but whose worker died before the ack: delivered again."""
+
+    @app.task(name="welcome")
+    def welcome(user_id: int) -> str:
+        return "ran again"
+
+    result = welcome.apply_async((42,), **options)
+
+    async def take_without_ack() -> None:
+        assert await app.broker.fetch(["celery"], 1, 0)  # the first worker: no ack, dies
+
+    asyncio.run(take_without_ack())
+    app.backend.mark_as_done(result.id, "first run")
+    now[0] += 31  # past its lease: the message comes back with delivery_count 2
+    return result
+
+
+def test_a_redelivered_message_with_an_idempotency_key_does_not_run_again() -> None:
+    now = [1000.0]
+    app = Celery("t", broker=MemoryBroker(clock=lambda: now[0]), backend="cache+memory://")
+    result = _succeeded_then_redelivered(app, now, idempotency_key="welcome:42")
+    assert drain(app) == 1
+    assert result.get(timeout=1) == "first run"  # acked, not run: the result stands
+    assert app.broker.queue_length("celery") == 0
+
+
+def test_without_a_key_a_redelivered_message_runs_again_unless_deduplication_is_on() -> None:
+    now = [1000.0]
+    app = Celery("t", broker=MemoryBroker(clock=lambda: now[0]), backend="cache+memory://")
+    result = _succeeded_then_redelivered(app, now)
+    drain(app)
+    assert result.get(timeout=1) == "ran again"  # at-least-once, as Celery
+    app.conf.worker_deduplicate_successful_tasks = True
+    again = _succeeded_then_redelivered(app, now)
+    drain(app)
+    assert again.get(timeout=1) == "first run"

@@ -17,6 +17,7 @@ from celeriac import signals, states
 from celeriac.brokers.base import DeadLetterReason, Delivery
 from celeriac.canvas import signature
 from celeriac.exceptions import (
+    CeleriacError,
     ContentDisallowed,
     DecodeError,
     NotRegistered,
@@ -155,10 +156,33 @@ def is_expired(request: Request, now: dt.datetime | None = None) -> bool:
 
 
 def run(job: Job) -> Outcome:
-    """Run one job here (the solo path; pools call ``trace_task`` the same way)."""
+    """Run one job here (threads, solo and prefork children all come through here)."""
+    return precheck(job) or trace_task(job.task, job.request)
+
+
+def precheck(job: Job) -> Outcome | None:
+    """The outcome of a job that must not run (expired, or already succeeded), or None."""
     if is_expired(job.request):
         return expire(job)
-    return trace_task(job.task, job.request)
+    if already_succeeded(job):
+        logger.info("Task %s[%s] already succeeded: not run again", job.task.name, job.request.id)
+        return Outcome(OutcomeKind.IGNORE, states.SUCCESS)
+    return None
+
+
+def already_succeeded(job: Job) -> bool:
+    """A redelivered message whose task already succeeded is acked without running: with
+    an idempotency key, or for every task with ``worker_deduplicate_successful_tasks``."""
+    request = job.request
+    if request.delivery_count < 2:
+        return False
+    conf = job.task.app.conf
+    if not (request.idempotency_key or conf.worker_deduplicate_successful_tasks):
+        return False
+    try:
+        return bool(job.task.backend.get_task_meta(request.id)["status"] == states.SUCCESS)
+    except CeleriacError:  # no result backend, or it is down: run it (at-least-once)
+        return False
 
 
 def expire(job: Job) -> Outcome:
