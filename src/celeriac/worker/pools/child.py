@@ -20,13 +20,15 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from celeriac import signals, states
+from celeriac.exceptions import SoftTimeLimitExceeded
 from celeriac.trace import Outcome, OutcomeKind
-from celeriac.worker import execution
+from celeriac.worker import execution, timelimits
 
 logger = logging.getLogger("celeriac.worker.child")
 
-# The protocol. Parent -> child: ``(payload, queue, delivery_count, hostname)`` runs a
-# job; ``None`` asks the child to exit. Child -> parent: the tuples below.
+# The protocol. Parent -> child: ``(payload, queue, delivery_count, hostname, soft)`` runs
+# a job (``soft``: its soft time limit in seconds, or None; the parent enforces the hard
+# one); ``None`` asks the child to exit. Child -> parent: the tuples below.
 READY = "ready"  # (READY,): worker_process_init ran; the child takes jobs from now on
 STARTED = "started"  # (STARTED,): the job was read; task code may run from now on
 DONE = "done"  # (DONE, wire outcome, retire reason or None): one job finished
@@ -96,14 +98,14 @@ def _serve(app: Any, conn: Connection, max_tasks: int | None, max_memory_kib: in
             return
 
 
-def _run(app: Any, order: tuple[bytes, str, int, str | None]) -> dict[str, Any]:
-    payload, queue, delivery_count, hostname = order
+def _run(app: Any, order: tuple[bytes, str, int, str | None, float | None]) -> dict[str, Any]:
+    payload, queue, delivery_count, hostname, soft = order
     try:
         job = execution.job_from_payload(app, payload, queue, delivery_count, hostname)
     except Exception as exc:  # the parent decoded it already: this is a bug, not bad input
         logger.exception("prefork child could not rebuild a job: %r", exc)
         return execution.outcome_to_wire(Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc))
-    outcome = execution.run(job)
+    outcome = execution.run(job) if soft is None else _run_with_soft_limit(job, soft)
     try:
         return execution.outcome_to_wire(outcome)
     except Exception as exc:  # a return value whose __repr__ raises: send what we can
@@ -114,6 +116,50 @@ def _run(app: Any, order: tuple[bytes, str, int, str | None]) -> dict[str, Any]:
         if outcome.exc is not None:
             outcome.exc = RuntimeError(f"{type(outcome.exc).__name__} (repr failed: {exc!r})")
         return execution.outcome_to_wire(outcome)
+
+
+class _SoftLimit:
+    """Whether a soft limit may fire now: only while a job's body can be running."""
+
+    armed = False
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    """SIGALRM: the soft limit passed. Runs in the main thread between two bytecodes of
+    whatever runs there, so it raises inside the task body (a blocking call is interrupted
+    and not resumed). It neither logs nor blocks: the parent logs the limit."""
+    if _SoftLimit.armed:
+        _SoftLimit.armed = False  # one per job: a second alarm must not raise again
+        raise SoftTimeLimitExceeded()
+
+
+def _run_with_soft_limit(job: execution.Job, soft: float) -> Outcome:
+    """``execution.run(job)`` with a one-shot ITIMER_REAL of ``soft`` seconds.
+
+    The handler raises only while armed, and it is disarmed before the timer is cancelled,
+    so a SIGALRM whose Python handler runs late does nothing. Raised just before trace took
+    over or just after it returned, the exception is caught here: it never reaches the
+    pipe protocol. (A task that uses SIGALRM itself replaces the handler for its job.)
+    """
+    outcome: Outcome | None = None
+    error: BaseException | None = None
+    try:
+        try:
+            signal.signal(signal.SIGALRM, _on_alarm)
+            _SoftLimit.armed = True
+            signal.setitimer(signal.ITIMER_REAL, soft)
+            outcome = execution.run(job)
+        finally:
+            _SoftLimit.armed = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except SoftTimeLimitExceeded as exc:
+        _SoftLimit.armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        error = exc
+    if outcome is None:
+        assert error is not None  # trace returns an outcome for anything else
+        return timelimits.stray(job, error)
+    return outcome
 
 
 def retire_reason(done: int, max_tasks: int | None, max_memory_kib: int | None) -> str | None:

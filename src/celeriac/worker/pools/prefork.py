@@ -4,7 +4,13 @@ Owns the children's lives on the worker's event loop: fork, hand out jobs over a
 notice a death the moment it happens (each child's pipe and process sentinel are
 watched with ``loop.add_reader``, never polled), replace dead and retired children,
 stop them. What runs inside a child is ``pools.child``. Imports the seam,
-``worker.execution``, ``pools.child`` and leaves; never the consumer.
+``worker.execution``, ``worker.timelimits``, ``pools.child`` and leaves; never the consumer.
+
+Time limits: the child raises ``SoftTimeLimitExceeded`` in the body at the soft limit
+(SIGALRM, see ``pools.child``); the hard limit is the parent's. Its clock starts when the
+child says STARTED; when it runs out the child is SIGKILLed and replaced, the job's
+FAILURE (``TimeLimitExceeded``) is recorded here, and ``run`` returns that outcome: a time
+out is the task's result, not a lost worker, so the message is settled as usual.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from celeriac import signals
-from celeriac.exceptions import WorkerLostError
+from celeriac.exceptions import TimeLimitExceeded, WorkerLostError
 from celeriac.trace import Outcome
+from celeriac.worker import timelimits
 from celeriac.worker.execution import Job, outcome_from_wire
 from celeriac.worker.pools import child
 from celeriac.worker.pools.base import Pool
@@ -38,6 +45,10 @@ HANDOFFS = 3  # children a job may be handed to that die before taking it
 
 class _NotStarted(Exception):
     """The child died before it took the job: no task code ran, another child may run it."""
+
+
+class _TimedOut(Exception):
+    """The child was killed at the job's hard time limit (seconds in ``args[0]``)."""
 
 
 class _State(enum.Enum):
@@ -57,6 +68,10 @@ class _Child:
     reply: asyncio.Future[dict[str, Any]] | None = None  # the running job's outcome
     accepted: bool = False  # it said STARTED for the job it holds: task code may have run
     jobs: int = 0  # jobs finished
+    job: Job | None = None  # the job it holds, from the hand-off to its reply
+    limits: timelimits.Limits = (None, None)  # that job's (hard, soft) time limits
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)  # its limits' clocks
+    killed_at_limit: bool = False  # SIGKILLed at the hard time limit; its reply says so
     exited: bool = False  # its pipe or sentinel reported the end; readers removed
     gone: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -100,7 +115,10 @@ class PreforkPool(Pool):
         if self._loop is None:
             raise RuntimeError("the pool is not started")
         delivery = job.delivery
-        order = (delivery.payload, delivery.queue, delivery.delivery_count, job.request.hostname)
+        hard, soft = timelimits.limits_for(job)
+        order = (
+            delivery.payload, delivery.queue, delivery.delivery_count, job.request.hostname, soft
+        )  # fmt: skip
         for _ in range(HANDOFFS):
             kid = await self._take_idle()
             try:
@@ -110,12 +128,16 @@ class PreforkPool(Pool):
                 continue
             kid.state = _State.BUSY
             kid.reply = self._loop.create_future()
+            kid.job, kid.limits = job, (hard, soft)
             try:
                 # Cancelling this await leaves the child running; its reply is dropped.
                 wire = await kid.reply
             except _NotStarted:  # it died with the job unread: give it to another child
                 logger.debug("prefork child %d died before taking a job: retrying", kid.pid)
                 continue
+            except _TimedOut as out:
+                exc = TimeLimitExceeded(out.args[0])
+                return await asyncio.to_thread(timelimits.record_failure, job, exc)
             return outcome_from_wire(self.app, wire)
         raise WorkerLostError(f"{HANDOFFS} prefork children died before taking the job")
 
@@ -197,6 +219,7 @@ class PreforkPool(Pool):
             pass  # told to exit while starting: it reads that order next
         elif tag == child.STARTED and kid.reply is not None and not kid.accepted:
             kid.accepted = True
+            self._start_clocks(kid)
         elif tag == child.DONE and kid.accepted:
             self._on_done(kid, message[1], message[2])
         else:  # a protocol breach: this child cannot be trusted with another job
@@ -206,6 +229,7 @@ class PreforkPool(Pool):
     def _on_done(self, kid: _Child, wire: dict[str, Any], retiring: str | None) -> None:
         reply, kid.reply = kid.reply, None
         assert reply is not None and self._idle is not None
+        self._stop_clocks(kid)
         kid.accepted = False
         kid.jobs += 1
         self._start_failures = 0  # children do work again: start-up is healthy
@@ -220,6 +244,51 @@ class PreforkPool(Pool):
             self._idle.put_nowait(kid)
         if not reply.done():  # done: the caller was cancelled; the outcome goes nowhere
             reply.set_result(wire)
+
+    # -- time limits ------------------------------------------------------------------------
+    def _start_clocks(self, kid: _Child) -> None:
+        """The job's task code may run from now on: time its limits (none: no timer)."""
+        assert self._loop is not None
+        hard, soft = kid.limits
+        if soft is not None:  # the child raises; the parent only logs it
+            kid.timers.append(self._loop.call_later(soft, self._on_soft_limit, kid, soft))
+        if hard is not None:
+            kid.timers.append(self._loop.call_later(hard, self._on_hard_limit, kid, hard))
+
+    def _stop_clocks(self, kid: _Child) -> None:
+        for timer in kid.timers:
+            timer.cancel()
+        kid.timers.clear()
+        kid.job, kid.limits = None, (None, None)
+
+    def _on_soft_limit(self, kid: _Child, soft: float) -> None:
+        if kid.job is not None:
+            logger.warning(
+                "Task %s[%s] soft time limit (%s) exceeded",
+                kid.job.task.name, kid.job.request.id, timelimits.show(soft),
+            )  # fmt: skip
+
+    def _on_hard_limit(self, kid: _Child, hard: float) -> None:
+        """Kill the child running past its job's hard limit; ``_bury`` replaces it and
+        answers ``run`` with ``_TimedOut``."""
+        job = kid.job
+        if job is None or kid.exited or kid.state is _State.GONE:
+            return
+        if kid.conn.poll(0):
+            return  # its reply is written, not read yet: it finished in time
+        kid.killed_at_limit = True
+        logger.error(
+            "Task %s[%s] hard time limit (%s) exceeded; child %d killed",
+            job.task.name, job.request.id, timelimits.show(hard), kid.pid,
+        )  # fmt: skip
+        kid.process.kill()
+        assert self._loop is not None
+        # SIGKILL ends a process unless it is stuck in the kernel: then stop waiting for it.
+        self._loop.call_later(KILL_WAIT, self._abandon_if_alive, kid)
+
+    def _abandon_if_alive(self, kid: _Child) -> None:
+        if not kid.gone.is_set():
+            self._abandon(kid)
 
     # -- children coming and going ----------------------------------------------------------
     def _spawn_or_retry(self) -> None:
@@ -308,9 +377,13 @@ class PreforkPool(Pool):
         if code is not None:
             kid.process.close()  # releases the sentinel descriptor
         kid.gone.set()
+        hard = kid.limits[0]
+        self._stop_clocks(kid)
         reply, kid.reply = kid.reply, None
         if reply is not None and not reply.done():  # done: the caller stopped waiting
-            if kid.accepted:
+            if kid.killed_at_limit:
+                reply.set_exception(_TimedOut(hard))
+            elif kid.accepted:
                 text = f"prefork child {kid.pid} died running the task: {_describe(code)}"
                 reply.set_exception(WorkerLostError(text))
             else:

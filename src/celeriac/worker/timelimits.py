@@ -1,0 +1,167 @@
+"""Task time limits: which limits apply to a job, and the small pieces every pool shares.
+
+A job has a hard limit (``time_limit``: the task is stopped) and a soft one
+(``soft_time_limit``: ``SoftTimeLimitExceeded`` is raised inside the body so it can save
+its work). Each is looked up on its own: the call's ``timelimit`` header
+(``apply_async(time_limit=..., soft_time_limit=...)``) wins, then the task's attribute,
+then the ``task_time_limit`` / ``task_soft_time_limit`` settings. As in Celery, ``None``
+and ``0`` mean "not set here" and the next source is asked. How a limit is enforced is
+each pool's business (``pools.prefork``, ``pools.child``, ``pools.threads``,
+``pools.asyncio_pool``). Imports leaves, ``trace`` and ``worker.execution``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from typing import Any
+
+from celeriac import states
+from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celeriac.trace import Outcome, OutcomeKind
+from celeriac.worker.execution import Job
+
+logger = logging.getLogger("celeriac.worker")
+
+#: What a pool raises inside a running task when one of its limits passes.
+LIMIT_ERRORS = (SoftTimeLimitExceeded, TimeLimitExceeded)
+
+Limits = tuple[float | None, float | None]  # (hard, soft) in seconds; None: no limit
+
+_WARNED_MAX = 256  # distinct (task, hard, soft) warnings remembered, so a log is not flooded
+_warned: set[tuple[str, float, float]] = set()
+
+
+def limits_for(job: Job) -> Limits:
+    """``(hard, soft)`` for ``job``; a soft limit not below the hard one is dropped (it
+    could never fire first), with a warning."""
+    task, request = job.task, job.request
+    header = request.timelimit or (None, None)
+    conf = task.app.conf
+    hard = _first(
+        (header[0], "the call's time_limit"),
+        (getattr(task, "time_limit", None), f"{task.name}.time_limit"),
+        (conf.task_time_limit, "task_time_limit"),
+    )
+    soft = _first(
+        (header[1], "the call's soft_time_limit"),
+        (getattr(task, "soft_time_limit", None), f"{task.name}.soft_time_limit"),
+        (conf.task_soft_time_limit, "task_soft_time_limit"),
+    )
+    if hard is not None and soft is not None and soft >= hard:
+        _warn_once(task.name, hard, soft)
+        soft = None
+    return hard, soft
+
+
+def seconds(value: Any, source: str = "time limit") -> float | None:
+    """A limit as a positive number of seconds, or None for "not set" (None, 0, infinity).
+
+    A value that is not a usable number (text, a negative number, NaN) is ignored with a
+    warning: a bad header from another producer must not stop the task from running.
+    """
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        if value is not None:
+            logger.warning("ignoring %s=%r: not a number of seconds", source, value)
+        return None
+    if math.isnan(value) or value < 0:
+        logger.warning("ignoring %s=%r: not a positive number of seconds", source, value)
+        return None
+    if value == 0 or math.isinf(value):
+        return None
+    return float(value)
+
+
+def _first(*candidates: tuple[Any, str]) -> float | None:
+    for value, source in candidates:
+        limit = seconds(value, source)
+        if limit is not None:
+            return limit
+    return None
+
+
+def _warn_once(name: str, hard: float, soft: float) -> None:
+    key = (name, hard, soft)
+    if key in _warned:
+        return
+    if len(_warned) >= _WARNED_MAX:
+        _warned.clear()
+    _warned.add(key)
+    logger.warning(
+        "Task %s: soft time limit (%s) is not below its hard time limit (%s): "
+        "the soft limit is ignored",
+        name, show(soft), show(hard),
+    )  # fmt: skip
+
+
+def show(limit: float) -> str:
+    """``2.0`` -> ``"2s"``, ``0.25`` -> ``"0.25s"``: a limit as log lines show it."""
+    return f"{limit:g}s"
+
+
+@functools.lru_cache(maxsize=64)
+def raisable(base: type[BaseException], *args: Any) -> type[BaseException]:
+    """A class whose instances are ``base(*args)``, for raising by class.
+
+    ``PyThreadState_SetAsyncExc`` raises a class, never an instance, so a limit that
+    should carry its value (``TimeLimitExceeded(2.0)``) needs a class that builds it. It
+    has ``base``'s module and name, so it is stored, pickled and shown as ``base`` itself.
+    """
+
+    def __init__(self: BaseException, *given: Any) -> None:
+        base.__init__(self, *(given or args))
+
+    namespace = {"__init__": __init__, "__module__": base.__module__}
+    cls = type(base.__name__, (base,), namespace)
+    cls.__qualname__ = base.__qualname__
+    return cls
+
+
+def record_failure(job: Job, exc: BaseException, *, keep_ready: bool = False) -> Outcome:
+    """Record ``exc`` as the job's FAILURE where trace could not (the body was stopped
+    from outside, or the limit landed outside trace) and return the outcome to settle.
+
+    The same storing rule as trace: not when the result is ignored, unless errors are
+    stored anyway. ``keep_ready``: leave a state trace already recorded (SUCCESS,
+    FAILURE) as it is. A backend error is logged: the message is settled either way.
+    """
+    task, request = job.task, job.request
+    ignored = request.ignore_result or task.resolve_ignore_result()
+    if not ignored or task.resolve_store_errors():
+        try:
+            if not (keep_ready and _is_ready(task, request.id)):
+                task.backend.store_result(request.id, exc, states.FAILURE, name=task.name)
+        except Exception as error:
+            logger.error("Task %s[%s]: could not record %r: %r", task.name, request.id, exc, error)
+    return Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc)
+
+
+def _is_ready(task: Any, task_id: str | None) -> bool:
+    return task.backend.get_task_meta(task_id).get("status") in states.READY_STATES
+
+
+def stray(job: Job, exc: BaseException) -> Outcome:
+    """A limit exception raised outside trace's handling of the body: just before trace
+    began, or just after it recorded the outcome (the limit passed at that moment).
+
+    What trace recorded stays; if it recorded nothing, the limit is the failure.
+    """
+    logger.error(
+        "Task %s[%s]: %r was raised outside the task body (the limit passed as it began "
+        "or ended)",
+        job.task.name, job.request.id, exc,
+    )  # fmt: skip
+    return record_failure(job, exc, keep_ready=True)
+
+
+__all__ = [
+    "LIMIT_ERRORS",
+    "Limits",
+    "limits_for",
+    "raisable",
+    "record_failure",
+    "seconds",
+    "show",
+    "stray",
+]
