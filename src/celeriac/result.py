@@ -128,6 +128,14 @@ class AsyncResult(Generic[R]):
         self._cache = None
         self.backend.forget(self.id)
 
+    def revoke(
+        self, connection: Any = None, terminate: bool = False, signal: str | int = "SIGTERM"
+    ) -> None:
+        """No worker starts this task from now on; ``terminate=True`` also stops it if it
+        is running (``app.control.revoke``). ``connection`` is accepted for Celery's
+        signature and unused: the app's broker carries the revoke."""
+        self.app.control.revoke(self.id, terminate=terminate, signal=signal)
+
     def as_tuple(self) -> tuple[tuple[str, None], None]:
         return ((self.id, None), None)
 

@@ -6,6 +6,7 @@ read ``app.conf``), builds tasks from functions, and sends calls through its pro
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from collections.abc import Callable, Iterable, Sequence
@@ -14,6 +15,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 from celeriac._context import set_current_app, set_default_app_factory
 from celeriac.app import shared
 from celeriac.app.connections import create_backend, create_broker
+from celeriac.app.control import Control
 from celeriac.app.producer import Producer
 from celeriac.app.registry import TaskRegistry
 from celeriac.app.routing import Router
@@ -118,6 +120,11 @@ class Celeriac:
             )
             self._router = (conf.version, router)
         return self._router[1]
+
+    @functools.cached_property
+    def control(self) -> Control:
+        """Commands to the workers: ``app.control.revoke(task_id, terminate=True)``."""
+        return Control(self)
 
     def close(self) -> None:
         if self._broker is not None:

@@ -1,11 +1,15 @@
 """``Producer``: turns a task call into a message and publishes it (``app.send_task``).
 
 Reads the app's settings (serializer, size limit, routes, publish retry policy) and
-talks to the broker only through ``Broker.publish``.
+talks to the broker only through ``Broker.publish`` and, for a call with an
+``idempotency_key``, ``Broker.reserve``/``release``: the key is reserved for the task id
+before publishing, and a call whose key is held by another task id publishes nothing and
+returns that task's result (within ``task_idempotency_ttl``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
@@ -14,7 +18,8 @@ from typing import TYPE_CHECKING, Any, cast
 from celeriac import signals
 from celeriac._context import get_current_request
 from celeriac.brokers.base import MIN_PRIORITY, OutboundMessage, check_priority
-from celeriac.exceptions import BrokerConnectionError
+from celeriac.exceptions import BrokerConnectionError, CeleriacError
+from celeriac.messages import Message
 from celeriac.messages.protocol import task_message
 from celeriac.result import AsyncResult
 from celeriac.task import check_call_options
@@ -120,7 +125,50 @@ class Producer:
             extra_headers=route.get("headers"),
             idempotency_key=route.get("idempotency_key"),
         )
-        queue = route["queue"]
+        key = route.get("idempotency_key")
+        held = self.reserve_idempotency_key(key, task_id)
+        if held is not None and held != task_id:  # the same id: a retry of that very task
+            return AsyncResult(held, task_name=name, app=self.app)
+        queue, delay = route["queue"], _delay(route.get("countdown"), eta, now)
+        try:
+            self._send(name, message, queue, priority, route, delay)
+        except BaseException:
+            if key is not None and held is None:  # not sent: the key must not name it
+                with contextlib.suppress(CeleriacError):
+                    self.app.broker.release(key, task_id)
+            raise
+        signals.after_task_publish.send(
+            sender=name,
+            body=message.body,
+            exchange="",
+            routing_key=queue,
+            headers=message.headers,
+        )
+        return AsyncResult(task_id, task_name=name, app=self.app)
+
+    def reserve_idempotency_key(self, key: str | None, task_id: str) -> str | None:
+        """Reserve ``key`` for ``task_id`` for ``task_idempotency_ttl`` seconds.
+
+        None: reserved now (or no key), go ahead. Else the task id the key already names
+        (``task_id`` itself when a task re-sends itself, as a retry does). Eager calls
+        (``task_always_eager``) use it too, so tests see what production does.
+        """
+        if key is None:
+            return None
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"idempotency_key must be a non-empty string, not {key!r}")
+        ttl = float(self.app.conf.task_idempotency_ttl)
+        return self.app.broker.reserve(key, task_id, ttl)
+
+    def _send(
+        self,
+        name: str,
+        message: Message,
+        queue: str,
+        priority: int | None,
+        route: Mapping[str, Any],
+        delay: float | None,
+    ) -> None:
         signals.before_task_publish.send(
             sender=name,
             body=message.body,
@@ -132,21 +180,9 @@ class Producer:
             retry_policy=route.get("retry_policy"),
         )
         outbound = OutboundMessage(
-            queue,
-            message.encode(),
-            task_id,
-            priority or MIN_PRIORITY,
-            _delay(route.get("countdown"), eta, now),
+            queue, message.encode(), message.id, priority or MIN_PRIORITY, delay
         )
         self._publish(outbound, route.get("retry"), route.get("retry_policy"))
-        signals.after_task_publish.send(
-            sender=name,
-            body=message.body,
-            exchange="",
-            routing_key=queue,
-            headers=message.headers,
-        )
-        return AsyncResult(task_id, task_name=name, app=self.app)
 
     def _priority(self, priority: Any) -> int | None:
         if priority is None:

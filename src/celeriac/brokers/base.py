@@ -13,13 +13,18 @@ Semantics every engine keeps (``celeriac.testing.contracts`` checks them):
   ``delivery_limit``. A live holder that keeps calling ``extend`` never loses its lease.
 - ``ack``/``requeue``/``dead_letter``/``extend`` on a delivery whose lease was lost (taken
   over after expiry) are refused: they return False and change nothing (fencing).
+- Shared state every worker sees (revocations, idempotency keys, token buckets) expires:
+  no key grows without bound. Expiry times handed out are on this process's ``time.time()``
+  clock (an engine with its own clock converts by the time left), so clock skew between
+  machines never shortens or stretches a ttl.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 MIN_PRIORITY = 0
@@ -45,6 +50,27 @@ def check_priority(priority: int) -> None:
             f"priority must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY} "
             f"({MAX_PRIORITY} is served first), not {priority!r}"
         )
+
+
+def check_ttl(ttl: float, what: str) -> None:
+    if not isinstance(ttl, (int, float)) or not 0 < ttl < math.inf:
+        raise ValueError(f"{what} must be a positive number of seconds, not {ttl!r}")
+
+
+def check_bucket(rate: float, capacity: float) -> None:
+    if not isinstance(rate, (int, float)) or not 0 < rate < math.inf:
+        raise ValueError(f"a token bucket's rate must be positive tokens per second, not {rate!r}")
+    if not isinstance(capacity, (int, float)) or not 1 <= capacity < math.inf:
+        raise ValueError(f"a token bucket's capacity must be at least 1 token, not {capacity!r}")
+
+
+def take_token(tokens: float, elapsed: float, rate: float, capacity: float) -> tuple[float, float]:
+    """One token bucket step: (tokens left, wait). ``tokens`` were there ``elapsed`` seconds
+    ago; wait is 0.0 when a token was taken, else the seconds until one will be there."""
+    tokens = min(capacity, tokens + max(elapsed, 0.0) * rate)
+    if tokens >= 1 - 1e-9:  # tolerate float rounding at the exact refill moment
+        return max(0.0, tokens - 1), 0.0
+    return tokens, (1 - tokens) / rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +128,32 @@ class DeadLetter:
     delivery_count: int
     dead_lettered_at: float  # unix time
     priority: int = MIN_PRIORITY
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Revocation:
+    """Tasks were revoked: what ``watch_revocations`` tells a running worker at once."""
+
+    # task id -> unix time (this process's clock) after which it may be forgotten
+    expires: Mapping[str, float]
+    terminate: bool = False  # also stop the task if it is running now
+    signal: str = "SIGTERM"  # how to stop it ("SIGTERM", "SIGKILL", ...)
+
+    @property
+    def task_ids(self) -> tuple[str, ...]:
+        return tuple(self.expires)
+
+
+#: Called on the watching event loop with each announcement.
+RevocationCallback = Callable[[Revocation], None]
+
+
+class RevocationWatch(ABC):
+    """A running ``watch_revocations`` subscription."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """End it (on the loop that started it); no callback runs after this returns."""
 
 
 class Broker(ABC):
@@ -187,6 +239,54 @@ class Broker(ABC):
     @abstractmethod
     def purge_dead_letters(self, queue: str) -> int:
         """Drop the dead letters of ``queue``; return how many."""
+
+    # -- shared state: revocations, idempotency keys, token buckets -------------------------
+    @abstractmethod
+    def revoke(
+        self,
+        task_ids: Sequence[str],
+        ttl: float,
+        *,
+        terminate: bool = False,
+        signal: str = "SIGTERM",
+    ) -> None:
+        """Record ``task_ids`` as revoked for ``ttl`` seconds and announce it to watchers.
+
+        The record outlives worker restarts (a worker reads it with ``revoked_ids``); the
+        announcement reaches the workers running now, with ``terminate``/``signal``.
+        """
+
+    @abstractmethod
+    def revoked_ids(self) -> dict[str, float]:
+        """The live revocations: task id -> unix time (this process's clock) it ends."""
+
+    @abstractmethod
+    async def watch_revocations(self, callback: RevocationCallback) -> RevocationWatch:
+        """Call ``callback(revocation)`` on this event loop for every ``revoke`` from now on.
+
+        The subscription is live when this returns, so reading ``revoked_ids`` after it
+        misses nothing. After a lost connection comes back, the engine calls ``callback``
+        once with every live revocation (``terminate=False``): announcements sent while it
+        was away are not lost, though a terminate request sent then is.
+        """
+
+    @abstractmethod
+    def reserve(self, key: str, value: str, ttl: float) -> str | None:
+        """Atomically store ``value`` under ``key`` for ``ttl`` seconds if ``key`` is free.
+
+        None when stored; else the value already held (nothing changed).
+        """
+
+    @abstractmethod
+    def release(self, key: str, value: str) -> bool:
+        """Free ``key`` if it still holds ``value`` (a reservation whose work failed)."""
+
+    @abstractmethod
+    async def acquire(self, key: str, rate: float, capacity: float) -> float:
+        """Take one token from the shared bucket ``key`` (``rate`` tokens/s, at most
+        ``capacity``; a new bucket starts full): 0.0 when taken, else the seconds until one
+        will be there (nothing taken). Every worker on this broker shares the bucket.
+        """
 
     def check_safety(self) -> str | None:
         """Run once at worker start: a warning about a risky engine setup, or None.

@@ -2,7 +2,8 @@
 
 Owns the ready heaps, delayed heaps, leases and dead letters of one process behind one
 ``threading.Lock``, so a sync producer and async consumers on several event loops (in
-several threads) can share one instance. Imports only ``celeriac.brokers.base`` and the
+several threads) can share one instance; so are the revocations, idempotency keys and
+token buckets, which only this process sees. Imports only ``celeriac.brokers.base`` and the
 stdlib; it must never import another engine or the app.
 """
 
@@ -25,7 +26,15 @@ from celeriac.brokers.base import (
     DeadLetterReason,
     Delivery,
     OutboundMessage,
+    Revocation,
+    RevocationCallback,
+    RevocationWatch,
+    check_bucket,
+    check_ttl,
+    take_token,
 )
+
+SWEEP_EVERY = 60.0  # seconds between sweeps of expired revocations, keys and full buckets
 
 
 @dataclass(eq=False)
@@ -69,6 +78,29 @@ class _Waiter:
     wake_at: float  # clock() time it wakes by itself; -inf once someone woke it
 
 
+class _Watch(RevocationWatch):
+    """A ``watch_revocations`` subscriber: announcements are handed to its own loop."""
+
+    def __init__(
+        self, broker: MemoryBroker, loop: asyncio.AbstractEventLoop, callback: RevocationCallback
+    ) -> None:
+        self._broker, self._loop, self._callback = broker, loop, callback
+        self.active = True
+
+    def announce(self, revocation: Revocation) -> None:
+        # RuntimeError: its loop is closed, so nobody is listening any more.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._deliver, revocation)
+
+    def _deliver(self, revocation: Revocation) -> None:
+        if self.active:  # announced before stop(), delivered after: dropped
+            self._callback(revocation)
+
+    async def stop(self) -> None:
+        self.active = False
+        self._broker._unwatch(self)
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -101,6 +133,11 @@ class MemoryBroker(Broker):
         self._waiters: list[_Waiter] = []
         self._seq = itertools.count()
         self._rotation = 0  # which requested queue a fetch looks at first, among equals
+        self._revoked: dict[str, float] = {}  # task id -> clock() time it is forgotten
+        self._watches: list[_Watch] = []
+        self._reserved: dict[str, tuple[str, float]] = {}  # key -> (value, clock() expiry)
+        self._buckets: dict[str, tuple[float, float, float]] = {}  # key -> (tokens, at, full)
+        self._swept_at = -math.inf
 
     # -- producer ---------------------------------------------------------------------------
     def publish(self, message: OutboundMessage) -> None:
@@ -231,7 +268,85 @@ class MemoryBroker(Broker):
             state.dead.clear()
             return dropped
 
+    # -- shared state -----------------------------------------------------------------------
+    def revoke(
+        self,
+        task_ids: Sequence[str],
+        ttl: float,
+        *,
+        terminate: bool = False,
+        signal: str = "SIGTERM",
+    ) -> None:
+        check_ttl(ttl, "a revocation's ttl")
+        ids = list(dict.fromkeys(task_ids))
+        if not ids:
+            return
+        with self._lock:
+            now = self._clock()
+            self._sweep(now)
+            for task_id in ids:
+                self._revoked[task_id] = max(self._revoked.get(task_id, now), now + ttl)
+            watches = list(self._watches)
+        expires = time.time() + ttl
+        revocation = Revocation(dict.fromkeys(ids, expires), terminate, signal)
+        for watch in watches:
+            watch.announce(revocation)
+
+    def revoked_ids(self) -> dict[str, float]:
+        with self._lock:
+            now, local = self._clock(), time.time()
+            return {i: local + (at - now) for i, at in self._revoked.items() if at > now}
+
+    async def watch_revocations(self, callback: RevocationCallback) -> RevocationWatch:
+        watch = _Watch(self, asyncio.get_running_loop(), callback)
+        with self._lock:
+            self._watches.append(watch)
+        return watch
+
+    def _unwatch(self, watch: _Watch) -> None:
+        with self._lock, contextlib.suppress(ValueError):
+            self._watches.remove(watch)
+
+    def reserve(self, key: str, value: str, ttl: float) -> str | None:
+        check_ttl(ttl, "an idempotency key's ttl")
+        with self._lock:
+            now = self._clock()
+            self._sweep(now)
+            held = self._reserved.get(key)
+            if held is not None and held[1] > now:
+                return held[0]
+            self._reserved[key] = (value, now + ttl)
+            return None
+
+    def release(self, key: str, value: str) -> bool:
+        with self._lock:
+            held = self._reserved.get(key)
+            if held is None or held[0] != value or held[1] <= self._clock():
+                return False
+            del self._reserved[key]
+            return True
+
+    async def acquire(self, key: str, rate: float, capacity: float) -> float:
+        check_bucket(rate, capacity)
+        with self._lock:
+            now = self._clock()
+            self._sweep(now)
+            tokens, at, _ = self._buckets.get(key, (capacity, now, now))
+            tokens, wait = take_token(tokens, now - at, rate, capacity)
+            self._buckets[key] = (tokens, now, now + (capacity - tokens) / rate)
+            return wait
+
     # -- internals (every method below runs with self._lock held) ---------------------------
+    def _sweep(self, now: float) -> None:
+        """Now and then, forget what has expired: these maps stay as small as what is live."""
+        if now - self._swept_at < SWEEP_EVERY:
+            return
+        self._swept_at = now
+        self._revoked = {i: at for i, at in self._revoked.items() if at > now}
+        self._reserved = {k: held for k, held in self._reserved.items() if held[1] > now}
+        # A bucket that has refilled is the same as no bucket: a new one starts full.
+        self._buckets = {k: b for k, b in self._buckets.items() if b[2] > now}
+
     def _queue(self, name: str) -> _Queue:
         state = self._queues.get(name)
         if state is None:

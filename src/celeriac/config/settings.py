@@ -131,6 +131,14 @@ _DECLARED = [
         "Largest message body in bytes; larger calls fail at call time. None: no limit.",
         ours=True,
     ),
+    _s(
+        "task_idempotency_ttl",
+        86400.0,
+        _NUM,
+        "Seconds an `idempotency_key` is held: within it, a second call with the same key "
+        "sends nothing and returns the first call's result.",
+        ours=True,
+    ),
     _s("task_default_queue", "celery", (str,), "Queue for tasks with no route."),
     _s("task_default_priority", None, (int,), "Priority 0-9 (9 first) for calls without one."),
     _s("task_queues", None, (*_SEQ, dict), "Declared queues (names, or a name->options mapping)."),
@@ -180,6 +188,14 @@ _DECLARED = [
         "given back. None: wait for them however long they take.",
         ours=True,
     ),
+    _s(
+        "worker_revoke_expires",
+        10800.0,
+        _NUM,
+        "Seconds every worker (also one started later) remembers a revoked task id; "
+        "read by `revoke()`.",
+        ours=True,
+    ),
     _s("worker_disable_rate_limits", False, (bool,), "Ignore task rate limits."),
     _s("worker_send_task_events", False, (bool,), "Not read yet. Emit task events (`-E`)."),
     _s("worker_hijack_root_logger", True, (bool,), "The worker configures the root logger."),
@@ -218,7 +234,7 @@ _DECLARED = [
         "worker_deduplicate_successful_tasks",
         False,
         (bool,),
-        "Not read yet. Skip redelivered tasks that already succeeded.",
+        "Skip redelivered tasks that already succeeded (needs a result backend).",
     ),
     # -- events, beat, time, imports ---------------------------------------------------------
     _s("event_queue_ttl", 5.0, _NUM, "Seconds an event message lives."),

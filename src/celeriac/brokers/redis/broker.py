@@ -4,6 +4,8 @@ A fetch records the hand-out atomically (XREADGROUP adds the pending entry), so 
 window loses a message. A lease is the pending entry's idle time: ``extend`` resets it,
 and any consumer's fetch takes back entries idle longer than the lease (XAUTOCLAIM),
 counting a delivery. Settling checks the holder and its delivery count (fencing).
+Revocations, idempotency keys and token buckets are one script each on one shared key
+(``keys.SharedKeys``); revocations are also announced on a pub/sub channel (``control``).
 """
 
 from __future__ import annotations
@@ -28,8 +30,20 @@ from celeriac.brokers.base import (
     DeadLetterReason,
     Delivery,
     OutboundMessage,
+    RevocationCallback,
+    RevocationWatch,
+    check_bucket,
+    check_ttl,
 )
-from celeriac.brokers.redis.keys import GROUP, LEVELS, QueueKeys, level_of, priority_of
+from celeriac.brokers.redis.control import ChannelWatch, announcement, local_expiries
+from celeriac.brokers.redis.keys import (
+    GROUP,
+    LEVELS,
+    QueueKeys,
+    SharedKeys,
+    level_of,
+    priority_of,
+)
 from celeriac.brokers.redis.safety import check_eviction_policy
 from celeriac.brokers.redis.scripts import NAMES, source
 from celeriac.exceptions import BrokerConnectionError, BrokerError, ImproperlyConfigured
@@ -88,6 +102,10 @@ class RedisBroker(Broker):
 
     def keys(self, queue: str) -> QueueKeys:
         return QueueKeys(self.prefix, queue)
+
+    @property
+    def shared(self) -> SharedKeys:
+        return SharedKeys(self.prefix)
 
     # -- clients and errors -----------------------------------------------------------------
     @property
@@ -390,6 +408,74 @@ class RedisBroker(Broker):
             pipe.delete(dead)
             length, _ = pipe.execute()
         return int(length)
+
+    # -- shared state -----------------------------------------------------------------------
+    def revoke(
+        self,
+        task_ids: Sequence[str],
+        ttl: float,
+        *,
+        terminate: bool = False,
+        signal: str = "SIGTERM",
+    ) -> None:
+        """One script: record (bounded, expiring) and announce, atomically."""
+        check_ttl(ttl, "a revocation's ttl")
+        ids = list(dict.fromkeys(task_ids))
+        if not ids:
+            return
+        shared = self.shared
+        with self._guard():
+            self._script("revoke")(
+                keys=[shared.revoked],
+                args=[
+                    max(1, int(ttl * 1000)),
+                    shared.control,
+                    announcement(ids, ttl, terminate, signal),
+                    *ids,
+                ],
+            )
+
+    def revoked_ids(self) -> dict[str, float]:
+        with self._guard():
+            rows = self._script("revoked")(keys=[self.shared.revoked])
+        return local_expiries(rows)
+
+    async def watch_revocations(self, callback: RevocationCallback) -> RevocationWatch:
+        client, scripts = self._aclient()
+        shared = self.shared
+
+        async def reload() -> dict[str, float]:
+            with self._guard():
+                rows = await scripts["revoked"](keys=[shared.revoked])
+            return local_expiries(rows)
+
+        watch = ChannelWatch(client.pubsub(), shared.control, callback, reload)
+        with self._guard():
+            await watch.start()
+        return watch
+
+    def reserve(self, key: str, value: str, ttl: float) -> str | None:
+        check_ttl(ttl, "an idempotency key's ttl")
+        with self._guard():
+            held = self._script("reserve")(
+                keys=[self.shared.idempotency(key)], args=[value, max(1, int(ttl * 1000))]
+            )
+        return None if held is None else _text(held)
+
+    def release(self, key: str, value: str) -> bool:
+        with self._guard():
+            freed = self._script("release")(keys=[self.shared.idempotency(key)], args=[value])
+        return bool(freed)
+
+    async def acquire(self, key: str, rate: float, capacity: float) -> float:
+        """One script on Redis server time, so every worker counts on the same clock."""
+        check_bucket(rate, capacity)
+        scripts = self._aclient()[1]
+        with self._guard():
+            wait = await scripts["acquire"](
+                keys=[self.shared.bucket(key)], args=[repr(float(rate)), repr(float(capacity))]
+            )
+        return max(0.0, float(_text(wait)))
 
     def close(self) -> None:
         if self._sync is not None:

@@ -15,8 +15,21 @@
     {prefix}:{<queue>}:reap      hash: per level, where the scan for expired leases goes
                                  on at the next fetch (so every pending entry is visited)
 
+State shared by the whole cluster, not by one queue:
+
+    {prefix}:revoked             sorted set of revoked task ids (score: when the revocation
+                                 ends, ms of Redis server time); expires with its last member
+    {prefix}:control             pub/sub channel of control announcements (JSON), e.g.
+                                 {"revoke": [ids], "terminate": false, "signal": "SIGTERM",
+                                 "ttl": seconds}
+    {prefix}:idem:<key>          string: the task id an idempotency key was reserved for,
+                                 expiring after the key's ttl
+    {prefix}:bucket:<key>        hash: a shared token bucket (t = tokens, a = when t was
+                                 counted, seconds of Redis server time), expiring once full
+
 ``{<queue>}`` is a hash tag: all keys of one queue live in one Redis Cluster slot, so every
-script touches one slot. Imports nothing from celeriac.
+script touches one slot; each script on shared state touches one key. Imports nothing
+from celeriac.
 """
 
 from __future__ import annotations
@@ -78,3 +91,24 @@ class QueueKeys:
 
     def all(self) -> list[str]:
         return [*self.streams, self.delayed, self.seq, self.wake, self.dead, self.reap]
+
+
+@dataclass(frozen=True)
+class SharedKeys:
+    """The keys (and the channel) that are not tied to one queue."""
+
+    prefix: str
+
+    @property
+    def revoked(self) -> str:
+        return f"{self.prefix}:revoked"
+
+    @property
+    def control(self) -> str:
+        return f"{self.prefix}:control"
+
+    def idempotency(self, key: str) -> str:
+        return f"{self.prefix}:idem:{key}"
+
+    def bucket(self, key: str) -> str:
+        return f"{self.prefix}:bucket:{key}"

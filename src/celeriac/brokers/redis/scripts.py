@@ -9,7 +9,20 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-NAMES = ("publish_delayed", "fetch", "settle", "extend", "replay", "counts", "prune")
+NAMES = (
+    "publish_delayed",
+    "fetch",
+    "settle",
+    "extend",
+    "replay",
+    "counts",
+    "prune",
+    "revoke",
+    "revoked",
+    "reserve",
+    "release",
+    "acquire",
+)
 
 
 @cache

@@ -18,7 +18,13 @@ from typing import Any, Protocol
 
 import pytest
 
-from celeriac.brokers.base import Broker, DeadLetterReason, Delivery, OutboundMessage
+from celeriac.brokers.base import (
+    Broker,
+    DeadLetterReason,
+    Delivery,
+    OutboundMessage,
+    Revocation,
+)
 
 SHORT_LEASE = 0.5  # seconds; long enough for a few round trips to a local server
 SLACK = 2.0  # how late an engine may notice a due eta or an expired lease
@@ -60,6 +66,10 @@ def _in_event_loop(test: AsyncTest) -> Callable[[Any, BrokerFactory], None]:
 
 def _queue() -> str:
     return f"contract-{uuid.uuid4().hex[:12]}"
+
+
+def _key(what: str) -> str:
+    return f"contract-{what}-{uuid.uuid4().hex[:12]}"
 
 
 def _msg(queue: str, n: int, priority: int = 0, delay: float | None = None) -> OutboundMessage:
@@ -400,3 +410,100 @@ class BrokerContract:
         assert (broker.queue_length(queue), broker.dead_letters(queue)) == (0, [])
         assert await new.ack() is True
         assert await broker.fetch([queue], 1, 0.2) == []
+
+    # -- revocations ------------------------------------------------------------------------
+    def test_revoked_ids_are_kept_until_their_ttl(self, make_broker: BrokerFactory) -> None:
+        broker, short, long = make_broker(), _key("short"), _key("long")
+        before = time.time()
+        broker.revoke([short], 0.3)
+        broker.revoke([long, long], 60.0, terminate=True, signal="SIGKILL")
+        live = broker.revoked_ids()
+        assert set(live) == {short, long}
+        assert before + 60.0 - SLACK <= live[long] <= time.time() + 60.0 + SLACK
+        assert live[short] < live[long]
+        time.sleep(0.3 + 0.2)
+        assert set(broker.revoked_ids()) == {long}, "an ended revocation is not live"
+        broker.revoke([], 60.0)  # nothing to do: neither stored nor refused
+        with pytest.raises(ValueError, match="ttl"):
+            broker.revoke([short], 0)
+
+    def test_a_revocation_ends_at_the_later_of_two(self, make_broker: BrokerFactory) -> None:
+        broker, task_id = make_broker(), _key("task")
+        broker.revoke([task_id], 60.0)
+        broker.revoke([task_id], 0.2)  # a shorter second revoke does not cut the first
+        time.sleep(0.4)
+        assert task_id in broker.revoked_ids()
+
+    @_in_event_loop
+    async def test_watchers_hear_each_revoke_until_stopped(
+        self, make_broker: BrokerFactory
+    ) -> None:
+        broker, first, second = make_broker(), _key("a"), _key("b")
+        heard: asyncio.Queue[Revocation] = asyncio.Queue()
+        watch = await broker.watch_revocations(heard.put_nowait)
+        try:
+            started = time.time()
+            # From another thread, as a web process revokes while the worker's loop runs.
+            await asyncio.to_thread(broker.revoke, [first, second], 30.0, terminate=True)
+            got = await asyncio.wait_for(heard.get(), SLACK)
+            assert got.task_ids == (first, second)
+            assert (got.terminate, got.signal) == (True, "SIGTERM")
+            assert started + 30.0 - SLACK <= got.expires[first] <= time.time() + 30.0 + SLACK
+            broker.revoke([first], 30.0, signal="SIGKILL")  # from the loop's own thread
+            got = await asyncio.wait_for(heard.get(), SLACK)
+            assert (got.task_ids, got.terminate, got.signal) == ((first,), False, "SIGKILL")
+        finally:
+            await watch.stop()
+        broker.revoke([second], 30.0)
+        await asyncio.sleep(0.2)
+        assert heard.empty(), "a stopped watch must not call back"
+
+    # -- idempotency keys -------------------------------------------------------------------
+    def test_reserve_keeps_the_first_value_until_its_ttl(self, make_broker: BrokerFactory) -> None:
+        broker, key = make_broker(), _key("idem")
+        assert broker.reserve(key, "task-1", 0.3) is None
+        assert broker.reserve(key, "task-2", 0.3) == "task-1"
+        assert broker.reserve(_key("other"), "task-3", 0.3) is None, "keys are independent"
+        time.sleep(0.3 + 0.2)
+        assert broker.reserve(key, "task-4", 60.0) is None, "an expired key is free again"
+        assert broker.reserve(key, "task-5", 60.0) == "task-4"
+        with pytest.raises(ValueError, match="ttl"):
+            broker.reserve(key, "task-6", -1)
+
+    def test_release_frees_only_its_own_reservation(self, make_broker: BrokerFactory) -> None:
+        broker, key = make_broker(), _key("idem")
+        assert broker.reserve(key, "task-1", 60.0) is None
+        assert broker.release(key, "task-2") is False, "not the holder: nothing changes"
+        assert broker.reserve(key, "task-3", 60.0) == "task-1"
+        assert broker.release(key, "task-1") is True
+        assert broker.release(key, "task-1") is False
+        assert broker.reserve(key, "task-4", 60.0) is None
+
+    # -- shared token buckets ---------------------------------------------------------------
+    @_in_event_loop
+    async def test_token_bucket_gives_capacity_then_paces_at_rate(
+        self, make_broker: BrokerFactory
+    ) -> None:
+        broker, key = make_broker(), _key("bucket")
+        waits = [await broker.acquire(key, 10.0, 10.0) for _ in range(10)]
+        assert waits == [0.0] * 10, "a new bucket starts full"
+        wait = await broker.acquire(key, 10.0, 10.0)
+        assert 0.0 < wait <= 0.1 + EARLY, f"empty at 10/s: the next token is <= 0.1s away ({wait})"
+        assert await broker.acquire(_key("other"), 10.0, 10.0) == 0.0, "buckets are independent"
+        await asyncio.sleep(wait + 0.01)
+        # The refused call took nothing, so one refill is enough for one token; no more.
+        assert await broker.acquire(key, 10.0, 10.0) == 0.0, "refilled at the rate"
+        assert await broker.acquire(key, 10.0, 10.0) > 0.0, "refilled faster than the rate"
+        with pytest.raises(ValueError, match="rate"):
+            await broker.acquire(key, 0.0, 10.0)
+        with pytest.raises(ValueError, match="capacity"):
+            await broker.acquire(key, 10.0, 0.5)
+
+    @_in_event_loop
+    async def test_token_bucket_is_shared_by_concurrent_callers(
+        self, make_broker: BrokerFactory
+    ) -> None:
+        broker, key = make_broker(), _key("bucket")
+        waits = await asyncio.gather(*(broker.acquire(key, 1.0, 5.0) for _ in range(20)))
+        assert sorted(waits)[:5] == [0.0] * 5
+        assert all(w > 0.5 for w in sorted(waits)[5:]), "exactly capacity tokens were given"
