@@ -224,3 +224,23 @@ def test_a_cold_stop_ends_a_threads_worker_at_once(project: Project) -> None:
         assert proj.app.broker.queue_length("celery") == 1  # given back
     finally:
         worker.stop()
+
+
+def test_revoke_with_terminate_stops_a_running_prefork_task(project: Project) -> None:
+    from celeriac.exceptions import TaskRevokedError
+
+    path, env, proj = project
+    worker = WorkerProcess(path, env, "-P", "prefork", "-c", "1")
+    try:
+        worker.wait_ready()
+        result = proj.slow.delay("revoke-me", 30)
+        wait_marks(proj, "started", 1)
+        result.revoke(terminate=True)
+        with pytest.raises(TaskRevokedError):
+            result.get(timeout=15)
+        assert marks(proj, "finished") == []  # stopped, not finished
+        assert proj.add.delay(2, 2).get(timeout=15) == 4  # the pool was refilled
+        assert proj.app.broker.queue_length("celery") == 0  # acked, not redelivered
+    finally:
+        worker.stop()
+    assert "terminating child" in worker.text

@@ -268,3 +268,25 @@ def test_worker_disable_rate_limits_lifts_them() -> None:
 
     with start_worker(app, pool="threads", concurrency=1):
         assert [hourly.delay(n).get(timeout=5) for n in range(3)] == [0, 1, 2]
+
+
+def test_a_revoked_task_is_skipped_even_by_a_worker_started_later() -> None:
+    app = make_app()
+    runs: list[int] = []
+
+    @app.task
+    def doomed(n: int) -> None:
+        runs.append(n)
+
+    @app.task
+    def fine() -> str:
+        return "fine"
+
+    revoked = doomed.delay(1)
+    revoked.revoke()  # before any worker exists: stored in the broker with a TTL
+    kept = doomed.delay(2)
+    with start_worker(app, pool="threads", concurrency=1):
+        assert kept.get(timeout=5) is None
+        assert fine.delay().get(timeout=5) == "fine"
+    assert runs == [2]
+    assert revoked.state == states.REVOKED

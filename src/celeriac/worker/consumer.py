@@ -12,13 +12,14 @@ import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from celeriac import states
+from celeriac import signals, states
 from celeriac.brokers.base import Broker, DeadLetterReason, Delivery, OutboundMessage
-from celeriac.exceptions import BrokerError, WorkerLostError
+from celeriac.exceptions import BrokerError, TaskRevokedError, WorkerLostError
 from celeriac.trace import Outcome, OutcomeKind
 from celeriac.worker.execution import Job, prepare, refuse, settle
 from celeriac.worker.pools.base import Pool
 from celeriac.worker.ratelimit import RateLimits
+from celeriac.worker.revocations import Revocations
 
 logger = logging.getLogger("celeriac.worker")
 FETCH_WAIT = 1.0  # seconds a fetch may block: how soon the loop notices a shutdown
@@ -36,12 +37,14 @@ class Consumer:
         prefetch: int,
         hostname: str,
         rate_limits: RateLimits | None = None,
+        revocations: Revocations | None = None,
     ) -> None:
         self.app, self.broker, self.pool = app, broker, pool
         self.queues = list(queues)
         self.prefetch = max(prefetch, pool.concurrency)
         self.hostname = hostname
         self.rate_limits = rate_limits or RateLimits()
+        self.revocations = revocations
         self.held: dict[int, Delivery] = {}  # every unsettled message, for the heartbeat
         self.started: set[int] = set()  # held messages whose job is running in the pool
         self._slots = asyncio.Semaphore(pool.concurrency)
@@ -128,6 +131,9 @@ class Consumer:
                 await refuse(self.app, prepared)
                 return
             logger.info("Task %s[%s] received", prepared.task.name, prepared.request.id)
+            if self._revoked(prepared):
+                await self._discard_revoked(prepared, terminated=False)
+                return
             wait = self.rate_limits.wait_for(prepared.task)
             if wait > 0:
                 await self._postpone(prepared, wait)
@@ -135,12 +141,32 @@ class Consumer:
             async with self._slots:
                 if id(delivery) not in self.held:
                     return  # given back while it waited for a slot (shutdown)
+                if self._revoked(prepared):  # revoked while it waited for a slot
+                    await self._discard_revoked(prepared, terminated=False)
+                    return
                 self.started.add(id(delivery))
                 await self._execute(prepared)
         except Exception:  # the worker must outlive any one message
             logger.exception("Unexpected error handling message %s", delivery.message_id)
         finally:
             self._release(delivery)
+
+    def _revoked(self, job: Job) -> bool:
+        return self.revocations is not None and self.revocations.is_revoked(str(job.request.id))
+
+    async def _discard_revoked(self, job: Job, *, terminated: bool, acked: bool = False) -> None:
+        """A revoked task is not run (or was stopped): record REVOKED, ack the message."""
+        task, request = job.task, job.request
+        logger.info("Task %s[%s] revoked%s", task.name, request.id, " (terminated)" * terminated)
+        if not task.resolve_ignore_result():
+            task.backend.store_result(
+                request.id, TaskRevokedError("revoked"), states.REVOKED, name=task.name
+            )
+        signals.task_revoked.send(
+            sender=task, request=request, terminated=terminated, signum=None, expired=False
+        )
+        if not acked:
+            await job.delivery.ack()
 
     async def _postpone(self, job: Job, wait: float) -> None:
         """Over its rate limit: back to the broker, due in ``wait`` seconds. Publish first,
@@ -163,6 +189,9 @@ class Consumer:
             outcome = await self.pool.run(job)
         except WorkerLostError as exc:
             await self._worker_lost(job, exc, acked=early)
+            return
+        except TaskRevokedError:  # revoked with terminate=True while it ran
+            await self._discard_revoked(job, terminated=True, acked=early)
             return
         self._log_outcome(job, outcome)
         try:

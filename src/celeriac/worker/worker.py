@@ -27,6 +27,7 @@ from celeriac.worker.pools.base import Pool
 from celeriac.worker.pools.prefork import PreforkPool
 from celeriac.worker.pools.threads import SoloPool, ThreadsPool
 from celeriac.worker.ratelimit import RateLimits
+from celeriac.worker.revocations import Revocations
 
 logger = logging.getLogger("celeriac.worker")
 POOLS = ("prefork", "threads", "asyncio", "solo")
@@ -148,9 +149,13 @@ class Worker:
         self.pool = self._make_pool()
         await self.pool.start()
         limits = RateLimits(disabled=bool(self.app.conf.worker_disable_rate_limits))
+        # Revocations survive restarts (they live in the broker); follow new ones live.
+        self.revocations = Revocations(self.app.broker, on_terminate=self._terminate)
+        await self.revocations.start()
         self.consumer = Consumer(
             self.app, self.app.broker, self.pool, self.queues,
             prefetch=self.prefetch, hostname=self.hostname, rate_limits=limits,
+            revocations=self.revocations,
         )  # fmt: skip
         signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=self.app.conf)
         consuming = asyncio.create_task(self.consumer.run(), name="celeriac-consumer")
@@ -161,6 +166,7 @@ class Worker:
         try:
             return await self._shutdown(consuming)
         finally:
+            await self.revocations.stop()
             signals.worker_shutdown.send(sender=self)
             await self.app.broker.close_async()
 
@@ -185,6 +191,17 @@ class Worker:
         self.cold = how == "cold" or self._how == "cold"
         await self.pool.stop(terminate=self.cold)
         return exitcodes.EX_OK
+
+    def _terminate(self, task_id: str, signal_name: str) -> None:
+        """A revoke with terminate=True: stop that task if it runs here."""
+        if self.pool is None:
+            return
+        signum = signal.Signals[signal_name] if signal_name in signal.Signals.__members__ else 15
+        if not self.pool.terminate_job(task_id, signum) and self.pool_name != "prefork":
+            logger.warning(
+                "revoke(terminate=True) for %s: the %s pool cannot stop a running task; "
+                "it will finish (use -P prefork to terminate tasks)", task_id, self.pool_name,
+            )  # fmt: skip
 
     # -- stopping ---------------------------------------------------------------------------
     def stop(self, how: str = "warm") -> None:

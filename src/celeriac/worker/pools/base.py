@@ -43,6 +43,11 @@ class Pool(ABC):
         where the pool can (child processes are killed); threads cannot be stopped."""
         return None
 
+    def terminate_job(self, task_id: str, signum: int) -> bool:
+        """Revoke with terminate: stop the running job of ``task_id``; False if this pool
+        cannot (threads cannot be killed) or does not run it."""
+        return False
+
     def kill_now(self) -> None:
         """Immediate stop (SIGQUIT): kill child processes at once; nothing else to do."""
         return None

@@ -20,6 +20,7 @@ import contextlib
 import enum
 import logging
 import multiprocessing
+import os
 import signal
 import warnings
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from celeriac import signals
-from celeriac.exceptions import TimeLimitExceeded, WorkerLostError
+from celeriac.exceptions import TaskRevokedError, TimeLimitExceeded, WorkerLostError
 from celeriac.trace import Outcome
 from celeriac.worker import timelimits
 from celeriac.worker.execution import Job, outcome_from_wire
@@ -72,6 +73,7 @@ class _Child:
     limits: timelimits.Limits = (None, None)  # that job's (hard, soft) time limits
     timers: list[asyncio.TimerHandle] = field(default_factory=list)  # its limits' clocks
     killed_at_limit: bool = False  # SIGKILLed at the hard time limit; its reply says so
+    terminated: bool = False  # killed by a revoke with terminate=True
     exited: bool = False  # its pipe or sentinel reported the end; readers removed
     gone: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -163,6 +165,15 @@ class PreforkPool(Pool):
             for kid in kids:
                 if not kid.gone.is_set():
                     self._abandon(kid)
+
+    def terminate_job(self, task_id: str, signum: int) -> bool:
+        for kid in self._children.values():
+            if kid.job is not None and kid.job.request.id == task_id and not kid.exited:
+                kid.terminated = True
+                logger.warning("Task %s: terminating child %d (revoked)", task_id, kid.pid)
+                os.kill(kid.pid, signum)
+                return True
+        return False
 
     def kill_now(self) -> None:
         """SIGKILL every child at once (cold or immediate stop); no replacements follow."""
@@ -383,6 +394,8 @@ class PreforkPool(Pool):
         if reply is not None and not reply.done():  # done: the caller stopped waiting
             if kid.killed_at_limit:
                 reply.set_exception(_TimedOut(hard))
+            elif kid.terminated:
+                reply.set_exception(TaskRevokedError("revoked and terminated"))
             elif kid.accepted:
                 text = f"prefork child {kid.pid} died running the task: {_describe(code)}"
                 reply.set_exception(WorkerLostError(text))
