@@ -166,3 +166,17 @@ def test_eager_calls_check_options_like_real_calls(app: Celery) -> None:
         add.apply_async((1, 2), countdwon=5)
     with pytest.raises(ValueError, match="from 0 to 9"):
         add.apply_async((1, 2), priority=11)
+
+
+def test_an_idempotency_key_holds_in_eager_mode_too(app: Celery) -> None:
+    app.conf.task_always_eager = True
+    runs: list[int] = []
+
+    @app.task
+    def welcome(user_id: int) -> int:
+        runs.append(user_id)
+        return user_id
+
+    first = welcome.apply_async((42,), idempotency_key="welcome:42")
+    second = welcome.apply_async((42,), idempotency_key="welcome:42")
+    assert second.id == first.id and runs == [42]  # the second call did not run again

@@ -152,6 +152,15 @@ _DECLARED = [
     _s("task_time_limit", None, _NUM, "Hard time limit in seconds for every task."),
     _s("task_soft_time_limit", None, _NUM, "Soft time limit in seconds for every task."),
     _s("task_default_rate_limit", None, (str, int, float), "Rate limit for every task."),
+    _s(
+        "task_rate_limit_scope",
+        "worker",
+        (str,),
+        "Where a task's rate_limit holds: 'worker' (each worker alone, as Celery) or "
+        "'cluster' (one budget shared by every worker, through the broker). A task's "
+        "rate_limit_scope option overrides it.",
+        ours=True,
+    ),
     _s("task_annotations", None, (*_SEQ, dict), "Attribute overrides per task name."),
     _s("task_publish_retry", True, (bool,), "Retry publishing when the broker is down."),
     _s(

@@ -134,7 +134,7 @@ class Consumer:
             if self._revoked(prepared):
                 await self._discard_revoked(prepared, terminated=False)
                 return
-            wait = self.rate_limits.wait_for(prepared.task)
+            wait = await self._rate_limit_wait(prepared.task)
             if wait > 0:
                 await self._postpone(prepared, wait)
                 return
@@ -150,6 +150,20 @@ class Consumer:
             logger.exception("Unexpected error handling message %s", delivery.message_id)
         finally:
             self._release(delivery)
+
+    async def _rate_limit_wait(self, task: Any) -> float:
+        """Seconds ``task`` must wait for its rate limit: this worker's bucket, or, with
+        ``rate_limit_scope='cluster'``, the bucket every worker shares in the broker."""
+        if self.rate_limits.disabled or task.resolve("rate_limit_scope") != "cluster":
+            return self.rate_limits.wait_for(task)
+        rate = self.rate_limits.rate_of(task)
+        if rate is None:
+            return 0.0
+        try:
+            return await self.broker.acquire(f"task:{task.name}", rate, 1.0)
+        except BrokerError as exc:  # the shared bucket is out of reach: fall back to ours
+            logger.warning("cluster rate limit of %s unavailable: %s", task.name, exc)
+            return self.rate_limits.wait_for(task)
 
     def _revoked(self, job: Job) -> bool:
         return self.revocations is not None and self.revocations.is_revoked(str(job.request.id))
