@@ -189,3 +189,36 @@ def test_seed_004_signatures_with_si_and_options(seed_app: Celery) -> None:
     assert stask_1.clone(("ignored",)).args == ("1208801280",)
     assert check_registration_number.s().clone(("x",)).args == ("x",)
     assert isinstance(Message, type)
+
+
+def test_seed_000_exponential_backoff_waits_within_its_jitter_bounds() -> None:
+    import random
+
+    def exponential_backoff(task_self: Any) -> int:  # seed 000, as written there
+        minutes = task_self.default_retry_delay / 60
+        rand = random.uniform(minutes, minutes * 1.3)
+        return int(rand**task_self.request.retries) * 60
+
+    now = [1_000_000.0]
+    app = Celery("seed000", broker=MemoryBroker(clock=lambda: now[0]), backend="cache+memory://")
+    attempts: list[int] = []
+
+    @app.task(bind=True, default_retry_delay=180, max_retries=5)
+    def flaky_api(self: Any) -> str:
+        attempts.append(self.request.retries)
+        try:
+            if len(attempts) <= 3:
+                raise ConnectionError("service confused")
+            return "ok"
+        except ConnectionError as e:
+            raise self.retry(exc=e, countdown=exponential_backoff(self)) from e
+
+    result = flaky_api.delay()
+    assert drain(app) == 1
+    # retries 0 -> 60 s; 1 -> int(3..3.9) * 60 = 180 s; 2 -> int(9..15.21) * 60 in [540, 900]
+    for earliest, latest in [(60, 60), (180, 180), (540, 900)]:
+        now[0] += earliest - 1
+        assert drain(app) == 0, "a retry ran before its backoff"
+        now[0] += latest - earliest + 1
+        assert drain(app) == 1, "a retry did not run by the end of its jitter window"
+    assert result.get(timeout=1) == "ok" and attempts == [0, 1, 2, 3]
