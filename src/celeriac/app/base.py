@@ -6,9 +6,11 @@ read ``app.conf``), builds tasks from functions, and sends calls through its pro
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 import inspect
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 
@@ -21,7 +23,8 @@ from celeriac.app.registry import TaskRegistry
 from celeriac.app.routing import Router
 from celeriac.brokers.base import Broker
 from celeriac.canvas import Signature, signature
-from celeriac.config.conf import Settings
+from celeriac.config.conf import Settings, UnknownSettingWarning
+from celeriac.rates import check_scope, parse_rate
 from celeriac.result import AsyncResult
 from celeriac.results.base import ResultBackend
 from celeriac.task import Task as BaseTask
@@ -198,6 +201,7 @@ class Celeriac:
         if name in self._tasks:
             return cast("BaseTask[Any, Any]", self._tasks[name])
         parent = self._bind_base(base) if base is not None else self.Task
+        check_task_options(name, parent, options)
         attributes = {
             "name": name,
             "run": fun if bind else staticmethod(fun),
@@ -274,6 +278,25 @@ class Celeriac:
     def signature(self, *args: Any, **kwargs: Any) -> Signature:
         kwargs.setdefault("app", self)
         return signature(*args, **kwargs)
+
+
+def check_task_options(name: str, base: type, options: dict[str, Any]) -> None:
+    """Options of ``@app.task`` become task attributes: a misspelt one (seed 000's
+    ``task_time_limit=`` for ``time_limit=``) warns with the closest attribute, and rate
+    options that cannot work fail here, at definition, not in a worker."""
+    known = [a for a in dir(base) if not a.startswith("_")]
+    for option in options:
+        if not hasattr(base, option):
+            close = difflib.get_close_matches(option.removeprefix("task_"), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            warnings.warn(
+                f"task {name!r}: unknown option {option!r} (kept as an attribute){hint}",
+                UnknownSettingWarning,
+                stacklevel=4,
+            )
+    if options.get("rate_limit") is not None:
+        parse_rate(options["rate_limit"])
+    check_scope(options.get("rate_limit_scope"))
 
 
 def _result_accept(conf: Settings) -> list[str]:

@@ -109,7 +109,12 @@ _DECLARED = [
         "Ack a message after its outcome, not before.",
         differs="False",
     ),
-    _s("task_acks_on_failure_or_timeout", True, (bool,), "Ack failed and timed-out tasks."),
+    _s(
+        "task_acks_on_failure_or_timeout",
+        True,
+        (bool,),
+        "Not read yet. Ack failed and timed-out tasks.",
+    ),
     _s(
         "task_reject_on_worker_lost",
         True,

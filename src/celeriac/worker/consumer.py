@@ -16,7 +16,7 @@ from celeriac import signals, states
 from celeriac.brokers.base import Broker, DeadLetterReason, Delivery, OutboundMessage
 from celeriac.exceptions import BrokerError, TaskRevokedError, WorkerLostError
 from celeriac.trace import Outcome, OutcomeKind
-from celeriac.worker.execution import Job, prepare, refuse, settle
+from celeriac.worker.execution import Job, is_expired, prepare, refuse, settle
 from celeriac.worker.pools.base import Pool
 from celeriac.worker.ratelimit import RateLimits
 from celeriac.worker.revocations import Revocations
@@ -47,6 +47,7 @@ class Consumer:
         self.revocations = revocations
         self.held: dict[int, Delivery] = {}  # every unsettled message, for the heartbeat
         self.started: set[int] = set()  # held messages whose job is running in the pool
+        self.running: dict[str, Job] = {}  # task id -> its running job
         self._slots = asyncio.Semaphore(pool.concurrency)
         self._room = asyncio.Event()  # set whenever a held message is released
         self._fetching = True
@@ -134,7 +135,10 @@ class Consumer:
             if self._revoked(prepared):
                 await self._discard_revoked(prepared, terminated=False)
                 return
-            wait = await self._rate_limit_wait(prepared.task)
+            # An expired message is discarded by the pool without running: no token needed.
+            wait = (
+                0.0 if is_expired(prepared.request) else await self._rate_limit_wait(prepared.task)
+            )
             if wait > 0:
                 await self._postpone(prepared, wait)
                 return
@@ -145,7 +149,11 @@ class Consumer:
                     await self._discard_revoked(prepared, terminated=False)
                     return
                 self.started.add(id(delivery))
-                await self._execute(prepared)
+                self.running[str(prepared.request.id)] = prepared
+                try:
+                    await self._execute(prepared)
+                finally:
+                    self.running.pop(str(prepared.request.id), None)
         except Exception:  # the worker must outlive any one message
             logger.exception("Unexpected error handling message %s", delivery.message_id)
         finally:

@@ -11,28 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_rate(rate: str | int | float | None) -> float | None:
-    """Tasks per second from Celery's forms: ``'10/m'``, ``'5/s'``, ``'100/h'``, or a number
-    (per second). None or 0 means no limit; anything else raises with the accepted forms."""
-    if rate is None or rate == 0 or rate == "":
-        return None
-    if isinstance(rate, (int, float)):
-        return float(rate) if rate > 0 else None
-    text = str(rate).strip()
-    count, _, unit = text.partition("/")
-    try:
-        value = float(count)
-    except ValueError:
-        value = -1.0
-    if value < 0 or (unit and unit[:1] not in _UNITS):
-        raise ValueError(
-            f"rate limit {rate!r} is not understood: use 'N/s', 'N/m', 'N/h' or a number "
-            f"of tasks per second (e.g. rate_limit='10/m')"
-        )
-    return value / _UNITS[unit[:1] or "s"] if value > 0 else None
+from celeriac.rates import parse_rate
 
 
 class TokenBucket:

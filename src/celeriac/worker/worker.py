@@ -194,8 +194,8 @@ class Worker:
 
     def _terminate(self, task_id: str, signal_name: str) -> None:
         """A revoke with terminate=True: stop that task if it runs here."""
-        if self.pool is None:
-            return
+        if self.pool is None or self.consumer is None or task_id not in self.consumer.running:
+            return  # not running here: nothing to stop
         signum = signal.Signals[signal_name] if signal_name in signal.Signals.__members__ else 15
         if not self.pool.terminate_job(task_id, signum) and self.pool_name != "prefork":
             logger.warning(

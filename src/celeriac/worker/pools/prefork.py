@@ -130,7 +130,7 @@ class PreforkPool(Pool):
                 continue
             kid.state = _State.BUSY
             kid.reply = self._loop.create_future()
-            kid.job, kid.limits = job, (hard, soft)
+            kid.job, kid.limits, kid.terminated = job, (hard, soft), False
             try:
                 # Cancelling this await leaves the child running; its reply is dropped.
                 wire = await kid.reply
