@@ -241,7 +241,6 @@ class Broker(ABC):
         """Drop the dead letters of ``queue``; return how many."""
 
     # -- shared state: revocations, idempotency keys, token buckets -------------------------
-    @abstractmethod
     def revoke(
         self,
         task_ids: Sequence[str],
@@ -255,6 +254,14 @@ class Broker(ABC):
         The record outlives worker restarts (a worker reads it with ``revoked_ids``); the
         announcement reaches the workers running now, with ``terminate``/``signal``.
         """
+        check_ttl(ttl, "a revocation's ttl")
+        ids = list(dict.fromkeys(task_ids))  # each id once, in order
+        if ids:
+            self._revoke(ids, ttl, terminate, signal)
+
+    @abstractmethod
+    def _revoke(self, ids: list[str], ttl: float, terminate: bool, signal: str) -> None:
+        """The engine's I/O for ``revoke``: ``ids`` are checked, unique and not empty."""
 
     @abstractmethod
     def revoked_ids(self) -> dict[str, float]:

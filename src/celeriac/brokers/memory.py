@@ -269,18 +269,7 @@ class MemoryBroker(Broker):
             return dropped
 
     # -- shared state -----------------------------------------------------------------------
-    def revoke(
-        self,
-        task_ids: Sequence[str],
-        ttl: float,
-        *,
-        terminate: bool = False,
-        signal: str = "SIGTERM",
-    ) -> None:
-        check_ttl(ttl, "a revocation's ttl")
-        ids = list(dict.fromkeys(task_ids))
-        if not ids:
-            return
+    def _revoke(self, ids: list[str], ttl: float, terminate: bool, signal: str) -> None:
         with self._lock:
             now = self._clock()
             self._sweep(now)

@@ -410,19 +410,8 @@ class RedisBroker(Broker):
         return int(length)
 
     # -- shared state -----------------------------------------------------------------------
-    def revoke(
-        self,
-        task_ids: Sequence[str],
-        ttl: float,
-        *,
-        terminate: bool = False,
-        signal: str = "SIGTERM",
-    ) -> None:
+    def _revoke(self, ids: list[str], ttl: float, terminate: bool, signal: str) -> None:
         """One script: record (bounded, expiring) and announce, atomically."""
-        check_ttl(ttl, "a revocation's ttl")
-        ids = list(dict.fromkeys(task_ids))
-        if not ids:
-            return
         shared = self.shared
         with self._guard():
             self._script("revoke")(
