@@ -6,8 +6,19 @@ re-exports the public API; it sits above every layer.
 
 from celeriac.app import Celeriac, Celery, shared_task
 from celeriac.app.proxies import current_app, current_task
-from celeriac.canvas import Signature, maybe_signature, signature, subtask
-from celeriac.result import AsyncResult, EagerResult
+from celeriac.canvas import (
+    Signature,
+    chain,
+    chord,
+    chunks,
+    group,
+    maybe_signature,
+    signature,
+    subtask,
+    xmap,
+    xstarmap,
+)
+from celeriac.result import AsyncResult, EagerResult, GroupResult, ResultSet
 from celeriac.task import Task, new_id
 
 uuid = new_id
@@ -18,14 +29,22 @@ __all__ = [
     "Celeriac",
     "Celery",
     "EagerResult",
+    "GroupResult",
+    "ResultSet",
     "Signature",
     "Task",
     "__version__",
+    "chain",
+    "chord",
+    "chunks",
     "current_app",
     "current_task",
+    "group",
     "maybe_signature",
     "shared_task",
     "signature",
     "subtask",
     "uuid",
+    "xmap",
+    "xstarmap",
 ]

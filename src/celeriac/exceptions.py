@@ -156,6 +156,10 @@ class TaskRevokedError(TaskError):
     """The task was revoked (or expired) before it could run."""
 
 
+class ChordError(TaskError):
+    """A chord's body did not run because a task of its header failed (or was revoked)."""
+
+
 class TimeLimitExceeded(TaskError):
     """The hard time limit was reached and the task was killed."""
 
@@ -200,6 +204,7 @@ __all__ = [
     "BrokerError",
     "CeleriacError",
     "CeleryError",
+    "ChordError",
     "ContentDisallowed",
     "DecodeError",
     "EncodeError",

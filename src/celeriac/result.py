@@ -1,4 +1,5 @@
-"""Result handles: ``AsyncResult`` (read from the result backend) and ``EagerResult``.
+"""Result handles: ``AsyncResult`` (read from the result backend), ``EagerResult``, and
+for groups ``ResultSet``/``GroupResult``.
 
 App core: imports leaves and ``results.base``; reaches the backend through the app
 object it is given. ``get()`` waits push-based and refuses to run inside a task.
@@ -6,7 +7,10 @@ object it is given. ``get()`` waits push-based and refuses to run inside a task.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import time
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from celeriac import states
@@ -193,3 +197,216 @@ class EagerResult(AsyncResult[R]):
         """Nothing is stored for an eager result unless task_store_eager_result is set."""
         if self.app.conf.task_store_eager_result:
             self.app.backend.forget(self.id)
+
+
+class ResultSet:
+    """Several results, read together: ``get()`` returns their values in order."""
+
+    def __init__(self, results: Iterable[Any], app: Celeriac | None = None, **_ignored: Any):
+        self.results: list[Any] = list(results)
+        self._app = app
+
+    @property
+    def app(self) -> Celeriac:
+        return self._app if self._app is not None else get_current_app()
+
+    # -- membership -------------------------------------------------------------------------
+    def add(self, result: Any) -> None:
+        if result not in self.results:
+            self.results.append(result)
+
+    def remove(self, result: Any) -> None:
+        self.results.remove(self.app.AsyncResult(result) if isinstance(result, str) else result)
+
+    def discard(self, result: Any) -> None:
+        with contextlib.suppress(ValueError):
+            self.remove(result)
+
+    def update(self, results: Iterable[Any]) -> None:
+        for result in results:
+            self.add(result)
+
+    def clear(self) -> None:
+        self.results.clear()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.results)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.results[index]
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ResultSet):
+            return other.results == self.results
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # -- state ------------------------------------------------------------------------------
+    def _prime(self) -> None:
+        """Read every not-yet-final member's record in one round trip (then most
+        ``ready()``/``get()`` calls below cost nothing)."""
+        pending = [r for r in self.results if type(r) is AsyncResult and r._cache is None]
+        by_backend: dict[int, list[AsyncResult[Any]]] = {}
+        for result in pending:
+            by_backend.setdefault(id(result.backend), []).append(result)
+        for group in by_backend.values():
+            metas = group[0].backend.get_many_meta([r.id for r in group])
+            for result, meta in zip(group, metas, strict=True):
+                if meta["status"] in states.READY_STATES:
+                    result._cache = meta
+
+    def ready(self) -> bool:
+        """Every member has finished (successfully or not)."""
+        self._prime()
+        return all(result.ready() for result in self.results)
+
+    def waiting(self) -> bool:
+        return not self.ready()
+
+    def successful(self) -> bool:
+        self._prime()
+        return all(result.successful() for result in self.results)
+
+    def failed(self) -> bool:
+        self._prime()
+        return any(result.failed() for result in self.results)
+
+    def completed_count(self) -> int:
+        """How many members succeeded."""
+        self._prime()
+        return sum(int(result.successful()) for result in self.results)
+
+    def forget(self) -> None:
+        for result in self.results:
+            result.forget()
+
+    def revoke(
+        self,
+        connection: Any = None,
+        terminate: bool = False,
+        signal: str | int = "SIGTERM",
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """Revoke every member (``app.control.revoke``); a nested group's members too."""
+        ids = [r.id for r in _leaves(self.results)]
+        if ids:
+            self.app.control.revoke(ids, terminate=terminate, signal=signal)
+
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        callback: Any = None,
+        disable_sync_subtasks: bool = True,
+        **_ignored: Any,
+    ) -> list[Any]:
+        """Wait for every member; their values in member order. The first failure (in
+        member order) is raised when ``propagate``; ``timeout`` bounds the whole wait."""
+        return self.join(timeout, propagate, interval, callback, disable_sync_subtasks)
+
+    def join(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        callback: Any = None,
+        disable_sync_subtasks: bool = True,
+        **_ignored: Any,
+    ) -> list[Any]:
+        if disable_sync_subtasks:
+            assert_will_not_block()
+        self._prime()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        values = []
+        for result in self.results:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            value = result.get(timeout=remaining, propagate=propagate, disable_sync_subtasks=False)
+            if callback is not None:
+                callback(result.id, value)
+            else:
+                values.append(value)
+        return values
+
+    join_native = join
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: [{', '.join(str(r.id) for r in self.results)}]>"
+
+
+class GroupResult(ResultSet):
+    """The result of a group: its id and its members' results, savable by id."""
+
+    def __init__(
+        self,
+        id: str | None = None,
+        results: Iterable[Any] | None = None,
+        parent: Any = None,
+        app: Celeriac | None = None,
+        **_ignored: Any,
+    ) -> None:
+        super().__init__(results or (), app=app)
+        self.id = id
+        self.parent = parent
+
+    @property
+    def children(self) -> list[Any]:
+        return self.results
+
+    def save(self, backend: ResultBackend | None = None) -> GroupResult:
+        """Store the member ids, so ``GroupResult.restore(id)`` finds them later."""
+        (backend or self.app.backend).save_group(str(self.id), _saved_form(self.results))
+        return self
+
+    def delete(self, backend: ResultBackend | None = None) -> None:
+        (backend or self.app.backend).delete_group(str(self.id))
+
+    @classmethod
+    def restore(
+        cls, id: str, backend: ResultBackend | None = None, app: Celeriac | None = None
+    ) -> GroupResult | None:
+        """The group saved under ``id`` (``None`` if it was never saved, or expired)."""
+        app = app if app is not None else get_current_app()
+        saved = (backend or app.backend).restore_group(id)
+        return None if saved is None else _from_saved_form(id, saved, app)
+
+    def as_tuple(self) -> tuple[tuple[str | None, None], list[Any]]:
+        return ((self.id, None), [r.as_tuple() for r in self.results])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, GroupResult):
+            return other.id == self.id and other.results == self.results
+        if isinstance(other, str):
+            return other == self.id
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        members = ", ".join(str(r.id) for r in self.results)
+        return f"<GroupResult: {self.id} [{members}]>"
+
+
+def _leaves(results: Iterable[Any]) -> Iterator[Any]:
+    for result in results:
+        if isinstance(result, ResultSet):
+            yield from _leaves(result.results)
+        else:
+            yield result
+
+
+def _saved_form(results: Iterable[Any]) -> list[Any]:
+    return [[r.id, _saved_form(r.results)] if isinstance(r, GroupResult) else r.id for r in results]
+
+
+def _from_saved_form(group_id: str, saved: list[Any], app: Celeriac) -> GroupResult:
+    results = [
+        app.AsyncResult(item) if isinstance(item, str) else _from_saved_form(item[0], item[1], app)
+        for item in saved
+    ]
+    return GroupResult(group_id, results, app=app)

@@ -1,7 +1,7 @@
 """``Task``: a registered function with Celery's calling API (``delay``, ``apply_async``,
 ``apply``, ``retry``, signatures) and hooks.
 
-App core: imports ``trace``, ``result``, ``request``, ``canvas`` and leaves; reaches the
+App core: imports ``canvas``, ``trace``, ``result``, ``request`` and leaves; reaches the
 app (settings, producer, backend) through ``self.app``. ``Task[P, R]`` carries the
 function's parameters, so ``add.delay("x")`` is a type error for a typed ``add``.
 """
@@ -13,12 +13,12 @@ import datetime as dt
 import inspect
 import random
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, cast
 
 from celeriac._context import get_current_app, get_current_request
 from celeriac.brokers.base import check_priority
-from celeriac.canvas import Signature
+from celeriac.canvas import Signature, mapping
 from celeriac.exceptions import MaxRetriesExceededError, Retry
 from celeriac.request import Request
 from celeriac.result import AsyncResult, EagerResult
@@ -245,6 +245,24 @@ class Task(Generic[P, R]):
         except TypeError as exc:
             raise TypeError(f"{self.name}(): {exc}") from None
 
+    def check_call(self, args: Sequence[Any], kwargs: Mapping[str, Any], options: Any) -> None:
+        """Refuse a call that cannot work: wrong arguments (``typing``), unknown options."""
+        if self.typing:
+            self.check_arguments(args, kwargs)
+        check_call_options(str(self.name), options)
+
+    def outgoing_options(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any], options: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Check a call about to be sent and fill in this task's own defaults (queue,
+        priority, expires, time limits, serializer) where the call gives none."""
+        self.check_call(args, kwargs, options)
+        for option in _EXEC_OPTIONS:
+            value = getattr(self, option, None)
+            if value is not None:
+                options.setdefault(option, value)
+        return options
+
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         return self.apply_async(args, kwargs)
 
@@ -260,11 +278,9 @@ class Task(Generic[P, R]):
         **options: Any,
     ) -> AsyncResult[R]:
         args, kwargs = tuple(args or ()), dict(kwargs or {})
-        if self.typing:
-            self.check_arguments(args, kwargs)
-        check_call_options(str(self.name), options)
         app = self.app
         if app.conf.task_always_eager:
+            self.check_call(args, kwargs, options)
             task_id = task_id or new_id()
             # An idempotency key holds in eager mode too, so tests see what production does.
             held = app.producer.reserve_idempotency_key(options.get("idempotency_key"), task_id)
@@ -278,10 +294,7 @@ class Task(Generic[P, R]):
                 link_error=link_error,
                 **options,
             )
-        for option in _EXEC_OPTIONS:
-            value = getattr(self, option, None)
-            if value is not None:
-                options.setdefault(option, value)
+        self.outgoing_options(args, kwargs, options)
         result: AsyncResult[R] = app.send_task(
             str(self.name),
             args,
@@ -444,6 +457,18 @@ class Task(Generic[P, R]):
 
     def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
         return self.signature(args, kwargs, immutable=True)
+
+    def map(self, it: Iterable[Any]) -> mapping.xmap:
+        """``[task(item) for item in it]`` as one task on a worker."""
+        return mapping.xmap(self.signature(), it, app=self.app)
+
+    def starmap(self, it: Iterable[Any]) -> mapping.xstarmap:
+        """``[task(*item) for item in it]`` as one task on a worker."""
+        return mapping.xstarmap(self.signature(), it, app=self.app)
+
+    def chunks(self, it: Iterable[Any], n: int) -> mapping.chunks:
+        """The items in parts of ``n``: a group of one ``starmap`` task per part."""
+        return mapping.chunks(self.signature(), it, n, app=self.app)
 
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[R]:
         return AsyncResult(task_id, task_name=self.name, app=self.app, **kwargs)

@@ -1,6 +1,6 @@
 """``trace``: the one place that runs a task body, for the worker and for ``apply()`` alike.
 
-App core: imports leaves, ``canvas``, ``request`` and ``results``; it sees a task only
+App core: imports leaves, ``followups``, ``request`` and ``results``; it sees a task only
 through its attributes (``task.py`` sits above it). It sets the request context, fires
 signals and hooks, stores the result, applies callbacks, and returns an ``Outcome`` that
 tells its caller what to do with the message: ack, re-publish a retry, requeue, or
@@ -16,30 +16,19 @@ import inspect
 import logging
 import threading
 import time
-import traceback as tb_module
 from dataclasses import dataclass
 from typing import Any
 
-from celeriac import signals, states
+from celeriac import followups, signals, states
 from celeriac._context import pop_request, push_request
-from celeriac.canvas import Signature, signature
+from celeriac.einfo import ExceptionInfo
 from celeriac.exceptions import EncodeError, Ignore, Reject, Retry
 from celeriac.request import Request
 
 logger = logging.getLogger("celeriac.app.trace")
 
 
-class ExceptionInfo:
-    """An exception with its formatted traceback (Celery's ``einfo``)."""
-
-    def __init__(self, exc: BaseException) -> None:
-        self.exception = exc
-        self.type = type(exc)
-        self.tb = exc.__traceback__
-        self.traceback = "".join(tb_module.format_exception(type(exc), exc, exc.__traceback__))
-
-    def __str__(self) -> str:
-        return self.traceback
+__all__ = ["ExceptionInfo", "Outcome", "OutcomeKind", "run_body", "trace_task"]
 
 
 class OutcomeKind(str, enum.Enum):
@@ -90,69 +79,9 @@ def run_body(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 
 def _ignores_result(task: Any, request: Request) -> bool:
-    return bool(request.ignore_result or task.resolve_ignore_result())
-
-
-def _accepts_request_first(task: Any) -> bool:
-    """New-style errbacks (more than one parameter) take ``(request, exc, traceback)``;
-    old-style ones take the failed task's id, as in Celery."""
-    try:
-        params = inspect.signature(task.run).parameters.values()
-    except (TypeError, ValueError):
+    if request.chord:  # the chord's body needs every header result
         return False
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) > 1 or any(p.kind is p.VAR_POSITIONAL for p in params)
-
-
-def _signal_internal_error(task: Any, request: Request, einfo: ExceptionInfo) -> None:
-    signals.task_internal_error.send(
-        sender=task,
-        task_id=request.id,
-        args=request.args,
-        kwargs=request.kwargs,
-        request=request,
-        exception=einfo.exception,
-        traceback=einfo.tb,
-        einfo=einfo,
-    )
-
-
-def _report_link_error(task: Any, request: Request, link: Any, exc: Exception) -> None:
-    # A broken callback must not turn a finished task into a crash: log it and go on.
-    logger.error(
-        "Task %s[%s]: could not apply %r: %r", task.name, request.id, link, exc, exc_info=exc
-    )
-    _signal_internal_error(task, request, ExceptionInfo(exc))
-
-
-def _apply_callbacks(task: Any, request: Request, retval: Any) -> None:
-    for raw in request.callbacks or ():
-        try:
-            sig = signature(raw, app=task.app)
-            sig.apply_async() if sig.immutable else sig.apply_async((retval,))
-        except Exception as exc:
-            _report_link_error(task, request, raw, exc)
-    if request.chain:
-        remaining = list(request.chain)
-        try:
-            following: Signature = signature(remaining.pop(), app=task.app)
-            args = () if following.immutable else (retval,)
-            following.apply_async(args, chain=remaining or None)
-        except Exception as exc:
-            _report_link_error(task, request, request.chain[-1], exc)
-
-
-def _apply_errbacks(task: Any, request: Request, exc: BaseException, tb_text: str) -> None:
-    for raw in request.errbacks or ():
-        try:
-            sig = signature(raw, app=task.app)
-            errback_task = sig.type if sig.task in task.app.tasks else None
-            if errback_task is not None and _accepts_request_first(errback_task):
-                errback_task(request, exc, tb_text, *sig.args, **sig.kwargs)
-            else:
-                sig.apply_async((request.id,))
-        except Exception as error:
-            _report_link_error(task, request, raw, error)
+    return bool(request.ignore_result or task.resolve_ignore_result())
 
 
 def _store(task: Any, request: Request, result: Any, state: str, tb: str | None) -> None:
@@ -252,7 +181,16 @@ def _record(
 def _internal_error(task: Any, request: Request, exc: Exception, store: bool) -> Outcome:
     einfo = ExceptionInfo(exc)
     logger.critical("Task %s[%s] internal error: %r", task.name, request.id, exc, exc_info=exc)
-    _signal_internal_error(task, request, einfo)
+    signals.task_internal_error.send(
+        sender=task,
+        task_id=request.id,
+        args=request.args,
+        kwargs=request.kwargs,
+        request=request,
+        exception=exc,
+        traceback=einfo.tb,
+        einfo=einfo,
+    )
     if store:
         try:
             _store(task, request, exc, states.FAILURE, einfo.traceback)
@@ -279,7 +217,7 @@ def _on_success(task: Any, request: Request, retval: Any, store: bool) -> Outcom
             return _on_failure(task, request, _unencodable_result(task, retval, exc), store)
     task.on_success(retval, request.id, request.args, request.kwargs)
     signals.task_success.send(sender=task, result=retval)
-    _apply_callbacks(task, request, retval)
+    followups.apply_callbacks(task.app, request, retval, sender=task)
     return Outcome(OutcomeKind.SUCCESS, states.SUCCESS, retval=retval)
 
 
@@ -297,7 +235,7 @@ def _on_failure(task: Any, request: Request, exc: Exception, store: bool) -> Out
         traceback=einfo.tb,
         einfo=einfo,
     )
-    _apply_errbacks(task, request, exc, einfo.traceback)
+    followups.after_failure(task.app, request, exc, einfo.traceback, sender=task)
     if isinstance(exc, tuple(task.throws)):  # expected: no traceback in the log
         logger.info("Task %s[%s] raised expected: %r", task.name, request.id, exc)
     else:

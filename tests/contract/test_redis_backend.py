@@ -111,10 +111,10 @@ def test_every_key_gets_the_expiry_in_the_same_write(
     backend, task_id = make_redis(expires=120), _id()
     backend.mark_as_done(task_id, 1)
     backend.save_group(task_id, ["a"])
-    backend.chord_incr(task_id)
-    for kind in ("task", "group", "chord"):
-        ttl = raw.pttl(f"{redis_prefix}:result:{kind}:{task_id}")
-        assert 115_000 < ttl <= 120_000, (kind, ttl)
+    backend.chord_part_done(task_id, "a", 1)
+    for key in ("task:{}", "group:{}", "chord:{}", "chord:{}:owner"):
+        ttl = raw.pttl(f"{redis_prefix}:result:" + key.format(task_id))
+        assert 115_000 < ttl <= 120_000, (key, ttl)
 
 
 def test_expires_none_stores_without_ttl(
@@ -226,7 +226,7 @@ def test_unreachable_redis_names_the_url_and_the_fix_but_not_the_password() -> N
             lambda: backend.get_task_meta("x"),
             lambda: backend.mark_as_done("x", 1),
             lambda: backend.wait_for("x", timeout=1),
-            lambda: backend.chord_incr("x"),
+            lambda: backend.chord_part_done("x", "a", 2),
         ):
             with pytest.raises(BackendConnectionError) as caught:
                 call()

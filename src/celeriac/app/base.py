@@ -11,11 +11,11 @@ import functools
 import importlib
 import inspect
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 
 from celeriac._context import set_current_app, set_default_app_factory
-from celeriac.app import shared
+from celeriac.app import builtins, shared
 from celeriac.app.connections import create_backend, create_broker
 from celeriac.app.control import Control
 from celeriac.app.producer import Producer
@@ -25,7 +25,7 @@ from celeriac.brokers.base import Broker
 from celeriac.canvas import Signature, signature
 from celeriac.config.conf import Settings, UnknownSettingWarning
 from celeriac.rates import check_scope, parse_rate
-from celeriac.result import AsyncResult
+from celeriac.result import AsyncResult, GroupResult
 from celeriac.results.base import ResultBackend
 from celeriac.task import Task as BaseTask
 from celeriac.task import new_id
@@ -73,6 +73,7 @@ class Celeriac:
         self.finalized = False
         if set_as_current:
             self.set_current()
+        builtins.register(self)
         shared.register_app(self)
 
     def __repr__(self) -> str:
@@ -272,8 +273,29 @@ class Celeriac:
         """Send a task by name (it need not be registered in this process)."""
         return self.producer.send_task(name, args, kwargs, task_id=task_id or new_id(), **options)
 
+    def send_task_many(
+        self, calls: Iterable[tuple[str, Sequence[Any], Mapping[str, Any], dict[str, Any]]]
+    ) -> list[AsyncResult[Any]]:
+        """Send several ``(name, args, kwargs, options)`` calls in one broker round trip
+        (a group does); each is checked and given its task's defaults as ``apply_async``
+        would. The results come back in the same order."""
+        prepared = []
+        for name, args, kwargs, call_options in calls:
+            options = dict(call_options)
+            task_id = options.pop("task_id", None) or new_id()
+            task = self.tasks.get(name)
+            if task is not None:
+                task.outgoing_options(args, kwargs, options)
+            prepared.append((name, args, kwargs, task_id, task, options))
+        return self.producer.send_many(prepared)
+
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:
         return AsyncResult(task_id, app=self, **kwargs)
+
+    def GroupResult(
+        self, group_id: str | None = None, results: Iterable[Any] | None = None, **kwargs: Any
+    ) -> GroupResult:
+        return GroupResult(group_id, results, app=self, **kwargs)
 
     def signature(self, *args: Any, **kwargs: Any) -> Signature:
         kwargs.setdefault("app", self)

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from celeriac import signals
@@ -73,6 +74,23 @@ def _signature_dicts(value: Any) -> list[dict[str, Any]] | None:
     return [dict(item) for item in items] or None
 
 
+# One task call for ``send_many``: (name, args, kwargs, task_id, task_type, options).
+Call = tuple[str, Sequence[Any] | None, Mapping[str, Any] | None, str, Any, dict[str, Any]]
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    """A task call turned into a message, not yet sent."""
+
+    name: str
+    task_id: str
+    message: Message
+    outbound: OutboundMessage
+    route: Mapping[str, Any]
+    key: str | None
+    reserved: bool = False
+
+
 class Producer:
     def __init__(self, app: Celeriac) -> None:
         self.app = app
@@ -87,6 +105,48 @@ class Producer:
         task_type: Any = None,
         **options: Any,
     ) -> AsyncResult[Any]:
+        return self.send_many([(name, args, kwargs, task_id, task_type, options)])[0]
+
+    def send_many(self, calls: Sequence[Call]) -> list[AsyncResult[Any]]:
+        """Send several task calls; the broker gets them in one ``publish_many`` (one round
+        trip where the engine allows). Each call is ``(name, args, kwargs, task_id,
+        task_type, options)``; the results come back in the same order."""
+        outgoing = [self._build(*call) for call in calls]
+        results: list[AsyncResult[Any]] = []
+        sending: list[_Outgoing] = []
+        for item in outgoing:
+            held = self.reserve_idempotency_key(item.key, item.task_id)
+            if held is not None and held != item.task_id:  # the same id: a retry of it
+                results.append(AsyncResult(held, task_name=item.name, app=self.app))
+                continue
+            item.reserved = held is None
+            sending.append(item)
+            results.append(AsyncResult(item.task_id, task_name=item.name, app=self.app))
+        if not sending:
+            return results
+        try:
+            for item in sending:
+                self._announce(signals.before_task_publish, item)
+            self._publish([item.outbound for item in sending], sending[0].route)
+        except BaseException:
+            for item in sending:  # not sent: the key must not name it
+                if item.key is not None and item.reserved:
+                    with contextlib.suppress(CeleriacError):
+                        self.app.broker.release(item.key, item.task_id)
+            raise
+        for item in sending:
+            self._announce(signals.after_task_publish, item)
+        return results
+
+    def _build(
+        self,
+        name: str,
+        args: Sequence[Any] | None,
+        kwargs: Mapping[str, Any] | None,
+        task_id: str,
+        task_type: Any,
+        options: dict[str, Any],
+    ) -> _Outgoing:
         check_call_options(name, options)
         args, kwargs = tuple(args or ()), dict(kwargs or {})
         conf = self.app.conf
@@ -125,26 +185,29 @@ class Producer:
             extra_headers=route.get("headers"),
             idempotency_key=route.get("idempotency_key"),
         )
-        key = route.get("idempotency_key")
-        held = self.reserve_idempotency_key(key, task_id)
-        if held is not None and held != task_id:  # the same id: a retry of that very task
-            return AsyncResult(held, task_name=name, app=self.app)
-        queue, delay = route["queue"], _delay(route.get("countdown"), eta, now)
-        try:
-            self._send(name, message, queue, priority, route, delay)
-        except BaseException:
-            if key is not None and held is None:  # not sent: the key must not name it
-                with contextlib.suppress(CeleriacError):
-                    self.app.broker.release(key, task_id)
-            raise
-        signals.after_task_publish.send(
-            sender=name,
-            body=message.body,
-            exchange="",
-            routing_key=queue,
-            headers=message.headers,
+        delay = _delay(route.get("countdown"), eta, now)
+        outbound = OutboundMessage(
+            route["queue"], message.encode(), message.id, priority or MIN_PRIORITY, delay
         )
-        return AsyncResult(task_id, task_name=name, app=self.app)
+        return _Outgoing(name, task_id, message, outbound, route, route.get("idempotency_key"))
+
+    @staticmethod
+    def _announce(signal: Any, item: _Outgoing) -> None:
+        extra: dict[str, Any] = {}
+        if signal is signals.before_task_publish:
+            extra = {
+                "properties": item.message.properties,
+                "declare": [],
+                "retry_policy": item.route.get("retry_policy"),
+            }
+        signal.send(
+            sender=item.name,
+            body=item.message.body,
+            exchange="",
+            routing_key=item.outbound.queue,
+            headers=item.message.headers,
+            **extra,
+        )
 
     def reserve_idempotency_key(self, key: str | None, task_id: str) -> str | None:
         """Reserve ``key`` for ``task_id`` for ``task_idempotency_ttl`` seconds.
@@ -160,30 +223,6 @@ class Producer:
         ttl = float(self.app.conf.task_idempotency_ttl)
         return self.app.broker.reserve(key, task_id, ttl)
 
-    def _send(
-        self,
-        name: str,
-        message: Message,
-        queue: str,
-        priority: int | None,
-        route: Mapping[str, Any],
-        delay: float | None,
-    ) -> None:
-        signals.before_task_publish.send(
-            sender=name,
-            body=message.body,
-            exchange="",
-            routing_key=queue,
-            headers=message.headers,
-            properties=message.properties,
-            declare=[],
-            retry_policy=route.get("retry_policy"),
-        )
-        outbound = OutboundMessage(
-            queue, message.encode(), message.id, priority or MIN_PRIORITY, delay
-        )
-        self._publish(outbound, route.get("retry"), route.get("retry_policy"))
-
     def _priority(self, priority: Any) -> int | None:
         if priority is None:
             priority = self.app.conf.task_default_priority
@@ -194,17 +233,19 @@ class Producer:
             check_priority(priority)
         return cast("int | None", priority)
 
-    def _publish(
-        self, outbound: OutboundMessage, retry: bool | None, policy: Mapping[str, Any] | None
-    ) -> None:
+    def _publish(self, outbound: list[OutboundMessage], route: Mapping[str, Any]) -> None:
         conf = self.app.conf
+        retry = route.get("retry")
         retry = conf.task_publish_retry if retry is None else retry
-        policy = {**conf.task_publish_retry_policy, **(policy or {})}
+        policy = {**conf.task_publish_retry_policy, **(route.get("retry_policy") or {})}
         attempts = int(policy.get("max_retries", 3)) if retry else 0
         interval = float(policy.get("interval_start", 0))
         for attempt in range(attempts + 1):
             try:
-                self.app.broker.publish(outbound)
+                if len(outbound) == 1:
+                    self.app.broker.publish(outbound[0])
+                else:
+                    self.app.broker.publish_many(outbound)
                 return
             except BrokerConnectionError:
                 if attempt == attempts:

@@ -2,7 +2,7 @@
 
 Imports leaves and ``messages.serializers``. The base class does the bookkeeping once
 (meta records, exceptions as data, serialization); an engine does only the I/O:
-``_set``, ``_get``, ``_delete``, ``_wait`` and ``_incr``. Waiting is push-based.
+``_set``, ``_get``, ``_get_many``, ``_delete``, ``_wait`` and ``_join``. Waiting is push-based.
 """
 
 from __future__ import annotations
@@ -61,8 +61,14 @@ class ResultBackend(ABC):
     def _wait(self, key: str, timeout: float | None) -> bytes | None:
         """Block until ``key`` holds a ready record (or timeout); return it or None."""
 
+    def _get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """``_get`` for several keys; engines override it to use one round trip."""
+        return [self._get(key) for key in keys]
+
     @abstractmethod
-    def _incr(self, key: str, ttl: float | None) -> int: ...
+    def _join(self, key: str, member: str, size: int, ttl: float | None) -> bool:
+        """Add ``member`` to the set at ``key``, atomically; True for the member whose
+        arrival made the set reach ``size`` (and for that member again, if it asks again)."""
 
     # -- encoding ---------------------------------------------------------------------------
     def encode(self, meta: TaskMeta) -> bytes:
@@ -118,6 +124,14 @@ class ResultBackend(ABC):
         raw = self._get(f"task:{task_id}")
         return self.decode(raw) if raw is not None else pending_meta(task_id)
 
+    def get_many_meta(self, task_ids: Sequence[str]) -> list[TaskMeta]:
+        """The records of several tasks, in order, read together (PENDING if unknown)."""
+        raws = self._get_many([f"task:{task_id}" for task_id in task_ids])
+        return [
+            self.decode(raw) if raw is not None else pending_meta(task_id)
+            for task_id, raw in zip(task_ids, raws, strict=True)
+        ]
+
     def wait_for(self, task_id: str, timeout: float | None = None) -> TaskMeta:
         """Block until the task is ready; raise ``TimeoutError`` after ``timeout`` seconds."""
         raw = self._wait(f"task:{task_id}", timeout)
@@ -132,19 +146,25 @@ class ResultBackend(ABC):
         self._delete(f"task:{task_id}")
 
     # -- groups and chords ------------------------------------------------------------------
-    def save_group(self, group_id: str, task_ids: Sequence[str]) -> None:
+    def save_group(self, group_id: str, task_ids: Sequence[Any]) -> None:
+        """Store a group's members in order: task ids, or ``[group_id, [...]]`` pairs for
+        nested groups (the form ``GroupResult.as_tuple`` gives)."""
         self._set(f"group:{group_id}", self.encode({"task_ids": list(task_ids)}), self.expires)
 
-    def restore_group(self, group_id: str) -> list[str] | None:
+    def restore_group(self, group_id: str) -> list[Any] | None:
         raw = self._get(f"group:{group_id}")
         return None if raw is None else list(self.decode(raw)["task_ids"])
 
     def delete_group(self, group_id: str) -> None:
         self._delete(f"group:{group_id}")
 
-    def chord_incr(self, group_id: str) -> int:
-        """Count one finished header task atomically; the caller seeing N runs the body."""
-        return self._incr(f"chord:{group_id}", self.expires)
+    def chord_part_done(self, group_id: str, task_id: str, size: int) -> bool:
+        """Record that header task ``task_id`` of the chord ``group_id`` (``size`` tasks)
+        has ended. True for exactly one task: the one whose end completed the header; it
+        must apply the body. A redelivered header task counts once; the completing task,
+        redelivered after a crash, is told True again, so the body is never lost.
+        """
+        return self._join(f"chord:{group_id}", task_id, size, self.expires)
 
     def close(self) -> None:
         """Release connections."""
@@ -173,5 +193,5 @@ class DisabledBackend(ResultBackend):
     def _wait(self, key: str, timeout: float | None) -> bytes | None:
         raise ImproperlyConfigured(_NO_BACKEND)
 
-    def _incr(self, key: str, ttl: float | None) -> int:
+    def _join(self, key: str, member: str, size: int, ttl: float | None) -> bool:
         raise ImproperlyConfigured(_NO_BACKEND)

@@ -28,6 +28,7 @@ class MemoryBackend(ResultBackend):
         self._clock = clock
         self._data: dict[str, tuple[bytes, float | None]] = {}
         self._ready: set[str] = set()
+        self._sets: dict[str, tuple[set[str], str | None, float | None]] = {}
         self._changed = threading.Condition()
 
     def _alive(self, key: str) -> bytes | None:
@@ -67,15 +68,20 @@ class MemoryBackend(ResultBackend):
             )
             return self._alive(key) if done else None
 
-    def _incr(self, key: str, ttl: float | None) -> int:
+    def _join(self, key: str, member: str, size: int, ttl: float | None) -> bool:
         with self._changed:
-            current = self._alive(key)
-            value = (int(current) if current is not None else 0) + 1
-            deadline = None if ttl is None else self._clock() + ttl
-            self._data[key] = (str(value).encode(), deadline)
-            return value
+            now = self._clock()
+            members, owner, deadline = self._sets.get(key, (set(), None, None))
+            if deadline is not None and now >= deadline:
+                members, owner = set(), None
+            members.add(member)
+            if owner is None and len(members) >= size:
+                owner = member
+            self._sets[key] = (members, owner, None if ttl is None else now + ttl)
+            return owner == member
 
     def clear(self) -> None:
         with self._changed:
             self._data.clear()
             self._ready.clear()
+            self._sets.clear()

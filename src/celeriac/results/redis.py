@@ -1,7 +1,8 @@
 """``redis://`` results. Keys (P = key_prefix: "celeriac", or ``key_prefix`` in
 result_backend_transport_options), each expiring after ``expires``:
 ``P:result:task:<id>``, ``P:result:group:<id>``: hash {value, ready: 0|1};
-``P:result:chord:<id>``: INCR counter; channel ``P:ready:<key>``: published when ready.
+``P:result:chord:<id>``: set of ended header task ids, ``…:owner``: the one that completed
+it (see ``_JOIN``); channel ``P:ready:<key>``: published when ready.
 Waits share one pubsub connection and reader thread. Imports results.base, _redis, leaves.
 """
 
@@ -31,6 +32,25 @@ _INLINE_LIMIT = 64 * 1024
 _CLOSE_GRACE = 5.0
 # Seconds of silence before the listener PINGs (transport option listener_keepalive).
 KEEPALIVE = 15.0
+
+
+# KEYS[1]: the set of members; KEYS[2]: the member that completed it.
+# ARGV[1]: member; ARGV[2]: size; ARGV[3]: TTL in ms (0: none). Returns 1 for the member
+# whose arrival made the set reach ``size`` (again on a repeated call), else 0.
+_JOIN = """
+redis.call('SADD', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) then return 0 end
+local owner = redis.call('GET', KEYS[2])
+if not owner then
+  if ttl > 0 then redis.call('SET', KEYS[2], ARGV[1], 'PX', ttl)
+  else redis.call('SET', KEYS[2], ARGV[1]) end
+  return 1
+end
+if owner == ARGV[1] then return 1 end
+return 0
+"""
 
 
 def _ms(seconds: float) -> int:
@@ -207,7 +227,7 @@ class _Listener:
 
 
 class RedisBackend(ResultBackend):
-    """Results in Redis: one hash per record, a counter per chord, pubsub to wake waiters."""
+    """Results in Redis: one hash per record, a set per chord, pubsub to wake waiters."""
 
     schemes = ("redis", "rediss", "unix", "sentinel")
 
@@ -234,6 +254,7 @@ class RedisBackend(ResultBackend):
                 f"remove decode_responses from the result backend URL {redact(url)}"
             )
         keepalive = float((transport_options or {}).get("listener_keepalive", KEEPALIVE))
+        self._join_script = self._client.register_script(_JOIN)
         self._listener = _Listener(self._client, f"celeriac-results-{key_prefix}", keepalive)
 
     def __repr__(self) -> str:
@@ -286,15 +307,19 @@ class RedisBackend(ResultBackend):
         with self._errors():
             self._client.delete(self._key(key))
 
-    def _incr(self, key: str, ttl: float | None) -> int:
-        name = self._key(key)
-        pipe = self._client.pipeline(transaction=True)
-        pipe.incr(name)
-        if ttl is not None:
-            pipe.pexpire(name, _ms(ttl))
+    def _get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hget(self._key(key), "value")
         with self._errors():
-            count = pipe.execute()[0]
-        return int(count)
+            return cast("list[bytes | None]", pipe.execute())
+
+    def _join(self, key: str, member: str, size: int, ttl: float | None) -> bool:
+        name = self._key(key)
+        keys = [name, f"{name}:owner"]
+        with self._errors():
+            done = self._join_script(keys, [member, size, 0 if ttl is None else _ms(ttl)])
+        return bool(done)
 
     def _wait(self, key: str, timeout: float | None) -> bytes | None:
         # Already ready: one round trip, no subscription.

@@ -129,8 +129,18 @@ class ResultBackendContract:
         backend.delete_group(group_id)
         assert backend.restore_group(group_id) is None
 
-    def test_chord_counter_is_atomic_under_concurrency(self, make_backend: BackendFactory) -> None:
+    def test_exactly_one_header_task_completes_a_chord(self, make_backend: BackendFactory) -> None:
         backend, group_id = make_backend(), _id()
+        members = [_id() for _ in range(200)]
         with ThreadPoolExecutor(max_workers=8) as pool:
-            counts = sorted(pool.map(lambda _: backend.chord_incr(group_id), range(200)))
-        assert counts == list(range(1, 201)), "every increment must see a distinct count"
+            done = list(pool.map(lambda m: backend.chord_part_done(group_id, m, 200), members))
+        assert done.count(True) == 1, "exactly one header task must apply the body"
+        completer = members[done.index(True)]
+        assert backend.chord_part_done(group_id, completer, 200), "redelivered: still it"
+        assert not backend.chord_part_done(group_id, members[0 if done[1] else 1], 200)
+
+    def test_a_redelivered_header_task_counts_once(self, make_backend: BackendFactory) -> None:
+        backend, group_id = make_backend(), _id()
+        assert not backend.chord_part_done(group_id, "a", 2)
+        assert not backend.chord_part_done(group_id, "a", 2), "the same task again: 1 of 2"
+        assert backend.chord_part_done(group_id, "b", 2)

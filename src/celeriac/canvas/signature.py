@@ -1,18 +1,25 @@
-"""Signatures: a task call as plain data (task name, args, kwargs, options).
+"""``Signature``: a task call as plain data (task name, args, kwargs, options).
 
-Pure logic: imports only ``_context``. A ``Signature`` is a dict so it travels inside
-messages as JSON and comes back with ``signature(d)``. It reaches its task through the
-app it was made by (or the current app) at call time. Workflows (chain, group, chord)
-build on this module in the canvas layer.
+A ``Signature`` is a dict, so it travels inside messages as JSON and comes back with
+``signature(d)``, which rebuilds the right kind (a chain, a group, a chord...) from its
+``subtask_type``. It reaches its task through the app it was made by (or the current
+app) at call time. The workflow kinds live in ``canvas.workflows`` and register here.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
-from typing import Any
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar, TypeVar
 
 from celeriac._context import get_current_app
+
+S = TypeVar("S", bound="type[Signature]")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -25,6 +32,9 @@ def _as_list(value: Any) -> list[Any]:
 
 class Signature(dict[str, Any]):
     """A task call that can be passed around, stored, and applied later."""
+
+    TYPES: ClassVar[dict[str, type[Signature]]] = {}
+    is_workflow: ClassVar[bool] = False  # made of other signatures (chain, group, chord)
 
     def __init__(
         self,
@@ -39,6 +49,7 @@ class Signature(dict[str, Any]):
         **extra: Any,
     ) -> None:
         self._app = app
+        self._type = None
         if isinstance(task, Mapping):  # signature(dict) round trip
             super().__init__(copy.deepcopy(dict(task)))
             self.setdefault("options", {})
@@ -54,6 +65,24 @@ class Signature(dict[str, Any]):
             subtask_type=subtask_type,
             immutable=immutable,
         )
+
+    @classmethod
+    def register_type(cls, name: str | None = None) -> Callable[[S], S]:
+        """Class decorator: ``signature(d)`` rebuilds dicts whose ``subtask_type`` is
+        ``name`` (the class name by default) as this class."""
+
+        def register(kind: S) -> S:
+            cls.TYPES[name or kind.__name__] = kind
+            return kind
+
+        return register
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], app: Any = None) -> Signature:
+        kind = cls.TYPES.get(str(data.get("subtask_type")))
+        if kind is not None and kind is not cls:
+            return kind.from_dict(data, app=app)
+        return cls(data, app=app)
 
     # -- fields -----------------------------------------------------------------------------
     @property
@@ -114,6 +143,7 @@ class Signature(dict[str, Any]):
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> Signature:
+        """A deep copy, with ``args`` put first, ``kwargs`` and ``options`` merged in."""
         new_args, new_kwargs, new_options = self._merge(args, kwargs, options)
         cloned = Signature(
             self.task,
@@ -138,17 +168,42 @@ class Signature(dict[str, Any]):
         self["immutable"] = immutable
 
     def link(self, callback: Mapping[str, Any]) -> Mapping[str, Any]:
-        self.options.setdefault("link", [])
-        self.options["link"] = [*_as_list(self.options["link"]), callback]
+        """Apply ``callback`` with this task's result when it succeeds."""
+        self.options["link"] = [*_as_list(self.options.get("link")), callback]
         return callback
 
     def link_error(self, errback: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Call ``errback`` once if this task fails (new style: ``(request, exc, tb)``)."""
         self.options["link_error"] = [*_as_list(self.options.get("link_error")), errback]
         return errback
 
     def on_error(self, errback: Mapping[str, Any]) -> Signature:
         self.link_error(errback)
         return self
+
+    def freeze(
+        self,
+        _id: str | None = None,
+        group_id: str | None = None,
+        chord: Mapping[str, Any] | None = None,
+        group_index: int | None = None,
+    ) -> Any:
+        """Fix the task id (and group membership) now; return the result it will have."""
+        options = self.options
+        task_id = options.setdefault("task_id", _id or new_id())
+        if group_id is not None:
+            options["group_id"] = group_id
+        if group_index is not None:
+            options["group_index"] = group_index
+        if chord is not None:
+            options["chord"] = chord
+        return self.app.AsyncResult(task_id, task_name=self.get("task"))
+
+    def __or__(self, other: Any) -> Any:
+        """``a.s() | b.s()``: a chain (see the workflow kinds for groups and chords)."""
+        if not isinstance(other, Signature):
+            return NotImplemented
+        return self.TYPES["chain"](self, other, app=getattr(self, "_app", None))
 
     # -- calling ----------------------------------------------------------------------------
     def apply_async(
@@ -178,6 +233,7 @@ class Signature(dict[str, Any]):
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> Any:
+        """Run it here and now (eagerly); returns an ``EagerResult``."""
         call_args, call_kwargs, call_options = self._merge(args, kwargs, options)
         return self.type.apply(call_args, call_kwargs, **call_options)
 
@@ -187,22 +243,34 @@ class Signature(dict[str, Any]):
         return f"{self.get('task')}.{mark}({', '.join(parts)})"
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Signature:
-        return Signature(copy.deepcopy(dict(self), memo), app=getattr(self, "_app", None))
+        copied = type(self).from_dict(copy.deepcopy(dict(self), memo), app=self._app_or_none())
+        copied._type = getattr(self, "_type", None)
+        return copied
+
+    def _app_or_none(self) -> Any:
+        return getattr(self, "_app", None)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Signature, (dict(self),))
+        return (signature, (dict(self),))
 
 
 def signature(varies: Any, *args: Any, **kwargs: Any) -> Signature:
-    """Build a Signature from a task name, a task, or a dict (the JSON form)."""
+    """Build a Signature from a task name, a task, or a dict (the JSON form); a dict
+    comes back as the kind it was (``chain``, ``group``, ``chord``...)."""
     if isinstance(varies, Signature):
         return varies.clone()
     if isinstance(varies, Mapping):
-        return Signature(varies, app=kwargs.get("app"))
+        return Signature.from_dict(varies, app=kwargs.get("app"))
     return Signature(varies, *args, **kwargs)
 
 
-subtask = signature
-maybe_signature = signature
+def maybe_signature(value: Any, app: Any = None) -> Any:
+    """``value`` as a Signature (None stays None; a Signature is returned as is)."""
+    if value is None or isinstance(value, Signature):
+        if isinstance(value, Signature) and app is not None and value._app_or_none() is None:
+            value._app = app
+        return value
+    return signature(value, app=app)
 
-__all__ = ["Signature", "maybe_signature", "signature", "subtask"]
+
+subtask = signature

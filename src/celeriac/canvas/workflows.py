@@ -1,0 +1,462 @@
+"""Workflows: ``chain``, ``group`` and ``chord``, each a ``Signature`` made of others.
+
+Wire form (what messages carry, and what ``signature(d)`` rebuilds), as in Celery:
+a chain or group keeps its parts in ``kwargs["tasks"]``, a chord in ``kwargs["header"]``
+(a group) and ``kwargs["body"]``.
+
+How they run on workers, with no coordinator: a chain sends its first task carrying the
+rest (``chain`` option, reversed), and each task, on success, sends the next one. A group
+sends every member in one ``publish_many`` round trip. A chord saves its header's task
+ids in the result backend and sends the header with the body attached to each member; the
+header task that completes the header applies the body (see ``followups``). Each form
+also runs eagerly (``apply``, or ``task_always_eager``) with the same results.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from celeriac import followups, states
+from celeriac.canvas.signature import Signature, maybe_signature, new_id
+from celeriac.exceptions import ChordError
+from celeriac.result import EagerResult, GroupResult
+
+
+def _eager(app: Any) -> bool:
+    return bool(app.conf.task_always_eager)
+
+
+def _signatures(tasks: Iterable[Any], app: Any) -> list[Signature]:
+    return [maybe_signature(task, app=app) for task in tasks]
+
+
+def _tasks_of(args: tuple[Any, ...]) -> Iterable[Any]:
+    """``chain(a, b)`` or ``chain([a, b])``; ``group(a, b)``, ``group([a, b])`` or a generator."""
+    if len(args) == 1 and not isinstance(args[0], Mapping):
+        return list(args[0])
+    return args
+
+
+class _Workflow(Signature):
+    is_workflow = True
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], app: Any = None) -> Signature:
+        raise NotImplementedError
+
+    def clone(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Signature:
+        """A deep copy: its parts are copied too, so freezing the copy leaves this as is."""
+        cloned = copy.deepcopy(self)
+        if args and not self.immutable:
+            cloned["args"] = tuple(args) + self.args
+        cloned.options.update(options)
+        return cloned
+
+    def _restore(self, data: Mapping[str, Any]) -> _Workflow:
+        """Copy the fields every kind shares from its wire form (after ``__init__``)."""
+        self["args"] = tuple(data.get("args") or ())
+        self["immutable"] = bool(data.get("immutable"))
+        return self
+
+    def _call_args(self, args: Iterable[Any] | None) -> tuple[Any, ...]:
+        return self.args if self.immutable else tuple(args or ()) + self.args
+
+
+@Signature.register_type()
+class chain(_Workflow):
+    """Run tasks one after another, each receiving the previous one's result first
+    (unless it is immutable, ``.si()``). ``a.s() | b.s()`` is ``chain(a.s(), b.s())``."""
+
+    def __init__(self, *tasks: Any, app: Any = None, **options: Any) -> None:
+        steps = _normalize(_signatures(_tasks_of(tasks), app), app)
+        super().__init__("celeriac.chain", (), {"tasks": steps}, options, app=app)
+        self["subtask_type"] = "chain"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], app: Any = None) -> Signature:
+        tasks = (data.get("kwargs") or {}).get("tasks") or ()
+        made = cls(*_signatures(tasks, app), app=app, **dict(data.get("options") or {}))
+        return made._restore(data)
+
+    @property
+    def tasks(self) -> list[Signature]:
+        tasks: list[Signature] = self["kwargs"]["tasks"]
+        return tasks
+
+    def __or__(self, other: Any) -> Any:
+        if not isinstance(other, Signature):
+            return NotImplemented
+        joined = chain(*self.tasks, other, app=self._app_or_none(), **self.options)
+        return joined._restore(self)
+
+    def link(self, callback: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Called with the chain's result: linked to its last task."""
+        return self.tasks[-1].link(callback)
+
+    def link_error(self, errback: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Whichever task fails calls it (the rest never run): linked to every task."""
+        for task in self.tasks:
+            task.link_error(errback)
+        return errback
+
+    def freeze(
+        self,
+        _id: str | None = None,
+        group_id: str | None = None,
+        chord: Mapping[str, Any] | None = None,
+        group_index: int | None = None,
+    ) -> Any:
+        """The chain's result is its last task's; each result's ``parent`` is the step
+        before. Group membership (in a group, or a chord's header) goes to the last task."""
+        previous = None
+        steps = self.tasks
+        for index, step in enumerate(steps):
+            if index == len(steps) - 1:
+                result = step.freeze(_id, group_id, chord, group_index)
+            else:
+                result = step.freeze()
+            _set_root_parent(result, previous)
+            previous = result
+        return previous
+
+    def apply_async(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        if _eager(self.app):
+            return self.apply(args, kwargs, **options)
+        frozen = self.clone()
+        assert isinstance(frozen, chain)
+        rest = list(options.pop("chain", None) or ())
+        result = frozen.freeze(options.pop("task_id", None))
+        first, *others = frozen.tasks
+        # The rest travels reversed, so each task pops the next step off the end.
+        following = rest + [dict(step) for step in reversed(others)]
+        call_options = {**frozen.options, **options}
+        first.apply_async(frozen._call_args(args), kwargs, chain=following or None, **call_options)
+        return result
+
+    def apply(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """Run each step here, in turn; a failed step ends the chain with its error."""
+        frozen = self.clone()
+        assert isinstance(frozen, chain)
+        last_id = frozen.freeze(options.pop("task_id", None)).id
+        call_args: tuple[Any, ...] = frozen._call_args(args)
+        previous: Any = None
+        for index, step in enumerate(frozen.tasks):
+            result = step.apply(call_args, kwargs if index == 0 else None, **options)
+            _set_root_parent(result, previous)
+            previous = result
+            if not _succeeded(result):
+                error = _error_of(result)
+                return EagerResult(last_id, error, states.FAILURE, app=self.app)
+            call_args = (result.get(disable_sync_subtasks=False),)
+        return previous
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.apply_async(args, kwargs)
+
+    def __repr__(self) -> str:
+        return " | ".join(repr(task) for task in self.tasks) or "chain()"
+
+
+@Signature.register_type()
+class group(_Workflow):
+    """Run tasks in parallel; the result is a ``GroupResult`` (values in task order)."""
+
+    def __init__(self, *tasks: Any, app: Any = None, **options: Any) -> None:
+        members = _signatures(_tasks_of(tasks), app)
+        super().__init__("celeriac.group", (), {"tasks": members}, options, app=app)
+        self["subtask_type"] = "group"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], app: Any = None) -> Signature:
+        tasks = (data.get("kwargs") or {}).get("tasks") or ()
+        made = cls(_signatures(tasks, app), app=app, **dict(data.get("options") or {}))
+        return made._restore(data)
+
+    @property
+    def tasks(self) -> list[Signature]:
+        tasks: list[Signature] = self["kwargs"]["tasks"]
+        return tasks
+
+    def __or__(self, other: Any) -> Any:
+        """``group | task`` is a chord: the task receives the list of the group's results."""
+        if not isinstance(other, Signature):
+            return NotImplemented
+        return chord(self, other, app=self._app_or_none())
+
+    def link(self, callback: Mapping[str, Any]) -> Mapping[str, Any]:
+        for task in self.tasks:
+            task.link(callback)
+        return callback
+
+    def link_error(self, errback: Mapping[str, Any]) -> Mapping[str, Any]:
+        for task in self.tasks:
+            task.link_error(errback)
+        return errback
+
+    def freeze(
+        self,
+        _id: str | None = None,
+        group_id: str | None = None,
+        chord: Mapping[str, Any] | None = None,
+        group_index: int | None = None,
+    ) -> Any:
+        """Fix the group id and every member's id; members of a chord's header also carry
+        the chord (``chord``). A group nested in a group keeps an id of its own."""
+        own_id = self.options.setdefault("task_id", _id or new_id())
+        results = [
+            task.freeze(group_id=own_id, chord=chord, group_index=index)
+            for index, task in enumerate(self.tasks)
+        ]
+        return GroupResult(own_id, results, app=self.app)
+
+    def apply_async(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        if _eager(self.app):
+            return self.apply(args, kwargs, **options)
+        rest = options.pop("chain", None)
+        if rest:  # steps follow this group: they wait for all of it, as a chord's body
+            body = chain(*[self.app.signature(step) for step in reversed(rest)], app=self.app)
+            return chord(self, body, app=self._app_or_none()).apply_async(args, kwargs, **options)
+        frozen = self.clone()
+        assert isinstance(frozen, group)
+        result = frozen.freeze(options.pop("task_id", None))
+        frozen._send(frozen._call_args(args), kwargs, {**frozen.options, **options})
+        return result
+
+    def _send(self, args: tuple[Any, ...], kwargs: Any, options: dict[str, Any]) -> None:
+        """Plain task calls go out together in one ``publish_many``; workflows one by one."""
+        options.pop("task_id", None)
+        batch = []
+        for task in self.tasks:
+            if task.is_workflow:
+                task.apply_async(args, kwargs, **options)
+                continue
+            call_args, call_kwargs, call_options = task._merge(args, kwargs, options)
+            for key in ("task_id", "group_id", "group_index", "chord"):  # the member's own
+                call_options[key] = task.options.get(key)
+            batch.append((task.task, call_args, call_kwargs, call_options))
+        self.app.send_task_many(batch)
+
+    def apply(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        frozen = self.clone()
+        assert isinstance(frozen, group)
+        group_id = frozen.freeze(options.pop("task_id", None)).id
+        call_args = frozen._call_args(args)
+        results = [task.apply(call_args, kwargs, **options) for task in frozen.tasks]
+        return GroupResult(group_id, results, app=self.app)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.apply_async(args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"group([{', '.join(repr(task) for task in self.tasks)}])"
+
+
+@Signature.register_type()
+class chord(_Workflow):
+    """Run the header (a group) in parallel, then the body with the list of its results,
+    in header order. A failed header task fails the chord: the body never runs and its
+    errbacks are called once with a ``ChordError``."""
+
+    def __init__(
+        self,
+        header: Any,
+        body: Any = None,
+        *,
+        app: Any = None,
+        **options: Any,
+    ) -> None:
+        members = header.tasks if isinstance(header, group) else _tasks_of((header,))
+        header_options = dict(header.options) if isinstance(header, group) else {}
+        flat = group(_flatten(_signatures(members, app)), app=app, **header_options)
+        body_sig = maybe_signature(body, app=app)
+        kwargs = {"header": flat, "body": body_sig}
+        super().__init__("celeriac.chord", (), kwargs, options, app=app)
+        self["subtask_type"] = "chord"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], app: Any = None) -> Signature:
+        kwargs = data.get("kwargs") or {}
+        header = Signature.from_dict(kwargs["header"], app=app)
+        body = kwargs.get("body")
+        body = None if body is None else Signature.from_dict(body, app=app)
+        made = cls(header, body, app=app, **dict(data.get("options") or {}))
+        return made._restore(data)
+
+    @property
+    def header(self) -> group:
+        header: group = self["kwargs"]["header"]
+        return header
+
+    @property
+    def tasks(self) -> list[Signature]:
+        return self.header.tasks
+
+    @property
+    def body(self) -> Signature:
+        body: Signature | None = self["kwargs"]["body"]
+        if body is None:
+            raise TypeError("this chord has no body: chord(header, body), or chord(header)(body)")
+        return body
+
+    def __or__(self, other: Any) -> Any:
+        """``chord | task``: the task follows the body."""
+        if not isinstance(other, Signature):
+            return NotImplemented
+        joined = chord(self.header, self.body | other, app=self._app_or_none(), **self.options)
+        return joined._restore(self)
+
+    def link(self, callback: Mapping[str, Any]) -> Mapping[str, Any]:
+        return self.body.link(callback)
+
+    def link_error(self, errback: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The body's errback: called once if the body fails, or if the header fails."""
+        return self.body.link_error(errback)
+
+    def freeze(
+        self,
+        _id: str | None = None,
+        group_id: str | None = None,
+        chord: Mapping[str, Any] | None = None,
+        group_index: int | None = None,
+    ) -> Any:
+        """The chord's result is its body's, whose ``parent`` is the header's group."""
+        header_result = self.header.freeze()
+        result = self.body.freeze(_id, group_id, chord, group_index)
+        _set_root_parent(result, header_result)
+        return result
+
+    def apply_async(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        app = self.app
+        if _eager(app):
+            return self.apply(args, kwargs, **options)
+        frozen = self.clone()
+        assert isinstance(frozen, chord)
+        rest = options.pop("chain", None)
+        if rest:  # steps follow this chord: they follow its body
+            steps = [app.signature(step) for step in reversed(rest)]
+            frozen["kwargs"]["body"] = chain(frozen.body, *steps, app=app)
+        result = frozen.freeze(options.pop("task_id", None))
+        header = frozen.header
+        body = dict(frozen.body)
+        body["chord_size"] = len(header.tasks)
+        group_id = str(header.options["task_id"])
+        app.backend.save_group(group_id, [task.freeze().id for task in header.tasks])
+        if not header.tasks:  # nothing to wait for
+            app.signature(body).apply_async(([],))
+            return result
+        header.freeze(chord=body)  # every member carries the body and the group id
+        header.apply_async(frozen._call_args(args), kwargs, **{**frozen.options, **options})
+        return result
+
+    def apply(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """Run the header here, then the body with its results (or fail it)."""
+        frozen = self.clone()
+        assert isinstance(frozen, chord)
+        body_id = frozen.freeze(options.pop("task_id", None)).id
+        header_result = frozen.header.apply(frozen._call_args(args), kwargs, **options)
+        failed = next((r for r in header_result.results if not _succeeded(r)), None)
+        if failed is None:
+            values = header_result.get(disable_sync_subtasks=False)
+            result = frozen.body.apply((values,))
+            _set_root_parent(result, header_result)
+            return result
+        error = ChordError(f"Dependency {failed.id} raised {_error_of(failed)!r}")
+        followups.fail_chord(self.app, dict(frozen.body), error, store=False)
+        return EagerResult(body_id, error, states.FAILURE, app=self.app)
+
+    def __call__(self, body: Any = None, **options: Any) -> Any:
+        """``chord(header)(body)`` sends it; ``chord(header, body)()`` too."""
+        if body is not None:
+            made = chord(self.header, body, app=self._app_or_none(), **self.options)
+            return made.apply_async(**options)
+        return self.apply_async(**options)
+
+    def __repr__(self) -> str:
+        body = self["kwargs"].get("body")
+        return f"chord({self.header!r}, {body!r})"
+
+
+def _normalize(steps: list[Signature], app: Any) -> list[Signature]:
+    """Flatten nested chains, and turn a group followed by a step into a chord whose body
+    is that step (a group's results can only flow on once all of them are in)."""
+    flat: list[Signature] = []
+    for step in steps:
+        if isinstance(step, chain) and not step.options and not step.args:
+            flat.extend(step.tasks)
+        else:
+            flat.append(step)
+    normalized: list[Signature] = []
+    for step in flat:
+        if normalized and isinstance(normalized[-1], group):
+            normalized[-1] = chord(normalized[-1], step, app=app)
+        else:
+            normalized.append(step)
+    return normalized
+
+
+def _flatten(members: list[Signature]) -> list[Signature]:
+    """A group inside a chord's header adds its members to the header."""
+    flat: list[Signature] = []
+    for member in members:
+        flat.extend(_flatten(member.tasks) if isinstance(member, group) else [member])
+    return flat
+
+
+def _set_root_parent(result: Any, parent: Any) -> None:
+    """Make ``parent`` the parent of the earliest result in ``result``'s parent line."""
+    if parent is None or result is None:
+        return
+    node = result
+    while getattr(node, "parent", None) is not None:
+        node = node.parent
+    if node is not parent:
+        node.parent = parent
+
+
+def _succeeded(result: Any) -> bool:
+    if isinstance(result, GroupResult):
+        return all(_succeeded(r) for r in result.results)
+    return bool(result.state == states.SUCCESS)
+
+
+def _error_of(result: Any) -> Any:
+    if isinstance(result, GroupResult):
+        return next(_error_of(r) for r in result.results if not _succeeded(r))
+    return result.result
