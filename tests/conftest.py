@@ -73,3 +73,52 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+AMQP_HOST = os.environ.get("CELERIAC_TEST_AMQP_HOST", "127.0.0.1:5672")
+
+
+def rabbitmqctl(*args: str, check: bool = True) -> str:
+    """Run ``rabbitmqctl`` (the machine's RabbitMQ admin tool); its output."""
+    import subprocess
+
+    done = subprocess.run(
+        ["rabbitmqctl", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    if check and done.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr or done.stdout}")
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """A vhost of this test session's own on the local RabbitMQ (guest/guest), deleted after.
+
+    Tests in it use unique queue names, and a unique ``namespace`` transport option where
+    they touch shared names (revocations)."""
+    import shutil
+    import socket
+
+    host, _, port = AMQP_HOST.partition(":")
+    try:
+        socket.create_connection((host, int(port or 5672)), timeout=2).close()
+    except OSError as exc:
+        service_missing("RabbitMQ", f"nothing answers on {AMQP_HOST} ({exc})")
+    if shutil.which("rabbitmqctl") is None:
+        service_missing("RabbitMQ", "rabbitmqctl (to create a test vhost) is not on PATH")
+    try:
+        import aiormq  # noqa: F401
+    except ModuleNotFoundError:
+        service_missing("RabbitMQ", "aiormq is not installed (pip install -e '.[amqp]')")
+    vhost = f"celeriac-test-{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", vhost)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"amqp://guest:guest@{AMQP_HOST}/{vhost}"
+    finally:
+        rabbitmqctl("delete_vhost", vhost, check=False)
+
+
+@pytest.fixture
+def amqp_namespace() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"

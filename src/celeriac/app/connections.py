@@ -17,7 +17,8 @@ from celeriac.results.base import DisabledBackend, ResultBackend
 from celeriac.results.memory import MemoryBackend
 
 _REDIS = ("redis", "rediss", "unix", "sentinel")
-# Schemes whose engines land in later releases; named so the error can say so.
+_AMQP = ("amqp", "amqps", "pyamqp")
+# Result backend schemes whose engines land in later releases; named so the error can say so.
 _PLANNED = {"amqp", "amqps", "pyamqp"}
 
 
@@ -58,10 +59,19 @@ def create_broker(
             delivery_limit=delivery_limit,
             transport_options=options,
         )
-    if scheme in _PLANNED:
-        raise ImproperlyConfigured(
-            f"broker URL scheme {scheme!r} is not available in this build of celeriac yet; "
-            f"use 'memory://' for now"
+    if scheme in _AMQP:
+        try:  # aiormq comes with the optional extra celeriac[amqp]
+            from celeriac.brokers.amqp import AmqpBroker
+        except ModuleNotFoundError as exc:
+            raise ImproperlyConfigured(
+                f"broker {scheme}:// needs the AMQP client: pip install 'celeriac[amqp]'"
+            ) from exc
+        return AmqpBroker(
+            str(url),
+            lease_seconds=lease,
+            delivery_limit=delivery_limit,
+            transport_options=transport_options,
+            use_ssl=use_ssl,
         )
     raise ImproperlyConfigured(
         f"unknown broker URL scheme {scheme!r} in {url!r}: use memory://, redis://, "

@@ -26,6 +26,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 MIN_PRIORITY = 0
 MAX_PRIORITY = 9  # higher number = served first, on every engine
@@ -161,6 +162,10 @@ class Broker(ABC):
 
     #: URL schemes this engine serves, e.g. ("memory",).
     schemes: tuple[str, ...] = ()
+    #: Whether the engine keeps shared key-value state: ``reserve``/``release`` (idempotency
+    #: keys) and ``acquire`` (cluster token buckets). An engine without it (RabbitMQ) raises
+    #: ``ImproperlyConfigured`` from those verbs, naming the fix; the contract checks that.
+    supports_key_value: ClassVar[bool] = True
 
     def __init__(self, *, lease_seconds: float = 30.0, delivery_limit: int = 5) -> None:
         if lease_seconds <= 0:
@@ -300,6 +305,11 @@ class Broker(ABC):
 
         May raise ``ImproperlyConfigured`` when the setup must not be used.
         """
+        return None
+
+    def check_time_limit(self, longest: float | None) -> str | None:
+        """Run once at worker start with the longest hard time limit configured (None: no
+        limit): a warning when a task that long would trip an engine limit, or None."""
         return None
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from celeriac.brokers.base import (
     OutboundMessage,
     Revocation,
 )
+from celeriac.exceptions import ImproperlyConfigured
 
 SHORT_LEASE = 0.5  # seconds; long enough for a few round trips to a local server
 SLACK = 2.0  # how late an engine may notice a due eta or an expired lease
@@ -99,6 +100,27 @@ async def _expect_order(broker: Broker, queue: str, expected: list[str]) -> None
     assert _ids(got) == expected
     for delivery in got:
         assert await delivery.ack() is True
+
+
+def _refuses_key_value(broker: Broker) -> bool:
+    """An engine without shared key-value state (``supports_key_value = False``) must refuse
+    idempotency keys loudly, never pretend: True when it does, so the test ends there."""
+    if broker.supports_key_value:
+        return False
+    with pytest.raises(ImproperlyConfigured):
+        broker.reserve(_key("idem"), "task-1", 60.0)
+    with pytest.raises(ImproperlyConfigured):
+        broker.release(_key("idem"), "task-1")
+    return True
+
+
+async def _refuses_buckets(broker: Broker) -> bool:
+    """The same for cluster token buckets."""
+    if broker.supports_key_value:
+        return False
+    with pytest.raises(ImproperlyConfigured, match="rate_limit_scope"):
+        await broker.acquire(_key("bucket"), 10.0, 10.0)
+    return True
 
 
 class BrokerContract:
@@ -461,6 +483,8 @@ class BrokerContract:
     # -- idempotency keys -------------------------------------------------------------------
     def test_reserve_keeps_the_first_value_until_its_ttl(self, make_broker: BrokerFactory) -> None:
         broker, key = make_broker(), _key("idem")
+        if _refuses_key_value(broker):
+            return
         assert broker.reserve(key, "task-1", 0.3) is None
         assert broker.reserve(key, "task-2", 0.3) == "task-1"
         assert broker.reserve(_key("other"), "task-3", 0.3) is None, "keys are independent"
@@ -472,6 +496,8 @@ class BrokerContract:
 
     def test_release_frees_only_its_own_reservation(self, make_broker: BrokerFactory) -> None:
         broker, key = make_broker(), _key("idem")
+        if _refuses_key_value(broker):
+            return
         assert broker.reserve(key, "task-1", 60.0) is None
         assert broker.release(key, "task-2") is False, "not the holder: nothing changes"
         assert broker.reserve(key, "task-3", 60.0) == "task-1"
@@ -485,6 +511,8 @@ class BrokerContract:
         self, make_broker: BrokerFactory
     ) -> None:
         broker, key = make_broker(), _key("bucket")
+        if await _refuses_buckets(broker):
+            return
         waits = [await broker.acquire(key, 10.0, 10.0) for _ in range(10)]
         assert waits == [0.0] * 10, "a new bucket starts full"
         wait = await broker.acquire(key, 10.0, 10.0)
@@ -504,6 +532,8 @@ class BrokerContract:
         self, make_broker: BrokerFactory
     ) -> None:
         broker, key = make_broker(), _key("bucket")
+        if await _refuses_buckets(broker):
+            return
         waits = await asyncio.gather(*(broker.acquire(key, 1.0, 5.0) for _ in range(20)))
         assert sorted(waits)[:5] == [0.0] * 5
         assert all(w > 0.5 for w in sorted(waits)[5:]), "exactly capacity tokens were given"

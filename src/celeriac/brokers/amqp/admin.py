@@ -1,0 +1,154 @@
+"""Admin verbs on RabbitMQ: queue and delay counts, purges, and the dead-letter queues.
+
+Counts come from passive ``queue.declare`` (ready messages only, as the seam defines).
+Dead letters are read by taking them with ``basic.get`` on a channel of their own and
+closing it, which puts every one back in its place; a replay publishes the chosen ones to
+their queue with a fresh count, acks them, and closes the channel on the rest.
+Engine helper: imports aiormq, ``brokers.base`` and the amqp engine's own modules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiormq.exceptions
+from aiormq import spec
+from aiormq.abc import DeliveredMessage
+
+from celeriac.brokers.amqp import topology as t
+from celeriac.brokers.amqp.link import Link
+from celeriac.brokers.amqp.publish import Publisher, ready_copy
+from celeriac.brokers.base import DeadLetter, DeadLetterReason
+
+# What RabbitMQ writes in x-death when it dead-letters by itself (a quorum queue's limit).
+_NATIVE_REASONS = {"delivery_limit": DeadLetterReason.DELIVERY_LIMIT}
+
+
+def _number(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Admin:
+    def __init__(self, link: Link, publisher: Publisher) -> None:
+        self.link = link
+        self.publisher = publisher
+
+    async def _counts(self, names: list[str], purge: bool) -> list[int] | None:
+        """Ready counts (or purged counts) of ``names``; None when the first does not exist."""
+        async with self.link.scratch() as channel:
+            counts: list[int] = []
+            try:
+                with self.link.guard():
+                    for name in names:
+                        if purge:
+                            purged = await channel.queue_purge(name)
+                            counts.append(int(purged.message_count or 0))
+                        else:
+                            ok = await channel.queue_declare(name, passive=True)
+                            counts.append(int(ok.message_count or 0))
+            except Exception as exc:
+                if isinstance(exc.__cause__, aiormq.exceptions.ChannelNotFoundEntity):
+                    return None
+                raise
+            return counts
+
+    async def queue_length(self, queue: str) -> int:
+        counts = await self._counts([queue], purge=False)
+        return counts[0] if counts else 0
+
+    def _levels(self, queue: str) -> list[str]:
+        return [self.publisher.names.delay_queue(queue, level) for level in range(t.LEVELS)]
+
+    async def delayed_count(self, queue: str) -> int:
+        counts = await self._counts(self._levels(queue), purge=False)  # all levels, or none
+        return sum(counts or [])
+
+    async def purge(self, queue: str) -> int:
+        ready = await self._counts([queue], purge=True)
+        delayed = await self._counts(self._levels(queue), purge=True)
+        return sum(ready or []) + sum(delayed or [])
+
+    async def purge_dead_letters(self, queue: str) -> int:
+        counts = await self._counts([self.publisher.names.dead_queue(queue)], purge=True)
+        return counts[0] if counts else 0
+
+    async def dead_letters(self, queue: str, limit: int) -> list[DeadLetter]:
+        letters: list[DeadLetter] = []
+        async with self.link.scratch() as channel:  # closing it puts them all back
+            while len(letters) < limit:
+                message = await self._get(channel, self.publisher.names.dead_queue(queue))
+                if message is None:
+                    break
+                letters.append(self._letter(queue, message))
+        return letters
+
+    async def replay(self, queue: str, entry_ids: list[str] | None) -> int:
+        wanted = None if entry_ids is None else set(entry_ids)
+        replayed = 0
+        async with self.link.scratch() as channel:  # closing it puts back the others
+            while True:
+                message = await self._get(channel, self.publisher.names.dead_queue(queue))
+                if message is None:
+                    break
+                letter = self._letter(queue, message)
+                if wanted is not None and letter.entry_id not in wanted:
+                    continue
+                copy = ready_copy(queue, letter.payload, letter.message_id, letter.priority, 0)
+                await self.publisher.declare_queue(queue)
+                await self.publisher.publish([copy])
+                assert message.delivery_tag is not None
+                with self.link.guard():
+                    await channel.basic_ack(message.delivery_tag)
+                replayed += 1
+                if wanted is not None and replayed == len(wanted):
+                    break
+        return replayed
+
+    async def _get(self, channel: Any, name: str) -> DeliveredMessage | None:
+        try:
+            with self.link.guard():
+                message: DeliveredMessage = await channel.basic_get(name, no_ack=False)
+        except Exception as exc:
+            if isinstance(exc.__cause__, aiormq.exceptions.ChannelNotFoundEntity):
+                return None  # no dead-letter queue: no dead letters
+            raise
+        if isinstance(message.delivery, spec.Basic.GetEmpty):
+            return None
+        return message
+
+    @staticmethod
+    def _letter(queue: str, message: DeliveredMessage) -> DeadLetter:
+        properties = message.header.properties
+        headers = properties.headers or {}
+        reason_text = _text(headers.get(t.H_REASON) or "")
+        detail = _text(headers.get(t.H_DETAIL) or "")
+        if reason_text:
+            reason = DeadLetterReason(reason_text)
+        else:  # dead-lettered by RabbitMQ itself
+            native = _text(headers.get("x-first-death-reason") or "unknown")
+            reason = _NATIVE_REASONS.get(native, DeadLetterReason.REJECTED)
+            detail = detail or f"dead-lettered by RabbitMQ ({native})"
+        count = _number(headers.get(t.H_COUNT))
+        if count is None:
+            count = (_number(headers.get(t.H_DELIVERIES)) or 0) + (
+                _number(headers.get("x-delivery-count")) or 0
+            )
+        at = (_number(headers.get(t.H_DEAD_AT)) or 0) / 1000
+        return DeadLetter(
+            entry_id=_text(properties.message_id or ""),
+            queue=queue,
+            message_id=_text(headers.get(t.H_ID) or properties.correlation_id or ""),
+            payload=bytes(message.body),
+            reason=reason,
+            detail=detail,
+            delivery_count=int(count),
+            dead_lettered_at=at,
+            priority=min(max(properties.priority or 0, 0), t.MAX_PRIORITY),
+        )

@@ -1,0 +1,234 @@
+"""``AmqpBroker``: the Broker verbs on RabbitMQ (AMQP 0-9-1, through aiormq).
+
+Every AMQP call runs on the broker's own I/O thread (``io``): the sync face waits for it,
+the async face awaits it from any loop. Publishing is confirmed and mandatory
+(``publish``), fetching and leases are ``consume``, counts and dead letters ``admin``,
+revocations ``revocations``; ``topology`` names every queue and exchange. RabbitMQ keeps
+no key-value state, so idempotency keys and cluster token buckets are refused with the fix
+(``supports_key_value`` is False). Engine: imports ``brokers.base``, aiormq and its own
+modules; never the app or other engines.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+
+from celeriac.brokers.amqp import params
+from celeriac.brokers.amqp.admin import Admin
+from celeriac.brokers.amqp.consume import Consumption
+from celeriac.brokers.amqp.io import IOThread
+from celeriac.brokers.amqp.link import Link
+from celeriac.brokers.amqp.publish import Publisher, delayed_copy, ready_copy
+from celeriac.brokers.amqp.revocations import AmqpWatch, Revocations
+from celeriac.brokers.amqp.topology import Names
+from celeriac.brokers.base import (
+    Broker,
+    DeadLetter,
+    DeadLetterReason,
+    Delivery,
+    OutboundMessage,
+    RevocationCallback,
+    RevocationWatch,
+    check_bucket,
+    check_ttl,
+)
+from celeriac.exceptions import ImproperlyConfigured
+
+T = TypeVar("T")
+CONSUMER_TIMEOUT = 1800.0  # RabbitMQ's default consumer_timeout, in seconds
+_NO_KEY_VALUE = (
+    "RabbitMQ keeps no shared key-value state, so {what} cannot work on an amqp:// broker. {fix}"
+)
+
+
+class AmqpBroker(Broker):
+    schemes = ("amqp", "amqps", "pyamqp")
+    supports_key_value: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        lease_seconds: float = 30.0,
+        delivery_limit: int = 5,
+        transport_options: Mapping[str, Any] | None = None,
+        use_ssl: bool | Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(lease_seconds=lease_seconds, delivery_limit=delivery_limit)
+        options = dict(transport_options or {})
+        params.check_options(options)
+        self.url = url
+        self.target = params.parse_target(url, options, use_ssl)
+        self.queue_type = params.queue_type(options)
+        self.consumer_timeout = float(options.get("consumer_timeout", CONSUMER_TIMEOUT))
+        self.confirm_timeout = float(options.get("confirm_timeout", 30.0))
+        retention = str(options.get("revocation_retention", "7D"))
+        try:
+            self.names = Names(str(options.get("namespace", "celeriac")))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"broker_transport_options['namespace']: {exc}") from None
+        self._name = f"celeriac {socket.gethostname()}-{os.getpid()}"
+        self._io = IOThread("celeriac-amqp-io", on_fork=self._forked)
+        self._build(retention)
+
+    def _build(self, retention: str) -> None:
+        self._retention = retention
+        self.link = Link(self.target, self._name)
+        self.publisher = Publisher(
+            self.link, self.names, self.queue_type, self.delivery_limit, retention
+        )
+        self.consumption = Consumption(self, self.link, self.publisher)
+        self.admin = Admin(self.link, self.publisher)
+        self.revocations = Revocations(self.link, self.publisher)
+
+    def _forked(self) -> None:
+        """In a forked child: nothing of the parent's connection may be touched."""
+        self._name = f"celeriac {socket.gethostname()}-{os.getpid()}"
+        self._build(self._retention)
+
+    def __repr__(self) -> str:
+        return f"<AmqpBroker {self.target.safe_url} queue_type={self.queue_type}>"
+
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        return self._io.run(work)
+
+    async def _await(self, work: Coroutine[Any, Any, T]) -> T:
+        return await self._io.run_async(work)
+
+    # -- producer ---------------------------------------------------------------------------
+    async def _publish(self, messages: Sequence[OutboundMessage]) -> None:
+        copies = []
+        for message in messages:
+            if message.delay is not None and message.delay > 0:
+                await self.publisher.declare_delays(message.queue)
+                copies.append(
+                    delayed_copy(self.names, message.queue, message.payload, message.message_id,
+                                 message.priority, message.delay)
+                )  # fmt: skip
+            else:
+                await self.publisher.declare_queue(message.queue)
+                copies.append(
+                    ready_copy(message.queue, message.payload, message.message_id,
+                               message.priority, 0)
+                )  # fmt: skip
+        await self.publisher.publish(copies, timeout=self.confirm_timeout)
+
+    def publish(self, message: OutboundMessage) -> None:
+        """Returns once RabbitMQ confirmed the message (publisher confirms)."""
+        self._run(self._publish([message]))
+
+    def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
+        """All messages pipelined on one channel; returns once every one is confirmed."""
+        self._run(self._publish(messages))
+
+    async def publish_async(self, message: OutboundMessage) -> None:
+        await self._await(self._publish([message]))
+
+    async def publish_many_async(self, messages: Sequence[OutboundMessage]) -> None:
+        await self._await(self._publish(messages))
+
+    # -- consumer ---------------------------------------------------------------------------
+    async def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
+        return await self._await(self.consumption.fetch(list(queues), limit, timeout))
+
+    async def ack(self, delivery: Delivery) -> bool:
+        return await self._await(self.consumption.ack(delivery))
+
+    async def requeue(self, delivery: Delivery, *, count_delivery: bool = False) -> bool:
+        return await self._await(self.consumption.requeue(delivery, count_delivery))
+
+    async def dead_letter(
+        self, delivery: Delivery, reason: DeadLetterReason, detail: str = ""
+    ) -> bool:
+        reason = DeadLetterReason(reason)
+        return await self._await(self.consumption.dead_letter(delivery, reason, detail))
+
+    async def extend(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        return await self._await(self.consumption.extend(list(deliveries)))
+
+    # -- admin ------------------------------------------------------------------------------
+    def queue_length(self, queue: str) -> int:
+        return self._run(self.admin.queue_length(queue))
+
+    def delayed_count(self, queue: str) -> int:
+        return self._run(self.admin.delayed_count(queue))
+
+    def purge(self, queue: str) -> int:
+        return self._run(self.admin.purge(queue))
+
+    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        return self._run(self.admin.dead_letters(queue, max(0, limit)))
+
+    def replay_dead_letters(self, queue: str, entry_ids: Sequence[str] | None = None) -> int:
+        ids = None if entry_ids is None else list(entry_ids)
+        return self._run(self.admin.replay(queue, ids))
+
+    def purge_dead_letters(self, queue: str) -> int:
+        return self._run(self.admin.purge_dead_letters(queue))
+
+    def check_time_limit(self, longest: float | None) -> str | None:
+        """Warn when a task may run past RabbitMQ's ``consumer_timeout``: RabbitMQ would then
+        close the channel and deliver the running task's message again."""
+        if longest is None or longest < self.consumer_timeout:
+            return None
+        return (
+            f"the longest hard time limit ({longest:.0f} s) is not below RabbitMQ's "
+            f"consumer_timeout ({self.consumer_timeout:.0f} s, the 'consumer_timeout' "
+            f"transport option; set it to the server's value): a task running that long has "
+            f"its channel closed by RabbitMQ and its message delivered again while it still "
+            f"runs. Raise consumer_timeout in rabbitmq.conf (and the transport option), or "
+            f"lower the time limit."
+        )
+
+    # -- shared state -----------------------------------------------------------------------
+    def _revoke(self, ids: list[str], ttl: float, terminate: bool, signal: str) -> None:
+        self._run(self.revocations.revoke(ids, ttl, terminate, signal))
+
+    def revoked_ids(self) -> dict[str, float]:
+        return self._run(self.revocations.revoked())
+
+    async def watch_revocations(self, callback: RevocationCallback) -> RevocationWatch:
+        watch = AmqpWatch(self._io, self.revocations, callback)
+        await watch.start()
+        return watch
+
+    def reserve(self, key: str, value: str, ttl: float) -> str | None:
+        check_ttl(ttl, "an idempotency key's ttl")
+        raise ImproperlyConfigured(
+            _NO_KEY_VALUE.format(
+                what="idempotency keys (apply_async(idempotency_key=...))",
+                fix="Drop the idempotency_key and rely on worker-side deduplication "
+                "(worker_deduplicate_successful_tasks), or use a Redis broker.",
+            )
+        )
+
+    def release(self, key: str, value: str) -> bool:
+        raise ImproperlyConfigured(
+            _NO_KEY_VALUE.format(what="idempotency keys", fix="Use a Redis broker.")
+        )
+
+    async def acquire(self, key: str, rate: float, capacity: float) -> float:
+        check_bucket(rate, capacity)
+        raise ImproperlyConfigured(
+            _NO_KEY_VALUE.format(
+                what="cluster-wide rate limits (rate_limit_scope='cluster')",
+                fix="Use rate_limit_scope='worker' (each worker keeps its own limit), "
+                "or a Redis broker.",
+            )
+        )
+
+    # -- closing ----------------------------------------------------------------------------
+    async def _shutdown(self) -> None:
+        await self.consumption.close()
+        await self.link.close()
+
+    def close(self) -> None:
+        """Give back what no fetch handed out, close the connection, end the I/O thread."""
+        self._io.stop(self._shutdown())
+
+    async def close_async(self) -> None:
+        """Nothing is bound to the caller's loop; ``close`` ends the connection."""
+        return None

@@ -1,0 +1,108 @@
+"""The I/O thread of one AMQP broker: its own event loop, where every AMQP call runs.
+
+The sync face (a Django view's ``.delay()``) hands a coroutine to this loop with
+``run_coroutine_threadsafe`` and waits for its result; the async face (the worker's loop,
+any other loop) awaits the same future wrapped for its own loop. So one connection serves
+every thread and loop of a process, no call creates an event loop, and AMQP heartbeats and
+lease timers keep running while the caller's loop is busy. A forked child starts its own
+thread on first use. Imports only the stdlib.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import weakref
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_AFTER_FORK: weakref.WeakSet[IOThread] = weakref.WeakSet()
+
+
+class IOThread:
+    """A daemon thread running one event loop, started on first use."""
+
+    def __init__(self, name: str, on_fork: Callable[[], None] | None = None) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._on_fork = on_fork
+        _AFTER_FORK.add(self)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                started = threading.Event()
+                thread = threading.Thread(
+                    target=self._run, args=(loop, started), name=self.name, daemon=True
+                )
+                thread.start()
+                started.wait()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    @staticmethod
+    def _run(loop: asyncio.AbstractEventLoop, started: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(started.set)
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    def in_thread(self) -> bool:
+        return self._thread is threading.current_thread()
+
+    def submit(self, work: Coroutine[Any, Any, T]) -> Future[T]:
+        if self.in_thread():
+            work.close()
+            raise RuntimeError("a blocking AMQP call was made on the broker's own I/O thread")
+        return asyncio.run_coroutine_threadsafe(work, self.loop)
+
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` on the I/O loop and wait for it (the sync face)."""
+        return self.submit(work).result()
+
+    async def run_async(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` on the I/O loop and await it from the caller's loop."""
+        return await asyncio.wrap_future(self.submit(work))
+
+    def stop(self, shutdown: Coroutine[Any, Any, None] | None = None, timeout: float = 10) -> None:
+        """Run ``shutdown`` on the loop (if started), then end the thread."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None or loop.is_closed():
+            if shutdown is not None:
+                shutdown.close()
+            return
+        if shutdown is not None:
+            # Closing is best effort: the server cleans up after a lost connection.
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(shutdown, loop).result(timeout)
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _forked(self) -> None:
+        """In a forked child: the parent's thread is gone; start afresh on first use."""
+        self._lock = threading.Lock()
+        self._loop = self._thread = None
+        if self._on_fork is not None:
+            self._on_fork()
+
+
+def _after_fork_in_child() -> None:
+    for io in list(_AFTER_FORK):
+        io._forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,142 @@
+"""One AMQP connection and its channels, kept on the broker's I/O loop and made again after a
+loss; and the one boundary where driver errors become celeriac errors.
+
+Channels are named by purpose (``publish`` with publisher confirms, ``consume``, ``admin``);
+a channel the server closed (an error on it) is opened again on next use, and the object
+identity of the ``consume`` channel is what fences deliveries from a channel that died.
+Engine helper: imports aiormq, ``params`` and ``celeriac.exceptions``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiormq
+import aiormq.abc
+import aiormq.exceptions
+
+from celeriac.brokers.amqp.params import Target
+from celeriac.exceptions import BrokerConnectionError, BrokerError
+
+logger = logging.getLogger("celeriac.brokers.amqp")
+Channel = aiormq.abc.AbstractChannel
+# A lost or unreachable server; a channel used after its connection died.
+DOWN: tuple[type[BaseException], ...] = (
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+class Link:
+    """The connection of one broker; every method runs on the broker's I/O loop."""
+
+    def __init__(self, target: Target, name: str) -> None:
+        self.target = target
+        self.name = name
+        self._connection: aiormq.abc.AbstractConnection | None = None
+        self._channels: dict[str, Channel] = {}
+        self._lock: asyncio.Lock | None = None
+        self.generation = 0  # raised on every new connection
+
+    def down(self, exc: BaseException) -> BrokerConnectionError:
+        return BrokerConnectionError(
+            f"cannot reach the RabbitMQ broker at {self.target.safe_url}: "
+            f"{exc!r}. Check that RabbitMQ is running and the URL (host, port, user, "
+            f"password, vhost) is right."
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    async def connection(self) -> aiormq.abc.AbstractConnection:
+        if self.alive:
+            assert self._connection is not None
+            return self._connection
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self.alive:
+                assert self._connection is not None
+                return self._connection
+            await self._drop()
+            try:
+                connection = await asyncio.wait_for(
+                    aiormq.connect(
+                        self.target.url,
+                        context=self.target.ssl_context,
+                        client_properties={"connection_name": self.name},
+                    ),
+                    self.target.connect_timeout,
+                )
+            except aiormq.exceptions.ProbableAuthenticationError as exc:
+                raise BrokerConnectionError(
+                    f"RabbitMQ at {self.target.safe_url} refused the login or the vhost "
+                    f"{self.target.vhost!r}: check the user, the password and that the user "
+                    f"may use that vhost ({exc!r})"
+                ) from exc
+            except DOWN as exc:
+                raise self.down(exc) from exc
+            self._connection = connection
+            self.generation += 1
+            return connection
+
+    async def channel(self, purpose: str, *, confirms: bool = False) -> Channel:
+        """The channel for ``purpose``, opened (again) if it is not open."""
+        channel = self._channels.get(purpose)
+        if channel is not None and not channel.is_closed and self.alive:
+            return channel
+        connection = await self.connection()
+        with self.guard():
+            channel = await connection.channel(publisher_confirms=confirms)
+        self._channels[purpose] = channel
+        return channel
+
+    def current(self, purpose: str) -> Channel | None:
+        return self._channels.get(purpose)
+
+    @contextlib.asynccontextmanager
+    async def scratch(self) -> AsyncIterator[Channel]:
+        """A channel of its own, closed afterwards (unacked messages on it go back)."""
+        connection = await self.connection()
+        with self.guard():
+            channel = await connection.channel(publisher_confirms=False)
+        try:
+            yield channel
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
+
+    @contextlib.contextmanager
+    def guard(self) -> Any:
+        """Driver errors become ``BrokerConnectionError`` (down) or ``BrokerError``."""
+        try:
+            yield
+        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+            raise BrokerError(
+                f"RabbitMQ refused an operation as inconsistent with what exists on "
+                f"{self.target.safe_url} ({exc!r}). Usually a queue was declared before with "
+                f"other arguments (another queue_type, delivery_limit or x-max-priority): "
+                f"delete it or use the same settings."
+            ) from exc
+        except aiormq.exceptions.ChannelClosed as exc:
+            raise BrokerError(f"RabbitMQ at {self.target.safe_url} refused: {exc!r}") from exc
+        except DOWN as exc:
+            raise self.down(exc) from exc
+
+    async def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        self._channels.clear()
+        if connection is not None and not connection.is_closed:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    async def close(self) -> None:
+        await self._drop()

@@ -1,0 +1,122 @@
+"""Connecting to RabbitMQ from a URL: parsing, TLS, transport options, password redaction.
+
+Engine helper: imports the stdlib, ``celeriac.config`` and ``celeriac.exceptions`` only;
+never the app or other engines. Forms: ``amqp://user:pass@host:5672/vhost`` and
+``amqps://`` (TLS), with ``heartbeat`` and ``connection_timeout`` as query parameters.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import ssl
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+from celeriac.config.conf import UnknownSettingWarning
+from celeriac.exceptions import ImproperlyConfigured
+
+SCHEMES = ("amqp", "amqps", "pyamqp")
+QUEUE_TYPES = ("classic", "quorum")
+# Every transport option the engine reads; anything else warns with the closest name.
+OPTIONS = frozenset(
+    {"visibility_timeout", "queue_type", "heartbeat", "connect_timeout", "consumer_timeout",
+     "revocation_retention", "confirm_timeout", "namespace"}
+)  # fmt: skip
+# Celery's broker_use_ssl keys (kombu's names) that turn into an ssl.SSLContext.
+SSL_KEYS = frozenset({"ca_certs", "certfile", "keyfile", "cert_reqs", "server_hostname"})
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*(@)")
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by ``**``, for logs, errors and ``repr``."""
+    return _PASSWORD.sub(r"\1**\2", url)
+
+
+def check_options(options: Mapping[str, Any]) -> None:
+    """Warn about a transport option this engine does not read (often a misspelling)."""
+    known = sorted(OPTIONS)
+    for key in options:
+        if key not in OPTIONS:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
+            warnings.warn(
+                f"broker_transport_options has an option {key!r} that RabbitMQ does not read{hint}",
+                UnknownSettingWarning,
+                stacklevel=3,
+            )
+
+
+def _ssl_context(use_ssl: bool | Mapping[str, Any] | None) -> ssl.SSLContext:
+    """An SSLContext from Celery's ``broker_use_ssl`` form (True, or a dict of kombu keys)."""
+    options = dict(use_ssl) if isinstance(use_ssl, Mapping) else {}
+    unknown = sorted(set(options) - SSL_KEYS)
+    if unknown:
+        raise ImproperlyConfigured(
+            f"broker_use_ssl has keys RabbitMQ does not read: {unknown}; known: {sorted(SSL_KEYS)}"
+        )
+    context = ssl.create_default_context(cafile=options.get("ca_certs"))
+    if options.get("certfile"):
+        context.load_cert_chain(options["certfile"], options.get("keyfile"))
+    cert_reqs = options.get("cert_reqs", ssl.CERT_REQUIRED)
+    if cert_reqs == ssl.CERT_NONE:
+        context.check_hostname = False
+    context.verify_mode = ssl.VerifyMode(cert_reqs)
+    return context
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to connect: the URL aiormq reads, and its TLS context."""
+
+    url: str  # with heartbeat/connection_timeout query parameters filled in
+    safe_url: str  # the user's URL with the password hidden
+    vhost: str
+    ssl_context: ssl.SSLContext | None
+    connect_timeout: float
+
+
+def parse_target(
+    url: str,
+    options: Mapping[str, Any],
+    use_ssl: bool | Mapping[str, Any] | None = None,
+) -> Target:
+    """Parse an ``amqp://``/``amqps://`` URL; name the problem and the fix when it cannot work."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise ImproperlyConfigured(f"{redact(url)!r} is not an AMQP URL: use amqp:// or amqps://")
+    tls = scheme == "amqps"
+    if use_ssl and not tls:
+        raise ImproperlyConfigured(
+            f"broker_use_ssl is set but the broker URL {redact(url)!r} is not TLS: "
+            f"use amqps:// (port 5671)"
+        )
+    query = dict(parse_qsl(parts.query))
+    heartbeat = query.pop("heartbeat", str(options.get("heartbeat", 60)))
+    timeout = float(query.pop("connection_timeout", options.get("connect_timeout", 4.0)))
+    host = parts.hostname or "localhost"
+    port = parts.port or (5671 if tls else 5672)
+    user = unquote(parts.username) if parts.username is not None else "guest"
+    password = unquote(parts.password) if parts.password is not None else "guest"
+    # "amqp://host" and "amqp://host/" both mean the default vhost "/", as in Celery.
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}"
+    query.update(heartbeat=str(int(float(heartbeat))), timeout=str(max(1, int(timeout))))
+    aiormq_url = (
+        f"{'amqps' if tls else 'amqp'}://{netloc}/{quote(vhost, safe='')}?{urlencode(query)}"
+    )
+    context = _ssl_context(use_ssl) if tls else None
+    return Target(aiormq_url, redact(url), vhost, context, timeout)
+
+
+def queue_type(options: Mapping[str, Any]) -> str:
+    value = str(options.get("queue_type", "classic"))
+    if value not in QUEUE_TYPES:
+        raise ImproperlyConfigured(
+            f"broker_transport_options['queue_type'] must be 'classic' or 'quorum', not {value!r}"
+        )
+    return value

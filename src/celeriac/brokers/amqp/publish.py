@@ -1,0 +1,208 @@
+"""Publishing with publisher confirms and ``mandatory``, and declaring the topology it needs.
+
+Every publish is persistent, confirmed, and ``mandatory``: it returns once RabbitMQ has the
+message (on disk for a classic durable queue, on a majority for a quorum queue), and a
+message no queue would take (unroutable) or that RabbitMQ refused (nack) raises
+``BrokerError``. Queues and exchanges are declared once per connection, before first use.
+Engine helper: imports aiormq and the amqp engine's own modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiormq.exceptions
+from aiormq import spec
+
+from celeriac.brokers.amqp import topology as t
+from celeriac.brokers.amqp.link import Link
+from celeriac.exceptions import BrokerError
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """One message to publish: where to, the bytes, and the headers celeriac reads back."""
+
+    exchange: str
+    routing_key: str
+    payload: bytes
+    message_id: str
+    priority: int
+    headers: Mapping[str, Any]
+    queue: str  # the celeriac queue it belongs to, for the error message
+
+
+def ready_copy(queue: str, payload: bytes, message_id: str, priority: int, deliveries: int) -> Copy:
+    headers = {t.H_ID: message_id, t.H_DELIVERIES: deliveries}
+    return Copy("", queue, payload, message_id, priority, headers, queue)
+
+
+def delayed_copy(
+    names: t.Names, queue: str, payload: bytes, message_id: str, priority: int, delay: float
+) -> Copy:
+    exchange, key = names.delay_route(t.delay_units(delay), queue)
+    headers = {t.H_ID: message_id, t.H_DELIVERIES: 0}
+    return Copy(exchange, key, payload, message_id, priority, headers, queue)
+
+
+def dead_copy(
+    names: t.Names,
+    queue: str,
+    payload: bytes,
+    message_id: str,
+    priority: int,
+    reason: str,
+    detail: str,
+    count: int,
+) -> Copy:
+    headers = {
+        t.H_ID: message_id,
+        t.H_REASON: reason,
+        t.H_DETAIL: detail,
+        t.H_COUNT: count,
+        t.H_DEAD_AT: int(time.time() * 1000),
+    }
+    return Copy("", names.dead_queue(queue), payload, message_id, priority, headers, queue)
+
+
+class Publisher:
+    """Confirmed publishing and topology declaration, on the broker's I/O loop."""
+
+    def __init__(
+        self, link: Link, names: t.Names, queue_type: str, delivery_limit: int, retention: str
+    ) -> None:
+        self.link = link
+        self.names = names
+        self.queue_type = queue_type
+        self.delivery_limit = delivery_limit
+        self.retention = retention
+        self._declared: set[tuple[int, str]] = set()  # (connection generation, what)
+
+    # -- topology -------------------------------------------------------------------------
+    def _fresh(self, what: str) -> bool:
+        return (self.link.generation, what) not in self._declared
+
+    def _done(self, what: str) -> None:
+        self._declared.add((self.link.generation, what))
+
+    def forget(self, queue: str) -> None:
+        self._declared = {d for d in self._declared if d[1] not in (queue, f"delay:{queue}")}
+
+    async def declare_queue(self, queue: str) -> None:
+        """The ready queue and its dead-letter queue."""
+        t.check_queue_name(queue)
+        channel = await self.link.channel("admin")
+        if not self._fresh(queue):
+            return
+        with self.link.guard():
+            dead = self.names.dead_queue(queue)
+            await channel.queue_declare(
+                dead, durable=True, arguments=t.dead_arguments(self.queue_type)
+            )
+            await channel.queue_declare(
+                queue,
+                durable=True,
+                arguments=t.ready_arguments(dead, self.queue_type, self.delivery_limit),
+            )
+        self._done(queue)
+
+    async def _declare_levels(self, channel: Any) -> None:
+        if not self._fresh("levels"):
+            return
+        names = self.names
+        with self.link.guard():
+            for level in range(-1, t.LEVELS):
+                await channel.exchange_declare(
+                    names.delay_exchange(level), exchange_type="topic", durable=True
+                )
+            for level in range(t.LEVELS):
+                destination, key = names.level_binding(level)
+                await channel.exchange_bind(destination, names.delay_exchange(level), key)
+        self._done("levels")
+
+    async def declare_delays(self, queue: str) -> None:
+        """``queue``'s 32 delay levels, bound so that every delay ends in ``queue``."""
+        await self.declare_queue(queue)
+        channel = await self.link.channel("admin")
+        await self._declare_levels(channel)
+        if not self._fresh(f"delay:{queue}"):
+            return
+        with self.link.guard():
+            names = self.names
+            for level in range(t.LEVELS):
+                name = names.delay_queue(queue, level)
+                arguments = t.delay_arguments(
+                    level, names.delay_exchange(level - 1), self.queue_type
+                )
+                await channel.queue_declare(name, durable=True, arguments=arguments)
+                await channel.queue_bind(
+                    name, names.delay_exchange(level), t.queue_binding(queue, level)
+                )
+            await channel.queue_bind(queue, names.deliver, t.deliver_binding(queue))
+        self._done(f"delay:{queue}")
+
+    async def declare_control(self) -> None:
+        """The control fanout, the events topic exchange and the revocations stream."""
+        if not self._fresh("control"):
+            return
+        channel = await self.link.channel("admin")
+        names = self.names
+        with self.link.guard():
+            await channel.exchange_declare(names.control, exchange_type="fanout", durable=True)
+            await channel.exchange_declare(names.events, exchange_type="topic", durable=True)
+            await channel.queue_declare(
+                names.revocations, durable=True, arguments=t.revocation_arguments(self.retention)
+            )
+            await channel.queue_bind(names.revocations, names.control, "")
+        self._done("control")
+
+    # -- publishing -----------------------------------------------------------------------
+    async def publish(self, copies: Sequence[Copy], timeout: float | None = None) -> None:
+        """Publish all ``copies`` pipelined on the confirm channel; return once all confirmed."""
+        channel = await self.link.channel("publish", confirms=True)
+        sends = [self._send(channel, copy, timeout) for copy in copies]
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _send(self, channel: Any, copy: Copy, timeout: float | None) -> None:
+        properties = spec.Basic.Properties(
+            delivery_mode=2,  # persistent
+            priority=copy.priority,
+            message_id=uuid.uuid4().hex,  # unique per copy: returns are matched by it
+            correlation_id=copy.message_id,
+            headers=dict(copy.headers),
+        )
+        try:
+            with self.link.guard():
+                confirmation = await channel.basic_publish(
+                    copy.payload,
+                    exchange=copy.exchange,
+                    routing_key=copy.routing_key,
+                    properties=properties,
+                    mandatory=True,
+                    timeout=timeout,
+                )
+        except aiormq.exceptions.PublishError as exc:
+            self.forget(copy.queue)  # maybe deleted behind our back: declare again next time
+            raise BrokerError(
+                f"RabbitMQ returned message {copy.message_id} as unroutable: no queue is bound "
+                f"for queue {copy.queue!r} (routing key {copy.routing_key[-60:]!r}). It was "
+                f"not stored; was the queue deleted while in use?"
+            ) from exc
+        except aiormq.exceptions.DeliveryError as exc:
+            raise BrokerError(
+                f"RabbitMQ refused message {copy.message_id} for queue {copy.queue!r} (nack: "
+                f"{exc!r}); it was not stored. A full quorum queue refuses publishes."
+            ) from exc
+        if not isinstance(confirmation, spec.Basic.Ack):
+            raise BrokerError(
+                f"RabbitMQ did not confirm message {copy.message_id} for queue {copy.queue!r} "
+                f"({confirmation!r}); it was not stored"
+            )

@@ -1,0 +1,149 @@
+"""Every RabbitMQ name celeriac uses, the arguments of each queue, and how a delay is routed.
+
+This docstring is the topology (``Q`` is a celeriac queue name; ``celeriac`` below is the
+``namespace`` transport option, so that apps sharing a vhost can keep apart):
+
+- ``Q``: the ready queue, durable. Classic with ``x-max-priority`` 9, or quorum with
+  ``x-delivery-limit`` and native dead-lettering into ``celeriac.dead.Q``.
+- ``celeriac.dead.Q``: Q's dead letters; each carries the reason in its headers.
+- ``celeriac.delay.Q.K`` for K in 0..31: delay level K, a queue whose every message waits
+  ``UNIT_MS * 2**K`` ms (``x-message-ttl``) and is then dead-lettered to the next exchange.
+- ``celeriac.delay.K`` (topic exchanges) route a delayed message down the levels: the
+  routing key is the delay's 32 bits, highest first, then Q. Level K's exchange sends the
+  message to queue ``celeriac.delay.Q.K`` when bit K is 1, else on to exchange K-1;
+  ``celeriac.delay.deliver`` finally routes it into Q. A message waits exactly its delay
+  (rounded up to UNIT_MS), and every queue holds messages of one TTL, so none ever waits
+  behind a longer one.
+- ``celeriac.control`` (fanout): revocations (and later remote control); bound to the
+  stream ``celeriac.revocations``, which keeps them for workers that start later.
+- ``celeriac.events`` (topic): reserved for task and worker events.
+
+Engine helper: imports the stdlib only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+LEVELS = 32  # delay levels; level K waits UNIT_MS * 2**K milliseconds
+UNIT_MS = 10  # delays are rounded up to this many milliseconds (never early)
+MAX_DELAY = UNIT_MS * (2**LEVELS - 1) / 1000  # seconds (about 497 days)
+MAX_PRIORITY = 9
+# Headers celeriac writes on every message it publishes.
+H_ID = "x-celeriac-id"  # the celeriac message id (the AMQP message_id is unique per copy)
+H_DELIVERIES = "x-celeriac-deliveries"  # hand-outs before this copy was published
+# Headers of a dead letter.
+H_REASON = "x-celeriac-reason"
+H_DETAIL = "x-celeriac-detail"
+H_COUNT = "x-celeriac-count"
+H_DEAD_AT = "x-celeriac-dead-at"  # unix time, milliseconds
+
+
+class Names:
+    """Every name celeriac owns in a vhost starts with the ``namespace`` transport option."""
+
+    def __init__(self, namespace: str = "celeriac") -> None:
+        if not namespace or any(c in namespace for c in "*#"):
+            raise ValueError("namespace must be a non-empty name without '*' or '#'")
+        self.namespace = namespace
+        self.control = f"{namespace}.control"
+        self.events = f"{namespace}.events"
+        self.revocations = f"{namespace}.revocations"
+        self.deliver = f"{namespace}.delay.deliver"
+
+    def dead_queue(self, queue: str) -> str:
+        return f"{self.namespace}.dead.{queue}"
+
+    def delay_queue(self, queue: str, level: int) -> str:
+        return f"{self.namespace}.delay.{queue}.{level}"
+
+    def delay_exchange(self, level: int) -> str:
+        return self.deliver if level < 0 else f"{self.namespace}.delay.{level}"
+
+    def delay_route(self, units: int, queue: str) -> tuple[str, str]:
+        """(exchange, routing key) that makes a message wait ``units`` and land in ``queue``."""
+        bits = ".".join("1" if units >> k & 1 else "0" for k in range(LEVELS - 1, -1, -1))
+        return self.delay_exchange(units.bit_length() - 1), f"{bits}.{queue}"
+
+    def level_binding(self, level: int) -> tuple[str, str]:
+        """(destination exchange, binding key) from exchange ``level`` to the next one down."""
+        return self.delay_exchange(level - 1), f"{_prefix(level)}0.#"
+
+
+def check_queue_name(queue: str) -> None:
+    if not queue or "*" in queue or "#" in queue or len(queue.encode()) > 2 * LEVELS + 127:
+        raise ValueError(
+            f"queue name {queue!r} cannot be used on RabbitMQ: it must be non-empty, at most "
+            f"{2 * LEVELS + 127} bytes, without '*' or '#'"
+        )
+
+
+def delay_units(delay: float) -> int:
+    """A delay in seconds as whole UNIT_MS units, rounded up so a message is never early."""
+    if delay > MAX_DELAY:
+        raise ValueError(
+            f"a delay of {delay:.0f} s is longer than RabbitMQ delay queues can hold "
+            f"({MAX_DELAY:.0f} s); schedule it closer to its time"
+        )
+    return max(1, math.ceil(delay * 1000 / UNIT_MS - 1e-9))
+
+
+def _prefix(level: int) -> str:
+    """The binding-key words before bit ``level`` in a delay routing key."""
+    return "*." * (LEVELS - 1 - level)
+
+
+def queue_binding(queue: str, level: int) -> str:
+    """The binding key from exchange ``level`` to ``queue``'s level queue."""
+    return f"{_prefix(level)}1.{'*.' * level}{queue}"
+
+
+def deliver_binding(queue: str) -> str:
+    return f"{'*.' * LEVELS}{queue}"
+
+
+def _quorum(extra: dict[str, Any]) -> dict[str, Any]:
+    return {"x-queue-type": "quorum", **extra}
+
+
+def ready_arguments(dead_queue: str, queue_type: str, delivery_limit: int) -> dict[str, Any]:
+    if queue_type == "quorum":
+        # RabbitMQ counts returns itself here; its limit is the backstop behind ours, and
+        # what it dead-letters lands in our dead-letter queue (at-least-once).
+        return _quorum(
+            {
+                "x-delivery-limit": delivery_limit,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": dead_queue,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            }
+        )
+    return {"x-max-priority": MAX_PRIORITY}
+
+
+def dead_arguments(queue_type: str) -> dict[str, Any]:
+    return _quorum({}) if queue_type == "quorum" else {}
+
+
+def delay_arguments(level: int, next_exchange: str, queue_type: str) -> dict[str, Any]:
+    arguments: dict[str, Any] = {
+        "x-message-ttl": UNIT_MS * 2**level,
+        "x-dead-letter-exchange": next_exchange,
+    }
+    if queue_type == "quorum":
+        arguments.update(
+            {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+        )
+        return _quorum(arguments)
+    return arguments
+
+
+def revocation_arguments(retention: str) -> dict[str, Any]:
+    # Small segments, so retention drops old revocations soon after they end.
+    return {
+        "x-queue-type": "stream",
+        "x-max-age": retention,
+        "x-stream-max-segment-size-bytes": 1_000_000,
+    }

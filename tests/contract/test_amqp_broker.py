@@ -1,0 +1,34 @@
+"""The broker contract, run against the real RabbitMQ (a vhost per session, a namespace and
+unique queue names per test)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from celeriac.brokers.amqp import AmqpBroker
+from celeriac.brokers.base import Broker
+from celeriac.testing.contracts import BrokerContract, BrokerFactory
+
+
+class TestAmqpBroker(BrokerContract):
+    queue_type = "classic"
+
+    @pytest.fixture
+    def make_broker(self, amqp_url: str, amqp_namespace: str) -> Iterator[BrokerFactory]:
+        made: list[AmqpBroker] = []
+
+        def make(lease_seconds: float = 30.0, delivery_limit: int = 5) -> Broker:
+            broker = AmqpBroker(
+                amqp_url,
+                lease_seconds=lease_seconds,
+                delivery_limit=delivery_limit,
+                transport_options={"namespace": amqp_namespace, "queue_type": self.queue_type},
+            )
+            made.append(broker)
+            return broker
+
+        yield make
+        for broker in made:
+            broker.close()
