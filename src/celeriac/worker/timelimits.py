@@ -55,6 +55,19 @@ def limits_for(job: Job) -> Limits:
     return hard, soft
 
 
+def longest_hard_limit(app: Any) -> float | None:
+    """The longest hard time limit configured for a registered task (its attribute, else
+    ``task_time_limit``); None when no task has one. A call's own limit is not known yet."""
+    limits = [
+        _first(
+            (getattr(task, "time_limit", None), f"{task.name}.time_limit"),
+            (app.conf.task_time_limit, "task_time_limit"),
+        )
+        for task in app.tasks.values()
+    ]
+    return max((limit for limit in limits if limit is not None), default=None)
+
+
 def seconds(value: Any, source: str = "time limit") -> float | None:
     """A limit as a positive number of seconds, or None for "not set" (None, 0, infinity).
 

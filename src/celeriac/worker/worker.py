@@ -28,6 +28,7 @@ from celeriac.worker.pools.prefork import PreforkPool
 from celeriac.worker.pools.threads import SoloPool, ThreadsPool
 from celeriac.worker.ratelimit import RateLimits
 from celeriac.worker.revocations import Revocations
+from celeriac.worker.timelimits import longest_hard_limit
 
 logger = logging.getLogger("celeriac.worker")
 POOLS = ("prefork", "threads", "asyncio", "solo")
@@ -133,6 +134,23 @@ class Worker:
             os._exit(code)
         return code
 
+    def _check_rate_limit_scopes(self) -> None:
+        """A cluster-wide rate limit needs a broker with shared key-value state: refuse to
+        start without one rather than fail on every message."""
+        if self.app.broker.supports_key_value:
+            return
+        cluster = sorted(
+            name
+            for name, task in self.app.tasks.items()
+            if task.resolve("rate_limit") and task.resolve("rate_limit_scope") == "cluster"
+        )
+        if cluster:
+            raise ImproperlyConfigured(
+                f"tasks {', '.join(cluster)} have rate_limit_scope='cluster', which needs "
+                f"shared state this broker ({type(self.app.broker).__name__}) does not keep: "
+                f"use rate_limit_scope='worker', or a Redis broker"
+            )
+
     async def run(self) -> int:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
@@ -145,6 +163,10 @@ class Worker:
         warning = self.app.broker.check_safety()
         if warning:
             logger.warning("%s", warning)
+        warning = self.app.broker.check_time_limit(longest_hard_limit(self.app))
+        if warning:
+            logger.warning("%s", warning)
+        self._check_rate_limit_scopes()
         signals.worker_init.send(sender=self)
         self.pool = self._make_pool()
         await self.pool.start()
