@@ -444,11 +444,13 @@ class Task(Generic[P, R]):
         self,
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
-        *starargs: Any,
-        **options: Any,
+        options: Mapping[str, Any] | None = None,
+        **more_options: Any,
     ) -> Signature:
-        immutable = bool(options.pop("immutable", False))
-        return Signature(self, args, kwargs, options, immutable=immutable, app=self.app)
+        """``add.signature((1,), {"y": 2}, options={...})``; ``.s()``/``.si()`` are short."""
+        merged = {**(options or {}), **more_options}
+        immutable = bool(merged.pop("immutable", False))
+        return Signature(self, args, kwargs, merged, immutable=immutable, app=self.app)
 
     subtask = signature
 

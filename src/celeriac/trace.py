@@ -196,6 +196,10 @@ def _internal_error(task: Any, request: Request, exc: Exception, store: bool) ->
             _store(task, request, exc, states.FAILURE, einfo.traceback)
         except Exception:
             logger.exception("Task %s[%s]: could not record the failure", task.name, request.id)
+    try:  # what was to follow this task will not: say so instead of leaving it PENDING
+        followups.abandon(task.app, request, exc, einfo.traceback, sender=task)
+    except Exception:
+        logger.exception("Task %s[%s]: could not end its workflow", task.name, request.id)
     return Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc, traceback=einfo.traceback)
 
 

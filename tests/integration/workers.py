@@ -75,11 +75,11 @@ PROJECT = textwrap.dedent(
 class WorkerProcess:
     """``celeriac -A proj worker`` in a child process, with its log collected."""
 
-    def __init__(self, project: Path, env: dict[str, str], *args: str) -> None:
+    def __init__(self, project: Path, env: dict[str, str], *args: str, app: str = "proj") -> None:
         self.log: list[str] = []
         self._ready = threading.Event()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celeriac", "-A", "proj", "worker", "-l", "info", *args],
+            [sys.executable, "-m", "celeriac", "-A", app, "worker", "-l", "info", *args],
             cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         threading.Thread(target=self._read, daemon=True).start()

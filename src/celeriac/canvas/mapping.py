@@ -78,6 +78,9 @@ class chunks(Signature):
         parts_sigs = [xstarmap(task, part, app=app) for part in parts]
         return workflows.group(parts_sigs, app=app, **self.options)
 
+    def as_part(self) -> Signature:
+        return self.group()
+
     def apply_async(
         self,
         args: Iterable[Any] | None = None,

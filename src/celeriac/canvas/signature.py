@@ -199,6 +199,10 @@ class Signature(dict[str, Any]):
             options["chord"] = chord
         return self.app.AsyncResult(task_id, task_name=self.get("task"))
 
+    def as_part(self) -> Signature:
+        """What this becomes inside a workflow (``chunks`` becomes its group)."""
+        return self
+
     def __or__(self, other: Any) -> Any:
         """``a.s() | b.s()``: a chain (see the workflow kinds for groups and chords)."""
         if not isinstance(other, Signature):

@@ -29,7 +29,7 @@ def _eager(app: Any) -> bool:
 
 
 def _signatures(tasks: Iterable[Any], app: Any) -> list[Signature]:
-    return [maybe_signature(task, app=app) for task in tasks]
+    return [maybe_signature(task, app=app).as_part() for task in tasks]
 
 
 def _tasks_of(args: tuple[Any, ...]) -> Iterable[Any]:

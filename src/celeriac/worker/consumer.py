@@ -12,7 +12,7 @@ import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from celeriac import signals, states
+from celeriac import followups, signals, states
 from celeriac.brokers.base import Broker, DeadLetterReason, Delivery, OutboundMessage
 from celeriac.exceptions import BrokerError, TaskRevokedError, WorkerLostError
 from celeriac.trace import Outcome, OutcomeKind
@@ -187,6 +187,7 @@ class Consumer:
         signals.task_revoked.send(
             sender=task, request=request, terminated=terminated, signum=None, expired=False
         )
+        followups.abandon(task.app, request, TaskRevokedError("revoked"), None, sender=task)
         if not acked:
             await job.delivery.ack()
 
@@ -236,8 +237,10 @@ class Consumer:
             await delivery.dead_letter(DeadLetterReason.WORKER_LOST, detail)
         elif not acked:
             await delivery.ack()
-        # The task will not run again: record why, so result.get() does not wait forever.
+        # The task will not run again: record why, so result.get() does not wait forever,
+        # and tell its errbacks, chain and chord.
         task.backend.store_result(job.request.id, exc, states.FAILURE, name=task.name)
+        followups.after_failure(task.app, job.request, exc, None, sender=task)
 
     @staticmethod
     def _log_outcome(job: Job, outcome: Outcome) -> None:

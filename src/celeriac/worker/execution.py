@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from celeriac import signals, states
+from celeriac import followups, signals, states
 from celeriac.brokers.base import DeadLetterReason, Delivery
 from celeriac.canvas import signature
 from celeriac.exceptions import (
@@ -193,6 +193,7 @@ def expire(job: Job) -> Outcome:
     signals.task_revoked.send(
         sender=job.task, request=job.request, terminated=False, signum=None, expired=True
     )
+    followups.abandon(job.task.app, job.request, exc, None, sender=job.task)
     logger.info("Task %s[%s] expired: discarded", job.task.name, job.request.id)
     return Outcome(OutcomeKind.IGNORE, states.REVOKED, exc=exc)
 
