@@ -8,6 +8,7 @@ inside child processes there).
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import os
 import sys
@@ -281,6 +282,15 @@ def test_a_failing_header_task_runs_the_errback_once_and_never_the_body(
     # The errback ran in the worker before the body's FAILURE was stored: nothing more.
     assert p.marks.llen(f"{p.PREFIX}:errbacks") == 0
     assert p.marks.llen(f"{p.PREFIX}:body-runs") == 0
+
+
+def test_an_expired_header_task_fails_the_chord(worker: ModuleType) -> None:
+    p = worker
+    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+    header = [p.add.s(1, 1), p.add.s(2, 2).set(expires=past)]
+    result = chord(header, p.tsum.s())()
+    with pytest.raises(ChordError, match="TaskRevokedError"):
+        result.get(timeout=20)
 
 
 def test_a_failing_chain_step_fails_the_chain_result_at_once(worker: ModuleType) -> None:

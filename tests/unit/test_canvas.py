@@ -12,6 +12,7 @@ import pytest
 from celeriac import (
     Celery,
     GroupResult,
+    ResultSet,
     Signature,
     chain,
     chord,
@@ -21,7 +22,7 @@ from celeriac import (
     states,
     xmap,
 )
-from celeriac.exceptions import ChordError
+from celeriac.exceptions import ChordError, ImproperlyConfigured
 from celeriac.testing import drain
 
 
@@ -314,3 +315,33 @@ def test_header_tasks_store_results_even_when_results_are_ignored(app: Celery) -
 def test_chunks_needs_a_positive_size(tasks: Tasks) -> None:
     with pytest.raises(ValueError, match="positive"):
         chunks(tasks.add.s(), [(1, 1)], 0)
+
+
+def test_a_chord_without_a_result_backend_fails_at_call_time() -> None:
+    app = Celery("nobackend", broker="memory://")
+    try:
+
+        @app.task
+        def add(x: int, y: int) -> int:
+            return x + y
+
+        with pytest.raises(ImproperlyConfigured, match="chord needs a result backend"):
+            chord([add.s(1, 1)], add.s(1)).apply_async()
+        assert app.broker.queue_length("celery") == 0
+    finally:
+        app.close()
+
+
+def test_result_set_membership(app: Celery) -> None:
+    first, second = app.AsyncResult("a"), app.AsyncResult("b")
+    results = ResultSet([first])
+    results.add(second)
+    results.add(second)
+    assert list(results) == [first, second] and len(results) == 2
+    results.discard("a")
+    results.discard("missing")
+    assert results.results == [second]
+    results.update([first])
+    assert results[1] == first
+    results.clear()
+    assert len(results) == 0

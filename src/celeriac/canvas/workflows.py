@@ -20,8 +20,9 @@ from typing import Any
 
 from celeriac import followups, states
 from celeriac.canvas.signature import Signature, maybe_signature, new_id
-from celeriac.exceptions import ChordError
+from celeriac.exceptions import ChordError, ImproperlyConfigured
 from celeriac.result import EagerResult, GroupResult
+from celeriac.results.base import DisabledBackend
 
 
 def _eager(app: Any) -> bool:
@@ -361,6 +362,12 @@ class chord(_Workflow):
         app = self.app
         if _eager(app):
             return self.apply(args, kwargs, **options)
+        if isinstance(app.backend, DisabledBackend):
+            raise ImproperlyConfigured(
+                "a chord needs a result backend that its workers share: its body is sent "
+                "by the header task that finishes last, after reading every header result. "
+                "Set result_backend (e.g. 'redis://...'), or use a chain or group instead."
+            )
         frozen = self.clone()
         assert isinstance(frozen, chord)
         rest = options.pop("chain", None)
