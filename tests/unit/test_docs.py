@@ -12,6 +12,10 @@ in the test suite. Conventions for ```python blocks:
   ``redis://127.0.0.1:6379/15`` answers: skipped with the reason locally, failed in CI
   (``CELERIAC_REQUIRE_SERVICES=1``), like the Redis tests. Such a block uses that URL, a
   key prefix of its own, and deletes its keys;
+- a first line ``# needs: rabbitmq`` runs the block only when the RabbitMQ at
+  ``127.0.0.1:5672`` answers (skipped locally, failed in CI, likewise). The block reads
+  its broker URL from ``CELERIAC_DOCS_AMQP_URL``, a vhost of the test session's own that
+  is deleted afterwards, with ``amqp://guest:guest@127.0.0.1:5672//`` as the fallback;
 - every other block runs as a script and must be self-contained.
 """
 
@@ -79,16 +83,19 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run(
+    args: list[str], cwd: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**_env(), **(extra_env or {})}
     return subprocess.run(
-        args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=TIMEOUT, check=False
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
     )
 
 
 def _require(service: str) -> None:
     """Skip (locally) or fail (in CI) unless ``service`` answers where the examples expect."""
     if service != "redis":
-        pytest.fail(f"unknown service {service!r} in a '# needs:' line; known: redis")
+        pytest.fail(f"unknown service {service!r} in a '# needs:' line; known: redis, rabbitmq")
     try:
         import redis
     except ModuleNotFoundError:
@@ -151,6 +158,7 @@ def test_the_docs_have_examples() -> None:
         "docs/results.md",
         "docs/testing.md",
         "docs/brokers/redis.md",
+        "docs/brokers/rabbitmq.md",
     } <= pages
     skipped = [e for e in EXAMPLES if e.first_line.startswith(SKIP)]
     assert len(skipped) <= 3, "skipped examples should stay rare"
@@ -160,9 +168,12 @@ RUNNABLE = [e for e in EXAMPLES if not e.first_line.startswith(SKIP)]
 
 
 @pytest.mark.parametrize("example", RUNNABLE, ids=[e.id for e in RUNNABLE])
-def test_example_runs(example: Example, tmp_path: Path) -> None:
+def test_example_runs(example: Example, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     needs = NEEDS.match(example.first_line)
-    if needs:
+    extra_env: dict[str, str] = {}
+    if needs and needs.group(1) == "rabbitmq":  # a vhost of the session's own (conftest)
+        extra_env["CELERIAC_DOCS_AMQP_URL"] = request.getfixturevalue("amqp_url")
+    elif needs:
         _require(needs.group(1))
     test_file = TEST_FILE.match(example.first_line)
     if test_file:
@@ -176,7 +187,7 @@ def test_example_runs(example: Example, tmp_path: Path) -> None:
     else:
         script = tmp_path / "example.py"
         script.write_text(example.code, encoding="utf-8")
-        done = _run([sys.executable, "-W", "error", str(script)], tmp_path)
+        done = _run([sys.executable, "-W", "error", str(script)], tmp_path, extra_env)
     assert done.returncode == 0, f"example at {example.id} failed:\n{done.stdout}\n{done.stderr}"
 
 

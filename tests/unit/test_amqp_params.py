@@ -1,0 +1,95 @@
+"""The RabbitMQ engine's pure parts, no server: URLs, options, and the delay routing."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import pytest
+
+from celeriac import Celery
+from celeriac.brokers.amqp import AmqpBroker
+from celeriac.brokers.amqp import topology as t
+from celeriac.brokers.amqp.params import parse_target, redact
+from celeriac.config import UnknownSettingWarning
+from celeriac.exceptions import ImproperlyConfigured
+
+
+@pytest.mark.parametrize(
+    ("url", "vhost", "port"),
+    [
+        ("amqp://guest:guest@localhost:5672//", "/", 5672),
+        ("amqp://localhost", "/", 5672),
+        ("amqp://u:p@rabbit/prod", "prod", 5672),
+        ("amqp://u:p@rabbit/a%2Fb", "a/b", 5672),
+        ("pyamqp://u:p@rabbit:5673/x", "x", 5673),
+        ("amqps://u:p@rabbit/x", "x", 5671),
+    ],
+)
+def test_urls(url: str, vhost: str, port: int) -> None:
+    target = parse_target(url, {})
+    assert target.vhost == vhost
+    assert f":{port}/" in target.url
+    assert (target.ssl_context is not None) == url.startswith("amqps")
+
+
+def test_passwords_are_redacted_and_query_options_read() -> None:
+    target = parse_target("amqp://worker:s3cret@rabbit/prod?heartbeat=15&connection_timeout=2", {})
+    assert "s3cret" not in target.safe_url and "worker:**@rabbit" in target.safe_url
+    assert "heartbeat=15" in target.url and target.connect_timeout == 2.0
+    assert redact("amqp://a:b@c//") == "amqp://a:**@c//"
+    broker = AmqpBroker("amqp://worker:s3cret@rabbit/prod")
+    assert "s3cret" not in repr(broker)
+
+
+def test_tls_options_need_amqps() -> None:
+    with pytest.raises(ImproperlyConfigured, match="amqps://"):
+        parse_target("amqp://rabbit//", {}, {"ca_certs": "/x.pem"})
+    with pytest.raises(ImproperlyConfigured, match="broker_use_ssl"):
+        parse_target("amqps://rabbit//", {}, {"ca_cert": "/x.pem"})
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(ImproperlyConfigured, match="quorum"):
+        AmqpBroker("amqp://rabbit//", transport_options={"queue_type": "stream"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        AmqpBroker("amqp://rabbit//", transport_options={"queue_typ": "quorum"})
+    [warning] = [w for w in caught if w.category is UnknownSettingWarning]
+    assert "did you mean 'queue_type'?" in str(warning.message)
+
+
+def test_the_app_builds_the_engine_from_the_url_without_connecting() -> None:
+    app = Celery("t", broker="amqp://u:p@nowhere.invalid//", broker_use_ssl=None)
+    try:
+        assert isinstance(app.broker, AmqpBroker)
+        assert app.broker.supports_key_value is False
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("delay", [0.001, 0.5, 1.0, 90.0, 3 * 86400.0, t.MAX_DELAY])
+def test_a_delay_routes_through_the_levels_of_its_bits(delay: float) -> None:
+    names = t.Names("ns")
+    units = t.delay_units(delay)
+    assert units * t.UNIT_MS / 1000 >= delay - 1e-9, "never early"
+    assert units * t.UNIT_MS / 1000 < delay + t.UNIT_MS / 1000 + 1e-9
+    exchange, key = names.delay_route(units, "celery")
+    words = key.split(".")
+    assert words[t.LEVELS :] == ["celery"] and len(key) <= 255
+    bits = [level for level in range(t.LEVELS) if words[t.LEVELS - 1 - level] == "1"]
+    assert sum(t.UNIT_MS * 2**level for level in bits) == units * t.UNIT_MS
+    assert exchange == names.delay_exchange(max(bits))
+    # Each level's binding picks exactly the messages whose bit is set, for this queue only.
+    for level in range(t.LEVELS):
+        pattern = t.queue_binding("celery", level).replace(".", r"\.").replace("*", r"[^.]+")
+        assert bool(re.fullmatch(pattern, key)) == (level in bits)
+        assert not re.fullmatch(pattern, key.replace("celery", "other"))
+
+
+def test_delays_past_the_levels_and_bad_queue_names_are_refused() -> None:
+    with pytest.raises(ValueError, match="longer than"):
+        t.delay_units(t.MAX_DELAY + 1)
+    for bad in ("", "a*b", "a#", "x" * 200):
+        with pytest.raises(ValueError, match="queue name"):
+            t.check_queue_name(bad)
