@@ -1,5 +1,5 @@
 """The broker contract, run against the real RabbitMQ (a vhost per session, a namespace and
-unique queue names per test)."""
+unique queue names per test), on classic queues and on quorum queues."""
 
 from __future__ import annotations
 
@@ -32,3 +32,7 @@ class TestAmqpBroker(BrokerContract):
         yield make
         for broker in made:
             broker.close()
+
+
+class TestAmqpQuorumBroker(TestAmqpBroker):
+    queue_type = "quorum"

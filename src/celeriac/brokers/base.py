@@ -166,6 +166,9 @@ class Broker(ABC):
     #: keys) and ``acquire`` (cluster token buckets). An engine without it (RabbitMQ) raises
     #: ``ImproperlyConfigured`` from those verbs, naming the fix; the contract checks that.
     supports_key_value: ClassVar[bool] = True
+    #: Whether priorities order the queue (9 first). Where they cannot (RabbitMQ 3.10
+    #: quorum queues), messages are served FIFO and each keeps its priority as data.
+    supports_priorities: bool = True
 
     def __init__(self, *, lease_seconds: float = 30.0, delivery_limit: int = 5) -> None:
         if lease_seconds <= 0:

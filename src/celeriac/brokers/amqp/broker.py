@@ -63,6 +63,7 @@ class AmqpBroker(Broker):
         self.url = url
         self.target = params.parse_target(url, options, use_ssl)
         self.queue_type = params.queue_type(options)
+        self.supports_priorities = self.queue_type == "classic"  # no quorum priorities in 3.10
         self.consumer_timeout = float(options.get("consumer_timeout", CONSUMER_TIMEOUT))
         self.confirm_timeout = float(options.get("confirm_timeout", 30.0))
         retention = str(options.get("revocation_retention", "7D"))
