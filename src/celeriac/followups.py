@@ -86,6 +86,11 @@ def report_link_error(sender: Any, request: Request, link: Any, exc: Exception) 
     logger.error(
         "Task %s[%s]: could not apply %r: %r", request.task, request.id, link, exc, exc_info=exc
     )
+    signal_internal_error(sender, request, exc)
+
+
+def signal_internal_error(sender: Any, request: Request, exc: Exception) -> ExceptionInfo:
+    """Fire ``task_internal_error``: celeriac's own bookkeeping failed around a task."""
     einfo = ExceptionInfo(exc)
     signals.task_internal_error.send(
         sender=sender,
@@ -97,6 +102,7 @@ def report_link_error(sender: Any, request: Request, link: Any, exc: Exception) 
         traceback=einfo.tb,
         einfo=einfo,
     )
+    return einfo
 
 
 def apply_callbacks(app: Any, request: Request, retval: Any, sender: Any = None) -> None:

@@ -179,18 +179,8 @@ def _record(
 
 
 def _internal_error(task: Any, request: Request, exc: Exception, store: bool) -> Outcome:
-    einfo = ExceptionInfo(exc)
     logger.critical("Task %s[%s] internal error: %r", task.name, request.id, exc, exc_info=exc)
-    signals.task_internal_error.send(
-        sender=task,
-        task_id=request.id,
-        args=request.args,
-        kwargs=request.kwargs,
-        request=request,
-        exception=exc,
-        traceback=einfo.tb,
-        einfo=einfo,
-    )
+    einfo = followups.signal_internal_error(task, request, exc)
     if store:
         try:
             _store(task, request, exc, states.FAILURE, einfo.traceback)

@@ -345,3 +345,10 @@ def test_result_set_membership(app: Celery) -> None:
     assert results[1] == first
     results.clear()
     assert len(results) == 0
+
+
+def test_revoking_a_group_revokes_every_member(app: Celery, tasks: Tasks) -> None:
+    result = group(tasks.add.s(1, 1), group(tasks.add.s(2, 2), tasks.add.s(3, 3)))()
+    result.revoke()
+    revoked = set(app.broker.revoked_ids())
+    assert {r.id for r in result.results[1].results} | {result.results[0].id} <= revoked
