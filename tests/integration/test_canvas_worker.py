@@ -1,5 +1,6 @@
-"""Canvas with real worker processes on Redis: the seed workflows, a matrix of nested
-forms (the same results as eager mode), a 1,000-task chord and a failing chord.
+"""Canvas with real worker processes, on Redis and on RabbitMQ (results in Redis): the
+seed workflows, a matrix of nested forms (the same results as eager mode), a 1,000-task
+chord and a failing chord.
 
 The workflows are sent from this process; one worker (threads) started from the CLI runs
 them all, and the prefork pool runs the core forms too (chains and chords advance from
@@ -37,9 +38,14 @@ CANVAS_PROJECT = textwrap.dedent(
 
     PREFIX = os.environ["CELERIAC_TEST_PREFIX"]
     URL = os.environ["CELERIAC_TEST_REDIS"]
+    BROKER = os.environ.get("CELERIAC_TEST_BROKER") or URL
+    if BROKER.startswith("amqp"):
+        options = {"namespace": os.environ["CELERIAC_TEST_NAMESPACE"]}
+    else:
+        options = {"key_prefix": PREFIX}
     app = Celery(
-        "canvasproj", broker=URL, backend=URL,
-        broker_transport_options={"key_prefix": PREFIX},
+        "canvasproj", broker=BROKER, backend=URL,
+        broker_transport_options=options,
         result_backend_transport_options={"key_prefix": PREFIX},
     )
     marks = redis.Redis.from_url(URL)
@@ -118,12 +124,16 @@ CANVAS_PROJECT = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def canvas_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ModuleType]]:
+@pytest.fixture(scope="module", params=["redis", "amqp"])
+def canvas_project(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, ModuleType]]:
+    """The project, imported here; its broker is Redis or RabbitMQ (results in Redis)."""
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
     except (redis.RedisError, OSError) as exc:
         service_missing("Redis", f"{REDIS_URL} did not answer ({exc})")
+    broker = request.getfixturevalue("amqp_url") if request.param == "amqp" else ""
     path = tmp_path_factory.mktemp("canvasproj")
     (path / "canvasproj.py").write_text(CANVAS_PROJECT)
     prefix = f"celeriac-test-{uuid.uuid4().hex[:10]}"
@@ -131,6 +141,8 @@ def canvas_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[P
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CELERIAC_TEST_REDIS", REDIS_URL)
         patch.setenv("CELERIAC_TEST_PREFIX", prefix)
+        patch.setenv("CELERIAC_TEST_BROKER", broker)
+        patch.setenv("CELERIAC_TEST_NAMESPACE", f"t{uuid.uuid4().hex[:10]}")
         patch.syspath_prepend(str(path))
         proj = importlib.import_module("canvasproj")
         try:
@@ -163,6 +175,8 @@ def _worker(path: Path, proj: ModuleType, pool: str, concurrency: int) -> Worker
         "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(path)]),
         "CELERIAC_TEST_REDIS": REDIS_URL,
         "CELERIAC_TEST_PREFIX": proj.PREFIX,
+        "CELERIAC_TEST_BROKER": os.environ["CELERIAC_TEST_BROKER"],
+        "CELERIAC_TEST_NAMESPACE": os.environ["CELERIAC_TEST_NAMESPACE"],
         "PYTHONUNBUFFERED": "1",
     }
     process = WorkerProcess(path, env, "-P", pool, "-c", str(concurrency), app="canvasproj")
