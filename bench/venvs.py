@@ -1,0 +1,69 @@
+"""One virtualenv per peer under ``bench/.venvs/<peer>``, installed from PyPI with pip.
+
+celeriac itself runs from the repository's own ``.venv`` (the interpreter running the
+harness). Every peer gets ``hiredis`` too, so no tool is faster or slower only because
+of redis-py's parser (celeriac's ``redis`` extra brings hiredis).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+VENVS_DIR = BENCH_DIR / ".venvs"
+
+# What a user would install for each tool, plus the instrument (redis-py) and hiredis.
+REQUIREMENTS: dict[str, list[str]] = {
+    "celery": ["celery[redis]>=5,<6", "hiredis"],
+    "dramatiq": ["dramatiq[redis,rabbitmq]", "hiredis"],
+    "huey": ["huey", "redis", "hiredis"],
+    "rq": ["rq", "hiredis"],
+    "arq": ["arq", "hiredis"],
+    "taskiq": ["taskiq", "taskiq-redis", "hiredis"],
+}
+
+
+def base_python() -> str:
+    """The interpreter the peer venvs are made from: the one behind this venv."""
+    return getattr(sys, "_base_executable", None) or sys.executable
+
+
+def python_for(peer: str) -> str:
+    if peer == "celeriac":
+        return sys.executable
+    return str(VENVS_DIR / peer / "bin" / "python")
+
+
+def ensure(peer: str, *, upgrade: bool = False, log: Path | None = None) -> str:
+    """Create and install ``peer``'s venv if missing (or ``upgrade``); its python path."""
+    if peer == "celeriac":
+        return sys.executable
+    venv = VENVS_DIR / peer
+    python = venv / "bin" / "python"
+    marker = venv / ".installed"
+    if marker.exists() and not upgrade:
+        return str(python)
+    VENVS_DIR.mkdir(parents=True, exist_ok=True)
+    out = open(log, "a") if log else None  # noqa: SIM115 - closed below
+    try:
+        if not python.exists():
+            subprocess.run([base_python(), "-m", "venv", str(venv)], check=True)
+        cmd = [str(python), "-m", "pip", "install", "-q", "--upgrade", *REQUIREMENTS[peer]]
+        subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT if out else None)
+    finally:
+        if out:
+            out.close()
+    marker.write_text(" ".join(REQUIREMENTS[peer]) + "\n")
+    return str(python)
+
+
+def main() -> None:
+    peers = sys.argv[1:] or list(REQUIREMENTS)
+    for peer in peers:
+        print(f"{peer}: {ensure(peer, upgrade=True)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
