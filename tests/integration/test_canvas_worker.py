@@ -26,7 +26,7 @@ import redis
 from celeriac import GroupResult, chain, chord, group
 from celeriac.exceptions import ChordError
 from tests.conftest import REDIS_URL, service_missing
-from tests.integration.workers import ROOT, WorkerProcess
+from tests.integration.workers import ROOT, WorkerProcess, fresh_queues
 
 CANVAS_PROJECT = textwrap.dedent(
     """
@@ -145,6 +145,7 @@ def canvas_project(
         patch.setenv("CELERIAC_TEST_NAMESPACE", f"t{uuid.uuid4().hex[:10]}")
         patch.syspath_prepend(str(path))
         proj = importlib.import_module("canvasproj")
+        fresh_queues(proj.app)
         try:
             yield path, proj
         finally:

@@ -1,5 +1,5 @@
-"""Execution policies with a real worker process on Redis: retries and their delays,
-max_retries, autoretry with backoff and jitter, expiry."""
+"""Execution policies with a real worker process, on Redis and on RabbitMQ: retries and
+their delays, max_retries, autoretry with backoff and jitter, expiry."""
 
 from __future__ import annotations
 
@@ -16,7 +16,13 @@ import pytest
 
 from celeriac import states
 from celeriac.exceptions import MaxRetriesExceededError, TaskRevokedError
-from tests.integration.workers import WorkerProcess, project_env
+from tests.integration.workers import (
+    TEST_ENV,
+    WorkerProcess,
+    broker_url,
+    fresh_queues,
+    project_env,
+)
 
 POLICIES = textwrap.dedent(
     """
@@ -49,18 +55,24 @@ POLICIES = textwrap.dedent(
 )
 
 
-@pytest.fixture
+@pytest.fixture(params=["redis", "amqp"])
 def policies(
-    tmp_path: Path, redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    redis_url: str,
+    redis_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[ModuleType, WorkerProcess]]:
-    env = project_env(tmp_path, redis_url, redis_prefix)
+    """A threads worker with the policy tasks, on Redis or on RabbitMQ (results in Redis)."""
+    env = project_env(tmp_path, redis_url, redis_prefix, broker_url(request))
     (tmp_path / "policies.py").write_text(POLICIES)
-    for name in ("CELERIAC_TEST_REDIS", "CELERIAC_TEST_PREFIX"):
+    for name in TEST_ENV:
         monkeypatch.setenv(name, env[name])
     monkeypatch.syspath_prepend(str(tmp_path))
     for name in ("proj", "policies"):
         sys.modules.pop(name, None)
     module = importlib.import_module("policies")
+    fresh_queues(module.app)
     (tmp_path / "proj.py").write_text(
         (tmp_path / "proj.py").read_text() + "\nimport policies  # noqa: E402,F401\n"
     )

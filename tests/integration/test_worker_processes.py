@@ -1,5 +1,6 @@
 """The worker as users run it: a process started from the CLI, tasks sent from another
-process (this one), real Redis. Each pool runs the same suite."""
+process (this one), real Redis, and real RabbitMQ for the tests that take ``project``.
+Each pool runs the same suite."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ from types import ModuleType
 
 import pytest
 
-from tests.integration.workers import WorkerProcess, project_env
+from tests.integration.workers import (
+    TEST_ENV,
+    WorkerProcess,
+    broker_url,
+    fresh_queues,
+    project_env,
+)
 
 Project = tuple[Path, dict[str, str], ModuleType]
 
@@ -26,16 +33,18 @@ def make_project(
     """Writes the project, imports it here (the sending side), returns its worker env."""
     apps: list[ModuleType] = []
 
-    def make(lease: float = 30, delivery_limit: int = 5) -> Project:
+    def make(lease: float = 30, delivery_limit: int = 5, broker: str = "") -> Project:
         env = project_env(
-            tmp_path, redis_url, redis_prefix, LEASE=str(lease), DELIVERY_LIMIT=str(delivery_limit)
-        )
-        for name in ("CELERIAC_TEST_REDIS", "CELERIAC_TEST_PREFIX", "LEASE", "DELIVERY_LIMIT"):
+            tmp_path, redis_url, redis_prefix, broker,
+            LEASE=str(lease), DELIVERY_LIMIT=str(delivery_limit),
+        )  # fmt: skip
+        for name in (*TEST_ENV, "LEASE", "DELIVERY_LIMIT"):
             monkeypatch.setenv(name, env[name])
         monkeypatch.syspath_prepend(str(tmp_path))
         sys.modules.pop("proj", None)
         proj = importlib.import_module("proj")
         apps.append(proj)
+        fresh_queues(proj.app)
         return tmp_path, env, proj
 
     yield make
@@ -44,9 +53,10 @@ def make_project(
     sys.modules.pop("proj", None)
 
 
-@pytest.fixture
-def project(make_project: Callable[..., Project]) -> Project:
-    return make_project()
+@pytest.fixture(params=["redis", "amqp"])
+def project(request: pytest.FixtureRequest, make_project: Callable[..., Project]) -> Project:
+    """The project on Redis, then on RabbitMQ (results in Redis either way)."""
+    return make_project(broker=broker_url(request))
 
 
 def wait_marks(proj: ModuleType, name: str, count: int, timeout: float = 10) -> None:

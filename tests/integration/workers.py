@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,9 +25,14 @@ PROJECT = textwrap.dedent(
 
     PREFIX = os.environ["CELERIAC_TEST_PREFIX"]
     URL = os.environ["CELERIAC_TEST_REDIS"]
+    BROKER = os.environ.get("CELERIAC_TEST_BROKER") or URL  # results are always in Redis
+    if BROKER.startswith("amqp"):
+        options = {"namespace": os.environ["CELERIAC_TEST_NAMESPACE"]}
+    else:
+        options = {"key_prefix": PREFIX}
     app = Celery(
-        "proj", broker=URL, backend=URL,
-        broker_transport_options={"key_prefix": PREFIX,
+        "proj", broker=BROKER, backend=URL,
+        broker_transport_options={**options,
                                   "visibility_timeout": float(os.environ.get("LEASE", "30"))},
         result_backend_transport_options={"key_prefix": PREFIX},
         task_delivery_limit=int(os.environ.get("DELIVERY_LIMIT", "5")),
@@ -126,13 +132,37 @@ class WorkerProcess:
         return "".join(self.log)
 
 
-def project_env(project: Path, redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
+def project_env(
+    project: Path, redis_url: str, prefix: str, broker: str = "", **extra: str
+) -> dict[str, str]:
+    """Write the project; its environment. ``broker``: an ``amqp://`` URL to run it on
+    RabbitMQ (a namespace of its own), or empty for the Redis at ``redis_url``."""
     (project / "proj.py").write_text(PROJECT)
     return {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(project)]),
         "CELERIAC_TEST_REDIS": redis_url,
         "CELERIAC_TEST_PREFIX": prefix,
+        "CELERIAC_TEST_BROKER": broker,
+        "CELERIAC_TEST_NAMESPACE": f"t{prefix.rsplit('-', 1)[-1]}",
         "PYTHONUNBUFFERED": "1",
         **extra,
     }
+
+
+TEST_ENV = ("CELERIAC_TEST_REDIS", "CELERIAC_TEST_PREFIX", "CELERIAC_TEST_BROKER",
+            "CELERIAC_TEST_NAMESPACE")  # fmt: skip
+
+
+def fresh_queues(app: Any, *queues: str) -> None:
+    """On RabbitMQ, queue names are shared by every test of the session's vhost: empty the
+    ones a test uses, so a message an earlier test left behind never reaches its worker.
+    (On Redis each test's key prefix gives it queues of its own.)"""
+    if app.conf.broker_url.startswith("amqp"):
+        for queue in queues or ("celery",):
+            app.broker.purge(queue)
+
+
+def broker_url(request: Any) -> str:
+    """For a test parametrized over ``"redis"``/``"amqp"``: the broker URL (empty: Redis)."""
+    return str(request.getfixturevalue("amqp_url")) if request.param == "amqp" else ""
