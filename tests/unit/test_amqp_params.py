@@ -68,6 +68,23 @@ def test_the_app_builds_the_engine_from_the_url_without_connecting() -> None:
         app.close()
 
 
+def test_the_heartbeat_and_connection_timeout_settings_reach_the_engine() -> None:
+    app = Celery(
+        "t", broker="amqp://u:p@nowhere.invalid//", broker_heartbeat=30,
+        broker_connection_timeout=7,
+    )  # fmt: skip
+    try:
+        target = app.broker.target
+        assert "heartbeat=30" in target.url and target.connect_timeout == 7.0
+    finally:
+        app.close()
+    app = Celery("t", broker="amqp://u:p@nowhere.invalid//?heartbeat=5", broker_heartbeat=30)
+    try:
+        assert "heartbeat=5" in app.broker.target.url  # the URL says more precisely
+    finally:
+        app.close()
+
+
 @pytest.mark.parametrize("delay", [0.001, 0.5, 1.0, 90.0, 3 * 86400.0, t.MAX_DELAY])
 def test_a_delay_routes_through_the_levels_of_its_bits(delay: float) -> None:
     names = t.Names("ns")

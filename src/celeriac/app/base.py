@@ -95,6 +95,8 @@ class Celeriac:
                 conf.broker_transport_options,
                 conf.task_delivery_limit,
                 conf.broker_use_ssl,
+                heartbeat=conf.broker_heartbeat,
+                connect_timeout=conf.broker_connection_timeout,
             )
         return self._broker
 

@@ -31,6 +31,8 @@ def create_broker(
     transport_options: Mapping[str, Any],
     delivery_limit: int,
     use_ssl: bool | Mapping[str, Any] | None = None,
+    heartbeat: float | None = None,
+    connect_timeout: float | None = None,
 ) -> Broker:
     if url is None:  # no broker configured: the project's embedded Redis, else memory://
         from celeriac.brokers import embedded
@@ -66,11 +68,16 @@ def create_broker(
             raise ImproperlyConfigured(
                 f"broker {scheme}:// needs the AMQP client: pip install 'celeriac[amqp]'"
             ) from exc
+        amqp_options = dict(transport_options)  # the settings, unless the options say
+        if heartbeat is not None:
+            amqp_options.setdefault("heartbeat", heartbeat)
+        if connect_timeout is not None:
+            amqp_options.setdefault("connect_timeout", connect_timeout)
         return AmqpBroker(
             str(url),
             lease_seconds=lease,
             delivery_limit=delivery_limit,
-            transport_options=transport_options,
+            transport_options=amqp_options,
             use_ssl=use_ssl,
         )
     raise ImproperlyConfigured(
