@@ -155,6 +155,11 @@ def render(results: dict[str, Any]) -> str:
         out += ["## Errors", ""]
         out += [f"- `{key}`: {e.splitlines()[0][:300]}" for key, e in errors]
         out += [""]
+    retried = [(key, e) for key, m in summary.items() for e in m.get("retried", [])]
+    if retried:
+        out += ["## Steps that failed once and were run again", ""]
+        out += [f"- `{key}`: {e.splitlines()[0][:300]}" for key, e in retried]
+        out += [""]
     out += [METHOD]
     return "\n".join(out)
 
