@@ -21,6 +21,17 @@ COLUMNS: list[tuple[str, str, str, bool]] = [
 ]
 
 METHOD = """\
+## Notes
+
+- Every venv has hiredis, so redis-py parses replies in C for every tool alike.
+- RabbitMQ: celeriac publishes with publisher confirms (a per-call publish returns once
+  the broker has the message); Celery (py-amqp, `confirm_publish` off) and Dramatiq
+  (pika, `confirm_delivery` off) do not confirm by default, so their per-call figures
+  on RabbitMQ are fire-and-forget.
+- Tool defaults are kept (prefetch, acks, result storage): Celery acks early with a
+  prefetch multiplier of 4, celeriac acks late with a multiplier of 1, arq keeps results
+  for an hour and polls every 0.5 s, RQ forks a process per job.
+
 ## How each figure is measured
 
 Every tool runs the same steps, one configuration after another, in each repetition
@@ -148,6 +159,7 @@ def render(results: dict[str, Any]) -> str:
                      *["" for _ in COLUMNS[2:]], ""])  # fmt: skip
     out += table(header, rows)
     out += ["", "`*`: cut short by the drain timeout; the rate is of the tasks that ran.", ""]
+    out += targets(configs, summary, opts)
     out += ratios(configs, summary)
     out += depth(configs, summary, opts)
     errors = [(key, e) for key, m in summary.items() for e in m.get("errors", [])]
@@ -221,3 +233,116 @@ def depth(configs: dict[str, Any], summary: dict[str, Any], opts: dict[str, Any]
     out = ["## Rates against queue depth", ""]
     out += table(["configuration", "figure", *[f"{d:,} queued" for d in depths]], rows)
     return [*out, "", "In brackets: the change from the shallowest depth.", ""]
+
+
+def _median(summary: dict[str, Any], key: str, metric: str) -> float | None:
+    found = summary.get(key, {}).get(metric)
+    return None if not found else float(found["median"])
+
+
+def _best(
+    configs: dict[str, Any], summary: dict[str, Any], metric: str, broker: str, higher: bool
+) -> tuple[str, float] | None:
+    """celeriac's best configuration on ``broker`` for ``metric``: (label, median)."""
+    found = [
+        (config["label"], value)
+        for key, config in configs.items()
+        if config["peer"] == "celeriac" and config["broker"] == broker
+        for value in [_median(summary, key, metric)]
+        if value is not None
+    ]
+    if not found:
+        return None
+    return (max if higher else min)(found, key=lambda item: item[1])
+
+
+def targets(configs: dict[str, Any], summary: dict[str, Any], opts: dict[str, Any]) -> list[str]:
+    """Issue 8's targets against this run's medians (the targets are the issue's words)."""
+    rows: list[list[str]] = []
+
+    def against(name: str, goal: float, mine: tuple[str, float] | None,
+                theirs: list[str] | None = None, *, ratio_goal: bool = True,
+                higher: bool = True, unit: str = "") -> None:  # fmt: skip
+        if mine is None:
+            rows.append([name, "—", "not measured"])
+            return
+        label, value = mine
+        if theirs is not None:
+            values = [v for v in (_median(summary, k, metric_of[name]) for k in theirs) if v]
+            if not values:
+                rows.append([name, "—", "peer not measured"])
+                return
+            value = value / max(values)
+        met = value >= goal if higher else value <= goal
+        digits = {"/s": 0, " B": 0, " MB": 1}.get(unit, 2)
+        shown = f"{value:.2f}x" if ratio_goal else f"{value:,.{digits}f}{unit}"
+        rows.append([name, f"{shown} ({label})", "met" if met else f"not met (goal {goal:,g})"])
+
+    metric_of: dict[str, str] = {}
+
+    def best(metric: str, broker: str = "redis", higher: bool = True) -> Any:
+        return _best(configs, summary, metric, broker, higher)
+
+    checks = [
+        ("drain (INCR) vs Celery's best pool on Redis, >= 6x", "drain_incr",
+         ["celery-threads", "celery-prefork"], 6.0, True),
+        ("drain (INCR) vs Dramatiq on Redis, >= 3x", "drain_incr", ["dramatiq"], 3.0, True),
+        ("per-call enqueue vs Huey, >= 1.3x", "enqueue_per_call", ["huey"], 1.3, True),
+        ("bulk enqueue vs RQ enqueue_many, >= 4x", "enqueue_bulk", ["rq"], 4.0, True),
+    ]  # fmt: skip
+    for name, metric, peers, goal, higher in checks:
+        metric_of[name] = metric
+        against(name, goal, best(metric), peers, higher=higher)
+    name = "prefork drain vs Celery prefork, >= 3x"
+    metric_of[name] = "drain_incr"
+    prefork = _median(summary, "celeriac-prefork", "drain_incr")
+    against(name, 3.0, ("celeriac prefork", prefork) if prefork else None, ["celery-prefork"])
+    raw = _median(summary, "raw-redis", "raw_incr_per_call")
+    per_call = best("enqueue_per_call")
+    if raw and per_call:
+        against("per-call enqueue vs raw redis-py round trip, >= 0.8x", 0.8,
+                (per_call[0], per_call[1] / raw))  # fmt: skip
+    absolute = [
+        ("drain (INCR) >= 6,000/s", "drain_incr", 6000, True, "/s"),
+        ("pure no-op drain >= 15,000/s", "drain_noop", 15000, True, "/s"),
+        ("idle latency p50 <= 0.5 ms", "lat_idle_p50_ms", 0.5, False, " ms"),
+        ("idle latency p99 <= 1 ms", "lat_idle_p99_ms", 1.0, False, " ms"),
+        ("sporadic-arrival p50 <= 1 ms", "lat_sporadic_p50_ms", 1.0, False, " ms"),
+        ("Redis memory <= 250 bytes per queued task", "redis_bytes_per_task", 250, False, " B"),
+    ]  # fmt: skip
+    for name, metric, goal, higher, unit in absolute:
+        against(name, goal, best(metric, higher=higher), ratio_goal=False, higher=higher,
+                unit=unit)  # fmt: skip
+    for key, goal in (
+        ("celeriac-threads", 40),
+        ("celeriac-asyncio", 40),
+        ("celeriac-prefork", 100),
+    ):
+        rss = _median(summary, key, "rss_mb")
+        label = configs.get(key, {}).get("label", key)
+        against(f"worker RSS {label} <= {goal} MB", goal, (label, rss) if rss else None,
+                ratio_goal=False, higher=False, unit=" MB")  # fmt: skip
+    depths = opts.get("depths") or []
+    for key in ("celeriac-threads", "celeriac-amqp-threads"):
+        for metric in ("enqueue_per_call", "drain_incr"):
+            values = [_median(summary, key, f"depth_{d}_{metric}") for d in depths]
+            if len(depths) > 1 and all(values):
+                base = values[0] or 1.0
+                worst = max(abs(v / base - 1) for v in values if v)
+                label = configs.get(key, {}).get("label", key)
+                rows.append([
+                    f"{metric} flat (±15 %) from {depths[0]:,} to {depths[-1]:,} queued",
+                    f"{worst:.0%} largest change ({label})",
+                    "met" if worst <= 0.15 else "not met",
+                ])  # fmt: skip
+    name = "RabbitMQ: drain vs Dramatiq on RabbitMQ, >= 2x"
+    metric_of[name] = "drain_incr"
+    against(name, 2.0, best("drain_incr", "amqp"), ["dramatiq-amqp"])
+    out = [
+        "## Against the targets of issue 8",
+        "",
+        "Computed from the medians above; celeriac's best configuration on the broker "
+        "unless the row names one.",
+        "",
+    ]
+    return [*out, *table(["target", "measured", ""], rows), ""]

@@ -643,6 +643,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="Redis DB used (flushed before and after each step; never DB 15)",
     )
     p.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672")
+    p.add_argument("--no-amqp", action="store_true", help="leave out celeriac on RabbitMQ")
     p.add_argument(
         "--celeriac-ref",
         help="measure this git ref of celeriac (a `git archive` "
@@ -654,12 +655,23 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="where RESULTS.md and "
         "results.json go (default bench/; quick mode prints only unless given)",
     )
+    p.add_argument(
+        "--render",
+        metavar="RESULTS_JSON",
+        help="only write RESULTS.md again, "
+        "next to this results.json (after a change to the report's layout)",
+    )
     p.add_argument("--upgrade-peers", action="store_true", help="reinstall the peers' venvs")
     return p.parse_args(argv)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.render:
+        source = Path(args.render)
+        (source.parent / "RESULTS.md").write_text(render(json.loads(source.read_text())))
+        log(f"wrote {source.parent / 'RESULTS.md'}")
+        return 0
     quick = args.quick
     peers = [] if quick else [p for p in (args.peers or ",".join(PEERS)).split(",") if p]
     unknown = set(peers) - set(PEERS)
@@ -668,7 +680,8 @@ def main(argv: list[str] | None = None) -> int:
     if "/15" in args.redis_url.rstrip("/")[-3:]:
         raise SystemExit("DB 15 belongs to the test suite: pick another --redis-url")
     pools = [p for p in args.pools.split(",") if p]
-    depths = [int(d) for d in (args.depths or ("1000,20000" if quick else "1000,100000"))
+    default_depths = "1000,20000" if quick else "1000,100000"
+    depths = [int(d) for d in (default_depths if args.depths is None else args.depths)
               .split(",") if d]  # fmt: skip
     if args.with_1m and 1_000_000 not in depths:
         depths.append(1_000_000)
@@ -678,8 +691,14 @@ def main(argv: list[str] | None = None) -> int:
         for peer in peers:
             venvs.ensure(peer, upgrade=True)
     celeriac_path, celeriac_info = celeriac_source(args.celeriac_ref)
-    amqp_url, amqp_note = amqp_setup(args.amqp_url)
-    available, amqp_state = amqp_available(amqp_url, celeriac_path)
+    if args.no_amqp and not {"celery", "dramatiq"} & set(peers):
+        amqp_url, amqp_note = args.amqp_url, "not used"
+    else:
+        amqp_url, amqp_note = amqp_setup(args.amqp_url)
+    if args.no_amqp:
+        available, amqp_state = False, "not measured (--no-amqp)"
+    else:
+        available, amqp_state = amqp_available(amqp_url, celeriac_path)
     log(f"celeriac amqp:// broker: {amqp_state}")
     amqp_pools = ([p for p in pools if p == "threads"] if quick else pools) if available else []
     configs = all_configs(pools, peers, amqp_pools)
