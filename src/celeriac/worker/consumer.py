@@ -264,7 +264,8 @@ class Consumer:
             except BrokerError as exc:
                 logger.warning("lease heartbeat failed: %s", exc)
                 continue
-            for delivery in lost:
+            # A message settled while the extend was on its way is not lost: it is done.
+            for delivery in (d for d in lost if id(d) in self.held):
                 logger.warning(
                     "lease of message %s was lost (the worker was unreachable for longer "
                     "than the lease); another worker may run it",
