@@ -364,6 +364,28 @@ class BrokerContract:
         assert (broker.delayed_count(queue), broker.queue_length(queue)) == (2, 1)
 
     @_in_event_loop
+    async def test_publish_many_async_stores_delayed_messages_too(
+        self, make_broker: BrokerFactory
+    ) -> None:
+        broker, queue = make_broker(), _queue()
+        await broker.publish_many_async([_msg(queue, 1, delay=60.0), _msg(queue, 2)])
+        assert (broker.delayed_count(queue), broker.queue_length(queue)) == (1, 1)
+
+    @_in_event_loop
+    async def test_many_settles_at_once_each_apply(self, make_broker: BrokerFactory) -> None:
+        broker, queue = make_broker(), _queue()
+        broker.publish_many([_msg(queue, n) for n in range(20)])
+        got = await _collect(broker, [queue], 20)
+        acked = await asyncio.gather(*(broker.ack(d) for d in got[:10]))
+        again = await asyncio.gather(*(broker.ack(d) for d in got[:10]))
+        dead = await asyncio.gather(
+            *(broker.dead_letter(d, DeadLetterReason.REJECTED, "x") for d in got[10:])
+        )
+        assert all(acked) and not any(again) and all(dead), "each settle applies once"
+        assert broker.queue_length(queue) == 0
+        assert len(broker.dead_letters(queue)) == 10
+
+    @_in_event_loop
     async def test_purge_drops_ready_and_delayed(self, make_broker: BrokerFactory) -> None:
         broker, queue = make_broker(), _queue()
         broker.publish_many([_msg(queue, 1), _msg(queue, 2), _msg(queue, 3, delay=0.3)])
