@@ -166,6 +166,24 @@ def test_consumption_resumes_after_redis_restarts(private_redis: PrivateRedis) -
     broker.close()
 
 
+def test_settles_survive_redis_forgetting_its_scripts(private_redis: PrivateRedis) -> None:
+    broker = make_broker(private_redis.url, "flush")
+    broker.publish_many([OutboundMessage("q", b"p", f"m-{n}") for n in range(6)])
+
+    async def take_and_ack() -> list[bool]:
+        deliveries = await broker.fetch(["q"], 6, 1)
+        assert len(deliveries) == 6
+        broker.client.script_flush()  # as after a restart: every script must load again
+        acked = await asyncio.gather(*(d.ack() for d in deliveries))
+        again = await asyncio.gather(*(d.ack() for d in deliveries))
+        await broker.close_async()
+        return [*acked, *again]
+
+    assert asyncio.run(take_and_ack()) == [True] * 6 + [False] * 6  # each applied once
+    assert broker.queue_length("q") == 0
+    broker.close()
+
+
 def test_fetch_keeps_waiting_through_an_outage(private_redis: PrivateRedis) -> None:
     broker = make_broker(private_redis.url, "outage")
 

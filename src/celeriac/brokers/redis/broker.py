@@ -23,6 +23,7 @@ from typing import Any
 
 import redis
 import redis.asyncio
+from redis.exceptions import NoScriptError
 
 from celeriac._redis import check_options, parse_target, redact
 from celeriac.brokers.base import (
@@ -347,15 +348,13 @@ class RedisBroker(Broker):
 
     async def _send_settles(self, batch: _SettleBatch) -> None:
         client, scripts = self._aclient()
+        settle = scripts["settle"]
         try:
             while batch.waiting:
                 items, batch.waiting = batch.waiting, []
                 try:
                     with self._guard():
-                        async with client.pipeline(transaction=False) as pipe:
-                            for keys, args, _ in items:  # queued, not yet sent
-                                await scripts["settle"](keys=keys, args=args, client=pipe)
-                            replies = await pipe.execute(raise_on_error=False)
+                        replies = await self._settle_round_trip(client, settle, items)
                 except Exception as exc:  # the whole round trip failed: every settle did
                     replies = [exc] * len(items)
                 for (_, _, done), reply in zip(items, replies, strict=True):
@@ -367,6 +366,27 @@ class RedisBroker(Broker):
                         done.set_result(reply)
         finally:
             batch.sending = False
+
+    @staticmethod
+    async def _settle_round_trip(client: Any, settle: Any, items: list[Any]) -> list[Any]:
+        """EVALSHA each settle in one pipeline. (A pipeline given the script object would
+        ask SCRIPT EXISTS first, a second round trip every time.) Only when Redis lost
+        the script (a restart, SCRIPT FLUSH) is it loaded and those settles sent again."""
+
+        async def send(batch: list[Any]) -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
+                for keys, args, _ in batch:
+                    pipe.evalsha(settle.sha, len(keys), *keys, *args)
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
+            return replies
+
+        replies = await send(items)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            settle.sha = await client.script_load(settle.script)
+            for i, reply in zip(missing, await send([items[i] for i in missing]), strict=True):
+                replies[i] = reply
+        return replies
 
     async def ack(self, delivery: Delivery) -> bool:
         return await self._settle(delivery, "ack")
