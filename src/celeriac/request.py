@@ -96,7 +96,7 @@ class Request:
                 "redelivered": delivery_count > 1,
             },
             reply_to=message.properties.get("reply_to"),
-            correlation_id=message.properties.get("correlation_id"),
+            correlation_id=message.properties.get("correlation_id") or message.id,
             timelimit=(timelimit[0], timelimit[1]),
             ignore_result=bool(h.get("ignore_result")),
             delivery_count=delivery_count,
@@ -106,4 +106,5 @@ class Request:
         )
         for name in _HEADER_FIELDS:
             setattr(request, name, h.get(name))
+        request.root_id = request.root_id or message.id  # written only when it differs
         return request

@@ -10,6 +10,7 @@ import pytest
 from celeriac import Celery, signals
 from celeriac.exceptions import QueueNotFound
 from celeriac.messages import decode_task_body, resolve_accept
+from celeriac.request import Request
 from tests.conftest import take_messages
 
 JSON = resolve_accept(["json"])
@@ -29,8 +30,13 @@ def test_delay_publishes_a_protocol_v2_message(app: Celery, add: Any) -> None:
     [(message, priority)] = take_messages(app)
     assert message.id == result.id
     assert message.headers["task"] == add.name
-    assert message.headers["root_id"] == result.id and message.headers["retries"] == 0
     assert message.headers["argsrepr"] == "(2, 3)"
+    # Defaults are left out, and a reader fills them in: the message stays small.
+    assert "root_id" not in message.headers and "retries" not in message.headers
+    request = Request.from_message(message, decode_task_body(message, JSON))
+    assert (request.root_id, request.retries, request.correlation_id) == (result.id, 0, result.id)
+    assert request.timelimit == (None, None) and request.ignore_result is False
+    assert len(message.encode()) < 300
     assert message.content_type == "application/json"
     assert decode_task_body(message, JSON).args == (2, 3)
     assert priority == 0

@@ -1,8 +1,10 @@
 """Task messages in Celery's protocol v2 shape: building them, reading their bodies back.
 
-Headers: ``lang task id shadow eta expires group group_index retries timelimit root_id
-parent_id argsrepr kwargsrepr origin ignore_result`` plus ours (``idempotency_key``).
-Body: ``[args, kwargs, {"callbacks", "errbacks", "chain", "chord"}]``.
+Headers: ``task id`` always; ``shadow eta expires group group_index retries timelimit
+root_id parent_id argsrepr kwargsrepr origin ignore_result`` and ours
+(``idempotency_key``) only when they differ from their defaults (none, 0, false;
+``root_id`` the task's own id). Body: ``[args, kwargs, embed]``, the embed holding
+whichever of ``callbacks errbacks chain chord`` the call has.
 """
 
 from __future__ import annotations
@@ -93,7 +95,13 @@ def task_message(
     """Build the message for one task call; raise ``EncodeError`` naming a bad argument."""
     kwargs = dict(kwargs or {})
     args = tuple(args)
-    embed = {"callbacks": callbacks, "errbacks": errbacks, "chain": chain, "chord": chord}
+    embed = {
+        key: value
+        for key, value in (
+            ("callbacks", callbacks), ("errbacks", errbacks), ("chain", chain), ("chord", chord)
+        )
+        if value is not None
+    }  # fmt: skip
     try:
         body, content_type, content_encoding = dumps([args, kwargs, embed], serializer)
     except EncodeError:
@@ -107,30 +115,30 @@ def task_message(
             f"{max_size} bytes (setting task_message_max_size). Store large data elsewhere "
             f"(a database, object storage) and pass its key; or raise the limit."
         )
-    headers: dict[str, Any] = {
-        "lang": "py",
-        "task": task_name,
-        "id": task_id,
+    # Only what differs from the default is written: a queued message stays small, and a
+    # reader fills in the rest (see DEFAULTS).
+    optional = {
         "shadow": shadow,
         "eta": _iso(eta),
         "expires": _iso(expires),
         "group": group_id,
         "group_index": group_index,
-        "retries": retries,
-        "timelimit": [time_limit, soft_time_limit],
-        "root_id": root_id or task_id,
+        "retries": retries or None,
+        "timelimit": [time_limit, soft_time_limit] if (time_limit or soft_time_limit) else None,
+        "root_id": root_id if root_id not in (None, task_id) else None,
         "parent_id": parent_id,
-        "argsrepr": _short_repr(args),
-        "kwargsrepr": _short_repr(kwargs),
+        "argsrepr": _short_repr(args) if args else None,
+        "kwargsrepr": _short_repr(kwargs) if kwargs else None,
         "origin": origin,
-        "ignore_result": ignore_result,
+        "ignore_result": ignore_result or None,
+        "idempotency_key": idempotency_key,
     }
-    if idempotency_key is not None:
-        headers["idempotency_key"] = idempotency_key
+    headers: dict[str, Any] = {"task": task_name, "id": task_id}
+    headers.update((key, value) for key, value in optional.items() if value is not None)
     if extra_headers:
         for key, value in extra_headers.items():
             headers.setdefault(key, value)
-    properties: dict[str, Any] = {"correlation_id": task_id}
+    properties: dict[str, Any] = {}  # correlation_id: the task id, unless given
     if priority is not None:
         properties["priority"] = priority
     if reply_to is not None:
