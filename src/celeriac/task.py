@@ -226,10 +226,18 @@ class Task(Generic[P, R]):
 
     # -- calling ----------------------------------------------------------------------------
     def _parameters(self) -> inspect.Signature | None:
+        """The body's signature, worked out once per body (it is read on every call)."""
+        run = self.run
+        function = getattr(run, "__func__", run)
+        cached = self.__dict__.get("_signature_of")
+        if cached is not None and cached[0] is function:
+            return cast("inspect.Signature | None", cached[1])
         try:
-            return inspect.signature(self.run)
+            params: inspect.Signature | None = inspect.signature(run)
         except (TypeError, ValueError):
-            return None
+            params = None
+        self.__dict__["_signature_of"] = (function, params)
+        return params
 
     def arg_names(self) -> tuple[str, ...]:
         params = self._parameters()
