@@ -111,6 +111,11 @@ CANVAS_PROJECT = textwrap.dedent(
         return i
 
 
+    @app.task(ignore_result=True)
+    def quiet(i):
+        return i
+
+
     @app.task
     def counted_body(values):
         marks.rpush(f"{PREFIX}:body-runs", len(values))
@@ -306,6 +311,16 @@ def test_an_expired_header_task_fails_the_chord(worker: ModuleType) -> None:
     result = chord(header, p.tsum.s())()
     with pytest.raises(ChordError, match="TaskRevokedError"):
         result.get(timeout=20)
+
+
+def test_an_expired_header_task_that_ignores_results_still_fails_the_chord_clearly(
+    worker: ModuleType,
+) -> None:
+    p = worker
+    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+    header = [p.quiet.s(1), p.quiet.s(2).set(expires=past)]
+    with pytest.raises(ChordError, match="TaskRevokedError"):  # not "PENDING"
+        chord(header, p.tsum.s())().get(timeout=20)
 
 
 def test_a_failing_chain_step_fails_the_chain_result_at_once(worker: ModuleType) -> None:

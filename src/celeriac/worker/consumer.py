@@ -180,7 +180,7 @@ class Consumer:
         """A revoked task is not run (or was stopped): record REVOKED, ack the message."""
         task, request = job.task, job.request
         logger.info("Task %s[%s] revoked%s", task.name, request.id, " (terminated)" * terminated)
-        if not task.resolve_ignore_result():
+        if request.chord or not task.resolve_ignore_result():  # a chord reads every state
             task.backend.store_result(
                 request.id, TaskRevokedError("revoked"), states.REVOKED, name=task.name
             )

@@ -188,7 +188,7 @@ def already_succeeded(job: Job) -> bool:
 def expire(job: Job) -> Outcome:
     """A message past its ``expires`` is not run: it is recorded REVOKED and acked."""
     exc = TaskRevokedError(f"expired at {job.request.expires}")
-    if not job.task.resolve_ignore_result():
+    if job.request.chord or not job.task.resolve_ignore_result():  # a chord reads it
         job.task.backend.store_result(job.request.id, exc, states.REVOKED, name=job.task.name)
     signals.task_revoked.send(
         sender=job.task, request=job.request, terminated=False, signum=None, expired=True
