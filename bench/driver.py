@@ -59,7 +59,7 @@ def _latency(client: Any, settings: Any, request: dict[str, Any]) -> dict[str, A
     lost = 0
     deadline = time.monotonic() + budget
     for _ in range(int(request["n"])):
-        time.sleep(rng.uniform(*gap) if gap else 0.005)
+        time.sleep(rng.uniform(*gap) if gap else 0.005)  # the arrival pattern under test
         sent_at = time.time()
         client.send("lat", [sent_at])
         popped = r.blpop([key], timeout=timeout)

@@ -323,7 +323,7 @@ class Bench:
             out["drain_incr"] = drained["rate"]
             out["drain_incr_n"] = drained["n"]
             out["drain_incr_partial"] = drained["partial"]
-            time.sleep(0.5)
+            time.sleep(0.5)  # RSS is read 0.5 s after the drain, as documented
             out.update(worker.memory())
 
     def step_bulk_noop(self, config: Config, rep: int, out: dict[str, Any]) -> None:
@@ -475,7 +475,7 @@ class Bench:
                             log(f"  {config.key} {failure[:300]}")
                             if config.broker == "amqp":
                                 self.ensure_vhost()
-                            time.sleep(3)
+                            time.sleep(3)  # let a restarted service settle before the retry
                     out.setdefault("step_seconds", {})[step.__name__] = time.time() - began
                 out["seconds"] = time.time() - started
                 self.runs.setdefault(config.key, []).append(out)

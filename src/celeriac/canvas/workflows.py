@@ -41,11 +41,9 @@ def _tasks_of(args: tuple[Any, ...]) -> Iterable[Any]:
 
 
 class _Workflow(Signature):
-    is_workflow = True
+    """What chain, group and chord share; each rebuilds itself in its own ``from_dict``."""
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], app: Any = None) -> Signature:
-        raise NotImplementedError
+    is_workflow = True
 
     def clone(
         self,
