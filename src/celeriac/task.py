@@ -20,6 +20,7 @@ from celeriac._context import get_current_app, get_current_request
 from celeriac.brokers.base import check_priority
 from celeriac.canvas import Signature, mapping
 from celeriac.exceptions import MaxRetriesExceededError, Retry
+from celeriac.messages.protocol import custom_headers
 from celeriac.request import Request
 from celeriac.result import AsyncResult, EagerResult
 from celeriac.trace import OutcomeKind, trace_task
@@ -436,6 +437,7 @@ class Task(Generic[P, R]):
             "soft_time_limit": soft,
             "expires": request.expires,
             "idempotency_key": request.idempotency_key,
+            "headers": custom_headers(request.headers) or None,  # a retry keeps them
         }
         call_options = {k: v for k, v in call_options.items() if v is not None}
         call_options.update(options)

@@ -93,6 +93,20 @@ def test_retry_is_republished_with_its_countdown_broker_side(app: Celery) -> Non
     assert app.broker.delayed_count("celery") == 1  # the retry waits in the broker
 
 
+def test_a_retry_keeps_the_callers_headers(app: Celery) -> None:
+    seen: list[tuple[int, str | None]] = []
+
+    @app.task(bind=True, max_retries=1)
+    def tenant_job(self: Any) -> None:
+        seen.append((self.request.retries, getattr(self.request, "tenant", None)))
+        if self.request.retries == 0:
+            raise self.retry(countdown=0)  # due at once: the same drain runs it
+
+    tenant_job.apply_async(headers={"tenant": "acme"})
+    assert drain(app) == 2
+    assert seen == [(0, "acme"), (1, "acme")]
+
+
 def test_reject_without_requeue_dead_letters_with_the_reason(app: Celery) -> None:
     @app.task
     def refuse() -> None:

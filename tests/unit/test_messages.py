@@ -12,7 +12,7 @@ import pytest
 from celeriac import Celery
 from celeriac.exceptions import ContentDisallowed, DecodeError, EncodeError
 from celeriac.messages import Message, decode_task_body, dumps, loads, resolve_accept
-from celeriac.messages.protocol import task_message
+from celeriac.messages.protocol import custom_headers, task_message
 from tests.conftest import take_messages
 
 
@@ -147,3 +147,15 @@ def test_malformed_task_bodies_are_decode_errors(body: bytes, problem: str) -> N
     message.body = body
     with pytest.raises(DecodeError, match=problem):
         decode_task_body(message, resolve_accept(["json"]))
+
+
+def test_custom_headers_are_exactly_the_callers_own() -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    message = task_message(
+        task_name="t.x", task_id="id-1", args=(1,), kwargs={"k": 2}, eta=now, expires=now,
+        retries=2, root_id="root", parent_id="parent", group_id="g", group_index=0,
+        time_limit=10, soft_time_limit=5, ignore_result=True, shadow="alias", origin="host",
+        idempotency_key="key", extra_headers={"tenant": "acme", "retries": 99},
+    )  # fmt: skip
+    assert custom_headers(message.headers) == {"tenant": "acme"}  # a protocol name is ours
+    assert message.headers["retries"] == 2

@@ -161,3 +161,16 @@ def decode_task_body(message: Message, accept: frozenset[str]) -> TaskBody:
     if not isinstance(embed, dict):
         raise DecodeError(f"task embed must be an object, not {type(embed).__name__}")
     return TaskBody(tuple(args), kwargs, embed)
+
+
+#: The headers this protocol writes itself; any other header came from the caller.
+PROTOCOL_HEADERS = frozenset({
+    "task", "id", "shadow", "eta", "expires", "group", "group_index", "retries", "timelimit",
+    "root_id", "parent_id", "argsrepr", "kwargsrepr", "origin", "ignore_result",
+    "idempotency_key",
+})  # fmt: skip
+
+
+def custom_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """The caller's own headers (``apply_async(headers=...)``), without the protocol's."""
+    return {key: value for key, value in headers.items() if key not in PROTOCOL_HEADERS}
