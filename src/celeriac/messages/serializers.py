@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
+import functools
 import json
 import pickle
 import uuid
@@ -119,6 +120,12 @@ def get_serializer(name: str) -> Serializer:
 
 def resolve_accept(accept: Iterable[str]) -> frozenset[str]:
     """Turn ``accept_content`` (serializer names or content types) into content types."""
+    return _resolve_accept(tuple(accept))
+
+
+@functools.lru_cache(maxsize=64)
+def _resolve_accept(accept: tuple[str, ...]) -> frozenset[str]:
+    # Cached: the worker asks once per message, and the registry never changes.
     types = set()
     for item in accept:
         if item in registry:

@@ -47,6 +47,7 @@ class Consumer:
         self.revocations = revocations
         self.held: dict[int, Delivery] = {}  # every unsettled message, for the heartbeat
         self.started: set[int] = set()  # held messages whose job is running in the pool
+        self.settling: set[int] = set()  # held messages whose job is over, being settled
         self.running: dict[str, Job] = {}  # task id -> its running job
         self._slots = asyncio.Semaphore(pool.concurrency)
         self._room = asyncio.Event()  # set whenever a held message is released
@@ -59,6 +60,10 @@ class Consumer:
         heartbeat = asyncio.create_task(self._heartbeat(), name="celeriac-heartbeat")
         try:
             await self._fetch_loop()
+            try:
+                await self.broker.stop_fetching()
+            except BrokerError as exc:  # what it could not give back returns with the link
+                logger.warning("could not give back unfetched messages: %s", exc)
         finally:
             self._room.set()
             if not self.held:
@@ -100,7 +105,7 @@ class Consumer:
     # -- fetching and running ---------------------------------------------------------------
     async def _fetch_loop(self) -> None:
         while self._fetching:
-            free = self.prefetch - len(self.held)
+            free = self.prefetch - len(self.held) + len(self.settling)
             if free <= 0:
                 self._room.clear()
                 await self._room.wait()
@@ -123,7 +128,14 @@ class Consumer:
     def _release(self, delivery: Delivery) -> None:
         self.held.pop(id(delivery), None)
         self.started.discard(id(delivery))
+        self.settling.discard(id(delivery))
         self._room.set()
+
+    def _ran(self, delivery: Delivery) -> None:
+        """Its job is over (only its outcome is still being settled): room to fetch."""
+        if id(delivery) in self.held:
+            self.settling.add(id(delivery))
+            self._room.set()
 
     async def _handle(self, delivery: Delivery) -> None:
         try:
@@ -151,9 +163,14 @@ class Consumer:
                 self.started.add(id(delivery))
                 self.running[str(prepared.request.id)] = prepared
                 try:
-                    await self._execute(prepared)
+                    outcome = await self._execute(prepared)
                 finally:
                     self.running.pop(str(prepared.request.id), None)
+                    self._ran(delivery)
+            # Settled outside the slot, and no longer counted against the prefetch: the
+            # next message is fetched and started while this one's ack is on its way.
+            if outcome is not None:
+                await self._settle(prepared, outcome)
         except Exception:  # the worker must outlive any one message
             logger.exception("Unexpected error handling message %s", delivery.message_id)
         finally:
@@ -202,7 +219,8 @@ class Consumer:
         )
         await delivery.ack()
 
-    async def _execute(self, job: Job) -> None:
+    async def _execute(self, job: Job) -> Outcome | None:
+        """Run the job in the pool; its outcome, or None when it was dealt with here."""
         # task_acks_late=False (Celery's default, not ours): the message leaves the broker
         # before the body runs, so a crash loses it; a retry is still re-published.
         early = not job.task.resolve("acks_late")
@@ -212,16 +230,26 @@ class Consumer:
             outcome = await self.pool.run(job)
         except WorkerLostError as exc:
             await self._worker_lost(job, exc, acked=early)
-            return
+            return None
         except TaskRevokedError:  # revoked with terminate=True while it ran
             await self._discard_revoked(job, terminated=True, acked=early)
-            return
+            return None
         self._log_outcome(job, outcome)
-        try:
-            if not early:
-                await settle(job, outcome)
-            elif outcome.kind is OutcomeKind.RETRY and outcome.retry is not None:
+        if not early:
+            return outcome
+        if outcome.kind is OutcomeKind.RETRY and outcome.retry is not None:
+            try:
                 outcome.retry.sig.apply_async()
+            except BrokerError as exc:
+                logger.error(
+                    "Task %s[%s]: could not publish its retry: %s",
+                    job.task.name, job.request.id, exc,
+                )  # fmt: skip
+        return None
+
+    async def _settle(self, job: Job, outcome: Outcome) -> None:
+        try:
+            await settle(job, outcome)
         except BrokerError as exc:  # the lease runs out and the message comes back
             logger.error("Task %s[%s]: could not settle: %s", job.task.name, job.request.id, exc)
 

@@ -106,6 +106,7 @@ class RedisBroker(Broker):
         self._pruned_at = -PRUNE_EVERY  # loop time of the last consumer pruning
         self.consumer_prune_idle = float(options.get("consumer_prune_idle", PRUNE_IDLE))
         self._target = parse_target(url, options)
+        self._keys: dict[str, QueueKeys] = {}
         self._sync: redis.Redis | None = None
         self._sync_scripts: dict[str, Any] = {}
         # redis.asyncio clients belong to the loop they connected on: one per loop.
@@ -117,7 +118,10 @@ class RedisBroker(Broker):
         )
 
     def keys(self, queue: str) -> QueueKeys:
-        return QueueKeys(self.prefix, queue)
+        keys = self._keys.get(queue)
+        if keys is None:  # built once per queue: a fetch and a settle ask every time
+            keys = self._keys[queue] = QueueKeys(self.prefix, queue)
+        return keys
 
     @property
     def shared(self) -> SharedKeys:

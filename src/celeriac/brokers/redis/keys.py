@@ -34,6 +34,7 @@ from celeriac.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 GROUP = "celeriac"
@@ -57,35 +58,35 @@ class QueueKeys:
     prefix: str
     queue: str
 
-    @property
+    @functools.cached_property
     def base(self) -> str:
         return f"{self.prefix}:{{{self.queue}}}"
 
     def stream(self, level: int) -> str:
         return f"{self.base}:s{level}"
 
-    @property
-    def streams(self) -> list[str]:
+    @functools.cached_property
+    def streams(self) -> tuple[str, ...]:
         """Highest level first: the order a fetch reads them in."""
-        return [self.stream(level) for level in reversed(range(LEVELS))]
+        return tuple(self.stream(level) for level in reversed(range(LEVELS)))
 
-    @property
+    @functools.cached_property
     def delayed(self) -> str:
         return f"{self.base}:delayed"
 
-    @property
+    @functools.cached_property
     def seq(self) -> str:
         return f"{self.base}:seq"
 
-    @property
+    @functools.cached_property
     def wake(self) -> str:
         return f"{self.base}:wake"
 
-    @property
+    @functools.cached_property
     def dead(self) -> str:
         return f"{self.base}:dead"
 
-    @property
+    @functools.cached_property
     def reap(self) -> str:
         return f"{self.base}:reap"
 

@@ -49,7 +49,7 @@ class AsyncioPool(Pool):
     def __init__(self, app: Any, concurrency: int) -> None:
         super().__init__(app, concurrency)
         self._threads = ThreadsPool(app, concurrency)
-        self._running: set[asyncio.Task[Outcome]] = set()
+        self._running: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         await self._threads.start()
@@ -62,11 +62,17 @@ class AsyncioPool(Pool):
             return settled
         hard, soft = timelimits.limits_for(job)
         if hard is None and soft is None:
-            traced = trace_task_async(job.task, job.request)
-        else:
-            traced = _LimitedBody(job, hard, soft).trace()
-        # Its own asyncio task (and so its own context) per body: cancellable at shutdown.
-        body = asyncio.ensure_future(traced)
+            # In the caller's asyncio task (one per message, so a context of its own): no
+            # second task per body. A cold shutdown cancels that task.
+            caller = asyncio.current_task()
+            assert caller is not None
+            self._running.add(caller)
+            try:
+                return await trace_task_async(job.task, job.request)
+            finally:
+                self._running.discard(caller)
+        # Its own asyncio task: a time limit cancels it, and nothing else.
+        body: asyncio.Task[Outcome] = asyncio.ensure_future(_LimitedBody(job, hard, soft).trace())
         self._running.add(body)
         try:
             return await body
