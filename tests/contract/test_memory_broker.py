@@ -32,7 +32,8 @@ def make_broker() -> Iterator[BrokerFactory]:
 
 
 class TestMemoryBroker(BrokerContract):
-    pass
+    def another_worker(self, broker: Broker, make_broker: BrokerFactory) -> Broker:
+        return broker  # its state lives in the instance: workers in one process share it
 
 
 def _fetch_in_thread(broker: Broker, queue: str, results: dict[str, list[Delivery]]) -> None:

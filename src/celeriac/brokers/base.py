@@ -201,6 +201,11 @@ class Broker(ABC):
     async def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
         """Wait up to ``timeout`` seconds for messages; return between 0 and ``limit``."""
 
+    async def stop_fetching(self) -> None:
+        """The caller will fetch no more (a worker shutting down): give back whatever was
+        received ahead of a fetch, so other workers can run it meanwhile."""
+        return None
+
     @abstractmethod
     async def ack(self, delivery: Delivery) -> bool:
         """The outcome is final: remove the message. False if the lease was lost."""

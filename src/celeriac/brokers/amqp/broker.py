@@ -135,6 +135,9 @@ class AmqpBroker(Broker):
     async def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
         return await self._await(self.consumption.fetch(list(queues), limit, timeout))
 
+    async def stop_fetching(self) -> None:
+        await self._await(self.consumption.give_back_unfetched())
+
     async def ack(self, delivery: Delivery) -> bool:
         return await self._await(self.consumption.ack(delivery))
 
@@ -152,13 +155,24 @@ class AmqpBroker(Broker):
 
     # -- admin ------------------------------------------------------------------------------
     def queue_length(self, queue: str) -> int:
-        return self._run(self.admin.queue_length(queue))
+        """Messages waiting: ready in RabbitMQ, plus those this process's consumer received
+        ahead of a fetch (another process's read-ahead is not seen)."""
+        return self._run(self._queue_length(queue))
+
+    async def _queue_length(self, queue: str) -> int:
+        counted = await self.consumption.count_waiting(queue)
+        if counted is not None:
+            return counted
+        return await self.admin.queue_length(queue) + self.consumption.stashed(queue)
 
     def delayed_count(self, queue: str) -> int:
         return self._run(self.admin.delayed_count(queue))
 
     def purge(self, queue: str) -> int:
-        return self._run(self.admin.purge(queue))
+        return self._run(self._purge(queue))
+
+    async def _purge(self, queue: str) -> int:
+        return await self.consumption.drop_stashed(queue) + await self.admin.purge(queue)
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         return self._run(self.admin.dead_letters(queue, max(0, limit)))

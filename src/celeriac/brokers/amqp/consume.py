@@ -37,6 +37,8 @@ from celeriac.exceptions import BrokerConnectionError
 
 logger = logging.getLogger("celeriac.brokers.amqp")
 
+_RECOUNTS = 5  # count_waiting's tries at a moment with no delivery on its way
+
 
 @dataclass(eq=False)
 class _Held:
@@ -53,6 +55,16 @@ class _Arrived:
     queue: str
     message: DeliveredMessage
     channel: Channel
+
+
+@dataclass(eq=False)
+class _Standing:
+    """The consumer that stays on one queue while a worker fetches only from it."""
+
+    queue: str
+    channel: Channel
+    tag: str
+    prefetch: int
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -82,6 +94,9 @@ class Consumption:
         self._stash: list[_Arrived] = []
         self._rotation = 0
         self._qos_for: Channel | None = None
+        self._standing: _Standing | None = None
+        self._arrival = asyncio.Event()  # set when a standing consumer receives a message
+        self._arrivals = 0  # how many it has received, for an exact count_waiting
 
     @property
     def lease(self) -> float:
@@ -101,6 +116,8 @@ class Consumption:
         names = names[start:] + names[:start]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
+        if len(names) == 1:
+            return await self._fetch_one(names[0], limit, deadline)
         while True:
             try:
                 taken = await self._take(names, limit)
@@ -112,6 +129,86 @@ class Consumption:
                     return []
                 logger.warning("%s; retrying", exc)
                 await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))  # back off
+
+    async def _fetch_one(self, name: str, limit: int, deadline: float) -> list[Delivery]:
+        """One queue: a standing consumer whose prefetch is the most slots ever asked for
+        (the worker's prefetch), so RabbitMQ pushes messages as slots free up and no
+        fetch pays a ``basic.get`` round trip per message. RabbitMQ never lets more be
+        unacknowledged than that prefetch, so held plus stashed stays within it: a message
+        never waits here while the worker has no slot for it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                standing = await self._stand(name, limit)
+                taken = await self._unstash(name, limit)
+                if not taken and self._unacked(standing) >= standing.prefetch:
+                    # Asked for more than the consumer may hold (a caller fetching past
+                    # its free slots, or acks still on their way): get them directly.
+                    taken = await self._take([name], limit)
+                if taken or loop.time() >= deadline:
+                    return taken
+                self._arrival.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._arrival.wait(), deadline - loop.time())
+            except BrokerConnectionError as exc:
+                if loop.time() >= deadline:
+                    return []
+                logger.warning("%s; retrying", exc)
+                await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))  # back off
+
+    def _unacked(self, standing: _Standing) -> int:
+        """Messages the standing consumer's channel delivered that are not settled yet."""
+        channel = standing.channel
+        held = sum(1 for h in self._held.values() if h.channel is channel)
+        return held + sum(1 for a in self._stash if a.channel is channel)
+
+    async def _stand(self, name: str, prefetch: int) -> _Standing:
+        """Make sure a consumer of ``name`` with at least ``prefetch`` stands on a live
+        channel (again after a reconnect, or with a larger prefetch)."""
+        channel = await self.link.channel("standing")
+        standing = self._standing
+        if (
+            standing is not None
+            and standing.channel is channel
+            and standing.queue == name
+            and standing.prefetch >= prefetch
+        ):
+            return standing
+        if standing is not None and standing.channel is channel and not channel.is_closed:
+            with contextlib.suppress(Exception):  # what it received stays ours, in the stash
+                await channel.basic_cancel(standing.tag)
+        prefetch = max(prefetch, standing.prefetch if standing is not None else 0)
+        self._standing = None
+        await self.publisher.declare_queue(name)
+        with self.link.guard():
+            await channel.basic_qos(prefetch_count=prefetch, global_=False)
+            ok = await channel.basic_consume(name, self._receiver(name, channel), no_ack=False)
+        assert ok.consumer_tag is not None
+        self._standing = _Standing(name, channel, ok.consumer_tag, prefetch)
+        return self._standing
+
+    def _receiver(self, queue: str, channel: Channel) -> Any:
+        async def receive(message: DeliveredMessage) -> None:
+            self._stash.append(_Arrived(queue, message, channel))
+            self._arrivals += 1
+            self._arrival.set()
+
+        return receive
+
+    async def _unstash(self, name: str, limit: int) -> list[Delivery]:
+        """Up to ``limit`` received messages of ``name``, highest priority first."""
+        waiting = [a for a in self._stash if a.queue == name]
+        if not waiting:
+            return []
+        if self.broker.supports_priorities:  # (a stable sort: FIFO within a priority)
+            waiting.sort(key=lambda a: -_int(a.message.header.properties.priority))
+        taken: list[Delivery] = []
+        for arrived in waiting:
+            if len(taken) >= limit:
+                break
+            self._stash.remove(arrived)
+            await self._keep(taken, arrived.queue, arrived.message, arrived.channel)
+        return taken
 
     async def _channel(self) -> Channel:
         channel = await self.link.channel("consume")
@@ -317,13 +414,63 @@ class Consumption:
                 self._arm(held)
         return lost
 
-    async def close(self) -> None:
-        """Give back what waiting consumers received but no fetch handed out (uncounted)."""
+    async def count_waiting(self, queue: str) -> int | None:
+        """Ready messages of ``queue`` plus this process's read-ahead of it, each counted
+        once; None when no consumer stands on ``queue`` (ready + stashed is exact then).
+
+        While the consumer stands, a message can be counted ready and then land in the
+        stash before the count is read, or be sent before the count and arrive after it.
+        So the count is asked on the consumer's own channel and followed by a second
+        question there, which RabbitMQ answers after every delivery sent before the
+        first: when nothing arrived in between, no message was on its way, and the sum
+        is exact. (Cancelling the consumer would settle it too, but a quorum queue
+        counts a delivery that a cancel cut off as a failed one.)"""
+        standing = self._standing
+        if standing is None or standing.queue != queue or standing.channel.is_closed:
+            return None
+        channel = standing.channel
+        for _ in range(_RECOUNTS):
+            arrived_before = self._arrivals
+            with self.link.guard():
+                ok = await channel.queue_declare(queue, passive=True)
+                await channel.queue_declare(queue, passive=True)  # after what was sent
+            if self._arrivals == arrived_before:
+                break  # (a busy queue keeps the last try: off by what was in flight)
+        return int(ok.message_count or 0) + self.stashed(queue)
+
+    def stashed(self, queue: str) -> int:
+        """Messages of ``queue`` received ahead of a fetch: still waiting to be handed out."""
+        return sum(1 for a in self._stash if a.queue == queue and not a.channel.is_closed)
+
+    async def drop_stashed(self, queue: str) -> int:
+        """Purge: ack (delete) the messages of ``queue`` received ahead of a fetch."""
+        dropped = [a for a in self._stash if a.queue == queue]
+        self._stash = [a for a in self._stash if a.queue != queue]
+        count = 0
+        for arrived in dropped:
+            if arrived.channel.is_closed:
+                continue  # RabbitMQ has it back: the purge of the queue takes it
+            assert arrived.message.delivery_tag is not None
+            with self.link.guard():
+                await arrived.channel.basic_ack(arrived.message.delivery_tag)
+            count += 1
+        return count
+
+    async def give_back_unfetched(self) -> None:
+        """Stop the standing consumer, and give back (uncounted) what consumers received
+        but no fetch handed out."""
+        standing, self._standing = self._standing, None
+        if standing is not None and not standing.channel.is_closed:
+            with contextlib.suppress(Exception):  # no more deliveries after this
+                await standing.channel.basic_cancel(standing.tag)
         stash, self._stash = self._stash, []
         for arrived in stash:
             if arrived.channel.is_closed:
                 continue
             await self._intake_back(arrived)
+
+    async def close(self) -> None:
+        await self.give_back_unfetched()
         for held in self._held.values():
             if held.timer is not None:
                 held.timer.cancel()

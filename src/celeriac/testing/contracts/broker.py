@@ -126,7 +126,11 @@ async def _refuses_buckets(broker: Broker) -> bool:
 class BrokerContract:
     """Subclass as ``TestXBroker(BrokerContract)`` with a ``make_broker`` fixture that
     returns a ``BrokerFactory``, closes what it built and isolates state (every test here
-    also uses fresh, unique queue names)."""
+    also uses fresh, unique queue names); memory overrides ``another_worker``."""
+
+    def another_worker(self, broker: Broker, make_broker: BrokerFactory) -> Broker:
+        """A second worker's handle on the same queues as ``broker``."""
+        return make_broker()
 
     # -- publish and fetch ------------------------------------------------------------------
     @_in_event_loop
@@ -178,6 +182,34 @@ class BrokerContract:
         assert 1 <= len(first) <= 2
         rest = await _collect(broker, [queue], 5 - len(first))
         assert sorted(_ids(first + rest)) == [f"id-{n}" for n in range(5)]
+
+    @_in_event_loop
+    async def test_a_fetcher_holds_no_more_than_it_asked_for(
+        self, make_broker: BrokerFactory
+    ) -> None:
+        # Fair dispatch: what a worker fetched (or read ahead) never keeps the rest from another.
+        holder, queue = make_broker(), _queue()
+        other = self.another_worker(holder, make_broker)
+        holder.publish_many([_msg(queue, n) for n in range(10)])
+        held = await _collect(holder, [queue], 3)
+        rest = await _collect(other, [queue], 7)
+        assert sorted(_ids(held + rest)) == sorted(f"id-{n}" for n in range(10))
+
+    @_in_event_loop
+    async def test_stop_fetching_gives_back_what_was_read_ahead_uncounted(
+        self, make_broker: BrokerFactory
+    ) -> None:
+        leaving, queue = make_broker(), _queue()
+        staying = self.another_worker(leaving, make_broker)
+        held = await leaving.fetch([queue], 4, 0.2)  # an engine may start reading ahead
+        assert held == []
+        leaving.publish_many([_msg(queue, n) for n in range(4)])
+        held = await _collect(leaving, [queue], 1)
+        await leaving.stop_fetching()  # a warm shutdown: its one task still runs
+        rest = await _collect(staying, [queue], 3)
+        assert sorted(_ids(held + rest)) == [f"id-{n}" for n in range(4)]
+        assert [d.delivery_count for d in rest] == [1, 1, 1], "never handed out: not counted"
+        assert await held[0].ack() is True
 
     @_in_event_loop
     async def test_fetch_with_nothing_ready_returns_empty(self, make_broker: BrokerFactory) -> None:
