@@ -201,6 +201,16 @@ def test_a_signature_can_be_applied_twice(app: Celery, tasks: Tasks) -> None:
     assert (run(app, first), run(app, second)) == (2, 2)
 
 
+def test_a_group_sent_twice_leaves_its_members_unfrozen(app: Celery, tasks: Tasks) -> None:
+    members = [tasks.add.s(1, 1), tasks.add.s(2, 2).set(countdown=0), chain(tasks.add.s(3, 3))]
+    workflow = group(members)
+    first, second = workflow.apply_async(), workflow.apply_async()
+    assert {r.id for r in first.results}.isdisjoint(r.id for r in second.results)
+    assert [m.options.get("task_id") for m in workflow.tasks] == [None, None, None]
+    assert workflow.tasks[1].options == {"countdown": 0}
+    assert (run(app, first), run(app, second)) == ([2, 4, 6], [2, 4, 6])
+
+
 # -- results --------------------------------------------------------------------------------
 def test_chain_results_link_to_their_parents(app: Celery, tasks: Tasks) -> None:
     result = chain(tasks.add.s(1, 1), tasks.add.s(1), tasks.add.s(1))()
