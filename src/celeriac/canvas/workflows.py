@@ -203,8 +203,7 @@ class group(_Workflow):
         it leaves this as is. Arguments are shared, as Celery's ``clone`` shares them:
         deep-copying a thousand members' arguments was most of ``apply_async``'s time."""
         members = [
-            task.clone() if type(task) is Signature else copy.deepcopy(task)
-            for task in self.tasks
+            task.clone() if type(task) is Signature else copy.deepcopy(task) for task in self.tasks
         ]
         cloned = group(members, app=self._app_or_none(), **copy.deepcopy(self.options))
         cloned._restore(self)
