@@ -83,6 +83,9 @@ def test_each_pool_runs_tasks_sent_from_another_process(
         assert proj.async_add.delay(2, 3).get(timeout=20) == 5
         info = proj.where.delay().get(timeout=20)
         assert info["hostname"].startswith("w1@")
+        # worker_tune_gc: start-up objects frozen, fewer young-generation scans (a
+        # prefork child inherits both from the parent that forked it).
+        assert info["gc_young"] == 10_000 and info["gc_frozen"] > 0
         assert worker.stop() == 0
     finally:
         worker.stop()

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PROJECT = textwrap.dedent(
     """
-    import asyncio, os, threading, time
+    import asyncio, gc, os, threading, time
 
     import redis
 
@@ -59,7 +59,8 @@ PROJECT = textwrap.dedent(
     @app.task(bind=True)
     def where(self):
         return {"pid": os.getpid(), "thread": threading.current_thread().name,
-                "hostname": self.request.hostname}
+                "hostname": self.request.hostname, "gc_young": gc.get_threshold()[0],
+                "gc_frozen": gc.get_freeze_count()}
 
 
     @app.task

@@ -211,6 +211,14 @@ _DECLARED = [
         ours=True,
     ),
     _s("worker_disable_rate_limits", False, (bool,), "Ignore task rate limits."),
+    _s(
+        "worker_tune_gc",
+        True,
+        (bool,),
+        "At start: freeze start-up objects out of the garbage collector's scans and raise "
+        "its young threshold (700 to 10,000) unless the app set one.",
+        ours=True,
+    ),
     _s("worker_send_task_events", False, (bool,), "Not read yet. Emit task events (`-E`)."),
     _s("worker_hijack_root_logger", True, (bool,), "The worker configures the root logger."),
     _s(

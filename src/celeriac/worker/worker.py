@@ -22,6 +22,7 @@ from celeriac.brokers.memory import MemoryBroker
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.worker import exitcodes
 from celeriac.worker.consumer import Consumer
+from celeriac.worker.gc_tuning import tune_for_worker
 from celeriac.worker.pools.asyncio_pool import AsyncioPool
 from celeriac.worker.pools.base import Pool
 from celeriac.worker.pools.prefork import PreforkPool
@@ -168,6 +169,10 @@ class Worker:
             logger.warning("%s", warning)
         self._check_rate_limit_scopes()
         signals.worker_init.send(sender=self)
+        if self.app.conf.worker_tune_gc and self.install_signal_handlers:
+            # Only a worker that owns its process (not one in a thread of a test or an
+            # app); before the pool forks, so children share what start-up made.
+            tune_for_worker()
         self.pool = self._make_pool()
         await self.pool.start()
         limits = RateLimits(disabled=bool(self.app.conf.worker_disable_rate_limits))
