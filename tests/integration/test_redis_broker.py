@@ -184,6 +184,30 @@ def test_settles_survive_redis_forgetting_its_scripts(private_redis: PrivateRedi
     broker.close()
 
 
+def test_settles_batched_in_one_round_trip_each_apply_once(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Acks of one stream go in one script call: fencing still holds per message, and the
+    other outcomes in the same round trip still apply."""
+    broker = make_broker(redis_url, redis_prefix)
+    broker.publish_many([OutboundMessage("q", b"p", f"m-{n}") for n in range(5)])
+
+    async def settle_together() -> list[bool]:
+        d = await broker.fetch(["q"], 5, 1)
+        assert [x.message_id for x in d] == [f"m-{n}" for n in range(5)]
+        settled = await asyncio.gather(
+            d[0].ack(), d[1].requeue(), d[2].ack(), d[0].ack(),  # d[0] twice: once applies
+            d[3].dead_letter(DeadLetterReason.REJECTED, "no"), d[4].ack(),
+        )  # fmt: skip
+        await broker.close_async()
+        return list(settled)
+
+    assert asyncio.run(settle_together()) == [True, True, True, False, True, True]
+    assert broker.queue_length("q") == 1  # m-1, requeued
+    assert [x.message_id for x in broker.dead_letters("q")] == ["m-3"]
+    broker.close()
+
+
 def test_fetch_keeps_waiting_through_an_outage(private_redis: PrivateRedis) -> None:
     broker = make_broker(private_redis.url, "outage")
 

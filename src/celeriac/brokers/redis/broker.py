@@ -352,13 +352,12 @@ class RedisBroker(Broker):
 
     async def _send_settles(self, batch: _SettleBatch) -> None:
         client, scripts = self._aclient()
-        settle = scripts["settle"]
         try:
             while batch.waiting:
                 items, batch.waiting = batch.waiting, []
                 try:
                     with self._guard():
-                        replies = await self._settle_round_trip(client, settle, items)
+                        replies = await self._settle_round_trip(client, scripts, items)
                 except Exception as exc:  # the whole round trip failed: every settle did
                     replies = [exc] * len(items)
                 for (_, _, done), reply in zip(items, replies, strict=True):
@@ -371,26 +370,50 @@ class RedisBroker(Broker):
         finally:
             batch.sending = False
 
-    @staticmethod
-    async def _settle_round_trip(client: Any, settle: Any, items: list[Any]) -> list[Any]:
-        """EVALSHA each settle in one pipeline. (A pipeline given the script object would
-        ask SCRIPT EXISTS first, a second round trip every time.) Only when Redis lost
-        the script (a restart, SCRIPT FLUSH) is it loaded and those settles sent again."""
+    async def _settle_round_trip(
+        self, client: Any, scripts: Mapping[str, Any], items: list[Any]
+    ) -> list[Any]:
+        """One pipeline for a batch of settles: the acks of each stream in one
+        ``ack_many`` call, any other outcome in a ``settle`` call of its own. Replies come
+        back in ``items`` order. EVALSHA directly (a pipeline given the script object would
+        ask SCRIPT EXISTS first, a second round trip every time); only when Redis lost a
+        script (a restart, SCRIPT FLUSH) is it loaded and those settles sent again."""
+        settle, ack_many = scripts["settle"], scripts["ack_many"]
+        unloaded: set[Any] = set()
 
-        async def send(batch: list[Any]) -> list[Any]:
+        async def send(chosen: list[int]) -> dict[int, Any]:
+            acks: dict[str, list[int]] = {}
+            calls: list[tuple[Any, list[int]]] = []  # (script, the items it settles)
             async with client.pipeline(transaction=False) as pipe:
-                for keys, args, _ in batch:
-                    pipe.evalsha(settle.sha, len(keys), *keys, *args)
+                for i in chosen:
+                    keys, args, _ = items[i]
+                    if args[4] == "ack":
+                        acks.setdefault(keys[0], []).append(i)
+                    else:
+                        pipe.evalsha(settle.sha, len(keys), *keys, *args)
+                        calls.append((settle, [i]))
+                for stream, acked in acks.items():
+                    pairs = [value for i in acked for value in items[i][1][2:4]]
+                    pipe.evalsha(ack_many.sha, 1, stream, GROUP, self.consumer, *pairs)
+                    calls.append((ack_many, acked))
                 replies: list[Any] = await pipe.execute(raise_on_error=False)
-            return replies
+            out: dict[int, Any] = {}
+            for (script, settled), reply in zip(calls, replies, strict=True):
+                if isinstance(reply, NoScriptError):
+                    unloaded.add(script)
+                if script is ack_many and not isinstance(reply, Exception):
+                    out.update(zip(settled, reply, strict=True))
+                else:
+                    out.update((i, reply) for i in settled)
+            return out
 
-        replies = await send(items)
-        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        replies = await send(list(range(len(items))))
+        missing = [i for i, reply in replies.items() if isinstance(reply, NoScriptError)]
         if missing:
-            settle.sha = await client.script_load(settle.script)
-            for i, reply in zip(missing, await send([items[i] for i in missing]), strict=True):
-                replies[i] = reply
-        return replies
+            for script in unloaded:
+                script.sha = await client.script_load(script.script)
+            replies.update(await send(missing))
+        return [replies[i] for i in range(len(items))]
 
     async def ack(self, delivery: Delivery) -> bool:
         return await self._settle(delivery, "ack")

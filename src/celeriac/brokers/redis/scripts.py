@@ -13,6 +13,7 @@ NAMES = (
     "publish_delayed",
     "fetch",
     "settle",
+    "ack_many",
     "extend",
     "replay",
     "counts",
