@@ -116,7 +116,7 @@ def task_message(
             f"(a database, object storage) and pass its key; or raise the limit."
         )
     # Only what differs from the default is written: a queued message stays small, and a
-    # reader fills in the rest (see DEFAULTS).
+    # reader fills in the rest (``Request.from_message``).
     optional = {
         "shadow": shadow,
         "eta": _iso(eta),

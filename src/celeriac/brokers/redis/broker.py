@@ -19,7 +19,7 @@ import socket
 import uuid
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 import redis.asyncio
@@ -64,13 +64,27 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+class _Settle(NamedTuple):
+    """One settle waiting for the next pipeline: the delivery's fencing token, the
+    outcome, and the future its caller awaits."""
+
+    stream: str
+    entry_id: str
+    pending: str
+    queue: str
+    action: str  # 'ack' | 'requeue' | 'requeue_counted' | 'dead' (settle.lua)
+    reason: str
+    detail: str
+    done: asyncio.Future[Any]
+
+
 class _SettleBatch:
     """Settles of one event loop waiting for the next pipeline, and whether one is out."""
 
     __slots__ = ("sending", "task", "waiting")
 
     def __init__(self) -> None:
-        self.waiting: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
+        self.waiting: list[_Settle] = []
         self.sending = False
         self.task: asyncio.Task[None] | None = None
 
@@ -336,15 +350,14 @@ class RedisBroker(Broker):
         pays no extra wait.
         """
         stream, entry_id, pending = self._parse_token(delivery)
-        level = int(stream.rsplit(":s", 1)[1])
-        keys = [stream, self.keys(delivery.queue).dead]
-        args = [GROUP, self.consumer, entry_id, pending, action, reason, detail]
         loop = asyncio.get_running_loop()
         batch = self._settles.get(loop)
         if batch is None:
             batch = self._settles[loop] = _SettleBatch()
         done: asyncio.Future[Any] = loop.create_future()
-        batch.waiting.append((keys, [*args, self.dead_letter_max, level], done))
+        batch.waiting.append(
+            _Settle(stream, entry_id, pending, delivery.queue, action, reason, detail, done)
+        )
         if not batch.sending:
             batch.sending = True
             batch.task = loop.create_task(self._send_settles(batch))
@@ -360,7 +373,8 @@ class RedisBroker(Broker):
                         replies = await self._settle_round_trip(client, scripts, items)
                 except Exception as exc:  # the whole round trip failed: every settle did
                     replies = [exc] * len(items)
-                for (_, _, done), reply in zip(items, replies, strict=True):
+                for item, reply in zip(items, replies, strict=True):
+                    done = item.done
                     if done.done():
                         continue
                     if isinstance(reply, Exception):
@@ -371,7 +385,7 @@ class RedisBroker(Broker):
             batch.sending = False
 
     async def _settle_round_trip(
-        self, client: Any, scripts: Mapping[str, Any], items: list[Any]
+        self, client: Any, scripts: Mapping[str, Any], items: list[_Settle]
     ) -> list[Any]:
         """One pipeline for a batch of settles: the acks of each stream in one
         ``ack_many`` call, any other outcome in a ``settle`` call of its own. Replies come
@@ -386,14 +400,19 @@ class RedisBroker(Broker):
             calls: list[tuple[Any, list[int]]] = []  # (script, the items it settles)
             async with client.pipeline(transaction=False) as pipe:
                 for i in chosen:
-                    keys, args, _ = items[i]
-                    if args[4] == "ack":
-                        acks.setdefault(keys[0], []).append(i)
-                    else:
-                        pipe.evalsha(settle.sha, len(keys), *keys, *args)
-                        calls.append((settle, [i]))
+                    item = items[i]
+                    if item.action == "ack":
+                        acks.setdefault(item.stream, []).append(i)
+                        continue
+                    level = int(item.stream.rsplit(":s", 1)[1])
+                    pipe.evalsha(
+                        settle.sha, 2, item.stream, self.keys(item.queue).dead,
+                        GROUP, self.consumer, item.entry_id, item.pending, item.action,
+                        item.reason, item.detail, self.dead_letter_max, level,
+                    )  # fmt: skip
+                    calls.append((settle, [i]))
                 for stream, acked in acks.items():
-                    pairs = [value for i in acked for value in items[i][1][2:4]]
+                    pairs = [v for i in acked for v in (items[i].entry_id, items[i].pending)]
                     pipe.evalsha(ack_many.sha, 1, stream, GROUP, self.consumer, *pairs)
                     calls.append((ack_many, acked))
                 replies: list[Any] = await pipe.execute(raise_on_error=False)
