@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.profile --pool asyncio --kind noop -n 40000
     .venv/bin/python -m bench.profile --pool prefork --kind incr --py-spy 4
 
-The tool behind the hot-path work of issue 8: it queues N tasks of the shared instrument
+The tool behind the worker's hot-path work: it queues N tasks of the shared instrument
 (``bench/peers/_common.py``) in bulk, starts ``celeriac worker`` with its CLI, times the
 drain by the instrument's own marks (never by polling the worker), and prints the rate.
 With ``--py-spy SECONDS`` it records the worker's process tree meanwhile (py-spy must be

@@ -257,7 +257,7 @@ def _best(
 
 
 def targets(configs: dict[str, Any], summary: dict[str, Any], opts: dict[str, Any]) -> list[str]:
-    """Issue 8's targets against this run's medians (the targets are the issue's words)."""
+    """The benchmark's targets against this run's medians, one row per target."""
     rows: list[list[str]] = []
 
     def against(name: str, goal: float, mine: tuple[str, float] | None,
@@ -339,7 +339,7 @@ def targets(configs: dict[str, Any], summary: dict[str, Any], opts: dict[str, An
     metric_of[name] = "drain_incr"
     against(name, 2.0, best("drain_incr", "amqp"), ["dramatiq-amqp"])
     out = [
-        "## Against the targets of issue 8",
+        "## Against the benchmark's targets",
         "",
         "Computed from the medians above; celeriac's best configuration on the broker "
         "unless the row names one.",

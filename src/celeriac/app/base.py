@@ -305,8 +305,8 @@ class Celeriac:
 
 
 def check_task_options(name: str, base: type, options: dict[str, Any]) -> None:
-    """Options of ``@app.task`` become task attributes: a misspelt one (seed 000's
-    ``task_time_limit=`` for ``time_limit=``) warns with the closest attribute, and rate
+    """Options of ``@app.task`` become task attributes: a misspelt one (say, the setting's
+    name ``task_time_limit=`` for ``time_limit=``) warns with the closest attribute, and rate
     options that cannot work fail here, at definition, not in a worker."""
     known = [a for a in dir(base) if not a.startswith("_")]
     for option in options:
