@@ -1,5 +1,5 @@
 """Canvas with real worker processes, on Redis and on RabbitMQ (results in Redis): the
-seed workflows, a matrix of nested forms (the same results as eager mode), a 1,000-task
+tutorial workflows, a matrix of nested forms (the same results as eager mode), a 1,000-task
 chord and a failing chord.
 
 The workflows are sent from this process; one worker (threads) started from the CLI runs
@@ -203,8 +203,8 @@ def eager(proj: ModuleType, workflow: Any) -> Any:
         proj.app.conf.task_always_eager = False
 
 
-# -- the seeds ------------------------------------------------------------------------------
-def test_seed_004_signatures_chain_and_pipe(worker: ModuleType) -> None:
+# -- tutorial workflows --------------------------------------------------------------------
+def test_tutorial_signatures_chain_and_pipe(worker: ModuleType) -> None:
     p = worker
     assert chain(p.add.s(2, 2), p.add.s(4), p.add.s(8))().get(timeout=20) == 16
     assert (p.add.s(2, 2) | p.add.s(4) | p.add.s(8))().get(timeout=20) == 16
@@ -213,14 +213,14 @@ def test_seed_004_signatures_chain_and_pipe(worker: ModuleType) -> None:
     assert p.sub.s(2).delay(10).get(timeout=20) == 8  # call-time args first, as in Celery
 
 
-def test_seed_004_group_of_immutable_checks(worker: ModuleType) -> None:
+def test_tutorial_group_of_immutable_checks(worker: ModuleType) -> None:
     numbers = [1, 2, 3, 4]
     result = group(worker.check.si(n) for n in numbers)()
     assert result.get(timeout=20) == [False, True, False, True]
     assert result.ready() and result.successful() and result.completed_count() == 4
 
 
-def test_seed_003_chain_group_and_chord(worker: ModuleType) -> None:
+def test_email_project_chain_group_and_chord(worker: ModuleType) -> None:
     p = worker
     workflow = chain(p.fetch_data.s(7), p.process_data.s(), p.send_notification.s("user@test.com"))
     assert workflow.apply_async().get(timeout=20) == "user@test.com: 30"

@@ -38,7 +38,7 @@ POLICIES = textwrap.dedent(
 
     @app.task(bind=True, max_retries=3)
     def send_email(self, to, failures, base):
-        # seed 003, with the network replaced and the countdown scaled down
+        # a typical email task, with the network replaced and the countdown scaled down
         if attempt(to) <= failures:
             raise self.retry(exc=ConnectionError("smtp down"),
                              countdown=base * (2 ** self.request.retries))

@@ -41,7 +41,7 @@ def render_page(n: int) -> str:
     return "".join(chr(65 + (n + i) % 26) for i in range(200))
 
 
-# -- seed 003: generate_report on the thread-based pools ------------------------------------------
+# -- generate_report on the thread-based pools ------------------------------------
 @pytest.mark.parametrize("pool", ["threads", "solo", "asyncio"])
 def test_generate_report_saves_partial_work_at_the_soft_limit_then_fails_soft(
     app: Celery, pool: str, caplog: pytest.LogCaptureFixture

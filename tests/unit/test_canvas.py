@@ -70,7 +70,7 @@ def run(app: Celery, result: Any) -> Any:
 
 # -- signatures -----------------------------------------------------------------------------
 def test_partial_args_go_first_as_in_celery(app: Celery, tasks: Tasks) -> None:
-    # The brief says "appended"; Celery puts call-time args before the signature's own,
+    # One might expect "appended"; Celery puts call-time args before the signature's own,
     # which is what makes chain's "result becomes the first argument" work.
     assert run(app, tasks.sub.s(2).delay(10)) == 8
     assert run(app, tasks.sub.s(2).apply_async((10,))) == 8
@@ -125,8 +125,8 @@ def test_link_and_link_error_on_plain_tasks(app: Celery, tasks: Tasks) -> None:
 
 # -- workflows: worker path and eager path give the same results ---------------------------
 FORMS: dict[str, Callable[[Tasks], Any]] = {
-    "seed chain": lambda t: chain(t.add.s(2, 2), t.add.s(4), t.add.s(8)),
-    "seed pipe": lambda t: t.add.s(2, 2) | t.add.s(4) | t.add.s(8),
+    "tutorial chain": lambda t: chain(t.add.s(2, 2), t.add.s(4), t.add.s(8)),
+    "tutorial pipe": lambda t: t.add.s(2, 2) | t.add.s(4) | t.add.s(8),
     "immutable step": lambda t: t.add.s(1, 1) | t.add.si(5, 5) | t.sub.s(1),
     "group": lambda t: group(t.add.s(i, i) for i in range(5)),
     "chord": lambda t: chord([t.add.s(i, i) for i in range(5)], t.tsum.s()),
@@ -151,8 +151,8 @@ FORMS: dict[str, Callable[[Tasks], Any]] = {
     "xmap": lambda t: xmap(t.tsum.s(), [[1, 2], [3]]),
 }
 EXPECTED = {
-    "seed chain": 16,
-    "seed pipe": 16,
+    "tutorial chain": 16,
+    "tutorial pipe": 16,
     "immutable step": 9,
     "group": [0, 2, 4, 6, 8],
     "chord": 20,
@@ -187,7 +187,7 @@ def test_each_form_gives_the_same_result_eagerly(app: Celery, tasks: Tasks, name
     assert app.broker.queue_length("celery") == 0
 
 
-def test_calling_a_workflow_sends_it_as_in_the_seeds(app: Celery, tasks: Tasks) -> None:
+def test_calling_a_workflow_sends_it_as_in_the_tutorial(app: Celery, tasks: Tasks) -> None:
     assert run(app, chain(tasks.add.s(2, 2), tasks.add.s(4), tasks.add.s(8))()) == 16
     assert run(app, (tasks.add.s(2, 2) | tasks.add.s(4) | tasks.add.s(8))()) == 16
     assert run(app, group(tasks.add.si(n, n) for n in range(3))()) == [0, 2, 4]

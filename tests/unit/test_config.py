@@ -12,7 +12,7 @@ import pytest
 from celeriac import Celery
 from celeriac.config import SETTINGS, UnknownSettingWarning
 from celeriac.exceptions import ImproperlyConfigured
-from tests.unit.test_seed_examples import SEED_003_SETTINGS
+from tests.unit.test_celery_project_examples import EMAIL_PROJECT_SETTINGS
 
 
 def test_defaults_are_readable_as_attributes_and_items(app: Celery) -> None:
@@ -22,7 +22,7 @@ def test_defaults_are_readable_as_attributes_and_items(app: Celery) -> None:
 
 
 def test_production_defaults_differ_from_celery_on_purpose(app: Celery) -> None:
-    # seed 003's production table, as defaults
+    # a typical production settings table, as defaults
     assert app.conf.task_acks_late is True
     assert app.conf.task_reject_on_worker_lost is True
     assert app.conf.worker_prefetch_multiplier == 1
@@ -35,11 +35,11 @@ def test_constructor_arguments_and_update(app: Celery) -> None:
     assert (app.conf.task_serializer, app.conf.worker_concurrency) == ("msgpack", 4)
 
 
-def test_seed_003_configuration_is_accepted_without_warnings() -> None:
+def test_email_project_configuration_is_accepted_without_warnings() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         app = Celery("myapp", broker="memory://", backend="cache+memory://")
-        app.conf.update(SEED_003_SETTINGS)
+        app.conf.update(EMAIL_PROJECT_SETTINGS)
     assert app.conf.result_expires == 86400 and app.conf.timezone == "Asia/Seoul"
 
 

@@ -17,7 +17,7 @@ from tests.conftest import take_messages
 
 
 class User:
-    """Stands for an ORM object (seed 000: never pass one to a task)."""
+    """Stands for an ORM object (never pass one to a task)."""
 
     def __init__(self, id: int) -> None:
         self.id = id

@@ -162,7 +162,7 @@ def test_get_inside_a_task_raises_a_clear_error(app: Celery) -> None:
 
     @app.task
     def parent() -> int:
-        return child.delay().get(timeout=1)  # the seed 000 anti-pattern
+        return child.delay().get(timeout=1)  # the classic anti-pattern
 
     result = parent.delay()
     drain(app, limit=1)

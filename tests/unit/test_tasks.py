@@ -195,7 +195,7 @@ def test_a_misspelt_task_option_warns_with_the_attribute_meant(app: Celery) -> N
 
     with pytest.warns(UnknownSettingWarning, match="did you mean 'time_limit'"):
 
-        @app.task(task_time_limit=60)  # seed 000 writes it this way; Celery ignores it
+        @app.task(task_time_limit=60)  # a common mistake in Celery code; Celery ignores it
         def report() -> None:
             return None
 

@@ -1,6 +1,7 @@
-"""The task definitions and calls of seeds 003 and 004, with only the import line changed.
+"""Task definitions and calls of two typical Celery projects (an email/report service
+and Celery's tutorial), with only the import line changed.
 
-Network calls are replaced by local functions; everything else is as the seeds write it.
+Network calls are replaced by local functions; everything else is as those projects write it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class FakeSMTP:
         self.sent.append((to, subject, body))
 
 
-def define_seed_003_tasks(app: Celery, smtp_client: FakeSMTP) -> dict[str, Any]:
+def define_email_project_tasks(app: Celery, smtp_client: FakeSMTP) -> dict[str, Any]:
     saved_partial: list[str] = []
 
     @app.task(bind=True, max_retries=3)
@@ -71,7 +72,7 @@ def define_seed_003_tasks(app: Celery, smtp_client: FakeSMTP) -> dict[str, Any]:
     }
 
 
-SEED_003_SETTINGS: dict[str, Any] = {
+EMAIL_PROJECT_SETTINGS: dict[str, Any] = {
     "task_serializer": "json",
     "accept_content": ["json"],
     "result_serializer": "json",
@@ -84,33 +85,33 @@ SEED_003_SETTINGS: dict[str, Any] = {
 
 
 @pytest.fixture
-def seed_app() -> Celery:
+def project_app() -> Celery:
     app = Celery("myapp", broker="memory://", backend="cache+memory://")
-    app.conf.update(SEED_003_SETTINGS)
+    app.conf.update(EMAIL_PROJECT_SETTINGS)
     return app
 
 
-def test_seed_003_send_email_eager_retries_then_sends(seed_app: Celery) -> None:
-    seed_app.conf.task_always_eager = True
+def test_email_project_send_email_eager_retries_then_sends(project_app: Celery) -> None:
+    project_app.conf.task_always_eager = True
     smtp = FakeSMTP(failures=2)
-    tasks = define_seed_003_tasks(seed_app, smtp)
+    tasks = define_email_project_tasks(project_app, smtp)
     result = tasks["send_email"].delay("user@test.com", "제목", "본문")
     assert result.get(timeout=30) == {"status": "sent", "to": "user@test.com"}
     assert smtp.sent == [("user@test.com", "제목", "본문")]
 
 
-def test_seed_003_send_email_gives_up_after_max_retries(seed_app: Celery) -> None:
-    seed_app.conf.task_always_eager = True
-    tasks = define_seed_003_tasks(seed_app, FakeSMTP(failures=99))
+def test_email_project_send_email_gives_up_after_max_retries(project_app: Celery) -> None:
+    project_app.conf.task_always_eager = True
+    tasks = define_email_project_tasks(project_app, FakeSMTP(failures=99))
     result = tasks["send_email"].delay("user@test.com", "제목", "본문")
     assert result.failed() and isinstance(result.result, MaxRetriesExceededError)
 
 
-def test_seed_003_send_email_backs_off_broker_side_10_20_40_seconds() -> None:
+def test_email_project_send_email_backs_off_broker_side_10_20_40_seconds() -> None:
     now = [1_000_000.0]
     app = Celery("myapp", broker=MemoryBroker(clock=lambda: now[0]), backend="cache+memory://")
     smtp = FakeSMTP(failures=3)
-    tasks = define_seed_003_tasks(app, smtp)
+    tasks = define_email_project_tasks(app, smtp)
     result = tasks["send_email"].apply_async(
         args=["user@test.com", "제목", "본문"], countdown=60, expires=3600, queue="email-queue"
     )
@@ -125,21 +126,21 @@ def test_seed_003_send_email_backs_off_broker_side_10_20_40_seconds() -> None:
     assert len(smtp.sent) == 1
 
 
-def test_seed_003_process_image_carries_its_rate_limit(seed_app: Celery) -> None:
-    tasks = define_seed_003_tasks(seed_app, FakeSMTP(0))
+def test_email_project_process_image_carries_its_rate_limit(project_app: Celery) -> None:
+    tasks = define_email_project_tasks(project_app, FakeSMTP(0))
     assert tasks["process_image"].rate_limit == "10/m"
     result = tasks["process_image"].delay("img_1.jpg", ["resize", "watermark"])
-    drain(seed_app)
+    drain(project_app)
     assert result.get(timeout=1) == ["resize:img_1.jpg", "watermark:img_1.jpg"]
 
 
-def test_seed_003_generate_report_limits_travel_and_soft_limit_path_saves_work(
-    seed_app: Celery,
+def test_email_project_generate_report_limits_travel_and_soft_limit_path_saves_work(
+    project_app: Celery,
 ) -> None:
-    tasks = define_seed_003_tasks(seed_app, FakeSMTP(0))
+    tasks = define_email_project_tasks(project_app, FakeSMTP(0))
     report = tasks["generate_report"]
     report.delay("daily")
-    [(message, _)] = take_messages(seed_app)
+    [(message, _)] = take_messages(project_app)
     assert message.headers["timelimit"] == [300, 240]
     assert report.apply(("daily",)).get()["report_id"] == "daily"
     failed = report.apply(("weekly",), {"slow": True})
@@ -147,10 +148,10 @@ def test_seed_003_generate_report_limits_travel_and_soft_limit_path_saves_work(
     assert tasks["saved_partial"] == ["weekly"]
 
 
-def test_seed_004_add_with_delay_apply_async_apply_get_and_custom_task_id(
-    seed_app: Celery,
+def test_tutorial_add_with_delay_apply_async_apply_get_and_custom_task_id(
+    project_app: Celery,
 ) -> None:
-    @seed_app.task
+    @project_app.task
     def add(num1: int, num2: int) -> int:
         return num1 + num2
 
@@ -159,18 +160,18 @@ def test_seed_004_add_with_delay_apply_async_apply_get_and_custom_task_id(
     by_apply_async = add.apply_async(args=[3, 4], kwargs={}, task_id="my-own-uuid-0001")
     ignored = add.apply_async(args=[5, 6], ignore_result=True)
     assert not by_delay.ready() and by_apply_async.id == "my-own-uuid-0001"
-    drain(seed_app)
+    drain(project_app)
     assert (by_delay.get(), by_apply_async.get()) == (3, 7)
     assert by_delay.ready() and isinstance(by_delay.date_done, dt.datetime)
     assert ignored.ready() is False  # ignore_result: nothing is stored
     sig = add.s(2, 2).set(countdown=10).set(expires=30)
     assert sig.options == {"countdown": 10, "expires": 30}
     sig.delay()
-    assert seed_app.broker.delayed_count("celery") == 1
+    assert project_app.broker.delayed_count("celery") == 1
 
 
-def test_seed_004_signatures_with_si_and_options(seed_app: Celery) -> None:
-    @seed_app.task
+def test_tutorial_signatures_with_si_and_options(project_app: Celery) -> None:
+    @project_app.task
     def check_registration_number(registration_number: str = "1208801280") -> str:
         return f"checked:{registration_number}"
 
@@ -180,9 +181,9 @@ def test_seed_004_signatures_with_si_and_options(seed_app: Celery) -> None:
     task_1 = stask_1.delay()
     task_2 = stask_2.apply_async(args=[], kwargs={}, countdown=3)
     task_3 = stask_3.apply_async(args=["898989"], kwargs={})
-    drain(seed_app)
+    drain(project_app)
     assert task_1.get(timeout=1) == "checked:1208801280"
-    assert seed_app.broker.delayed_count("celery") == 1  # task_2 waits its 3 s countdown
+    assert project_app.broker.delayed_count("celery") == 1  # task_2 waits its 3 s countdown
     assert task_3.state == "PENDING"  # ran, but ignore_result=True stored nothing
     assert task_2.id != task_1.id
     # an immutable signature ignores call-time args; a partial one puts them first
@@ -191,16 +192,16 @@ def test_seed_004_signatures_with_si_and_options(seed_app: Celery) -> None:
     assert isinstance(Message, type)
 
 
-def test_seed_000_exponential_backoff_waits_within_its_jitter_bounds() -> None:
+def test_backoff_recipe_exponential_backoff_waits_within_its_jitter_bounds() -> None:
     import random
 
-    def exponential_backoff(task_self: Any) -> int:  # seed 000, as written there
+    def exponential_backoff(task_self: Any) -> int:  # a common backoff recipe, as written
         minutes = task_self.default_retry_delay / 60
         rand = random.uniform(minutes, minutes * 1.3)
         return int(rand**task_self.request.retries) * 60
 
     now = [1_000_000.0]
-    app = Celery("seed000", broker=MemoryBroker(clock=lambda: now[0]), backend="cache+memory://")
+    app = Celery("backoff", broker=MemoryBroker(clock=lambda: now[0]), backend="cache+memory://")
     attempts: list[int] = []
 
     @app.task(bind=True, default_retry_delay=180, max_retries=5)
