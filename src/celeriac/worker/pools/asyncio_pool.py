@@ -28,7 +28,7 @@ from typing import Any
 
 from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celeriac.trace import Outcome, trace_task_async
-from celeriac.worker import timelimits
+from celeriac.worker import endings, timelimits
 from celeriac.worker.execution import Job, precheck
 from celeriac.worker.pools.base import Pool
 from celeriac.worker.pools.threads import ThreadsPool
@@ -143,7 +143,7 @@ class _LimitedBody:
             error = self._limit_error()
             if error is None:
                 raise
-            return timelimits.record_failure(self.job, error)
+            return endings.failed(self.job, error)
         finally:
             self._stop_clocks()
 

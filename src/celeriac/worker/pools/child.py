@@ -22,7 +22,7 @@ from typing import Any
 from celeriac import signals, states
 from celeriac.exceptions import SoftTimeLimitExceeded
 from celeriac.trace import Outcome, OutcomeKind
-from celeriac.worker import execution, timelimits
+from celeriac.worker import endings, execution
 
 logger = logging.getLogger("celeriac.worker.child")
 
@@ -158,7 +158,7 @@ def _run_with_soft_limit(job: execution.Job, soft: float) -> Outcome:
         error = exc
     if outcome is None:
         assert error is not None  # trace returns an outcome for anything else
-        return timelimits.stray(job, error)
+        return endings.stray(job, error)
     return outcome
 
 

@@ -32,7 +32,7 @@ from typing import Any
 from celeriac import signals
 from celeriac.exceptions import TaskRevokedError, TimeLimitExceeded, WorkerLostError
 from celeriac.trace import Outcome
-from celeriac.worker import timelimits
+from celeriac.worker import endings, timelimits
 from celeriac.worker.execution import Job, outcome_from_wire
 from celeriac.worker.pools import child
 from celeriac.worker.pools.base import Pool
@@ -139,7 +139,7 @@ class PreforkPool(Pool):
                 continue
             except _TimedOut as out:
                 exc = TimeLimitExceeded(out.args[0])
-                return await asyncio.to_thread(timelimits.record_failure, job, exc)
+                return await asyncio.to_thread(endings.failed, job, exc)
             return outcome_from_wire(self.app, wire)
         raise WorkerLostError(f"{HANDOFFS} prefork children died before taking the job")
 

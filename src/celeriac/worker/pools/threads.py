@@ -32,7 +32,7 @@ from typing import Any
 
 from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celeriac.trace import Outcome
-from celeriac.worker import timelimits
+from celeriac.worker import endings, timelimits
 from celeriac.worker.execution import Job, run
 from celeriac.worker.pools.base import Pool
 
@@ -100,7 +100,7 @@ def run_limited(job: Job, hard: float | None, soft: float | None) -> Outcome:
         error = exc
     if outcome is None:
         assert error is not None  # trace returns an outcome for anything else
-        return timelimits.stray(job, error)
+        return endings.stray(job, error)
     return outcome
 
 

@@ -1,0 +1,141 @@
+"""How a task ends when trace did not see its body end: revoked, expired, stopped at its
+hard time limit, lost with the process that ran it, or stopped by a limit that fired just
+outside the body.
+
+Each ending does what trace does for a failure, in the same order: record the state
+(under trace's storing rules), send the signal, then run what follows the task (its
+errbacks, the rest of its chain, its chord's join), so nothing downstream waits forever.
+These calls block on the result store and may publish: the consumer runs them off its
+event loop. Imports leaves, ``followups`` and ``trace``; ``Job`` is only a type here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from celeriac import followups, signals, states
+from celeriac.einfo import ExceptionInfo
+from celeriac.exceptions import TaskRevokedError
+from celeriac.trace import Outcome, OutcomeKind
+
+if TYPE_CHECKING:
+    from celeriac.worker.execution import Job
+
+logger = logging.getLogger("celeriac.worker")
+
+
+def revoked(job: Job, *, terminated: bool, signum: int | None = None) -> Outcome:
+    """Revoked before it ran, or stopped while it ran (``terminated``)."""
+    task, request = job.task, job.request
+    logger.info("Task %s[%s] revoked%s", task.name, request.id, " (terminated)" * terminated)
+    exc = TaskRevokedError("revoked")
+    _record(job, exc, states.REVOKED)
+    signals.task_revoked.send(
+        sender=task, request=request, terminated=terminated, signum=signum, expired=False
+    )
+    _abandon(job, exc, None)
+    return Outcome(OutcomeKind.IGNORE, states.REVOKED, exc=exc)
+
+
+def expired(job: Job) -> Outcome:
+    """Past its ``expires``: not run, recorded REVOKED."""
+    task, request = job.task, job.request
+    exc = TaskRevokedError(f"expired at {request.expires}")
+    _record(job, exc, states.REVOKED)
+    signals.task_revoked.send(
+        sender=task, request=request, terminated=False, signum=None, expired=True
+    )
+    _abandon(job, exc, None)
+    logger.info("Task %s[%s] expired: discarded", task.name, request.id)
+    return Outcome(OutcomeKind.IGNORE, states.REVOKED, exc=exc)
+
+
+def failed(job: Job, exc: BaseException) -> Outcome:
+    """Stopped from outside its body (a hard time limit, its process died): FAILURE, the
+    ``task_failure`` signal, then its errbacks, chain and chord learn of it."""
+    einfo = ExceptionInfo(exc)
+    _record(job, exc, states.FAILURE, einfo.traceback)
+    _signal_failure(job, exc, einfo)
+    _after_failure(job, exc, einfo.traceback)
+    return Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc, traceback=einfo.traceback)
+
+
+def stray(job: Job, exc: BaseException) -> Outcome:
+    """A limit raised just outside trace's handling of the body: as trace began, or just
+    after it recorded the outcome (the limit passed at that moment).
+
+    What trace recorded stays, and its followups already ran. Only a job with nothing
+    recorded fails here; a job whose result is not kept at all cannot tell the two apart,
+    so it is left as trace left it (its followups may have run; running them twice would
+    call errbacks twice).
+    """
+    task, request = job.task, job.request
+    logger.error(
+        "Task %s[%s]: %r was raised outside the task body (the limit passed as it began "
+        "or ended)",
+        task.name, request.id, exc,
+    )  # fmt: skip
+    if not _keeps_result(job) or _is_ready(job):
+        return Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc)
+    return failed(job, exc)
+
+
+# -- the steps ----------------------------------------------------------------------------------
+def _keeps_result(job: Job) -> bool:
+    """Trace's storing rule for an error state: kept unless the result is ignored (and
+    errors are not stored anyway); a chord member's always, as its chord reads it."""
+    task, request = job.task, job.request
+    if request.chord:
+        return True
+    ignored = request.ignore_result or task.resolve_ignore_result()
+    return not ignored or bool(task.resolve_store_errors())
+
+
+def _is_ready(job: Job) -> bool:
+    meta = job.task.backend.get_task_meta(job.request.id)
+    return meta.get("status") in states.READY_STATES
+
+
+def _record(job: Job, exc: BaseException, state: str, tb: str | None = None) -> None:
+    """Store the state; a store that is down is logged, never raised: the message is
+    settled either way, and the followups still run."""
+    if not _keeps_result(job):
+        return
+    task, request = job.task, job.request
+    try:
+        task.backend.store_result(request.id, exc, state, traceback=tb, name=task.name)
+    except Exception as error:
+        logger.error("Task %s[%s]: could not record %r: %r", task.name, request.id, exc, error)
+
+
+def _signal_failure(job: Job, exc: BaseException, einfo: ExceptionInfo) -> None:
+    request = job.request
+    signals.task_failure.send(
+        sender=job.task,
+        task_id=request.id,
+        exception=exc,
+        args=request.args,
+        kwargs=request.kwargs,
+        traceback=einfo.tb,
+        einfo=einfo,
+    )
+
+
+def _after_failure(job: Job, exc: BaseException, tb: str | None) -> None:
+    _guarded(job, followups.after_failure, exc, tb)
+
+
+def _abandon(job: Job, exc: BaseException, tb: str | None) -> None:
+    _guarded(job, followups.abandon, exc, tb)
+
+
+def _guarded(job: Job, step: Any, exc: BaseException, tb: str | None) -> None:
+    """Run a followup step; its failure is logged, as trace logs a broken callback."""
+    try:
+        step(job.task.app, job.request, exc, tb, sender=job.task)
+    except Exception:
+        logger.exception("Task %s[%s]: could not end its workflow", job.task.name, job.request.id)
+
+
+__all__ = ["expired", "failed", "revoked", "stray"]
