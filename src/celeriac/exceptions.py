@@ -9,6 +9,7 @@ Leaf module: imports nothing from celeriac. Names follow Celery's so that
     ├── SerializationError
     │   ├── EncodeError (also TypeError)   -- argument cannot be serialised; message too large
     │   ├── DecodeError (also ValueError)  -- payload cannot be read
+    │   │   └── InvalidTaskError           -- a message field has the wrong type or value
     │   └── ContentDisallowed              -- content type not in accept_content
     ├── BrokerError
     │   └── BrokerConnectionError (also ConnectionError)
@@ -63,6 +64,11 @@ class EncodeError(SerializationError, TypeError):
 
 class DecodeError(SerializationError, ValueError):
     """A payload cannot be decoded."""
+
+
+class InvalidTaskError(DecodeError):
+    """A task message decodes, but one of its fields has the wrong type or value (say
+    ``retries`` that is not a number, an ``eta`` that is not a date); the message names it."""
 
 
 class ContentDisallowed(SerializationError):
@@ -210,6 +216,7 @@ __all__ = [
     "EncodeError",
     "Ignore",
     "ImproperlyConfigured",
+    "InvalidTaskError",
     "MaxRetriesExceededError",
     "NotRegistered",
     "QueueNotFound",

@@ -75,6 +75,7 @@ class Request:
         hostname: str | None = None,
         delivery_count: int = 1,
     ) -> Request:
+        # Every field read here was checked by messages.validation (the worker's prepare).
         h = message.headers
         timelimit = h.get("timelimit") or (None, None)
         request = cls(

@@ -35,7 +35,7 @@ MAX_PRIORITY = 9  # higher number = served first, on every engine
 class DeadLetterReason(str, enum.Enum):
     """Why a message went to the dead letters."""
 
-    MALFORMED = "malformed"  # the payload could not be decoded
+    MALFORMED = "malformed"  # the payload could not be decoded, or a field of it is invalid
     UNKNOWN_TASK = "unknown_task"  # no task of that name is registered
     CONTENT_DISALLOWED = "content_disallowed"  # content type not in accept_content
     OVERSIZED = "oversized"  # larger than the configured maximum
@@ -43,6 +43,7 @@ class DeadLetterReason(str, enum.Enum):
     DELIVERY_LIMIT = "delivery_limit"  # handed out delivery_limit times, no outcome
     WORKER_LOST = "worker_lost"  # the process running it died delivery_limit times
     REJECTED = "rejected"  # the task raised Reject(requeue=False)
+    INTERNAL_ERROR = "internal_error"  # handling it failed in the worker itself (a bug)
 
 
 def check_priority(priority: int) -> None:

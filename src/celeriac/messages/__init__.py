@@ -1,4 +1,5 @@
-"""Messages: the task envelope (Celery protocol v2 field names), its wire form, serializers.
+"""Messages: the task envelope (Celery protocol v2 field names), its wire form, serializers,
+and the checks on every field a worker reads (``validation``).
 
 Pure logic: imports only leaves (exceptions). Brokers carry the bytes this package
 produces; the app builds messages here and the worker reads them back here.
@@ -13,11 +14,14 @@ from celeriac.messages.serializers import (
     registry,
     resolve_accept,
 )
+from celeriac.messages.validation import check_body, check_envelope
 
 __all__ = [
     "Message",
     "Serializer",
     "TaskBody",
+    "check_body",
+    "check_envelope",
     "decode_task_body",
     "dumps",
     "loads",

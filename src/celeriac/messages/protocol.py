@@ -13,9 +13,10 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from celeriac.exceptions import DecodeError, EncodeError
+from celeriac.exceptions import EncodeError
 from celeriac.messages.envelope import Message
 from celeriac.messages.serializers import dumps, loads
+from celeriac.messages.validation import check_body
 
 _REPR_LIMIT = 1024
 
@@ -147,19 +148,9 @@ def task_message(
 
 
 def decode_task_body(message: Message, accept: frozenset[str]) -> TaskBody:
-    """Read ``[args, kwargs, embed]`` from a message; raise ``DecodeError`` when malformed."""
-    value = loads(message.body, message.content_type, accept)
-    if not isinstance(value, (list, tuple)) or len(value) != 3:
-        raise DecodeError("task body must be a 3-item array [args, kwargs, embed]")
-    args, kwargs, embed = value
-    if not isinstance(args, (list, tuple)):
-        raise DecodeError(f"task args must be an array, not {type(args).__name__}")
-    if not isinstance(kwargs, dict):
-        raise DecodeError(f"task kwargs must be an object, not {type(kwargs).__name__}")
-    if embed is None:
-        embed = {}
-    if not isinstance(embed, dict):
-        raise DecodeError(f"task embed must be an object, not {type(embed).__name__}")
+    """Read ``[args, kwargs, embed]`` from a message; raise ``DecodeError`` when it cannot
+    be read, ``InvalidTaskError`` (a ``DecodeError``) naming a part of it that is invalid."""
+    args, kwargs, embed = check_body(loads(message.body, message.content_type, accept))
     return TaskBody(tuple(args), kwargs, embed)
 
 

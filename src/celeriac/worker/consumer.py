@@ -16,7 +16,7 @@ from celeriac import followups, signals, states
 from celeriac.brokers.base import Broker, DeadLetterReason, Delivery, OutboundMessage
 from celeriac.exceptions import BrokerError, TaskRevokedError, WorkerLostError
 from celeriac.trace import Outcome, OutcomeKind
-from celeriac.worker.execution import Job, is_expired, prepare, refuse, settle
+from celeriac.worker.execution import Job, Refusal, bury, is_expired, prepare, refuse, settle
 from celeriac.worker.pools.base import Pool
 from celeriac.worker.ratelimit import RateLimits
 from celeriac.worker.revocations import Revocations
@@ -138,6 +138,7 @@ class Consumer:
             self._room.set()
 
     async def _handle(self, delivery: Delivery) -> None:
+        prepared: Job | Refusal | None = None
         try:
             prepared = prepare(self.app, delivery, self.hostname)
             if not isinstance(prepared, Job):
@@ -171,8 +172,9 @@ class Consumer:
             # next message is fetched and started while this one's ack is on its way.
             if outcome is not None:
                 await self._settle(prepared, outcome)
-        except Exception:  # the worker must outlive any one message
-            logger.exception("Unexpected error handling message %s", delivery.message_id)
+        except Exception as exc:  # the worker must outlive any one message
+            # Settled before its room is given back: never held unsettled outside the count.
+            await bury(delivery, exc, prepared if isinstance(prepared, Job) else None)
         finally:
             self._release(delivery)
 

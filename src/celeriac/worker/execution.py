@@ -1,9 +1,10 @@
 """From a ``Delivery`` to a settled message: decode, check, run through ``trace``, settle.
 
-Input never crashes this code: a payload that cannot be decoded, names an unknown task or
-uses a refused content type goes to the dead letters with the reason, and the caller
-carries on. ``prepare`` and ``settle`` are separate because a pool runs ``trace`` in
-between, possibly in another process.
+Input never crashes this code: a payload that cannot be decoded, has a field of the wrong
+type or value, names an unknown task or uses a refused content type goes to the dead
+letters with the reason, and the caller carries on; so does a message whose handling
+failed in the worker itself (``bury``). ``prepare`` and ``settle`` are separate because a
+pool runs ``trace`` in between, possibly in another process.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from celeriac import followups, signals, states
 from celeriac.brokers.base import DeadLetterReason, Delivery
 from celeriac.canvas import signature
 from celeriac.exceptions import (
+    BrokerError,
     CeleriacError,
     ContentDisallowed,
     DecodeError,
+    InvalidTaskError,
     NotRegistered,
     Retry,
     TaskRevokedError,
@@ -27,6 +30,7 @@ from celeriac.exceptions import (
 from celeriac.messages.envelope import Message
 from celeriac.messages.protocol import decode_task_body
 from celeriac.messages.serializers import resolve_accept
+from celeriac.messages.validation import check_envelope, parse_iso
 from celeriac.request import Request
 from celeriac.trace import Outcome, OutcomeKind, trace_task
 
@@ -54,10 +58,17 @@ class Refusal:
 
 
 def prepare(app: Any, delivery: Delivery, hostname: str | None = None) -> Job | Refusal:
+    """A ``Job``, or the ``Refusal`` saying why the message cannot run. Every field is
+    checked (``messages.validation``: headers and properties, then the body and the canvas
+    it embeds) before anything acts on it; the task lookup comes between the two."""
     try:
         message = Message.decode(delivery.payload)
     except DecodeError as exc:
         return Refusal(delivery, DeadLetterReason.MALFORMED, str(exc))
+    try:
+        check_envelope(message.headers, message.properties)
+    except InvalidTaskError as exc:
+        return Refusal(delivery, DeadLetterReason.MALFORMED, str(exc), exc, message.id)
     try:
         task = app.tasks[message.task_name]
     except NotRegistered as exc:
@@ -149,7 +160,7 @@ def _short_repr(value: Any, limit: int = 1024) -> str:
 def is_expired(request: Request, now: dt.datetime | None = None) -> bool:
     if not request.expires:
         return False
-    expires = dt.datetime.fromisoformat(request.expires)
+    expires = parse_iso(request.expires)  # a valid ISO 8601 string: prepare checked it
     if expires.tzinfo is None:
         expires = expires.replace(tzinfo=dt.timezone.utc)
     return (now or dt.datetime.now(dt.timezone.utc)) >= expires
@@ -214,6 +225,51 @@ async def refuse(app: Any, refusal: Refusal) -> None:
         except Exception as exc:  # no backend, or it is down: the dead letter still matters
             logger.debug("could not record the refusal of %s: %r", refusal.task_id, exc)
     await refusal.delivery.dead_letter(refusal.reason, refusal.detail)
+
+
+async def bury(delivery: Delivery, exc: Exception, job: Job | None = None) -> None:
+    """Handling the message failed in the worker itself, not in its task: settle it once,
+    as an ``internal_error`` dead letter naming the error, so that it is neither held nor
+    handed out again and again. A delivery already settled is fenced (nothing changes).
+    A broker error is left to the lease, which brings the message back, and the delivery
+    limit ends it; so is a dead letter that cannot be written."""
+    logger.error("Unexpected error handling message %s", delivery.message_id, exc_info=exc)
+    if isinstance(exc, BrokerError):
+        return
+    detail = _short_text(f"internal error: {type(exc).__name__}: {exc}")
+    try:
+        buried = await delivery.dead_letter(DeadLetterReason.INTERNAL_ERROR, detail)
+    except Exception as error:
+        logger.error(
+            "could not dead-letter message %s (%r): its lease brings it back, and the "
+            "delivery limit ends it", delivery.message_id, error,
+        )  # fmt: skip
+        return
+    if not buried:
+        return
+    logger.error(
+        "Message %s from queue %r dead-lettered (%s): %s",
+        delivery.message_id, delivery.queue, DeadLetterReason.INTERNAL_ERROR.value, detail,
+    )  # fmt: skip
+    if job is not None:
+        _record_failure(job, exc)
+
+
+def _record_failure(job: Job, exc: Exception) -> None:
+    """The call will not run again (unless replayed): tell whoever waits on its result,
+    unless it already has a final one (the error came after the task had ended)."""
+    task, request = job.task, job.request
+    if request.ignore_result or task.resolve_ignore_result():
+        return
+    try:
+        if task.backend.get_task_meta(request.id)["status"] not in states.READY_STATES:
+            task.backend.store_result(request.id, exc, states.FAILURE, name=task.name)
+    except Exception as error:  # no backend, or it is down: the dead letter still matters
+        logger.debug("could not record the failure of %s: %r", request.id, error)
+
+
+def _short_text(text: str, limit: int = 1024) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 async def settle(job: Job, outcome: Outcome) -> bool:
