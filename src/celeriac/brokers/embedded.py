@@ -14,8 +14,9 @@ set): ``redis.conf``, the unix socket ``redis.sock`` (no TCP port), ``redis.pid`
 A server is reused when its pidfile names a live process and its socket answers PING;
 otherwise one is started detached (Redis daemonizes itself), under an exclusive lock on
 ``lock`` so that processes starting at the same moment end with one server.
-``python -c "from celeriac.brokers.embedded import stop_embedded; stop_embedded()"``
-stops it. The package is located, never imported: its import has side effects.
+``celeriac embedded status`` and ``celeriac embedded stop`` (``stop_embedded()`` from
+code) show and stop it. The package is located, never imported: its import has side
+effects.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 
@@ -81,19 +82,37 @@ def server_binary() -> Path:
     )
 
 
+def state_root() -> Path:
+    """The directory that holds one state directory per project's server."""
+    base = os.environ.get(ENV_DIR)
+    if base:
+        return Path(base).absolute()
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return (root / "celeriac" / "embedded").absolute()
+
+
 class EmbeddedServer:
     """The files of one project's server; see the module docstring."""
 
     def __init__(self, project_dir: Path | None = None) -> None:
         self.project = (project_dir or project_root(Path.cwd())).resolve()
         digest = hashlib.sha256(os.fsencode(self.project)).hexdigest()[:12]
-        base = os.environ.get(ENV_DIR)
-        if base:
-            root = Path(base)
-        else:
-            root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-            root = root / "celeriac" / "embedded"
-        self.dir = root.absolute() / digest
+        self._paths(state_root() / digest)
+
+    @classmethod
+    def in_dir(cls, directory: Path) -> EmbeddedServer:
+        """The server whose state is in ``directory`` (its project read from the
+        ``project`` file there; the directory itself when that file is missing)."""
+        server = cls.__new__(cls)
+        try:
+            server.project = Path((directory / "project").read_text().strip())
+        except OSError:
+            server.project = directory
+        server._paths(directory.absolute())
+        return server
+
+    def _paths(self, directory: Path) -> None:
+        self.dir = directory
         self.socket = self.dir / "redis.sock"
         self.pidfile = self.dir / "redis.pid"
         self.logfile = self.dir / "redis.log"
@@ -136,6 +155,11 @@ class EmbeddedServer:
     def running(self) -> bool:
         """Reusable: the pidfile names a live process and the socket answers PING."""
         return self.pid() is not None and self.call("PING") == b"+PONG\r\n"
+
+    def other_clients(self) -> int:
+        """How many connections besides the one asking (workers, producers); 0 if none."""
+        found = re.search(rb"connected_clients:(\d+)", self.call("INFO", "clients") or b"")
+        return max(0, int(found.group(1)) - 1) if found else 0
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -288,3 +312,25 @@ def embedded_broker_url(project_dir: Path | None = None) -> str:
 def stop_embedded(project_dir: Path | None = None) -> bool:
     """Stop the project's embedded server; True when one was running."""
     return EmbeddedServer(project_dir).stop()
+
+
+def servers() -> list[EmbeddedServer]:
+    """Every project's server that has state under ``state_root()``, running or not."""
+    root = state_root()
+    if not root.is_dir():
+        return []
+    return [
+        EmbeddedServer.in_dir(entry)
+        for entry in sorted(root.iterdir())
+        if (entry / "redis.conf").is_file()
+    ]
+
+
+def serving(url: str) -> EmbeddedServer | None:
+    """The embedded server behind a broker URL, or None for any other URL."""
+    if not url.startswith("unix://"):
+        return None
+    sock = Path(unquote(urlsplit(url).path))
+    if sock.name != "redis.sock" or not (sock.parent / "redis.conf").is_file():
+        return None
+    return EmbeddedServer.in_dir(sock.parent)

@@ -8,6 +8,7 @@ Every command-line mistake exits with ``EX_USAGE`` (64), as ``worker/exitcodes``
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,8 +28,24 @@ class CLIError(click.ClickException):
     exit_code = EX_USAGE
 
 
+_ARGV = "celeriac.argv"  # ctx.meta keys: the group's arguments, and what follows its options
+_REST = "celeriac.rest"
+
+
 class CeleriacGroup(click.Group):
-    """A group whose usage errors (unknown option, bad value) exit with ``EX_USAGE``."""
+    """A group whose usage errors (unknown option, bad value) exit with ``EX_USAGE``, and
+    which points a group option given after the command (``worker -A proj``) back in front.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[_ARGV] = list(args)
+        return super().parse_args(ctx, args)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        ctx.meta[_REST] = list(args)
+        return super().resolve_command(ctx, args)
 
     def make_context(
         self,
@@ -46,9 +63,52 @@ class CeleriacGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.NoSuchOption as exc:
+            hint = misplaced_hint(self, ctx, exc.option_name)
+            if hint is None:
+                exc.exit_code = EX_USAGE  # type: ignore[misc]
+                raise
+            error = click.UsageError(hint, exc.ctx)
+            error.exit_code = EX_USAGE  # type: ignore[misc]
+            raise error from None
         except click.UsageError as exc:  # raised while parsing a subcommand's options
             exc.exit_code = EX_USAGE  # type: ignore[misc]
             raise
+
+
+def misplaced_hint(group: click.Group, ctx: click.Context, option: str) -> str | None:
+    """For one of ``group``'s own options given after its command: where it goes, with
+    the command line rewritten (``celeriac -A proj worker``); None for any other option."""
+    param = next(
+        (p for p in group.params if isinstance(p, click.Option) and option in p.opts),
+        None,
+    )
+    argv, rest = ctx.meta.get(_ARGV), ctx.meta.get(_REST)
+    if param is None or not argv or not rest:
+        return None
+    head = argv[: len(argv) - len(rest)]
+    moved, tail = take_option(rest[1:], option, takes_value=not param.is_flag)
+    prog = ctx.find_root().info_name or "celeriac"
+    # Bundled with other flags (-EA), it cannot be moved alone: show its place instead.
+    fixed = shlex.join([*head, *moved, rest[0], *tail]) if moved else f"{option} ... {rest[0]}"
+    return (
+        f"{option} is an option of '{prog}', not of '{rest[0]}': it goes before the "
+        f"command: {prog} {fixed}"
+    )
+
+
+def take_option(args: list[str], option: str, *, takes_value: bool) -> tuple[list[str], list[str]]:
+    """``(the option's words, the other words)``: ``-A proj``, ``--app=proj`` or
+    ``-Aproj`` taken out of ``args`` (its first occurrence)."""
+    for index, arg in enumerate(args):
+        size = 0
+        if arg == option:
+            size = 2 if takes_value else 1
+        elif takes_value and arg.startswith(option + "=" if option.startswith("--") else option):
+            size = 1  # the value is in the same word
+        if size:
+            return args[index : index + size], args[:index] + args[index + size :]
+    return [], args
 
 
 @dataclass
@@ -122,4 +182,13 @@ def cli(
     ctx.obj = CLIContext(app_spec, broker, result_backend, loglevel)
 
 
-__all__ = ["LOGLEVEL", "CLIContext", "CLIError", "CeleriacGroup", "cli", "put_cwd_on_path"]
+__all__ = [
+    "LOGLEVEL",
+    "CLIContext",
+    "CLIError",
+    "CeleriacGroup",
+    "cli",
+    "misplaced_hint",
+    "put_cwd_on_path",
+    "take_option",
+]

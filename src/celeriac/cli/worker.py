@@ -3,12 +3,14 @@
 Edge layer (cli). ``worker_kwargs`` is pure (options in, keyword arguments out) so it is
 tested without starting anything; options left out stay out, and the Worker falls back
 to the app's settings. Options Celery has that mean nothing here are accepted and
-explained (``--without-gossip``, ``-O fair``); the ones we cannot honour are refused.
+explained (``--without-gossip``, ``-O fair``); the ones we cannot honour are refused
+with what to use instead (``cli.refused``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import re
@@ -21,6 +23,7 @@ import click
 
 from celeriac.cli.base import LOGLEVEL, CLIContext, CLIError
 from celeriac.cli.pidfile import Pidfile, PidfileInUse
+from celeriac.cli.refused import refused_options
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.worker.banner import render_banner
 from celeriac.worker.exitcodes import EX_CONFIG, EX_UNAVAILABLE
@@ -142,7 +145,52 @@ def log_compatibility_notes(
         )
 
 
+def no_prefetch(multiplier: int | None) -> int:
+    """``--disable-prefetch``: a multiplier of 1, the one that holds nothing a free slot
+    cannot start; a larger ``--prefetch-multiplier`` beside it is a contradiction."""
+    if multiplier not in (None, 1):
+        raise CLIError(
+            f"--disable-prefetch and --prefetch-multiplier {multiplier} contradict each "
+            f"other: give one of them"
+        )
+    return 1
+
+
+def set_time_limits(app: Any, hard: float | None, soft: float | None) -> None:
+    """``--time-limit``/``--soft-time-limit``: this worker's ``task_time_limit`` and
+    ``task_soft_time_limit``, as in Celery (a task's or a call's own limit still wins)."""
+    if hard is not None:
+        app.conf.task_time_limit = hard
+    if soft is not None:
+        app.conf.task_soft_time_limit = soft
+
+
+def import_modules(values: Iterable[str]) -> None:
+    """``-I a.tasks,b.tasks``: import more task modules, so the worker registers them."""
+    for name in split_queues(values):
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not (name == exc.name or name.startswith(exc.name + ".")):
+                raise  # a module missing inside the one named: its own traceback says which
+            raise CLIError(
+                f"-I/--include: no module named {exc.name!r} (modules are looked up from "
+                f"the current directory and the Python path)"
+            ) from exc
+
+
+def purge_queues(app: Any, queues: Iterable[str]) -> str:
+    """``--purge``: delete the ready and delayed messages of ``queues``; what was done."""
+    names = list(queues)
+    count = sum(app.broker.purge(queue) for queue in names)
+    return (
+        f"purged {count} message(s) from {', '.join(names)} (ready and delayed; dead "
+        f"letters and messages held by running workers are kept)"
+    )
+
+
 POSITIVE = click.IntRange(min=1)
+SECONDS = click.FloatRange(min=0, min_open=True)
 
 
 @click.command("worker", short_help="Start a worker.", context_settings={"max_content_width": 100})
@@ -160,15 +208,20 @@ POSITIVE = click.IntRange(min=1)
 @click.option("-n", "--hostname", help="Node name; %h, %n, %d, %i expand (e.g. w1@%h).")
 @click.option(
     "-O",
+    "--optimization",
     "optimization",
     type=click.Choice(["fair", "default"], case_sensitive=False),
     help="Accepted for Celery compatibility: celeriac scheduling is always fair.",
 )
 @click.option("--prefetch-multiplier", type=POSITIVE, help="Messages reserved per pool slot.")
+@click.option(
+    "--disable-prefetch", is_flag=True,
+    help="Hold only messages a free slot can start (prefetch multiplier 1).",
+)  # fmt: skip
 @click.option("--max-tasks-per-child", type=POSITIVE, help="Replace a child after N tasks.")
 @click.option("--max-memory-per-child", type=POSITIVE, help="Replace a child above N KiB RSS.")
 @click.option(
-    "-E", "--task-events", is_flag=True,
+    "-E", "--task-events", "--events", "task_events", is_flag=True,
     help="Accepted; task events arrive with the monitoring release (none are sent yet).",
 )  # fmt: skip
 @click.option("--without-gossip", is_flag=True, help="Accepted; celeriac has no gossip.")
@@ -183,8 +236,24 @@ POSITIVE = click.IntRange(min=1)
     type=click.FloatRange(min=0),
     help="Warm shutdown: seconds running tasks get before their messages are handed back.",
 )
+@click.option(
+    "--time-limit", type=SECONDS, help="Hard time limit for every task (task_time_limit)."
+)
+@click.option(
+    "--soft-time-limit", type=SECONDS,
+    help="Soft time limit for every task (task_soft_time_limit).",
+)  # fmt: skip
+@click.option(
+    "-I", "--include", multiple=True, metavar="MODULES",
+    help="More task modules to import, comma-separated.",
+)  # fmt: skip
+@click.option(
+    "--purge", "--discard", "purge", is_flag=True,
+    help="Delete the waiting messages of the worker's queues before starting (unrecoverable).",
+)  # fmt: skip
 @click.option("--pidfile", type=click.Path(dir_okay=False), help="Write the pid here.")
 @click.option("-D", "--detach", is_flag=True, help="Refused: run under a process manager.")
+@refused_options
 @click.pass_obj
 def worker_command(
     obj: CLIContext,
@@ -197,6 +266,11 @@ def worker_command(
     without_heartbeat: bool,
     pidfile: str | None,
     detach: bool,
+    disable_prefetch: bool,
+    time_limit: float | None,
+    soft_time_limit: float | None,
+    include: tuple[str, ...],
+    purge: bool,
     **options: Any,
 ) -> None:
     """Start a worker: consume the queues and run their tasks until shut down."""
@@ -205,7 +279,11 @@ def worker_command(
             "--detach is not supported: run the worker in the foreground under a process "
             "manager (systemd, supervisord, a container runtime)"
         )
+    if disable_prefetch:
+        options["prefetch_multiplier"] = no_prefetch(options.get("prefetch_multiplier"))
     app = obj.load_app()
+    set_time_limits(app, time_limit, soft_time_limit)
+    import_modules(include)
     kwargs = worker_kwargs(**options)
     setup_logging(loglevel or obj.loglevel or "WARNING", logfile, app)
     try:
@@ -213,6 +291,8 @@ def worker_command(
             instance = Worker(app, **kwargs)
             click.echo(render_banner(instance))
             log_compatibility_notes(optimization, without_gossip, without_mingle, without_heartbeat)
+            if purge:
+                click.echo(purge_queues(app, instance.queues))
             code = instance.start()
     except PidfileInUse as exc:
         raise CLIError(str(exc)) from exc
@@ -229,6 +309,10 @@ __all__ = [
     "WorkerKwargs",
     "check_pool",
     "expand_hostname",
+    "import_modules",
+    "no_prefetch",
+    "purge_queues",
+    "set_time_limits",
     "split_queues",
     "worker_command",
     "worker_kwargs",

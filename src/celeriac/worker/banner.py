@@ -1,6 +1,7 @@
 """The startup banner: what this worker is, where it reads from, and what it will run.
 
-Runtime layer; reads a worker's resolved attributes and its app's settings, nothing else.
+Runtime layer; reads a worker's resolved attributes, its app's settings, and where the
+embedded Redis (when that is the broker) keeps its state.
 Passwords in URLs are masked here (no redis-py import: the banner serves every broker).
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import celeriac
+from celeriac.brokers.embedded import serving
 
 # user:password@ in any URL (also each part of a ';'-separated sentinel list).
 _PASSWORD = re.compile(r"(://[^:/@;]*:)[^@;]*(@)")
@@ -56,6 +58,19 @@ def _transport(app: Any) -> str:
     return mask_password(str(url))
 
 
+def _embedded(app: Any) -> str | None:
+    """Where the embedded Redis runs and how to stop it; None on any other broker. It
+    outlives the worker, so the worker says so rather than leave a server behind unsaid."""
+    url = getattr(app.broker, "url", None) if app.conf.broker_url is None else None
+    server = serving(url) if isinstance(url, str) else None
+    if server is None:
+        return None
+    return (
+        f"Redis pid {server.pid()}, state in {server.dir}; it outlives this worker: stop "
+        f"it with 'celeriac embedded stop' (in {server.project})"
+    )
+
+
 def _results(conf: Any) -> str:
     url = conf.result_backend
     return mask_password(str(url)) if url else "disabled"
@@ -82,11 +97,13 @@ def render_banner(worker: BannerSubject) -> str:
     conf = app.conf
     python = f"{platform.python_implementation()} {platform.python_version()}"
     events = "requested, not built yet" if worker.send_events else "OFF"
+    embedded = _embedded(app)
     rows = [
         ("node", worker.hostname),
         ("platform", f"{platform.platform()} / {python}"),
         ("app", app.main or "__main__"),
         ("transport", _transport(app)),
+        *([("embedded", embedded)] if embedded else []),
         ("results", _results(conf)),
         ("concurrency", f"{worker.concurrency} ({worker.pool_name} pool)"),
         ("prefetch", _prefetch(worker)),

@@ -7,12 +7,14 @@ its work). Each is looked up on its own: the call's ``timelimit`` header
 then the ``task_time_limit`` / ``task_soft_time_limit`` settings. As in Celery, ``None``
 and ``0`` mean "not set here" and the next source is asked. How a limit is enforced is
 each pool's business (``pools.prefork``, ``pools.child``, ``pools.threads``,
-``pools.asyncio_pool``). Imports leaves, ``trace`` and ``worker.execution``.
+``pools.asyncio_pool``); ``pool_limit_warning`` tells at start where a pool cannot do
+what prefork does. Imports leaves, ``trace`` and ``worker.execution``.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import math
 from typing import Any
@@ -66,6 +68,92 @@ def longest_hard_limit(app: Any) -> float | None:
         for task in app.tasks.values()
     ]
     return max((limit for limit in limits if limit is not None), default=None)
+
+
+# -- where a pool enforces a limit differently from prefork (said once, at start) ---------------
+_NAMES_SHOWN = 8  # task names a warning lists before "and N more"
+_THREAD_SOFT = (
+    "soft limits of {who} raise SoftTimeLimitExceeded only at the task's next Python "
+    "instruction, so a blocking call (time.sleep, a socket read) runs to its end first, and "
+    "a task whose hard limit passes meanwhile fails with TimeLimitExceeded instead"
+)
+_THREAD_HARD = (
+    "hard limits of {who} cannot stop a thread: TimeLimitExceeded is raised the same way, "
+    "as a best effort, and a task that blocks or catches it runs on"
+)
+_CORO_SOFT = (
+    "soft limits of {who} cancel the coroutine: it sees asyncio.CancelledError at its "
+    "current await, not SoftTimeLimitExceeded, and a blocking call in it is not interrupted"
+)
+_CORO_HARD = (
+    "hard limits of {who} cancel the coroutine again: one that ignores the cancellation or "
+    "blocks the loop runs on"
+)
+
+
+def pool_limit_warning(app: Any, pool: str) -> str | None:
+    """One line saying how ``pool`` enforces the time limits the tasks and settings
+    configure where it cannot do what prefork does (interrupt a blocking call at the soft
+    limit, kill the task at the hard one), naming the tasks; None when nothing differs.
+    A call's own limit is not known at start: the pools log each limit as it fires."""
+    if pool == "prefork":
+        return None
+    soft: dict[bool, list[str]] = {False: [], True: []}  # by "runs as a coroutine"
+    hard: dict[bool, list[str]] = {False: [], True: []}
+    for name, task in sorted(app.tasks.regular().items()):
+        limit_hard, limit_soft = configured_limits(task, app.conf)
+        coroutine = pool == "asyncio" and inspect.iscoroutinefunction(getattr(task, "run", None))
+        if limit_soft is not None:
+            soft[coroutine].append(name)
+        if limit_hard is not None:
+            hard[coroutine].append(name)
+    noun = {False: "plain tasks" if pool == "asyncio" else "tasks", True: "async def tasks"}
+    conf = app.conf
+    soft_note = _setting_note("task_soft_time_limit", conf.task_soft_time_limit)
+    hard_note = _setting_note("task_time_limit", conf.task_time_limit)
+    parts = [
+        template.format(who=_who(noun[coroutine], names) + note)
+        for template, names, coroutine, note in (
+            (_THREAD_SOFT, soft[False], False, soft_note),
+            (_THREAD_HARD, hard[False], False, hard_note),
+            (_CORO_SOFT, soft[True], True, soft_note),
+            (_CORO_HARD, hard[True], True, hard_note),
+        )
+        if names
+    ]
+    if not parts:
+        return None
+    return (
+        f"Time limits on the {pool} pool do not work as on prefork: " + "; ".join(parts) + ". "
+        "Run tasks whose limits must interrupt blocking work on the prefork pool (-P prefork)."
+    )
+
+
+def configured_limits(task: Any, conf: Any) -> Limits:
+    """``(hard, soft)`` from the task's attributes, else the settings (no call known yet);
+    a soft limit not below the hard one is left out, as ``limits_for`` drops it."""
+    hard = _first(
+        (getattr(task, "time_limit", None), f"{task.name}.time_limit"),
+        (conf.task_time_limit, "task_time_limit"),
+    )
+    soft = _first(
+        (getattr(task, "soft_time_limit", None), f"{task.name}.soft_time_limit"),
+        (conf.task_soft_time_limit, "task_soft_time_limit"),
+    )
+    if hard is not None and soft is not None and soft >= hard:
+        soft = None
+    return hard, soft
+
+
+def _setting_note(name: str, value: Any) -> str:
+    limit = seconds(value, name)
+    return f" ({name}={show(limit)} for those without their own)" if limit else ""
+
+
+def _who(noun: str, names: list[str]) -> str:
+    shown = ", ".join(names[:_NAMES_SHOWN])
+    more = len(names) - _NAMES_SHOWN
+    return f"{noun} {shown}" + (f" and {more} more" if more > 0 else "")
 
 
 def seconds(value: Any, source: str = "time limit") -> float | None:
@@ -171,7 +259,9 @@ def stray(job: Job, exc: BaseException) -> Outcome:
 __all__ = [
     "LIMIT_ERRORS",
     "Limits",
+    "configured_limits",
     "limits_for",
+    "pool_limit_warning",
     "raisable",
     "record_failure",
     "seconds",

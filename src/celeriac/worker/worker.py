@@ -29,7 +29,7 @@ from celeriac.worker.pools.prefork import PreforkPool
 from celeriac.worker.pools.threads import SoloPool, ThreadsPool
 from celeriac.worker.ratelimit import RateLimits
 from celeriac.worker.revocations import Revocations
-from celeriac.worker.timelimits import longest_hard_limit
+from celeriac.worker.timelimits import longest_hard_limit, pool_limit_warning
 
 logger = logging.getLogger("celeriac.worker")
 POOLS = ("prefork", "threads", "asyncio", "solo")
@@ -165,6 +165,9 @@ class Worker:
         if warning:
             logger.warning("%s", warning)
         warning = self.app.broker.check_time_limit(longest_hard_limit(self.app))
+        if warning:
+            logger.warning("%s", warning)
+        warning = pool_limit_warning(self.app, self.pool_name)
         if warning:
             logger.warning("%s", warning)
         self._check_rate_limit_scopes()

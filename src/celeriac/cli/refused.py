@@ -1,0 +1,101 @@
+"""Celery worker options that celeriac does not offer, each refused with what to use instead.
+
+Edge layer (cli). Such an option is declared (so ``--help`` lists it) but never reaches
+the worker: given, it stops the command with exit 64 and a sentence naming the
+replacement. Accepting it silently would leave a user believing it took effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from celeriac.cli.base import CLIError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_PROCESS_MANAGER = "(systemd User=/Group=, supervisord user=, a container's USER)"
+
+#: (option names, takes a value, a few words for --help, why and what to do instead)
+REFUSED: tuple[tuple[tuple[str, ...], bool, str, str], ...] = (
+    (
+        ("-B", "--beat"), False, "beat is not built yet",
+        "periodic tasks (beat) are not built yet: start the worker without -B, and send "
+        "the periodic calls from cron or a systemd timer (e.g. python -c 'from proj.tasks "
+        "import report; report.delay()')",
+    ),
+    (
+        ("-s", "--schedule-filename"), True, "beat is not built yet",
+        "beat is not built yet, so there is no schedule file: drop the option",
+    ),
+    (
+        ("--scheduler",), True, "beat is not built yet",
+        "beat is not built yet, so there is no scheduler: drop the option",
+    ),
+    (
+        ("--autoscale",), True, "the pool size is fixed: use -c",
+        "the pool size is fixed for the worker's life: set it with -c N, and start more "
+        "workers for more capacity",
+    ),
+    (
+        ("-S", "--statedb"), True, "revocations live in the broker",
+        "not needed: revocations are kept in the broker, so a restarted worker still knows "
+        "them; drop the option",
+    ),
+    (
+        ("-X", "--exclude-queues"), True, "name the queues with -Q",
+        "a worker consumes exactly the queues named with -Q (default: task_default_queue), "
+        "so there is nothing to exclude: list the queues to consume with -Q",
+    ),
+    (
+        ("--heartbeat-interval",), True, "no heartbeat events",
+        "workers send no heartbeat events; the heartbeat that renews message leases runs "
+        "every third of visibility_timeout: set broker_transport_options="
+        "{'visibility_timeout': SECONDS} instead",
+    ),
+    (
+        ("--uid",), True, "start the worker as that user",
+        f"the worker does not switch users itself: start it as that user {_PROCESS_MANAGER}",
+    ),
+    (
+        ("--gid",), True, "start the worker with that group",
+        f"the worker does not switch groups itself: start it with that group "
+        f"{_PROCESS_MANAGER}",
+    ),
+    (
+        ("--umask",), True, "set it where the worker starts",
+        "set the umask where the worker is started: systemd UMask=, or umask in the shell",
+    ),
+    (
+        ("--executable",), True, "for --detach only",
+        "it only applies to --detach, which is refused: run the worker in the foreground "
+        "under a process manager",
+    ),
+)  # fmt: skip
+
+
+def _refuse(reason: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value not in (None, False):
+            raise CLIError(f"{'/'.join(param.opts)} is not supported: {reason}")
+
+    return callback
+
+
+def refused_options(command: F) -> F:
+    """Declare every option of ``REFUSED`` on ``command`` (none reaches its function)."""
+    for names, takes_value, short, reason in reversed(REFUSED):
+        command = click.option(
+            *names,
+            is_flag=not takes_value,
+            metavar="VALUE" if takes_value else None,
+            expose_value=False,
+            callback=_refuse(reason),
+            help=f"Refused: {short}.",
+        )(command)
+    return command
+
+
+__all__ = ["REFUSED", "refused_options"]
