@@ -9,12 +9,13 @@ pool runs ``trace`` in between, possibly in another process.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from celeriac import followups, signals, states
+from celeriac import signals, states
 from celeriac.brokers.base import DeadLetterReason, Delivery
 from celeriac.canvas import signature
 from celeriac.exceptions import (
@@ -25,7 +26,6 @@ from celeriac.exceptions import (
     InvalidTaskError,
     NotRegistered,
     Retry,
-    TaskRevokedError,
 )
 from celeriac.messages.envelope import Message
 from celeriac.messages.protocol import decode_task_body
@@ -33,6 +33,7 @@ from celeriac.messages.serializers import resolve_accept
 from celeriac.messages.validation import check_envelope, parse_iso
 from celeriac.request import Request
 from celeriac.trace import Outcome, OutcomeKind, trace_task
+from celeriac.worker import endings
 
 logger = logging.getLogger("celeriac.worker")
 
@@ -174,7 +175,7 @@ def run(job: Job) -> Outcome:
 def precheck(job: Job) -> Outcome | None:
     """The outcome of a job that must not run (expired, or already succeeded), or None."""
     if is_expired(job.request):
-        return expire(job)
+        return endings.expired(job)
     if already_succeeded(job):
         logger.info("Task %s[%s] already succeeded: not run again", job.task.name, job.request.id)
         return Outcome(OutcomeKind.IGNORE, states.SUCCESS)
@@ -196,19 +197,6 @@ def already_succeeded(job: Job) -> bool:
         return False
 
 
-def expire(job: Job) -> Outcome:
-    """A message past its ``expires`` is not run: it is recorded REVOKED and acked."""
-    exc = TaskRevokedError(f"expired at {job.request.expires}")
-    if job.request.chord or not job.task.resolve_ignore_result():  # a chord reads it
-        job.task.backend.store_result(job.request.id, exc, states.REVOKED, name=job.task.name)
-    signals.task_revoked.send(
-        sender=job.task, request=job.request, terminated=False, signum=None, expired=True
-    )
-    followups.abandon(job.task.app, job.request, exc, None, sender=job.task)
-    logger.info("Task %s[%s] expired: discarded", job.task.name, job.request.id)
-    return Outcome(OutcomeKind.IGNORE, states.REVOKED, exc=exc)
-
-
 async def refuse(app: Any, refusal: Refusal) -> None:
     """Dead-letter the message; when its task id is known, record the failure so that
     ``AsyncResult.get()`` raises the reason instead of waiting forever."""
@@ -220,8 +208,10 @@ async def refuse(app: Any, refusal: Refusal) -> None:
         refusal.detail,
     )
     if refusal.task_id is not None and refusal.error is not None:
-        try:
-            app.backend.store_result(refusal.task_id, refusal.error, states.FAILURE)
+        try:  # off the event loop: a slow result store must not stall lease heartbeats
+            await asyncio.to_thread(
+                app.backend.store_result, refusal.task_id, refusal.error, states.FAILURE
+            )
         except Exception as exc:  # no backend, or it is down: the dead letter still matters
             logger.debug("could not record the refusal of %s: %r", refusal.task_id, exc)
     await refusal.delivery.dead_letter(refusal.reason, refusal.detail)
@@ -252,7 +242,7 @@ async def bury(delivery: Delivery, exc: Exception, job: Job | None = None) -> No
         delivery.message_id, delivery.queue, DeadLetterReason.INTERNAL_ERROR.value, detail,
     )  # fmt: skip
     if job is not None:
-        _record_failure(job, exc)
+        await asyncio.to_thread(_record_failure, job, exc)
 
 
 def _record_failure(job: Job, exc: Exception) -> None:
@@ -277,7 +267,8 @@ async def settle(job: Job, outcome: Outcome) -> bool:
     delivery = job.delivery
     if outcome.kind is OutcomeKind.RETRY and outcome.retry is not None:
         # Publish the retry before acking: a crash between the two repeats, never loses.
-        outcome.retry.sig.apply_async()
+        # Off the event loop, like every other blocking call the consumer makes.
+        await asyncio.to_thread(outcome.retry.sig.apply_async)
     if outcome.kind is OutcomeKind.REJECT:
         reason = repr(getattr(outcome.exc, "reason", None))
         if not outcome.requeue:

@@ -8,7 +8,8 @@ then the ``task_time_limit`` / ``task_soft_time_limit`` settings. As in Celery, 
 and ``0`` mean "not set here" and the next source is asked. How a limit is enforced is
 each pool's business (``pools.prefork``, ``pools.child``, ``pools.threads``,
 ``pools.asyncio_pool``); ``pool_limit_warning`` tells at start where a pool cannot do
-what prefork does. Imports leaves, ``trace`` and ``worker.execution``.
+what prefork does; ``endings`` records a job a limit stopped outside trace. Imports
+leaves and ``worker.execution``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ import logging
 import math
 from typing import Any
 
-from celeriac import states
 from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from celeriac.trace import Outcome, OutcomeKind
 from celeriac.worker.execution import Job
 
 logger = logging.getLogger("celeriac.worker")
@@ -219,43 +218,6 @@ def raisable(base: type[BaseException], *args: Any) -> type[BaseException]:
     return cls
 
 
-def record_failure(job: Job, exc: BaseException, *, keep_ready: bool = False) -> Outcome:
-    """Record ``exc`` as the job's FAILURE where trace could not (the body was stopped
-    from outside, or the limit landed outside trace) and return the outcome to settle.
-
-    The same storing rule as trace: not when the result is ignored, unless errors are
-    stored anyway. ``keep_ready``: leave a state trace already recorded (SUCCESS,
-    FAILURE) as it is. A backend error is logged: the message is settled either way.
-    """
-    task, request = job.task, job.request
-    ignored = request.ignore_result or task.resolve_ignore_result()
-    if not ignored or task.resolve_store_errors():
-        try:
-            if not (keep_ready and _is_ready(task, request.id)):
-                task.backend.store_result(request.id, exc, states.FAILURE, name=task.name)
-        except Exception as error:
-            logger.error("Task %s[%s]: could not record %r: %r", task.name, request.id, exc, error)
-    return Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc)
-
-
-def _is_ready(task: Any, task_id: str | None) -> bool:
-    return task.backend.get_task_meta(task_id).get("status") in states.READY_STATES
-
-
-def stray(job: Job, exc: BaseException) -> Outcome:
-    """A limit exception raised outside trace's handling of the body: just before trace
-    began, or just after it recorded the outcome (the limit passed at that moment).
-
-    What trace recorded stays; if it recorded nothing, the limit is the failure.
-    """
-    logger.error(
-        "Task %s[%s]: %r was raised outside the task body (the limit passed as it began "
-        "or ended)",
-        job.task.name, job.request.id, exc,
-    )  # fmt: skip
-    return record_failure(job, exc, keep_ready=True)
-
-
 __all__ = [
     "LIMIT_ERRORS",
     "Limits",
@@ -263,8 +225,6 @@ __all__ = [
     "limits_for",
     "pool_limit_warning",
     "raisable",
-    "record_failure",
     "seconds",
     "show",
-    "stray",
 ]
