@@ -174,3 +174,22 @@ def parse_target(url: str, transport_options: Mapping[str, Any] | None = None) -
 def redact(url: str) -> str:
     """The URL with every password replaced (each part of a sentinel URL), for logs."""
     return _PASSWORD.sub(r"\1**\2", url)
+
+
+def reason(exc: BaseException) -> str:
+    """A driver error's text for the middle of a sentence: redis-py ends its messages with
+    a full stop, and ours go on after it."""
+    return str(exc).rstrip(". ") or type(exc).__name__
+
+
+#: Redis answered but refused the credentials: retrying cannot fix these.
+REFUSED = (redis.AuthenticationError, redis.exceptions.AuthorizationError)
+
+
+def refused_message(what: str, url: str, exc: BaseException) -> str:
+    """The message for a refused login, naming the fix."""
+    return (
+        f"the {what} at {redact(url)} refused the login: {reason(exc)}. Put the server's "
+        f"password in the URL (redis://:PASSWORD@host:port/db, or redis://USER:PASSWORD@... "
+        f"for an ACL user), or check the server's requirepass / ACL settings."
+    )

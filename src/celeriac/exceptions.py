@@ -13,6 +13,7 @@ Leaf module: imports nothing from celeriac. Names follow Celery's so that
     │   └── ContentDisallowed              -- content type not in accept_content
     ├── BrokerError
     │   └── BrokerConnectionError (also ConnectionError)
+    │       └── BrokerAccessRefused        -- login or vhost refused: retrying cannot help
     ├── BackendError                                   -- the result store failed
     │   └── BackendConnectionError (also ConnectionError)
     ├── TimeoutError (also builtins.TimeoutError)  -- AsyncResult.get(timeout=...)
@@ -81,6 +82,12 @@ class BrokerError(CeleriacError):
 
 class BrokerConnectionError(BrokerError, ConnectionError):
     """The broker could not be reached after the configured retries."""
+
+
+class BrokerAccessRefused(BrokerConnectionError):
+    """The broker answered but refused this client: wrong credentials, or a RabbitMQ vhost
+    that does not exist or that the user may not use. Retrying cannot fix it; the message
+    names the fix."""
 
 
 class BackendError(CeleriacError):
@@ -206,6 +213,7 @@ class QueueNotFound(ImproperlyConfigured, KeyError):
 __all__ = [
     "BackendConnectionError",
     "BackendError",
+    "BrokerAccessRefused",
     "BrokerConnectionError",
     "BrokerError",
     "CeleriacError",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 from celeriac import signals
 from celeriac._context import get_current_request
 from celeriac.brokers.base import MIN_PRIORITY, OutboundMessage, check_priority
-from celeriac.exceptions import BrokerConnectionError, CeleriacError
+from celeriac.exceptions import BrokerAccessRefused, BrokerConnectionError, CeleriacError
 from celeriac.messages import Message
 from celeriac.messages.protocol import task_message
 from celeriac.result import AsyncResult
@@ -247,6 +247,8 @@ class Producer:
                 else:
                     self.app.broker.publish_many(outbound)
                 return
+            except BrokerAccessRefused:
+                raise  # wrong credentials or vhost: another attempt would be refused too
             except BrokerConnectionError:
                 if attempt == attempts:
                     raise

@@ -57,10 +57,34 @@ _DECLARED = [
         "(seconds) is the lease length of an in-flight message (default 30).",
         differs="visibility_timeout 3600 on Redis",
     ),
-    _s("broker_connection_retry", True, (bool,), "Retry a lost broker connection."),
-    _s("broker_connection_retry_on_startup", True, (bool,), "Retry the first connection."),
-    _s("broker_connection_max_retries", 100, (int,), "Connection attempts before giving up."),
-    _s("broker_connection_timeout", 4.0, _NUM, "Seconds to wait for a broker connection."),
+    _s(
+        "broker_connection_retry",
+        True,
+        (bool,),
+        "Worker: after start, retry a lost broker connection (waits of 1 s doubling to "
+        "10 s). Off: the first failure stops the worker cold, exit status 1.",
+    ),
+    _s(
+        "broker_connection_retry_on_startup",
+        True,
+        (bool,),
+        "Worker: retry reaching the broker at start, one warning per attempt. Off: exit "
+        "status 69 at once. A refused login or vhost is never retried.",
+    ),
+    _s(
+        "broker_connection_max_retries",
+        100,
+        (int,),
+        "Retries of each of the two above before the worker gives up (exit status 69 at "
+        "start, 1 after). None: no limit; 0: no retry.",
+    ),
+    _s(
+        "broker_connection_timeout",
+        4.0,
+        _NUM,
+        "Seconds to wait for a RabbitMQ connection (Redis: the `socket_connect_timeout` "
+        "transport option).",
+    ),
     _s("broker_heartbeat", 120.0, _NUM, "AMQP heartbeat interval in seconds."),
     _s("broker_pool_limit", 10, (int,), "Connections kept per process for publishing."),
     _s("broker_use_ssl", None, (bool, dict), "TLS options for `amqps://`/`rediss://`."),

@@ -41,6 +41,8 @@ def start_worker(
     )
     thread.start()
     if not worker.ready.wait(ready_timeout):
+        worker.stop("cold")  # (it may still be waiting for its broker: end that too)
+        thread.join(shutdown_timeout + 5)
         raise RuntimeError(f"the test worker did not start within {ready_timeout}s")
     try:
         yield worker

@@ -8,14 +8,21 @@ with a heartbeat, and never lets input or a broker hiccup crash the worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from celeriac import followups, signals, states
 from celeriac.brokers.base import Broker, DeadLetterReason, Delivery, OutboundMessage
-from celeriac.exceptions import BrokerError, TaskRevokedError, WorkerLostError
+from celeriac.exceptions import (
+    BrokerConnectionError,
+    BrokerError,
+    TaskRevokedError,
+    WorkerLostError,
+)
 from celeriac.trace import Outcome, OutcomeKind
+from celeriac.worker.connection import Outage
 from celeriac.worker.execution import Job, Refusal, bury, is_expired, prepare, refuse, settle
 from celeriac.worker.pools.base import Pool
 from celeriac.worker.ratelimit import RateLimits
@@ -38,6 +45,7 @@ class Consumer:
         hostname: str,
         rate_limits: RateLimits | None = None,
         revocations: Revocations | None = None,
+        outage: Outage | None = None,
     ) -> None:
         self.app, self.broker, self.pool = app, broker, pool
         self.queues = list(queues)
@@ -45,6 +53,8 @@ class Consumer:
         self.hostname = hostname
         self.rate_limits = rate_limits or RateLimits()
         self.revocations = revocations
+        # The broker connection's state: one line when lost, one when back, the backoff.
+        self.outage = outage or Outage(type(broker).__name__)
         self.held: dict[int, Delivery] = {}  # every unsettled message, for the heartbeat
         self.started: set[int] = set()  # held messages whose job is running in the pool
         self.settling: set[int] = set()  # held messages whose job is over, being settled
@@ -52,6 +62,7 @@ class Consumer:
         self._slots = asyncio.Semaphore(pool.concurrency)
         self._room = asyncio.Event()  # set whenever a held message is released
         self._fetching = True
+        self._stopping = asyncio.Event()  # ends a pause between fetch attempts at once
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -74,6 +85,7 @@ class Consumer:
     def stop_fetching(self) -> None:
         self._fetching = False
         self._room.set()
+        self._stopping.set()
 
     async def wait_idle(self, timeout: float | None) -> bool:
         """Wait for every held message to be settled; False when ``timeout`` ran out."""
@@ -112,13 +124,26 @@ class Consumer:
                 continue
             try:
                 deliveries = await self.broker.fetch(self.queues, free, FETCH_WAIT)
+            except BrokerConnectionError as exc:
+                wait = self.outage.failed(exc)  # logs the outage once, not every attempt
+                if wait is None:
+                    return  # no more attempts allowed: the worker is stopping
+                await self._pause(wait)
+                continue
             except BrokerError as exc:
                 logger.error("fetching from %s failed: %s", self.queues, exc)
-                await asyncio.sleep(RETRY_PAUSE)  # back off, then try again
+                await self._pause(RETRY_PAUSE)  # back off, then try again
                 continue
+            if self.outage.down:
+                self.outage.restored()
             for delivery in deliveries:
                 self.held[id(delivery)] = delivery
                 self._spawn(self._handle(delivery))
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait before the next fetch attempt; a shutdown ends the wait."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(work)
@@ -291,6 +316,9 @@ class Consumer:
                 continue
             try:
                 lost = await self.broker.extend(list(self.held.values()))
+            except BrokerConnectionError as exc:  # the fetch loop reports the outage
+                logger.debug("lease heartbeat failed: %s", exc)
+                continue
             except BrokerError as exc:
                 logger.warning("lease heartbeat failed: %s", exc)
                 continue

@@ -1,14 +1,14 @@
 """``Revocations``: the worker's own copy of the revoked task ids, kept in step by the broker.
 
-Runtime: imports ``brokers.base`` and the stdlib only. ``start`` subscribes to the broker's
-announcements first and then loads the live revocations (so none falls in between); from
-then on ``is_revoked`` answers from memory, with no broker round trip per message. Each id
-is forgotten when its revocation ends. Terminate requests go to ``on_terminate``.
+Runtime: imports ``brokers.base``, ``worker.connection`` and the stdlib only. ``start``
+subscribes to the broker's announcements first and then loads the live revocations (so
+none falls in between); from then on ``is_revoked`` answers from memory, with no broker
+round trip per message. Each id is forgotten when its revocation ends. Terminate requests
+go to ``on_terminate``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 
 from celeriac.brokers.base import Broker, Revocation, RevocationWatch
+from celeriac.worker.connection import off_loop
 
 logger = logging.getLogger("celeriac.worker")
 SWEEP_EVERY = 60.0  # seconds between sweeps of ended revocations
@@ -50,7 +51,8 @@ class Revocations:
             return
         self._watch = await self.broker.watch_revocations(self.apply)
         try:
-            live = await asyncio.to_thread(self.broker.revoked_ids)
+            # Off the loop in a daemon thread: a worker stopped meanwhile need not wait.
+            live = await off_loop(self.broker.revoked_ids)
         except BaseException:
             await self.stop()
             raise

@@ -3,6 +3,8 @@ then shuts down warm (finish running tasks, give back the rest) or cold (give ba
 
 Runtime layer: imports the app core, the seams and the worker's own modules only.
 SIGTERM/SIGINT: warm; a second one: cold; SIGQUIT: immediate (leases bring messages back).
+Before the pool starts, the broker is reached (retried per ``worker.connection``); a
+signal while it is being reached ends the worker at once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from celeriac import signals
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.worker import exitcodes
+from celeriac.worker.banner import mask_password
+from celeriac.worker.connection import Outage, RetryPolicy, off_loop, reach_broker
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.gc_tuning import tune_for_worker
 from celeriac.worker.pools.asyncio_pool import AsyncioPool
@@ -79,9 +83,12 @@ class Worker:
             conf.worker_shutdown_timeout if shutdown_timeout is None else shutdown_timeout
         )
         self.install_signal_handlers = install_signal_handlers
+        self.retry_policy = RetryPolicy.from_conf(conf)
         self.ready = threading.Event()  # set once the worker consumes (tests wait on it)
         self.pool: Pool | None = None
         self.consumer: Consumer | None = None
+        self.revocations: Revocations | None = None
+        self._exit_code = exitcodes.EX_OK  # EX_FAILURE once the broker is lost for good
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._how = "warm"
@@ -128,6 +135,12 @@ class Worker:
         except BrokerConnectionError as exc:
             logger.critical("%s", exc)
             return exitcodes.EX_UNAVAILABLE
+        finally:
+            if self.install_signal_handlers:
+                # The loop's handlers are gone with it: a further stop signal must not
+                # kill the process in the middle of its exit (the pid file, the logs).
+                for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    signal.signal(signum, signal.SIG_IGN)
         if self.cold and self.install_signal_handlers and self.pool_name != "prefork":
             # Threads cannot be stopped and Python would wait for them at exit; their
             # messages were given back, so end the process now, as a cold stop means.
@@ -157,35 +170,21 @@ class Worker:
         self._stop = asyncio.Event()
         if self.install_signal_handlers:
             self._install_signal_handlers()
-        self.app.finalize()
-        signals.celeryd_init.send(
-            sender=self.hostname, instance=self, conf=self.app.conf, options={}
-        )
-        warning = self.app.broker.check_safety()
-        if warning:
-            logger.warning("%s", warning)
-        warning = self.app.broker.check_time_limit(longest_hard_limit(self.app))
-        if warning:
-            logger.warning("%s", warning)
-        warning = pool_limit_warning(self.app, self.pool_name)
-        if warning:
-            logger.warning("%s", warning)
-        self._check_rate_limit_scopes()
-        signals.worker_init.send(sender=self)
-        if self.app.conf.worker_tune_gc and self.install_signal_handlers:
-            # Only a worker that owns its process (not one in a thread of a test or an
-            # app); before the pool forks, so children share what start-up made.
-            tune_for_worker()
-        self.pool = self._make_pool()
-        await self.pool.start()
+        try:
+            started = await self._start_up()
+        except BaseException:
+            await self._release_broker()
+            raise
+        if not started:
+            await self._release_broker()
+            logger.warning("stopped before the broker could be reached")
+            return exitcodes.EX_OK
+        assert self.pool is not None and self.revocations is not None
         limits = RateLimits(disabled=bool(self.app.conf.worker_disable_rate_limits))
-        # Revocations survive restarts (they live in the broker); follow new ones live.
-        self.revocations = Revocations(self.app.broker, on_terminate=self._terminate)
-        await self.revocations.start()
         self.consumer = Consumer(
             self.app, self.app.broker, self.pool, self.queues,
             prefetch=self.prefetch, hostname=self.hostname, rate_limits=limits,
-            revocations=self.revocations,
+            revocations=self.revocations, outage=self._outage(),
         )  # fmt: skip
         signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=self.app.conf)
         consuming = asyncio.create_task(self.consumer.run(), name="celeriac-consumer")
@@ -196,14 +195,68 @@ class Worker:
         try:
             return await self._shutdown(consuming)
         finally:
-            await self.revocations.stop()
             signals.worker_shutdown.send(sender=self)
-            await self.app.broker.close_async()
+            await self._release_broker()
+
+    async def _start_up(self) -> bool:
+        """Checks, the broker, then the pool. False when stopped before the broker was
+        reached (nothing was started then)."""
+        assert self._stop is not None
+        self.app.finalize()
+        signals.celeryd_init.send(
+            sender=self.hostname, instance=self, conf=self.app.conf, options={}
+        )
+        warning = self.app.broker.check_time_limit(longest_hard_limit(self.app))
+        if warning:
+            logger.warning("%s", warning)
+        warning = pool_limit_warning(self.app, self.pool_name)
+        if warning:
+            logger.warning("%s", warning)
+        self._check_rate_limit_scopes()
+        signals.worker_init.send(sender=self)
+        # Revocations survive restarts (they live in the broker); follow new ones live.
+        self.revocations = Revocations(self.app.broker, on_terminate=self._terminate)
+        if not await reach_broker(self._reach_broker, self.retry_policy, self._stop):
+            return False
+        if self.app.conf.worker_tune_gc and self.install_signal_handlers:
+            # Only a worker that owns its process (not one in a thread of a test or an
+            # app); before the pool forks, so children share what start-up made.
+            tune_for_worker()
+        self.pool = self._make_pool()
+        await self.pool.start()
+        return True
+
+    async def _reach_broker(self) -> None:
+        """One attempt at what start-up needs from the broker: its safety check (a
+        blocking call, kept off the loop so that signals are handled meanwhile) and the
+        revocations in force."""
+        warning = await off_loop(self.app.broker.check_safety)
+        assert self.revocations is not None
+        await self.revocations.start()
+        if warning:
+            logger.warning("%s", warning)
+
+    def _outage(self) -> Outage:
+        url = getattr(self.app.broker, "url", None) or self.app.conf.broker_url or "memory://"
+        return Outage(mask_password(str(url)), self.retry_policy, self._broker_lost)
+
+    def _broker_lost(self, exc: BrokerConnectionError) -> None:
+        """The connection is gone and the policy allows no more attempts: stop cold (the
+        messages held come back with their leases) and exit with EX_FAILURE."""
+        self._exit_code = exitcodes.EX_FAILURE
+        self._request_stop("cold")
+
+    async def _release_broker(self) -> None:
+        if self.revocations is not None:
+            await self.revocations.stop()
+        await self.app.broker.close_async()
 
     async def _shutdown(self, consuming: asyncio.Task[None]) -> int:
         assert self.consumer is not None and self.pool is not None
         how = self._how
-        signals.worker_shutting_down.send(sender=self.hostname, sig=None, how=how, exitcode=0)
+        signals.worker_shutting_down.send(
+            sender=self.hostname, sig=None, how=how, exitcode=self._exit_code
+        )
         self.consumer.stop_fetching()
         await consuming
         if how == "warm":
@@ -220,7 +273,7 @@ class Worker:
             logger.info("cold shutdown: gave back %d message(s)", returned)
         self.cold = how == "cold" or self._how == "cold"
         await self.pool.stop(terminate=self.cold)
-        return exitcodes.EX_OK
+        return self._exit_code
 
     def _terminate(self, task_id: str, signal_name: str) -> None:
         """A revoke with terminate=True: stop that task if it runs here."""
@@ -253,7 +306,8 @@ class Worker:
 
     def _escalate(self) -> None:
         """A cold request during a warm shutdown: give everything back now."""
-        assert self.consumer is not None and self._loop is not None
+        if self.consumer is None or self._loop is None:
+            return  # still starting: nothing runs yet, and the start-up ends by itself
         logger.warning("cold shutdown requested: giving back running tasks now")
         self._loop.create_task(self._cold_now())
 

@@ -33,7 +33,7 @@ from celeriac.brokers.amqp import topology as t
 from celeriac.brokers.amqp.link import Channel, Link
 from celeriac.brokers.amqp.publish import Copy, Publisher, dead_copy, ready_copy
 from celeriac.brokers.base import Broker, DeadLetterReason, Delivery
-from celeriac.exceptions import BrokerConnectionError
+from celeriac.exceptions import BrokerAccessRefused, BrokerConnectionError
 
 logger = logging.getLogger("celeriac.brokers.amqp")
 
@@ -76,6 +76,16 @@ def _int(value: Any, default: int = 0) -> int:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def _retry_until(deadline: float, exc: BrokerConnectionError) -> None:
+    """A fetch keeps trying to reconnect until its timeout, then raises: the caller (the
+    worker's consumer) says once that the broker is down and spaces its own attempts."""
+    loop = asyncio.get_running_loop()
+    if loop.time() >= deadline or isinstance(exc, BrokerAccessRefused):
+        raise exc
+    logger.debug("%s; trying again", exc)
+    await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))  # back off
 
 
 class Consumption:
@@ -125,10 +135,7 @@ class Consumption:
                     return taken
                 await self._wait(names, deadline - loop.time())
             except BrokerConnectionError as exc:
-                if loop.time() >= deadline:
-                    return []
-                logger.warning("%s; retrying", exc)
-                await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))  # back off
+                await _retry_until(deadline, exc)
 
     async def _fetch_one(self, name: str, limit: int, deadline: float) -> list[Delivery]:
         """One queue: a standing consumer whose prefetch is the most slots ever asked for
@@ -151,10 +158,7 @@ class Consumption:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._arrival.wait(), deadline - loop.time())
             except BrokerConnectionError as exc:
-                if loop.time() >= deadline:
-                    return []
-                logger.warning("%s; retrying", exc)
-                await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))  # back off
+                await _retry_until(deadline, exc)
 
     def _unacked(self, standing: _Standing) -> int:
         """Messages the standing consumer's channel delivered that are not settled yet."""

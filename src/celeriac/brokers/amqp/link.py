@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shlex
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +21,7 @@ import aiormq.abc
 import aiormq.exceptions
 
 from celeriac.brokers.amqp.params import Target
-from celeriac.exceptions import BrokerConnectionError, BrokerError
+from celeriac.exceptions import BrokerAccessRefused, BrokerConnectionError, BrokerError
 
 logger = logging.getLogger("celeriac.brokers.amqp")
 Channel = aiormq.abc.AbstractChannel
@@ -32,6 +33,66 @@ DOWN: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
 )
+# What RabbitMQ says when it answers but will not let this client in (see ``refused``).
+_REFUSALS: tuple[type[BaseException], ...] = (
+    aiormq.exceptions.ProbableAuthenticationError,
+    aiormq.exceptions.ConnectionClosed,
+    aiormq.exceptions.InvalidFrameError,
+)
+_CONNECT_FAILURES = (*DOWN, *_REFUSALS)
+
+
+class _DriverNoise(logging.Filter):
+    """Turns two of aiormq's lines into DEBUG ones: the ERROR it logs for each failed
+    connect before raising it, and the WARNING with a traceback for a dropped socket.
+    ``Link`` raises one ``BrokerConnectionError`` naming the URL and the fix, and the
+    worker reports an outage once; the driver's lines would repeat it on every attempt."""
+
+    QUIET = ("error when creating transport", "Cancelling cause reader exited abnormally")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(self.QUIET):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return _DRIVER_LOG.isEnabledFor(logging.DEBUG)
+
+
+_DRIVER_LOG = logging.getLogger("aiormq.connection")
+_DRIVER_LOG.addFilter(_DriverNoise())
+
+
+def _reason(exc: BaseException) -> str:
+    """A driver error for the middle of a sentence: its type and its text, not its repr."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return "no answer within the connect timeout"
+    text = "; ".join(str(a) for a in exc.args if isinstance(a, str)) or str(exc)
+    return f"{type(exc).__name__}: {text.rstrip('. ')}" if text else type(exc).__name__
+
+
+def refused(target: Target, exc: BaseException) -> BrokerAccessRefused | None:
+    """The celeriac error for a connect RabbitMQ refused (bad login, vhost missing or
+    not permitted), naming the fix; None for any other failure."""
+    text = str(exc)
+    vhost, user = shlex.quote(target.vhost), shlex.quote(target.user)
+    grant = f"rabbitmqctl set_permissions -p {vhost} {user} '.*' '.*' '.*'"
+    if isinstance(exc, aiormq.exceptions.ProbableAuthenticationError) and "vhost" not in text:
+        return BrokerAccessRefused(
+            f"RabbitMQ at {target.safe_url} refused the login of user {target.user!r} "
+            f"(ACCESS_REFUSED): the user does not exist or the password is wrong. Fix the "
+            f"user and password in the broker URL, or create the user (rabbitmqctl add_user "
+            f"{user} PASSWORD; {grant})."
+        )
+    # aiormq reports RabbitMQ closing the connection in answer to Connection.Open (the
+    # vhost step) as an InvalidFrameError that has lost the server's reply text.
+    if not isinstance(exc, _REFUSALS) or ("vhost" not in text and "Connection.Close" not in text):
+        return None
+    return BrokerAccessRefused(
+        f"RabbitMQ at {target.safe_url} refused to open the vhost {target.vhost!r} for user "
+        f"{target.user!r}: the vhost does not exist, or the user has no permissions on it. "
+        f"Create it and let the user in (rabbitmqctl add_vhost {vhost}; {grant}), or fix "
+        f"the vhost in the URL (the path after the port; amqp://host// is the default "
+        f"vhost '/')."
+    )
 
 
 class Link:
@@ -48,7 +109,7 @@ class Link:
     def down(self, exc: BaseException) -> BrokerConnectionError:
         return BrokerConnectionError(
             f"cannot reach the RabbitMQ broker at {self.target.safe_url}: "
-            f"{exc!r}. Check that RabbitMQ is running and the URL (host, port, user, "
+            f"{_reason(exc)}. Check that RabbitMQ is running and the URL (host, port, user, "
             f"password, vhost) is right."
         )
 
@@ -76,14 +137,8 @@ class Link:
                     ),
                     self.target.connect_timeout,
                 )
-            except aiormq.exceptions.ProbableAuthenticationError as exc:
-                raise BrokerConnectionError(
-                    f"RabbitMQ at {self.target.safe_url} refused the login or the vhost "
-                    f"{self.target.vhost!r}: check the user, the password and that the user "
-                    f"may use that vhost ({exc!r})"
-                ) from exc
-            except DOWN as exc:
-                raise self.down(exc) from exc
+            except _CONNECT_FAILURES as exc:
+                raise (refused(self.target, exc) or self.down(exc)) from exc
             self._connection = connection
             self.generation += 1
             return connection

@@ -75,6 +75,7 @@ class Target:
     url: str  # with heartbeat/connection_timeout query parameters filled in
     safe_url: str  # the user's URL with the password hidden
     vhost: str
+    user: str
     ssl_context: ssl.SSLContext | None
     connect_timeout: float
 
@@ -110,7 +111,7 @@ def parse_target(
         f"{'amqps' if tls else 'amqp'}://{netloc}/{quote(vhost, safe='')}?{urlencode(query)}"
     )
     context = _ssl_context(use_ssl) if tls else None
-    return Target(aiormq_url, redact(url), vhost, context, timeout)
+    return Target(aiormq_url, redact(url), vhost, user, context, timeout)
 
 
 def queue_type(options: Mapping[str, Any]) -> str:

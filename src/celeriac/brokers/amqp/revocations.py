@@ -140,7 +140,11 @@ class AmqpWatch(RevocationWatch):
     async def _start(self) -> None:
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._follow(ready), name="celeriac-revocations")
-        await ready
+        try:
+            await ready
+        except BaseException:  # refused, or the starting worker was stopped: follow nothing
+            await self._stop()
+            raise
 
     async def stop(self) -> None:
         self.active = False
@@ -190,7 +194,7 @@ class AmqpWatch(RevocationWatch):
                     ready.set_result(None)
                 else:  # announcements sent while we were away: hand over every live one
                     expires = await self._revocations.revoked()
-                    logger.info("revocations: reconnected; %d live revocations", len(expires))
+                    logger.debug("revocations: reconnected; %d live revocations", len(expires))
                     self._hand_over(Revocation(expires))
                 pause = 0.1
                 await asyncio.wait([channel.closing])
@@ -199,10 +203,13 @@ class AmqpWatch(RevocationWatch):
                     with contextlib.suppress(Exception):
                         await channel.close()
                 raise
-            except (BrokerError, *DOWN) as exc:  # type: ignore[misc]
-                if first:
+            except Exception as exc:
+                if first:  # the caller is waiting: hand it the error, never leave it hanging
                     ready.set_exception(exc)
                     return
-                logger.warning("revocations: lost the RabbitMQ control channel (%s); retrying", exc)
+                if not isinstance(exc, (BrokerError, *DOWN)):
+                    logger.exception("revocations: unexpected error on the control channel")
+                # The worker's consumer reports an outage once; this is one more attempt.
+                logger.debug("revocations: the RabbitMQ control channel is down (%s)", exc)
             await asyncio.sleep(pause)
             pause = min(pause * 2, MAX_PAUSE)

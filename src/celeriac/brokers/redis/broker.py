@@ -25,7 +25,7 @@ import redis
 import redis.asyncio
 from redis.exceptions import NoScriptError
 
-from celeriac._redis import check_options, parse_target, redact
+from celeriac._redis import REFUSED, check_options, parse_target, reason, redact, refused_message
 from celeriac.brokers.base import (
     Broker,
     DeadLetter,
@@ -48,7 +48,12 @@ from celeriac.brokers.redis.keys import (
 )
 from celeriac.brokers.redis.safety import check_eviction_policy
 from celeriac.brokers.redis.scripts import NAMES, source
-from celeriac.exceptions import BrokerConnectionError, BrokerError, ImproperlyConfigured
+from celeriac.exceptions import (
+    BrokerAccessRefused,
+    BrokerConnectionError,
+    BrokerError,
+    ImproperlyConfigured,
+)
 
 logger = logging.getLogger("celeriac.brokers.redis")
 _DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -163,8 +168,10 @@ class RedisBroker(Broker):
         return entry
 
     def _down(self, exc: Exception) -> BrokerConnectionError:
+        if isinstance(exc, REFUSED):
+            return BrokerAccessRefused(refused_message("Redis broker", self.url, exc))
         return BrokerConnectionError(
-            f"cannot reach the Redis broker at {redact(self.url)}: {exc}. Check that "
+            f"cannot reach the Redis broker at {redact(self.url)}: {reason(exc)}. Check that "
             f"redis-server is running and the URL (host, port, password, db) is right."
         )
 
@@ -173,7 +180,7 @@ class RedisBroker(Broker):
         """Driver errors become one clear celeriac error at this boundary."""
         try:
             yield
-        except _DOWN as exc:
+        except _DOWN as exc:  # (a refused login too: redis-py makes it a ConnectionError)
             raise self._down(exc) from exc
         except redis.exceptions.OutOfMemoryError as exc:
             raise BrokerError(
@@ -243,19 +250,16 @@ class RedisBroker(Broker):
         while True:
             try:
                 deliveries, waits = await self._take(names, limit)
-            except BrokerConnectionError as exc:
-                if loop.time() >= deadline:
-                    return []
-                logger.warning("%s; retrying", exc)
-                await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))  # back off
-                continue
-            remaining = deadline - loop.time()
-            if deliveries or limit < 1 or remaining <= 0:
-                return deliveries
-            try:
+                remaining = deadline - loop.time()
+                if deliveries or limit < 1 or remaining <= 0:
+                    return deliveries
                 await self._wait(names, waits, remaining)
             except BrokerConnectionError as exc:
-                logger.warning("%s; retrying", exc)
+                # Keep trying until the timeout, then raise: the worker's consumer says
+                # once that Redis is down and spaces its own attempts.
+                if loop.time() >= deadline or isinstance(exc, BrokerAccessRefused):
+                    raise
+                logger.debug("%s; trying again", exc)
                 await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))  # back off
 
     async def _take(

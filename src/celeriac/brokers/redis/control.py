@@ -115,7 +115,7 @@ class ChannelWatch(RevocationWatch):
                 if reload:  # after the message loop below saw a re-subscription
                     expires = await self._reload()
                     reload = False
-                    logger.info("revocations: reconnected; %d live revocations", len(expires))
+                    logger.debug("revocations: reconnected; %d live revocations", len(expires))
                     self._hand_over(Revocation(expires))
                 message = await self._pubsub.get_message(timeout=KEEPALIVE)
                 if message is None:
@@ -127,8 +127,8 @@ class ChannelWatch(RevocationWatch):
                     if revocation is not None:
                         self._hand_over(revocation)
                 pause = 0.1
-            except _DOWN as exc:
-                logger.warning("revocations: lost the Redis control channel (%s); retrying", exc)
+            except _DOWN as exc:  # the worker's consumer reports an outage once, for both
+                logger.debug("revocations: the Redis control channel is down (%s)", exc)
             except Exception:  # the watch must outlive any one reply
                 logger.exception("revocations: unexpected error on the control channel")
             else:
