@@ -13,7 +13,6 @@ import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from celeriac import followups, signals, states
 from celeriac.brokers.base import Broker, DeadLetterReason, Delivery, OutboundMessage
 from celeriac.exceptions import (
     BrokerConnectionError,
@@ -22,6 +21,7 @@ from celeriac.exceptions import (
     WorkerLostError,
 )
 from celeriac.trace import Outcome, OutcomeKind
+from celeriac.worker import endings
 from celeriac.worker.connection import Outage
 from celeriac.worker.execution import Job, Refusal, bury, is_expired, prepare, refuse, settle
 from celeriac.worker.pools.base import Pool
@@ -222,16 +222,8 @@ class Consumer:
 
     async def _discard_revoked(self, job: Job, *, terminated: bool, acked: bool = False) -> None:
         """A revoked task is not run (or was stopped): record REVOKED, ack the message."""
-        task, request = job.task, job.request
-        logger.info("Task %s[%s] revoked%s", task.name, request.id, " (terminated)" * terminated)
-        if request.chord or not task.resolve_ignore_result():  # a chord reads every state
-            task.backend.store_result(
-                request.id, TaskRevokedError("revoked"), states.REVOKED, name=task.name
-            )
-        signals.task_revoked.send(
-            sender=task, request=request, terminated=terminated, signum=None, expired=False
-        )
-        followups.abandon(task.app, request, TaskRevokedError("revoked"), None, sender=task)
+        # Off the event loop: the result store and followup publishes block.
+        await asyncio.to_thread(endings.revoked, job, terminated=terminated)
         if not acked:
             await job.delivery.ack()
 
@@ -266,7 +258,7 @@ class Consumer:
             return outcome
         if outcome.kind is OutcomeKind.RETRY and outcome.retry is not None:
             try:
-                outcome.retry.sig.apply_async()
+                await asyncio.to_thread(outcome.retry.sig.apply_async)
             except BrokerError as exc:
                 logger.error(
                     "Task %s[%s]: could not publish its retry: %s",
@@ -293,9 +285,8 @@ class Consumer:
         elif not acked:
             await delivery.ack()
         # The task will not run again: record why, so result.get() does not wait forever,
-        # and tell its errbacks, chain and chord.
-        task.backend.store_result(job.request.id, exc, states.FAILURE, name=task.name)
-        followups.after_failure(task.app, job.request, exc, None, sender=task)
+        # and tell its errbacks, chain and chord (off the event loop: these block).
+        await asyncio.to_thread(endings.failed, job, exc)
 
     @staticmethod
     def _log_outcome(job: Job, outcome: Outcome) -> None:
