@@ -40,6 +40,10 @@ _CLIENT_OPTIONS = (
     "client_name",
 )
 _SSL_OPTIONS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+# redis-py waits forever by default: a server that stops answering (paused, a network
+# that drops packets) would hang the caller for good. These bound every call unless the
+# transport options say otherwise (None there means "wait forever", as in redis-py).
+DEFAULT_TIMEOUTS = {"socket_connect_timeout": 5.0, "socket_timeout": 30.0}
 # Options every Redis engine reads for the connection itself.
 CONNECTION_OPTIONS = frozenset({*_CLIENT_OPTIONS, "master_name", "sentinel_kwargs"})
 _PASSWORD = re.compile(r"(://[^:/@;]*:)[^@;/]*(@)")
@@ -127,7 +131,8 @@ def check_options(options: Mapping[str, Any], accepted: Collection[str], setting
 def parse_target(url: str, transport_options: Mapping[str, Any] | None = None) -> RedisTarget:
     """Parse a Redis URL; name the problem and the fix when it cannot work."""
     options = dict(transport_options or {})
-    client_options = tuple(sorted((k, options[k]) for k in _CLIENT_OPTIONS if k in options))
+    given = {k: options[k] for k in _CLIENT_OPTIONS if k in options}
+    client_options = tuple(sorted({**DEFAULT_TIMEOUTS, **given}.items()))
     scheme = urlsplit(url).scheme.lower()
     if scheme not in SCHEMES:
         raise ImproperlyConfigured(

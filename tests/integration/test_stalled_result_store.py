@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 import redis
 
 from celeriac import Celery, states
+from celeriac.exceptions import BackendError
 from tests.integration.conftest import PrivateRedis
 from tests.integration.workers import ROOT, WorkerProcess
 
@@ -129,3 +131,23 @@ def test_a_paused_result_store_does_not_stop_lease_heartbeats(
         assert holder.stop() == 0, holder.text
         if other is not None:
             assert other.stop() == 0, other.text
+
+
+def test_a_result_store_that_stops_answering_fails_a_call_within_its_socket_timeout(
+    private_redis: PrivateRedis,
+) -> None:
+    app = Celery(
+        "stalled", broker="memory://", backend=private_redis.url,
+        result_backend_transport_options={"socket_timeout": 0.5},
+    )  # fmt: skip
+    admin = redis.Redis(port=private_redis.port)
+    try:
+        app.backend.store_result("before", 1, states.SUCCESS)  # connected while it answers
+        admin.execute_command("CLIENT", "PAUSE", 3_000, "ALL")  # the server is stopped after
+        started = time.monotonic()
+        with pytest.raises(BackendError):
+            app.backend.store_result("during", 2, states.SUCCESS)
+        assert time.monotonic() - started < 2  # the 0.5 s timeout, not the 3 s pause
+    finally:
+        admin.close()
+        app.close()

@@ -55,3 +55,16 @@ def test_not_a_redis_url_hides_its_password() -> None:
 def test_tls_through_sentinel_is_refused_clearly() -> None:
     with pytest.raises(ImproperlyConfigured, match="not supported yet"):
         parse_target("sentinel://h:26379", {"master_name": "m", "ssl_ca_certs": "/ca.pem"})
+
+
+def test_every_client_times_out_by_default_and_the_options_change_it() -> None:
+    # A server that stops answering must not hang a worker for good: bounded by default,
+    client = parse_target("redis://127.0.0.1:6379/15").sync_client()
+    try:
+        kwargs = client.connection_pool.connection_kwargs
+        assert (kwargs["socket_connect_timeout"], kwargs["socket_timeout"]) == (5.0, 30.0)
+    finally:
+        client.close()
+    # and a transport option wins, None included (wait forever, as redis-py does).
+    target = parse_target("redis://h/0", {"socket_timeout": None, "socket_connect_timeout": 1})
+    assert dict(target.options) == {"socket_timeout": None, "socket_connect_timeout": 1}

@@ -117,14 +117,14 @@ class RedisBroker(Broker):
                 f"broker_transport_options['eviction_policy'] must be 'warn', 'refuse' or "
                 f"'off', not {self.eviction_policy!r}"
             )
-        # A blocking read must end before the socket timeout, or it reads as an outage.
-        timeout = options.get("socket_timeout")
-        self._block_cap = max(0.05, float(timeout) / 2) if timeout else None
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._rotation = 0
         self._pruned_at = -PRUNE_EVERY  # loop time of the last consumer pruning
         self.consumer_prune_idle = float(options.get("consumer_prune_idle", PRUNE_IDLE))
         self._target = parse_target(url, options)
+        # A blocking read must end before the socket timeout, or it reads as an outage.
+        timeout = dict(self._target.options).get("socket_timeout")
+        self._block_cap = max(0.05, float(timeout) / 2) if timeout else None
         self._keys: dict[str, QueueKeys] = {}
         self._sync: redis.Redis | None = None
         self._sync_scripts: dict[str, Any] = {}
