@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -106,9 +107,15 @@ Things to know:
   for a boolean setting: write `True`.
 - **Unknown names warn** (`celeriac.config.UnknownSettingWarning`) with the closest
   declared name, and the value is kept but not read by celeriac.
-- **No environment variables are read.** Celery falls back to `CELERY_BROKER_URL` and
-  `CELERY_RESULT_BACKEND`; celeriac reads only what you pass, so write
-  `Celery(broker=os.environ["CELERY_BROKER_URL"])` if you relied on that.
+- **`CELERY_BROKER_URL` and `CELERY_RESULT_BACKEND` come first**, as in Celery: set (and
+  not empty) in the environment, they are used instead of `broker_url` and
+  `result_backend`, also instead of a URL given in code (`Celery(broker=...)`); only the
+  command line's `-b` and `--result-backend` come before them. They are read when the app
+  looks the URL up (`app.conf.broker_url`, the first use of the broker or the result
+  store), never at import. Celery's `CELERY_BROKER_READ_URL` and
+  `CELERY_BROKER_WRITE_URL` (one broker to consume from, another to publish to) are
+  refused with `ImproperlyConfigured` when they name another URL than the broker's:
+  celeriac consumes and publishes through one.
 - **`config_from_object` without a namespace reads lowercase names only.** An old
   uppercase name that maps to a setting (`BROKER_URL`, `CELERY_RESULT_BACKEND`,
   `CELERY_ALWAYS_EAGER` for `task_always_eager`) is not read: it warns
@@ -124,19 +131,11 @@ Things to know:
   change. The broker and the result store are built on first use, from `broker_url`,
   `broker_transport_options`, `task_delivery_limit`, the `result_*` settings and
   `accept_content` (for reading results back), so set those before sending or reading
-  anything.
-- **Not everything is in effect yet.** Every setting below is accepted and checked now,
-  but in this release only these change behaviour: `broker_url`,
-  `broker_transport_options` (see [the Redis page](brokers/redis.md) for its keys),
-  `broker_use_ssl` (Redis), the `result_*` settings except `result_extended`,
-  `task_serializer`,
-  `accept_content`, the `task_always_eager` family, `task_ignore_result`,
-  `task_store_errors_even_if_ignored`, `task_track_started`, `task_delivery_limit`,
-  `task_message_max_size`, the routing and priority settings, `task_publish_retry*`,
-  `imports` and `include`. Time limits set on a task or a call are written into its
-  messages but not yet enforced. The worker, beat, event, connection and global
-  time-limit and rate-limit settings take effect when those parts land (see the status
-  table in the [README](../README.md)).
+  anything. A URL whose scheme no engine serves (Celery's `rpc://` result backend, say)
+  fails there with one line of `ImproperlyConfigured` that names the schemes there are,
+  and `celeriac worker` builds both before it starts, so it stops at once with exit code
+  78 (`EX_CONFIG`) instead of losing every outcome.
+<NOT-IN-EFFECT>
 
 The last column says how a setting relates to Celery: *same* (same name, same
 default), *default differs* (Celery's default in brackets; the reasons are in
@@ -193,14 +192,40 @@ def group_of(name: str) -> str:
     return OTHER
 
 
+def describe(setting: Setting) -> str:
+    """The description cell: the doc, after the reason when nothing reads the setting yet."""
+    doc = setting.doc
+    if setting.not_in_effect:
+        doc = f"**Not in effect yet:** {setting.not_in_effect}. {doc}"
+    return doc.replace("|", "\\|")
+
+
+def not_in_effect() -> str:
+    """The header's bullet that lists the settings declared ``not_in_effect``."""
+    names = [f"`{s.name}`" for s in SETTINGS.values() if s.not_in_effect] or ["none"]
+    listed = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+    text = (
+        "**Not everything is in effect yet.** Every setting below is accepted and its type "
+        f"checked, but nothing in celeriac reads these yet (their rows say why): {listed}. "
+        "Given a value other than its default, such a setting warns once per app "
+        "(`celeriac.config.NotInEffectWarning`); the value is kept. Every other setting "
+        "works as its row says."
+    )
+    return textwrap.fill(
+        text, width=88, initial_indent="- ", subsequent_indent="  ", break_long_words=False,
+        break_on_hyphens=False,
+    )  # fmt: skip
+
+
 def _table(settings: Iterable[Setting]) -> list[str]:
     lines = [
         "| Setting | Default | Description | vs Celery |",
         "|---|---|---|---|",
     ]
     for s in settings:
-        doc = s.doc.replace("|", "\\|")
-        lines.append(f"| `{s.name}` | {format_default(s.default)} | {doc} | {relation(s)} |")
+        lines.append(
+            f"| `{s.name}` | {format_default(s.default)} | {describe(s)} | {relation(s)} |"
+        )
     return lines
 
 
@@ -210,7 +235,8 @@ def render() -> str:
     sections[OTHER] = []
     for setting in SETTINGS.values():
         sections[group_of(setting.name)].append(setting)
-    lines = [HEADER.rstrip("\n"), ""]
+    header = HEADER.replace("<NOT-IN-EFFECT>", not_in_effect())
+    lines = [header.rstrip("\n"), ""]
     for title, settings in sections.items():
         if not settings:
             continue

@@ -10,7 +10,7 @@ import warnings
 import pytest
 
 from celeriac import Celery
-from celeriac.config import SETTINGS, UnknownSettingWarning
+from celeriac.config import SETTINGS, NotInEffectWarning, UnknownSettingWarning
 from celeriac.exceptions import ImproperlyConfigured
 from tests.unit.test_celery_project_examples import EMAIL_PROJECT_SETTINGS
 
@@ -29,17 +29,20 @@ def test_production_defaults_differ_from_celery_on_purpose(app: Celery) -> None:
 
 
 def test_constructor_arguments_and_update(app: Celery) -> None:
-    app.conf.update(task_serializer="msgpack", worker_concurrency=4, timezone="Asia/Seoul")
+    app.conf.update(task_serializer="msgpack", worker_concurrency=4)
     assert app.conf.broker_url == "memory://"
     assert app.conf.result_backend == "cache+memory://"
     assert (app.conf.task_serializer, app.conf.worker_concurrency) == ("msgpack", 4)
 
 
-def test_email_project_configuration_is_accepted_without_warnings() -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+def test_email_project_configuration_is_accepted_warning_only_that_dates_stay_utc() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         app = Celery("myapp", broker="memory://", backend="cache+memory://")
         app.conf.update(EMAIL_PROJECT_SETTINGS)
+    [warning] = caught
+    assert warning.category is NotInEffectWarning
+    assert str(warning.message).startswith("setting 'timezone' is not in effect in celeriac yet")
     assert app.conf.result_expires == 86400 and app.conf.timezone == "Asia/Seoul"
 
 

@@ -16,7 +16,8 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 
 from celeriac._context import set_current_app, set_default_app_factory
 from celeriac.app import builtins, shared
-from celeriac.app.connections import create_backend, create_broker
+from celeriac.app.annotations import apply_annotation, resolve_annotations
+from celeriac.app.connections import create_backend, create_broker, embedded_results_url
 from celeriac.app.control import Control
 from celeriac.app.producer import Producer
 from celeriac.app.registry import TaskRegistry
@@ -24,6 +25,7 @@ from celeriac.app.routing import Router
 from celeriac.brokers.base import Broker
 from celeriac.canvas import Signature, signature
 from celeriac.config.conf import Settings, UnknownSettingWarning
+from celeriac.config.environment import check_split_broker
 from celeriac.rates import check_scope, parse_rate
 from celeriac.result import AsyncResult, GroupResult
 from celeriac.results.base import ResultBackend
@@ -55,8 +57,9 @@ class Celeriac:
             self.conf.config_from_object(config_source, namespace=namespace)
         self._broker: Broker | None = None
         if isinstance(broker, Broker):  # an engine built by the caller (tests, embedding)
-            self._broker, broker = broker, f"{broker.schemes[0]}://"
-        if broker is not None:
+            self._broker = broker  # it is the broker, whatever CELERY_BROKER_URL says
+            self.conf.override("broker_url", f"{broker.schemes[0]}://")
+        elif broker is not None:
             self.conf.broker_url = broker
         if backend is not None:
             self.conf.result_backend = backend
@@ -90,6 +93,7 @@ class Celeriac:
     def broker(self) -> Broker:
         if self._broker is None:
             conf = self.conf
+            check_split_broker(conf.broker_url)
             self._broker = create_broker(
                 conf.broker_url,
                 conf.broker_transport_options,
@@ -104,8 +108,11 @@ class Celeriac:
     def backend(self) -> ResultBackend:
         if self._backend is None:
             conf = self.conf
+            url = conf.result_backend
+            if url is None and conf.broker_url is None:  # the embedded Redis keeps both
+                url = embedded_results_url()
             self._backend = create_backend(
-                conf.result_backend,
+                url,
                 conf.result_expires,
                 conf.result_serializer,
                 conf.result_accept_content or _result_accept(conf),
@@ -217,6 +224,7 @@ class Celeriac:
         }
         task: BaseTask[Any, Any] = type(fun.__name__, (parent,), attributes)()
         task.__dict__["__name__"] = fun.__name__
+        self._annotate(task)
         self._tasks[name] = task
         return task
 
@@ -230,8 +238,21 @@ class Celeriac:
             cls.name = self.gen_task_name(cls.__name__, cls.__module__)
         for key, value in options.items():
             setattr(instance, key, value)
+        self._annotate(instance)
         self._tasks[str(instance.name)] = instance
         return instance
+
+    def _annotate(self, task: BaseTask[Any, Any]) -> None:
+        """Apply ``task_annotations`` once per task: when it is made, or at ``finalize``
+        for a task made before the setting was."""
+        setting = self.conf.task_annotations
+        if setting is None or task.__dict__.get("_annotated"):
+            return
+        task.__dict__["_annotated"] = True
+        for attributes in resolve_annotations(task, setting):
+            plain = {key: value for key, value in attributes.items() if key[:1] != "@"}
+            check_task_options(str(task.name), type(task), plain)
+            apply_annotation(task, attributes)
 
     def autodiscover_tasks(
         self,
@@ -262,6 +283,8 @@ class Celeriac:
             importlib.import_module(module)
         for packages, related_name in self._autodiscover:
             self._import_related(packages, related_name)
+        for task in list(self._tasks.values()):
+            self._annotate(task)
 
     # -- calling ----------------------------------------------------------------------------
     def send_task(

@@ -1,6 +1,8 @@
 """Building engines from URLs: the one place that maps a URL scheme to an engine class.
 
 Settings are turned into constructor arguments here, so engines never read ``app.conf``.
+A scheme without an engine fails here in one line naming the schemes there are (never
+the URL: it may hold a password). With neither URL set, results join the embedded Redis.
 """
 
 from __future__ import annotations
@@ -18,12 +20,22 @@ from celeriac.results.memory import MemoryBackend
 
 _REDIS = ("redis", "rediss", "unix", "sentinel")
 _AMQP = ("amqp", "amqps", "pyamqp")
-# Result backend schemes whose engines land in later releases; named so the error can say so.
-_PLANNED = {"amqp", "amqps", "pyamqp"}
+# Celery's result backends over AMQP: asked for by name, so the error answers them by name.
+_RPC = {"rpc", "amqp", "amqps", "pyamqp"}
+_BROKERS = (
+    "redis://, rediss://, unix://, sentinel:// (Redis), amqp://, amqps:// (RabbitMQ) or "
+    "memory:// (one process)"
+)
+_BACKENDS = "redis://, rediss://, unix://, sentinel:// (Redis) or cache+memory:// (one process)"
+EMBEDDED_RESULTS_DB = 1  # the embedded server's database for results; its broker uses 0
 
 
 def _scheme(url: str) -> str:
     return urlsplit(url).scheme.lower()
+
+
+def _named(scheme: str) -> str:
+    return f"scheme {scheme!r}" if scheme else "no scheme (write a URL, e.g. 'redis://host')"
 
 
 def create_broker(
@@ -81,8 +93,8 @@ def create_broker(
             use_ssl=use_ssl,
         )
     raise ImproperlyConfigured(
-        f"unknown broker URL scheme {scheme!r} in {url!r}: use memory://, redis://, "
-        f"rediss://, unix://, amqp:// or amqps://. (A relational database is never a broker.)"
+        f"broker_url has {_named(scheme)}, which no celeriac broker serves: set broker_url "
+        f"to {_BROKERS}, e.g. 'redis://localhost:6379/0'"
     )
 
 
@@ -119,9 +131,26 @@ def create_backend(
             ) from exc
         prefix = str(transport_options.get("key_prefix", "celeriac"))
         return RedisBackend(url, key_prefix=prefix, transport_options=transport_options, **options)
-    if scheme in _PLANNED:
+    if scheme in _RPC:
         raise ImproperlyConfigured(
-            f"result backend scheme {scheme!r} is not available in this build of celeriac "
-            f"yet; use 'cache+memory://' for now"
+            f"result_backend has scheme {scheme!r}: celeriac does not offer the rpc/amqp "
+            f"result backend; store results in Redis, e.g. result_backend="
+            f"'redis://localhost:6379/1' (it works beside a RabbitMQ broker), or "
+            f"'cache+memory://' in tests. Result backends: {_BACKENDS}"
         )
-    raise ImproperlyConfigured(f"unknown result backend {url!r}: use cache+memory:// or redis://")
+    raise ImproperlyConfigured(
+        f"result_backend has {_named(scheme)}, which no celeriac result backend serves: set "
+        f"result_backend to {_BACKENDS}, e.g. 'redis://localhost:6379/1'"
+    )
+
+
+def embedded_results_url() -> str | None:
+    """Where results go when neither a broker nor a result backend is configured: the
+    project's embedded Redis (another database than its queues), started if need be.
+    None without the embedded extra: the broker is then memory://, and results are off."""
+    from celeriac.brokers import embedded
+
+    if not embedded.available():
+        return None
+    base = embedded.embedded_broker_url().partition("?")[0]  # unix://<socket>?db=0
+    return f"{base}?db={EMBEDDED_RESULTS_DB}"

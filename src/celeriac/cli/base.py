@@ -130,10 +130,11 @@ class CLIContext:
                 app = load_app(self.app_spec)
             except AppLoadError as exc:
                 raise CLIError(str(exc)) from exc
+            # Above CELERY_BROKER_URL / CELERY_RESULT_BACKEND too, as Celery's options are.
             if self.broker:
-                app.conf.broker_url = self.broker
+                app.conf.override("broker_url", self.broker)
             if self.result_backend:
-                app.conf.result_backend = self.result_backend
+                app.conf.override("result_backend", self.result_backend)
             self._app = app
         return self._app
 

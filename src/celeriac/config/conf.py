@@ -1,7 +1,9 @@
 """``app.conf``: a mapping of Celery's lowercase setting names, with defaults and checks.
 
 Imports ``config.settings`` and leaves. An unknown or misspelt name warns with the
-closest declared name (R10.3); a value of the wrong type fails with the expected type.
+closest declared name; a value of the wrong type fails with the expected type; a setting
+nothing reads yet warns when given a value of its own. ``broker_url`` and
+``result_backend`` are read from Celery's environment variables first (``environment``).
 """
 
 from __future__ import annotations
@@ -14,12 +16,17 @@ import warnings
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
+from celeriac.config.environment import VARIABLES, from_environment
 from celeriac.config.settings import SETTINGS, Setting
 from celeriac.exceptions import ImproperlyConfigured
 
 
 class UnknownSettingWarning(UserWarning):
     """A setting name celeriac does not know (often a misspelling)."""
+
+
+class NotInEffectWarning(UserWarning):
+    """A declared setting given a value of its own, though nothing in celeriac reads it yet."""
 
 
 def closest_setting(name: str) -> str | None:
@@ -54,11 +61,17 @@ class Settings(MutableMapping[str, Any]):
     def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
         object.__setattr__(self, "_values", {})
         object.__setattr__(self, "version", 0)  # bumped on every write: caches compare it
+        object.__setattr__(self, "_overridden", set())  # set above the environment
+        object.__setattr__(self, "_warned", set())  # not-in-effect names warned about
         if initial:
             self.update(initial)
 
     # -- mapping ----------------------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
+        if key in VARIABLES and key not in self._overridden:
+            found = from_environment(key)  # Celery's order: the variable, then the setting
+            if found is not None:
+                return found
         values: dict[str, Any] = self._values
         if key in values:
             return values[key]
@@ -75,11 +88,20 @@ class Settings(MutableMapping[str, Any]):
             self._warn_unknown(key)
         else:
             value = _coerce(setting, value)
+            if setting.not_in_effect and value != setting.default:
+                self._warn_not_in_effect(setting)
         self._values[key] = value
         object.__setattr__(self, "version", self.version + 1)
 
+    def override(self, key: str, value: Any) -> None:
+        """Set ``key`` above its environment variable too: the command line's ``-b`` and
+        ``--result-backend`` (Celery's ``-b`` wins by rewriting the variable)."""
+        self[key] = value
+        self._overridden.add(key)
+
     def __delitem__(self, key: str) -> None:
         del self._values[key]
+        self._overridden.discard(key)
         object.__setattr__(self, "version", self.version + 1)
 
     def __iter__(self) -> Iterator[str]:
@@ -117,6 +139,17 @@ class Settings(MutableMapping[str, Any]):
                 f"for the settings it reads)"
             )
         warnings.warn(message, UnknownSettingWarning, stacklevel=4)
+
+    def _warn_not_in_effect(self, setting: Setting) -> None:
+        if setting.name in self._warned:
+            return  # once per app: reloading a configuration says nothing new
+        self._warned.add(setting.name)
+        warnings.warn(
+            f"setting {setting.name!r} is not in effect in celeriac yet: "
+            f"{setting.not_in_effect}; the value is kept, but nothing reads it",
+            NotInEffectWarning,
+            stacklevel=4,
+        )
 
     # -- bulk -------------------------------------------------------------------------------
     def changes(self) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Pure data; imports nothing from celeriac. ``docs/configuration.md`` is checked against
 this table by a test. ``ours=True`` marks a setting Celery does not have;
-``differs`` names a default that is not Celery's (see docs/differences-from-celery.md).
+``differs`` names a default that is not Celery's (see docs/differences-from-celery.md);
+``not_in_effect`` says why nothing reads a setting yet (a test keeps that list honest).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Setting:
     doc: str
     ours: bool = False
     differs: str | None = None  # Celery's default, when ours differs
+    not_in_effect: str | None = None  # why nothing reads it yet; set, it warns
 
     def accepts(self, value: Any) -> bool:
         if value is None:
@@ -38,6 +40,11 @@ def _s(name: str, default: Any, types: tuple[type, ...], doc: str, **kw: Any) ->
     return Setting(name, default, types, doc, **kw)
 
 
+# Why a group of settings is not read yet (the `not_in_effect` of their declarations).
+_EVENTS = "task events, and the monitoring that reads them, are not built yet"
+_BEAT = "beat (periodic tasks) is not built yet"
+
+
 _DECLARED = [
     # -- broker ------------------------------------------------------------------------------
     _s(
@@ -45,7 +52,8 @@ _DECLARED = [
         None,
         (str,),
         "Broker URL: `memory://`, `redis://`, `rediss://`, "
-        "`unix://`, `amqp://`, `amqps://`. Unset: an embedded Redis shared by the project's "
+        "`unix://`, `sentinel://`, `amqp://`, `amqps://`. `CELERY_BROKER_URL` in the "
+        "environment comes first. Unset: an embedded Redis shared by the project's "
         "processes (`celeriac[embedded]`), else `memory://` (in-process).",
         differs="amqp://guest@localhost//",
     ),
@@ -86,15 +94,24 @@ _DECLARED = [
         "transport option).",
     ),
     _s("broker_heartbeat", 120.0, _NUM, "AMQP heartbeat interval in seconds."),
-    _s("broker_pool_limit", 10, (int,), "Connections kept per process for publishing."),
+    _s(
+        "broker_pool_limit",
+        10,
+        (int,),
+        "Connections kept per process for publishing.",
+        not_in_effect="each broker engine manages its own connections; there is no "
+        "publishing pool to size",
+    ),
     _s("broker_use_ssl", None, (bool, dict), "TLS options for `amqps://`/`rediss://`."),
     # -- results -----------------------------------------------------------------------------
     _s(
         "result_backend",
         None,
         (str,),
-        "Result store URL: `cache+memory://`, `redis://`. "
-        "Unset: results are not stored and `AsyncResult.get()` raises a clear error.",
+        "Result store URL: `redis://`, `rediss://`, `unix://`, `sentinel://`, "
+        "`cache+memory://`. `CELERY_RESULT_BACKEND` in the environment comes first. Unset, "
+        "with `broker_url` unset too: the embedded Redis (its database 1), as for the broker; "
+        "otherwise results are not stored and `AsyncResult.get()` raises a clear error.",
     ),
     _s(
         "result_expires",
@@ -110,7 +127,14 @@ _DECLARED = [
         "Content types read back from the result store; unset: `accept_content` plus "
         "`result_serializer` (pickle only if named).",
     ),
-    _s("result_extended", False, (bool,), "Store name, args, kwargs and queue with results."),
+    _s(
+        "result_extended",
+        False,
+        (bool,),
+        "Store name, args, kwargs and queue with results.",
+        not_in_effect="a result holds the state, the return value or error and the "
+        "traceback; name, args and kwargs are not stored",
+    ),
     _s("result_backend_transport_options", {}, (dict,), "Result engine options."),
     # -- tasks -------------------------------------------------------------------------------
     _s(
@@ -137,7 +161,9 @@ _DECLARED = [
         "task_acks_on_failure_or_timeout",
         True,
         (bool,),
-        "Not read yet. Ack failed and timed-out tasks.",
+        "Ack failed and timed-out tasks.",
+        not_in_effect="a failed or timed-out task's message is always acked once its "
+        "failure is recorded",
     ),
     _s(
         "task_reject_on_worker_lost",
@@ -190,7 +216,15 @@ _DECLARED = [
         "rate_limit_scope option overrides it.",
         ours=True,
     ),
-    _s("task_annotations", None, (*_SEQ, dict), "Attribute overrides per task name."),
+    _s(
+        "task_annotations",
+        None,
+        (*_SEQ, dict, str, object),  # also an object with annotate(task), checked on use
+        "Task attributes set from the configuration: a mapping of task name (or `'*'`, "
+        "every task) to attributes, an object whose `annotate(task)` returns such "
+        "attributes, an import path of one, or a list of these (the first match by name, "
+        "then `'*'`).",
+    ),
     _s("task_publish_retry", True, (bool,), "Retry publishing when the broker is down."),
     _s(
         "task_publish_retry_policy",
@@ -200,8 +234,20 @@ _DECLARED = [
         differs="{'max_retries': 3, 'interval_start': 0, 'interval_step': 0.2, 'interval_max': 1}",
     ),
     _s("task_inherit_parent_priority", False, (bool,), "Subtasks take the caller's priority."),
-    _s("task_protocol", 2, (int,), "Message protocol version (only 2)."),
-    _s("task_send_sent_event", False, (bool,), "Emit a task-sent event on publish."),
+    _s(
+        "task_protocol",
+        2,
+        (int,),
+        "Message protocol version.",
+        not_in_effect="messages are always written in protocol 2",
+    ),
+    _s(
+        "task_send_sent_event",
+        False,
+        (bool,),
+        "Emit a task-sent event on publish.",
+        not_in_effect=_EVENTS,
+    ),
     # -- worker ------------------------------------------------------------------------------
     _s("worker_concurrency", None, (int,), "Pool size; unset: the number of CPUs."),
     _s("worker_prefetch_multiplier", 1, (int,), "Messages held per pool slot.", differs="4"),
@@ -243,7 +289,13 @@ _DECLARED = [
         "its young threshold (700 to 10,000) unless the app set one.",
         ours=True,
     ),
-    _s("worker_send_task_events", False, (bool,), "Not read yet. Emit task events (`-E`)."),
+    _s(
+        "worker_send_task_events",
+        False,
+        (bool,),
+        "Emit task events (`-E`).",
+        not_in_effect=_EVENTS,
+    ),
     _s("worker_hijack_root_logger", True, (bool,), "The worker configures the root logger."),
     _s(
         "worker_log_format",
@@ -261,20 +313,31 @@ _DECLARED = [
         "worker_redirect_stdouts",
         True,
         (bool,),
-        "Not read yet. Send task print() output to the log.",
+        "Send task print() output to the log.",
+        not_in_effect="what a task prints goes to the worker's own stdout and stderr",
     ),
-    _s("worker_lost_wait", 10.0, _NUM, "Not read yet. Seconds to wait for a lost child's result."),
+    _s(
+        "worker_lost_wait",
+        10.0,
+        _NUM,
+        "Seconds to wait for a lost child's result.",
+        not_in_effect="a lost prefork child is noticed at once and its task settled "
+        "without waiting",
+    ),
     _s(
         "worker_proc_alive_timeout",
         4.0,
         _NUM,
-        "Not read yet. Seconds for a new pool process to start.",
+        "Seconds for a new pool process to start.",
+        not_in_effect="the prefork pool has no start-up limit for a new child",
     ),
     _s(
         "worker_enable_remote_control",
         True,
         (bool,),
-        "Not read yet. Answer remote control commands.",
+        "Answer remote control commands.",
+        not_in_effect="remote control is not built yet (revocations reach every worker "
+        "through the broker either way)",
     ),
     _s(
         "worker_deduplicate_successful_tasks",
@@ -283,19 +346,57 @@ _DECLARED = [
         "Skip redelivered tasks that already succeeded (needs a result backend).",
     ),
     # -- events, beat, time, imports ---------------------------------------------------------
-    _s("event_queue_ttl", 5.0, _NUM, "Seconds an event message lives."),
-    _s("event_queue_expires", 60.0, _NUM, "Seconds an unused event queue lives."),
+    _s("event_queue_ttl", 5.0, _NUM, "Seconds an event message lives.", not_in_effect=_EVENTS),
+    _s(
+        "event_queue_expires",
+        60.0,
+        _NUM,
+        "Seconds an unused event queue lives.",
+        not_in_effect=_EVENTS,
+    ),
     _s(
         "beat_schedule",
         {},
         (dict,),
         "Periodic tasks: name -> {task, schedule, args, kwargs, options}.",
+        not_in_effect=_BEAT,
     ),
-    _s("beat_scheduler", "celeriac.beat:PersistentScheduler", (str,), "Beat scheduler."),
-    _s("beat_schedule_filename", "celerybeat-schedule", (str,), "Beat state file."),
-    _s("beat_max_loop_interval", 300.0, _NUM, "Longest beat sleep between checks."),
-    _s("timezone", None, (str,), "Time zone for crontab schedules and eta display."),
-    _s("enable_utc", True, (bool,), "Dates in messages are UTC."),
+    _s(
+        "beat_scheduler",
+        "celeriac.beat:PersistentScheduler",
+        (str,),
+        "Beat scheduler.",
+        not_in_effect=_BEAT,
+    ),
+    _s(
+        "beat_schedule_filename",
+        "celerybeat-schedule",
+        (str,),
+        "Beat state file.",
+        not_in_effect=_BEAT,
+    ),
+    _s(
+        "beat_max_loop_interval",
+        300.0,
+        _NUM,
+        "Longest beat sleep between checks.",
+        not_in_effect=_BEAT,
+    ),
+    _s(
+        "timezone",
+        None,
+        (str,),
+        "Time zone for crontab schedules and eta display.",
+        not_in_effect="celeriac keeps every date in UTC (a naive eta or expires is read "
+        "as UTC, as in Celery); crontab schedules come with beat",
+    ),
+    _s(
+        "enable_utc",
+        True,
+        (bool,),
+        "Dates in messages are UTC.",
+        not_in_effect="dates are always UTC",
+    ),
     _s("imports", (), _SEQ, "Modules imported when the worker starts."),
     _s("include", (), _SEQ, "Like `imports`, imported after them."),
 ]

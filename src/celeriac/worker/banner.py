@@ -71,8 +71,12 @@ def _embedded(app: Any) -> str | None:
     )
 
 
-def _results(conf: Any) -> str:
-    url = conf.result_backend
+def _results(app: Any) -> str:
+    url = app.conf.result_backend
+    if url is None and app.conf.broker_url is None:  # both default to the embedded Redis
+        url = getattr(app.backend, "url", None)
+        if url:
+            return f"{url} (embedded Redis: no result_backend set)"
     return mask_password(str(url)) if url else "disabled"
 
 
@@ -104,7 +108,7 @@ def render_banner(worker: BannerSubject) -> str:
         ("app", app.main or "__main__"),
         ("transport", _transport(app)),
         *([("embedded", embedded)] if embedded else []),
-        ("results", _results(conf)),
+        ("results", _results(app)),
         ("concurrency", f"{worker.concurrency} ({worker.pool_name} pool)"),
         ("prefetch", _prefetch(worker)),
         ("task events", events),

@@ -68,6 +68,9 @@ class Worker:
         self.queues = list(queues or [conf.task_default_queue])
         self.concurrency = int(concurrency or conf.worker_concurrency or os.cpu_count() or 1)
         self.pool_name = self._choose_pool(pool or conf.worker_pool)
+        # Built now, like the broker above: a result_backend that no engine serves stops the
+        # start (EX_CONFIG) instead of failing every task's outcome later.
+        self.backend = app.backend
         if self.pool_name == "solo":
             self.concurrency = 1
         self.prefetch_multiplier = max(
