@@ -12,6 +12,12 @@ import pytest
 from celeriac import Celery
 from celeriac.messages import Message
 
+# As in Celery, these environment variables override the broker and result settings: a
+# developer's shell that exports them must not send the tests to that broker.
+for _name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CELERY_BROKER_READ_URL",
+              "CELERY_BROKER_WRITE_URL"):  # fmt: skip
+    os.environ.pop(_name, None)
+
 
 @pytest.fixture
 def app() -> Iterator[Celery]:
