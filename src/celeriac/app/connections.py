@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from celeriac.brokers.base import Broker
@@ -17,6 +17,9 @@ from celeriac.brokers.memory import MemoryBroker
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.results.base import DisabledBackend, ResultBackend
 from celeriac.results.memory import MemoryBackend
+
+if TYPE_CHECKING:
+    from celeriac.brokers.embedded import EmbeddedServer
 
 _REDIS = ("redis", "rediss", "unix", "sentinel")
 _AMQP = ("amqp", "amqps", "pyamqp")
@@ -154,3 +157,11 @@ def embedded_results_url() -> str | None:
         return None
     base = embedded.embedded_broker_url().partition("?")[0]  # unix://<socket>?db=0
     return f"{base}?db={EMBEDDED_RESULTS_DB}"
+
+
+def embedded_server(url: str) -> EmbeddedServer | None:
+    """The project's embedded Redis behind a broker ``url``, or None for any other server.
+    For the worker's banner: runtimes reach engines only through this module."""
+    from celeriac.brokers import embedded
+
+    return embedded.serving(url)

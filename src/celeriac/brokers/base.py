@@ -170,6 +170,10 @@ class Broker(ABC):
     #: Whether priorities order the queue (9 first). Where they cannot (RabbitMQ 3.10
     #: quorum queues), messages are served FIFO and each keeps its priority as data.
     supports_priorities: bool = True
+    #: Whether other processes (a prefork child, another worker, a producer elsewhere) reach
+    #: the same queues through their own connection. False for an in-process engine
+    #: (memory://): the worker then runs tasks in threads instead of prefork children.
+    shares_across_processes: ClassVar[bool] = True
 
     def __init__(self, *, lease_seconds: float = 30.0, delivery_limit: int = 5) -> None:
         if lease_seconds <= 0:

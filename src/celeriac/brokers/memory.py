@@ -117,6 +117,7 @@ class MemoryBroker(Broker):
     """
 
     schemes = ("memory",)
+    shares_across_processes = False  # one process: prefork children cannot reach it
 
     def __init__(
         self,

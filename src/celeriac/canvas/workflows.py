@@ -22,7 +22,6 @@ from celeriac import followups, states
 from celeriac.canvas.signature import Signature, maybe_signature, new_id
 from celeriac.exceptions import ChordError, ImproperlyConfigured
 from celeriac.result import EagerResult, GroupResult
-from celeriac.results.base import DisabledBackend
 
 
 def _eager(app: Any) -> bool:
@@ -379,7 +378,7 @@ class chord(_Workflow):
         app = self.app
         if _eager(app):
             return self.apply(args, kwargs, **options)
-        if isinstance(app.backend, DisabledBackend):
+        if not app.backend.keeps_results:
             raise ImproperlyConfigured(
                 "a chord needs a result backend that its workers share: its body is sent "
                 "by the header task that finishes last, after reading every header result. "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from celeriac import states
 from celeriac.exceptions import ImproperlyConfigured, TimeoutError
@@ -34,6 +34,9 @@ class ResultBackend(ABC):
     """Stores what happened to each task, for ``AsyncResult`` to read."""
 
     schemes: tuple[str, ...] = ()
+    #: Whether results are stored at all. False for ``DisabledBackend`` (no result_backend
+    #: set): a chord, which reads its header's results, refuses to be sent without one.
+    keeps_results: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -180,6 +183,8 @@ _NO_BACKEND = (
 
 class DisabledBackend(ResultBackend):
     """What ``result_backend = None`` means: writes are dropped, reads explain the fix."""
+
+    keeps_results = False
 
     def _set(self, key: str, value: bytes, ttl: float | None, *, ready: bool = False) -> None:
         return None

@@ -1,7 +1,7 @@
 """The startup banner: what this worker is, where it reads from, and what it will run.
 
-Runtime layer; reads a worker's resolved attributes, its app's settings, and where the
-embedded Redis (when that is the broker) keeps its state.
+Runtime layer; reads a worker's resolved attributes, its app's settings, and (through
+``app.connections``) where the embedded Redis, when that is the broker, keeps its state.
 Passwords in URLs are masked here (no redis-py import: the banner serves every broker).
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import celeriac
-from celeriac.brokers.embedded import serving
+from celeriac.app.connections import embedded_server
 
 # user:password@ in any URL (also each part of a ';'-separated sentinel list).
 _PASSWORD = re.compile(r"(://[^:/@;]*:)[^@;]*(@)")
@@ -62,7 +62,7 @@ def _embedded(app: Any) -> str | None:
     """Where the embedded Redis runs and how to stop it; None on any other broker. It
     outlives the worker, so the worker says so rather than leave a server behind unsaid."""
     url = getattr(app.broker, "url", None) if app.conf.broker_url is None else None
-    server = serving(url) if isinstance(url, str) else None
+    server = embedded_server(url) if isinstance(url, str) else None
     if server is None:
         return None
     return (

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from celeriac import signals
-from celeriac.brokers.memory import MemoryBroker
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.worker import exitcodes
 from celeriac.worker.banner import mask_password
@@ -106,10 +105,13 @@ class Worker:
     def _choose_pool(self, name: str) -> str:
         if name not in POOLS:
             raise ImproperlyConfigured(f"unknown pool {name!r}: choose one of {', '.join(POOLS)}")
-        if name == "prefork" and isinstance(self.app.broker, MemoryBroker):
+        broker = self.app.broker
+        if name == "prefork" and not broker.shares_across_processes:
+            where = f"{broker.schemes[0]}://" if broker.schemes else type(broker).__name__
             logger.warning(
-                "the memory:// broker lives inside one process, so child processes cannot "
-                "share it: using the threads pool. Use a Redis or RabbitMQ broker for prefork."
+                "the %s broker lives inside one process, so child processes cannot "
+                "share it: using the threads pool. Use a Redis or RabbitMQ broker for prefork.",
+                where,
             )
             return "threads"
         return name

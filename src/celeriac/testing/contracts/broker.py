@@ -126,11 +126,12 @@ async def _refuses_buckets(broker: Broker) -> bool:
 class BrokerContract:
     """Subclass as ``TestXBroker(BrokerContract)`` with a ``make_broker`` fixture that
     returns a ``BrokerFactory``, closes what it built and isolates state (every test here
-    also uses fresh, unique queue names); memory overrides ``another_worker``."""
+    also uses fresh, unique queue names)."""
 
     def another_worker(self, broker: Broker, make_broker: BrokerFactory) -> Broker:
-        """A second worker's handle on the same queues as ``broker``."""
-        return make_broker()
+        """A second worker's handle on the same queues as ``broker``: its own connection, or
+        the same instance for an engine whose state lives in one process."""
+        return make_broker() if broker.shares_across_processes else broker
 
     # -- publish and fetch ------------------------------------------------------------------
     @_in_event_loop
