@@ -8,9 +8,7 @@ with ``master_name`` in the transport options.
 
 from __future__ import annotations
 
-import difflib
 import re
-import warnings
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +19,7 @@ import redis.asyncio
 import redis.asyncio.sentinel
 import redis.sentinel
 
-from celeriac.config.conf import UnknownSettingWarning
+from celeriac.config.hints import warn_unknown
 from celeriac.exceptions import ImproperlyConfigured
 
 SCHEMES = ("redis", "rediss", "unix", "sentinel")
@@ -119,11 +117,11 @@ def check_options(options: Mapping[str, Any], accepted: Collection[str], setting
     known = sorted({*accepted, *CONNECTION_OPTIONS})
     for key in options:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
-            warnings.warn(
-                f"{setting} has an option {key!r} that Redis does not read{hint}",
-                UnknownSettingWarning,
+            warn_unknown(
+                f"{setting} has an option {key!r} that Redis does not read",
+                key,
+                known,
+                otherwise=f" (known: {', '.join(known)})",
                 stacklevel=3,
             )
 

@@ -6,11 +6,9 @@ read ``app.conf``), builds tasks from functions, and sends calls through its pro
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib
 import inspect
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 
@@ -24,8 +22,9 @@ from celeriac.app.registry import TaskRegistry
 from celeriac.app.routing import Router
 from celeriac.brokers.base import Broker
 from celeriac.canvas import Signature, signature
-from celeriac.config.conf import Settings, UnknownSettingWarning
+from celeriac.config.conf import Settings
 from celeriac.config.environment import check_split_broker
+from celeriac.config.hints import warn_unknown
 from celeriac.rates import check_scope, parse_rate
 from celeriac.result import AsyncResult, GroupResult
 from celeriac.results.base import ResultBackend
@@ -334,11 +333,11 @@ def check_task_options(name: str, base: type, options: dict[str, Any]) -> None:
     known = [a for a in dir(base) if not a.startswith("_")]
     for option in options:
         if not hasattr(base, option):
-            close = difflib.get_close_matches(option.removeprefix("task_"), known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            warnings.warn(
-                f"task {name!r}: unknown option {option!r} (kept as an attribute){hint}",
-                UnknownSettingWarning,
+            # The setting's name for an option (task_time_limit=) is a common slip.
+            warn_unknown(
+                f"task {name!r}: unknown option {option!r} (kept as an attribute)",
+                option.removeprefix("task_"),
+                known,
                 stacklevel=4,
             )
     if options.get("rate_limit") is not None:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
+from celeriac.config.hints import closest
 from celeriac.exceptions import NotRegistered
 
 
 class TaskRegistry(dict[str, Any]):
     def __missing__(self, name: str) -> Any:
-        close = difflib.get_close_matches(name, list(self), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        close = closest(name, self)
+        hint = f" Did you mean {close!r}?" if close else ""
         raise NotRegistered(
             f"Task {name!r} is not registered.{hint} Make sure the module that defines it is "
             f"imported where it runs: list it in include=/imports=, or call "

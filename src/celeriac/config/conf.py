@@ -9,7 +9,6 @@ nothing reads yet warns when given a value of its own. ``broker_url`` and
 from __future__ import annotations
 
 import copy
-import difflib
 import importlib
 import inspect
 import warnings
@@ -17,21 +16,14 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 from celeriac.config.environment import VARIABLES, from_environment
+from celeriac.config.hints import UnknownSettingWarning as UnknownSettingWarning  # its old home
+from celeriac.config.hints import did_you_mean, warn_unknown
 from celeriac.config.settings import SETTINGS, Setting
 from celeriac.exceptions import ImproperlyConfigured
 
 
-class UnknownSettingWarning(UserWarning):
-    """A setting name celeriac does not know (often a misspelling)."""
-
-
 class NotInEffectWarning(UserWarning):
     """A declared setting given a value of its own, though nothing in celeriac reads it yet."""
-
-
-def closest_setting(name: str) -> str | None:
-    matches = difflib.get_close_matches(name.lower(), SETTINGS, n=1, cutoff=0.6)
-    return matches[0] if matches else None
 
 
 def _coerce(setting: Setting, value: Any) -> Any:
@@ -119,8 +111,7 @@ class Settings(MutableMapping[str, Any]):
         try:
             return self[name]
         except KeyError:
-            hint = closest_setting(name)
-            extra = f"; did you mean {hint!r}?" if hint else ""
+            extra = did_you_mean(name.lower(), SETTINGS)
             raise AttributeError(f"no setting named {name!r}{extra}") from None
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -130,15 +121,10 @@ class Settings(MutableMapping[str, Any]):
         return f"<Settings: {len(self._values)} set>"
 
     def _warn_unknown(self, key: str) -> None:
-        hint = closest_setting(key)
-        if hint:
-            message = f"unknown setting {key!r}: did you mean {hint!r}?"
-        else:
-            message = (
-                f"unknown setting {key!r}: celeriac ignores it (see docs/configuration.md "
-                f"for the settings it reads)"
-            )
-        warnings.warn(message, UnknownSettingWarning, stacklevel=4)
+        ignored = ": celeriac ignores it (see docs/configuration.md for the settings it reads)"
+        warn_unknown(
+            f"unknown setting {key!r}", key.lower(), SETTINGS, otherwise=ignored, stacklevel=4
+        )
 
     def _warn_not_in_effect(self, setting: Setting) -> None:
         if setting.name in self._warned:

@@ -7,16 +7,14 @@ never the app or other engines. Forms: ``amqp://user:pass@host:5672/vhost`` and
 
 from __future__ import annotations
 
-import difflib
 import re
 import ssl
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from celeriac.config.conf import UnknownSettingWarning
+from celeriac.config.hints import warn_unknown
 from celeriac.exceptions import ImproperlyConfigured
 
 SCHEMES = ("amqp", "amqps", "pyamqp")
@@ -41,11 +39,11 @@ def check_options(options: Mapping[str, Any]) -> None:
     known = sorted(OPTIONS)
     for key in options:
         if key not in OPTIONS:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
-            warnings.warn(
-                f"broker_transport_options has an option {key!r} that RabbitMQ does not read{hint}",
-                UnknownSettingWarning,
+            warn_unknown(
+                f"broker_transport_options has an option {key!r} that RabbitMQ does not read",
+                key,
+                known,
+                otherwise=f" (known: {', '.join(known)})",
                 stacklevel=3,
             )
 

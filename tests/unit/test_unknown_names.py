@@ -1,0 +1,74 @@
+"""A misspelt name gets the same answer wherever it is given: what was not read, then
+``; did you mean '<closest>'?``, warned at the user's own line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from celeriac import Celery
+from celeriac.config import UnknownSettingWarning
+
+
+@pytest.fixture
+def app() -> Iterator[Celery]:
+    app = Celery("names", broker="memory://", set_as_current=False)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def _setting(app: Celery) -> None:
+    app.conf.update(task_acks_lat=True)
+
+
+def _task_option(app: Celery) -> None:
+    @app.task(task_time_limit=3)
+    def slow() -> None: ...
+
+
+def _redis_option(app: Celery) -> None:
+    other = Celery(
+        "names-redis",
+        broker="redis://127.0.0.1:6379/15",
+        broker_transport_options={"visibilty_timeout": 30},
+        set_as_current=False,
+    )
+    try:
+        other.broker  # noqa: B018 (built here; nothing is sent)
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize(
+    ("action", "closest", "at_user_line"),
+    [
+        (_setting, "task_acks_late", True),
+        (_task_option, "time_limit", True),
+        (_redis_option, "visibility_timeout", False),
+    ],
+    ids=["setting", "task option", "redis transport option"],
+)
+def test_an_unknown_name_is_warned_with_the_closest_known_one(
+    app: Celery, action: Callable[[Celery], Any], closest: str, at_user_line: bool
+) -> None:
+    with pytest.warns(UnknownSettingWarning) as caught:
+        action(app)
+    [warning] = caught.list
+    assert str(warning.message).endswith(f"; did you mean {closest!r}?")
+    if at_user_line:  # the line that gave the name, not a line inside celeriac
+        assert warning.filename == __file__
+
+
+def test_an_unknown_setting_read_as_an_attribute_names_the_closest(app: Celery) -> None:
+    with pytest.raises(AttributeError, match=r"'broker_ur'; did you mean 'broker_url'\?$"):
+        app.conf.broker_ur  # noqa: B018
+
+
+def test_a_name_nothing_is_close_to_gets_no_guess(app: Celery) -> None:
+    with pytest.warns(UnknownSettingWarning, match="celeriac ignores it") as caught:
+        app.conf.update(zzzz_qqqq=1)
+    assert "did you mean" not in str(caught.list[0].message)
