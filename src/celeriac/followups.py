@@ -16,12 +16,16 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
 from celeriac.einfo import ExceptionInfo
 from celeriac.exceptions import ChordError
 from celeriac.request import Request
+
+if TYPE_CHECKING:  # types only: the app and tasks sit above this module
+    from celeriac.app.base import Celeriac
+    from celeriac.task import Task
 
 logger = logging.getLogger("celeriac.app.trace")
 
@@ -105,7 +109,7 @@ def signal_internal_error(sender: Any, request: Request, exc: Exception) -> Exce
     return einfo
 
 
-def apply_callbacks(app: Any, request: Request, retval: Any, sender: Any = None) -> None:
+def apply_callbacks(app: Celeriac, request: Request, retval: Any, sender: Any = None) -> None:
     """After a success: ``link`` callbacks, the chain's next step, the chord's join."""
     for raw in request.callbacks or ():
         try:  # an immutable signature ignores the result it is given
@@ -123,7 +127,7 @@ def apply_callbacks(app: Any, request: Request, retval: Any, sender: Any = None)
         join_chord(app, request, sender=sender)
 
 
-def _accepts_request_first(task: Any) -> bool:
+def _accepts_request_first(task: Task[..., Any]) -> bool:
     """New-style errbacks (more than one parameter) take ``(request, exc, traceback)``;
     old-style ones take the failed task's id, as in Celery."""
     try:
@@ -135,7 +139,7 @@ def _accepts_request_first(task: Any) -> bool:
 
 
 def call_errbacks(
-    app: Any,
+    app: Celeriac,
     request: Request,
     errbacks: Any,
     exc: BaseException,
@@ -157,7 +161,7 @@ def call_errbacks(
 
 
 def after_failure(
-    app: Any, request: Request, exc: BaseException, tb_text: str | None, sender: Any = None
+    app: Celeriac, request: Request, exc: BaseException, tb_text: str | None, sender: Any = None
 ) -> None:
     """After a failure: errbacks, then what can no longer run fails with the same error."""
     call_errbacks(app, request, request.errbacks, exc, tb_text, sender)
@@ -165,7 +169,7 @@ def after_failure(
 
 
 def abandon(
-    app: Any, request: Request, exc: BaseException, tb_text: str | None, sender: Any = None
+    app: Celeriac, request: Request, exc: BaseException, tb_text: str | None, sender: Any = None
 ) -> None:
     """The task ended without a result to pass on (failed, revoked, expired, lost): the
     rest of its chain is recorded as failed with ``exc`` instead of staying PENDING, and
@@ -177,7 +181,7 @@ def abandon(
 
 
 def _fail(
-    app: Any,
+    app: Celeriac,
     sig: Mapping[str, Any],
     exc: BaseException,
     tb_text: str | None,
@@ -211,7 +215,7 @@ def _fail(
 
 # -- chords -------------------------------------------------------------------------------
 def join_chord(
-    app: Any, request: Request, body: Mapping[str, Any] | None = None, sender: Any = None
+    app: Celeriac, request: Request, body: Mapping[str, Any] | None = None, sender: Any = None
 ) -> None:
     """Count this header task as ended; the one that completes the header ends the chord."""
     body = body if body is not None else request.chord
@@ -234,7 +238,9 @@ def _flat(ids: Any) -> Iterator[str]:
             yield from _flat(item[1])
 
 
-def complete_chord(app: Any, group_id: str, body: Mapping[str, Any], sender: Any = None) -> None:
+def complete_chord(
+    app: Celeriac, group_id: str, body: Mapping[str, Any], sender: Any = None
+) -> None:
     """Apply the body with the header's results in header order, or fail it once."""
     backend = app.backend
     saved = backend.restore_group(group_id)
@@ -254,7 +260,12 @@ def complete_chord(app: Any, group_id: str, body: Mapping[str, Any], sender: Any
 
 
 def fail_chord(
-    app: Any, body: Mapping[str, Any], exc: ChordError, *, store: bool = True, sender: Any = None
+    app: Celeriac,
+    body: Mapping[str, Any],
+    exc: ChordError,
+    *,
+    store: bool = True,
+    sender: Any = None,
 ) -> None:
     """The body will not run: its errbacks get ``exc`` once, its result records it."""
     body_id = _options(body).get("task_id")
