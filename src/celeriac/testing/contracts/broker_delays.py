@@ -1,0 +1,58 @@
+"""Delayed messages: held until due on the broker's clock, counted apart, purged.
+
+Part of ``BrokerContract`` (``contracts.broker``); the public ``Broker`` API only.
+"""
+
+from __future__ import annotations
+
+import time
+
+from celeriac.testing.contracts.broker_support import (
+    EARLY,
+    SLACK,
+    BrokerFactory,
+    BrokerSuite,
+    ids,
+    in_event_loop,
+    msg,
+    new_queue,
+)
+
+
+class DelayContract(BrokerSuite):
+    @in_event_loop
+    async def test_eta_is_held_until_due_then_fetched_once(
+        self, make_broker: BrokerFactory
+    ) -> None:
+        broker, queue = make_broker(), new_queue()
+        eta = time.time() + 0.5
+        broker.publish(msg(queue, 1, delay=0.5))
+        assert broker.queue_length(queue) == 0
+        got = await broker.fetch([queue], 1, 0.5 + SLACK)
+        assert ids(got) == ["id-1"]
+        assert time.time() >= eta - EARLY, "an eta message was handed out before due"
+        assert await got[0].ack() is True
+        assert await broker.fetch([queue], 1, 0.3) == []
+        assert broker.delayed_count(queue) == 0
+
+    def test_delayed_and_ready_are_counted_apart(self, make_broker: BrokerFactory) -> None:
+        broker, queue = make_broker(), new_queue()
+        later = 60.0
+        broker.publish_many([msg(queue, 1, delay=later), msg(queue, 2, delay=later), msg(queue, 3)])
+        assert (broker.delayed_count(queue), broker.queue_length(queue)) == (2, 1)
+
+    @in_event_loop
+    async def test_publish_many_async_stores_delayed_messages_too(
+        self, make_broker: BrokerFactory
+    ) -> None:
+        broker, queue = make_broker(), new_queue()
+        await broker.publish_many_async([msg(queue, 1, delay=60.0), msg(queue, 2)])
+        assert (broker.delayed_count(queue), broker.queue_length(queue)) == (1, 1)
+
+    @in_event_loop
+    async def test_purge_drops_ready_and_delayed(self, make_broker: BrokerFactory) -> None:
+        broker, queue = make_broker(), new_queue()
+        broker.publish_many([msg(queue, 1), msg(queue, 2), msg(queue, 3, delay=0.3)])
+        assert broker.purge(queue) == 3
+        assert (broker.delayed_count(queue), broker.queue_length(queue)) == (0, 0)
+        assert await broker.fetch([queue], 10, 0.3 + 0.5) == []  # past the dropped eta
