@@ -9,22 +9,29 @@ import pytest
 
 from celeriac.brokers.amqp import AmqpBroker
 from celeriac.brokers.base import Broker
+from celeriac.messages.wire import WireFormat
 from celeriac.testing.contracts import BrokerContract, BrokerFactory
+from celeriac.testing.contracts.wire import WireFormatContract
 
 
-class TestAmqpBroker(BrokerContract):
+class TestAmqpBroker(BrokerContract, WireFormatContract):
     queue_type = "classic"
 
     @pytest.fixture
     def make_broker(self, amqp_url: str, amqp_namespace: str) -> Iterator[BrokerFactory]:
         made: list[AmqpBroker] = []
 
-        def make(lease_seconds: float = 30.0, delivery_limit: int = 5) -> Broker:
+        def make(
+            lease_seconds: float = 30.0,
+            delivery_limit: int = 5,
+            wire_format: WireFormat | None = None,
+        ) -> Broker:
             broker = AmqpBroker(
                 amqp_url,
                 lease_seconds=lease_seconds,
                 delivery_limit=delivery_limit,
                 transport_options={"namespace": amqp_namespace, "queue_type": self.queue_type},
+                wire_format=wire_format,
             )
             made.append(broker)
             return broker

@@ -14,15 +14,21 @@ import pytest
 
 from celeriac.brokers.base import Broker, Delivery, OutboundMessage
 from celeriac.brokers.memory import MemoryBroker
+from celeriac.messages.wire import WireFormat
 from celeriac.testing.contracts import BrokerContract, BrokerFactory
+from celeriac.testing.contracts.wire import WireFormatContract
 
 
 @pytest.fixture
 def make_broker() -> Iterator[BrokerFactory]:
     built: list[Broker] = []
 
-    def make(lease_seconds: float = 30.0, delivery_limit: int = 5) -> Broker:
-        broker = MemoryBroker(lease_seconds=lease_seconds, delivery_limit=delivery_limit)
+    def make(
+        lease_seconds: float = 30.0, delivery_limit: int = 5, wire_format: WireFormat | None = None
+    ) -> Broker:
+        broker = MemoryBroker(
+            lease_seconds=lease_seconds, delivery_limit=delivery_limit, wire_format=wire_format
+        )
         built.append(broker)
         return broker
 
@@ -31,7 +37,7 @@ def make_broker() -> Iterator[BrokerFactory]:
         broker.close()
 
 
-class TestMemoryBroker(BrokerContract):
+class TestMemoryBroker(BrokerContract, WireFormatContract):
     def another_worker(self, broker: Broker, make_broker: BrokerFactory) -> Broker:
         return broker  # its state lives in the instance: workers in one process share it
 

@@ -6,6 +6,7 @@ read ``app.conf``), builds tasks from functions, and sends calls through its pro
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
@@ -15,11 +16,17 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 from celeriac._context import set_current_app, set_default_app_factory
 from celeriac.app import builtins, shared
 from celeriac.app.annotations import apply_annotation, resolve_annotations
-from celeriac.app.connections import create_backend, create_broker, embedded_results_url
+from celeriac.app.connections import (
+    create_backend,
+    create_broker,
+    embedded_results_url,
+    wire_formats,
+)
 from celeriac.app.control import Control
 from celeriac.app.producer import Producer
 from celeriac.app.registry import TaskRegistry
 from celeriac.app.routing import Router
+from celeriac.app.sending import BrokerSender, Sender, sending_through
 from celeriac.brokers.base import Broker
 from celeriac.canvas import Signature, signature
 from celeriac.config.conf import Settings
@@ -71,6 +78,7 @@ class Celeriac:
         self._autodiscover: list[tuple[Any, str]] = []
         self._backend: ResultBackend | None = None
         self._router: tuple[int, Router] | None = None
+        self._sender: Sender | None = None
         self.producer = Producer(self)
         self.finalized = False
         if set_as_current:
@@ -100,6 +108,7 @@ class Celeriac:
                 conf.broker_use_ssl,
                 heartbeat=conf.broker_heartbeat,
                 connect_timeout=conf.broker_connection_timeout,
+                wire_format=wire_formats(conf.wire_format)[0],
             )
         return self._broker
 
@@ -116,6 +125,7 @@ class Celeriac:
                 conf.result_serializer,
                 conf.result_accept_content or _result_accept(conf),
                 conf.result_backend_transport_options,
+                record_format=wire_formats(conf.wire_format)[1],
             )
         return self._backend
 
@@ -132,6 +142,27 @@ class Celeriac:
             )
             self._router = (conf.version, router)
         return self._router[1]
+
+    @property
+    def sender(self) -> Sender:
+        """Where task calls go once built: the broker (``BrokerSender``) unless set."""
+        if self._sender is None:
+            self._sender = BrokerSender(self.broker)
+        return self._sender
+
+    @sender.setter
+    def sender(self, sender: Sender | None) -> None:
+        if sender is not None and not isinstance(sender, Sender):
+            raise TypeError(
+                f"app.sender must be a celeriac.app.sending.Sender (or None for the "
+                f"broker), not {type(sender).__name__}"
+            )
+        self._sender = sender
+
+    def sending_through(self, sender: Sender) -> contextlib.AbstractContextManager[Sender]:
+        """``with app.sending_through(sender):`` this thread's (or asyncio task's) calls
+        inside the block go to ``sender``; e.g. one per database transaction."""
+        return sending_through(self, sender)
 
     @functools.cached_property
     def control(self) -> Control:

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 from celeriac.brokers.base import Broker
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.exceptions import ImproperlyConfigured
-from celeriac.results.base import DisabledBackend, ResultBackend
+from celeriac.messages.wire import NATIVE, WireFormat
+from celeriac.results.base import NATIVE_RECORDS, DisabledBackend, RecordFormat, ResultBackend
 from celeriac.results.memory import MemoryBackend
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ _BROKERS = (
 )
 _BACKENDS = "redis://, rediss://, unix://, sentinel:// (Redis) or cache+memory:// (one process)"
 EMBEDDED_RESULTS_DB = 1  # the embedded server's database for results; its broker uses 0
+# The wire_format setting's values: how messages and result records are framed.
+_WIRE_FORMATS: dict[str, tuple[WireFormat, RecordFormat]] = {"celeriac": (NATIVE, NATIVE_RECORDS)}
 
 
 def _scheme(url: str) -> str:
@@ -41,6 +44,18 @@ def _named(scheme: str) -> str:
     return f"scheme {scheme!r}" if scheme else "no scheme (write a URL, e.g. 'redis://host')"
 
 
+def wire_formats(name: Any) -> tuple[WireFormat, RecordFormat]:
+    """The message and result-record formats the ``wire_format`` setting names."""
+    found = _WIRE_FORMATS.get(name) if isinstance(name, str) else None
+    if found is None:
+        choices = ", ".join(repr(choice) for choice in sorted(_WIRE_FORMATS))
+        raise ImproperlyConfigured(
+            f"wire_format is {name!r}, which is not a wire format celeriac has: set it to "
+            f"one of {choices}, or leave it unset"
+        )
+    return found
+
+
 def create_broker(
     url: str | None,
     transport_options: Mapping[str, Any],
@@ -48,6 +63,7 @@ def create_broker(
     use_ssl: bool | Mapping[str, Any] | None = None,
     heartbeat: float | None = None,
     connect_timeout: float | None = None,
+    wire_format: WireFormat | None = None,
 ) -> Broker:
     if url is None:  # no broker configured: the project's embedded Redis, else memory://
         from celeriac.brokers import embedded
@@ -59,7 +75,9 @@ def create_broker(
     scheme = _scheme(url or "memory://")
     lease = float(transport_options.get("visibility_timeout", 30.0))
     if scheme == "memory":
-        return MemoryBroker(lease_seconds=lease, delivery_limit=delivery_limit)
+        return MemoryBroker(
+            lease_seconds=lease, delivery_limit=delivery_limit, wire_format=wire_format
+        )
     if scheme in _REDIS:
         try:  # redis-py comes with the optional extra celeriac[redis]
             from celeriac.brokers.redis import RedisBroker
@@ -75,6 +93,7 @@ def create_broker(
             lease_seconds=lease,
             delivery_limit=delivery_limit,
             transport_options=options,
+            wire_format=wire_format,
         )
     if scheme in _AMQP:
         try:  # aiormq comes with the optional extra celeriac[amqp]
@@ -94,6 +113,7 @@ def create_broker(
             delivery_limit=delivery_limit,
             transport_options=amqp_options,
             use_ssl=use_ssl,
+            wire_format=wire_format,
         )
     raise ImproperlyConfigured(
         f"broker_url has {_named(scheme)}, which no celeriac broker serves: set broker_url "
@@ -113,6 +133,7 @@ def create_backend(
     serializer: str,
     accept_content: Sequence[str],
     transport_options: Mapping[str, Any] | None = None,
+    record_format: RecordFormat | None = None,
 ) -> ResultBackend:
     if url is None:
         return DisabledBackend()
@@ -121,6 +142,7 @@ def create_backend(
         "expires": expires_seconds(expires),
         "serializer": serializer,
         "accept_content": accept_content,
+        "record_format": record_format,
     }
     if scheme in MemoryBackend.schemes:
         return MemoryBackend(**options)

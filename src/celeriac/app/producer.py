@@ -1,9 +1,10 @@
-"""``Producer``: turns a task call into a message and publishes it (``app.send_task``).
+"""``Producer``: turns a task call into a message and sends it (``app.send_task``).
 
-Reads the app's settings (serializer, size limit, routes, publish retry policy) and
-talks to the broker only through ``Broker.publish`` and, for a call with an
-``idempotency_key``, ``Broker.reserve``/``release``: the key is reserved for the task id
-before publishing, and a call whose key is held by another task id publishes nothing and
+Reads the app's settings (serializer, size limit, routes, publish retry policy), encodes
+with the broker's wire format, and hands the messages to a ``Sender`` (``app/sending.py``;
+the broker, unless ``app.sending_through`` chose another). For a call with an
+``idempotency_key`` it calls ``Broker.reserve``/``release``: the key is reserved for the
+task id before sending, and a call whose key is held by another task id sends nothing and
 returns that task's result (within ``task_idempotency_ttl``).
 """
 
@@ -18,8 +19,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from celeriac import signals
 from celeriac._context import get_current_request
+from celeriac.app.sending import RetryPolicy, chosen_sender
 from celeriac.brokers.base import MIN_PRIORITY, OutboundMessage, check_priority
-from celeriac.exceptions import BrokerAccessRefused, BrokerConnectionError, CeleriacError
+from celeriac.exceptions import CeleriacError
 from celeriac.messages import Message
 from celeriac.messages.protocol import task_message
 from celeriac.result import AsyncResult
@@ -186,8 +188,9 @@ class Producer:
             idempotency_key=route.get("idempotency_key"),
         )
         delay = _delay(route.get("countdown"), eta, now)
+        payload = self.app.broker.wire_format.encode(message)
         outbound = OutboundMessage(
-            route["queue"], message.encode(), message.id, priority or MIN_PRIORITY, delay
+            route["queue"], payload, message.id, priority or MIN_PRIORITY, delay
         )
         return _Outgoing(name, task_id, message, outbound, route, route.get("idempotency_key"))
 
@@ -238,22 +241,5 @@ class Producer:
         retry = route.get("retry")
         retry = conf.task_publish_retry if retry is None else retry
         policy = {**conf.task_publish_retry_policy, **(route.get("retry_policy") or {})}
-        attempts = int(policy.get("max_retries", 3)) if retry else 0
-        interval = float(policy.get("interval_start", 0))
-        for attempt in range(attempts + 1):
-            try:
-                if len(outbound) == 1:
-                    self.app.broker.publish(outbound[0])
-                else:
-                    self.app.broker.publish_many(outbound)
-                return
-            except BrokerAccessRefused:
-                raise  # wrong credentials or vhost: another attempt would be refused too
-            except BrokerConnectionError:
-                if attempt == attempts:
-                    raise
-                time.sleep(interval)  # back off before the next attempt (a retry policy)
-                interval = min(
-                    interval + float(policy.get("interval_step", 0.2)),
-                    float(policy.get("interval_max", 0.2)),
-                )
+        sender = chosen_sender(self.app) or self.app.sender
+        sender.send(outbound, RetryPolicy.from_options(bool(retry), policy))

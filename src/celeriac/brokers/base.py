@@ -1,7 +1,8 @@
 """The ``Broker`` seam: the verbs every transport implements natively, and their data types.
 
-Imports only leaves. Engines (memory, redis, amqp) subclass ``Broker``; the worker and
-the producer use only what is here. Adapters take constructor arguments, never ``app.conf``.
+Imports leaves and ``messages.wire``. Engines (memory, redis, amqp) subclass ``Broker``;
+the worker and the producer use only what is here. Adapters take constructor arguments,
+never ``app.conf`` (the wire format too: ``wire_format=``, the ``CLR1`` envelope unless given).
 
 Semantics every engine keeps (``celeriac.testing.contracts`` checks them):
 - ``publish`` returns once the broker holds the message; a ``delay`` waits broker-side,
@@ -27,6 +28,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
+
+from celeriac.messages.wire import NATIVE, WireFormat
 
 MIN_PRIORITY = 0
 MAX_PRIORITY = 9  # higher number = served first, on every engine
@@ -175,13 +178,22 @@ class Broker(ABC):
     #: (memory://): the worker then runs tasks in threads instead of prefork children.
     shares_across_processes: ClassVar[bool] = True
 
-    def __init__(self, *, lease_seconds: float = 30.0, delivery_limit: int = 5) -> None:
+    def __init__(
+        self,
+        *,
+        lease_seconds: float = 30.0,
+        delivery_limit: int = 5,
+        wire_format: WireFormat | None = None,
+    ) -> None:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         if delivery_limit < 1:
             raise ValueError("delivery_limit must be at least 1")
         self.lease_seconds = lease_seconds
         self.delivery_limit = delivery_limit
+        #: How messages become this broker's payloads: the producer encodes with it, the
+        #: worker decodes with it. The engine stores the bytes as they are.
+        self.wire_format = NATIVE if wire_format is None else wire_format
 
     # -- producer ---------------------------------------------------------------------------
     @abstractmethod

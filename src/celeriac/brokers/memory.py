@@ -33,6 +33,7 @@ from celeriac.brokers.base import (
     check_ttl,
     take_token,
 )
+from celeriac.messages.wire import WireFormat
 
 SWEEP_EVERY = 60.0  # seconds between sweeps of expired revocations, keys and full buckets
 
@@ -125,8 +126,11 @@ class MemoryBroker(Broker):
         lease_seconds: float = 30.0,
         delivery_limit: int = 5,
         clock: Callable[[], float] = time.time,
+        wire_format: WireFormat | None = None,
     ) -> None:
-        super().__init__(lease_seconds=lease_seconds, delivery_limit=delivery_limit)
+        super().__init__(
+            lease_seconds=lease_seconds, delivery_limit=delivery_limit, wire_format=wire_format
+        )
         self._clock = clock
         self._lock = threading.Lock()
         self._queues: dict[str, _Queue] = {}

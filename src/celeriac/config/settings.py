@@ -399,6 +399,15 @@ _DECLARED = [
     ),
     _s("imports", (), _SEQ, "Modules imported when the worker starts."),
     _s("include", (), _SEQ, "Like `imports`, imported after them."),
+    _s(
+        "wire_format",
+        "celeriac",
+        (str,),
+        "How messages and result records are framed on the broker and the result store: "
+        "`celeriac` (the `CLR1` envelope; the only format so far). Another value raises "
+        "`ImproperlyConfigured` naming the choices when the broker or store is built.",
+        ours=True,
+    ),
 ]
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in _DECLARED}

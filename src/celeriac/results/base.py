@@ -3,6 +3,7 @@
 Imports leaves and ``messages.serializers``. The base class does the bookkeeping once
 (meta records, exceptions as data, serialization); an engine does only the I/O:
 ``_set``, ``_get``, ``_get_many``, ``_delete``, ``_wait`` and ``_join``. Waiting is push-based.
+Key names and record bytes come from a ``RecordFormat`` (``record_format=``), ours unless given.
 """
 
 from __future__ import annotations
@@ -18,6 +19,40 @@ from celeriac.messages.serializers import dumps, loads, resolve_accept
 from celeriac.results.exceptions_codec import decode_exception, encode_exception
 
 TaskMeta = dict[str, Any]
+
+
+class RecordFormat:
+    """What a result store calls its records and how a record becomes bytes.
+
+    celeriac's own: keys ``task:<id>``, ``group:<id>``, ``chord:<id>`` (an engine may put
+    them under a prefix), and a record is the serializer's content type, a newline, and
+    the serialized meta. A subclass can frame records another way; the engines only store
+    the keys and bytes it gives them.
+    """
+
+    name = "celeriac"
+
+    def task_key(self, task_id: str) -> str:
+        return f"task:{task_id}"
+
+    def group_key(self, group_id: str) -> str:
+        return f"group:{group_id}"
+
+    def chord_key(self, group_id: str) -> str:
+        return f"chord:{group_id}"
+
+    def encode(self, meta: TaskMeta, serializer: str) -> bytes:
+        data, content_type, _ = dumps(meta, serializer)
+        return content_type.encode() + b"\n" + data
+
+    def decode(self, raw: bytes, accept: frozenset[str]) -> TaskMeta:
+        """The meta in ``raw``; the content type must be in ``accept`` (``loads`` checks)."""
+        content_type, _, data = raw.partition(b"\n")
+        meta: TaskMeta = loads(data, content_type.decode(), accept)
+        return meta
+
+
+NATIVE_RECORDS = RecordFormat()
 
 
 def pending_meta(task_id: str) -> TaskMeta:
@@ -44,10 +79,12 @@ class ResultBackend(ABC):
         expires: float | None = 86400.0,
         serializer: str = "json",
         accept_content: Sequence[str] = ("json",),
+        record_format: RecordFormat | None = None,
     ) -> None:
         self.expires = expires
         self.serializer = serializer
         self.accept = resolve_accept(accept_content)
+        self.records = NATIVE_RECORDS if record_format is None else record_format
 
     # -- engine I/O -------------------------------------------------------------------------
     @abstractmethod
@@ -75,12 +112,10 @@ class ResultBackend(ABC):
 
     # -- encoding ---------------------------------------------------------------------------
     def encode(self, meta: TaskMeta) -> bytes:
-        data, content_type, _ = dumps(meta, self.serializer)
-        return content_type.encode() + b"\n" + data
+        return self.records.encode(meta, self.serializer)
 
     def decode(self, raw: bytes) -> TaskMeta:
-        content_type, _, data = raw.partition(b"\n")
-        meta: TaskMeta = loads(data, content_type.decode(), self.accept)
+        meta = self.records.decode(raw, self.accept)
         if meta.get("status") in states.EXCEPTION_STATES and isinstance(meta.get("result"), dict):
             meta["result"] = decode_exception(meta["result"])
         return meta
@@ -111,9 +146,8 @@ class ResultBackend(ABC):
             meta["name"] = name
         if extra:
             meta.update(extra)
-        self._set(
-            f"task:{task_id}", self.encode(meta), self.expires, ready=state in states.READY_STATES
-        )
+        ready = state in states.READY_STATES
+        self._set(self.records.task_key(task_id), self.encode(meta), self.expires, ready=ready)
 
     def mark_as_done(self, task_id: str, result: Any, name: str | None = None) -> None:
         self.store_result(task_id, result, states.SUCCESS, name=name)
@@ -124,12 +158,12 @@ class ResultBackend(ABC):
         self.store_result(task_id, exc, states.FAILURE, traceback=traceback)
 
     def get_task_meta(self, task_id: str) -> TaskMeta:
-        raw = self._get(f"task:{task_id}")
+        raw = self._get(self.records.task_key(task_id))
         return self.decode(raw) if raw is not None else pending_meta(task_id)
 
     def get_many_meta(self, task_ids: Sequence[str]) -> list[TaskMeta]:
         """The records of several tasks, in order, read together (PENDING if unknown)."""
-        raws = self._get_many([f"task:{task_id}" for task_id in task_ids])
+        raws = self._get_many([self.records.task_key(task_id) for task_id in task_ids])
         return [
             self.decode(raw) if raw is not None else pending_meta(task_id)
             for task_id, raw in zip(task_ids, raws, strict=True)
@@ -137,7 +171,7 @@ class ResultBackend(ABC):
 
     def wait_for(self, task_id: str, timeout: float | None = None) -> TaskMeta:
         """Block until the task is ready; raise ``TimeoutError`` after ``timeout`` seconds."""
-        raw = self._wait(f"task:{task_id}", timeout)
+        raw = self._wait(self.records.task_key(task_id), timeout)
         if raw is None:
             raise TimeoutError(
                 f"task {task_id} was not ready within {timeout}s. Is a worker consuming "
@@ -146,20 +180,21 @@ class ResultBackend(ABC):
         return self.decode(raw)
 
     def forget(self, task_id: str) -> None:
-        self._delete(f"task:{task_id}")
+        self._delete(self.records.task_key(task_id))
 
     # -- groups and chords ------------------------------------------------------------------
     def save_group(self, group_id: str, task_ids: Sequence[Any]) -> None:
         """Store a group's members in order: task ids, or ``[group_id, [...]]`` pairs for
         nested groups (the form ``GroupResult.as_tuple`` gives)."""
-        self._set(f"group:{group_id}", self.encode({"task_ids": list(task_ids)}), self.expires)
+        record = self.encode({"task_ids": list(task_ids)})
+        self._set(self.records.group_key(group_id), record, self.expires)
 
     def restore_group(self, group_id: str) -> list[Any] | None:
-        raw = self._get(f"group:{group_id}")
+        raw = self._get(self.records.group_key(group_id))
         return None if raw is None else list(self.decode(raw)["task_ids"])
 
     def delete_group(self, group_id: str) -> None:
-        self._delete(f"group:{group_id}")
+        self._delete(self.records.group_key(group_id))
 
     def chord_part_done(self, group_id: str, task_id: str, size: int) -> bool:
         """Record that header task ``task_id`` of the chord ``group_id`` (``size`` tasks)
@@ -167,7 +202,7 @@ class ResultBackend(ABC):
         must apply the body. A redelivered header task counts once; the completing task,
         redelivered after a crash, is told True again, so the body is never lost.
         """
-        return self._join(f"chord:{group_id}", task_id, size, self.expires)
+        return self._join(self.records.chord_key(group_id), task_id, size, self.expires)
 
     def close(self) -> None:
         """Release connections."""

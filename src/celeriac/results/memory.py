@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from celeriac.results.base import ResultBackend
+from celeriac.results.base import RecordFormat, ResultBackend
 
 
 class MemoryBackend(ResultBackend):
@@ -23,8 +23,14 @@ class MemoryBackend(ResultBackend):
         serializer: str = "json",
         accept_content: Sequence[str] = ("json",),
         clock: Callable[[], float] = time.monotonic,
+        record_format: RecordFormat | None = None,
     ) -> None:
-        super().__init__(expires=expires, serializer=serializer, accept_content=accept_content)
+        super().__init__(
+            expires=expires,
+            serializer=serializer,
+            accept_content=accept_content,
+            record_format=record_format,
+        )
         self._clock = clock
         self._data: dict[str, tuple[bytes, float | None]] = {}
         self._ready: set[str] = set()

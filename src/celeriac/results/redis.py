@@ -21,7 +21,7 @@ import redis.exceptions
 
 from celeriac._redis import check_options, parse_target, redact
 from celeriac.exceptions import BackendConnectionError, ImproperlyConfigured
-from celeriac.results.base import ResultBackend
+from celeriac.results.base import RecordFormat, ResultBackend
 
 logger = logging.getLogger(__name__)
 
@@ -240,8 +240,14 @@ class RedisBackend(ResultBackend):
         accept_content: Sequence[str] = ("json",),
         key_prefix: str = "celeriac",
         transport_options: Mapping[str, Any] | None = None,
+        record_format: RecordFormat | None = None,
     ) -> None:
-        super().__init__(expires=expires, serializer=serializer, accept_content=accept_content)
+        super().__init__(
+            expires=expires,
+            serializer=serializer,
+            accept_content=accept_content,
+            record_format=record_format,
+        )
         self.url = url
         self.key_prefix = key_prefix
         check_options(

@@ -27,7 +27,6 @@ from celeriac.exceptions import (
     NotRegistered,
     Retry,
 )
-from celeriac.messages.envelope import Message
 from celeriac.messages.protocol import decode_task_body
 from celeriac.messages.serializers import resolve_accept
 from celeriac.messages.validation import check_envelope, parse_iso
@@ -63,7 +62,7 @@ def prepare(app: Any, delivery: Delivery, hostname: str | None = None) -> Job | 
     checked (``messages.validation``: headers and properties, then the body and the canvas
     it embeds) before anything acts on it; the task lookup comes between the two."""
     try:
-        message = Message.decode(delivery.payload)
+        message = delivery.broker.wire_format.decode(delivery.payload)
     except DecodeError as exc:
         return Refusal(delivery, DeadLetterReason.MALFORMED, str(exc))
     try:
@@ -100,7 +99,7 @@ def job_from_payload(
 
     The main process already decoded this payload once, so it is known to be valid.
     """
-    message = Message.decode(payload)
+    message = app.broker.wire_format.decode(payload)
     body = decode_task_body(message, resolve_accept(app.conf.accept_content))
     request = Request.from_message(
         message, body, queue=queue, hostname=hostname, delivery_count=delivery_count

@@ -36,6 +36,7 @@ from celeriac.brokers.base import (
     check_ttl,
 )
 from celeriac.exceptions import ImproperlyConfigured
+from celeriac.messages.wire import WireFormat
 
 T = TypeVar("T")
 CONSUMER_TIMEOUT = 1800.0  # RabbitMQ's default consumer_timeout, in seconds
@@ -56,8 +57,11 @@ class AmqpBroker(Broker):
         delivery_limit: int = 5,
         transport_options: Mapping[str, Any] | None = None,
         use_ssl: bool | Mapping[str, Any] | None = None,
+        wire_format: WireFormat | None = None,
     ) -> None:
-        super().__init__(lease_seconds=lease_seconds, delivery_limit=delivery_limit)
+        super().__init__(
+            lease_seconds=lease_seconds, delivery_limit=delivery_limit, wire_format=wire_format
+        )
         options = dict(transport_options or {})
         params.check_options(options)
         self.url = url

@@ -54,6 +54,7 @@ from celeriac.exceptions import (
     BrokerError,
     ImproperlyConfigured,
 )
+from celeriac.messages.wire import WireFormat
 
 logger = logging.getLogger("celeriac.brokers.redis")
 _DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -104,8 +105,11 @@ class RedisBroker(Broker):
         lease_seconds: float = 30.0,
         delivery_limit: int = 5,
         transport_options: Mapping[str, Any] | None = None,
+        wire_format: WireFormat | None = None,
     ) -> None:
-        super().__init__(lease_seconds=lease_seconds, delivery_limit=delivery_limit)
+        super().__init__(
+            lease_seconds=lease_seconds, delivery_limit=delivery_limit, wire_format=wire_format
+        )
         options = dict(transport_options or {})
         check_options(options, BROKER_OPTIONS, "broker_transport_options")
         self.url = url
