@@ -253,29 +253,26 @@ def test_a_key_must_be_a_string(app: Celery) -> None:
     assert app.broker.queue_length("celery") == 0
 
 
-# -- Redis: the watch survives a lost connection ----------------------------------------------
-def test_redis_watch_reloads_after_its_connection_is_cut(redis_url: str, redis_prefix: str) -> None:
+# -- Redis: the worker's subscription survives a lost connection -----------------------------
+def test_redis_revocations_reload_after_their_connection_is_cut(
+    redis_url: str, redis_prefix: str
+) -> None:
     from celeriac.brokers.redis import RedisBroker
 
     broker = RedisBroker(redis_url, transport_options={"key_prefix": redis_prefix})
-    heard: list[Revocation] = []
+    killed: list[tuple[str, str]] = []
 
     async def scenario() -> None:
-        broker.revoke(["t-before"], 60.0)
-        watch = await broker.watch_revocations(heard.append)
-        try:
-            # Cut the watch's own connection (and no one else's) from the server side.
-            connection = watch._pubsub.connection  # type: ignore[attr-defined]
+        async with Revocations(broker, on_terminate=lambda *kill: killed.append(kill)) as cache:
+            # Cut the subscription's own connection (and no one else's) from the server side.
+            connection = cache._subscription._pubsub.connection  # type: ignore[union-attr]
             host, port = connection._writer.get_extra_info("sockname")[:2]
             broker.client.client_kill(f"{host}:{port}")
-            await eventually(lambda: any("t-before" in r.expires for r in heard), 5.0)
-            assert not heard[-1].terminate
+            broker.revoke(["t-meanwhile"], 60.0)  # announced while nobody is subscribed
+            await eventually(lambda: "t-meanwhile" in cache, 5.0)
             broker.revoke(["t-after"], 60.0, terminate=True)
-            await eventually(lambda: heard[-1].task_ids == ("t-after",))
-            assert heard[-1].terminate
-        finally:
-            await watch.stop()
-            await broker.close_async()
+            await eventually(lambda: killed == [("t-after", "SIGTERM")])
+        await broker.close_async()
 
     try:
         asyncio.run(scenario())
@@ -283,25 +280,21 @@ def test_redis_watch_reloads_after_its_connection_is_cut(redis_url: str, redis_p
         broker.close()
 
 
-def test_redis_watch_keeps_its_idle_connection_alive(
+def test_redis_revocations_keep_their_idle_connection_alive(
     redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from celeriac.brokers.redis import RedisBroker, control
+    from celeriac.brokers.redis import RedisBroker, channel
 
-    monkeypatch.setattr(control, "KEEPALIVE", 0.05)  # PING after 50 ms of silence
+    monkeypatch.setattr(channel, "KEEPALIVE", 0.05)  # PING after 50 ms of silence
     broker = RedisBroker(redis_url, transport_options={"key_prefix": redis_prefix})
-    heard: list[Revocation] = []
 
     async def scenario() -> None:
-        watch = await broker.watch_revocations(heard.append)
-        try:
+        async with Revocations(broker) as cache:
             await asyncio.sleep(0.3)  # a few PINGs and their replies go by
-            assert heard == []
+            assert len(cache) == 0
             broker.revoke(["t-1"], 60.0)
-            await eventually(lambda: [r.task_ids for r in heard] == [("t-1",)])
-        finally:
-            await watch.stop()
-            await broker.close_async()
+            await eventually(lambda: "t-1" in cache)
+        await broker.close_async()
 
     try:
         asyncio.run(scenario())

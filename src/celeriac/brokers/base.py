@@ -1,8 +1,9 @@
 """The ``Broker`` seam: the verbs every transport implements natively, and their data types.
 
-Imports leaves and ``messages.wire``. Engines (memory, redis, amqp) subclass ``Broker``;
-the worker and the producer use only what is here. Adapters take constructor arguments,
-never ``app.conf`` (the wire format too: ``wire_format=``, the ``CLR1`` envelope unless given).
+Imports leaves, ``messages.wire`` and ``messages.revocation``. Engines (memory, redis,
+amqp) subclass ``Broker``; the worker and the producer use only what is here. Adapters take
+constructor arguments, never ``app.conf`` (the wire format too: ``wire_format=``, the
+``CLR1`` envelope unless given).
 
 Semantics every engine keeps (``celeriac.testing.contracts`` checks them):
 - ``publish`` returns once the broker holds the message; a ``delay`` waits broker-side,
@@ -22,13 +23,20 @@ Semantics every engine keeps (``celeriac.testing.contracts`` checks them):
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import enum
 import math
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from celeriac.exceptions import BrokerConnectionError
+from celeriac.messages import revocation
+from celeriac.messages.revocation import Revocation as Revocation  # re-exported
 from celeriac.messages.wire import NATIVE, WireFormat
 
 MIN_PRIORITY = 0
@@ -135,30 +143,165 @@ class DeadLetter:
     priority: int = MIN_PRIORITY
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Revocation:
-    """Tasks were revoked: what ``watch_revocations`` tells a running worker at once."""
+# -- the channel: publish/subscribe on a named topic -----------------------------------------
+class ChannelKind(str, enum.Enum):
+    """How a topic carries its payloads."""
 
-    # task id -> unix time (this process's clock) after which it may be forgotten
-    expires: Mapping[str, float]
-    terminate: bool = False  # also stop the task if it is running now
-    signal: str = "SIGTERM"  # how to stop it ("SIGTERM", "SIGKILL", ...)
+    BROADCAST = "broadcast"  # to every subscriber listening at that moment; nothing is kept
+    STREAM = "stream"  # also kept: a bounded recent history a late subscriber can read
 
+
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
+PENDING_LIMIT = 10_000  # payloads a subscription holds for a reader that falls behind
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A named channel. A stream topic keeps about its last ``keep`` payloads (RabbitMQ:
+    ``keep`` KiB, its streams are bounded by size). One name, one kind and ``keep``."""
+
+    name: str
+    kind: ChannelKind = ChannelKind.BROADCAST
+    keep: int = 1000
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _TOPIC_NAME.fullmatch(self.name):
+            raise ValueError(f"a topic name is 1-200 letters, digits and '_.:-', not {self.name!r}")
+        try:
+            object.__setattr__(self, "kind", ChannelKind(self.kind))
+        except ValueError:
+            raise ValueError(
+                f"a topic's kind is 'broadcast' or 'stream', not {self.kind!r}"
+            ) from None
+        if not isinstance(self.keep, int) or self.keep < 1:
+            raise ValueError(f"a stream topic keeps at least 1 payload, not {self.keep!r}")
+
+
+#: Revocations are announced here (``messages.revocation`` is the format); ``revoke``
+#: records them as well, so a worker that starts later still reads them.
+REVOCATIONS = Topic(revocation.TOPIC)
+
+
+class Subscription(ABC):
+    """The payloads published on ``topic`` after ``subscribe`` returned, in publish order,
+    handed out on the subscribing event loop by ``get`` or ``async for``.
+
+    A lost connection surfaces once as ``BrokerConnectionError`` from ``get``; the engine
+    reconnects by itself and ``wait_live`` returns once it receives again. On a broadcast
+    topic, what was published meanwhile is missed; a stream topic resumes after the last
+    payload handed out (while the history still holds it). A reader that falls more than
+    ``PENDING_LIMIT`` payloads behind loses the newest (counted in ``dropped``).
+    Engines call ``deliver``/``lost``/``resumed`` from any thread and implement ``_stop``.
+    """
+
+    def __init__(self, topic: Topic) -> None:
+        self.topic = topic
+        self.loop = asyncio.get_running_loop()
+        self.dropped = 0
+        self._items: collections.deque[bytes | BrokerConnectionError] = collections.deque()
+        self._ready = asyncio.Event()
+        self._live = asyncio.Event()
+        self._live.set()
+        self._down = self._closed = False
+
+    # -- engine side (any thread) ---------------------------------------------------------
+    def deliver(self, payload: bytes) -> None:
+        self._call(self._add, payload)
+
+    def lost(self, exc: BrokerConnectionError) -> None:
+        self._call(self._lose, exc)
+
+    def resumed(self) -> None:
+        self._call(self._resume)
+
+    def _call(self, step: Callable[..., None], *args: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
+            self.loop.call_soon_threadsafe(step, *args)
+
+    def _add(self, payload: bytes) -> None:
+        if self._closed:
+            return
+        if len(self._items) >= PENDING_LIMIT:
+            self.dropped += 1
+            return
+        self._items.append(payload)
+        self._ready.set()
+
+    def _lose(self, exc: BrokerConnectionError) -> None:
+        if not self._closed and not self._down:  # once per outage
+            self._down = True
+            self._live.clear()
+            self._items.append(exc)
+            self._ready.set()
+
+    def _resume(self) -> None:
+        self._down = False
+        self._live.set()
+
+    # -- reader side (the subscribing loop) -----------------------------------------------
     @property
-    def task_ids(self) -> tuple[str, ...]:
-        return tuple(self.expires)
+    def closed(self) -> bool:
+        return self._closed
 
+    async def get(self, timeout: float | None = None) -> bytes | None:
+        """The next payload; None once ``timeout`` passes or the subscription is closed."""
+        deadline = None if timeout is None else self.loop.time() + timeout
+        while not self._items:
+            if self._closed:
+                return None
+            self._ready.clear()
+            left = None if deadline is None else deadline - self.loop.time()
+            if left is not None and left <= 0:
+                return None
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), left)
+        item = self._items.popleft()
+        if isinstance(item, BrokerConnectionError):
+            raise item
+        return item
 
-#: Called on the watching event loop with each announcement.
-RevocationCallback = Callable[[Revocation], None]
+    async def wait_live(self, timeout: float | None = None) -> bool:
+        """Wait until the subscription receives again after an outage; False on timeout."""
+        try:
+            await asyncio.wait_for(self._live.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return not self._closed
 
-
-class RevocationWatch(ABC):
-    """A running ``watch_revocations`` subscription."""
+    async def close(self) -> None:
+        """Stop receiving and free what the engine holds; ``get`` returns None after it."""
+        if self._closed:
+            return
+        self._closed = True
+        self._items.clear()
+        self._ready.set()
+        self._live.set()
+        await self._stop()
 
     @abstractmethod
-    async def stop(self) -> None:
-        """End it (on the loop that started it); no callback runs after this returns."""
+    async def _stop(self) -> None:
+        """The engine's side of ``close``: unsubscribe and release the connection."""
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> bytes:
+        payload = await self.get()
+        if payload is None:
+            raise StopAsyncIteration
+        return payload
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+def _checked_payload(payload: bytes) -> bytes:
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise TypeError(f"a topic's payload is bytes (encode it first), not {type(payload)}")
+    return bytes(payload)
 
 
 class Broker(ABC):
@@ -279,10 +422,11 @@ class Broker(ABC):
         terminate: bool = False,
         signal: str = "SIGTERM",
     ) -> None:
-        """Record ``task_ids`` as revoked for ``ttl`` seconds and announce it to watchers.
+        """Record ``task_ids`` as revoked for ``ttl`` seconds and announce it on ``REVOCATIONS``.
 
         The record outlives worker restarts (a worker reads it with ``revoked_ids``); the
-        announcement reaches the workers running now, with ``terminate``/``signal``.
+        announcement (``messages.revocation``) reaches the workers subscribed now, with
+        ``terminate``/``signal``. Engines record and announce in one step where they can.
         """
         check_ttl(ttl, "a revocation's ttl")
         ids = list(dict.fromkeys(task_ids))  # each id once, in order
@@ -297,15 +441,40 @@ class Broker(ABC):
     def revoked_ids(self) -> dict[str, float]:
         """The live revocations: task id -> unix time (this process's clock) it ends."""
 
-    @abstractmethod
-    async def watch_revocations(self, callback: RevocationCallback) -> RevocationWatch:
-        """Call ``callback(revocation)`` on this event loop for every ``revoke`` from now on.
+    # -- the channel ------------------------------------------------------------------------
+    def publish_topic(self, topic: Topic, payload: bytes) -> None:
+        """Publish ``payload`` on ``topic``; returns once the broker took it. A broadcast
+        reaches the subscribers listening now (none: it is dropped); a stream keeps it."""
+        self._publish_topic(topic, _checked_payload(payload))
 
-        The subscription is live when this returns, so reading ``revoked_ids`` after it
-        misses nothing. After a lost connection comes back, the engine calls ``callback``
-        once with every live revocation (``terminate=False``): announcements sent while it
-        was away are not lost, though a terminate request sent then is.
+    async def publish_topic_async(self, topic: Topic, payload: bytes) -> None:
+        """``publish_topic`` for code running on an event loop."""
+        await self._publish_topic_async(topic, _checked_payload(payload))
+
+    async def subscribe(self, topic: Topic, *, history: bool = False) -> Subscription:
+        """Follow ``topic`` on this event loop; live when it returns. ``history=True`` (stream
+        topics) first hands out the payloads the topic still keeps, oldest first.
+
+        Raises ``BrokerConnectionError`` when the broker cannot be reached.
         """
+        if history and topic.kind is not ChannelKind.STREAM:
+            raise ValueError(
+                f"topic {topic.name!r} is a broadcast topic and keeps no history; "
+                f"declare it Topic({topic.name!r}, kind='stream') to read one"
+            )
+        return await self._subscribe(topic, history)
+
+    @abstractmethod
+    def _publish_topic(self, topic: Topic, payload: bytes) -> None:
+        """The engine's I/O for ``publish_topic``."""
+
+    @abstractmethod
+    async def _publish_topic_async(self, topic: Topic, payload: bytes) -> None:
+        """The engine's I/O for ``publish_topic_async``."""
+
+    @abstractmethod
+    async def _subscribe(self, topic: Topic, history: bool) -> Subscription:
+        """The engine's subscription; ``history`` only for a stream topic."""
 
     @abstractmethod
     def reserve(self, key: str, value: str, ttl: float) -> str | None:

@@ -2,14 +2,16 @@
 
 Owns the ready heaps, delayed heaps, leases and dead letters of one process behind one
 ``threading.Lock``, so a sync producer and async consumers on several event loops (in
-several threads) can share one instance; so are the revocations, idempotency keys and
-token buckets, which only this process sees. Imports only ``celeriac.brokers.base`` and the
-stdlib; it must never import another engine or the app.
+several threads) can share one instance; so are the revocations, idempotency keys,
+token buckets and channel topics (in-process fan-out), which only this process sees.
+Imports ``celeriac.brokers.base``, ``celeriac.messages`` and the stdlib; it must never
+import another engine or the app.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import heapq
 import itertools
@@ -21,18 +23,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from celeriac.brokers.base import (
+    REVOCATIONS,
     Broker,
+    ChannelKind,
     DeadLetter,
     DeadLetterReason,
     Delivery,
     OutboundMessage,
-    Revocation,
-    RevocationCallback,
-    RevocationWatch,
+    Subscription,
+    Topic,
     check_bucket,
     check_ttl,
     take_token,
 )
+from celeriac.messages import revocation
 from celeriac.messages.wire import WireFormat
 
 SWEEP_EVERY = 60.0  # seconds between sweeps of expired revocations, keys and full buckets
@@ -79,27 +83,21 @@ class _Waiter:
     wake_at: float  # clock() time it wakes by itself; -inf once someone woke it
 
 
-class _Watch(RevocationWatch):
-    """A ``watch_revocations`` subscriber: announcements are handed to its own loop."""
+class _Subscription(Subscription):
+    """A subscriber: the broker hands it each payload under its lock, so in publish order."""
 
-    def __init__(
-        self, broker: MemoryBroker, loop: asyncio.AbstractEventLoop, callback: RevocationCallback
-    ) -> None:
-        self._broker, self._loop, self._callback = broker, loop, callback
-        self.active = True
+    def __init__(self, broker: MemoryBroker, topic: Topic) -> None:
+        super().__init__(topic)
+        self._broker = broker
 
-    def announce(self, revocation: Revocation) -> None:
-        # RuntimeError: its loop is closed, so nobody is listening any more.
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._deliver, revocation)
+    async def _stop(self) -> None:
+        self._broker._unsubscribe(self)
 
-    def _deliver(self, revocation: Revocation) -> None:
-        if self.active:  # announced before stop(), delivered after: dropped
-            self._callback(revocation)
 
-    async def stop(self) -> None:
-        self.active = False
-        self._broker._unwatch(self)
+@dataclass(eq=False)
+class _Topic:
+    subscribers: list[_Subscription] = field(default_factory=list)
+    history: collections.deque[bytes] = field(default_factory=collections.deque)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -139,7 +137,7 @@ class MemoryBroker(Broker):
         self._seq = itertools.count()
         self._rotation = 0  # which requested queue a fetch looks at first, among equals
         self._revoked: dict[str, float] = {}  # task id -> clock() time it is forgotten
-        self._watches: list[_Watch] = []
+        self._topics: dict[str, _Topic] = {}
         self._reserved: dict[str, tuple[str, float]] = {}  # key -> (value, clock() expiry)
         self._buckets: dict[str, tuple[float, float, float]] = {}  # key -> (tokens, at, full)
         self._swept_at = -math.inf
@@ -280,26 +278,51 @@ class MemoryBroker(Broker):
             self._sweep(now)
             for task_id in ids:
                 self._revoked[task_id] = max(self._revoked.get(task_id, now), now + ttl)
-            watches = list(self._watches)
-        expires = time.time() + ttl
-        revocation = Revocation(dict.fromkeys(ids, expires), terminate, signal)
-        for watch in watches:
-            watch.announce(revocation)
+            self._fan_out(REVOCATIONS, revocation.encode(ids, ttl, terminate, signal))
 
     def revoked_ids(self) -> dict[str, float]:
         with self._lock:
             now, local = self._clock(), time.time()
             return {i: local + (at - now) for i, at in self._revoked.items() if at > now}
 
-    async def watch_revocations(self, callback: RevocationCallback) -> RevocationWatch:
-        watch = _Watch(self, asyncio.get_running_loop(), callback)
+    # -- the channel: in-process fan-out ----------------------------------------------------
+    def _publish_topic(self, topic: Topic, payload: bytes) -> None:
         with self._lock:
-            self._watches.append(watch)
-        return watch
+            self._fan_out(topic, payload)
 
-    def _unwatch(self, watch: _Watch) -> None:
-        with self._lock, contextlib.suppress(ValueError):
-            self._watches.remove(watch)
+    async def _publish_topic_async(self, topic: Topic, payload: bytes) -> None:
+        self._publish_topic(topic, payload)
+
+    async def _subscribe(self, topic: Topic, history: bool) -> Subscription:
+        subscription = _Subscription(self, topic)
+        with self._lock:
+            state = self._topics.setdefault(topic.name, _Topic())
+            for payload in state.history if history else ():
+                subscription.deliver(payload)
+            state.subscribers.append(subscription)
+        return subscription
+
+    def _fan_out(self, topic: Topic, payload: bytes) -> None:
+        """With the lock held, so every subscriber sees every publisher's payloads in one order."""
+        state = self._topics.get(topic.name)
+        if state is None and topic.kind is ChannelKind.BROADCAST:
+            return  # nobody listens, nothing is kept
+        if state is None:
+            state = self._topics[topic.name] = _Topic()
+        if topic.kind is ChannelKind.STREAM:
+            state.history.append(payload)
+            while len(state.history) > topic.keep:
+                state.history.popleft()
+        for subscriber in state.subscribers:
+            subscriber.deliver(payload)
+
+    def _unsubscribe(self, subscription: _Subscription) -> None:
+        with self._lock:
+            state = self._topics.get(subscription.topic.name)
+            if state is not None and subscription in state.subscribers:
+                state.subscribers.remove(subscription)
+                if not state.subscribers and not state.history:
+                    del self._topics[subscription.topic.name]
 
     def reserve(self, key: str, value: str, ttl: float) -> str | None:
         check_ttl(ttl, "an idempotency key's ttl")

@@ -1,22 +1,28 @@
 """``Revocations``: the worker's own copy of the revoked task ids, kept in step by the broker.
 
-Runtime: imports ``brokers.base``, ``worker.connection`` and the stdlib only. ``start``
-subscribes to the broker's announcements first and then loads the live revocations (so
-none falls in between); from then on ``is_revoked`` answers from memory, with no broker
-round trip per message. Each id is forgotten when its revocation ends. Terminate requests
-go to ``on_terminate``.
+Runtime: imports ``brokers.base``, ``messages.revocation``, ``worker.connection`` and the
+stdlib. ``start`` subscribes to the broker's ``REVOCATIONS`` topic first and then loads the
+live revocations (so none falls in between); from then on ``is_revoked`` answers from
+memory, with no broker round trip per message. After an outage of the subscription, the
+live revocations are loaded again (what was announced meanwhile is not missed; a terminate
+request sent then is). Each id is forgotten when its revocation ends. Terminate requests go
+to ``on_terminate``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
 
-from celeriac.brokers.base import Broker, Revocation, RevocationWatch
-from celeriac.worker.connection import off_loop
+from celeriac.brokers.base import REVOCATIONS, Broker, Revocation, Subscription
+from celeriac.exceptions import BrokerError
+from celeriac.messages import revocation
+from celeriac.worker.connection import backoff, off_loop
 
 logger = logging.getLogger("celeriac.worker")
 SWEEP_EVERY = 60.0  # seconds between sweeps of ended revocations
@@ -39,7 +45,8 @@ class Revocations:
         self.on_terminate = on_terminate
         self._clock = clock
         self._ends: dict[str, float] = {}  # task id -> clock() time it is forgotten
-        self._watch: RevocationWatch | None = None
+        self._subscription: Subscription | None = None
+        self._follower: asyncio.Task[None] | None = None
         self._swept_at = -math.inf
 
     async def start(self) -> None:
@@ -47,9 +54,9 @@ class Revocations:
 
         Raises ``BrokerConnectionError`` when the broker cannot be reached.
         """
-        if self._watch is not None:
+        if self._subscription is not None:
             return
-        self._watch = await self.broker.watch_revocations(self.apply)
+        subscription = self._subscription = await self.broker.subscribe(REVOCATIONS)
         try:
             # Off the loop in a daemon thread: a worker stopped meanwhile need not wait.
             live = await off_loop(self.broker.revoked_ids)
@@ -59,11 +66,46 @@ class Revocations:
         self._remember(live)
         if live:
             logger.info("%d revoked task ids are in force", len(live))
+        self._follower = asyncio.create_task(self._follow(subscription), name="celeriac-revoked")
 
     async def stop(self) -> None:
-        watch, self._watch = self._watch, None
-        if watch is not None:
-            await watch.stop()
+        follower, self._follower = self._follower, None
+        subscription, self._subscription = self._subscription, None
+        if follower is not None:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+        if subscription is not None:
+            await subscription.close()
+
+    async def _follow(self, subscription: Subscription) -> None:
+        while True:
+            try:
+                payload = await subscription.get()
+            except BrokerError as exc:  # the worker's consumer reports an outage once
+                logger.debug("revocations: the broker's channel is down (%s)", exc)
+                await self._reload(subscription)
+                continue
+            if payload is None:  # closed
+                return
+            notice = revocation.decode(payload)
+            if notice is not None:
+                self.apply(notice.heard_now())
+
+    async def _reload(self, subscription: Subscription) -> None:
+        """Back after an outage: read the record again, for what was announced meanwhile."""
+        failures = 0
+        while await subscription.wait_live() and not subscription.closed:
+            try:
+                live = await off_loop(self.broker.revoked_ids)
+            except BrokerError as exc:
+                failures += 1
+                logger.debug("revocations: cannot reload yet (%s)", exc)
+                await asyncio.sleep(backoff(failures))
+                continue
+            self._remember(live)
+            logger.debug("revocations: reconnected; %d live revocations", len(live))
+            return
 
     async def __aenter__(self) -> Revocations:
         await self.start()

@@ -3,10 +3,10 @@
 Every AMQP call runs on the broker's own I/O thread (``io``): the sync face waits for it,
 the async face awaits it from any loop. Publishing is confirmed and mandatory
 (``publish``), fetching and leases are ``consume``, counts and dead letters ``admin``,
-revocations ``revocations``; ``topology`` names every queue and exchange. RabbitMQ keeps
-no key-value state, so idempotency keys and cluster token buckets are refused with the fix
-(``supports_key_value`` is False). Engine: imports ``brokers.base``, aiormq and its own
-modules; never the app or other engines.
+revocations ``revocations``, the channel's topics ``channel``; ``topology`` names every
+queue and exchange. RabbitMQ keeps no key-value state, so idempotency keys and cluster
+token buckets are refused with the fix (``supports_key_value`` is False). Engine: imports
+``brokers.base``, aiormq and its own modules; never the app or other engines.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from typing import Any, ClassVar, TypeVar
 
 from celeriac.brokers.amqp import params
 from celeriac.brokers.amqp.admin import Admin
+from celeriac.brokers.amqp.channel import AmqpSubscription, Channels
 from celeriac.brokers.amqp.consume import Consumption
 from celeriac.brokers.amqp.io import IOThread
 from celeriac.brokers.amqp.link import Link
 from celeriac.brokers.amqp.publish import Publisher, delayed_copy, ready_copy
-from celeriac.brokers.amqp.revocations import AmqpWatch, Revocations
+from celeriac.brokers.amqp.revocations import Revocations
 from celeriac.brokers.amqp.topology import Names
 from celeriac.brokers.base import (
     Broker,
@@ -30,8 +31,8 @@ from celeriac.brokers.base import (
     DeadLetterReason,
     Delivery,
     OutboundMessage,
-    RevocationCallback,
-    RevocationWatch,
+    Subscription,
+    Topic,
     check_bucket,
     check_ttl,
 )
@@ -88,6 +89,7 @@ class AmqpBroker(Broker):
         self.consumption = Consumption(self, self.link, self.publisher)
         self.admin = Admin(self.link, self.publisher)
         self.revocations = Revocations(self.link, self.publisher)
+        self.channels = Channels(self.link, self.names)
 
     def _forked(self) -> None:
         """In a forked child: nothing of the parent's connection may be touched."""
@@ -209,10 +211,17 @@ class AmqpBroker(Broker):
     def revoked_ids(self) -> dict[str, float]:
         return self._run(self.revocations.revoked())
 
-    async def watch_revocations(self, callback: RevocationCallback) -> RevocationWatch:
-        watch = AmqpWatch(self._io, self.revocations, callback)
-        await watch.start()
-        return watch
+    # -- the channel (``channel``) ----------------------------------------------------------
+    def _publish_topic(self, topic: Topic, payload: bytes) -> None:
+        self._run(self.channels.publish(topic, payload, self.confirm_timeout))
+
+    async def _publish_topic_async(self, topic: Topic, payload: bytes) -> None:
+        await self._await(self.channels.publish(topic, payload, self.confirm_timeout))
+
+    async def _subscribe(self, topic: Topic, history: bool) -> Subscription:
+        subscription = AmqpSubscription(self._io, self.channels, topic, history)
+        await subscription.start()
+        return subscription
 
     def reserve(self, key: str, value: str, ttl: float) -> str | None:
         check_ttl(ttl, "an idempotency key's ttl")

@@ -146,19 +146,18 @@ class Publisher:
             await channel.queue_bind(queue, names.deliver, t.deliver_binding(queue))
         self._done(f"delay:{queue}")
 
-    async def declare_control(self) -> None:
-        """The control fanout, the events topic exchange and the revocations stream."""
+    async def declare_control(self, topic: str) -> None:
+        """The broadcast exchange and the revocations stream, bound to it by ``topic``."""
         if not self._fresh("control"):
             return
         channel = await self.link.channel("admin")
         names = self.names
         with self.link.guard():
-            await channel.exchange_declare(names.control, exchange_type="fanout", durable=True)
-            await channel.exchange_declare(names.events, exchange_type="topic", durable=True)
+            await channel.exchange_declare(names.broadcast, exchange_type="direct", durable=True)
             await channel.queue_declare(
                 names.revocations, durable=True, arguments=t.revocation_arguments(self.retention)
             )
-            await channel.queue_bind(names.revocations, names.control, "")
+            await channel.queue_bind(names.revocations, names.broadcast, topic)
         self._done("control")
 
     # -- publishing -----------------------------------------------------------------------

@@ -14,9 +14,11 @@ This docstring is the topology (``Q`` is a celeriac queue name; ``celeriac`` bel
   ``celeriac.delay.deliver`` finally routes it into Q. A message waits exactly its delay
   (rounded up to UNIT_MS), and every queue holds messages of one TTL, so none ever waits
   behind a longer one.
-- ``celeriac.control`` (fanout): revocations (and later remote control); bound to the
-  stream ``celeriac.revocations``, which keeps them for workers that start later.
-- ``celeriac.events`` (topic): reserved for task and worker events.
+- ``celeriac.broadcast`` (direct): the channel's broadcast topics, the routing key being
+  the topic name (``channel``); the stream ``celeriac.revocations`` is bound to it with the
+  revocations topic's name, so it keeps every revoke for workers that start later.
+- ``celeriac.events`` (topic): the channel's stream topics, each bound by its name to the
+  stream ``celeriac.stream.<topic>``.
 
 Engine helper: imports the stdlib only.
 """
@@ -47,10 +49,13 @@ class Names:
         if not namespace or any(c in namespace for c in "*#"):
             raise ValueError("namespace must be a non-empty name without '*' or '#'")
         self.namespace = namespace
-        self.control = f"{namespace}.control"
+        self.broadcast = f"{namespace}.broadcast"
         self.events = f"{namespace}.events"
         self.revocations = f"{namespace}.revocations"
         self.deliver = f"{namespace}.delay.deliver"
+
+    def stream_queue(self, topic: str) -> str:
+        return f"{self.namespace}.stream.{topic}"
 
     def dead_queue(self, queue: str) -> str:
         return f"{self.namespace}.dead.{queue}"

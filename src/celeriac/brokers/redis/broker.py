@@ -5,7 +5,8 @@ window loses a message. A lease is the pending entry's idle time: ``extend`` res
 and any consumer's fetch takes back entries idle longer than the lease (XAUTOCLAIM),
 counting a delivery. Settling checks the holder and its delivery count (fencing).
 Revocations, idempotency keys and token buckets are one script each on one shared key
-(``keys.SharedKeys``); revocations are also announced on a pub/sub channel (``control``).
+(``keys.SharedKeys``); revocations are also announced on the channel (``channel``: pub/sub
+for broadcast topics, capped streams for stream topics).
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ from celeriac.brokers.base import (
     DeadLetterReason,
     Delivery,
     OutboundMessage,
-    RevocationCallback,
-    RevocationWatch,
+    Subscription,
+    Topic,
     check_bucket,
     check_ttl,
 )
-from celeriac.brokers.redis.control import ChannelWatch, announcement, local_expiries
+from celeriac.brokers.redis.channel import open_subscription, stage_publish
+from celeriac.brokers.redis.control import local_expiries, revoke_args
 from celeriac.brokers.redis.keys import (
     GROUP,
     LEVELS,
@@ -536,36 +538,30 @@ class RedisBroker(Broker):
     # -- shared state -----------------------------------------------------------------------
     def _revoke(self, ids: list[str], ttl: float, terminate: bool, signal: str) -> None:
         """One script: record (bounded, expiring) and announce, atomically."""
-        shared = self.shared
+        args = revoke_args(self.prefix, ids, ttl, terminate, signal)
         with self._guard():
-            self._script("revoke")(
-                keys=[shared.revoked],
-                args=[
-                    max(1, int(ttl * 1000)),
-                    shared.control,
-                    announcement(ids, ttl, terminate, signal),
-                    *ids,
-                ],
-            )
+            self._script("revoke")(keys=[self.shared.revoked], args=args)
 
     def revoked_ids(self) -> dict[str, float]:
         with self._guard():
             rows = self._script("revoked")(keys=[self.shared.revoked])
         return local_expiries(rows)
 
-    async def watch_revocations(self, callback: RevocationCallback) -> RevocationWatch:
-        client, scripts = self._aclient()
-        shared = self.shared
-
-        async def reload() -> dict[str, float]:
-            with self._guard():
-                rows = await scripts["revoked"](keys=[shared.revoked])
-            return local_expiries(rows)
-
-        watch = ChannelWatch(client.pubsub(), shared.control, callback, reload)
+    # -- the channel (``channel``) ----------------------------------------------------------
+    def _publish_topic(self, topic: Topic, payload: bytes) -> None:
         with self._guard():
-            await watch.start()
-        return watch
+            stage_publish(self.client, self.prefix, topic, payload)
+
+    async def _publish_topic_async(self, topic: Topic, payload: bytes) -> None:
+        with self._guard():
+            await stage_publish(self._aclient()[0], self.prefix, topic, payload)
+
+    async def _subscribe(self, topic: Topic, history: bool) -> Subscription:
+        client = self._aclient()[0]
+        with self._guard():
+            return await open_subscription(
+                client, self.prefix, topic, history, self._block_cap, self._down
+            )
 
     def reserve(self, key: str, value: str, ttl: float) -> str | None:
         check_ttl(ttl, "an idempotency key's ttl")

@@ -19,9 +19,9 @@ State shared by the whole cluster, not by one queue:
 
     {prefix}:revoked             sorted set of revoked task ids (score: when the revocation
                                  ends, ms of Redis server time); expires with its last member
-    {prefix}:control             pub/sub channel of control announcements (JSON), e.g.
-                                 {"revoke": [ids], "terminate": false, "signal": "SIGTERM",
-                                 "ttl": seconds}
+    {prefix}:topic:<name>        pub/sub channel of a broadcast topic (``channel``), e.g.
+                                 ``celeriac.revocations`` (``messages.revocation``'s JSON)
+    {prefix}:stream:<name>       stream of a stream topic, capped by XADD MAXLEN ~ keep
     {prefix}:idem:<key>          string: the task id an idempotency key was reserved for,
                                  expiring after the key's ttl
     {prefix}:bucket:<key>        hash: a shared token bucket (t = tokens, a = when t was
@@ -103,10 +103,6 @@ class SharedKeys:
     @property
     def revoked(self) -> str:
         return f"{self.prefix}:revoked"
-
-    @property
-    def control(self) -> str:
-        return f"{self.prefix}:control"
 
     def idempotency(self, key: str) -> str:
         return f"{self.prefix}:idem:{key}"

@@ -5,5 +5,12 @@ Imports only the suites themselves; each suite uses only its seam's public API.
 
 from celeriac.testing.contracts.backend import BackendFactory, ResultBackendContract
 from celeriac.testing.contracts.broker import BrokerContract, BrokerFactory
+from celeriac.testing.contracts.channel import ChannelContract
 
-__all__ = ["BackendFactory", "BrokerContract", "BrokerFactory", "ResultBackendContract"]
+__all__ = [
+    "BackendFactory",
+    "BrokerContract",
+    "BrokerFactory",
+    "ChannelContract",
+    "ResultBackendContract",
+]

@@ -14,8 +14,9 @@ import time
 
 import pytest
 
-from celeriac.brokers.base import Broker, Revocation
+from celeriac.brokers.base import REVOCATIONS, Broker, Revocation
 from celeriac.exceptions import ImproperlyConfigured
+from celeriac.messages import revocation
 from celeriac.testing.contracts.broker_dead_letters import DeadLetterContract
 from celeriac.testing.contracts.broker_delays import DelayContract
 from celeriac.testing.contracts.broker_leases import LeaseContract
@@ -79,28 +80,33 @@ class SharedStateContract(BrokerSuite):
         assert task_id in broker.revoked_ids()
 
     @in_event_loop
-    async def test_watchers_hear_each_revoke_until_stopped(
+    async def test_subscribers_hear_each_revoke_until_closed(
         self, make_broker: BrokerFactory
     ) -> None:
         broker, first, second = make_broker(), new_key("a"), new_key("b")
-        heard: asyncio.Queue[Revocation] = asyncio.Queue()
-        watch = await broker.watch_revocations(heard.put_nowait)
+        subscription = await broker.subscribe(REVOCATIONS)
+
+        async def heard() -> Revocation:
+            payload = await subscription.get(SLACK)
+            notice = revocation.decode(payload or b"")
+            assert notice is not None, f"not a revocation message: {payload!r}"
+            return notice.heard_now()
+
         try:
             started = time.time()
             # From another thread, as a web process revokes while the worker's loop runs.
             await asyncio.to_thread(broker.revoke, [first, second], 30.0, terminate=True)
-            got = await asyncio.wait_for(heard.get(), SLACK)
+            got = await heard()
             assert got.task_ids == (first, second)
             assert (got.terminate, got.signal) == (True, "SIGTERM")
             assert started + 30.0 - SLACK <= got.expires[first] <= time.time() + 30.0 + SLACK
             broker.revoke([first], 30.0, signal="SIGKILL")  # from the loop's own thread
-            got = await asyncio.wait_for(heard.get(), SLACK)
+            got = await heard()
             assert (got.task_ids, got.terminate, got.signal) == ((first,), False, "SIGKILL")
         finally:
-            await watch.stop()
+            await subscription.close()
         broker.revoke([second], 30.0)
-        await asyncio.sleep(0.2)
-        assert heard.empty(), "a stopped watch must not call back"
+        assert await subscription.get(0.2) is None, "a closed subscription hears nothing"
 
     # -- idempotency keys -------------------------------------------------------------------
     def test_reserve_keeps_the_first_value_until_its_ttl(self, make_broker: BrokerFactory) -> None:

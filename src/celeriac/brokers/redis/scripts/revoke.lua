@@ -1,6 +1,6 @@
 -- revoke: record task ids as revoked until now + ttl (Redis server time), and announce it.
 -- KEYS[1] revoked zset (member: task id, score: when its revocation ends, ms)
--- ARGV[1] ttl in ms   ARGV[2] control channel   ARGV[3] announcement (JSON)
+-- ARGV[1] ttl in ms   ARGV[2] the revocations topic's channel   ARGV[3] the message (JSON)
 -- ARGV[4..] task ids
 -- Returns the number of subscribers that got the announcement. Ended revocations are
 -- dropped first and the key expires with its last member: the set holds only live ones.
