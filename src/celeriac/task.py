@@ -12,13 +12,14 @@ import dataclasses
 import datetime as dt
 import inspect
 import random
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, cast
 
 from celeriac._context import get_current_app, get_current_request
 from celeriac.brokers.base import check_priority
 from celeriac.canvas import Signature, mapping
+from celeriac.canvas.signature import new_id as new_id  # also celeriac.new_id
+from celeriac.canvas.signature import signature_dicts
 from celeriac.exceptions import MaxRetriesExceededError, Retry
 from celeriac.messages.protocol import custom_headers
 from celeriac.request import Request
@@ -109,10 +110,6 @@ def check_call_options(name: str, options: Mapping[str, Any]) -> None:
         )
     if options.get("priority") is not None:
         check_priority(options["priority"])
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 def exponential_backoff(factor: float, retries: int, maximum: float, full_jitter: bool) -> float:
@@ -369,8 +366,8 @@ class Task(Generic[P, R]):
             retries=retries or 0,
             is_eager=True,
             called_directly=False,
-            callbacks=_signature_list(link),
-            errbacks=_signature_list(link_error),
+            callbacks=signature_dicts(link),
+            errbacks=signature_dicts(link_error),
             chain=options.get("chain"),
             root_id=(parent.root_id if parent else None) or task_id,
             parent_id=parent.id if parent else None,
@@ -518,10 +515,3 @@ class Task(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<@task: {self.name}>"
-
-
-def _signature_list(value: Any) -> list[dict[str, Any]] | None:
-    if value is None:
-        return None
-    items = [value] if isinstance(value, Mapping) else list(value)
-    return [dict(item) for item in items] or None

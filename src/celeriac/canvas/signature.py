@@ -19,7 +19,17 @@ S = TypeVar("S", bound="type[Signature]")
 
 
 def new_id() -> str:
+    """A fresh task id (a UUID4 string, as Celery's)."""
     return str(uuid.uuid4())
+
+
+def signature_dicts(value: Any) -> list[dict[str, Any]] | None:
+    """``link``/``link_error`` as they travel: one signature or several, as a list of plain
+    dicts; None when there are none."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, Mapping) else list(value)
+    return [dict(item) for item in items] or None
 
 
 def _as_list(value: Any) -> list[Any]:

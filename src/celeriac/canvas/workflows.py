@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from celeriac import followups, states
 from celeriac.canvas.signature import Signature, maybe_signature, new_id
 from celeriac.exceptions import ChordError, ImproperlyConfigured
 from celeriac.result import EagerResult, GroupResult
+
+W = TypeVar("W", bound="_Workflow")
 
 
 def _eager(app: Any) -> bool:
@@ -45,12 +47,13 @@ class _Workflow(Signature):
     is_workflow = True
 
     def clone(
-        self,
+        self: W,
         args: Iterable[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> Signature:
-        """A deep copy: its parts are copied too, so freezing the copy leaves this as is."""
+    ) -> W:
+        """A deep copy of the same kind: its parts are copied too, so freezing the copy
+        leaves this as is."""
         cloned = copy.deepcopy(self)
         if args and not self.immutable:
             cloned["args"] = tuple(args) + self.args
@@ -133,7 +136,6 @@ class chain(_Workflow):
         if _eager(self.app):
             return self.apply(args, kwargs, **options)
         frozen = self.clone()
-        assert isinstance(frozen, chain)
         rest = list(options.pop("chain", None) or ())
         result = frozen.freeze(options.pop("task_id", None))
         first, *others = frozen.tasks
@@ -151,7 +153,6 @@ class chain(_Workflow):
     ) -> Any:
         """Run each step here, in turn; a failed step ends the chain with its error."""
         frozen = self.clone()
-        assert isinstance(frozen, chain)
         last_id = frozen.freeze(options.pop("task_id", None)).id
         call_args: tuple[Any, ...] = frozen._call_args(args)
         previous: Any = None
@@ -197,7 +198,7 @@ class group(_Workflow):
         args: Iterable[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> Signature:
+    ) -> group:
         """A copy whose members are copies (each with options of its own), so freezing
         it leaves this as is. Arguments are shared, as Celery's ``clone`` shares them:
         deep-copying a thousand members' arguments was most of ``apply_async``'s time."""
@@ -256,7 +257,6 @@ class group(_Workflow):
             body = chain(*[self.app.signature(step) for step in reversed(rest)], app=self.app)
             return chord(self, body, app=self._app_or_none()).apply_async(args, kwargs, **options)
         frozen = self.clone()
-        assert isinstance(frozen, group)
         result = frozen.freeze(options.pop("task_id", None))
         frozen._send(frozen._call_args(args), kwargs, {**frozen.options, **options})
         return result
@@ -282,7 +282,6 @@ class group(_Workflow):
         **options: Any,
     ) -> Any:
         frozen = self.clone()
-        assert isinstance(frozen, group)
         group_id = frozen.freeze(options.pop("task_id", None)).id
         call_args = frozen._call_args(args)
         results = [task.apply(call_args, kwargs, **options) for task in frozen.tasks]
@@ -385,7 +384,6 @@ class chord(_Workflow):
                 "Set result_backend (e.g. 'redis://...'), or use a chain or group instead."
             )
         frozen = self.clone()
-        assert isinstance(frozen, chord)
         rest = options.pop("chain", None)
         if rest:  # steps follow this chord: they follow its body
             steps = [app.signature(step) for step in reversed(rest)]
@@ -411,7 +409,6 @@ class chord(_Workflow):
     ) -> Any:
         """Run the header here, then the body with its results (or fail it)."""
         frozen = self.clone()
-        assert isinstance(frozen, chord)
         body_id = frozen.freeze(options.pop("task_id", None)).id
         header_result = frozen.header.apply(frozen._call_args(args), kwargs, **options)
         failed = next((r for r in header_result.results if not _succeeded(r)), None)
