@@ -16,6 +16,7 @@ import inspect
 import logging
 import threading
 import time
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,13 +89,29 @@ def _store(task: Any, request: Request, result: Any, state: str, tb: str | None)
     task.backend.store_result(request.id, result, state, traceback=tb, name=task.name)
 
 
-def trace_task(task: Any, request: Request, *, store_result: bool = True) -> Outcome:
-    """Run ``task`` for ``request`` and decide what happens to its message."""
+def trace_task(
+    task: Any,
+    request: Request,
+    *,
+    store_result: bool = True,
+    around_body: AbstractContextManager[object] | None = None,
+) -> Outcome:
+    """Run ``task`` for ``request`` and decide what happens to its message.
+
+    ``around_body`` is entered just around the body (after ``task_prerun`` and
+    ``before_start``, before anything is recorded): a pool's time limits. What it raises
+    is the body's failure, recorded with every hook, signal and errback.
+    """
     token, started = _begin(task, request)
     try:
         try:
             _before_body(task, request, store_result)
-            retval, error = run_body(task, request.args, request.kwargs), None
+            if around_body is None:  # the common case pays for nothing
+                retval = run_body(task, request.args, request.kwargs)
+            else:
+                with around_body:
+                    retval = run_body(task, request.args, request.kwargs)
+            error = None
         except Exception as exc:
             retval, error = None, exc
         outcome = _record(task, request, store_result, started, retval, error)
@@ -105,14 +122,30 @@ def trace_task(task: Any, request: Request, *, store_result: bool = True) -> Out
     return _end(task, request, outcome)
 
 
-async def trace_task_async(task: Any, request: Request, *, store_result: bool = True) -> Outcome:
-    """``trace_task`` for ``async def`` bodies: the body runs on the caller's event loop."""
+async def trace_task_async(
+    task: Any,
+    request: Request,
+    *,
+    store_result: bool = True,
+    around_body: AbstractAsyncContextManager[object] | None = None,
+) -> Outcome:
+    """``trace_task`` for ``async def`` bodies: the body runs on the caller's event loop.
+
+    ``around_body`` is ``trace_task``'s, entered with ``async with``: the body (the call
+    and every await of its result) runs inside it, in the caller's asyncio task.
+    """
     token, started = _begin(task, request)
     try:
         try:
             _before_body(task, request, store_result)
-            value = task(*request.args, **request.kwargs)
-            retval, error = (await value if inspect.isawaitable(value) else value), None
+            if around_body is None:
+                value = task(*request.args, **request.kwargs)
+                retval = await value if inspect.isawaitable(value) else value
+            else:
+                async with around_body:
+                    value = task(*request.args, **request.kwargs)
+                    retval = await value if inspect.isawaitable(value) else value
+            error = None
         except Exception as exc:
             retval, error = None, exc
         outcome = _record(task, request, store_result, started, retval, error)

@@ -1,6 +1,5 @@
 """How a task ends when trace did not see its body end: revoked, expired, stopped at its
-hard time limit, lost with the process that ran it, or stopped by a limit that fired just
-outside the body.
+hard time limit, or lost with the process that ran it.
 
 Each ending does what trace does for a failure, in the same order: record the state
 (under trace's storing rules), send the signal, then run what follows the task (its
@@ -61,26 +60,6 @@ def failed(job: Job, exc: BaseException) -> Outcome:
     return Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc, traceback=einfo.traceback)
 
 
-def stray(job: Job, exc: BaseException) -> Outcome:
-    """A limit raised just outside trace's handling of the body: as trace began, or just
-    after it recorded the outcome (the limit passed at that moment).
-
-    What trace recorded stays, and its followups already ran. Only a job with nothing
-    recorded fails here; a job whose result is not kept at all cannot tell the two apart,
-    so it is left as trace left it (its followups may have run; running them twice would
-    call errbacks twice).
-    """
-    task, request = job.task, job.request
-    logger.error(
-        "Task %s[%s]: %r was raised outside the task body (the limit passed as it began "
-        "or ended)",
-        task.name, request.id, exc,
-    )  # fmt: skip
-    if not _keeps_result(job) or _is_ready(job):
-        return Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc)
-    return failed(job, exc)
-
-
 # -- the steps ----------------------------------------------------------------------------------
 def _keeps_result(job: Job) -> bool:
     """Trace's storing rule for an error state: kept unless the result is ignored (and
@@ -90,11 +69,6 @@ def _keeps_result(job: Job) -> bool:
         return True
     ignored = request.ignore_result or task.resolve_ignore_result()
     return not ignored or bool(task.resolve_store_errors())
-
-
-def _is_ready(job: Job) -> bool:
-    meta = job.task.backend.get_task_meta(job.request.id)
-    return meta.get("status") in states.READY_STATES
 
 
 def _record(job: Job, exc: BaseException, state: str, tb: str | None = None) -> None:
@@ -138,4 +112,4 @@ def _guarded(job: Job, step: Any, exc: BaseException, tb: str | None) -> None:
         logger.exception("Task %s[%s]: could not end its workflow", job.task.name, job.request.id)
 
 
-__all__ = ["expired", "failed", "revoked", "stray"]
+__all__ = ["expired", "failed", "revoked"]

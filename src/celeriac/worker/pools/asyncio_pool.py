@@ -11,24 +11,19 @@ records FAILURE with ``SoftTimeLimitExceeded`` (a body that returns instead succ
 a sync task that catches ``SoftTimeLimitExceeded`` does). At the hard limit it is
 cancelled again and fails with ``TimeLimitExceeded``, even if it ignores that too and
 returns later (which is logged: a coroutine cannot be force-stopped either). How the
-cancellation becomes an exception that trace records is ``_LimitedBody``'s story.
+cancellation becomes an exception that trace records is ``_Limits``'s story.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import inspect
 import logging
-import threading
-import types
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
 from typing import Any
 
 from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celeriac.trace import Outcome, trace_task_async
-from celeriac.worker import endings, timelimits
+from celeriac.worker import timelimits
 from celeriac.worker.execution import Job, precheck
 from celeriac.worker.pools.base import Pool
 from celeriac.worker.pools.threads import ThreadsPool
@@ -61,23 +56,17 @@ class AsyncioPool(Pool):
         if settled is not None:
             return settled
         hard, soft = timelimits.limits_for(job)
-        if hard is None and soft is None:
-            # In the caller's asyncio task (one per message, so a context of its own): no
-            # second task per body. A cold shutdown cancels that task.
-            caller = asyncio.current_task()
-            assert caller is not None
-            self._running.add(caller)
-            try:
-                return await trace_task_async(job.task, job.request)
-            finally:
-                self._running.discard(caller)
-        # Its own asyncio task: a time limit cancels it, and nothing else.
-        body: asyncio.Task[Outcome] = asyncio.ensure_future(_LimitedBody(job, hard, soft).trace())
-        self._running.add(body)
+        limits = None if hard is None and soft is None else _Limits(job, hard, soft)
+        # In the caller's asyncio task (one per message, so a context of its own): no
+        # second task per body. A cold shutdown cancels that task; a limit cancels it only
+        # while the body runs.
+        caller = asyncio.current_task()
+        assert caller is not None
+        self._running.add(caller)
         try:
-            return await body
+            return await trace_task_async(job.task, job.request, around_body=limits)
         finally:
-            self._running.discard(body)
+            self._running.discard(caller)
 
     async def stop(self, *, terminate: bool) -> None:
         if terminate:
@@ -86,24 +75,19 @@ class AsyncioPool(Pool):
         await self._threads.stop(terminate=terminate)
 
 
-class _LimitedBody:
-    """Runs one job's trace with its limits, turning their cancellations into exceptions.
+class _Limits:
+    """One job's limits, which trace enters (``async with``) just around the body.
 
-    Trace runs the body inside the asyncio task we cancel, and ``CancelledError`` is not
-    an ``Exception``: left alone it would go through trace unrecorded. So trace must
-    await, instead of the body's coroutine, a ``guard`` around it that raises
-    ``SoftTimeLimitExceeded`` (or ``TimeLimitExceeded``) when a cancellation *we* caused
-    comes out of the body; trace records that as the body's failure, with every hook,
-    signal and errback. ``trace_task_async`` takes no such wrapper, and the task object
-    must stay the one signals and hooks see, so for exactly the synchronous first step of
-    trace (it runs through ``task(...)`` without awaiting) the task's ``run`` is an
-    instance attribute that wraps the body's coroutine in the guard; ``_resume`` then
-    drives the rest of trace in the same asyncio task. Only the loop's thread, once, uses
-    the wrapper: any other caller of ``run`` in that instant gets the plain body.
+    The body runs in the asyncio task that awaits trace, and the limits cancel that task.
+    ``CancelledError`` is not an ``Exception``: left alone it would go through trace
+    unrecorded. So when a cancellation *we* caused comes out of the body, ``__aexit__``
+    raises ``SoftTimeLimitExceeded`` (or ``TimeLimitExceeded``) in its place, and trace
+    records that as the body's failure, with every hook, signal and errback. A
+    cancellation from anyone else (a cold shutdown) stays a cancellation.
 
-    The clocks start when the body starts, so a cancellation can only land where the body
-    awaits, never in trace's own code; they stop when the body ends. A cancellation
-    from anyone else (a cold shutdown) stays a cancellation.
+    The clocks start as the body starts and stop as it ends; the task runs nothing else
+    in between, and a timer can only fire while the task waits, so a cancellation lands
+    where the body awaits, never in trace's own code.
     """
 
     def __init__(self, job: Job, hard: float | None, soft: float | None) -> None:
@@ -113,70 +97,21 @@ class _LimitedBody:
         self.body: asyncio.Task[Any] | None = None
         self.timers: list[asyncio.TimerHandle] = []
 
-    async def trace(self) -> Outcome:
-        traced = trace_task_async(self.job.task, self.job.request)
-        with _run_wrapped(self.job.task, self._wrap):
-            try:
-                pending = traced.send(None)  # trace, up to the body's first suspension
-            except StopIteration as done:
-                outcome: Outcome = done.value
-                return outcome
-        if self.body is not None:  # the guard runs the body
-            return await _resume(traced, pending)
-        return await self._unguarded(traced, pending)
-
-    async def _unguarded(self, traced: Coroutine[Any, Any, Outcome], pending: Any) -> Outcome:
-        """The fallback when the body did not start in trace's first step (a task whose own
-        ``__call__`` awaits before calling ``run``): the guard is not around the body, so
-        the limits time the rest of trace, and a limit's cancellation that comes out of
-        trace unrecorded is recorded here (as FAILURE, without trace's hooks and errbacks).
-        """
-        logger.warning(
-            "Task %s[%s]: its body did not start when called, so a time limit is recorded "
-            "without the task's failure hooks",
-            self.job.task.name, self.job.request.id,
-        )  # fmt: skip
+    async def __aenter__(self) -> None:
         self._start_clocks()
-        try:
-            return await _resume(traced, pending)
-        except asyncio.CancelledError:
-            error = self._limit_error()
-            if error is None:
-                raise
-            return endings.failed(self.job, error)
-        finally:
-            self._stop_clocks()
 
-    def _wrap(self, run: Callable[..., Any]) -> Callable[..., Any]:
-        loop_thread, used = threading.get_ident(), False
-
-        @functools.wraps(run)
-        def guarded_run(*args: Any, **kwargs: Any) -> Any:
-            nonlocal used
-            if used or threading.get_ident() != loop_thread:
-                return run(*args, **kwargs)
-            used = True
-            value = run(*args, **kwargs)
-            return self._guard(value) if inspect.isawaitable(value) else value
-
-        return guarded_run
-
-    async def _guard(self, body: Awaitable[Any]) -> Any:
-        self._start_clocks()
-        try:
-            value = await body
-        except asyncio.CancelledError:
-            error = self._limit_error()
-            if error is None:
-                raise
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        error = self._limit_error() if isinstance(exc, asyncio.CancelledError) else None
+        if exc is None and self.fired is TimeLimitExceeded:  # it ignored the hard limit
+            error = TimeLimitExceeded(self.hard)
+        self._stop_clocks()
+        if error is not None:
+            _autoretry(self.job.task, error)
             raise error from None
-        finally:
-            self._stop_clocks()
-        if self.fired is TimeLimitExceeded:  # it ignored the hard-limit cancellation
-            raise TimeLimitExceeded(self.hard)
-        return value
 
-    def _limit_error(self) -> BaseException | None:
+    def _limit_error(self) -> Exception | None:
         """The exception a cancellation out of the body stands for; None when it is not
         (only) ours."""
         if self.fired is None or self.body is None:
@@ -244,36 +179,9 @@ class _LimitedBody:
         )  # fmt: skip
 
 
-@contextlib.contextmanager
-def _run_wrapped(
-    task: Any, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]
-) -> Iterator[None]:
-    """``task.run`` is ``wrap(task.run)`` inside the block (an instance attribute over
-    the class's method), and exactly what it was again after it."""
-    own = vars(task)
-    had, saved = "run" in own, own.get("run")
-    task.run = wrap(task.run)
-    try:
-        yield
-    finally:
-        if had:
-            task.run = saved
-        else:
-            del task.run
-
-
-@types.coroutine
-def _resume(coroutine: Coroutine[Any, Any, Outcome], pending: Any) -> Generator[Any, None, Outcome]:
-    """Await the rest of ``coroutine``, whose first step already ran and yielded
-    ``pending`` (what it waits for), in the calling asyncio task."""
-    try:
-        yield pending
-    except BaseException as exc:  # thrown in while it waited (a cancellation): pass it on
-        try:
-            pending = coroutine.throw(exc)
-        except StopIteration as done:
-            outcome: Outcome = done.value
-            return outcome
-        return (yield from _resume(coroutine, pending))
-    outcome = yield from coroutine
-    return outcome
+def _autoretry(task: Any, error: Exception) -> None:
+    """A limit leaves the body as the body's own exceptions do: through the task's
+    ``autoretry_for`` rule (``Task.__call__`` applies it to what ``run`` raises, and here
+    the error takes shape only after the body's coroutine has ended), as on every pool."""
+    if getattr(task, "autoretry_for", ()):
+        task._maybe_autoretry(error)  # raises Retry when the rule says so

@@ -21,8 +21,8 @@ from typing import Any
 
 from celeriac import signals, states
 from celeriac.exceptions import SoftTimeLimitExceeded
-from celeriac.trace import Outcome, OutcomeKind
-from celeriac.worker import endings, execution
+from celeriac.trace import Outcome, OutcomeKind, trace_task
+from celeriac.worker import execution
 
 logger = logging.getLogger("celeriac.worker.child")
 
@@ -119,9 +119,28 @@ def _run(app: Any, order: tuple[bytes, str, int, str | None, float | None]) -> d
 
 
 class _SoftLimit:
-    """Whether a soft limit may fire now: only while a job's body can be running."""
+    """A job's soft limit, entered by trace just around the body: a one-shot
+    ITIMER_REAL of ``soft`` seconds whose ``SIGALRM`` handler raises inside the body.
 
-    armed = False
+    The handler raises only while armed, and it is disarmed before the timer is cancelled,
+    so a SIGALRM whose Python handler runs late does nothing: the exception can only land
+    between ``__enter__`` and ``__exit__``, where trace records it as the body's failure.
+    (A task that uses SIGALRM itself replaces the handler for its job.)
+    """
+
+    armed = False  # class-wide: the handler reads it, and one job runs at a time
+
+    def __init__(self, soft: float) -> None:
+        self.soft = soft
+
+    def __enter__(self) -> None:
+        signal.signal(signal.SIGALRM, _on_alarm)
+        _SoftLimit.armed = True
+        signal.setitimer(signal.ITIMER_REAL, self.soft)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _SoftLimit.armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
@@ -134,32 +153,10 @@ def _on_alarm(signum: int, frame: Any) -> None:
 
 
 def _run_with_soft_limit(job: execution.Job, soft: float) -> Outcome:
-    """``execution.run(job)`` with a one-shot ITIMER_REAL of ``soft`` seconds.
-
-    The handler raises only while armed, and it is disarmed before the timer is cancelled,
-    so a SIGALRM whose Python handler runs late does nothing. Raised just before trace took
-    over or just after it returned, the exception is caught here: it never reaches the
-    pipe protocol. (A task that uses SIGALRM itself replaces the handler for its job.)
-    """
-    outcome: Outcome | None = None
-    error: BaseException | None = None
-    try:
-        try:
-            signal.signal(signal.SIGALRM, _on_alarm)
-            _SoftLimit.armed = True
-            signal.setitimer(signal.ITIMER_REAL, soft)
-            outcome = execution.run(job)
-        finally:
-            _SoftLimit.armed = False
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    except SoftTimeLimitExceeded as exc:
-        _SoftLimit.armed = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        error = exc
-    if outcome is None:
-        assert error is not None  # trace returns an outcome for anything else
-        return endings.stray(job, error)
-    return outcome
+    """``execution.run(job)`` with the soft limit armed around the body only."""
+    return execution.precheck(job) or trace_task(
+        job.task, job.request, around_body=_SoftLimit(soft)
+    )
 
 
 def retire_reason(done: int, max_tasks: int | None, max_memory_kib: int | None) -> str | None:

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from celeriac.trace import Outcome
-from celeriac.worker import endings, timelimits
-from celeriac.worker.execution import Job, run
+from celeriac.trace import Outcome, trace_task
+from celeriac.worker import timelimits
+from celeriac.worker.execution import Job, precheck, run
 from celeriac.worker.pools.base import Pool
 
 logger = logging.getLogger("celeriac.worker")
@@ -80,49 +80,46 @@ class SoloPool(ThreadsPool):
 
 # -- time limits in threads -------------------------------------------------------------------
 def run_limited(job: Job, hard: float | None, soft: float | None) -> Outcome:
-    """``execution.run(job)`` in this thread, with its limits armed while it runs.
-
-    A limit exception can land anywhere in this thread while the job runs, so also just
-    before trace took over or just after it returned; both are caught here, and once
-    ``_Watch.stop`` has run none can land any more: it never reaches the executor's code.
-    """
-    watch = _Watch(job, hard, soft)
-    outcome: Outcome | None = None
-    error: BaseException | None = None
-    try:
-        try:
-            watch.arm()
-            outcome = run(job)
-        finally:
-            watch.stop()
-    except timelimits.LIMIT_ERRORS as exc:
-        watch.stop()  # again: it may have landed in the first stop, before it took effect
-        error = exc
-    if outcome is None:
-        assert error is not None  # trace returns an outcome for anything else
-        return endings.stray(job, error)
-    return outcome
+    """``execution.run(job)`` in this thread, with its limits armed around the body only."""
+    return precheck(job) or trace_task(job.task, job.request, around_body=_Watch(job, hard, soft))
 
 
 class _Watch:
-    """One job's limits: alarms that raise in the job's thread while (only while) it runs.
+    """One job's limits: alarms that raise in the job's thread while (only while) its body
+    runs. Trace enters it just around the body, so a limit is the body's failure.
 
     ``running`` changes under ``lock``, and an exception is only sent under ``lock`` while
     ``running``: after ``stop`` nothing new is sent, and one sent but not raised yet is
-    taken back, so it cannot hit the next job or the pool. (What stays uncovered: two
-    sends, soft and hard, landing within the same few bytecodes as the job ends.)
+    taken back, so it cannot land outside trace, in the next job or in the pool. (What
+    stays uncovered: two sends, soft and hard, landing within the same few bytecodes as
+    the body ends.)
     """
 
     def __init__(self, job: Job, hard: float | None, soft: float | None) -> None:
         self.job, self.hard, self.soft = job, hard, soft
         self.lock = threading.Lock()
-        self.ident = threading.get_ident()
+        self.ident = 0  # the body's thread, known once it starts
         self.running = False
         self.sent = False
         self.alarms: list[_Alarm] = []
 
+    def __enter__(self) -> None:
+        try:
+            self.arm()
+        except timelimits.LIMIT_ERRORS:  # a tiny limit passed already: stop, then fail
+            self.stop()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.stop()
+        except timelimits.LIMIT_ERRORS:
+            self.stop()  # again: it landed in the first stop, before that took effect
+            raise  # the limit passed before the body was over: the body failed
+
     def arm(self) -> None:
         with self.lock:
+            self.ident = threading.get_ident()
             self.running = True
         if self.soft is not None:
             self.alarms.append(ALARMS.call_later(self.soft, self._on_soft_limit))
@@ -138,7 +135,7 @@ class _Watch:
             _raise_in(self.ident, None)
 
     def _send(self, exc: type[BaseException]) -> bool:
-        """Raise ``exc`` in the job's thread if the job still runs; False if it ended."""
+        """Raise ``exc`` in the job's thread if the body still runs; False if it ended."""
         with self.lock:
             if not self.running:
                 return False
