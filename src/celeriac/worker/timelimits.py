@@ -7,9 +7,10 @@ its work). Each is looked up on its own: the call's ``timelimit`` header
 then the ``task_time_limit`` / ``task_soft_time_limit`` settings. As in Celery, ``None``
 and ``0`` mean "not set here" and the next source is asked. How a limit is enforced is
 each pool's business (``pools.prefork``, ``pools.child``, ``pools.threads``,
-``pools.asyncio_pool``); ``pool_limit_warning`` tells at start where a pool cannot do
-what prefork does; ``endings`` records a job a limit stopped outside trace. Imports
-leaves and ``worker.execution``.
+``pools.asyncio_pool``), armed by trace's hook around the body so a limit times the body
+alone; ``pool_limit_warning`` tells at start where a pool cannot do what prefork does;
+``endings`` records a job that prefork's hard limit killed. Imports leaves and
+``worker.execution``.
 """
 
 from __future__ import annotations
