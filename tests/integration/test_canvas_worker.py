@@ -185,13 +185,7 @@ def _worker(path: Path, proj: ModuleType, pool: str, concurrency: int) -> Worker
         "CELERIAC_TEST_NAMESPACE": os.environ["CELERIAC_TEST_NAMESPACE"],
         "PYTHONUNBUFFERED": "1",
     }
-    process = WorkerProcess(path, env, "-P", pool, "-c", str(concurrency), app="canvasproj")
-    try:
-        process.wait_ready()
-    except BaseException:
-        process.stop()
-        raise
-    return process
+    return WorkerProcess.started(path, env, "-P", pool, "-c", str(concurrency), app="canvasproj")
 
 
 def eager(proj: ModuleType, workflow: Any) -> Any:

@@ -119,13 +119,7 @@ def start(path: Path, proj: ModuleType, pool: str) -> WorkerProcess:
         "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(path)]),
         "PYTHONUNBUFFERED": "1",
     }
-    process = WorkerProcess(path, env, "-P", pool, "-c", "2", app="endproj")
-    try:
-        process.wait_ready()
-    except BaseException:
-        process.stop()
-        raise
-    return process
+    return WorkerProcess.started(path, env, "-P", pool, "-c", "2", app="endproj")
 
 
 def errbacks(proj: ModuleType, count: int, timeout: float = 20) -> list[str]:

@@ -87,15 +87,9 @@ def project(
 
 
 def start(path: str, env: dict[str, str], *queues: str) -> WorkerProcess:
-    process = WorkerProcess(
+    return WorkerProcess.started(
         Path(path), env, "-P", "threads", "-c", "2", "-Q", ",".join(queues), app="stallproj"
     )
-    try:
-        process.wait_ready()
-    except BaseException:
-        process.stop()
-        raise
-    return process
 
 
 def test_a_paused_result_store_does_not_stop_lease_heartbeats(

@@ -91,6 +91,19 @@ class WorkerProcess:
         )  # fmt: skip
         threading.Thread(target=self._read, daemon=True).start()
 
+    @classmethod
+    def started(
+        cls, project: Path, env: dict[str, str], *args: str, app: str = "proj"
+    ) -> WorkerProcess:
+        """A worker that is ready to consume; one that fails to start is stopped, not leaked."""
+        process = cls(project, env, *args, app=app)
+        try:
+            process.wait_ready()
+        except BaseException:
+            process.stop()
+            raise
+        return process
+
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
