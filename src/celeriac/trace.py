@@ -18,13 +18,16 @@ import threading
 import time
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celeriac import followups, signals, states
 from celeriac._context import pop_request, push_request
 from celeriac.einfo import ExceptionInfo
 from celeriac.exceptions import EncodeError, Ignore, Reject, Retry
 from celeriac.request import Request
+
+if TYPE_CHECKING:  # types only: tasks sit above trace
+    from celeriac.task import Task
 
 logger = logging.getLogger("celeriac.app.trace")
 
@@ -52,7 +55,7 @@ class Outcome:
     requeue: bool = False
 
 
-def run_body(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def run_body(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Call the task; an ``async def`` body runs to completion on an event loop."""
     value = task(*args, **kwargs)
     if not inspect.iscoroutine(value):
@@ -79,18 +82,20 @@ def run_body(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return box["value"]
 
 
-def _ignores_result(task: Any, request: Request) -> bool:
+def _ignores_result(task: Task[..., Any], request: Request) -> bool:
     if request.chord:  # the chord's body needs every header result
         return False
     return bool(request.ignore_result or task.resolve_ignore_result())
 
 
-def _store(task: Any, request: Request, result: Any, state: str, tb: str | None) -> None:
+def _store(task: Task[..., Any], request: Request, result: Any, state: str, tb: str | None) -> None:
+    if request.id is None:  # no id, no result to keep (never so for a sent or applied call)
+        return
     task.backend.store_result(request.id, result, state, traceback=tb, name=task.name)
 
 
 def trace_task(
-    task: Any,
+    task: Task[..., Any],
     request: Request,
     *,
     store_result: bool = True,
@@ -123,7 +128,7 @@ def trace_task(
 
 
 async def trace_task_async(
-    task: Any,
+    task: Task[..., Any],
     request: Request,
     *,
     store_result: bool = True,
@@ -156,7 +161,7 @@ async def trace_task_async(
     return _end(task, request, outcome)
 
 
-def _begin(task: Any, request: Request) -> tuple[Any, float]:
+def _begin(task: Task[..., Any], request: Request) -> tuple[Any, float]:
     token = push_request(request)
     signals.task_prerun.send(
         sender=task, task_id=request.id, task=task, args=request.args, kwargs=request.kwargs
@@ -164,7 +169,7 @@ def _begin(task: Any, request: Request) -> tuple[Any, float]:
     return token, time.perf_counter()
 
 
-def _end(task: Any, request: Request, outcome: Outcome) -> Outcome:
+def _end(task: Task[..., Any], request: Request, outcome: Outcome) -> Outcome:
     signals.task_postrun.send(
         sender=task,
         task_id=request.id,
@@ -177,14 +182,14 @@ def _end(task: Any, request: Request, outcome: Outcome) -> Outcome:
     return outcome
 
 
-def _before_body(task: Any, request: Request, store: bool) -> None:
+def _before_body(task: Task[..., Any], request: Request, store: bool) -> None:
     task.before_start(request.id, request.args, request.kwargs)
     if store and task.resolve_track_started() and not request.is_eager:
         _store(task, request, {"pid": None, "hostname": request.hostname}, states.STARTED, None)
 
 
 def _record(
-    task: Any,
+    task: Task[..., Any],
     request: Request,
     store: bool,
     started: float,
@@ -211,7 +216,7 @@ def _record(
     return outcome
 
 
-def _internal_error(task: Any, request: Request, exc: Exception, store: bool) -> Outcome:
+def _internal_error(task: Task[..., Any], request: Request, exc: Exception, store: bool) -> Outcome:
     logger.critical("Task %s[%s] internal error: %r", task.name, request.id, exc, exc_info=exc)
     einfo = followups.signal_internal_error(task, request, exc)
     if store:
@@ -226,7 +231,7 @@ def _internal_error(task: Any, request: Request, exc: Exception, store: bool) ->
     return Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc, traceback=einfo.traceback)
 
 
-def _unencodable_result(task: Any, retval: Any, exc: Exception) -> EncodeError:
+def _unencodable_result(task: Task[..., Any], retval: Any, exc: Exception) -> EncodeError:
     serializer = task.backend.serializer
     return EncodeError(
         f"task {task.name!r} returned a {type(retval).__module__}.{type(retval).__qualname__}, "
@@ -236,7 +241,7 @@ def _unencodable_result(task: Any, retval: Any, exc: Exception) -> EncodeError:
     )
 
 
-def _on_success(task: Any, request: Request, retval: Any, store: bool) -> Outcome:
+def _on_success(task: Task[..., Any], request: Request, retval: Any, store: bool) -> Outcome:
     if store and not _ignores_result(task, request):
         try:
             _store(task, request, retval, states.SUCCESS, None)
@@ -248,7 +253,7 @@ def _on_success(task: Any, request: Request, retval: Any, store: bool) -> Outcom
     return Outcome(OutcomeKind.SUCCESS, states.SUCCESS, retval=retval)
 
 
-def _on_failure(task: Any, request: Request, exc: Exception, store: bool) -> Outcome:
+def _on_failure(task: Task[..., Any], request: Request, exc: Exception, store: bool) -> Outcome:
     einfo = ExceptionInfo(exc)
     if store and (not _ignores_result(task, request) or task.resolve_store_errors()):
         _store(task, request, exc, states.FAILURE, einfo.traceback)
@@ -270,7 +275,7 @@ def _on_failure(task: Any, request: Request, exc: Exception, store: bool) -> Out
     return Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc, traceback=einfo.traceback)
 
 
-def _on_retry(task: Any, request: Request, retry: Retry, store: bool) -> Outcome:
+def _on_retry(task: Task[..., Any], request: Request, retry: Retry, store: bool) -> Outcome:
     reason = retry.exc if retry.exc is not None else retry
     einfo = ExceptionInfo(retry)
     if store and not _ignores_result(task, request):

@@ -270,7 +270,7 @@ def test_asyncio_task_under_its_limits_is_unaffected(app: Celery) -> None:
 def job_of(app: Celery, task: Any, timelimit: tuple[Any, Any] = (None, None)) -> Job:
     request = task.request  # an empty request for this task
     request.timelimit = timelimit
-    return Job(None, task, request)  # type: ignore[arg-type]
+    return Job(task, request)
 
 
 def test_limits_for_prefers_the_call_then_the_task_then_the_settings(

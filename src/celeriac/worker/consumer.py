@@ -23,7 +23,7 @@ from celeriac.exceptions import (
 from celeriac.trace import Outcome, OutcomeKind
 from celeriac.worker import endings
 from celeriac.worker.connection import Outage
-from celeriac.worker.execution import Job, Refusal, bury, is_expired, prepare, refuse, settle
+from celeriac.worker.execution import HeldJob, Refusal, bury, is_expired, prepare, refuse, settle
 from celeriac.worker.pools.base import Pool
 from celeriac.worker.ratelimit import RateLimits
 from celeriac.worker.revocations import Revocations
@@ -58,7 +58,7 @@ class Consumer:
         self.held: dict[int, Delivery] = {}  # every unsettled message, for the heartbeat
         self.started: set[int] = set()  # held messages whose job is running in the pool
         self.settling: set[int] = set()  # held messages whose job is over, being settled
-        self.running: dict[str, Job] = {}  # task id -> its running job
+        self.running: dict[str, HeldJob] = {}  # task id -> its running job
         self._slots = asyncio.Semaphore(pool.concurrency)
         self._room = asyncio.Event()  # set whenever a held message is released
         self._fetching = True
@@ -163,10 +163,10 @@ class Consumer:
             self._room.set()
 
     async def _handle(self, delivery: Delivery) -> None:
-        prepared: Job | Refusal | None = None
+        prepared: HeldJob | Refusal | None = None
         try:
             prepared = prepare(self.app, delivery, self.hostname)
-            if not isinstance(prepared, Job):
+            if not isinstance(prepared, HeldJob):
                 await refuse(self.app, prepared)
                 return
             logger.info("Task %s[%s] received", prepared.task.name, prepared.request.id)
@@ -199,7 +199,7 @@ class Consumer:
                 await self._settle(prepared, outcome)
         except Exception as exc:  # the worker must outlive any one message
             # Settled before its room is given back: never held unsettled outside the count.
-            await bury(delivery, exc, prepared if isinstance(prepared, Job) else None)
+            await bury(delivery, exc, prepared if isinstance(prepared, HeldJob) else None)
         finally:
             self._release(delivery)
 
@@ -217,17 +217,19 @@ class Consumer:
             logger.warning("cluster rate limit of %s unavailable: %s", task.name, exc)
             return self.rate_limits.wait_for(task)
 
-    def _revoked(self, job: Job) -> bool:
+    def _revoked(self, job: HeldJob) -> bool:
         return self.revocations is not None and self.revocations.is_revoked(str(job.request.id))
 
-    async def _discard_revoked(self, job: Job, *, terminated: bool, acked: bool = False) -> None:
+    async def _discard_revoked(
+        self, job: HeldJob, *, terminated: bool, acked: bool = False
+    ) -> None:
         """A revoked task is not run (or was stopped): record REVOKED, ack the message."""
         # Off the event loop: the result store and followup publishes block.
         await asyncio.to_thread(endings.revoked, job, terminated=terminated)
         if not acked:
             await job.delivery.ack()
 
-    async def _postpone(self, job: Job, wait: float) -> None:
+    async def _postpone(self, job: HeldJob, wait: float) -> None:
         """Over its rate limit: back to the broker, due in ``wait`` seconds. Publish first,
         then ack: a crash in between runs it twice, never loses it."""
         delivery = job.delivery
@@ -238,7 +240,7 @@ class Consumer:
         )
         await delivery.ack()
 
-    async def _execute(self, job: Job) -> Outcome | None:
+    async def _execute(self, job: HeldJob) -> Outcome | None:
         """Run the job in the pool; its outcome, or None when it was dealt with here."""
         # task_acks_late=False (Celery's default, not ours): the message leaves the broker
         # before the body runs, so a crash loses it; a retry is still re-published.
@@ -266,13 +268,13 @@ class Consumer:
                 )  # fmt: skip
         return None
 
-    async def _settle(self, job: Job, outcome: Outcome) -> None:
+    async def _settle(self, job: HeldJob, outcome: Outcome) -> None:
         try:
             await settle(job, outcome)
         except BrokerError as exc:  # the lease runs out and the message comes back
             logger.error("Task %s[%s]: could not settle: %s", job.task.name, job.request.id, exc)
 
-    async def _worker_lost(self, job: Job, exc: WorkerLostError, *, acked: bool) -> None:
+    async def _worker_lost(self, job: HeldJob, exc: WorkerLostError, *, acked: bool) -> None:
         """The process running the job died: redeliver (bounded) or record the failure."""
         delivery, task = job.delivery, job.task
         logger.error("Task %s[%s]: %s", task.name, job.request.id, exc)
@@ -289,7 +291,7 @@ class Consumer:
         await asyncio.to_thread(endings.failed, job, exc)
 
     @staticmethod
-    def _log_outcome(job: Job, outcome: Outcome) -> None:
+    def _log_outcome(job: HeldJob, outcome: Outcome) -> None:
         if outcome.kind is OutcomeKind.SUCCESS and logger.isEnabledFor(logging.INFO):
             retval = outcome.retval if isinstance(outcome.retval, str) else repr(outcome.retval)
             logger.info(

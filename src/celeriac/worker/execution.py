@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
 from celeriac.brokers.base import DeadLetterReason, Delivery
@@ -34,16 +34,32 @@ from celeriac.request import Request
 from celeriac.trace import Outcome, OutcomeKind, trace_task
 from celeriac.worker import endings
 
+if TYPE_CHECKING:  # types only: the app and tasks sit above the worker's seams
+    from celeriac.app.base import Celeriac
+    from celeriac.task import Task
+
 logger = logging.getLogger("celeriac.worker")
 
 
 @dataclass(slots=True)
 class Job:
-    """A delivery that decoded into a runnable task call (no delivery in a child process)."""
+    """A task call to run: what trace and a pool need. A prefork child rebuilds one from
+    the payload it is sent; it has no delivery to settle."""
+
+    task: Task[..., Any]
+    request: Request
+
+    @property
+    def id(self) -> str:
+        """The task id (every message carries one: the envelope is checked on receipt)."""
+        return str(self.request.id)
+
+
+@dataclass(slots=True)
+class HeldJob(Job):
+    """A job the consumer holds: its delivery is settled with the job's outcome."""
 
     delivery: Delivery
-    task: Any
-    request: Request
 
 
 @dataclass(slots=True)
@@ -57,7 +73,7 @@ class Refusal:
     task_id: str | None = None
 
 
-def prepare(app: Any, delivery: Delivery, hostname: str | None = None) -> Job | Refusal:
+def prepare(app: Celeriac, delivery: Delivery, hostname: str | None = None) -> HeldJob | Refusal:
     """A ``Job``, or the ``Refusal`` saying why the message cannot run. Every field is
     checked (``messages.validation``: headers and properties, then the body and the canvas
     it embeds) before anything acts on it; the task lookup comes between the two."""
@@ -89,11 +105,11 @@ def prepare(app: Any, delivery: Delivery, hostname: str | None = None) -> Job | 
         hostname=hostname,
         delivery_count=delivery.delivery_count,
     )
-    return Job(delivery, task, request)
+    return HeldJob(task, request, delivery)
 
 
 def job_from_payload(
-    app: Any, payload: bytes, queue: str, delivery_count: int, hostname: str | None
+    app: Celeriac, payload: bytes, queue: str, delivery_count: int, hostname: str | None
 ) -> Job:
     """Rebuild a job in another process (a prefork child) from what crossed the pipe.
 
@@ -104,7 +120,7 @@ def job_from_payload(
     request = Request.from_message(
         message, body, queue=queue, hostname=hostname, delivery_count=delivery_count
     )
-    return Job(None, app.tasks[message.task_name], request)  # type: ignore[arg-type]
+    return Job(app.tasks[message.task_name], request)
 
 
 def outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
@@ -123,7 +139,7 @@ def outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def outcome_from_wire(app: Any, wire: dict[str, Any]) -> Outcome:
+def outcome_from_wire(app: Celeriac, wire: dict[str, Any]) -> Outcome:
     """The main process's view of a child's outcome (enough to log and settle it)."""
     retry = None
     if wire["retry_sig"] is not None:
@@ -191,12 +207,12 @@ def already_succeeded(job: Job) -> bool:
     if not (request.idempotency_key or conf.worker_deduplicate_successful_tasks):
         return False
     try:
-        return bool(job.task.backend.get_task_meta(request.id)["status"] == states.SUCCESS)
+        return bool(job.task.backend.get_task_meta(job.id)["status"] == states.SUCCESS)
     except CeleriacError:  # no result backend, or it is down: run it (at-least-once)
         return False
 
 
-async def refuse(app: Any, refusal: Refusal) -> None:
+async def refuse(app: Celeriac, refusal: Refusal) -> None:
     """Dead-letter the message; when its task id is known, record the failure so that
     ``AsyncResult.get()`` raises the reason instead of waiting forever."""
     logger.error(
@@ -251,8 +267,8 @@ def _record_failure(job: Job, exc: Exception) -> None:
     if request.ignore_result or task.resolve_ignore_result():
         return
     try:
-        if task.backend.get_task_meta(request.id)["status"] not in states.READY_STATES:
-            task.backend.store_result(request.id, exc, states.FAILURE, name=task.name)
+        if task.backend.get_task_meta(job.id)["status"] not in states.READY_STATES:
+            task.backend.store_result(job.id, exc, states.FAILURE, name=task.name)
     except Exception as error:  # no backend, or it is down: the dead letter still matters
         logger.debug("could not record the failure of %s: %r", request.id, error)
 
@@ -261,7 +277,7 @@ def _short_text(text: str, limit: int = 1024) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-async def settle(job: Job, outcome: Outcome) -> bool:
+async def settle(job: HeldJob, outcome: Outcome) -> bool:
     """Apply the outcome to the message; False when the lease was lost (nothing applied)."""
     delivery = job.delivery
     if outcome.kind is OutcomeKind.RETRY and outcome.retry is not None:

@@ -52,7 +52,7 @@ def limits_for(job: Job) -> Limits:
         (conf.task_soft_time_limit, "task_soft_time_limit"),
     )
     if hard is not None and soft is not None and soft >= hard:
-        _warn_once(task.name, hard, soft)
+        _warn_once(str(task.name), hard, soft)
         soft = None
     return hard, soft
 

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from celeriac.trace import Outcome
-from celeriac.worker.execution import Job
+from celeriac.worker.execution import HeldJob
 
 
 class Pool(ABC):
@@ -31,7 +31,7 @@ class Pool(ABC):
         return None
 
     @abstractmethod
-    async def run(self, job: Job) -> Outcome:
+    async def run(self, job: HeldJob) -> Outcome:
         """Run ``job`` and return its outcome; never more than ``concurrency`` at once.
 
         Raises ``celeriac.exceptions.WorkerLostError`` when the process running it died:

@@ -33,7 +33,7 @@ from celeriac import signals
 from celeriac.exceptions import TaskRevokedError, TimeLimitExceeded, WorkerLostError
 from celeriac.trace import Outcome
 from celeriac.worker import endings, timelimits
-from celeriac.worker.execution import Job, outcome_from_wire
+from celeriac.worker.execution import HeldJob, outcome_from_wire
 from celeriac.worker.pools import child
 from celeriac.worker.pools.base import Pool
 
@@ -69,7 +69,7 @@ class _Child:
     reply: asyncio.Future[dict[str, Any]] | None = None  # the running job's outcome
     accepted: bool = False  # it said STARTED for the job it holds: task code may have run
     jobs: int = 0  # jobs finished
-    job: Job | None = None  # the job it holds, from the hand-off to its reply
+    job: HeldJob | None = None  # the job it holds, from the hand-off to its reply
     limits: timelimits.Limits = (None, None)  # that job's (hard, soft) time limits
     timers: list[asyncio.TimerHandle] = field(default_factory=list)  # its limits' clocks
     killed_at_limit: bool = False  # SIGKILLed at the hard time limit; its reply says so
@@ -113,7 +113,7 @@ class PreforkPool(Pool):
         for _ in range(self.concurrency):
             self._spawn_or_retry()
 
-    async def run(self, job: Job) -> Outcome:
+    async def run(self, job: HeldJob) -> Outcome:
         if self._loop is None:
             raise RuntimeError("the pool is not started")
         delivery = job.delivery
