@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # types only: tasks sit above trace
 logger = logging.getLogger("celeriac.app.trace")
 
 
-__all__ = ["ExceptionInfo", "Outcome", "OutcomeKind", "run_body", "trace_task"]
+__all__ = ["ExceptionInfo", "Outcome", "OutcomeKind", "run_body", "send_task_failure", "trace_task"]
 
 
 class OutcomeKind(str, enum.Enum):
@@ -258,6 +258,19 @@ def _on_failure(task: Task[..., Any], request: Request, exc: Exception, store: b
     if store and (not _ignores_result(task, request) or task.resolve_store_errors()):
         _store(task, request, exc, states.FAILURE, einfo.traceback)
     task.on_failure(exc, request.id, request.args, request.kwargs, einfo)
+    send_task_failure(task, request, exc, einfo)
+    followups.after_failure(task.app, request, exc, einfo.traceback, sender=task)
+    if isinstance(exc, tuple(task.throws)):  # expected: no traceback in the log
+        logger.info("Task %s[%s] raised expected: %r", task.name, request.id, exc)
+    else:
+        logger.error("Task %s[%s] raised unexpected: %r", task.name, request.id, exc, exc_info=exc)
+    return Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc, traceback=einfo.traceback)
+
+
+def send_task_failure(
+    task: Task[..., Any], request: Request, exc: BaseException, einfo: ExceptionInfo
+) -> None:
+    """The ``task_failure`` signal, as trace and the worker's other endings send it."""
     signals.task_failure.send(
         sender=task,
         task_id=request.id,
@@ -267,12 +280,6 @@ def _on_failure(task: Task[..., Any], request: Request, exc: Exception, store: b
         traceback=einfo.tb,
         einfo=einfo,
     )
-    followups.after_failure(task.app, request, exc, einfo.traceback, sender=task)
-    if isinstance(exc, tuple(task.throws)):  # expected: no traceback in the log
-        logger.info("Task %s[%s] raised expected: %r", task.name, request.id, exc)
-    else:
-        logger.error("Task %s[%s] raised unexpected: %r", task.name, request.id, exc, exc_info=exc)
-    return Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc, traceback=einfo.traceback)
 
 
 def _on_retry(task: Task[..., Any], request: Request, retry: Retry, store: bool) -> Outcome:

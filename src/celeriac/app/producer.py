@@ -21,6 +21,7 @@ from celeriac import signals
 from celeriac._context import get_current_request
 from celeriac.app.sending import RetryPolicy, chosen_sender
 from celeriac.brokers.base import MIN_PRIORITY, OutboundMessage, check_priority
+from celeriac.canvas.signature import signature_dicts
 from celeriac.exceptions import CeleriacError
 from celeriac.messages import Message
 from celeriac.messages.protocol import task_message
@@ -67,13 +68,6 @@ def _delay(countdown: float | None, eta: dt.datetime | None, now: float) -> floa
     if countdown is not None:
         return float(countdown)
     return None if eta is None else eta.timestamp() - now
-
-
-def _signature_dicts(value: Any) -> list[dict[str, Any]] | None:
-    if value is None:
-        return None
-    items = [value] if isinstance(value, Mapping) else list(value)
-    return [dict(item) for item in items] or None
 
 
 # One task call for ``send_many``: (name, args, kwargs, task_id, task_type, options).
@@ -177,8 +171,8 @@ class Producer:
             time_limit=route.get("time_limit"),
             soft_time_limit=route.get("soft_time_limit"),
             ignore_result=bool(route.get("ignore_result")),
-            callbacks=_signature_dicts(route.get("link")),
-            errbacks=_signature_dicts(route.get("link_error")),
+            callbacks=signature_dicts(route.get("link")),
+            errbacks=signature_dicts(route.get("link_error")),
             chain=route.get("chain"),
             chord=route.get("chord"),
             shadow=route.get("shadow"),

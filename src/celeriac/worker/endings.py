@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from celeriac import followups, signals, states
 from celeriac.einfo import ExceptionInfo
 from celeriac.exceptions import TaskRevokedError
-from celeriac.trace import Outcome, OutcomeKind
+from celeriac.trace import Outcome, OutcomeKind, send_task_failure
 
 if TYPE_CHECKING:
     from celeriac.worker.execution import Job
@@ -55,7 +55,7 @@ def failed(job: Job, exc: BaseException) -> Outcome:
     ``task_failure`` signal, then its errbacks, chain and chord learn of it."""
     einfo = ExceptionInfo(exc)
     _record(job, exc, states.FAILURE, einfo.traceback)
-    _signal_failure(job, exc, einfo)
+    send_task_failure(job.task, job.request, exc, einfo)
     _after_failure(job, exc, einfo.traceback)
     return Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc, traceback=einfo.traceback)
 
@@ -81,19 +81,6 @@ def _record(job: Job, exc: BaseException, state: str, tb: str | None = None) -> 
         task.backend.store_result(job.id, exc, state, traceback=tb, name=task.name)
     except Exception as error:
         logger.error("Task %s[%s]: could not record %r: %r", task.name, request.id, exc, error)
-
-
-def _signal_failure(job: Job, exc: BaseException, einfo: ExceptionInfo) -> None:
-    request = job.request
-    signals.task_failure.send(
-        sender=job.task,
-        task_id=request.id,
-        exception=exc,
-        args=request.args,
-        kwargs=request.kwargs,
-        traceback=einfo.tb,
-        einfo=einfo,
-    )
 
 
 def _after_failure(job: Job, exc: BaseException, tb: str | None) -> None:
