@@ -50,7 +50,10 @@ def test_a_stream_topic_is_capped(make_redis: BrokerFactory) -> None:
     assert 100 <= kept < 300, "MAXLEN ~ trims whole nodes: about keep, never unbounded"
 
     async def newest() -> bytes | None:
-        async with await broker.subscribe(topic, history=True) as subscription:
-            return [await subscription.get(1.0) for _ in range(kept)][-1]
+        try:
+            async with await broker.subscribe(topic, history=True) as subscription:
+                return [await subscription.get(1.0) for _ in range(kept)][-1]
+        finally:  # the broker's client on this loop closes with the loop, not after it
+            await broker.close_async()
 
     assert asyncio.run(newest()) == b"999"
