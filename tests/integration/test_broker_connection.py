@@ -22,6 +22,7 @@ from celeriac import Celery
 from celeriac.brokers.base import OutboundMessage
 from celeriac.brokers.redis import RedisBroker
 from celeriac.exceptions import BrokerAccessRefused, BrokerConnectionError
+from tests.conftest import service_missing
 from tests.integration.conftest import PrivateRedis, free_port
 from tests.integration.proxy import Proxy
 from tests.integration.workers import ROOT, WorkerProcess
@@ -180,7 +181,7 @@ def test_the_worker_waits_for_a_broker_that_is_not_up_yet(
 ) -> None:
     server = PrivateRedis(tmp_path)
     if server.binary is None:
-        pytest.skip("redis-server is not on PATH")
+        service_missing("redis-server", "the redis-server program is not on PATH")
     made = project(server.url)
     worker = made.worker()
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -61,8 +62,9 @@ class _Follower(Subscription):
     def _begin(self) -> None:
         self._task = asyncio.create_task(self._follow(), name=f"celeriac-topic-{self.topic.name}")
 
+    @abstractmethod
     async def _read(self) -> None:
-        raise NotImplementedError
+        """Read once and hand out what came; raise a connection error when the link broke."""
 
     async def _follow(self) -> None:
         pause = 0.1
