@@ -453,7 +453,7 @@ class Task(Generic[P, R]):
         kwargs: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
         **more_options: Any,
-    ) -> Signature:
+    ) -> Signature[AsyncResult[R]]:
         """``add.signature((1,), {"y": 2}, options={...})``; ``.s()``/``.si()`` are short."""
         merged = {**(options or {}), **more_options}
         immutable = bool(merged.pop("immutable", False))
@@ -461,10 +461,10 @@ class Task(Generic[P, R]):
 
     subtask = signature
 
-    def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature[AsyncResult[R]]:
         return self.signature(args, kwargs)
 
-    def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
+    def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature[AsyncResult[R]]:
         return self.signature(args, kwargs, immutable=True)
 
     def map(self, it: Iterable[Any]) -> mapping.xmap:

@@ -13,9 +13,10 @@ from typing import Any
 
 from celeriac.canvas import workflows
 from celeriac.canvas.signature import Signature, maybe_signature
+from celeriac.result import AsyncResult, GroupResult
 
 
-class _Mapping(Signature):
+class _Mapping(Signature[AsyncResult[list[Any]]]):  # the built-in task returns the list
     builtin = ""
 
     def __init__(self, task: Any, it: Iterable[Any], **options: Any) -> None:
@@ -52,7 +53,8 @@ class xstarmap(_Mapping):
 
 @Signature.register_type()
 class chunks(Signature):
-    """``task.chunks(items, n)``: the items in parts of ``n``, one ``starmap`` per part."""
+    """``task.chunks(items, n)``: the items in parts of ``n``, one ``starmap`` per part.
+    Applying it gives its group's ``GroupResult`` (``freeze`` stays the base one's)."""
 
     is_workflow = True
 
@@ -86,7 +88,7 @@ class chunks(Signature):
         args: Iterable[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> Any:
+    ) -> GroupResult:
         return self.group().apply_async(args, kwargs, **options)
 
     def apply(
@@ -94,8 +96,8 @@ class chunks(Signature):
         args: Iterable[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> Any:
+    ) -> GroupResult:
         return self.group().apply(args, kwargs, **options)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> GroupResult:
         return self.apply_async(args, kwargs)

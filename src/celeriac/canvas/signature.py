@@ -4,6 +4,8 @@ A ``Signature`` is a dict, so it travels inside messages as JSON and comes back 
 ``signature(d)``, which rebuilds the right kind (a chain, a group, a chord...) from its
 ``subtask_type``. It reaches its task through the app it was made by (or the current
 app) at call time. The workflow kinds live in ``canvas.workflows`` and register here.
+Each kind is typed by the result its ``apply_async`` returns: ``Signature[AsyncResult[R]]``
+for a task call (``add.s(1, 2)``), ``group`` gives a ``GroupResult``.
 """
 
 from __future__ import annotations
@@ -11,11 +13,30 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar, cast
 
 from celeriac._context import get_current_app
+from celeriac.result import AsyncResult, GroupResult
+
+if TYPE_CHECKING:
+    # A default lets a bare ``Signature`` mean "any kind", so it needs typing_extensions'
+    # TypeVar (3.13's); at run time a plain covariant TypeVar does the same job.
+    from typing_extensions import TypeVar as DefaultTypeVar
+
+    from celeriac.app.base import Celeriac
+    from celeriac.canvas.workflows import chain, chord
+    from celeriac.task import Task
 
 S = TypeVar("S", bound="type[Signature]")
+
+#: What applying some signature gives: a task's result, or a group's (a chain or chord
+#: gives its last step's, which may be a group).
+AnyResult: TypeAlias = AsyncResult[Any] | GroupResult
+
+if TYPE_CHECKING:
+    ResultT = DefaultTypeVar("ResultT", bound=AnyResult, covariant=True, default=AnyResult)
+else:
+    ResultT = TypeVar("ResultT", covariant=True)
 
 
 def new_id() -> str:
@@ -40,8 +61,9 @@ def _as_list(value: Any) -> list[Any]:
     return list(value)
 
 
-class Signature(dict[str, Any]):
-    """A task call that can be passed around, stored, and applied later."""
+class Signature(dict[str, Any], Generic[ResultT]):
+    """A task call that can be passed around, stored, and applied later; ``ResultT`` is
+    what applying it returns."""
 
     TYPES: ClassVar[dict[str, type[Signature]]] = {}
     is_workflow: ClassVar[bool] = False  # made of other signatures (chain, group, chord)
@@ -127,18 +149,22 @@ class Signature(dict[str, Any]):
         return self.options.get("task_id")
 
     @property
-    def app(self) -> Any:
-        return self._app if getattr(self, "_app", None) is not None else get_current_app()
+    def app(self) -> Celeriac:
+        own: Celeriac | None = getattr(self, "_app", None)
+        return own if own is not None else get_current_app()
 
     @property
-    def type(self) -> Any:
+    def type(self) -> Task[..., Any]:
         """The registered task this signature calls."""
-        cached = getattr(self, "_type", None)
+        cached: Task[..., Any] | None = getattr(self, "_type", None)
         return cached if cached is not None else self.app.tasks[self.task]
 
     # -- building ---------------------------------------------------------------------------
     def _merge(
-        self, args: Iterable[Any] | None, kwargs: Mapping[str, Any] | None, options: Any
+        self,
+        args: Iterable[Any] | None,
+        kwargs: Mapping[str, Any] | None,
+        options: Mapping[str, Any] | None,
     ) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]]:
         merged_options = {**self.options, **(options or {})}
         if self.immutable:
@@ -197,7 +223,7 @@ class Signature(dict[str, Any]):
         group_id: str | None = None,
         chord: Mapping[str, Any] | None = None,
         group_index: int | None = None,
-    ) -> Any:
+    ) -> ResultT:
         """Fix the task id (and group membership) now; return the result it will have."""
         options = self.options
         task_id = options.setdefault("task_id", _id or new_id())
@@ -207,17 +233,23 @@ class Signature(dict[str, Any]):
             options["group_index"] = group_index
         if chord is not None:
             options["chord"] = chord
-        return self.app.AsyncResult(task_id, task_name=self.get("task"))
+        # A plain task call's result; the workflow kinds override this with their own.
+        return cast(ResultT, self.app.AsyncResult(task_id, task_name=self.get("task")))
 
     def as_part(self) -> Signature:
         """What this becomes inside a workflow (``chunks`` becomes its group)."""
         return self
 
-    def __or__(self, other: Any) -> Any:
-        """``a.s() | b.s()``: a chain (see the workflow kinds for groups and chords)."""
+    # A signature's ``|`` chains, as in Celery, where dict's merges: the one override that
+    # cannot match dict's. ``sig | {...}`` still merges (dict's ``__ror__``, both at run
+    # time and for type checkers, since ``other`` takes only signatures).
+    def __or__(self, other: Signature) -> chain | chord:  # type: ignore[override]
+        """``a.s() | b.s()``: a chain (``group | task`` is a chord, so the kinds share this
+        union; each kind narrows it to the one it returns)."""
         if not isinstance(other, Signature):
             return NotImplemented
-        return self.TYPES["chain"](self, other, app=getattr(self, "_app", None))
+        made = self.TYPES["chain"](self, other, app=getattr(self, "_app", None))
+        return cast("chain", made)
 
     # -- calling ----------------------------------------------------------------------------
     def apply_async(
@@ -225,15 +257,17 @@ class Signature(dict[str, Any]):
         args: Iterable[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> Any:
+    ) -> ResultT:
         call_args, call_kwargs, call_options = self._merge(args, kwargs, options)
+        # A plain task call gives an AsyncResult; the workflow kinds override this.
         try:
             task = self.type
         except KeyError:  # not registered here: send by name, as Celery's send_task
-            return self.app.send_task(self.task, call_args, call_kwargs, **call_options)
-        return task.apply_async(call_args, call_kwargs, **call_options)
+            sent = self.app.send_task(self.task, call_args, call_kwargs, **call_options)
+            return cast(ResultT, sent)
+        return cast(ResultT, task.apply_async(call_args, call_kwargs, **call_options))
 
-    def delay(self, *args: Any, **kwargs: Any) -> Any:
+    def delay(self, *args: Any, **kwargs: Any) -> ResultT:
         return self.apply_async(args, kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -246,10 +280,10 @@ class Signature(dict[str, Any]):
         args: Iterable[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> Any:
+    ) -> ResultT:
         """Run it here and now (eagerly); returns an ``EagerResult``."""
         call_args, call_kwargs, call_options = self._merge(args, kwargs, options)
-        return self.type.apply(call_args, call_kwargs, **call_options)
+        return cast(ResultT, self.type.apply(call_args, call_kwargs, **call_options))
 
     def __repr__(self) -> str:
         parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]

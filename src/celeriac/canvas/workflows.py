@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from celeriac import followups, states
-from celeriac.canvas.signature import Signature, maybe_signature, new_id
+from celeriac.canvas.signature import AnyResult, ResultT, Signature, maybe_signature, new_id
 from celeriac.exceptions import ChordError, ImproperlyConfigured
 from celeriac.result import EagerResult, GroupResult
 
@@ -41,7 +41,7 @@ def _tasks_of(args: tuple[Any, ...]) -> Iterable[Any]:
     return args
 
 
-class _Workflow(Signature):
+class _Workflow(Signature[ResultT]):
     """What chain, group and chord share; each rebuilds itself in its own ``from_dict``."""
 
     is_workflow = True
@@ -60,7 +60,7 @@ class _Workflow(Signature):
         cloned.options.update(options)
         return cloned
 
-    def _restore(self, data: Mapping[str, Any]) -> _Workflow:
+    def _restore(self: W, data: Mapping[str, Any]) -> W:
         """Copy the fields every kind shares from its wire form (after ``__init__``)."""
         self["args"] = tuple(data.get("args") or ())
         self["immutable"] = bool(data.get("immutable"))
@@ -71,7 +71,7 @@ class _Workflow(Signature):
 
 
 @Signature.register_type()
-class chain(_Workflow):
+class chain(_Workflow[AnyResult]):
     """Run tasks one after another, each receiving the previous one's result first
     (unless it is immutable, ``.si()``). ``a.s() | b.s()`` is ``chain(a.s(), b.s())``."""
 
@@ -91,7 +91,7 @@ class chain(_Workflow):
         tasks: list[Signature] = self["kwargs"]["tasks"]
         return tasks
 
-    def __or__(self, other: Any) -> Any:
+    def __or__(self, other: Signature) -> chain:  # type: ignore[override]  # not dict's |
         if not isinstance(other, Signature):
             return NotImplemented
         joined = chain(*self.tasks, other, app=self._app_or_none(), **self.options)
@@ -113,10 +113,10 @@ class chain(_Workflow):
         group_id: str | None = None,
         chord: Mapping[str, Any] | None = None,
         group_index: int | None = None,
-    ) -> Any:
+    ) -> AnyResult:
         """The chain's result is its last task's; each result's ``parent`` is the step
         before. Group membership (in a group, or a chord's header) goes to the last task."""
-        previous = None
+        previous: AnyResult | None = None
         steps = self.tasks
         for index, step in enumerate(steps):
             if index == len(steps) - 1:
@@ -125,14 +125,15 @@ class chain(_Workflow):
                 result = step.freeze()
             _set_root_parent(result, previous)
             previous = result
-        return previous
+        # None only for an empty chain, which has nothing to send or run.
+        return cast(AnyResult, previous)
 
     def apply_async(
         self,
         args: Iterable[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> Any:
+    ) -> AnyResult:
         if _eager(self.app):
             return self.apply(args, kwargs, **options)
         frozen = self.clone()
@@ -150,12 +151,12 @@ class chain(_Workflow):
         args: Iterable[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> Any:
+    ) -> AnyResult:
         """Run each step here, in turn; a failed step ends the chain with its error."""
         frozen = self.clone()
-        last_id = frozen.freeze(options.pop("task_id", None)).id
+        last_id = str(frozen.freeze(options.pop("task_id", None)).id)  # frozen: always set
         call_args: tuple[Any, ...] = frozen._call_args(args)
-        previous: Any = None
+        previous: AnyResult | None = None
         for index, step in enumerate(frozen.tasks):
             result = step.apply(call_args, kwargs if index == 0 else None, **options)
             _set_root_parent(result, previous)
@@ -164,9 +165,9 @@ class chain(_Workflow):
                 error = _error_of(result)
                 return EagerResult(last_id, error, states.FAILURE, app=self.app)
             call_args = (result.get(disable_sync_subtasks=False),)
-        return previous
+        return cast(AnyResult, previous)  # None only for an empty chain
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> AnyResult:
         return self.apply_async(args, kwargs)
 
     def __repr__(self) -> str:
@@ -174,7 +175,7 @@ class chain(_Workflow):
 
 
 @Signature.register_type()
-class group(_Workflow):
+class group(_Workflow[GroupResult]):
     """Run tasks in parallel; the result is a ``GroupResult`` (values in task order)."""
 
     def __init__(self, *tasks: Any, app: Any = None, **options: Any) -> None:
@@ -212,7 +213,7 @@ class group(_Workflow):
         cloned.options.update(options)
         return cloned
 
-    def __or__(self, other: Any) -> Any:
+    def __or__(self, other: Signature) -> chord:  # type: ignore[override]  # not dict's |
         """``group | task`` is a chord: the task receives the list of the group's results."""
         if not isinstance(other, Signature):
             return NotImplemented
@@ -234,7 +235,7 @@ class group(_Workflow):
         group_id: str | None = None,
         chord: Mapping[str, Any] | None = None,
         group_index: int | None = None,
-    ) -> Any:
+    ) -> GroupResult:
         """Fix the group id and every member's id; members of a chord's header also carry
         the chord (``chord``). A group nested in a group keeps an id of its own."""
         own_id = self.options.setdefault("task_id", _id or new_id())
@@ -249,13 +250,16 @@ class group(_Workflow):
         args: Iterable[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> Any:
+    ) -> GroupResult:
         if _eager(self.app):
             return self.apply(args, kwargs, **options)
         rest = options.pop("chain", None)
         if rest:  # steps follow this group: they wait for all of it, as a chord's body
             body = chain(*[self.app.signature(step) for step in reversed(rest)], app=self.app)
-            return chord(self, body, app=self._app_or_none()).apply_async(args, kwargs, **options)
+            made = chord(self, body, app=self._app_or_none())
+            # ``chain=`` is the workers' own option (a group sent mid-chain, its result
+            # unused); the result is then the chord's, not a GroupResult.
+            return cast(GroupResult, made.apply_async(args, kwargs, **options))
         frozen = self.clone()
         result = frozen.freeze(options.pop("task_id", None))
         frozen._send(frozen._call_args(args), kwargs, {**frozen.options, **options})
@@ -280,14 +284,14 @@ class group(_Workflow):
         args: Iterable[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> Any:
+    ) -> GroupResult:
         frozen = self.clone()
         group_id = frozen.freeze(options.pop("task_id", None)).id
         call_args = frozen._call_args(args)
         results = [task.apply(call_args, kwargs, **options) for task in frozen.tasks]
         return GroupResult(group_id, results, app=self.app)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> GroupResult:
         return self.apply_async(args, kwargs)
 
     def __repr__(self) -> str:
@@ -295,7 +299,7 @@ class group(_Workflow):
 
 
 @Signature.register_type()
-class chord(_Workflow):
+class chord(_Workflow[AnyResult]):
     """Run the header (a group) in parallel, then the body with the list of its results,
     in header order. A failed header task fails the chord: the body never runs and its
     errbacks are called once with a ``ChordError``."""
@@ -341,7 +345,7 @@ class chord(_Workflow):
             raise TypeError("this chord has no body: chord(header, body), or chord(header)(body)")
         return body
 
-    def __or__(self, other: Any) -> Any:
+    def __or__(self, other: Signature) -> chord:  # type: ignore[override]  # not dict's |
         """``chord | task``: the task follows the body."""
         if not isinstance(other, Signature):
             return NotImplemented
@@ -361,7 +365,7 @@ class chord(_Workflow):
         group_id: str | None = None,
         chord: Mapping[str, Any] | None = None,
         group_index: int | None = None,
-    ) -> Any:
+    ) -> AnyResult:
         """The chord's result is its body's, whose ``parent`` is the header's group."""
         header_result = self.header.freeze()
         result = self.body.freeze(_id, group_id, chord, group_index)
@@ -373,7 +377,7 @@ class chord(_Workflow):
         args: Iterable[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> Any:
+    ) -> AnyResult:
         app = self.app
         if _eager(app):
             return self.apply(args, kwargs, **options)
@@ -406,10 +410,10 @@ class chord(_Workflow):
         args: Iterable[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> Any:
+    ) -> AnyResult:
         """Run the header here, then the body with its results (or fail it)."""
         frozen = self.clone()
-        body_id = frozen.freeze(options.pop("task_id", None)).id
+        body_id = str(frozen.freeze(options.pop("task_id", None)).id)  # frozen: always set
         header_result = frozen.header.apply(frozen._call_args(args), kwargs, **options)
         failed = next((r for r in header_result.results if not _succeeded(r)), None)
         if failed is None:
@@ -421,7 +425,7 @@ class chord(_Workflow):
         followups.fail_chord(self.app, dict(frozen.body), error, store=False)
         return EagerResult(body_id, error, states.FAILURE, app=self.app)
 
-    def __call__(self, body: Any = None, **options: Any) -> Any:
+    def __call__(self, body: Any = None, **options: Any) -> AnyResult:
         """``chord(header)(body)`` sends it; ``chord(header, body)()`` too."""
         if body is not None:
             made = chord(self.header, body, app=self._app_or_none(), **self.options)
