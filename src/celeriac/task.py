@@ -461,7 +461,8 @@ class Task(Generic[P, R]):
 
     subtask = signature
 
-    def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature[AsyncResult[R]]:
+    def s(self, *args: Any, **kwargs: Any) -> Signature[AsyncResult[R]]:
+        """A partial signature: a chain step gets the previous result before these."""
         return self.signature(args, kwargs)
 
     def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature[AsyncResult[R]]:
