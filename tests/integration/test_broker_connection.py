@@ -21,7 +21,8 @@ import pytest
 from celeriac import Celery
 from celeriac.brokers.base import OutboundMessage
 from celeriac.brokers.redis import RedisBroker
-from celeriac.exceptions import BrokerAccessRefused, BrokerConnectionError
+from celeriac.exceptions import BackendConnectionError, BrokerAccessRefused, BrokerConnectionError
+from celeriac.results.redis import RedisBackend
 from tests.conftest import service_missing
 from tests.integration.conftest import PrivateRedis, free_port
 from tests.integration.proxy import Proxy
@@ -306,3 +307,9 @@ def test_a_redis_connection_error_reads_as_one_sentence() -> None:
     assert "Connection refused. Check that redis-server is running" in str(info.value)
     assert ".." not in str(info.value) and "secret" not in str(info.value)
     broker.close()
+    backend = RedisBackend(f"redis://:secret@127.0.0.1:{free_port()}/0")
+    with pytest.raises(BackendConnectionError) as stored:
+        backend.get_task_meta("some-id")
+    assert "Connection refused. Check that Redis is running" in str(stored.value)
+    assert ".." not in str(stored.value) and "secret" not in str(stored.value)
+    backend.close()

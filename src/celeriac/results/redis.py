@@ -19,7 +19,7 @@ from typing import Any, cast
 import redis
 import redis.exceptions
 
-from celeriac._redis import check_options, parse_target, redact
+from celeriac._redis import check_options, parse_target, reason, redact
 from celeriac.exceptions import BackendConnectionError, ImproperlyConfigured
 from celeriac.results.base import RecordFormat, ResultBackend
 
@@ -279,9 +279,9 @@ class RedisBackend(ResultBackend):
             yield
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise BackendConnectionError(
-                f"cannot reach the Redis result backend at {redact(self.url)}: {exc}. Check "
-                f"that Redis is running and reachable there, and that result_backend names "
-                f"the right host, port, database and password."
+                f"cannot reach the Redis result backend at {redact(self.url)}: "
+                f"{reason(exc)}. Check that Redis is running and reachable there, and that "
+                f"result_backend names the right host, port, database and password."
             ) from exc
 
     # -- engine I/O ---------------------------------------------------------------------------
