@@ -54,6 +54,9 @@ class AsyncResult(Generic[R]):
         self.name = task_name
         self.parent = parent
         self._cache: TaskMeta | None = None
+        # Set by the producer when the call was sent with results ignored: no result will
+        # ever be stored, so ``get()`` returns None at once instead of waiting it out.
+        self.ignored = False
 
     @property
     def task_id(self) -> str:
@@ -110,9 +113,12 @@ class AsyncResult(Generic[R]):
         disable_sync_subtasks: bool = True,
         **_ignored: Any,
     ) -> R:
-        """Wait for the result (no polling: ``interval`` is accepted and unused)."""
+        """Wait for the result (no polling: ``interval`` is accepted and unused). A call
+        sent with results ignored returns None at once: nothing will ever arrive."""
         if disable_sync_subtasks:
             assert_will_not_block()
+        if self.ignored:
+            return cast(R, None)
         if self._cache is None:
             meta = self.backend.wait_for(self.id, timeout)
             self._cache = meta

@@ -84,6 +84,7 @@ class _Outgoing:
     outbound: OutboundMessage
     route: Mapping[str, Any]
     key: str | None
+    ignored: bool = False  # the worker will store no result for it
     reserved: bool = False
 
 
@@ -117,7 +118,9 @@ class Producer:
                 continue
             item.reserved = held is None
             sending.append(item)
-            results.append(AsyncResult(item.task_id, task_name=item.name, app=self.app))
+            result: AsyncResult[Any] = AsyncResult(item.task_id, task_name=item.name, app=self.app)
+            result.ignored = item.ignored
+            results.append(result)
         if not sending:
             return results
         try:
@@ -186,7 +189,12 @@ class Producer:
         outbound = OutboundMessage(
             route["queue"], payload, message.id, priority or MIN_PRIORITY, delay
         )
-        return _Outgoing(name, task_id, message, outbound, route, route.get("idempotency_key"))
+        # The worker's own test: the call's option, else the task's (or the setting).
+        ignored = bool(route.get("ignore_result")) or (
+            task_type is not None and task_type.resolve_ignore_result()
+        )
+        key = route.get("idempotency_key")
+        return _Outgoing(name, task_id, message, outbound, route, key, ignored)
 
     @staticmethod
     def _announce(signal: Any, item: _Outgoing) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar, cast, overload
 
 from celeriac._context import get_current_app
 from celeriac.result import AsyncResult, GroupResult
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from celeriac.task import Task
 
 S = TypeVar("S", bound="type[Signature]")
+T = TypeVar("T")
 
 #: What applying some signature gives: a task's result, or a group's (a chain or chord
 #: gives its last step's, which may be a group).
@@ -269,6 +270,18 @@ class Signature(dict[str, Any], Generic[ResultT]):
 
     def delay(self, *args: Any, **kwargs: Any) -> ResultT:
         return self.apply_async(args, kwargs)
+
+    @overload
+    def __invert__(self: Signature[AsyncResult[T]]) -> T: ...
+    @overload
+    def __invert__(self: Signature[GroupResult]) -> list[Any]: ...
+    @overload
+    def __invert__(self) -> Any: ...  # a chain or chord: its last step's value
+
+    def __invert__(self) -> Any:
+        """``~sig``: apply it and wait for its value (``sig.apply_async().get()``); a
+        workflow goes through its own ``apply_async``."""
+        return self.apply_async().get()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the task's function in this process, like ``task(*args)``."""
