@@ -10,10 +10,12 @@ import contextlib
 import functools
 import importlib
 import inspect
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 
-from celeriac._context import set_current_app, set_default_app_factory
+from celeriac._context import get_current_request, set_current_app, set_default_app_factory
 from celeriac.app import builtins, shared
 from celeriac.app.annotations import apply_annotation, resolve_annotations
 from celeriac.app.connections import (
@@ -32,9 +34,11 @@ from celeriac.canvas import Signature, signature
 from celeriac.config.conf import Settings
 from celeriac.config.environment import check_split_broker
 from celeriac.config.hints import warn_unknown
+from celeriac.exceptions import ImproperlyConfigured
 from celeriac.rates import check_scope, parse_rate
 from celeriac.result import AsyncResult, GroupResult
 from celeriac.results.base import ResultBackend
+from celeriac.signals import Signal
 from celeriac.task import Task as BaseTask
 from celeriac.task import new_id
 
@@ -58,6 +62,11 @@ class Celeriac:
         **settings: Any,
     ) -> None:
         self.main = main
+        # Celery's app hooks: ``@app.on_after_configure.connect``; each is sent with sender=app.
+        self.on_after_configure = Signal("app.on_after_configure")  # source=app.conf
+        self.on_after_finalize = Signal("app.on_after_finalize")
+        self.on_after_fork = Signal("app.on_after_fork")  # in each prefork child
+        self._configured = False
         self.conf = Settings()
         if config_source is not None:
             self.conf.config_from_object(config_source, namespace=namespace)
@@ -95,10 +104,54 @@ class Celeriac:
     def config_from_object(self, obj: Any, namespace: str | None = None) -> None:
         self.conf.config_from_object(obj, namespace=namespace)
 
+    def config_from_envvar(
+        self, variable_name: str, silent: bool = False, force: bool = False
+    ) -> bool:
+        """``config_from_object`` of the module the variable names. Loading is always
+        immediate here, so ``force`` changes nothing. With ``silent``, an unset variable
+        or a module that does not import returns False instead of raising."""
+        module_name = os.environ.get(variable_name)
+        if not module_name:
+            if silent:
+                return False
+            raise ImproperlyConfigured(
+                f"environment variable {variable_name!r} is not set: set it to the "
+                f"configuration module to load (say {variable_name}=proj.celeryconfig)"
+            )
+        try:
+            self.config_from_object(module_name)
+        except ImproperlyConfigured as exc:
+            if silent and isinstance(exc.__cause__, ImportError):
+                return False
+            raise ImproperlyConfigured(f"{variable_name}={module_name!r}: {exc}") from exc
+        return True
+
+    def _announce_configured(self) -> None:
+        """Send ``on_after_configure`` once, when the app first reads its settings to do
+        work (an engine, the router, ``finalize``): writes before that, and receivers
+        connected before that, all count, as with Celery's lazily read configuration."""
+        if not self._configured:
+            self._configured = True
+            self.on_after_configure.send(sender=self, source=self.conf)
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware, in UTC (celeriac keeps every date in UTC)."""
+        return datetime.now(timezone.utc)
+
+    @property
+    def current_worker_task(self) -> BaseTask[Any, Any] | None:
+        """The task whose body runs in this thread or coroutine in a worker (or in
+        ``apply``), or None outside a task."""
+        request = get_current_request()
+        if request is None or request.task is None:
+            return None
+        return cast("BaseTask[Any, Any] | None", self._tasks.get(request.task))
+
     # -- engines ----------------------------------------------------------------------------
     @property
     def broker(self) -> Broker:
         if self._broker is None:
+            self._announce_configured()
             conf = self.conf
             check_split_broker(conf.broker_url)
             self._broker = create_broker(
@@ -115,6 +168,7 @@ class Celeriac:
     @property
     def backend(self) -> ResultBackend:
         if self._backend is None:
+            self._announce_configured()
             conf = self.conf
             url = conf.result_backend
             if url is None and conf.broker_url is None:  # the embedded Redis keeps both
@@ -134,6 +188,7 @@ class Celeriac:
         """Rebuilt when a setting changed since it was built (routes may be set late)."""
         conf = self.conf
         if self._router is None or self._router[0] != conf.version:
+            self._announce_configured()
             router = Router(
                 conf.task_routes,
                 conf.task_queues,
@@ -305,16 +360,19 @@ class Celeriac:
                     raise  # a misspelt package, or a failed import inside the tasks module
 
     def finalize(self) -> None:
-        """Import ``imports``, ``include`` and autodiscovered modules (once)."""
+        """Import ``imports``, ``include`` and autodiscovered modules (once), then send
+        ``on_after_finalize``."""
         if self.finalized:
             return
         self.finalized = True
+        self._announce_configured()
         for module in (*self.conf.imports, *self.conf.include):
             importlib.import_module(module)
         for packages, related_name in self._autodiscover:
             self._import_related(packages, related_name)
         for task in list(self._tasks.values()):
             self._annotate(task)
+        self.on_after_finalize.send(sender=self)
 
     # -- calling ----------------------------------------------------------------------------
     def send_task(

@@ -49,6 +49,7 @@ def main(
 ) -> None:
     """The child's whole life. Returning exits the process with status 0."""
     _detach(inherited)
+    app.on_after_fork.send(sender=app)  # Celery sends it first, then worker_process_init
     signals.worker_process_init.send(sender=None)
     try:
         conn.send((READY,))
