@@ -29,7 +29,7 @@ class TestMemoryChannel(ChannelContract):
 def test_a_stream_keeps_only_its_last_payloads() -> None:
     import asyncio
 
-    broker, topic = MemoryBroker(), Topic("events", "stream", keep=3)  # type: ignore[arg-type]
+    broker, topic = MemoryBroker(), Topic("events", "stream", keep=3)
     for n in range(10):
         broker.publish_topic(topic, b"%d" % n)
 

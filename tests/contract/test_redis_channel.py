@@ -43,7 +43,7 @@ class TestRedisChannel(ChannelContract):
 def test_a_stream_topic_is_capped(make_redis: BrokerFactory) -> None:
     broker = make_redis()
     assert isinstance(broker, RedisBroker)
-    topic = Topic("events", "stream", keep=100)  # type: ignore[arg-type]
+    topic = Topic("events", "stream", keep=100)
     for n in range(1000):
         broker.publish_topic(topic, b"%d" % n)
     kept = broker.client.xlen(topic_key(broker.prefix, topic))

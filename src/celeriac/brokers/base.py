@@ -32,7 +32,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from celeriac.exceptions import BrokerConnectionError
 from celeriac.messages import revocation
@@ -161,7 +161,8 @@ class Topic:
     ``keep`` KiB, its streams are bounded by size). One name, one kind and ``keep``."""
 
     name: str
-    kind: ChannelKind = ChannelKind.BROADCAST
+    # The enum or its value ("broadcast", "stream"): always the enum once built.
+    kind: ChannelKind | Literal["broadcast", "stream"] = ChannelKind.BROADCAST
     keep: int = 1000
 
     def __post_init__(self) -> None:

@@ -66,13 +66,13 @@ class CeleriacGroup(click.Group):
         except click.NoSuchOption as exc:
             hint = misplaced_hint(self, ctx, exc.option_name)
             if hint is None:
-                exc.exit_code = EX_USAGE  # type: ignore[misc]
+                exc.exit_code = EX_USAGE  # type: ignore[misc]  # per instance, by design
                 raise
             error = click.UsageError(hint, exc.ctx)
-            error.exit_code = EX_USAGE  # type: ignore[misc]
+            error.exit_code = EX_USAGE  # type: ignore[misc]  # per instance, by design
             raise error from None
         except click.UsageError as exc:  # raised while parsing a subcommand's options
-            exc.exit_code = EX_USAGE  # type: ignore[misc]
+            exc.exit_code = EX_USAGE  # type: ignore[misc]  # per instance, by design
             raise
 
 
