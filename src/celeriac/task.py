@@ -487,10 +487,12 @@ class Task(Generic[P, R]):
         self, task_id: str | None = None, state: str | None = None, meta: Any = None, **_: Any
     ) -> None:
         """Record a custom state (e.g. ``PROGRESS`` with ``meta={'done': 3}``)."""
-        task_id = task_id or self.request.id
+        request = self.request
+        task_id = task_id or request.id
         if task_id is None:
             raise ValueError("update_state() outside a task needs task_id=")
-        self.backend.store_result(task_id, meta, state or "PENDING", name=self.name)
+        own = request if task_id == request.id else None  # rpc:// answers the caller of its own
+        self.backend.store_result(task_id, meta, state or "PENDING", name=self.name, request=own)
 
     # -- hooks (override in a custom base class) --------------------------------------------
     def before_start(self, task_id: str | None, args: Any, kwargs: Any) -> None:

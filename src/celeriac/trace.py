@@ -91,7 +91,9 @@ def _ignores_result(task: Task[..., Any], request: Request) -> bool:
 def _store(task: Task[..., Any], request: Request, result: Any, state: str, tb: str | None) -> None:
     if request.id is None:  # no id, no result to keep (never so for a sent or applied call)
         return
-    task.backend.store_result(request.id, result, state, traceback=tb, name=task.name)
+    task.backend.store_result(
+        request.id, result, state, traceback=tb, name=task.name, request=request
+    )
 
 
 def trace_task(

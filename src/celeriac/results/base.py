@@ -130,7 +130,11 @@ class ResultBackend(ABC):
         traceback: str | None = None,
         name: str | None = None,
         extra: dict[str, Any] | None = None,
+        request: Any = None,
     ) -> None:
+        """Record ``task_id``'s ``state``. ``request`` is the call's ``Request`` when a
+        worker (or ``apply``) records it: stores that answer the caller directly (rpc://) or
+        keep the call's details (``result_extended``) read it; others ignore it."""
         if isinstance(result, BaseException):
             result = encode_exception(result)
         meta: TaskMeta = {

@@ -78,7 +78,7 @@ def _record(job: Job, exc: BaseException, state: str, tb: str | None = None) -> 
         return
     task, request = job.task, job.request
     try:
-        task.backend.store_result(job.id, exc, state, traceback=tb, name=task.name)
+        task.backend.store_result(job.id, exc, state, traceback=tb, name=task.name, request=request)
     except Exception as error:
         logger.error("Task %s[%s]: could not record %r: %r", task.name, request.id, exc, error)
 

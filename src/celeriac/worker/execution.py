@@ -268,7 +268,7 @@ def _record_failure(job: Job, exc: Exception) -> None:
         return
     try:
         if task.backend.get_task_meta(job.id)["status"] not in states.READY_STATES:
-            task.backend.store_result(job.id, exc, states.FAILURE, name=task.name)
+            task.backend.store_result(job.id, exc, states.FAILURE, name=task.name, request=request)
     except Exception as error:  # no backend, or it is down: the dead letter still matters
         logger.debug("could not record the failure of %s: %r", request.id, error)
 
