@@ -190,13 +190,35 @@ def test_autodiscover_of_a_misspelt_package_fails_loudly(app: Celery) -> None:
         _ = app.tasks
 
 
-def test_a_misspelt_task_option_warns_with_the_attribute_meant(app: Celery) -> None:
-    from celeriac.config import UnknownSettingWarning
-
-    with pytest.warns(UnknownSettingWarning, match="did you mean 'time_limit'"):
+def test_a_misspelt_task_option_is_refused_with_the_attribute_meant(app: Celery) -> None:
+    with pytest.raises(TypeError, match=r"unknown option 'task_time_limit'.*'time_limit'"):
 
         @app.task(task_time_limit=60)  # a common mistake in Celery code; Celery ignores it
         def report() -> None:
+            return None
+
+    with pytest.raises(TypeError, match=r"unknown option 'retrys'.*did you mean 'retry_kwargs'"):
+
+        @app.task(retrys=3)
+        def flaky() -> None:
+            return None
+
+    assert "tests.unit.test_tasks.report" not in app.tasks  # nothing half-registered
+
+
+def test_a_custom_base_declares_its_own_task_options(app: Celery) -> None:
+    class Audited(app.Task):  # type: ignore[name-defined,misc]  # app.Task is a property
+        audit_channel: str | None = None
+
+    @app.task(base=Audited, audit_channel="billing")
+    def charge() -> None:
+        return None
+
+    assert charge.audit_channel == "billing"  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match=r"'audit_chanel'.*did you mean 'audit_channel'"):
+
+        @app.task(base=Audited, audit_chanel="billing")
+        def refund() -> None:
             return None
 
 

@@ -26,8 +26,10 @@ def _setting(app: Celery) -> None:
     app.conf.update(task_acks_lat=True)
 
 
-def _task_option(app: Celery) -> None:
-    @app.task(task_time_limit=3)
+def _annotation(app: Celery) -> None:
+    app.conf.task_annotations = {"*": {"task_time_limit": 3}}
+
+    @app.task
     def slow() -> None: ...
 
 
@@ -48,10 +50,10 @@ def _redis_option(app: Celery) -> None:
     ("action", "closest", "at_user_line"),
     [
         (_setting, "task_acks_late", True),
-        (_task_option, "time_limit", True),
+        (_annotation, "time_limit", False),
         (_redis_option, "visibility_timeout", False),
     ],
-    ids=["setting", "task option", "redis transport option"],
+    ids=["setting", "task annotation", "redis transport option"],
 )
 def test_an_unknown_name_is_warned_with_the_closest_known_one(
     app: Celery, action: Callable[[Celery], Any], closest: str, at_user_line: bool

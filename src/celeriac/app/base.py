@@ -33,7 +33,7 @@ from celeriac.brokers.base import Broker
 from celeriac.canvas import Signature, signature
 from celeriac.config.conf import Settings
 from celeriac.config.environment import check_split_broker
-from celeriac.config.hints import warn_unknown
+from celeriac.config.hints import did_you_mean, warn_unknown
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.rates import check_scope, parse_rate
 from celeriac.result import AsyncResult, GroupResult
@@ -336,7 +336,7 @@ class Celeriac:
         task.__dict__["_annotated"] = True
         for attributes in resolve_annotations(task, setting):
             plain = {key: value for key, value in attributes.items() if key[:1] != "@"}
-            check_task_options(str(task.name), type(task), plain)
+            check_task_options(str(task.name), type(task), plain, refuse=False)
             apply_annotation(task, attributes)
 
     def autodiscover_tasks(
@@ -415,20 +415,34 @@ class Celeriac:
         return signature(*args, **kwargs)
 
 
-def check_task_options(name: str, base: type, options: dict[str, Any]) -> None:
-    """Options of ``@app.task`` become task attributes: a misspelt one (say, the setting's
-    name ``task_time_limit=`` for ``time_limit=``) warns with the closest attribute, and rate
-    options that cannot work fail here, at definition, not in a worker."""
-    known = [a for a in dir(base) if not a.startswith("_")]
+def check_task_options(
+    name: str, base: type, options: dict[str, Any], *, refuse: bool = True
+) -> None:
+    """Options of ``@app.task`` become task attributes, so an option must be an attribute
+    of the base class (a custom base may declare its own). A misspelt one (``retrys=``, or
+    the setting's name ``task_time_limit=`` for ``time_limit=``) is refused with the closest
+    attribute (``refuse=False``, for ``task_annotations``: warned). Rate options that
+    cannot work fail here, at definition, not in a worker."""
+    # Offer data attributes only: a method is rarely what a misspelt option meant.
+    known = [
+        a
+        for a in dir(base)
+        if not a.startswith("_") and not inspect.isroutine(getattr(base, a, None))
+    ]
     for option in options:
-        if not hasattr(base, option):
-            # The setting's name for an option (task_time_limit=) is a common slip.
-            warn_unknown(
-                f"task {name!r}: unknown option {option!r} (kept as an attribute)",
-                option.removeprefix("task_"),
-                known,
-                stacklevel=4,
-            )
+        if hasattr(base, option):
+            continue
+        # The setting's name for an option (task_time_limit=) is a common slip.
+        guess = option.removeprefix("task_")
+        if refuse:
+            hint = did_you_mean(guess, known, "; task options are the attributes of Task")
+            raise TypeError(f"@app.task: unknown option {option!r} for task {name!r}{hint}")
+        warn_unknown(
+            f"task {name!r}: unknown option {option!r} (kept as an attribute)",
+            guess,
+            known,
+            stacklevel=4,
+        )
     if options.get("rate_limit") is not None:
         parse_rate(options["rate_limit"])
     check_scope(options.get("rate_limit_scope"))
