@@ -82,21 +82,31 @@ PROJECT = textwrap.dedent(
 class WorkerProcess:
     """``celeriac -A proj worker`` in a child process, with its log collected."""
 
-    def __init__(self, project: Path, env: dict[str, str], *args: str, app: str = "proj") -> None:
+    def __init__(
+        self,
+        project: Path,
+        env: dict[str, str],
+        *args: str,
+        app: str = "proj",
+        own_group: bool = False,
+    ) -> None:
+        """``own_group``: in a process group of its own (as systemd starts a service), so a
+        test can signal the worker and its children together with ``os.killpg``."""
         self.log: list[str] = []
         self._ready = threading.Event()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celeriac", "-A", app, "worker", "-l", "info", *args],
             cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            process_group=0 if own_group else None,
         )  # fmt: skip
         threading.Thread(target=self._read, daemon=True).start()
 
     @classmethod
     def started(
-        cls, project: Path, env: dict[str, str], *args: str, app: str = "proj"
+        cls, project: Path, env: dict[str, str], *args: str, app: str = "proj", **kw: Any
     ) -> WorkerProcess:
         """A worker that is ready to consume; one that fails to start is stopped, not leaked."""
-        process = cls(project, env, *args, app=app)
+        process = cls(project, env, *args, app=app, **kw)
         try:
             process.wait_ready()
         except BaseException:

@@ -46,9 +46,14 @@ def main(
     inherited: Sequence[Connection | int],
     max_tasks: int | None,
     max_memory_kib: int | None,
+    term_allowed: Any,
 ) -> None:
-    """The child's whole life. Returning exits the process with status 0."""
-    _detach(inherited)
+    """The child's whole life. Returning exits the process with status 0.
+
+    ``term_allowed``: a shared byte the parent sets before it sends SIGTERM itself (a
+    revoke with ``terminate``); any other SIGTERM is ignored (see ``_on_sigterm``).
+    """
+    _detach(inherited, term_allowed)
     app.on_after_fork.send(sender=app)  # Celery sends it first, then worker_process_init
     signals.worker_process_init.send(sender=None)
     try:
@@ -59,15 +64,16 @@ def main(
     signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
 
 
-def _detach(inherited: Sequence[Connection | int]) -> None:
+def _detach(inherited: Sequence[Connection | int], term_allowed: Any) -> None:
     """Stop sharing the parent's signal handling and its pipes to the other children."""
     # The parent's event loop points the signal wakeup fd at its own self-pipe: left as
     # is, a signal received here would run the parent's handlers in the parent.
     signal.set_wakeup_fd(-1)
     # Ctrl-C reaches the whole process group; the parent decides when children stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for signum in HELD_SIGNALS - {signal.SIGINT}:
-        signal.signal(signum, signal.SIG_DFL)  # the parent stops us with SIGKILL or SIGTERM
+    for signum in HELD_SIGNALS - {signal.SIGINT, signal.SIGTERM}:
+        signal.signal(signum, signal.SIG_DFL)  # the parent stops us with SIGKILL
+    signal.signal(signal.SIGTERM, lambda signum, frame: _on_sigterm(term_allowed))
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
     # Forget the parent's event loop: its epoll instance is shared with the parent, so a
     # task using that loop here would change what the parent's loop watches.
@@ -80,6 +86,16 @@ def _detach(inherited: Sequence[Connection | int]) -> None:
         else:
             with contextlib.suppress(OSError):
                 os.close(item)
+
+
+def _on_sigterm(term_allowed: Any) -> None:
+    """SIGTERM in a child: die of it if the parent sent it (it set ``term_allowed``
+    first: a revoke with ``terminate``); otherwise it was sent to the whole process group
+    (systemd's ``KillMode=control-group``, ``kill -TERM -PGID``), and the parent, which
+    got it too, runs the warm shutdown: keep running the task, as SIGINT is ignored."""
+    if term_allowed.value:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _serve(app: Any, conn: Connection, max_tasks: int | None, max_memory_kib: int | None) -> None:

@@ -74,6 +74,7 @@ class _Child:
     timers: list[asyncio.TimerHandle] = field(default_factory=list)  # its limits' clocks
     killed_at_limit: bool = False  # SIGKILLed at the hard time limit; its reply says so
     terminated: bool = False  # killed by a revoke with terminate=True
+    term_allowed: Any = None  # shared byte: set before we SIGTERM it (see child._on_sigterm)
     exited: bool = False  # its pipe or sentinel reported the end; readers removed
     gone: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -170,6 +171,7 @@ class PreforkPool(Pool):
         for kid in self._children.values():
             if kid.job is not None and kid.job.request.id == task_id and not kid.exited:
                 kid.terminated = True
+                kid.term_allowed.value = 1  # a SIGTERM from us, not the group's: obey it
                 logger.warning("Task %s: terminating child %d (revoked)", task_id, kid.pid)
                 os.kill(kid.pid, signum)
                 return True
@@ -320,9 +322,17 @@ class PreforkPool(Pool):
         for other in self._children.values():
             inherited += [other.conn, other.process.sentinel]
         self._forked += 1
+        term_allowed = self._context.RawValue("b", 0)  # shared memory, inherited by the fork
         process = self._context.Process(
             target=child.main,
-            args=(self.app, theirs, inherited, self.max_tasks_per_child, self.max_memory_per_child),
+            args=(
+                self.app,
+                theirs,
+                inherited,
+                self.max_tasks_per_child,
+                self.max_memory_per_child,
+                term_allowed,
+            ),
             name=f"ForkPoolWorker-{self._forked}",
             daemon=True,  # if the worker dies without stop(), multiprocessing ends them
         )
@@ -336,7 +346,7 @@ class PreforkPool(Pool):
             # Only the child holds its end now, so its exit reads as EOF on ours.
             theirs.close()
         assert process.pid is not None
-        kid = _Child(process, ours, process.pid)
+        kid = _Child(process, ours, process.pid, term_allowed=term_allowed)
         self._children[kid.pid] = kid
         self._loop.add_reader(ours.fileno(), self._on_readable, kid)
         self._loop.add_reader(process.sentinel, self._on_exit, kid)
