@@ -42,6 +42,7 @@ _FROM_CONFIG = {
     "track_started": "task_track_started",
     "acks_late": "task_acks_late",
     "acks_on_failure_or_timeout": "task_acks_on_failure_or_timeout",
+    "store_eager_result": "task_store_eager_result",
     "reject_on_worker_lost": "task_reject_on_worker_lost",
     "ignore_result": "task_ignore_result",
     "store_errors_even_if_ignored": "task_store_errors_even_if_ignored",
@@ -140,6 +141,7 @@ class Task(Generic[P, R]):
     acks_late: bool | None = None
     acks_on_failure_or_timeout: bool | None = None
     reject_on_worker_lost: bool | None = None
+    store_eager_result: bool | None = None
     priority: int | None = None
     expires: float | dt.datetime | None = None
     queue: str | None = None
@@ -332,7 +334,7 @@ class Task(Generic[P, R]):
         throw = app.conf.task_eager_propagates if throw is None else throw
         request = self._eager_request(args, kwargs, task_id, retries, link, link_error, options)
         request.headers = dict(headers or {})
-        store = bool(app.conf.task_store_eager_result)
+        store = bool(self.resolve("store_eager_result"))
         while True:
             outcome = trace_task(self, request, store_result=store)
             if outcome.kind is not OutcomeKind.RETRY or outcome.retry is None:

@@ -54,6 +54,7 @@ class DeadLetterReason(str, enum.Enum):
     DELIVERY_LIMIT = "delivery_limit"  # handed out delivery_limit times, no outcome
     WORKER_LOST = "worker_lost"  # the process running it died delivery_limit times
     REJECTED = "rejected"  # the task raised Reject(requeue=False)
+    FAILED = "failed"  # it failed or timed out, with acks_on_failure_or_timeout off
     INTERNAL_ERROR = "internal_error"  # handling it failed in the worker itself (a bug)
 
 

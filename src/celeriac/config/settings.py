@@ -161,9 +161,9 @@ _DECLARED = [
         "task_acks_on_failure_or_timeout",
         True,
         (bool,),
-        "Ack failed and timed-out tasks.",
-        not_in_effect="a failed or timed-out task's message is always acked once its "
-        "failure is recorded",
+        "With `task_acks_late`: ack the message of a task that failed or timed out (its "
+        "failure is recorded either way); off, the message goes to the dead letters "
+        "(reason `failed`), Celery's reject without requeue.",
     ),
     _s(
         "task_reject_on_worker_lost",

@@ -23,7 +23,16 @@ from celeriac.exceptions import (
 from celeriac.trace import Outcome, OutcomeKind
 from celeriac.worker import endings
 from celeriac.worker.connection import Outage
-from celeriac.worker.execution import HeldJob, Refusal, bury, is_expired, prepare, refuse, settle
+from celeriac.worker.execution import (
+    HeldJob,
+    Refusal,
+    acks_failure,
+    bury,
+    is_expired,
+    prepare,
+    refuse,
+    settle,
+)
 from celeriac.worker.pools.base import Pool
 from celeriac.worker.ratelimit import RateLimits
 from celeriac.worker.revocations import Revocations
@@ -284,6 +293,8 @@ class Consumer:
                 return
             detail = f"{exc} (on delivery {delivery.delivery_count})"
             await delivery.dead_letter(DeadLetterReason.WORKER_LOST, detail)
+        elif not acked and not acks_failure(job):
+            await delivery.dead_letter(DeadLetterReason.FAILED, str(exc))
         elif not acked:
             await delivery.ack()
         # The task will not run again: record why, so result.get() does not wait forever,

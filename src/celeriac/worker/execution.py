@@ -277,6 +277,12 @@ def _short_text(text: str, limit: int = 1024) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def acks_failure(job: Job) -> bool:
+    """``acks_on_failure_or_timeout``: a failed or timed-out task's message is acked (the
+    default), or else rejected without a requeue, which here means the dead letters."""
+    return bool(job.task.resolve("acks_on_failure_or_timeout"))
+
+
 async def settle(job: HeldJob, outcome: Outcome) -> bool:
     """Apply the outcome to the message; False when the lease was lost (nothing applied)."""
     delivery = job.delivery
@@ -292,6 +298,8 @@ async def settle(job: HeldJob, outcome: Outcome) -> bool:
             detail = f"rejected with requeue on {delivery.delivery_count} deliveries: {reason}"
             return await delivery.dead_letter(DeadLetterReason.DELIVERY_LIMIT, detail)
         return await delivery.requeue(count_delivery=True)
+    if outcome.kind is OutcomeKind.FAILURE and not acks_failure(job):
+        return await delivery.dead_letter(DeadLetterReason.FAILED, _short_repr(outcome.exc))
     applied = await delivery.ack()
     if not applied:
         logger.warning(
