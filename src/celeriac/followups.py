@@ -247,7 +247,7 @@ def complete_chord(
     if saved is None:
         error = ChordError(f"the header of chord {group_id} is no longer in the result backend")
         return fail_chord(app, body, error, sender=sender)
-    ids = list(_flat(saved))
+    ids = backend.chord_members(group_id, list(_flat(saved)))  # with add_to_chord's tasks
     values = []
     for task_id, meta in zip(ids, backend.get_many_meta(ids), strict=True):
         if meta["status"] != states.SUCCESS:

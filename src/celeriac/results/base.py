@@ -2,7 +2,8 @@
 
 Imports leaves and ``messages.serializers``. The base class does the bookkeeping once
 (meta records, exceptions as data, serialization); an engine does only the I/O:
-``_set``, ``_get``, ``_get_many``, ``_delete``, ``_wait`` and ``_join``. Waiting is push-based.
+``_set``, ``_get``, ``_get_many``, ``_delete``, ``_wait``, ``_join`` and ``_grow``. Waiting is
+push-based.
 Key names and record bytes come from a ``RecordFormat`` (``record_format=``), ours unless given.
 """
 
@@ -40,6 +41,12 @@ class RecordFormat:
 
     def chord_key(self, group_id: str) -> str:
         return f"chord:{group_id}"
+
+    def chord_added_key(self, group_id: str, task_id: str | None = None) -> str:
+        """The tasks ``task_id`` added to chord ``group_id`` (``add_to_chord``); without
+        ``task_id``, the mark that some were added."""
+        base = f"chord:{group_id}:added"
+        return base if task_id is None else f"{base}:{task_id}"
 
     def encode(self, meta: TaskMeta, serializer: str) -> bytes:
         data, content_type, _ = dumps(meta, serializer)
@@ -108,7 +115,17 @@ class ResultBackend(ABC):
     @abstractmethod
     def _join(self, key: str, member: str, size: int, ttl: float | None) -> bool:
         """Add ``member`` to the set at ``key``, atomically; True for the member whose
-        arrival made the set reach ``size`` (and for that member again, if it asks again)."""
+        arrival made the set reach ``size`` plus what ``_grow`` added (and for that member
+        again, if it asks again)."""
+
+    def _grow(self, key: str, by: int, ttl: float | None) -> None:
+        """Raise the size the set at ``key`` must reach by ``by``, atomically with ``_join``
+        (a join reads the size and adds its member in one step). An engine that cannot
+        keeps this default, and ``add_to_chord`` says so."""
+        raise NotImplementedError(
+            f"the {type(self).__name__} result store cannot grow a chord, so "
+            f"Task.add_to_chord() is not available with it; use the Redis or memory store"
+        )
 
     # -- encoding ---------------------------------------------------------------------------
     def encode(self, meta: TaskMeta) -> bytes:
@@ -208,6 +225,57 @@ class ResultBackend(ABC):
         """
         return self._join(self.records.chord_key(group_id), task_id, size, self.expires)
 
+    def add_to_chord(self, group_id: str, task_id: str, *, added_by: str) -> None:
+        """Make chord ``group_id`` wait for ``task_id`` too, added by header task ``added_by``
+        (still running, so the chord cannot complete before this). The body gets the added
+        result right after ``added_by``'s, in the order they were added."""
+        self._grow(self.records.chord_key(group_id), 1, self.expires)
+        # Only the adding task writes its own record, so the read-append cannot race.
+        key = self.records.chord_added_key(group_id, added_by)
+        raw = self._get(key)
+        added = [] if raw is None else list(self.decode(raw)["task_ids"])
+        self._set(key, self.encode({"task_ids": [*added, task_id]}), self.expires)
+        self._set(
+            self.records.chord_added_key(group_id), self.encode({"added": True}), self.expires
+        )
+
+    def chord_members(self, group_id: str, header_ids: Sequence[str]) -> list[str]:
+        """The header's task ids with the tasks added to the chord (``add_to_chord``) put
+        right after the task that added them."""
+        if self._get(self.records.chord_added_key(group_id)) is None:
+            return list(header_ids)  # the common case: one read
+        members: list[str] = []
+        level = list(header_ids)
+        added_to: dict[str, list[str]] = {}
+        while level:  # one round trip per level of tasks adding tasks
+            keys = [self.records.chord_added_key(group_id, task_id) for task_id in level]
+            level_added = [
+                [] if raw is None else list(self.decode(raw)["task_ids"])
+                for raw in self._get_many(keys)
+            ]
+            added_to.update(zip(level, level_added, strict=True))
+            level = [task_id for found in level_added for task_id in found]
+            level = [task_id for task_id in level if task_id not in added_to]  # no cycles
+
+        def visit(task_id: str) -> None:
+            members.append(task_id)
+            for added in added_to.pop(task_id, ()):  # popped: each id once
+                visit(added)
+
+        for task_id in header_ids:
+            visit(task_id)
+        return members
+
+    def reply_address(self) -> str | None:
+        """Where a call sent from this process asks the worker to send its states
+        (``reply_to``), or None for a store that every process reads. rpc:// answers with
+        this client's reply topic, listened to before the address is handed out."""
+        return None
+
+    def ensure_chords_allowed(self) -> None:
+        """Raise, naming the fix, when this store cannot complete a chord."""
+        return None
+
     def close(self) -> None:
         """Release connections."""
         return None
@@ -224,6 +292,13 @@ class DisabledBackend(ResultBackend):
     """What ``result_backend = None`` means: writes are dropped, reads explain the fix."""
 
     keeps_results = False
+
+    def ensure_chords_allowed(self) -> None:
+        raise ImproperlyConfigured(
+            "a chord needs a result backend that its workers share: its body is sent "
+            "by the header task that finishes last, after reading every header result. "
+            "Set result_backend (e.g. 'redis://...'), or use a chain or group instead."
+        )
 
     def _set(self, key: str, value: bytes, ttl: float | None, *, ready: bool = False) -> None:
         return None

@@ -35,6 +35,7 @@ class MemoryBackend(ResultBackend):
         self._data: dict[str, tuple[bytes, float | None]] = {}
         self._ready: set[str] = set()
         self._sets: dict[str, tuple[set[str], str | None, float | None]] = {}
+        self._grown: dict[str, tuple[int, float | None]] = {}  # what _grow added to a size
         self._changed = threading.Condition()
 
     def _alive(self, key: str) -> bytes | None:
@@ -81,13 +82,24 @@ class MemoryBackend(ResultBackend):
             if deadline is not None and now >= deadline:
                 members, owner = set(), None
             members.add(member)
-            if owner is None and len(members) >= size:
+            if owner is None and len(members) >= size + self._grown_by(key, now):
                 owner = member
             self._sets[key] = (members, owner, None if ttl is None else now + ttl)
             return owner == member
+
+    def _grown_by(self, key: str, now: float) -> int:
+        grown, deadline = self._grown.get(key, (0, None))
+        return 0 if deadline is not None and now >= deadline else grown
+
+    def _grow(self, key: str, by: int, ttl: float | None) -> None:
+        with self._changed:
+            now = self._clock()
+            grown = self._grown_by(key, now) + by
+            self._grown[key] = (grown, None if ttl is None else now + ttl)
 
     def clear(self) -> None:
         with self._changed:
             self._data.clear()
             self._ready.clear()
             self._sets.clear()
+            self._grown.clear()

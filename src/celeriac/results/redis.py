@@ -2,7 +2,8 @@
 result_backend_transport_options), each expiring after ``expires``:
 ``P:result:task:<id>``, ``P:result:group:<id>``: hash {value, ready: 0|1};
 ``P:result:chord:<id>``: set of ended header task ids, ``…:owner``: the one that completed
-it (see ``_JOIN``); channel ``P:ready:<key>``: published when ready.
+it (see ``_JOIN``), ``…:grown``: tasks added to it (``_grow``); channel ``P:ready:<key>``:
+published when ready.
 Waits share one pubsub connection and reader thread. Imports results.base, _redis, leaves.
 """
 
@@ -34,14 +35,16 @@ _CLOSE_GRACE = 5.0
 KEEPALIVE = 15.0
 
 
-# KEYS[1]: the set of members; KEYS[2]: the member that completed it.
-# ARGV[1]: member; ARGV[2]: size; ARGV[3]: TTL in ms (0: none). Returns 1 for the member
-# whose arrival made the set reach ``size`` (again on a repeated call), else 0.
+# KEYS[1]: the set of members; KEYS[2]: the member that completed it; KEYS[3]: how many
+# members were added to the size (``_grow``). ARGV[1]: member; ARGV[2]: size; ARGV[3]: TTL
+# in ms (0: none). Returns 1 for the member whose arrival made the set reach ``size`` plus
+# the added ones (again on a repeated call), else 0.
 _JOIN = """
 redis.call('SADD', KEYS[1], ARGV[1])
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) then return 0 end
+local size = tonumber(ARGV[2]) + tonumber(redis.call('GET', KEYS[3]) or '0')
+if redis.call('SCARD', KEYS[1]) < size then return 0 end
 local owner = redis.call('GET', KEYS[2])
 if not owner then
   if ttl > 0 then redis.call('SET', KEYS[2], ARGV[1], 'PX', ttl)
@@ -322,10 +325,19 @@ class RedisBackend(ResultBackend):
 
     def _join(self, key: str, member: str, size: int, ttl: float | None) -> bool:
         name = self._key(key)
-        keys = [name, f"{name}:owner"]
+        keys = [name, f"{name}:owner", f"{name}:grown"]
         with self._errors():
             done = self._join_script(keys, [member, size, 0 if ttl is None else _ms(ttl)])
         return bool(done)
+
+    def _grow(self, key: str, by: int, ttl: float | None) -> None:
+        name = f"{self._key(key)}:grown"
+        pipe = self._client.pipeline(transaction=True)
+        pipe.incrby(name, by)
+        if ttl is not None:
+            pipe.pexpire(name, _ms(ttl))
+        with self._errors():
+            pipe.execute()
 
     def _wait(self, key: str, timeout: float | None) -> bytes | None:
         # Already ready: one round trip, no subscription.

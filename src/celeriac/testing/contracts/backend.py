@@ -144,3 +144,42 @@ class ResultBackendContract:
         assert not backend.chord_part_done(group_id, "a", 2)
         assert not backend.chord_part_done(group_id, "a", 2), "the same task again: 1 of 2"
         assert backend.chord_part_done(group_id, "b", 2)
+
+    def test_a_chord_grown_by_add_to_chord_waits_for_the_added_tasks(
+        self, make_backend: BackendFactory
+    ) -> None:
+        # Given a chord of two, where "a" adds "c" and "c" adds "d" before each ends
+        backend, group_id = make_backend(), _id()
+        backend.add_to_chord(group_id, "c", added_by="a")
+        # When the original members end, the chord still waits for "c"
+        assert not backend.chord_part_done(group_id, "a", 2)
+        assert not backend.chord_part_done(group_id, "b", 2)
+        backend.add_to_chord(group_id, "d", added_by="c")
+        assert not backend.chord_part_done(group_id, "c", 2)
+        # Then the last added task completes it, and the members list the added ones
+        # right after the task that added them
+        assert backend.chord_part_done(group_id, "d", 2)
+        assert backend.chord_members(group_id, ["a", "b"]) == ["a", "c", "d", "b"]
+
+    def test_a_chord_nothing_was_added_to_lists_its_header(
+        self, make_backend: BackendFactory
+    ) -> None:
+        backend, group_id = make_backend(), _id()
+        assert backend.chord_members(group_id, ["a", "b"]) == ["a", "b"]
+
+    def test_growing_a_chord_races_no_join(self, make_backend: BackendFactory) -> None:
+        # Many members each add one task while others end: exactly one completes it.
+        backend, group_id = make_backend(), _id()
+        members = [_id() for _ in range(50)]
+
+        def member_ends(member: str) -> list[bool]:
+            added = f"{member}-added"
+            backend.add_to_chord(group_id, added, added_by=member)
+            return [
+                backend.chord_part_done(group_id, member, 50),
+                backend.chord_part_done(group_id, added, 50),
+            ]
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            done = [flag for pair in pool.map(member_ends, members) for flag in pair]
+        assert done.count(True) == 1
