@@ -77,6 +77,7 @@ CALL_OPTIONS = frozenset(
         "idempotency_key",
         "retry",
         "retry_policy",
+        "compression",
     }
 )
 # Options Celery accepts that mean nothing here (kombu-level knobs): taken and dropped.
@@ -84,7 +85,6 @@ IGNORED_CALL_OPTIONS = frozenset(
     {
         "exchange",
         "exchange_type",
-        "compression",
         "add_to_parent",
         "producer",
         "connection",

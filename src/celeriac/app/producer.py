@@ -24,7 +24,7 @@ from celeriac.brokers.base import MIN_PRIORITY, OutboundMessage, check_priority
 from celeriac.canvas.signature import signature_dicts
 from celeriac.exceptions import CeleriacError
 from celeriac.messages import Message
-from celeriac.messages.protocol import task_message
+from celeriac.messages.protocol import TaskBody, decode_task_body, task_message
 from celeriac.result import AsyncResult
 from celeriac.task import check_call_options
 
@@ -68,6 +68,11 @@ def _delay(countdown: float | None, eta: dt.datetime | None, now: float) -> floa
     if countdown is not None:
         return float(countdown)
     return None if eta is None else eta.timestamp() - now
+
+
+def _body(message: Message) -> TaskBody:
+    """The body the producer just encoded, read back (its own serializer is accepted)."""
+    return decode_task_body(message, frozenset({message.content_type}))
 
 
 # One task call for ``send_many``: (name, args, kwargs, task_id, task_type, options).
@@ -135,6 +140,8 @@ class Producer:
             raise
         for item in sending:
             self._announce(signals.after_task_publish, item)
+            if signals.task_sent.has_receivers:
+                self._announce_sent(item)
         return results
 
     def _build(
@@ -183,6 +190,7 @@ class Producer:
             reply_to=route.get("reply_to"),
             extra_headers=route.get("headers"),
             idempotency_key=route.get("idempotency_key"),
+            compression=route.get("compression") or conf.task_compression,
         )
         delay = _delay(route.get("countdown"), eta, now)
         payload = self.app.broker.wire_format.encode(message)
@@ -196,22 +204,39 @@ class Producer:
         key = route.get("idempotency_key")
         return _Outgoing(name, task_id, message, outbound, route, key, ignored)
 
-    @staticmethod
-    def _announce(signal: Any, item: _Outgoing) -> None:
+    def _announce(self, signal: Any, item: _Outgoing) -> None:
+        """``before_task_publish`` or ``after_task_publish``, with Celery's arguments: the
+        body as ``(args, kwargs, embed)``, decoded only when someone listens."""
+        if not signal.has_receivers:
+            return
         extra: dict[str, Any] = {}
         if signal is signals.before_task_publish:
             extra = {
                 "properties": item.message.properties,
                 "declare": [],
-                "retry_policy": item.route.get("retry_policy"),
+                "retry_policy": self._retry_policy(item.route),
             }
         signal.send(
             sender=item.name,
-            body=item.message.body,
+            body=tuple(_body(item.message)),
             exchange="",
             routing_key=item.outbound.queue,
             headers=item.message.headers,
             **extra,
+        )
+
+    @staticmethod
+    def _announce_sent(item: _Outgoing) -> None:
+        """Celery's deprecated ``task_sent``, for receivers that still use it."""
+        body, headers = _body(item.message), item.message.headers
+        signals.task_sent.send(
+            sender=item.name,
+            task_id=item.task_id,
+            task=item.name,
+            args=body.args,
+            kwargs=body.kwargs,
+            eta=headers.get("eta"),
+            taskset=headers.get("group"),
         )
 
     def reserve_idempotency_key(self, key: str | None, task_id: str) -> str | None:
@@ -238,10 +263,14 @@ class Producer:
             check_priority(priority)
         return cast("int | None", priority)
 
+    def _retry_policy(self, route: Mapping[str, Any]) -> dict[str, Any]:
+        """``task_publish_retry_policy`` with the call's own ``retry_policy`` over it."""
+        return {**self.app.conf.task_publish_retry_policy, **(route.get("retry_policy") or {})}
+
     def _publish(self, outbound: list[OutboundMessage], route: Mapping[str, Any]) -> None:
         conf = self.app.conf
         retry = route.get("retry")
         retry = conf.task_publish_retry if retry is None else retry
-        policy = {**conf.task_publish_retry_policy, **(route.get("retry_policy") or {})}
+        policy = self._retry_policy(route)
         sender = chosen_sender(self.app) or self.app.sender
         sender.send(outbound, RetryPolicy.from_options(bool(retry), policy))

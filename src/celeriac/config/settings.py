@@ -143,6 +143,14 @@ _DECLARED = [
         (str,),
         "Serializer for task messages: json, msgpack, pickle (pickle also needs `accept_content`).",
     ),
+    _s(
+        "task_compression",
+        None,
+        (str,),
+        "Compress task message bodies: zlib (gzip), bzip2, lzma (xz), and brotli or zstd "
+        "when their packages are installed; unset: no compression. The call option "
+        "`compression` overrides it.",
+    ),
     _s("accept_content", ["json"], _SEQ, "Serializers (or content types) a worker accepts."),
     _s("task_always_eager", False, (bool,), "Run tasks locally on `apply_async`/`delay`."),
     _s("task_eager_propagates", False, (bool,), "Eager tasks re-raise their exception."),

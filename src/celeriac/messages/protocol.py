@@ -1,7 +1,7 @@
 """Task messages in Celery's protocol v2 shape: building them, reading their bodies back.
 
 Headers: ``task id`` always; ``shadow eta expires group group_index retries timelimit
-root_id parent_id argsrepr kwargsrepr origin ignore_result`` and ours
+root_id parent_id argsrepr kwargsrepr origin ignore_result compression`` and ours
 (``idempotency_key``) only when they differ from their defaults (none, 0, false;
 ``root_id`` the task's own id). Body: ``[args, kwargs, embed]``, the embed holding
 whichever of ``callbacks errbacks chain chord`` the call has.
@@ -13,7 +13,8 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from celeriac.exceptions import EncodeError
+from celeriac.exceptions import DecodeError, EncodeError
+from celeriac.messages import compression as compressions
 from celeriac.messages.envelope import Message
 from celeriac.messages.serializers import dumps, loads
 from celeriac.messages.validation import check_body
@@ -92,6 +93,7 @@ def task_message(
     reply_to: str | None = None,
     extra_headers: Mapping[str, Any] | None = None,
     idempotency_key: str | None = None,
+    compression: str | None = None,
 ) -> Message:
     """Build the message for one task call; raise ``EncodeError`` naming a bad argument."""
     kwargs = dict(kwargs or {})
@@ -110,6 +112,9 @@ def task_message(
     except Exception as exc:
         reason = explain_unserializable(task_name, args, kwargs, serializer, arg_names)
         raise EncodeError(reason or f"task {task_name!r}: cannot serialize call: {exc}") from exc
+    compressed_as = None
+    if compression:
+        body, compressed_as = compressions.compress(body, compression)
     if max_size is not None and len(body) > max_size:
         raise EncodeError(
             f"task {task_name!r}: the message body is {len(body)} bytes, over the limit of "
@@ -133,6 +138,7 @@ def task_message(
         "origin": origin,
         "ignore_result": ignore_result or None,
         "idempotency_key": idempotency_key,
+        "compression": compressed_as,
     }
     headers: dict[str, Any] = {"task": task_name, "id": task_id}
     headers.update((key, value) for key, value in optional.items() if value is not None)
@@ -150,7 +156,13 @@ def task_message(
 def decode_task_body(message: Message, accept: frozenset[str]) -> TaskBody:
     """Read ``[args, kwargs, embed]`` from a message; raise ``DecodeError`` when it cannot
     be read, ``InvalidTaskError`` (a ``DecodeError``) naming a part of it that is invalid."""
-    args, kwargs, embed = check_body(loads(message.body, message.content_type, accept))
+    body = message.body
+    method = message.headers.get("compression")
+    if method is not None:
+        if not isinstance(method, str):
+            raise DecodeError(f"header 'compression' must be a content type, not {method!r}")
+        body = compressions.decompress(body, method)
+    args, kwargs, embed = check_body(loads(body, message.content_type, accept))
     return TaskBody(tuple(args), kwargs, embed)
 
 
@@ -158,7 +170,7 @@ def decode_task_body(message: Message, accept: frozenset[str]) -> TaskBody:
 PROTOCOL_HEADERS = frozenset({
     "task", "id", "shadow", "eta", "expires", "group", "group_index", "retries", "timelimit",
     "root_id", "parent_id", "argsrepr", "kwargsrepr", "origin", "ignore_result",
-    "idempotency_key",
+    "idempotency_key", "compression",
 })  # fmt: skip
 
 
