@@ -22,6 +22,10 @@ class TaskContextFilter(logging.Filter):
 
 
 _FILTER = TaskContextFilter()
+#: The parent of every task logger whose own parent would be the root, as Celery's
+#: ``celery.task``: the worker hands it to ``after_setup_task_logger`` receivers, so a
+#: handler added there sees every task's records. It propagates to the root.
+TASK_LOGGER_NAME = "celeriac.task"
 
 
 def get_task_logger(name: str) -> logging.Logger:
@@ -29,6 +33,8 @@ def get_task_logger(name: str) -> logging.Logger:
     logger = logging.getLogger(name)
     if _FILTER not in logger.filters:
         logger.addFilter(_FILTER)
+    if logger.parent is logging.root and name != TASK_LOGGER_NAME:
+        logger.parent = logging.getLogger(TASK_LOGGER_NAME)
     return logger
 
 
@@ -45,4 +51,10 @@ class TaskFormatter(logging.Formatter):
         return super().format(record)
 
 
-__all__ = ["TaskContextFilter", "TaskFormatter", "get_logger", "get_task_logger"]
+__all__ = [
+    "TASK_LOGGER_NAME",
+    "TaskContextFilter",
+    "TaskFormatter",
+    "get_logger",
+    "get_task_logger",
+]

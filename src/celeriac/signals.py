@@ -105,12 +105,14 @@ before_task_publish = Signal(
     "before_task_publish"
 )  # body, exchange, routing_key, headers, properties, declare, retry_policy
 after_task_publish = Signal("after_task_publish")  # body, exchange, routing_key, headers
+#: Deprecated in Celery (use ``after_task_publish``); sent for code that still listens to it.
+task_sent = Signal("task_sent")  # task_id, task, args, kwargs, eta, taskset
 
 # Execution (trace)
 task_received = Signal("task_received")  # request
 task_prerun = Signal("task_prerun")  # task_id, task, args, kwargs
 task_postrun = Signal("task_postrun")  # task_id, task, args, kwargs, retval, state
-task_success = Signal("task_success")  # result
+task_success = Signal("task_success")  # result, runtime
 task_failure = Signal("task_failure")  # task_id, exception, args, kwargs, traceback, einfo
 task_retry = Signal("task_retry")  # request, reason, einfo
 task_revoked = Signal("task_revoked")  # request, terminated, signum, expired
@@ -130,14 +132,12 @@ worker_process_shutdown = Signal("worker_process_shutdown")  # pid, exitcode
 worker_ready = Signal("worker_ready")
 worker_shutting_down = Signal("worker_shutting_down")  # sig, how, exitcode
 worker_shutdown = Signal("worker_shutdown")
-heartbeat_sent = Signal("heartbeat_sent")
 
-# Beat, logging, app
-beat_init = Signal("beat_init")
-beat_embedded_init = Signal("beat_embedded_init")
-setup_logging = Signal("setup_logging")
-after_setup_logger = Signal("after_setup_logger")
-after_setup_task_logger = Signal("after_setup_task_logger")
+# Logging, app. Celery's beat_*, heartbeat_sent, eventlet_* and user_preload_options are
+# absent on purpose: nothing in celeriac could send them (docs/signals-and-logging.md).
+setup_logging = Signal("setup_logging")  # loglevel, logfile, format, colorize
+after_setup_logger = Signal("after_setup_logger")  # logger, loglevel, logfile, format, colorize
+after_setup_task_logger = Signal("after_setup_task_logger")  # the same
 import_modules = Signal("import_modules")
 
 __all__ = [
@@ -145,12 +145,9 @@ __all__ = [
     "after_setup_logger",
     "after_setup_task_logger",
     "after_task_publish",
-    "beat_embedded_init",
-    "beat_init",
     "before_task_publish",
     "celeryd_after_setup",
     "celeryd_init",
-    "heartbeat_sent",
     "import_modules",
     "setup_logging",
     "task_failure",
@@ -161,6 +158,7 @@ __all__ = [
     "task_rejected",
     "task_retry",
     "task_revoked",
+    "task_sent",
     "task_success",
     "task_unknown",
     "worker_before_create_process",

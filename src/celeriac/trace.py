@@ -200,13 +200,12 @@ def _record(
 ) -> Outcome:
     """Turn what the body did into an outcome: store it, fire hooks and signals."""
     if error is None:
-        outcome = _on_success(task, request, retval, store)
+        outcome = _on_success(task, request, retval, store, started)
     elif isinstance(error, Retry):
         outcome = _on_retry(task, request, error, store)
     elif isinstance(error, Ignore):
         outcome = Outcome(OutcomeKind.IGNORE, states.IGNORED, exc=error)
-    elif isinstance(error, Reject):
-        signals.task_rejected.send(sender=task, message=None, exc=error)
+    elif isinstance(error, Reject):  # no signal, as in Celery: task_rejected is the worker's
         outcome = Outcome(OutcomeKind.REJECT, states.REJECTED, exc=error, requeue=error.requeue)
     else:
         outcome = _on_failure(task, request, error, store)
@@ -243,14 +242,17 @@ def _unencodable_result(task: Task[..., Any], retval: Any, exc: Exception) -> En
     )
 
 
-def _on_success(task: Task[..., Any], request: Request, retval: Any, store: bool) -> Outcome:
+def _on_success(
+    task: Task[..., Any], request: Request, retval: Any, store: bool, started: float
+) -> Outcome:
     if store and not _ignores_result(task, request):
         try:
             _store(task, request, retval, states.SUCCESS, None)
         except Exception as exc:
             return _on_failure(task, request, _unencodable_result(task, retval, exc), store)
     task.on_success(retval, request.id, request.args, request.kwargs)
-    signals.task_success.send(sender=task, result=retval)
+    runtime = time.perf_counter() - started  # as Celery: the body and the result's storing
+    signals.task_success.send(sender=task, result=retval, runtime=runtime)
     followups.apply_callbacks(task.app, request, retval, sender=task)
     return Outcome(OutcomeKind.SUCCESS, states.SUCCESS, retval=retval)
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 
+from celeriac import signals
 from celeriac._context import get_current_request, set_current_app, set_default_app_factory
 from celeriac.app import builtins, shared
 from celeriac.app.annotations import apply_annotation, resolve_annotations
@@ -360,12 +361,16 @@ class Celeriac:
                     raise  # a misspelt package, or a failed import inside the tasks module
 
     def finalize(self) -> None:
-        """Import ``imports``, ``include`` and autodiscovered modules (once), then send
-        ``on_after_finalize``."""
+        """Send ``import_modules``, import ``imports``, ``include`` and autodiscovered
+        modules (once), then send ``on_after_finalize``."""
         if self.finalized:
             return
         self.finalized = True
         self._announce_configured()
+        # As Celery's loader: a receiver's error stops the start-up instead of hiding.
+        for _receiver, response in signals.import_modules.send(sender=self):
+            if isinstance(response, Exception):
+                raise response
         for module in (*self.conf.imports, *self.conf.include):
             importlib.import_module(module)
         for packages, related_name in self._autodiscover:

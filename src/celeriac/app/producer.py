@@ -75,6 +75,13 @@ def _body(message: Message) -> TaskBody:
     return decode_task_body(message, frozenset({message.content_type}))
 
 
+def _ignored(route: Mapping[str, Any], task_type: Any) -> bool:
+    """The worker's own test: the call's option, else the task's (or the setting)."""
+    return bool(route.get("ignore_result")) or (
+        task_type is not None and task_type.resolve_ignore_result()
+    )
+
+
 # One task call for ``send_many``: (name, args, kwargs, task_id, task_type, options).
 Call = tuple[str, Sequence[Any] | None, Mapping[str, Any] | None, str, Any, dict[str, Any]]
 
@@ -187,7 +194,7 @@ class Producer:
             chord=route.get("chord"),
             shadow=route.get("shadow"),
             priority=priority,
-            reply_to=route.get("reply_to"),
+            reply_to=self._reply_to(route, task_type),
             extra_headers=route.get("headers"),
             idempotency_key=route.get("idempotency_key"),
             compression=route.get("compression") or conf.task_compression,
@@ -197,10 +204,7 @@ class Producer:
         outbound = OutboundMessage(
             route["queue"], payload, message.id, priority or MIN_PRIORITY, delay
         )
-        # The worker's own test: the call's option, else the task's (or the setting).
-        ignored = bool(route.get("ignore_result")) or (
-            task_type is not None and task_type.resolve_ignore_result()
-        )
+        ignored = _ignored(route, task_type)
         key = route.get("idempotency_key")
         return _Outgoing(name, task_id, message, outbound, route, key, ignored)
 
@@ -238,6 +242,15 @@ class Producer:
             eta=headers.get("eta"),
             taskset=headers.get("group"),
         )
+
+    def _reply_to(self, route: Mapping[str, Any], task_type: Any) -> str | None:
+        """The call's own ``reply_to``, else where this process's result store wants the
+        worker to send the states (rpc://: this client's reply topic, listened to from now
+        on); none for a call whose result is ignored."""
+        given: str | None = route.get("reply_to")
+        if given is not None or _ignored(route, task_type):
+            return given
+        return self.app.backend.reply_address()
 
     def reserve_idempotency_key(self, key: str | None, task_id: str) -> str | None:
         """Reserve ``key`` for ``task_id`` for ``task_idempotency_ttl`` seconds.

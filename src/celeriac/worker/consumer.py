@@ -13,6 +13,7 @@ import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from celeriac import signals
 from celeriac.brokers.base import Broker, DeadLetterReason, Delivery, OutboundMessage
 from celeriac.exceptions import (
     BrokerConnectionError,
@@ -174,7 +175,7 @@ class Consumer:
     async def _handle(self, delivery: Delivery) -> None:
         prepared: HeldJob | Refusal | None = None
         try:
-            prepared = prepare(self.app, delivery, self.hostname)
+            prepared = prepare(self.app, delivery, self.hostname, consumer=self)
             if not isinstance(prepared, HeldJob):
                 await refuse(self.app, prepared)
                 return
@@ -183,12 +184,14 @@ class Consumer:
                 await self._discard_revoked(prepared, terminated=False)
                 return
             # An expired message is discarded by the pool without running: no token needed.
-            wait = (
-                0.0 if is_expired(prepared.request) else await self._rate_limit_wait(prepared.task)
-            )
+            expired = is_expired(prepared.request)
+            wait = 0.0 if expired else await self._rate_limit_wait(prepared.task)
             if wait > 0:
                 await self._postpone(prepared, wait)
                 return
+            if not expired:  # as in Celery, a revoked or expired task is not "received";
+                # nor is one postponed by its rate limit until it comes back due (once).
+                signals.task_received.send(sender=self, request=prepared.request)
             async with self._slots:
                 if id(delivery) not in self.held:
                     return  # given back while it waited for a slot (shutdown)

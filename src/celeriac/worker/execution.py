@@ -73,23 +73,31 @@ class Refusal:
     task_id: str | None = None
 
 
-def prepare(app: Celeriac, delivery: Delivery, hostname: str | None = None) -> HeldJob | Refusal:
+def prepare(
+    app: Celeriac, delivery: Delivery, hostname: str | None = None, consumer: Any = None
+) -> HeldJob | Refusal:
     """A ``Job``, or the ``Refusal`` saying why the message cannot run. Every field is
     checked (``messages.validation``: headers and properties, then the body and the canvas
-    it embeds) before anything acts on it; the task lookup comes between the two."""
+    it embeds) before anything acts on it; the task lookup comes between the two.
+
+    ``consumer`` is the sender of ``task_rejected`` and ``task_unknown``, as in Celery:
+    ``task_rejected`` for a message that is not a task message (``exc=None``, ``message``
+    the delivery) or an invalid one (``exc`` the ``InvalidTaskError``)."""
     try:
         message = delivery.broker.wire_format.decode(delivery.payload)
     except DecodeError as exc:
+        signals.task_rejected.send(sender=consumer, message=delivery, exc=None)
         return Refusal(delivery, DeadLetterReason.MALFORMED, str(exc))
     try:
         check_envelope(message.headers, message.properties)
     except InvalidTaskError as exc:
+        signals.task_rejected.send(sender=consumer, message=message, exc=exc)
         return Refusal(delivery, DeadLetterReason.MALFORMED, str(exc), exc, message.id)
     try:
         task = app.tasks[message.task_name]
     except NotRegistered as exc:
         signals.task_unknown.send(
-            sender=None, message=message, exc=exc, name=message.task_name, id=message.id
+            sender=consumer, message=message, exc=exc, name=message.task_name, id=message.id
         )
         return Refusal(delivery, DeadLetterReason.UNKNOWN_TASK, str(exc), exc, message.id)
     try:
@@ -97,6 +105,8 @@ def prepare(app: Celeriac, delivery: Delivery, hostname: str | None = None) -> H
     except ContentDisallowed as exc:
         return Refusal(delivery, DeadLetterReason.CONTENT_DISALLOWED, str(exc), exc, message.id)
     except DecodeError as exc:
+        if isinstance(exc, InvalidTaskError):  # a body that could not be read: no signal
+            signals.task_rejected.send(sender=consumer, message=message, exc=exc)
         return Refusal(delivery, DeadLetterReason.MALFORMED, str(exc), exc, message.id)
     request = Request.from_message(
         message,

@@ -2,7 +2,8 @@
 
 Runtime layer (imports ``log``, ``signals`` and the app's settings only). Celery's
 contract holds: if anything receives ``setup_logging``, the user owns logging and we
-touch nothing; otherwise we configure the root logger, then fire ``after_setup_logger``.
+touch nothing; otherwise we configure the root logger, then fire ``after_setup_logger``
+and ``after_setup_task_logger``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from typing import Any
 
 from celeriac import signals
-from celeriac.log import TaskFormatter
+from celeriac.log import TASK_LOGGER_NAME, TaskFormatter
 
 #: Level names ``-l`` accepts (any case); WARN and FATAL are the stdlib's aliases.
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -92,6 +93,16 @@ def setup_logging(loglevel: str | int, logfile: str | None, app: Any) -> None:
         loglevel=level,
         logfile=logfile,
         format=conf.worker_log_format,
+        colorize=False,
+    )
+    # Task loggers hang under this one (log.get_task_logger); the root's handler formats
+    # their records with worker_task_log_format, so it needs no handler of its own.
+    signals.after_setup_task_logger.send(
+        sender=None,
+        logger=logging.getLogger(TASK_LOGGER_NAME),
+        loglevel=level,
+        logfile=logfile,
+        format=conf.worker_task_log_format,
         colorize=False,
     )
 

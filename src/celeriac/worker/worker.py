@@ -62,6 +62,14 @@ class Worker:
     ) -> None:
         conf = app.conf
         self.app = app
+        given = {
+            "hostname": hostname, "queues": queues, "concurrency": concurrency, "pool": pool,
+            "prefetch_multiplier": prefetch_multiplier, "send_events": send_events,
+            "max_tasks_per_child": max_tasks_per_child, "shutdown_timeout": shutdown_timeout,
+            "max_memory_per_child": max_memory_per_child,
+        }  # fmt: skip
+        # What this worker was started with (celeryd_init's ``options``, as Celery's).
+        self.options = {key: value for key, value in given.items() if value is not None}
         hostname = hostname or default_hostname()
         self.hostname = hostname if "@" in hostname else f"celeriac@{hostname}"
         self.queues = list(queues or [conf.task_default_queue])
@@ -94,6 +102,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._how = "warm"
+        self._sig: str | None = None  # the signal that asked for the shutdown, by name
         self.cold = False  # set when the shutdown ended cold
         if self.pool_name != "prefork" and (self.max_tasks_per_child or self.max_memory_per_child):
             logger.warning(
@@ -194,7 +203,7 @@ class Worker:
         signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=self.app.conf)
         consuming = asyncio.create_task(self.consumer.run(), name="celeriac-consumer")
         logger.info("%s ready.", self.hostname)
-        signals.worker_ready.send(sender=self)
+        signals.worker_ready.send(sender=self.consumer)
         self.ready.set()
         await self._stop.wait()
         try:
@@ -209,7 +218,7 @@ class Worker:
         assert self._stop is not None
         self.app.finalize()
         signals.celeryd_init.send(
-            sender=self.hostname, instance=self, conf=self.app.conf, options={}
+            sender=self.hostname, instance=self, conf=self.app.conf, options=dict(self.options)
         )
         warning = self.app.broker.check_time_limit(longest_hard_limit(self.app))
         if warning:
@@ -229,6 +238,8 @@ class Worker:
             tune_for_worker()
         self.pool = self._make_pool()
         await self.pool.start()
+        if self.pool_name == "solo":  # the worker's own process runs the tasks (Celery 5.7)
+            signals.worker_process_init.send(sender=self.hostname)
         return True
 
     async def _reach_broker(self) -> None:
@@ -260,7 +271,7 @@ class Worker:
         assert self.consumer is not None and self.pool is not None
         how = self._how
         signals.worker_shutting_down.send(
-            sender=self.hostname, sig=None, how=how, exitcode=self._exit_code
+            sender=self.hostname, sig=self._sig, how=how.title(), exitcode=self._exit_code
         )
         self.consumer.stop_fetching()
         await consuming
@@ -331,11 +342,16 @@ class Worker:
         name = signal.Signals(signum).name
         first = self._stop is not None and not self._stop.is_set()
         logger.warning("%s received: %s shutdown", name, "warm" if first else "cold")
+        if first:
+            self._sig = name
         self._request_stop("warm" if first else "cold")
 
     def _immediate(self) -> None:
         """SIGQUIT: exit now. Held messages come back when their leases run out."""
         logger.warning("SIGQUIT received: stopping immediately")
+        signals.worker_shutting_down.send(
+            sender=self.hostname, sig="SIGQUIT", how="Cold", exitcode=exitcodes.EX_OK
+        )
         if self.pool is not None:
             self.pool.kill_now()
         logging.shutdown()
