@@ -57,6 +57,8 @@ class Request:
     idempotency_key: str | None = None
     headers: dict[str, Any] = field(default_factory=dict)
     properties: dict[str, Any] = field(default_factory=dict)
+    # Results of the calls this run sent (Task.add_trail), stored with its result.
+    children: list[Any] = field(default_factory=list)
 
     def __getattr__(self, name: str) -> Any:
         # Custom headers passed with apply_async(headers=...) read as attributes, as in Celery.
@@ -64,6 +66,10 @@ class Request:
         if name in headers:
             return headers[name]
         raise AttributeError(name)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``self.request.get('tenant')``: a field or custom header, else ``default``."""
+        return getattr(self, key, default)
 
     @classmethod
     def from_message(
