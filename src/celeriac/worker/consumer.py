@@ -69,6 +69,7 @@ class Consumer:
         self.started: set[int] = set()  # held messages whose job is running in the pool
         self.settling: set[int] = set()  # held messages whose job is over, being settled
         self.running: dict[str, HeldJob] = {}  # task id -> its running job
+        self.terminating: dict[str, int] = {}  # task id -> the signal a revoke stops it with
         self._slots = asyncio.Semaphore(pool.concurrency)
         self._room = asyncio.Event()  # set whenever a held message is released
         self._fetching = True
@@ -204,6 +205,7 @@ class Consumer:
                     outcome = await self._execute(prepared)
                 finally:
                     self.running.pop(str(prepared.request.id), None)
+                    self.terminating.pop(str(prepared.request.id), None)
                     self._ran(delivery)
             # Settled outside the slot, and no longer counted against the prefetch: the
             # next message is fetched and started while this one's ack is on its way.
@@ -236,8 +238,9 @@ class Consumer:
         self, job: HeldJob, *, terminated: bool, acked: bool = False
     ) -> None:
         """A revoked task is not run (or was stopped): record REVOKED, ack the message."""
+        signum = self.terminating.pop(job.id, None) if terminated else None
         # Off the event loop: the result store and followup publishes block.
-        await asyncio.to_thread(endings.revoked, job, terminated=terminated)
+        await asyncio.to_thread(endings.revoked, job, terminated=terminated, signum=signum)
         if not acked:
             await job.delivery.ack()
 

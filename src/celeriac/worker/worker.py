@@ -132,6 +132,7 @@ class Worker:
                 self.concurrency,
                 max_tasks_per_child=self.max_tasks_per_child,
                 max_memory_per_child=self.max_memory_per_child,
+                hostname=self.hostname,
             )
         kinds: dict[str, type[Pool]] = {
             "threads": ThreadsPool, "asyncio": AsyncioPool, "solo": SoloPool,
@@ -296,6 +297,7 @@ class Worker:
         if self.pool is None or self.consumer is None or task_id not in self.consumer.running:
             return  # not running here: nothing to stop
         signum = signal.Signals[signal_name] if signal_name in signal.Signals.__members__ else 15
+        self.consumer.terminating[task_id] = int(signum)  # task_revoked's ``signum``
         if not self.pool.terminate_job(task_id, signum) and self.pool_name != "prefork":
             logger.warning(
                 "revoke(terminate=True) for %s: the %s pool cannot stop a running task; "

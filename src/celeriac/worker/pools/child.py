@@ -47,21 +47,23 @@ def main(
     max_tasks: int | None,
     max_memory_kib: int | None,
     term_allowed: Any,
+    hostname: str | None = None,
 ) -> None:
     """The child's whole life. Returning exits the process with status 0.
 
     ``term_allowed``: a shared byte the parent sets before it sends SIGTERM itself (a
     revoke with ``terminate``); any other SIGTERM is ignored (see ``_on_sigterm``).
+    ``hostname``: the worker's node name, the sender of the child's signals (as Celery's).
     """
     _detach(inherited, term_allowed)
     app.on_after_fork.send(sender=app)  # Celery sends it first, then worker_process_init
-    signals.worker_process_init.send(sender=None)
+    signals.worker_process_init.send(sender=hostname)
     try:
         conn.send((READY,))
         _serve(app, conn, max_tasks, max_memory_kib)
     except (EOFError, BrokenPipeError, ConnectionResetError):
         pass  # the parent went away: nobody is left to send work or read replies
-    signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
+    signals.worker_process_shutdown.send(sender=hostname, pid=os.getpid(), exitcode=0)
 
 
 def _detach(inherited: Sequence[Connection | int], term_allowed: Any) -> None:

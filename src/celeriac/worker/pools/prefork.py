@@ -92,8 +92,10 @@ class PreforkPool(Pool):
         *,
         max_tasks_per_child: int | None = None,
         max_memory_per_child: int | None = None,
+        hostname: str | None = None,
     ) -> None:
         super().__init__(app, concurrency)
+        self.hostname = hostname  # the sender of worker_process_init/_shutdown in children
         self.max_tasks_per_child = _limit("max_tasks_per_child", max_tasks_per_child)
         self.max_memory_per_child = _limit("max_memory_per_child", max_memory_per_child)
         self._context = multiprocessing.get_context("fork")
@@ -332,6 +334,7 @@ class PreforkPool(Pool):
                 self.max_tasks_per_child,
                 self.max_memory_per_child,
                 term_allowed,
+                self.hostname,
             ),
             name=f"ForkPoolWorker-{self._forked}",
             daemon=True,  # if the worker dies without stop(), multiprocessing ends them
