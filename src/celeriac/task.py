@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, ca
 from celeriac._context import get_current_app, get_current_request
 from celeriac.brokers.base import check_priority
 from celeriac.canvas import Signature, mapping
+from celeriac.canvas import replace as replacing
 from celeriac.canvas.signature import new_id as new_id  # also celeriac.new_id
 from celeriac.canvas.signature import signature_dicts
 from celeriac.exceptions import MaxRetriesExceededError, Retry
@@ -371,8 +372,8 @@ class Task(Generic[P, R]):
             callbacks=signature_dicts(link),
             errbacks=signature_dicts(link_error),
             chain=options.get("chain"),
-            root_id=(parent.root_id if parent else None) or task_id,
-            parent_id=parent.id if parent else None,
+            root_id=options.get("root_id") or (parent.root_id if parent else None) or task_id,
+            parent_id=options.get("parent_id") or (parent.id if parent else None),
             group=options.get("group_id"),
             ignore_result=bool(options.get("ignore_result", False)),
             timelimit=(options.get("time_limit"), options.get("soft_time_limit")),
@@ -495,6 +496,22 @@ class Task(Generic[P, R]):
             raise ValueError("update_state() outside a task needs task_id=")
         own = request if task_id == request.id else None  # rpc:// answers the caller of its own
         self.backend.store_result(task_id, meta, state or "PENDING", name=self.name, request=own)
+
+    def replace(self, sig: Any) -> Any:
+        """End this run and let ``sig`` (a task, chain, group or chord) take its place: its
+        id, callbacks, chain and chord. Raises ``Ignore`` on a worker; eagerly, returns the
+        replacement's value. Write ``return self.replace(sig)``."""
+        return self.on_replace(replacing.replacement(self, sig))
+
+    def on_replace(self, sig: Signature) -> Any:
+        """Called by ``replace`` with the replacement; an override must end with
+        ``return super().on_replace(sig)``, which applies it."""
+        return replacing.apply_replacement(self, sig)
+
+    def add_to_chord(self, sig: Any, lazy: bool = False) -> Any:
+        """Make the chord this task is in wait for ``sig`` too (its result joins the
+        body's list); returns its result, or ``sig`` unsent when ``lazy``."""
+        return replacing.add_to_chord(self, sig, lazy)
 
     # -- hooks (override in a custom base class) --------------------------------------------
     def before_start(self, task_id: str | None, args: Any, kwargs: Any) -> None:

@@ -1,5 +1,6 @@
 """Built-in tasks every app has: ``celeriac.map`` and ``celeriac.starmap``, which run
-``task.map(items)`` and ``task.starmap(items)`` as one task on a worker.
+``task.map(items)`` and ``task.starmap(items)`` as one task on a worker, and
+``celeriac.accumulate``, which lets a group replace a task (``Task.replace``).
 
 Imports nothing of celeriac at run time: the app registers these with itself when it is
 created.
@@ -24,3 +25,8 @@ def register(app: Celeriac) -> None:
     def xstarmap(task: dict[str, Any], it: Iterable[Any]) -> list[Any]:
         function = app.signature(task).type
         return [function(*item) for item in it]
+
+    @app.task(name="celeriac.accumulate")
+    def accumulate(*args: Any, index: int | None = None) -> Any:
+        """The argument at ``index`` (a chord's list of results), or all of them."""
+        return args if index is None else args[index]

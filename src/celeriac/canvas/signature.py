@@ -147,7 +147,30 @@ class Signature(dict[str, Any], Generic[ResultT]):
 
     @property
     def id(self) -> str | None:
+        """The task id (``options["task_id"]``), set by ``freeze`` or by hand."""
         return self.options.get("task_id")
+
+    @id.setter
+    def id(self, value: str | None) -> None:
+        self.options["task_id"] = value
+
+    @property
+    def root_id(self) -> str | None:
+        """The id of the first task of the workflow this call belongs to."""
+        return self.options.get("root_id")
+
+    @root_id.setter
+    def root_id(self, value: str | None) -> None:
+        self.options["root_id"] = value
+
+    @property
+    def parent_id(self) -> str | None:
+        """The id of the task that sent this call."""
+        return self.options.get("parent_id")
+
+    @parent_id.setter
+    def parent_id(self, value: str | None) -> None:
+        self.options["parent_id"] = value
 
     @property
     def app(self) -> Celeriac:
@@ -194,6 +217,50 @@ class Signature(dict[str, Any], Generic[ResultT]):
         cloned._type = getattr(self, "_type", None)
         return cloned
 
+    partial = clone
+
+    def replace(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Signature:
+        """A copy with ``args``, ``kwargs`` or ``options`` replaced (each one given)."""
+        copied = self.clone()
+        if args is not None:
+            copied["args"] = tuple(args)
+        if kwargs is not None:
+            copied["kwargs"] = dict(kwargs)
+        if options is not None:
+            copied["options"] = dict(options)
+        return copied
+
+    def append_to_list_option(self, key: str, value: Any) -> Any:
+        """Add ``value`` to the list option ``key`` (once); returns ``value``."""
+        items = self.options[key] = _as_list(self.options.get(key))
+        if value not in items:
+            items.append(value)
+        return value
+
+    def extend_list_option(self, key: str, value: Any) -> None:
+        """Add ``value`` (one item or several) to the list option ``key``."""
+        self.options[key] = [*_as_list(self.options.get(key)), *_as_list(value)]
+
+    def flatten_links(self) -> list[Signature]:
+        """This signature and, depth first, every callback linked to it and to those."""
+        flat: list[Signature] = [self]
+        for link in _as_list(self.options.get("link")):
+            flat.extend(maybe_signature(link, app=self._app_or_none()).flatten_links())
+        return flat
+
+    def reprcall(self, *args: Any, **kwargs: Any) -> str:
+        """``add(2, 2)``: the call with ``args``/``kwargs`` merged in as a chain step would
+        get them (this signature is not changed)."""
+        merged_args = tuple(args) + self.args
+        merged_kwargs = {**self.kwargs, **kwargs}
+        parts = [repr(a) for a in merged_args] + [f"{k}={v!r}" for k, v in merged_kwargs.items()]
+        return f"{self.get('task')}({', '.join(parts)})"
+
     def set(self, immutable: bool | None = None, **options: Any) -> Signature:
         """Set call options (countdown, queue, ...); returns the signature for chaining."""
         if immutable is not None:
@@ -223,11 +290,18 @@ class Signature(dict[str, Any], Generic[ResultT]):
         _id: str | None = None,
         group_id: str | None = None,
         chord: Mapping[str, Any] | None = None,
+        root_id: str | None = None,
+        parent_id: str | None = None,
         group_index: int | None = None,
     ) -> ResultT:
-        """Fix the task id (and group membership) now; return the result it will have."""
+        """Fix the task id (and group membership, root and parent ids) now; return the
+        result it will have."""
         options = self.options
         task_id = options.setdefault("task_id", _id or new_id())
+        if root_id:
+            options["root_id"] = root_id
+        if parent_id:
+            options["parent_id"] = parent_id
         if group_id is not None:
             options["group_id"] = group_id
         if group_index is not None:
@@ -251,6 +325,10 @@ class Signature(dict[str, Any], Generic[ResultT]):
             return NotImplemented
         made = self.TYPES["chain"](self, other, app=getattr(self, "_app", None))
         return cast("chain", made)
+
+    def __ior__(self, other: Signature) -> chain | chord:  # type: ignore[override]  # not dict's
+        """``sig |= other`` is ``sig = sig | other`` (a chain), not dict's in-place merge."""
+        return self.__or__(other)
 
     # -- calling ----------------------------------------------------------------------------
     def apply_async(

@@ -112,17 +112,21 @@ class chain(_Workflow[AnyResult]):
         _id: str | None = None,
         group_id: str | None = None,
         chord: Mapping[str, Any] | None = None,
+        root_id: str | None = None,
+        parent_id: str | None = None,
         group_index: int | None = None,
     ) -> AnyResult:
         """The chain's result is its last task's; each result's ``parent`` is the step
-        before. Group membership (in a group, or a chord's header) goes to the last task."""
+        before. Group membership (in a group, or a chord's header) goes to the last task;
+        ``root_id`` to every step, ``parent_id`` to the first."""
         previous: AnyResult | None = None
         steps = self.tasks
         for index, step in enumerate(steps):
+            parent = parent_id if index == 0 else None
             if index == len(steps) - 1:
-                result = step.freeze(_id, group_id, chord, group_index)
+                result = step.freeze(_id, group_id, chord, root_id, parent, group_index=group_index)
             else:
-                result = step.freeze()
+                result = step.freeze(root_id=root_id, parent_id=parent)
             _set_root_parent(result, previous)
             previous = result
         # None only for an empty chain, which has nothing to send or run.
@@ -234,13 +238,17 @@ class group(_Workflow[GroupResult]):
         _id: str | None = None,
         group_id: str | None = None,
         chord: Mapping[str, Any] | None = None,
+        root_id: str | None = None,
+        parent_id: str | None = None,
         group_index: int | None = None,
     ) -> GroupResult:
         """Fix the group id and every member's id; members of a chord's header also carry
-        the chord (``chord``). A group nested in a group keeps an id of its own."""
+        the chord (``chord``), and every member the root and parent ids. A group nested in
+        a group keeps an id of its own."""
         own_id = self.options.setdefault("task_id", _id or new_id())
+        ids = {"root_id": root_id, "parent_id": parent_id}
         results = [
-            task.freeze(group_id=own_id, chord=chord, group_index=index)
+            task.freeze(group_id=own_id, chord=chord, group_index=index, **ids)
             for index, task in enumerate(self.tasks)
         ]
         return GroupResult(own_id, results, app=self.app)
@@ -293,6 +301,16 @@ class group(_Workflow[GroupResult]):
 
     def __call__(self, *args: Any, **kwargs: Any) -> GroupResult:
         return self.apply_async(args, kwargs)
+
+    def skew(self, start: float = 1.0, stop: float | None = None, step: float = 1.0) -> group:
+        """Spread the members out: countdowns ``start``, ``start + step``, ... (held at
+        ``stop`` once reached)."""
+        countdown = start
+        for task in self.tasks:
+            task.set(countdown=countdown)
+            if stop is None or countdown + step <= stop:
+                countdown += step
+        return self
 
     def __repr__(self) -> str:
         return f"group([{', '.join(repr(task) for task in self.tasks)}])"
@@ -364,11 +382,13 @@ class chord(_Workflow[AnyResult]):
         _id: str | None = None,
         group_id: str | None = None,
         chord: Mapping[str, Any] | None = None,
+        root_id: str | None = None,
+        parent_id: str | None = None,
         group_index: int | None = None,
     ) -> AnyResult:
         """The chord's result is its body's, whose ``parent`` is the header's group."""
-        header_result = self.header.freeze()
-        result = self.body.freeze(_id, group_id, chord, group_index)
+        header_result = self.header.freeze(root_id=root_id, parent_id=parent_id)
+        result = self.body.freeze(_id, group_id, chord, root_id, group_index=group_index)
         _set_root_parent(result, header_result)
         return result
 
