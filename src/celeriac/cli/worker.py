@@ -28,7 +28,7 @@ from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.worker.banner import render_banner
 from celeriac.worker.exitcodes import EX_CONFIG, EX_UNAVAILABLE
 from celeriac.worker.logsetup import setup_logging
-from celeriac.worker.worker import POOLS, Worker
+from celeriac.worker.worker import POOLS, Worker, default_hostname
 
 logger = logging.getLogger("celeriac.cli")
 
@@ -92,6 +92,18 @@ def expand_hostname(template: str, hostname: str | None = None, pid: int | None 
     short, _, domain = host.partition(".")
     process = str(pid if pid is not None else os.getpid())
     values = {"h": host, "n": short, "d": domain, "i": process, "I": process, "%": "%"}
+    return re.sub(r"%(.)", lambda match: values.get(match[1], match[0]), template)
+
+
+def node_format(template: str, nodename: str) -> str:
+    """Expand a ``--logfile``/``--pidfile`` template for the node ``name@host``, as Celery
+    does: ``%p`` the node name, ``%n`` its name part, ``%h`` the host, ``%d`` the host's
+    domain, ``%i`` 0 and ``%I`` empty (the worker's own process; its pool children log
+    through it), ``%%`` a percent sign."""
+    name, _, host = nodename.rpartition("@")
+    host = host or socket.gethostname()
+    values = {"p": nodename, "n": name or host.partition(".")[0], "h": host,
+              "d": host.partition(".")[2], "i": "0", "I": "", "%": "%"}  # fmt: skip
     return re.sub(r"%(.)", lambda match: values.get(match[1], match[0]), template)
 
 
@@ -285,6 +297,9 @@ def worker_command(
     set_time_limits(app, time_limit, soft_time_limit)
     import_modules(include)
     kwargs = worker_kwargs(**options)
+    nodename = kwargs.get("hostname") or default_hostname()
+    logfile = node_format(logfile, nodename) if logfile else None
+    pidfile = node_format(pidfile, nodename) if pidfile else None
     setup_logging(loglevel or obj.loglevel or "WARNING", logfile, app)
     try:
         with Pidfile(pidfile) if pidfile else contextlib.nullcontext():
