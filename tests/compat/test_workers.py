@@ -57,8 +57,19 @@ def guide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guide]:
 def test_node_name_concurrency_queues_and_log_file(guide: Guide) -> None:
     proj = guide.module
     logfile = guide.path / "%n.log"
-    worker = WorkerProcess(guide.path, guide.env, "-n", "worker1@%h", "-c", "2", "-P", "threads",
-                           "-Q", "images,video", "-f", str(logfile), app="guide_workers")  # fmt: skip
+    args = [
+        "-n",
+        "worker1@%h",
+        "-c",
+        "2",
+        "-P",
+        "threads",
+        "-Q",
+        "images,video",
+        "-f",
+        str(logfile),
+    ]
+    worker = WorkerProcess(guide.path, guide.env, *args, app="guide_workers")
     try:  # it logs to the file, so the answers tell that it is up
         seen = proj.whoami.apply_async(queue="video").get(timeout=20)
         assert seen["hostname"] == f"worker1@{socket.gethostname()}"
