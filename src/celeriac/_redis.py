@@ -36,7 +36,10 @@ _CLIENT_OPTIONS = (
     "ssl_certfile",
     "ssl_keyfile",
     "client_name",
+    "username",  # used when the URL names none (the redis_username setting)
+    "password",  # used when the URL has none (the redis_password setting)
 )
+_CREDENTIALS = ("username", "password")
 _SSL_OPTIONS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 # redis-py waits forever by default: a server that stops answering (paused, a network
 # that drops packets) would hang the caller for good. These bound every call unless the
@@ -142,8 +145,9 @@ def parse_target(url: str, transport_options: Mapping[str, Any] | None = None) -
             f"{', '.join(tls_options)} only apply to TLS connections: use a rediss:// URL "
             f"instead of {scheme}:// (TLS through Sentinel is not supported yet)"
         )
-    if scheme != "sentinel":
+    if scheme != "sentinel":  # redis-py: credentials in the URL win over these options
         return RedisTarget(url=url, options=client_options)
+    client_options = tuple(item for item in client_options if item[0] not in _CREDENTIALS)
     sentinels: list[tuple[str, int]] = []
     db = 0
     password = username = None
@@ -155,6 +159,8 @@ def parse_target(url: str, transport_options: Mapping[str, Any] | None = None) -
         # The first part that names credentials gives them (they are the master's).
         password = password or (unquote(parsed.password) if parsed.password else None)
         username = username or (unquote(parsed.username) if parsed.username else None)
+    password = password or options.get("password")
+    username = username or options.get("username")
     master_name = options.get("master_name")
     if not master_name:
         raise ImproperlyConfigured(

@@ -26,6 +26,7 @@ from celeriac.app.connections import (
     wire_formats,
 )
 from celeriac.app.control import Control
+from celeriac.app.engine_options import broker_options, result_options
 from celeriac.app.producer import Producer
 from celeriac.app.registry import TaskRegistry
 from celeriac.app.routing import Router
@@ -157,7 +158,7 @@ class Celeriac:
             check_split_broker(conf.broker_url)
             self._broker = create_broker(
                 conf.broker_url,
-                conf.broker_transport_options,
+                broker_options(conf),  # with task_default_queue_type on RabbitMQ
                 conf.task_delivery_limit,
                 conf.broker_use_ssl,
                 heartbeat=conf.broker_heartbeat,
@@ -179,7 +180,7 @@ class Celeriac:
                 conf.result_expires,
                 conf.result_serializer,
                 conf.result_accept_content or _result_accept(conf),
-                conf.result_backend_transport_options,
+                result_options(conf, url),  # with the redis_* settings on Redis
                 record_format=wire_formats(conf.wire_format)[1],
             )
         return self._backend

@@ -17,7 +17,7 @@ from typing import Any
 
 from celeriac.config.environment import VARIABLES, from_environment
 from celeriac.config.hints import UnknownSettingWarning as UnknownSettingWarning  # its old home
-from celeriac.config.hints import did_you_mean, warn_unknown
+from celeriac.config.hints import closest, did_you_mean, warn_unknown
 from celeriac.config.settings import SETTINGS, Setting
 from celeriac.exceptions import ImproperlyConfigured
 
@@ -147,7 +147,9 @@ class Settings(MutableMapping[str, Any]):
 
         With ``namespace='CELERY'`` only ``CELERY_``-prefixed names are read, the prefix
         dropped and the rest lower-cased (``CELERY_BROKER_URL`` -> ``broker_url``), as in
-        Django projects.
+        Django projects. A project's own constant under the prefix (``CELERY_MY_FLAG``) is
+        kept without a warning; one that looks like a setting (``CELERY_BROKER_UR``,
+        ``CELERY_TASK_X``) still warns with the closest name.
         """
         if isinstance(obj, str):
             obj = _import_object(obj)
@@ -162,7 +164,16 @@ class Settings(MutableMapping[str, Any]):
                 continue
             if key not in SETTINGS and _is_code(value):
                 continue  # imported modules, helper functions and classes are not settings
+            if prefix is not None and _project_constant(key):
+                self._keep_quietly(key, value)
+                continue
             self[key] = value
+
+    def _keep_quietly(self, key: str, value: Any) -> None:
+        """A project's own ``CELERY_`` constant (Django settings share the prefix): kept
+        and readable, as in Celery, but not warned about."""
+        self._values[key] = value
+        object.__setattr__(self, "version", self.version + 1)
 
     def _warn_old_style(self, key: str) -> None:
         """Celery 3's uppercase names (``BROKER_URL``) are not read: say which name is."""
@@ -191,6 +202,24 @@ def _import_object(path: str) -> Any:
             f"cannot import configuration module {module_name!r}: {exc}"
         ) from exc
     return getattr(module, attr) if attr else module
+
+
+# Where Celery's setting names start (its groups, and its few names outside a group).
+_CELERY_GROUPS = (
+    "arangodb_", "azureblockblob_", "beat_", "broker_", "cache_", "cassandra_", "control_",
+    "cosmosdbsql_", "couchbase_", "database_", "elasticsearch_", "event_", "gcs_",
+    "mongodb_", "redis_", "result_", "s3_", "security_", "task_", "worker_", "accept_",
+    "enable_utc", "imports", "include", "timezone",
+)  # fmt: skip
+_NAMESPACED_CUTOFF = 0.8  # stricter than a plain name's: the prefix also holds other names
+
+
+def _project_constant(key: str) -> bool:
+    """A name under the namespace that is clearly not meant as a setting: it is in no
+    group of Celery's and is not a near-miss of a declared name (``broker_ur``)."""
+    if key in SETTINGS or key.startswith(_CELERY_GROUPS):
+        return False
+    return closest(key, SETTINGS, cutoff=_NAMESPACED_CUTOFF) is None
 
 
 def _is_code(value: Any) -> bool:

@@ -18,9 +18,9 @@ class UnknownSettingWarning(UserWarning):
     """A setting name celeriac does not know (often a misspelling)."""
 
 
-def closest(name: str, known: Iterable[str]) -> str | None:
+def closest(name: str, known: Iterable[str], cutoff: float = CUTOFF) -> str | None:
     """The known name most like ``name``, or None when none is close."""
-    matches = difflib.get_close_matches(name, list(known), n=1, cutoff=CUTOFF)
+    matches = difflib.get_close_matches(name, list(known), n=1, cutoff=cutoff)
     return matches[0] if matches else None
 
 

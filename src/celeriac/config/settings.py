@@ -43,6 +43,7 @@ def _s(name: str, default: Any, types: tuple[type, ...], doc: str, **kw: Any) ->
 # Why a group of settings is not read yet (the `not_in_effect` of their declarations).
 _EVENTS = "task events, and the monitoring that reads them, are not built yet"
 _BEAT = "beat (periodic tasks) is not built yet"
+_REDIS_SECONDS = "Redis result store: seconds to wait for %s; None waits forever."
 
 
 _DECLARED = [
@@ -136,6 +137,36 @@ _DECLARED = [
         "traceback; name, args and kwargs are not stored",
     ),
     _s("result_backend_transport_options", {}, (dict,), "Result engine options."),
+    _s(
+        "result_chord_join_timeout",
+        3.0,
+        _NUM,
+        "Seconds a chord's join may wait for its header's results.",
+        not_in_effect="a chord's join never waits: the header task that ends last reads "
+        "every header result at once, each stored before its task counted itself",
+    ),
+    # -- the Redis result store (result_backend_transport_options win over these) ------------
+    _s("redis_socket_timeout", 30.0, _NUM, _REDIS_SECONDS % "a reply", differs="120.0"),
+    _s("redis_socket_connect_timeout", 5.0, _NUM, _REDIS_SECONDS % "a connection", differs="None"),
+    _s("redis_retry_on_timeout", False, (bool,), "Retry a Redis command once after a timeout."),
+    _s("redis_max_connections", None, (int,), "Most connections in the result store's pool."),
+    _s("redis_socket_keepalive", False, (bool,), "TCP keepalive on result store connections."),
+    _s(
+        "redis_backend_health_check_interval",
+        None,
+        _NUM,
+        "Seconds a connection may sit idle before it is checked (PING) on next use.",
+    ),
+    _s("redis_client_name", None, (str,), "Name the result store's connections (CLIENT LIST)."),
+    _s("redis_username", None, (str,), "ACL user, when the result_backend URL names none."),
+    _s("redis_password", None, (str,), "Password, when the result_backend URL has none."),
+    _s(
+        "redis_backend_use_ssl",
+        None,
+        (dict,),
+        "TLS options for a `rediss://` result store: `ssl_cert_reqs`, `ssl_ca_certs`, "
+        "`ssl_certfile`, `ssl_keyfile`.",
+    ),
     # -- tasks -------------------------------------------------------------------------------
     _s(
         "task_serializer",
@@ -203,6 +234,13 @@ _DECLARED = [
         ours=True,
     ),
     _s("task_default_queue", "celery", (str,), "Queue for tasks with no route."),
+    _s(
+        "task_default_queue_type",
+        "classic",
+        (str,),
+        "RabbitMQ: 'classic' (priorities 0-9) or 'quorum' (replicated, FIFO; declared with "
+        "`x-queue-type: quorum`) for every celeriac queue. Other brokers: no effect.",
+    ),
     _s("task_default_priority", None, (int,), "Priority 0-9 (9 first) for calls without one."),
     _s("task_queues", None, (*_SEQ, dict), "Declared queues (names, or a name->options mapping)."),
     _s(

@@ -65,6 +65,7 @@ class AmqpBroker(Broker):
         )
         options = dict(transport_options or {})
         params.check_options(options)
+        params.check_confirm_publish(options)
         self.url = url
         self.target = params.parse_target(url, options, use_ssl)
         self.queue_type = params.queue_type(options)

@@ -22,7 +22,7 @@ QUEUE_TYPES = ("classic", "quorum")
 # Every transport option the engine reads; anything else warns with the closest name.
 OPTIONS = frozenset(
     {"visibility_timeout", "queue_type", "heartbeat", "connect_timeout", "consumer_timeout",
-     "revocation_retention", "confirm_timeout", "namespace"}
+     "revocation_retention", "confirm_timeout", "namespace", "confirm_publish"}
 )  # fmt: skip
 # Celery's broker_use_ssl keys (kombu's names) that turn into an ssl.SSLContext.
 SSL_KEYS = frozenset({"ca_certs", "certfile", "keyfile", "cert_reqs", "server_hostname"})
@@ -110,6 +110,21 @@ def parse_target(
     )
     context = _ssl_context(use_ssl) if tls else None
     return Target(aiormq_url, redact(url), vhost, user, context, timeout)
+
+
+def check_confirm_publish(options: Mapping[str, Any]) -> None:
+    """kombu's ``confirm_publish``: celeriac always waits for RabbitMQ's confirm, so True
+    says what happens anyway and False is refused rather than ignored."""
+    value = options.get("confirm_publish", True)
+    if value is True:
+        return
+    raise ImproperlyConfigured(
+        f"broker_transport_options['confirm_publish'] is {value!r}, but celeriac always "
+        f"uses publisher confirms on RabbitMQ: a publish returns only once RabbitMQ holds "
+        f"the message, so a call that returned is never lost. Remove the option (or set "
+        f"it to True); to publish many calls quickly, send them as a group, whose messages "
+        f"share one round of confirms"
+    )
 
 
 def queue_type(options: Mapping[str, Any]) -> str:

@@ -1,0 +1,79 @@
+"""Settings that become engine options: ``task_default_queue_type`` the RabbitMQ broker's
+``queue_type``, and the ``redis_*`` family the Redis result store's client options.
+
+App core (imports ``config`` and ``exceptions`` only); ``app.base`` hands the results to
+``app.connections``, so engines still never read ``app.conf``. Transport options, the
+more specific place, win over these settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from celeriac.exceptions import ImproperlyConfigured
+
+QUEUE_TYPES = ("classic", "quorum")
+_AMQP = ("amqp", "amqps", "pyamqp")
+_REDIS = ("redis", "rediss", "unix", "sentinel")
+# redis_* setting -> the client option of the Redis result store it sets (Celery's pairs).
+REDIS_RESULT_SETTINGS = {
+    "redis_socket_timeout": "socket_timeout",
+    "redis_socket_connect_timeout": "socket_connect_timeout",
+    "redis_retry_on_timeout": "retry_on_timeout",
+    "redis_max_connections": "max_connections",
+    "redis_socket_keepalive": "socket_keepalive",
+    "redis_backend_health_check_interval": "health_check_interval",
+    "redis_client_name": "client_name",
+    "redis_username": "username",
+    "redis_password": "password",
+}
+# None means "wait forever" for these, so it is passed on; for the others, "not set".
+_NONE_MEANS_FOREVER = ("redis_socket_timeout", "redis_socket_connect_timeout")
+
+
+def _scheme(url: str | None) -> str:
+    return urlsplit(url or "").scheme.lower()
+
+
+def broker_options(conf: Any) -> dict[str, Any]:
+    """``broker_transport_options``, with ``queue_type`` from ``task_default_queue_type``
+    on RabbitMQ (where every celeriac queue has the one type)."""
+    options = dict(conf.broker_transport_options or {})
+    queue_type = conf.task_default_queue_type
+    if queue_type not in QUEUE_TYPES:
+        raise ImproperlyConfigured(
+            f"task_default_queue_type must be 'classic' or 'quorum', not {queue_type!r}"
+        )
+    if _scheme(conf.broker_url) not in _AMQP:
+        return options  # queue types are RabbitMQ's; other brokers have one kind of queue
+    given = options.get("queue_type")
+    if given is None:
+        options["queue_type"] = queue_type
+    elif given != queue_type and queue_type != "classic":
+        raise ImproperlyConfigured(
+            f"task_default_queue_type is {queue_type!r} but broker_transport_options"
+            f"['queue_type'] is {given!r}: set one of them only"
+        )
+    return options
+
+
+def result_options(conf: Any, url: str | None) -> dict[str, Any]:
+    """``result_backend_transport_options``, over the ``redis_*`` settings and
+    ``redis_backend_use_ssl`` when the result store is Redis."""
+    options: dict[str, Any] = dict(conf.result_backend_transport_options or {})
+    if _scheme(url) not in _REDIS:
+        return options
+    from_settings: dict[str, Any] = {}
+    for name, option in REDIS_RESULT_SETTINGS.items():
+        value = conf[name]
+        if value is not None or name in _NONE_MEANS_FOREVER:
+            from_settings[option] = value
+    ssl = conf.redis_backend_use_ssl
+    if isinstance(ssl, Mapping):
+        from_settings.update(ssl)
+    return {**from_settings, **options}
+
+
+__all__ = ["QUEUE_TYPES", "REDIS_RESULT_SETTINGS", "broker_options", "result_options"]
