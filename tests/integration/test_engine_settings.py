@@ -92,9 +92,7 @@ def test_confirm_publish_true_is_accepted_and_false_is_refused(amqp_url: str) ->
         app.broker  # noqa: B018
 
 
-def test_redis_settings_reach_the_result_stores_connections(
-    redis_app: Any, redis_url: str
-) -> None:
+def test_redis_settings_reach_the_result_stores_connections(redis_app: Any, redis_url: str) -> None:
     # Given the redis_* settings Celery applies to its Redis result backend
     name = f"celeriac-test-{uuid.uuid4().hex[:8]}"
     app = redis_app(
