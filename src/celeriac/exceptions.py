@@ -26,7 +26,8 @@ Leaf module: imports nothing from celeriac. Names follow Celery's so that
     │   ├── TimeLimitExceeded
     │   ├── WorkerLostError
     │   ├── RemoteTaskError        -- a failure whose exception type is not trusted locally
-    │   └── SyncSubtaskError (also RuntimeError) -- result.get() inside a task
+    │   ├── SyncSubtaskError (also RuntimeError) -- result.get() inside a task
+    │   └── IncompleteStream       -- result.collect() met a task that is not ready
     └── SoftTimeLimitExceeded (also builtins.Exception, raised inside task bodies)
 """
 
@@ -196,6 +197,11 @@ class SyncSubtaskError(TaskError, RuntimeError):
     """``result.get()`` was called inside a running task, which can deadlock the workers."""
 
 
+class IncompleteStream(TaskError):
+    """``AsyncResult.collect()``/``iterdeps()`` reached a task that has not finished (pass
+    ``intermediate=True`` to walk past it)."""
+
+
 class SoftTimeLimitExceeded(CeleriacError):
     """Raised inside a task body when its soft time limit passes: save work, then exit."""
 
@@ -224,6 +230,7 @@ __all__ = [
     "EncodeError",
     "Ignore",
     "ImproperlyConfigured",
+    "IncompleteStream",
     "InvalidTaskError",
     "MaxRetriesExceededError",
     "NotRegistered",

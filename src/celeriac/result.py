@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, cast
 
 from celeriac import states
 from celeriac._context import get_current_app, get_current_request
-from celeriac.exceptions import SyncSubtaskError
+from celeriac.exceptions import SyncSubtaskError, TimeoutError
+from celeriac.result_graph import Dependencies, result_from_tuple
 from celeriac.results.base import ResultBackend, TaskMeta
 
 if TYPE_CHECKING:
@@ -37,8 +38,9 @@ def assert_will_not_block() -> None:
         raise SyncSubtaskError(_GET_IN_TASK)
 
 
-class AsyncResult(Generic[R]):
-    """The state and outcome of a task sent to a worker."""
+class AsyncResult(Dependencies, Generic[R]):
+    """The state and outcome of a task sent to a worker (``Dependencies``: the walk over
+    the results it sent, ``collect()``, ``iterdeps()``, ``build_graph()``)."""
 
     def __init__(
         self,
@@ -51,9 +53,11 @@ class AsyncResult(Generic[R]):
         self.id = id
         self.app: Celeriac = app if app is not None else get_current_app()
         self._backend = backend
-        self.name = task_name
+        self._name = task_name
         self.parent = parent
         self._cache: TaskMeta | None = None
+        self._on_ready: list[Callable[..., Any]] = []  # then(): called once, when ready
+        self._on_error: list[Callable[..., Any]] = []  # then(on_error=): called by throw()
         # Set by the producer when the call was sent with results ignored: no result will
         # ever be stored, so ``get()`` returns None at once instead of waiting it out.
         self.ignored = False
@@ -66,13 +70,106 @@ class AsyncResult(Generic[R]):
     def backend(self) -> ResultBackend:
         return self._backend if self._backend is not None else self.app.backend
 
+    TimeoutError = TimeoutError  # Celery's AsyncResult.TimeoutError
+    supports_native_join = True  # every store wakes waiters itself: join is always native
+
     def _meta(self) -> TaskMeta:
         if self._cache is not None:
             return self._cache
         meta = self.backend.get_task_meta(self.id)
         if meta["status"] in states.READY_STATES:
-            self._cache = meta  # a ready result never changes again
+            self._set_cache(meta)  # a ready result never changes again
         return meta
+
+    def _set_cache(self, meta: TaskMeta) -> None:
+        self._cache = meta
+        waiting, self._on_ready = self._on_ready, []
+        for callback in waiting:
+            callback(self)
+
+    def then(
+        self,
+        callback: Callable[[AsyncResult[R]], Any],
+        on_error: Callable[[BaseException], Any] | None = None,
+        weak: bool = False,
+    ) -> None:
+        """Call ``callback(result)`` once this handle sees the task finished (at once if it
+        already has): in the thread that calls ``get()``, ``ready()``, ``state`` and the
+        like, not in the background. ``on_error(exc)`` runs when ``throw()`` (or ``get()``)
+        raises the task's error through this handle. ``weak`` is accepted for Celery's
+        signature and unused."""
+        if on_error is not None:
+            self._on_error.append(on_error)
+        self._on_ready.append(callback)
+        if self._cache is not None:
+            self._set_cache(self._cache)
+
+    def throw(self, exc: BaseException | None = None, tb: Any = None) -> NoReturn:
+        """Raise ``exc`` (default: the task's error), after the ``then`` error handlers."""
+        if exc is None:
+            exc = cast(BaseException, self.result)
+        for on_error in self._on_error:
+            on_error(exc)
+        raise exc.with_traceback(tb) if tb is not None else exc
+
+    def maybe_throw(
+        self, propagate: bool = True, callback: Callable[..., Any] | None = None
+    ) -> Any:
+        """Raise the task's error if it failed (and ``propagate``), without waiting; else
+        return its value (None while not ready). ``callback(task_id, value)`` first."""
+        meta = self._meta()
+        value = meta["result"]
+        failed = meta["status"] in states.PROPAGATE_STATES
+        if propagate and failed and isinstance(value, BaseException):
+            self.throw(value)
+        if callback is not None:
+            callback(self.id, value)
+        return value
+
+    maybe_reraise = maybe_throw
+
+    def exists(self) -> bool:
+        """Whether the store holds anything for this task: PENDING alone cannot tell a
+        queued task from an id never sent, forgotten or expired."""
+        return self.backend.task_result_exists(self.id)
+
+    # -- the call's details (name always; the rest with result_extended) -------------------
+    @property
+    def name(self) -> str | None:
+        """The task's name: as the caller knew it, else as stored with the result."""
+        return self._name if self._name is not None else self._meta().get("name")
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        self._name = value
+
+    @property
+    def args(self) -> list[Any] | None:
+        return self._meta().get("args")
+
+    @property
+    def kwargs(self) -> dict[str, Any] | None:
+        return self._meta().get("kwargs")
+
+    @property
+    def worker(self) -> str | None:
+        return self._meta().get("worker")
+
+    @property
+    def retries(self) -> int | None:
+        return self._meta().get("retries")
+
+    @property
+    def queue(self) -> str | None:
+        return self._meta().get("queue")
+
+    # -- the results it sent ---------------------------------------------------------------
+    @property
+    def children(self) -> list[Any] | None:
+        """The results of the calls the task sent while it ran (None until it has stored
+        a state); a group it sent is one ``GroupResult``."""
+        children = self._meta().get("children")
+        return None if children is None else [result_from_tuple(c, self.app) for c in children]
 
     @property
     def state(self) -> str:
@@ -111,27 +208,42 @@ class AsyncResult(Generic[R]):
         propagate: bool = True,
         interval: float = 0.5,
         disable_sync_subtasks: bool = True,
+        follow_parents: bool = True,
+        callback: Callable[..., Any] | None = None,
         **_ignored: Any,
     ) -> R:
         """Wait for the result (no polling: ``interval`` is accepted and unused). A call
-        sent with results ignored returns None at once: nothing will ever arrive."""
+        sent with results ignored returns None at once: nothing will ever arrive. With
+        ``follow_parents``, a failed parent task (an earlier chain step) raises first; a
+        chord's header group is left to the chord's own ``ChordError``."""
         if disable_sync_subtasks:
             assert_will_not_block()
         if self.ignored:
             return cast(R, None)
+        if follow_parents and propagate and self.parent is not None:
+            for node in reversed(list(self._parents())):
+                node.maybe_throw()
         if self._cache is None:
-            meta = self.backend.wait_for(self.id, timeout)
-            self._cache = meta
-        return self._outcome(propagate)
+            self._set_cache(self.backend.wait_for(self.id, timeout))
+        value = self._outcome(propagate)
+        if callback is not None:
+            callback(self.id, value)
+        return value
 
     wait = get
+
+    def _parents(self) -> Iterator[AsyncResult[Any]]:
+        node = self.parent
+        while isinstance(node, AsyncResult):
+            yield node
+            node = node.parent
 
     def _outcome(self, propagate: bool) -> R:
         meta = self._meta()
         result = meta["result"]
         failed = meta["status"] in states.PROPAGATE_STATES
         if propagate and failed and isinstance(result, BaseException):
-            raise result
+            self.throw(result)
         return cast(R, result)
 
     def forget(self) -> None:
@@ -146,8 +258,14 @@ class AsyncResult(Generic[R]):
         signature and unused: the app's broker carries the revoke."""
         self.app.control.revoke(self.id, terminate=terminate, signal=signal)
 
-    def as_tuple(self) -> tuple[tuple[str, None], None]:
-        return ((self.id, None), None)
+    def as_tuple(self) -> tuple[tuple[str, Any], None]:
+        """``((id, parent's as_tuple or None), None)``: ``result_from_tuple`` rebuilds it."""
+        parent = self.parent
+        return ((self.id, parent.as_tuple() if parent is not None else None), None)
+
+    def as_list(self) -> list[str]:
+        """This task's id, then its parents' (the chain's earlier steps), last first."""
+        return [self.id, *(parent.id for parent in self._parents())]
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, AsyncResult):
@@ -193,9 +311,14 @@ class EagerResult(AsyncResult[R]):
         propagate: bool = True,
         interval: float = 0.5,
         disable_sync_subtasks: bool = True,
+        follow_parents: bool = True,
+        callback: Callable[..., Any] | None = None,
         **_ignored: Any,
     ) -> R:
-        return self._outcome(propagate)
+        value = self._outcome(propagate)
+        if callback is not None:
+            callback(self.id, value)
+        return value
 
     wait = get
 
@@ -340,6 +463,53 @@ class ResultSet:
         return values
 
     join_native = join
+    supports_native_join = True
+
+    def iter_native(
+        self, timeout: float | None = None, interval: float = 0.5, **_ignored: Any
+    ) -> Iterator[tuple[str, TaskMeta]]:
+        """``(task_id, meta)`` for each member, in member order, each waited for (push:
+        ``interval`` is unused); ``timeout`` bounds the whole wait."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for result in _leaves(self.results):
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if result._cache is None:
+                result._set_cache(result.backend.wait_for(result.id, remaining))
+            yield result.id, result._meta()
+
+    def maybe_throw(
+        self, callback: Callable[..., Any] | None = None, propagate: bool = True
+    ) -> None:
+        """Each member's ``maybe_throw``: the first failed one (in order) raises."""
+        for result in self.results:
+            result.maybe_throw(callback=callback, propagate=propagate)
+
+    maybe_reraise = maybe_throw
+
+    def then(
+        self,
+        callback: Callable[[ResultSet], Any],
+        on_error: Callable[[BaseException], Any] | None = None,
+        weak: bool = False,
+    ) -> None:
+        """Call ``callback(result_set)`` once every member has been seen finished (as
+        ``AsyncResult.then``: when ``get()``, ``ready()`` and the like find them so)."""
+        members = list(_leaves(self.results))
+        waiting = {id(result) for result in members}
+
+        def member_ready(result: AsyncResult[Any]) -> None:
+            waiting.discard(id(result))
+            if not waiting:
+                callback(self)
+
+        if not members:
+            callback(self)
+        for result in members:
+            result.then(member_ready, on_error)
+
+    @property
+    def backend(self) -> ResultBackend:
+        return self.app.backend
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: [{', '.join(str(r.id) for r in self.results)}]>"
@@ -381,8 +551,9 @@ class GroupResult(ResultSet):
         saved = (backend or app.backend).restore_group(id)
         return None if saved is None else _from_saved_form(id, saved, app)
 
-    def as_tuple(self) -> tuple[tuple[str | None, None], list[Any]]:
-        return ((self.id, None), [r.as_tuple() for r in self.results])
+    def as_tuple(self) -> tuple[tuple[str | None, Any], list[Any]]:
+        parent = self.parent.as_tuple() if self.parent is not None else None
+        return ((self.id, parent), [r.as_tuple() for r in self.results])
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, GroupResult):
@@ -391,7 +562,8 @@ class GroupResult(ResultSet):
             return other == self.id
         return NotImplemented
 
-    __hash__ = None
+    def __hash__(self) -> int:  # type: ignore[override]  # ResultSet's is None, as in Celery
+        return hash(self.id)
 
     def __repr__(self) -> str:
         members = ", ".join(str(r.id) for r in self.results)

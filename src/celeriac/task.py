@@ -78,6 +78,7 @@ CALL_OPTIONS = frozenset(
         "idempotency_key",
         "retry",
         "retry_policy",
+        "add_to_parent",
         "compression",
     }
 )
@@ -86,7 +87,6 @@ IGNORED_CALL_OPTIONS = frozenset(
     {
         "exchange",
         "exchange_type",
-        "add_to_parent",
         "producer",
         "connection",
         "router",
@@ -143,6 +143,7 @@ class Task(Generic[P, R]):
     acks_on_failure_or_timeout: bool | None = None
     reject_on_worker_lost: bool | None = None
     store_eager_result: bool | None = None
+    trail: bool = True  # record the calls a run sends as its result's children
     priority: int | None = None
     expires: float | dt.datetime | None = None
     queue: str | None = None
@@ -343,7 +344,11 @@ class Task(Generic[P, R]):
             # Eager retries run at once (the countdown is not waited), as in Celery.
             sig = outcome.retry.sig
             request = dataclasses.replace(
-                request, args=sig.args, kwargs=sig.kwargs, retries=request.retries + 1
+                request,
+                args=sig.args,
+                kwargs=sig.kwargs,
+                retries=request.retries + 1,
+                children=[],
             )
         if outcome.kind is OutcomeKind.FAILURE and throw and outcome.exc is not None:
             raise outcome.exc
@@ -496,6 +501,12 @@ class Task(Generic[P, R]):
             raise ValueError("update_state() outside a task needs task_id=")
         own = request if task_id == request.id else None  # rpc:// answers the caller of its own
         self.backend.store_result(task_id, meta, state or "PENDING", name=self.name, request=own)
+
+    def add_trail(self, result: Any) -> Any:
+        """Record ``result`` (a call sent from this run) as a child of the running call."""
+        if self.trail:
+            self.request.children.append(result)
+        return result
 
     def replace(self, sig: Any) -> Any:
         """End this run and let ``sig`` (a task, chain, group or chord) take its place: its

@@ -261,6 +261,7 @@ class group(_Workflow[GroupResult]):
     ) -> GroupResult:
         if _eager(self.app):
             return self.apply(args, kwargs, **options)
+        add_to_parent = options.pop("add_to_parent", True)
         rest = options.pop("chain", None)
         if rest:  # steps follow this group: they wait for all of it, as a chord's body
             body = chain(*[self.app.signature(step) for step in reversed(rest)], app=self.app)
@@ -271,6 +272,9 @@ class group(_Workflow[GroupResult]):
         frozen = self.clone()
         result = frozen.freeze(options.pop("task_id", None))
         frozen._send(frozen._call_args(args), kwargs, {**frozen.options, **options})
+        parent = self.app.current_worker_task if add_to_parent else None
+        if parent is not None:  # sent from a task: the group is one of its children
+            parent.add_trail(result)
         return result
 
     def _send(self, args: tuple[Any, ...], kwargs: Any, options: dict[str, Any]) -> None:
@@ -278,8 +282,8 @@ class group(_Workflow[GroupResult]):
         options.pop("task_id", None)
         batch = []
         for task in self.tasks:
-            if task.is_workflow:
-                task.apply_async(args, kwargs, **options)
+            if task.is_workflow:  # part of this group, not a child of the sending task
+                task.apply_async(args, kwargs, add_to_parent=False, **options)
                 continue
             call_args, call_kwargs, call_options = task._merge(args, kwargs, options)
             for key in ("task_id", "group_id", "group_index", "chord"):  # the member's own

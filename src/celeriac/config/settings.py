@@ -132,9 +132,8 @@ _DECLARED = [
         "result_extended",
         False,
         (bool,),
-        "Store name, args, kwargs and queue with results.",
-        not_in_effect="a result holds the state, the return value or error and the "
-        "traceback; name, args and kwargs are not stored",
+        "Store the call's name, args, kwargs, worker, retries and queue with its result "
+        "(`AsyncResult.args`, `.kwargs`, `.worker`, `.retries`, `.queue`).",
     ),
     _s("result_backend_transport_options", {}, (dict,), "Result engine options."),
     _s(

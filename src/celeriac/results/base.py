@@ -79,6 +79,9 @@ class ResultBackend(ABC):
     #: Whether results are stored at all. False for ``DisabledBackend`` (no result_backend
     #: set): a chord, which reads its header's results, refuses to be sent without one.
     keeps_results: ClassVar[bool] = True
+    #: ``result_extended``: also store the call's name, args, kwargs, worker, retries and
+    #: queue (read from the ``request`` given to ``store_result``). The app sets it.
+    extended: bool = False
 
     def __init__(
         self,
@@ -163,12 +166,36 @@ class ResultBackend(ABC):
             if state in states.READY_STATES
             else None,
         }
+        if request is not None:
+            meta.update(self.request_meta(request))
         if name is not None:
             meta["name"] = name
         if extra:
             meta.update(extra)
         ready = state in states.READY_STATES
         self._set(self.records.task_key(task_id), self.encode(meta), self.expires, ready=ready)
+
+    def request_meta(self, request: Any) -> TaskMeta:
+        """What a record keeps of the call: the results of the calls it sent (``children``,
+        as ``as_tuple()`` forms), its group and parent, and with ``extended`` its details."""
+        meta: TaskMeta = {
+            "children": [child.as_tuple() for child in getattr(request, "children", None) or ()]
+        }
+        for field, attribute in (("group_id", "group"), ("parent_id", "parent_id")):
+            value = getattr(request, attribute, None)
+            if value:
+                meta[field] = value
+        if self.extended:
+            delivery_info = getattr(request, "delivery_info", None) or {}
+            meta.update(
+                name=getattr(request, "task", None),
+                args=list(getattr(request, "args", None) or ()),
+                kwargs=dict(getattr(request, "kwargs", None) or {}),
+                worker=getattr(request, "hostname", None),
+                retries=getattr(request, "retries", None),
+                queue=delivery_info.get("routing_key"),
+            )
+        return meta
 
     def mark_as_done(self, task_id: str, result: Any, name: str | None = None) -> None:
         self.store_result(task_id, result, states.SUCCESS, name=name)
@@ -181,6 +208,10 @@ class ResultBackend(ABC):
     def get_task_meta(self, task_id: str) -> TaskMeta:
         raw = self._get(self.records.task_key(task_id))
         return self.decode(raw) if raw is not None else pending_meta(task_id)
+
+    def task_result_exists(self, task_id: str) -> bool:
+        """Whether anything is stored for the task (a PENDING state may mean unknown)."""
+        return self._get(self.records.task_key(task_id)) is not None
 
     def get_many_meta(self, task_ids: Sequence[str]) -> list[TaskMeta]:
         """The records of several tasks, in order, read together (PENDING if unknown)."""

@@ -1,8 +1,9 @@
 """The result-backend contract: what ``AsyncResult`` users rely on, for every engine.
 
 Uses only the public ``ResultBackend`` API, so it runs unchanged against memory and
-Redis. Imports ``celeriac.results.base``, leaves, pytest and the stdlib. Waiting is
-checked by finishing a task from another thread while a caller waits on it.
+Redis. Imports ``celeriac.results.base``, ``celeriac.request``, leaves, pytest and the
+stdlib. Waiting is checked by finishing a task from another thread while a caller
+waits on it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 
 from celeriac import states
 from celeriac.exceptions import RemoteTaskError, TimeoutError
+from celeriac.request import Request
 from celeriac.results.base import ResultBackend
 
 
@@ -32,6 +34,16 @@ class InvoiceError(Exception):
 
 def _id() -> str:
     return f"contract-{uuid.uuid4().hex}"
+
+
+class _Child:
+    """A result the task sent: the store keeps its ``as_tuple()`` form."""
+
+    def __init__(self, task_id: str) -> None:
+        self.id = task_id
+
+    def as_tuple(self) -> tuple[tuple[str, None], None]:
+        return ((self.id, None), None)
 
 
 class ResultBackendContract:
@@ -66,6 +78,25 @@ class ResultBackendContract:
         error = backend.get_task_meta(task_id)["result"]
         assert isinstance(error, RemoteTaskError) and type(error).__name__ == "InvoiceError"
         assert error.exc_module == __name__ and error.args == ("unpaid",)
+
+    def test_the_call_is_kept_with_its_result(self, make_backend: BackendFactory) -> None:
+        """Children, group and parent always; name, args, kwargs, worker, retries and queue
+        with ``extended`` (``result_extended``)."""
+        backend, task_id = make_backend(), _id()
+        backend.extended = True
+        request = Request(id=task_id, task="shop.buy", args=(1, "pear"), kwargs={"n": 2})
+        request.hostname, request.retries, request.group = "w1@host", 2, "g-1"
+        request.delivery_info = {"routing_key": "shop"}
+        request.children = [_Child("c-1")]
+        backend.store_result(task_id, 5, states.SUCCESS, request=request)
+        meta = backend.get_task_meta(task_id)
+        assert meta["children"] == [[["c-1", None], None]]  # a tuple comes back as a list
+        assert (meta["group_id"], meta["name"], meta["args"]) == ("g-1", "shop.buy", [1, "pear"])
+        assert (meta["kwargs"], meta["worker"], meta["retries"]) == ({"n": 2}, "w1@host", 2)
+        assert meta["queue"] == "shop"
+        backend.extended = False
+        backend.store_result(task_id, 5, states.SUCCESS, request=request)
+        assert "args" not in backend.get_task_meta(task_id)
 
     def test_wait_returns_when_another_thread_stores_the_result(
         self, make_backend: BackendFactory
