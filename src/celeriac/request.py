@@ -55,6 +55,9 @@ class Request:
     ignore_result: bool = False
     delivery_count: int = 1
     idempotency_key: str | None = None
+    # Celery's stamping: the stamps' names, and name -> value (canvas.stamping).
+    stamped_headers: list[str] = field(default_factory=list)
+    stamps: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, Any] = field(default_factory=dict)
     properties: dict[str, Any] = field(default_factory=dict)
     # Results of the calls this run sent (Task.add_trail), stored with its result.
@@ -84,6 +87,7 @@ class Request:
         # Every field read here was checked by messages.validation (the worker's prepare).
         h = message.headers
         timelimit = h.get("timelimit") or (None, None)
+        stamped = h.get("stamped_headers") or ()
         request = cls(
             id=message.id,
             task=message.task_name,
@@ -108,6 +112,8 @@ class Request:
             ignore_result=bool(h.get("ignore_result")),
             delivery_count=delivery_count,
             idempotency_key=h.get("idempotency_key"),
+            stamped_headers=list(stamped),
+            stamps={name: (h.get("stamps") or {}).get(name) for name in stamped},
             headers=h,
             properties=message.properties,
         )

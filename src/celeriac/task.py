@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, ca
 
 from celeriac._context import get_current_app, get_current_request
 from celeriac.brokers.base import check_priority
-from celeriac.canvas import Signature, mapping
+from celeriac.canvas import Signature, mapping, stamping
 from celeriac.canvas import replace as replacing
 from celeriac.canvas.signature import new_id as new_id  # also celeriac.new_id
 from celeriac.canvas.signature import signature_dicts
@@ -78,6 +78,7 @@ CALL_OPTIONS = frozenset(
         "idempotency_key",
         "retry",
         "retry_policy",
+        "stamped_headers",  # the names of the call's stamps, each an option too
         "add_to_parent",
         "compression",
     }
@@ -104,7 +105,14 @@ IGNORED_CALL_OPTIONS = frozenset(
 
 def check_call_options(name: str, options: Mapping[str, Any]) -> None:
     """A misspelt option (``countdwon=10``) fails loudly instead of being ignored."""
-    unknown = set(options) - CALL_OPTIONS - IGNORED_CALL_OPTIONS
+    stamps = stamping.stamp_names(options)
+    clash = set(stamps) & (CALL_OPTIONS | IGNORED_CALL_OPTIONS | {"task_id"})
+    if clash:
+        raise ValueError(
+            f"task {name!r}: a stamp may not be named like a call option "
+            f"({', '.join(sorted(clash))}); give the stamp another name"
+        )
+    unknown = set(options) - CALL_OPTIONS - IGNORED_CALL_OPTIONS - set(stamps)
     if unknown:
         raise TypeError(
             f"apply_async() got unknown option(s) {', '.join(sorted(unknown))} for task "
@@ -383,6 +391,8 @@ class Task(Generic[P, R]):
             ignore_result=bool(options.get("ignore_result", False)),
             timelimit=(options.get("time_limit"), options.get("soft_time_limit")),
             delivery_info={"is_eager": True},
+            stamped_headers=stamping.stamp_names(options),
+            stamps=stamping.stamps_in(options),
         )
 
     def retry(
@@ -443,8 +453,10 @@ class Task(Generic[P, R]):
             "expires": request.expires,
             "idempotency_key": request.idempotency_key,
             "headers": custom_headers(request.headers) or None,  # a retry keeps them
+            "stamped_headers": request.stamped_headers or None,  # and its stamps
         }
         call_options = {k: v for k, v in call_options.items() if v is not None}
+        call_options.update(request.stamps)
         call_options.update(options)
         return Signature(
             self,

@@ -22,6 +22,7 @@ from celeriac._context import get_current_request
 from celeriac.app.sending import RetryPolicy, chosen_sender
 from celeriac.brokers.base import MIN_PRIORITY, OutboundMessage, check_priority
 from celeriac.canvas.signature import signature_dicts
+from celeriac.canvas.stamping import stamp_names, stamps_in
 from celeriac.exceptions import CeleriacError
 from celeriac.messages import Message
 from celeriac.messages.protocol import TaskBody, decode_task_body, task_message
@@ -198,6 +199,8 @@ class Producer:
             extra_headers=route.get("headers"),
             idempotency_key=route.get("idempotency_key"),
             compression=route.get("compression") or conf.task_compression,
+            stamped_headers=stamp_names(route),
+            stamps=stamps_in(route),
         )
         delay = _delay(route.get("countdown"), eta, now)
         payload = self.app.broker.wire_format.encode(message)

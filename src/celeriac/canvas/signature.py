@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar, cast, overload
 
 from celeriac._context import get_current_app
+from celeriac.canvas import stamping
 from celeriac.result import AsyncResult, GroupResult
 
 if TYPE_CHECKING:
@@ -190,7 +191,7 @@ class Signature(dict[str, Any], Generic[ResultT]):
         kwargs: Mapping[str, Any] | None,
         options: Mapping[str, Any] | None,
     ) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]]:
-        merged_options = {**self.options, **(options or {})}
+        merged_options = stamping.merge_options(self.options, options or {})
         if self.immutable:
             return self.args, self.kwargs, merged_options
         # As in Celery, call-time args go first: a chain passes the previous result as
@@ -284,6 +285,44 @@ class Signature(dict[str, Any], Generic[ResultT]):
     def on_error(self, errback: Mapping[str, Any]) -> Signature:
         self.link_error(errback)
         return self
+
+    def stamp(
+        self,
+        visitor: stamping.StampingVisitor | None = None,
+        append_stamps: bool = False,
+        **headers: Any,
+    ) -> Signature[ResultT]:
+        """Add stamps (``headers``, and what ``visitor`` gives) to this call and to what it
+        links; a workflow stamps every task in it. On a clash the keyword stamps win over
+        the visitor's and both over earlier ones; ``append_stamps=True`` keeps all, as a
+        list. Stamps travel in the message; the task reads ``self.request.stamps``."""
+        headers = stamping.checked(headers)
+        self.stamp_links(visitor, append_stamps, **headers)
+        own = stamping.visit(visitor, "on_signature", self, headers)
+        earlier = stamping.stamps_in(self.options)
+        stamps = stamping.merge(headers, own, earlier, append=append_stamps)
+        stamping.set_stamps(self.options, stamps)
+        return self
+
+    def stamp_links(
+        self,
+        visitor: stamping.StampingVisitor | None = None,
+        append_stamps: bool = False,
+        **headers: Any,
+    ) -> None:
+        """Stamp the callbacks and errbacks (``link``, ``link_error``) with ``headers`` and
+        the visitor's ``on_callback``/``on_errback``, not with this signature's own stamps."""
+        headers = stamping.checked(headers)
+        for option, method in (("link", "on_callback"), ("link_error", "on_errback")):
+            if not self.options.get(option):
+                continue
+            app = self._app_or_none()
+            links = [maybe_signature(raw, app=app) for raw in _as_list(self.options[option])]
+            for link in links:
+                extra = stamping.visit(visitor, method, link, headers)
+                merged = stamping.merge(headers, extra, append=append_stamps)
+                link.stamp(visitor, append_stamps, **merged)
+            self.options[option] = links
 
     def freeze(
         self,

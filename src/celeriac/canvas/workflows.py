@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar, cast
 
 from celeriac import followups, states
+from celeriac.canvas import stamping
 from celeriac.canvas.signature import AnyResult, ResultT, Signature, maybe_signature, new_id
 from celeriac.exceptions import ChordError, ImproperlyConfigured
 from celeriac.result import EagerResult, GroupResult
@@ -68,6 +69,17 @@ class _Workflow(Signature[ResultT]):
 
     def _call_args(self, args: Iterable[Any] | None) -> tuple[Any, ...]:
         return self.args if self.immutable else tuple(args or ()) + self.args
+
+    def stamp(
+        self,
+        visitor: stamping.StampingVisitor | None = None,
+        append_stamps: bool = False,
+        **headers: Any,
+    ) -> Signature[ResultT]:
+        """Stamp every task call in it (``on_chain_start``, ``on_group_start`` or
+        ``on_chord_header_start`` add to all of them; ``on_chord_body`` to a chord's body)."""
+        stamping.stamp_workflow(self, visitor, append_stamps, stamping.checked(headers))
+        return self
 
 
 @Signature.register_type()

@@ -1,8 +1,8 @@
 """Task messages in Celery's protocol v2 shape: building them, reading their bodies back.
 
 Headers: ``task id`` always; ``shadow eta expires group group_index retries timelimit
-root_id parent_id argsrepr kwargsrepr origin ignore_result compression`` and ours
-(``idempotency_key``) only when they differ from their defaults (none, 0, false;
+root_id parent_id argsrepr kwargsrepr origin ignore_result compression stamped_headers
+stamps`` and ours (``idempotency_key``) only when they differ from their defaults (none, 0, false;
 ``root_id`` the task's own id). Body: ``[args, kwargs, embed]``, the embed holding
 whichever of ``callbacks errbacks chain chord`` the call has.
 """
@@ -94,6 +94,8 @@ def task_message(
     extra_headers: Mapping[str, Any] | None = None,
     idempotency_key: str | None = None,
     compression: str | None = None,
+    stamped_headers: Sequence[str] | None = None,
+    stamps: Mapping[str, Any] | None = None,
 ) -> Message:
     """Build the message for one task call; raise ``EncodeError`` naming a bad argument."""
     kwargs = dict(kwargs or {})
@@ -138,6 +140,9 @@ def task_message(
         "origin": origin,
         "ignore_result": ignore_result or None,
         "idempotency_key": idempotency_key,
+        # Celery's stamping headers: the stamps' names, and name -> value.
+        "stamped_headers": list(stamped_headers) if stamped_headers else None,
+        "stamps": dict(stamps or {}) if stamped_headers else None,
         "compression": compressed_as,
     }
     headers: dict[str, Any] = {"task": task_name, "id": task_id}
@@ -170,7 +175,7 @@ def decode_task_body(message: Message, accept: frozenset[str]) -> TaskBody:
 PROTOCOL_HEADERS = frozenset({
     "task", "id", "shadow", "eta", "expires", "group", "group_index", "retries", "timelimit",
     "root_id", "parent_id", "argsrepr", "kwargsrepr", "origin", "ignore_result",
-    "idempotency_key", "compression",
+    "idempotency_key", "compression", "stamped_headers", "stamps",
 })  # fmt: skip
 
 

@@ -67,8 +67,17 @@ def _is_priority(value: Any) -> bool:
     return _is_count(value) and value <= 9
 
 
+def _is_names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) and item for item in value)
+
+
+def _is_stamps(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(key, str) for key in value)
+
+
 Rule = tuple[Callable[[Any], bool], str]
 _TEXT: Rule = (_is_str, "a string")
+_NAMES: Rule = (_is_names, "a list of stamp names (non-empty strings)")
 
 # Header -> (check, what it must be); a header that is absent or null is never checked.
 HEADER_RULES: dict[str, Rule] = {
@@ -87,6 +96,8 @@ HEADER_RULES: dict[str, Rule] = {
     "origin": _TEXT,
     "ignore_result": (lambda value: isinstance(value, bool), "true or false"),
     "idempotency_key": _TEXT,
+    "stamped_headers": _NAMES,
+    "stamps": (_is_stamps, "an object of stamps (stamp name -> value)"),
 }
 PROPERTY_RULES: dict[str, Rule] = {
     "priority": (_is_priority, "an integer from 0 to 9"),
@@ -210,4 +221,5 @@ OPTION_CHECKS: dict[str, Check] = {
     "group_index": _checker((_is_count, "a non-negative integer")),
     "root_id": _checker(_TEXT),
     "parent_id": _checker(_TEXT),
+    "stamped_headers": _checker(_NAMES),
 }
