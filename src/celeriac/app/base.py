@@ -17,7 +17,8 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 
 from celeriac import signals
 from celeriac._context import get_current_request, set_current_app, set_default_app_factory
-from celeriac.app import builtins, shared
+from celeriac.app import builtins, entrypoints, shared
+from celeriac.app.amqp import AMQP
 from celeriac.app.annotations import apply_annotation, resolve_annotations
 from celeriac.app.connections import (
     create_backend,
@@ -29,6 +30,7 @@ from celeriac.app.control import Control
 from celeriac.app.engine_options import broker_options, result_options
 from celeriac.app.producer import Producer
 from celeriac.app.registry import TaskRegistry
+from celeriac.app.report import bugreport
 from celeriac.app.routing import Router
 from celeriac.app.sending import BrokerSender, Sender, sending_through
 from celeriac.brokers.base import Broker
@@ -221,6 +223,35 @@ class Celeriac:
         """``with app.sending_through(sender):`` this thread's (or asyncio task's) calls
         inside the block go to ``sender``; e.g. one per database transaction."""
         return sending_through(self, sender)
+
+    @functools.cached_property
+    def amqp(self) -> AMQP:
+        """Celery's ``app.amqp``: ``app.amqp.queues`` (with ``select_add``), ``router``."""
+        return AMQP(self)
+
+    def producer_or_acquire(
+        self, producer: Producer | None = None
+    ) -> contextlib.AbstractContextManager[Producer]:
+        """``with app.producer_or_acquire() as p: task.apply_async(producer=p)``: the
+        producer given, else the app's own (it holds no connection of its own to release)."""
+        return contextlib.nullcontext(producer if producer is not None else self.producer)
+
+    def config_from_cmdline(self, argv: Sequence[str], namespace: str | None = "celery") -> None:
+        """Settings from ``name=value`` words (``worker.concurrency=4``), as Celery reads
+        them: see ``celeriac.app.entrypoints.parse_cmdline_config``."""
+        self.conf.update(entrypoints.parse_cmdline_config(argv, namespace))
+
+    def start(self, argv: Sequence[str] | None = None) -> int:
+        """Run the ``celeriac`` command line for this app (default: ``sys.argv[1:]``)."""
+        return entrypoints.start(self, argv)
+
+    def worker_main(self, argv: Sequence[str] | None = None) -> int:
+        """Run ``celeriac worker`` for this app: ``app.worker_main(['worker', '-l', 'info'])``."""
+        return entrypoints.worker_main(self, argv)
+
+    def bugreport(self) -> str:
+        """Versions, platform, URLs and changed settings, secrets masked (``celeriac report``)."""
+        return bugreport(self)
 
     @functools.cached_property
     def control(self) -> Control:

@@ -9,12 +9,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import click
+
+from celeriac.app.base import Celeriac
 from celeriac.cli.base import cli
 from celeriac.cli.embedded import embedded_group
+from celeriac.cli.listing import list_group
+from celeriac.cli.migrate import migrate_command
+from celeriac.cli.multi import multi_command
+from celeriac.cli.report import report_command
+from celeriac.cli.shell import shell_command
+from celeriac.cli.upgrade import upgrade_group
 from celeriac.cli.worker import worker_command
 
 cli.add_command(worker_command)
 cli.add_command(embedded_group)
+for command in (
+    list_group,
+    migrate_command,
+    multi_command,
+    report_command,
+    shell_command,
+    upgrade_group,
+):
+    cli.add_command(command)
 
 
 def main(argv: Sequence[str] | None = None, prog_name: str = "celeriac") -> None:
@@ -22,4 +40,22 @@ def main(argv: Sequence[str] | None = None, prog_name: str = "celeriac") -> None
     cli.main(args=list(argv) if argv is not None else None, prog_name=prog_name)
 
 
-__all__ = ["cli", "main"]
+def run_for_app(app: Celeriac, argv: Sequence[str], prog_name: str = "celeriac") -> int:
+    """``app.start(argv)``: the command line for ``app`` (no ``-A`` needed); the exit
+    status, where the console script would exit with it."""
+    try:
+        cli.main(args=list(argv), prog_name=prog_name, standalone_mode=False, obj=app)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return int(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        return 1
+    except SystemExit as exc:  # a command ending the process (the worker does)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+__all__ = ["cli", "main", "run_for_app"]

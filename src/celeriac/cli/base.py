@@ -130,13 +130,18 @@ class CLIContext:
                 app = load_app(self.app_spec)
             except AppLoadError as exc:
                 raise CLIError(str(exc)) from exc
-            # Above CELERY_BROKER_URL / CELERY_RESULT_BACKEND too, as Celery's options are.
-            if self.broker:
-                app.conf.override("broker_url", self.broker)
-            if self.result_backend:
-                app.conf.override("result_backend", self.result_backend)
-            self._app = app
+            self.use_app(app)
+        assert self._app is not None
         return self._app
+
+    def use_app(self, app: Celeriac) -> None:
+        """Run the commands for ``app``, with ``-b``/``--result-backend`` applied."""
+        # Above CELERY_BROKER_URL / CELERY_RESULT_BACKEND too, as Celery's options are.
+        if self.broker:
+            app.conf.override("broker_url", self.broker)
+        if self.result_backend:
+            app.conf.override("result_backend", self.result_backend)
+        self._app = app
 
 
 def put_cwd_on_path() -> None:
@@ -180,7 +185,10 @@ def cli(
     if workdir:
         os.chdir(workdir)
     put_cwd_on_path()
+    preset = ctx.obj  # app.start(): the app it was called on, unless -A names another
     ctx.obj = CLIContext(app_spec, broker, result_backend, loglevel)
+    if isinstance(preset, Celeriac) and not app_spec:
+        ctx.obj.use_app(preset)
 
 
 __all__ = [

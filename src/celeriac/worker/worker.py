@@ -201,7 +201,11 @@ class Worker:
             prefetch=self.prefetch, hostname=self.hostname, rate_limits=limits,
             revocations=self.revocations, outage=self._outage(),
         )  # fmt: skip
+        selected = self.app.amqp.queues
+        selected.select(self.queues)
         signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=self.app.conf)
+        # A receiver may add queues (instance.app.amqp.queues.select_add(name)), as in Celery.
+        self.queues = self.consumer.queues = list(selected.consume_from)
         consuming = asyncio.create_task(self.consumer.run(), name="celeriac-consumer")
         logger.info("%s ready.", self.hostname)
         signals.worker_ready.send(sender=self.consumer)

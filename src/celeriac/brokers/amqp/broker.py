@@ -161,6 +161,11 @@ class AmqpBroker(Broker):
         return await self._await(self.consumption.extend(list(deliveries)))
 
     # -- admin ------------------------------------------------------------------------------
+    def declare_queue(self, queue: str) -> None:
+        """Declare ``queue`` with its dead-letter queue and delay levels (as the first
+        publish to it would), e.g. before listing its bindings."""
+        self._run(self.publisher.declare_delays(queue))
+
     def queue_length(self, queue: str) -> int:
         """Messages waiting: ready in RabbitMQ, plus those this process's consumer received
         ahead of a fetch (another process's read-ahead is not seen)."""
