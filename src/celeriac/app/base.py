@@ -23,6 +23,7 @@ from celeriac.app.annotations import apply_annotation, resolve_annotations
 from celeriac.app.connections import (
     create_backend,
     create_broker,
+    database_settings,
     embedded_results_url,
     wire_formats,
 )
@@ -184,6 +185,7 @@ class Celeriac:
                 conf.result_accept_content or _result_accept(conf),
                 result_options(conf, url),  # with the redis_* settings on Redis
                 record_format=wire_formats(conf.wire_format)[1],
+                database=database_settings(conf),  # for a db+ store
             )
             self._backend.extended = bool(conf.result_extended)
         return self._backend

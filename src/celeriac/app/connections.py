@@ -8,6 +8,7 @@ the URL: it may hold a password). With neither URL set, results join the embedde
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -31,6 +32,13 @@ _BROKERS = (
     "memory:// (one process)"
 )
 _BACKENDS = "redis://, rediss://, unix://, sentinel:// (Redis) or cache+memory:// (one process)"
+# Celery's database result store: 'db+<SQLAlchemy URL>', or 'database' with database_url.
+_DATABASE = ("db", "database")
+DATABASE_SETTINGS = (
+    "database_url", "database_engine_options", "database_engine_callback",
+    "database_short_lived_sessions", "database_table_schemas", "database_table_names",
+    "database_create_tables_at_setup",
+)  # fmt: skip
 EMBEDDED_RESULTS_DB = 1  # the embedded server's database for results; its broker uses 0
 # The wire_format setting's values: how messages and result records are framed.
 _WIRE_FORMATS: dict[str, tuple[WireFormat, RecordFormat]] = {"celeriac": (NATIVE, NATIVE_RECORDS)}
@@ -134,6 +142,7 @@ def create_backend(
     accept_content: Sequence[str],
     transport_options: Mapping[str, Any] | None = None,
     record_format: RecordFormat | None = None,
+    database: Mapping[str, Any] | None = None,
 ) -> ResultBackend:
     if url is None:
         return DisabledBackend()
@@ -146,6 +155,8 @@ def create_backend(
     }
     if scheme in MemoryBackend.schemes:
         return MemoryBackend(**options)
+    if scheme.partition("+")[0] in _DATABASE or url in _DATABASE:
+        return _database_backend(url, database or {}, options)
     if scheme in _REDIS:  # RedisBackend.schemes, without importing redis-py first
         transport_options = dict(transport_options or {})
         try:  # redis-py is the optional extra celeriac[redis]
@@ -167,6 +178,57 @@ def create_backend(
         f"result_backend has {_named(scheme)}, which no celeriac result backend serves: set "
         f"result_backend to {_BACKENDS}, e.g. 'redis://localhost:6379/1'"
     )
+
+
+def database_settings(conf: Any) -> dict[str, Any]:
+    """The ``database_*`` settings, by their names without the prefix (``create_backend``'s
+    ``database`` argument)."""
+    return {name.removeprefix("database_"): conf[name] for name in DATABASE_SETTINGS}
+
+
+def _database_backend(
+    url: str, settings: Mapping[str, Any], options: dict[str, Any]
+) -> ResultBackend:
+    try:  # SQLAlchemy is the optional extra celeriac[sqlalchemy]
+        from celeriac.results.database import DEFAULT_ENGINE_OPTIONS, DatabaseBackend
+    except ModuleNotFoundError as exc:
+        raise ImproperlyConfigured(
+            "result_backend 'db+…' needs SQLAlchemy: pip install 'celeriac[sqlalchemy]' "
+            "and the database's driver (e.g. psycopg[binary], pymysql)"
+        ) from exc
+    scheme = url.partition("://")[0]
+    target = url.split("+", 1)[1] if "+" in scheme else settings.get("url")
+    if not target:
+        raise ImproperlyConfigured(
+            f"result_backend is {url!r}, which takes its URL from database_url, and "
+            f"database_url is not set: set database_url='postgresql://user@host/dbname', "
+            f"or result_backend='db+postgresql://user@host/dbname'"
+        )
+    engine_options = settings.get("engine_options")
+    return DatabaseBackend(
+        str(target),
+        engine_options=DEFAULT_ENGINE_OPTIONS if engine_options is None else engine_options,
+        engine_callback=_callable("database_engine_callback", settings.get("engine_callback")),
+        short_lived_sessions=bool(settings.get("short_lived_sessions", False)),
+        table_names=settings.get("table_names"),
+        table_schemas=settings.get("table_schemas"),
+        create_tables_at_setup=bool(settings.get("create_tables_at_setup", True)),
+        **options,
+    )
+
+
+def _callable(setting: str, value: Any) -> Any:
+    """A callable, or one named by an import path (``'pkg.module:name'`` or
+    ``'pkg.module.name'``)."""
+    if isinstance(value, str):
+        module_name, _, name = value.rpartition(":") if ":" in value else value.rpartition(".")
+        try:
+            value = getattr(importlib.import_module(module_name), name)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ImproperlyConfigured(f"{setting} {value!r} cannot be imported: {exc}") from exc
+    if value is not None and not callable(value):
+        raise ImproperlyConfigured(f"{setting} must be callable, not {value!r}")
+    return value
 
 
 def embedded_results_url() -> str | None:
