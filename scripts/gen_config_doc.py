@@ -123,6 +123,12 @@ Things to know:
   module's own constants, are ignored silently; so are Celery 3 names that have no
   direct counterpart, such as `CELERYD_CONCURRENCY` (now `worker_concurrency`). Use the
   lowercase names, or `namespace="CELERY"` for `CELERY_`-prefixed ones.
+- **With `namespace="CELERY"`, a project's own constants stay quiet.** Django settings
+  share the prefix with names that are not Celery's (`CELERY_MY_APP_FLAG`): such a name is
+  kept (`app.conf.my_app_flag`) without a warning when it starts with none of Celery's
+  setting groups (`task_`, `worker_`, `broker_`, `result_`, `redis_`, ...) and is not a
+  near-miss of a setting. `CELERY_BROKER_UR` still warns with `did you mean
+  'broker_url'?`, and `CELERY_WORKER_STATE_DB` as an unknown setting.
 - **Modules, classes and functions in a configuration module are skipped** (its
   imports and helpers), unless the name is a setting: `task_routes = route_task` with
   `route_task` a function defined there is read as the router.
