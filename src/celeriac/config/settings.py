@@ -402,6 +402,8 @@ _DECLARED = [
         (str,),
         "Format of task log lines.",
     ),
+    _s("worker_log_datefmt", None, (str,), "`strftime` format of `%(asctime)s` in worker lines."),
+    _s("worker_task_log_datefmt", None, (str,), "`strftime` format of task lines' `%(asctime)s`."),
     _s(
         "worker_redirect_stdouts",
         True,

@@ -42,9 +42,15 @@ class WorkerFormatter(logging.Formatter):
     outside a task); those inside a task get ``worker_task_log_format``.
     """
 
-    def __init__(self, fmt: str, task_fmt: str, datefmt: str | None = None) -> None:
+    def __init__(
+        self,
+        fmt: str,
+        task_fmt: str,
+        datefmt: str | None = None,
+        task_datefmt: str | None = None,
+    ) -> None:
         super().__init__(fmt, datefmt)
-        self.task_formatter = TaskFormatter(task_fmt, datefmt)
+        self.task_formatter = TaskFormatter(task_fmt, task_datefmt)
 
     def format(self, record: logging.LogRecord) -> str:
         if getattr(record, "task_id", None) not in _NO_TASK:
@@ -84,7 +90,14 @@ def setup_logging(loglevel: str | int, logfile: str | None, app: Any) -> None:
             root.removeHandler(old)
     if not root.handlers:
         handler = make_handler(logfile)
-        handler.setFormatter(WorkerFormatter(conf.worker_log_format, conf.worker_task_log_format))
+        handler.setFormatter(
+            WorkerFormatter(
+                conf.worker_log_format,
+                conf.worker_task_log_format,
+                conf.worker_log_datefmt,
+                conf.worker_task_log_datefmt,
+            )
+        )
         root.addHandler(handler)
     root.setLevel(level)
     signals.after_setup_logger.send(
