@@ -81,6 +81,8 @@ def request_for(sig: Mapping[str, Any]) -> Request:
         root_id=options.get("root_id"),
         parent_id=options.get("parent_id"),
         errbacks=_as_list(options.get("link_error")) or None,
+        reply_to=options.get("reply_to"),
+        correlation_id=options.get("task_id"),
     )
 
 
@@ -203,7 +205,8 @@ def _fail(
     if task_id is None:
         return
     try:
-        app.backend.store_result(task_id, exc, states.FAILURE, traceback=tb_text)
+        request = request_for(sig)  # rpc:// sends the state to the caller it names
+        app.backend.store_result(task_id, exc, states.FAILURE, traceback=tb_text, request=request)
     except Exception as error:
         logger.warning("could not record that %s will not run: %r", task_id, error)
     for raw in reversed(_as_list(options.get("chain"))):

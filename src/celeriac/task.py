@@ -452,6 +452,7 @@ class Task(Generic[P, R]):
             "soft_time_limit": soft,
             "expires": request.expires,
             "idempotency_key": request.idempotency_key,
+            "reply_to": request.reply_to,  # rpc://: the retry still answers the caller
             "headers": custom_headers(request.headers) or None,  # a retry keeps them
             "stamped_headers": request.stamped_headers or None,  # and its stamps
         }

@@ -20,7 +20,7 @@ PROJECT = textwrap.dedent(
     from celeriac import Celery
 
     app = Celery(
-        "proj", broker=os.environ["BROKER"], backend="rpc://",
+        "proj", broker=os.environ["BROKER"], backend="amqp://",
         broker_transport_options={"key_prefix": os.environ["PREFIX"]},
     )
 
@@ -32,7 +32,7 @@ PROJECT = textwrap.dedent(
 )
 
 
-def test_a_worker_with_an_rpc_backend_exits_at_start_with_one_line(
+def test_a_worker_with_celery4s_amqp_backend_exits_at_start_with_one_line(
     tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
     (tmp_path / "proj.py").write_text(PROJECT)
@@ -51,8 +51,8 @@ def test_a_worker_with_an_rpc_backend_exits_at_start_with_one_line(
         output = (done.stdout + done.stderr).strip()
         assert done.returncode == EX_CONFIG, output
         [line] = output.splitlines()
-        assert line.startswith("Error: result_backend has scheme 'rpc': celeriac does not offer")
-        assert "redis://localhost:6379/1" in line
+        assert line.startswith("Error: result_backend has scheme 'amqp': the amqp result")
+        assert "result_backend='rpc://'" in line
         assert producer.broker.queue_length("celery") == 1  # not taken, so not lost
     finally:
         producer.close()

@@ -16,15 +16,33 @@ def backend_error(url: str) -> str:
     return str(caught.value)
 
 
-@pytest.mark.parametrize("url", ["rpc://", "amqp://guest:secret@rabbit//", "pyamqp://"])
-def test_an_rpc_or_amqp_result_backend_is_refused_and_redis_is_named(url: str) -> None:
+@pytest.mark.parametrize("url", ["amqp://guest:secret@rabbit//", "amqps://", "pyamqp://"])
+def test_celery4s_amqp_result_backend_is_refused_and_rpc_is_named(url: str) -> None:
     message = backend_error(url)
     scheme = url.partition("://")[0]
     assert f"result_backend has scheme {scheme!r}" in message
-    assert "does not offer the rpc/amqp result backend" in message
+    assert "the amqp result backend was removed in Celery 5" in message
+    assert "result_backend='rpc://'" in message
     assert "result_backend='redis://localhost:6379/1'" in message
-    assert "cache+memory://" in message and "secret" not in message
-    assert "\n" not in message
+    assert "secret" not in message and "\n" not in message
+
+
+def test_rpc_builds_the_reply_backend_on_the_apps_broker() -> None:
+    from celeriac.results.rpc import RpcBackend
+
+    app = Celery("urls", broker="memory://", backend="rpc://", set_as_current=False)
+    try:
+        assert isinstance(app.backend, RpcBackend)
+        assert app.backend.broker is app.broker
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("url", ["rpc://guest@rabbit//", "rpc://host", "rpc:///x", "rpc://?a=1"])
+def test_an_rpc_url_with_a_host_or_options_is_refused(url: str) -> None:
+    message = backend_error(url)
+    assert "takes no host, path or options" in message
+    assert "result_backend='rpc://'" in message and "\n" not in message
 
 
 def test_an_unknown_result_backend_names_its_scheme_and_the_ones_there_are() -> None:

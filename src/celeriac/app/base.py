@@ -186,6 +186,7 @@ class Celeriac:
                 result_options(conf, url),  # with the redis_* settings on Redis
                 record_format=wire_formats(conf.wire_format)[1],
                 database=database_settings(conf),  # for a db+ store
+                broker=lambda: self.broker,  # rpc:// answers through the broker
             )
             self._backend.extended = bool(conf.result_extended)
         return self._backend
@@ -261,10 +262,10 @@ class Celeriac:
         return Control(self)
 
     def close(self) -> None:
+        if self._backend is not None:  # first: rpc://'s reply topic is on the broker
+            self._backend.close()
         if self._broker is not None:
             self._broker.close()
-        if self._backend is not None:
-            self._backend.close()
 
     # -- tasks ------------------------------------------------------------------------------
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -25,13 +25,16 @@ if TYPE_CHECKING:
 
 _REDIS = ("redis", "rediss", "unix", "sentinel")
 _AMQP = ("amqp", "amqps", "pyamqp")
-# Celery's result backends over AMQP: asked for by name, so the error answers them by name.
-_RPC = {"rpc", "amqp", "amqps", "pyamqp"}
+# Celery 4's amqp result backend (removed in Celery 5): answered by name, with rpc:// as the fix.
+_OLD_AMQP_BACKEND = {"amqp", "amqps", "pyamqp"}
 _BROKERS = (
     "redis://, rediss://, unix://, sentinel:// (Redis), amqp://, amqps:// (RabbitMQ) or "
     "memory:// (one process)"
 )
-_BACKENDS = "redis://, rediss://, unix://, sentinel:// (Redis) or cache+memory:// (one process)"
+_BACKENDS = (
+    "redis://, rediss://, unix://, sentinel:// (Redis), rpc:// (back to the caller, "
+    "through the broker) or cache+memory:// (one process)"
+)
 # Celery's database result store: 'db+<SQLAlchemy URL>', or 'database' with database_url.
 _DATABASE = ("db", "database")
 DATABASE_SETTINGS = (
@@ -143,7 +146,10 @@ def create_backend(
     transport_options: Mapping[str, Any] | None = None,
     record_format: RecordFormat | None = None,
     database: Mapping[str, Any] | None = None,
+    broker: Callable[[], Broker] | None = None,
 ) -> ResultBackend:
+    """The result store ``url`` names; ``broker`` gives the app's broker, which rpc://
+    sends results through (built only when the store first needs it)."""
     if url is None:
         return DisabledBackend()
     scheme = _scheme(url)
@@ -167,12 +173,14 @@ def create_backend(
             ) from exc
         prefix = str(transport_options.get("key_prefix", "celeriac"))
         return RedisBackend(url, key_prefix=prefix, transport_options=transport_options, **options)
-    if scheme in _RPC:
+    if scheme == "rpc":
+        return _rpc_backend(url, broker, options)
+    if scheme in _OLD_AMQP_BACKEND:
         raise ImproperlyConfigured(
-            f"result_backend has scheme {scheme!r}: celeriac does not offer the rpc/amqp "
-            f"result backend; store results in Redis, e.g. result_backend="
-            f"'redis://localhost:6379/1' (it works beside a RabbitMQ broker), or "
-            f"'cache+memory://' in tests. Result backends: {_BACKENDS}"
+            f"result_backend has scheme {scheme!r}: the amqp result backend was removed in "
+            f"Celery 5 and celeriac does not offer it; set result_backend='rpc://' (results "
+            f"sent back to the caller through the broker), or store them in Redis, e.g. "
+            f"result_backend='redis://localhost:6379/1'. Result backends: {_BACKENDS}"
         )
     raise ImproperlyConfigured(
         f"result_backend has {_named(scheme)}, which no celeriac result backend serves: set "
@@ -229,6 +237,25 @@ def _callable(setting: str, value: Any) -> Any:
     if value is not None and not callable(value):
         raise ImproperlyConfigured(f"{setting} must be callable, not {value!r}")
     return value
+
+
+def _rpc_backend(
+    url: str, broker: Callable[[], Broker] | None, options: dict[str, Any]
+) -> ResultBackend:
+    from celeriac.results.rpc import RpcBackend
+
+    parts = urlsplit(url)
+    if parts.netloc or parts.path not in ("", "/") or parts.query:
+        raise ImproperlyConfigured(
+            "result_backend 'rpc://' takes no host, path or options: results travel "
+            "through the broker that broker_url names. Set result_backend='rpc://'"
+        )
+    if broker is None:
+        raise ImproperlyConfigured(
+            "result_backend 'rpc://' sends results through the app's broker: build it "
+            "from an app (Celery(broker=..., backend='rpc://')), or RpcBackend(broker) by hand"
+        )
+    return RpcBackend(broker, **options)
 
 
 def embedded_results_url() -> str | None:

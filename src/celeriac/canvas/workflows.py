@@ -21,7 +21,7 @@ from typing import Any, TypeVar, cast
 from celeriac import followups, states
 from celeriac.canvas import stamping
 from celeriac.canvas.signature import AnyResult, ResultT, Signature, maybe_signature, new_id
-from celeriac.exceptions import ChordError, ImproperlyConfigured
+from celeriac.exceptions import ChordError
 from celeriac.result import EagerResult, GroupResult
 
 W = TypeVar("W", bound="_Workflow")
@@ -152,10 +152,15 @@ class chain(_Workflow[AnyResult]):
     ) -> AnyResult:
         if _eager(self.app):
             return self.apply(args, kwargs, **options)
+        if any(isinstance(step, chord) for step in self.tasks):  # refused here, not mid-chain
+            self.app.backend.ensure_chords_allowed()
         frozen = self.clone()
         rest = list(options.pop("chain", None) or ())
         result = frozen.freeze(options.pop("task_id", None))
         first, *others = frozen.tasks
+        reply_to = options.get("reply_to") or self.app.backend.reply_address()
+        for step in others if reply_to else ():  # rpc://: every step answers this caller
+            step.options.setdefault("reply_to", reply_to)
         # The rest travels reversed, so each task pops the next step off the end.
         following = rest + [dict(step) for step in reversed(others)]
         call_options = {**frozen.options, **options}
@@ -417,12 +422,7 @@ class chord(_Workflow[AnyResult]):
         app = self.app
         if _eager(app):
             return self.apply(args, kwargs, **options)
-        if not app.backend.keeps_results:
-            raise ImproperlyConfigured(
-                "a chord needs a result backend that its workers share: its body is sent "
-                "by the header task that finishes last, after reading every header result. "
-                "Set result_backend (e.g. 'redis://...'), or use a chain or group instead."
-            )
+        app.backend.ensure_chords_allowed()  # no store, or one only the caller reads
         frozen = self.clone()
         rest = options.pop("chain", None)
         if rest:  # steps follow this chord: they follow its body
