@@ -20,6 +20,7 @@ from celeriac._context import get_current_request, set_current_app, set_default_
 from celeriac.app import builtins, entrypoints, shared
 from celeriac.app.amqp import AMQP
 from celeriac.app.annotations import apply_annotation, resolve_annotations
+from celeriac.app.broker_connection import Connection
 from celeriac.app.connections import (
     create_backend,
     create_broker,
@@ -231,6 +232,20 @@ class Celeriac:
     def amqp(self) -> AMQP:
         """Celery's ``app.amqp``: ``app.amqp.queues`` (with ``select_add``), ``router``."""
         return AMQP(self)
+
+    def connection_for_write(self, url: str | None = None) -> Connection:
+        """A handle on the broker (``url``, else the app's) to send through:
+        ``with app.connection_for_write() as conn: add.apply_async((2, 2), connection=conn)``."""
+        return Connection(self, url)
+
+    def connection_for_read(self, url: str | None = None) -> Connection:
+        """A handle on the broker (``url``, else the app's); celeriac reads and writes
+        through the same broker."""
+        return Connection(self, url)
+
+    def connection(self, hostname: str | None = None) -> Connection:
+        """``connection_for_write``; ``hostname`` is a broker URL, as in Celery."""
+        return Connection(self, hostname)
 
     def producer_or_acquire(
         self, producer: Producer | None = None

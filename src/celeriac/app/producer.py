@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from celeriac import signals
 from celeriac._context import get_current_request
-from celeriac.app.sending import RetryPolicy, chosen_sender
+from celeriac.app.broker_connection import Connection
+from celeriac.app.sending import BrokerSender, RetryPolicy, chosen_sender
 from celeriac.brokers.base import MIN_PRIORITY, OutboundMessage, check_priority
 from celeriac.canvas.signature import signature_dicts
 from celeriac.canvas.stamping import stamp_names, stamps_in
@@ -289,4 +290,7 @@ class Producer:
         retry = conf.task_publish_retry if retry is None else retry
         policy = self._retry_policy(route)
         sender = chosen_sender(self.app) or self.app.sender
+        connection = route.get("connection")
+        if isinstance(connection, Connection) and connection.owned:
+            sender = BrokerSender(connection.broker)  # apply_async(connection=) to another broker
         sender.send(outbound, RetryPolicy.from_options(bool(retry), policy))

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import click
 
-from celeriac.app.connections import create_broker
+from celeriac.app.broker_connection import broker_for_url
+from celeriac.app.routing import declared_queues
 from celeriac.brokers.base import Broker, Delivery, OutboundMessage
 from celeriac.cli.base import CLIContext, CLIError
 from celeriac.cli.worker import split_queues
@@ -99,21 +100,10 @@ async def _move(
 
 
 def _brokers(obj: CLIContext, source: str, dest: str) -> tuple[Broker, Broker, list[str]]:
-    """Both brokers, built with the app's transport settings when ``-A`` is given."""
+    """Both brokers, built with the app's broker settings when ``-A`` is given."""
     conf = obj.load_app().conf if obj.app_spec else Settings()
-    default = [str(q) for q in (conf.task_queues or {})] or [conf.task_default_queue]
-    brokers = [
-        create_broker(
-            url,
-            conf.broker_transport_options,
-            conf.task_delivery_limit,
-            conf.broker_use_ssl,
-            heartbeat=conf.broker_heartbeat,
-            connect_timeout=conf.broker_connection_timeout,
-        )
-        for url in (source, dest)
-    ]
-    return brokers[0], brokers[1], default
+    default = [str(q) for q in declared_queues(conf.task_queues)] or [conf.task_default_queue]
+    return broker_for_url(conf, source), broker_for_url(conf, dest), default
 
 
 @click.command("migrate", short_help="Move task messages from one broker to another.")

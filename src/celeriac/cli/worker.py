@@ -168,6 +168,17 @@ def no_prefetch(multiplier: int | None) -> int:
     return 1
 
 
+def config_from_args(app: Any, args: list[str]) -> None:
+    """Settings after the options (``worker -- .concurrency=4 task_acks_late=false``), read
+    by ``app.config_from_cmdline`` in the ``worker`` namespace, as Celery's worker does."""
+    if not args:
+        return
+    try:
+        app.config_from_cmdline(args, namespace="worker")
+    except ValueError as exc:
+        raise CLIError(f"cannot read the settings after the options: {exc}") from exc
+
+
 def set_time_limits(app: Any, hard: float | None, soft: float | None) -> None:
     """``--time-limit``/``--soft-time-limit``: this worker's ``task_time_limit`` and
     ``task_soft_time_limit``, as in Celery (a task's or a call's own limit still wins)."""
@@ -205,7 +216,11 @@ POSITIVE = click.IntRange(min=1)
 SECONDS = click.FloatRange(min=0, min_open=True)
 
 
-@click.command("worker", short_help="Start a worker.", context_settings={"max_content_width": 100})
+@click.command(
+    "worker",
+    short_help="Start a worker.",
+    context_settings={"max_content_width": 100, "allow_extra_args": True},
+)
 @click.option("-l", "--loglevel", type=LOGLEVEL, help="Log level (default: WARNING).")
 @click.option("-f", "--logfile", type=click.Path(dir_okay=False), help="Log here, not stderr.")
 @click.option("-Q", "--queues", multiple=True, help="Queues to consume, comma-separated.")
@@ -294,6 +309,7 @@ def worker_command(
     if disable_prefetch:
         options["prefetch_multiplier"] = no_prefetch(options.get("prefetch_multiplier"))
     app = obj.load_app()
+    config_from_args(app, click.get_current_context().args)
     set_time_limits(app, time_limit, soft_time_limit)
     import_modules(include)
     kwargs = worker_kwargs(**options)
@@ -323,6 +339,7 @@ __all__ = [
     "ConfigError",
     "WorkerKwargs",
     "check_pool",
+    "config_from_args",
     "expand_hostname",
     "import_modules",
     "no_prefetch",

@@ -1,0 +1,94 @@
+"""``app.connection_for_write()`` / ``connection_for_read()`` / ``connection()``: a handle
+on a broker, for the places Celery code passes a kombu ``Connection`` around.
+
+App core. A ``Connection`` names a broker: the app's own (no URL, or the app's
+``broker_url``), shared with the app and never closed by the handle, or another one built
+from a URL with the app's transport settings, which the handle owns and closes on
+``release()`` or at the end of its ``with`` block. ``task.apply_async(connection=conn)``
+sends through it. It is not a kombu connection: it has no channels, and raw publishing
+goes through ``apply_async``/``send_task`` (see docs/differences-from-celery.md).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from celeriac.app.connections import create_broker, wire_formats
+from celeriac.brokers.base import Broker
+
+if TYPE_CHECKING:
+    from celeriac.app.base import Celeriac
+
+_PASSWORD = re.compile(r"(://[^:/@;]*:)[^@;]*(@)")
+
+
+def broker_for_url(conf: Any, url: str) -> Broker:
+    """A broker for ``url`` built with the app's broker settings (transport options,
+    TLS, heartbeat, timeouts, delivery limit, wire format), as ``app.broker`` is."""
+    return create_broker(
+        url,
+        conf.broker_transport_options,
+        conf.task_delivery_limit,
+        conf.broker_use_ssl,
+        heartbeat=conf.broker_heartbeat,
+        connect_timeout=conf.broker_connection_timeout,
+        wire_format=wire_formats(conf.wire_format)[0],
+    )
+
+
+class Connection:
+    """A handle on a broker: ``with app.connection_for_write() as conn: ...``."""
+
+    def __init__(self, app: Celeriac, url: str | None = None) -> None:
+        if url is not None and not isinstance(url, str):
+            raise TypeError(f"a broker URL is a string, not {type(url).__name__}")
+        self.app = app
+        self.url = url
+        # Another broker than the app's: this handle builds it, and closes it.
+        self.owned = url is not None and url != app.conf.broker_url
+        self._broker: Broker | None = None
+
+    @property
+    def broker(self) -> Broker:
+        """The broker this handle sends to (built on first use)."""
+        if not self.owned:
+            return self.app.broker
+        if self._broker is None:
+            assert self.url is not None
+            self._broker = broker_for_url(self.app.conf, self.url)
+        return self._broker
+
+    def as_uri(self, include_password: bool = False) -> str:
+        """The broker's URL (its password masked unless ``include_password``)."""
+        url = self.url if self.owned else self.app.conf.broker_url
+        url = str(url if url is not None else getattr(self.broker, "url", "memory://"))
+        return url if include_password else _PASSWORD.sub(r"\1**\2", url)
+
+    def ensure_connection(self) -> Connection:
+        """Reach the broker now (one round trip); raises ``BrokerConnectionError`` if it
+        cannot be reached, or ``BrokerAccessRefused`` if it refuses the login."""
+        self.broker.queue_length(str(self.app.conf.task_default_queue))
+        return self
+
+    connect = ensure_connection
+
+    def release(self) -> None:
+        """Close the broker if this handle built it (the app's own stays open)."""
+        if self._broker is not None:
+            self._broker.close()
+            self._broker = None
+
+    close = release
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.as_uri()}{'' if self.owned else ' (the app broker)'}>"
+
+
+__all__ = ["Connection", "broker_for_url"]
