@@ -3,15 +3,18 @@
 Every engine writes it with ``encode`` and every reader (the worker, the RabbitMQ record
 reader) reads it with ``decode``, so the format is defined here and nowhere else. It is
 JSON: ``{"revoke": [ids], "terminate": bool, "signal": "SIGTERM", "ttl": s, "at": unix}``.
-Pure logic: imports the stdlib only.
+A revocation by stamped header (``revoke_by_stamped_headers``) is recorded and announced
+the same way, as keys beside the task ids: ``stamp:`` and the JSON of ``[name, value]``
+(``stamp_key``), one per value. Pure logic: imports the stdlib only.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 #: The channel topic revocations are announced on (a broadcast topic).
 TOPIC = "celeriac.revocations"
@@ -72,3 +75,68 @@ def decode(data: bytes | str) -> Notice | None:
         return Notice(tuple(ids), ttl, sent_at, bool(body.get("terminate")), signal)
     except (ValueError, TypeError, AttributeError):
         return None
+
+
+# -- revocations by stamped header --------------------------------------------------------
+STAMP_PREFIX = "stamp:"
+
+#: A stamp in the form revocations compare it: (name, the value's canonical JSON).
+Stamp = tuple[str, str]
+
+
+def canonical(value: Any) -> str:
+    """A stamp value as revocations compare it: JSON with sorted keys (``1`` and ``"1"``
+    differ, as they do on the wire)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _each(value: Any) -> list[Any]:
+    """A list of values stands for each of them, as in Celery (either side may be one)."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def stamp_keys(headers: Mapping[str, Any]) -> list[str]:
+    """The record's keys for ``{name: value or [values]}``: one per (name, value)."""
+    keys = []
+    for name, value in headers.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a stamped header's name must be a non-empty string, not {name!r}")
+        for item in _each(value):
+            try:
+                keys.append(STAMP_PREFIX + canonical([name, item]))
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"the value {item!r} of stamped header {name!r} is not JSON data: stamps "
+                    "are compared as they travel (strings, numbers, lists...)"
+                ) from None
+    return keys
+
+
+def is_stamp_key(key: str) -> bool:
+    return key.startswith(STAMP_PREFIX + "[")
+
+
+def parse_stamp_key(key: str) -> Stamp | None:
+    """The stamp a record key revokes; None for a task id (or anything unreadable)."""
+    if not is_stamp_key(key):
+        return None
+    try:
+        name, value = json.loads(key[len(STAMP_PREFIX) :])
+    except (ValueError, TypeError):
+        return None
+    return (name, canonical(value)) if isinstance(name, str) else None
+
+
+def stamps_of(stamps: Mapping[str, Any]) -> Iterator[Stamp]:
+    """A task's stamps (``request.stamps``) in the form revocations compare them."""
+    for name, value in stamps.items():
+        for item in _each(value):
+            try:
+                yield (name, canonical(item))
+            except (TypeError, ValueError):  # not JSON data: no revocation can name it
+                continue
+
+
+def revoking_stamp(stamps: Mapping[str, Any], revoked: Callable[[Stamp], bool]) -> Stamp | None:
+    """The first of a task's stamps for which ``revoked`` holds; None if none does."""
+    return next((stamp for stamp in stamps_of(stamps) if revoked(stamp)), None)

@@ -232,7 +232,8 @@ class Consumer:
             return self.rate_limits.wait_for(task)
 
     def _revoked(self, job: HeldJob) -> bool:
-        return self.revocations is not None and self.revocations.is_revoked(str(job.request.id))
+        revocations, request = self.revocations, job.request
+        return revocations is not None and revocations.is_revoked(str(request.id), request.stamps)
 
     async def _discard_revoked(
         self, job: HeldJob, *, terminated: bool, acked: bool = False

@@ -1,4 +1,5 @@
-"""``Revocations``: the worker's own copy of the revoked task ids, kept in step by the broker.
+"""``Revocations``: the worker's own copy of the revoked task ids and stamped headers, kept
+in step by the broker.
 
 Runtime: imports ``brokers.base``, ``messages.revocation``, ``worker.connection`` and the
 stdlib. ``start`` subscribes to the broker's ``REVOCATIONS`` topic first and then loads the
@@ -6,7 +7,8 @@ live revocations (so none falls in between); from then on ``is_revoked`` answers
 memory, with no broker round trip per message. After an outage of the subscription, the
 live revocations are loaded again (what was announced meanwhile is not missed; a terminate
 request sent then is). Each id is forgotten when its revocation ends. Terminate requests go
-to ``on_terminate``.
+to ``on_terminate``; for a revocation by stamped header, once per running task (``running``)
+that carries a revoked stamp.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
+from typing import Any
 
 from celeriac.brokers.base import REVOCATIONS, Broker, Revocation, Subscription
 from celeriac.exceptions import BrokerError
@@ -29,6 +32,8 @@ SWEEP_EVERY = 60.0  # seconds between sweeps of ended revocations
 
 #: ``on_terminate(task_id, signal_name)``: stop that task if it runs here (the pool's job).
 TerminateCallback = Callable[[str, str], None]
+#: ``running()``: the tasks running here now, as (task id, its stamps).
+RunningTasks = Callable[[], Iterable[tuple[str, Mapping[str, Any]]]]
 
 
 class Revocations:
@@ -39,12 +44,15 @@ class Revocations:
         broker: Broker,
         on_terminate: TerminateCallback | None = None,
         *,
+        running: RunningTasks | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.broker = broker
         self.on_terminate = on_terminate
+        self.running = running
         self._clock = clock
         self._ends: dict[str, float] = {}  # task id -> clock() time it is forgotten
+        self._stamp_ends: dict[revocation.Stamp, float] = {}  # a revoked stamp -> the same
         self._subscription: Subscription | None = None
         self._follower: asyncio.Task[None] | None = None
         self._swept_at = -math.inf
@@ -119,41 +127,66 @@ class Revocations:
     ) -> None:
         await self.stop()
 
-    def is_revoked(self, task_id: str) -> bool:
-        """O(1), from memory: must this task be skipped (not run, result REVOKED)?"""
+    def is_revoked(self, task_id: str, stamps: Mapping[str, Any] | None = None) -> bool:
+        """From memory: must this task be skipped (not run, result REVOKED)? By its id, or,
+        given its stamps (``request.stamps``), by one of them."""
         ends = self._ends.get(task_id)
-        if ends is None:
+        if ends is not None:
+            if ends > self._clock():
+                return True
+            del self._ends[task_id]
+        if not stamps or not self._stamp_ends:
             return False
-        now = self._clock()
-        if ends > now:
-            return True
-        del self._ends[task_id]
-        return False
+        stamp = revocation.revoking_stamp(stamps, self._stamp_revoked)
+        if stamp is not None:
+            logger.info("task %s is revoked by its stamped header %s=%s", task_id, *stamp)
+        return stamp is not None
 
-    __contains__ = is_revoked
+    def _stamp_revoked(self, stamp: revocation.Stamp) -> bool:
+        ends = self._stamp_ends.get(stamp)
+        return ends is not None and ends > self._clock()
+
+    def __contains__(self, task_id: str) -> bool:
+        return self.is_revoked(task_id)
 
     def __len__(self) -> int:
         """The revocations in force (ended ones may linger until the next sweep)."""
-        return len(self._ends)
+        return len(self._ends) + len(self._stamp_ends)
 
     def apply(self, revocation: Revocation) -> None:
-        """Take in an announcement: remember its ids; terminate them if it asks."""
+        """Take in an announcement: remember its ids and stamps; terminate if it asks."""
         self._remember(revocation.expires)
         if not revocation.terminate or self.on_terminate is None:
             return
-        for task_id in revocation.task_ids:
+        for task_id in self._to_terminate(revocation.task_ids):
             try:
                 self.on_terminate(task_id, revocation.signal)
             except Exception:  # one failed kill must not stop the others, or the watch
                 logger.exception("could not terminate revoked task %s", task_id)
 
+    def _to_terminate(self, keys: Iterable[str]) -> list[str]:
+        """The revoked ids, and the running tasks that carry one of the revoked stamps."""
+        keys = list(keys)
+        ids = [key for key in keys if not revocation.is_stamp_key(key)]
+        stamps = {s for s in map(revocation.parse_stamp_key, keys) if s is not None}
+        if stamps and self.running is not None:
+            for task_id, carried in self.running():
+                if revocation.revoking_stamp(carried, stamps.__contains__) is not None:
+                    ids.append(task_id)
+        return ids
+
     def _remember(self, ends: Mapping[str, float]) -> None:
-        """``ends`` are unix times (``time.time()``); kept on this object's clock."""
+        """``ends`` are unix times (``time.time()``); kept on this object's clock. A key is
+        a task id, or a revoked stamp (``messages.revocation.stamp_key``)."""
         offset = self._clock() - time.time()
-        for task_id, at in ends.items():
+        for key, at in ends.items():
             at += offset
-            if at > self._ends.get(task_id, -math.inf):
-                self._ends[task_id] = at
+            stamp = revocation.parse_stamp_key(key)
+            if stamp is not None:
+                if at > self._stamp_ends.get(stamp, -math.inf):
+                    self._stamp_ends[stamp] = at
+            elif at > self._ends.get(key, -math.inf):
+                self._ends[key] = at
         self._sweep()
 
     def _sweep(self) -> None:
@@ -162,3 +195,4 @@ class Revocations:
             return
         self._swept_at = now
         self._ends = {task_id: at for task_id, at in self._ends.items() if at > now}
+        self._stamp_ends = {stamp: at for stamp, at in self._stamp_ends.items() if at > now}

@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celeriac import signals
@@ -234,7 +234,9 @@ class Worker:
         self._check_rate_limit_scopes()
         signals.worker_init.send(sender=self)
         # Revocations survive restarts (they live in the broker); follow new ones live.
-        self.revocations = Revocations(self.app.broker, on_terminate=self._terminate)
+        self.revocations = Revocations(
+            self.app.broker, on_terminate=self._terminate, running=self._running_stamps
+        )
         if not await reach_broker(self._reach_broker, self.retry_policy, self._stop):
             return False
         if self.app.conf.worker_tune_gc and self.install_signal_handlers:
@@ -295,6 +297,11 @@ class Worker:
         self.cold = how == "cold" or self._how == "cold"
         await self.pool.stop(terminate=self.cold)
         return self._exit_code
+
+    def _running_stamps(self) -> list[tuple[str, Mapping[str, Any]]]:
+        """The tasks running here, with their stamps (a revoke by stamped header)."""
+        running = self.consumer.running if self.consumer is not None else {}
+        return [(task_id, job.request.stamps) for task_id, job in running.items()]
 
     def _terminate(self, task_id: str, signal_name: str) -> None:
         """A revoke with terminate=True: stop that task if it runs here."""
