@@ -109,6 +109,17 @@ class chain(_Workflow[AnyResult]):
         joined = chain(*self.tasks, other, app=self._app_or_none(), **self.options)
         return joined._restore(self)
 
+    def unchain_tasks(self) -> list[Signature]:
+        """Copies of the steps, with the chain's own callbacks on the last one and its
+        errbacks on each (what the chain's options would have done)."""
+        tasks = [task.clone() for task in self.tasks]
+        for callback in _as_list(self.options.get("link")):
+            tasks[-1].link(callback)
+        for errback in _as_list(self.options.get("link_error")):
+            for task in tasks:
+                task.link_error(errback)
+        return tasks
+
     def link(self, callback: Mapping[str, Any]) -> Mapping[str, Any]:
         """Called with the chain's result: linked to its last task."""
         return self.tasks[-1].link(callback)
@@ -323,6 +334,10 @@ class group(_Workflow[GroupResult]):
     def __call__(self, *args: Any, **kwargs: Any) -> GroupResult:
         return self.apply_async(args, kwargs)
 
+    def __len__(self) -> int:
+        """The number of members, as Celery's (not the dict's number of fields)."""
+        return len(self.tasks)
+
     def skew(self, start: float = 1.0, stop: float | None = None, step: float = 1.0) -> group:
         """Spread the members out: countdowns ``start``, ``start + step``, ... (held at
         ``stop`` once reached)."""
@@ -376,6 +391,10 @@ class chord(_Workflow[AnyResult]):
     @property
     def tasks(self) -> list[Signature]:
         return self.header.tasks
+
+    def __length_hint__(self) -> int:
+        """The number of header tasks (a group in the header adds its members)."""
+        return len(self.header.tasks)
 
     @property
     def body(self) -> Signature:
@@ -489,6 +508,12 @@ def _normalize(steps: list[Signature], app: Any) -> list[Signature]:
         else:
             normalized.append(step)
     return normalized
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, Mapping) else list(value)
 
 
 def _flatten(members: list[Signature]) -> list[Signature]:
