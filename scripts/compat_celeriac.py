@@ -26,6 +26,7 @@ class Found:
 
     present: bool
     inert: str | None = None  # present but does nothing: why (read from the code)
+    default_differs: str | None = None  # a setting whose default is not Celery's: Celery's
 
 
 ABSENT = Found(False)
@@ -100,7 +101,7 @@ def setting_found(name: str) -> Found:
         return ABSENT
     if setting.not_in_effect:
         return Found(True, f"declared but not in effect: {setting.not_in_effect}")
-    return PRESENT
+    return Found(True, default_differs=setting.differs)
 
 
 def _cli_commands() -> set[str]:

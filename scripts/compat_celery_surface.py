@@ -59,17 +59,16 @@ DOCUMENTED_PATHS = [
     "celery.contrib.sphinx",
 ]
 
-BUILTIN_MEMBERS = set(dir(object)) | set(dir(dict))
-
 
 def public(names: Any) -> list[str]:
     return sorted({n for n in names if not n.startswith("_")})
 
 
 def members(cls: type, instance: Any = None, *, minus: type | None = None) -> list[str]:
-    """Public members of ``cls`` and ``instance``, without builtins' or ``minus``'s."""
+    """Public members of ``cls`` and ``instance``, without those of ``object`` (of ``dict``
+    for the dict-based signatures) or of ``minus``."""
     names = set(dir(cls)) | (set(dir(instance)) if instance is not None else set())
-    names -= BUILTIN_MEMBERS
+    names -= set(dir(dict)) if issubclass(cls, dict) else set(dir(object))
     if minus is not None:
         names -= set(dir(minus))
     return public(names)

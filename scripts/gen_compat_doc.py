@@ -146,6 +146,9 @@ def judge(group: str, name: str, found: Found, anchors: set[str]) -> tuple[Row, 
     if works:
         if note is not None and exact:
             return Row(name, SAME, ""), [f"{where}: celeriac has it now; drop its note"], False
+        if found.default_differs is not None:  # declared so in config/settings.py
+            text = f"Default differs (Celery: `{found.default_differs}`); see [Configuration]"
+            return Row(name, DIFFERS, text + "(configuration.md)."), [], False
         return Row(name, SAME, ""), [], False
     if note is not None:  # absent (or inert) with a reason
         return Row(name, ABSENT, note.text), [], False
