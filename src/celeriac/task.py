@@ -162,6 +162,8 @@ class Task(Generic[P, R]):
     retry_backoff: bool | float = False
     retry_backoff_max: float = 600
     retry_jitter: bool = True
+    # @app.task(pydantic=True): the body's pydantic wrapper (app.pydantic_models), or None.
+    _pydantic: ClassVar[Any] = None
 
     # -- identity and context ---------------------------------------------------------------
     @property
@@ -281,6 +283,20 @@ class Task(Generic[P, R]):
                 options.setdefault(option, value)
         return options
 
+    def dump_model_arguments(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> tuple[Sequence[Any], Mapping[str, Any]]:
+        """With ``pydantic=True``: the pydantic models passed, as the plain data the task
+        validates back into them (pickle sends models as they are)."""
+        if self._pydantic is None:
+            return args, kwargs
+        serializer = options.get("serializer") or self.serializer or self.app.conf.task_serializer
+        if serializer == "pickle":
+            return args, kwargs
+        return cast(
+            "tuple[Sequence[Any], Mapping[str, Any]]", self._pydantic.dump_arguments(args, kwargs)
+        )
+
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         return self.apply_async(args, kwargs)
 
@@ -296,6 +312,9 @@ class Task(Generic[P, R]):
         **options: Any,
     ) -> AsyncResult[R]:
         args, kwargs = tuple(args or ()), dict(kwargs or {})
+        if self._pydantic is not None:
+            dumped_args, dumped_kwargs = self.dump_model_arguments(args, kwargs, options)
+            args, kwargs = tuple(dumped_args), dict(dumped_kwargs)
         app = self.app
         if app.conf.task_always_eager:
             self.check_call(args, kwargs, options)

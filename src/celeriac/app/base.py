@@ -31,6 +31,8 @@ from celeriac.app.connections import (
 from celeriac.app.control import Control
 from celeriac.app.engine_options import broker_options, result_options
 from celeriac.app.producer import Producer
+from celeriac.app.pydantic_models import OPTIONS as PYDANTIC_OPTIONS
+from celeriac.app.pydantic_models import PydanticTask
 from celeriac.app.registry import TaskRegistry
 from celeriac.app.report import bugreport
 from celeriac.app.routing import Router
@@ -342,16 +344,23 @@ class Celeriac:
         name: str | None = None,
         base: type[BaseTask[Any, Any]] | None = None,
         bind: bool = False,
+        pydantic: bool = False,
         **options: Any,
     ) -> BaseTask[Any, Any]:
         name = name or self.gen_task_name(fun.__name__, fun.__module__)
         if name in self._tasks:
             return cast("BaseTask[Any, Any]", self._tasks[name])
         parent = self._bind_base(base) if base is not None else self.Task
+        models = _pydantic_options(name, pydantic, options)
         check_task_options(name, parent, options)
+        body, wrapper = fun, None
+        if pydantic:  # validate model arguments in, dump a returned model out
+            wrapper = PydanticTask(self, fun, name, bound=bind, **models)
+            body = wrapper.wrap()
         attributes = {
             "name": name,
-            "run": fun if bind else staticmethod(fun),
+            "run": body if bind else staticmethod(body),
+            "_pydantic": wrapper,
             "__doc__": fun.__doc__,
             "__module__": fun.__module__,
             "__qualname__": getattr(fun, "__qualname__", fun.__name__),
@@ -461,6 +470,7 @@ class Celeriac:
             task_id = options.pop("task_id", None) or new_id()
             task = self.tasks.get(name)
             if task is not None:
+                args, kwargs = task.dump_model_arguments(args, kwargs, options)
                 task.outgoing_options(args, kwargs, options)
             prepared.append((name, args, kwargs, task_id, task, options))
         return self.producer.send_many(prepared)
@@ -509,6 +519,20 @@ def check_task_options(
     if options.get("rate_limit") is not None:
         parse_rate(options["rate_limit"])
     check_scope(options.get("rate_limit_scope"))
+
+
+def _pydantic_options(name: str, pydantic: bool, options: dict[str, Any]) -> dict[str, Any]:
+    """Take ``pydantic_strict``, ``pydantic_context`` and ``pydantic_dump_kwargs`` out of
+    ``options``; they mean something only with ``pydantic=True``."""
+    taken = {
+        key.removeprefix("pydantic_"): options.pop(key)
+        for key in PYDANTIC_OPTIONS[1:]
+        if key in options
+    }
+    if taken and not pydantic:
+        given = ", ".join(f"pydantic_{key}=" for key in taken)
+        raise TypeError(f"@app.task: {given} for task {name!r} needs pydantic=True as well")
+    return taken
 
 
 def _result_accept(conf: Settings) -> list[str]:

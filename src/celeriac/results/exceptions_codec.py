@@ -33,10 +33,13 @@ def encode_exception(exc: BaseException) -> dict[str, Any]:
             "exc_module": exc.exc_module,
             "exc_message": _safe_args(exc.args),
         }
+    # An exception that keeps its message outside args (pydantic's ValidationError) is
+    # stored with its text, so the caller still reads what went wrong.
+    args = exc.args if exc.args or not str(exc) else (str(exc),)
     return {
         "exc_type": cls.__qualname__,
         "exc_module": cls.__module__,
-        "exc_message": _safe_args(exc.args),
+        "exc_message": _safe_args(args),
     }
 
 
