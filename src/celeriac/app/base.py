@@ -25,7 +25,6 @@ from celeriac.app.connections import (
     create_backend,
     create_broker,
     database_settings,
-    database_settings,
     embedded_results_url,
     wire_formats,
 )
@@ -189,7 +188,6 @@ class Celeriac:
                 conf.result_accept_content or _result_accept(conf),
                 result_options(conf, url),  # with the redis_* settings on Redis
                 record_format=wire_formats(conf.wire_format)[1],
-                database=database_settings(conf),  # for a db+ store
                 database=database_settings(conf),  # for a db+ store
                 broker=lambda: self.broker,  # rpc:// answers through the broker
             )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -36,13 +35,6 @@ _BACKENDS = (
     "redis://, rediss://, unix://, sentinel:// (Redis), rpc:// (back to the caller, "
     "through the broker) or cache+memory:// (one process)"
 )
-# Celery's database result store: 'db+<SQLAlchemy URL>', or 'database' with database_url.
-_DATABASE = ("db", "database")
-DATABASE_SETTINGS = (
-    "database_url", "database_engine_options", "database_engine_callback",
-    "database_short_lived_sessions", "database_table_schemas", "database_table_names",
-    "database_create_tables_at_setup",
-)  # fmt: skip
 # Celery's database result store: 'db+<SQLAlchemy URL>', or 'database' with database_url.
 _DATABASE = ("db", "database")
 DATABASE_SETTINGS = (
@@ -154,7 +146,6 @@ def create_backend(
     transport_options: Mapping[str, Any] | None = None,
     record_format: RecordFormat | None = None,
     database: Mapping[str, Any] | None = None,
-    database: Mapping[str, Any] | None = None,
     broker: Callable[[], Broker] | None = None,
 ) -> ResultBackend:
     """The result store ``url`` names; ``broker`` gives the app's broker, which rpc://
@@ -170,8 +161,6 @@ def create_backend(
     }
     if scheme in MemoryBackend.schemes:
         return MemoryBackend(**options)
-    if scheme.partition("+")[0] in _DATABASE or url in _DATABASE:
-        return _database_backend(url, database or {}, options)
     if scheme.partition("+")[0] in _DATABASE or url in _DATABASE:
         return _database_backend(url, database or {}, options)
     if scheme in _REDIS:  # RedisBackend.schemes, without importing redis-py first
@@ -267,57 +256,6 @@ def _rpc_backend(
             "from an app (Celery(broker=..., backend='rpc://')), or RpcBackend(broker) by hand"
         )
     return RpcBackend(broker, **options)
-
-
-def database_settings(conf: Any) -> dict[str, Any]:
-    """The ``database_*`` settings, by their names without the prefix (``create_backend``'s
-    ``database`` argument)."""
-    return {name.removeprefix("database_"): conf[name] for name in DATABASE_SETTINGS}
-
-
-def _database_backend(
-    url: str, settings: Mapping[str, Any], options: dict[str, Any]
-) -> ResultBackend:
-    try:  # SQLAlchemy is the optional extra celeriac[sqlalchemy]
-        from celeriac.results.database import DEFAULT_ENGINE_OPTIONS, DatabaseBackend
-    except ModuleNotFoundError as exc:
-        raise ImproperlyConfigured(
-            "result_backend 'db+…' needs SQLAlchemy: pip install 'celeriac[sqlalchemy]' "
-            "and the database's driver (e.g. psycopg[binary], pymysql)"
-        ) from exc
-    scheme = url.partition("://")[0]
-    target = url.split("+", 1)[1] if "+" in scheme else settings.get("url")
-    if not target:
-        raise ImproperlyConfigured(
-            f"result_backend is {url!r}, which takes its URL from database_url, and "
-            f"database_url is not set: set database_url='postgresql://user@host/dbname', "
-            f"or result_backend='db+postgresql://user@host/dbname'"
-        )
-    engine_options = settings.get("engine_options")
-    return DatabaseBackend(
-        str(target),
-        engine_options=DEFAULT_ENGINE_OPTIONS if engine_options is None else engine_options,
-        engine_callback=_callable("database_engine_callback", settings.get("engine_callback")),
-        short_lived_sessions=bool(settings.get("short_lived_sessions", False)),
-        table_names=settings.get("table_names"),
-        table_schemas=settings.get("table_schemas"),
-        create_tables_at_setup=bool(settings.get("create_tables_at_setup", True)),
-        **options,
-    )
-
-
-def _callable(setting: str, value: Any) -> Any:
-    """A callable, or one named by an import path (``'pkg.module:name'`` or
-    ``'pkg.module.name'``)."""
-    if isinstance(value, str):
-        module_name, _, name = value.rpartition(":") if ":" in value else value.rpartition(".")
-        try:
-            value = getattr(importlib.import_module(module_name), name)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise ImproperlyConfigured(f"{setting} {value!r} cannot be imported: {exc}") from exc
-    if value is not None and not callable(value):
-        raise ImproperlyConfigured(f"{setting} must be callable, not {value!r}")
-    return value
 
 
 def embedded_results_url() -> str | None:

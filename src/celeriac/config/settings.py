@@ -214,54 +214,6 @@ _DECLARED = [
         (bool,),
         "Create missing tables when the store is built; off: on its first use.",
     ),
-    # -- the database result store (result_backend = 'db+<SQLAlchemy URL>') ---------------
-    _s(
-        "database_url",
-        None,
-        (str,),
-        "SQLAlchemy URL of the result store when `result_backend` is `'database'` (or "
-        "`'db'`); `result_backend='db+<URL>'` names it directly instead.",
-    ),
-    _s(
-        "database_engine_options",
-        {"pool_pre_ping": True, "pool_recycle": 3600},
-        (dict,),
-        "Keyword arguments for SQLAlchemy's `create_engine` (replace these defaults).",
-    ),
-    _s(
-        "database_engine_callback",
-        None,
-        (str, _CALLABLE),
-        "Called with the SQLAlchemy engine once it is made (or an import path of one): "
-        "to add event listeners.",
-    ),
-    _s(
-        "database_short_lived_sessions",
-        False,
-        (bool,),
-        "Keep no database connection between operations (a new one each time): for "
-        "rarely used stores whose idle connections the server drops.",
-    ),
-    _s(
-        "database_table_schemas",
-        None,
-        (dict,),
-        "Schema of each table: `{'task': ..., 'group': ..., 'chord': ...}` (the chord "
-        "table takes the group table's unless named).",
-    ),
-    _s(
-        "database_table_names",
-        None,
-        (dict,),
-        "Table names: `{'task': 'celery_taskmeta', 'group': 'celery_tasksetmeta', "
-        "'chord': 'celeriac_chordmeta'}` (the defaults).",
-    ),
-    _s(
-        "database_create_tables_at_setup",
-        True,
-        (bool,),
-        "Create missing tables when the store is built; off: on its first use.",
-    ),
     # -- tasks -------------------------------------------------------------------------------
     _s(
         "task_serializer",
