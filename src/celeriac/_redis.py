@@ -40,6 +40,7 @@ _CLIENT_OPTIONS = (
     "password",  # used when the URL has none (the redis_password setting)
 )
 _CREDENTIALS = ("username", "password")
+_TCP_ONLY = ("socket_keepalive",)
 _SSL_OPTIONS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 # redis-py waits forever by default: a server that stops answering (paused, a network
 # that drops packets) would hang the caller for good. These bound every call unless the
@@ -145,6 +146,8 @@ def parse_target(url: str, transport_options: Mapping[str, Any] | None = None) -
             f"{', '.join(tls_options)} only apply to TLS connections: use a rediss:// URL "
             f"instead of {scheme}:// (TLS through Sentinel is not supported yet)"
         )
+    if scheme == "unix":  # TCP keepalive means nothing on a socket file (redis-py refuses it)
+        client_options = tuple(item for item in client_options if item[0] not in _TCP_ONLY)
     if scheme != "sentinel":  # redis-py: credentials in the URL win over these options
         return RedisTarget(url=url, options=client_options)
     client_options = tuple(item for item in client_options if item[0] not in _CREDENTIALS)

@@ -68,3 +68,15 @@ def test_every_client_times_out_by_default_and_the_options_change_it() -> None:
     # and a transport option wins, None included (wait forever, as redis-py does).
     target = parse_target("redis://h/0", {"socket_timeout": None, "socket_connect_timeout": 1})
     assert dict(target.options) == {"socket_timeout": None, "socket_connect_timeout": 1}
+
+
+def test_a_socket_file_url_takes_the_redis_settings_without_tcp_keepalive(tmp_path) -> None:
+    # redis_socket_keepalive (False by default) reaches every Redis result store; redis-py
+    # refuses it for a unix socket, so the embedded Redis (a socket file) must not get it.
+    target = parse_target(f"unix://{tmp_path}/redis.sock?db=1", {"socket_keepalive": False})
+    assert "socket_keepalive" not in dict(target.options)
+    client = target.sync_client()
+    client.connection_pool.make_connection()  # redis-py builds the connection: no TypeError
+    client.close()
+    tcp = parse_target("redis://localhost:6379/0", {"socket_keepalive": True})
+    assert dict(tcp.options)["socket_keepalive"] is True

@@ -1,0 +1,44 @@
+"""``celery.contrib.testing.app``: ``TestApp``, an app on the in-process broker and result
+store, and ``setup_default_app``, which makes an app (or the trap) current for a block."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from celeriac import _context
+from celeriac.app.base import Celeriac
+from celeriac.testing.plugin import TEST_DEFAULTS, Trap
+
+__all__ = ["TestApp", "Trap", "setup_default_app"]
+
+
+def TestApp(
+    name: str | None = None,
+    config: dict[str, Any] | None = None,
+    enable_logging: bool = False,
+    set_as_current: bool = False,
+    backend: str | None = None,
+    broker: str | None = None,
+    **kwargs: Any,
+) -> Celeriac:
+    """An app for tests: ``memory://`` and ``cache+memory://`` unless told otherwise."""
+    settings = {**TEST_DEFAULTS, **(config or {})}
+    if broker is not None:
+        settings["broker_url"] = broker
+    if backend is not None:
+        settings["result_backend"] = backend
+    return Celeriac(name or "celeriac.tests", set_as_current=set_as_current, **settings, **kwargs)
+
+
+@contextlib.contextmanager
+def setup_default_app(app: Celeriac, use_trap: bool = False) -> Iterator[None]:
+    """Make ``app`` current while the block runs (or the trap, which fails any use of the
+    current app), then restore whatever was current before."""
+    previous = _context._current_app
+    _context.set_current_app(Trap() if use_trap else app)
+    try:
+        yield
+    finally:
+        _context.set_current_app(previous)
