@@ -67,7 +67,10 @@ GROUPS: dict[str, tuple[str, str]] = {
     "settings": (
         "Settings",
         "Every setting of `celery.app.defaults`, by its lowercase name. A setting counts as "
-        "offered when it is declared and in effect; see [Configuration](configuration.md).",
+        "offered when it is declared and in effect; see [Configuration](configuration.md). "
+        "The reasons for the settings celeriac does not have are also gathered in "
+        "[differences from Celery](differences-from-celery.md"
+        "#celery-settings-celeriac-does-not-offer).",
     ),
     "cli": (
         "Command line",
