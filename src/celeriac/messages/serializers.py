@@ -147,8 +147,10 @@ def dumps(value: Any, serializer: str) -> tuple[bytes, str, str]:
 def loads(data: bytes, content_type: str, accept: frozenset[str]) -> Any:
     """Deserialize ``data``, refusing content types not in ``accept`` (content types)."""
     if content_type not in accept:
+        known = _by_content_type.get(content_type)
+        named = f" (the {known.name} serializer)" if known is not None else ""
         raise ContentDisallowed(
-            f"refusing to deserialize content of type {content_type!r}: it is not in "
+            f"refusing to deserialize content of type {content_type!r}{named}: it is not in "
             f"accept_content ({', '.join(sorted(accept))}). Add it to accept_content only "
             f"if every producer that can write to this queue is trusted."
         )

@@ -1,0 +1,86 @@
+"""User guide, "Security": what a worker accepts (accept_content: pickle only when named),
+and the broker and result store over TLS (rediss:// with broker_use_ssl and
+redis_backend_use_ssl) — a project written as that chapter teaches, run by a real worker.
+Message signing comes with its own suite."""
+
+from __future__ import annotations
+
+import ssl
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from celeriac.brokers.base import DeadLetterReason, OutboundMessage
+from celeriac.messages import task_message
+from tests.compat.conftest import guide_project
+from tests.integration.test_redis_tls import tls_redis  # noqa: F401 - the fixture
+from tests.integration.workers import WorkerProcess
+
+PROJECT = """
+from celeriac import Celery
+
+app = Celery("guide_security")
+app.config_from_object("celeryconfig")
+app.conf.accept_content = ["json"]  # what this worker will read; pickle is not named
+
+
+@app.task
+def echo(value):
+    return value
+"""
+
+
+def test_a_worker_refuses_content_it_does_not_accept(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    with guide_project(tmp_path_factory, "guide_security", PROJECT) as guide:
+        proj = guide.module
+        # Another producer sends pickle (a message that could run code when unpickled).
+        message = task_message(
+            task_name="guide_security.echo", task_id="pickled", args=("x",), serializer="pickle"
+        )
+        proj.app.broker.publish(OutboundMessage("celery", message.encode(), "pickled"))
+        worker = guide.worker("-P", "threads")
+        try:
+            assert proj.echo.delay("json is fine").get(timeout=20) == "json is fine"
+            [letter] = proj.app.broker.dead_letters("celery")
+        finally:
+            assert worker.stop() == 0, worker.text
+        assert letter.message_id == "pickled"
+        assert letter.reason == DeadLetterReason.CONTENT_DISALLOWED
+        assert "pickle" in letter.detail and "accept_content" in letter.detail
+
+
+TLS_PROJECT = """
+import ssl
+
+from celeriac import Celery
+
+CA = {ca!r}
+URL = "rediss://127.0.0.1:{port}/0"
+app = Celery("guide_tls", broker=URL, backend=URL)
+app.conf.broker_use_ssl = {{"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": CA}}
+app.conf.redis_backend_use_ssl = {{"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": CA}}
+
+
+@app.task
+def echo(value):
+    return value
+"""
+
+
+def test_broker_and_results_over_tls(
+    tls_redis: tuple[int, Path],  # noqa: F811 - the fixture imported above
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    port, ca = tls_redis
+    source = textwrap.dedent(TLS_PROJECT.format(ca=str(ca), port=port))
+    with guide_project(tmp_path_factory, "guide_tls", source) as guide:
+        proj = guide.module
+        assert proj.app.conf.broker_use_ssl["ssl_cert_reqs"] == ssl.CERT_REQUIRED
+        worker = WorkerProcess.started(guide.path, guide.env, "-P", "threads", app="guide_tls")
+        try:
+            assert proj.echo.delay("secret").get(timeout=20) == "secret"
+        finally:
+            assert worker.stop() == 0, worker.text
