@@ -309,6 +309,10 @@ async def settle(job: HeldJob, outcome: Outcome) -> bool:
             return await delivery.dead_letter(DeadLetterReason.DELIVERY_LIMIT, detail)
         return await delivery.requeue(count_delivery=True)
     if outcome.kind is OutcomeKind.FAILURE and not acks_failure(job):
+        logger.info(
+            "Task %s[%s] failed: its message goes to the dead letters "
+            "(acks_on_failure_or_timeout is off)", job.task.name, job.request.id,
+        )  # fmt: skip
         return await delivery.dead_letter(DeadLetterReason.FAILED, _short_repr(outcome.exc))
     applied = await delivery.ack()
     if not applied:
