@@ -133,3 +133,23 @@ def test_list_bindings_on_redis_says_there_are_none(
     assert done.returncode == 0, done.stderr
     assert "has no exchanges or bindings" in done.stdout and "celery" in done.stdout
     assert os.environ.get("CELERIAC_TEST_BROKER", "") == ""
+
+
+def test_a_queue_added_in_celeryd_after_setup_is_consumed(
+    tmp_path: Path, proj: tuple[ModuleType, dict[str, str]]
+) -> None:
+    module, env = proj
+    (tmp_path / "direct.py").write_text(
+        "from celeriac.signals import celeryd_after_setup\n"
+        "from proj import app\n\n\n"
+        "@celeryd_after_setup.connect\n"
+        "def setup_direct_queue(sender, instance, **kwargs):\n"
+        "    instance.app.amqp.queues.select_add(f'{sender}.dq')\n"
+    )
+    worker = WorkerProcess.started(tmp_path, env, "-P", "threads", "-n", "w1@node", app="direct")
+    try:
+        result = module.add.apply_async((20, 22), queue="w1@node.dq")
+        assert result.get(timeout=20) == 42
+        assert module.add.delay(1, 1).get(timeout=20) == 2  # its -Q queue still consumed
+    finally:
+        worker.stop()

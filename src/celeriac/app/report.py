@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     from celeriac.app.base import Celeriac
 
 #: A setting (or a key inside one) whose value is a secret: shown as ``********``.
-SECRET_NAME = re.compile("API|TOKEN|KEY|SECRET|PASS|SIGNATURE|DATABASE|CREDENTIAL", re.IGNORECASE)
+#: (``key_prefix`` names keys, it is no key: shown.)
+SECRET_NAME = re.compile(
+    "API|TOKEN|KEY(?!_?PREFIX)|SECRET|PASS|SIGNATURE|DATABASE|CREDENTIAL", re.IGNORECASE
+)
 MASK = "********"
 # user:password@ in a URL (also each part of a ';'-separated sentinel list).
 _URL_PASSWORD = re.compile(r"(://[^:/@;\s]*:)[^@;\s]*(@)")

@@ -304,7 +304,8 @@ def worker_command(
     if detach:
         raise CLIError(
             "--detach is not supported: run the worker in the foreground under a process "
-            "manager (systemd, supervisord, a container runtime)"
+            "manager (systemd, supervisord, a container runtime), or start detached "
+            "workers with pid and log files with 'celeriac multi start'"
         )
     if disable_prefetch:
         options["prefetch_multiplier"] = no_prefetch(options.get("prefetch_multiplier"))
