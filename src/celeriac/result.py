@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, cast
 
 from celeriac import states
@@ -259,17 +259,12 @@ class AsyncResult(Dependencies, Generic[R]):
         self.app.control.revoke(self.id, terminate=terminate, signal=signal)
 
     def revoke_by_stamped_headers(
-        self,
-        headers: Mapping[str, Any] | Sequence[str],
-        connection: Any = None,
-        terminate: bool = False,
-        signal: str | int | None = None,
+        self, headers: Any, connection: Any = None, terminate: bool = False, signal: Any = None
     ) -> None:
-        """Revoke every task stamped with one of ``headers``, this one or any other, as
-        Celery's (``app.control.revoke_by_stamped_headers``); ``connection`` is unused."""
-        self.app.control.revoke_by_stamped_headers(
-            headers, terminate=terminate, signal=signal or "SIGTERM"
-        )
+        """Revoke every task stamped with one of ``headers`` (any task, not only this one):
+        ``app.control.revoke_by_stamped_headers``. ``connection`` is unused."""
+        control = self.app.control
+        control.revoke_by_stamped_headers(headers, terminate=terminate, signal=signal or "SIGTERM")
 
     def as_tuple(self) -> tuple[tuple[str, Any], None]:
         """``((id, parent's as_tuple or None), None)``: ``result_from_tuple`` rebuilds it."""

@@ -7,10 +7,12 @@ runs tasks and fails chords here, through ``followups`` and ``result``.
 
 from celeriac.canvas.mapping import chunks, xmap, xstarmap
 from celeriac.canvas.signature import Signature, maybe_signature, signature, subtask
+from celeriac.canvas.stamping import StampingVisitor
 from celeriac.canvas.workflows import chain, chord, group
 
 __all__ = [
     "Signature",
+    "StampingVisitor",
     "chain",
     "chord",
     "chunks",
