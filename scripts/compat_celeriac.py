@@ -121,6 +121,38 @@ def _cli_commands() -> set[str]:
     return names
 
 
+def _option_answers() -> dict[str, list[tuple[set[str], Found]]]:
+    """Per command (``celery`` and ``worker``): each celeriac option's names and whether it
+    works; an option declared only to be refused (its help says so) does not."""
+    import click
+
+    from celeriac.cli import cli
+    from celeriac.cli.refused import REFUSED
+
+    reasons = {name: reason for names, _, _, reason in REFUSED for name in names}
+    answers: dict[str, list[tuple[set[str], Found]]] = {}
+    for command, params in (("celery", cli.params), ("worker", cli.commands["worker"].params)):
+        for param in params:
+            if not isinstance(param, click.Option):
+                continue
+            names = {*param.opts, *param.secondary_opts}
+            refused = (param.help or "").startswith("Refused")
+            help_text = (param.help or "").removeprefix("Refused: ").rstrip(".")
+            reason = next((reasons[n] for n in names if n in reasons), help_text)
+            found = Found(True, f"refused: {reason}") if refused else PRESENT
+            answers.setdefault(command, []).append((names, found))
+    return answers
+
+
+def option_found(name: str, answers: dict[str, list[tuple[set[str], Found]]]) -> Found:
+    """``worker --concurrency``: found when celeriac's option shares a name with Celery's."""
+    command, _, option = name.partition(" ")
+    for names, found in answers.get(command, []):
+        if option in names:
+            return found
+    return ABSENT
+
+
 @contextlib.contextmanager
 def objects() -> Iterator[dict[str, Any]]:
     """One of each object whose members are compared, on an in-process app."""
@@ -191,6 +223,9 @@ def _lookup(
         return setting_found
     if group == "cli":
         return lambda name: found(name in commands)
+    if group == "cli-options":
+        options = _option_answers()
+        return lambda name: option_found(name, options)
     if group in ("testing", "paths"):
         return lambda name: found(has_path(celeriac_path(name)))
     raise ValueError(f"no lookup for the group {group!r}: add one to scripts/compat_celeriac.py")

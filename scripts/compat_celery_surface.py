@@ -96,6 +96,23 @@ def cli_commands() -> list[str]:
     return sorted(names)
 
 
+def option_name(option: Any) -> str:
+    """An option by its first long name (``--concurrency``), else its first name."""
+    names = [*option.opts, *option.secondary_opts]
+    return next((n for n in names if n.startswith("--")), names[0])
+
+
+def cli_options() -> list[str]:
+    """The ``celery`` command's own options and the worker's: ``worker --concurrency``."""
+    import click
+    from celery.bin.celery import celery as group
+
+    names = [f"celery {option_name(p)}" for p in group.params if isinstance(p, click.Option)]
+    worker = group.commands["worker"]
+    names += [f"worker {option_name(p)}" for p in worker.params if isinstance(p, click.Option)]
+    return sorted(names)
+
+
 def pytest_fixtures() -> list[str]:
     """The plugin's fixtures, read from its source (Celery's venv need not have pytest)."""
     spec = importlib.util.find_spec("celery.contrib.pytest")
@@ -191,6 +208,7 @@ def surface() -> dict[str, Any]:
         "signals": module_all("celery.signals"),
         "settings": settings(),
         "cli": cli_commands(),
+        "cli-options": cli_options(),
         "pytest": pytest_fixtures(),
         "testing": testing_names(),
         "paths": sorted(DOCUMENTED_PATHS),

@@ -58,10 +58,6 @@ AMQP_TOPOLOGY = (
     "queue per name, delay queues, dead letters); every queue has the type "
     "`task_default_queue_type` gives, and exchanges and routing keys are not configurable."
 )
-ACKS_SPLIT = (
-    "Celery 5.7's split of `acks_on_failure_or_timeout` into two switches is not offered: "
-    "`acks_on_failure_or_timeout` decides for failures and time-outs alike."
-)
 UTC = "Dates are always UTC in celeriac; see the `timezone` setting."
 INTERNAL = "Celery's internal helper; not part of what a project calls."
 OLD_MODULE = "A Celery 3 compatibility module; not offered."
@@ -185,8 +181,6 @@ SETTINGS_NOTES: dict[str, Note] = {
     ),
     "task_create_missing_queue_exchange_type": absent(AMQP_TOPOLOGY),
     "task_create_missing_queue_type": absent(AMQP_TOPOLOGY),
-    "task_acks_on_failure": absent(ACKS_SPLIT),
-    "task_acks_on_timeout": absent(ACKS_SPLIT),
     "task_default_delivery_mode": absent(
         "Messages are always persistent (on RabbitMQ, durable queues and persistent "
         "messages with publisher confirms)."
@@ -437,8 +431,6 @@ NOTES: dict[str, dict[str, Note]] = {
         "chunks": differs("Sent directly as a group.", "map-starmap-chunks"),
         "map": differs("Runs as the built-in task `celeriac.map`.", "map-starmap-chunks"),
         "starmap": differs("Runs as the built-in task `celeriac.starmap`.", "map-starmap-chunks"),
-        "acks_on_failure": absent(ACKS_SPLIT),
-        "acks_on_timeout": absent(ACKS_SPLIT),
         "MaxRetriesExceededError": absent(
             "Import it from `celeriac.exceptions`; it is not repeated on the task class."
         ),
@@ -628,6 +620,37 @@ NOTES: dict[str, dict[str, Note]] = {
     },
     "settings": SETTINGS_NOTES,
     "cli": CLI_NOTES,
+    "cli-options": {
+        "worker --without-gossip": differs(
+            "Accepted and logged: celeriac has no gossip to turn off.", "without-gossip"
+        ),
+        "worker --without-mingle": differs(
+            "Accepted and logged: celeriac has no start-up synchronisation to turn off.",
+            "without-gossip",
+        ),
+        "worker --without-heartbeat": differs(
+            "Accepted with a warning; the lease heartbeat stays on.", "without-heartbeat"
+        ),
+        "worker --optimization": differs(
+            "Accepted and ignored: dispatch is always fair.", "optimization"
+        ),
+        "worker --detach": stub(
+            "Refused (exit 64): run the worker in the foreground under a process manager; "
+            "see [`--detach`](differences-from-celery.md#detach)."
+        ),
+        "worker --task-events": stub("Accepted, but sends nothing: task events are not built yet."),
+        "worker --pool-start-method": absent("Prefork children are always forked."),
+        "celery --loader": absent(
+            "celeriac has no loaders: the app imports its task modules and reads its settings."
+        ),
+        "celery --config": absent(
+            "The app reads its own settings (`app.config_from_object('proj.celeryconfig')`); "
+            "`-A` names the app."
+        ),
+        "celery --no-color": absent("celeriac's log lines are never colored."),
+        "celery --quiet": absent("Not offered: `-l` sets how much the worker logs."),
+        "celery --skip-checks": absent(DJANGO),
+    },
     "testing": {
         "celery.contrib.testing.worker.start_worker": differs(
             "A context manager yielding the running worker, as Celery's does.",

@@ -77,6 +77,13 @@ GROUPS: dict[str, tuple[str, str]] = {
         "Commands of `celery`, subcommands of its groups, and the actions of `celery inspect` "
         "and `celery control`, as `celeriac` commands.",
     ),
+    "cli-options": (
+        "Command-line options",
+        "Options of the `celery` command itself and of `celery worker`, by their long name "
+        "(Celery's other names for an option count too). An option that celeriac declares "
+        "only to refuse it, with what to use instead, counts as not offered. See "
+        "[the worker's options](workers.md#command-line-options).",
+    ),
     "pytest": (
         "pytest fixtures",
         "Fixtures of Celery's pytest plugin (`celery.contrib.pytest`), by name, as "

@@ -152,7 +152,7 @@ def judge(group: str, name: str, found: Found, anchors: set[str]) -> tuple[Row, 
         return Row(name, SAME, ""), [], False
     if note is not None:  # absent (or inert) with a reason
         return Row(name, ABSENT, note.text), [], False
-    if found.inert is not None and group == "settings":
+    if found.inert is not None and group in ("settings", "cli-options"):  # argued in code
         return Row(name, ABSENT, found.inert[0].upper() + found.inert[1:] + "."), [], False
     detail = f" ({found.inert})" if found.inert else ""
     return Row(name, ABSENT, ""), [f"{where} is not offered{detail} and has no reason"], False
