@@ -5,6 +5,7 @@ worker and its prefork child both write there); the test reads it after the work
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 import textwrap
@@ -19,11 +20,12 @@ import redis
 
 from celeriac import Celery
 from celeriac.brokers.base import OutboundMessage
+from celeriac.exceptions import TaskRevokedError
 from tests.integration.workers import WorkerProcess, project_env
 
 RECEIVERS = textwrap.dedent(
     """
-    import json, logging, os
+    import json, logging, os, time
 
     import redis
 
@@ -71,6 +73,12 @@ RECEIVERS = textwrap.dedent(
     @app.task
     def add(x, y):
         return x + y
+
+
+    @app.task
+    def sleepy(seconds):
+        marks.rpush(f"{PREFIX}:started", os.getpid())
+        time.sleep(seconds)  # the task's own work, until a revoke stops it
     """
 )
 
@@ -205,3 +213,41 @@ def test_setup_logging_receivers_own_logging_and_solo_sends_worker_process_init(
     assert hostname.startswith("celeriac@")
     assert by["worker_process_init"]["pid"] == by["worker_shutting_down"]["pid"]
     assert by["worker_shutting_down"]["values"] == {"sig": "SIGINT", "how": "Warm", "exitcode": 0}
+
+
+def test_task_revoked_fires_for_an_expired_task_and_a_terminated_one(
+    project: Path, redis_url: str, redis_prefix: str
+) -> None:
+    # Given a prefork worker whose project receives task_revoked
+    env = _env(project, redis_url, redis_prefix, "task_revoked")
+    worker = WorkerProcess.started(project, env, "-P", "prefork", "-c", "1", app="sigproj")
+    client = _client(redis_url, redis_prefix)
+    try:
+        # When one call has expired before it runs, and another is revoked with
+        # terminate=True while it runs
+        past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
+        expired = client.send_task("sigproj.add", (1, 1), expires=past)
+        with pytest.raises(TaskRevokedError):
+            expired.get(timeout=20)
+        running = client.send_task("sigproj.sleepy", (60,))
+        with redis.Redis.from_url(redis_url) as marks:
+            assert marks.blpop([f"{redis_prefix}:started"], timeout=20) is not None
+        client.control.revoke(running.id, terminate=True, signal="SIGTERM")
+        with pytest.raises(TaskRevokedError):
+            running.get(timeout=20)
+    finally:
+        worker.stop()
+        client.broker.close()
+        client.backend.close()
+    # Then task_revoked fired once for each, with Celery's arguments
+    calls = _calls(redis_url, redis_prefix)
+    assert [(c["sender"], c["args"], c["request_id"]) for c in calls] == [
+        ("add", ["expired", "request", "signum", "terminated"], expired.id),
+        ("sleepy", ["expired", "request", "signum", "terminated"], running.id),
+    ]
+    assert calls[0]["values"] == {
+        "request": "Request", "terminated": False, "signum": None, "expired": True,
+    }  # fmt: skip
+    assert calls[1]["values"] == {
+        "request": "Request", "terminated": True, "signum": 15, "expired": False,
+    }  # fmt: skip
