@@ -15,6 +15,7 @@ from types import ModuleType
 
 import pytest
 
+from celeriac import Celery
 from celeriac.cli.pidfile import process_alive, read_pid
 from tests.integration.workers import TEST_ENV, WorkerProcess, project_env
 
@@ -97,6 +98,12 @@ def test_multi_starts_two_workers_that_run_tasks_and_stop_cleanly(
         assert [module.add.delay(n, 1).get(timeout=20) for n in range(4)] == [1, 2, 3, 4]
         names = celeriac(tmp_path, env, *args, "names", "2")
         assert [n.partition("@")[0] for n in names.stdout.split()] == ["celeriac1", "celeriac2"]
+        restarted = celeriac(tmp_path, env, *args, "restart", "2", *node_opts)
+        assert restarted.returncode == 0 and restarted.stdout.count("OK") == 4, restarted.stdout
+        new_pids = [read_pid(tmp_path / "run" / f"celeriac{n}.pid") for n in (1, 2)]
+        assert set(new_pids).isdisjoint(pids) and not any(map(process_alive, pids))
+        pids = new_pids
+        assert module.add.delay(5, 5).get(timeout=20) == 10
     finally:
         stopped = celeriac(tmp_path, env, *args, "stopwait", "2", *node_opts)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
@@ -153,3 +160,24 @@ def test_a_queue_added_in_celeryd_after_setup_is_consumed(
         assert module.add.delay(1, 1).get(timeout=20) == 2  # its -Q queue still consumed
     finally:
         worker.stop()
+
+
+def test_migrate_from_rabbitmq_with_copy_leaves_the_messages_on_the_source(
+    tmp_path: Path, proj: tuple[ModuleType, dict[str, str]], amqp_url: str
+) -> None:
+    module, env = proj
+    queue = f"mig-{env['CELERIAC_TEST_NAMESPACE']}"
+    source = Celery("src", broker=amqp_url)
+    try:
+        for n in range(3):
+            source.send_task("proj.add", (n, n), queue=queue)
+        # The app is on Redis: its key prefix applies to the Redis side only.
+        done = celeriac(tmp_path, env, "-A", "proj", "migrate", amqp_url,
+                        env["CELERIAC_TEST_REDIS"], "-Q", queue, "--copy", "-t", "0.5")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "3 message(s) copied" in done.stdout
+        assert source.broker.queue_length(queue) == 3
+        source.broker.purge(queue)
+    finally:
+        source.close()
+    assert module.app.broker.queue_length(queue) == 3

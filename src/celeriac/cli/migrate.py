@@ -10,8 +10,10 @@ messages (a countdown or eta not reached) stay on SOURCE until they are due.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import click
 
@@ -24,6 +26,7 @@ from celeriac.config.conf import Settings
 from celeriac.exceptions import BrokerConnectionError
 
 BATCH = 100  # messages fetched per round trip
+FOREVER_WAIT = 1.0  # --forever: the shortest wait per fetch (no busy loop with -t 0)
 
 
 @dataclass
@@ -57,16 +60,22 @@ async def run_migration(
 ) -> Migration:
     """Move messages until none comes within ``plan.timeout`` (never, with ``forever``)
     or ``plan.limit`` were moved. ``report(task_name, task_id, count)`` per message."""
+    # Held messages (skipped, or copied) keep their leases renewed, as a worker's are,
+    # so they are not handed out again while the run goes on.
+    renew_every = source.lease_seconds / 3
+    renewed = time.monotonic()
+    wait = max(plan.timeout, FOREVER_WAIT) if plan.forever else plan.timeout
     try:
         while plan.limit is None or plan.moved < plan.limit:
             want = BATCH if plan.limit is None else min(BATCH, plan.limit - plan.moved)
-            deliveries = await source.fetch(list(plan.queues), want, plan.timeout)
-            if not deliveries:
-                if plan.forever:
-                    continue
-                break
+            deliveries = await source.fetch(list(plan.queues), want, wait)
             for delivery in deliveries:
                 await _move(source, dest, plan, delivery, report)
+            if plan.held and time.monotonic() - renewed > renew_every:
+                await source.extend(plan.held)
+                renewed = time.monotonic()
+            if not deliveries and not plan.forever:
+                break
     finally:
         for delivery in plan.held:  # skipped or copied: back where they were, uncounted
             await delivery.requeue()
@@ -99,11 +108,26 @@ async def _move(
     report(str(message.headers.get("task")), message.id, plan.moved)
 
 
+_FAMILIES = {"rediss": "redis", "unix": "redis", "sentinel": "redis", "amqps": "amqp",
+             "pyamqp": "amqp"}  # fmt: skip
+
+
+def _family(url: str | None) -> str:
+    scheme = urlsplit(url or "").scheme.lower()
+    return _FAMILIES.get(scheme, scheme)
+
+
 def _brokers(obj: CLIContext, source: str, dest: str) -> tuple[Broker, Broker, list[str]]:
-    """Both brokers, built with the app's broker settings when ``-A`` is given."""
+    """Both brokers. With ``-A``, the app's broker settings (transport options, TLS)
+    apply to the URL of the same kind as the app's broker; the other gets defaults."""
     conf = obj.load_app().conf if obj.app_spec else Settings()
     default = [str(q) for q in declared_queues(conf.task_queues)] or [conf.task_default_queue]
-    return broker_for_url(conf, source), broker_for_url(conf, dest), default
+    plain = Settings()
+    same = _family(conf.broker_url)
+    brokers = [
+        broker_for_url(conf if _family(url) == same else plain, url) for url in (source, dest)
+    ]
+    return brokers[0], brokers[1], default
 
 
 @click.command("migrate", short_help="Move task messages from one broker to another.")
@@ -141,7 +165,8 @@ def migrate_command(
 ) -> None:
     """Move task messages from the broker at SOURCE to the broker at DESTINATION (URLs,
     e.g. redis://old-host/0 amqp://new-host//). Each message is acked on SOURCE only
-    once DESTINATION holds it. Delayed messages stay on SOURCE until they are due."""
+    once DESTINATION holds it. Delayed messages stay on SOURCE until they are due. With
+    -A, the app's broker settings apply to the URL of the same kind as its broker."""
     if copy and ack_messages:
         raise CLIError("--copy and --ack-messages contradict each other: give one of them")
     src, dest, default = _brokers(obj, source, destination)
