@@ -63,8 +63,7 @@ INTERNAL = "Celery's internal helper; not part of what a project calls."
 OLD_MODULE = "A Celery 3 compatibility module; not offered."
 VERSION = "Celery's own version data; celeriac's version is `celeriac.__version__`."
 STORE = (
-    "A setting of one of Celery's other result backends. celeriac's result stores are "
-    "Redis and the in-process store; see "
+    "A setting of a Celery result backend that celeriac does not offer; see "
     "[result backends](differences-from-celery.md#result-backends)."
 )
 TESTING_APP = (
@@ -90,7 +89,7 @@ SETTINGS_NOTES: dict[str, Note] = {
     "task_publish_retry_policy": differs("`interval_max` 0.2 by default.", "publish-retry-policy"),
     "worker_prefetch_multiplier": differs("Default `1`.", "prefetch"),
     "result_backend": differs(
-        "Redis and the in-process store only; other schemes fail at first use.",
+        "Fewer result stores than Celery; a scheme no store serves fails at first use.",
         "result-backends",
     ),
     "beat_*": absent(BEAT),
@@ -259,6 +258,21 @@ SETTINGS_NOTES: dict[str, Note] = {
 }
 
 CLI_NOTES: dict[str, Note] = {
+    "migrate": differs(
+        "Moves by default; see the row for its options.",
+        "the-command-line-and-the-apps-connections",
+    ),
+    "multi": differs(
+        "Starts each worker in a session of its own; its own set of subcommands.",
+        "the-command-line-and-the-apps-connections",
+    ),
+    "list bindings": differs(
+        "Lists the bindings of the app's own queues.", "the-command-line-and-the-apps-connections"
+    ),
+    "upgrade settings": differs(
+        "Rewrites whole setting names only.", "the-command-line-and-the-apps-connections"
+    ),
+    "shell": differs("No `--eventlet` or `--gevent`.", "the-command-line-and-the-apps-connections"),
     "worker": differs(
         "Options without a meaning in celeriac are refused with what to use instead, or "
         "accepted and logged.",
@@ -324,6 +338,25 @@ NOTES: dict[str, dict[str, Note]] = {
     "app": {
         "config_from_object": differs(
             "Without `namespace=`, only lowercase setting names are read.", "uppercase-names"
+        ),
+        "start": differs(
+            "Without `argv`, reads `sys.argv[1:]`.", "the-command-line-and-the-apps-connections"
+        ),
+        "connection": differs(
+            "A handle on the broker that calls can be sent through, not a kombu connection.",
+            "the-command-line-and-the-apps-connections",
+        ),
+        "connection_for_read": differs(
+            "A handle on the broker that calls can be sent through, not a kombu connection.",
+            "the-command-line-and-the-apps-connections",
+        ),
+        "connection_for_write": differs(
+            "A handle on the broker that calls can be sent through, not a kombu connection.",
+            "the-command-line-and-the-apps-connections",
+        ),
+        "amqp": differs(
+            "Queues and the router, without kombu's objects.",
+            "the-command-line-and-the-apps-connections",
         ),
         "Beat": absent(BEAT),
         "add_periodic_task": absent(BEAT),
@@ -421,6 +454,14 @@ NOTES: dict[str, dict[str, Note]] = {
         ),
     },
     "task": {
+        "replace": differs(
+            "Under `task_always_eager` the replacement runs in place.",
+            "replacing-tasks-and-growing-chords",
+        ),
+        "add_to_chord": differs(
+            "Works with the Redis and in-process result stores.",
+            "replacing-tasks-and-growing-chords",
+        ),
         "apply_async": differs(
             "An unknown option raises `TypeError` naming it.", "apply-async-options"
         ),
@@ -490,6 +531,7 @@ NOTES: dict[str, dict[str, Note]] = {
         ),
     },
     "signature": {
+        "stamp": differs("A chord stamped without a visitor stamps its body too.", "stamping"),
         "AsyncResult": absent(
             "Not repeated on the signature: a call returns the app's `AsyncResult`."
         ),
@@ -503,6 +545,9 @@ NOTES: dict[str, dict[str, Note]] = {
         "run": absent("Internal: `apply_async` and `delay` send a chord."),
     },
     "asyncresult": {
+        "revoke_by_stamped_headers": differs(
+            "Recorded on the broker, like a revocation by id.", "stamping"
+        ),
         "get": differs(
             "Never polls: `interval=` is accepted and ignored.", "asyncresult-get-interval"
         ),
@@ -515,6 +560,9 @@ NOTES: dict[str, dict[str, Note]] = {
         "parent": absent("Not offered on a set; each `AsyncResult` has its `parent`."),
     },
     "control": {
+        "revoke_by_stamped_headers": differs(
+            "Recorded on the broker, like a revocation by id.", "stamping"
+        ),
         "revoke": differs(
             "Recorded in the broker, so workers started later skip the task too.",
             "revocations",
@@ -608,6 +656,12 @@ NOTES: dict[str, dict[str, Note]] = {
         ),
     },
     "signals": {
+        "task_rejected": differs("`message` is celeriac's decoded message.", "signals"),
+        "task_unknown": differs("`message` is celeriac's decoded message.", "signals"),
+        "before_task_publish": differs('`declare` is `[]` and `exchange` is `""`.', "signals"),
+        "worker_shutting_down": differs(
+            "`sig` is `None` for a stop with no signal behind it.", "signals"
+        ),
         "beat_*": absent(BEAT),
         "eventlet_*": absent(
             "The eventlet pool is refused; see "
