@@ -181,3 +181,24 @@ def test_migrate_from_rabbitmq_with_copy_leaves_the_messages_on_the_source(
     finally:
         source.close()
     assert module.app.broker.queue_length(queue) == 3
+
+
+def test_a_script_ending_in_worker_main_runs_a_worker(
+    tmp_path: Path, proj: tuple[ModuleType, dict[str, str]]
+) -> None:
+    module, env = proj
+    (tmp_path / "run_worker.py").write_text(
+        "import sys\nfrom proj import app\n\n"
+        "if __name__ == '__main__':\n    sys.exit(app.worker_main())\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "run_worker.py", "worker", "-P", "threads", "-l", "info"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert module.add.delay(20, 22).get(timeout=20) == 42
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "warm shutdown" in output

@@ -274,6 +274,8 @@ def test_multi_signal_and_bad_arguments() -> None:
         build_nodes(["2"], ["-c:1"])
     result = CliRunner().invoke(cli, ["multi", "show"])
     assert result.exit_code == 64 and "name the nodes" in result.output
+    result = CliRunner().invoke(cli, ["multi", "start", "2"], env={"CELERIAC_APP": ""})
+    assert result.exit_code == 64 and "pass -A before multi" in result.output
 
 
 def test_every_new_command_has_help() -> None:

@@ -45,6 +45,11 @@ def command_line(obj: CLIContext, node: Node) -> list[str]:
 
 
 def _start(obj: CLIContext, nodes: Sequence[Node]) -> int:
+    if not obj.app_spec:
+        raise CLIError(
+            "multi start: no app given: pass -A before multi (celeriac -A proj multi start 2), "
+            "or set CELERIAC_APP"
+        )
     click.echo("> Starting nodes...")
     failed = 0
     for node in nodes:
