@@ -206,6 +206,13 @@ def test_keyword_stamps_win_over_the_visitor_and_over_earlier_stamps(app: Celery
     assert appended.options["who"] == ["second", "visitor", "first"]
 
 
+def test_dict_stamps_merge_key_by_key(app: Celery) -> None:
+    sig = app.tasks["add"].s(1, 1)
+    sig.stamp(meta={"owner": "ops", "tier": 1})
+    sig.stamp(meta={"tier": 2})
+    assert sig.options["meta"] == {"owner": "ops", "tier": 2}
+
+
 def test_links_get_the_given_stamps_not_the_linked_signature_s_own(app: Celery) -> None:
     note = app.tasks["note"]
     sig = app.tasks["add"].s(1, 1)

@@ -105,11 +105,12 @@ def _values(value: Any) -> list[Any]:
 
 
 def _combine(first: Any, second: Any, append: bool) -> Any:
-    """``first`` wins, unless ``append``: then both, as one list (``first``'s first)."""
+    """``first`` wins, unless ``append``: then both, as one list (``first``'s first). Two
+    dicts are merged key by key, by the same rule."""
+    if isinstance(first, Mapping) and isinstance(second, Mapping):
+        return merge(first, second, append=append)
     if append:
         return _values(first) + _values(second)
-    if isinstance(first, Mapping) and isinstance(second, Mapping):
-        return {**second, **first}
     return first
 
 
