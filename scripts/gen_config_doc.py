@@ -30,6 +30,7 @@ except ImportError:  # run from a checkout without installing: use ./src
 GROUPS = [
     ("broker", "Broker"),
     ("result", "Results"),
+    ("database", "Results in a SQL database (`db+`)"),
     ("task", "Tasks and calling"),
     ("worker", "Worker"),
     ("event", "Events"),

@@ -110,7 +110,8 @@ _DECLARED = [
         None,
         (str,),
         "Result store URL: `redis://`, `rediss://`, `unix://`, `sentinel://`, "
-        "`cache+memory://`. `CELERY_RESULT_BACKEND` in the environment comes first. Unset, "
+        "`db+<SQLAlchemy URL>`, `cache+memory://`. `CELERY_RESULT_BACKEND` in the "
+        "environment comes first. Unset, "
         "with `broker_url` unset too: the embedded Redis (its database 1), as for the broker; "
         "otherwise results are not stored and `AsyncResult.get()` raises a clear error.",
     ),
