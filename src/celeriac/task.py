@@ -43,6 +43,8 @@ _FROM_CONFIG = {
     "track_started": "task_track_started",
     "acks_late": "task_acks_late",
     "acks_on_failure_or_timeout": "task_acks_on_failure_or_timeout",
+    "acks_on_failure": "task_acks_on_failure",
+    "acks_on_timeout": "task_acks_on_timeout",
     "store_eager_result": "task_store_eager_result",
     "reject_on_worker_lost": "task_reject_on_worker_lost",
     "ignore_result": "task_ignore_result",
@@ -149,6 +151,8 @@ class Task(Generic[P, R]):
     soft_time_limit: float | None = None
     acks_late: bool | None = None
     acks_on_failure_or_timeout: bool | None = None
+    acks_on_failure: bool | None = None  # None: acks_on_failure_or_timeout
+    acks_on_timeout: bool | None = None  # None: acks_on_failure_or_timeout
     reject_on_worker_lost: bool | None = None
     store_eager_result: bool | None = None
     trail: bool = True  # record the calls a run sends as its result's children
@@ -184,7 +188,11 @@ class Task(Generic[P, R]):
 
     def _setting(self, attribute: str) -> Any:
         value = getattr(self, attribute)
-        return self.app.conf[_FROM_CONFIG[attribute]] if value is None else value
+        if value is None:
+            value = self.app.conf[_FROM_CONFIG[attribute]]
+        if value is None and attribute in ("acks_on_failure", "acks_on_timeout"):
+            return self._setting("acks_on_failure_or_timeout")  # Celery 5.7's fallback
+        return value
 
     def resolve_ignore_result(self) -> bool:
         return bool(self._setting("ignore_result"))

@@ -1,6 +1,7 @@
 """What a real worker records beside a result, and how it settles a failed task's message:
 ``result_extended`` fields, the ``children`` a task sent (walked with ``collect``), and
-``acks_on_failure_or_timeout`` off (failures and hard time limits dead-lettered).
+``acks_on_failure_or_timeout`` off (a failure dead-lettered, a hard time limit run again
+until the delivery limit).
 
 Real CLI workers (prefork and threads) on Redis, results in Redis.
 """
@@ -30,6 +31,8 @@ PROJECT = textwrap.dedent(
     """
     import os, time
 
+    import redis
+
     from celeriac import Celery, group
 
     PREFIX = os.environ["CELERIAC_TEST_PREFIX"]
@@ -37,7 +40,11 @@ PROJECT = textwrap.dedent(
     app = Celery(
         "detproj", broker=URL, backend=URL, broker_transport_options={"key_prefix": PREFIX},
         result_backend_transport_options={"key_prefix": PREFIX}, result_extended=True,
+        task_delivery_limit=2,
     )
+
+
+    marks = redis.Redis.from_url(URL)
 
 
     @app.task
@@ -60,6 +67,7 @@ PROJECT = textwrap.dedent(
 
     @app.task(acks_on_failure_or_timeout=False, time_limit=1)
     def overruns_unacked():
+        marks.rpush(f"{PREFIX}:overruns", os.getpid())
         for _ in range(200):  # short sleeps: a thread's limit lands promptly
             time.sleep(0.05)
 
@@ -150,20 +158,39 @@ def test_a_failure_without_acks_on_failure_is_dead_lettered(
     _, proj = project
     acked = proj.fails_acked.delay()
     unacked = proj.fails_unacked.delay()
-    overrun = proj.overruns_unacked.delay()
 
     # The failures are recorded either way,
     with pytest.raises(ValueError, match="no ack for me"):
         unacked.get(timeout=20)
+    assert acked.get(timeout=20, propagate=False) is not None and acked.state == states.FAILURE
+    # and the task with acks_on_failure off leaves its message in the dead letters
+    # (reason "failed") instead of acking it (Celery's reject without requeue).
+    worker.wait_for_log(f"[{unacked.id}] failed: its message went to the dead letters")
+    dead = {letter.message_id: letter for letter in proj.app.broker.dead_letters("celery")}
+    assert unacked.id in dead and acked.id not in dead
+    assert dead[unacked.id].reason is DeadLetterReason.FAILED
+    proj.app.broker.purge_dead_letters("celery")
+
+
+def test_a_timeout_without_acks_on_timeout_runs_again(
+    project: tuple[Path, ModuleType], worker: WorkerProcess
+) -> None:
+    _, proj = project
+    overrun = proj.overruns_unacked.delay()
+
+    # Stopped at its hard limit, recorded as failed, and requeued (Celery 5.7 requeues a
+    # timed-out task whose acks_on_timeout is off): it runs again, up to the delivery
+    # limit (2 here), and then its message goes to the dead letters.
     with pytest.raises(TimeLimitExceeded):
         overrun.get(timeout=20)
-    assert acked.get(timeout=20, propagate=False) is not None and acked.state == states.FAILURE
-    # and the two tasks with acks_on_failure_or_timeout off leave their message in the
-    # dead letters (reason "failed") instead of acking it.
-    worker.wait_for_log(f"[{unacked.id}] failed: its message goes to the dead letters")
-    worker.wait_for_log(f"[{overrun.id}] failed: its message goes to the dead letters")
-    dead = {letter.message_id: letter for letter in proj.app.broker.dead_letters("celery")}
-    assert set(dead) >= {unacked.id, overrun.id} and acked.id not in dead
-    assert dead[unacked.id].reason is DeadLetterReason.FAILED
-    assert "TimeLimitExceeded" in dead[overrun.id].detail
+    worker.wait_for_log(f"[{overrun.id}] timed out: its message went to the dead letters")
+    assert len(worker.text.split(f"[{overrun.id}] timed out:")) == 3  # two runs
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        assert client.llen(f"{proj.PREFIX}:overruns") == 2
+        client.delete(f"{proj.PREFIX}:overruns")
+    finally:
+        client.close()
+    [dead] = [d for d in proj.app.broker.dead_letters("celery") if d.message_id == overrun.id]
+    assert dead.reason is DeadLetterReason.DELIVERY_LIMIT and "timed out" in dead.detail
     proj.app.broker.purge_dead_letters("celery")

@@ -1,5 +1,6 @@
-"""Task options on what happens around the body: ``acks_on_failure_or_timeout`` (how a
-failed task's message is settled) and ``store_eager_result`` (eager calls recorded)."""
+"""Task options on what happens around the body: ``acks_on_failure_or_timeout`` and
+Celery 5.7's ``acks_on_failure``/``acks_on_timeout`` (how a failed task's message is
+settled) and ``store_eager_result`` (eager calls recorded)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 
 from celeriac import Celery, states
 from celeriac.brokers.base import DeadLetterReason
+from celeriac.exceptions import TimeLimitExceeded
 from celeriac.testing import drain
 
 
@@ -46,6 +48,46 @@ def test_without_acks_on_failure_a_failed_task_goes_to_the_dead_letters(
     assert dead.reason is DeadLetterReason.FAILED
     assert "ValueError('no')" in dead.detail
     assert app.broker.queue_length("celery") == 0
+
+
+def test_without_acks_on_timeout_a_timed_out_task_runs_again(app: Celery) -> None:
+    # A hard time limit reaches the body as TimeLimitExceeded (the pools raise it; drain
+    # applies no limits, so the body raises it itself here).
+    runs: list[int] = []
+
+    @app.task(acks_on_failure_or_timeout=False)
+    def overrun() -> None:
+        runs.append(1)
+        raise TimeLimitExceeded(1.0)
+
+    app.conf.task_delivery_limit = 2
+    result = overrun.delay()
+    drain(app)  # runs it, requeues it, runs it again: the limit then buries it
+
+    assert len(runs) == 2 and result.state == states.FAILURE
+    [dead] = app.broker.dead_letters("celery")
+    assert dead.reason is DeadLetterReason.DELIVERY_LIMIT
+    assert "timed out" in dead.detail
+
+
+def test_the_split_options_win_over_the_combined_one(app: Celery) -> None:
+    app.conf.task_acks_on_failure = True  # the setting for failures beats the task's combined
+
+    @app.task(acks_on_failure_or_timeout=False)
+    def boom() -> None:
+        raise ValueError("no")
+
+    @app.task(acks_on_failure=False)
+    def split() -> None:
+        raise ValueError("no")
+
+    boom.delay()
+    drain(app)
+    assert app.broker.dead_letters("celery") == []  # acked
+    split.delay()
+    drain(app)
+    [dead] = app.broker.dead_letters("celery")
+    assert dead.reason is DeadLetterReason.FAILED
 
 
 def test_acks_on_failure_leaves_a_success_acked(app: Celery) -> None:

@@ -249,8 +249,21 @@ _DECLARED = [
         True,
         (bool,),
         "With `task_acks_late`: ack the message of a task that failed or timed out (its "
-        "failure is recorded either way); off, the message goes to the dead letters "
-        "(reason `failed`), Celery's reject without requeue.",
+        "failure is recorded either way). Off, a failed task's message goes to the dead "
+        "letters (reason `failed`), Celery's reject without requeue, and a timed-out "
+        "task's is requeued (bounded by `task_delivery_limit`).",
+    ),
+    _s(
+        "task_acks_on_failure",
+        None,
+        (bool,),
+        "`task_acks_on_failure_or_timeout` for failures only (None: that setting).",
+    ),
+    _s(
+        "task_acks_on_timeout",
+        None,
+        (bool,),
+        "`task_acks_on_failure_or_timeout` for hard time limits only (None: that setting).",
     ),
     _s(
         "task_reject_on_worker_lost",

@@ -300,7 +300,7 @@ class Consumer:
                 return
             detail = f"{exc} (on delivery {delivery.delivery_count})"
             await delivery.dead_letter(DeadLetterReason.WORKER_LOST, detail)
-        elif not acked and not acks_failure(job):
+        elif not acked and not acks_failure(job, exc):
             await delivery.dead_letter(DeadLetterReason.FAILED, str(exc))
         elif not acked:
             await delivery.ack()

@@ -26,6 +26,7 @@ from celeriac.exceptions import (
     InvalidTaskError,
     NotRegistered,
     Retry,
+    TimeLimitExceeded,
 )
 from celeriac.messages.protocol import decode_task_body
 from celeriac.messages.serializers import resolve_accept
@@ -287,10 +288,40 @@ def _short_text(text: str, limit: int = 1024) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def acks_failure(job: Job) -> bool:
-    """``acks_on_failure_or_timeout``: a failed or timed-out task's message is acked (the
-    default), or else rejected without a requeue, which here means the dead letters."""
-    return bool(job.task.resolve("acks_on_failure_or_timeout"))
+def acks_failure(job: Job, exc: BaseException | None) -> bool:
+    """Whether a failed task's message is acked (the default): ``acks_on_timeout`` for a
+    hard time limit, ``acks_on_failure`` otherwise, each falling back to
+    ``acks_on_failure_or_timeout``. Not acked, a failure is rejected without a requeue
+    (here: the dead letters) and a timeout is requeued, as in Celery 5.7."""
+    timeout = isinstance(exc, TimeLimitExceeded)
+    return bool(job.task.resolve("acks_on_timeout" if timeout else "acks_on_failure"))
+
+
+async def _requeue(delivery: Delivery, what: str, reason: str) -> bool:
+    """Back to the queue with the delivery counted; at the limit, to the dead letters."""
+    if delivery.delivery_count >= delivery.broker.delivery_limit:
+        detail = f"{what} on {delivery.delivery_count} deliveries: {reason}"
+        return await delivery.dead_letter(DeadLetterReason.DELIVERY_LIMIT, detail)
+    return await delivery.requeue(count_delivery=True)
+
+
+async def _unacked_failure(job: HeldJob, exc: BaseException | None) -> bool:
+    """A failure whose message is not acked: a timeout runs again, a failure is buried.
+    Logged once settled, so the log line means the message has moved."""
+    name, task_id, delivery = job.task.name, job.request.id, job.delivery
+    if isinstance(exc, TimeLimitExceeded):
+        last = delivery.delivery_count >= delivery.broker.delivery_limit
+        applied = await _requeue(delivery, "timed out", repr(exc))
+        where = "the dead letters (delivery limit)" if last else "its queue again"
+        logger.info("Task %s[%s] timed out: its message went to %s (acks_on_timeout is off)",
+                    name, task_id, where)  # fmt: skip
+        return applied
+    applied = await delivery.dead_letter(DeadLetterReason.FAILED, _short_repr(exc))
+    logger.info(
+        "Task %s[%s] failed: its message went to the dead letters (acks_on_failure is off)",
+        name, task_id,
+    )  # fmt: skip
+    return applied
 
 
 async def settle(job: HeldJob, outcome: Outcome) -> bool:
@@ -304,16 +335,9 @@ async def settle(job: HeldJob, outcome: Outcome) -> bool:
         reason = repr(getattr(outcome.exc, "reason", None))
         if not outcome.requeue:
             return await delivery.dead_letter(DeadLetterReason.REJECTED, reason)
-        if delivery.delivery_count >= delivery.broker.delivery_limit:
-            detail = f"rejected with requeue on {delivery.delivery_count} deliveries: {reason}"
-            return await delivery.dead_letter(DeadLetterReason.DELIVERY_LIMIT, detail)
-        return await delivery.requeue(count_delivery=True)
-    if outcome.kind is OutcomeKind.FAILURE and not acks_failure(job):
-        logger.info(
-            "Task %s[%s] failed: its message goes to the dead letters "
-            "(acks_on_failure_or_timeout is off)", job.task.name, job.request.id,
-        )  # fmt: skip
-        return await delivery.dead_letter(DeadLetterReason.FAILED, _short_repr(outcome.exc))
+        return await _requeue(delivery, "rejected with requeue", reason)
+    if outcome.kind is OutcomeKind.FAILURE and not acks_failure(job, outcome.exc):
+        return await _unacked_failure(job, outcome.exc)
     applied = await delivery.ack()
     if not applied:
         logger.warning(
