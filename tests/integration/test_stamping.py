@@ -120,15 +120,16 @@ def next_mark(marks: redis.Redis, name: str, timeout: float = 20) -> bytes:
     return bytes(item[1])
 
 
+@pytest.mark.parametrize("pool", ["threads", "prefork"])
 def test_each_task_of_a_stamped_chain_reads_its_stamps(
-    project: tuple[Path, ModuleType], marks: redis.Redis
+    project: tuple[Path, ModuleType], marks: redis.Redis, pool: str
 ) -> None:
     path, proj = project
     steps = chain(proj.report.si("a"), proj.report.si("b"), proj.report.si("c"))
     steps.tasks[1].link(proj.report.si("linked"))
     steps.stamp(run="r1", batch=[1, 2])
     steps.tasks[2].stamp(last=True)
-    worker = start(path)
+    worker = start(path, pool)
     try:
         assert steps.apply_async().get(timeout=20) == "c"
         seen = {}
