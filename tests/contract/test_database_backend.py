@@ -357,3 +357,9 @@ def test_a_delay_get_round_trip_with_drain(tmp_path: Path) -> None:
         assert result.get(timeout=5) == 5
     finally:
         app.close()
+
+
+def test_an_unknown_result_backend_names_the_database_store_among_the_choices() -> None:
+    app = Celery("t", broker="memory://", backend="mongodb://db/results")
+    with pytest.raises(ImproperlyConfigured, match=r"db\+<SQLAlchemy URL> \(a SQL database\)"):
+        _ = app.backend

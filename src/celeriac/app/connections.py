@@ -33,7 +33,8 @@ _BROKERS = (
 )
 _BACKENDS = (
     "redis://, rediss://, unix://, sentinel:// (Redis), rpc:// (back to the caller, "
-    "through the broker) or cache+memory:// (one process)"
+    "through the broker), db+<SQLAlchemy URL> (a SQL database) or cache+memory:// (one "
+    "process)"
 )
 # Celery's database result store: 'db+<SQLAlchemy URL>', or 'database' with database_url.
 _DATABASE = ("db", "database")
