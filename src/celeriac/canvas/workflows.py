@@ -163,13 +163,14 @@ class chain(_Workflow[AnyResult]):
     ) -> AnyResult:
         if _eager(self.app):
             return self.apply(args, kwargs, **options)
-        if any(isinstance(step, chord) for step in self.tasks):  # refused here, not mid-chain
-            self.app.backend.ensure_chords_allowed()
         frozen = self.clone()
         rest = list(options.pop("chain", None) or ())
         result = frozen.freeze(options.pop("task_id", None))
         first, *others = frozen.tasks
-        reply_to = options.get("reply_to") or self.app.backend.reply_address()
+        backend = first.app.backend  # the app that sends the first step: the caller's
+        if any(isinstance(step, chord) for step in others):  # refused here, not mid-chain
+            backend.ensure_chords_allowed()
+        reply_to = options.get("reply_to") or backend.reply_address()
         for step in others if reply_to else ():  # rpc://: every step answers this caller
             step.options.setdefault("reply_to", reply_to)
         # The rest travels reversed, so each task pops the next step off the end.
