@@ -272,10 +272,12 @@ def test_a_key_longer_than_the_column_is_refused_with_the_limit(make_sqlite: Mak
         make_sqlite().mark_as_done("x" * 200, 1)
 
 
-def test_an_unreachable_server_names_the_url_and_the_fix_but_not_the_password() -> None:
-    backend = DatabaseBackend(
-        "postgresql://celeriac:s3cret-pw@127.0.0.1:1/test", create_tables_at_setup=False
-    )
+def test_an_unreachable_server_names_the_url_and_the_fix_but_not_the_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Down when the store is built: the process starts, the tables wait for the first use.
+    backend = DatabaseBackend("postgresql://celeriac:s3cret-pw@127.0.0.1:1/test")
+    assert "The tables are made on first use" in caplog.text and "s3cret" not in caplog.text
     try:
         with pytest.raises(BackendConnectionError) as caught:
             backend.get_task_meta("x")
@@ -300,6 +302,11 @@ def test_bad_settings_are_refused_with_the_fix(
 ) -> None:
     with pytest.raises(ImproperlyConfigured, match=match):
         DatabaseBackend(f"sqlite:///{tmp_path / 'r.db'}", **options)
+
+
+def test_an_in_memory_sqlite_database_is_refused_with_the_fix() -> None:
+    with pytest.raises(ImproperlyConfigured, match=r"name a file, e.g. 'db\+sqlite:///results.db'"):
+        DatabaseBackend("sqlite://")
 
 
 def test_a_missing_driver_is_named_with_the_fix() -> None:

@@ -9,6 +9,7 @@ leaves and SQLAlchemy; never the app.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -24,6 +25,8 @@ from celeriac.exceptions import BackendConnectionError, BackendError, Improperly
 from celeriac.results.base import RecordFormat, ResultBackend
 from celeriac.results.database import dialects
 from celeriac.results.database.tables import KEY_LENGTH, Tables, build_tables
+
+logger = logging.getLogger(__name__)
 
 #: Celery's database_engine_options default: check a pooled connection before use, and
 #: replace connections after an hour (servers drop idle ones).
@@ -85,6 +88,16 @@ class DatabaseBackend(ResultBackend):
                 f": {exc}"
             ) from None
         self.url = self._url.render_as_string(hide_password=True)
+        if self._url.get_backend_name() == "sqlite" and self._url.database in (
+            None,
+            "",
+            ":memory:",
+        ):
+            raise ImproperlyConfigured(
+                "result_backend 'db+sqlite://' names an in-memory SQLite database, which each "
+                "connection (each thread, each process) sees empty: name a file, e.g. "
+                "'db+sqlite:///results.db'"
+            )
         self.engine_options = dict(engine_options or {})
         self.short_lived_sessions = short_lived_sessions
         self.tables: Tables = build_tables(table_names, table_schemas)
@@ -94,7 +107,10 @@ class DatabaseBackend(ResultBackend):
         self._lock = threading.Lock()
         self._task_prefix = self.records.task_key("")
         if create_tables_at_setup:
-            self._db()
+            try:
+                self._db()
+            except BackendConnectionError as exc:  # down now: a process may start anyway
+                logger.warning("%s The tables are made on first use.", exc)
 
     def __repr__(self) -> str:
         return f"<DatabaseBackend db+{self.url}>"
@@ -110,7 +126,12 @@ class DatabaseBackend(ResultBackend):
         if engine is None:
             with self._lock:
                 if self._engine is None:
-                    self._engine = self._prepare(self._create_engine())
+                    made = self._create_engine()
+                    try:
+                        self._engine = self._prepare(made)
+                    except BaseException:
+                        made.dispose()
+                        raise
                     self._pid = os.getpid()
                 engine = self._engine
         return engine
