@@ -1,0 +1,380 @@
+"""When periodic tasks are due (``celery.schedules``): ``schedule``, ``crontab``.
+
+Pure logic: imports only the standard library, ``zoneinfo``, the ``cronsim`` cron library
+and ``celeriac._context`` (the current app, read duck-typed). Besides Celery's ``is_due`` and
+``remaining_estimate``, every schedule names its exact fire instants (``due_after``,
+``due_times``): the same on every host, so beat can send each one exactly once.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from celeriac._context import get_current_app
+from celeriac._cronspec import (
+    FIELDS,
+    CronFields,
+    Cronspec,
+    ParseException,
+    check_days_exist,
+    crontab_parser,
+    expand,
+)
+from celeriac._localtime import aware_utc, first_instant, naive_local, require_aware
+
+__all__ = [
+    "ParseException",
+    "crontab",
+    "crontab_parser",
+    "maybe_schedule",
+    "schedstate",
+    "schedule",
+]
+
+#: What ``is_due`` answers: whether to run now, and seconds until the next check.
+schedstate = namedtuple("schedstate", ("is_due", "next"))
+
+NowFun = Callable[[], datetime]
+
+_UTC = ZoneInfo("UTC")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+
+
+def _zone(value: tzinfo | str) -> tzinfo:
+    if isinstance(value, str):
+        try:
+            return ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as 'Europe/London' "
+                "(install the tzdata package where the system has no zone database)"
+            ) from exc
+    if isinstance(value, tzinfo):
+        return value
+    raise TypeError(f"tz must be a zoneinfo.ZoneInfo or an IANA zone name, not {value!r}")
+
+
+class BaseSchedule:
+    """What every schedule shares: its clock (``nowfun`` or the app's) and its zone."""
+
+    def __init__(
+        self, nowfun: NowFun | None = None, app: Any = None, tz: tzinfo | str | None = None
+    ) -> None:
+        self.nowfun = nowfun
+        self._app = app
+        self._tz = None if tz is None else _zone(tz)
+
+    @property
+    def app(self) -> Any:
+        return self._app if self._app is not None else get_current_app()
+
+    @app.setter
+    def app(self, app: Any) -> None:
+        self._app = app
+
+    @property
+    def tz(self) -> tzinfo:
+        """The zone the schedule evaluates in: ``tz``, else the app's ``timezone``, else UTC."""
+        if self._tz is not None:
+            return self._tz
+        app = self.app
+        name = getattr(getattr(app, "conf", None), "timezone", None) if app else None
+        return _zone(name) if name else _UTC
+
+    def now(self) -> datetime:
+        """The current time, aware (a naive clock is read as UTC, as Celery does)."""
+        if self.nowfun is not None:
+            current = self.nowfun()
+        else:
+            app = self.app
+            current = app.now() if app is not None else datetime.now(timezone.utc)
+        return aware_utc(current)
+
+    def due_after(self, moment: datetime) -> datetime:
+        """The first due time strictly after ``moment`` (aware), in UTC."""
+        raise NotImplementedError
+
+    def due_times(
+        self, after: datetime, until: datetime, limit: int | None = None
+    ) -> list[datetime]:
+        """Every due time in ``(after, until]``, strictly increasing, in UTC; at most
+        ``limit`` of them (the earliest)."""
+        require_aware(after, "after")
+        require_aware(until, "until")
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be None or >= 0, not {limit!r}")
+        found: list[datetime] = []
+        for moment in self._iter_due(after):
+            if moment > until or (limit is not None and len(found) >= limit):
+                break
+            found.append(moment)
+        return found
+
+    def _iter_due(self, after: datetime) -> Iterator[datetime]:
+        moment = after
+        while True:
+            moment = self.due_after(moment)
+            yield moment
+
+    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
+        raise NotImplementedError
+
+    def is_due(self, last_run_at: datetime) -> schedstate:
+        raise NotImplementedError
+
+
+class schedule(BaseSchedule):
+    """Run every ``run_every`` (seconds or a timedelta), as Celery's interval schedule.
+
+    ``relative=True`` rounds each run to the interval's resolution on the local clock (an
+    hourly schedule runs on the hour). Due times (``due_after``) lie on a fixed grid: whole
+    multiples of ``run_every`` since 1970-01-01 00:00 UTC, or since local midnight of that
+    day on the local wall clock when relative.
+    """
+
+    def __init__(
+        self,
+        run_every: float | timedelta | None = None,
+        relative: bool = False,
+        nowfun: NowFun | None = None,
+        app: Any = None,
+    ) -> None:
+        if isinstance(run_every, bool) or not isinstance(run_every, (int, float, timedelta)):
+            raise TypeError(
+                f"run_every must be seconds (a number) or a datetime.timedelta, not {run_every!r}"
+            )
+        self.run_every = (
+            run_every if isinstance(run_every, timedelta) else timedelta(seconds=run_every)
+        )
+        self.relative = relative
+        super().__init__(nowfun=nowfun, app=app)
+
+    @property
+    def seconds(self) -> float:
+        return max(self.run_every.total_seconds(), 0.0)
+
+    @property
+    def human_seconds(self) -> str:
+        return _humanize(self.seconds)
+
+    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
+        """How long until the run after ``last_run_at`` (negative when it is overdue)."""
+        last = aware_utc(last_run_at)
+        return self._end_after(last) - self.now()
+
+    def _end_after(self, last: datetime) -> datetime:
+        end = last + self.run_every
+        if not self.relative:
+            return end
+        zone = self.tz
+        local = naive_local(end, zone)
+        if self.run_every >= timedelta(days=1):
+            # Day intervals count calendar days on the local clock, not elapsed hours.
+            local = naive_local(last, zone) + timedelta(days=self.run_every.days)
+            local = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        elif self.run_every >= timedelta(hours=1):
+            local = local.replace(minute=0, second=0, microsecond=0)
+        elif self.run_every >= timedelta(minutes=1):
+            local = local.replace(second=0, microsecond=0)
+        rounded = first_instant(local, zone)
+        return rounded if rounded > last else end
+
+    def is_due(self, last_run_at: datetime) -> schedstate:
+        """``(True, seconds to the next check)`` when a run is due, else
+        ``(False, seconds until it is)``."""
+        remaining = max(self.remaining_estimate(last_run_at).total_seconds(), 0.0)
+        if remaining > 0:
+            return schedstate(is_due=False, next=remaining)
+        next_check = self.seconds
+        if self.relative:
+            realigned = self.remaining_estimate(self.now()).total_seconds()
+            next_check = realigned if realigned > 0 else self.seconds
+        return schedstate(is_due=True, next=next_check)
+
+    def due_after(self, moment: datetime) -> datetime:
+        require_aware(moment, "moment")
+        if self.run_every <= timedelta(0):
+            raise ValueError(
+                f"schedule(run_every={self.run_every!r}) has no due times: "
+                "give run_every a positive number of seconds or timedelta"
+            )
+        if not self.relative:
+            steps = (moment - _EPOCH) // self.run_every + 1
+            return _EPOCH + steps * self.run_every
+        zone = self.tz
+        step = (naive_local(moment, zone) - _NAIVE_EPOCH) // self.run_every + 1
+        while True:
+            candidate = first_instant(_NAIVE_EPOCH + step * self.run_every, zone)
+            if candidate > moment:
+                return candidate
+            step += 1
+
+    def __repr__(self) -> str:
+        return f"<freq: {self.human_seconds}>"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, schedule):
+            return self.run_every == other.run_every and self.relative == other.relative
+        if isinstance(other, timedelta):
+            return self.run_every == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((schedule, self.run_every, self.relative))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return self.__class__, (self.run_every, self.relative, self.nowfun)
+
+
+def _humanize(seconds: float) -> str:
+    for unit, size in (("day", 86400.0), ("hour", 3600.0), ("minute", 60.0), ("second", 1.0)):
+        if seconds >= size:
+            amount = seconds / size
+            return f"{amount:.2f} {unit}{'' if amount == 1 else 's'}"
+    return "now"
+
+
+class crontab(BaseSchedule):
+    """Run at the wall-clock minutes that match every field, as Celery's crontab.
+
+    Fields take Celery's forms: an int, a string ('*/15', '1-5', 'mon-fri', '1,15') or a
+    collection of ints. ``day_of_week`` counts from Sunday = 0; a day must match both
+    ``day_of_month`` and ``day_of_week`` (and ``month_of_year``), as in Celery. Times are
+    local to ``tz`` (a ``ZoneInfo`` or an IANA name), else the app's ``timezone``, else
+    UTC. A time the clock skips fires once, at the first minute after the gap; a time the
+    clock shows twice fires once, at its first occurrence.
+    """
+
+    def __init__(
+        self,
+        minute: Cronspec = "*",
+        hour: Cronspec = "*",
+        day_of_week: Cronspec = "*",
+        day_of_month: Cronspec = "*",
+        month_of_year: Cronspec = "*",
+        tz: tzinfo | str | None = None,
+        nowfun: NowFun | None = None,
+        app: Any = None,
+    ) -> None:
+        self._orig_minute = minute
+        self._orig_hour = hour
+        self._orig_day_of_week = day_of_week
+        self._orig_day_of_month = day_of_month
+        self._orig_month_of_year = month_of_year
+        self.minute = expand(FIELDS["minute"], minute)
+        self.hour = expand(FIELDS["hour"], hour)
+        self.day_of_week = expand(FIELDS["day_of_week"], day_of_week)
+        self.day_of_month = expand(FIELDS["day_of_month"], day_of_month)
+        self.month_of_year = expand(FIELDS["month_of_year"], month_of_year)
+        check_days_exist(
+            self.day_of_month,
+            self.month_of_year,
+            f"day_of_month={day_of_month!r} month_of_year={month_of_year!r}",
+        )
+        self._fields = CronFields(
+            self.minute, self.hour, self.day_of_week, self.day_of_month, self.month_of_year
+        )
+        super().__init__(nowfun=nowfun, app=app, tz=tz)
+
+    @classmethod
+    def from_string(cls, crontab: str, **kwargs: Any) -> crontab:
+        """A crontab from a five-field cron line: 'minute hour day month weekday'."""
+        parts = crontab.split()
+        if len(parts) != 5:
+            raise ValueError(
+                f"crontab.from_string({crontab!r}): a cron line has five fields "
+                "'minute hour day_of_month month_of_year day_of_week', e.g. '0 9 * * mon-fri'"
+            )
+        minute, hour, day_of_month, month_of_year, day_of_week = parts
+        return cls(minute, hour, day_of_week, day_of_month, month_of_year, **kwargs)
+
+    def matches(self, moment: datetime) -> bool:
+        """True when the instant ``moment`` is a minute the fields name, in local time."""
+        return self._fields.matches(naive_local(moment, self.tz))
+
+    def due_after(self, moment: datetime) -> datetime:
+        require_aware(moment, "moment")
+        return next(iter(self._iter_due(moment)))
+
+    def _iter_due(self, after: datetime) -> Iterator[datetime]:
+        zone = self.tz
+        latest = aware_utc(after)
+        for local in self._fields.walk(naive_local(latest, zone)):
+            # Wall-clock order can repeat an instant (times in a DST gap all move to its
+            # end) or fall behind ``after`` (the first pass of a repeated hour): skip those.
+            instant = first_instant(local, zone)
+            if instant > latest:
+                latest = instant
+                yield instant
+        raise ValueError(f"{self!r} has no due time in the next 50 years")
+
+    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
+        """How long until the first due time after ``last_run_at`` (negative if passed)."""
+        return self.due_after(aware_utc(last_run_at)) - self.now()
+
+    def is_due(self, last_run_at: datetime) -> schedstate:
+        """``(True, seconds until the next due time)`` when a due time has passed since
+        ``last_run_at``, else ``(False, seconds until it comes)``."""
+        remaining = max(self.remaining_estimate(last_run_at).total_seconds(), 0.0)
+        if remaining > 0:
+            return schedstate(is_due=False, next=remaining)
+        following = max(self.remaining_estimate(self.now()).total_seconds(), 0.0)
+        return schedstate(is_due=True, next=following)
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self._fields, self._tz)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, crontab):
+            return self._key() == other._key()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((crontab, *self._key()))
+
+    def __repr__(self) -> str:
+        fields = " ".join(
+            str(value)
+            for value in (
+                self._orig_minute,
+                self._orig_hour,
+                self._orig_day_of_month,
+                self._orig_month_of_year,
+                self._orig_day_of_week,
+            )
+        )
+        zone = "" if self._tz is None else f" {self._tz}"
+        return f"<crontab: {fields} (m/h/dM/MY/d){zone}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return self.__class__, (
+            self._orig_minute,
+            self._orig_hour,
+            self._orig_day_of_week,
+            self._orig_day_of_month,
+            self._orig_month_of_year,
+            self._tz,
+        )
+
+
+def maybe_schedule(
+    value: float | timedelta | BaseSchedule | None, relative: bool = False, app: Any = None
+) -> BaseSchedule | None:
+    """A schedule from seconds, a timedelta, or a schedule (returned as is, bound to
+    ``app`` when one is given)."""
+    if value is None:
+        return None
+    if isinstance(value, BaseSchedule):
+        if app is not None:
+            value.app = app
+        return value
+    if isinstance(value, (int, float, timedelta)) and not isinstance(value, bool):
+        return schedule(value, relative, app=app)
+    raise TypeError(
+        f"a schedule must be seconds, a timedelta, schedule(...) or crontab(...), not {value!r}"
+    )
