@@ -105,6 +105,18 @@ SETTINGS_NOTES: dict[str, Note] = {
     "gcs_*": absent(STORE),
     "mongodb_*": absent(STORE),
     "s3_*": absent(STORE),
+    "database_table_names": differs(
+        "Also a `chord` key (celeriac's chord table); an unknown key is refused.",
+        "database-table-names",
+    ),
+    "database_table_schemas": differs(
+        "Also a `chord` key (celeriac's chord table); an unknown key is refused.",
+        "database-table-names",
+    ),
+    "database_short_lived_sessions": differs(
+        "No connection pool (a connection per operation) in every process.",
+        "database-short-lived-sessions",
+    ),
     "cache_backend": absent(
         "Celery's memcached result backend; celeriac's `cache+memory://` store needs no setting."
     ),
