@@ -38,6 +38,11 @@ def assert_will_not_block() -> None:
         raise SyncSubtaskError(_GET_IN_TASK)
 
 
+def _stored(field: str) -> Any:
+    """A property reading ``field`` of the stored record (None when it was not stored)."""
+    return property(lambda result: result._meta().get(field), doc=f"The stored {field}.")
+
+
 class AsyncResult(Dependencies, Generic[R]):
     """The state and outcome of a task sent to a worker (``Dependencies``: the walk over
     the results it sent, ``collect()``, ``iterdeps()``, ``build_graph()``)."""
@@ -143,25 +148,11 @@ class AsyncResult(Dependencies, Generic[R]):
     def name(self, value: str | None) -> None:
         self._name = value
 
-    @property
-    def args(self) -> list[Any] | None:
-        return self._meta().get("args")
-
-    @property
-    def kwargs(self) -> dict[str, Any] | None:
-        return self._meta().get("kwargs")
-
-    @property
-    def worker(self) -> str | None:
-        return self._meta().get("worker")
-
-    @property
-    def retries(self) -> int | None:
-        return self._meta().get("retries")
-
-    @property
-    def queue(self) -> str | None:
-        return self._meta().get("queue")
+    args = _stored("args")
+    kwargs = _stored("kwargs")
+    worker = _stored("worker")  # the hostname of the worker that ran it
+    retries = _stored("retries")
+    queue = _stored("queue")
 
     # -- the results it sent ---------------------------------------------------------------
     @property
@@ -331,8 +322,11 @@ class EagerResult(AsyncResult[R]):
     wait = get
 
     def forget(self) -> None:
-        """Nothing is stored for an eager result unless task_store_eager_result is set."""
-        if self.app.conf.task_store_eager_result:
+        """Nothing is stored for an eager result unless ``store_eager_result`` (the task's
+        option, else the ``task_store_eager_result`` setting) stored it."""
+        task = self.app.tasks.get(self._name) if self._name else None
+        stored = task.resolve("store_eager_result") if task is not None else None
+        if stored or (stored is None and self.app.conf.task_store_eager_result):
             self.app.backend.forget(self.id)
 
 

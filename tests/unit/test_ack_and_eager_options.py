@@ -131,3 +131,14 @@ def test_an_ignored_result_is_not_stored_even_with_store_eager_result(app: Celer
         return 1
 
     assert app.backend.get_task_meta(quiet.apply().id)["status"] == states.PENDING
+
+
+def test_forget_deletes_what_store_eager_result_stored(app: Celery) -> None:
+    @app.task(store_eager_result=True)
+    def kept() -> int:
+        return 1
+
+    result = kept.apply()
+    assert result.exists()
+    result.forget()
+    assert not result.exists()
