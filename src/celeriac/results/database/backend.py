@@ -40,6 +40,7 @@ MAX_PAUSE = 0.25
 ATTEMPTS = 3
 READY, UNREADY = "READY", "UNREADY"  # the status column of celeriac's task rows
 _NOT_FOR_NULLPOOL = ("max_overflow", "echo_pool")  # with short-lived sessions
+_IN_MEMORY = (None, "", ":memory:")  # SQLite database names that are no file
 
 
 def _fetch_all(query: sa.Select[Any], connection: sa.Connection) -> list[Any]:
@@ -71,8 +72,9 @@ class DatabaseBackend(ResultBackend):
         table_schemas: Mapping[str, Any] | None = None,
         create_tables_at_setup: bool = True,
     ) -> None:
-        """``url`` is SQLAlchemy's (``postgresql://...``, without ``db+``). Tables are
-        created if missing: now with ``create_tables_at_setup``, else on first use."""
+        """``url`` is SQLAlchemy's (``postgresql://...``, without ``db+``); the other
+        arguments are the ``database_*`` settings. Tables are created if missing: now with
+        ``create_tables_at_setup`` (or on first use, when the database is down now)."""
         super().__init__(
             expires=expires,
             serializer=serializer,
@@ -81,24 +83,21 @@ class DatabaseBackend(ResultBackend):
         )
         try:
             self._url = sa.make_url(url)
-        except sqlalchemy.exc.ArgumentError as exc:
+        except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
             raise ImproperlyConfigured(
                 f"result_backend 'db+…' must hold a SQLAlchemy database URL after 'db+', "
                 f"e.g. 'db+postgresql://user:password@host/dbname' or 'db+sqlite:///results.db'"
                 f": {exc}"
             ) from None
         self.url = self._url.render_as_string(hide_password=True)
-        if self._url.get_backend_name() == "sqlite" and self._url.database in (
-            None,
-            "",
-            ":memory:",
-        ):
+        if self._url.get_backend_name() == "sqlite" and self._url.database in _IN_MEMORY:
             raise ImproperlyConfigured(
                 "result_backend 'db+sqlite://' names an in-memory SQLite database, which each "
                 "connection (each thread, each process) sees empty: name a file, e.g. "
                 "'db+sqlite:///results.db'"
             )
-        self.engine_options = dict(engine_options or {})
+        given = DEFAULT_ENGINE_OPTIONS if engine_options is None else engine_options
+        self.engine_options = dict(given)
         self.short_lived_sessions = short_lived_sessions
         self.tables: Tables = build_tables(table_names, table_schemas)
         self._callback = engine_callback
