@@ -496,6 +496,29 @@ class Broker(ABC):
         will be there (nothing taken). Every worker on this broker shares the bucket.
         """
 
+    # -- leases: one holder at a time, cluster-wide (beat's leader) ------------------------
+    def hold_lease(self, name: str, holder: str, ttl: float) -> int | None:
+        """Take the lease ``name`` for ``holder``, or renew it when ``holder`` has it, for
+        ``ttl`` seconds: its fencing token when held, None while another holder has it.
+
+        The token grows each time the lease passes to a new holder and stays the same
+        while one holder renews, so work stamped with it can be ordered. A holder that
+        stops renewing loses the lease once ``ttl`` has passed on the broker's side.
+        """
+        check_ttl(ttl, "a lease's ttl")
+        if not isinstance(name, str) or not name or not isinstance(holder, str) or not holder:
+            raise ValueError("a lease needs a non-empty name and holder (strings)")
+        return self._hold_lease(name, holder, ttl)
+
+    @abstractmethod
+    def _hold_lease(self, name: str, holder: str, ttl: float) -> int | None:
+        """The engine's I/O for ``hold_lease``: arguments are checked."""
+
+    @abstractmethod
+    def drop_lease(self, name: str, holder: str) -> bool:
+        """Give the lease up if ``holder`` has it (a clean stop: another may take it at
+        once); False when it was not held by ``holder``."""
+
     def check_safety(self) -> str | None:
         """Run once at worker start: a warning about a risky engine setup, or None.
 

@@ -139,6 +139,8 @@ class MemoryBroker(Broker):
         self._revoked: dict[str, float] = {}  # task id -> clock() time it is forgotten
         self._topics: dict[str, _Topic] = {}
         self._reserved: dict[str, tuple[str, float]] = {}  # key -> (value, clock() expiry)
+        self._named_leases: dict[str, tuple[str, int, float]] = {}  # name -> holder, token, end
+        self._lease_tokens: dict[str, int] = {}  # name -> the last token handed out
         self._buckets: dict[str, tuple[float, float, float]] = {}  # key -> (tokens, at, full)
         self._swept_at = -math.inf
 
@@ -334,6 +336,28 @@ class MemoryBroker(Broker):
                 return held[0]
             self._reserved[key] = (value, now + ttl)
             return None
+
+    def _hold_lease(self, name: str, holder: str, ttl: float) -> int | None:
+        with self._lock:
+            now = self._clock()
+            held = self._named_leases.get(name)
+            if held is not None and held[0] != holder and held[2] > now:
+                return None
+            if held is not None and held[0] == holder and held[2] > now:
+                token = held[1]
+            else:
+                token = self._lease_tokens.get(name, 0) + 1
+                self._lease_tokens[name] = token
+            self._named_leases[name] = (holder, token, now + ttl)
+            return token
+
+    def drop_lease(self, name: str, holder: str) -> bool:
+        with self._lock:
+            held = self._named_leases.get(name)
+            if held is None or held[0] != holder or held[2] <= self._clock():
+                return False
+            del self._named_leases[name]
+            return True
 
     def release(self, key: str, value: str) -> bool:
         with self._lock:

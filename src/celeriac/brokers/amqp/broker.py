@@ -21,6 +21,7 @@ from celeriac.brokers.amqp.admin import Admin
 from celeriac.brokers.amqp.channel import AmqpSubscription, Channels
 from celeriac.brokers.amqp.consume import Consumption
 from celeriac.brokers.amqp.io import IOThread
+from celeriac.brokers.amqp.lease import Leases
 from celeriac.brokers.amqp.link import Link
 from celeriac.brokers.amqp.publish import Publisher, delayed_copy, ready_copy
 from celeriac.brokers.amqp.revocations import Revocations
@@ -91,6 +92,7 @@ class AmqpBroker(Broker):
         self.admin = Admin(self.link, self.publisher)
         self.revocations = Revocations(self.link, self.publisher)
         self.channels = Channels(self.link, self.names)
+        self.leases = Leases(self.target, self.names, self._name)
 
     def _forked(self) -> None:
         """In a forked child: nothing of the parent's connection may be touched."""
@@ -239,6 +241,13 @@ class AmqpBroker(Broker):
             )
         )
 
+    # -- leases (``lease``): an exclusive queue per lease ------------------------------------
+    def _hold_lease(self, name: str, holder: str, ttl: float) -> int | None:
+        return self._run(self.leases.hold(name, holder, ttl))
+
+    def drop_lease(self, name: str, holder: str) -> bool:
+        return self._run(self.leases.drop(name, holder))
+
     def release(self, key: str, value: str) -> bool:
         raise ImproperlyConfigured(
             _NO_KEY_VALUE.format(what="idempotency keys", fix="Use a Redis broker.")
@@ -257,6 +266,7 @@ class AmqpBroker(Broker):
     # -- closing ----------------------------------------------------------------------------
     async def _shutdown(self) -> None:
         await self.consumption.close()
+        await self.leases.close()
         await self.link.close()
 
     def close(self) -> None:

@@ -19,6 +19,9 @@ This docstring is the topology (``Q`` is a celeriac queue name; ``celeriac`` bel
   revocations topic's name, so it keeps every revoke for workers that start later.
 - ``celeriac.events`` (topic): the channel's stream topics, each bound by its name to the
   stream ``celeriac.stream.<topic>``.
+- ``celeriac.lease.<name>``: a lease (``hold_lease``), an exclusive queue: the connection
+  that declared it holds the lease until it closes or RabbitMQ ends it for missed
+  heartbeats. ``celeriac.lease.<name>.token`` (durable) keeps its last fencing token.
 
 Engine helper: imports the stdlib only.
 """
@@ -56,6 +59,12 @@ class Names:
 
     def stream_queue(self, topic: str) -> str:
         return f"{self.namespace}.stream.{topic}"
+
+    def lease_queue(self, name: str) -> str:
+        return f"{self.namespace}.lease.{name}"
+
+    def lease_token_queue(self, name: str) -> str:
+        return f"{self.namespace}.lease.{name}.token"
 
     def dead_queue(self, queue: str) -> str:
         return f"{self.namespace}.dead.{queue}"

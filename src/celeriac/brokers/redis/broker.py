@@ -48,6 +48,7 @@ from celeriac.brokers.redis.keys import (
     level_of,
     priority_of,
 )
+from celeriac.brokers.redis.lease import RedisLeases
 from celeriac.brokers.redis.safety import check_eviction_policy
 from celeriac.brokers.redis.scripts import NAMES, source
 from celeriac.exceptions import (
@@ -97,7 +98,7 @@ class _SettleBatch:
         self.task: asyncio.Task[None] | None = None
 
 
-class RedisBroker(Broker):
+class RedisBroker(RedisLeases, Broker):
     schemes = ("redis", "rediss", "unix", "sentinel")
 
     def __init__(

@@ -26,6 +26,8 @@ State shared by the whole cluster, not by one queue:
                                  expiring after the key's ttl
     {prefix}:bucket:<key>        hash: a shared token bucket (t = tokens, a = when t was
                                  counted, seconds of Redis server time), expiring once full
+    {prefix}:lease:<name>        hash: a lease (h = holder, t = fencing token, e = when it
+                                 ends, ms of Redis server time); kept so the token grows
 
 ``{<queue>}`` is a hash tag: all keys of one queue live in one Redis Cluster slot, so every
 script touches one slot; each script on shared state touches one key. Imports nothing
@@ -109,3 +111,6 @@ class SharedKeys:
 
     def bucket(self, key: str) -> str:
         return f"{self.prefix}:bucket:{key}"
+
+    def lease(self, name: str) -> str:
+        return f"{self.prefix}:lease:{name}"

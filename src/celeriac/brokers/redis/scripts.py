@@ -23,6 +23,8 @@ NAMES = (
     "reserve",
     "release",
     "acquire",
+    "hold_lease",
+    "drop_lease",
 )
 
 
