@@ -34,6 +34,7 @@ from celeriac.worker.execution import (
     refuse,
     settle,
 )
+from celeriac.worker.listeners import Listeners
 from celeriac.worker.pools.base import Pool
 from celeriac.worker.ratelimit import RateLimits
 from celeriac.worker.revocations import Revocations
@@ -56,6 +57,7 @@ class Consumer:
         rate_limits: RateLimits | None = None,
         revocations: Revocations | None = None,
         outage: Outage | None = None,
+        listeners: Listeners | None = None,
     ) -> None:
         self.app, self.broker, self.pool = app, broker, pool
         self.queues = list(queues)
@@ -65,6 +67,8 @@ class Consumer:
         self.revocations = revocations
         # The broker connection's state: one line when lost, one when back, the backoff.
         self.outage = outage or Outage(type(broker).__name__)
+        # Observers of each task's life (events, metrics), told from this loop.
+        self.listeners = listeners or Listeners()
         self.held: dict[int, Delivery] = {}  # every unsettled message, for the heartbeat
         self.started: set[int] = set()  # held messages whose job is running in the pool
         self.settling: set[int] = set()  # held messages whose job is over, being settled
@@ -193,6 +197,7 @@ class Consumer:
             if not expired:  # as in Celery, a revoked or expired task is not "received";
                 # nor is one postponed by its rate limit until it comes back due (once).
                 signals.task_received.send(sender=self, request=prepared.request)
+                self.listeners.received(prepared)
             async with self._slots:
                 if id(delivery) not in self.held:
                     return  # given back while it waited for a slot (shutdown)
@@ -201,6 +206,7 @@ class Consumer:
                     return
                 self.started.add(id(delivery))
                 self.running[str(prepared.request.id)] = prepared
+                self.listeners.started(prepared)
                 try:
                     outcome = await self._execute(prepared)
                 finally:
@@ -241,7 +247,10 @@ class Consumer:
         """A revoked task is not run (or was stopped): record REVOKED, ack the message."""
         signum = self.terminating.pop(job.id, None) if terminated else None
         # Off the event loop: the result store and followup publishes block.
-        await asyncio.to_thread(endings.revoked, job, terminated=terminated, signum=signum)
+        outcome = await asyncio.to_thread(
+            endings.revoked, job, terminated=terminated, signum=signum
+        )
+        self.listeners.finished(job, outcome)
         if not acked:
             await job.delivery.ack()
 
@@ -272,6 +281,7 @@ class Consumer:
             await self._discard_revoked(job, terminated=True, acked=early)
             return None
         self._log_outcome(job, outcome)
+        self.listeners.finished(job, outcome)
         if not early:
             return outcome
         if outcome.kind is OutcomeKind.RETRY and outcome.retry is not None:
@@ -306,7 +316,7 @@ class Consumer:
             await delivery.ack()
         # The task will not run again: record why, so result.get() does not wait forever,
         # and tell its errbacks, chain and chord (off the event loop: these block).
-        await asyncio.to_thread(endings.failed, job, exc)
+        self.listeners.finished(job, await asyncio.to_thread(endings.failed, job, exc))
 
     @staticmethod
     def _log_outcome(job: HeldJob, outcome: Outcome) -> None:

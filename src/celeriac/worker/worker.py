@@ -26,6 +26,7 @@ from celeriac.worker.banner import mask_password
 from celeriac.worker.connection import Outage, RetryPolicy, off_loop, reach_broker
 from celeriac.worker.consumer import Consumer
 from celeriac.worker.gc_tuning import tune_for_worker
+from celeriac.worker.listeners import Listeners
 from celeriac.worker.pools.asyncio_pool import AsyncioPool
 from celeriac.worker.pools.base import Pool
 from celeriac.worker.pools.prefork import PreforkPool
@@ -97,6 +98,8 @@ class Worker:
         self.ready = threading.Event()  # set once the worker consumes (tests wait on it)
         self.pool: Pool | None = None
         self.consumer: Consumer | None = None
+        # Observers of every task this worker runs (events, metrics): add before start.
+        self.listeners = Listeners()
         self.revocations: Revocations | None = None
         self._exit_code = exitcodes.EX_OK  # EX_FAILURE once the broker is lost for good
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -199,7 +202,7 @@ class Worker:
         self.consumer = Consumer(
             self.app, self.app.broker, self.pool, self.queues,
             prefetch=self.prefetch, hostname=self.hostname, rate_limits=limits,
-            revocations=self.revocations, outage=self._outage(),
+            revocations=self.revocations, outage=self._outage(), listeners=self.listeners,
         )  # fmt: skip
         selected = self.app.amqp.queues
         selected.select(self.queues)
