@@ -772,8 +772,5 @@ PENDING: dict[str, set[str]] = {
     "top-level": {"bugreport"},
     "asyncresult": {"on_ready"},
     "resultset": {"on_ready"},
-    "settings": {
-        "result_exchange", "result_exchange_type", "result_persistent",
-    },
     "paths": {"celery.contrib.migrate.migrate_tasks"},
 }  # fmt: skip

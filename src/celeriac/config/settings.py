@@ -110,7 +110,8 @@ _DECLARED = [
         None,
         (str,),
         "Result store URL: `redis://`, `rediss://`, `unix://`, `sentinel://`, "
-        "`db+<SQLAlchemy URL>`, `cache+memory://`. `CELERY_RESULT_BACKEND` in the "
+        "`db+<SQLAlchemy URL>`, `rpc://` (sent back to the caller through the broker), "
+        "`cache+memory://`. `CELERY_RESULT_BACKEND` in the "
         "environment comes first. Unset, "
         "with `broker_url` unset too: the embedded Redis (its database 1), as for the broker; "
         "otherwise results are not stored and `AsyncResult.get()` raises a clear error.",
@@ -137,6 +138,30 @@ _DECLARED = [
         "(`AsyncResult.args`, `.kwargs`, `.worker`, `.retries`, `.queue`).",
     ),
     _s("result_backend_transport_options", {}, (dict,), "Result engine options."),
+    _s(
+        "result_persistent",
+        None,
+        (bool,),
+        "rpc://: whether result messages survive a broker restart.",
+        not_in_effect="rpc:// states travel to a reply queue (or Redis channel) that goes "
+        "with its client, so there is nothing for persistence to keep",
+    ),
+    _s(
+        "result_exchange",
+        "celeryresults",
+        (str,),
+        "The exchange of Celery 4's amqp result backend.",
+        not_in_effect="Celery's rpc:// does not use it either; celeriac's rpc:// replies "
+        "go through the broker's channel exchange",
+    ),
+    _s(
+        "result_exchange_type",
+        "direct",
+        (str,),
+        "The type of `result_exchange`.",
+        not_in_effect="Celery's rpc:// does not use it either; celeriac's rpc:// replies "
+        "go through the broker's channel exchange",
+    ),
     _s(
         "result_chord_join_timeout",
         3.0,
