@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from celeriac import Celery, states
+from celeriac.config import UnknownSettingWarning
 from celeriac.exceptions import (
     BackendConnectionError,
     BackendError,
@@ -370,3 +371,17 @@ def test_an_unknown_result_backend_names_the_database_store_among_the_choices() 
     app = Celery("t", broker="memory://", backend="mongodb://db/results")
     with pytest.raises(ImproperlyConfigured, match=r"db\+<SQLAlchemy URL> \(a SQL database\)"):
         _ = app.backend
+
+
+def test_result_backend_transport_options_warn_that_they_have_no_effect(tmp_path: Path) -> None:
+    app = Celery(
+        "t",
+        broker="memory://",
+        backend=f"db+sqlite:///{tmp_path / 'opts.db'}",
+        result_backend_transport_options={"key_prefix": "x"},
+    )
+    try:
+        with pytest.warns(UnknownSettingWarning, match=r"\['key_prefix'\] has no effect"):
+            assert isinstance(app.backend, DatabaseBackend)
+    finally:
+        app.close()

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from celeriac.brokers.base import Broker
 from celeriac.brokers.memory import MemoryBroker
+from celeriac.config.hints import UnknownSettingWarning
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.messages.wire import NATIVE, WireFormat
 from celeriac.results.base import NATIVE_RECORDS, DisabledBackend, RecordFormat, ResultBackend
@@ -163,6 +165,15 @@ def create_backend(
     if scheme in MemoryBackend.schemes:
         return MemoryBackend(**options)
     if scheme.partition("+")[0] in _DATABASE or url in _DATABASE:
+        if transport_options:  # Celery's database store reads none either
+            warnings.warn(
+                UnknownSettingWarning(
+                    f"result_backend_transport_options {sorted(transport_options)} has no "
+                    f"effect on the database result store: its options are the database_* "
+                    f"settings (database_engine_options for SQLAlchemy's create_engine)"
+                ),
+                stacklevel=2,
+            )
         return _database_backend(url, database or {}, options)
     if scheme in _REDIS:  # RedisBackend.schemes, without importing redis-py first
         transport_options = dict(transport_options or {})
