@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import inspect
 import random
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, cast
 
@@ -21,7 +22,13 @@ from celeriac.canvas import Signature, mapping, stamping
 from celeriac.canvas import replace as replacing
 from celeriac.canvas.signature import new_id as new_id  # also celeriac.new_id
 from celeriac.canvas.signature import signature_dicts
+from celeriac.config.conf import NotInEffectWarning
 from celeriac.exceptions import MaxRetriesExceededError, Retry
+from celeriac.messages.call_options import (
+    CALL_OPTIONS,
+    NO_EFFECT_CALL_OPTIONS,
+    REFUSED_CALL_OPTIONS,
+)
 from celeriac.messages.protocol import custom_headers
 from celeriac.request import Request
 from celeriac.result import AsyncResult, EagerResult
@@ -53,56 +60,7 @@ _FROM_CONFIG = {
     "soft_time_limit": "task_soft_time_limit",
 }
 _EXEC_OPTIONS = ("queue", "priority", "expires", "time_limit", "soft_time_limit", "serializer")
-CALL_OPTIONS = frozenset(
-    {
-        "countdown",
-        "eta",
-        "expires",
-        "queue",
-        "routing_key",
-        "priority",
-        "serializer",
-        "retries",
-        "root_id",
-        "parent_id",
-        "group_id",
-        "group_index",
-        "time_limit",
-        "soft_time_limit",
-        "ignore_result",
-        "link",
-        "link_error",
-        "chain",
-        "chord",
-        "shadow",
-        "reply_to",
-        "headers",
-        "idempotency_key",
-        "retry",
-        "retry_policy",
-        "stamped_headers",  # the names of the call's stamps, each an option too
-        "add_to_parent",
-        "compression",
-    }
-)
-# Options Celery accepts that mean nothing here (kombu-level knobs): taken and dropped.
-IGNORED_CALL_OPTIONS = frozenset(
-    {
-        "exchange",
-        "exchange_type",
-        "producer",
-        "connection",
-        "router",
-        "result_cls",
-        "publisher",
-        "route_name",
-        "mandatory",
-        "delivery_mode",
-        "declare",
-        "immediate",
-        "max_retries",
-    }
-)
+IGNORED_CALL_OPTIONS = NO_EFFECT_CALL_OPTIONS | frozenset(REFUSED_CALL_OPTIONS)
 
 
 def check_call_options(name: str, options: Mapping[str, Any]) -> None:
@@ -113,6 +71,18 @@ def check_call_options(name: str, options: Mapping[str, Any]) -> None:
         raise ValueError(
             f"task {name!r}: a stamp may not be named like a call option "
             f"({', '.join(sorted(clash))}); give the stamp another name"
+        )
+    for option, advice in REFUSED_CALL_OPTIONS.items():
+        if options.get(option) is not None:
+            raise TypeError(f"task {name!r}: {advice}")
+    exchange = options.get("exchange")
+    if exchange and exchange not in (options.get("queue"), options.get("routing_key")):
+        warnings.warn(
+            f"task {name!r}: exchange={exchange!r} is not used: celeriac sends each message "
+            f"to the queue it is routed to (queue=, routing_key= or task_routes), not "
+            f"through an exchange of yours",
+            NotInEffectWarning,
+            stacklevel=4,
         )
     unknown = set(options) - CALL_OPTIONS - IGNORED_CALL_OPTIONS - set(stamps)
     if unknown:

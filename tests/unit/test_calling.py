@@ -198,3 +198,30 @@ def test_routes_set_after_the_first_call_are_used(app: Celery, add: Any) -> None
     app.conf.task_routes = {add.name: {"queue": "late"}}
     add.delay(2, 2)
     assert len(take_messages(app, "celery")) == 1 and len(take_messages(app, "late")) == 1
+
+
+def test_result_cls_and_route_name_work_as_in_celery(app: Celery, add: Any) -> None:
+    from celeriac import AsyncResult
+
+    class Tracked(AsyncResult[Any]):
+        pass
+
+    app.conf.task_routes = {"reports.*": {"queue": "reports"}}
+    result = add.apply_async((1, 2), result_cls=Tracked, route_name="reports.monthly")
+    assert isinstance(result, Tracked)
+    [(message, _)] = take_messages(app, "reports")  # routed as reports.monthly
+    assert message.headers["id"] == result.id
+
+
+def test_kombu_options_are_taken_and_a_foreign_exchange_warns(app: Celery, add: Any) -> None:
+    from celeriac.config.conf import NotInEffectWarning
+
+    add.apply_async(
+        (1, 1), queue="feeds", exchange="feeds", routing_key="feeds", exchange_type="direct",
+        mandatory=True, delivery_mode=2, declare=[], immediate=False, max_retries=3,
+    )  # fmt: skip
+    assert len(take_messages(app, "feeds")) == 1  # the common Celery form: no warning
+    with pytest.warns(NotInEffectWarning, match="exchange='broadcast' is not used"):
+        add.apply_async((1, 1), queue="feeds", exchange="broadcast")
+    with pytest.raises(TypeError, match="router=.* is not supported: route with task_routes"):
+        add.apply_async((1, 1), router=object())

@@ -132,7 +132,8 @@ class Producer:
                 continue
             item.reserved = held is None
             sending.append(item)
-            result: AsyncResult[Any] = AsyncResult(item.task_id, task_name=item.name, app=self.app)
+            result_cls = item.route.get("result_cls") or AsyncResult  # Celery's result_cls
+            result: AsyncResult[Any] = result_cls(item.task_id, task_name=item.name, app=self.app)
             result.ignored = item.ignored
             results.append(result)
         if not sending:
@@ -167,7 +168,8 @@ class Producer:
         conf = self.app.conf
         if options.get("queue") is None and options.get("routing_key"):
             options["queue"] = options["routing_key"]
-        route = self.app.router.route(name, args, kwargs, options, task=task_type)
+        routed_as = options.get("route_name") or name  # Celery's route_name: route as another
+        route = self.app.router.route(routed_as, args, kwargs, options, task=task_type)
         priority = self._priority(route.get("priority"))
         now = time.time()
         eta = resolve_eta(route.get("countdown"), route.get("eta"), now)

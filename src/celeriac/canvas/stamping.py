@@ -15,6 +15,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from celeriac.messages.call_options import (
+    CALL_OPTIONS,
+    NO_EFFECT_CALL_OPTIONS,
+    REFUSED_CALL_OPTIONS,
+)
+
 if TYPE_CHECKING:
     from celeriac.canvas.signature import Signature
 
@@ -22,18 +28,16 @@ if TYPE_CHECKING:
 STAMPED_HEADERS = "stamped_headers"
 #: Stamps live among a call's options, so a stamp cannot take the name of a call option
 #: (``link``, ``queue``...: it would change the call) or of a parameter of the calls that
-#: receive those options (``apply_async``, ``send_task``). A test keeps this in step with
-#: ``task.CALL_OPTIONS``, which sits above this module.
-RESERVED = frozenset({
-    STAMPED_HEADERS, "args", "kwargs", "name", "task", "task_id", "task_type", "options",
-    "app", "immutable", "subtask_type", "throw", "add_to_parent", "chain", "chord",
-    "compression", "countdown", "eta", "expires", "group_id", "group_index", "headers",
-    "idempotency_key", "ignore_result", "link", "link_error", "parent_id", "priority", "queue",
-    "reply_to", "retries", "retry", "retry_policy", "root_id", "routing_key", "serializer",
-    "shadow", "soft_time_limit", "time_limit", "exchange", "exchange_type", "producer",
-    "connection", "router", "result_cls", "publisher", "route_name", "mandatory",
-    "delivery_mode", "declare", "immediate", "max_retries",
-})  # fmt: skip
+#: receive those options (``apply_async``, ``send_task``).
+RESERVED = (
+    frozenset({
+        STAMPED_HEADERS, "args", "kwargs", "name", "task", "task_id", "task_type", "options",
+        "app", "immutable", "subtask_type", "throw",
+    })
+    | CALL_OPTIONS
+    | NO_EFFECT_CALL_OPTIONS
+    | frozenset(REFUSED_CALL_OPTIONS)
+)  # fmt: skip
 
 
 class StampingVisitor(ABC):

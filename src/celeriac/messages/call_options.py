@@ -1,0 +1,39 @@
+"""The options ``apply_async`` takes, by what celeriac does with them.
+
+Pure data, read by ``task.check_call_options`` (which refuses any other option, so a typo
+such as ``countdwon=60`` fails loudly) and by stamping (a stamp may not take an option's
+name). docs/calling.md describes each.
+"""
+
+from __future__ import annotations
+
+#: Options that work as in Celery.
+CALL_OPTIONS = frozenset({
+    "countdown", "eta", "expires", "queue", "routing_key", "priority", "serializer",
+    "compression", "retries", "root_id", "parent_id", "group_id", "group_index", "time_limit",
+    "soft_time_limit", "ignore_result", "link", "link_error", "chain", "chord", "shadow",
+    "reply_to", "headers", "idempotency_key", "retry", "retry_policy", "add_to_parent",
+    "stamped_headers",  # the names of the call's stamps, each an option too
+    "producer", "publisher", "connection",  # the app's producer, or another broker's
+    "result_cls", "route_name",
+})  # fmt: skip
+
+#: Options Celery hands to kombu that change nothing here, each for the reason given
+#: (docs/calling.md): taken so that Celery code runs, and documented.
+NO_EFFECT_CALL_OPTIONS = frozenset({
+    "exchange",  # a message goes to the queue it is routed to (warned when it names another)
+    "exchange_type",  # likewise
+    "mandatory",  # every celeriac queue is declared, so a message is always routable
+    "immediate",  # RabbitMQ removed it; Celery's kombu refuses it too
+    "delivery_mode",  # messages are always persistent (transient is never asked of a broker)
+    "declare",  # celeriac declares the queues it publishes to itself
+    "max_retries",  # a retry limit belongs to the task or to retry_policy
+})  # fmt: skip
+
+#: Options celeriac refuses, with what to do instead.
+REFUSED_CALL_OPTIONS = {
+    "router": (
+        "apply_async(router=...) is not supported: route with task_routes (a router function "
+        "works there) or pass queue=..."
+    ),
+}
