@@ -83,7 +83,7 @@ class BaseSchedule:
         if self._tz is not None:
             return self._tz
         app = self.app
-        name = getattr(getattr(app, "conf", None), "timezone", None) if app else None
+        name = app.conf.timezone if app is not None else None
         return _zone(name) if name else _UTC
 
     def now(self) -> datetime:

@@ -13,7 +13,6 @@ import pytest
 
 from celeriac import Celery
 from celeriac.brokers.memory import MemoryBroker
-from celeriac.config import NotInEffectWarning
 from celeriac.exceptions import MaxRetriesExceededError, SoftTimeLimitExceeded
 from celeriac.messages import Message
 from celeriac.testing import drain
@@ -88,8 +87,7 @@ EMAIL_PROJECT_SETTINGS: dict[str, Any] = {
 @pytest.fixture
 def project_app() -> Celery:
     app = Celery("myapp", broker="memory://", backend="cache+memory://")
-    with pytest.warns(NotInEffectWarning, match="'timezone'"):  # dates stay in UTC
-        app.conf.update(EMAIL_PROJECT_SETTINGS)
+    app.conf.update(EMAIL_PROJECT_SETTINGS)
     return app
 
 

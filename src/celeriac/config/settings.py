@@ -520,9 +520,9 @@ _DECLARED = [
         "timezone",
         None,
         (str,),
-        "Time zone for crontab schedules and eta display.",
-        not_in_effect="celeriac keeps every date in UTC (a naive eta or expires is read "
-        "as UTC, as in Celery); crontab schedules come with beat",
+        "IANA time zone that crontab (and relative interval) schedules read their fields "
+        "in; unset, UTC. Other dates stay UTC (a naive eta or expires is read as UTC, "
+        "as in Celery).",
     ),
     _s(
         "enable_utc",
