@@ -111,18 +111,39 @@ def signal_internal_error(sender: Any, request: Request, exc: Exception) -> Exce
     return einfo
 
 
+def freeze_callbacks(app: Celeriac, request: Request) -> None:
+    """Before a success is stored: fix the ids of the calls it will send (``link``
+    callbacks, the chain's next step) and record them as the call's ``children``, so
+    the stored result lists them, as Celery's does. One that cannot be read is left for
+    ``apply_callbacks`` to report."""
+    callbacks, chain = request.callbacks or [], request.chain or []
+    steps = [(callbacks, index) for index in range(len(callbacks))]
+    if chain:
+        steps.append((chain, len(chain) - 1))  # the chain travels reversed: next is last
+    for holder, index in steps:
+        try:
+            sig = app.signature(holder[index])
+            request.children.append(sig.freeze())
+        except Exception:
+            continue
+        holder[index] = sig  # sent as frozen: the id recorded is the id it runs with
+
+
 def apply_callbacks(app: Celeriac, request: Request, retval: Any, sender: Any = None) -> None:
-    """After a success: ``link`` callbacks, the chain's next step, the chord's join."""
+    """After a success: ``link`` callbacks, the chain's next step, the chord's join.
+    They were recorded as children already (``freeze_callbacks``), not again here."""
     for raw in request.callbacks or ():
         try:  # an immutable signature ignores the result it is given
-            app.signature(raw).apply_async((retval,))
+            app.signature(raw).apply_async((retval,), add_to_parent=False)
         except Exception as exc:
             report_link_error(sender, request, raw, exc)
     if request.chain:
         remaining = list(request.chain)
         following = remaining.pop()  # the chain travels reversed: the next step is last
         try:
-            app.signature(following).apply_async((retval,), chain=remaining or None)
+            app.signature(following).apply_async(
+                (retval,), chain=remaining or None, add_to_parent=False
+            )
         except Exception as exc:
             report_link_error(sender, request, following, exc)
     if request.chord:

@@ -333,6 +333,8 @@ class EagerResult(AsyncResult[R]):
 class ResultSet:
     """Several results, read together: ``get()`` returns their values in order."""
 
+    parent: Any = None  # a GroupResult's is the result before it in a chain
+
     def __init__(self, results: Iterable[Any], app: Celeriac | None = None, **_ignored: Any):
         self.results: list[Any] = list(results)
         self._app = app

@@ -246,6 +246,8 @@ def _on_success(
     task: Task[..., Any], request: Request, retval: Any, store: bool, started: float
 ) -> Outcome:
     if store and not _ignores_result(task, request):
+        if task.trail:  # what the success sends is listed among its children, as in Celery
+            followups.freeze_callbacks(task.app, request)
         try:
             _store(task, request, retval, states.SUCCESS, None)
         except Exception as exc:

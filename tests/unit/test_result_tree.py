@@ -171,3 +171,19 @@ def test_result_set_members_celery_has(app: Celery) -> None:
     assert fired == [results]
     assert results.backend is app.backend and results.supports_native_join
     results.maybe_throw()  # nothing failed
+
+
+def test_link_callbacks_and_the_next_chain_step_are_children(app: Celery) -> None:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    linked = add.apply_async((2, 2), link=add.s(16))
+    chained = (add.s(1, 1) | add.s(10)).delay()
+    while drain(app):
+        pass
+
+    [callback] = app.AsyncResult(linked.id).children
+    assert callback.get(timeout=1) == 20  # the id recorded is the id it ran with
+    [following] = app.AsyncResult(chained.parent.id).children
+    assert following == chained and following.get(timeout=1) == 12
