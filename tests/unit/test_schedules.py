@@ -3,12 +3,16 @@ fake clock, and exact due times across DST in several zones (named cases and pro
 
 from __future__ import annotations
 
+import functools
 import pickle
 from datetime import datetime, timedelta, timezone
+from itertools import pairwise
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from celeriac import Celery
 from celeriac.schedules import (
@@ -286,3 +290,237 @@ def test_first_monday_needs_both_day_fields_as_in_celery() -> None:
         at(2044, 2, 29),
         at(2072, 2, 29),
     ]
+
+
+# -- DST: named cases --------------------------------------------------------------------------
+
+
+def test_new_york_spring_forward_2025_03_09() -> None:
+    # 02:00 EST jumps to 03:00 EDT: 02:30 does not exist that night.
+    nightly = crontab(minute=30, hour=2, tz="America/New_York")
+    times = nightly.due_times(at(2025, 3, 8), at(2025, 3, 11))
+    assert local_times(nightly, times) == [
+        "03-08 02:30-0500",
+        "03-09 03:00-0400",  # once, at the first minute after the gap
+        "03-10 02:30-0400",
+    ]
+    # Two fields that both land at 03:00 that night still fire once.
+    two_and_three = crontab(minute=0, hour="2,3", tz="America/New_York")
+    times = two_and_three.due_times(at(2025, 3, 9, 5), at(2025, 3, 9, 10))
+    assert local_times(two_and_three, times) == ["03-09 03:00-0400"]
+    half_hourly = crontab(minute="*/30", tz="America/New_York")
+    times = half_hourly.due_times(at(2025, 3, 9, 6), at(2025, 3, 9, 8))
+    assert local_times(half_hourly, times) == [
+        "03-09 01:30-0500",
+        "03-09 03:00-0400",
+        "03-09 03:30-0400",
+        "03-09 04:00-0400",
+    ]
+
+
+def test_new_york_fall_back_2025_11_02() -> None:
+    # 02:00 EDT falls back to 01:00 EST: 01:xx happens twice and fires the first time only.
+    nightly = crontab(minute=30, hour=1, tz="America/New_York")
+    times = nightly.due_times(at(2025, 11, 1), at(2025, 11, 4))
+    assert local_times(nightly, times) == [
+        "11-01 01:30-0400",
+        "11-02 01:30-0400",
+        "11-03 01:30-0500",
+    ]
+    hourly = crontab(minute=0, tz="America/New_York")
+    times = hourly.due_times(at(2025, 11, 2, 4), at(2025, 11, 2, 8))
+    assert local_times(hourly, times) == [
+        "11-02 01:00-0400",
+        "11-02 02:00-0500",  # 01:00 EST (06:00Z) is the same wall time again: skipped
+        "11-02 03:00-0500",
+    ]
+    # Asked from inside the second 01:xx, the next due time is after it, not the first 01:30.
+    assert nightly.due_after(at(2025, 11, 2, 6, 10)) == at(2025, 11, 3, 6, 30)
+
+
+def test_london_fall_back_2024_10_27() -> None:
+    quarter_past_one = crontab(minute="*/15", hour=1, tz="Europe/London")
+    times = quarter_past_one.due_times(at(2024, 10, 26, 12), at(2024, 10, 28))
+    assert local_times(quarter_past_one, times) == [
+        "10-27 01:00+0100",
+        "10-27 01:15+0100",
+        "10-27 01:30+0100",
+        "10-27 01:45+0100",
+    ]
+    assert times[-1] == at(2024, 10, 27, 0, 45)
+
+
+def test_lord_howe_moves_its_clock_by_30_minutes() -> None:
+    quarterly = crontab(minute="*/15", tz="Australia/Lord_Howe")
+    # 2025-10-05 02:00 (+10:30) jumps to 02:30 (+11:00).
+    times = quarterly.due_times(at(2025, 10, 4, 15), at(2025, 10, 4, 16))
+    assert local_times(quarterly, times) == [
+        "10-05 01:45+1030",
+        "10-05 02:30+1100",  # 02:00 and 02:15 do not exist: one run at 02:30
+        "10-05 02:45+1100",
+        "10-05 03:00+1100",
+    ]
+    two_am = crontab(minute=0, hour=2, tz="Australia/Lord_Howe")
+    assert two_am.due_after(at(2025, 10, 4)) == at(2025, 10, 4, 15, 30)
+    # 2025-04-06 02:00 (+11:00) falls back to 01:30 (+10:30): 01:30-01:59 happen twice.
+    one_am = crontab(minute="*/15", hour=1, tz="Australia/Lord_Howe")
+    times = one_am.due_times(at(2025, 4, 5, 12), at(2025, 4, 6, 12))
+    assert local_times(one_am, times) == [
+        "04-06 01:00+1100",
+        "04-06 01:15+1100",
+        "04-06 01:30+1100",
+        "04-06 01:45+1100",
+    ]
+
+
+def test_kolkata_has_no_dst_and_a_half_hour_offset() -> None:
+    morning = crontab(minute=0, hour=9, tz="Asia/Kolkata")
+    assert morning.due_times(at(2025, 3, 8), at(2025, 3, 10)) == [
+        at(2025, 3, 8, 3, 30),
+        at(2025, 3, 9, 3, 30),
+    ]
+
+
+# -- DST: properties over zones and years -----------------------------------------------------
+
+ZONES = ["America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata", "UTC"]
+MINUTE = timedelta(minutes=1)
+PROPERTY_SETTINGS = settings(
+    max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+@functools.cache
+def offset_changes(zone_name: str, year: int) -> tuple[datetime, ...]:
+    """The hours of ``year`` (UTC) at which the zone's offset has just changed."""
+    zone, moment, changes = ZoneInfo(zone_name), at(year, 1, 1), []
+    offset = moment.astimezone(zone).utcoffset()
+    while moment.year == year:
+        moment += timedelta(hours=1)
+        if moment.astimezone(zone).utcoffset() != offset:
+            changes.append(moment)
+            offset = moment.astimezone(zone).utcoffset()
+    return tuple(changes)
+
+
+def field(low: int, high: int, shapes: list[str]) -> st.SearchStrategy[object]:
+    numbers = st.integers(low, high)
+    return st.one_of(
+        st.just("*"),
+        st.sampled_from(shapes),
+        numbers,
+        st.sets(numbers, min_size=1, max_size=6),
+    )
+
+
+crontabs = st.builds(
+    dict,
+    minute=field(0, 59, ["*/15", "*/7", "0,30", "15-45/10", "59"]),
+    hour=st.one_of(field(0, 23, ["*/2", "9-17", "22-3"]), st.sets(st.integers(0, 3), min_size=1)),
+    day_of_week=field(0, 6, ["mon-fri", "sat,sun"]),
+    day_of_month=st.one_of(st.just("*"), st.just("*"), field(1, 28, ["1-7", "*/2"])),
+    month_of_year=st.one_of(st.just("*"), st.just("*"), field(1, 12, ["mar,apr,oct,nov"])),
+)
+
+
+@st.composite
+def windows(draw: st.DrawFn) -> tuple[str, datetime, datetime]:
+    """A zone and a window of up to three days, often across one of its offset changes."""
+    zone = draw(st.sampled_from(ZONES))
+    year = draw(st.integers(2000, 2037))
+    changes = offset_changes(zone, year)
+    if changes and draw(st.booleans()):
+        anchor = draw(st.sampled_from(changes))
+    else:
+        anchor = at(year, 1, 1) + timedelta(hours=draw(st.integers(0, 364 * 24)))
+    after = anchor + timedelta(seconds=draw(st.integers(-36 * 3600, 36 * 3600)))
+    return zone, after, after + timedelta(minutes=draw(st.integers(0, 72 * 60)))
+
+
+def fields_match(schedule_: crontab, wall: datetime) -> bool:
+    return (
+        wall.minute in schedule_.minute
+        and wall.hour in schedule_.hour
+        and wall.day in schedule_.day_of_month
+        and wall.month in schedule_.month_of_year
+        and wall.isoweekday() % 7 in schedule_.day_of_week
+    )
+
+
+def expected_due_times(schedule_: crontab, after: datetime, until: datetime) -> list[datetime]:
+    """Minute by minute in real time: a minute is due when its wall time matches for the
+    first time, or when the clock has just jumped over a wall time that matches."""
+    zone, found = schedule_.tz, []
+    moment = after.replace(second=0, microsecond=0) + MINUTE
+    while moment <= until:
+        wall = moment.astimezone(zone).replace(tzinfo=None)
+        first_time = wall.replace(tzinfo=zone, fold=0).astimezone(UTC) == moment
+        skipped = (moment - MINUTE).astimezone(zone).replace(tzinfo=None) + MINUTE
+        jumped_over = []
+        while skipped < wall:
+            jumped_over.append(skipped)
+            skipped += MINUTE
+        if (first_time and fields_match(schedule_, wall)) or any(
+            fields_match(schedule_, w) for w in jumped_over
+        ):
+            found.append(moment)
+        moment += MINUTE
+    return found
+
+
+@PROPERTY_SETTINGS
+@given(fields=crontabs, window=windows(), cut=st.floats(0, 1))
+def test_crontab_due_times_are_exact_in_every_zone(
+    fields: dict[str, object], window: tuple[str, datetime, datetime], cut: float
+) -> None:
+    zone_name, after, until = window
+    schedule_ = crontab(**fields, tz=zone_name)
+    zone = schedule_.tz
+    times = schedule_.due_times(after, until)
+    # Strictly increasing, inside the window, in UTC.
+    assert all(a < b for a, b in pairwise(times))
+    assert all(after < t <= until and t.tzinfo is UTC for t in times)
+    # No local minute fires twice.
+    walls = [t.astimezone(zone).replace(tzinfo=None) for t in times]
+    assert len(set(walls)) == len(walls)
+    # Each is a match in local time, or the first minute after a gap that swallowed one.
+    for moment, wall in zip(times, walls, strict=True):
+        clock_jumped = (moment - MINUTE).astimezone(zone).replace(tzinfo=None) + MINUTE != wall
+        assert fields_match(schedule_, wall) or clock_jumped
+    # And none is missing.
+    assert times == expected_due_times(schedule_, after, until)
+    # Deterministic and resumable: chaining due_after, or splitting the window, agrees.
+    if times:
+        assert schedule_.due_after(after) == times[0]
+        assert [schedule_.due_after(t) for t in times[:-1]] == times[1:]
+    split = after + (until - after) * cut
+    assert schedule_.due_times(after, split) + schedule_.due_times(split, until) == times
+
+
+@PROPERTY_SETTINGS
+@given(
+    window=windows(),
+    run_every=st.sampled_from(
+        [
+            timedelta(minutes=15),
+            timedelta(minutes=30),
+            timedelta(hours=1),
+            timedelta(hours=2),
+            timedelta(days=1),
+        ]
+    ),
+)
+def test_relative_intervals_keep_to_the_local_clock(
+    window: tuple[str, datetime, datetime], run_every: timedelta
+) -> None:
+    zone_name, after, until = window
+    app = SimpleNamespace(conf=SimpleNamespace(timezone=zone_name))
+    every = schedule(run_every, relative=True, app=app)
+    times = every.due_times(after, until)
+    assert all(a < b for a, b in pairwise(times))
+    assert all(after < t <= until for t in times)
+    walls = [t.astimezone(ZoneInfo(zone_name)).replace(tzinfo=None) for t in times]
+    assert len(set(walls)) == len(walls)
+    assert all(w.second == 0 and w.microsecond == 0 for w in walls)
+    if times:
+        assert [every.due_after(t) for t in times[:-1]] == times[1:]
