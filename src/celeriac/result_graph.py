@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, Generic, Protocol, TypeVar, cast
 
+from celeriac._context import get_current_app
 from celeriac.exceptions import IncompleteStream
 
 
@@ -170,12 +171,13 @@ class Dependencies:
         return self.build_graph()
 
 
-def result_from_tuple(value: Any, app: Any) -> Any:
+def result_from_tuple(value: Any, app: Any = None) -> Any:
     """A result from its ``as_tuple()`` form, as stored (JSON turns tuples into lists):
     ``((id, parent form or None), None)`` for a task, ``((id, parent), [members])`` for a
-    group. A result passed in is returned as it is."""
+    group, made by ``app`` (default: the current app). A result is returned as it is."""
     if not isinstance(value, (list, tuple)):
         return value
+    app = app if app is not None else get_current_app()
     head, members = value
     task_id, parent = head if isinstance(head, (list, tuple)) else (head, None)
     parent_result = result_from_tuple(parent, app) if parent else None
