@@ -13,10 +13,12 @@ import click
 
 from celeriac.app.base import Celeriac
 from celeriac.cli.base import cli
+from celeriac.cli.deadletters import dead_letters_group
 from celeriac.cli.embedded import embedded_group
 from celeriac.cli.listing import list_group
 from celeriac.cli.migrate import migrate_command
 from celeriac.cli.multi import multi_command
+from celeriac.cli.ops import call_command, purge_command, result_command
 from celeriac.cli.report import report_command
 from celeriac.cli.shell import shell_command
 from celeriac.cli.upgrade import upgrade_group
@@ -25,10 +27,14 @@ from celeriac.cli.worker import worker_command
 cli.add_command(worker_command)
 cli.add_command(embedded_group)
 for command in (
+    call_command,
+    dead_letters_group,
     list_group,
     migrate_command,
     multi_command,
+    purge_command,
     report_command,
+    result_command,
     shell_command,
     upgrade_group,
 ):
