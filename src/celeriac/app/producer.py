@@ -132,8 +132,7 @@ class Producer:
                 continue
             item.reserved = held is None
             sending.append(item)
-            result_cls = item.route.get("result_cls") or AsyncResult  # Celery's result_cls
-            result: AsyncResult[Any] = result_cls(item.task_id, task_name=item.name, app=self.app)
+            result = self._result(item)
             result.ignored = item.ignored
             results.append(result)
         if not sending:
@@ -153,6 +152,17 @@ class Producer:
             if signals.task_sent.has_receivers:
                 self._announce_sent(item)
         return results
+
+    def _result(self, item: _Outgoing) -> AsyncResult[Any]:
+        """The call's result handle: ``result_cls`` as Celery calls it (a class, or a
+        factory such as a task's ``AsyncResult`` method, given the id), else ours."""
+        factory = item.route.get("result_cls")
+        if factory is None or isinstance(factory, type):
+            cls = factory or AsyncResult
+            result: AsyncResult[Any] = cls(item.task_id, task_name=item.name, app=self.app)
+        else:
+            result = factory(item.task_id)
+        return result
 
     def _build(
         self,
@@ -204,6 +214,7 @@ class Producer:
             compression=route.get("compression") or conf.task_compression,
             stamped_headers=stamp_names(route),
             stamps=stamps_in(route),
+            sent_at=round(now, 6),
         )
         delay = _delay(route.get("countdown"), eta, now)
         payload = self.app.broker.wire_format.encode(message)

@@ -2,8 +2,8 @@
 
 Headers: ``task id`` always; ``shadow eta expires group group_index retries timelimit
 root_id parent_id argsrepr kwargsrepr origin ignore_result compression stamped_headers
-stamps`` and ours (``idempotency_key``) only when they differ from their defaults (none, 0, false;
-``root_id`` the task's own id). Body: ``[args, kwargs, embed]``, the embed holding
+stamps`` and ours (``idempotency_key sent_at``) only when they differ from their defaults
+(none, 0, false; ``root_id`` the task's own id). Body: ``[args, kwargs, embed]``, the embed holding
 whichever of ``callbacks errbacks chain chord`` the call has.
 """
 
@@ -96,6 +96,7 @@ def task_message(
     compression: str | None = None,
     stamped_headers: Sequence[str] | None = None,
     stamps: Mapping[str, Any] | None = None,
+    sent_at: float | None = None,
 ) -> Message:
     """Build the message for one task call; raise ``EncodeError`` naming a bad argument."""
     kwargs = dict(kwargs or {})
@@ -144,6 +145,8 @@ def task_message(
         "stamped_headers": list(stamped_headers) if stamped_headers else None,
         "stamps": dict(stamps or {}) if stamped_headers else None,
         "compression": compressed_as,
+        # Ours: when the producer sent it (unix time), for the worker's queue-wait metric.
+        "sent_at": sent_at,
     }
     headers: dict[str, Any] = {"task": task_name, "id": task_id}
     headers.update((key, value) for key, value in optional.items() if value is not None)
@@ -175,7 +178,7 @@ def decode_task_body(message: Message, accept: frozenset[str]) -> TaskBody:
 PROTOCOL_HEADERS = frozenset({
     "task", "id", "shadow", "eta", "expires", "group", "group_index", "retries", "timelimit",
     "root_id", "parent_id", "argsrepr", "kwargsrepr", "origin", "ignore_result",
-    "idempotency_key", "compression", "stamped_headers", "stamps",
+    "idempotency_key", "compression", "stamped_headers", "stamps", "sent_at",
 })  # fmt: skip
 
 
