@@ -214,6 +214,15 @@ class schedule(BaseSchedule):
                 return candidate
             step += 1
 
+    def _iter_due(self, after: datetime) -> Iterator[datetime]:
+        if self.relative:
+            yield from super()._iter_due(after)
+            return
+        moment = self.due_after(after)  # on the UTC grid: a plain sum from here
+        while True:
+            yield moment
+            moment += self.run_every
+
     def __repr__(self) -> str:
         return f"<freq: {self.human_seconds}>"
 
