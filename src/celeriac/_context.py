@@ -14,6 +14,10 @@ from typing import Any
 current_request: ContextVar[Any] = ContextVar("celeriac_current_request", default=None)
 
 
+#: Whether ``result.get()`` may wait inside a task here (``allow_join_result()``).
+join_allowed: ContextVar[bool] = ContextVar("celeriac_join_allowed", default=False)
+
+
 def push_request(request: Any) -> Token[Any]:
     return current_request.set(request)
 

@@ -18,9 +18,10 @@ Leaf module: imports nothing from celeriac. Names follow Celery's so that
     │   └── BackendConnectionError (also ConnectionError)
     ├── TimeoutError (also builtins.TimeoutError)  -- AsyncResult.get(timeout=...)
     ├── TaskError
-    │   ├── Retry                  -- raised by Task.retry(); not a failure
-    │   ├── Reject                 -- reject the message (requeue or dead-letter)
-    │   ├── Ignore                 -- stop: no result, no further state
+    │   ├── TaskPredicate
+    │   │   ├── Retry              -- raised by Task.retry(); not a failure
+    │   │   ├── Reject             -- reject the message (requeue or dead-letter)
+    │   │   └── Ignore             -- stop: no result, no further state
     │   ├── MaxRetriesExceededError
     │   ├── TaskRevokedError
     │   ├── TimeLimitExceeded
@@ -29,6 +30,8 @@ Leaf module: imports nothing from celeriac. Names follow Celery's so that
     │   ├── SyncSubtaskError (also RuntimeError) -- result.get() inside a task
     │   └── IncompleteStream       -- result.collect() met a task that is not ready
     └── SoftTimeLimitExceeded (also builtins.Exception, raised inside task bodies)
+
+Warnings have a root of their own, ``CeleryWarning`` (a ``UserWarning``).
 """
 
 from __future__ import annotations
@@ -107,7 +110,12 @@ class TaskError(CeleriacError):
     """Base of the exceptions raised by or about task execution."""
 
 
-class Retry(TaskError):
+class TaskPredicate(TaskError):
+    """Base of the exceptions a task raises to say what happens next (``Retry``,
+    ``Reject``, ``Ignore``) rather than that it failed."""
+
+
+class Retry(TaskPredicate):
     """Raised by ``Task.retry()``: the task is re-sent, this run is not a failure."""
 
     #: The call to re-send (a Signature), set by ``Task.retry()``.
@@ -141,7 +149,7 @@ class Retry(TaskError):
         return self.__class__, (self.message, self.exc, self.when)
 
 
-class Reject(TaskError):
+class Reject(TaskPredicate):
     """Reject the message: requeue it (``requeue=True``) or send it to the dead letters."""
 
     def __init__(self, reason: Any = None, requeue: bool = False) -> None:
@@ -153,7 +161,7 @@ class Reject(TaskError):
         return f"Reject(reason={self.reason!r}, requeue={self.requeue!r})"
 
 
-class Ignore(TaskError):
+class Ignore(TaskPredicate):
     """Stop processing this message: no result is stored, the message is acked."""
 
 
@@ -216,14 +224,37 @@ class QueueNotFound(ImproperlyConfigured, KeyError):
         return str(self.args[0]) if self.args else "queue not found"
 
 
+# -- warnings: Celery's classes, the base of celeriac's own warnings ---------------------------
+class CeleryWarning(UserWarning):
+    """Base of the warnings celeriac gives (a setting not in effect, an unknown setting)."""
+
+
+class CPendingDeprecationWarning(PendingDeprecationWarning):
+    """Something that will be deprecated in a later release."""
+
+
+class CDeprecationWarning(DeprecationWarning):
+    """Something that is deprecated and will be removed."""
+
+
+def reraise(tp: type[BaseException], value: BaseException, tb: Any = None) -> None:
+    """Raise ``value`` again, with traceback ``tb`` when it is another one."""
+    if value.__traceback__ is not tb:
+        raise value.with_traceback(tb)
+    raise value
+
+
 __all__ = [
     "BackendConnectionError",
     "BackendError",
     "BrokerAccessRefused",
     "BrokerConnectionError",
     "BrokerError",
+    "CDeprecationWarning",
+    "CPendingDeprecationWarning",
     "CeleriacError",
     "CeleryError",
+    "CeleryWarning",
     "ChordError",
     "ContentDisallowed",
     "DecodeError",
@@ -242,8 +273,10 @@ __all__ = [
     "SoftTimeLimitExceeded",
     "SyncSubtaskError",
     "TaskError",
+    "TaskPredicate",
     "TaskRevokedError",
     "TimeLimitExceeded",
     "TimeoutError",
     "WorkerLostError",
+    "reraise",
 ]

@@ -14,9 +14,11 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, cast
 
 from celeriac import states
-from celeriac._context import get_current_app, get_current_request
+from celeriac._context import get_current_app, get_current_request, join_allowed
 from celeriac.exceptions import SyncSubtaskError, TimeoutError
 from celeriac.result_graph import Dependencies, result_from_tuple
+from celeriac.result_joins import allow_join_result as allow_join_result  # Celery's path
+from celeriac.result_joins import denied_join_result as denied_join_result
 from celeriac.results.base import ResultBackend, TaskMeta
 
 if TYPE_CHECKING:
@@ -34,7 +36,7 @@ _GET_IN_TASK = (
 
 def assert_will_not_block() -> None:
     request = get_current_request()
-    if request is not None and not request.is_eager:
+    if request is not None and not request.is_eager and not join_allowed.get():
         raise SyncSubtaskError(_GET_IN_TASK)
 
 

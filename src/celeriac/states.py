@@ -27,12 +27,41 @@ ALL_STATES = frozenset(
     {PENDING, RECEIVED, STARTED, SUCCESS, FAILURE, REVOKED, REJECTED, RETRY, IGNORED}
 )
 
+#: Celery's order of states, most final first: ``None`` stands for any state not listed
+#: (a custom state such as ``PROGRESS``).
+PRECEDENCE = [SUCCESS, FAILURE, None, REVOKED, STARTED, RECEIVED, REJECTED, RETRY, PENDING]
+_PRECEDENCE = {name: index for index, name in enumerate(PRECEDENCE)}
+
+
+def precedence(state: str | None) -> int:
+    """The state's index in ``PRECEDENCE`` (lower is more final); a custom state ranks
+    where ``None`` does."""
+    return _PRECEDENCE.get(state, _PRECEDENCE[None])
+
+
+class state(str):  # noqa: N801 - Celery's name
+    """A state name that compares by precedence: ``state(PENDING) < state(SUCCESS)``."""
+
+    def __gt__(self, other: str) -> bool:
+        return precedence(self) < precedence(other)
+
+    def __ge__(self, other: str) -> bool:
+        return precedence(self) <= precedence(other)
+
+    def __lt__(self, other: str) -> bool:
+        return precedence(self) > precedence(other)
+
+    def __le__(self, other: str) -> bool:
+        return precedence(self) >= precedence(other)
+
+
 __all__ = [
     "ALL_STATES",
     "EXCEPTION_STATES",
     "FAILURE",
     "IGNORED",
     "PENDING",
+    "PRECEDENCE",
     "PROPAGATE_STATES",
     "READY_STATES",
     "RECEIVED",
@@ -42,4 +71,6 @@ __all__ = [
     "STARTED",
     "SUCCESS",
     "UNREADY_STATES",
+    "precedence",
+    "state",
 ]

@@ -310,6 +310,8 @@ class Task(Generic[P, R]):
                 **options,
             )
         self.outgoing_options(args, kwargs, options)
+        if type(self).AsyncResult is not Task.AsyncResult:  # a base class's own result type
+            options.setdefault("result_cls", self.AsyncResult)
         result: AsyncResult[R] = app.send_task(
             str(self.name),
             args,

@@ -19,10 +19,10 @@ from celeriac.config.environment import VARIABLES, from_environment
 from celeriac.config.hints import UnknownSettingWarning as UnknownSettingWarning  # its old home
 from celeriac.config.hints import closest, did_you_mean, warn_unknown
 from celeriac.config.settings import SETTINGS, Setting
-from celeriac.exceptions import ImproperlyConfigured
+from celeriac.exceptions import CeleryWarning, ImproperlyConfigured
 
 
-class NotInEffectWarning(UserWarning):
+class NotInEffectWarning(CeleryWarning):
     """A declared setting given a value of its own, though nothing in celeriac reads it yet."""
 
 

@@ -11,10 +11,12 @@ import difflib
 import warnings
 from collections.abc import Iterable
 
+from celeriac.exceptions import CeleryWarning
+
 CUTOFF = 0.6  # difflib's similarity ratio: below it a name is not offered as a fix
 
 
-class UnknownSettingWarning(UserWarning):
+class UnknownSettingWarning(CeleryWarning):
     """A setting name celeriac does not know (often a misspelling)."""
 
 
