@@ -748,7 +748,11 @@ NOTES: dict[str, dict[str, Note]] = {
             "`celeriac.request.Request`."
         ),
         "celery.beat.*": absent(BEAT),
-        "celery.schedules.*": absent(BEAT),
+        "celery.schedules.solar": absent(
+            "Not offered: sunrise and sunset times from an astronomy library are not the same "
+            "on every host, and beat tells runs apart by their exact due time "
+            "(see the differences page, Schedules)."
+        ),
         "celery.bootsteps.*": absent(NO_BOOTSTEPS),
         "celery.events.*": absent(EVENTS),
         "celery.contrib.django.*": absent(DJANGO),
