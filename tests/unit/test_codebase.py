@@ -57,6 +57,7 @@ def test_all_names_exist_in_each_public_module() -> None:
         "celeriac.utils.log",
         "celeriac.app.task",
         "celeriac.contrib.pytest",
+        "celeriac.schedules",
     ):
         module = importlib.import_module(module_name)
         for name in getattr(module, "__all__", ()):
@@ -79,6 +80,7 @@ CELERY_PATHS = {
     "celeriac.result": ["AsyncResult", "EagerResult"],
     "celeriac.utils.log": ["get_task_logger"],
     "celeriac.contrib.pytest": ["celery_app", "celery_config"],
+    "celeriac.schedules": ["crontab", "schedule", "crontab_parser", "maybe_schedule"],
 }
 
 
