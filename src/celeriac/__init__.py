@@ -4,6 +4,8 @@
 re-exports the public API; it sits above every layer.
 """
 
+from typing import NamedTuple
+
 from celeriac.app import Celeriac, Celery, shared_task
 from celeriac.app.proxies import current_app, current_task
 from celeriac.canvas import (
@@ -24,7 +26,30 @@ from celeriac.task import Task, new_id
 uuid = new_id
 __version__ = "0.1.0"
 
+
+class version_info_t(NamedTuple):
+    major: int
+    minor: int
+    micro: int
+    releaselevel: str
+    serial: str
+
+
+VERSION = version_info = version_info_t(0, 1, 0, "", "")
+SERIES = "first harvest"
+VERSION_BANNER = f"{__version__} ({SERIES})"
+
+
+def bugreport(app: Celeriac | None = None) -> str:
+    """Versions, platform, URLs and changed settings of ``app`` (the current app by
+    default), secrets masked: what to paste into a bug report."""
+    return (app if app is not None else current_app).bugreport()
+
+
 __all__ = [
+    "SERIES",
+    "VERSION",
+    "VERSION_BANNER",
     "AsyncResult",
     "Celeriac",
     "Celery",
@@ -34,6 +59,7 @@ __all__ = [
     "Signature",
     "Task",
     "__version__",
+    "bugreport",
     "chain",
     "chord",
     "chunks",
@@ -45,6 +71,8 @@ __all__ = [
     "signature",
     "subtask",
     "uuid",
+    "version_info",
+    "version_info_t",
     "xmap",
     "xstarmap",
 ]

@@ -138,6 +138,8 @@ class Task(Generic[P, R]):
     retry_jitter: bool = True
     # @app.task(pydantic=True): the body's pydantic wrapper (app.pydantic_models), or None.
     _pydantic: ClassVar[Any] = None
+    # Celery's handles on the class: ``except self.MaxRetriesExceededError``.
+    MaxRetriesExceededError: ClassVar[type[Exception]] = MaxRetriesExceededError
 
     # -- identity and context ---------------------------------------------------------------
     @property
@@ -467,6 +469,8 @@ class Task(Generic[P, R]):
         )
 
     # -- signatures and results -------------------------------------------------------------
+    subtask_from_request = signature_from_request  # Celery's older name
+
     def signature(
         self,
         args: Sequence[Any] | None = None,

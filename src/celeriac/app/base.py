@@ -30,6 +30,7 @@ from celeriac.app.connections import (
 )
 from celeriac.app.control import Control
 from celeriac.app.engine_options import broker_options, result_options
+from celeriac.app.members import AppMembers
 from celeriac.app.producer import Producer
 from celeriac.app.pydantic_models import OPTIONS as PYDANTIC_OPTIONS
 from celeriac.app.pydantic_models import PydanticTask
@@ -54,7 +55,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class Celeriac:
+class Celeriac(AppMembers):
     """The application: ``app = Celeriac('proj', broker=..., backend=...)``."""
 
     def __init__(
@@ -70,6 +71,9 @@ class Celeriac:
         **settings: Any,
     ) -> None:
         self.main = main
+        self.namespace = namespace  # Celery keeps the constructor's choices readable
+        self.set_as_current = set_as_current
+        self.task_cls = task_cls or BaseTask
         # Celery's app hooks: ``@app.on_after_configure.connect``; each is sent with sender=app.
         self.on_after_configure = Signal("app.on_after_configure")  # source=app.conf
         self.on_after_finalize = Signal("app.on_after_finalize")
@@ -102,6 +106,7 @@ class Celeriac:
             self.set_current()
         builtins.register(self)
         shared.register_app(self)
+        self.on_init()
 
     def __repr__(self) -> str:
         return f"<Celeriac {self.main or '__main__'} at {id(self):#x}>"
@@ -140,6 +145,7 @@ class Celeriac:
         connected before that, all count, as with Celery's lazily read configuration."""
         if not self._configured:
             self._configured = True
+            self.on_configure()
             self.on_after_configure.send(sender=self, source=self.conf)
 
     def now(self) -> datetime:

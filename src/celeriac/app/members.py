@@ -1,0 +1,86 @@
+"""Members of Celery's app that projects reach for, on a mixin of ``Celeriac``.
+
+Each works as Celery's: ``app.configured``, ``app.current_task``, ``app.timezone`` and
+``app.uses_utc_timezone()``, ``app.either(key, value)``, ``app.select_queues(...)``,
+``app.set_default()``, ``app.ResultSet(...)``, the ``on_init``/``on_configure`` subclass
+hooks, and the platform flags. Kept apart from ``app.base`` so the app's core stays small.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from collections.abc import Iterable
+from datetime import timezone, tzinfo
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+from zoneinfo import ZoneInfo
+
+from celeriac._context import get_current_request, set_current_app
+from celeriac.result import ResultSet as _ResultSet
+
+if TYPE_CHECKING:
+    from celeriac.app.base import Celeriac
+    from celeriac.app.registry import TaskRegistry
+    from celeriac.config.conf import Settings
+
+
+class AppMembers:
+    """Celery's smaller app members (mixed into ``Celeriac``)."""
+
+    conf: Settings
+    _configured: bool
+    _tasks: TaskRegistry
+
+    IS_WINDOWS: ClassVar[bool] = sys.platform.startswith("win")
+    IS_macOS: ClassVar[bool] = sys.platform == "darwin"
+    SYSTEM: ClassVar[str] = platform.system()
+
+    def on_init(self) -> None:
+        """Called at the end of ``__init__``: override it in an app subclass."""
+
+    def on_configure(self) -> None:
+        """Called once, when the app first reads its configuration (just before the
+        ``on_after_configure`` signal): override it in an app subclass."""
+
+    @property
+    def configured(self) -> bool:
+        """Whether the configuration has been read (``on_after_configure`` was sent)."""
+        return self._configured
+
+    @property
+    def current_task(self) -> Any:
+        """The task running in this thread or coroutine (eager runs too), or None."""
+        request = get_current_request()
+        return None if request is None or request.task is None else self._tasks.get(request.task)
+
+    @property
+    def timezone(self) -> tzinfo:
+        """The ``timezone`` setting as a ``tzinfo`` (UTC when it is not set)."""
+        name = self.conf.timezone
+        return ZoneInfo(name) if name else timezone.utc
+
+    def uses_utc_timezone(self) -> bool:
+        """Whether the app's time zone is UTC."""
+        zone = self.timezone
+        return zone is timezone.utc or getattr(zone, "key", None) in ("UTC", "Etc/UTC")
+
+    def either(self, default_key: str, *defaults: Any) -> Any:
+        """The first of ``defaults`` that is not None, else the setting ``default_key``."""
+        for value in defaults:
+            if value is not None:
+                return value
+        return self.conf[default_key]
+
+    def select_queues(self, queues: Iterable[str] | None = None) -> None:
+        """Consume only these of the declared queues (``app.amqp.queues.select``); None
+        leaves the selection as it is, as in Celery."""
+        if queues:
+            cast("Celeriac", self).amqp.queues.select(queues)
+
+    def set_default(self) -> None:
+        """Make this the app used where none is given (the current app, process-wide)."""
+        set_current_app(self)
+
+    def ResultSet(self, results: Iterable[Any], **kwargs: Any) -> _ResultSet:
+        """``celeriac.ResultSet`` bound to this app."""
+        return _ResultSet(results, app=cast("Celeriac", self), **kwargs)
