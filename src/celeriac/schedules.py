@@ -95,9 +95,19 @@ class BaseSchedule:
             current = app.now() if app is not None else datetime.now(timezone.utc)
         return aware_utc(current)
 
+    def maybe_make_aware(self, dt: datetime, naive_as_utc: bool = True) -> datetime:
+        """``dt`` in the schedule's zone; a naive ``dt`` is read as UTC (or, with
+        ``naive_as_utc=False``, as a wall-clock time in that zone), as in Celery."""
+        if dt.tzinfo is None or dt.utcoffset() is None:
+            dt = dt.replace(tzinfo=timezone.utc if naive_as_utc else self.tz)
+        return dt.astimezone(self.tz)
+
     def due_after(self, moment: datetime) -> datetime:
         """The first due time strictly after ``moment`` (aware), in UTC."""
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} names no due times: a schedule class of your own needs "
+            "due_after(moment) (the first due time after moment, in UTC) for beat to send it"
+        )
 
     def due_times(
         self, after: datetime, until: datetime, limit: int | None = None
@@ -122,10 +132,17 @@ class BaseSchedule:
             yield moment
 
     def remaining_estimate(self, last_run_at: datetime) -> timedelta:
-        raise NotImplementedError
+        """How long until the run after ``last_run_at`` (negative when it is overdue)."""
+        return self.due_after(aware_utc(last_run_at)) - self.now()
 
     def is_due(self, last_run_at: datetime) -> schedstate:
-        raise NotImplementedError
+        """``(True, seconds until the next due time)`` when a due time has passed since
+        ``last_run_at``, else ``(False, seconds until it comes)``."""
+        remaining = max(self.remaining_estimate(last_run_at).total_seconds(), 0.0)
+        if remaining > 0:
+            return schedstate(is_due=False, next=remaining)
+        following = max(self.remaining_estimate(self.now()).total_seconds(), 0.0)
+        return schedstate(is_due=True, next=following)
 
 
 class schedule(BaseSchedule):
@@ -321,19 +338,6 @@ class crontab(BaseSchedule):
                 latest = instant
                 yield instant
         raise ValueError(f"{self!r} has no due time in the next 50 years")
-
-    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
-        """How long until the first due time after ``last_run_at`` (negative if passed)."""
-        return self.due_after(aware_utc(last_run_at)) - self.now()
-
-    def is_due(self, last_run_at: datetime) -> schedstate:
-        """``(True, seconds until the next due time)`` when a due time has passed since
-        ``last_run_at``, else ``(False, seconds until it comes)``."""
-        remaining = max(self.remaining_estimate(last_run_at).total_seconds(), 0.0)
-        if remaining > 0:
-            return schedstate(is_due=False, next=remaining)
-        following = max(self.remaining_estimate(self.now()).total_seconds(), 0.0)
-        return schedstate(is_due=True, next=following)
 
     def _key(self) -> tuple[Any, ...]:
         return (self._fields, self._tz)

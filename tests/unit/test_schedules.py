@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from celeriac import Celery
 from celeriac.schedules import (
+    BaseSchedule,
     ParseException,
     crontab,
     crontab_parser,
@@ -524,3 +525,38 @@ def test_relative_intervals_keep_to_the_local_clock(
     assert all(w.second == 0 and w.microsecond == 0 for w in walls)
     if times:
         assert [every.due_after(t) for t in times[:-1]] == times[1:]
+
+
+# -- schedules of your own ---------------------------------------------------------------------
+
+
+class EveryHalfHourOnWeekdays(BaseSchedule):
+    """A schedule of one's own names its due times; is_due comes from them."""
+
+    def due_after(self, moment: datetime) -> datetime:
+        candidate = moment.astimezone(UTC).replace(second=0, microsecond=0)
+        candidate += timedelta(minutes=30 - candidate.minute % 30)
+        while candidate.weekday() >= 5:
+            candidate += timedelta(minutes=30)
+        return candidate
+
+
+def test_a_schedule_of_your_own_needs_only_due_after() -> None:
+    clock = Clock(at(2025, 6, 6, 23, 10))  # a Friday
+    own = EveryHalfHourOnWeekdays(nowfun=clock)
+    assert own.is_due(at(2025, 6, 6, 23, 0)) == (False, 1200.0)
+    assert own.due_times(at(2025, 6, 6, 23, 10), at(2025, 6, 9, 0, 30)) == [
+        at(2025, 6, 6, 23, 30),
+        at(2025, 6, 9, 0, 0),
+        at(2025, 6, 9, 0, 30),
+    ]
+    with pytest.raises(NotImplementedError, match=r"needs due_after\(moment\)"):
+        BaseSchedule().due_after(at(2025, 1, 1))
+
+
+def test_maybe_make_aware_reads_naive_times_as_celery_does() -> None:
+    london = crontab(tz="Europe/London")
+    summer = london.maybe_make_aware(datetime(2025, 7, 1, 12))
+    assert summer == at(2025, 7, 1, 12) and summer.utcoffset() == timedelta(hours=1)
+    wall = london.maybe_make_aware(datetime(2025, 7, 1, 12), naive_as_utc=False)
+    assert wall == at(2025, 7, 1, 11)
