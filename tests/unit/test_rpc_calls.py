@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from celeriac import Celery, chain
+from celeriac import Celery, chain, chord, group
 from celeriac.messages import Message
 from celeriac.messages.protocol import decode_task_body
 from celeriac.testing import drain
@@ -98,3 +98,26 @@ def test_a_retry_keeps_the_callers_reply_to(app: Celery) -> None:
         assert result.get(timeout=5) == 1
     finally:
         caller.backend.close()
+
+
+def test_a_workflow_of_an_apps_signatures_sends_through_that_app(app: Celery) -> None:
+    # Given another app as the current one, and a group, a chain and a chord built from
+    # ``app``'s signatures without app=
+    current = Celery("current", broker="memory://", backend="cache+memory://")
+    try:
+
+        @app.task(name="calls.add")
+        def add(x: int, y: int) -> int:
+            return x + y
+
+        members = group(app.signature("calls.add", (i, i)) for i in range(3))
+        steps = chain(app.signature("calls.add", (1, 2)), app.signature("calls.add", (3,)))
+        # Then each belongs to ``app``, as in Celery, and its results come back to it
+        assert members.app is app and steps.app is app
+        results = members.apply_async(), steps.apply_async()
+        drain(app)
+        assert results[0].get(timeout=5) == [0, 2, 4] and results[1].get(timeout=5) == 6
+        with pytest.raises(NotImplementedError, match="cannot run chords"):
+            chord(members)(app.signature("calls.add", (1,)))
+    finally:
+        current.close()

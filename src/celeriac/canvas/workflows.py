@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from celeriac import followups, states
+from celeriac._context import get_current_app
 from celeriac.canvas import stamping
 from celeriac.canvas.signature import AnyResult, ResultT, Signature, maybe_signature, new_id
 from celeriac.exceptions import ChordError
 from celeriac.result import EagerResult, GroupResult
+
+if TYPE_CHECKING:
+    from celeriac.app.base import Celeriac
 
 W = TypeVar("W", bound="_Workflow")
 
@@ -46,6 +50,28 @@ class _Workflow(Signature[ResultT]):
     """What chain, group and chord share; each rebuilds itself in its own ``from_dict``."""
 
     is_workflow = True
+
+    @property
+    def app(self) -> Celeriac:
+        """Its own app, else that of its first task bound to one (``group(app.signature(
+        ...))`` sends through ``app``, as in Celery), else the current app."""
+        found = self._bound_app()
+        return found if found is not None else get_current_app()
+
+    @property
+    def tasks(self) -> list[Signature]:
+        """Its parts in order (a chord's: its header's); each kind has its own."""
+        raise NotImplementedError
+
+    def _bound_app(self) -> Celeriac | None:
+        own: Celeriac | None = self._app_or_none()
+        if own is not None:
+            return own
+        for task in self.tasks:
+            found = task._bound_app() if isinstance(task, _Workflow) else task._app_or_none()
+            if found is not None:
+                return cast("Celeriac", found)
+        return None
 
     def clone(
         self: W,
