@@ -1,7 +1,9 @@
-"""``app.control``: commands to the workers, sent through the app's broker (``revoke``,
-``revoke_by_stamped_headers``).
+"""``app.control``: commands to the workers, sent through the app's broker: ``revoke``,
+``revoke_by_stamped_headers``, ``broadcast``, ``inspect()`` and Celery's other commands.
 
-App core: reads the app's settings and talks only to the ``Broker`` seam. A revoke is
+App core: reads the app's settings and talks only to the ``Broker`` seam and the mailbox
+client (``celeriac.control``): a command goes to every worker or a ``destination`` list,
+and ``reply=True`` returns ``[{node: reply}, ...]`` as they arrived by ``timeout``. A revoke is
 cluster-wide: it is stored on the broker for ``worker_revoke_expires`` seconds, so a worker
 that starts later still skips the task, and announced to the workers running now. A revoke
 by stamped header is the same record, keyed by stamp (``messages.revocation``).
@@ -14,6 +16,9 @@ import signal as os_signal
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from celeriac.control import client
+from celeriac.control.client import Reply, ReplyCallback
+from celeriac.control.inspect import Inspect
 from celeriac.messages import revocation
 
 if TYPE_CHECKING:
@@ -52,13 +57,15 @@ class Control:
         destination: Sequence[str] | None = None,
         terminate: bool = False,
         signal: str | int = "SIGTERM",
-    ) -> None:
+        **kwargs: Any,
+    ) -> list[Reply] | None:
         """Revoke one task id or several: no worker starts them from now on.
 
         ``terminate=True`` also stops them where they are running now, with ``signal``
         (Celery's ``revoke(task_id, terminate=True, signal='SIGKILL')``). A revoke reaches
-        every worker, so ``destination`` (accepted for Celery's signature) narrows nothing:
-        a task id names one task wherever it is.
+        every worker, so ``destination`` narrows nothing but who replies: a task id names
+        one task wherever it is. ``reply=True`` (and ``broadcast``'s other options) returns
+        the workers' replies.
         """
         ids = [task_id] if isinstance(task_id, str) else list(task_id)
         if not all(isinstance(i, str) and i for i in ids):
@@ -70,6 +77,7 @@ class Control:
                 f"revocations by stamped header, not tasks: {reserved[0]!r}"
             )
         self._record(ids, terminate, signal)
+        return self._confirm("revoke", {"task_id": ids}, destination, terminate, signal, kwargs)
 
     def revoke_by_stamped_headers(
         self,
@@ -77,7 +85,8 @@ class Control:
         destination: Sequence[str] | None = None,
         terminate: bool = False,
         signal: str | int = "SIGTERM",
-    ) -> None:
+        **kwargs: Any,
+    ) -> list[Reply] | None:
         """Revoke every task stamped with one of ``headers`` (``{name: value or [values]}``,
         or Celery's command-line form ``["name=value", ...]``): no worker starts one from
         now on, and ``terminate=True`` also stops those running now, with ``signal``.
@@ -91,10 +100,159 @@ class Control:
         if not headers:
             raise ValueError("revoke_by_stamped_headers() needs at least one stamped header")
         self._record(revocation.stamp_keys(headers), terminate, signal)
+        arguments = {"headers": dict(headers)}
+        return self._confirm(
+            "revoke_by_stamped_headers", arguments, destination, terminate, signal, kwargs
+        )
 
     def _record(self, keys: list[str], terminate: bool, signal: str | int) -> None:
         ttl = float(self.app.conf.worker_revoke_expires)
         self.app.broker.revoke(keys, ttl, terminate=bool(terminate), signal=signal_name(signal))
+
+    def _confirm(
+        self,
+        command: str,
+        arguments: dict[str, Any],
+        destination: Sequence[str] | None,
+        terminate: bool,
+        signal: str | int,
+        options: dict[str, Any],
+    ) -> list[Reply] | None:
+        """Recorded and announced already: with ``reply=True``, ask the workers to confirm
+        (``recorded``: they need not record it again)."""
+        if not options.get("reply"):
+            return None
+        arguments = {**arguments, "terminate": bool(terminate),
+                     "signal": signal_name(signal), "recorded": True}  # fmt: skip
+        return self.broadcast(command, arguments=arguments, destination=destination, **options)
+
+    def terminate(
+        self,
+        task_id: str | Sequence[str],
+        destination: Sequence[str] | None = None,
+        signal: str | int = "SIGTERM",
+        **kwargs: Any,
+    ) -> list[Reply] | None:
+        """``revoke(task_id, terminate=True, signal=signal)``."""
+        return self.revoke(task_id, destination, terminate=True, signal=signal, **kwargs)
+
+    # -- the mailbox ------------------------------------------------------------------------
+    def broadcast(
+        self,
+        command: str,
+        arguments: Mapping[str, Any] | None = None,
+        destination: Sequence[str] | None = None,
+        reply: bool = False,
+        timeout: float = 1.0,
+        limit: int | None = None,
+        callback: ReplyCallback | None = None,
+        **extra: Any,
+    ) -> list[Reply] | None:
+        """Send ``command`` to every worker (or the ``destination`` node names). With
+        ``reply=True``: the ``[{node: reply}, ...]`` that arrived within ``timeout``
+        seconds, at most ``limit`` of them (with ``destination``: one per node named),
+        each also handed to ``callback`` as it arrives. ``extra`` keywords join
+        ``arguments``, as in Celery."""
+        return client.broadcast(
+            self.app.broker, command, arguments=dict(arguments or {}, **extra),
+            destination=destination, reply=reply, timeout=timeout, limit=limit,
+            callback=callback,
+        )  # fmt: skip
+
+    def inspect(
+        self,
+        destination: Sequence[str] | None = None,
+        timeout: float = 1.0,
+        callback: ReplyCallback | None = None,
+        limit: int | None = None,
+    ) -> Inspect:
+        """``app.control.inspect().active()`` and the other read-only commands."""
+        return Inspect(self.broadcast, destination, timeout, callback, limit)
+
+    def ping(
+        self, destination: Sequence[str] | None = None, timeout: float = 1.0, **kwargs: Any
+    ) -> list[Reply] | None:
+        """``[{node: {'ok': 'pong'}}, ...]`` from the workers that answered in time."""
+        kwargs.setdefault("reply", True)
+        return self.broadcast("ping", {}, destination, timeout=timeout, **kwargs)
+
+    def rate_limit(
+        self,
+        task_name: str,
+        rate_limit: str | float | None,
+        destination: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> list[Reply] | None:
+        """Set a task's rate limit on the workers (``'100/m'``; 0 or None: no limit)."""
+        arguments = {"task_name": task_name, "rate_limit": rate_limit}
+        return self.broadcast("rate_limit", arguments, destination, **kwargs)
+
+    def time_limit(
+        self,
+        task_name: str,
+        soft: float | None = None,
+        hard: float | None = None,
+        destination: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> list[Reply] | None:
+        """Set a task's soft and hard time limits (seconds) on the workers."""
+        arguments = {"task_name": task_name, "hard": hard, "soft": soft}
+        return self.broadcast("time_limit", arguments, destination, **kwargs)
+
+    def add_consumer(
+        self,
+        queue: str,
+        exchange: str | None = None,
+        exchange_type: str = "direct",
+        routing_key: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        destination: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> list[Reply] | None:
+        """Have the workers consume from ``queue`` too."""
+        arguments = {"queue": queue, "exchange": exchange, "exchange_type": exchange_type,
+                     "routing_key": routing_key, **(options or {})}  # fmt: skip
+        return self.broadcast("add_consumer", arguments, destination, **kwargs)
+
+    def cancel_consumer(
+        self, queue: str, destination: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[Reply] | None:
+        """Have the workers stop consuming from ``queue``."""
+        return self.broadcast("cancel_consumer", {"queue": queue}, destination, **kwargs)
+
+    def enable_events(
+        self, destination: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[Reply] | None:
+        return self.broadcast("enable_events", {}, destination, **kwargs)
+
+    def disable_events(
+        self, destination: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[Reply] | None:
+        return self.broadcast("disable_events", {}, destination, **kwargs)
+
+    def pool_grow(
+        self, n: int = 1, destination: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[Reply] | None:
+        """Grow the workers' pools by ``n`` processes or threads."""
+        return self.broadcast("pool_grow", {"n": n}, destination, **kwargs)
+
+    def pool_shrink(
+        self, n: int = 1, destination: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[Reply] | None:
+        """Shrink the workers' pools by ``n`` processes or threads."""
+        return self.broadcast("pool_shrink", {"n": n}, destination, **kwargs)
+
+    def shutdown(
+        self, destination: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[Reply] | None:
+        """Warm shutdown of the workers (they send no reply, as Celery's)."""
+        return self.broadcast("shutdown", {}, destination, **kwargs)
+
+    def heartbeat(
+        self, destination: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[Reply] | None:
+        """Have the workers send a heartbeat event now."""
+        return self.broadcast("heartbeat", {}, destination, **kwargs)
 
 
 def _parse_pairs(pairs: Sequence[str]) -> dict[str, list[str]]:

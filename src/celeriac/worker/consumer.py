@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
@@ -38,6 +39,7 @@ from celeriac.worker.listeners import Listeners
 from celeriac.worker.pools.base import Pool
 from celeriac.worker.ratelimit import RateLimits
 from celeriac.worker.revocations import Revocations
+from celeriac.worker.slots import Slots
 
 logger = logging.getLogger("celeriac.worker")
 FETCH_WAIT = 1.0  # seconds a fetch may block: how soon the loop notices a shutdown
@@ -73,12 +75,14 @@ class Consumer:
         self.started: set[int] = set()  # held messages whose job is running in the pool
         self.settling: set[int] = set()  # held messages whose job is over, being settled
         self.running: dict[str, HeldJob] = {}  # task id -> its running job
+        self.started_at: dict[str, float] = {}  # task id -> when its job started (unix time)
         self.terminating: dict[str, int] = {}  # task id -> the signal a revoke stops it with
-        self._slots = asyncio.Semaphore(pool.concurrency)
+        self._slots = Slots(pool.concurrency)  # resized by remote control (pool_grow)
         self._room = asyncio.Event()  # set whenever a held message is released
         self._fetching = True
         self._stopping = asyncio.Event()  # ends a pause between fetch attempts at once
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._fetched_from = list(self.queues)  # the queues of the last fetch
 
     # -- lifecycle --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -129,9 +133,20 @@ class Consumer:
             self._release(delivery)
         return returned
 
+    def resize(self, concurrency: int, prefetch: int) -> None:
+        """The pool was resized: run up to ``concurrency`` jobs, hold up to ``prefetch``."""
+        self._slots.resize(concurrency)
+        self.prefetch = max(prefetch, concurrency)
+        self._room.set()
+
     # -- fetching and running ---------------------------------------------------------------
     async def _fetch_loop(self) -> None:
         while self._fetching:
+            if self.queues != self._fetched_from:  # remote control changed them
+                await self._queues_changed()
+            if not self.queues:  # every queue was cancelled: wait for one to be added
+                await self._pause(FETCH_WAIT)
+                continue
             free = self.prefetch - len(self.held) + len(self.settling)
             if free <= 0:
                 self._room.clear()
@@ -154,6 +169,15 @@ class Consumer:
             for delivery in deliveries:
                 self.held[id(delivery)] = delivery
                 self._spawn(self._handle(delivery))
+
+    async def _queues_changed(self) -> None:
+        """Give back what the broker read ahead (it may come from a queue no longer
+        consumed); the next fetch reads from the new queues."""
+        self._fetched_from = list(self.queues)
+        try:
+            await self.broker.stop_fetching()
+        except BrokerError as exc:  # what it could not give back returns with the link
+            logger.warning("could not give back unfetched messages: %s", exc)
 
     async def _pause(self, seconds: float) -> None:
         """Wait before the next fetch attempt; a shutdown ends the wait."""
@@ -206,11 +230,13 @@ class Consumer:
                     return
                 self.started.add(id(delivery))
                 self.running[str(prepared.request.id)] = prepared
+                self.started_at[str(prepared.request.id)] = time.time()
                 self.listeners.started(prepared)
                 try:
                     outcome = await self._execute(prepared)
                 finally:
                     self.running.pop(str(prepared.request.id), None)
+                    self.started_at.pop(str(prepared.request.id), None)
                     self.terminating.pop(str(prepared.request.id), None)
                     self._ran(delivery)
             # Settled outside the slot, and no longer counted against the prefetch: the

@@ -146,6 +146,11 @@ class Revocations:
         ends = self._stamp_ends.get(stamp)
         return ends is not None and ends > self._clock()
 
+    def ids(self) -> list[str]:
+        """The revoked task ids in force (``inspect revoked``)."""
+        now = self._clock()
+        return [task_id for task_id, at in self._ends.items() if at > now]
+
     def __contains__(self, task_id: str) -> bool:
         return self.is_revoked(task_id)
 

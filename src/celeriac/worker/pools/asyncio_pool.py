@@ -49,6 +49,11 @@ class AsyncioPool(Pool):
     async def start(self) -> None:
         await self._threads.start()
 
+    def resize(self, concurrency: int) -> None:
+        """Coroutines are capped by the consumer's slots; sync tasks by the threads."""
+        super().resize(concurrency)
+        self._threads.resize(concurrency)
+
     async def run(self, job: Job) -> Outcome:
         if not is_async_task(job.task):
             return await self._threads.run(job)

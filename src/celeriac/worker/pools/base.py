@@ -7,6 +7,7 @@ ack. Imports ``worker.execution`` and leaves only.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -47,6 +48,17 @@ class Pool(ABC):
         """Revoke with terminate: stop the running job of ``task_id``; False if this pool
         cannot (threads cannot be killed) or does not run it."""
         return False
+
+    def resize(self, concurrency: int) -> None:
+        """Run up to ``concurrency`` jobs at once from now on (``pool_grow``/``pool_shrink``):
+        growing starts what is needed now; shrinking lets running jobs finish."""
+        if concurrency < 1:
+            raise ValueError(f"a pool needs at least 1 process or thread, not {concurrency}")
+        self.concurrency = concurrency
+
+    def job_pid(self, task_id: str) -> int | None:
+        """The process running ``task_id`` (``inspect active``'s ``worker_pid``)."""
+        return os.getpid()
 
     def kill_now(self) -> None:
         """Immediate stop (SIGQUIT): kill child processes at once; nothing else to do."""

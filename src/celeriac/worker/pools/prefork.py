@@ -60,6 +60,9 @@ class _State(enum.Enum):
     GONE = "gone"  # dead, reaped, pipes closed
 
 
+_SERVING = (_State.STARTING, _State.IDLE, _State.BUSY)
+
+
 @dataclass(eq=False)
 class _Child:
     process: BaseProcess
@@ -179,6 +182,26 @@ class PreforkPool(Pool):
                 return True
         return False
 
+    def resize(self, concurrency: int) -> None:
+        """Fork the children a grow adds now; a shrink asks idle children to exit first,
+        then busy ones after their current job (none is interrupted)."""
+        if self._loop is None or self._stopping:
+            raise RuntimeError("the prefork pool is not running: it cannot be resized")
+        super().resize(concurrency)
+        serving = [k for k in self._children.values() if k.state in _SERVING]
+        for _ in range(concurrency - len(serving)):
+            self._spawn_or_retry()
+        order = {_State.IDLE: 0, _State.STARTING: 1, _State.BUSY: 2}
+        for kid in sorted(serving, key=lambda k: order[k.state])[: len(serving) - concurrency]:
+            logger.info("prefork child %d leaves: the pool shrinks", kid.pid)
+            self._ask_to_exit(kid)
+
+    def job_pid(self, task_id: str) -> int | None:
+        for kid in self._children.values():
+            if kid.job is not None and kid.job.request.id == task_id:
+                return kid.pid
+        return None
+
     def kill_now(self) -> None:
         """SIGKILL every child at once (cold or immediate stop); no replacements follow."""
         self._close()
@@ -187,7 +210,7 @@ class PreforkPool(Pool):
                 kid.process.kill()
 
     def info(self) -> dict[str, Any]:
-        serving = (_State.STARTING, _State.IDLE, _State.BUSY)
+        serving = _SERVING
         return {
             **super().info(),
             "processes": sorted(k.pid for k in self._children.values() if k.state in serving),

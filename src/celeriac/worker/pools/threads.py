@@ -45,11 +45,24 @@ class ThreadsPool(Pool):
     def __init__(self, app: Any, concurrency: int) -> None:
         super().__init__(app, concurrency)
         self._executor: ThreadPoolExecutor | None = None
+        self._retired: list[ThreadPoolExecutor] = []  # replaced by a resize, finishing jobs
 
     async def start(self) -> None:
-        self._executor = ThreadPoolExecutor(
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(
             max_workers=self.concurrency, thread_name_prefix=f"celeriac-{self.name}"
         )
+
+    def resize(self, concurrency: int) -> None:
+        """New jobs go to an executor of the new size; the old one's threads finish the
+        jobs they run and end (the consumer never runs more than ``concurrency`` at once)."""
+        super().resize(concurrency)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._retired.append(self._executor)
+            self._executor = self._new_executor()
 
     async def run(self, job: Job) -> Outcome:
         if self._executor is None:
@@ -63,10 +76,11 @@ class ThreadsPool(Pool):
         return await loop.run_in_executor(self._executor, context.run, run_limited, job, hard, soft)
 
     async def stop(self, *, terminate: bool) -> None:
-        if self._executor is not None:
+        executors = [*self._retired, self._executor] if self._executor is not None else []
+        self._executor, self._retired = None, []
+        for executor in executors:
             # Running bodies cannot be interrupted; with terminate the process exits soon.
-            self._executor.shutdown(wait=not terminate, cancel_futures=True)
-            self._executor = None
+            executor.shutdown(wait=not terminate, cancel_futures=True)
 
 
 class SoloPool(ThreadsPool):
@@ -76,6 +90,12 @@ class SoloPool(ThreadsPool):
 
     def __init__(self, app: Any, concurrency: int = 1) -> None:
         super().__init__(app, 1)
+
+    def resize(self, concurrency: int) -> None:
+        raise ValueError(
+            "the solo pool runs one task at a time and cannot grow or shrink: start the "
+            "worker with -P threads (or prefork) -c N to resize it"
+        )
 
 
 # -- time limits in threads -------------------------------------------------------------------

@@ -1,0 +1,12 @@
+"""Remote control and inspect: commands sent to the workers on the broker's channel, and
+their replies.
+
+Below the app core (``app.control`` uses the client) and above the seams; never imports
+the worker, which implements ``ControlState`` and runs a ``ControlServer``. ``protocol``
+is the message format, ``registry`` the commands and their decorators, ``client`` and
+``inspect`` the caller's side, ``server`` the worker's mailbox.
+"""
+
+from celeriac.control.registry import control_command, inspect_command, nok, ok
+
+__all__ = ["control_command", "inspect_command", "nok", "ok"]

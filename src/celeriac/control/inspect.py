@@ -1,0 +1,107 @@
+"""``Inspect``: ``app.control.inspect()``, the read-only commands with Celery's names,
+each returning ``{node: reply}`` (None when no worker answered in time).
+
+Imports the client's types only: the app hands it its ``broadcast``, so this module needs
+no app. ``memsample``, ``memdump``, ``objgraph`` and ``clock`` are not offered.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from celeriac.control.client import Reply, ReplyCallback, check_destination
+
+Broadcast = Callable[..., "list[Reply] | None"]
+
+
+def flatten_reply(replies: Sequence[Reply]) -> dict[str, Any]:
+    """``[{node: reply}, ...]`` as ``{node: reply, ...}``; warns when a node answered twice
+    (two workers started with the same ``-n`` name)."""
+    nodes: dict[str, Any] = {}
+    twice: set[str] = set()
+    for item in replies:
+        twice.update(name for name in item if name in nodes)
+        nodes.update(item)
+    if twice:
+        warnings.warn(
+            f"Received multiple replies from node name(s) {', '.join(sorted(twice))}: give "
+            f"each worker a unique node name with the worker's -n option",
+            UserWarning,
+            stacklevel=3,
+        )
+    return nodes
+
+
+class Inspect:
+    """Inspect the workers: all of them, or the ``destination`` list of node names."""
+
+    def __init__(
+        self,
+        broadcast: Broadcast,
+        destination: Sequence[str] | None = None,
+        timeout: float = 1.0,
+        callback: ReplyCallback | None = None,
+        limit: int | None = None,
+    ) -> None:
+        self._broadcast = broadcast
+        self.destination = check_destination(destination)
+        self.timeout = timeout
+        self.callback = callback
+        self.limit = limit
+
+    def _request(self, command: str, **arguments: Any) -> dict[str, Any] | None:
+        replies = self._broadcast(
+            command,
+            arguments=arguments,
+            destination=self.destination,
+            reply=True,
+            timeout=self.timeout,
+            limit=self.limit,
+            callback=self.callback,
+        )
+        return flatten_reply(replies) if replies else None
+
+    def ping(self, destination: Sequence[str] | None = None) -> dict[str, Any] | None:
+        """``{node: {'ok': 'pong'}}`` for each worker that answered."""
+        if destination:
+            self.destination = check_destination(destination)
+        return self._request("ping")
+
+    def report(self) -> dict[str, Any] | None:
+        return self._request("report")
+
+    def active(self, safe: bool | None = None) -> dict[str, Any] | None:
+        """``{node: [task info, ...]}``: the tasks running now."""
+        return self._request("active", safe=safe)
+
+    def reserved(self, safe: bool | None = None) -> dict[str, Any] | None:
+        """``{node: [task info, ...]}``: received, waiting for a slot."""
+        return self._request("reserved")
+
+    def scheduled(self, safe: bool | None = None) -> dict[str, Any] | None:
+        """``{node: []}``: ETA tasks wait on the broker, not in a worker."""
+        return self._request("scheduled")
+
+    def stats(self) -> dict[str, Any] | None:
+        return self._request("stats")
+
+    def revoked(self) -> dict[str, Any] | None:
+        return self._request("revoked")
+
+    def registered(self, *taskinfoitems: str) -> dict[str, Any] | None:
+        return self._request("registered", taskinfoitems=taskinfoitems)
+
+    registered_tasks = registered
+
+    def active_queues(self) -> dict[str, Any] | None:
+        return self._request("active_queues")
+
+    def query_task(self, *ids: str | Sequence[str]) -> dict[str, Any] | None:
+        """``{node: {task_id: [state, info]}}``; ``query_task(id1, id2)`` or a list."""
+        flat = [i for item in ids for i in ([item] if isinstance(item, str) else item)]
+        return self._request("query_task", ids=flat)
+
+    def conf(self, with_defaults: bool = False) -> dict[str, Any] | None:
+        return self._request("conf", with_defaults=with_defaults)
