@@ -32,7 +32,9 @@ Each name is in one of three states:
   but does nothing counts here too: a setting that is declared but not in effect, or a
   signal that nothing sends.
 
-The last column of the summary is the share offered (same or differing on purpose).
+The settings of Celery's other result stores (Cassandra, S3, ...) are listed as **not
+counted** and left out of the totals. The last column of the summary is the share offered
+(same or differing on purpose).
 
 """
 

@@ -42,6 +42,7 @@ from compat_notes import Note  # noqa: E402
 from compat_page import GROUPS, HEADER  # noqa: E402
 
 SAME, DIFFERS, ABSENT = "same", "differs on purpose", "not offered"
+OUTSIDE = "not counted"  # another result store's setting: listed, outside the totals
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,9 @@ def judge(group: str, name: str, found: Found, anchors: set[str]) -> tuple[Row, 
         if not offered:
             problems.append(f"{where} is noted as differing but celeriac does not offer it")
         return Row(name, DIFFERS if offered else ABSENT, _differs_text(note)), problems, False
+    if note is not None and note.kind == "outside":
+        problems = [f"{where}: celeriac has it now; drop its note"] if works else []
+        return Row(name, SAME if works else OUTSIDE, "" if works else note.text), problems, False
     if note is not None and note.kind == "stub":
         problems = [] if found.present else [f"{where}: noted as a stub but absent; say absent"]
         return Row(name, ABSENT, note.text), problems, False
@@ -198,6 +202,7 @@ def unused_notes(surface: dict[str, Any], rows: dict[str, list[Row]]) -> list[st
 
 # -- the page ---------------------------------------------------------------------------------
 def counts(rows: list[Row]) -> tuple[int, int, int, int]:
+    rows = [r for r in rows if r.status != OUTSIDE]
     same = sum(r.status == SAME for r in rows)
     differs = sum(r.status == DIFFERS for r in rows)
     return len(rows), same, differs, len(rows) - same - differs
@@ -230,6 +235,15 @@ def render(surface: dict[str, Any], verdict: Verdict) -> str:
         f"| **All** | **{total}** | **{same}** | **{differs}** | **{absent}** | "
         f"**{percent(everything)}** |"
     )
+    outside = sum(r.status == OUTSIDE for r in everything)
+    if outside:
+        lines += [
+            "",
+            f"Not counted above: the {outside} settings of Celery result stores "
+            "celeriac does not ship (Cassandra, S3, Azure, GCS, MongoDB, ...), each listed "
+            "with its group as **not counted**: a project on Redis, RabbitMQ or a SQL "
+            "database never sets them.",
+        ]
     for group, rows in verdict.rows.items():
         title, intro = GROUPS[group]
         lines += ["", f"## {title}", "", intro, "", "| Name | Status | Notes |", "|---|---|---|"]
