@@ -469,6 +469,7 @@ class Task(Generic[P, R]):
         )
 
     # -- signatures and results -------------------------------------------------------------
+
     subtask_from_request = signature_from_request  # Celery's older name
 
     def signature(
@@ -517,6 +518,18 @@ class Task(Generic[P, R]):
             raise ValueError("update_state() outside a task needs task_id=")
         own = request if task_id == request.id else None  # rpc:// answers the caller of its own
         self.backend.store_result(task_id, meta, state or "PENDING", name=self.name, request=own)
+
+    def send_event(
+        self, type_: str, retry: bool = True, retry_policy: Any = None, **fields: Any
+    ) -> dict[str, Any] | None:
+        """Send a custom event for the running call (its ``uuid`` and the worker's
+        hostname), e.g. ``self.send_event('task-progress', done=3)``; with or without -E."""
+        request, conf = self.request, self.app.conf
+        policy = conf.task_publish_retry_policy if retry_policy is None else retry_policy
+        with self.app.events.default_dispatcher(hostname=request.hostname) as dispatcher:
+            return dispatcher.send(
+                type_, uuid=request.id, retry=retry, retry_policy=policy, **fields
+            )
 
     def add_trail(self, result: Any) -> Any:
         """Record ``result`` (a call sent from this run) as a child of the running call."""

@@ -43,6 +43,7 @@ from celeriac.canvas import Signature, signature
 from celeriac.config.conf import Settings
 from celeriac.config.environment import check_split_broker
 from celeriac.config.hints import did_you_mean, warn_unknown
+from celeriac.events import Events
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.rates import check_scope, parse_rate
 from celeriac.result import AsyncResult, GroupResult
@@ -283,6 +284,11 @@ class Celeriac(AppMembers):
     def control(self) -> Control:
         """Commands to the workers: ``app.control.revoke(task_id, terminate=True)``."""
         return Control(self)
+
+    @functools.cached_property
+    def events(self) -> Events:
+        """Events: ``app.events.Receiver(app, handlers={...})``, ``State()``, ``Dispatcher()``."""
+        return Events(self)
 
     def close(self) -> None:
         if self._backend is not None:  # first: rpc://'s reply topic is on the broker

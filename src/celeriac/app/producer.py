@@ -151,6 +151,8 @@ class Producer:
             self._announce(signals.after_task_publish, item)
             if signals.task_sent.has_receivers:
                 self._announce_sent(item)
+        if self.app.conf.task_send_sent_event:
+            self.app.events.send_sent((item.message, item.outbound.queue) for item in sending)
         return results
 
     def _result(self, item: _Outgoing) -> AsyncResult[Any]:

@@ -145,6 +145,7 @@ def outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
         "reason": _short_repr(getattr(outcome.exc, "reason", None)),
         "requeue": outcome.requeue,
         "runtime": outcome.runtime,
+        "traceback": outcome.traceback,
         "retry_sig": None if retry is None or retry.sig is None else dict(retry.sig),
         "retry_when": None if retry is None else retry.when,
     }
@@ -162,6 +163,7 @@ def outcome_from_wire(app: Celeriac, wire: dict[str, Any]) -> Outcome:
         wire["state"],
         retval=wire["retval"],
         exc=exc,
+        traceback=wire.get("traceback"),
         runtime=wire["runtime"],
         retry=retry,
         requeue=wire["requeue"],

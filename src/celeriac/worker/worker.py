@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celeriac import signals
+from celeriac.events.worker_events import WorkerEvents
+from celeriac.events.worker_events import for_worker as events_for_worker
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.worker import exitcodes
 from celeriac.worker.banner import mask_password
@@ -100,6 +102,7 @@ class Worker:
         self.consumer: Consumer | None = None
         # Observers of every task this worker runs (events, metrics): add before start.
         self.listeners = Listeners()
+        self.events: WorkerEvents | None = None  # heartbeats, and task events with -E
         self.revocations: Revocations | None = None
         self._exit_code = exitcodes.EX_OK  # EX_FAILURE once the broker is lost for good
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -209,6 +212,7 @@ class Worker:
         signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=self.app.conf)
         # A receiver may add queues (instance.app.amqp.queues.select_add(name)), as in Celery.
         self.queues = self.consumer.queues = list(selected.consume_from)
+        await self._start_events()
         consuming = asyncio.create_task(self.consumer.run(), name="celeriac-consumer")
         logger.info("%s ready.", self.hostname)
         signals.worker_ready.send(sender=self.consumer)
@@ -218,6 +222,8 @@ class Worker:
             return await self._shutdown(consuming)
         finally:
             signals.worker_shutdown.send(sender=self)
+            if self.events is not None:  # worker-offline, and what is still queued
+                await self.events.stop()
             await self._release_broker()
 
     async def _start_up(self) -> bool:
@@ -261,6 +267,18 @@ class Worker:
         await self.revocations.start()
         if warning:
             logger.warning("%s", warning)
+
+    async def _start_events(self) -> None:
+        """worker-online now, a heartbeat every 2 s; task events too when enabled."""
+        consumer, pool = self.consumer, self.pool
+        assert consumer is not None and pool is not None
+        self.events = events_for_worker(
+            self.app, self.hostname, task_events=self.send_events,
+            active=lambda: len(consumer.running), pool_size=lambda: pool.concurrency,
+            results_are_reprs=self.pool_name == "prefork",
+        )  # fmt: skip
+        self.listeners.add(self.events)
+        await self.events.start()
 
     def _outage(self) -> Outage:
         url = getattr(self.app.broker, "url", None) or self.app.conf.broker_url or "memory://"

@@ -1,0 +1,125 @@
+"""``app.events``: the app's way to the events topic (Celery's ``app.events``).
+
+``Dispatcher``, ``Receiver`` and ``State`` built for this app: its broker (or the one of a
+connection given) and the topic named by ``event_exchange``. Imports ``events`` modules;
+the app is duck-typed (``conf``, ``broker``), as the events package sits below the app.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, cast
+
+from celeriac.brokers.base import Broker, Topic
+from celeriac.events.dispatcher import EventDispatcher
+from celeriac.events.event import LamportClock, encode, topic
+from celeriac.events.receiver import EventReceiver, Handler
+from celeriac.events.state import State
+
+
+def anon_nodename() -> str:
+    """The node name of a process that is not a worker (a client): ``gen<pid>@<host>``."""
+    return f"gen{os.getpid()}@{socket.gethostname()}"
+
+
+def _broker_of(app: Any, connection: Any) -> Broker:
+    """The broker of ``connection`` (an app ``Connection``, a ``Broker``, an app), else the
+    app's own."""
+    if connection is None:
+        return cast(Broker, app.broker)
+    if isinstance(connection, Broker):
+        return connection
+    broker = getattr(connection, "broker", None)
+    if isinstance(broker, Broker):
+        return broker
+    raise TypeError(
+        f"events need an app, an app.connection() or a Broker, not {type(connection).__name__}"
+    )
+
+
+class Events:
+    """``app.events``: ``Dispatcher(...)``, ``Receiver(...)``, ``State(...)``."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.clock = LamportClock()  # this process's logical clock (Celery's app.clock)
+
+    @property
+    def topic(self) -> Topic:
+        """The stream the events travel on (``event_exchange``, ``celeryev`` by default)."""
+        return topic(str(self.app.conf.event_exchange))
+
+    def Dispatcher(
+        self,
+        connection: Any = None,
+        hostname: str | None = None,
+        enabled: bool = True,
+        groups: Any = None,
+    ) -> EventDispatcher:
+        """A dispatcher sending as ``hostname`` (this process's node name by default)."""
+        return EventDispatcher(
+            _broker_of(self.app, connection), self.topic,
+            hostname=hostname or anon_nodename(), enabled=enabled, groups=groups,
+            clock=self.clock,
+        )  # fmt: skip
+
+    def Receiver(
+        self,
+        channel: Any = None,
+        handlers: Mapping[str, Handler] | None = None,
+        *,
+        history: bool = False,
+        **_celery_options: Any,
+    ) -> EventReceiver:
+        """A receiver; ``channel`` is a connection (Celery's first argument), a broker or
+        an app. Celery's queue options (``queue_ttl``...) name parts of kombu's event
+        queue, which a stream does not have: they are refused."""
+        if _celery_options:
+            names = ", ".join(sorted(_celery_options))
+            raise TypeError(
+                f"Receiver() got {names}: events travel on a capped stream here, not a queue "
+                f"per receiver, so there is nothing to set (see docs/monitoring.md, Events)"
+            )
+        app = self.app
+        if channel is not None and hasattr(channel, "conf") and hasattr(channel, "events"):
+            app, channel = channel, None  # an app given as the channel
+        events: Events = app.events if app is not self.app else self
+        return EventReceiver(
+            _broker_of(app, channel), events.topic, handlers, history=history, clock=events.clock
+        )
+
+    def State(self, **kwargs: Any) -> State:
+        """An empty cluster state to feed events to (``state.event(event)``)."""
+        return State(**kwargs)
+
+    def send_sent(self, published: Iterable[tuple[Any, str]]) -> None:
+        """``task-sent`` for each ``(message, queue)`` just published, in one payload
+        (``task_send_sent_event``); a broker error is the caller's, as the publish's."""
+        dispatcher = self.Dispatcher()
+        events = []
+        for message, queue in published:
+            headers = message.headers
+            events.append(dispatcher.event("task-sent", {
+                "uuid": message.id, "name": message.task_name,
+                "args": headers.get("argsrepr") or "()",
+                "kwargs": headers.get("kwargsrepr") or "{}",
+                "retries": headers.get("retries") or 0, "eta": headers.get("eta"),
+                "expires": headers.get("expires"), "root_id": headers.get("root_id"),
+                "parent_id": headers.get("parent_id"), "queue": queue, "exchange": "",
+                "routing_key": queue,
+            }))  # fmt: skip
+        if events:
+            dispatcher.broker.publish_topic(dispatcher.topic, encode(events))
+
+    @contextlib.contextmanager
+    def default_dispatcher(
+        self, hostname: str | None = None, enabled: bool = True
+    ) -> Iterator[EventDispatcher]:
+        """A dispatcher on the app's broker for the length of a ``with`` block."""
+        yield self.Dispatcher(hostname=hostname, enabled=enabled)
+
+
+__all__ = ["Events", "anon_nodename"]

@@ -1,0 +1,126 @@
+"""What an event is: a dict with a ``type`` and Celery's fields, its Lamport clock, and how
+events travel as bytes on the broker's channel (a JSON list of events per payload).
+
+Pure logic: imports ``brokers.base`` (for ``Topic``) and the stdlib only.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from celeriac.brokers.base import Topic
+
+#: Celery's ``celery.worker.state.SOFTWARE_INFO``, in every worker event.
+SOFTWARE_INFO = {"sw_ident": "py-celeriac", "sw_ver": "", "sw_sys": platform.system()}
+#: Payloads the Redis stream keeps (about); KiB of the RabbitMQ stream.
+STREAM_KEEP = 10_000
+TASK_EVENTS = (
+    "task-sent", "task-received", "task-started", "task-succeeded", "task-failed",
+    "task-retried", "task-revoked", "task-rejected",
+)  # fmt: skip
+WORKER_EVENTS = ("worker-online", "worker-heartbeat", "worker-offline")
+
+
+def _version() -> str:
+    from importlib import metadata  # (only when read: the package may run from a checkout)
+
+    try:
+        return metadata.version("celeriac")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+SOFTWARE_INFO["sw_ver"] = _version()
+
+
+def Event(type: str, _fields: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """An event: a dict with ``type`` and a ``timestamp`` (now unless given), as Celery's."""
+    event = dict(_fields, **fields) if _fields else fields
+    event["type"] = type
+    if "timestamp" not in event:
+        event["timestamp"] = time.time()
+    return event
+
+
+def group_from(type_: str) -> str:
+    """The group of an event type: ``task`` for ``task-sent``, ``custom`` for ``custom-x``."""
+    return type_.split("-", 1)[0]
+
+
+def utcoffset() -> int:
+    """Hours west of UTC, as Celery's ``utcoffset`` field (negative east of it)."""
+    local = time.localtime()
+    offset = local.tm_gmtoff if local.tm_gmtoff is not None else -time.timezone
+    return -offset // 3600
+
+
+class LamportClock:
+    """A logical clock: ``forward`` for an event sent, ``adjust`` for one received, so events
+    from several processes can be ordered (Celery's ``clock`` field)."""
+
+    def __init__(self, initial: int = 0) -> None:
+        self.value = initial
+        self._lock = threading.Lock()
+
+    def forward(self) -> int:
+        with self._lock:
+            self.value += 1
+            return self.value
+
+    def adjust(self, other: int) -> int:
+        with self._lock:
+            self.value = max(self.value, int(other)) + 1
+            return self.value
+
+
+def topic(name: str) -> Topic:
+    """Where events travel: a stream topic, so a monitor started late reads what it missed."""
+    return Topic(name, kind="stream", keep=STREAM_KEEP)
+
+
+def encode(events: Iterable[Mapping[str, Any]]) -> bytes:
+    """One payload for several events (a JSON list; non-JSON values become their repr)."""
+    return json.dumps(list(events), default=repr, separators=(",", ":")).encode()
+
+
+def decode(payload: bytes) -> list[dict[str, Any]]:
+    """The events of one payload (a list, or one event); ValueError when it is not events."""
+    data = json.loads(payload)
+    items = data if isinstance(data, list) else [data]
+    if not all(isinstance(item, dict) and isinstance(item.get("type"), str) for item in items):
+        raise ValueError("an event payload is a JSON object with a 'type', or a list of them")
+    return items
+
+
+def check_fields(type_: str, fields: Mapping[str, Any]) -> None:
+    """A custom event's fields must travel as JSON: say which one cannot."""
+    if not isinstance(type_, str) or not type_:
+        raise TypeError(f"an event type is a non-empty string, not {type_!r}")
+    for key, value in fields.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"event {type_!r}: field {key!r} ({type(value).__name__}) cannot be sent as "
+                f"JSON; send a string, number, list or dict (e.g. repr() it)"
+            ) from None
+
+
+__all__ = [
+    "SOFTWARE_INFO",
+    "TASK_EVENTS",
+    "WORKER_EVENTS",
+    "Event",
+    "LamportClock",
+    "check_fields",
+    "decode",
+    "encode",
+    "group_from",
+    "topic",
+    "utcoffset",
+]

@@ -1,0 +1,181 @@
+"""A worker's events: task events from the consumer's reports, and its heartbeat.
+
+``WorkerEvents`` is a task listener (``worker.listeners``): the consumer tells it of each
+task received, started and finished, on the worker's event loop, and it posts Celery's
+task event for each (``task`` group; sent with ``-E``). Its heart posts ``worker-online``,
+a ``worker-heartbeat`` every ``interval`` seconds and ``worker-offline`` (``worker``
+group; sent whether or not task events are). Everything goes through the dispatcher's
+buffered face, so a listener call only builds a dict. Imports ``events`` modules and the
+stdlib; the job and outcome are types only here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import traceback as tb
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from celeriac.events.dispatcher import EventDispatcher
+from celeriac.events.event import SOFTWARE_INFO
+from celeriac.messages.validation import parse_iso
+
+if TYPE_CHECKING:
+    from celeriac.trace import Outcome
+    from celeriac.worker.execution import HeldJob
+
+HEARTBEAT_INTERVAL = 2.0  # seconds, as Celery's
+
+
+def load_average() -> list[float]:
+    """The system's 1, 5 and 15 minute load averages, rounded as Celery's."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:  # not available on this platform
+        return [0.0, 0.0, 0.0]
+
+
+class WorkerEvents:
+    """Task events and the heartbeat of one worker, through ``dispatcher``.
+
+    ``active`` counts the tasks running now; ``pool_size`` is the pool's concurrency;
+    ``results_are_reprs``: the pool already turned results into their repr (prefork).
+    """
+
+    def __init__(
+        self,
+        dispatcher: EventDispatcher,
+        *,
+        active: Callable[[], int],
+        pool_size: Callable[[], int],
+        interval: float = HEARTBEAT_INTERVAL,
+        heartbeat: bool = True,
+        results_are_reprs: bool = False,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.active, self.pool_size = active, pool_size
+        self.interval = interval
+        self.heartbeat = heartbeat
+        self.results_are_reprs = results_are_reprs
+        self.processed = 0  # tasks that ended here (Celery's ``processed``)
+        self._heart: asyncio.Task[None] | None = None
+        self._running: set[str] = set()  # ids started and not finished (a revoke terminates)
+
+    # -- the heart ------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.dispatcher.start_flushing()
+        if self.heartbeat:
+            self.beat("worker-online")
+            self._heart = asyncio.get_running_loop().create_task(
+                self._beat_every(), name="celeriac-heartbeat-events"
+            )
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop the heart, post ``worker-offline`` and send what is queued."""
+        if self._heart is not None:
+            self._heart.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heart
+            self._heart = None
+            self.beat("worker-offline")
+        await self.dispatcher.close(timeout)
+
+    def beat(self, type_: str = "worker-heartbeat") -> None:
+        """Post one worker event with the worker's figures (remote control may ask for one)."""
+        self.dispatcher.post(type_, {
+            "freq": self.interval, "active": self.active(), "processed": self.processed,
+            "loadavg": load_average(), "pool_size": self.pool_size(), **SOFTWARE_INFO,
+        })  # fmt: skip
+
+    async def _beat_every(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self.beat()
+
+    # -- the task listener ----------------------------------------------------------------
+    def task_received(self, job: HeldJob) -> None:
+        if not self.dispatcher.sends("task-received"):
+            return
+        request = job.request
+        headers = request.headers
+        self.dispatcher.post("task-received", {
+            "uuid": request.id, "name": job.task.name,
+            "args": headers.get("argsrepr") or repr(request.args),
+            "kwargs": headers.get("kwargsrepr") or repr(request.kwargs),
+            "root_id": request.root_id, "parent_id": request.parent_id,
+            "retries": request.retries, "eta": request.eta, "expires": request.expires,
+        })  # fmt: skip
+
+    def task_started(self, job: HeldJob) -> None:
+        self._running.add(job.id)
+        # An expired task goes to the pool only to be discarded: it does not start.
+        if self.dispatcher.sends("task-started") and not _expired(job.request.expires):
+            self.dispatcher.post("task-started", {"uuid": job.request.id})
+
+    def task_finished(self, job: HeldJob, outcome: Outcome) -> None:
+        self.processed += 1
+        started = job.id in self._running
+        self._running.discard(job.id)
+        kind = outcome.kind.value
+        if not self.dispatcher.sends("task-" + kind):
+            return
+        fields: dict[str, Any] = {"uuid": job.request.id}
+        if kind == "success":
+            retval = outcome.retval
+            fields["result"] = retval if self.results_are_reprs else repr(retval)
+            fields["runtime"] = outcome.runtime
+            self.dispatcher.post("task-succeeded", fields)
+        elif kind in ("failure", "retry"):
+            fields["exception"] = repr(outcome.exc)
+            fields["traceback"] = outcome.traceback or _traceback_of(outcome.exc)
+            self.dispatcher.post("task-failed" if kind == "failure" else "task-retried", fields)
+        elif kind == "reject":
+            fields["requeue"] = outcome.requeue
+            self.dispatcher.post("task-rejected", fields)
+        elif outcome.state == "REVOKED":
+            expired = _expired(job.request.expires)
+            fields.update(terminated=started and not expired, signum=None, expired=expired)
+            self.dispatcher.post("task-revoked", fields)
+
+    def sends(self, type_: str) -> bool:
+        return self.dispatcher.sends(type_)
+
+
+def _expired(expires: str | None) -> bool:
+    if not expires:
+        return False
+    when = parse_iso(expires)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.now(dt.timezone.utc) >= when
+
+
+def _traceback_of(exc: BaseException | None) -> str | None:
+    if exc is None or exc.__traceback__ is None:
+        return None
+    return "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def for_worker(
+    app: Any,
+    hostname: str,
+    *,
+    task_events: bool,
+    active: Callable[[], int],
+    pool_size: Callable[[], int],
+    results_are_reprs: bool = False,
+) -> WorkerEvents:
+    """The events of a worker named ``hostname`` of ``app``: worker events always, task
+    events when ``task_events`` (``-E``, ``worker_send_task_events``)."""
+    dispatcher = app.events.Dispatcher(
+        hostname=hostname, groups=None if task_events else ["worker"]
+    )
+    return WorkerEvents(
+        dispatcher, active=active, pool_size=pool_size, results_are_reprs=results_are_reprs
+    )
+
+
+__all__ = ["HEARTBEAT_INTERVAL", "WorkerEvents", "for_worker", "load_average"]
