@@ -24,7 +24,13 @@ from celeriac._cronspec import (
     crontab_parser,
     expand,
 )
-from celeriac._localtime import aware_utc, first_instant, naive_local, require_aware
+from celeriac._localtime import (
+    aware_utc,
+    first_instant,
+    is_imaginary,
+    naive_local,
+    require_aware,
+)
 
 __all__ = [
     "ParseException",
@@ -330,14 +336,21 @@ class crontab(BaseSchedule):
     def _iter_due(self, after: datetime) -> Iterator[datetime]:
         zone = self.tz
         latest = aware_utc(after)
-        for local in self._fields.walk(naive_local(latest, zone)):
-            # Wall-clock order can repeat an instant (times in a DST gap all move to its
-            # end) or fall behind ``after`` (the first pass of a repeated hour): skip those.
-            instant = first_instant(local, zone)
-            if instant > latest:
-                latest = instant
-                yield instant
-        raise ValueError(f"{self!r} has no due time in the next 50 years")
+        start = naive_local(latest, zone)
+        while True:
+            for local in self._fields.walk(start):
+                # Wall-clock order can repeat an instant (times in a DST gap all move to its
+                # end) or fall behind ``after`` (the first pass of a repeated hour): skip those.
+                instant = first_instant(local, zone)
+                if instant > latest:
+                    latest = instant
+                    yield instant
+                elif is_imaginary(local, zone):
+                    # The rest of the gap moves to the same instant: go on from its end.
+                    start = naive_local(latest, zone)
+                    break
+            else:
+                raise ValueError(f"{self!r} has no due time in the next 50 years")
 
     def _key(self) -> tuple[Any, ...]:
         return (self._fields, self._tz)

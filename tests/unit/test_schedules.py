@@ -374,6 +374,25 @@ def test_lord_howe_moves_its_clock_by_30_minutes() -> None:
     ]
 
 
+def test_samoa_skipped_a_whole_day_in_2011() -> None:
+    # 2011-12-29 23:59:59 (-10:00) was followed by 2011-12-31 00:00 (+14:00).
+    noon = crontab(minute=0, hour=12, tz="Pacific/Apia")
+    times = noon.due_times(at(2011, 12, 28), at(2011, 12, 31, 12))
+    assert local_times(noon, times) == [
+        "12-28 12:00-1000",
+        "12-29 12:00-1000",
+        "12-31 00:00+1400",  # the 30th's noon, at the first minute after the gap
+        "12-31 12:00+1400",
+    ]
+    every_minute = crontab(tz="Pacific/Apia")
+    times = every_minute.due_times(at(2011, 12, 30, 9, 58), at(2011, 12, 30, 10, 1))
+    assert local_times(every_minute, times) == [
+        "12-29 23:59-1000",
+        "12-31 00:00+1400",
+        "12-31 00:01+1400",
+    ]
+
+
 def test_kolkata_has_no_dst_and_a_half_hour_offset() -> None:
     morning = crontab(minute=0, hour=9, tz="Asia/Kolkata")
     assert morning.due_times(at(2025, 3, 8), at(2025, 3, 10)) == [
@@ -384,7 +403,14 @@ def test_kolkata_has_no_dst_and_a_half_hour_offset() -> None:
 
 # -- DST: properties over zones and years -----------------------------------------------------
 
-ZONES = ["America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata", "UTC"]
+ZONES = [
+    "America/New_York",
+    "Europe/London",
+    "Australia/Lord_Howe",
+    "Asia/Kolkata",
+    "UTC",
+    "Pacific/Apia",  # skipped a whole day (2011-12-30), and had DST from 2010 to 2021
+]
 MINUTE = timedelta(minutes=1)
 PROPERTY_SETTINGS = settings(
     max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
