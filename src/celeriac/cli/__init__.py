@@ -15,8 +15,8 @@ from celeriac.app.base import Celeriac
 from celeriac.cli.base import cli
 from celeriac.cli.deadletters import dead_letters_group
 from celeriac.cli.embedded import embedded_group
-from celeriac.cli.events import events_command
 from celeriac.cli.listing import list_group
+from celeriac.cli.metrics import exporter_command
 from celeriac.cli.migrate import migrate_command
 from celeriac.cli.multi import multi_command
 from celeriac.cli.ops import call_command, purge_command, result_command
@@ -30,7 +30,7 @@ cli.add_command(embedded_group)
 for command in (
     call_command,
     dead_letters_group,
-    events_command,
+    exporter_command,
     list_group,
     migrate_command,
     multi_command,

@@ -22,6 +22,7 @@ from typing import Any, TypedDict
 import click
 
 from celeriac.cli.base import LOGLEVEL, CLIContext, CLIError
+from celeriac.cli.metrics import start_worker_metrics
 from celeriac.cli.pidfile import Pidfile, PidfileInUse
 from celeriac.cli.refused import refused_options
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
@@ -249,7 +250,7 @@ SECONDS = click.FloatRange(min=0, min_open=True)
 @click.option("--max-memory-per-child", type=POSITIVE, help="Replace a child above N KiB RSS.")
 @click.option(
     "-E", "--task-events", "--events", "task_events", is_flag=True,
-    help="Send task events (worker_send_task_events); worker heartbeats are always sent.",
+    help="Accepted; task events arrive with the monitoring release (none are sent yet).",
 )  # fmt: skip
 @click.option("--without-gossip", is_flag=True, help="Accepted; celeriac has no gossip.")
 @click.option("--without-mingle", is_flag=True, help="Accepted; celeriac has no mingle.")
@@ -278,6 +279,10 @@ SECONDS = click.FloatRange(min=0, min_open=True)
     "--purge", "--discard", "purge", is_flag=True,
     help="Delete the waiting messages of the worker's queues before starting (unrecoverable).",
 )  # fmt: skip
+@click.option(
+    "--metrics-port", type=click.IntRange(min=0, max=65535), metavar="PORT",
+    help="Serve Prometheus metrics on this port at /metrics (worker_metrics_port).",
+)  # fmt: skip
 @click.option("--pidfile", type=click.Path(dir_okay=False), help="Write the pid here.")
 @click.option("-D", "--detach", is_flag=True, help="Refused: run under a process manager.")
 @refused_options
@@ -298,6 +303,7 @@ def worker_command(
     soft_time_limit: float | None,
     include: tuple[str, ...],
     purge: bool,
+    metrics_port: int | None,
     **options: Any,
 ) -> None:
     """Start a worker: consume the queues and run their tasks until shut down."""
@@ -325,7 +331,12 @@ def worker_command(
             log_compatibility_notes(optimization, without_gossip, without_mingle, without_heartbeat)
             if purge:
                 click.echo(purge_queues(app, instance.queues))
-            code = instance.start()
+            metrics = start_worker_metrics(instance, metrics_port)
+            try:
+                code = instance.start()
+            finally:
+                if metrics is not None:
+                    metrics.close()
     except PidfileInUse as exc:
         raise CLIError(str(exc)) from exc
     except ImproperlyConfigured as exc:  # raised by Worker() before anything started

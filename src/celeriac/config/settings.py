@@ -41,9 +41,7 @@ def _s(name: str, default: Any, types: tuple[type, ...], doc: str, **kw: Any) ->
 
 
 # Why a group of settings is not read yet (the `not_in_effect` of their declarations).
-_EVENTS = (
-    "events travel on a capped stream that every receiver reads, not a queue per receiver"
-)
+_EVENTS = "task events, and the monitoring that reads them, are not built yet"
 _BEAT = "beat (periodic tasks) is not built yet"
 _REDIS_SECONDS = "Redis result store: seconds to wait for %s; None waits forever."
 
@@ -380,6 +378,7 @@ _DECLARED = [
         False,
         (bool,),
         "Emit a task-sent event on publish.",
+        not_in_effect=_EVENTS,
     ),
     # -- worker ------------------------------------------------------------------------------
     _s("worker_concurrency", None, (int,), "Pool size; unset: the number of CPUs."),
@@ -415,6 +414,14 @@ _DECLARED = [
     ),
     _s("worker_disable_rate_limits", False, (bool,), "Ignore task rate limits."),
     _s(
+        "worker_metrics_port",
+        None,
+        (int,),
+        "Serve Prometheus metrics on this port at /metrics from the worker process "
+        "(needs the metrics extra); None serves none. The --metrics-port option wins.",
+        ours=True,
+    ),
+    _s(
         "worker_tune_gc",
         True,
         (bool,),
@@ -427,6 +434,7 @@ _DECLARED = [
         False,
         (bool,),
         "Emit task events (`-E`).",
+        not_in_effect=_EVENTS,
     ),
     _s("worker_hijack_root_logger", True, (bool,), "The worker configures the root logger."),
     _s(
@@ -480,13 +488,6 @@ _DECLARED = [
         "Skip redelivered tasks that already succeeded (needs a result backend).",
     ),
     # -- events, beat, time, imports ---------------------------------------------------------
-    _s(
-        "event_exchange",
-        "celeryev",
-        (str,),
-        "Name of the stream events travel on (Redis: a capped stream; RabbitMQ: a stream "
-        "behind the events exchange).",
-    ),
     _s("event_queue_ttl", 5.0, _NUM, "Seconds an event message lives.", not_in_effect=_EVENTS),
     _s(
         "event_queue_expires",

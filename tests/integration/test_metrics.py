@@ -1,0 +1,131 @@
+"""Prometheus metrics against real worker processes, on Redis and on RabbitMQ: after N tasks
+on the prefork pool, the worker's ``/metrics`` counts N (its children's tasks are counted in
+the parent), with runtimes, queue waits, slots and queue depths; ``celeriac exporter``
+serves the queues' depths and dead letters."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.conftest import free_port
+from tests.integration.workers import TEST_ENV, WorkerProcess, broker_url, project_env
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of ``/metrics``: (name, sorted labels) -> value."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict[Any, float], name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def wait_for(check: Any, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the metrics did not reach the expected values"
+        time.sleep(0.1)  # polled: a scrape is the observable outcome
+
+
+@pytest.fixture(params=["redis", "amqp"])
+def project(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    redis_url: str,
+    redis_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[Path, dict[str, str], Any]]:
+    env = project_env(tmp_path, redis_url, redis_prefix, broker_url(request))
+    for name in TEST_ENV:
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("proj", None)
+    import proj
+
+    try:
+        yield tmp_path, env, proj
+    finally:
+        proj.app.close()
+        sys.modules.pop("proj", None)
+
+
+def test_a_prefork_worker_counts_its_childrens_tasks(
+    project: tuple[Path, dict[str, str], Any],
+) -> None:
+    path, env, proj = project
+    queue, port, tasks = f"metrics-{uuid.uuid4().hex[:8]}", free_port(), 7
+    worker = WorkerProcess.started(
+        path, env, "-P", "prefork", "-c", "2", "-Q", queue, "--metrics-port", str(port)
+    )
+    try:
+        results = [proj.add.apply_async((i, i), queue=queue) for i in range(tasks)]
+        failed = proj.app.send_task("proj.poison_pill", queue=queue)  # not registered
+        assert [result.get(timeout=30) for result in results] == [2 * i for i in range(tasks)]
+        proj.add.apply_async((1, 1), queue=queue, countdown=600)  # waits, delayed
+        samples: dict[Any, float] = {}
+
+        def counted() -> bool:
+            samples.update(scrape(port))
+            done = value(samples, "celeriac_tasks_total", task="proj.add", queue=queue,
+                         state="success")  # fmt: skip
+            dead = value(samples, "celeriac_dead_letters", queue=queue, reason="unknown_task")
+            return done == tasks and dead == 1
+
+        wait_for(counted)
+        assert failed.id
+        assert value(samples, "celeriac_task_runtime_seconds_count", task="proj.add",
+                     queue=queue) == tasks  # fmt: skip
+        assert value(samples, "celeriac_task_queue_wait_seconds_count", task="proj.add",
+                     queue=queue) == tasks  # fmt: skip
+        hostname = next(labels[0][1] for name, labels in samples if name == "celeriac_worker_up")
+        assert value(samples, "celeriac_worker_up", worker=hostname) == 1
+        assert value(samples, "celeriac_worker_slots", state="idle") == 2
+        assert value(samples, "celeriac_worker_slots", state="busy") == 0
+        assert value(samples, "celeriac_queue_depth", queue=queue, state="delayed") == 1
+        assert value(samples, "celeriac_queue_depth", queue=queue, state="ready") == 0
+    finally:
+        worker.stop()
+        proj.app.broker.purge(queue)
+        proj.app.broker.purge_dead_letters(queue)
+
+
+def test_the_exporter_serves_queue_depths_and_dead_letters(
+    project: tuple[Path, dict[str, str], Any],
+) -> None:
+    path, env, proj = project
+    queue, port = f"exported-{uuid.uuid4().hex[:8]}", free_port()
+    for i in range(3):
+        proj.add.apply_async((i, i), queue=queue)
+    exporter = subprocess.Popen(
+        [sys.executable, "-m", "celeriac", "-A", "proj", "exporter", "--port", str(port),
+         "-Q", queue],
+        cwd=path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert exporter.stdout is not None
+        assert "serving" in exporter.stdout.readline()
+        samples = scrape(port)
+        assert value(samples, "celeriac_queue_depth", queue=queue, state="ready") == 3
+        assert value(samples, "celeriac_queue_depth", queue=queue, state="delayed") == 0
+    finally:
+        exporter.terminate()
+        assert exporter.wait(20) == 0
+        if exporter.stdout is not None:
+            exporter.stdout.close()
+        proj.app.broker.purge(queue)
