@@ -133,8 +133,12 @@ worker_ready = Signal("worker_ready")
 worker_shutting_down = Signal("worker_shutting_down")  # sig, how, exitcode
 worker_shutdown = Signal("worker_shutdown")
 
-# Logging, app. Celery's beat_*, heartbeat_sent, eventlet_* and user_preload_options are
-# absent on purpose: nothing in celeriac could send them (docs/signals-and-logging.md).
+# Beat (fired by celeriac.beat's Service; sender: the Service)
+beat_init = Signal("beat_init")
+beat_embedded_init = Signal("beat_embedded_init")
+
+# Logging, app. Celery's heartbeat_sent, eventlet_* and user_preload_options are absent
+# on purpose: nothing in celeriac could send them (docs/signals-and-logging.md).
 setup_logging = Signal("setup_logging")  # loglevel, logfile, format, colorize
 after_setup_logger = Signal("after_setup_logger")  # logger, loglevel, logfile, format, colorize
 after_setup_task_logger = Signal("after_setup_task_logger")  # the same
@@ -145,6 +149,8 @@ __all__ = [
     "after_setup_logger",
     "after_setup_task_logger",
     "after_task_publish",
+    "beat_embedded_init",
+    "beat_init",
     "before_task_publish",
     "celeryd_after_setup",
     "celeryd_init",

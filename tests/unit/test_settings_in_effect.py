@@ -41,14 +41,15 @@ def test_every_declared_setting_is_read_or_marked_not_in_effect() -> None:
 def test_a_setting_not_in_effect_warns_once_when_given_a_value_of_its_own() -> None:
     app = Celery("marked", broker="memory://", set_as_current=False)
     with pytest.warns(NotInEffectWarning) as caught:
-        app.conf.beat_schedule = {"every-minute": {"task": "t.add", "schedule": 60.0}}
-        app.conf.update(beat_schedule={})  # the default again: nothing new to say
+        app.conf.beat_schedule_filename = "/var/lib/beat/schedule"
+        app.conf.update(beat_schedule_filename="celerybeat-schedule")  # the default again
     [warning] = caught
     assert str(warning.message) == (
-        "setting 'beat_schedule' is not in effect in celeriac yet: beat (periodic tasks) is "
-        "not built yet; the value is kept, but nothing reads it"
+        "setting 'beat_schedule_filename' is not in effect in celeriac yet: beat keeps its "
+        "state (last run of each entry) in the broker, so no file is written or read; the "
+        "value is kept, but nothing reads it"
     )
-    assert app.conf.beat_schedule == {}
+    assert app.conf.beat_schedule_filename == "celerybeat-schedule"
 
 
 def test_defaults_and_settings_in_effect_do_not_warn() -> None:

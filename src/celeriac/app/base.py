@@ -17,7 +17,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 
 from celeriac import signals
 from celeriac._context import get_current_request, set_current_app, set_default_app_factory
-from celeriac.app import builtins, entrypoints, shared
+from celeriac.app import builtins, entrypoints, periodic, shared
 from celeriac.app.amqp import AMQP
 from celeriac.app.annotations import apply_annotation, resolve_annotations
 from celeriac.app.broker_connection import Connection
@@ -450,6 +450,13 @@ class Celeriac(AppMembers):
         for task in list(self._tasks.values()):
             self._annotate(task)
         self.on_after_finalize.send(sender=self)
+
+    def add_periodic_task(
+        self, schedule: Any, sig: Any, args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None, name: str | None = None, **opts: Any,
+    ) -> str:  # fmt: skip
+        """Add a periodic task to ``beat_schedule`` (Celery's call; see docs/beat.md)."""
+        return periodic.add_periodic_task(self, schedule, sig, args, kwargs, name, **opts)
 
     # -- calling ----------------------------------------------------------------------------
     def send_task(

@@ -1,0 +1,261 @@
+"""``Scheduler``: the beat loop's one step (``tick``), sending each due run exactly once.
+
+Runtime layer (beat): reaches the broker only through the seam (``hold_lease``,
+``reserve``/``release``, the channel for state) and sends through ``app.send_task``;
+never imports an engine or the worker. Each tick: renew the lease (``leadership``); a
+scheduler that does not lead sends nothing. A new leader reads the state (``state``), then
+for every enabled entry the due times since its last handled one are planned by its
+misfire policy (``misfire``) and sent. Every send carries a task id derived from (entry,
+due time), and on a broker with key-value state (Redis) the run's key is reserved first
+(``Broker.reserve``, as ``apply_async(idempotency_key=...)`` does), by this leader's name
+and token, so a run is sent once whatever the leaders do; a leader acts only while its
+lease is certainly valid (``Leadership.valid``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from celeriac.beat import state
+from celeriac.beat.entry import ScheduleEntry, entries_from_config
+from celeriac.beat.leadership import Leadership
+from celeriac.beat.misfire import plan
+from celeriac.exceptions import BrokerError
+
+logger = logging.getLogger("celeriac.beat")
+_RUN_IDS = uuid.UUID("6f0c1b3e-58a4-4d1f-9a57-2b1e0c7d9a11")  # the namespace of run ids
+STANDBY_CHECKS = 10  # a standby tries the lease this many times per ttl
+
+
+def run_key(name: str, due: datetime) -> str:
+    """The idempotency key of one run: the entry and its due time (UTC)."""
+    return f"celeriac.beat:{name}:{due.isoformat()}"
+
+
+def run_id(name: str, due: datetime) -> str:
+    """The task id of one run, the same on every host: a UUID5 of its key."""
+    return str(uuid.uuid5(_RUN_IDS, run_key(name, due)))
+
+
+class Scheduler:
+    """Celery's ``beat.Scheduler`` with its state in the broker and a lease for leading.
+
+    ``schedule`` (a ``beat_schedule``-style dict) adds entries beside the app's
+    ``beat_schedule``. ``schedule_filename`` is Celery's state file: accepted, and
+    logged as unused, since the state lives in the broker.
+    """
+
+    Entry = ScheduleEntry
+
+    def __init__(
+        self,
+        app: Any,
+        schedule: Mapping[str, Any] | None = None,
+        max_interval: float | None = None,
+        lazy: bool = False,
+        *,
+        schedule_filename: str | None = None,
+        lease_timeout: float | None = None,
+        holder: str | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app = app
+        conf = app.conf
+        self.max_interval = float(max_interval or conf.beat_max_loop_interval)
+        ttl = float(lease_timeout or conf.beat_lease_timeout)
+        self.leadership = Leadership(app.broker, ttl, holder, monotonic)
+        self.data: dict[str, ScheduleEntry] = {}
+        self.last: dict[str, datetime] = {}  # the latest due time handled, per entry
+        self._extra = dict(schedule or {})
+        self._since: datetime | None = None  # the previous look while leading
+        self._records = 0
+        if schedule_filename:
+            logger.info(
+                "beat: schedule file %r is not used: the state is kept in the broker",
+                schedule_filename,
+            )
+        if not lazy:
+            self.setup_schedule()
+
+    # -- the schedule -----------------------------------------------------------------------
+    @property
+    def schedule(self) -> dict[str, ScheduleEntry]:
+        return self.data
+
+    @property
+    def holder(self) -> str:
+        return self.leadership.holder
+
+    def setup_schedule(self) -> None:
+        """Finalize the app (``on_after_configure``/``on_after_finalize`` receivers may add
+        periodic tasks), then read ``beat_schedule``."""
+        self.app.finalize()
+        self.merge_inplace({**self.app.conf.beat_schedule, **self._extra})
+
+    def merge_inplace(self, schedule: Mapping[str, Any]) -> None:
+        """Make the entries those of ``schedule``: new ones added, changed ones updated
+        (keeping their state), missing ones removed."""
+        entries = entries_from_config(schedule, self.app)
+        for name in list(self.data):
+            if name not in entries:
+                del self.data[name]
+        for name, entry in entries.items():
+            if name in self.data:
+                self.data[name].update(entry)
+            else:
+                self.data[name] = entry
+
+    def add(self, **fields: Any) -> ScheduleEntry:
+        """Add (or replace) one entry: ``add(name=..., task=..., schedule=...)``."""
+        entry = self.Entry(app=self.app, **fields)
+        self.data[entry.name] = entry
+        return entry
+
+    def now(self) -> datetime:
+        return self.app.now()  # type: ignore[no-any-return]  # the app's clock: aware UTC
+
+    # -- the loop ---------------------------------------------------------------------------
+    def tick(self) -> float:
+        """One step: lead (or stand by), send what is due; the seconds to wait until the
+        next step."""
+        term = self.leadership.token
+        if not self.leadership.renew():
+            self._since = None
+            return min(self.max_interval, self.leadership.ttl / STANDBY_CHECKS)
+        now = self.now()
+        if self.leadership.token != term:
+            self._take_over(now)
+        changed: dict[str, datetime] = {}
+        for entry in list(self.data.values()):
+            if entry.enabled and not self._run_entry(entry, now, changed):
+                break  # the lease is no longer certain, or the broker failed
+        if changed:
+            self._save(changed)
+        self._since = now
+        return self._wait(now)
+
+    def _take_over(self, now: datetime) -> None:
+        try:
+            stored = state.load(self.app.broker)
+        except BrokerError as exc:
+            logger.error("beat: could not read the state from the broker: %s", exc)
+            stored = {}
+        self.last = stored
+        for name in self.data:
+            self.last.setdefault(name, now)  # a new entry first runs at its next due time
+        self._since = now
+        self._save(self.last, full=True)
+
+    def _run_entry(self, entry: ScheduleEntry, now: datetime, changed: dict[str, datetime]) -> bool:
+        last = self.last.get(entry.name)
+        if last is None:  # added since this scheduler took over
+            self.last[entry.name] = changed[entry.name] = now
+            return True
+        catchup, max_catchup, grace = entry.policy(self.app.conf)
+        runs = plan(
+            entry.schedule, last, now, catchup=catchup, max_catchup=max_catchup,
+            grace=grace, since=self._since or now,
+        )  # fmt: skip
+        if runs.through is None:
+            return True
+        if runs.skipped:
+            logger.warning(
+                "beat: %s: %d due time(s) up to %s not sent (catchup=%s, misfire_grace_time=%s)",
+                entry.name, runs.skipped, runs.through.isoformat(), catchup, grace,
+            )  # fmt: skip
+        for due in runs.send:
+            if not self._send(entry, due):
+                return False
+            self.last[entry.name] = changed[entry.name] = due
+        self.last[entry.name] = changed[entry.name] = runs.through
+        return True
+
+    def _send(self, entry: ScheduleEntry, due: datetime) -> bool:
+        """Send one run unless another leader did; False when this scheduler must stop."""
+        lead = self.leadership
+        if not lead.valid():
+            return False
+        key, task_id = run_key(entry.name, due), run_id(entry.name, due)
+        broker = self.app.broker
+        fenced = broker.supports_key_value
+        claim = f"{task_id} {lead.holder} {lead.token}"
+        try:
+            if fenced:
+                held = broker.reserve(key, claim, float(self.app.conf.task_idempotency_ttl))
+                if held is not None:
+                    logger.info("beat: %s due %s was sent already (%s)", entry.name, due, held)
+                    return True
+            if not lead.valid():  # paused between the check and the claim: let it go
+                if fenced:
+                    broker.release(key, claim)
+                return False
+            self.apply_async(entry, task_id)
+        except BrokerError as exc:
+            logger.error("beat: could not send %s due %s: %s", entry.name, due.isoformat(), exc)
+            if fenced:
+                with contextlib.suppress(BrokerError):  # else the key lapses after its ttl
+                    broker.release(key, claim)
+            return False
+        logger.info(
+            "Scheduler: Sending due task %s (%s) due %s id %s",
+            entry.name, entry.task, due.isoformat(), task_id,
+        )  # fmt: skip
+        entry.last_run_at = due
+        entry.total_run_count += 1
+        return True
+
+    def apply_async(self, entry: ScheduleEntry, task_id: str) -> Any:
+        """Send one run of ``entry`` (a subclass may send another way)."""
+        try:
+            return self.app.send_task(
+                entry.task, entry.args, entry.kwargs, task_id=task_id, **entry.options
+            )
+        except (TypeError, ValueError) as exc:  # the entry's options are wrong: say which
+            logger.error("beat: %s: cannot send %s: %s", entry.name, entry.task, exc)
+            return None
+
+    def _wait(self, now: datetime) -> float:
+        wait = min(self.max_interval, self.leadership.ttl / 3)
+        for entry in self.data.values():
+            if entry.enabled:
+                due = entry.schedule.due_after(now)
+                wait = min(wait, (due - self.now()).total_seconds())
+        return max(0.0, wait)
+
+    def _save(self, last: Mapping[str, datetime], *, full: bool = False) -> None:
+        token = self.leadership.token
+        if token is None:
+            return
+        self._records += 1
+        if self._records % state.FULL_EVERY == 0:
+            last, full = self.last, True
+        try:
+            state.save(self.app.broker, self.holder, token, last, full=full)
+        except BrokerError as exc:
+            logger.error("beat: could not write the state to the broker: %s", exc)
+
+    # -- stopping ---------------------------------------------------------------------------
+    def sync(self) -> None:
+        """Write the whole state to the broker (when leading)."""
+        if self.leadership.valid():
+            self._save(self.last, full=True)
+
+    def close(self) -> None:
+        """Write the state and give up the lease, so a standby takes over at once."""
+        self.sync()
+        self.leadership.step_down()
+
+    @property
+    def info(self) -> str:
+        return f"    . lease: {self.leadership.ttl:g} s as {self.holder}"
+
+
+#: Celery's default scheduler's name. celeriac has one scheduler, whose state lives in the
+#: broker (Celery's PersistentScheduler keeps it in a local shelve file).
+PersistentScheduler = Scheduler

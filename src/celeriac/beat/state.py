@@ -1,0 +1,74 @@
+"""Beat's state in the broker: the latest due time handled per entry, on a stream topic.
+
+Runtime layer (beat): uses only the broker seam's channel (``publish_topic``,
+``subscribe(history=True)``), so the state lives in Redis or RabbitMQ and no local file
+can be corrupted by a kill. The leader publishes a record after each tick that handled a
+due time (the entries it changed), and a full record when it takes over and every
+``FULL_EVERY`` records, so the kept history always holds every entry. A scheduler that
+takes over reads the history and keeps, per entry, the latest due time any record names:
+due times only grow, so records from a stale leader cannot move an entry back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from datetime import datetime
+
+from celeriac.brokers.base import Broker, Topic
+
+#: Records kept: Redis keeps about this many; RabbitMQ reads ``keep`` as KiB of stream.
+KEEP = 1000
+FULL_EVERY = KEEP // 4
+STATE = Topic("celeriac.beat.state", kind="stream", keep=KEEP)
+QUIET = 0.25  # seconds without a record that end the reading of the history
+
+
+def encode(holder: str, token: int, last: Mapping[str, datetime], *, full: bool) -> bytes:
+    record = {
+        "holder": holder,
+        "token": token,
+        "full": full,
+        "last": {name: due.isoformat() for name, due in last.items()},
+    }
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+def merge(into: dict[str, datetime], payload: bytes) -> None:
+    """Fold one record into ``into``, keeping the latest due time per entry; a payload
+    that is not a state record (another writer, a newer format) is passed over."""
+    try:
+        record = json.loads(payload)
+        last = record["last"]
+        items = [(str(name), datetime.fromisoformat(due)) for name, due in last.items()]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return
+    for name, due in items:
+        if due.tzinfo is not None and (name not in into or due > into[name]):
+            into[name] = due
+
+
+async def _read(broker: Broker) -> dict[str, datetime]:
+    last: dict[str, datetime] = {}
+    try:
+        subscription = await broker.subscribe(STATE, history=True)
+        try:
+            while (payload := await subscription.get(QUIET)) is not None:
+                merge(last, payload)
+        finally:
+            await subscription.close()
+    finally:
+        await broker.close_async()  # the async face belongs to this short-lived loop
+    return last
+
+
+def load(broker: Broker) -> dict[str, datetime]:
+    """The latest due time handled per entry, as the broker keeps it."""
+    return asyncio.run(_read(broker))
+
+
+def save(
+    broker: Broker, holder: str, token: int, last: Mapping[str, datetime], *, full: bool
+) -> None:
+    broker.publish_topic(STATE, encode(holder, token, last, full=full))
