@@ -15,6 +15,7 @@ from celeriac.app.base import Celeriac
 from celeriac.cli.base import cli
 from celeriac.cli.deadletters import dead_letters_group
 from celeriac.cli.embedded import embedded_group
+from celeriac.cli.events import events_command
 from celeriac.cli.listing import list_group
 from celeriac.cli.metrics import exporter_command
 from celeriac.cli.migrate import migrate_command
@@ -31,6 +32,7 @@ for command in (
     call_command,
     dead_letters_group,
     exporter_command,
+    events_command,
     list_group,
     migrate_command,
     multi_command,

@@ -250,7 +250,7 @@ SECONDS = click.FloatRange(min=0, min_open=True)
 @click.option("--max-memory-per-child", type=POSITIVE, help="Replace a child above N KiB RSS.")
 @click.option(
     "-E", "--task-events", "--events", "task_events", is_flag=True,
-    help="Accepted; task events arrive with the monitoring release (none are sent yet).",
+    help="Send task events (worker_send_task_events); worker heartbeats are always sent.",
 )  # fmt: skip
 @click.option("--without-gossip", is_flag=True, help="Accepted; celeriac has no gossip.")
 @click.option("--without-mingle", is_flag=True, help="Accepted; celeriac has no mingle.")

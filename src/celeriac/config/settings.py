@@ -41,7 +41,9 @@ def _s(name: str, default: Any, types: tuple[type, ...], doc: str, **kw: Any) ->
 
 
 # Why a group of settings is not read yet (the `not_in_effect` of their declarations).
-_EVENTS = "task events, and the monitoring that reads them, are not built yet"
+_EVENTS = (
+    "events travel on a capped stream that every receiver reads, not a queue per receiver"
+)
 _BEAT = "beat (periodic tasks) is not built yet"
 _REDIS_SECONDS = "Redis result store: seconds to wait for %s; None waits forever."
 
@@ -378,7 +380,6 @@ _DECLARED = [
         False,
         (bool,),
         "Emit a task-sent event on publish.",
-        not_in_effect=_EVENTS,
     ),
     # -- worker ------------------------------------------------------------------------------
     _s("worker_concurrency", None, (int,), "Pool size; unset: the number of CPUs."),
@@ -434,7 +435,6 @@ _DECLARED = [
         False,
         (bool,),
         "Emit task events (`-E`).",
-        not_in_effect=_EVENTS,
     ),
     _s("worker_hijack_root_logger", True, (bool,), "The worker configures the root logger."),
     _s(
@@ -488,6 +488,13 @@ _DECLARED = [
         "Skip redelivered tasks that already succeeded (needs a result backend).",
     ),
     # -- events, beat, time, imports ---------------------------------------------------------
+    _s(
+        "event_exchange",
+        "celeryev",
+        (str,),
+        "Name of the stream events travel on (Redis: a capped stream; RabbitMQ: a stream "
+        "behind the events exchange).",
+    ),
     _s("event_queue_ttl", 5.0, _NUM, "Seconds an event message lives.", not_in_effect=_EVENTS),
     _s(
         "event_queue_expires",
