@@ -1,7 +1,8 @@
 """When periodic tasks are due (``celery.schedules``): ``schedule``, ``crontab``.
 
-Pure logic: imports only the standard library, ``zoneinfo``, the ``cronsim`` cron library
-and ``celeriac._context`` (the current app, read duck-typed). Besides Celery's ``is_due`` and
+Pure logic: imports the standard library, ``zoneinfo`` and leaf modules only (the field
+syntax and the cron library behind ``_cronspec``, the DST rule in ``_localtime``, the
+current app from ``_context``, read duck-typed). Besides Celery's ``is_due`` and
 ``remaining_estimate``, every schedule names its exact fire instants (``due_after``,
 ``due_times``): the same on every host, so beat can send each one exactly once.
 """
@@ -46,7 +47,6 @@ schedstate = namedtuple("schedstate", ("is_due", "next"))
 
 NowFun = Callable[[], datetime]
 
-_UTC = ZoneInfo("UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 
@@ -90,7 +90,7 @@ class BaseSchedule:
             return self._tz
         app = self.app
         name = app.conf.timezone if app is not None else None
-        return _zone(name) if name else _UTC
+        return _zone(name) if name else timezone.utc
 
     def now(self) -> datetime:
         """The current time, aware (a naive clock is read as UTC, as Celery does)."""
@@ -134,7 +134,14 @@ class BaseSchedule:
     def _iter_due(self, after: datetime) -> Iterator[datetime]:
         moment = after
         while True:
-            moment = self.due_after(moment)
+            following = aware_utc(self.due_after(moment))
+            if following <= moment:
+                # A schedule of one's own that does not move forward would loop forever.
+                raise ValueError(
+                    f"{type(self).__name__}.due_after({moment.isoformat()}) returned "
+                    f"{following.isoformat()}: it must return a time strictly after its argument"
+                )
+            moment = following
             yield moment
 
     def remaining_estimate(self, last_run_at: datetime) -> timedelta:
@@ -162,7 +169,7 @@ class schedule(BaseSchedule):
 
     def __init__(
         self,
-        run_every: float | timedelta | None = None,
+        run_every: float | timedelta,
         relative: bool = False,
         nowfun: NowFun | None = None,
         app: Any = None,
@@ -198,7 +205,7 @@ class schedule(BaseSchedule):
         local = naive_local(end, zone)
         if self.run_every >= timedelta(days=1):
             # Day intervals count calendar days on the local clock, not elapsed hours.
-            local = naive_local(last, zone) + timedelta(days=self.run_every.days)
+            local = naive_local(last, zone) + self.run_every
             local = local.replace(hour=0, minute=0, second=0, microsecond=0)
         elif self.run_every >= timedelta(hours=1):
             local = local.replace(minute=0, second=0, microsecond=0)

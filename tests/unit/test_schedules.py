@@ -580,6 +580,16 @@ def test_a_schedule_of_your_own_needs_only_due_after() -> None:
         BaseSchedule().due_after(at(2025, 1, 1))
 
 
+class Stuck(BaseSchedule):
+    def due_after(self, moment: datetime) -> datetime:
+        return at(2025, 1, 1)
+
+
+def test_a_schedule_that_does_not_move_forward_is_refused() -> None:
+    with pytest.raises(ValueError, match="strictly after its argument"):
+        Stuck().due_times(at(2025, 1, 1), at(2025, 1, 2))
+
+
 def test_maybe_make_aware_reads_naive_times_as_celery_does() -> None:
     london = crontab(tz="Europe/London")
     summer = london.maybe_make_aware(datetime(2025, 7, 1, 12))
