@@ -67,7 +67,7 @@ def test_a_custom_field_that_is_not_json_is_refused(app: Celery) -> None:
 def test_celery_queue_options_are_refused(app: Celery) -> None:
     with pytest.raises(TypeError, match="queue_ttl"):
         app.events.Receiver(app, queue_ttl=5)
-    with pytest.raises(TypeError, match="app.connection"):
+    with pytest.raises(TypeError, match=r"app\.connection"):
         app.events.Dispatcher(connection=object())
 
 
