@@ -211,6 +211,8 @@ class schedule(BaseSchedule):
             local = local.replace(minute=0, second=0, microsecond=0)
         elif self.run_every >= timedelta(minutes=1):
             local = local.replace(second=0, microsecond=0)
+        else:
+            local = local.replace(microsecond=0)
         rounded = first_instant(local, zone)
         return rounded if rounded > last else end
 

@@ -197,6 +197,14 @@ def test_relative_interval_rounds_to_the_interval_resolution() -> None:
     assert plain.remaining_estimate(at(2025, 1, 1, 10, 7)) == timedelta(minutes=6, seconds=55)
 
 
+def test_relative_seconds_round_to_the_whole_second() -> None:
+    clock = Clock(at(2025, 1, 1, 10, 0, 10, 250000))
+    in_utc = SimpleNamespace(conf=SimpleNamespace(timezone=None))
+    every_30s = schedule(30, relative=True, nowfun=clock, app=in_utc)
+    last = at(2025, 1, 1, 10, 0, 0, 700000)  # next run at 10:00:30, not 10:00:30.7
+    assert every_30s.remaining_estimate(last) == timedelta(seconds=19, microseconds=750000)
+
+
 def test_relative_days_follow_the_local_calendar() -> None:
     app = SimpleNamespace(conf=SimpleNamespace(timezone="America/New_York"))
     clock = Clock(at(2025, 3, 8, 12))
