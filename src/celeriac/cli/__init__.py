@@ -13,6 +13,7 @@ import click
 
 from celeriac.app.base import Celeriac
 from celeriac.cli.base import cli
+from celeriac.cli.control import control_cli, inspect_cli, status_cli
 from celeriac.cli.deadletters import dead_letters_group
 from celeriac.cli.embedded import embedded_group
 from celeriac.cli.events import events_command
@@ -30,7 +31,9 @@ cli.add_command(worker_command)
 cli.add_command(embedded_group)
 for command in (
     call_command,
+    control_cli,
     dead_letters_group,
+    inspect_cli,
     exporter_command,
     events_command,
     list_group,
@@ -40,6 +43,7 @@ for command in (
     report_command,
     result_command,
     shell_command,
+    status_cli,
     upgrade_group,
 ):
     cli.add_command(command)

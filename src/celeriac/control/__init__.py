@@ -7,6 +7,15 @@ is the message format, ``registry`` the commands and their decorators, ``client`
 ``inspect`` the caller's side, ``server`` the worker's mailbox.
 """
 
+# The built-in commands register themselves on import: every user of the package sees them.
+from celeriac.control import control_commands, inspect_commands
 from celeriac.control.registry import control_command, inspect_command, nok, ok
 
-__all__ = ["control_command", "inspect_command", "nok", "ok"]
+__all__ = [
+    "control_command",
+    "control_commands",
+    "inspect_command",
+    "inspect_commands",
+    "nok",
+    "ok",
+]

@@ -74,8 +74,22 @@ async def broadcast_async(
 
 
 def broadcast(broker: Broker, command: str, **options: Any) -> list[Reply] | None:
-    """``broadcast_async`` for synchronous callers (a script, a view, the command line)."""
-    return run_blocking(lambda: broadcast_async(broker, command, **options))
+    """``broadcast_async`` for synchronous callers (a script, a view, the command line),
+    on a loop of its own: what the broker's async face bound to that loop is released
+    before it closes."""
+
+    async def call() -> list[Reply] | None:
+        try:
+            return await broadcast_async(broker, command, **options)
+        finally:
+            await broker.close_async()
+
+    if not options.get("reply"):  # nothing to wait for: no loop needed
+        nodes = check_destination(options.get("destination"))
+        payload = encode_command(command, options.get("arguments"), nodes)
+        broker.publish_topic(CONTROL, payload)
+        return None
+    return run_blocking(call)
 
 
 def run_blocking(make: Callable[[], Awaitable[T]]) -> T:

@@ -16,8 +16,6 @@ import logging
 from typing import Any
 
 from celeriac.brokers.base import Broker, Subscription
-from celeriac.control import control_commands as _control_commands  # noqa: F401 (registers)
-from celeriac.control import inspect_commands as _inspect_commands  # noqa: F401 (registers)
 from celeriac.control.protocol import (
     CONTROL,
     Command,

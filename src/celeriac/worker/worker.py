@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celeriac import signals
+from celeriac.control.server import ControlServer
 from celeriac.events.worker_events import WorkerEvents
 from celeriac.events.worker_events import for_worker as events_for_worker
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
@@ -27,6 +28,7 @@ from celeriac.worker import exitcodes
 from celeriac.worker.banner import mask_password
 from celeriac.worker.connection import Outage, RetryPolicy, off_loop, reach_broker
 from celeriac.worker.consumer import Consumer
+from celeriac.worker.control import WorkerControl
 from celeriac.worker.gc_tuning import tune_for_worker
 from celeriac.worker.listeners import Listeners
 from celeriac.worker.pools.asyncio_pool import AsyncioPool
@@ -104,6 +106,8 @@ class Worker:
         self.listeners = Listeners()
         self.events: WorkerEvents | None = None  # heartbeats, and task events with -E
         self.revocations: Revocations | None = None
+        self.control: WorkerControl | None = None  # what remote control sees and changes
+        self.mailbox: ControlServer | None = None
         self._exit_code = exitcodes.EX_OK  # EX_FAILURE once the broker is lost for good
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -213,6 +217,7 @@ class Worker:
         # A receiver may add queues (instance.app.amqp.queues.select_add(name)), as in Celery.
         self.queues = self.consumer.queues = list(selected.consume_from)
         await self._start_events()
+        await self._start_mailbox()
         consuming = asyncio.create_task(self.consumer.run(), name="celeriac-consumer")
         logger.info("%s ready.", self.hostname)
         signals.worker_ready.send(sender=self.consumer)
@@ -290,7 +295,16 @@ class Worker:
         self._exit_code = exitcodes.EX_FAILURE
         self._request_stop("cold")
 
+    async def _start_mailbox(self) -> None:
+        """Answer remote control and inspect (``celeriac.control``) from now on."""
+        self.control = WorkerControl(self)
+        self.listeners.add(self.control)
+        self.mailbox = ControlServer(self.app.broker, self.control)
+        await self.mailbox.start()
+
     async def _release_broker(self) -> None:
+        if self.mailbox is not None:
+            await self.mailbox.stop()
         if self.revocations is not None:
             await self.revocations.stop()
         await self.app.broker.close_async()
