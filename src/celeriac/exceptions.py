@@ -229,6 +229,10 @@ class CeleryWarning(UserWarning):
     """Base of the warnings celeriac gives (a setting not in effect, an unknown setting)."""
 
 
+class FixupWarning(CeleryWarning):
+    """A framework fix-up cannot be applied (``DJANGO_SETTINGS_MODULE`` set, no Django)."""
+
+
 class CPendingDeprecationWarning(PendingDeprecationWarning):
     """Something that will be deprecated in a later release."""
 
@@ -259,6 +263,7 @@ __all__ = [
     "ContentDisallowed",
     "DecodeError",
     "EncodeError",
+    "FixupWarning",
     "Ignore",
     "ImproperlyConfigured",
     "IncompleteStream",

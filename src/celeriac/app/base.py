@@ -17,7 +17,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 
 from celeriac import signals
 from celeriac._context import get_current_request, set_current_app, set_default_app_factory
-from celeriac.app import builtins, entrypoints, periodic, shared
+from celeriac.app import builtins, entrypoints, fixups, periodic, shared
 from celeriac.app.amqp import AMQP
 from celeriac.app.annotations import apply_annotation, resolve_annotations
 from celeriac.app.broker_connection import Connection
@@ -74,6 +74,8 @@ class Celeriac(AppMembers):
         self.main = main
         self.namespace = namespace  # Celery keeps the constructor's choices readable
         self.set_as_current = set_as_current
+        self._fixups = fixups.install(self)  # Django's, when DJANGO_SETTINGS_MODULE is set
+        task_cls = task_cls or fixups.default_task_cls(self._fixups)
         self.task_cls = task_cls or BaseTask
         # Celery's app hooks: ``@app.on_after_configure.connect``; each is sent with sender=app.
         self.on_after_configure = Signal("app.on_after_configure")  # source=app.conf
@@ -424,6 +426,8 @@ class Celeriac(AppMembers):
             self._import_related(packages, related_name)
 
     def _import_related(self, packages: Any, related_name: str) -> None:
+        if packages is None:  # Celery's rule: the fix-ups' packages (Django's installed apps)
+            packages = fixups.packages(self._fixups)
         for package in (packages() if callable(packages) else packages) or ():
             module = f"{package}.{related_name}"
             try:
