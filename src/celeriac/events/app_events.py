@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, cast
 
@@ -95,7 +96,9 @@ class Events:
         """An empty cluster state to feed events to (``state.event(event)``)."""
         return State(**kwargs)
 
-    def send_sent(self, published: Iterable[tuple[Any, str]]) -> None:
+    def send_sent(
+        self, published: Iterable[tuple[Any, str]], timestamp: float | None = None
+    ) -> None:
         """``task-sent`` for each ``(message, queue)`` just published, in one payload
         (``task_send_sent_event``); a broker error is the caller's, as the publish's."""
         dispatcher = self.Dispatcher()
@@ -109,7 +112,7 @@ class Events:
                 "retries": headers.get("retries") or 0, "eta": headers.get("eta"),
                 "expires": headers.get("expires"), "root_id": headers.get("root_id"),
                 "parent_id": headers.get("parent_id"), "queue": queue, "exchange": "",
-                "routing_key": queue,
+                "routing_key": queue, "timestamp": timestamp or time.time(),
             }))  # fmt: skip
         if events:
             dispatcher.broker.publish_topic(dispatcher.topic, encode(events))

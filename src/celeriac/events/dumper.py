@@ -61,8 +61,10 @@ class Dumper:
         fields = ", ".join(f"{key}={event[key]}" for key in sorted(event))
         separator = ":" if fields else ""
         what = f"{humanize_type(type_)}{separator}"
-        line = f"{hostname} [{when}] {what} {task} {fields}" if task else (
-            f"{hostname} [{when}] {what} {fields}"
+        line = (
+            f"{hostname} [{when}] {what} {task} {fields}"
+            if task
+            else (f"{hostname} [{when}] {what} {fields}")
         )
         self.say(line)
 

@@ -129,7 +129,9 @@ class WorkerEvents:
             fields["runtime"] = outcome.runtime
             self.dispatcher.post("task-succeeded", fields)
         elif kind in ("failure", "retry"):
-            fields["exception"] = repr(outcome.exc)
+            # A retry names the error that caused it, as Celery's task-retried does.
+            reason = getattr(outcome.retry, "exc", None) if kind == "retry" else None
+            fields["exception"] = repr(reason or outcome.exc)
             fields["traceback"] = outcome.traceback or _traceback_of(outcome.exc)
             self.dispatcher.post("task-failed" if kind == "failure" else "task-retried", fields)
         elif kind == "reject":
