@@ -19,15 +19,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from celeriac import signals
 from celeriac._context import get_current_request
-from celeriac._tracing import PublishTrace
 from celeriac.app.broker_connection import Connection
-from celeriac.app.sending import (
-    BrokerSender,
-    RetryPolicy,
-    Sender,
-    chosen_sender,
-    outbox_sender,
-)
+from celeriac.app.sending import BrokerSender, RetryPolicy, chosen_sender
 from celeriac.brokers.base import MIN_PRIORITY, OutboundMessage, check_priority
 from celeriac.canvas.signature import signature_dicts
 from celeriac.canvas.stamping import stamp_names, stamps_in
@@ -91,30 +84,8 @@ def _ignored(route: Mapping[str, Any], task_type: Any) -> bool:
     )
 
 
-def _outbox_key(task_id: str, route: Mapping[str, Any]) -> str:
-    """The idempotency key of a message sent through an outbox: its own task id, so the
-    worker runs one copy of a message the relay published twice."""
-    if route.get("idempotency_key") is not None:
-        raise ValueError(
-            "idempotency_key cannot be combined with the outbox: the outbox row's id (the "
-            "task id) already makes the call run once, and a key reserved at call time "
-            "would stay held if the transaction rolled back; leave idempotency_key out, or "
-            "keep the uniqueness in your own table"
-        )
-    return f"outbox:{task_id}"
-
-
 # One task call for ``send_many``: (name, args, kwargs, task_id, task_type, options).
 Call = tuple[str, Sequence[Any] | None, Mapping[str, Any] | None, str, Any, dict[str, Any]]
-
-
-def _end_traces(
-    traces: list[PublishTrace], batch: PublishTrace | None, error: BaseException | None
-) -> None:
-    for traced in traces:
-        traced.end(error)
-    if batch is not None:
-        batch.end(error)
 
 
 @dataclass(slots=True)
@@ -151,25 +122,7 @@ class Producer:
         """Send several task calls; the broker gets them in one ``publish_many`` (one round
         trip where the engine allows). Each call is ``(name, args, kwargs, task_id,
         task_type, options)``; the results come back in the same order."""
-        tracing = self.app.tracing
-        if tracing is None:
-            return self._send_many(calls, None)
-        traces: list[PublishTrace] = []  # a span per message, under one for a batch
-        batch = tracing.start_batch(len(calls)) if len(calls) > 1 else None
-        try:
-            results = self._send_many(calls, traces)
-        except BaseException as exc:
-            _end_traces(traces, batch, exc)
-            raise
-        _end_traces(traces, batch, None)
-        return results
-
-    def _send_many(
-        self, calls: Sequence[Call], traces: list[PublishTrace] | None
-    ) -> list[AsyncResult[Any]]:
-        sender = self._sender(calls[0][5]) if calls else self.app.sender
-        repeatable = sender.may_repeat
-        outgoing = [self._build(*call, traces=traces, repeatable=repeatable) for call in calls]
+        outgoing = [self._build(*call) for call in calls]
         results: list[AsyncResult[Any]] = []
         sending: list[_Outgoing] = []
         for item in outgoing:
@@ -188,7 +141,7 @@ class Producer:
         try:
             for item in sending:
                 self._announce(signals.before_task_publish, item)
-            self._publish([item.outbound for item in sending], sending[0].route, sender)
+            self._publish([item.outbound for item in sending], sending[0].route)
         except BaseException:
             for item in sending:  # not sent: the key must not name it
                 if item.key is not None and item.reserved:
@@ -223,8 +176,6 @@ class Producer:
         task_id: str,
         task_type: Any,
         options: dict[str, Any],
-        traces: list[PublishTrace] | None = None,
-        repeatable: bool = False,
     ) -> _Outgoing:
         check_call_options(name, options)
         args, kwargs = tuple(args or ()), dict(kwargs or {})
@@ -237,11 +188,6 @@ class Producer:
         now = time.time()
         eta = resolve_eta(route.get("countdown"), route.get("eta"), now)
         parent = get_current_request()
-        headers = route.get("headers")
-        if traces is not None and self.app.tracing is not None:  # the trace context travels
-            traced = self.app.tracing.start_publish(name, task_id, route["queue"], route)
-            traces.append(traced)
-            headers = {**(headers or {}), **traced.headers}
         message = task_message(
             task_name=name,
             task_id=task_id,
@@ -267,10 +213,8 @@ class Producer:
             shadow=route.get("shadow"),
             priority=priority,
             reply_to=self._reply_to(route, task_type),
-            extra_headers=headers,
-            idempotency_key=_outbox_key(task_id, route)
-            if repeatable
-            else route.get("idempotency_key"),
+            extra_headers=route.get("headers"),
+            idempotency_key=route.get("idempotency_key"),
             compression=route.get("compression") or conf.task_compression,
             stamped_headers=stamp_names(route),
             stamps=stamps_in(route),
@@ -282,7 +226,7 @@ class Producer:
             route["queue"], payload, message.id, priority or MIN_PRIORITY, delay
         )
         ignored = _ignored(route, task_type)
-        key = None if repeatable else route.get("idempotency_key")
+        key = route.get("idempotency_key")
         return _Outgoing(name, task_id, message, outbound, route, key, ignored)
 
     def _announce(self, signal: Any, item: _Outgoing) -> None:
@@ -357,21 +301,13 @@ class Producer:
         """``task_publish_retry_policy`` with the call's own ``retry_policy`` over it."""
         return {**self.app.conf.task_publish_retry_policy, **(route.get("retry_policy") or {})}
 
-    def _sender(self, options: Mapping[str, Any]) -> Sender:
-        """Where the call's messages go: ``outbox=``, else ``connection=`` to another
-        broker, else the sender ``sending_through`` chose, else the app's."""
-        if options.get("outbox") is not None:
-            return outbox_sender(options["outbox"])
-        connection = options.get("connection")
-        if isinstance(connection, Connection) and connection.owned:
-            return BrokerSender(connection.broker)
-        return chosen_sender(self.app) or self.app.sender
-
-    def _publish(
-        self, outbound: list[OutboundMessage], route: Mapping[str, Any], sender: Sender
-    ) -> None:
+    def _publish(self, outbound: list[OutboundMessage], route: Mapping[str, Any]) -> None:
         conf = self.app.conf
         retry = route.get("retry")
         retry = conf.task_publish_retry if retry is None else retry
         policy = self._retry_policy(route)
+        sender = chosen_sender(self.app) or self.app.sender
+        connection = route.get("connection")
+        if isinstance(connection, Connection) and connection.owned:
+            sender = BrokerSender(connection.broker)  # apply_async(connection=) to another broker
         sender.send(outbound, RetryPolicy.from_options(bool(retry), policy))
