@@ -11,6 +11,7 @@ test's send and its read; waits are on events, never on sleeps.
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
 import signal
 import subprocess
@@ -186,14 +187,14 @@ def test_failures_and_retries_carry_their_exception(project: tuple[Path, ModuleT
         events = events_until(proj, lambda seen: final(failed.id)(seen) and final(flaky.id)(seen))
     finally:
         worker.stop()
-    failure = [e for e in of_task(events, failed.id) if e["type"] == "task-failed"][0]
+    failure = next(e for e in of_task(events, failed.id) if e["type"] == "task-failed")
     assert failure["exception"] == "ValueError('boom')"
     assert "ValueError: boom" in failure["traceback"]
     # (task-sent events come from the clients, the retry's from the worker's producer)
     types = [e["type"] for e in of_task(events, flaky.id) if e["type"] != "task-sent"]
     assert types == ["task-received", "task-started", "task-retried",
                      "task-received", "task-started", "task-succeeded"]  # fmt: skip
-    retried = [e for e in of_task(events, flaky.id) if e["type"] == "task-retried"][0]
+    retried = next(e for e in of_task(events, flaky.id) if e["type"] == "task-retried")
     assert retried["exception"] == "KeyError('once')"
     # And a State fed with them tells the story
     state = State()
@@ -217,11 +218,11 @@ def test_send_event_from_a_task_reaches_a_receiver(
             proj,
             lambda seen: any(
                 e["type"] == "task-progress" and e.get("uuid") == result.id for e in seen
-            ),  # fmt: skip
+            ),
         )
     finally:
         worker.stop()
-    progress = [e for e in of_task(events, result.id) if e["type"] == "task-progress"][0]
+    progress = next(e for e in of_task(events, result.id) if e["type"] == "task-progress")
     assert progress["done"] == 7 and progress["hostname"].startswith(f"custom-{pool}@")
     # Without -E, the task's own events are not sent
     assert [e["type"] for e in of_task(events, result.id)] == ["task-sent", "task-progress"]
@@ -255,7 +256,7 @@ def test_heartbeats_every_two_seconds_and_offline_detection(
                             timeout=15, what="three heartbeats from the victim")  # fmt: skip
         worker = state.workers[hostname]
         beats = worker.heartbeats
-        gaps = [later - earlier for earlier, later in zip(beats, beats[1:], strict=False)]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(beats)]
         assert all(1.5 <= gap <= 3.0 for gap in gaps), gaps
         assert worker.freq == 2.0 and worker.pool_size == 1 and worker.alive
         assert worker.sw_ident == "py-celeriac" and len(worker.loadavg) == 3

@@ -89,8 +89,9 @@ class EventReceiver:
             loop.close()
 
     # -- the asyncio face -----------------------------------------------------------------
-    async def aitercapture(self, limit: int | None = None, timeout: float | None = None,
-                           wakeup: bool = True) -> AsyncGenerator[dict[str, Any], None]:  # fmt: skip
+    async def aitercapture(
+        self, limit: int | None = None, timeout: float | None = None, wakeup: bool = True
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """``itercapture`` for code running on an event loop."""
         self.should_stop = False
         subscription = await self.broker.subscribe(self.topic, history=self.history)
