@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from celeriac.brokers.base import Broker, OutboundMessage
 from celeriac.exceptions import BrokerAccessRefused, BrokerConnectionError
@@ -55,6 +55,11 @@ class Sender(ABC):
     ``AsyncResult`` ids are already fixed. A sender that raises fails the call, and an
     idempotency key reserved for it is released.
     """
+
+    #: True for a sender whose messages may reach the broker more than once (an outbox
+    #: relay killed between publishing and recording it): the producer then gives each
+    #: message the idempotency key ``outbox:<task id>``, and the worker runs one copy.
+    may_repeat: ClassVar[bool] = False
 
     @abstractmethod
     def send(self, messages: Sequence[OutboundMessage], policy: RetryPolicy) -> None:
@@ -129,3 +134,28 @@ def sending_through(app: object, sender: Sender) -> Iterator[Sender]:
         yield sender
     finally:
         _CHOSEN.reset(token)
+
+
+# Turn the value of a call's ``outbox=`` option into a Sender; celeriac.outbox adds the
+# SQLAlchemy ones when imported (the app cannot import it: it sits in a layer above).
+_OUTBOX_ADAPTERS: list[Callable[[object], Sender | None]] = []
+
+
+def register_outbox_adapter(adapter: Callable[[object], Sender | None]) -> None:
+    """Let ``apply_async(outbox=...)`` take what ``adapter`` turns into a Sender."""
+    if adapter not in _OUTBOX_ADAPTERS:
+        _OUTBOX_ADAPTERS.append(adapter)
+
+
+def outbox_sender(target: object) -> Sender:
+    """The Sender for ``apply_async(outbox=target)``: a Sender as is, else an adapter's."""
+    if isinstance(target, Sender):
+        return target
+    for adapter in _OUTBOX_ADAPTERS:
+        sender = adapter(target)
+        if sender is not None:
+            return sender
+    raise TypeError(
+        f"outbox= takes a SQLAlchemy Session, Connection or AsyncSession (with "
+        f"celeriac.outbox imported) or a celeriac Sender, not {type(target).__name__}"
+    )

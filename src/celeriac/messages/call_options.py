@@ -16,6 +16,7 @@ CALL_OPTIONS = frozenset({
     "stamped_headers",  # the names of the call's stamps, each an option too
     "producer", "publisher", "connection",  # the app's producer, or another broker's
     "result_cls", "route_name",
+    "outbox",  # ours: write the message to an outbox table in the caller's transaction
 })  # fmt: skip
 
 #: Options Celery hands to kombu that change nothing here, each for the reason given

@@ -211,7 +211,32 @@ def precheck(job: Job) -> Outcome | None:
     if already_succeeded(job):
         logger.info("Task %s[%s] already succeeded: not run again", job.task.name, job.request.id)
         return Outcome(OutcomeKind.IGNORE, states.SUCCESS)
+    if another_copy_claimed(job):
+        logger.info("Task %s[%s] is a second copy from the outbox: not run", job.task.name, job.id)
+        return Outcome(OutcomeKind.IGNORE, states.SUCCESS)
     return None
+
+
+def another_copy_claimed(job: Job) -> bool:
+    """An outbox message (its idempotency key is ``outbox:<task id>``) claims its task id
+    on its first delivery and first try; a copy the relay published again finds the
+    claim taken and is acked without running. A redelivery (a worker died running it)
+    and a retry run as usual. Engines without key-value state (RabbitMQ) cannot claim:
+    there a copy published twice may run twice."""
+    request, task_id = job.request, job.id
+    if request.idempotency_key != f"outbox:{task_id}":
+        return False
+    if request.delivery_count > 1 or request.retries:
+        return False
+    broker = job.task.app.broker
+    if not broker.supports_key_value:
+        return False
+    ttl = float(job.task.app.conf.task_idempotency_ttl)
+    try:
+        held = broker.reserve(f"outbox-run:{task_id}", task_id, ttl)
+    except CeleriacError:  # the broker is down: run it (at-least-once)
+        return False
+    return held is not None
 
 
 def already_succeeded(job: Job) -> bool:
