@@ -109,11 +109,30 @@ def trace_task(
     ``before_start``, before anything is recorded): a pool's time limits. What it raises
     is the body's failure, recorded with every hook, signal and errback.
     """
+    tracing = task.app.tracing
+    if tracing is None:  # the common case pays for nothing
+        return _trace(task, request, store_result, around_body)
+    traced = tracing.start_run(task, request)  # current through callbacks and signals
+    try:
+        outcome = _trace(task, request, store_result, around_body)
+    except BaseException as exc:
+        traced.end(None, exc)
+        raise
+    traced.end(outcome, None)
+    return outcome
+
+
+def _trace(
+    task: Task[..., Any],
+    request: Request,
+    store_result: bool,
+    around_body: AbstractContextManager[object] | None,
+) -> Outcome:
     token, started = _begin(task, request)
     try:
         try:
             _before_body(task, request, store_result)
-            if around_body is None:  # the common case pays for nothing
+            if around_body is None:
                 retval = run_body(task, request.args, request.kwargs)
             else:
                 with around_body:
@@ -141,6 +160,25 @@ async def trace_task_async(
     ``around_body`` is ``trace_task``'s, entered with ``async with``: the body (the call
     and every await of its result) runs inside it, in the caller's asyncio task.
     """
+    tracing = task.app.tracing
+    if tracing is None:
+        return await _trace_async(task, request, store_result, around_body)
+    traced = tracing.start_run(task, request)
+    try:
+        outcome = await _trace_async(task, request, store_result, around_body)
+    except BaseException as exc:
+        traced.end(None, exc)
+        raise
+    traced.end(outcome, None)
+    return outcome
+
+
+async def _trace_async(
+    task: Task[..., Any],
+    request: Request,
+    store_result: bool,
+    around_body: AbstractAsyncContextManager[object] | None,
+) -> Outcome:
     token, started = _begin(task, request)
     try:
         try:

@@ -17,6 +17,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 
 from celeriac import signals
 from celeriac._context import get_current_request, set_current_app, set_default_app_factory
+from celeriac._tracing import TaskTracing
 from celeriac.app import builtins, entrypoints, fixups, periodic, shared
 from celeriac.app.amqp import AMQP
 from celeriac.app.annotations import apply_annotation, resolve_annotations
@@ -104,6 +105,8 @@ class Celeriac(AppMembers):
         self._router: tuple[int, Router] | None = None
         self._sender: Sender | None = None
         self.producer = Producer(self)
+        # Set by celeriac.contrib.opentelemetry.instrument(app): spans for sends and runs.
+        self.tracing: TaskTracing | None = None
         self.finalized = False
         if set_as_current:
             self.set_current()

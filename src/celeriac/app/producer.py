@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from celeriac import signals
 from celeriac._context import get_current_request
+from celeriac._tracing import PublishTrace
 from celeriac.app.broker_connection import Connection
 from celeriac.app.sending import BrokerSender, RetryPolicy, chosen_sender
 from celeriac.brokers.base import MIN_PRIORITY, OutboundMessage, check_priority
@@ -88,6 +89,15 @@ def _ignored(route: Mapping[str, Any], task_type: Any) -> bool:
 Call = tuple[str, Sequence[Any] | None, Mapping[str, Any] | None, str, Any, dict[str, Any]]
 
 
+def _end_traces(
+    traces: list[PublishTrace], batch: PublishTrace | None, error: BaseException | None
+) -> None:
+    for traced in traces:
+        traced.end(error)
+    if batch is not None:
+        batch.end(error)
+
+
 @dataclass(slots=True)
 class _Outgoing:
     """A task call turned into a message, not yet sent."""
@@ -122,7 +132,23 @@ class Producer:
         """Send several task calls; the broker gets them in one ``publish_many`` (one round
         trip where the engine allows). Each call is ``(name, args, kwargs, task_id,
         task_type, options)``; the results come back in the same order."""
-        outgoing = [self._build(*call) for call in calls]
+        tracing = self.app.tracing
+        if tracing is None:
+            return self._send_many(calls, None)
+        traces: list[PublishTrace] = []  # a span per message, under one for a batch
+        batch = tracing.start_batch(len(calls)) if len(calls) > 1 else None
+        try:
+            results = self._send_many(calls, traces)
+        except BaseException as exc:
+            _end_traces(traces, batch, exc)
+            raise
+        _end_traces(traces, batch, None)
+        return results
+
+    def _send_many(
+        self, calls: Sequence[Call], traces: list[PublishTrace] | None
+    ) -> list[AsyncResult[Any]]:
+        outgoing = [self._build(*call, traces=traces) for call in calls]
         results: list[AsyncResult[Any]] = []
         sending: list[_Outgoing] = []
         for item in outgoing:
@@ -176,6 +202,7 @@ class Producer:
         task_id: str,
         task_type: Any,
         options: dict[str, Any],
+        traces: list[PublishTrace] | None = None,
     ) -> _Outgoing:
         check_call_options(name, options)
         args, kwargs = tuple(args or ()), dict(kwargs or {})
@@ -188,6 +215,11 @@ class Producer:
         now = time.time()
         eta = resolve_eta(route.get("countdown"), route.get("eta"), now)
         parent = get_current_request()
+        headers = route.get("headers")
+        if traces is not None and self.app.tracing is not None:  # the trace context travels
+            traced = self.app.tracing.start_publish(name, task_id, route["queue"], route)
+            traces.append(traced)
+            headers = {**(headers or {}), **traced.headers}
         message = task_message(
             task_name=name,
             task_id=task_id,
@@ -213,7 +245,7 @@ class Producer:
             shadow=route.get("shadow"),
             priority=priority,
             reply_to=self._reply_to(route, task_type),
-            extra_headers=route.get("headers"),
+            extra_headers=headers,
             idempotency_key=route.get("idempotency_key"),
             compression=route.get("compression") or conf.task_compression,
             stamped_headers=stamp_names(route),
