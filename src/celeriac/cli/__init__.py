@@ -22,6 +22,7 @@ from celeriac.cli.metrics import exporter_command
 from celeriac.cli.migrate import migrate_command
 from celeriac.cli.multi import multi_command
 from celeriac.cli.ops import call_command, purge_command, result_command
+from celeriac.cli.outbox import outbox_group
 from celeriac.cli.report import report_command
 from celeriac.cli.shell import shell_command
 from celeriac.cli.upgrade import upgrade_group
@@ -39,6 +40,7 @@ for command in (
     list_group,
     migrate_command,
     multi_command,
+    outbox_group,
     purge_command,
     report_command,
     result_command,

@@ -23,6 +23,7 @@ import click
 
 from celeriac.cli.base import LOGLEVEL, CLIContext, CLIError
 from celeriac.cli.metrics import start_worker_metrics
+from celeriac.cli.outbox import RelayThread, relay_for
 from celeriac.cli.pidfile import Pidfile, PidfileInUse
 from celeriac.cli.refused import refused_options
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
@@ -283,6 +284,10 @@ SECONDS = click.FloatRange(min=0, min_open=True)
     "--metrics-port", type=click.IntRange(min=0, max=65535), metavar="PORT",
     help="Serve Prometheus metrics on this port at /metrics (worker_metrics_port).",
 )  # fmt: skip
+@click.option(
+    "--outbox-relay", is_flag=True,
+    help="Also publish the outbox table's committed rows (outbox_database_url).",
+)  # fmt: skip
 @click.option("--pidfile", type=click.Path(dir_okay=False), help="Write the pid here.")
 @click.option("-D", "--detach", is_flag=True, help="Refused: run under a process manager.")
 @refused_options
@@ -304,6 +309,7 @@ def worker_command(
     include: tuple[str, ...],
     purge: bool,
     metrics_port: int | None,
+    outbox_relay: bool,
     **options: Any,
 ) -> None:
     """Start a worker: consume the queues and run their tasks until shut down."""
@@ -332,9 +338,12 @@ def worker_command(
             if purge:
                 click.echo(purge_queues(app, instance.queues))
             metrics = start_worker_metrics(instance, metrics_port)
+            relay = RelayThread(relay_for(app)).start() if outbox_relay else None
             try:
                 code = instance.start()
             finally:
+                if relay is not None:
+                    relay.close()
                 if metrics is not None:
                     metrics.close()
     except PidfileInUse as exc:

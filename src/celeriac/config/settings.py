@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from celeriac.config.outbox_settings import OUTBOX
+
 _NUM = (int, float)
 _SEQ = (list, tuple, set, frozenset)
 _CALLABLE = cast(type, Callable)  # router functions and callable router objects
@@ -557,6 +559,7 @@ _DECLARED = [
         "`ImproperlyConfigured` naming the choices when the broker or store is built.",
         ours=True,
     ),
+    *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in OUTBOX),
 ]
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in _DECLARED}
