@@ -1,0 +1,229 @@
+"""Remote control and inspect on the in-process broker, with a worker in a thread: the
+message format, custom commands, addressing, errors, pool resizing on the threads pool,
+queues, events, and the ``inspect``/``control``/``status`` commands."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from celeriac import Celery
+from celeriac.cli import cli
+from celeriac.control.protocol import decode_command, decode_reply, encode_command, encode_reply
+from celeriac.control.registry import COMMANDS
+from celeriac.testing import start_worker
+from celeriac.worker.control import control_command, inspect_command, ok
+from celeriac.worker.worker import Worker
+
+NODE = "one@unit"
+
+
+def make_app() -> Celery:
+    return Celery("ctl", broker="memory://", backend="cache+memory://")
+
+
+@pytest.fixture
+def custom_commands() -> Iterator[None]:
+    """Commands a project registers, removed again after the test."""
+
+    @control_command(args=[("word", str)], signature="<word>")
+    def shout(state: Any, word: str = "") -> dict[str, Any]:
+        """Shout a word back."""
+        return ok(f"{word.upper()} from {state.hostname}")
+
+    @inspect_command()
+    def queue_count(state: Any) -> int:
+        return len(state.consumer.queues)
+
+    @control_command()
+    def explode(state: Any) -> None:
+        raise RuntimeError("boom")
+
+    yield
+    for name in ("shout", "queue_count", "explode"):
+        COMMANDS.pop(name, None)
+
+
+def test_the_message_format_round_trips_and_ignores_garbage() -> None:
+    command = decode_command(encode_command("ping", {"a": {1, 2}}, ["x@y"], "t1"))
+    assert command is not None and command.method == "ping" and command.ticket == "t1"
+    assert command.arguments == {"a": [1, 2]} and command.is_for("x@y")
+    assert not command.is_for("z@y")
+    assert decode_command(b"not json") is None and decode_command(b'{"method": 1}') is None
+    assert decode_reply(encode_reply("t1", "x@y", {"ok": "pong"}), "t1") == ("x@y", {"ok": "pong"})
+    assert decode_reply(encode_reply("t1", "x@y", 1), "other") is None
+
+
+def test_custom_commands_errors_and_addressing(custom_commands: None) -> None:
+    app = make_app()
+    with start_worker(app, hostname=NODE):
+        control = app.control
+        assert control.broadcast("shout", {"word": "hi"}, reply=True) == [
+            {NODE: {"ok": f"HI from {NODE}"}}
+        ]
+        assert control.broadcast("queue_count", reply=True) == [{NODE: 1}]
+        assert control.broadcast("explode", reply=True) == [
+            {NODE: {"error": "RuntimeError('boom')"}}
+        ]
+        assert control.broadcast("no_such_command", reply=True) == [
+            {NODE: {"error": "unknown command 'no_such_command'"}}
+        ]
+        assert control.ping(destination=["someone@else"], timeout=0.2) == []
+        assert control.inspect(destination=["someone@else"], timeout=0.2).ping() is None
+        # Without reply the command is sent and nothing is awaited.
+        assert control.broadcast("ping") is None
+        with pytest.raises(ValueError, match=r"destination=\['one@unit'\]"):
+            control.ping(destination=NODE)  # type: ignore[arg-type]
+
+
+def test_inspect_lists_running_and_waiting_tasks() -> None:
+    app = make_app()
+    gate, started = threading.Event(), threading.Event()
+
+    @app.task
+    def held(n: int) -> int:
+        started.set()
+        gate.wait(10)
+        return n
+
+    with start_worker(app, hostname=NODE, pool="threads", concurrency=1, prefetch_multiplier=2):
+        first, second = held.delay(1), held.delay(2)
+        assert started.wait(5)
+        inspect = app.control.inspect(timeout=0.5)
+        active, reserved = inspect.active(), inspect.reserved()
+        assert active is not None and reserved is not None
+        assert [(i["id"], i["args"], i["acknowledged"]) for i in active[NODE]] == [
+            (first.id, [1], False)
+        ]
+        assert [i["id"] for i in reserved[NODE]] == [second.id]
+        assert inspect.query_task(first.id, second.id) == {
+            NODE: {
+                first.id: ["active", active[NODE][0]],
+                second.id: ["reserved", reserved[NODE][0]],
+            }
+        }
+        gate.set()
+        assert [first.get(timeout=5), second.get(timeout=5)] == [1, 2]
+        assert inspect.stats()[NODE]["total"] == {held.name: 2}  # type: ignore[index]
+
+
+def test_pool_grow_runs_more_tasks_at_once_on_the_threads_pool() -> None:
+    app = make_app()
+    running, gate = threading.Semaphore(0), threading.Event()
+
+    @app.task
+    def held() -> None:
+        running.release()
+        gate.wait(10)
+
+    with start_worker(app, hostname=NODE, pool="threads", concurrency=1) as worker:
+        assert app.control.pool_grow(2, reply=True) == [{NODE: {"ok": "pool will grow"}}]
+        assert worker.pool is not None and worker.pool.concurrency == 3
+        results = [held.delay() for _ in range(3)]
+        for _ in range(3):  # all three run together: the pool really has three threads
+            assert running.acquire(timeout=5)
+        gate.set()
+        for result in results:
+            result.get(timeout=5)
+        app.control.pool_shrink(2, reply=True)
+        stats = app.control.inspect().stats()
+        assert stats is not None and stats[NODE]["pool"]["max-concurrency"] == 1
+
+
+def test_the_solo_pool_refuses_to_resize() -> None:
+    app = make_app()
+    with start_worker(app, hostname=NODE, pool="solo"):
+        [reply] = app.control.pool_grow(1, reply=True)
+        assert "the solo pool runs one task at a time" in reply[NODE]["error"]
+
+
+def test_queues_can_be_cancelled_and_added_back() -> None:
+    app = make_app()
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    with start_worker(app, hostname=NODE):
+        assert app.control.cancel_consumer("celery", reply=True) == [
+            {NODE: {"ok": "no longer consuming from celery"}}
+        ]
+        assert app.control.inspect().active_queues() == {NODE: []}
+        result = add.delay(1, 2)
+        refused = app.control.add_consumer("celery", exchange="other", reply=True)
+        assert "drop exchange='other'" in refused[0][NODE]["error"]  # type: ignore[index]
+        assert app.control.add_consumer("celery", reply=True) == [
+            {NODE: {"ok": "add consumer celery"}}
+        ]
+        assert result.get(timeout=5) == 3
+
+
+def test_events_commands_and_time_limit() -> None:
+    app = make_app()
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    with start_worker(app, hostname=NODE) as worker:
+        control = app.control
+        assert control.enable_events(reply=True) == [{NODE: {"ok": "task events enabled"}}]
+        assert control.enable_events(reply=True) == [{NODE: {"ok": "task events already enabled"}}]
+        assert worker.events is not None and worker.events.sends("task-received")
+        assert control.disable_events(reply=True) == [{NODE: {"ok": "task events disabled"}}]
+        assert control.heartbeat(reply=True) == [{NODE: None}]
+        assert control.time_limit(add.name, soft=5, hard=10, reply=True) == [
+            {NODE: {"ok": "time limits set successfully"}}
+        ]
+        assert (add.soft_time_limit, add.time_limit) == (5, 10)  # one app: the worker's task
+        assert control.time_limit("nope", reply=True) == [{NODE: {"error": "unknown task"}}]
+
+
+def run(app: Celery, *args: str) -> Any:
+    return CliRunner().invoke(cli, list(args), obj=app, prog_name="celeriac")
+
+
+def test_the_command_line() -> None:
+    app = make_app()
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    with start_worker(app, hostname=NODE):
+        status = run(app, "status", "-t", "0.3")
+        assert status.exit_code == 0, status.output
+        assert status.output == f"->  {NODE}: OK\n\n1 node online.\n"
+        limited = run(app, "control", "rate_limit", add.name, "10/m", "-t", "0.3")
+        assert limited.output.startswith(f"->  {NODE}: OK\n        new rate limit set")
+        registered = run(app, "inspect", "registered", "--json", "-t", "0.3")
+        assert registered.exit_code == 0 and f"{add.name} [rate_limit=10/m]" in registered.output
+        unknown = run(app, "inspect", "nope")
+        assert unknown.exit_code == 64 and "Available inspect commands: active" in unknown.output
+        listing = run(app, "control", "--list")
+        assert "rate_limit <task_name> <rate_limit" in listing.output
+    none = run(app, "status", "-t", "0.2")
+    assert none.exit_code == 69 and "No nodes replied within time constraint" in none.output
+
+
+def test_revoke_keeps_its_answer_and_may_ask_for_replies() -> None:
+    app = make_app()
+    assert app.control.revoke("some-id") is None
+    with start_worker(app, hostname=NODE) as worker:
+        [reply] = app.control.revoke(["a", "b"], reply=True)
+        assert reply[NODE]["ok"] in (
+            "tasks {'a', 'b'} flagged as revoked",
+            "tasks {'b', 'a'} flagged as revoked",
+        )
+        assert worker.revocations is not None and "a" in worker.revocations
+        revoked = app.control.inspect().revoked()
+        assert revoked is not None and {"a", "b", "some-id"} <= set(revoked[NODE])
+
+
+def test_worker_has_a_mailbox_only_while_running() -> None:
+    worker = Worker(make_app(), install_signal_handlers=False)
+    assert worker.mailbox is None and worker.control is None
