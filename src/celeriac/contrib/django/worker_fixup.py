@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.cache import close_caches
@@ -26,6 +27,9 @@ from django.db import DatabaseError, InterfaceError, close_old_connections, conn
 from celeriac import signals
 
 logger = logging.getLogger("celeriac.contrib.django")
+
+#: Django's switch for its check against blocking calls made on an event loop.
+ALLOW_ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 
 
 class DjangoWorkerFixup:
@@ -39,8 +43,9 @@ class DjangoWorkerFixup:
         signals.task_prerun.connect(self.on_task_prerun, dispatch_uid=uid)
         signals.task_postrun.connect(self.on_task_postrun, dispatch_uid=uid)
         signals.worker_process_init.connect(self.on_worker_process_init, dispatch_uid=uid)
-        close_all()
-        close_caches()
+        with _on_the_worker_loop():
+            close_all()
+            close_caches()
         return self
 
     def on_worker_process_init(self, **_: Any) -> None:
@@ -57,6 +62,21 @@ class DjangoWorkerFixup:
         if _runs_here(sender):
             _close_old()
             close_caches()
+
+
+@contextlib.contextmanager
+def _on_the_worker_loop() -> Iterator[None]:
+    """Let Django close connections from the worker's start-up, which runs on its event
+    loop: Django refuses blocking calls there to protect other coroutines, but none runs
+    yet (the broker and the pool come next)."""
+    if os.environ.get(ALLOW_ASYNC_UNSAFE):
+        yield
+        return
+    os.environ[ALLOW_ASYNC_UNSAFE] = "true"
+    try:
+        yield
+    finally:
+        del os.environ[ALLOW_ASYNC_UNSAFE]
 
 
 def _runs_here(task: Any) -> bool:
