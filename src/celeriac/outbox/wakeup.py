@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import sqlalchemy as sa
 
 logger = logging.getLogger("celeriac.outbox")
+
+_SLICE = 0.5  # seconds: the longest a stop waits for a listening relay to notice
 
 
 class Wakeup:
@@ -65,9 +68,11 @@ class ListenWakeup(Wakeup):
             return
         import psycopg
 
-        try:
-            for _ in self.connection.notifies(timeout=self.interval, stop_after=1):
-                pass
+        deadline = time.monotonic() + self.interval
+        try:  # in short slices, so that a set ``stop`` ends the wait soon
+            while not self.stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                for _ in self.connection.notifies(timeout=min(left, _SLICE), stop_after=1):
+                    return
         except psycopg.Error as exc:
             logger.warning("outbox relay: lost the LISTEN connection (%s)", exc)
             self.close()
