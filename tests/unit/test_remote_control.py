@@ -227,3 +227,12 @@ def test_revoke_keeps_its_answer_and_may_ask_for_replies() -> None:
 def test_worker_has_a_mailbox_only_while_running() -> None:
     worker = Worker(make_app(), install_signal_handlers=False)
     assert worker.mailbox is None and worker.control is None
+
+
+def test_celery_options_celeriac_does_not_offer_are_refused() -> None:
+    app = make_app()
+    for option in ("connection", "pattern", "matcher"):
+        with pytest.raises(TypeError, match=f"does not take {option}"):
+            app.control.broadcast("ping", reply=True, **{option: object()})
+        with pytest.raises(TypeError, match=f"does not take {option}"):
+            app.control.revoke("some-id", **{option: object()})

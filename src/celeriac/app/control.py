@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from celeriac.app.base import Celeriac
 
 _SIGNAL_NAME = re.compile(r"SIG[A-Z0-9]+")
+# Celery's broadcast() options celeriac does not offer (they would reach the worker as
+# command arguments and be ignored there).
+_NOT_OFFERED = frozenset({"connection", "channel", "pattern", "matcher"})
 
 
 def signal_name(signal: str | int) -> str:
@@ -120,6 +123,7 @@ class Control:
     ) -> list[Reply] | None:
         """Recorded and announced already: with ``reply=True``, ask the workers to confirm
         (``recorded``: they need not record it again)."""
+        _refuse_not_offered(options)
         if not options.get("reply"):
             return None
         arguments = {**arguments, "terminate": bool(terminate),
@@ -153,6 +157,7 @@ class Control:
         seconds, at most ``limit`` of them (with ``destination``: one per node named),
         each also handed to ``callback`` as it arrives. ``extra`` keywords join
         ``arguments``, as in Celery."""
+        _refuse_not_offered(extra)
         return client.broadcast(
             self.app.broker, command, arguments=dict(arguments or {}, **extra),
             destination=destination, reply=reply, timeout=timeout, limit=limit,
@@ -253,6 +258,15 @@ class Control:
     ) -> list[Reply] | None:
         """Have the workers send a heartbeat event now."""
         return self.broadcast("heartbeat", {}, destination, **kwargs)
+
+
+def _refuse_not_offered(options: Mapping[str, Any]) -> None:
+    refused = sorted(set(options) & _NOT_OFFERED)
+    if refused:
+        raise TypeError(
+            f"app.control does not take {', '.join(refused)}: the app's broker carries the "
+            f"commands; address nodes with destination=[...]"
+        )
 
 
 def _parse_pairs(pairs: Sequence[str]) -> dict[str, list[str]]:
