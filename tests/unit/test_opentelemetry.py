@@ -322,3 +322,37 @@ def test_celeriac_never_imports_opentelemetry_by_itself() -> None:
         "assert not [m for m in sys.modules if m.startswith('opentelemetry')], 'imported'\n"
     )
     subprocess.run([sys.executable, "-W", "error", "-c", code], check=True, timeout=60)
+
+
+def test_async_bodies_side_by_side_each_send_under_their_own_run(
+    traced: Celery, exporter: InMemorySpanExporter
+) -> None:
+    import asyncio
+
+    from celeriac.request import Request
+    from celeriac.trace import trace_task_async
+
+    @traced.task(name="relay")
+    async def relay(tag: str) -> str:
+        await asyncio.sleep(0.01)  # the other body runs meanwhile
+        return traced.send_task("add", (1, 1), headers={"tag": tag}).id
+
+    async def both() -> None:
+        await asyncio.gather(
+            *(
+                trace_task_async(
+                    relay, Request(id=tag, task="relay", args=(tag,), called_directly=False)
+                )
+                for tag in ("a", "b")
+            )
+        )
+
+    asyncio.run(both())
+    runs = {run.attributes["messaging.message.id"]: run for run in spans(exporter, "run/relay")}
+    sends = {span_id(send): send for send in spans(exporter, "apply_async/add")}
+    messages = [message for message, _ in take_messages(traced)]
+    assert len(messages) == len(sends) == 2
+    for message in messages:  # each send is the child of the run that made it
+        send = sends[int(message.headers["traceparent"].split("-")[2], 16)]
+        assert parent_of(send) == span_id(runs[message.headers["tag"]])
+    assert len(trace_ids(exporter)) == 2  # each run started a trace of its own
