@@ -85,6 +85,13 @@ class Leadership:
         self._valid_until = asked + self.ttl * SAFE
         return True
 
+    def confirm(self) -> bool:
+        """Ask the broker again, right before sending, whether this scheduler still holds
+        the lease under the same token; a leader that paused since ``renew`` learns here
+        that it lost it."""
+        token = self.token
+        return token is not None and self.renew() and self.token == token
+
     def _lose(self, why: str) -> None:
         if self.token is not None:
             logger.warning(

@@ -123,7 +123,13 @@ class Scheduler:
     # -- the loop ---------------------------------------------------------------------------
     def tick(self) -> float:
         """One step: lead (or stand by), send what is due; the seconds to wait until the
-        next step."""
+        next step.
+
+        The due runs are recorded in the broker's state before they are sent, and the lease
+        is confirmed with the broker between the two: a leader that takes over later reads
+        the record and does not send them again, and one that paused before recording finds
+        its lease gone and sends nothing.
+        """
         term = self.leadership.token
         if not self.leadership.renew():
             self._since = None
@@ -131,12 +137,19 @@ class Scheduler:
         now = self.now()
         if self.leadership.token != term:
             self._take_over(now)
-        changed: dict[str, datetime] = {}
+        handled: dict[str, datetime] = {}
+        due: list[tuple[ScheduleEntry, datetime]] = []
         for entry in list(self.data.values()):
-            if entry.enabled and not self._run_entry(entry, now, changed):
-                break  # the lease is no longer certain, or the broker failed
-        if changed:
-            self._save(changed)
+            if entry.enabled:
+                due.extend((entry, when) for when in self._plan(entry, now, handled))
+        if handled:
+            if not self.leadership.valid() or not self._save(handled):
+                return self._wait(now)  # nothing recorded, so nothing sent: the next tick retries
+            self.last.update(handled)
+        if due and self.leadership.confirm():
+            for entry, when in due:
+                if not self._send(entry, when):
+                    break
         self._since = now
         return self._wait(now)
 
@@ -152,29 +165,29 @@ class Scheduler:
         self._since = now
         self._save(self.last, full=True)
 
-    def _run_entry(self, entry: ScheduleEntry, now: datetime, changed: dict[str, datetime]) -> bool:
+    def _plan(
+        self, entry: ScheduleEntry, now: datetime, handled: dict[str, datetime]
+    ) -> list[datetime]:
+        """The due times of ``entry`` to send now, by its misfire policy; ``handled`` gets
+        the latest due time this tick deals with."""
         last = self.last.get(entry.name)
-        if last is None:  # added since this scheduler took over
-            self.last[entry.name] = changed[entry.name] = now
-            return True
+        if last is None:  # added since this scheduler took over: first runs at its next due
+            handled[entry.name] = now
+            return []
         catchup, max_catchup, grace = entry.policy(self.app.conf)
         runs = plan(
             entry.schedule, last, now, catchup=catchup, max_catchup=max_catchup,
             grace=grace, since=self._since or now,
         )  # fmt: skip
         if runs.through is None:
-            return True
+            return []
         if runs.skipped:
             logger.warning(
                 "beat: %s: %d due time(s) up to %s not sent (catchup=%s, misfire_grace_time=%s)",
                 entry.name, runs.skipped, runs.through.isoformat(), catchup, grace,
             )  # fmt: skip
-        for due in runs.send:
-            if not self._send(entry, due):
-                return False
-            self.last[entry.name] = changed[entry.name] = due
-        self.last[entry.name] = changed[entry.name] = runs.through
-        return True
+        handled[entry.name] = runs.through
+        return runs.send
 
     def _send(self, entry: ScheduleEntry, due: datetime) -> bool:
         """Send one run unless another leader did; False when this scheduler must stop."""
@@ -196,8 +209,10 @@ class Scheduler:
                     broker.release(key, claim)
                 return False
             self.apply_async(entry, task_id)
-        except BrokerError as exc:
-            logger.error("beat: could not send %s due %s: %s", entry.name, due.isoformat(), exc)
+        except BrokerError as exc:  # recorded as handled already: this run is lost
+            logger.error(
+                "beat: could not send %s due %s (not retried): %s", entry.name, due.isoformat(), exc
+            )
             if fenced:
                 with contextlib.suppress(BrokerError):  # else the key lapses after its ttl
                     broker.release(key, claim)
@@ -228,17 +243,19 @@ class Scheduler:
                 wait = min(wait, (due - self.now()).total_seconds())
         return max(0.0, wait)
 
-    def _save(self, last: Mapping[str, datetime], *, full: bool = False) -> None:
+    def _save(self, last: Mapping[str, datetime], *, full: bool = False) -> bool:
         token = self.leadership.token
         if token is None:
-            return
+            return False
         self._records += 1
         if self._records % state.FULL_EVERY == 0:
-            last, full = self.last, True
+            last, full = {**self.last, **last}, True
         try:
             state.save(self.app.broker, self.holder, token, last, full=full)
         except BrokerError as exc:
             logger.error("beat: could not write the state to the broker: %s", exc)
+            return False
+        return True
 
     # -- stopping ---------------------------------------------------------------------------
     def sync(self) -> None:
