@@ -1,7 +1,8 @@
-"""OpenTelemetry against a real prefork worker on Redis: each child sets up its own SDK in
-``worker_process_init`` and exports its spans to a Redis list this test reads; the caller
-exports to memory. A 3-task chain and a chord are each one trace, every run the child of
-its send; a retried task's attempts stay in the trace, each under the attempt before."""
+"""OpenTelemetry against a real prefork worker, on Redis and on RabbitMQ: each child sets
+up its own SDK in ``worker_process_init`` and exports its spans to a Redis list this test
+reads; the caller exports to memory. A 3-task chain and a chord are each one trace, every
+run the child of its send; a retried task's attempts stay in the trace, each under the
+attempt before."""
 
 from __future__ import annotations
 
@@ -20,7 +21,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from celeriac import chain, chord, group
 from celeriac.contrib.opentelemetry import instrument
-from tests.integration.workers import TEST_ENV, WorkerProcess, project_env
+from tests.integration.workers import (
+    TEST_ENV,
+    WorkerProcess,
+    broker_url,
+    fresh_queues,
+    project_env,
+)
 
 PROJECT = textwrap.dedent(
     """
@@ -38,9 +45,13 @@ PROJECT = textwrap.dedent(
 
     PREFIX = os.environ["CELERIAC_TEST_PREFIX"]
     URL = os.environ["CELERIAC_TEST_REDIS"]
+    BROKER = os.environ.get("CELERIAC_TEST_BROKER") or URL  # spans and results: in Redis
+    if BROKER.startswith("amqp"):
+        options = {"namespace": os.environ["CELERIAC_TEST_NAMESPACE"]}
+    else:
+        options = {"key_prefix": PREFIX}
     app = Celery(
-        "otelproj", broker=URL, backend=URL,
-        broker_transport_options={"key_prefix": PREFIX},
+        "otelproj", broker=BROKER, backend=URL, broker_transport_options=options,
         result_backend_transport_options={"key_prefix": PREFIX},
     )
     instrument(app)  # here, so the worker and each of its children trace
@@ -103,11 +114,15 @@ class Spans:
         return taken
 
 
-@pytest.fixture
+@pytest.fixture(params=["redis", "amqp"])
 def otelproj(
-    tmp_path: Path, redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    redis_url: str,
+    redis_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[Any, InMemorySpanExporter, Spans]]:
-    env = project_env(tmp_path, redis_url, redis_prefix)
+    env = project_env(tmp_path, redis_url, redis_prefix, broker_url(request))
     (tmp_path / "otelproj.py").write_text(PROJECT)
     for name in TEST_ENV:
         monkeypatch.setenv(name, env[name])
@@ -115,6 +130,7 @@ def otelproj(
     sys.modules.pop("otelproj", None)
     import otelproj
 
+    fresh_queues(otelproj.app)
     exporter, provider = InMemorySpanExporter(), TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     instrument(otelproj.app, tracer_provider=provider)  # the caller's spans, in memory
