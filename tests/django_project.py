@@ -206,7 +206,11 @@ def project_env(directory: Path, databases: dict[str, Any], **extra: str) -> dic
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     return {
         **env,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(directory)]),
+        # An outer PYTHONPATH comes first: a Django of another version, say
+        # PYTHONPATH=/tmp/django42 (pip install --target) to test the 4.2 LTS.
+        "PYTHONPATH": os.pathsep.join(
+            [p for p in (os.environ.get("PYTHONPATH"), str(ROOT / "src"), str(directory)) if p]
+        ),
         "DJANGO_TEST_DATABASES": json.dumps(databases),
         "PYTHONUNBUFFERED": "1",
         **extra,

@@ -154,7 +154,7 @@ class Settings(MutableMapping[str, Any]):
         if isinstance(obj, str):
             obj = _import_object(obj)
         prefix = namespace.upper().rstrip("_") + "_" if namespace else None
-        for key, value in _public_values(obj):
+        for key, value in _public_values(obj, prefix):
             if prefix is not None:
                 if not key.startswith(prefix):
                     continue
@@ -226,8 +226,10 @@ def _is_code(value: Any) -> bool:
     return inspect.ismodule(value) or inspect.isclass(value) or inspect.isroutine(value)
 
 
-def _public_values(obj: Any) -> Iterator[tuple[str, Any]]:
-    items = obj.items() if isinstance(obj, Mapping) else ((k, getattr(obj, k)) for k in dir(obj))
-    for key, value in items:
-        if not key.startswith("_"):
-            yield key, value
+def _public_values(obj: Any, prefix: str | None = None) -> Iterator[tuple[str, Any]]:
+    """The public names (only those under ``prefix`` if given) and their values. Names are
+    chosen before values are read: Django 4.2's settings warn when a deprecated one is."""
+    mapping = isinstance(obj, Mapping)
+    for key in list(obj) if mapping else dir(obj):
+        if not key.startswith("_") and (prefix is None or key.startswith(prefix)):
+            yield key, obj[key] if mapping else getattr(obj, key)
