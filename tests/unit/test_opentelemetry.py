@@ -356,3 +356,21 @@ def test_async_bodies_side_by_side_each_send_under_their_own_run(
         send = sends[int(message.headers["traceparent"].split("-")[2], 16)]
         assert parent_of(send) == span_id(runs[message.headers["tag"]])
     assert len(trace_ids(exporter)) == 2  # each run started a trace of its own
+
+
+def test_without_opentelemetry_the_import_names_the_extra_to_install() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['opentelemetry'] = None  # as if it were not installed\n"
+        "try:\n"
+        "    import celeriac.contrib.opentelemetry\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == (
+        "celeriac.contrib.opentelemetry needs OpenTelemetry's API: pip install "
+        "'celeriac[otel]' (and opentelemetry-sdk to export spans)"
+    )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 try:
     from opentelemetry.propagators.textmap import TextMapPropagator
     from opentelemetry.trace import TracerProvider
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
+except ImportError as exc:  # the extra is not installed
     raise ImportError(
         "celeriac.contrib.opentelemetry needs OpenTelemetry's API: "
         "pip install 'celeriac[otel]' (and opentelemetry-sdk to export spans)"
