@@ -36,10 +36,10 @@ def value(samples: dict[Any, float], name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def wait_for(check: Any, timeout: float = 20) -> None:
+def wait_for(check: Any, samples: dict[Any, float], timeout: float = 40) -> None:
     deadline = time.monotonic() + timeout
     while not check():
-        assert time.monotonic() < deadline, "the metrics did not reach the expected values"
+        assert time.monotonic() < deadline, f"the metrics did not get there: {samples}"
         time.sleep(0.1)  # polled: a scrape is the observable outcome
 
 
@@ -87,7 +87,7 @@ def test_a_prefork_worker_counts_its_childrens_tasks(
             dead = value(samples, "celeriac_dead_letters", queue=queue, reason="unknown_task")
             return done == tasks and dead == 1
 
-        wait_for(counted)
+        wait_for(counted, samples)
         assert failed.id
         assert value(samples, "celeriac_task_runtime_seconds_count", task="proj.add",
                      queue=queue) == tasks  # fmt: skip
@@ -105,27 +105,59 @@ def test_a_prefork_worker_counts_its_childrens_tasks(
         proj.app.broker.purge_dead_letters(queue)
 
 
-def test_the_exporter_serves_queue_depths_and_dead_letters(
+def test_the_exporter_serves_queues_from_the_broker_and_tasks_from_events(
     project: tuple[Path, dict[str, str], Any],
 ) -> None:
     path, env, proj = project
-    queue, port = f"exported-{uuid.uuid4().hex[:8]}", free_port()
+    queue, port, tasks = f"exported-{uuid.uuid4().hex[:8]}", free_port(), 5
+    parked = f"{queue}-parked"  # no worker consumes it
+    proj.app.conf.task_send_sent_event = True  # the events then name each task's queue
     for i in range(3):
-        proj.add.apply_async((i, i), queue=queue)
+        proj.add.apply_async((i, i), queue=parked)
     exporter = subprocess.Popen(
         [sys.executable, "-m", "celeriac", "-A", "proj", "exporter", "--port", str(port),
-         "-Q", queue],
+         "-Q", f"{queue},{parked}"],
         cwd=path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    worker = None
     try:
         assert exporter.stdout is not None
         assert "serving" in exporter.stdout.readline()
         samples = scrape(port)
-        assert value(samples, "celeriac_queue_depth", queue=queue, state="ready") == 3
-        assert value(samples, "celeriac_queue_depth", queue=queue, state="delayed") == 0
+        assert value(samples, "celeriac_queue_depth", queue=parked, state="ready") == 3
+        assert value(samples, "celeriac_queue_depth", queue=parked, state="delayed") == 0
+        worker = WorkerProcess.started(
+            path, env, "-P", "prefork", "-c", "2", "-Q", queue, "-E", "-n", f"{queue}@here"
+        )
+
+        def worker_seen() -> bool:  # the exporter follows the events now
+            samples.update(scrape(port))
+            return value(samples, "celeriac_worker_up", worker=f"{queue}@here") == 1
+
+        wait_for(worker_seen, samples)
+        results = [proj.add.apply_async((i, 1), queue=queue) for i in range(tasks)]
+        proj.app.send_task("proj.nothing_by_that_name", queue=queue)  # dead-lettered
+        assert [result.get(timeout=30) for result in results] == [i + 1 for i in range(tasks)]
+
+        def counted() -> bool:
+            samples.update(scrape(port))
+            done = value(samples, "celeriac_tasks_total", task="proj.add", queue=queue,
+                         state="success")  # fmt: skip
+            dead = value(samples, "celeriac_dead_letters", queue=queue, reason="unknown_task")
+            return done == tasks and dead == 1
+
+        wait_for(counted, samples)
+        assert value(samples, "celeriac_task_runtime_seconds_count", task="proj.add",
+                     queue=queue) == tasks  # fmt: skip
+        assert value(samples, "celeriac_worker_up", worker=f"{queue}@here") == 1
+        assert value(samples, "celeriac_worker_slots", state="idle") >= 2
     finally:
+        if worker is not None:
+            worker.stop()
         exporter.terminate()
         assert exporter.wait(20) == 0
         if exporter.stdout is not None:
             exporter.stdout.close()
-        proj.app.broker.purge(queue)
+        for name in (queue, parked):
+            proj.app.broker.purge(name)
+            proj.app.broker.purge_dead_letters(name)

@@ -47,15 +47,22 @@ def start_worker_metrics(worker: Any, port: int | None) -> Any:
     "-Q", "--queues", multiple=True, metavar="COMMA SEPARATED LIST",
     help="Queues to report (default: every known queue).",
 )  # fmt: skip
+@click.option(
+    "--without-events", is_flag=True,
+    help="Only what the broker holds: no task counts, runtimes or workers from events.",
+)  # fmt: skip
 @click.pass_obj
-def exporter_command(obj: CLIContext, port: int, address: str, queues: tuple[str, ...]) -> None:
-    """Serve cluster-wide metrics (queue depths, dead letters) on /metrics."""
+def exporter_command(
+    obj: CLIContext, port: int, address: str, queues: tuple[str, ...], without_events: bool
+) -> None:
+    """Serve cluster-wide metrics on /metrics: queue depths and dead letters from the
+    broker; task counts, runtimes and workers from events."""
     require_prometheus_client()
     from celeriac.metrics.exporter import serve_exporter
 
     app = obj.load_app()
     try:
-        server = serve_exporter(app, port, address, comma_list(queues))
+        server = serve_exporter(app, port, address, comma_list(queues), events=not without_events)
     except ImproperlyConfigured as exc:
         raise CLIError(str(exc)) from exc
     click.echo(f"celeriac exporter: serving http://{address}:{server.port}/metrics")

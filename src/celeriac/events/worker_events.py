@@ -107,6 +107,9 @@ class WorkerEvents:
             "kwargs": headers.get("kwargsrepr") or repr(request.kwargs),
             "root_id": request.root_id, "parent_id": request.parent_id,
             "retries": request.retries, "eta": request.eta, "expires": request.expires,
+            # Ours: the queue it came from (Celery's task-sent has it; a receiver that
+            # missed that event, or a task sent without it, still knows the queue).
+            "routing_key": job.delivery.queue,
         })  # fmt: skip
 
     def task_started(self, job: HeldJob) -> None:
