@@ -42,9 +42,19 @@ def differs(text: str, anchor: str, at: str | None = None) -> Note:
 # Reasons shared by a family of names.
 BEAT = "Comes with beat (periodic tasks), which is not built yet."
 EVENTS = "Comes with task and worker events, which are not built yet."
-CONTROL = (
-    "Comes with remote control and inspect (commands broadcast to running workers on the "
-    "broker's channel), which are not built yet. Revoking works without it."
+CONTROL_CHANNEL = (
+    "Remote control travels on the broker's channel (one broadcast topic for commands, a "
+    "topic per call for its replies, gone with its caller): there are no control queues or "
+    "exchange to configure."
+)
+ELECTION = "Celery's leader election over remote control is not offered."
+POOL_RESTART = (
+    "There is no pool restart or module reload: restart the worker to load new code "
+    "(`pool_grow`/`pool_shrink` resize a pool)."
+)
+INSPECT_DEBUG = (
+    "Not offered: the memory and object-graph commands need debugging tools in the worker, "
+    "there is no Lamport clock to read and no worker-to-worker sync (`hello`)."
 )
 DJANGO = "Comes with the Django integration, which is not built yet."
 SIGNING = "Message signing (the `auth` serializer and its certificates) is not built."
@@ -101,7 +111,7 @@ SETTINGS_NOTES: dict[str, Note] = {
     ),
     "beat_*": absent(BEAT),
     "event_*": absent(EVENTS),
-    "control_*": absent(CONTROL),
+    "control_*": absent(CONTROL_CHANNEL),
     "security_*": absent(SIGNING),
     "arangodb_*": outside(STORE),
     "azureblockblob_*": outside(STORE),
@@ -258,7 +268,7 @@ SETTINGS_NOTES: dict[str, Note] = {
         "billiard's locking; celeriac's prefork pool hands one job at a time to an idle "
         "child over a pipe."
     ),
-    "worker_pool_restarts": absent(CONTROL),
+    "worker_pool_restarts": absent(POOL_RESTART),
     "worker_pool_start_method": absent("Prefork children are always forked."),
     "worker_redirect_stdouts_level": absent(
         "What a task prints goes to the worker's own stdout and stderr (see "
@@ -299,14 +309,21 @@ CLI_NOTES: dict[str, Note] = {
     ),
     "beat": absent(BEAT),
     "events": absent(EVENTS),
-    "control": absent(CONTROL),
-    "control *": absent(CONTROL),
-    "inspect": absent(CONTROL),
-    "inspect *": absent(CONTROL),
-    "status": absent(CONTROL),
+    "control autoscale": absent(
+        "Autoscaling is not offered: resize a pool with `control pool_grow`/`pool_shrink`."
+    ),
+    "control election": absent(ELECTION),
+    "control pool_restart": absent(POOL_RESTART),
+    "inspect clock": absent(INSPECT_DEBUG),
+    "inspect hello": absent(INSPECT_DEBUG),
+    "inspect memdump": absent(INSPECT_DEBUG),
+    "inspect memsample": absent(INSPECT_DEBUG),
+    "inspect objgraph": absent(INSPECT_DEBUG),
     "graph": absent(NO_BOOTSTEPS),
     "graph bootsteps": absent(NO_BOOTSTEPS),
-    "graph workers": absent(CONTROL),
+    "graph workers": absent(
+        "Not offered: `celeriac status` and `celeriac inspect stats` list the workers."
+    ),
     "amqp": absent(
         "Celery's AMQP shell (through kombu); use RabbitMQ's own tools "
         "(`rabbitmqadmin`, `rabbitmqctl`)."
@@ -554,7 +571,7 @@ NOTES: dict[str, dict[str, Note]] = {
         "AsyncResult": absent(
             "Not repeated on the signature: a call returns the app's `AsyncResult`."
         ),
-        "election": absent(CONTROL),
+        "election": absent(ELECTION),
     },
     "chain": {
         "prepare_steps": absent("Internal: `apply_async` and `delay` send a chain."),
@@ -586,23 +603,23 @@ NOTES: dict[str, dict[str, Note]] = {
             "Recorded in the broker, so workers started later skip the task too.",
             "revocations",
         ),
-        "purge": absent(
-            "Not built yet. The broker empties one queue: `app.broker.purge('celery')`."
-        ),
-        "discard_all": absent(
-            "Not built yet. The broker empties one queue: `app.broker.purge('celery')`."
-        ),
-        "terminate": absent(
-            "Remote control is not built yet; `app.control.revoke(task_id, terminate=True)` "
-            "stops a running task on the prefork pool."
-        ),
         "autoscale": absent(
-            "Autoscaling is not offered: the pool size is fixed (`-c`); start more workers "
-            "for more capacity."
+            "Autoscaling is not offered: resize a pool with `pool_grow`/`pool_shrink`, or "
+            "start more workers."
         ),
-        "*": absent(CONTROL),
+        "Mailbox": absent(
+            "kombu's pidbox; celeriac's mailbox is `celeriac.control`, on the broker's channel."
+        ),
+        "election": absent(ELECTION),
+        "pool_restart": absent(POOL_RESTART),
     },
-    "inspect": {"*": absent(CONTROL)},
+    "inspect": {
+        "clock": absent(INSPECT_DEBUG),
+        "hello": absent(INSPECT_DEBUG),
+        "memdump": absent(INSPECT_DEBUG),
+        "memsample": absent(INSPECT_DEBUG),
+        "objgraph": absent(INSPECT_DEBUG),
+    },
     "states": {
         "precedence": absent(
             "States are plain strings in celeriac; Celery's ordering of them is not offered."
@@ -642,9 +659,6 @@ NOTES: dict[str, dict[str, Note]] = {
         ),
         "CeleryCommandException": absent(
             "The command line stops with a one-line message and a sysexits exit code."
-        ),
-        "DuplicateNodenameWarning": absent(
-            "Workers learn of each other through remote control, which is not built yet."
         ),
         "DuplicateTaskNameWarning": absent(
             "Not raised: `@app.task` with a name already registered returns that task, and "
@@ -736,16 +750,18 @@ NOTES: dict[str, dict[str, Note]] = {
         "celery.contrib.testing.app.*": absent(TESTING_APP),
         "celery.contrib.testing.mocks.*": absent(MOCKS),
         "celery.contrib.testing.manager.*": absent(
-            "Celery's integration-test manager waits on workers through remote control, "
-            "which is not built yet."
+            "Celery's integration-test manager is not offered: `celeriac.testing.start_worker` "
+            "runs a worker, and `app.control.ping()` tells which workers are up."
         ),
     },
     "paths": {
         "celery.app.log.TaskFormatter": differs(
             "Beside `get_task_logger`.", "import-paths", at="celeriac.utils.log.TaskFormatter"
         ),
-        "celery.app.control.Inspect": absent(CONTROL),
-        "celery.worker.control.Panel": absent(CONTROL),
+        "celery.worker.control.Panel": absent(
+            "The commands are kept in `celeriac.control.registry.COMMANDS`; add one with "
+            "`control_command`/`inspect_command` from `celeriac.worker.control`."
+        ),
         "celery.app.task.Context": absent(
             "`self.request` is celeriac's `Request` (`celeriac.request.Request`); Celery's "
             "context class is not offered under this name."

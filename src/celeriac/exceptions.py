@@ -233,6 +233,10 @@ class FixupWarning(CeleryWarning):
     """A framework fix-up cannot be applied (``DJANGO_SETTINGS_MODULE`` set, no Django)."""
 
 
+class DuplicateNodenameWarning(CeleryWarning):
+    """Two workers answered a remote-control command under one node name (``-n``)."""
+
+
 class CPendingDeprecationWarning(PendingDeprecationWarning):
     """Something that will be deprecated in a later release."""
 
@@ -262,6 +266,7 @@ __all__ = [
     "ChordError",
     "ContentDisallowed",
     "DecodeError",
+    "DuplicateNodenameWarning",
     "EncodeError",
     "FixupWarning",
     "Ignore",

@@ -140,6 +140,13 @@ class Control:
         """``revoke(task_id, terminate=True, signal=signal)``."""
         return self.revoke(task_id, destination, terminate=True, signal=signal, **kwargs)
 
+    def purge(self) -> int:
+        """Discard every message waiting in the app's queues (``task_queues``, else
+        ``task_default_queue``; ready and delayed); the number discarded. No undo."""
+        return sum(self.app.broker.purge(name) for name in self.app.amqp.queues)
+
+    discard_all = purge
+
     # -- the mailbox ------------------------------------------------------------------------
     def broadcast(
         self,
@@ -172,7 +179,7 @@ class Control:
         limit: int | None = None,
     ) -> Inspect:
         """``app.control.inspect().active()`` and the other read-only commands."""
-        return Inspect(self.broadcast, destination, timeout, callback, limit)
+        return Inspect(self.broadcast, destination, timeout, callback, limit, app=self.app)
 
     def ping(
         self, destination: Sequence[str] | None = None, timeout: float = 1.0, **kwargs: Any

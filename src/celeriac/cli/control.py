@@ -30,6 +30,17 @@ class NoNodeReplied(click.ClickException):
     exit_code = EX_UNAVAILABLE
 
 
+class CommandName(click.Choice[str]):
+    """The built-in commands of a kind, for help and completion. A name is checked once
+    the app is loaded, since a project's own commands register when its modules import."""
+
+    def __init__(self, kind: Kind) -> None:
+        super().__init__(list(commands_of(kind)))
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return value
+
+
 def _remote_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
         click.option("-t", "--timeout", type=float, default=1.0,
@@ -135,7 +146,7 @@ def _broadcast(obj: CLIContext, command: str, **options: Any) -> list[dict[str, 
 
 
 @click.command("inspect", context_settings={"allow_extra_args": True})
-@click.argument("command")
+@click.argument("command", type=CommandName("inspect"), metavar="COMMAND")
 @_list_option("inspect")
 @_remote_options
 @click.pass_context
@@ -143,6 +154,7 @@ def inspect_cli(
     ctx: click.Context, command: str, timeout: float, destination: str | None, as_json: bool
 ) -> None:
     """Inspect the workers by sending them the COMMAND inspect command."""
+    ctx.obj.load_app().finalize()  # first: a project's own commands register on import
     arguments = _arguments("inspect", command, list(ctx.args))
     replies = _broadcast(
         ctx.obj, command, arguments=arguments, destination=_nodes(destination),
@@ -155,7 +167,7 @@ def inspect_cli(
 
 
 @click.command("control", context_settings={"allow_extra_args": True})
-@click.argument("command")
+@click.argument("command", type=CommandName("control"), metavar="COMMAND")
 @_list_option("control")
 @_remote_options
 @click.pass_context
@@ -163,6 +175,7 @@ def control_cli(
     ctx: click.Context, command: str, timeout: float, destination: str | None, as_json: bool
 ) -> None:
     """Send the COMMAND control command to the workers."""
+    ctx.obj.load_app().finalize()  # first: a project's own commands register on import
     arguments = _arguments("control", command, list(ctx.args))
     replies = _broadcast(
         ctx.obj, command, arguments=arguments, destination=_nodes(destination),

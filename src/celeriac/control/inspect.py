@@ -1,8 +1,9 @@
 """``Inspect``: ``app.control.inspect()``, the read-only commands with Celery's names,
 each returning ``{node: reply}`` (None when no worker answered in time).
 
-Imports the client's types only: the app hands it its ``broadcast``, so this module needs
-no app. ``memsample``, ``memdump``, ``objgraph`` and ``clock`` are not offered.
+Imports the client's types only: the app hands it its ``broadcast`` (and itself, kept as
+``app`` for callers that read it), so this module imports no app. ``memsample``,
+``memdump``, ``objgraph``, ``clock`` and ``hello`` are not offered.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from celeriac.control.client import Reply, ReplyCallback, check_destination
+from celeriac.exceptions import DuplicateNodenameWarning
 
 Broadcast = Callable[..., "list[Reply] | None"]
 
@@ -28,7 +30,7 @@ def flatten_reply(replies: Sequence[Reply]) -> dict[str, Any]:
         warnings.warn(
             f"Received multiple replies from node name(s) {', '.join(sorted(twice))}: give "
             f"each worker a unique node name with the worker's -n option",
-            UserWarning,
+            DuplicateNodenameWarning,
             stacklevel=3,
         )
     return nodes
@@ -44,7 +46,9 @@ class Inspect:
         timeout: float = 1.0,
         callback: ReplyCallback | None = None,
         limit: int | None = None,
+        app: Any = None,
     ) -> None:
+        self.app = app
         self._broadcast = broadcast
         self.destination = check_destination(destination)
         self.timeout = timeout
