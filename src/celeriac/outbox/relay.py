@@ -9,10 +9,11 @@ relay there. Programs against the broker seam through a ``BrokerSender``; never 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,7 +89,7 @@ class Relay:
             .limit(self.settings.batch_size)
             .with_for_update(skip_locked=True)
         )
-        with self.engine.begin() as connection:
+        with self._claiming() as connection:
             rows = connection.execute(claim).all()
             if not rows:
                 return 0
@@ -98,6 +99,17 @@ class Relay:
             if messages:
                 self._publish(connection, rows, messages, now)
         return len(rows)
+
+    @contextlib.contextmanager
+    def _claiming(self) -> Iterator[sa.Connection]:
+        """A transaction for one batch. READ COMMITTED on MySQL and MariaDB: under their
+        default REPEATABLE READ the claim would lock index gaps and block (or deadlock
+        with) the inserts of writers' transactions."""
+        with self.engine.connect() as connection:
+            if self.engine.dialect.name in ("mysql", "mariadb"):
+                connection.execution_options(isolation_level="READ COMMITTED")
+            with connection.begin():
+                yield connection
 
     def _publish(
         self, connection: sa.Connection, rows: Sequence[Any], messages: list[OutboundMessage],
