@@ -35,6 +35,11 @@ PROJECT = textwrap.dedent(
             "catchup": "all",
         },
     }
+
+
+    @app.task(name="proj.tick")
+    def tick():
+        return "tick"
     """
 )
 

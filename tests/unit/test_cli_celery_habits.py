@@ -74,9 +74,6 @@ def test_take_option_moves_the_first_occurrence_with_its_value() -> None:
 
 # -- Celery worker options celeriac does not offer --------------------------------------------
 WHAT_INSTEAD = {
-    "-B": "cron or a systemd timer",
-    "-s": "beat is not built yet",
-    "--scheduler": "beat is not built yet",
     "--autoscale": "set it with -c N",
     "-S": "revocations are kept in the broker",
     "-X": "list the queues to consume with -Q",

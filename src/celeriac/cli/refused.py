@@ -21,20 +21,6 @@ _PROCESS_MANAGER = "(systemd User=/Group=, supervisord user=, a container's USER
 #: (option names, takes a value, a few words for --help, why and what to do instead)
 REFUSED: tuple[tuple[tuple[str, ...], bool, str, str], ...] = (
     (
-        ("-B", "--beat"), False, "beat is not built yet",
-        "periodic tasks (beat) are not built yet: start the worker without -B, and send "
-        "the periodic calls from cron or a systemd timer (e.g. python -c 'from proj.tasks "
-        "import report; report.delay()')",
-    ),
-    (
-        ("-s", "--schedule-filename"), True, "beat is not built yet",
-        "beat is not built yet, so there is no schedule file: drop the option",
-    ),
-    (
-        ("--scheduler",), True, "beat is not built yet",
-        "beat is not built yet, so there is no scheduler: drop the option",
-    ),
-    (
         ("--autoscale",), True, "the pool size is fixed: use -c",
         "the pool size is fixed for the worker's life: set it with -c N, and start more "
         "workers for more capacity",

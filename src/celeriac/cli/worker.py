@@ -22,6 +22,7 @@ from typing import Any, TypedDict
 import click
 
 from celeriac.cli.base import LOGLEVEL, CLIContext, CLIError
+from celeriac.cli.embedded_beat import embed_beat
 from celeriac.cli.metrics import start_worker_metrics
 from celeriac.cli.outbox import RelayThread, relay_for
 from celeriac.cli.pidfile import Pidfile, PidfileInUse
@@ -288,6 +289,15 @@ SECONDS = click.FloatRange(min=0, min_open=True)
     "--outbox-relay", is_flag=True,
     help="Also publish the outbox table's committed rows (outbox_database_url).",
 )  # fmt: skip
+@click.option(
+    "-B", "--beat", is_flag=True,
+    help="Also run the periodic task scheduler in this process (see docs/beat.md).",
+)  # fmt: skip
+@click.option(
+    "-s", "--schedule-filename", metavar="FILE",
+    help="With -B: accepted for Celery; beat keeps its state in the broker.",
+)  # fmt: skip
+@click.option("--scheduler", metavar="MODULE:CLASS", help="With -B: the scheduler class.")
 @click.option("--pidfile", type=click.Path(dir_okay=False), help="Write the pid here.")
 @click.option("-D", "--detach", is_flag=True, help="Refused: run under a process manager.")
 @refused_options
@@ -308,6 +318,9 @@ def worker_command(
     soft_time_limit: float | None,
     include: tuple[str, ...],
     purge: bool,
+    beat: bool,
+    schedule_filename: str | None,
+    scheduler: str | None,
     metrics_port: int | None,
     outbox_relay: bool,
     **options: Any,
@@ -325,6 +338,10 @@ def worker_command(
     config_from_args(app, click.get_current_context().args)
     set_time_limits(app, time_limit, soft_time_limit)
     import_modules(include)
+    if beat:
+        embed_beat(app, schedule_filename, scheduler)
+    elif schedule_filename or scheduler:
+        raise CLIError("-s/--schedule-filename and --scheduler go with -B (--beat)")
     kwargs = worker_kwargs(**options)
     nodename = kwargs.get("hostname") or default_hostname()
     logfile = node_format(logfile, nodename) if logfile else None
