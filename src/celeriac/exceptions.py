@@ -237,6 +237,15 @@ class DuplicateNodenameWarning(CeleryWarning):
     """Two workers answered a remote-control command under one node name (``-n``)."""
 
 
+class DuplicateTaskNameWarning(CeleryWarning):
+    """Two different callables were registered under one task name."""
+
+
+class AlwaysEagerIgnored(CeleryWarning):
+    """``send_task`` sends a message even with ``task_always_eager``: eager mode applies to
+    a task's own ``delay``/``apply_async`` only."""
+
+
 class CPendingDeprecationWarning(PendingDeprecationWarning):
     """Something that will be deprecated in a later release."""
 
@@ -253,6 +262,7 @@ def reraise(tp: type[BaseException], value: BaseException, tb: Any = None) -> No
 
 
 __all__ = [
+    "AlwaysEagerIgnored",
     "BackendConnectionError",
     "BackendError",
     "BrokerAccessRefused",
@@ -267,6 +277,7 @@ __all__ = [
     "ContentDisallowed",
     "DecodeError",
     "DuplicateNodenameWarning",
+    "DuplicateTaskNameWarning",
     "EncodeError",
     "FixupWarning",
     "Ignore",

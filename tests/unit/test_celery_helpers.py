@@ -101,3 +101,35 @@ def test_exception_and_warning_bases() -> None:
     error = ValueError("again")
     with pytest.raises(ValueError, match="again"):
         reraise(ValueError, error)
+
+
+def test_two_callables_under_one_name_warn_once_and_the_first_keeps_it(app: Celery) -> None:
+    from celeriac.exceptions import DuplicateTaskNameWarning
+
+    @app.task(name="reports.build")
+    def first() -> str:
+        return "first"
+
+    with pytest.warns(DuplicateTaskNameWarning, match="'reports.build' is already registered"):
+
+        @app.task(name="reports.build")
+        def second() -> str:
+            return "second"
+
+    assert second is first and first.apply().get() == "first"
+
+    @app.task(name="reports.build")  # warned already: once per name
+    def third() -> str:
+        return "third"
+
+    same = app.tasks["reports.build"]
+    assert app.task(name="reports.build")(same.__wrapped__) is same  # the same function: quiet
+
+
+def test_send_task_in_eager_mode_sends_and_says_so(app: Celery) -> None:
+    from celeriac.exceptions import AlwaysEagerIgnored
+
+    app.conf.task_always_eager = True
+    with pytest.warns(AlwaysEagerIgnored, match="no effect on send_task"):
+        app.send_task("somewhere.else", (1,))
+    assert app.broker.queue_length("celery") == 1

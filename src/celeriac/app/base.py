@@ -11,6 +11,7 @@ import functools
 import importlib
 import inspect
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
@@ -30,6 +31,7 @@ from celeriac.app.connections import (
     wire_formats,
 )
 from celeriac.app.control import Control
+from celeriac.app.duplicates import KEPT, REPLACED, warn_duplicate
 from celeriac.app.engine_options import broker_options, result_options
 from celeriac.app.members import AppMembers
 from celeriac.app.producer import Producer
@@ -45,7 +47,7 @@ from celeriac.config.conf import Settings
 from celeriac.config.environment import check_split_broker
 from celeriac.config.hints import did_you_mean, warn_unknown
 from celeriac.events import Events
-from celeriac.exceptions import ImproperlyConfigured
+from celeriac.exceptions import AlwaysEagerIgnored, ImproperlyConfigured
 from celeriac.rates import check_scope, parse_rate
 from celeriac.result import AsyncResult, GroupResult
 from celeriac.results.base import ResultBackend
@@ -366,7 +368,10 @@ class Celeriac(AppMembers):
     ) -> BaseTask[Any, Any]:
         name = name or self.gen_task_name(fun.__name__, fun.__module__)
         if name in self._tasks:
-            return cast("BaseTask[Any, Any]", self._tasks[name])
+            existing = cast("BaseTask[Any, Any]", self._tasks[name])
+            if getattr(existing, "__wrapped__", fun) is not fun:  # another function
+                warn_duplicate(self, name, existing, fun, KEPT)
+            return existing
         parent = self._bind_base(base) if base is not None else self.Task
         models = _pydantic_options(name, pydantic, options)
         check_task_options(name, parent, options)
@@ -402,6 +407,9 @@ class Celeriac(AppMembers):
         for key, value in options.items():
             setattr(instance, key, value)
         self._annotate(instance)
+        existing = self._tasks.get(str(instance.name))
+        if existing is not None and existing is not instance:
+            warn_duplicate(self, str(instance.name), existing, instance, REPLACED)
         self._tasks[str(instance.name)] = instance
         return instance
 
@@ -478,6 +486,10 @@ class Celeriac(AppMembers):
         """Send a task by name (it need not be registered in this process). Sent from a
         running task, the result is one of that task's ``children`` unless
         ``add_to_parent=False`` (or the task's ``trail`` is off)."""
+        if self.conf.task_always_eager:
+            warnings.warn(
+                AlwaysEagerIgnored("task_always_eager has no effect on send_task"), stacklevel=2
+            )
         result = self.producer.send_task(name, args, kwargs, task_id=task_id or new_id(), **options)
         parent = self.current_worker_task if add_to_parent else None
         if parent is not None:
