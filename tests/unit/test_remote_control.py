@@ -236,3 +236,11 @@ def test_celery_options_celeriac_does_not_offer_are_refused() -> None:
             app.control.broadcast("ping", reply=True, **{option: object()})
         with pytest.raises(TypeError, match=f"does not take {option}"):
             app.control.revoke("some-id", **{option: object()})
+
+
+def test_a_worker_with_remote_control_off_does_not_answer() -> None:
+    app = make_app()
+    app.conf.worker_enable_remote_control = False
+    with start_worker(app, hostname=NODE) as worker:
+        assert worker.mailbox is None
+        assert app.control.ping(timeout=0.3) == []

@@ -479,9 +479,8 @@ _DECLARED = [
         "worker_enable_remote_control",
         True,
         (bool,),
-        "Answer remote control commands.",
-        not_in_effect="remote control is not built yet (revocations reach every worker "
-        "through the broker either way)",
+        "Answer remote control and inspect commands (`celeriac inspect`/`control`); off: "
+        "the worker does not listen (revocations reach it through the broker either way).",
     ),
     _s(
         "worker_deduplicate_successful_tasks",

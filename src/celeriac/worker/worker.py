@@ -296,7 +296,10 @@ class Worker:
         self._request_stop("cold")
 
     async def _start_mailbox(self) -> None:
-        """Answer remote control and inspect (``celeriac.control``) from now on."""
+        """Answer remote control and inspect (``celeriac.control``) from now on, unless
+        ``worker_enable_remote_control`` is off."""
+        if not self.app.conf.worker_enable_remote_control:
+            return
         self.control = WorkerControl(self)
         self.listeners.add(self.control)
         self.mailbox = ControlServer(self.app.broker, self.control)
