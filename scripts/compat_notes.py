@@ -56,7 +56,10 @@ INSPECT_DEBUG = (
     "Not offered: the memory and object-graph commands need debugging tools in the worker, "
     "there is no Lamport clock to read and no worker-to-worker sync (`hello`)."
 )
-DJANGO = "Comes with the Django integration, which is not built yet."
+DJANGO = (
+    "The Django fix-up is built in, applied when `DJANGO_SETTINGS_MODULE` is set (see "
+    "docs/django.md); fix-ups of one's own are not supported."
+)
 SIGNING = "Message signing (the `auth` serializer and its certificates) is not built."
 NO_BOOTSTEPS = (
     "celeriac has no bootsteps: the worker starts its parts in written order; extend it "
@@ -664,7 +667,6 @@ NOTES: dict[str, dict[str, Note]] = {
             "Not raised: `@app.task` with a name already registered returns that task, and "
             "`app.register_task` replaces it."
         ),
-        "FixupWarning": absent(DJANGO),
         "NotConfigured": absent(
             "No configuration module is looked up by default, so there is nothing to warn "
             "about; an app without a broker uses the "
@@ -736,7 +738,10 @@ NOTES: dict[str, dict[str, Note]] = {
         ),
         "celery --no-color": absent("celeriac's log lines are never colored."),
         "celery --quiet": absent("Not offered: `-l` sets how much the worker logs."),
-        "celery --skip-checks": absent(DJANGO),
+        "celery --skip-checks": absent(
+            "Django's system checks are not run when the worker starts, so there is nothing "
+            "to skip (see docs/django.md)."
+        ),
     },
     "testing": {
         "celery.contrib.testing.worker.start_worker": differs(
@@ -778,7 +783,12 @@ NOTES: dict[str, dict[str, Note]] = {
         ),
         "celery.bootsteps.*": absent(NO_BOOTSTEPS),
         "celery.events.*": absent(EVENTS),
-        "celery.contrib.django.*": absent(DJANGO),
+        "celery.contrib.django.task.DjangoTask": differs(
+            "`delay_on_commit()`/`apply_async_on_commit()` return the `AsyncResult` (Celery: "
+            "`None`), whose id is chosen before the commit, and `using=` names the database "
+            "whose transaction the call waits for.",
+            "django",
+        ),
         "celery.contrib.abortable.*": absent(
             "Not offered: stop a running task with `revoke(terminate=True)` (prefork pool)."
         ),
