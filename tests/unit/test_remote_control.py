@@ -100,6 +100,7 @@ def test_inspect_lists_running_and_waiting_tasks() -> None:
             (first.id, [1], False)
         ]
         assert [i["id"] for i in reserved[NODE]] == [second.id]
+        assert inspect.active(safe=True)[NODE][0]["args"] == "[1]"  # type: ignore[index]
         assert inspect.query_task(first.id, second.id) == {
             NODE: {
                 first.id: ["active", active[NODE][0]],

@@ -10,6 +10,7 @@ only asks for the reply.
 from __future__ import annotations
 
 import logging
+import signal as signal_module
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,8 +27,11 @@ def _ids(task_id: str | Sequence[str]) -> list[str]:
 
 
 def _signal(name: str | int | None) -> str:
+    """Celery's forms (``"KILL"``, ``"SIGKILL"``, ``9``) as ``"SIGKILL"``."""
     if name is None:
         return "SIGTERM"
+    if isinstance(name, int) or str(name).isdigit():
+        return signal_module.Signals(int(name)).name
     text = str(name).upper()
     return text if text.startswith("SIG") else f"SIG{text}"
 

@@ -44,8 +44,12 @@ def stats(state: ControlState, **kwargs: Any) -> dict[str, Any]:
 
 @inspect_command(alias="dump_active")
 def active(state: ControlState, safe: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
-    """The tasks being executed now."""
-    return state.active()
+    """The tasks being executed now (``safe``: arguments as their repr)."""
+    infos = state.active()
+    if safe:
+        for info in infos:
+            info["args"], info["kwargs"] = repr(info["args"]), repr(info["kwargs"])
+    return infos
 
 
 @inspect_command(alias="dump_reserved")
