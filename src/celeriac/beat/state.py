@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Mapping
 from datetime import datetime
 
 from celeriac.brokers.base import Broker, Topic
+from celeriac.exceptions import BrokerError
 
 #: Records kept: Redis keeps about this many; RabbitMQ reads ``keep`` as KiB of stream.
 KEEP = 1000
 FULL_EVERY = KEEP // 4
 STATE = Topic("celeriac.beat.state", kind="stream", keep=KEEP)
-QUIET = 0.25  # seconds without a record that end the reading of the history
+READ_TIMEOUT = 10.0  # seconds the history may take to arrive
 
 
 def encode(holder: str, token: int, last: Mapping[str, datetime], *, full: bool) -> bytes:
@@ -43,18 +45,26 @@ def merge(into: dict[str, datetime], payload: bytes) -> None:
         last = record["last"]
         items = [(str(name), datetime.fromisoformat(due)) for name, due in last.items()]
     except (ValueError, KeyError, TypeError, AttributeError):
-        return
+        return  # not a record: a marker (``_read``), or another writer
     for name, due in items:
         if due.tzinfo is not None and (name not in into or due > into[name]):
             into[name] = due
 
 
 async def _read(broker: Broker) -> dict[str, datetime]:
+    """Read the history up to a marker published after subscribing: the stream is ordered,
+    so every record written before the marker has been read once the marker arrives."""
     last: dict[str, datetime] = {}
+    marker = json.dumps({"marker": uuid.uuid4().hex}).encode()
     try:
         subscription = await broker.subscribe(STATE, history=True)
         try:
-            while (payload := await subscription.get(QUIET)) is not None:
+            await broker.publish_topic_async(STATE, marker)
+            while (payload := await subscription.get(READ_TIMEOUT)) != marker:
+                if payload is None:
+                    raise BrokerError(
+                        f"beat's state ({STATE.name}) could not be read within {READ_TIMEOUT:g} s"
+                    )
                 merge(last, payload)
         finally:
             await subscription.close()
