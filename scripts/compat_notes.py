@@ -337,12 +337,11 @@ CLI_NOTES: dict[str, Note] = {
     ),
     "logtool": absent("Celery's reader of worker log files; not offered."),
     "logtool *": absent("Celery's reader of worker log files; not offered."),
-    "call": absent(
-        "Not built yet; from Python, `app.send_task('proj.add', args=(2, 2))` sends a task by name."
+    "purge": differs(
+        "Drops delayed messages (a countdown or eta) too; dead letters stay.", "ops-commands"
     ),
-    "purge": absent("Not built yet; from Python, `app.broker.purge('celery')` empties a queue."),
-    "result": absent(
-        "Not built yet; from Python, `app.AsyncResult(task_id).get()` reads a result."
+    "result": differs(
+        "A failed task ends the command with status 1 and its exception.", "ops-commands"
     ),
 }
 

@@ -30,8 +30,8 @@ def echo_json(document: Any) -> None:
     click.echo(json.dumps(document, default=repr, sort_keys=True))
 
 
-def _pluralize(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else f"{word}s"
 
 
 # -- purge ---------------------------------------------------------------------------------
@@ -66,7 +66,8 @@ def purge_command(
         return
     if not force:
         click.confirm(
-            f"WARNING: This will remove all tasks from {_pluralize(len(names), 'queue')}: "
+            f"WARNING: This will remove all tasks from {len(names)} "
+            f"{_plural(len(names), 'queue')}: "
             f"{', '.join(names)}.\n         There is no undo for this operation!\n\n"
             "(to skip this prompt use the -f option)\nAre you sure you want to delete all tasks?",
             abort=True,
@@ -83,11 +84,11 @@ def _report_purged(app: Any, purged: dict[str, int], as_json: bool) -> None:
     if as_json:
         echo_json({"purged": total, "queues": purged})
         return
-    queues = _pluralize(len(purged), "queue")
+    queues = f"{len(purged)} {_plural(len(purged), 'queue')}"
     if not total:
         click.echo(f"No messages purged from {queues}.")
         return
-    click.echo(f"Purged {_pluralize(total, 'message')} from {len(purged)} known task {queues}:")
+    click.echo(f"Purged {total} {_plural(total, 'message')} from {queues}:")
     for name, count in purged.items():
         click.echo(f"  {name}: {count}")
 

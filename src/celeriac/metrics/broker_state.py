@@ -51,13 +51,15 @@ class BrokerStateCollector(Collector):
         dead = GaugeMetricFamily(
             DEAD_LETTERS, "Dead letters of a queue, by reason", labels=["queue", "reason"]
         )
+        queues = list(self.queues())
         with self._lock:
-            for queue in self.queues():
+            for queue in queues:
                 self._depth(depth, queue)
                 self._dead(dead, queue)
         if self.leased is not None:
-            for queue, count in self.leased().items():
-                depth.add_metric([queue, "leased"], count)
+            held = self.leased()
+            for queue in sorted(set(queues) | set(held)):
+                depth.add_metric([queue, "leased"], held.get(queue, 0))
         yield depth
         yield dead
 
