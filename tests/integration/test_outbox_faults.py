@@ -36,6 +36,7 @@ TRANSACTIONS = int(os.environ.get("CELERIAC_OUTBOX_FAULT_TRANSACTIONS", "1000"))
 KILL_EVERY = float(os.environ.get("CELERIAC_OUTBOX_KILL_EVERY", "1.0"))
 MIN_KILLS = 3
 OUTAGE = 3.0  # seconds the relay cannot reach the broker
+WRITERS = 4
 ROLLED_BACK_EVERY = 7  # every 7th transaction rolls back
 REPUBLISHED = 50  # rows published a second time, as after a kill between publish and mark
 
@@ -72,21 +73,28 @@ class RelayProcess:
         self.log.close()
 
 
-def _write(app: Any, engine: sa.Engine, committed: dict[int, str], done: threading.Event) -> None:
-    """TRANSACTIONS transactions, each an order and its task call; some roll back."""
-    try:
-        for n in range(TRANSACTIONS):
-            try:
-                with Session(engine) as session, session.begin(), outbox(session, app=app):
-                    session.execute(sa.text("INSERT INTO orders (id) VALUES (:n)"), {"n": n})
-                    task_id = app.tasks["record"].delay(n).id
-                    if n % ROLLED_BACK_EVERY == 0:
-                        raise LookupError("the view failed after sending")
-            except LookupError:
-                continue
-            committed[n] = task_id
-    finally:
-        done.set()
+def _write(app: Any, engine: sa.Engine, committed: dict[int, str], numbers: range) -> None:
+    """A transaction per number, each an order and its task call; some roll back."""
+    for n in numbers:
+        try:
+            with Session(engine) as session, session.begin(), outbox(session, app=app):
+                session.execute(sa.text("INSERT INTO orders (id) VALUES (:n)"), {"n": n})
+                task_id = app.tasks["record"].delay(n).id
+                if n % ROLLED_BACK_EVERY == 0:
+                    raise LookupError("the view failed after sending")
+        except LookupError:
+            continue
+        committed[n] = task_id
+
+
+def _writers(app: Any, engine: sa.Engine, committed: dict[int, str]) -> list[threading.Thread]:
+    """WRITERS threads sharing the transactions, as several web processes would."""
+    return [
+        threading.Thread(
+            target=_write, args=(app, engine, committed, range(i, TRANSACTIONS, WRITERS))
+        )
+        for i in range(WRITERS)
+    ]
 
 
 def _republish(engine: sa.Engine, task_ids: list[str]) -> None:
@@ -105,6 +113,7 @@ def _wait_until(check: Any, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.timeout(max(120.0, TRANSACTIONS * 0.05))
 @pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
 def test_every_committed_call_runs_once_through_kills_and_an_outage(
     kind: str, tmp_path: Path, redis_url: str, redis_prefix: str
@@ -122,17 +131,17 @@ def test_every_committed_call_runs_once_through_kills_and_an_outage(
             broker_transport_options={"key_prefix": redis_prefix},
         )  # fmt: skip
         app.task(name="record", ignore_result=True)(lambda n: n)
-        engine = sa.create_engine(database, pool_size=2)
+        engine = sa.create_engine(database, pool_size=WRITERS + 1)
         relay = RelayProcess(tmp_path, {**env, "CELERIAC_TEST_BROKER": through_proxy})
         worker = WorkerProcess.started(tmp_path, env, "-P", "threads", "-c", "4", app="outboxproj")
         committed: dict[int, str] = {}
-        written = threading.Event()
-        writer = threading.Thread(target=_write, args=(app, engine, committed, written))
+        writers = _writers(app, engine, committed)
         try:
             relay.start()
-            writer.start()
+            for writer in writers:
+                writer.start()
             # Given: the relay killed every KILL_EVERY seconds, the broker cut once
-            while not written.is_set() or relay.kills < MIN_KILLS:
+            while any(w.is_alive() for w in writers) or relay.kills < MIN_KILLS:
                 time.sleep(KILL_EVERY)
                 relay.kill()
                 if relay.kills == 2:
@@ -141,7 +150,8 @@ def test_every_committed_call_runs_once_through_kills_and_an_outage(
                 if relay.kills == 2:
                     time.sleep(OUTAGE)
                     proxy.restore()
-            writer.join(60)
+            for writer in writers:
+                writer.join(60)
             # When: the last relay has published everything, and published some rows again
             counter = Relay(app.broker, engine)
             _wait_until(lambda: counter.counts()[PENDING] == 0, 120, "rows left pending")
@@ -168,7 +178,8 @@ def test_every_committed_call_runs_once_through_kills_and_an_outage(
                 f"{kind}: {len(committed)} committed, {relay.kills} kills, {skipped} copies skipped"
             )
         finally:
-            written.wait(120)
+            for writer in writers:
+                writer.join(120)
             relay.stop()
             worker.stop()
             proxy.close()
