@@ -245,3 +245,15 @@ def test_a_worker_with_remote_control_off_does_not_answer() -> None:
     with start_worker(app, hostname=NODE) as worker:
         assert worker.mailbox is None
         assert app.control.ping(timeout=0.3) == []
+
+
+def test_a_revoke_sent_as_a_command_is_recorded_for_every_worker() -> None:
+    app = make_app()
+    with start_worker(app, hostname=NODE) as worker:
+        assert app.control.broadcast("revoke", {"task_id": ["x1"]}, reply=True) == [
+            {NODE: {"ok": "tasks {'x1'} flagged as revoked"}}
+        ]
+        assert "x1" in app.broker.revoked_ids()  # a worker started later skips it too
+        assert worker.revocations is not None and "x1" in worker.revocations
+        [reply] = app.control.terminate("x2", signal=9, reply=True)
+        assert reply == {NODE: {"ok": "terminate: tasks unknown"}}
