@@ -207,3 +207,19 @@ def test_an_eager_call_leaves_the_callers_transaction_alone(tmp_path: Path) -> N
         """,
     )
     assert seen == {"counted": 1, "in_block": True}
+
+
+def test_a_process_django_already_set_up_is_not_set_up_again(tmp_path: Path) -> None:
+    seen = run(
+        tmp_path,
+        """
+        import logging
+        import proj
+        django.setup()  # a web process: Django is set up before the app is first used
+        logging.getLogger("django").handlers.clear()  # django.setup() would add them back
+        app = proj.celery_app
+        names = [n for n in app.tasks if n.startswith("shop.")]  # finalizes the app
+        print(json.dumps({"found": len(names), "handlers": logging.getLogger("django").handlers}))
+        """,
+    )
+    assert seen == {"found": 3, "handlers": []}

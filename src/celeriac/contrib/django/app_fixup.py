@@ -42,8 +42,11 @@ class DjangoFixup:
         return [config.name for config in apps.get_app_configs()]
 
     def on_import_modules(self, **_: Any) -> None:
-        """Before the task modules are imported, so that they can import models."""
-        django.setup()
+        """Before the task modules are imported, so that they can import models. Not
+        again in a process Django already set up (a web process finalizing the app on
+        its first call), nor while Django's own set-up is what imports the app."""
+        if not apps.ready and not apps.loading:
+            django.setup()
 
     def on_worker_init(self, sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is not self.app:
