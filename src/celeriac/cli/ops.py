@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from celeriac.cli.base import CLIContext, CLIError
-from celeriac.exceptions import CeleriacError
+from celeriac.exceptions import BrokerError, CeleriacError
 
 JSON_HELP = "Print one JSON document instead of text."
 
@@ -156,6 +156,8 @@ def call_command(obj: CLIContext, /, name: str, as_json: bool, **options: Any) -
     given = {key: value for key, value in options.items() if value is not None}
     try:
         result = app.send_task(name, args=args, kwargs=kwargs, **given)
+    except BrokerError as exc:  # not a mistake on the command line: exit 1, not 64
+        raise click.ClickException(f"could not send {name}: {exc}") from exc
     except (CeleriacError, ValueError, TypeError) as exc:
         raise CLIError(f"could not call {name}: {exc}") from exc
     if as_json:
