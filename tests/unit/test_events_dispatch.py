@@ -114,3 +114,16 @@ def test_the_dump_prints_one_line_per_event() -> None:
     ]
     assert humanize_type("worker-online") == "started"
     assert humanize_type("worker-offline") == "shutdown"
+
+
+def test_msgpack_events_are_read_as_well(app: Celery) -> None:
+    pytest.importorskip("msgpack")
+    app.conf.event_serializer = "msgpack"
+    received: list[dict] = []
+    receiver = app.events.Receiver(app, handlers={"*": received.append}, history=True)
+    app.events.Dispatcher(hostname="w@h").send("task-progress", uuid="t1", done=1)
+    receiver.capture(limit=1, timeout=2)
+    assert received[0]["done"] == 1 and received[0]["hostname"] == "w@h"
+    app.conf.event_serializer = "yaml"
+    with pytest.raises(ValueError, match="'json' or 'msgpack'"):
+        app.events.Dispatcher()

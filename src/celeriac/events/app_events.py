@@ -64,7 +64,7 @@ class Events:
         return EventDispatcher(
             _broker_of(self.app, connection), self.topic,
             hostname=hostname or anon_nodename(), enabled=enabled, groups=groups,
-            clock=self.clock,
+            clock=self.clock, serializer=str(self.app.conf.event_serializer),
         )  # fmt: skip
 
     def Receiver(
@@ -115,7 +115,8 @@ class Events:
                 "routing_key": queue, "timestamp": timestamp or time.time(),
             }))  # fmt: skip
         if events:
-            dispatcher.broker.publish_topic(dispatcher.topic, encode(events))
+            payload = encode(events, dispatcher.serializer)
+            dispatcher.broker.publish_topic(dispatcher.topic, payload)
 
     @contextlib.contextmanager
     def default_dispatcher(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import os
 import time
@@ -20,12 +21,23 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from celeriac.brokers.base import Broker, Topic
-from celeriac.events.event import LamportClock, check_fields, encode, group_from, utcoffset
+from celeriac.events.event import (
+    LamportClock,
+    check_fields,
+    check_serializer,
+    encode,
+    group_from,
+    utcoffset,
+)
 from celeriac.exceptions import BrokerConnectionError, BrokerError
 
 logger = logging.getLogger("celeriac.events")
 BUFFER_LIMIT = 100_000  # events a worker keeps while the broker is unreachable
 RETRY_PAUSE = 1.0  # seconds between attempts to flush after a failed publish
+BATCH_LIMIT = 1000  # events in one payload at most
+# Seconds between two publishes: an event after a quiet spell goes out at once, and under
+# load the events of this long share one payload (one broker write instead of hundreds).
+LINGER = 0.05
 
 
 class EventDispatcher:
@@ -41,8 +53,10 @@ class EventDispatcher:
         enabled: bool = True,
         groups: Iterable[str] | None = None,
         clock: LamportClock | None = None,
+        serializer: str = "json",
     ) -> None:
         self.broker, self.topic, self.hostname = broker, topic, hostname
+        self.serializer = check_serializer(serializer)
         self.enabled = enabled
         self.groups: set[str] | None = None if groups is None else set(groups)
         self.clock = clock or LamportClock()
@@ -116,7 +130,7 @@ class EventDispatcher:
         if not self.sends(type_):
             return None
         event = self.event(type_, fields, blind)
-        payload = encode([event])
+        payload = encode([event], self.serializer)
         policy = dict(retry_policy or {})
         attempts = int(policy.get("max_retries", 3)) if retry else 0
         wait = float(policy.get("interval_start", 0.0))
@@ -175,13 +189,16 @@ class EventDispatcher:
                     await asyncio.sleep(RETRY_PAUSE)
                     continue
                 failing = False
+                if len(self._buffer) < BATCH_LIMIT:
+                    await asyncio.sleep(LINGER)
 
     async def _flush_once(self) -> None:
-        batch = list(self._buffer)
-        payload = encode(batch)
+        buffer = self._buffer
+        batch = list(itertools.islice(buffer, BATCH_LIMIT))
+        payload = encode(batch, self.serializer)
         await self.broker.publish_topic_async(self.topic, payload)
         for _ in range(len(batch)):  # what was posted meanwhile stays queued
-            self._buffer.popleft()
+            buffer.popleft()
 
     async def flush(self, timeout: float = 5.0) -> bool:
         """Publish what is queued now; False when it could not be sent within ``timeout``."""
