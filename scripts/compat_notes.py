@@ -54,7 +54,7 @@ POOL_RESTART = (
 )
 INSPECT_DEBUG = (
     "Not offered: the memory and object-graph commands need debugging tools in the worker, "
-    "there is no Lamport clock to read and no worker-to-worker sync (`hello`)."
+    "and there is no worker-to-worker sync (`hello`)."
 )
 DJANGO = (
     "The Django fix-up is built in, applied when `DJANGO_SETTINGS_MODULE` is set (see "
@@ -317,7 +317,6 @@ CLI_NOTES: dict[str, Note] = {
     ),
     "control election": absent(ELECTION),
     "control pool_restart": absent(POOL_RESTART),
-    "inspect clock": absent(INSPECT_DEBUG),
     "inspect hello": absent(INSPECT_DEBUG),
     "inspect memdump": absent(INSPECT_DEBUG),
     "inspect memsample": absent(INSPECT_DEBUG),
@@ -616,7 +615,6 @@ NOTES: dict[str, dict[str, Note]] = {
         "pool_restart": absent(POOL_RESTART),
     },
     "inspect": {
-        "clock": absent(INSPECT_DEBUG),
         "hello": absent(INSPECT_DEBUG),
         "memdump": absent(INSPECT_DEBUG),
         "memsample": absent(INSPECT_DEBUG),

@@ -257,3 +257,10 @@ def test_a_revoke_sent_as_a_command_is_recorded_for_every_worker() -> None:
         assert worker.revocations is not None and "x1" in worker.revocations
         [reply] = app.control.terminate("x2", signal=9, reply=True)
         assert reply == {NODE: {"ok": "terminate: tasks unknown"}}
+
+
+def test_inspect_clock_reads_the_workers_logical_clock() -> None:
+    app = make_app()
+    with start_worker(app, hostname=NODE):
+        clock = app.control.inspect(destination=[NODE]).clock()
+        assert clock is not None and clock[NODE]["clock"] == app.events.clock.value >= 1

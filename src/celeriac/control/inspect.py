@@ -3,7 +3,7 @@ each returning ``{node: reply}`` (None when no worker answered in time).
 
 Imports the client's types only: the app hands it its ``broadcast`` (and itself, kept as
 ``app`` for callers that read it), so this module imports no app. ``memsample``,
-``memdump``, ``objgraph``, ``clock`` and ``hello`` are not offered.
+``memdump``, ``objgraph`` and ``hello`` are not offered.
 """
 
 from __future__ import annotations
@@ -90,6 +90,10 @@ class Inspect:
 
     def stats(self) -> dict[str, Any] | None:
         return self._request("stats")
+
+    def clock(self) -> dict[str, Any] | None:
+        """``{node: {'clock': value}}``: each worker's logical clock."""
+        return self._request("clock")
 
     def revoked(self) -> dict[str, Any] | None:
         return self._request("revoked")

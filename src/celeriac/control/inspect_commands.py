@@ -37,6 +37,12 @@ def conf(state: ControlState, with_defaults: bool = False, **kwargs: Any) -> dic
 
 
 @inspect_command()
+def clock(state: ControlState, **kwargs: Any) -> dict[str, Any]:
+    """The worker's logical clock (the one its events carry)."""
+    return {"clock": state.app.events.clock.value}
+
+
+@inspect_command()
 def stats(state: ControlState, **kwargs: Any) -> dict[str, Any]:
     """Worker statistics: pool, prefetch, tasks done, resource usage, uptime."""
     return state.stats()
