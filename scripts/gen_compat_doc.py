@@ -185,7 +185,7 @@ def unused_notes(surface: dict[str, Any], rows: dict[str, list[Row]]) -> list[st
             problems.append(f"notes for an unknown group {group!r}")
             continue
         names = set(surface["groups"][group])
-        unoffered = {r.name for r in rows[group] if r.status == ABSENT}
+        unoffered = {r.name for r in rows[group] if r.status in (ABSENT, OUTSIDE)}
         for key in notes:
             if any(c in key for c in "*?["):
                 if not fnmatch.filter(unoffered, key):
