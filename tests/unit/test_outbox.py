@@ -57,10 +57,9 @@ def test_a_committed_call_is_published_by_the_relay_and_runs_once(app: Any, engi
 
 
 def test_a_rolled_back_call_leaves_nothing(app: Any, engine: Any) -> None:
-    with Session(engine) as session:
-        with session.begin(), outbox(session, app=app):
-            app.tasks["record"].delay(1)
-            session.rollback()
+    with Session(engine) as session, session.begin(), outbox(session, app=app):
+        app.tasks["record"].delay(1)
+        session.rollback()
     with pytest.raises(RuntimeError), Session(engine) as session, session.begin():
         app.tasks["record"].apply_async((2,), outbox=session)
         raise RuntimeError("the view failed")
@@ -82,9 +81,9 @@ def test_outbox_option_takes_a_session_or_a_connection(app: Any, engine: Any) ->
 def test_outbox_option_refuses_other_values_and_idempotency_keys(app: Any, engine: Any) -> None:
     with pytest.raises(TypeError, match="outbox= takes a SQLAlchemy Session"):
         app.tasks["record"].apply_async((1,), outbox="postgresql://")
-    with Session(engine) as session, session.begin():
-        with pytest.raises(ValueError, match="idempotency_key cannot be combined"):
-            app.tasks["record"].apply_async((1,), outbox=session, idempotency_key="k")
+    refused = pytest.raises(ValueError, match="idempotency_key cannot be combined")
+    with Session(engine) as session, session.begin(), refused:
+        app.tasks["record"].apply_async((1,), outbox=session, idempotency_key="k")
 
 
 def test_the_row_keeps_an_absolute_due_time(app: Any, engine: Any) -> None:
@@ -168,3 +167,33 @@ def test_an_async_session_writes_its_rows_when_it_commits(
 def test_relay_settings_refuse_nonsense() -> None:
     with pytest.raises(ValueError, match="batch_size"):
         RelaySettings(batch_size=0)
+
+
+@pytest.mark.parametrize(
+    ("database", "url"),
+    [
+        (
+            {"ENGINE": "django.db.backends.postgresql", "NAME": "shop", "USER": "app",
+             "PASSWORD": "p@ss", "HOST": "db", "PORT": 5433,
+             "OPTIONS": {"options": "-c search_path=s1"}},
+            "postgresql+psycopg://app:p%40ss@db:5433/shop?options=-c+search_path%3Ds1",
+        ),
+        (
+            {"ENGINE": "django.db.backends.mysql", "NAME": "shop", "USER": "root"},
+            "mysql+pymysql://root@127.0.0.1/shop",
+        ),
+        ({"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/db.sqlite3"}, "sqlite:////srv/db.sqlite3"),
+    ],
+)  # fmt: skip
+def test_the_relay_url_of_a_django_database(database: dict[str, Any], url: str) -> None:
+    from celeriac.contrib.django.outbox import sqlalchemy_url
+
+    assert sqlalchemy_url(database) == url
+    assert sa.make_url(url).database is not None
+
+
+def test_a_django_database_without_a_driver_is_refused() -> None:
+    from celeriac.contrib.django.outbox import sqlalchemy_url
+
+    with pytest.raises(ValueError, match="set outbox_database_url yourself"):
+        sqlalchemy_url({"ENGINE": "django.db.backends.oracle", "NAME": "x"})

@@ -157,5 +157,6 @@ def outbox_sender(target: object) -> Sender:
             return sender
     raise TypeError(
         f"outbox= takes a SQLAlchemy Session, Connection or AsyncSession (with "
-        f"celeriac.outbox imported) or a celeriac Sender, not {type(target).__name__}"
+        f"celeriac.outbox imported), a Django connection (with celeriac.contrib.django.outbox "
+        f"in INSTALLED_APPS) or a celeriac Sender, not {type(target).__name__}"
     )
