@@ -183,8 +183,8 @@ class EventDispatcher:
                 try:
                     await self._flush_once()
                 except BrokerError as exc:
-                    if not failing:
-                        logger.warning("events not sent yet (kept until it works): %s", exc)
+                    if not failing:  # the worker already warned of the outage: once is enough
+                        logger.info("events not sent yet (kept until it works): %s", exc)
                     failing = True
                     await asyncio.sleep(RETRY_PAUSE)
                     continue
