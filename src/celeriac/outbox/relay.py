@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from celeriac.app.sending import BrokerSender, RetryPolicy
 from celeriac.brokers.base import Broker, OutboundMessage
-from celeriac.exceptions import BrokerAccessRefused, BrokerConnectionError
+from celeriac.exceptions import BrokerConnectionError
 from celeriac.outbox.table import DEAD, PENDING, SENT, notify_channel, outbox_table
 from celeriac.outbox.wakeup import wakeup_for
 
@@ -117,10 +117,7 @@ class Relay:
     ) -> None:  # fmt: skip
         try:
             self.sender.send(messages, _NO_RETRY)
-        except BrokerAccessRefused as exc:
-            self._failed(connection, _with_ids(rows, messages), exc, now)
-            return
-        except BrokerConnectionError:
+        except BrokerConnectionError:  # refused credentials too: not the rows' fault
             raise
         except Exception as exc:
             self._failed(connection, _with_ids(rows, messages), exc, now)
@@ -206,7 +203,7 @@ class Relay:
                     outages += 1
                     wait = min(0.1 * 2**outages, _MAX_OUTAGE_WAIT)
                     logger.warning(
-                        "outbox relay: broker unreachable (%s); again in %.1fs", exc, wait
+                        "outbox relay: cannot reach the broker (%s); again in %.1fs", exc, wait
                     )
                     stop.wait(wait)
                     continue
