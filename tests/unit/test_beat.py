@@ -134,8 +134,8 @@ def test_a_leader_paused_between_its_check_and_its_send_sends_no_duplicate() -> 
     a_clock.t = 0.5
     a.last["tick"] = T0
     a.clock = b_clock  # it reads the wall clock on waking: every run up to 12 looks due
-    for due in range(1, 13):
-        assert a._send(a.data["tick"], T0 + timedelta(seconds=due)) is True
+    runs = [(a.data["tick"], T0 + timedelta(seconds=due)) for due in range(1, 13)]
+    assert a._send(runs) == 0
     assert sent_ids(app) == due_ids(1, 12), "each run once: the run keys were b's"
 
 

@@ -72,6 +72,7 @@ class Scheduler:
         self.leadership = Leadership(app.broker, ttl, holder, monotonic)
         self.data: dict[str, ScheduleEntry] = {}
         self.last: dict[str, datetime] = {}  # the latest due time handled, per entry
+        self._next: dict[str, datetime] = {}  # the next due time after the last look, per entry
         self._extra = dict(schedule or {})
         self._since: datetime | None = None  # the previous look while leading
         self._records = 0
@@ -102,6 +103,7 @@ class Scheduler:
         """Make the entries those of ``schedule``: new ones added, changed ones updated
         (keeping their state), missing ones removed."""
         entries = entries_from_config(schedule, self.app)
+        self._next.clear()
         for name in list(self.data):
             if name not in entries:
                 del self.data[name]
@@ -114,6 +116,7 @@ class Scheduler:
     def add(self, **fields: Any) -> ScheduleEntry:
         """Add (or replace) one entry: ``add(name=..., task=..., schedule=...)``."""
         entry = self.Entry(app=self.app, **fields)
+        self._next.pop(entry.name, None)
         self.data[entry.name] = entry
         return entry
 
@@ -144,12 +147,12 @@ class Scheduler:
                 due.extend((entry, when) for when in self._plan(entry, now, handled))
         if handled:
             if not self.leadership.valid() or not self._save(handled):
-                return self._wait(now)  # nothing recorded, so nothing sent: the next tick retries
+                for name in handled:  # nothing recorded, so nothing sent: the next tick retries
+                    self._next.pop(name, None)
+                return self._wait(now)
             self.last.update(handled)
         if due and self.leadership.confirm():
-            for entry, when in due:
-                if not self._send(entry, when):
-                    break
+            self._send(due)
         self._since = now
         return self._wait(now)
 
@@ -160,6 +163,7 @@ class Scheduler:
             logger.error("beat: could not read the state from the broker: %s", exc)
             stored = {}
         self.last = stored
+        self._next.clear()
         for name in self.data:
             self.last.setdefault(name, now)  # a new entry first runs at its next due time
         self._since = now
@@ -170,6 +174,10 @@ class Scheduler:
     ) -> list[datetime]:
         """The due times of ``entry`` to send now, by its misfire policy; ``handled`` gets
         the latest due time this tick deals with."""
+        upcoming = self._next.get(entry.name)
+        if upcoming is not None and upcoming > now:
+            return []  # nothing came due since the last look
+        self._next[entry.name] = entry.schedule.due_after(now)
         last = self.last.get(entry.name)
         if last is None:  # added since this scheduler took over: first runs at its next due
             handled[entry.name] = now
@@ -189,41 +197,64 @@ class Scheduler:
         handled[entry.name] = runs.through
         return runs.send
 
-    def _send(self, entry: ScheduleEntry, due: datetime) -> bool:
-        """Send one run unless another leader did; False when this scheduler must stop."""
+    def _send(self, runs: list[tuple[ScheduleEntry, datetime]]) -> int:
+        """Send the runs no other leader sent; how many were sent. On a broker with
+        key-value state, each run's key is reserved first, all in one round trip."""
         lead = self.leadership
-        if not lead.valid():
-            return False
-        key, task_id = run_key(entry.name, due), run_id(entry.name, due)
+        if not runs or not lead.valid():
+            return 0
+        ids = [run_id(entry.name, due) for entry, due in runs]
+        claims = [(run_key(e.name, due), f"{i} {lead.holder} {lead.token}") for (e, due), i in
+                  zip(runs, ids, strict=True)]  # fmt: skip
         broker = self.app.broker
         fenced = broker.supports_key_value
-        claim = f"{task_id} {lead.holder} {lead.token}"
+        chosen = list(range(len(runs)))
         try:
             if fenced:
-                held = broker.reserve(key, claim, float(self.app.conf.task_idempotency_ttl))
-                if held is not None:
-                    logger.info("beat: %s due %s was sent already (%s)", entry.name, due, held)
-                    return True
-            if not lead.valid():  # paused between the check and the claim: let it go
-                if fenced:
-                    broker.release(key, claim)
-                return False
-            self.apply_async(entry, task_id)
-        except BrokerError as exc:  # recorded as handled already: this run is lost
-            logger.error(
-                "beat: could not send %s due %s (not retried): %s", entry.name, due.isoformat(), exc
-            )
-            if fenced:
+                ttl = float(self.app.conf.task_idempotency_ttl)
+                held = broker.reserve_many(claims, ttl)
+                for n in [n for n in chosen if held[n] is not None]:
+                    logger.info("beat: %s due %s was sent already (%s)", runs[n][0].name,
+                                runs[n][1].isoformat(), held[n])  # fmt: skip
+                chosen = [n for n in chosen if held[n] is None]
+            if not lead.valid():  # paused since the check: let the keys go, send nothing
+                self._release([claims[n] for n in chosen])
+                return 0
+            self._publish([(runs[n][0], ids[n]) for n in chosen])
+        except BrokerError as exc:  # recorded as handled already: these runs are lost
+            for n in chosen:
+                logger.error("beat: could not send %s due %s (not retried): %s",
+                             runs[n][0].name, runs[n][1].isoformat(), exc)  # fmt: skip
+            self._release([claims[n] for n in chosen])
+            return 0
+        for n in chosen:
+            entry, due = runs[n]
+            logger.info(
+                "Scheduler: Sending due task %s (%s) due %s id %s",
+                entry.name, entry.task, due.isoformat(), ids[n],
+            )  # fmt: skip
+            entry.last_run_at = due
+            entry.total_run_count += 1
+        return len(chosen)
+
+    def _release(self, claims: list[tuple[str, str]]) -> None:
+        if self.app.broker.supports_key_value:
+            for key, claim in claims:
                 with contextlib.suppress(BrokerError):  # else the key lapses after its ttl
-                    broker.release(key, claim)
-            return False
-        logger.info(
-            "Scheduler: Sending due task %s (%s) due %s id %s",
-            entry.name, entry.task, due.isoformat(), task_id,
-        )  # fmt: skip
-        entry.last_run_at = due
-        entry.total_run_count += 1
-        return True
+                    self.app.broker.release(key, claim)
+
+    def _publish(self, runs: list[tuple[ScheduleEntry, str]]) -> None:
+        """One publish for all runs (``send_task_many``), unless a subclass sends its own
+        way (``apply_async``) or an entry's options are wrong (then each on its own)."""
+        if type(self).apply_async is Scheduler.apply_async and len(runs) > 1:
+            calls = [(e.task, e.args, e.kwargs, {**e.options, "task_id": i}) for e, i in runs]
+            try:
+                self.app.send_task_many(calls)
+                return
+            except (TypeError, ValueError):
+                pass  # one entry's options are wrong: each on its own names which
+        for entry, task_id in runs:
+            self.apply_async(entry, task_id)
 
     def apply_async(self, entry: ScheduleEntry, task_id: str) -> Any:
         """Send one run of ``entry`` (a subclass may send another way)."""
@@ -237,10 +268,11 @@ class Scheduler:
 
     def _wait(self, now: datetime) -> float:
         wait = min(self.max_interval, self.leadership.ttl / 3)
-        for entry in self.data.values():
-            if entry.enabled:
-                due = entry.schedule.due_after(now)
-                wait = min(wait, (due - self.now()).total_seconds())
+        upcoming = [
+            self._next[e.name] for e in self.data.values() if e.enabled and e.name in self._next
+        ]
+        if upcoming:
+            wait = min(wait, (min(upcoming) - self.now()).total_seconds())
         return max(0.0, wait)
 
     def _save(self, last: Mapping[str, datetime], *, full: bool = False) -> bool:

@@ -122,6 +122,17 @@ class SharedStateContract(BrokerSuite):
         with pytest.raises(ValueError, match="ttl"):
             broker.reserve(key, "task-6", -1)
 
+    def test_reserve_many_answers_as_reserve_does(self, make_broker: BrokerFactory) -> None:
+        broker, taken, free = make_broker(), new_key("idem"), new_key("idem")
+        if _refuses_key_value(broker):
+            with pytest.raises(ImproperlyConfigured):
+                broker.reserve_many([(taken, "task-1")], 60.0)
+            return
+        assert broker.reserve(taken, "task-1", 60.0) is None
+        assert broker.reserve_many([(taken, "task-2"), (free, "task-3")], 60.0) == ["task-1", None]
+        assert broker.reserve(free, "task-4", 60.0) == "task-3"
+        assert broker.reserve_many([], 60.0) == []
+
     def test_release_frees_only_its_own_reservation(self, make_broker: BrokerFactory) -> None:
         broker, key = make_broker(), new_key("idem")
         if _refuses_key_value(broker):
