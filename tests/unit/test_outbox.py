@@ -197,3 +197,22 @@ def test_a_django_database_without_a_driver_is_refused() -> None:
 
     with pytest.raises(ValueError, match="set outbox_database_url yourself"):
         sqlalchemy_url({"ENGINE": "django.db.backends.oracle", "NAME": "x"})
+
+
+def test_an_outbox_task_that_retries_runs_its_retry(app: Any, engine: Any) -> None:
+    attempts = []
+
+    @app.task(name="flaky", bind=True, max_retries=1)
+    def flaky(self: Any) -> str:
+        attempts.append(self.request.retries)
+        if self.request.retries == 0:
+            raise self.retry(countdown=0)
+        return "done"
+
+    with Session(engine) as session, session.begin(), outbox(session, app=app):
+        result = flaky.delay()
+    Relay(app.broker, engine).relay_batch()
+    drain(app)
+    drain(app)
+    assert attempts == [0, 1]  # the retry keeps the id and key, and is not a second copy
+    assert result.get(timeout=1) == "done"
