@@ -39,7 +39,7 @@ def precedence(state: str | None) -> int:
     return _PRECEDENCE.get(state, _PRECEDENCE[None])
 
 
-class state(str):  # noqa: N801 - Celery's name
+class state(str):  # Celery's name (lowercase)
     """A state name that compares by precedence: ``state(PENDING) < state(SUCCESS)``."""
 
     def __gt__(self, other: str) -> bool:

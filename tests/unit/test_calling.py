@@ -223,5 +223,5 @@ def test_kombu_options_are_taken_and_a_foreign_exchange_warns(app: Celery, add: 
     assert len(take_messages(app, "feeds")) == 1  # the common Celery form: no warning
     with pytest.warns(NotInEffectWarning, match="exchange='broadcast' is not used"):
         add.apply_async((1, 1), queue="feeds", exchange="broadcast")
-    with pytest.raises(TypeError, match="router=.* is not supported: route with task_routes"):
+    with pytest.raises(TypeError, match=r"router=.* is not supported: route with task_routes"):
         add.apply_async((1, 1), router=object())
