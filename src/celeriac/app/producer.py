@@ -21,7 +21,13 @@ from celeriac import signals
 from celeriac._context import get_current_request
 from celeriac._tracing import PublishTrace
 from celeriac.app.broker_connection import Connection
-from celeriac.app.sending import BrokerSender, RetryPolicy, chosen_sender
+from celeriac.app.sending import (
+    BrokerSender,
+    RetryPolicy,
+    Sender,
+    chosen_sender,
+    outbox_sender,
+)
 from celeriac.brokers.base import MIN_PRIORITY, OutboundMessage, check_priority
 from celeriac.canvas.signature import signature_dicts
 from celeriac.canvas.stamping import stamp_names, stamps_in
@@ -83,6 +89,19 @@ def _ignored(route: Mapping[str, Any], task_type: Any) -> bool:
     return bool(route.get("ignore_result")) or (
         task_type is not None and task_type.resolve_ignore_result()
     )
+
+
+def _outbox_key(task_id: str, route: Mapping[str, Any]) -> str:
+    """The idempotency key of a message sent through an outbox: its own task id, so the
+    worker runs one copy of a message the relay published twice."""
+    if route.get("idempotency_key") is not None:
+        raise ValueError(
+            "idempotency_key cannot be combined with the outbox: the outbox row's id (the "
+            "task id) already makes the call run once, and a key reserved at call time "
+            "would stay held if the transaction rolled back; leave idempotency_key out, or "
+            "keep the uniqueness in your own table"
+        )
+    return f"outbox:{task_id}"
 
 
 # One task call for ``send_many``: (name, args, kwargs, task_id, task_type, options).
@@ -148,7 +167,9 @@ class Producer:
     def _send_many(
         self, calls: Sequence[Call], traces: list[PublishTrace] | None
     ) -> list[AsyncResult[Any]]:
-        outgoing = [self._build(*call, traces=traces) for call in calls]
+        sender = self._sender(calls[0][5]) if calls else self.app.sender
+        repeatable = sender.may_repeat
+        outgoing = [self._build(*call, traces=traces, repeatable=repeatable) for call in calls]
         results: list[AsyncResult[Any]] = []
         sending: list[_Outgoing] = []
         for item in outgoing:
@@ -167,7 +188,7 @@ class Producer:
         try:
             for item in sending:
                 self._announce(signals.before_task_publish, item)
-            self._publish([item.outbound for item in sending], sending[0].route)
+            self._publish([item.outbound for item in sending], sending[0].route, sender)
         except BaseException:
             for item in sending:  # not sent: the key must not name it
                 if item.key is not None and item.reserved:
@@ -203,6 +224,7 @@ class Producer:
         task_type: Any,
         options: dict[str, Any],
         traces: list[PublishTrace] | None = None,
+        repeatable: bool = False,
     ) -> _Outgoing:
         check_call_options(name, options)
         args, kwargs = tuple(args or ()), dict(kwargs or {})
@@ -246,7 +268,9 @@ class Producer:
             priority=priority,
             reply_to=self._reply_to(route, task_type),
             extra_headers=headers,
-            idempotency_key=route.get("idempotency_key"),
+            idempotency_key=_outbox_key(task_id, route)
+            if repeatable
+            else route.get("idempotency_key"),
             compression=route.get("compression") or conf.task_compression,
             stamped_headers=stamp_names(route),
             stamps=stamps_in(route),
@@ -258,7 +282,7 @@ class Producer:
             route["queue"], payload, message.id, priority or MIN_PRIORITY, delay
         )
         ignored = _ignored(route, task_type)
-        key = route.get("idempotency_key")
+        key = None if repeatable else route.get("idempotency_key")
         return _Outgoing(name, task_id, message, outbound, route, key, ignored)
 
     def _announce(self, signal: Any, item: _Outgoing) -> None:
@@ -333,13 +357,21 @@ class Producer:
         """``task_publish_retry_policy`` with the call's own ``retry_policy`` over it."""
         return {**self.app.conf.task_publish_retry_policy, **(route.get("retry_policy") or {})}
 
-    def _publish(self, outbound: list[OutboundMessage], route: Mapping[str, Any]) -> None:
+    def _sender(self, options: Mapping[str, Any]) -> Sender:
+        """Where the call's messages go: ``outbox=``, else ``connection=`` to another
+        broker, else the sender ``sending_through`` chose, else the app's."""
+        if options.get("outbox") is not None:
+            return outbox_sender(options["outbox"])
+        connection = options.get("connection")
+        if isinstance(connection, Connection) and connection.owned:
+            return BrokerSender(connection.broker)
+        return chosen_sender(self.app) or self.app.sender
+
+    def _publish(
+        self, outbound: list[OutboundMessage], route: Mapping[str, Any], sender: Sender
+    ) -> None:
         conf = self.app.conf
         retry = route.get("retry")
         retry = conf.task_publish_retry if retry is None else retry
         policy = self._retry_policy(route)
-        sender = chosen_sender(self.app) or self.app.sender
-        connection = route.get("connection")
-        if isinstance(connection, Connection) and connection.owned:
-            sender = BrokerSender(connection.broker)  # apply_async(connection=) to another broker
         sender.send(outbound, RetryPolicy.from_options(bool(retry), policy))
