@@ -324,14 +324,6 @@ CLI_NOTES: dict[str, Note] = {
     "graph workers": absent(
         "Not offered: `celeriac status` and `celeriac inspect stats` list the workers."
     ),
-    "amqp": absent(
-        "Celery's AMQP shell (through kombu); use RabbitMQ's own tools "
-        "(`rabbitmqadmin`, `rabbitmqctl`)."
-    ),
-    "amqp *": absent(
-        "Celery's AMQP shell (through kombu); use RabbitMQ's own tools "
-        "(`rabbitmqadmin`, `rabbitmqctl`)."
-    ),
     "logtool": absent("Celery's reader of worker log files; not offered."),
     "logtool *": absent("Celery's reader of worker log files; not offered."),
     "purge": differs(

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import click
 
 from celeriac.app.base import Celeriac
+from celeriac.cli.amqp import amqp_group
 from celeriac.cli.base import cli
 from celeriac.cli.control import control_cli, inspect_cli, status_cli
 from celeriac.cli.deadletters import dead_letters_group
@@ -31,6 +32,7 @@ from celeriac.cli.worker import worker_command
 cli.add_command(worker_command)
 cli.add_command(embedded_group)
 for command in (
+    amqp_group,
     call_command,
     control_cli,
     dead_letters_group,
