@@ -381,10 +381,6 @@ NOTES: dict[str, dict[str, Note]] = {
             "the-command-line-and-the-apps-connections",
         ),
         "Beat": absent(BEAT),
-        "clock": absent(
-            "The logical clock that orders events and remote-control replies, neither of "
-            "which is built yet."
-        ),
         "oid": absent("Identifies the app for remote-control replies, not built yet."),
         "thread_oid": absent("Identifies a thread for remote-control replies, not built yet."),
         "*_cls": absent(DOTTED_CLASSES),
@@ -412,12 +408,6 @@ NOTES: dict[str, dict[str, Note]] = {
         "annotations": absent(
             "`task_annotations` is applied to each task as it is registered; the prepared "
             "list is not exposed."
-        ),
-        "autofinalize": absent(
-            "The app always finalizes on first use; there is no option to forbid it."
-        ),
-        "strict_typing": absent(
-            "No app-wide switch; `typing=` on a task turns the argument check on or off."
         ),
         "broker_connection": absent(KOMBU_POOLS),
         "connection_or_acquire": absent(KOMBU_POOLS),
@@ -483,21 +473,7 @@ NOTES: dict[str, dict[str, Note]] = {
         "add_around": absent(INTERNAL),
         "annotate": absent("Internal: `task_annotations` is applied at registration."),
         "bind": absent("Internal: a task is bound to its app when it is registered."),
-        "on_bound": absent("A class hook Celery calls when binding; not offered."),
         "from_config": absent("Internal: the settings a task reads its defaults from."),
-        "pop_request": absent(
-            "celeriac keeps the running request in a context variable, not on a stack per "
-            "task object, so asyncio tasks running side by side each see their own; "
-            "`self.request` works."
-        ),
-        "push_request": absent(
-            "celeriac keeps the running request in a context variable, not on a stack per "
-            "task object; `task.apply()` runs a task with a request of its own."
-        ),
-        "request_stack": absent(
-            "celeriac keeps the running request in a context variable, not on a stack per "
-            "task object; `self.request` works."
-        ),
         "resultrepr_maxsize": absent(
             "The worker's log line for a finished task is not configurable per task."
         ),
@@ -507,9 +483,6 @@ NOTES: dict[str, dict[str, Note]] = {
             "[`task_reject_on_worker_lost`](differences-from-celery.md#reject-on-worker-lost)."
         ),
         "send_events": absent(EVENTS),
-        "shadow_name": absent(
-            "The `shadow=` calling option works; a method computing it per call is not offered."
-        ),
     },
     "signature": {
         "stamp": differs("A chord stamped without a visitor stamps its body too.", "stamping"),

@@ -1,14 +1,20 @@
 """``Request``: what ``self.request`` tells a running task about its call.
 
 Imports leaves and ``messages``. Fields follow Celery's ``Task.request``; ours add
-``delivery_count`` and ``idempotency_key``. Custom headers become attributes too.
+``delivery_count`` and ``idempotency_key``. Custom headers become attributes too. Also
+Celery's ``task.push_request()``/``pop_request()``/``request_stack``, on top of the
+per-context request (``celeriac._context``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 
+from celeriac._context import current_request, get_current_request
 from celeriac.messages.envelope import Message
 from celeriac.messages.protocol import TaskBody
 
@@ -121,3 +127,67 @@ class Request:
             setattr(request, name, h.get(name))
         request.root_id = request.root_id or message.id  # written only when it differs
         return request
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(Request))
+# Requests pushed with push_request in this context, newest last: (task name, token).
+_pushed: ContextVar[tuple[tuple[str | None, Token[Any]], ...]] = ContextVar(
+    "celeriac_pushed_requests", default=()
+)
+
+
+class RequestStack:
+    """Celery's ``task.request_stack``: the requests of one task in this thread or
+    coroutine. ``top`` is the running (or pushed) request, None outside a call."""
+
+    def __init__(self, task_name: str | None) -> None:
+        self.task_name = task_name
+
+    @property
+    def top(self) -> Request | None:
+        current = get_current_request()
+        return current if current is not None and current.task == self.task_name else None
+
+    def push(self, request: Request) -> None:
+        """Make ``request`` the one ``self.request`` reads until ``pop``."""
+        token = current_request.set(request)
+        _pushed.set((*_pushed.get(), (self.task_name, token)))
+
+    def pop(self) -> Request | None:
+        """Undo the latest ``push`` of this task and return its request; None (and
+        nothing undone) when this task's latest push was already popped."""
+        pushed = _pushed.get()
+        if not pushed or pushed[-1][0] != self.task_name:
+            return None
+        request = self.top
+        _pushed.set(pushed[:-1])
+        current_request.reset(pushed[-1][1])
+        return request
+
+
+class RequestStackMembers:
+    """``push_request``, ``pop_request`` and ``request_stack`` (mixed into ``Task``)."""
+
+    @property
+    def request_stack(self) -> RequestStack:
+        task: Any = self  # a Task: its name and request
+        return RequestStack(task.name)
+
+    def push_request(self, *args: Mapping[str, Any], **kwargs: Any) -> None:
+        """Run what follows with a request of your own, as Celery's does: the current
+        ``self.request`` updated with a mapping and keyword fields (a name that is not a
+        field reads as an attribute, like a custom header). Undo with ``pop_request``.
+        A test sets ``task.push_request(id='t1', retries=2)`` before calling ``task()``."""
+        given = {key: value for mapping in args for key, value in dict(mapping).items()}
+        given.update(kwargs)
+        task: Any = self
+        base: Request = task.request
+        headers = {**base.headers, **(given.pop("headers", None) or {})}
+        headers.update({key: given.pop(key) for key in list(given) if key not in _FIELDS})
+        fields = {f: getattr(base, f) for f in _FIELDS if f not in ("task", "headers")}
+        request = Request(**{**fields, **given, "task": task.name}, headers=headers)
+        self.request_stack.push(request)
+
+    def pop_request(self) -> None:
+        """Undo the latest ``push_request`` of this task."""
+        self.request_stack.pop()

@@ -30,7 +30,7 @@ from celeriac.messages.call_options import (
     REFUSED_CALL_OPTIONS,
 )
 from celeriac.messages.protocol import custom_headers
-from celeriac.request import Request
+from celeriac.request import Request, RequestStackMembers
 from celeriac.result import AsyncResult, EagerResult
 from celeriac.trace import OutcomeKind, trace_task
 
@@ -102,13 +102,13 @@ def exponential_backoff(factor: float, retries: int, maximum: float, full_jitter
     return max(0.0, float(countdown))
 
 
-class Task(Generic[P, R]):
+class Task(RequestStackMembers, Generic[P, R]):
     """A task type. ``@app.task`` makes one from a function; subclass it for custom bases."""
 
     name: ClassVar[str | None] = None
     _app: ClassVar[Any] = None
 
-    typing: bool = True
+    typing: bool | None = None  # None: the app's strict_typing (set when registered)
     max_retries: int | None = 3
     default_retry_delay: float = 180
     rate_limit: str | int | float | None = None
@@ -247,7 +247,7 @@ class Task(Generic[P, R]):
 
     def check_call(self, args: Sequence[Any], kwargs: Mapping[str, Any], options: Any) -> None:
         """Refuse a call that cannot work: wrong arguments (``typing``), unknown options."""
-        if self.typing:
+        if self.app.strict_typing if self.typing is None else self.typing:
             self.check_arguments(args, kwargs)
         check_call_options(str(self.name), options)
 
@@ -296,6 +296,7 @@ class Task(Generic[P, R]):
             dumped_args, dumped_kwargs = self.dump_model_arguments(args, kwargs, options)
             args, kwargs = tuple(dumped_args), dict(dumped_kwargs)
         app = self.app
+        app._check_finalized()  # Celery(autofinalize=False): refused before app.finalize()
         if app.conf.task_always_eager:
             self.check_call(args, kwargs, options)
             task_id = task_id or new_id()
@@ -311,6 +312,7 @@ class Task(Generic[P, R]):
                 link_error=link_error,
                 **options,
             )
+        shadow = shadow or self.shadow_name(args, kwargs, options)
         self.outgoing_options(args, kwargs, options)
         if type(self).AsyncResult is not Task.AsyncResult:  # a base class's own result type
             options.setdefault("result_cls", self.AsyncResult)
@@ -341,6 +343,7 @@ class Task(Generic[P, R]):
     ) -> EagerResult[R]:
         """Run the task here and now through ``trace``, blocking until it returns."""
         app = self.app
+        app._check_finalized()
         task_id = task_id or new_id()
         throw = app.conf.task_eager_propagates if throw is None else throw
         request = self._eager_request(args, kwargs, task_id, retries, link, link_error, options)
@@ -554,6 +557,15 @@ class Task(Generic[P, R]):
         return replacing.add_to_chord(self, sig, lazy)
 
     # -- hooks (override in a custom base class) --------------------------------------------
+    def shadow_name(self, args: Any, kwargs: Any, options: Any) -> str | None:
+        """The name this call shows in the worker's logs and events when ``shadow=`` is
+        not given (None: the task's own); ``@app.task(shadow_name=fun)`` sets it too."""
+        return None
+
+    @classmethod
+    def on_bound(cls, app: Celeriac) -> None:
+        """Called with the app when the task class is registered with it."""
+
     def before_start(self, task_id: str | None, args: Any, kwargs: Any) -> None:
         """Called before the body runs."""
 

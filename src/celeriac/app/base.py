@@ -72,9 +72,13 @@ class Celeriac(AppMembers):
         set_as_current: bool = True,
         namespace: str | None = None,
         task_cls: type[BaseTask[Any, Any]] | None = None,
+        autofinalize: bool = True,
+        strict_typing: bool = True,
         **settings: Any,
     ) -> None:
         self.main = main
+        self.autofinalize = autofinalize  # False: tasks and app.tasks refused before finalize()
+        self.strict_typing = strict_typing  # the default of Task.typing
         self.namespace = namespace  # Celery keeps the constructor's choices readable
         self.set_as_current = set_as_current
         self._fixups = fixups.install(self)  # Django's, when DJANGO_SETTINGS_MODULE is set
@@ -319,7 +323,7 @@ class Celeriac(AppMembers):
 
     @property
     def tasks(self) -> TaskRegistry:
-        self.finalize()
+        self.finalize(auto=True)
         return self._tasks
 
     @overload
@@ -394,6 +398,7 @@ class Celeriac(AppMembers):
         task.__dict__["__name__"] = fun.__name__
         self._annotate(task)
         self._tasks[name] = task
+        self._bind_task(task)
         return task
 
     def register_task(self, task: Any, **options: Any) -> BaseTask[Any, Any]:
@@ -411,6 +416,7 @@ class Celeriac(AppMembers):
         if existing is not None and existing is not instance:
             warn_duplicate(self, str(instance.name), existing, instance, REPLACED)
         self._tasks[str(instance.name)] = instance
+        self._bind_task(instance)
         return instance
 
     def _annotate(self, task: BaseTask[Any, Any]) -> None:
@@ -447,11 +453,14 @@ class Celeriac(AppMembers):
                 if exc.name != module:
                     raise  # a misspelt package, or a failed import inside the tasks module
 
-    def finalize(self) -> None:
+    def finalize(self, auto: bool = False) -> None:
         """Send ``import_modules``, import ``imports``, ``include`` and autodiscovered
-        modules (once), then send ``on_after_finalize``."""
+        modules (once), then send ``on_after_finalize``. ``auto``: a first use of the
+        registry, refused with ``Celery(autofinalize=False)``."""
         if self.finalized:
             return
+        if auto:
+            self._check_finalized()
         self.finalized = True
         self._announce_configured()
         # As Celery's loader: a receiver's error stops the start-up instead of hiding.

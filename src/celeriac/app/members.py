@@ -2,8 +2,10 @@
 
 Each works as Celery's: ``app.configured``, ``app.current_task``, ``app.timezone`` and
 ``app.uses_utc_timezone()``, ``app.either(key, value)``, ``app.select_queues(...)``,
-``app.set_default()``, ``app.ResultSet(...)``, the ``on_init``/``on_configure`` subclass
-hooks, and the platform flags. Kept apart from ``app.base`` so the app's core stays small.
+``app.set_default()``, ``app.ResultSet(...)``, ``app.clock``, the ``on_init``/``on_configure``
+subclass hooks, the platform flags, and how a task is bound to the app (``strict_typing``,
+``Task.on_bound``, ``autofinalize``). Kept apart from ``app.base`` so the app's core stays
+small.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from celeriac.app.base import Celeriac
     from celeriac.app.registry import TaskRegistry
     from celeriac.config.conf import Settings
+    from celeriac.events import LamportClock
 
 
 class AppMembers:
@@ -30,6 +33,9 @@ class AppMembers:
     conf: Settings
     _configured: bool
     _tasks: TaskRegistry
+    finalized: bool
+    autofinalize: bool
+    strict_typing: bool
 
     IS_WINDOWS: ClassVar[bool] = sys.platform.startswith("win")
     IS_macOS: ClassVar[bool] = sys.platform == "darwin"
@@ -80,6 +86,28 @@ class AppMembers:
     def set_default(self) -> None:
         """Make this the app used where none is given (the current app, process-wide)."""
         set_current_app(self)
+
+    @property
+    def clock(self) -> LamportClock:
+        """This process's Lamport clock, which stamps the events the app sends and orders
+        those it receives (``app.events.clock``)."""
+        return cast("Celeriac", self).events.clock
+
+    def _check_finalized(self) -> None:
+        """With ``Celery(autofinalize=False)``: refuse to use tasks before ``finalize()``."""
+        if not self.finalized and not self.autofinalize:
+            raise RuntimeError(
+                "Contract breach: app not finalized: this app was made with "
+                "autofinalize=False, so call app.finalize() before using its tasks"
+            )
+
+    def _bind_task(self, task: Any) -> None:
+        """A task just registered: ``typing`` from ``strict_typing`` when the task leaves
+        it unset, then the task class's ``on_bound(app)`` hook, as Celery binds a task."""
+        cls = type(task)
+        if cls.typing is None:
+            cls.typing = self.strict_typing
+        cls.on_bound(self)
 
     def ResultSet(self, results: Iterable[Any], **kwargs: Any) -> _ResultSet:
         """``celeriac.ResultSet`` bound to this app."""

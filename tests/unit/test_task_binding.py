@@ -1,0 +1,197 @@
+"""How a task is bound to its app, as in Celery: ``Celery(strict_typing=...)``,
+``Celery(autofinalize=False)``, the ``on_bound`` and ``shadow_name`` hooks, the request
+stack (``push_request``/``pop_request``/``request_stack``) and ``app.clock``."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+import celeriac
+from celeriac import Celery
+from tests.conftest import take_messages
+
+
+def test_strict_typing_false_turns_the_argument_check_off_by_default() -> None:
+    app = Celery("loose", broker="memory://", strict_typing=False, set_as_current=False)
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task(typing=True)
+    def checked(x: int) -> int:
+        return x
+
+    assert add.typing is False and checked.typing is True
+    add.apply_async((1, 2, 3))  # sent as given: the worker's call will fail, as in Celery
+    with pytest.raises(TypeError, match="checked"):
+        checked.delay(1, 2)
+    app.close()
+
+
+def test_strict_typing_is_on_by_default(app: Celery) -> None:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    assert app.strict_typing is True and add.typing is True
+    with pytest.raises(TypeError):
+        add.delay(1, 2, 3)
+
+
+def test_autofinalize_false_refuses_tasks_and_registry_before_finalize() -> None:
+    app = Celery("strict", broker="memory://", autofinalize=False, set_as_current=False)
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    assert app.autofinalize is False
+    with pytest.raises(RuntimeError, match="app not finalized"):
+        app.tasks  # noqa: B018 - reading the registry is the use being refused
+    with pytest.raises(RuntimeError, match=r"call app\.finalize\(\)"):
+        add.delay(1, 2)
+    with pytest.raises(RuntimeError, match="app not finalized"):
+        add.apply((1, 2))
+    app.send_task("by.name")  # sending by name needs no registry, as in Celery
+    app.finalize()
+    assert app.tasks[add.name] is add
+    assert add.apply((1, 2)).get() == 3
+    app.close()
+
+
+def test_on_bound_is_called_with_the_app_when_a_task_is_registered(app: Celery) -> None:
+    bound: list[tuple[str | None, Celery]] = []
+
+    class Recorded(celeriac.Task[Any, Any]):
+        @classmethod
+        def on_bound(cls, app: Any) -> None:
+            bound.append((cls.name, app))
+
+    @app.task(base=Recorded)
+    def job() -> None:
+        return None
+
+    class Other(Recorded):
+        name = "proj.other"
+
+        def run(self) -> None:
+            return None
+
+    app.register_task(Other)
+    assert bound == [(job.name, app), ("proj.other", app)]
+
+
+def test_shadow_name_names_each_call_unless_shadow_is_given(app: Celery) -> None:
+    def by_first_argument(task: Any, args: Any, kwargs: Any, options: Any) -> str:
+        return f"{task.name}:{args[0]}"
+
+    @app.task(shadow_name=by_first_argument)
+    def run_report(kind: str) -> None:
+        return None
+
+    @app.task
+    def plain() -> None:
+        return None
+
+    run_report.delay("sales")
+    run_report.apply_async(("hr",), shadow="explicit")
+    plain.delay()
+    shadows = [message.headers.get("shadow") for message, _ in take_messages(app)]
+    assert shadows == [f"{run_report.name}:sales", "explicit", None]
+
+
+def test_shadow_name_on_a_base_class(app: Celery) -> None:
+    class Tenant(celeriac.Task[Any, Any]):
+        def shadow_name(self, args: Any, kwargs: Any, options: Any) -> str | None:
+            return f"{self.name}[{kwargs['tenant']}]"
+
+    @app.task(base=Tenant)
+    def sync(tenant: str) -> None:
+        return None
+
+    sync.delay(tenant="acme")
+    [(message, _)] = take_messages(app)
+    assert message.headers["shadow"] == f"{sync.name}[acme]"
+
+
+def test_push_request_sets_self_request_for_a_direct_call(app: Celery) -> None:
+    @app.task(bind=True)
+    def seen(self: Any) -> tuple[Any, ...]:
+        return (self.request.id, self.request.retries, self.request.get("tenant"))
+
+    assert seen() == (None, 0, None)
+    seen.push_request(id="t1", retries=2, tenant="acme")
+    try:
+        assert seen() == ("t1", 2, "acme")
+        assert seen.request_stack.top is seen.request
+        seen.push_request({"retries": 3})  # updates the current request, as in Celery
+        assert seen() == ("t1", 3, "acme")
+        seen.pop_request()
+        assert seen() == ("t1", 2, "acme")
+    finally:
+        seen.pop_request()
+    assert seen() == (None, 0, None)
+    assert seen.request_stack.top is None
+    seen.pop_request()  # an empty stack: nothing to undo, as Celery's LocalStack
+
+
+def test_pushed_requests_are_per_thread_and_per_task(app: Celery) -> None:
+    @app.task(bind=True)
+    def one(self: Any) -> Any:
+        return self.request.id
+
+    @app.task(bind=True)
+    def two(self: Any) -> Any:
+        return self.request.id
+
+    one.push_request(id="main")
+    seen: list[Any] = []
+    thread = threading.Thread(target=lambda: seen.append(one()))
+    thread.start()
+    thread.join()
+    assert seen == [None] and one() == "main" and two() is None
+    two.pop_request()  # not two's push: left alone
+    assert one() == "main"
+    one.pop_request()
+    assert one() is None
+
+
+def test_the_request_stack_top_is_the_running_request(app: Celery) -> None:
+    @app.task(bind=True)
+    def running(self: Any) -> bool:
+        return self.request_stack.top is self.request and self.request.id == "r1"
+
+    assert running.apply(task_id="r1").get() is True
+
+
+def test_app_clock_stamps_the_events_the_app_sends(app: Celery) -> None:
+    assert app.clock is app.events.clock
+    before = app.clock.value
+    with app.events.default_dispatcher() as dispatcher:
+        event = dispatcher.send("task-progress", uuid="x")
+    assert event is not None and event["clock"] == before + 1 == app.clock.value
+    assert app.clock.adjust(100) == 101  # what a received event does to it
+
+
+def test_push_request_in_asyncio_tasks_side_by_side(app: Celery) -> None:
+    @app.task(bind=True)
+    def whose(self: Any) -> Any:
+        return self.request.id
+
+    async def one(task_id: str) -> Any:
+        whose.push_request(id=task_id)
+        await asyncio.sleep(0)  # let the other coroutine push its own
+        try:
+            return whose()
+        finally:
+            whose.pop_request()
+
+    async def both() -> list[Any]:
+        return list(await asyncio.gather(one("a"), one("b")))
+
+    assert asyncio.run(both()) == ["a", "b"]
