@@ -36,7 +36,7 @@ class ControlState(Protocol):
         running here (only here: the command reached this worker)."""
 
     def running_ids(self, task_ids: Sequence[str]) -> list[str]:
-        """Which of ``task_ids`` run here now."""
+        """Which of ``task_ids`` run here now (or were stopped here by a revoke just now)."""
 
     def stats(self) -> dict[str, Any]:
         """Celery's ``stats`` reply for this worker."""

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from celeriac import states
 from celeriac.brokers.base import Revocation
 from celeriac.control.registry import control_command, inspect_command, nok, ok
 from celeriac.worker.banner import mask_password
@@ -38,6 +39,9 @@ class WorkerControl:
         self.started = time.monotonic()
         self.total: collections.Counter[str] = collections.Counter()  # tasks started, by name
         self._waiting: dict[str, HeldJob] = {}  # received, no slot yet
+        # Tasks that ended REVOKED here lately: a terminate's reply may be computed after
+        # the revocation (announced on its own topic) already stopped the task.
+        self._revoked_here: collections.deque[str] = collections.deque(maxlen=1000)
 
     @property
     def consumer(self) -> Any:
@@ -53,6 +57,8 @@ class WorkerControl:
 
     def task_finished(self, job: HeldJob, outcome: Outcome) -> None:
         self._waiting.pop(job.id, None)
+        if outcome.state == states.REVOKED:
+            self._revoked_here.append(job.id)
 
     # -- inspect ---------------------------------------------------------------------------
     def active(self) -> list[dict[str, Any]]:
@@ -88,8 +94,10 @@ class WorkerControl:
         return revocations.ids() if revocations is not None else []
 
     def running_ids(self, task_ids: Sequence[str]) -> list[str]:
+        """Of ``task_ids``, those running here, or stopped here by a revoke just now."""
         running = self.consumer.running if self.consumer is not None else {}
-        return [task_id for task_id in task_ids if task_id in running]
+        stopped = set(self._revoked_here)
+        return [task_id for task_id in task_ids if task_id in running or task_id in stopped]
 
     def stats(self) -> dict[str, Any]:
         worker, pool = self.worker, self.worker.pool
