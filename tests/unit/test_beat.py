@@ -8,6 +8,7 @@ so a paused leader is one whose clocks stood still while the broker's ran on.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -244,3 +245,41 @@ def test_a_foreign_scheduler_class_is_refused() -> None:
     app = Celery("proj", broker="memory://")
     with pytest.raises(ImproperlyConfigured, match="not a subclass"):
         Service(app, scheduler_cls="celeriac.beat:ScheduleEntry")
+
+
+def wait_for_change(beat: Scheduler, version: int) -> None:
+    """Until the scheduler's follower has read a change past ``version``."""
+    assert beat.live is not None
+    deadline = time.monotonic() + 5
+    while beat.live.snapshot()[0] <= version:
+        assert time.monotonic() < deadline, "the change never arrived"
+        time.sleep(0.01)  # the follower thread reads the topic
+
+
+def test_live_changes_apply_without_a_restart() -> None:
+    clock = Clock()
+    app = make_app(clock)
+    beat = FakeScheduler(app, clock, "a")
+    beat.tick()
+    assert beat.live is not None and beat.live.ready.wait(5)
+    version = beat.live.snapshot()[0]
+    app.beat.add("report", "proj.report", crontab(minute=0, hour=3), args=["sales"],
+                 options={"queue": "reports"})  # fmt: skip
+    app.beat.disable("tick")
+    wait_for_change(beat, version + 1)
+    beat.tick()
+    assert beat.schedule["report"].args == ("sales",)
+    assert beat.schedule["report"].schedule == crontab(minute=0, hour=3)
+    assert beat.schedule["tick"].enabled is False
+    clock.t = 3.5
+    beat.tick()
+    assert sent_ids(app) == [], "a disabled entry sends nothing"
+    with pytest.raises(ValueError, match="sets schedule in beat_schedule"):
+        app.beat.update("tick", schedule=5.0)
+    version = beat.live.snapshot()[0]
+    app.beat.remove("report")
+    wait_for_change(beat, version)
+    beat.tick()
+    assert set(beat.schedule) == {"tick"}
+    assert set(app.beat.entries()) == {"tick"}
+    beat.close()

@@ -22,6 +22,7 @@ from celeriac._tracing import TaskTracing
 from celeriac.app import builtins, entrypoints, fixups, periodic, shared
 from celeriac.app.amqp import AMQP
 from celeriac.app.annotations import apply_annotation, resolve_annotations
+from celeriac.app.beat_entries import BeatEntries
 from celeriac.app.broker_connection import Connection
 from celeriac.app.connections import (
     create_backend,
@@ -474,6 +475,11 @@ class Celeriac(AppMembers):
         for task in list(self._tasks.values()):
             self._annotate(task)
         self.on_after_finalize.send(sender=self)
+
+    @functools.cached_property
+    def beat(self) -> BeatEntries:
+        """Live changes to the periodic tasks of running beats (``app.beat.add(...)``)."""
+        return BeatEntries(self)
 
     def add_periodic_task(
         self, schedule: Any, sig: Any, args: Sequence[Any] = (),

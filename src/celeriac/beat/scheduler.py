@@ -22,15 +22,18 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from celeriac.app.beat_entries import decode_schedule
 from celeriac.beat import state
 from celeriac.beat.entry import ScheduleEntry, entries_from_config
 from celeriac.beat.leadership import Leadership
+from celeriac.beat.live import LiveChanges
 from celeriac.beat.misfire import plan
-from celeriac.exceptions import BrokerError
+from celeriac.exceptions import BrokerError, ImproperlyConfigured
 
 logger = logging.getLogger("celeriac.beat")
 _RUN_IDS = uuid.UUID("6f0c1b3e-58a4-4d1f-9a57-2b1e0c7d9a11")  # the namespace of run ids
 STANDBY_CHECKS = 10  # a standby tries the lease this many times per ttl
+LIVE_DELAY = 1.0  # seconds within which a live change (``app.beat``) takes effect
 
 
 def run_key(name: str, due: datetime) -> str:
@@ -64,6 +67,7 @@ class Scheduler:
         lease_timeout: float | None = None,
         holder: str | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        live_changes: bool = True,
     ) -> None:
         self.app = app
         conf = app.conf
@@ -74,6 +78,9 @@ class Scheduler:
         self.last: dict[str, datetime] = {}  # the latest due time handled, per entry
         self._next: dict[str, datetime] = {}  # the next due time after the last look, per entry
         self._extra = dict(schedule or {})
+        self._code: dict[str, Any] = {}  # beat_schedule and ``schedule``: the code's entries
+        self.live = LiveChanges(app.broker) if live_changes else None
+        self._live_version = 0
         self._since: datetime | None = None  # the previous look while leading
         self._records = 0
         if schedule_filename:
@@ -97,7 +104,8 @@ class Scheduler:
         """Finalize the app (``on_after_configure``/``on_after_finalize`` receivers may add
         periodic tasks), then read ``beat_schedule``."""
         self.app.finalize()
-        self.merge_inplace({**self.app.conf.beat_schedule, **self._extra})
+        self._code = {**self.app.conf.beat_schedule, **self._extra}
+        self.merge_inplace(self._code)
 
     def merge_inplace(self, schedule: Mapping[str, Any]) -> None:
         """Make the entries those of ``schedule``: new ones added, changed ones updated
@@ -134,12 +142,15 @@ class Scheduler:
         its lease gone and sends nothing.
         """
         term = self.leadership.token
+        if self.live is not None and not self.live.started:
+            self.live.start()
         if not self.leadership.renew():
             self._since = None
             return min(self.max_interval, self.leadership.ttl / STANDBY_CHECKS)
         now = self.now()
         if self.leadership.token != term:
             self._take_over(now)
+        self._apply_live()
         handled: dict[str, datetime] = {}
         due: list[tuple[ScheduleEntry, datetime]] = []
         for entry in list(self.data.values()):
@@ -156,7 +167,34 @@ class Scheduler:
         self._since = now
         return self._wait(now)
 
+    def _apply_live(self) -> None:
+        """Rebuild the entries when a live change arrived: the live entries, with the
+        fields the code sets winning for names in both; an entry that cannot work is
+        left out and logged."""
+        if self.live is None:
+            return
+        version, live = self.live.snapshot()
+        if version == self._live_version:
+            return
+        self._live_version = version
+        schedule = dict(self._code)
+        for name, fields in live.items():
+            decoded = dict(fields)
+            try:
+                if "schedule" in decoded:
+                    decoded["schedule"] = decode_schedule(decoded["schedule"])
+                merged = {**decoded, **self._code.get(name, {})}
+                entries_from_config({name: merged}, self.app)
+            except (ImproperlyConfigured, ValueError, TypeError, KeyError) as exc:
+                logger.error("beat: live entry %r left out: %s", name, exc)
+                continue
+            schedule[name] = merged
+        self.merge_inplace(schedule)
+        logger.info("beat: schedule changed: %d entries", len(self.data))
+
     def _take_over(self, now: datetime) -> None:
+        if self.live is not None and not self.live.ready.wait(2.0):
+            logger.warning("beat: live changes not read yet; they apply once they arrive")
         try:
             stored = state.load(self.app.broker)
         except BrokerError as exc:
@@ -268,6 +306,8 @@ class Scheduler:
 
     def _wait(self, now: datetime) -> float:
         wait = min(self.max_interval, self.leadership.ttl / 3)
+        if self.live is not None:
+            wait = min(wait, LIVE_DELAY)
         upcoming = [
             self._next[e.name] for e in self.data.values() if e.enabled and e.name in self._next
         ]
@@ -299,6 +339,8 @@ class Scheduler:
         """Write the state and give up the lease, so a standby takes over at once."""
         self.sync()
         self.leadership.step_down()
+        if self.live is not None:
+            self.live.stop()
 
     @property
     def info(self) -> str:

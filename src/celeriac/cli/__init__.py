@@ -14,6 +14,7 @@ import click
 from celeriac.app.base import Celeriac
 from celeriac.cli.amqp import amqp_group
 from celeriac.cli.base import cli
+from celeriac.cli.beat import beat_command
 from celeriac.cli.control import control_cli, inspect_cli, status_cli
 from celeriac.cli.deadletters import dead_letters_group
 from celeriac.cli.embedded import embedded_group
@@ -33,6 +34,7 @@ cli.add_command(worker_command)
 cli.add_command(embedded_group)
 for command in (
     amqp_group,
+    beat_command,
     call_command,
     control_cli,
     dead_letters_group,

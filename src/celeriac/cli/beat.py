@@ -17,6 +17,7 @@ import click
 
 from celeriac.beat import Service
 from celeriac.cli.base import LOGLEVEL, CLIContext, CLIError
+from celeriac.cli.beat_entries import entries_group
 from celeriac.cli.pidfile import Pidfile, PidfileInUse
 from celeriac.cli.worker import ConfigError
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
@@ -54,9 +55,10 @@ def banner(service: Service) -> str:
     )
 
 
-@click.command(
+@click.group(
     "beat",
-    short_help="Start the periodic task scheduler.",
+    invoke_without_command=True,
+    short_help="Start the periodic task scheduler; change its entries.",
     context_settings={"max_content_width": 100},
 )
 @click.option("-l", "--loglevel", type=LOGLEVEL, help="Log level (default: WARNING).")
@@ -75,9 +77,9 @@ def banner(service: Service) -> str:
 )  # fmt: skip
 @click.option("--pidfile", type=click.Path(dir_okay=False), help="Write the pid here.")
 @click.option("--detach", is_flag=True, help="Refused: run under a process manager.")
-@click.pass_obj
+@click.pass_context
 def beat_command(
-    obj: CLIContext,
+    ctx: click.Context,
     /,
     loglevel: str | None,
     logfile: str | None,
@@ -88,7 +90,10 @@ def beat_command(
     detach: bool,
 ) -> None:
     """Send the periodic tasks of beat_schedule when they are due, exactly once each,
-    however many beats run."""
+    however many beats run. 'beat entries ...' changes the entries of running beats."""
+    if ctx.invoked_subcommand is not None:
+        return
+    obj: CLIContext = ctx.obj
     if detach:
         raise CLIError(
             "--detach is not supported: run beat in the foreground under a process manager "
@@ -117,5 +122,7 @@ def beat_command(
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EX_UNAVAILABLE)
 
+
+beat_command.add_command(entries_group)
 
 __all__ = ["beat_command"]

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from celeriac.config.beat_settings import BEAT
+
 from celeriac.config.outbox_settings import OUTBOX
 
 _NUM = (int, float)
@@ -46,7 +48,6 @@ def _s(name: str, default: Any, types: tuple[type, ...], doc: str, **kw: Any) ->
 _EVENTS = (
     "events travel on a capped stream that every receiver reads, not a queue per receiver"
 )
-_BEAT = "beat (periodic tasks) is not built yet"
 _REDIS_SECONDS = "Redis result store: seconds to wait for %s; None waits forever."
 
 
@@ -511,34 +512,7 @@ _DECLARED = [
         "Seconds an unused event queue lives.",
         not_in_effect=_EVENTS,
     ),
-    _s(
-        "beat_schedule",
-        {},
-        (dict,),
-        "Periodic tasks: name -> {task, schedule, args, kwargs, options}.",
-        not_in_effect=_BEAT,
-    ),
-    _s(
-        "beat_scheduler",
-        "celeriac.beat:PersistentScheduler",
-        (str,),
-        "Beat scheduler.",
-        not_in_effect=_BEAT,
-    ),
-    _s(
-        "beat_schedule_filename",
-        "celerybeat-schedule",
-        (str,),
-        "Beat state file.",
-        not_in_effect=_BEAT,
-    ),
-    _s(
-        "beat_max_loop_interval",
-        300.0,
-        _NUM,
-        "Longest beat sleep between checks.",
-        not_in_effect=_BEAT,
-    ),
+    *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in BEAT),
     _s(
         "timezone",
         None,
