@@ -41,7 +41,10 @@ def differs(text: str, anchor: str, at: str | None = None) -> Note:
 
 # Reasons shared by a family of names.
 BEAT = "Comes with beat (periodic tasks), which is not built yet."
-EVENTS = "Comes with task and worker events, which are not built yet."
+EVENTS = (
+    "Events travel on a capped stream that every receiver reads (see "
+    "[Events](monitoring.md#events)): there is no queue per receiver to configure."
+)
 CONTROL_CHANNEL = (
     "Remote control travels on the broker's channel (one broadcast topic for commands, a "
     "topic per call for its replies, gone with its caller): there are no control queues or "
@@ -482,7 +485,9 @@ NOTES: dict[str, dict[str, Note]] = {
             "`task_delivery_limit`); see "
             "[`task_reject_on_worker_lost`](differences-from-celery.md#reject-on-worker-lost)."
         ),
-        "send_events": absent(EVENTS),
+        "send_events": absent(
+            "Task events are sent per worker (`-E`, `worker_send_task_events`), not per task."
+        ),
     },
     "signature": {
         "stamp": differs("A chord stamped without a visitor stamps its body too.", "stamping"),
@@ -597,8 +602,8 @@ NOTES: dict[str, dict[str, Note]] = {
             "[green-thread pools](differences-from-celery.md#eventlet-gevent)."
         ),
         "heartbeat_sent": absent(
-            "Sent with worker heartbeat events, which are not built yet (the lease "
-            "heartbeat is not an event)."
+            "Not sent: follow the `worker-heartbeat` events instead (the lease heartbeat is "
+            "not an event)."
         ),
     },
     "settings": SETTINGS_NOTES,
@@ -621,7 +626,6 @@ NOTES: dict[str, dict[str, Note]] = {
             "Refused (exit 64): run the worker in the foreground under a process manager; "
             "see [`--detach`](differences-from-celery.md#detach)."
         ),
-        "worker --task-events": stub("Accepted, but sends nothing: task events are not built yet."),
         "worker --pool-start-method": absent("Prefork children are always forked."),
         "celery --loader": absent(
             "celeriac has no loaders: the app imports its task modules and reads its settings."

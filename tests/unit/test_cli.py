@@ -617,7 +617,7 @@ def test_the_banner_describes_the_worker_without_passwords() -> None:
         "results": "redis://admin:**@redis.internal:6379/1",
         "concurrency": "4 (threads pool)",
         "prefetch": "4 (concurrency 4 x multiplier 1)",
-        "task events": "OFF",
+        "task events": "OFF (enable -E to monitor tasks in this worker)",
         "queues": "a, b",
         "defaults": "acks late ON, reject on worker lost ON, prefetch multiplier 1",
     }
@@ -633,7 +633,7 @@ def test_the_banner_of_an_app_without_results_or_tasks() -> None:
     worker = FakeWorker(app, send_events=True)
     banner = render_banner(worker)
     assert re.search(r"^  results\s+disabled$", banner, re.MULTILINE)
-    assert re.search(r"^  task events\s+requested, not built yet$", banner, re.MULTILINE)
+    assert re.search(r"^  task events\s+ON$", banner, re.MULTILINE)
     assert "memory:// (in-process" in banner
     assert "registered tasks (0):" in banner
 

@@ -26,6 +26,7 @@ from celeriac.events.event import (
     check_fields,
     check_serializer,
     encode,
+    encode_batch,
     group_from,
     utcoffset,
 )
@@ -69,6 +70,7 @@ class EventDispatcher:
         self._buffer: collections.deque[dict[str, Any]] = collections.deque()
         self._wake: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._sending: asyncio.Lock | None = None
 
     # -- what is sent ---------------------------------------------------------------------
     def sends(self, type_: str) -> bool:
@@ -151,12 +153,10 @@ class EventDispatcher:
         """Queue one event for the flusher (``start_flushing`` first); never blocks."""
         if not self.sends(type_):
             return
+        # hostname, utcoffset and pid travel once per payload (``encode_batch``).
         fields["type"] = type_
         if "timestamp" not in fields:
             fields["timestamp"] = time.time()
-        fields["hostname"] = self.hostname
-        fields["utcoffset"] = self.utcoffset
-        fields["pid"] = self.pid
         fields["clock"] = self.clock.forward()
         if len(self._buffer) >= BUFFER_LIMIT:
             self._buffer.popleft()
@@ -193,9 +193,18 @@ class EventDispatcher:
                     await asyncio.sleep(LINGER)
 
     async def _flush_once(self) -> None:
+        if self._sending is None:
+            self._sending = asyncio.Lock()
+        async with self._sending:  # one publish at a time: a batch is never sent twice
+            await self._publish_batch()
+
+    async def _publish_batch(self) -> None:
         buffer = self._buffer
+        if not buffer:
+            return
         batch = list(itertools.islice(buffer, BATCH_LIMIT))
-        payload = encode(batch, self.serializer)
+        common = {"hostname": self.hostname, "utcoffset": self.utcoffset, "pid": self.pid}
+        payload = encode_batch(common, batch, self.serializer)
         await self.broker.publish_topic_async(self.topic, payload)
         for _ in range(len(batch)):  # what was posted meanwhile stays queued
             buffer.popleft()

@@ -12,7 +12,7 @@ import platform
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from celeriac.brokers.base import Topic
 
@@ -123,6 +123,20 @@ def encode(events: Iterable[Mapping[str, Any]], serializer: str = "json") -> byt
     return json.dumps(list(events), default=repr, separators=(",", ":")).encode()
 
 
+def encode_batch(
+    common: Mapping[str, Any], events: list[dict[str, Any]], serializer: str = "json"
+) -> bytes:
+    """One payload for events of one sender: the fields they share (``hostname``,
+    ``utcoffset``, ``pid``) once, beside the list (``decode`` puts them back)."""
+    return encode_one({"common": common, "events": events}, serializer)
+
+
+def encode_one(data: Any, serializer: str) -> bytes:
+    if serializer == "msgpack":
+        return bytes(_msgpack().packb(data, default=repr))
+    return json.dumps(data, default=repr, separators=(",", ":")).encode()
+
+
 def decode(payload: bytes) -> list[dict[str, Any]]:
     """The events of one payload (a list, or one event; JSON or msgpack, told apart by
     the first byte); ValueError when it is not events."""
@@ -134,10 +148,19 @@ def decode(payload: bytes) -> list[dict[str, Any]]:
             data = unpack(payload)
         except Exception as exc:  # msgpack's own errors for bytes that are not msgpack
             raise ValueError(f"not an event payload: {exc}") from None
-    items = data if isinstance(data, list) else [data]
+    if isinstance(data, dict) and isinstance(data.get("events"), list):
+        common = data.get("common") or {}
+        items: list[Any] = data["events"]
+        for item in items:
+            if isinstance(item, dict):
+                item.update(common)
+    else:
+        items = data if isinstance(data, list) else [data]
     if not all(isinstance(item, dict) and isinstance(item.get("type"), str) for item in items):
-        raise ValueError("an event payload is a JSON object with a 'type', or a list of them")
-    return items
+        raise ValueError(
+            "an event payload is an event (a map with a 'type'), a list of them, or a batch"
+        )
+    return cast("list[dict[str, Any]]", items)
 
 
 def check_fields(type_: str, fields: Mapping[str, Any]) -> None:

@@ -66,9 +66,12 @@ class WorkerEvents:
 
     # -- the heart ------------------------------------------------------------------------
     async def start(self) -> None:
-        self.dispatcher.start_flushing()
+        """Send ``worker-online`` (before the worker reports ready), then follow."""
         if self.heartbeat:
             self.beat("worker-online")
+            await self.dispatcher.flush()
+        self.dispatcher.start_flushing()
+        if self.heartbeat:
             self._heart = asyncio.get_running_loop().create_task(
                 self._beat_every(), name="celeriac-heartbeat-events"
             )
@@ -122,8 +125,8 @@ class WorkerEvents:
         self.processed += 1
         started = job.id in self._running
         self._running.discard(job.id)
-        kind = outcome.kind.value
-        if not self.dispatcher.sends("task-" + kind):
+        kind = outcome.kind  # (a str enum: compared with its values, without .value)
+        if not self.dispatcher.sends("task-"):
             return
         fields: dict[str, Any] = {"uuid": job.request.id}
         if kind == "success":

@@ -100,7 +100,7 @@ def render_banner(worker: BannerSubject) -> str:
     app = worker.app
     conf = app.conf
     python = f"{platform.python_implementation()} {platform.python_version()}"
-    events = "requested, not built yet" if worker.send_events else "OFF"
+    events = "ON" if worker.send_events else "OFF (enable -E to monitor tasks in this worker)"
     embedded = _embedded(app)
     rows = [
         ("node", worker.hostname),
