@@ -1,6 +1,7 @@
 """The Django outbox on PostgreSQL: the app's migration creates the table, task calls in
 ``transaction.atomic()`` become rows (``with outbox()`` and ``apply_async(outbox=
-connection)``), a rollback leaves none, and the SQLAlchemy relay publishes them to Redis."""
+connection)``, every call in an atomic block with ``OutboxInAtomicBlocks``), a rollback
+leaves none, and the SQLAlchemy relay publishes them to Redis."""
 
 from __future__ import annotations
 
@@ -66,6 +67,13 @@ CLIENT = textwrap.dedent(
             raise LookupError("the view failed")
     except LookupError:
         pass
+
+    from celeriac.contrib.django.outbox import OutboxInAtomicBlocks
+
+    app.sender = OutboxInAtomicBlocks(app)
+    with transaction.atomic():
+        ids.append(record.delay(4).id)  # to the outbox: inside an atomic block
+    record.delay(5)  # to the broker: outside one
     print(json.dumps(ids))
     """
 )
@@ -97,11 +105,12 @@ def test_calls_in_an_atomic_block_are_published_by_the_relay(
         app.task(name="record")(ran.append)
         relay = Relay(app.broker, sqlalchemy_url(databases["default"]))
         try:
-            assert relay.counts() == {PENDING: 2, SENT: 0, "dead": 0}
-            assert relay.relay_batch() == 2
-            assert drain(app) == 2
-            assert sorted(ran) == [1, 2]  # the rolled-back call (3) never ran
-            assert len(ids) == 2
+            assert app.broker.queue_length("celery") == 1  # 5, sent outside atomic blocks
+            assert relay.counts() == {PENDING: 3, SENT: 0, "dead": 0}
+            assert relay.relay_batch() == 3
+            assert drain(app) == 4
+            assert sorted(ran) == [1, 2, 4, 5]  # the rolled-back call (3) never ran
+            assert len(ids) == 3
         finally:
             relay.engine.dispose()
             app.close()

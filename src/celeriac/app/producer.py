@@ -167,7 +167,7 @@ class Producer:
     def _send_many(
         self, calls: Sequence[Call], traces: list[PublishTrace] | None
     ) -> list[AsyncResult[Any]]:
-        sender = self._sender(calls[0][5]) if calls else self.app.sender
+        sender = (self._sender(calls[0][5]) if calls else self.app.sender).resolve()
         repeatable = sender.may_repeat
         outgoing = [self._build(*call, traces=traces, repeatable=repeatable) for call in calls]
         results: list[AsyncResult[Any]] = []

@@ -61,6 +61,11 @@ class Sender(ABC):
     #: message the idempotency key ``outbox:<task id>``, and the worker runs one copy.
     may_repeat: ClassVar[bool] = False
 
+    def resolve(self) -> Sender:
+        """The sender for the call being made now: this one, or one it picks by the
+        caller's state (an outbox inside a database transaction, the broker outside)."""
+        return self
+
     @abstractmethod
     def send(self, messages: Sequence[OutboundMessage], policy: RetryPolicy) -> None:
         """Hand ``messages`` on; return once they are safe where this sender keeps them."""

@@ -5,8 +5,9 @@ outbox=connection)``) inside ``transaction.atomic()`` writes task calls to the
 them (docs/outbox.md#django).
 
 Edge layer: Django's side of ``celeriac.outbox`` (the same table, the same relay).
-``outbox`` and ``DjangoOutboxSender`` are loaded on first use: Django imports this
-package before its app registry is ready, when the model cannot be imported yet.
+The writers (``outbox``, ``OutboxInAtomicBlocks``, ``DjangoOutboxSender``) load on first
+use: Django imports this package before its app registry is ready, when the model cannot
+be imported yet.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import Any
 
 from celeriac.contrib.django.outbox.urls import sqlalchemy_url
 
-__all__ = ["DjangoOutboxSender", "outbox", "sqlalchemy_url"]
+__all__ = ["DjangoOutboxSender", "OutboxInAtomicBlocks", "outbox", "sqlalchemy_url"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("DjangoOutboxSender", "outbox"):
+    if name in ("DjangoOutboxSender", "OutboxInAtomicBlocks", "outbox"):
         from celeriac.contrib.django.outbox import writer
 
         return getattr(writer, name)

@@ -2,7 +2,8 @@
 
 Inside ``transaction.atomic()`` the rows commit or roll back with the caller's; on
 PostgreSQL a ``pg_notify`` (delivered at commit) wakes the relay. ``outbox(using=...)``
-routes the app's calls there for a block; ``apply_async(outbox=connection)`` for one call.
+routes the app's calls there for a block; ``apply_async(outbox=connection)`` for one call;
+``app.sender = OutboxInAtomicBlocks(app)`` for every call made inside an atomic block.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.connection import ConnectionProxy
 
 from celeriac._context import get_current_app
-from celeriac.app.sending import RetryPolicy, Sender, register_outbox_adapter, sending_through
+from celeriac.app.sending import (
+    BrokerSender,
+    RetryPolicy,
+    Sender,
+    register_outbox_adapter,
+    sending_through,
+)
 from celeriac.brokers.base import OutboundMessage
 from celeriac.contrib.django.outbox.models import OutboxMessage
 from celeriac.outbox.table import notify_channel, outbox_table
@@ -65,3 +72,24 @@ def _adapt(target: object) -> Sender | None:
 
 
 register_outbox_adapter(_adapt)
+
+
+class OutboxInAtomicBlocks(Sender):
+    """``app.sender = OutboxInAtomicBlocks(app)``: every call made inside
+    ``transaction.atomic()`` on the database ``using`` goes to its outbox; calls made
+    outside one go to the broker as before."""
+
+    def __init__(self, app: Any, using: str = DEFAULT_DB_ALIAS) -> None:
+        self.outbox = DjangoOutboxSender(using)
+        self.broker = BrokerSender(app.broker)
+
+    def resolve(self) -> Sender:
+        if connections[self.outbox.using].in_atomic_block:
+            return self.outbox
+        return self.broker
+
+    def send(self, messages: Sequence[OutboundMessage], policy: RetryPolicy) -> None:
+        self.resolve().send(messages, policy)
+
+    async def send_async(self, messages: Sequence[OutboundMessage], policy: RetryPolicy) -> None:
+        await self.resolve().send_async(messages, policy)
