@@ -327,8 +327,6 @@ CLI_NOTES: dict[str, Note] = {
     "graph workers": absent(
         "Not offered: `celeriac status` and `celeriac inspect stats` list the workers."
     ),
-    "logtool": absent("Celery's reader of worker log files; not offered."),
-    "logtool *": absent("Celery's reader of worker log files; not offered."),
     "purge": differs(
         "Drops delayed messages (a countdown or eta) too; dead letters stay.", "ops-commands"
     ),

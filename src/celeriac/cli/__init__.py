@@ -20,6 +20,7 @@ from celeriac.cli.deadletters import dead_letters_group
 from celeriac.cli.embedded import embedded_group
 from celeriac.cli.events import events_command
 from celeriac.cli.listing import list_group
+from celeriac.cli.logtool import logtool_group
 from celeriac.cli.metrics import exporter_command
 from celeriac.cli.migrate import migrate_command
 from celeriac.cli.multi import multi_command
@@ -42,6 +43,7 @@ for command in (
     exporter_command,
     events_command,
     list_group,
+    logtool_group,
     migrate_command,
     multi_command,
     outbox_group,
