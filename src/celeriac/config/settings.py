@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from celeriac.config.beat_settings import BEAT
-
 from celeriac.config.outbox_settings import OUTBOX
 
 _NUM = (int, float)
