@@ -276,10 +276,6 @@ SETTINGS_NOTES: dict[str, Note] = {
     ),
     "worker_pool_restarts": absent(POOL_RESTART),
     "worker_pool_start_method": absent("Prefork children are always forked."),
-    "worker_redirect_stdouts_level": absent(
-        "What a task prints goes to the worker's own stdout and stderr (see "
-        "`worker_redirect_stdouts`)."
-    ),
     "worker_state_db": absent(
         "Revocations are kept in the broker, so there is no state file; see "
         "[revocations](differences-from-celery.md#revocations)."

@@ -31,6 +31,7 @@ from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.worker.banner import render_banner
 from celeriac.worker.exitcodes import EX_CONFIG, EX_UNAVAILABLE
 from celeriac.worker.logsetup import setup_logging
+from celeriac.worker.redirect import redirected_stdouts
 from celeriac.worker.worker import POOLS, Worker, default_hostname
 
 logger = logging.getLogger("celeriac.cli")
@@ -346,7 +347,7 @@ def worker_command(
     nodename = kwargs.get("hostname") or default_hostname()
     logfile = node_format(logfile, nodename) if logfile else None
     pidfile = node_format(pidfile, nodename) if pidfile else None
-    setup_logging(loglevel or obj.loglevel or "WARNING", logfile, app)
+    logging_taken = setup_logging(loglevel or obj.loglevel or "WARNING", logfile, app)
     try:
         with Pidfile(pidfile) if pidfile else contextlib.nullcontext():
             instance = Worker(app, **kwargs)
@@ -356,8 +357,9 @@ def worker_command(
                 click.echo(purge_queues(app, instance.queues))
             metrics = start_worker_metrics(instance, metrics_port)
             relay = RelayThread(relay_for(app)).start() if outbox_relay else None
-            try:
-                code = instance.start()
+            try:  # the banner went to the real stdout; from here prints are logged
+                with redirected_stdouts(app.conf, enabled=not logging_taken):
+                    code = instance.start()
             finally:
                 if relay is not None:
                     relay.close()

@@ -457,8 +457,14 @@ _DECLARED = [
         "worker_redirect_stdouts",
         True,
         (bool,),
-        "Send task print() output to the log.",
-        not_in_effect="what a task prints goes to the worker's own stdout and stderr",
+        "`celeriac worker`: what tasks print (stdout and stderr) is logged on "
+        "`celeriac.redirected`, one record a line, instead of written to the streams.",
+    ),
+    _s(
+        "worker_redirect_stdouts_level",
+        "WARNING",
+        (str, int),
+        "Level of the log records made of printed lines (`worker_redirect_stdouts`).",
     ),
     _s(
         "worker_lost_wait",

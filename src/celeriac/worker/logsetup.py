@@ -65,8 +65,9 @@ def make_handler(logfile: str | None) -> logging.Handler:
     return logging.StreamHandler(sys.stderr)
 
 
-def setup_logging(loglevel: str | int, logfile: str | None, app: Any) -> None:
+def setup_logging(loglevel: str | int, logfile: str | None, app: Any) -> bool:
     """Configure worker logging for ``app`` at ``loglevel``, to ``logfile`` or stderr.
+    True if a ``setup_logging`` receiver took over instead (then nothing was touched).
 
     With ``worker_hijack_root_logger`` (the default) the root logger's handlers are
     replaced by ours. Without it, handlers already on the root logger are kept and ours
@@ -83,7 +84,7 @@ def setup_logging(loglevel: str | int, logfile: str | None, app: Any) -> None:
         colorize=False,
     )
     if handled:  # Celery semantics: a connected receiver means "I configure logging"
-        return
+        return True
     root = logging.getLogger()
     if conf.worker_hijack_root_logger:
         for old in list(root.handlers):  # removed, not closed: their owner may still use them
@@ -118,6 +119,7 @@ def setup_logging(loglevel: str | int, logfile: str | None, app: Any) -> None:
         format=conf.worker_task_log_format,
         colorize=False,
     )
+    return False
 
 
 __all__ = ["LEVELS", "WorkerFormatter", "make_handler", "resolve_level", "setup_logging"]
