@@ -45,6 +45,15 @@ OUTBOX: list[tuple[str, Any, tuple[type, ...], str, dict[str, Any]]] = [
         _OURS,
     ),
     (
+        "outbox_claim_ttl",
+        86400.0,
+        _NUM,
+        "Seconds a worker's claim on an outbox task's id is kept (one small key per task in "
+        "the broker): a second copy of the message, published by a relay that died between "
+        "publishing and marking the row, does not run if it starts within this time.",
+        _OURS,
+    ),
+    (
         "outbox_retention",
         7 * 86400.0,
         _NUM,

@@ -231,7 +231,7 @@ def another_copy_claimed(job: Job) -> bool:
     broker = job.task.app.broker
     if not broker.supports_key_value:
         return False
-    ttl = float(job.task.app.conf.task_idempotency_ttl)
+    ttl = float(job.task.app.conf.outbox_claim_ttl)
     try:
         held = broker.reserve(f"outbox-run:{task_id}", task_id, ttl)
     except CeleriacError:  # the broker is down: run it (at-least-once)
