@@ -20,6 +20,7 @@ from celeriac.worker.control import control_command, inspect_command, ok
 from celeriac.worker.worker import Worker
 
 NODE = "one@unit"
+TO: dict[str, Any] = {"destination": [NODE], "timeout": 10.0}  # returns once NODE replied
 
 
 def make_app() -> Celery:
@@ -62,14 +63,14 @@ def test_custom_commands_errors_and_addressing(custom_commands: None) -> None:
     app = make_app()
     with start_worker(app, hostname=NODE):
         control = app.control
-        assert control.broadcast("shout", {"word": "hi"}, reply=True) == [
+        assert control.broadcast("shout", {"word": "hi"}, reply=True, **TO) == [
             {NODE: {"ok": f"HI from {NODE}"}}
         ]
-        assert control.broadcast("queue_count", reply=True) == [{NODE: 1}]
-        assert control.broadcast("explode", reply=True) == [
+        assert control.broadcast("queue_count", reply=True, **TO) == [{NODE: 1}]
+        assert control.broadcast("explode", reply=True, **TO) == [
             {NODE: {"error": "RuntimeError('boom')"}}
         ]
-        assert control.broadcast("no_such_command", reply=True) == [
+        assert control.broadcast("no_such_command", reply=True, **TO) == [
             {NODE: {"error": "unknown command 'no_such_command'"}}
         ]
         assert control.ping(destination=["someone@else"], timeout=0.2) == []
@@ -93,7 +94,7 @@ def test_inspect_lists_running_and_waiting_tasks() -> None:
     with start_worker(app, hostname=NODE, pool="threads", concurrency=1, prefetch_multiplier=2):
         first, second = held.delay(1), held.delay(2)
         assert started.wait(5)
-        inspect = app.control.inspect(timeout=0.5)
+        inspect = app.control.inspect(**TO)
         active, reserved = inspect.active(), inspect.reserved()
         assert active is not None and reserved is not None
         assert [(i["id"], i["args"], i["acknowledged"]) for i in active[NODE]] == [
@@ -122,7 +123,7 @@ def test_pool_grow_runs_more_tasks_at_once_on_the_threads_pool() -> None:
         gate.wait(10)
 
     with start_worker(app, hostname=NODE, pool="threads", concurrency=1) as worker:
-        assert app.control.pool_grow(2, reply=True) == [{NODE: {"ok": "pool will grow"}}]
+        assert app.control.pool_grow(2, reply=True, **TO) == [{NODE: {"ok": "pool will grow"}}]
         assert worker.pool is not None and worker.pool.concurrency == 3
         results = [held.delay() for _ in range(3)]
         for _ in range(3):  # all three run together: the pool really has three threads
@@ -130,15 +131,15 @@ def test_pool_grow_runs_more_tasks_at_once_on_the_threads_pool() -> None:
         gate.set()
         for result in results:
             result.get(timeout=5)
-        app.control.pool_shrink(2, reply=True)
-        stats = app.control.inspect().stats()
+        app.control.pool_shrink(2, reply=True, **TO)
+        stats = app.control.inspect(**TO).stats()
         assert stats is not None and stats[NODE]["pool"]["max-concurrency"] == 1
 
 
 def test_the_solo_pool_refuses_to_resize() -> None:
     app = make_app()
     with start_worker(app, hostname=NODE, pool="solo"):
-        [reply] = app.control.pool_grow(1, reply=True)
+        [reply] = app.control.pool_grow(1, reply=True, **TO)
         assert "the solo pool runs one task at a time" in reply[NODE]["error"]
 
 
@@ -150,14 +151,14 @@ def test_queues_can_be_cancelled_and_added_back() -> None:
         return x + y
 
     with start_worker(app, hostname=NODE):
-        assert app.control.cancel_consumer("celery", reply=True) == [
+        assert app.control.cancel_consumer("celery", reply=True, **TO) == [
             {NODE: {"ok": "no longer consuming from celery"}}
         ]
-        assert app.control.inspect().active_queues() == {NODE: []}
+        assert app.control.inspect(**TO).active_queues() == {NODE: []}
         result = add.delay(1, 2)
-        refused = app.control.add_consumer("celery", exchange="other", reply=True)
+        refused = app.control.add_consumer("celery", exchange="other", reply=True, **TO)
         assert "drop exchange='other'" in refused[0][NODE]["error"]  # type: ignore[index]
-        assert app.control.add_consumer("celery", reply=True) == [
+        assert app.control.add_consumer("celery", reply=True, **TO) == [
             {NODE: {"ok": "add consumer celery"}}
         ]
         assert result.get(timeout=5) == 3
@@ -172,16 +173,18 @@ def test_events_commands_and_time_limit() -> None:
 
     with start_worker(app, hostname=NODE) as worker:
         control = app.control
-        assert control.enable_events(reply=True) == [{NODE: {"ok": "task events enabled"}}]
-        assert control.enable_events(reply=True) == [{NODE: {"ok": "task events already enabled"}}]
+        assert control.enable_events(reply=True, **TO) == [{NODE: {"ok": "task events enabled"}}]
+        assert control.enable_events(reply=True, **TO) == [
+            {NODE: {"ok": "task events already enabled"}}
+        ]
         assert worker.events is not None and worker.events.sends("task-received")
-        assert control.disable_events(reply=True) == [{NODE: {"ok": "task events disabled"}}]
-        assert control.heartbeat(reply=True) == [{NODE: None}]
-        assert control.time_limit(add.name, soft=5, hard=10, reply=True) == [
+        assert control.disable_events(reply=True, **TO) == [{NODE: {"ok": "task events disabled"}}]
+        assert control.heartbeat(reply=True, **TO) == [{NODE: None}]
+        assert control.time_limit(add.name, soft=5, hard=10, reply=True, **TO) == [
             {NODE: {"ok": "time limits set successfully"}}
         ]
         assert (add.soft_time_limit, add.time_limit) == (5, 10)  # one app: the worker's task
-        assert control.time_limit("nope", reply=True) == [{NODE: {"error": "unknown task"}}]
+        assert control.time_limit("nope", reply=True, **TO) == [{NODE: {"error": "unknown task"}}]
 
 
 def run(app: Celery, *args: str) -> Any:
@@ -196,12 +199,12 @@ def test_the_command_line() -> None:
         return x + y
 
     with start_worker(app, hostname=NODE):
-        status = run(app, "status", "-t", "0.3")
+        status = run(app, "status", "-d", NODE, "-t", "10")
         assert status.exit_code == 0, status.output
         assert status.output == f"->  {NODE}: OK\n\n1 node online.\n"
-        limited = run(app, "control", "rate_limit", add.name, "10/m", "-t", "0.3")
+        limited = run(app, "control", "rate_limit", add.name, "10/m", "-d", NODE, "-t", "10")
         assert limited.output.startswith(f"->  {NODE}: OK\n        new rate limit set")
-        registered = run(app, "inspect", "registered", "--json", "-t", "0.3")
+        registered = run(app, "inspect", "registered", "--json", "-d", NODE, "-t", "10")
         assert registered.exit_code == 0 and f"{add.name} [rate_limit=10/m]" in registered.output
         unknown = run(app, "inspect", "nope")
         assert unknown.exit_code == 64 and "Available inspect commands: active" in unknown.output
@@ -215,13 +218,13 @@ def test_revoke_keeps_its_answer_and_may_ask_for_replies() -> None:
     app = make_app()
     assert app.control.revoke("some-id") is None
     with start_worker(app, hostname=NODE) as worker:
-        [reply] = app.control.revoke(["a", "b"], reply=True)
+        [reply] = app.control.revoke(["a", "b"], reply=True, **TO)
         assert reply[NODE]["ok"] in (
             "tasks {'a', 'b'} flagged as revoked",
             "tasks {'b', 'a'} flagged as revoked",
         )
         assert worker.revocations is not None and "a" in worker.revocations
-        revoked = app.control.inspect().revoked()
+        revoked = app.control.inspect(**TO).revoked()
         assert revoked is not None and {"a", "b", "some-id"} <= set(revoked[NODE])
 
 
@@ -250,17 +253,17 @@ def test_a_worker_with_remote_control_off_does_not_answer() -> None:
 def test_a_revoke_sent_as_a_command_is_recorded_for_every_worker() -> None:
     app = make_app()
     with start_worker(app, hostname=NODE) as worker:
-        assert app.control.broadcast("revoke", {"task_id": ["x1"]}, reply=True) == [
+        assert app.control.broadcast("revoke", {"task_id": ["x1"]}, reply=True, **TO) == [
             {NODE: {"ok": "tasks {'x1'} flagged as revoked"}}
         ]
         assert "x1" in app.broker.revoked_ids()  # a worker started later skips it too
         assert worker.revocations is not None and "x1" in worker.revocations
-        [reply] = app.control.terminate("x2", signal=9, reply=True)
+        [reply] = app.control.terminate("x2", signal=9, reply=True, **TO)
         assert reply == {NODE: {"ok": "terminate: tasks unknown"}}
 
 
 def test_inspect_clock_reads_the_workers_logical_clock() -> None:
     app = make_app()
     with start_worker(app, hostname=NODE):
-        clock = app.control.inspect(destination=[NODE]).clock()
+        clock = app.control.inspect(**TO).clock()
         assert clock is not None and clock[NODE]["clock"] == app.events.clock.value >= 1
