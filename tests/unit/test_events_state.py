@@ -169,6 +169,8 @@ def test_views_by_time_type_and_worker() -> None:
     assert [uuid for uuid, _ in state.tasks_by_time(reverse=False)] == ["a", "b", "c"]
     assert [uuid for uuid, _ in state.tasks_by_time(limit=2)] == ["c", "b"]
     assert [uuid for uuid, _ in state.tasks_by_type("proj.add")] == ["c", "a"]
+    assert {task.uuid for task in state.tasks_by_type["proj.add"]} == {"a", "c"}
+    assert {task.uuid for task in state.tasks_by_worker["w2@h"]} == {"b", "c"}
     assert [uuid for uuid, _ in state.tasks_by_worker("w2@h", limit=1)] == ["c"]
     assert [uuid for uuid, _ in state.itertasks(limit=2)] == ["a", "b"]
     state.event(task_event("succeeded", "a", at=now + 5))  # its latest event is now newest
@@ -180,6 +182,9 @@ def test_children_and_bounds() -> None:
     state.event(task_event("received", "parent"))
     state.event(task_event("received", "child", parent_id="parent", root_id="parent"))
     assert state.tasks["parent"].children == {"child"}
+    assert state.tasks["child"].parent is state.tasks["parent"]
+    assert state.tasks["child"].root is state.tasks["parent"]
+    assert state.tasks["parent"].parent is None
     for uuid in ("x", "y"):
         state.event(task_event("received", uuid))
     assert list(state.tasks) == ["child", "x", "y"]  # the oldest was forgotten

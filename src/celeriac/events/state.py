@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import threading
 import time
 from collections import OrderedDict
@@ -146,6 +147,7 @@ class Task:
         self.root_id = self.parent_id = None
         self.worker: Worker | None = None
         self.children: set[str] = set()
+        self.cluster_state: State | None = None  # the State that holds it (parent, root)
         self.__dict__.update(fields)
 
     def event(self, type_: str, timestamp: float | None = None,
@@ -177,6 +179,18 @@ class Task:
     @property
     def ready(self) -> bool:
         return self.state in states.READY_STATES
+
+    @property
+    def parent(self) -> Task | None:
+        """The task that sent this one, when the state has it."""
+        state = self.cluster_state
+        return None if state is None or not self.parent_id else state.tasks.get(self.parent_id)
+
+    @property
+    def root(self) -> Task | None:
+        """The first task of its workflow, when the state has it."""
+        state = self.cluster_state
+        return None if state is None or not self.root_id else state.tasks.get(self.root_id)
 
     @property
     def origin(self) -> str | None:
@@ -278,6 +292,7 @@ class State:
         created = task is None
         if task is None:
             task = self.tasks[uuid] = self.Task(uuid)
+            task.cluster_state = self
         hostname = event.get("hostname")
         if subject == "sent":  # sent by a client, not a worker
             task.client = hostname
@@ -322,23 +337,18 @@ class State:
 
     tasks_by_timestamp = tasks_by_time
 
-    def tasks_by_type(self, name: str, limit: int | None = None,
-                      reverse: bool = True) -> Iterator[tuple[str, _Task]]:  # fmt: skip
-        matches = ((uuid, task) for uuid, task in self.tasks_by_time(reverse=reverse)
-                   if task.name == name)  # fmt: skip
-        for index, item in enumerate(matches):
-            if limit is not None and index >= limit:
-                return
-            yield item
+    @property
+    def tasks_by_type(self) -> _Index:
+        """``state.tasks_by_type(name, limit=None, reverse=True)``: ``(uuid, task)`` by
+        time; ``state.tasks_by_type[name]``: the set of those tasks (as Celery's)."""
+        return _Index(self, lambda task, name: task.name == name)
 
-    def tasks_by_worker(self, hostname: str, limit: int | None = None,
-                        reverse: bool = True) -> Iterator[tuple[str, _Task]]:  # fmt: skip
-        matches = ((uuid, task) for uuid, task in self.tasks_by_time(reverse=reverse)
-                   if task.worker is not None and task.worker.hostname == hostname)  # fmt: skip
-        for index, item in enumerate(matches):
-            if limit is not None and index >= limit:
-                return
-            yield item
+    @property
+    def tasks_by_worker(self) -> _Index:
+        """The same by the worker's node name."""
+        return _Index(
+            self, lambda task, host: task.worker is not None and task.worker.hostname == host
+        )
 
     def task_types(self) -> list[str]:
         return sorted(self._types)
@@ -358,6 +368,7 @@ class State:
             if task is not None:
                 return task, False
             task = self.tasks[uuid] = self.Task(uuid)
+            task.cluster_state = self
             return task, True
 
     def clear_tasks(self, ready: bool = True) -> None:
@@ -387,6 +398,22 @@ class State:
 
     def __repr__(self) -> str:
         return f"<State: events={self.event_count} tasks={self.task_count}>"
+
+
+class _Index:
+    """Tasks matching a key, called for an ordered iterator or indexed for a set."""
+
+    def __init__(self, state: State, matches: Callable[[_Task, str], bool]) -> None:
+        self.state, self.matches = state, matches
+
+    def __call__(self, key: str, limit: int | None = None,
+                 reverse: bool = True) -> Iterator[tuple[str, _Task]]:  # fmt: skip
+        found = ((uuid, task) for uuid, task in self.state.tasks_by_time(reverse=reverse)
+                 if self.matches(task, key))  # fmt: skip
+        return itertools.islice(found, limit)
+
+    def __getitem__(self, key: str) -> set[_Task]:
+        return {task for _, task in self.state.itertasks() if self.matches(task, key)}
 
 
 def _order_key(item: tuple[str, _Task]) -> tuple[float, int]:
