@@ -398,10 +398,6 @@ NOTES: dict[str, dict[str, Note]] = {
             "The worker is started by `celeriac worker`, or in tests by "
             "`celeriac.testing.start_worker(app)`; its class is not bound to the app."
         ),
-        "add_defaults": absent(
-            "Every setting is declared once in celeriac; an app cannot declare more "
-            "(an unknown name warns and is kept, unread)."
-        ),
         "annotations": absent(
             "`task_annotations` is applied to each task as it is registered; the prepared "
             "list is not exposed."
@@ -470,7 +466,6 @@ NOTES: dict[str, dict[str, Note]] = {
         "add_around": absent(INTERNAL),
         "annotate": absent("Internal: `task_annotations` is applied at registration."),
         "bind": absent("Internal: a task is bound to its app when it is registered."),
-        "from_config": absent("Internal: the settings a task reads its defaults from."),
         "resultrepr_maxsize": absent(
             "The worker's log line for a finished task is not configurable per task."
         ),

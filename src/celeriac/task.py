@@ -138,6 +138,8 @@ class Task(RequestStackMembers, Generic[P, R]):
     retry_jitter: bool = True
     # @app.task(pydantic=True): the body's pydantic wrapper (app.pydantic_models), or None.
     _pydantic: ClassVar[Any] = None
+    # (attribute, setting) pairs: a pair of a base class's own is read when a task is bound.
+    from_config: ClassVar[tuple[tuple[str, str], ...]] = tuple(_FROM_CONFIG.items())
     # Celery's handles on the class: ``except self.MaxRetriesExceededError``.
     MaxRetriesExceededError: ClassVar[type[Exception]] = MaxRetriesExceededError
 

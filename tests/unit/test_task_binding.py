@@ -195,3 +195,76 @@ def test_push_request_in_asyncio_tasks_side_by_side(app: Celery) -> None:
         return list(await asyncio.gather(one("a"), one("b")))
 
     assert asyncio.run(both()) == ["a", "b"]
+
+
+def test_add_defaults_sit_under_the_values_set() -> None:
+    app = Celery("defaults", broker="memory://", set_as_current=False)
+    assert app.conf.task_default_queue == "celery"  # a built-in default read first
+    app.conf.result_expires = 60
+    app.add_defaults({"task_default_queue": "jobs", "result_expires": 5})
+    assert app.conf.task_default_queue == "jobs"  # over the built-in default
+    assert app.conf.result_expires == 60  # under the value set
+    app.add_defaults({"task_default_queue": "later"})  # over earlier defaults
+    assert app.conf.task_default_queue == "later"
+    app.conf.task_default_queue = "mine"
+    assert app.conf.task_default_queue == "mine"
+    del app.conf["task_default_queue"]
+    assert app.conf.task_default_queue == "later"
+    app.close()
+
+
+def test_add_defaults_declares_an_extension_setting(recwarn: pytest.WarningsRecorder) -> None:
+    app = Celery("ext", broker="memory://", set_as_current=False)
+
+    class ExtensionDefaults:
+        myext_region = "eu"
+        myext_retries = 3
+
+    app.add_defaults(ExtensionDefaults)
+    assert "myext_region" in app.conf and app.conf.myext_retries == 3
+    app.conf.update(myext_region="us")  # a declared name: no unknown-setting warning
+    assert app.conf.myext_region == "us" and not recwarn.list
+    with pytest.warns(UserWarning, match="unknown setting 'myext_regoin'"):
+        app.conf.myext_regoin = "x"  # noqa: B010 - still warned: not declared
+    with pytest.raises(TypeError, match="config_from_object"):
+        app.add_defaults("proj.defaults")
+    app.close()
+
+
+def test_add_defaults_of_a_callable_is_read_on_first_use() -> None:
+    app = Celery("lazy", broker="memory://", set_as_current=False)
+    calls: list[str] = []
+
+    def defaults() -> dict[str, Any]:
+        calls.append("read")
+        return {"myext_flag": True, "task_default_priority": 4}
+
+    app.add_defaults(defaults)
+    assert calls == []
+    assert app.conf.myext_flag is True and app.conf.task_default_priority == 4
+    assert app.conf.myext_flag is True and calls == ["read"]
+    app.close()
+
+
+def test_a_base_class_reads_its_own_from_config_pairs_when_bound(app: Celery) -> None:
+    app.add_defaults({"proj_region": "eu", "proj_acks": True})
+
+    class Regional(celeriac.Task[Any, Any]):
+        region: str | None = None
+        from_config = (
+            *celeriac.Task.from_config,
+            ("region", "proj_region"),
+            ("acks_late", "proj_acks"),  # a built-in attribute from a setting of one's own
+        )
+
+    @app.task(base=Regional)
+    def here() -> None:
+        return None
+
+    @app.task(base=Regional, region="us")
+    def there() -> None:
+        return None
+
+    assert (here.region, there.region) == ("eu", "us")
+    assert here.resolve("acks_late") is True
+    assert ("serializer", "task_serializer") in celeriac.Task.from_config

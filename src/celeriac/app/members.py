@@ -2,10 +2,10 @@
 
 Each works as Celery's: ``app.configured``, ``app.current_task``, ``app.timezone`` and
 ``app.uses_utc_timezone()``, ``app.either(key, value)``, ``app.select_queues(...)``,
-``app.set_default()``, ``app.ResultSet(...)``, ``app.clock``, the ``on_init``/``on_configure``
-subclass hooks, the platform flags, and how a task is bound to the app (``strict_typing``,
-``Task.on_bound``, ``autofinalize``). Kept apart from ``app.base`` so the app's core stays
-small.
+``app.set_default()``, ``app.ResultSet(...)``, ``app.clock``, ``app.add_defaults(...)``,
+the ``on_init``/``on_configure`` subclass hooks, the platform flags, and how a task is
+bound to the app (``strict_typing``, ``Task.on_bound``, ``autofinalize``). Kept apart from
+``app.base`` so the app's core stays small.
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ from zoneinfo import ZoneInfo
 
 from celeriac._context import get_current_request, set_current_app
 from celeriac.result import ResultSet as _ResultSet
+from celeriac.task import Task
+
+# Task's own from_config pairs: resolved on each use by Task.resolve, not set at binding.
+_RESOLVED_ON_USE = frozenset(Task.from_config)
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celeriac
@@ -102,12 +106,24 @@ class AppMembers:
             )
 
     def _bind_task(self, task: Any) -> None:
-        """A task just registered: ``typing`` from ``strict_typing`` when the task leaves
-        it unset, then the task class's ``on_bound(app)`` hook, as Celery binds a task."""
+        """A task just registered, bound as Celery binds one: ``typing`` from
+        ``strict_typing`` and the attributes of a base class's own ``from_config`` pairs
+        from their settings, where the task leaves them unset (the built-in pairs are read
+        on each use, so later setting changes count), then ``on_bound(app)``."""
         cls = type(task)
         if cls.typing is None:
             cls.typing = self.strict_typing
+        for attribute, setting in cls.from_config:
+            pair = (attribute, setting)
+            if pair not in _RESOLVED_ON_USE and getattr(cls, attribute, None) is None:
+                setattr(cls, attribute, self.conf[setting])
         cls.on_bound(self)
+
+    def add_defaults(self, fun: Any) -> None:
+        """Defaults under every setting's value: a mapping (or object), or a callable
+        returning one, read when the configuration is first used. An extension declares
+        its own settings this way (``app.conf.add_defaults``)."""
+        self.conf.add_defaults(fun)
 
     def ResultSet(self, results: Iterable[Any], **kwargs: Any) -> _ResultSet:
         """``celeriac.ResultSet`` bound to this app."""

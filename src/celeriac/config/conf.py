@@ -4,6 +4,7 @@ Imports ``config.settings`` and leaves. An unknown or misspelt name warns with t
 closest declared name; a value of the wrong type fails with the expected type; a setting
 nothing reads yet warns when given a value of its own. ``broker_url`` and
 ``result_backend`` are read from Celery's environment variables first (``environment``).
+``add_defaults`` adds defaults under the values set (an extension's own settings too).
 """
 
 from __future__ import annotations
@@ -55,11 +56,16 @@ class Settings(MutableMapping[str, Any]):
         object.__setattr__(self, "version", 0)  # bumped on every write: caches compare it
         object.__setattr__(self, "_overridden", set())  # set above the environment
         object.__setattr__(self, "_warned", set())  # not-in-effect names warned about
+        object.__setattr__(self, "_defaults", {})  # add_defaults: under the values set
+        object.__setattr__(self, "_pending", [])  # add_defaults(callable): read on first use
+        object.__setattr__(self, "_cached", set())  # built-in defaults kept in _values once read
         if initial:
             self.update(initial)
 
     # -- mapping ----------------------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
+        if self._pending:
+            self._load_pending()
         if key in VARIABLES and key not in self._overridden:
             found = from_environment(key)  # Celery's order: the variable, then the setting
             if found is not None:
@@ -67,22 +73,27 @@ class Settings(MutableMapping[str, Any]):
         values: dict[str, Any] = self._values
         if key in values:
             return values[key]
+        if key in self._defaults:
+            return self._defaults[key]
         setting = SETTINGS.get(key)
         if setting is None:
             raise KeyError(key)
         default = copy.copy(setting.default)  # never hand out the shared default
         values[key] = default
+        self._cached.add(key)
         return default
 
     def __setitem__(self, key: str, value: Any) -> None:
         setting = SETTINGS.get(key)
         if setting is None:
-            self._warn_unknown(key)
+            if key not in self._defaults:  # an extension's setting, added by add_defaults
+                self._warn_unknown(key)
         else:
             value = _coerce(setting, value)
             if setting.not_in_effect and value != setting.default:
                 self._warn_not_in_effect(setting)
         self._values[key] = value
+        self._cached.discard(key)
         object.__setattr__(self, "version", self.version + 1)
 
     def override(self, key: str, value: Any) -> None:
@@ -93,17 +104,48 @@ class Settings(MutableMapping[str, Any]):
 
     def __delitem__(self, key: str) -> None:
         del self._values[key]
+        self._cached.discard(key)
         self._overridden.discard(key)
         object.__setattr__(self, "version", self.version + 1)
 
     def __iter__(self) -> Iterator[str]:
-        return iter({**dict.fromkeys(SETTINGS), **self._values})
+        self._load_pending()
+        return iter({**dict.fromkeys(SETTINGS), **self._defaults, **self._values})
 
     def __len__(self) -> int:
-        return len(set(SETTINGS) | set(self._values))
+        self._load_pending()
+        return len(set(SETTINGS) | set(self._defaults) | set(self._values))
 
     def __contains__(self, key: object) -> bool:
-        return key in self._values or key in SETTINGS
+        self._load_pending()
+        return key in self._values or key in self._defaults or key in SETTINGS
+
+    # -- defaults ---------------------------------------------------------------------------
+    def add_defaults(self, defaults: Any) -> None:
+        """Celery's ``add_defaults``: values used where none is set, under every value set
+        (in any order) and over earlier defaults. An extension declares its own settings
+        this way: they can then be set without a warning. ``defaults`` is a mapping or an
+        object (its public attributes); a callable returning one is read on the
+        configuration's first use."""
+        if isinstance(defaults, str):
+            raise TypeError(
+                "add_defaults() takes a mapping of setting names to values, an object, or a "
+                "callable returning one; to load a module by name, use config_from_object()"
+            )
+        if callable(defaults) and not inspect.isclass(defaults):
+            self._pending.append(defaults)
+            return
+        for key, value in _public_values(defaults):
+            setting = SETTINGS.get(key)
+            self._defaults[key] = value if setting is None else _coerce(setting, value)
+            if key in self._cached:  # a built-in default read before: the new one wins
+                self._cached.discard(key)
+                del self._values[key]
+        object.__setattr__(self, "version", self.version + 1)
+
+    def _load_pending(self) -> None:
+        while self._pending:
+            self.add_defaults(self._pending.pop(0)())
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -173,6 +215,7 @@ class Settings(MutableMapping[str, Any]):
         """A project's own ``CELERY_`` constant (Django settings share the prefix): kept
         and readable, as in Celery, but not warned about."""
         self._values[key] = value
+        self._cached.discard(key)
         object.__setattr__(self, "version", self.version + 1)
 
     def _warn_old_style(self, key: str) -> None:
