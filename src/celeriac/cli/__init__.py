@@ -16,6 +16,7 @@ from celeriac.cli.amqp import amqp_group
 from celeriac.cli.base import cli
 from celeriac.cli.beat import beat_command
 from celeriac.cli.control import control_cli, inspect_cli, status_cli
+from celeriac.cli.dashboard import dashboard_command, flower_command
 from celeriac.cli.deadletters import dead_letters_group
 from celeriac.cli.embedded import embedded_group
 from celeriac.cli.events import events_command
@@ -38,9 +39,11 @@ for command in (
     beat_command,
     call_command,
     control_cli,
+    dashboard_command,
     dead_letters_group,
     inspect_cli,
     exporter_command,
+    flower_command,
     events_command,
     list_group,
     logtool_group,

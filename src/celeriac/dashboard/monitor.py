@@ -1,0 +1,193 @@
+"""The dashboard's picture of the cluster, fed by the event stream and kept bounded.
+
+Runtime layer (dashboard). A thread follows ``app.events`` (starting with each worker's
+latest event) on a broker connection of its own (the app's is left to the pages and their
+actions) into an ``events.State`` capped at ``max_tasks`` tasks (the oldest are
+forgotten first), each with a timeline of at most ``TIMELINE_MAX`` steps; workers that went
+offline are forgotten ``WORKER_TTL`` seconds later; the rates are an hour of fixed buckets.
+So memory stays flat however many tasks pass. Imports ``events`` and the app's broker factory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from celeriac.app.broker_connection import broker_for_url
+from celeriac.events.state import State, Task
+
+logger = logging.getLogger("celeriac.dashboard")
+
+MAX_TASKS = 10_000  # tasks kept in memory (Flower's --max_tasks default)
+MAX_WORKERS = 1_000  # workers kept in memory
+WORKER_TTL = 600.0  # seconds an offline worker stays listed before it is forgotten
+TIMELINE_MAX = 20  # steps kept per task (received, started, retried, ...)
+BUCKET = 5  # seconds per rate bucket
+BUCKETS = 720  # an hour of buckets
+#: The task events counted in the rates, under the state they count for.
+COUNTED = {
+    "task-received": "received", "task-started": "started", "task-succeeded": "succeeded",
+    "task-failed": "failed", "task-retried": "retried", "task-revoked": "revoked",
+    "task-rejected": "rejected",
+}  # fmt: skip
+RATE_NAMES = tuple(dict.fromkeys(COUNTED.values()))
+
+
+class TimelineTask(Task):
+    """A task that also remembers each step it went through (bounded)."""
+
+    def __init__(self, uuid: str | None = None, **fields: Any) -> None:
+        self.timeline: list[dict[str, Any]] = []
+        super().__init__(uuid, **fields)
+
+    def event(
+        self,
+        type_: str,
+        timestamp: float | None = None,
+        local_received: float | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        if len(self.timeline) < TIMELINE_MAX:
+            host = (fields or {}).get("hostname")
+            self.timeline.append({"step": type_, "at": timestamp, "hostname": host})
+        super().event(type_, timestamp, local_received, fields)
+
+
+class DashboardState(State):
+    """``State`` whose tasks keep their timeline."""
+
+    Task = TimelineTask
+
+
+class Rates:
+    """Task events counted per state in ``BUCKET``-second buckets over the last hour."""
+
+    def __init__(self) -> None:
+        self._buckets: deque[tuple[int, dict[str, int]]] = deque(maxlen=BUCKETS)
+        self._lock = threading.Lock()
+
+    def count(self, name: str, now: float | None = None) -> None:
+        start = int((now or time.time()) // BUCKET * BUCKET)
+        with self._lock:
+            if not self._buckets or self._buckets[-1][0] != start:
+                self._buckets.append((start, dict.fromkeys(RATE_NAMES, 0)))
+            self._buckets[-1][1][name] += 1
+
+    def series(self, seconds: int = 3600, now: float | None = None) -> dict[str, list[float]]:
+        """Per-second rates for each bucket of the last ``seconds`` (empty ones as zero):
+        ``{"time": [...], "received": [...], ...}``."""
+        end = int((now or time.time()) // BUCKET * BUCKET)
+        starts = list(range(end - seconds + BUCKET, end + BUCKET, BUCKET))
+        with self._lock:
+            kept = {start: dict(counts) for start, counts in self._buckets}
+        series: dict[str, list[float]] = {"time": [float(start) for start in starts]}
+        for name in RATE_NAMES:
+            series[name] = [kept.get(start, {}).get(name, 0) / BUCKET for start in starts]
+        return series
+
+    def totals(self, seconds: float, now: float | None = None) -> dict[str, int]:
+        """Events per state over the last ``seconds``."""
+        since = (now or time.time()) - seconds
+        totals = dict.fromkeys(RATE_NAMES, 0)
+        with self._lock:
+            for start, counts in self._buckets:
+                if start + BUCKET > since:
+                    for name, value in counts.items():
+                        totals[name] += value
+        return totals
+
+
+class Monitor:
+    """Follows the event stream of ``app`` on a thread of its own until ``close``."""
+
+    def __init__(self, app: Any, max_tasks: int = MAX_TASKS,
+                 worker_ttl: float = WORKER_TTL) -> None:  # fmt: skip
+        if max_tasks < 1:
+            raise ValueError(f"max_tasks must be at least 1, not {max_tasks!r}")
+        self.app = app
+        self.worker_ttl = worker_ttl
+        self.state = DashboardState(
+            max_tasks_in_memory=max_tasks, max_workers_in_memory=MAX_WORKERS
+        )
+        self.rates = Rates()
+        self.broker = broker_for_url(app.conf, str(app.conf.broker_url))
+        self.started_at = time.time()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._thread = threading.Thread(
+            target=self._run, name="celeriac-dashboard-events", daemon=True
+        )
+
+    def start(self) -> Monitor:
+        self._thread.start()
+        return self
+
+    def apply(self, event: dict[str, Any]) -> None:
+        """One event: counted in the rates and applied to the state."""
+        counted = COUNTED.get(str(event.get("type")))
+        if counted is not None:
+            self.rates.count(counted, event.get("local_received"))
+        self.state.event(event)
+        if str(event.get("type")) == "worker-offline":
+            self.forget_workers()
+
+    def forget_workers(self, now: float | None = None) -> None:
+        """Drop workers offline for longer than ``worker_ttl`` seconds."""
+        now = now or time.time()
+
+        def stale() -> list[str]:
+            return [
+                name for name, worker in self.state.workers.items()
+                if not worker.alive and _last_seen(worker) < now - self.worker_ttl
+            ]  # fmt: skip
+
+        def drop() -> None:
+            for name in stale():
+                del self.state.workers[name]
+
+        self.state.freeze_while(drop)
+
+    def _run(self) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        try:
+            self._task = loop.create_task(self._follow())
+            loop.run_until_complete(self._task)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            logger.exception("the dashboard stopped following events")
+        finally:
+            loop.run_until_complete(self.broker.close_async())
+            loop.close()
+            self.broker.close()
+
+    async def _follow(self) -> None:
+        receiver = self.app.events.Receiver(self.broker, handlers={"*": self._apply})
+        async for _ in receiver.aitercapture(wakeup=True):
+            pass
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        try:
+            self.apply(event)
+        except Exception:  # one odd event never stops the feed
+            logger.exception("could not apply event %r", event.get("type"))
+
+    def close(self) -> None:
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+        if self._thread.is_alive():
+            self._thread.join(10)
+
+
+def _last_seen(worker: Any) -> float:
+    beats = worker.heartbeats
+    return float(beats[-1]) if beats else float(worker.offline_at or 0.0)
+
+
+__all__ = ["BUCKET", "MAX_TASKS", "WORKER_TTL", "DashboardState", "Monitor", "Rates"]

@@ -1,0 +1,140 @@
+// celeriac dashboard: live updates from the server-sent events stream (/api/stream).
+// Values are written with textContent only: nothing from the stream is parsed as HTML.
+(function () {
+  "use strict";
+  var body = document.body;
+  var prefix = body.dataset.prefix || "";
+  var stream = body.dataset.stream;
+  var chart = null;
+  var SERIES = [
+    ["received", "#3856d6"], ["started", "#a15c00"], ["succeeded", "#18794e"],
+    ["failed", "#c2261d"], ["retried", "#8a3ffc"], ["revoked", "#5b6478"]
+  ];
+
+  function lookup(data, path) {
+    return path.split(".").reduce(function (value, key) {
+      return value == null ? undefined : value[key];
+    }, data);
+  }
+
+  function show(value, format) {
+    if (value == null) { return "–"; }
+    if (format === "percent") { return (value * 100).toFixed(1) + " %"; }
+    return String(value);
+  }
+
+  function cell(row, text, className) {
+    var td = document.createElement("td");
+    td.textContent = text;
+    if (className) { td.className = className; }
+    row.appendChild(td);
+    return td;
+  }
+
+  function link(parent, href, text) {
+    var a = document.createElement("a");
+    a.href = href;
+    a.textContent = text;
+    parent.appendChild(a);
+    parent.appendChild(document.createTextNode(" "));
+  }
+
+  function updateOverview(data) {
+    document.querySelectorAll("[data-live]").forEach(function (el) {
+      el.textContent = show(lookup(data, el.dataset.live), el.dataset.format);
+    });
+    (data.queues || []).forEach(function (queue) {
+      var row = document.querySelector('#queue-depths tr[data-queue="' + CSS.escape(queue.name) + '"]');
+      if (!row) { return; }
+      ["ready", "delayed", "dead_letters"].forEach(function (field) {
+        row.querySelector('[data-field="' + field + '"]').textContent = show(queue[field]);
+      });
+    });
+    if (data.series) { drawChart(data.series); }
+  }
+
+  function drawChart(series) {
+    var holder = document.getElementById("chart");
+    if (!holder || typeof uPlot === "undefined") { return; }
+    var columns = [series.time].concat(SERIES.map(function (s) { return series[s[0]]; }));
+    if (chart) { chart.setData(columns); return; }
+    chart = new uPlot({
+      width: holder.clientWidth - 16, height: 240,
+      scales: { x: { time: true } },
+      series: [{}].concat(SERIES.map(function (s) {
+        return { label: s[0], stroke: s[1], width: 1.5 };
+      })),
+      axes: [{}, { label: "tasks/s" }]
+    }, columns, holder);
+  }
+
+  function updateWorkers(workers) {
+    var tbody = document.querySelector("#workers tbody");
+    if (!tbody) { return; }
+    var rows = document.createDocumentFragment();
+    workers.forEach(function (w) {
+      var row = document.createElement("tr");
+      row.dataset.worker = w.hostname;
+      cell(row, w.hostname);
+      cell(row, w.online ? "online" : "offline", w.online ? "online" : "offline");
+      cell(row, show(w.pool_size));
+      cell(row, show(w.busy));
+      cell(row, show(w.free));
+      cell(row, show(w.processed));
+      cell(row, w.loadavg ? w.loadavg.join(" ") : "–");
+      cell(row, w.heartbeat_age == null ? "–" : w.heartbeat_age + " s");
+      var running = cell(row, "");
+      (w.running || []).forEach(function (t) { link(running, prefix + "/tasks/" + t.id, t.name); });
+      rows.appendChild(row);
+    });
+    if (!workers.length) {
+      var empty = document.createElement("tr");
+      empty.className = "empty";
+      cell(empty, "No worker has been heard from yet.").colSpan = 9;
+      rows.appendChild(empty);
+    }
+    tbody.replaceChildren(rows);
+  }
+
+  function updateTask(task) {
+    if (!task) { return; }
+    document.querySelectorAll("[data-live-task]").forEach(function (el) {
+      var value = task[el.dataset.liveTask];
+      el.textContent = value == null || value === "" ? "–" : String(value);
+    });
+    var state = document.getElementById("task-state");
+    if (state) { state.className = "state state-" + String(task.state).toLowerCase(); }
+    var timeline = document.getElementById("timeline");
+    if (timeline) {
+      var items = document.createDocumentFragment();
+      (task.timeline || []).forEach(function (step) {
+        var li = document.createElement("li");
+        var name = document.createElement("span");
+        name.className = "step";
+        name.textContent = step.step;
+        li.appendChild(name);
+        var at = step.at ? new Date(step.at * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "";
+        li.appendChild(document.createTextNode(" " + at + " " + (step.hostname || "")));
+        items.appendChild(li);
+      });
+      timeline.replaceChildren(items);
+    }
+  }
+
+  function connect() {
+    if (!stream || typeof EventSource === "undefined") { return; }
+    var query = stream === "workers" ? "?workers=1" : stream === "task" ? "?task=" + encodeURIComponent(body.dataset.task) : "";
+    var live = document.getElementById("live");
+    var source = new EventSource(prefix + "/api/stream" + query);
+    source.addEventListener("open", function () { live.dataset.state = "open"; });
+    source.addEventListener("error", function () { live.dataset.state = "closed"; });
+    source.addEventListener("snapshot", function (message) {
+      var data = JSON.parse(message.data);
+      updateOverview(data.overview);
+      if (data.workers) { updateWorkers(data.workers); }
+      if (data.task) { updateTask(data.task); }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", connect);
+})();
