@@ -641,10 +641,6 @@ NOTES: dict[str, dict[str, Note]] = {
         ),
         "celery.contrib.testing.app.*": absent(TESTING_APP),
         "celery.contrib.testing.mocks.*": absent(MOCKS),
-        "celery.contrib.testing.manager.*": absent(
-            "Celery's integration-test manager is not offered: `celeriac.testing.start_worker` "
-            "runs a worker, and `app.control.ping()` tells which workers are up."
-        ),
     },
     "paths": {
         "celery.app.log.TaskFormatter": differs(
