@@ -10,7 +10,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shopsite.settings")
 django.setup()
 
 from django.test import Client  # noqa: E402
-
 from orders.models import Order  # noqa: E402
 from orders.tasks import confirm_order  # noqa: E402
 

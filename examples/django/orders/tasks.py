@@ -2,7 +2,6 @@
 the top: the worker sets Django up before it imports this module."""
 
 from celeriac import shared_task
-
 from orders.models import Order
 
 
