@@ -619,12 +619,6 @@ NOTES: dict[str, dict[str, Note]] = {
         "celery --loader": absent(
             "celeriac has no loaders: the app imports its task modules and reads its settings."
         ),
-        "celery --config": absent(
-            "The app reads its own settings (`app.config_from_object('proj.celeryconfig')`); "
-            "`-A` names the app."
-        ),
-        "celery --no-color": absent("celeriac's log lines are never colored."),
-        "celery --quiet": absent("Not offered: `-l` sets how much the worker logs."),
         "celery --skip-checks": absent(
             "Django's system checks are not run when the worker starts, so there is nothing "
             "to skip (see docs/django.md)."

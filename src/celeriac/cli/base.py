@@ -17,6 +17,7 @@ import click
 
 import celeriac
 from celeriac.app.base import Celeriac
+from celeriac.cli.configmodule import ConfigModuleError, add_config_module
 from celeriac.cli.loading import AppLoadError, load_app
 from celeriac.worker.exitcodes import EX_USAGE
 from celeriac.worker.logsetup import LEVELS
@@ -119,6 +120,9 @@ class CLIContext:
     broker: str | None = None
     result_backend: str | None = None
     loglevel: str | None = None
+    config: str | None = None  # --config: a settings module under the app's own
+    quiet: bool = False  # -q: no banner, no "N nodes online." summary
+    no_color: bool = False  # -C: the worker's log lines are not coloured
     _app: Celeriac | None = field(default=None, repr=False)
 
     def load_app(self) -> Celeriac:
@@ -136,6 +140,11 @@ class CLIContext:
 
     def use_app(self, app: Celeriac) -> None:
         """Run the commands for ``app``, with ``-b``/``--result-backend`` applied."""
+        if self.config:
+            try:
+                add_config_module(app, self.config)
+            except ConfigModuleError as exc:
+                raise CLIError(str(exc)) from exc
         # Above CELERY_BROKER_URL / CELERY_RESULT_BACKEND too, as Celery's options are.
         if self.broker:
             app.conf.override("broker_url", self.broker)
@@ -166,11 +175,17 @@ LOGLEVEL = click.Choice([*LEVELS, "WARN", "FATAL"], case_sensitive=False)
 @click.option("-b", "--broker", metavar="URL", help="Broker URL (overrides broker_url).")
 @click.option("--result-backend", metavar="URL", help="Result backend URL (overrides setting).")
 @click.option(
+    "--config", metavar="MODULE",
+    help="Settings module read under the app's own settings (e.g. proj.celeryconfig).",
+)  # fmt: skip
+@click.option(
     "--workdir",
     type=click.Path(exists=True, file_okay=False),
     help="Change to this directory before loading the app.",
 )
 @click.option("-l", "--loglevel", type=LOGLEVEL, help="Default log level for subcommands.")
+@click.option("-C", "--no-color", is_flag=True, help="No colours in the worker's log lines.")
+@click.option("-q", "--quiet", is_flag=True, help="No banner and no summary lines.")
 @click.version_option(celeriac.__version__, "--version", prog_name="celeriac")
 @click.pass_context
 def cli(
@@ -180,13 +195,16 @@ def cli(
     result_backend: str | None,
     workdir: str | None,
     loglevel: str | None,
+    config: str | None = None,
+    no_color: bool = False,
+    quiet: bool = False,
 ) -> None:
     """celeriac: a task queue with Celery's API and production-safe defaults."""
     if workdir:
         os.chdir(workdir)
     put_cwd_on_path()
     preset = ctx.obj  # app.start(): the app it was called on, unless -A names another
-    ctx.obj = CLIContext(app_spec, broker, result_backend, loglevel)
+    ctx.obj = CLIContext(app_spec, broker, result_backend, loglevel, config, quiet, no_color)
     if isinstance(preset, Celeriac) and not app_spec:
         ctx.obj.use_app(preset)
 

@@ -109,7 +109,8 @@ def beat_command(
                 schedule_filename=schedule_filename,
                 scheduler_cls=scheduler,
             )
-            click.echo(banner(service))
+            if not obj.quiet:  # -q
+                click.echo(banner(service))
             if schedule_filename:
                 click.echo(f"Note: -s {schedule_filename}: beat keeps its state in the broker.")
             stop_on_signals(service)

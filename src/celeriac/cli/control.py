@@ -131,6 +131,9 @@ def _say(show_body: bool) -> Callable[[dict[str, Any]], None]:
 
 
 def _online(count: int) -> None:
+    obj = click.get_current_context().find_object(CLIContext)
+    if obj is not None and obj.quiet:  # -q: the replies only
+        return
     click.echo(f"\n{count} node{'' if count == 1 else 's'} online.")
 
 

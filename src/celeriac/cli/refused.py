@@ -31,17 +31,6 @@ REFUSED: tuple[tuple[tuple[str, ...], bool, str, str], ...] = (
         "them; drop the option",
     ),
     (
-        ("-X", "--exclude-queues"), True, "name the queues with -Q",
-        "a worker consumes exactly the queues named with -Q (default: task_default_queue), "
-        "so there is nothing to exclude: list the queues to consume with -Q",
-    ),
-    (
-        ("--heartbeat-interval",), True, "no heartbeat events",
-        "workers send no heartbeat events; the heartbeat that renews message leases runs "
-        "every third of visibility_timeout: set broker_transport_options="
-        "{'visibility_timeout': SECONDS} instead",
-    ),
-    (
         ("--uid",), True, "start the worker as that user",
         f"the worker does not switch users itself: start it as that user {_PROCESS_MANAGER}",
     ),

@@ -59,6 +59,7 @@ class WorkerKwargs(TypedDict, total=False):
     max_memory_per_child: int
     send_events: bool
     shutdown_timeout: float
+    heartbeat_interval: float
 
 
 def check_pool(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -122,6 +123,7 @@ def worker_kwargs(
     max_memory_per_child: int | None = None,
     task_events: bool = False,
     shutdown_timeout: float | None = None,
+    heartbeat_interval: float | None = None,
 ) -> WorkerKwargs:
     """The ``Worker`` arguments for the parsed options; an option not given is left out."""
     kwargs: WorkerKwargs = {}
@@ -143,6 +145,8 @@ def worker_kwargs(
         kwargs["send_events"] = True
     if shutdown_timeout is not None:
         kwargs["shutdown_timeout"] = shutdown_timeout
+    if heartbeat_interval is not None:
+        kwargs["heartbeat_interval"] = heartbeat_interval
     return kwargs
 
 
@@ -159,6 +163,21 @@ def log_compatibility_notes(
             "--without-heartbeat is accepted but changes nothing: the lease heartbeats that "
             "stop running tasks from being redelivered to another worker are required"
         )
+
+
+def exclude_queues_of(app: Any, queues: list[str], excluded: Iterable[str]) -> list[str]:
+    """``-X``: the queues to consume (those of ``-Q``, else every queue the app declares:
+    ``task_queues``, or ``task_default_queue``) without the excluded ones, as Celery's."""
+    names = split_queues(excluded)
+    if not names:
+        return queues
+    kept = [name for name in queues or list(app.amqp.queues) if name not in names]
+    if not kept:
+        raise CLIError(
+            f"-X/--exclude-queues {','.join(names)} leaves no queue to consume: name the "
+            f"queues to consume with -Q, or declare more in task_queues"
+        )
+    return kept
 
 
 def no_prefetch(multiplier: int | None) -> int:
@@ -228,6 +247,10 @@ SECONDS = click.FloatRange(min=0, min_open=True)
 @click.option("-l", "--loglevel", type=LOGLEVEL, help="Log level (default: WARNING).")
 @click.option("-f", "--logfile", type=click.Path(dir_okay=False), help="Log here, not stderr.")
 @click.option("-Q", "--queues", multiple=True, help="Queues to consume, comma-separated.")
+@click.option(
+    "-X", "--exclude-queues", multiple=True, metavar="QUEUES",
+    help="Queues not to consume (of -Q, else of task_queues), comma-separated.",
+)  # fmt: skip
 @click.option("-c", "--concurrency", type=POSITIVE, help="Pool size (default: CPU count).")
 @click.option(
     "-P",
@@ -254,6 +277,10 @@ SECONDS = click.FloatRange(min=0, min_open=True)
 @click.option(
     "-E", "--task-events", "--events", "task_events", is_flag=True,
     help="Send task events (worker_send_task_events); worker heartbeats are always sent.",
+)  # fmt: skip
+@click.option(
+    "--heartbeat-interval", type=POSITIVE, metavar="SECONDS",
+    help="Send a worker-heartbeat event every SECONDS (default: 2).",
 )  # fmt: skip
 @click.option("--without-gossip", is_flag=True, help="Accepted; celeriac has no gossip.")
 @click.option("--without-mingle", is_flag=True, help="Accepted; celeriac has no mingle.")
@@ -324,6 +351,7 @@ def worker_command(
     scheduler: str | None,
     metrics_port: int | None,
     outbox_relay: bool,
+    exclude_queues: tuple[str, ...] = (),
     **options: Any,
 ) -> None:
     """Start a worker: consume the queues and run their tasks until shut down."""
@@ -339,6 +367,8 @@ def worker_command(
     config_from_args(app, click.get_current_context().args)
     set_time_limits(app, time_limit, soft_time_limit)
     import_modules(include)
+    queues = split_queues(options.get("queues", ()))
+    options["queues"] = exclude_queues_of(app, queues, exclude_queues)
     if beat:
         embed_beat(app, schedule_filename, scheduler)
     elif schedule_filename or scheduler:
@@ -351,7 +381,8 @@ def worker_command(
     try:
         with Pidfile(pidfile) if pidfile else contextlib.nullcontext():
             instance = Worker(app, **kwargs)
-            click.echo(render_banner(instance))
+            if not obj.quiet:  # -q
+                click.echo(render_banner(instance))
             log_compatibility_notes(optimization, without_gossip, without_mingle, without_heartbeat)
             if purge:
                 click.echo(purge_queues(app, instance.queues))
@@ -380,6 +411,7 @@ __all__ = [
     "WorkerKwargs",
     "check_pool",
     "config_from_args",
+    "exclude_queues_of",
     "expand_hostname",
     "import_modules",
     "no_prefetch",

@@ -175,15 +175,18 @@ def for_worker(
     active: Callable[[], int],
     pool_size: Callable[[], int],
     results_are_reprs: bool = False,
+    interval: float = HEARTBEAT_INTERVAL,
 ) -> WorkerEvents:
     """The events of a worker named ``hostname`` of ``app``: worker events always, task
-    events when ``task_events`` (``-E``, ``worker_send_task_events``)."""
+    events when ``task_events`` (``-E``, ``worker_send_task_events``); a heartbeat every
+    ``interval`` seconds (``--heartbeat-interval``)."""
     dispatcher = app.events.Dispatcher(
         hostname=hostname, groups=None if task_events else ["worker"]
     )
     return WorkerEvents(
-        dispatcher, active=active, pool_size=pool_size, results_are_reprs=results_are_reprs
-    )
+        dispatcher, active=active, pool_size=pool_size,
+        results_are_reprs=results_are_reprs, interval=interval,
+    )  # fmt: skip
 
 
 __all__ = ["HEARTBEAT_INTERVAL", "WorkerEvents", "for_worker", "load_average"]

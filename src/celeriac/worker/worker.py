@@ -21,7 +21,7 @@ from typing import Any
 
 from celeriac import signals
 from celeriac.control.server import ControlServer
-from celeriac.events.worker_events import WorkerEvents
+from celeriac.events.worker_events import HEARTBEAT_INTERVAL, WorkerEvents
 from celeriac.events.worker_events import for_worker as events_for_worker
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.worker import exitcodes
@@ -63,6 +63,7 @@ class Worker:
         max_memory_per_child: int | None = None,
         send_events: bool | None = None,
         shutdown_timeout: float | None = None,
+        heartbeat_interval: float | None = None,
         install_signal_handlers: bool = True,
     ) -> None:
         conf = app.conf
@@ -72,6 +73,7 @@ class Worker:
             "prefetch_multiplier": prefetch_multiplier, "send_events": send_events,
             "max_tasks_per_child": max_tasks_per_child, "shutdown_timeout": shutdown_timeout,
             "max_memory_per_child": max_memory_per_child,
+            "heartbeat_interval": heartbeat_interval,
         }  # fmt: skip
         # What this worker was started with (celeryd_init's ``options``, as Celery's).
         self.options = {key: value for key, value in given.items() if value is not None}
@@ -97,6 +99,12 @@ class Worker:
         self.shutdown_timeout = (
             conf.worker_shutdown_timeout if shutdown_timeout is None else shutdown_timeout
         )
+        if heartbeat_interval is not None and heartbeat_interval <= 0:
+            raise ImproperlyConfigured(
+                f"heartbeat_interval must be a number of seconds above 0, not "
+                f"{heartbeat_interval!r}"
+            )
+        self.heartbeat_interval = heartbeat_interval or HEARTBEAT_INTERVAL  # worker-heartbeat
         self.install_signal_handlers = install_signal_handlers
         self.retry_policy = RetryPolicy.from_conf(conf)
         self.ready = threading.Event()  # set once the worker consumes (tests wait on it)
@@ -274,13 +282,14 @@ class Worker:
             logger.warning("%s", warning)
 
     async def _start_events(self) -> None:
-        """worker-online now, a heartbeat every 2 s; task events too when enabled."""
+        """worker-online now, a heartbeat every ``heartbeat_interval`` seconds (2 by
+        default); task events too when enabled."""
         consumer, pool = self.consumer, self.pool
         assert consumer is not None and pool is not None
         self.events = events_for_worker(
             self.app, self.hostname, task_events=self.send_events,
             active=lambda: len(consumer.running), pool_size=lambda: pool.concurrency,
-            results_are_reprs=self.pool_name == "prefork",
+            results_are_reprs=self.pool_name == "prefork", interval=self.heartbeat_interval,
         )  # fmt: skip
         self.listeners.add(self.events)
         await self.events.start()
