@@ -248,9 +248,6 @@ SETTINGS_NOTES: dict[str, Note] = {
         "quorum queues."
     ),
     "worker_direct": absent("No queue of each worker's own is declared."),
-    "worker_disable_prefetch": absent(
-        "The `--disable-prefetch` option works; the setting is not read."
-    ),
     "worker_enable_prefetch_count_reduction": absent(
         "A worker takes only what it has free slots for, so there is no prefetch to "
         "reduce; see [prefetch](differences-from-celery.md#prefetch)."
@@ -269,7 +266,6 @@ SETTINGS_NOTES: dict[str, Note] = {
         "A worker holds no eta tasks: they wait in the broker until due; see "
         "[countdowns and etas](differences-from-celery.md#countdowns-and-etas)."
     ),
-    "worker_log_color": absent("The worker's log lines are not colored."),
     "worker_pool_putlocks": absent(
         "billiard's locking; celeriac's prefork pool hands one job at a time to an idle "
         "child over a pipe."

@@ -387,6 +387,13 @@ _DECLARED = [
     _s("worker_concurrency", None, (int,), "Pool size; unset: the number of CPUs."),
     _s("worker_prefetch_multiplier", 1, (int,), "Messages held per pool slot.", differs="4"),
     _s(
+        "worker_disable_prefetch",
+        False,
+        (bool,),
+        "Hold only messages a free pool slot can start (a prefetch multiplier of 1, "
+        "whatever `worker_prefetch_multiplier` says); `--disable-prefetch` sets it too.",
+    ),
+    _s(
         "worker_max_tasks_per_child",
         None,
         (int,),
@@ -452,6 +459,13 @@ _DECLARED = [
         "Format of task log lines.",
     ),
     _s("worker_log_datefmt", None, (str,), "`strftime` format of `%(asctime)s` in worker lines."),
+    _s(
+        "worker_log_color",
+        None,
+        (bool,),
+        "Colour log lines by level when they go to a terminal (unset or True); False never "
+        "does, nor does a `--logfile` or `celeriac -C` (`--no-color`).",
+    ),
     _s("worker_task_log_datefmt", None, (str,), "`strftime` format of task lines' `%(asctime)s`."),
     _s(
         "worker_redirect_stdouts",

@@ -20,6 +20,14 @@ from celeriac.log import TASK_LOGGER_NAME, TaskFormatter
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
 _NO_TASK = (None, "", "???")
+#: Bold ANSI colours by level, as Celery's (INFO stays plain); ``_RESET`` ends one.
+LEVEL_COLORS = {
+    "DEBUG": "\033[1;34m",
+    "WARNING": "\033[1;33m",
+    "ERROR": "\033[1;31m",
+    "CRITICAL": "\033[1;35m",
+}
+_RESET = "\033[0m"
 
 
 def resolve_level(loglevel: str | int) -> int:
@@ -48,14 +56,30 @@ class WorkerFormatter(logging.Formatter):
         task_fmt: str,
         datefmt: str | None = None,
         task_datefmt: str | None = None,
+        use_color: bool = False,
     ) -> None:
         super().__init__(fmt, datefmt)
         self.task_formatter = TaskFormatter(task_fmt, task_datefmt)
+        self.use_color = use_color
 
     def format(self, record: logging.LogRecord) -> str:
         if getattr(record, "task_id", None) not in _NO_TASK:
-            return self.task_formatter.format(record)
-        return super().format(record)
+            text = self.task_formatter.format(record)
+        else:
+            text = super().format(record)
+        color = LEVEL_COLORS.get(record.levelname) if self.use_color else None
+        return f"{color}{text}{_RESET}" if color else text
+
+
+def supports_color(log_color: bool | None, logfile: str | None) -> bool:
+    """Colour the lines? ``worker_log_color`` False never does; True or unset (None) do
+    when the lines go to stderr and stderr is a terminal, as Celery (never into a file)."""
+    if log_color is False or logfile:
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced by an object that is not a file, or closed
+        return False
 
 
 def make_handler(logfile: str | None) -> logging.Handler:
@@ -65,9 +89,12 @@ def make_handler(logfile: str | None) -> logging.Handler:
     return logging.StreamHandler(sys.stderr)
 
 
-def setup_logging(loglevel: str | int, logfile: str | None, app: Any) -> bool:
+def setup_logging(
+    loglevel: str | int, logfile: str | None, app: Any, *, no_color: bool = False
+) -> bool:
     """Configure worker logging for ``app`` at ``loglevel``, to ``logfile`` or stderr.
     True if a ``setup_logging`` receiver took over instead (then nothing was touched).
+    Levels are coloured per ``supports_color`` unless ``no_color`` (``celeriac -C``).
 
     With ``worker_hijack_root_logger`` (the default) the root logger's handlers are
     replaced by ours. Without it, handlers already on the root logger are kept and ours
@@ -76,12 +103,13 @@ def setup_logging(loglevel: str | int, logfile: str | None, app: Any) -> bool:
     """
     level = resolve_level(loglevel)
     conf = app.conf
+    colorize = not no_color and supports_color(conf.worker_log_color, logfile)
     handled = signals.setup_logging.send(
         sender=None,
         loglevel=level,
         logfile=logfile,
         format=conf.worker_log_format,
-        colorize=False,
+        colorize=colorize,
     )
     if handled:  # Celery semantics: a connected receiver means "I configure logging"
         return True
@@ -97,6 +125,7 @@ def setup_logging(loglevel: str | int, logfile: str | None, app: Any) -> bool:
                 conf.worker_task_log_format,
                 conf.worker_log_datefmt,
                 conf.worker_task_log_datefmt,
+                use_color=colorize,
             )
         )
         root.addHandler(handler)
@@ -107,7 +136,7 @@ def setup_logging(loglevel: str | int, logfile: str | None, app: Any) -> bool:
         loglevel=level,
         logfile=logfile,
         format=conf.worker_log_format,
-        colorize=False,
+        colorize=colorize,
     )
     # Task loggers hang under this one (log.get_task_logger); the root's handler formats
     # their records with worker_task_log_format, so it needs no handler of its own.
@@ -117,9 +146,17 @@ def setup_logging(loglevel: str | int, logfile: str | None, app: Any) -> bool:
         loglevel=level,
         logfile=logfile,
         format=conf.worker_task_log_format,
-        colorize=False,
+        colorize=colorize,
     )
     return False
 
 
-__all__ = ["LEVELS", "WorkerFormatter", "make_handler", "resolve_level", "setup_logging"]
+__all__ = [
+    "LEVELS",
+    "LEVEL_COLORS",
+    "WorkerFormatter",
+    "make_handler",
+    "resolve_level",
+    "setup_logging",
+    "supports_color",
+]

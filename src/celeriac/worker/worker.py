@@ -87,8 +87,11 @@ class Worker:
         self.backend = app.backend
         if self.pool_name == "solo":
             self.concurrency = 1
-        self.prefetch_multiplier = max(
-            1, int(prefetch_multiplier or conf.worker_prefetch_multiplier)
+        # worker_disable_prefetch (Celery 5.5): hold only what a free slot can start.
+        self.prefetch_multiplier = (
+            1
+            if conf.worker_disable_prefetch
+            else max(1, int(prefetch_multiplier or conf.worker_prefetch_multiplier))
         )
         self.prefetch = self.concurrency * self.prefetch_multiplier
         self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
