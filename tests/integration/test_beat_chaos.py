@@ -162,7 +162,14 @@ def test_every_due_second_is_sent_exactly_once_while_leaders_die(
                   if task_id in line]
         for task_id in duplicates
     }  # fmt: skip
-    assert not duplicates and not unknown and not missing, (senders, unknown, missing)
+    around = {
+        (first + timedelta(seconds=m)).isoformat(): [
+            f"beat {n}: {line}" for n, b in enumerate(beats) for line in b.text.splitlines()
+            if "leading" in line or "Sending" in line
+        ]
+        for m in missing[:1]
+    }  # fmt: skip
+    assert not duplicates and not unknown and not missing, (senders, unknown, missing, around)
     assert actions["kill"] >= 1 and actions["stop"] >= 1
     assert gap <= LEASE + TICK + SLACK, f"longest gap {gap:.2f} s"
     # A resumed leader learns that it lost the lease before it sends anything.

@@ -38,15 +38,23 @@ def encode_schedule(value: Any) -> dict[str, Any]:
     if isinstance(value, schedule):
         return {"every": value.seconds, "relative": value.relative}
     if isinstance(value, crontab):
-        fields = [value.minute, value.hour, value.day_of_month, value.month_of_year,
-                  value.day_of_week]  # fmt: skip
-        line = " ".join(",".join(str(v) for v in sorted(f)) for f in fields)
+        names = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+        line = " ".join(_cron_field(getattr(value, f"_orig_{n}"), getattr(value, n)) for n in names)
         zone = value._tz  # the crontab's own zone; None follows the app's timezone
         return {"crontab": line, "tz": None if zone is None else str(zone)}
     raise TypeError(
         f"a live entry's schedule is seconds, a timedelta, schedule(...) or crontab(...), "
         f"not {value!r}"
     )
+
+
+def _cron_field(given: Any, expanded: set[int]) -> str:
+    """A crontab field as it was written when that reads back the same, else its values."""
+    if isinstance(given, str) and given.strip() and " " not in given.strip():
+        return given.strip()
+    if isinstance(given, int) and not isinstance(given, bool):
+        return str(given)
+    return ",".join(str(v) for v in sorted(expanded))
 
 
 def decode_schedule(spec: Mapping[str, Any]) -> BaseSchedule:
