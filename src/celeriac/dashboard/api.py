@@ -24,7 +24,7 @@ from celeriac.dashboard import queries
 from celeriac.dashboard.queries import Dashboard
 
 STREAM_EVERY = 1.0  # seconds between two snapshots on the stream
-SERIES_EVERY = 5  # snapshots between two that carry the hour's chart series
+SERIES_EVERY = 2  # snapshots between two that carry the hour's chart series
 SIGNALS = ("SIGTERM", "SIGKILL", "SIGINT", "SIGUSR1")
 
 

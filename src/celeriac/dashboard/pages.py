@@ -75,7 +75,8 @@ def task_page(request: Request) -> Response:
     task_id = request.path_params["task_id"]
     found = queries.task(board_of(request), task_id)
     if found is None:
-        return render(request, "missing.html", 404, page="tasks", what=f"task {task_id}")
+        return render(request, "missing.html", 404, page="tasks", what=f"task {task_id}",
+                      stream_task=task_id)  # fmt: skip
     return render(request, "task.html", page="tasks", task=found)
 
 

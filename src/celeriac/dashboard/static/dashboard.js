@@ -57,6 +57,10 @@
     var holder = document.getElementById("chart");
     if (!holder || typeof uPlot === "undefined") { return; }
     var columns = [series.time].concat(SERIES.map(function (s) { return series[s[0]]; }));
+    // The highest rate drawn, for whoever checks that the chart moved (tests, scripts).
+    holder.dataset.max = String(Math.max.apply(null, columns.slice(1).map(function (c) {
+      return Math.max.apply(null, c);
+    })));
     if (chart) { chart.setData(columns); return; }
     chart = new uPlot({
       width: holder.clientWidth - 16, height: 240,
@@ -98,6 +102,7 @@
 
   function updateTask(task) {
     if (!task) { return; }
+    if (!document.getElementById("task-state")) { window.location.reload(); return; }
     document.querySelectorAll("[data-live-task]").forEach(function (el) {
       var value = task[el.dataset.liveTask];
       el.textContent = value == null || value === "" ? "–" : String(value);
