@@ -462,16 +462,10 @@ NOTES: dict[str, dict[str, Note]] = {
         "add_around": absent(INTERNAL),
         "annotate": absent("Internal: `task_annotations` is applied at registration."),
         "bind": absent("Internal: a task is bound to its app when it is registered."),
-        "resultrepr_maxsize": absent(
-            "The worker's log line for a finished task is not configurable per task."
-        ),
         "retry_on_worker_lost": absent(
             "A message whose worker died is delivered again by default (up to "
             "`task_delivery_limit`); see "
             "[`task_reject_on_worker_lost`](differences-from-celery.md#reject-on-worker-lost)."
-        ),
-        "send_events": absent(
-            "Task events are sent per worker (`-E`, `worker_send_task_events`), not per task."
         ),
     },
     "signature": {

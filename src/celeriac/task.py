@@ -126,6 +126,8 @@ class Task(RequestStackMembers, Generic[P, R]):
     reject_on_worker_lost: bool | None = None
     store_eager_result: bool | None = None
     trail: bool = True  # record the calls a run sends as its result's children
+    send_events: bool = True  # False: the worker sends no task events for this task
+    resultrepr_maxsize: int = 1024  # longest result repr in the worker's log and events
     priority: int | None = None
     expires: float | dt.datetime | None = None
     queue: str | None = None

@@ -1,6 +1,8 @@
 """How a task is bound to its app, as in Celery: ``Celery(strict_typing=...)``,
 ``Celery(autofinalize=False)``, the ``on_bound`` and ``shadow_name`` hooks, the request
-stack (``push_request``/``pop_request``/``request_stack``) and ``app.clock``."""
+stack (``push_request``/``pop_request``/``request_stack``), ``app.clock``,
+``app.add_defaults``, ``from_config``, and the ``send_events`` and ``resultrepr_maxsize``
+task attributes."""
 
 from __future__ import annotations
 
@@ -11,7 +13,10 @@ from typing import Any
 import pytest
 
 import celeriac
-from celeriac import Celery
+from celeriac import Celery, states
+from celeriac.testing import start_worker
+from celeriac.trace import Outcome, OutcomeKind
+from celeriac.worker.execution import outcome_to_wire
 from tests.conftest import take_messages
 
 
@@ -225,7 +230,7 @@ def test_add_defaults_declares_an_extension_setting(recwarn: pytest.WarningsReco
     app.conf.update(myext_region="us")  # a declared name: no unknown-setting warning
     assert app.conf.myext_region == "us" and not recwarn.list
     with pytest.warns(UserWarning, match="unknown setting 'myext_regoin'"):
-        app.conf.myext_regoin = "x"  # noqa: B010 - still warned: not declared
+        app.conf.myext_regoin = "x"  # still warned: not declared
     with pytest.raises(TypeError, match="config_from_object"):
         app.add_defaults("proj.defaults")
     app.close()
@@ -268,3 +273,41 @@ def test_a_base_class_reads_its_own_from_config_pairs_when_bound(app: Celery) ->
     assert (here.region, there.region) == ("eu", "us")
     assert here.resolve("acks_late") is True
     assert ("serializer", "task_serializer") in celeriac.Task.from_config
+
+
+def test_send_events_false_and_resultrepr_maxsize_in_events_and_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = Celery("evt", broker="memory://", backend="cache+memory://", set_as_current=False)
+
+    @app.task(send_events=False)
+    def quiet() -> str:
+        return "hush"
+
+    @app.task(resultrepr_maxsize=12)
+    def loud() -> str:
+        return "x" * 100
+
+    receiver = app.events.Receiver(app, history=True)
+    with caplog.at_level("INFO"), start_worker(app, hostname="ev@unit", send_events=True):
+        first, second = quiet.delay(), loud.delay()
+        assert (first.get(timeout=5), second.get(timeout=5)) == ("hush", "x" * 100)
+        seen: list[dict[str, Any]] = []
+        for event in receiver.itercapture(timeout=5, wakeup=False):
+            seen.append(event)
+            if event["type"] == "task-succeeded" and event["uuid"] == second.id:
+                break
+    assert not [e for e in seen if e.get("uuid") == first.id]  # none of quiet's events
+    [done] = [e for e in seen if e["type"] == "task-succeeded"]
+    assert done["result"] == "'" + "x" * 8 + "..." and len(done["result"]) == 12
+    assert {"task-received", "task-started"} <= {e["type"] for e in seen}
+    logged = [r.getMessage() for r in caplog.records if "succeeded in" in r.getMessage()]
+    assert any(line.endswith(": hush") for line in logged)
+    assert any(line.endswith(": " + "x" * 9 + "...") for line in logged)
+    app.close()
+
+
+def test_a_prefork_child_cuts_the_result_repr_at_the_tasks_size() -> None:
+    outcome = Outcome(OutcomeKind.SUCCESS, states.SUCCESS, retval=list(range(100)))
+    assert outcome_to_wire(outcome, 10)["retval"] == "[0, 1, ..."
+    assert len(outcome_to_wire(outcome)["retval"]) == len(repr(list(range(100))))

@@ -100,7 +100,7 @@ class WorkerEvents:
 
     # -- the task listener ----------------------------------------------------------------
     def task_received(self, job: HeldJob) -> None:
-        if not self.dispatcher.sends("task-received"):
+        if not job.task.send_events or not self.dispatcher.sends("task-received"):
             return
         request = job.request
         headers = request.headers
@@ -118,7 +118,9 @@ class WorkerEvents:
     def task_started(self, job: HeldJob) -> None:
         self._running.add(job.id)
         # An expired task goes to the pool only to be discarded: it does not start.
-        if self.dispatcher.sends("task-started") and not _expired(job.request.expires):
+        if not job.task.send_events or not self.dispatcher.sends("task-started"):
+            return
+        if not _expired(job.request.expires):
             self.dispatcher.post("task-started", {"uuid": job.request.id})
 
     def task_finished(self, job: HeldJob, outcome: Outcome) -> None:
@@ -126,12 +128,13 @@ class WorkerEvents:
         started = job.id in self._running
         self._running.discard(job.id)
         kind = outcome.kind  # (a str enum: compared with its values, without .value)
-        if not self.dispatcher.sends("task-"):
-            return
+        if not job.task.send_events or not self.dispatcher.sends("task-"):
+            return  # (Task.send_events=False: none of this task's events, as in Celery)
         fields: dict[str, Any] = {"uuid": job.request.id}
         if kind == "success":
             retval = outcome.retval
-            fields["result"] = retval if self.results_are_reprs else repr(retval)
+            text = retval if self.results_are_reprs else repr(retval)
+            fields["result"] = _cut(text, job.task.resultrepr_maxsize)
             fields["runtime"] = outcome.runtime
             self.dispatcher.post("task-succeeded", fields)
         elif kind in ("failure", "retry"):
@@ -150,6 +153,11 @@ class WorkerEvents:
 
     def sends(self, type_: str) -> bool:
         return self.dispatcher.sends(type_)
+
+
+def _cut(text: str, limit: int) -> str:
+    """At most ``limit`` characters (the task's ``resultrepr_maxsize``), as Celery's."""
+    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
 
 
 def _expired(expires: str | None) -> bool:

@@ -34,6 +34,7 @@ from celeriac.worker.execution import (
     prepare,
     refuse,
     settle,
+    short_repr,
 )
 from celeriac.worker.listeners import Listeners
 from celeriac.worker.pools.base import Pool
@@ -348,6 +349,7 @@ class Consumer:
     def _log_outcome(job: HeldJob, outcome: Outcome) -> None:
         if outcome.kind is OutcomeKind.SUCCESS and logger.isEnabledFor(logging.INFO):
             retval = outcome.retval if isinstance(outcome.retval, str) else repr(outcome.retval)
+            retval = short_repr(retval, job.task.resultrepr_maxsize)  # (already a str)
             logger.info(
                 "Task %s[%s] succeeded in %.6fs: %s",
                 job.task.name, job.request.id, outcome.runtime, retval,

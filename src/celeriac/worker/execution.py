@@ -134,13 +134,15 @@ def job_from_payload(
     return Job(app.tasks[message.task_name], request)
 
 
-def outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
-    """What a child process sends back: plain, picklable data (exceptions as text)."""
+def outcome_to_wire(outcome: Outcome, result_limit: int = 1024) -> dict[str, Any]:
+    """What a child process sends back: plain, picklable data (exceptions as text, the
+    result as its repr, of up to ``result_limit`` characters: the task's
+    ``resultrepr_maxsize``)."""
     retry = outcome.retry
     return {
         "kind": outcome.kind.value,
         "state": outcome.state,
-        "retval": _short_repr(outcome.retval),
+        "retval": _short_repr(outcome.retval, result_limit),
         "exc": None if outcome.exc is None else _short_repr(outcome.exc),
         "reason": _short_repr(getattr(outcome.exc, "reason", None)),
         "requeue": outcome.requeue,
@@ -186,8 +188,12 @@ class RemoteOutcome(Exception):
 
 
 def _short_repr(value: Any, limit: int = 1024) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return short_repr(repr(value), limit)
+
+
+def short_repr(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, ending in ``...`` when cut."""
+    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
 
 
 def is_expired(request: Request, now: dt.datetime | None = None) -> bool:

@@ -125,8 +125,9 @@ def _run(app: Any, order: tuple[bytes, str, int, str | None, float | None]) -> d
         logger.exception("prefork child could not rebuild a job: %r", exc)
         return execution.outcome_to_wire(Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc))
     outcome = execution.run(job) if soft is None else _run_with_soft_limit(job, soft)
+    limit = job.task.resultrepr_maxsize
     try:
-        return execution.outcome_to_wire(outcome)
+        return execution.outcome_to_wire(outcome, limit)
     except Exception as exc:  # a return value whose __repr__ raises: send what we can
         logger.warning(
             "Task %s[%s]: outcome not representable: %r", job.task.name, job.request.id, exc
@@ -134,7 +135,7 @@ def _run(app: Any, order: tuple[bytes, str, int, str | None, float | None]) -> d
         outcome.retval = None
         if outcome.exc is not None:
             outcome.exc = RuntimeError(f"{type(outcome.exc).__name__} (repr failed: {exc!r})")
-        return execution.outcome_to_wire(outcome)
+        return execution.outcome_to_wire(outcome, limit)
 
 
 class _SoftLimit:
