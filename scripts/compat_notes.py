@@ -314,11 +314,7 @@ CLI_NOTES: dict[str, Note] = {
     "inspect memdump": absent(INSPECT_DEBUG),
     "inspect memsample": absent(INSPECT_DEBUG),
     "inspect objgraph": absent(INSPECT_DEBUG),
-    "graph": absent(NO_BOOTSTEPS),
     "graph bootsteps": absent(NO_BOOTSTEPS),
-    "graph workers": absent(
-        "Not offered: `celeriac status` and `celeriac inspect stats` list the workers."
-    ),
     "purge": differs(
         "Drops delayed messages (a countdown or eta) too; dead letters stay.", "ops-commands"
     ),

@@ -20,6 +20,7 @@ from celeriac.cli.dashboard import dashboard_command, flower_command
 from celeriac.cli.deadletters import dead_letters_group
 from celeriac.cli.embedded import embedded_group
 from celeriac.cli.events import events_command
+from celeriac.cli.graph import graph_group
 from celeriac.cli.listing import list_group
 from celeriac.cli.logtool import logtool_group
 from celeriac.cli.metrics import exporter_command
@@ -43,6 +44,7 @@ for command in (
     dead_letters_group,
     inspect_cli,
     exporter_command,
+    graph_group,
     flower_command,
     events_command,
     list_group,
