@@ -258,7 +258,7 @@ def test_heartbeats_every_two_seconds_and_offline_detection(
         worker = state.workers[hostname]
         beats = worker.heartbeats
         gaps = [later - earlier for earlier, later in itertools.pairwise(beats)]
-        assert all(1.5 <= gap <= 3.0 for gap in gaps), gaps
+        assert all(1.2 <= gap <= 3.2 for gap in gaps), gaps  # every 2 s, give or take load
         assert worker.freq == 2.0 and worker.pool_size == 1 and worker.alive
         assert worker.sw_ident == "py-celeriac" and len(worker.loadavg) == 3
         # When the worker is killed (no worker-offline is sent)
