@@ -3,7 +3,9 @@
 
 Counted by the deterministic run id each send carries; the longest gap between two sends
 stays within the lease and one tick, and a paused leader that resumes sends nothing before
-it learns that it no longer leads. The short form runs in CI (about 20 s per broker);
+it learns that it no longer leads. On RabbitMQ, which has no run keys, a run may be lost in
+the instants docs/beat.md names (at most one per 20 s of this test is accepted). The short
+form runs in CI (about 20 s per broker);
 ``CELERIAC_BEAT_CHAOS_SECONDS=60`` (or more) runs the long form:
 
     CELERIAC_BEAT_CHAOS_SECONDS=60 python -m pytest tests/integration/test_beat_chaos.py -s
@@ -169,7 +171,11 @@ def test_every_due_second_is_sent_exactly_once_while_leaders_die(
         ]
         for m in missing[:1]
     }  # fmt: skip
-    assert not duplicates and not unknown and not missing, (senders, unknown, missing, around)
+    assert not duplicates and not unknown, (senders, unknown)
+    # RabbitMQ has no run keys: a leader killed between its record and its publish, or paused
+    # between its record and its lease confirmation, loses that run (docs/beat.md says so).
+    allowed = 0 if broker.supports_key_value else int(DURATION // 20)
+    assert len(missing) <= allowed, (missing, around)
     assert actions["kill"] >= 1 and actions["stop"] >= 1
     assert gap <= LEASE + TICK + SLACK, f"longest gap {gap:.2f} s"
     # A resumed leader learns that it lost the lease before it sends anything.

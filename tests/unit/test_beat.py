@@ -15,7 +15,15 @@ from typing import Any
 import pytest
 
 from celeriac import Celery, signals
-from celeriac.beat import PersistentScheduler, ScheduleEntry, Scheduler, Service, crontab, run_id
+from celeriac.beat import (
+    PersistentScheduler,
+    ScheduleEntry,
+    Scheduler,
+    Service,
+    crontab,
+    run_id,
+    run_key,
+)
 from celeriac.beat.misfire import plan
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.exceptions import ImproperlyConfigured
@@ -283,3 +291,18 @@ def test_live_changes_apply_without_a_restart() -> None:
     assert set(beat.schedule) == {"tick"}
     assert set(app.beat.entries()) == {"tick"}
     beat.close()
+
+
+def test_a_new_leader_sends_the_runs_its_predecessor_recorded_but_did_not_send() -> None:
+    from celeriac.beat import state
+
+    clock = Clock()
+    app = make_app(clock, catchup="all")
+    due = [T0 + timedelta(seconds=s) for s in (1, 2)]
+    # the last leader recorded seconds 1 and 2 as being sent, reserved 1's key, then died
+    state.save(app.broker, "gone", 1, {"tick": due[-1]}, full=True, sending={"tick": due})
+    app.broker.reserve(run_key("tick", due[0]), "sent by gone", 60)
+    clock.t = 2.5
+    beat = FakeScheduler(app, clock, "b")
+    beat.tick()
+    assert sent_ids(app) == due_ids(2, 2), "1 went out (its key is held); 2 is sent now"

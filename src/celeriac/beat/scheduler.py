@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from celeriac.app.beat_entries import decode_schedule
@@ -33,6 +33,7 @@ from celeriac.exceptions import BrokerError, ImproperlyConfigured
 logger = logging.getLogger("celeriac.beat")
 _RUN_IDS = uuid.UUID("6f0c1b3e-58a4-4d1f-9a57-2b1e0c7d9a11")  # the namespace of run ids
 STANDBY_CHECKS = 10  # a standby tries the lease this many times per ttl
+PENDING_LEASES = 3  # a previous leader's unsent runs are sent again this many leases late
 LIVE_DELAY = 1.0  # seconds within which a live change (``app.beat``) takes effect
 
 
@@ -81,6 +82,7 @@ class Scheduler:
         self._code: dict[str, Any] = {}  # beat_schedule and ``schedule``: the code's entries
         self.live = LiveChanges(app.broker) if live_changes else None
         self._live_version = 0
+        self._pending: state.Pending = {}  # runs a previous leader may not have sent
         self._since: datetime | None = None  # the previous look while leading
         self._records = 0
         if schedule_filename:
@@ -156,12 +158,17 @@ class Scheduler:
         for entry in list(self.data.values()):
             if entry.enabled:
                 due.extend((entry, when) for when in self._plan(entry, now, handled))
+        sending: dict[str, list[datetime]] = {}
+        for entry, when in due:
+            sending.setdefault(entry.name, []).append(when)
         if handled:
-            if not self.leadership.valid() or not self._save(handled):
+            if not self.leadership.valid() or not self._save(handled, sending=sending):
                 for name in handled:  # nothing recorded, so nothing sent: the next tick retries
                     self._next.pop(name, None)
                 return self._wait(now)
             self.last.update(handled)
+        if self._pending:
+            due = [*self._taken_over_runs(now), *due]
         if due and self.leadership.confirm():
             self._send(due)
         self._since = now
@@ -196,10 +203,14 @@ class Scheduler:
         if self.live is not None and not self.live.ready.wait(2.0):
             logger.warning("beat: live changes not read yet; they apply once they arrive")
         try:
-            stored = state.load(self.app.broker)
+            stored, pending = state.load(self.app.broker)
         except BrokerError as exc:
             logger.error("beat: could not read the state from the broker: %s", exc)
-            stored = {}
+            stored, pending = {}, {}
+        # The previous leader's last runs may not have gone out (it stopped between its
+        # record and its send). With run keys to reserve, sending them again is safe: a
+        # run that did go out keeps its key. Without them, they are left as recorded.
+        self._pending = pending if self.app.broker.supports_key_value else {}
         self.last = stored
         self._next.clear()
         for name in self.data:
@@ -315,7 +326,21 @@ class Scheduler:
             wait = min(wait, (min(upcoming) - self.now()).total_seconds())
         return max(0.0, wait)
 
-    def _save(self, last: Mapping[str, datetime], *, full: bool = False) -> bool:
+    def _taken_over_runs(self, now: datetime) -> list[tuple[ScheduleEntry, datetime]]:
+        """The previous leader's last runs, if recent (within a few leases: an older record
+        is a beat that stopped long ago, whose runs the misfire policy already covers)."""
+        pending, self._pending = self._pending, {}
+        recent = now - timedelta(seconds=PENDING_LEASES * self.leadership.ttl)
+        return [(self.data[name], due) for name, dues in pending.items() for due in dues
+                if name in self.data and self.data[name].enabled and due > recent]  # fmt: skip
+
+    def _save(
+        self,
+        last: Mapping[str, datetime],
+        *,
+        full: bool = False,
+        sending: Mapping[str, list[datetime]] | None = None,
+    ) -> bool:
         token = self.leadership.token
         if token is None:
             return False
@@ -323,7 +348,7 @@ class Scheduler:
         if self._records % state.FULL_EVERY == 0:
             last, full = {**self.last, **last}, True
         try:
-            state.save(self.app.broker, self.holder, token, last, full=full)
+            state.save(self.app.broker, self.holder, token, last, full=full, sending=sending)
         except BrokerError as exc:
             logger.error("beat: could not write the state to the broker: %s", exc)
             return False
