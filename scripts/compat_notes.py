@@ -402,10 +402,6 @@ NOTES: dict[str, dict[str, Note]] = {
         "producer_pool": absent(KOMBU_POOLS),
         "builtin_fixups": absent(DJANGO),
         "fixups": absent(DJANGO),
-        "loader": absent(
-            "There is no loader object: `imports`, `include` and `app.autodiscover_tasks()` "
-            "import task modules, and `config_from_object` reads settings."
-        ),
         "log": absent(
             "There is no logging object on the app: the worker sets logging up "
             "(`setup_logging` and the other logging signals), tasks use `get_task_logger`."
@@ -603,7 +599,8 @@ NOTES: dict[str, dict[str, Note]] = {
         ),
         "worker --pool-start-method": absent("Prefork children are always forked."),
         "celery --loader": absent(
-            "celeriac has no loaders: the app imports its task modules and reads its settings."
+            "A loader class of one's own is not offered: the app imports its task modules "
+            "(`app.loader` on demand) and reads its settings."
         ),
         "celery --skip-checks": absent(
             "Django's system checks are not run when the worker starts, so there is nothing "

@@ -1,19 +1,20 @@
 """How a task is bound to its app, as in Celery: ``Celery(strict_typing=...)``,
 ``Celery(autofinalize=False)``, the ``on_bound`` and ``shadow_name`` hooks, the request
 stack (``push_request``/``pop_request``/``request_stack``), ``app.clock``,
-``app.add_defaults``, ``from_config``, and the ``send_events`` and ``resultrepr_maxsize``
-task attributes."""
+``app.add_defaults``, ``app.loader``, ``from_config``, and the ``send_events`` and
+``resultrepr_maxsize`` task attributes."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from typing import Any
 
 import pytest
 
 import celeriac
-from celeriac import Celery, states
+from celeriac import Celery, signals, states
 from celeriac.testing import start_worker
 from celeriac.trace import Outcome, OutcomeKind
 from celeriac.worker.execution import outcome_to_wire
@@ -311,3 +312,61 @@ def test_a_prefork_child_cuts_the_result_repr_at_the_tasks_size() -> None:
     outcome = Outcome(OutcomeKind.SUCCESS, states.SUCCESS, retval=list(range(100)))
     assert outcome_to_wire(outcome, 10)["retval"] == "[0, 1, ..."
     assert len(outcome_to_wire(outcome)["retval"]) == len(repr(list(range(100))))
+
+
+@pytest.fixture
+def project(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A package ``ldrproj`` with ``jobs`` (in ``imports``), ``extra`` (in ``include``)
+    and ``orders.tasks`` (for autodiscovery), each defining a task of the current app."""
+    package = tmp_path / "ldrproj"
+    (package / "orders").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "orders" / "__init__.py").write_text("")
+    task = "from celeriac import shared_task\n\n@shared_task\ndef {0}():\n    return '{0}'\n"
+    (package / "jobs.py").write_text(task.format("job"))
+    (package / "extra.py").write_text(task.format("extra"))
+    (package / "orders" / "tasks.py").write_text(task.format("order"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield package
+    for name in [n for n in sys.modules if n.startswith("ldrproj")]:
+        del sys.modules[name]
+
+
+def test_app_loader_imports_the_default_modules(project: Any) -> None:
+    app = Celery("ldr", broker="memory://", imports=["ldrproj.jobs"], include=["ldrproj.extra"])
+    sent: list[Any] = []
+
+    def record(sender: Any, **kwargs: Any) -> None:
+        sent.append(sender)
+
+    signals.import_modules.connect(record, weak=False)
+    try:
+        modules = app.loader.import_default_modules()
+    finally:
+        signals.import_modules.disconnect(record)
+    assert [m.__name__ for m in modules] == ["ldrproj.jobs", "ldrproj.extra"]
+    assert app.loader.default_modules == ("ldrproj.jobs", "ldrproj.extra")
+    assert sent == [app] and app.loader.task_modules == {"ldrproj.jobs", "ldrproj.extra"}
+    assert {"ldrproj.jobs.job", "ldrproj.extra.extra"} <= set(app._tasks)
+    app.loader.autodiscover_tasks(["ldrproj.orders", "ldrproj"])  # ldrproj has no tasks
+    assert "ldrproj.orders.tasks" in app.loader.task_modules
+    assert "ldrproj.tasks" not in app.loader.task_modules
+    assert app.loader.import_task_module("ldrproj.orders").__name__ == "ldrproj.orders"
+    assert app.loader.now().tzinfo is not None and app.loader.now(utc=False).tzinfo is None
+    assert app.loader is app.loader and app.loader.app is app
+    app.close()
+
+
+def test_app_loader_raises_an_import_modules_receivers_error() -> None:
+    app = Celery("ldr2", broker="memory://", set_as_current=False)
+
+    def broken(sender: Any, **kwargs: Any) -> None:
+        raise LookupError("receiver failed")
+
+    signals.import_modules.connect(broken, weak=False)
+    try:
+        with pytest.raises(LookupError, match="receiver failed"):
+            app.loader.import_default_modules()
+    finally:
+        signals.import_modules.disconnect(broken)
+    app.close()

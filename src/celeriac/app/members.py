@@ -3,13 +3,14 @@
 Each works as Celery's: ``app.configured``, ``app.current_task``, ``app.timezone`` and
 ``app.uses_utc_timezone()``, ``app.either(key, value)``, ``app.select_queues(...)``,
 ``app.set_default()``, ``app.ResultSet(...)``, ``app.clock``, ``app.add_defaults(...)``,
-the ``on_init``/``on_configure`` subclass hooks, the platform flags, and how a task is
-bound to the app (``strict_typing``, ``Task.on_bound``, ``autofinalize``). Kept apart from
-``app.base`` so the app's core stays small.
+``app.loader``, the ``on_init``/``on_configure`` subclass hooks, the platform flags, and
+how a task is bound to the app (``strict_typing``, ``Task.on_bound``, ``autofinalize``).
+Kept apart from ``app.base`` so the app's core stays small.
 """
 
 from __future__ import annotations
 
+import functools
 import platform
 import sys
 from collections.abc import Iterable
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from zoneinfo import ZoneInfo
 
 from celeriac._context import get_current_request, set_current_app
+from celeriac.app.loader import AppLoader
 from celeriac.result import ResultSet as _ResultSet
 from celeriac.task import Task
 
@@ -118,6 +120,12 @@ class AppMembers:
             if pair not in _RESOLVED_ON_USE and getattr(cls, attribute, None) is None:
                 setattr(cls, attribute, self.conf[setting])
         cls.on_bound(self)
+
+    @functools.cached_property
+    def loader(self) -> AppLoader:
+        """Celery's ``app.loader``, for importing task modules:
+        ``app.loader.import_default_modules()`` (see ``celeriac.app.loader``)."""
+        return AppLoader(cast("Celeriac", self))
 
     def add_defaults(self, fun: Any) -> None:
         """Defaults under every setting's value: a mapping (or object), or a callable
