@@ -93,3 +93,19 @@ def test_a_redis_broker_is_told_the_shell_is_rabbitmqs(project: Path, redis_url:
     done = celeriac(project, redis_url, "queue.declare", "q")
     assert done.returncode == 64
     assert "RabbitMQ's admin shell" in done.stderr and "redis://" in done.stderr
+
+
+def test_the_command_line_loads_without_aiormq(project: Path, amqp_url: str) -> None:
+    """aiormq is the amqp extra's: without it, every other command works and this one
+    says which extra to install."""
+    script = (
+        "import sys; sys.modules['aiormq'] = None\n"  # as if it were not installed
+        "from celeriac.cli import main\n"
+        f"main(['-A', 'proj', '-b', {amqp_url!r}, 'amqp', 'queue.declare', 'q'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=project, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 64, done.stderr
+    assert "pip install 'celeriac[amqp]'" in done.stderr

@@ -12,13 +12,15 @@ from __future__ import annotations
 import pprint
 import shlex
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiormq.abc
 import click
 
 from celeriac.cli.amqp_session import AMQPSession, amqp_target, dump_message
 from celeriac.cli.base import CLIContext, CLIError
+
+if TYPE_CHECKING:  # aiormq is the amqp extra's: imported when a session starts
+    import aiormq.abc
 
 OK = "OK"
 _EXIT_WORDS = ("exit", "quit", ":q")

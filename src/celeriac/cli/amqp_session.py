@@ -11,17 +11,19 @@ the broker refuses closes the channel (AMQP's rule); the next command opens a ne
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiormq
-import aiormq.abc
 import click
-from pamqp.commands import Basic
 
-from celeriac.brokers.amqp.params import SCHEMES, Target, parse_target
 from celeriac.cli.base import CLIError
 from celeriac.worker.exitcodes import EX_UNAVAILABLE
+
+if TYPE_CHECKING:  # aiormq is the amqp extra's (so is the engine): imported when needed
+    import aiormq.abc
+
+    from celeriac.brokers.amqp.params import Target
 
 T = TypeVar("T")
 
@@ -43,19 +45,34 @@ def amqp_target(app: Any) -> Target:
     """The app's broker as an AMQP target; a clear refusal for any other broker."""
     url = app.conf.broker_url
     scheme = str(url).partition("://")[0].lower() if url else ""
-    if scheme not in SCHEMES:
+    if scheme not in ("amqp", "amqps", "pyamqp"):
         where = f"{scheme}://" if scheme else "the embedded Redis (broker_url is not set)"
         raise CLIError(
             f"'celeriac amqp' is RabbitMQ's admin shell (AMQP 0.9.1), and this app's broker "
             f"is {where}: give an amqp:// broker with -b/--broker ('celeriac purge' works "
             f"on every broker)"
         )
+    _aiormq()  # before the engine's package, which needs it
+    from celeriac.brokers.amqp.params import parse_target
+
     options = app.conf.broker_transport_options or {}
     return parse_target(str(url), options, app.conf.broker_use_ssl)
 
 
+def _aiormq() -> Any:
+    """The aiormq module, or a refusal saying which extra brings it."""
+    try:
+        return importlib.import_module("aiormq")
+    except ImportError as exc:
+        raise CLIError(
+            "'celeriac amqp' needs aiormq, RabbitMQ's client: pip install 'celeriac[amqp]'"
+        ) from exc
+
+
 def dump_message(message: aiormq.abc.DeliveredMessage) -> dict[str, Any] | str:
     """What ``basic.get`` shows: the body, the properties set, and the delivery info."""
+    from pamqp.commands import Basic  # aiormq's own dependency
+
     delivery = message.delivery
     if not isinstance(delivery, Basic.GetOk):
         return NO_MESSAGE
@@ -83,6 +100,7 @@ class AMQPSession:
     def __init__(self, target: Target, say: Callable[[str], None]) -> None:
         self.target = target
         self.say = say  # progress lines (connecting, connected), kept off stdout
+        self._driver = _aiormq()
         self._loop = asyncio.new_event_loop()
         self._connection: aiormq.abc.AbstractConnection | None = None
         self._channel: aiormq.abc.AbstractChannel | None = None
@@ -95,30 +113,32 @@ class AMQPSession:
         channel = await self._open_channel()
         try:
             return await method(channel)
-        except aiormq.exceptions.ChannelClosed as exc:
+        except self._driver.exceptions.ChannelClosed as exc:
             raise AMQPCommandError(_reason(exc)) from exc
-        except (aiormq.exceptions.AMQPConnectionError, ConnectionError) as exc:
+        except (self._driver.exceptions.AMQPConnectionError, ConnectionError) as exc:
             self._connection = self._channel = None  # connect again for the next command
             raise BrokerUnreachable(
                 f"lost the connection to {self.target.safe_url}: {exc}"
             ) from exc
 
     async def _open_channel(self) -> aiormq.abc.AbstractChannel:
-        if self._connection is None or self._connection.is_closed:
+        connection = self._connection
+        if connection is None or connection.is_closed:
             self.say(f"-> connecting to {self.target.safe_url}.")
             try:
-                self._connection = await asyncio.wait_for(
-                    aiormq.connect(self.target.url, context=self.target.ssl_context),
+                connection = self._connection = await asyncio.wait_for(
+                    self._driver.connect(self.target.url, context=self.target.ssl_context),
                     self.target.connect_timeout,
                 )
-            except (aiormq.exceptions.AMQPError, OSError, asyncio.TimeoutError) as exc:
+            except (self._driver.exceptions.AMQPError, OSError, asyncio.TimeoutError) as exc:
                 raise BrokerUnreachable(
                     f"cannot connect to {self.target.safe_url}: {exc or type(exc).__name__}"
                 ) from exc
             self.say("-> connected.")
             self._channel = None
+        assert connection is not None
         if self._channel is None or self._channel.is_closed:
-            self._channel = await self._connection.channel(publisher_confirms=False)
+            self._channel = await connection.channel(publisher_confirms=False)
         return self._channel
 
     def close(self) -> None:
