@@ -572,10 +572,6 @@ NOTES: dict[str, dict[str, Note]] = {
             "The eventlet pool is refused; see "
             "[green-thread pools](differences-from-celery.md#eventlet-gevent)."
         ),
-        "heartbeat_sent": absent(
-            "Not sent: follow the `worker-heartbeat` events instead (the lease heartbeat is "
-            "not an event)."
-        ),
     },
     "settings": SETTINGS_NOTES,
     "cli": CLI_NOTES,

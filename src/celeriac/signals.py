@@ -132,12 +132,13 @@ worker_process_shutdown = Signal("worker_process_shutdown")  # pid, exitcode
 worker_ready = Signal("worker_ready")
 worker_shutting_down = Signal("worker_shutting_down")  # sig, how, exitcode
 worker_shutdown = Signal("worker_shutdown")
+heartbeat_sent = Signal("heartbeat_sent")  # each worker event (online, heartbeat, offline)
 
 # Beat (fired by celeriac.beat's Service; sender: the Service)
 beat_init = Signal("beat_init")
 beat_embedded_init = Signal("beat_embedded_init")
 
-# Logging, app. Celery's heartbeat_sent, eventlet_* and user_preload_options are absent
+# Logging, app. Celery's eventlet_* and user_preload_options are absent
 # on purpose: nothing in celeriac could send them (docs/signals-and-logging.md).
 setup_logging = Signal("setup_logging")  # loglevel, logfile, format, colorize
 after_setup_logger = Signal("after_setup_logger")  # logger, loglevel, logfile, format, colorize
@@ -154,6 +155,7 @@ __all__ = [
     "before_task_publish",
     "celeryd_after_setup",
     "celeryd_init",
+    "heartbeat_sent",
     "import_modules",
     "setup_logging",
     "task_failure",

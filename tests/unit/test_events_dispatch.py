@@ -127,3 +127,22 @@ def test_msgpack_events_are_read_as_well(app: Celery) -> None:
     app.conf.event_serializer = "yaml"
     with pytest.raises(ValueError, match="'json' or 'msgpack'"):
         app.events.Dispatcher()
+
+
+def test_heartbeat_sent_is_sent_with_each_worker_event(app: Celery) -> None:
+    from celeriac import signals
+    from celeriac.events.worker_events import WorkerEvents
+
+    senders: list[object] = []
+
+    def on_heartbeat(sender: object, **_: object) -> None:
+        senders.append(sender)
+
+    signals.heartbeat_sent.connect(on_heartbeat)
+    try:
+        events = WorkerEvents(app.events.Dispatcher(), active=lambda: 0, pool_size=lambda: 1)
+        events.beat("worker-online")
+        events.beat()
+    finally:
+        signals.heartbeat_sent.disconnect(on_heartbeat)
+    assert senders == [events, events]

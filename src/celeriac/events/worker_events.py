@@ -19,6 +19,7 @@ import traceback as tb
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from celeriac import signals
 from celeriac.events.dispatcher import EventDispatcher
 from celeriac.events.event import SOFTWARE_INFO
 from celeriac.messages.validation import parse_iso
@@ -88,6 +89,8 @@ class WorkerEvents:
 
     def beat(self, type_: str = "worker-heartbeat") -> None:
         """Post one worker event with the worker's figures (remote control may ask for one)."""
+        if signals.heartbeat_sent.has_receivers:
+            signals.heartbeat_sent.send(sender=self)
         self.dispatcher.post(type_, {
             "freq": self.interval, "active": self.active(), "processed": self.processed,
             "loadavg": load_average(), "pool_size": self.pool_size(), **SOFTWARE_INFO,
