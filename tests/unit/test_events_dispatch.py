@@ -146,3 +146,11 @@ def test_heartbeat_sent_is_sent_with_each_worker_event(app: Celery) -> None:
     finally:
         signals.heartbeat_sent.disconnect(on_heartbeat)
     assert senders == [events, events]
+
+
+def test_receive_in_one_call(app: Celery) -> None:
+    app.events.Dispatcher().send("task-progress", uuid="t1")
+    seen: list[str] = []
+    handled = app.events.receive({"*": lambda e: seen.append(e["type"])}, history=True,
+                                 timeout=0.3)  # fmt: skip
+    assert handled == 1 and seen == ["task-progress"]

@@ -92,6 +92,27 @@ class Events:
             _broker_of(app, channel), events.topic, handlers, history=history, clock=events.clock
         )
 
+    def receive(
+        self,
+        handlers: Mapping[str, Handler],
+        *,
+        limit: int | None = None,
+        timeout: float | None = None,
+        history: bool = False,
+        wakeup: bool = True,
+    ) -> int:
+        """Handle events with ``handlers`` until ``limit`` were handled or none came for
+        ``timeout`` seconds (which ends it quietly); how many were handled. Ours: a
+        receiver and its ``capture`` in one call."""
+        handled = 0
+        receiver = self.Receiver(self.app, handlers, history=history)
+        try:
+            for _ in receiver.itercapture(limit=limit, timeout=timeout, wakeup=wakeup):
+                handled += 1
+        except TimeoutError:
+            pass
+        return handled
+
     def State(self, **kwargs: Any) -> State:
         """An empty cluster state to feed events to (``state.event(event)``)."""
         return State(**kwargs)
