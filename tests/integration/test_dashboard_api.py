@@ -297,3 +297,53 @@ def test_vendored_files_are_pinned_with_their_licences() -> None:
     assert names == ["README.md", "htmx-2.0.11.LICENSE", "htmx-2.0.11.min.js",
                      "uplot-1.6.32.LICENSE", "uplot-1.6.32.iife.min.js",
                      "uplot-1.6.32.min.css"]  # fmt: skip
+
+
+def test_runtimes_and_the_time_window(app: Celery) -> None:
+    client, monitor = client_for(app)
+    with client:
+        for n in range(1, 101):
+            task_events(monitor, f"r-{n}", "received", "started", name="proj.add")
+            task_events(monitor, f"r-{n}", "succeeded", name="proj.add", runtime=n / 100)
+        (row,) = client.get("/api/runtimes").json()["runtimes"]
+        assert row == {"name": "proj.add", "count": 100, "p50": 0.5, "p95": 0.95, "p99": 0.99}
+        future = client.get("/api/tasks", params={"since": time.time() + 60}).json()
+        assert future["total"] == 0
+        window = {"since": "2000-01-01T00:00:00", "until": str(time.time() + 60)}
+        assert client.get("/api/tasks", params=window).json()["total"] == 100
+        bad = client.get("/api/tasks", params={"since": "yesterday"})
+        assert bad.status_code == 400 and "ISO 8601" in bad.json()["error"]
+        assert "p95" in client.get("/tasks").text
+
+
+def test_worker_actions_are_checked_and_sent(app: Celery) -> None:
+    client, _ = client_for(app)
+    with client:
+        headers = csrf(client)
+        sent = client.post("/api/workers/w1@host/pool-grow", json={"n": 2}, headers=headers)
+        assert sent.json() == {
+            "ok": True,
+            "message": "Sent pool-grow to w1@host.",
+            "replies": [],
+        }  # fmt: skip (no such worker: nobody replies)
+        assert client.post("/api/workers/w1@host/pool-shrink", json={"n": 0},
+                           headers=headers).status_code == 400  # fmt: skip
+        assert client.post("/api/workers/w1@host/add-consumer", json={},
+                           headers=headers).status_code == 400  # fmt: skip
+        assert client.post("/api/workers/w1@host/explode", headers=headers).status_code == 404
+
+
+def test_beat_entries_are_listed_disabled_and_run_now(app: Celery) -> None:
+    app.conf.beat_schedule = {"tick": {"task": "proj.add", "schedule": 60.0, "args": (1, 2)}}
+    client, _ = client_for(app)
+    with client:
+        (entry,) = client.get("/api/beat").json()["entries"]
+        assert (entry["name"], entry["task"], entry["enabled"]) == ("tick", "proj.add", True)
+        assert entry["schedule"]["every"] == 60.0 and entry["next_run"] > time.time()
+        headers = csrf(client)
+        assert client.post("/api/beat/tick/disable", headers=headers).json()["ok"]
+        assert client.get("/api/beat").json()["entries"][0]["enabled"] is False
+        ran = client.post("/api/beat/tick/run-now", headers=headers).json()
+        assert ran["task_id"] and app.broker.queue_length("celery") == 1
+        assert client.post("/api/beat/nope/enable", headers=headers).status_code == 404
+        assert "tick" in client.get("/beat").text

@@ -39,6 +39,10 @@ MORE_TASKS = textwrap.dedent(
     @app.task
     def boom(word):
         raise ValueError(f"boom: {word}")
+
+
+    app.conf.beat_schedule = {"add-every-minute": {"task": "proj.add", "schedule": 60.0,
+                                                   "args": (2, 2)}}
     """
 )
 WAIT_MS = 20_000
@@ -187,6 +191,25 @@ def test_the_overview_moves_as_tasks_pass(cluster: dict[str, Any], page: Any, sh
     page.goto(cluster["dashboard"].url + "/workers")
     page.wait_for_function("() => document.querySelectorAll('#workers td.online').length === 2")
     shots(page, "workers")
+    # Grow a pool from its row: the next heartbeat shows three threads
+    row = page.locator("#workers tr", has_text="one@")
+    assert row.locator("td").nth(2).inner_text() == "2"
+    row.locator("button", has_text="+1").click()
+    page.wait_for_selector("#flash .flash.ok")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#workers tr')].some("
+        "row => row.dataset.worker?.startsWith('one@') && row.children[2].textContent === '3')"
+    )
+
+
+def test_beat_entries_show_and_run_now(cluster: dict[str, Any], page: Any, shots: Any) -> None:
+    page.goto(cluster["dashboard"].url + "/beat")
+    row = page.locator('#beat tr[data-entry="add-every-minute"]')
+    assert "every 60.0 s" in row.inner_text()
+    shots(page, "beat")
+    row.locator("button", has_text="Run now").click()
+    page.wait_for_selector("#flash .flash.ok")
+    assert page.inner_text("#flash").startswith("Sent add-every-minute now")
 
 
 def test_a_failed_task_shows_its_traceback(cluster: dict[str, Any], page: Any, shots: Any,

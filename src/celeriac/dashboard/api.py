@@ -70,7 +70,8 @@ def api_workers(request: Request) -> Response:
 
 def api_tasks(request: Request) -> Response:
     """
-    summary: Tasks seen, newest first; query parameters search, state, name, limit, offset.
+    summary: Tasks seen, newest first; query parameters search, state, name, since, until
+      (unix seconds or ISO 8601), limit, offset.
     responses:
       200: {description: A page of tasks and the total that matched.}
       400: {description: A bad parameter.}
@@ -79,13 +80,24 @@ def api_tasks(request: Request) -> Response:
     try:
         limit = _int(request, "limit", 50, 1, 1000)
         offset = _int(request, "offset", 0, 0, 10**9)
+        since = queries.moment(params.get("since", ""), "since")
+        until = queries.moment(params.get("until", ""), "until")
     except ValueError as exc:
         return error(400, str(exc))
     found = queries.tasks(
         board_of(request), params.get("search", ""), params.get("state", ""),
-        params.get("name", ""), limit, offset,
+        params.get("name", ""), limit, offset, since, until,
     )  # fmt: skip
     return JSONResponse(found)
+
+
+def api_runtimes(request: Request) -> Response:
+    """
+    summary: Runtime p50, p95 and p99 per task name over the succeeded tasks kept.
+    responses:
+      200: {description: One row per task name.}
+    """
+    return JSONResponse({"runtimes": queries.runtimes(board_of(request))})
 
 
 def api_task(request: Request) -> Response:
@@ -149,7 +161,7 @@ def api_csrf(request: Request) -> Response:
 
 
 # -- actions -------------------------------------------------------------------------------
-async def _body(request: Request) -> dict[str, Any]:
+async def read_body(request: Request) -> dict[str, Any]:
     """A JSON object or a form (htmx sends forms)."""
     raw = await request.body()
     if not raw:
@@ -163,13 +175,13 @@ async def _body(request: Request) -> dict[str, Any]:
             for key, values in parse_qs(raw.decode()).items()}  # fmt: skip
 
 
-def _done(request: Request, message: str, **data: Any) -> Response:
+def done(request: Request, message: str, **data: Any) -> Response:
     if request.headers.get("hx-request"):
         return HTMLResponse(f'<p class="flash ok" role="status">{escape(message)}</p>')
     return JSONResponse({"ok": True, "message": message, **data})
 
 
-def _failed(request: Request, status: int, message: str) -> Response:
+def failed(request: Request, status: int, message: str) -> Response:
     if request.headers.get("hx-request"):
         # htmx swaps 2xx answers only: the refusal is shown the same way, marked as one.
         return HTMLResponse(f'<p class="flash error" role="alert">{escape(message)}</p>')
@@ -189,16 +201,16 @@ async def api_revoke(request: Request) -> Response:
     """
     task_id = request.path_params["task_id"]
     try:
-        body = await _body(request)
+        body = await read_body(request)
     except ValueError as exc:
-        return _failed(request, 400, str(exc))
+        return failed(request, 400, str(exc))
     terminate, signal = _flag(body.get("terminate")), str(body.get("signal") or "SIGTERM")
     if signal not in SIGNALS:
-        return _failed(request, 400, f"signal must be one of {', '.join(SIGNALS)}")
+        return failed(request, 400, f"signal must be one of {', '.join(SIGNALS)}")
     app = board_of(request).app
     await run_in_threadpool(app.control.revoke, task_id, terminate=terminate, signal=signal)
     how = f" and terminated ({signal})" if terminate else ""
-    return _done(request, f"Task {task_id} revoked{how}.", terminate=terminate)
+    return done(request, f"Task {task_id} revoked{how}.", terminate=terminate)
 
 
 async def api_purge_queue(request: Request) -> Response:
@@ -209,14 +221,14 @@ async def api_purge_queue(request: Request) -> Response:
     """
     board, queue = board_of(request), request.path_params["queue"]
     if queue not in board.queues():
-        return _failed(request, 404, f"{queue!r} is not a known queue")
+        return failed(request, 404, f"{queue!r} is not a known queue")
 
     def purge() -> int:
         with board.broker_lock:
             return int(board.app.broker.purge(queue))
 
     count = await run_in_threadpool(purge)
-    return _done(request, f"Purged {count} message(s) from {queue}.", purged=count)
+    return done(request, f"Purged {count} message(s) from {queue}.", purged=count)
 
 
 async def api_replay(request: Request) -> Response:
@@ -227,9 +239,9 @@ async def api_replay(request: Request) -> Response:
     """
     board, queue = board_of(request), request.path_params["queue"]
     try:
-        body = await _body(request)
+        body = await read_body(request)
     except ValueError as exc:
-        return _failed(request, 400, str(exc))
+        return failed(request, 400, str(exc))
     ids = body.get("entry_ids")
     entry_ids = None if ids in (None, "", "all") else [ids] if isinstance(ids, str) else list(ids)
 
@@ -238,7 +250,7 @@ async def api_replay(request: Request) -> Response:
             return int(board.app.broker.replay_dead_letters(queue, entry_ids))
 
     count = await run_in_threadpool(replay)
-    return _done(request, f"Replayed {count} dead letter(s) to {queue}.", replayed=count)
+    return done(request, f"Replayed {count} dead letter(s) to {queue}.", replayed=count)
 
 
 async def api_purge_dead_letters(request: Request) -> Response:
@@ -254,7 +266,7 @@ async def api_purge_dead_letters(request: Request) -> Response:
             return int(board.app.broker.purge_dead_letters(queue))
 
     count = await run_in_threadpool(purge)
-    return _done(request, f"Deleted {count} dead letter(s) of {queue}.", deleted=count)
+    return done(request, f"Deleted {count} dead letter(s) of {queue}.", deleted=count)
 
 
 # -- the live stream -----------------------------------------------------------------------

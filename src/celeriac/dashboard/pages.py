@@ -17,7 +17,7 @@ from starlette.templating import Jinja2Templates
 
 from celeriac import states
 from celeriac.brokers.base import DeadLetterReason
-from celeriac.dashboard import queries
+from celeriac.dashboard import actions, queries
 from celeriac.dashboard.api import board_of
 
 HERE = Path(__file__).parent
@@ -57,9 +57,14 @@ def tasks_page(request: Request) -> Response:
         offset = max(int(params.get("offset", "0")), 0)
     except ValueError:
         offset = 0
+    try:
+        since = queries.moment(params.get("since", ""), "since")
+        until = queries.moment(params.get("until", ""), "until")
+    except ValueError:
+        since = until = None
     found = queries.tasks(
         board_of(request), params.get("search", ""), params.get("state", ""),
-        params.get("name", ""), 50, offset,
+        params.get("name", ""), 50, offset, since, until,
     )  # fmt: skip
 
     def page_at(start: int) -> str:
@@ -68,7 +73,8 @@ def tasks_page(request: Request) -> Response:
     newer = page_at(max(offset - 50, 0)) if offset > 0 else ""
     older = page_at(offset + 50) if offset + 50 < found["total"] else ""
     return render(request, "tasks.html", page="tasks", found=found, states=STATES,
-                  params=dict(params), newer=newer, older=older)  # fmt: skip
+                  params=dict(params), newer=newer, older=older,
+                  runtimes=queries.runtimes(board_of(request)))  # fmt: skip
 
 
 def task_page(request: Request) -> Response:
@@ -105,6 +111,11 @@ def dead_letter_page(request: Request) -> Response:
         return render(request, "missing.html", 404, page="dead-letters",
                       what=f"dead letter {entry} of {queue}")  # fmt: skip
     return render(request, "dead_letter.html", page="dead-letters", letter=found)
+
+
+def beat_page(request: Request) -> Response:
+    return render(request, "beat.html", page="beat",
+                  entries=actions.beat_entries(board_of(request)))  # fmt: skip
 
 
 __all__ = ["templates"]

@@ -8,6 +8,8 @@ thread of the server (never on its event loop). Imports ``brokers.base``, ``stat
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import threading
 import time
 from collections import Counter
@@ -103,14 +105,33 @@ def task_summary(task: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def moment(text: str, what: str) -> float | None:
+    """A time given as unix seconds or ISO 8601 (UTC unless it says otherwise)."""
+    if not text.strip():
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{what} must be unix seconds or an ISO 8601 time, not {text!r}") from None
+    return (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).timestamp()
+
+
 def tasks(board: Dashboard, search: str = "", state: str = "", name: str = "",
-          limit: int = 50, offset: int = 0) -> dict[str, Any]:  # fmt: skip
+          limit: int = 50, offset: int = 0, since: float | None = None,
+          until: float | None = None) -> dict[str, Any]:  # fmt: skip
     """The newest tasks first, filtered: ``search`` matches the id, name or argument text,
-    ``state`` and ``name`` exactly."""
+    ``state`` and ``name`` exactly, ``since``/``until`` the time of its latest event."""
     found = []
     needle = search.strip().lower()
     for uuid, task in board.monitor.state.tasks_by_time():
         if state and task.state != state.upper():
+            continue
+        stamp = float(task.timestamp or 0.0)
+        if (since is not None and stamp < since) or (until is not None and stamp > until):
             continue
         if name and task.name != name:
             continue
@@ -125,6 +146,30 @@ def tasks(board: Dashboard, search: str = "", state: str = "", name: str = "",
         "tasks": [task_summary(task) for task in page],
         "task_names": board.monitor.state.task_types(),
     }  # fmt: skip
+
+
+def runtimes(board: Dashboard) -> list[dict[str, Any]]:
+    """Per task name, the runtime percentiles of the succeeded tasks kept in memory."""
+    by_name: dict[str, list[float]] = {}
+
+    def read() -> None:
+        for task in board.monitor.state.tasks.values():
+            if task.state == states.SUCCESS and isinstance(task.runtime, (int, float)):
+                by_name.setdefault(str(task.name), []).append(float(task.runtime))
+
+    board.monitor.state.freeze_while(read)
+    rows = []
+    for name, values in sorted(by_name.items()):
+        values.sort()
+        rows.append({"name": name, "count": len(values), "p50": _percentile(values, 50),
+                     "p95": _percentile(values, 95), "p99": _percentile(values, 99)})  # fmt: skip
+    return rows
+
+
+def _percentile(ordered: list[float], rank: float) -> float:
+    # The nearest-rank percentile: a runtime that was actually measured.
+    index = max(math.ceil(rank / 100 * len(ordered)) - 1, 0)
+    return round(ordered[index], 6)
 
 
 def task(board: Dashboard, task_id: str) -> dict[str, Any] | None:

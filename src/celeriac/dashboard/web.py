@@ -1,7 +1,7 @@
 """``create_app``: the dashboard's ASGI application (Starlette), routes in one table.
 
 Runtime layer (dashboard). Pages at ``/``, ``/workers``, ``/tasks``, ``/queues``,
-``/dead-letters``; the JSON API under ``/api`` with its OpenAPI schema at
+``/dead-letters``, ``/beat``; the JSON API under ``/api`` with its OpenAPI schema at
 ``/api/openapi.json``; vendored front-end files under ``/static``. With ``url_prefix`` every
 route lives under it (a reverse proxy passes the path unchanged, as with Flower's option).
 """
@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.schemas import SchemaGenerator
 from starlette.staticfiles import StaticFiles
 
-from celeriac.dashboard import api, pages
+from celeriac.dashboard import actions, api, pages
 from celeriac.dashboard.monitor import Monitor
 from celeriac.dashboard.queries import Dashboard
 from celeriac.dashboard.security import Auth, SecurityMiddleware
@@ -44,9 +44,12 @@ ROUTES: list[BaseRoute] = [
     Route("/queues", pages.queues_page),
     Route("/dead-letters", pages.dead_letters_page),
     Route("/dead-letters/{queue}/{entry_id}", pages.dead_letter_page),
+    Route("/beat", pages.beat_page),
     Route("/api/overview", api.api_overview),
     Route("/api/workers", api.api_workers),
+    Route("/api/workers/{hostname}/{action}", actions.api_worker_action, methods=["POST"]),
     Route("/api/tasks", api.api_tasks),
+    Route("/api/runtimes", api.api_runtimes),
     Route("/api/tasks/{task_id}", api.api_task),
     Route("/api/tasks/{task_id}/revoke", api.api_revoke, methods=["POST"]),
     Route("/api/queues", api.api_queues),
@@ -55,6 +58,8 @@ ROUTES: list[BaseRoute] = [
     Route("/api/dead-letters/{queue}/replay", api.api_replay, methods=["POST"]),
     Route("/api/dead-letters/{queue}/purge", api.api_purge_dead_letters, methods=["POST"]),
     Route("/api/dead-letters/{queue}/{entry_id}", api.api_dead_letter),
+    Route("/api/beat", actions.api_beat),
+    Route("/api/beat/{name}/{action}", actions.api_beat_action, methods=["POST"]),
     Route("/api/csrf", api.api_csrf),
     Route("/api/stream", api.api_stream),
     Route("/api/openapi.json", openapi, include_in_schema=False),

@@ -72,32 +72,69 @@
     }, columns, holder);
   }
 
+  function workerCells(w) {
+    return [
+      [w.hostname, ""], [w.online ? "online" : "offline", w.online ? "online" : "offline"],
+      [show(w.pool_size), ""], [show(w.busy), ""], [show(w.free), ""], [show(w.processed), ""],
+      [w.loadavg ? w.loadavg.join(" ") : "–", ""],
+      [w.heartbeat_age == null ? "–" : w.heartbeat_age + " s", ""]
+    ];
+  }
+
+  function actionsFor(hostname) {
+    // The server-rendered buttons for a placeholder worker, pointed at this one.
+    var td = document.createElement("td");
+    td.className = "row-actions";
+    var template = document.getElementById("worker-actions");
+    if (!template) { return td; }
+    td.appendChild(template.content.cloneNode(true));
+    td.querySelectorAll("button").forEach(function (button) {
+      ["hx-post", "hx-confirm"].forEach(function (name) {
+        var value = button.getAttribute(name);
+        if (value) {
+          var host = name === "hx-post" ? encodeURIComponent(hostname) : hostname;
+          button.setAttribute(name, value.split("HOSTNAME").join(host));
+        }
+      });
+    });
+    return td;
+  }
+
   function updateWorkers(workers) {
+    // Rows are updated in place (a button being clicked is never replaced under the pointer).
     var tbody = document.querySelector("#workers tbody");
     if (!tbody) { return; }
-    var rows = document.createDocumentFragment();
+    var seen = {};
     workers.forEach(function (w) {
-      var row = document.createElement("tr");
-      row.dataset.worker = w.hostname;
-      cell(row, w.hostname);
-      cell(row, w.online ? "online" : "offline", w.online ? "online" : "offline");
-      cell(row, show(w.pool_size));
-      cell(row, show(w.busy));
-      cell(row, show(w.free));
-      cell(row, show(w.processed));
-      cell(row, w.loadavg ? w.loadavg.join(" ") : "–");
-      cell(row, w.heartbeat_age == null ? "–" : w.heartbeat_age + " s");
-      var running = cell(row, "");
+      seen[w.hostname] = true;
+      var row = tbody.querySelector('tr[data-worker="' + CSS.escape(w.hostname) + '"]');
+      var fresh = !row;
+      if (fresh) {
+        row = document.createElement("tr");
+        row.dataset.worker = w.hostname;
+        for (var i = 0; i < 9; i++) { row.appendChild(document.createElement("td")); }
+        row.appendChild(actionsFor(w.hostname));
+        tbody.appendChild(row);
+        if (typeof htmx !== "undefined") { htmx.process(row); }
+      }
+      var cells = row.children;
+      workerCells(w).forEach(function (pair, index) {
+        cells[index].textContent = pair[0];
+        cells[index].className = pair[1];
+      });
+      var running = cells[8];
+      running.replaceChildren();
       (w.running || []).forEach(function (t) { link(running, prefix + "/tasks/" + t.id, t.name); });
-      rows.appendChild(row);
+    });
+    tbody.querySelectorAll("tr").forEach(function (row) {
+      if (!row.dataset.worker || !seen[row.dataset.worker]) { row.remove(); }
     });
     if (!workers.length) {
       var empty = document.createElement("tr");
       empty.className = "empty";
-      cell(empty, "No worker has been heard from yet.").colSpan = 9;
-      rows.appendChild(empty);
+      cell(empty, "No worker has been heard from yet.").colSpan = 10;
+      tbody.appendChild(empty);
     }
-    tbody.replaceChildren(rows);
   }
 
   function updateTask(task) {
