@@ -182,19 +182,6 @@ SETTINGS_NOTES: dict[str, Note] = {
         "[RabbitMQ countdowns](differences-from-celery.md#rabbitmq-etas)."
     ),
     "broker_pool_acquire_timeout": absent(KOMBU_POOLS),
-    "result_backend_always_retry": absent(
-        "Result store operations are not retried by a policy: a failure raises "
-        "`BackendError` (the Redis store reconnects on the next call)."
-    ),
-    "result_backend_base_sleep_between_retries_ms": absent(
-        "Result store operations are not retried by a policy (see `result_backend_always_retry`)."
-    ),
-    "result_backend_max_retries": absent(
-        "Result store operations are not retried by a policy (see `result_backend_always_retry`)."
-    ),
-    "result_backend_max_sleep_between_retries_ms": absent(
-        "Result store operations are not retried by a policy (see `result_backend_always_retry`)."
-    ),
     "result_cache_max": absent(
         "Results are not cached in the caller; each read asks the result store."
     ),

@@ -33,7 +33,7 @@ from celeriac.app.connections import (
 )
 from celeriac.app.control import Control
 from celeriac.app.duplicates import KEPT, REPLACED, warn_duplicate
-from celeriac.app.engine_options import broker_options, result_options
+from celeriac.app.engine_options import broker_options, configure_backend, result_options
 from celeriac.app.members import AppMembers
 from celeriac.app.producer import Producer
 from celeriac.app.pydantic_models import OPTIONS as PYDANTIC_OPTIONS
@@ -210,7 +210,7 @@ class Celeriac(AppMembers):
                 database=database_settings(conf),  # for a db+ store
                 broker=lambda: self.broker,  # rpc:// answers through the broker
             )
-            self._backend.extended = bool(conf.result_extended)
+            configure_backend(self._backend, conf)  # result_extended, the retry policy
         return self._backend
 
     @property

@@ -1,7 +1,8 @@
 """Settings that become engine options: ``task_default_queue_type`` the RabbitMQ broker's
-``queue_type``, and the ``redis_*`` family the Redis result store's client options.
+``queue_type``, the ``redis_*`` family the Redis result store's client options, and what
+every result store is told once built (``configure_backend``).
 
-App core (imports ``config`` and ``exceptions`` only); ``app.base`` hands the results to
+App core (imports ``config``, ``exceptions`` and ``results.retry`` only); ``app.base`` hands the results to
 ``app.connections``, so engines still never read ``app.conf``. Transport options, the
 more specific place, win over these settings.
 """
@@ -13,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from celeriac.exceptions import ImproperlyConfigured
+from celeriac.results.retry import StoreRetry
 
 QUEUE_TYPES = ("classic", "quorum")
 _AMQP = ("amqp", "amqps", "pyamqp")
@@ -76,4 +78,17 @@ def result_options(conf: Any, url: str | None) -> dict[str, Any]:
     return {**from_settings, **options}
 
 
-__all__ = ["QUEUE_TYPES", "REDIS_RESULT_SETTINGS", "broker_options", "result_options"]
+def configure_backend(backend: Any, conf: Any) -> None:
+    """What the app's settings tell any result store once it is built: ``result_extended``
+    and the ``result_backend_always_retry`` policy."""
+    backend.extended = bool(conf.result_extended)
+    backend.retry = StoreRetry.from_conf(conf)
+
+
+__all__ = [
+    "QUEUE_TYPES",
+    "REDIS_RESULT_SETTINGS",
+    "broker_options",
+    "configure_backend",
+    "result_options",
+]

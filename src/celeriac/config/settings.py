@@ -143,6 +143,33 @@ _DECLARED = [
     ),
     _s("result_backend_transport_options", {}, (dict,), "Result engine options."),
     _s(
+        "result_backend_always_retry",
+        False,
+        (bool,),
+        "Repeat a result store read or write that failed because the store could not be "
+        "reached (`BackendConnectionError`), with exponential backoff.",
+    ),
+    _s(
+        "result_backend_max_retries",
+        float("inf"),
+        _NUM,
+        "How many times `result_backend_always_retry` repeats one call; then its error is "
+        "raised.",
+    ),
+    _s(
+        "result_backend_base_sleep_between_retries_ms",
+        10,
+        _NUM,
+        "Backoff of `result_backend_always_retry`: retry n waits a random time up to this "
+        "× 2ⁿ milliseconds.",
+    ),
+    _s(
+        "result_backend_max_sleep_between_retries_ms",
+        10000,
+        _NUM,
+        "Longest wait between two retries of `result_backend_always_retry`, in ms.",
+    ),
+    _s(
         "result_persistent",
         None,
         (bool,),

@@ -10,6 +10,7 @@ Key names and record bytes come from a ``RecordFormat`` (``record_format=``), ou
 from __future__ import annotations
 
 import datetime as dt
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -18,6 +19,7 @@ from celeriac import states
 from celeriac.exceptions import ImproperlyConfigured, TimeoutError
 from celeriac.messages.serializers import dumps, loads, resolve_accept
 from celeriac.results.exceptions_codec import decode_exception, encode_exception
+from celeriac.results.retry import NO_RETRY, StoreRetry
 
 TaskMeta = dict[str, Any]
 
@@ -82,6 +84,9 @@ class ResultBackend(ABC):
     #: ``result_extended``: also store the call's name, args, kwargs, worker, retries and
     #: queue (read from the ``request`` given to ``store_result``). The app sets it.
     extended: bool = False
+    #: ``result_backend_always_retry`` and its limits: which engine calls are repeated
+    #: after a lost connection (those that may run twice safely). The app sets it.
+    retry: StoreRetry = NO_RETRY
 
     def __init__(
         self,
@@ -173,7 +178,8 @@ class ResultBackend(ABC):
         if extra:
             meta.update(extra)
         ready = state in states.READY_STATES
-        self._set(self.records.task_key(task_id), self.encode(meta), self.expires, ready=ready)
+        key, record = self.records.task_key(task_id), self.encode(meta)
+        self.retry.call("store_result", self._set, key, record, self.expires, ready=ready)
 
     def request_meta(self, request: Any) -> TaskMeta:
         """What a record keeps of the call: the results of the calls it sent (``children``,
@@ -206,16 +212,18 @@ class ResultBackend(ABC):
         self.store_result(task_id, exc, states.FAILURE, traceback=traceback)
 
     def get_task_meta(self, task_id: str) -> TaskMeta:
-        raw = self._get(self.records.task_key(task_id))
+        raw = self.retry.call("get_task_meta", self._get, self.records.task_key(task_id))
         return self.decode(raw) if raw is not None else pending_meta(task_id)
 
     def task_result_exists(self, task_id: str) -> bool:
         """Whether anything is stored for the task (a PENDING state may mean unknown)."""
-        return self._get(self.records.task_key(task_id)) is not None
+        key = self.records.task_key(task_id)
+        return self.retry.call("task_result_exists", self._get, key) is not None
 
     def get_many_meta(self, task_ids: Sequence[str]) -> list[TaskMeta]:
         """The records of several tasks, in order, read together (PENDING if unknown)."""
-        raws = self._get_many([self.records.task_key(task_id) for task_id in task_ids])
+        keys = [self.records.task_key(task_id) for task_id in task_ids]
+        raws = self.retry.call("get_many_meta", self._get_many, keys)
         return [
             self.decode(raw) if raw is not None else pending_meta(task_id)
             for task_id, raw in zip(task_ids, raws, strict=True)
@@ -223,7 +231,14 @@ class ResultBackend(ABC):
 
     def wait_for(self, task_id: str, timeout: float | None = None) -> TaskMeta:
         """Block until the task is ready; raise ``TimeoutError`` after ``timeout`` seconds."""
-        raw = self._wait(self.records.task_key(task_id), timeout)
+        key = self.records.task_key(task_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def wait() -> bytes | None:  # a retry waits only for what is left of the timeout
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            return self._wait(key, left)
+
+        raw = self.retry.call("wait_for", wait)
         if raw is None:
             raise TimeoutError(
                 f"task {task_id} was not ready within {timeout}s. Is a worker consuming "
@@ -232,21 +247,22 @@ class ResultBackend(ABC):
         return self.decode(raw)
 
     def forget(self, task_id: str) -> None:
-        self._delete(self.records.task_key(task_id))
+        self.retry.call("forget", self._delete, self.records.task_key(task_id))
 
     # -- groups and chords ------------------------------------------------------------------
     def save_group(self, group_id: str, task_ids: Sequence[Any]) -> None:
         """Store a group's members in order: task ids, or ``[group_id, [...]]`` pairs for
         nested groups (the form ``GroupResult.as_tuple`` gives)."""
         record = self.encode({"task_ids": list(task_ids)})
-        self._set(self.records.group_key(group_id), record, self.expires)
+        key = self.records.group_key(group_id)
+        self.retry.call("save_group", self._set, key, record, self.expires)
 
     def restore_group(self, group_id: str) -> list[Any] | None:
-        raw = self._get(self.records.group_key(group_id))
+        raw = self.retry.call("restore_group", self._get, self.records.group_key(group_id))
         return None if raw is None else list(self.decode(raw)["task_ids"])
 
     def delete_group(self, group_id: str) -> None:
-        self._delete(self.records.group_key(group_id))
+        self.retry.call("delete_group", self._delete, self.records.group_key(group_id))
 
     def chord_part_done(self, group_id: str, task_id: str, size: int) -> bool:
         """Record that header task ``task_id`` of the chord ``group_id`` (``size`` tasks)
@@ -254,7 +270,8 @@ class ResultBackend(ABC):
         must apply the body. A redelivered header task counts once; the completing task,
         redelivered after a crash, is told True again, so the body is never lost.
         """
-        return self._join(self.records.chord_key(group_id), task_id, size, self.expires)
+        key = self.records.chord_key(group_id)  # a join repeated by a retry counts once
+        return self.retry.call("chord_part_done", self._join, key, task_id, size, self.expires)
 
     def add_to_chord(self, group_id: str, task_id: str, *, added_by: str) -> None:
         """Make chord ``group_id`` wait for ``task_id`` too, added by header task ``added_by``
