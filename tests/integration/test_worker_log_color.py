@@ -1,4 +1,5 @@
-"""A real worker whose stderr is a terminal colours its warning lines, as Celery's."""
+"""A real worker whose stderr is a terminal colours its warning lines, as Celery's;
+``celeriac -C`` (``--no-color``) keeps them plain."""
 
 from __future__ import annotations
 
@@ -70,3 +71,8 @@ def test_warnings_are_yellow_on_a_terminal(tmp_path: Path, env: dict[str, str]) 
     ready = next(line for line in text.splitlines() if " ready." in line)
     assert "\033[" not in ready  # INFO stays plain, as Celery's
 
+
+
+def test_no_color_keeps_the_lines_plain(tmp_path: Path, env: dict[str, str]) -> None:
+    text = _run_on_a_terminal(tmp_path, env, "--no-color")
+    assert "warm shutdown" in text and YELLOW not in text

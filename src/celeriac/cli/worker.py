@@ -377,7 +377,9 @@ def worker_command(
     nodename = kwargs.get("hostname") or default_hostname()
     logfile = node_format(logfile, nodename) if logfile else None
     pidfile = node_format(pidfile, nodename) if pidfile else None
-    logging_taken = setup_logging(loglevel or obj.loglevel or "WARNING", logfile, app)
+    logging_taken = setup_logging(
+        loglevel or obj.loglevel or "WARNING", logfile, app, no_color=obj.no_color
+    )
     try:
         with Pidfile(pidfile) if pidfile else contextlib.nullcontext():
             instance = Worker(app, **kwargs)
