@@ -357,8 +357,6 @@ NOTES: dict[str, dict[str, Note]] = {
             "the-command-line-and-the-apps-connections",
         ),
         "Beat": absent(BEAT),
-        "oid": absent("Identifies the app for remote-control replies, not built yet."),
-        "thread_oid": absent("Identifies a thread for remote-control replies, not built yet."),
         "*_cls": absent(DOTTED_CLASSES),
         "create_task_cls": absent("Builds `app.Task`, which is offered; internal."),
         "subclass_with_self": absent(INTERNAL),

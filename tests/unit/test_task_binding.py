@@ -1,20 +1,22 @@
 """How a task is bound to its app, as in Celery: ``Celery(strict_typing=...)``,
 ``Celery(autofinalize=False)``, the ``on_bound`` and ``shadow_name`` hooks, the request
 stack (``push_request``/``pop_request``/``request_stack``), ``app.clock``,
-``app.add_defaults``, ``app.loader``, ``from_config``, and the ``send_events`` and
-``resultrepr_maxsize`` task attributes."""
+``app.add_defaults``, ``app.loader``, ``app.oid``, ``set_trap``, ``from_config``, and the
+``send_events`` and ``resultrepr_maxsize`` task attributes."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 import threading
+import uuid
 from typing import Any
 
 import pytest
 
 import celeriac
 from celeriac import Celery, signals, states
+from celeriac.contrib.testing.app import set_trap, setup_default_app
 from celeriac.testing import start_worker
 from celeriac.trace import Outcome, OutcomeKind
 from celeriac.worker.execution import outcome_to_wire
@@ -370,3 +372,25 @@ def test_app_loader_raises_an_import_modules_receivers_error() -> None:
     finally:
         signals.import_modules.disconnect(broken)
     app.close()
+
+
+def test_oid_and_thread_oid_are_stable_unique_ids(app: Celery) -> None:
+    other = Celery("other", broker="memory://", set_as_current=False)
+    assert uuid.UUID(app.oid) and app.oid == app.oid != other.oid
+    seen: list[str] = []
+    thread = threading.Thread(target=lambda: seen.append(app.thread_oid))
+    thread.start()
+    thread.join()
+    assert app.thread_oid == app.thread_oid != seen[0]
+    assert len({app.oid, app.thread_oid, seen[0], other.thread_oid}) == 4
+    other.close()
+
+
+def test_set_trap_fails_any_use_of_the_current_app(app: Celery) -> None:
+    app.set_current()
+    with set_trap(app), pytest.raises(RuntimeError, match="current app"):
+        celeriac.current_app.conf  # noqa: B018 - the use being refused
+    assert celeriac.current_app.conf is app.conf
+    with setup_default_app(app, use_trap=True), pytest.raises(RuntimeError, match="current"):
+        celeriac.current_app.tasks  # noqa: B018
+    assert celeriac.current_app.main == app.main

@@ -3,16 +3,20 @@
 Each works as Celery's: ``app.configured``, ``app.current_task``, ``app.timezone`` and
 ``app.uses_utc_timezone()``, ``app.either(key, value)``, ``app.select_queues(...)``,
 ``app.set_default()``, ``app.ResultSet(...)``, ``app.clock``, ``app.add_defaults(...)``,
-``app.loader``, the ``on_init``/``on_configure`` subclass hooks, the platform flags, and
-how a task is bound to the app (``strict_typing``, ``Task.on_bound``, ``autofinalize``).
-Kept apart from ``app.base`` so the app's core stays small.
+``app.loader``, ``app.oid``/``app.thread_oid``, the ``on_init``/``on_configure`` subclass
+hooks, the platform flags, and how a task is bound to the app (``strict_typing``,
+``Task.on_bound``, ``autofinalize``). Kept apart from ``app.base`` so the app's core stays
+small.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import sys
+import threading
+import uuid
 from collections.abc import Iterable
 from datetime import timezone, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -122,6 +126,23 @@ class AppMembers:
         cls.on_bound(self)
 
     @functools.cached_property
+    def oid(self) -> str:
+        """A unique id of this app in this process (a UUID, the same on every read)."""
+        return _oid(self)
+
+    @property
+    def thread_oid(self) -> str:
+        """A unique id of this app in this thread (a UUID, the same on every read there)."""
+        local = self._oids
+        if not hasattr(local, "oid"):
+            local.oid = _oid(self, threading.get_ident())
+        return str(local.oid)
+
+    @functools.cached_property
+    def _oids(self) -> threading.local:
+        return threading.local()
+
+    @functools.cached_property
     def loader(self) -> AppLoader:
         """Celery's ``app.loader``, for importing task modules:
         ``app.loader.import_default_modules()`` (see ``celeriac.app.loader``)."""
@@ -136,3 +157,9 @@ class AppMembers:
     def ResultSet(self, results: Iterable[Any], **kwargs: Any) -> _ResultSet:
         """``celeriac.ResultSet`` bound to this app."""
         return _ResultSet(results, app=cast("Celeriac", self), **kwargs)
+
+
+def _oid(app: object, thread: int | None = None) -> str:
+    """A name-based UUID of this host, process, (thread) and app object."""
+    parts = [uuid.getnode(), os.getpid(), *([] if thread is None else [thread]), id(app)]
+    return str(uuid.uuid3(uuid.NAMESPACE_OID, "-".join(f"{part:x}" for part in parts)))

@@ -1,5 +1,6 @@
 """``celery.contrib.testing.app``: ``TestApp``, an app on the in-process broker and result
-store, and ``setup_default_app``, which makes an app (or the trap) current for a block."""
+store, ``setup_default_app``, which makes an app (or the trap) current for a block, and
+``set_trap``, which puts the trap in place for a block."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from celeriac import _context
 from celeriac.app.base import Celeriac
 from celeriac.testing.plugin import TEST_DEFAULTS, Trap
 
-__all__ = ["TestApp", "Trap", "setup_default_app"]
+__all__ = ["TestApp", "Trap", "set_trap", "setup_default_app"]
 
 
 def TestApp(
@@ -33,12 +34,29 @@ def TestApp(
 
 
 @contextlib.contextmanager
-def setup_default_app(app: Celeriac, use_trap: bool = False) -> Iterator[None]:
-    """Make ``app`` current while the block runs (or the trap, which fails any use of the
-    current app), then restore whatever was current before."""
+def set_trap(app: Celeriac) -> Iterator[None]:
+    """While the block runs, any use of the current (or default) app raises
+    ``RuntimeError``: code that should use ``app`` but reaches for ``current_app`` is
+    found. What was current before is restored after."""
     previous = _context._current_app
-    _context.set_current_app(Trap() if use_trap else app)
+    _context.set_current_app(Trap())
     try:
         yield
+    finally:
+        _context.set_current_app(previous)
+
+
+@contextlib.contextmanager
+def setup_default_app(app: Celeriac, use_trap: bool = False) -> Iterator[None]:
+    """Make ``app`` current while the block runs (or the trap, which fails any use of the
+    current app, as ``set_trap``), then restore whatever was current before."""
+    previous = _context._current_app
+    _context.set_current_app(app)
+    try:
+        if use_trap:
+            with set_trap(app):
+                yield
+        else:
+            yield
     finally:
         _context.set_current_app(previous)
