@@ -533,10 +533,8 @@ class Task(RequestStackMembers, Generic[P, R]):
         hostname), e.g. ``self.send_event('task-progress', done=3)``; with or without -E."""
         request, conf = self.request, self.app.conf
         policy = conf.task_publish_retry_policy if retry_policy is None else retry_policy
-        with self.app.events.default_dispatcher(hostname=request.hostname) as dispatcher:
-            return dispatcher.send(
-                type_, uuid=request.id, retry=retry, retry_policy=policy, **fields
-            )
+        events = self.app.events
+        return events.send_task_event(type_, request.id, request.hostname, retry, policy, fields)
 
     def add_trail(self, result: Any) -> Any:
         """Record ``result`` (a call sent from this run) as a child of the running call."""

@@ -47,6 +47,9 @@ class Events:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.clock = LamportClock()  # this process's logical clock (Celery's app.clock)
+        #: The dispatcher of a worker running in this process: a task's own events go
+        #: through it, so they arrive after the worker's events for that task.
+        self.worker_dispatcher: EventDispatcher | None = None
 
     @property
     def topic(self) -> Topic:
@@ -91,6 +94,27 @@ class Events:
         return EventReceiver(
             _broker_of(app, channel), events.topic, handlers, history=history, clock=events.clock
         )
+
+    def send_task_event(
+        self,
+        type_: str,
+        uuid: str | None,
+        hostname: str | None,
+        retry: bool,
+        retry_policy: Mapping[str, Any] | None,
+        fields: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        """``Task.send_event``: through the worker's dispatcher when the task runs in the
+        worker's own process (thread and asyncio pools), else published at once."""
+        local = self.worker_dispatcher
+        if local is not None and local.hostname == hostname:
+            posted = local.post_threadsafe(type_, {"uuid": uuid, **fields})
+            if posted is not None:
+                return posted
+        with self.default_dispatcher(hostname=hostname) as dispatcher:
+            return dispatcher.send(
+                type_, uuid=uuid, retry=retry, retry_policy=retry_policy, **fields
+            )
 
     def receive(
         self,

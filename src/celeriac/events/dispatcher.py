@@ -71,6 +71,7 @@ class EventDispatcher:
         self._wake: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._sending: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- what is sent ---------------------------------------------------------------------
     def sends(self, type_: str) -> bool:
@@ -165,9 +166,27 @@ class EventDispatcher:
         if self._wake is not None:
             self._wake.set()
 
+    def post_threadsafe(self, type_: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+        """Queue a custom event from any thread of this process (a task's ``send_event``
+        in a worker's thread or asyncio pool), behind the events posted before it; None
+        when this dispatcher does not flush here (send it with ``send`` instead)."""
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None or self._flusher is None or os.getpid() != self.pid:
+            return None
+        check_fields(type_, fields)
+        fields["type"] = type_
+        fields.setdefault("timestamp", time.time())
+        fields["clock"] = self.clock.forward()
+        self._buffer.append(fields)  # (one append: atomic under the GIL)
+        with contextlib.suppress(RuntimeError):  # the loop closed: the worker is gone
+            loop.call_soon_threadsafe(wake.set)
+        return {**fields, "hostname": self.hostname, "utcoffset": self.utcoffset,
+                "pid": self.pid}  # fmt: skip
+
     def start_flushing(self) -> None:
         """Publish posted events from a task on the running loop."""
         if self._flusher is None:
+            self._loop = asyncio.get_running_loop()
             self._wake = asyncio.Event()
             self._flusher = asyncio.get_running_loop().create_task(
                 self._flush_loop(), name="celeriac-events"
@@ -225,7 +244,7 @@ class EventDispatcher:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
-            self._flusher = None
+            self._flusher = self._loop = None
         if self._buffer and not await self.flush(timeout):
             logger.warning("%d event(s) could not be sent before stopping", len(self._buffer))
 

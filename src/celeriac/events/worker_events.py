@@ -194,6 +194,7 @@ def for_worker(
     dispatcher = app.events.Dispatcher(
         hostname=hostname, groups=None if task_events else ["worker"]
     )
+    app.events.worker_dispatcher = dispatcher  # a task's send_event queues behind ours
     return WorkerEvents(
         dispatcher, active=active, pool_size=pool_size,
         results_are_reprs=results_are_reprs, interval=interval,
