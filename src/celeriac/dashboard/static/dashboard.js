@@ -65,6 +65,8 @@
     chart = new uPlot({
       width: holder.clientWidth - 16, height: 240,
       scales: { x: { time: true } },
+      // UTC, as every other time on the pages
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"); },
       series: [{}].concat(SERIES.map(function (s) {
         return { label: s[0], stroke: s[1], width: 1.5 };
       })),
@@ -164,9 +166,9 @@
   }
 
   function connect() {
-    if (!stream || typeof EventSource === "undefined") { return; }
-    var query = stream === "workers" ? "?workers=1" : stream === "task" ? "?task=" + encodeURIComponent(body.dataset.task) : "";
     var live = document.getElementById("live");
+    if (!stream || typeof EventSource === "undefined") { live.hidden = true; return; }
+    var query = stream === "workers" ? "?workers=1" : stream === "task" ? "?task=" + encodeURIComponent(body.dataset.task) : "";
     var source = new EventSource(prefix + "/api/stream" + query);
     source.addEventListener("open", function () { live.dataset.state = "open"; });
     source.addEventListener("error", function () { live.dataset.state = "closed"; });
