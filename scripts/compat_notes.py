@@ -213,10 +213,6 @@ SETTINGS_NOTES: dict[str, Note] = {
         "Priorities are 0 to 9 on every broker (classic RabbitMQ queues are declared with "
         "`x-max-priority` 9); see [priorities](differences-from-celery.md#priority-order)."
     ),
-    "task_remote_tracebacks": absent(
-        "A failure's traceback is stored as text and read back as `result.traceback`; it "
-        "is not re-attached to the re-raised exception."
-    ),
     "task_repr_maxlevels": absent("The arguments in log lines are not shortened by a setting."),
     "task_retry_on_worker_lost": absent(
         "A message whose worker died is delivered again by default, up to "

@@ -20,6 +20,7 @@ from celeriac.result_graph import Dependencies, result_from_tuple
 from celeriac.result_joins import allow_join_result as allow_join_result  # Celery's path
 from celeriac.result_joins import denied_join_result as denied_join_result
 from celeriac.results.base import ResultBackend, TaskMeta
+from celeriac.results.remote_traceback import remote_traceback
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celeriac
@@ -128,7 +129,7 @@ class AsyncResult(Dependencies, Generic[R]):
         value = meta["result"]
         failed = meta["status"] in states.PROPAGATE_STATES
         if propagate and failed and isinstance(value, BaseException):
-            self.throw(value)
+            self.throw(value, remote_traceback(meta, self.app.conf))
         if callback is not None:
             callback(self.id, value)
         return value
@@ -236,7 +237,7 @@ class AsyncResult(Dependencies, Generic[R]):
         result = meta["result"]
         failed = meta["status"] in states.PROPAGATE_STATES
         if propagate and failed and isinstance(result, BaseException):
-            self.throw(result)
+            self.throw(result, remote_traceback(meta, self.app.conf))
         return cast(R, result)
 
     def forget(self) -> None:

@@ -294,6 +294,13 @@ _DECLARED = [
     _s("task_store_errors_even_if_ignored", False, (bool,), "Store failures when ignoring."),
     _s("task_track_started", False, (bool,), "Record a STARTED state when a task starts."),
     _s(
+        "task_remote_tracebacks",
+        False,
+        (bool,),
+        "`get()` re-raises a task's error with the worker's traceback as frames (needs "
+        "`celeriac[tblib]`).",
+    ),
+    _s(
         "task_acks_late",
         True,
         (bool,),
