@@ -76,8 +76,6 @@ def test_take_option_moves_the_first_occurrence_with_its_value() -> None:
 WHAT_INSTEAD = {
     "--autoscale": "set it with -c N",
     "-S": "revocations are kept in the broker",
-    "-X": "list the queues to consume with -Q",
-    "--heartbeat-interval": "visibility_timeout",
     "--uid": "start it as that user",
     "--gid": "start it with that group",
     "--umask": "systemd UMask=",
