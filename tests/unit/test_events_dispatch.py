@@ -154,3 +154,15 @@ def test_receive_in_one_call(app: Celery) -> None:
     handled = app.events.receive({"*": lambda e: seen.append(e["type"])}, history=True,
                                  timeout=0.3)  # fmt: skip
     assert handled == 1 and seen == ["task-progress"]
+
+
+def test_an_old_kept_heartbeat_does_not_make_a_worker_alive(app: Celery) -> None:
+    import time
+
+    state = app.events.State()
+    dispatcher = app.events.Dispatcher(hostname="gone@host")
+    dispatcher.send("worker-heartbeat", freq=2.0, timestamp=time.time() - 60)
+    app.events.Dispatcher(hostname="here@host").send("worker-heartbeat", freq=2.0)
+    app.events.receive({"*": state.event}, history=True, limit=2)
+    assert not state.workers["gone@host"].alive  # its send time stands for its arrival
+    assert state.workers["here@host"].alive

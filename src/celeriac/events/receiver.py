@@ -26,6 +26,9 @@ logger = logging.getLogger("celeriac.events")
 Handler = Callable[[dict[str, Any]], Any]
 WAKEUP_IDLE = 0.3  # seconds without a kept payload that end the wakeup replay
 WAKEUP_MAX = 5.0  # seconds the wakeup replay may take at most
+# A kept event (history=True) sent this long before the receiver started counts as
+# replayed: its send time stands for its arrival, so an old heartbeat proves nothing.
+STALE_AFTER = 6.0
 
 
 class EventReceiver:
@@ -46,6 +49,7 @@ class EventReceiver:
         self.history = history
         self.clock = clock or LamportClock()
         self.should_stop = False  # set it (from a handler) to end the capture
+        self._since = time.time()  # when the current capture subscribed
 
     def process(self, type_: str, event: dict[str, Any]) -> None:
         """Hand ``event`` to the handler of its type, else to ``"*"``."""
@@ -94,6 +98,7 @@ class EventReceiver:
     ) -> AsyncGenerator[dict[str, Any], None]:
         """``itercapture`` for code running on an event loop."""
         self.should_stop = False
+        self._since = time.time()
         subscription = await self.broker.subscribe(self.topic, history=self.history)
         handled = 0
         try:
@@ -122,7 +127,7 @@ class EventReceiver:
 
     async def _next(self, subscription: Subscription,
                     timeout: float | None) -> list[tuple[dict[str, Any], bool]]:  # fmt: skip
-        """The events of the next payload (None of them replayed unless ``history``)."""
+        """The events of the next payload, each with whether it is replayed (history)."""
         while True:
             try:
                 payload = await subscription.get(timeout)
@@ -139,7 +144,8 @@ class EventReceiver:
             except ValueError as exc:
                 logger.warning("skipped a payload that is not events: %s", exc)
                 continue
-            return [(event, False) for event in events]
+            stale = self._since - STALE_AFTER if self.history else 0.0
+            return [(event, _sent_at(event) < stale) for event in events]
 
     async def _latest_worker_events(self) -> list[dict[str, Any]]:
         """The newest event of each worker among those the stream keeps."""
@@ -165,6 +171,11 @@ class EventReceiver:
         finally:
             await replay.close()
         return sorted(latest.values(), key=lambda event: float(event.get("timestamp") or 0))
+
+
+def _sent_at(event: dict[str, Any]) -> float:
+    stamp = event.get("timestamp")
+    return float(stamp) if isinstance(stamp, (int, float)) else 0.0
 
 
 __all__ = ["EventReceiver"]
