@@ -79,6 +79,8 @@ def run_dashboard(
     click.echo(f"celeriac dashboard: serving http://{host}:{port}{prefix}/")
     try:
         server.serve(app, address, port, auth, url_prefix, comma_list(queues))
+    except ImproperlyConfigured as exc:
+        raise CLIError(str(exc)) from exc
     finally:
         app.close()
 

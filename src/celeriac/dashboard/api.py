@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs
@@ -306,10 +305,8 @@ async def api_stream(request: Request) -> Response:
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return repr(value)
+def _default(value: Any) -> str:
+    return repr(value)  # a value JSON cannot hold (an event field of another type)
 
 
 __all__ = ["board_of"]

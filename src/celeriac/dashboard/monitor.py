@@ -115,7 +115,7 @@ class Monitor:
             max_tasks_in_memory=max_tasks, max_workers_in_memory=MAX_WORKERS
         )
         self.rates = Rates()
-        self.broker = broker_for_url(app.conf, str(app.conf.broker_url))
+        self.broker = _own_broker(app)
         self.started_at = time.time()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -164,7 +164,8 @@ class Monitor:
         finally:
             loop.run_until_complete(self.broker.close_async())
             loop.close()
-            self.broker.close()
+            if self.broker is not self.app.broker:
+                self.broker.close()
 
     async def _follow(self) -> None:
         receiver = self.app.events.Receiver(self.broker, handlers={"*": self._apply})
@@ -183,6 +184,15 @@ class Monitor:
             loop.call_soon_threadsafe(task.cancel)
         if self._thread.is_alive():
             self._thread.join(10)
+
+
+def _own_broker(app: Any) -> Any:
+    """A connection of the monitor's own to the app's broker (the URL the app resolved,
+    so the embedded Redis too); an in-process broker is the app's own, being one."""
+    url = getattr(app.broker, "url", None)
+    if not url:
+        return app.broker
+    return broker_for_url(app.conf, str(url))
 
 
 def _last_seen(worker: Any) -> float:
