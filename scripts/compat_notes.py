@@ -632,7 +632,6 @@ NOTES: dict[str, dict[str, Note]] = {
             "Celery's remote debugger over telnet is not offered; run the worker with "
             "`-P solo` and use `breakpoint()`."
         ),
-        "celery.contrib.sphinx": absent("Celery's Sphinx extension for task docs; not offered."),
     },
 }
 

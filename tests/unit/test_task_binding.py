@@ -394,3 +394,18 @@ def test_set_trap_fails_any_use_of_the_current_app(app: Celery) -> None:
     with setup_default_app(app, use_trap=True), pytest.raises(RuntimeError, match="current"):
         celeriac.current_app.tasks  # noqa: B018
     assert celeriac.current_app.main == app.main
+
+
+def test_wrapped_is_the_function_and_decorating_it_again_is_no_duplicate(app: Celery) -> None:
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    def attempt(self: Any, n: int) -> int:
+        return n
+
+    task = app.task(add)
+    assert task.__wrapped__(2, 3) == 5  # the function itself, as in Celery
+    bound = app.task(bind=True)(attempt)
+    assert bound.__wrapped__(7) == 7  # bind=True: bound to the task, as in Celery
+    # The same function again returns the task, without a duplicate-name warning.
+    assert app.task(add) is task and app.task(bind=True)(attempt) is bound

@@ -32,7 +32,7 @@ from celeriac.app.connections import (
     wire_formats,
 )
 from celeriac.app.control import Control
-from celeriac.app.duplicates import KEPT, REPLACED, warn_duplicate
+from celeriac.app.duplicates import KEPT, REPLACED, is_same_function, warn_duplicate
 from celeriac.app.engine_options import broker_options, configure_backend, result_options
 from celeriac.app.members import AppMembers
 from celeriac.app.producer import Producer
@@ -374,7 +374,7 @@ class Celeriac(AppMembers):
         name = name or self.gen_task_name(fun.__name__, fun.__module__)
         if name in self._tasks:
             existing = cast("BaseTask[Any, Any]", self._tasks[name])
-            if getattr(existing, "__wrapped__", fun) is not fun:  # another function
+            if not is_same_function(existing, fun):  # another function
                 warn_duplicate(self, name, existing, fun, KEPT)
             return existing
         parent = self._bind_base(base) if base is not None else self.Task
@@ -391,7 +391,7 @@ class Celeriac(AppMembers):
             "__doc__": fun.__doc__,
             "__module__": fun.__module__,
             "__qualname__": getattr(fun, "__qualname__", fun.__name__),
-            "__wrapped__": fun,
+            "__wrapped__": fun if bind else staticmethod(fun),  # task.__wrapped__(...) works
             "_decorated": True,
             **options,
         }

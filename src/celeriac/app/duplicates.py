@@ -20,6 +20,13 @@ KEPT = "The new callable was not registered; calls under this name reach the one
 REPLACED = "The new callable replaced the existing one; calls under this name now reach it."
 
 
+def is_same_function(task: Any, fun: Any) -> bool:
+    """Whether ``task`` was made from ``fun`` (its ``__wrapped__``, bound with bind=True):
+    decorating the same function again is no duplicate."""
+    wrapped = getattr(task, "__wrapped__", fun)
+    return getattr(wrapped, "__func__", wrapped) is fun
+
+
 def _qualname(thing: Any) -> str:
     target = getattr(thing, "__wrapped__", None) or thing
     kind = target if isinstance(target, type) or callable(target) else type(target)
