@@ -352,7 +352,10 @@ NOTES: dict[str, dict[str, Note]] = {
             "Queues and the router, without kombu's objects.",
             "the-command-line-and-the-apps-connections",
         ),
-        "Beat": absent(BEAT),
+        "Beat": absent(
+            "Beat is started by `celeriac beat` (or `celeriac worker -B`); its class is not "
+            "bound to the app (the app sits below beat and does not import it)."
+        ),
         "*_cls": absent(DOTTED_CLASSES),
         "create_task_cls": absent("Builds `app.Task`, which is offered; internal."),
         "subclass_with_self": absent(INTERNAL),
@@ -370,10 +373,6 @@ NOTES: dict[str, dict[str, Note]] = {
         "WorkController": absent(
             "The worker is started by `celeriac worker`, or in tests by "
             "`celeriac.testing.start_worker(app)`; its class is not bound to the app."
-        ),
-        "annotations": absent(
-            "`task_annotations` is applied to each task as it is registered; the prepared "
-            "list is not exposed."
         ),
         "broker_connection": absent(KOMBU_POOLS),
         "connection_or_acquire": absent(KOMBU_POOLS),

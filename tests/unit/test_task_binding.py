@@ -409,3 +409,24 @@ def test_wrapped_is_the_function_and_decorating_it_again_is_no_duplicate(app: Ce
     assert bound.__wrapped__(7) == 7  # bind=True: bound to the task, as in Celery
     # The same function again returns the task, without a duplicate-name warning.
     assert app.task(add) is task and app.task(bind=True)(attempt) is bound
+
+
+class _Slow:
+    def annotate(self, task: Any) -> dict[str, Any] | None:
+        return {"rate_limit": "1/s"} if task.name.endswith("slow") else None
+
+
+def test_app_annotations_are_the_prepared_task_annotations(app: Celery) -> None:
+    assert app.annotations == []
+    app.conf.task_annotations = [{"proj.add": {"max_retries": 9}, "*": {"acks_late": True}}]
+    [by_name] = app.annotations
+
+    @app.task(name="proj.add")
+    def add() -> None:
+        return None
+
+    assert by_name.annotate(add) == {"max_retries": 9}
+    assert by_name.annotate_any() == {"acks_late": True}
+    app.conf.task_annotations = _Slow()
+    [custom] = app.annotations
+    assert isinstance(custom, _Slow) and add.max_retries == 9

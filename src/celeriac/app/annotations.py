@@ -63,12 +63,18 @@ def _first(annotations: list[Any], method: str, *args: Any) -> dict[str, Any] | 
     return None
 
 
-def resolve_annotations(task: Any, setting: Any) -> list[dict[str, Any]]:
-    """The attribute sets that ``setting`` gives ``task``, in the order they apply."""
+def prepare_annotations(setting: Any) -> list[Any]:
+    """``setting`` as a list of objects with ``annotate(task)``/``annotate_any()`` (a
+    mapping becomes one, an import path is instantiated): Celery's ``app.annotations``."""
     if setting is None:
         return []
     items = setting if isinstance(setting, list | tuple) else [setting]
-    annotations = [_expand(item) for item in items]
+    return [_expand(item) for item in items]
+
+
+def resolve_annotations(task: Any, setting: Any) -> list[dict[str, Any]]:
+    """The attribute sets that ``setting`` gives ``task``, in the order they apply."""
+    annotations = prepare_annotations(setting)
     found = (_first(annotations, "annotate", task), _first(annotations, "annotate_any"))
     return [attributes for attributes in found if attributes]
 

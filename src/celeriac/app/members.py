@@ -3,10 +3,10 @@
 Each works as Celery's: ``app.configured``, ``app.current_task``, ``app.timezone`` and
 ``app.uses_utc_timezone()``, ``app.either(key, value)``, ``app.select_queues(...)``,
 ``app.set_default()``, ``app.ResultSet(...)``, ``app.clock``, ``app.add_defaults(...)``,
-``app.loader``, ``app.oid``/``app.thread_oid``, the ``on_init``/``on_configure`` subclass
-hooks, the platform flags, and how a task is bound to the app (``strict_typing``,
-``Task.on_bound``, ``autofinalize``). Kept apart from ``app.base`` so the app's core stays
-small.
+``app.loader``, ``app.annotations``, ``app.oid``/``app.thread_oid``, the
+``on_init``/``on_configure`` subclass hooks, the platform flags, and how a task is bound
+to the app (``strict_typing``, ``Task.on_bound``, ``autofinalize``). Kept apart from
+``app.base`` so the app's core stays small.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from zoneinfo import ZoneInfo
 
 from celeriac._context import get_current_request, set_current_app
+from celeriac.app.annotations import prepare_annotations
 from celeriac.app.loader import AppLoader
 from celeriac.result import ResultSet as _ResultSet
 from celeriac.task import Task
@@ -141,6 +142,12 @@ class AppMembers:
     @functools.cached_property
     def _oids(self) -> threading.local:
         return threading.local()
+
+    @property
+    def annotations(self) -> list[Any]:
+        """``task_annotations`` prepared: objects whose ``annotate(task)`` gives a task's
+        attributes and ``annotate_any()`` every task's (a mapping becomes one)."""
+        return prepare_annotations(self.conf.task_annotations)
 
     @functools.cached_property
     def loader(self) -> AppLoader:
