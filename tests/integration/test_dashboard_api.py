@@ -93,7 +93,8 @@ def test_overview_and_workers_come_from_events(app: Celery) -> None:
         assert overview["totals_last_5m"]["received"] == 3
         assert overview["failure_rate"] == 0.5
         assert overview["queues"][0] == {"name": "celery", "ready": 0, "delayed": 0,
-                                         "dead_letters": 0, "error": None}  # fmt: skip
+                                         "dead_letters": 0, "in_per_s": 0.0,
+                                         "out_per_s": 0.0, "error": None}  # fmt: skip
         assert len(overview["series"]["time"]) == len(overview["series"]["failed"]) == 720
         (worker,) = client.get("/api/workers").json()["workers"]
         assert worker["hostname"] == "w1@host" and worker["online"]
@@ -104,6 +105,18 @@ def test_overview_and_workers_come_from_events(app: Celery) -> None:
         # A page renders the same numbers
         page = client.get("/workers")
         assert page.status_code == 200 and "w1@host" in page.text
+
+
+def test_queue_rates_in_and_out_come_from_sent_and_received_events(app: Celery) -> None:
+    client, monitor = client_for(app)
+    with client:
+        for n in range(6):
+            now = time.time()
+            monitor.apply({"type": "task-sent", "uuid": f"q-{n}", "queue": "celery",
+                           "timestamp": now, "local_received": now})  # fmt: skip
+        task_events(monitor, "q-0", "received", name="proj.add", routing_key="celery")
+        (queue,) = client.get("/api/queues").json()["queues"]
+    assert (queue["in_per_s"], queue["out_per_s"]) == (0.1, round(1 / 60, 3))
 
 
 def test_a_worker_goes_offline_after_three_heartbeats_and_is_forgotten_later(

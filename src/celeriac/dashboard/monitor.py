@@ -4,8 +4,9 @@ Runtime layer (dashboard). A thread follows ``app.events`` (starting with each w
 latest event) on a broker connection of its own (the app's is left to the pages and their
 actions) into an ``events.State`` capped at ``max_tasks`` tasks (the oldest are
 forgotten first), each with a timeline of at most ``TIMELINE_MAX`` steps; workers that went
-offline are forgotten ``WORKER_TTL`` seconds later; the rates are an hour of fixed buckets.
-So memory stays flat however many tasks pass. Imports ``events`` and the app's broker factory.
+offline are forgotten ``WORKER_TTL`` seconds later; the rates are an hour of fixed buckets
+(a minute per queue, for 200 queues at most). So memory stays flat however many tasks
+pass. Imports ``events`` and the app's broker factory.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ COUNTED = {
     "task-rejected": "rejected",
 }  # fmt: skip
 RATE_NAMES = tuple(dict.fromkeys(COUNTED.values()))
+QUEUE_WINDOW = 60  # seconds the queue rates average over
+MAX_QUEUES = 200  # queues whose rates are tracked
 
 
 class TimelineTask(Task):
@@ -102,6 +105,36 @@ class Rates:
         return totals
 
 
+class QueueRates:
+    """Messages into (``task-sent``) and out of (``task-received``) each queue, per second
+    over the last ``QUEUE_WINDOW`` seconds; at most ``MAX_QUEUES`` queues are tracked."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, deque[tuple[int, int, int]]] = {}
+        self._lock = threading.Lock()
+
+    def count(self, queue: str, into: bool, now: float | None = None) -> None:
+        start = int((now or time.time()) // BUCKET * BUCKET)
+        with self._lock:
+            buckets = self._counts.get(queue)
+            if buckets is None:
+                if len(self._counts) >= MAX_QUEUES:
+                    return
+                buckets = self._counts[queue] = deque(maxlen=QUEUE_WINDOW // BUCKET + 1)
+            if not buckets or buckets[-1][0] != start:
+                buckets.append((start, 0, 0))
+            _, inn, out = buckets[-1]
+            buckets[-1] = (start, inn + into, out + (not into))
+
+    def rates(self, queue: str, now: float | None = None) -> tuple[float, float]:
+        """``(in, out)`` per second over the last ``QUEUE_WINDOW`` seconds."""
+        since = (now or time.time()) - QUEUE_WINDOW
+        with self._lock:
+            kept = [item for item in self._counts.get(queue, ()) if item[0] + BUCKET > since]
+        return (round(sum(item[1] for item in kept) / QUEUE_WINDOW, 3),
+                round(sum(item[2] for item in kept) / QUEUE_WINDOW, 3))  # fmt: skip
+
+
 class Monitor:
     """Follows the event stream of ``app`` on a thread of its own until ``close``."""
 
@@ -115,6 +148,7 @@ class Monitor:
             max_tasks_in_memory=max_tasks, max_workers_in_memory=MAX_WORKERS
         )
         self.rates = Rates()
+        self.queue_rates = QueueRates()
         self.broker = _own_broker(app)
         self.started_at = time.time()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -129,9 +163,14 @@ class Monitor:
 
     def apply(self, event: dict[str, Any]) -> None:
         """One event: counted in the rates and applied to the state."""
-        counted = COUNTED.get(str(event.get("type")))
+        kind = str(event.get("type"))
+        counted = COUNTED.get(kind)
         if counted is not None:
             self.rates.count(counted, event.get("local_received"))
+        if kind in ("task-sent", "task-received"):
+            queue = event.get("queue") or event.get("routing_key")
+            if queue:
+                self.queue_rates.count(str(queue), kind == "task-sent", event.get("local_received"))
         self.state.event(event)
         if str(event.get("type")) == "worker-offline":
             self.forget_workers()

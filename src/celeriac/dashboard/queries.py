@@ -217,8 +217,10 @@ def queues(board: Dashboard) -> list[dict[str, Any]]:
             except Exception as exc:  # one unreachable queue never blanks the page
                 ready = delayed = dead = None
                 error = str(exc)
+            into, out = board.monitor.queue_rates.rates(name)
             rows.append({"name": name, "ready": ready, "delayed": delayed,
-                         "dead_letters": dead, "error": error})  # fmt: skip
+                         "dead_letters": dead, "in_per_s": into, "out_per_s": out,
+                         "error": error})  # fmt: skip
     return rows
 
 

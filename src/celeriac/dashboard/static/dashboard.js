@@ -46,7 +46,7 @@
     (data.queues || []).forEach(function (queue) {
       var row = document.querySelector('#queue-depths tr[data-queue="' + CSS.escape(queue.name) + '"]');
       if (!row) { return; }
-      ["ready", "delayed", "dead_letters"].forEach(function (field) {
+      ["ready", "delayed", "dead_letters", "in_per_s", "out_per_s"].forEach(function (field) {
         row.querySelector('[data-field="' + field + '"]').textContent = show(queue[field]);
       });
     });
