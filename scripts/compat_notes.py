@@ -330,6 +330,14 @@ NOTES: dict[str, dict[str, Note]] = {
         ),
     },
     "app": {
+        "autofinalize": differs(
+            "Calling a task or reading `app.tasks` raises before `finalize()`; the task "
+            "object itself exists.",
+            "autofinalize",
+        ),
+        "loader": differs(
+            "The importing part of Celery's loader; no loader classes or hooks.", "app-loader"
+        ),
         "config_from_object": differs(
             "Without `namespace=`, only lowercase setting names are read.", "uppercase-names"
         ),
@@ -393,6 +401,13 @@ NOTES: dict[str, dict[str, Note]] = {
         ),
     },
     "task": {
+        "request_stack": differs(
+            "`push`, `pop` and `top`, per thread and asyncio task.", "request-stack"
+        ),
+        "from_config": differs(
+            "The built-in pairs are read at each use; a base class's own are set at binding.",
+            "from-config",
+        ),
         "replace": differs(
             "Under `task_always_eager` the replacement runs in place.",
             "replacing-tasks-and-growing-chords",
