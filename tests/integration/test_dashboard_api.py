@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -360,3 +361,23 @@ def test_beat_entries_are_listed_disabled_and_run_now(app: Celery) -> None:
         assert ran["task_id"] and app.broker.queue_length("celery") == 1
         assert client.post("/api/beat/nope/enable", headers=headers).status_code == 404
         assert "tick" in client.get("/beat").text
+
+
+def test_a_failed_task_is_sent_again_with_the_arguments_the_store_kept(app: Celery) -> None:
+    app.conf.result_extended = True
+    call = SimpleNamespace(task="proj.add", args=[2, 3], kwargs={"z": 1}, hostname="w1@h",
+                           retries=0, delivery_info={"routing_key": "celery"})  # fmt: skip
+    failed_id, plain_id = str(uuid.uuid4()), str(uuid.uuid4())
+    app.backend.store_result(failed_id, ValueError("x"), "FAILURE", request=call)
+    client, _ = client_for(app)
+    with client:
+        sent = client.post(f"/api/tasks/{failed_id}/retry", headers=csrf(client)).json()
+        assert sent["message"] == f"Sent proj.add again as task {sent['task_id']}."
+        assert app.broker.queue_length("celery") == 1
+        # Without the kept arguments (stored with no call), or not failed, it says why
+        app.backend.store_result(plain_id, ValueError("x"), "FAILURE")
+        refused = client.post(f"/api/tasks/{plain_id}/retry", headers=csrf(client))
+        assert refused.status_code == 409 and "result_extended=True" in refused.json()["error"]
+        app.backend.store_result(plain_id, 5, "SUCCESS")
+        refused = client.post(f"/api/tasks/{plain_id}/retry", headers=csrf(client))
+        assert refused.status_code == 409 and "is SUCCESS" in refused.json()["error"]

@@ -1,4 +1,4 @@
-"""Worker and beat actions and the beat entries, for the API and the pages.
+"""Worker, beat and retry actions and the beat entries, for the API and the pages.
 
 Runtime layer (dashboard). Workers are told through ``app.control`` (shutdown, pool
 grow/shrink, add/cancel consumer, with the replies that arrive within a second); beat's
@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from celeriac import states
 from celeriac.app.beat_entries import decode_schedule
 from celeriac.beat import state as beat_state
 from celeriac.dashboard.api import board_of, done, failed, read_body
@@ -121,6 +122,40 @@ async def api_worker_action(request: Request) -> Response:
     return done(request, f"Sent {action} to {hostname}.", replies=replies or [])
 
 
+async def api_retry(request: Request) -> Response:
+    """
+    summary: Send a failed or revoked task again, with the arguments the result store kept
+      (result_extended=True); the new task's id.
+    responses:
+      200: {description: Sent again.}
+      409: {description: Not failed or revoked, or its arguments were not kept.}
+    """
+    board, task_id = board_of(request), request.path_params["task_id"]
+    try:
+        name, new_id = await run_in_threadpool(_send_again, board, task_id)
+    except LookupError as exc:
+        return failed(request, 409, str(exc))
+    return done(request, f"Sent {name} again as task {new_id}.", task_id=new_id)
+
+
+def _send_again(board: Dashboard, task_id: str) -> tuple[str, str]:
+    # The values come from the result store: events carry only the arguments' text.
+    app = board.app
+    meta = app.backend.get_task_meta(task_id)
+    state = meta.get("status")
+    if state not in (states.FAILURE, states.REVOKED):
+        raise LookupError(f"task {task_id} is {state}: only a failed or revoked task is sent again")
+    name = meta.get("name")
+    if not name or "args" not in meta:
+        raise LookupError(
+            f"the result store keeps no arguments of task {task_id}: set result_extended=True "
+            f"so that failed tasks can be sent again"
+        )
+    options = {"queue": meta["queue"]} if meta.get("queue") else {}
+    sent = app.send_task(name, args=meta["args"], kwargs=meta.get("kwargs") or {}, **options)
+    return str(name), str(sent.id)
+
+
 def _worker_call(board: Dashboard, action: str, body: dict[str, Any]) -> Callable[..., Any]:
     control = board.app.control
     if action in ("pool-grow", "pool-shrink"):
@@ -142,4 +177,4 @@ def _worker_call(board: Dashboard, action: str, body: dict[str, Any]) -> Callabl
     return control.shutdown  # type: ignore[no-any-return]
 
 
-__all__ = ["api_beat", "api_beat_action", "api_worker_action", "beat_entries"]
+__all__ = ["api_beat", "api_beat_action", "api_retry", "api_worker_action", "beat_entries"]

@@ -52,6 +52,7 @@ ROUTES: list[BaseRoute] = [
     Route("/api/runtimes", api.api_runtimes),
     Route("/api/tasks/{task_id}", api.api_task),
     Route("/api/tasks/{task_id}/revoke", api.api_revoke, methods=["POST"]),
+    Route("/api/tasks/{task_id}/retry", actions.api_retry, methods=["POST"]),
     Route("/api/queues", api.api_queues),
     Route("/api/queues/{queue}/purge", api.api_purge_queue, methods=["POST"]),
     Route("/api/dead-letters", api.api_dead_letters),
