@@ -1,9 +1,10 @@
 """The dashboard end to end in a real browser: Debian's Chromium driven by Playwright, a
 real ``celeriac dashboard`` process and two real workers started from the CLI on Redis.
 
-It opens the overview and watches the counts move as tasks pass, opens a failed task and
-reads its traceback, revokes a running task, replays a dead letter, and is refused without
-credentials when auth is on. Every wait is on the page's DOM (or the broker's state).
+It opens the overview and watches the counts move as tasks pass, opens a failed task,
+reads its traceback and sends it again, revokes a running task, replays a dead letter,
+grows a pool, runs a beat entry now, and is refused without credentials when auth is on.
+Every wait is on the page's DOM (or the broker's state).
 Screenshots go to ``$CELERIAC_SCREENSHOTS`` when set (the docs' are made that way), else
 to the test's temporary directory. Chromium missing skips locally and fails in CI.
 """
@@ -41,6 +42,7 @@ MORE_TASKS = textwrap.dedent(
         raise ValueError(f"boom: {word}")
 
 
+    app.conf.result_extended = True  # failed tasks can be sent again from their page
     app.conf.beat_schedule = {"add-every-minute": {"task": "proj.add", "schedule": 60.0,
                                                    "args": (2, 2)}}
     """
@@ -225,6 +227,9 @@ def test_a_failed_task_shows_its_traceback(cluster: dict[str, Any], page: Any, s
     steps = page.locator("#timeline .step").all_inner_texts()
     assert steps[-1] == "failed" and "started" in steps
     shots(page, "task")
+    page.click("text=Retry (send again)")
+    page.wait_for_selector("#flash .flash.ok")
+    assert page.inner_text("#flash").startswith("Sent proj.boom again as task ")
 
 
 def test_a_running_task_is_revoked_and_terminated(cluster: dict[str, Any], page: Any,
