@@ -192,7 +192,6 @@ SETTINGS_NOTES: dict[str, Note] = {
     "result_chord_expires": absent(
         "A chord's join state expires with `result_expires`, like every key."
     ),
-    "result_compression": absent("Results are stored uncompressed."),
     "result_failure_expires": absent(
         "Every result expires after `result_expires`, failures included."
     ),

@@ -2,9 +2,10 @@
 ``queue_type``, the ``redis_*`` family the Redis result store's client options, and what
 every result store is told once built (``configure_backend``).
 
-App core (imports ``config``, ``exceptions`` and ``results.retry`` only); ``app.base`` hands the results to
-``app.connections``, so engines still never read ``app.conf``. Transport options, the
-more specific place, win over these settings.
+App core (imports ``config``, ``exceptions``, ``results.retry`` and
+``results.compressed``); ``app.base`` hands the results to ``app.connections``, so engines
+still never read ``app.conf``. Transport options, the more specific place, win over these
+settings.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from celeriac.exceptions import ImproperlyConfigured
+from celeriac.results.compressed import check_method
 from celeriac.results.retry import StoreRetry
 
 QUEUE_TYPES = ("classic", "quorum")
@@ -79,10 +81,11 @@ def result_options(conf: Any, url: str | None) -> dict[str, Any]:
 
 
 def configure_backend(backend: Any, conf: Any) -> None:
-    """What the app's settings tell any result store once it is built: ``result_extended``
-    and the ``result_backend_always_retry`` policy."""
+    """What the app's settings tell any result store once it is built: ``result_extended``,
+    the ``result_backend_always_retry`` policy and ``result_compression``."""
     backend.extended = bool(conf.result_extended)
     backend.retry = StoreRetry.from_conf(conf)
+    backend.compression = check_method(conf.result_compression)
 
 
 __all__ = [

@@ -128,6 +128,13 @@ _DECLARED = [
     ),
     _s("result_serializer", "json", (str,), "Serializer for stored results."),
     _s(
+        "result_compression",
+        None,
+        (str,),
+        "Compress stored result records: `zlib` (`gzip`), `bzip2`, `lzma`, `brotli`, `zstd`; "
+        "compressed records are read whatever this says.",
+    ),
+    _s(
         "result_accept_content",
         None,
         _SEQ,

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from celeriac import states
 from celeriac.exceptions import ImproperlyConfigured, TimeoutError
 from celeriac.messages.serializers import dumps, loads, resolve_accept
+from celeriac.results.compressed import compress_record, decompress_record
 from celeriac.results.exceptions_codec import decode_exception, encode_exception
 from celeriac.results.retry import NO_RETRY, StoreRetry
 
@@ -87,6 +88,9 @@ class ResultBackend(ABC):
     #: ``result_backend_always_retry`` and its limits: which engine calls are repeated
     #: after a lost connection (those that may run twice safely). The app sets it.
     retry: StoreRetry = NO_RETRY
+    #: ``result_compression``: the method new records are compressed with, or None.
+    #: Compressed records are read whatever it says. The app sets it.
+    compression: str | None = None
 
     def __init__(
         self,
@@ -137,10 +141,11 @@ class ResultBackend(ABC):
 
     # -- encoding ---------------------------------------------------------------------------
     def encode(self, meta: TaskMeta) -> bytes:
-        return self.records.encode(meta, self.serializer)
+        record = self.records.encode(meta, self.serializer)
+        return compress_record(record, self.compression) if self.compression else record
 
     def decode(self, raw: bytes) -> TaskMeta:
-        meta = self.records.decode(raw, self.accept)
+        meta = self.records.decode(decompress_record(raw), self.accept)
         if meta.get("status") in states.EXCEPTION_STATES and isinstance(meta.get("result"), dict):
             meta["result"] = decode_exception(meta["result"])
         return meta
