@@ -234,16 +234,6 @@ SETTINGS_NOTES: dict[str, Note] = {
         "A worker takes only what it has free slots for, so there is no prefetch to "
         "reduce; see [prefetch](differences-from-celery.md#prefetch)."
     ),
-    "worker_enable_soft_shutdown_on_idle": absent(
-        "No soft shutdown phase: a warm shutdown waits `worker_shutdown_timeout`, then "
-        "hands running tasks' messages back; see "
-        "[warm shutdown](differences-from-celery.md#warm-shutdown)."
-    ),
-    "worker_soft_shutdown_timeout": absent(
-        "No soft shutdown phase: a warm shutdown waits `worker_shutdown_timeout`, then "
-        "hands running tasks' messages back; see "
-        "[warm shutdown](differences-from-celery.md#warm-shutdown)."
-    ),
     "worker_eta_task_limit": absent(
         "A worker holds no eta tasks: they wait in the broker until due; see "
         "[countdowns and etas](differences-from-celery.md#countdowns-and-etas)."

@@ -127,13 +127,7 @@ _DECLARED = [
         "Time a result is kept (seconds or timedelta); None keeps it forever.",
     ),
     _s("result_serializer", "json", (str,), "Serializer for stored results."),
-    _s(
-        "result_compression",
-        None,
-        (str,),
-        "Compress stored result records: `zlib` (`gzip`), `bzip2`, `lzma`, `brotli`, `zstd`; "
-        "compressed records are read whatever this says.",
-    ),
+    _s("result_compression", None, (str,), "Compress stored results: zlib, bzip2, lzma, ..."),
     _s(
         "result_accept_content",
         None,
@@ -149,33 +143,10 @@ _DECLARED = [
         "(`AsyncResult.args`, `.kwargs`, `.worker`, `.retries`, `.queue`).",
     ),
     _s("result_backend_transport_options", {}, (dict,), "Result engine options."),
-    _s(
-        "result_backend_always_retry",
-        False,
-        (bool,),
-        "Repeat a result store read or write that failed because the store could not be "
-        "reached (`BackendConnectionError`), with exponential backoff.",
-    ),
-    _s(
-        "result_backend_max_retries",
-        float("inf"),
-        _NUM,
-        "How many times `result_backend_always_retry` repeats one call; then its error is "
-        "raised.",
-    ),
-    _s(
-        "result_backend_base_sleep_between_retries_ms",
-        10,
-        _NUM,
-        "Backoff of `result_backend_always_retry`: retry n waits a random time up to this "
-        "× 2ⁿ milliseconds.",
-    ),
-    _s(
-        "result_backend_max_sleep_between_retries_ms",
-        10000,
-        _NUM,
-        "Longest wait between two retries of `result_backend_always_retry`, in ms.",
-    ),
+    _s("result_backend_always_retry", False, (bool,), "Retry store calls lost to an outage."),
+    _s("result_backend_max_retries", float("inf"), _NUM, "Retries of one store call, at most."),
+    _s("result_backend_base_sleep_between_retries_ms", 10, _NUM, "Retry backoff base (ms)."),
+    _s("result_backend_max_sleep_between_retries_ms", 10000, _NUM, "Retry backoff cap (ms)."),
     _s(
         "result_persistent",
         None,
@@ -300,13 +271,7 @@ _DECLARED = [
     _s("task_ignore_result", False, (bool,), "Do not store task results."),
     _s("task_store_errors_even_if_ignored", False, (bool,), "Store failures when ignoring."),
     _s("task_track_started", False, (bool,), "Record a STARTED state when a task starts."),
-    _s(
-        "task_remote_tracebacks",
-        False,
-        (bool,),
-        "`get()` re-raises a task's error with the worker's traceback as frames (needs "
-        "`celeriac[tblib]`).",
-    ),
+    _s("task_remote_tracebacks", False, (bool,), "Re-raise with the worker's frames (tblib)."),
     _s(
         "task_acks_late",
         True,
@@ -455,6 +420,8 @@ _DECLARED = [
         "given back. None: wait for them however long they take.",
         ours=True,
     ),
+    _s("worker_soft_shutdown_timeout", 0.0, _NUM, "Seconds a cold shutdown lets tasks run on."),
+    _s("worker_enable_soft_shutdown_on_idle", False, (bool,), "Soft shutdown when idle too."),
     _s(
         "worker_revoke_expires",
         10800.0,
@@ -515,12 +482,7 @@ _DECLARED = [
         "`celeriac worker`: what tasks print (stdout and stderr) is logged on "
         "`celeriac.redirected`, one record a line, instead of written to the streams.",
     ),
-    _s(
-        "worker_redirect_stdouts_level",
-        "WARNING",
-        (str, int),
-        "Level of the log records made of printed lines (`worker_redirect_stdouts`).",
-    ),
+    _s("worker_redirect_stdouts_level", "WARNING", (str, int), "Level of what tasks print."),
     _s(
         "worker_lost_wait",
         10.0,

@@ -37,6 +37,7 @@ from celeriac.worker.pools.prefork import PreforkPool
 from celeriac.worker.pools.threads import SoloPool, ThreadsPool
 from celeriac.worker.ratelimit import RateLimits
 from celeriac.worker.revocations import Revocations
+from celeriac.worker.soft_shutdown import NO_SOFT_SHUTDOWN, SoftShutdown
 from celeriac.worker.timelimits import longest_hard_limit, pool_limit_warning
 
 logger = logging.getLogger("celeriac.worker")
@@ -108,6 +109,8 @@ class Worker:
                 f"{heartbeat_interval!r}"
             )
         self.heartbeat_interval = heartbeat_interval or HEARTBEAT_INTERVAL  # worker-heartbeat
+        self.soft_shutdown = SoftShutdown.from_conf(conf)  # before a cold shutdown
+        self._soft: asyncio.Task[None] | None = None  # the soft shutdown under way
         self.install_signal_handlers = install_signal_handlers
         self.retry_policy = RetryPolicy.from_conf(conf)
         self.ready = threading.Event()  # set once the worker consumes (tests wait on it)
@@ -305,6 +308,7 @@ class Worker:
         """The connection is gone and the policy allows no more attempts: stop cold (the
         messages held come back with their leases) and exit with EX_FAILURE."""
         self._exit_code = exitcodes.EX_FAILURE
+        self.soft_shutdown = NO_SOFT_SHUTDOWN  # nothing could be acked: no time to give
         self._request_stop("cold")
 
     async def _start_mailbox(self) -> None:
@@ -341,6 +345,9 @@ class Worker:
                     self.shutdown_timeout,
                 )
                 how = "cold"
+        if how == "cold" and self.soft_shutdown.wanted(self.consumer):
+            await self.consumer.give_back(running_too=False)
+            await self.soft_shutdown.wait(self.consumer)
         if how == "cold":
             returned = await self.consumer.give_back(running_too=True)
             logger.info("cold shutdown: gave back %d message(s)", returned)
@@ -376,7 +383,7 @@ class Worker:
     def _request_stop(self, how: str) -> None:
         assert self._stop is not None
         if self._stop.is_set():  # already stopping: a further request means cold, now
-            if self._how != "cold":
+            if self._how != "cold" or (self._soft is not None and not self._soft.done()):
                 self._how = "cold"
                 self._escalate()
             return
@@ -387,8 +394,18 @@ class Worker:
         """A cold request during a warm shutdown: give everything back now."""
         if self.consumer is None or self._loop is None:
             return  # still starting: nothing runs yet, and the start-up ends by itself
+        if self._soft is None and self.soft_shutdown.wanted(self.consumer):
+            self._soft = self._loop.create_task(self._soft_then_cold())
+            return
+        if self._soft is not None:
+            self._soft.cancel()  # a further request during the soft shutdown
         logger.warning("cold shutdown requested: giving back running tasks now")
         self._loop.create_task(self._cold_now())
+
+    async def _soft_then_cold(self) -> None:
+        assert self.consumer is not None
+        if not await self.soft_shutdown.wait(self.consumer):
+            await self._cold_now()
 
     async def _cold_now(self) -> None:
         assert self.consumer is not None and self.pool is not None
