@@ -44,9 +44,7 @@ def _s(name: str, default: Any, types: tuple[type, ...], doc: str, **kw: Any) ->
 
 
 # Why a group of settings is not read yet (the `not_in_effect` of their declarations).
-_EVENTS = (
-    "events travel on a capped stream that every receiver reads, not a queue per receiver"
-)
+_EVENTS = "events travel on a capped stream that every receiver reads, not a queue per receiver"
 _REDIS_SECONDS = "Redis result store: seconds to wait for %s; None waits forever."
 
 
