@@ -89,6 +89,9 @@ def workers(board: Dashboard) -> list[dict[str, Any]]:
                 "heartbeat_age": round(now - beats[-1], 1) if beats else None,
                 "heartbeat_every": worker.freq, "version": worker.sw_ver,
                 "running": running.get(name, [])[:RUNNING_SHOWN],
+                # killed or cut off: within this many seconds its tasks go to other workers
+                "handed_back_in": None if worker.held_until is None
+                else max(round(worker.held_until - now, 1), 0.0),
             })  # fmt: skip
         return rows
 

@@ -51,7 +51,7 @@ class Worker:
     heartbeat_max = 4  # heartbeats kept (their local receive times)
     expire_window = HEARTBEAT_EXPIRE_WINDOW
     _fields = ("hostname", "pid", "freq", "heartbeats", "clock", "active", "processed",
-               "loadavg", "sw_ident", "sw_ver", "sw_sys", "pool_size")  # fmt: skip
+               "loadavg", "sw_ident", "sw_ver", "sw_sys", "pool_size", "lease")  # fmt: skip
 
     def __init__(self, hostname: str | None = None, pid: int | None = None,
                  freq: float = 60.0, **fields: Any) -> None:  # fmt: skip
@@ -63,6 +63,7 @@ class Worker:
         self.loadavg: list[float] | None = None
         self.sw_ident = self.sw_ver = self.sw_sys = None
         self.pool_size: int | None = None
+        self.lease: float | None = None  # seconds a message it holds stays leased to it
         self.offline_at: float | None = None  # local time of its worker-offline event
         self.update(fields)
 
@@ -101,6 +102,17 @@ class Worker:
     @property
     def alive(self) -> bool:
         return bool(self.heartbeats) and time.time() < self.heartbeat_expires
+
+    @property
+    def held_until(self) -> float | None:
+        """For a worker that stopped answering without saying goodbye (killed, cut off):
+        the local time by which the broker hands the messages it held to other workers,
+        its last heartbeat plus its lease (an upper bound: leases are renewed between
+        heartbeats). None while it is alive, after a clean ``worker-offline`` (a clean
+        shutdown hands its messages back itself), or when its heartbeats carry no lease."""
+        if self.alive or not self.heartbeats or not self.lease:
+            return None
+        return self.heartbeats[-1] + float(self.lease)
 
     @property
     def status_string(self) -> str:
@@ -320,6 +332,17 @@ class State:
         with self._mutex:
             items = list(self.tasks.items())
         yield from items[:limit] if limit else items
+
+    def tasks_held_by(self, hostname: str) -> list[_Task]:
+        """Tasks received or started on ``hostname`` and not finished: for a worker gone
+        offline, the calls the broker will hand to another worker (see
+        ``Worker.held_until``)."""
+        unfinished = (states.RECEIVED, states.STARTED)
+        return [
+            task for task in self.tasks.values()
+            if task.state in unfinished and task.worker is not None
+            and task.worker.hostname == hostname
+        ]  # fmt: skip
 
     def tasks_by_time(self, limit: int | None = None,
                       reverse: bool = True) -> Iterator[tuple[str, _Task]]:  # fmt: skip

@@ -55,8 +55,10 @@ class WorkerEvents:
         interval: float = HEARTBEAT_INTERVAL,
         heartbeat: bool = True,
         results_are_reprs: bool = False,
+        lease: float | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self.lease = lease  # the broker's lease: when a dead worker's messages come back
         self.active, self.pool_size = active, pool_size
         self.interval = interval
         self.heartbeat = heartbeat
@@ -93,7 +95,8 @@ class WorkerEvents:
             signals.heartbeat_sent.send(sender=self)
         self.dispatcher.post(type_, {
             "freq": self.interval, "active": self.active(), "processed": self.processed,
-            "loadavg": load_average(), "pool_size": self.pool_size(), **SOFTWARE_INFO,
+            "loadavg": load_average(), "pool_size": self.pool_size(), "lease": self.lease,
+            **SOFTWARE_INFO,
         })  # fmt: skip
 
     async def _beat_every(self) -> None:
@@ -198,6 +201,7 @@ def for_worker(
     return WorkerEvents(
         dispatcher, active=active, pool_size=pool_size,
         results_are_reprs=results_are_reprs, interval=interval,
+        lease=getattr(app.broker, "lease_seconds", None),
     )  # fmt: skip
 
 

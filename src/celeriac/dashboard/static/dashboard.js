@@ -127,6 +127,12 @@
       var running = cells[8];
       running.replaceChildren();
       (w.running || []).forEach(function (t) { link(running, prefix + "/tasks/" + t.id, t.name); });
+      if (w.handed_back_in !== null && w.handed_back_in !== undefined) {
+        var note = document.createElement("span");
+        note.className = "handback";
+        note.textContent = " back in the queue within " + w.handed_back_in + " s";
+        running.appendChild(note);
+      }
     });
     tbody.querySelectorAll("tr").forEach(function (row) {
       if (!row.dataset.worker || !seen[row.dataset.worker]) { row.remove(); }
