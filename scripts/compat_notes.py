@@ -195,10 +195,6 @@ SETTINGS_NOTES: dict[str, Note] = {
     "result_failure_expires": absent(
         "Every result expires after `result_expires`, failures included."
     ),
-    "task_allow_error_cb_on_chord_header": absent(
-        "A failed header task ends the chord with a `ChordError`, and the chord's errbacks "
-        "run once; see [chord completion](differences-from-celery.md#chord-completion)."
-    ),
     "task_create_missing_queue_exchange_type": absent(AMQP_TOPOLOGY),
     "task_create_missing_queue_type": absent(AMQP_TOPOLOGY),
     "task_default_delivery_mode": absent(

@@ -441,7 +441,13 @@ class chord(_Workflow[AnyResult]):
         return self.body.link(callback)
 
     def link_error(self, errback: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The body's errback: called once if the body fails, or if the header fails."""
+        """The body's errback: called once if the body fails, or if the header fails. With
+        ``task_allow_error_cb_on_chord_header``, also each failing header task's (as an
+        immutable copy), as Celery's."""
+        app = self.app
+        if app.conf.task_allow_error_cb_on_chord_header:
+            for task in self.header.tasks:
+                task.link_error(maybe_signature(errback, app=app).clone().set(immutable=True))
         return self.body.link_error(errback)
 
     def freeze(

@@ -270,6 +270,7 @@ _DECLARED = [
     _s("task_store_errors_even_if_ignored", False, (bool,), "Store failures when ignoring."),
     _s("task_track_started", False, (bool,), "Record a STARTED state when a task starts."),
     _s("task_remote_tracebacks", False, (bool,), "Re-raise with the worker's frames (tblib)."),
+    _s("task_allow_error_cb_on_chord_header", False, (bool,), "chord.link_error: header too."),
     _s(
         "task_acks_late",
         True,
