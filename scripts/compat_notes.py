@@ -99,6 +99,14 @@ MOCKS = (
 )
 
 SETTINGS_NOTES: dict[str, Note] = {
+    "worker_soft_shutdown_timeout": differs(
+        "Ends as soon as no task runs; `SIGQUIT` stays an immediate stop.",
+        "soft-shutdown-and-store-retries",
+    ),
+    "result_backend_max_retries": differs(
+        "When the retries run out, the store's `BackendConnectionError` is raised.",
+        "soft-shutdown-and-store-retries",
+    ),
     "broker_url": differs(
         "Unset: the project's embedded Redis, else `memory://`.", "unset-broker-url"
     ),
