@@ -72,7 +72,6 @@ def test_warnings_are_yellow_on_a_terminal(tmp_path: Path, env: dict[str, str]) 
     assert "\033[" not in ready  # INFO stays plain, as Celery's
 
 
-
 def test_no_color_keeps_the_lines_plain(tmp_path: Path, env: dict[str, str]) -> None:
     text = _run_on_a_terminal(tmp_path, env, "--no-color")
     assert "warm shutdown" in text and YELLOW not in text
