@@ -8,11 +8,8 @@ report through a Redis list, so the tests wait on BLPOP, never on sleeps.
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
 import textwrap
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -22,8 +19,8 @@ import redis
 
 from celeriac import chord, states
 from celeriac.exceptions import ChordError, TimeLimitExceeded
-from tests.conftest import REDIS_URL, service_missing
-from tests.integration.workers import ROOT, WorkerProcess, fresh_queues
+from tests.conftest import REDIS_URL
+from tests.integration.workers import ROOT, WorkerProcess, imported_project
 
 PROJECT = textwrap.dedent(
     """
@@ -85,32 +82,8 @@ PROJECT = textwrap.dedent(
 def project(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Path, ModuleType]]:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except (redis.RedisError, OSError) as exc:
-        service_missing("Redis", f"{REDIS_URL} did not answer ({exc})")
-    broker = request.getfixturevalue("amqp_url") if request.param == "amqp" else ""
-    path = tmp_path_factory.mktemp("endproj")
-    (path / "endproj.py").write_text(PROJECT)
-    prefix = f"celeriac-test-{uuid.uuid4().hex[:10]}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CELERIAC_TEST_REDIS", REDIS_URL)
-        patch.setenv("CELERIAC_TEST_PREFIX", prefix)
-        patch.setenv("CELERIAC_TEST_BROKER", broker)
-        patch.setenv("CELERIAC_TEST_NAMESPACE", f"t{uuid.uuid4().hex[:10]}")
-        patch.syspath_prepend(str(path))
-        proj = importlib.import_module("endproj")
-        fresh_queues(proj.app)
-        try:
-            yield path, proj
-        finally:
-            proj.app.close()
-            sys.modules.pop("endproj", None)
-            client = redis.Redis.from_url(REDIS_URL)
-            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-            if keys:
-                client.delete(*keys)
-            client.close()
+    with imported_project(request, tmp_path_factory, "endproj", PROJECT) as found:
+        yield found
 
 
 def start(path: Path, proj: ModuleType, pool: str) -> WorkerProcess:

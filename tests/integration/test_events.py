@@ -10,7 +10,6 @@ test's send and its read; waits are on events, never on sleeps.
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import os
 import signal
@@ -19,18 +18,15 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-import redis
 
 from celeriac.events import State
-from tests.conftest import REDIS_URL, service_missing
-from tests.integration.workers import ROOT, WorkerProcess, fresh_queues
+from tests.integration.workers import ROOT, WorkerProcess, imported_project
 
 PROJECT = textwrap.dedent(
     """
@@ -77,32 +73,8 @@ PROJECT = textwrap.dedent(
 def project(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Path, ModuleType]]:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except (redis.RedisError, OSError) as exc:
-        service_missing("Redis", f"{REDIS_URL} did not answer ({exc})")
-    broker = request.getfixturevalue("amqp_url") if request.param == "amqp" else ""
-    path = tmp_path_factory.mktemp("evproj")
-    (path / "evproj.py").write_text(PROJECT)
-    prefix = f"celeriac-test-{uuid.uuid4().hex[:10]}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CELERIAC_TEST_REDIS", REDIS_URL)
-        patch.setenv("CELERIAC_TEST_PREFIX", prefix)
-        patch.setenv("CELERIAC_TEST_BROKER", broker)
-        patch.setenv("CELERIAC_TEST_NAMESPACE", f"t{uuid.uuid4().hex[:10]}")
-        patch.syspath_prepend(str(path))
-        proj = importlib.import_module("evproj")
-        fresh_queues(proj.app)
-        try:
-            yield path, proj
-        finally:
-            proj.app.close()
-            sys.modules.pop("evproj", None)
-            client = redis.Redis.from_url(REDIS_URL)
-            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-            if keys:
-                client.delete(*keys)
-            client.close()
+    with imported_project(request, tmp_path_factory, "evproj", PROJECT) as found:
+        yield found
 
 
 def env_for(path: Path) -> dict[str, str]:

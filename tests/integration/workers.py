@@ -3,6 +3,8 @@ CLI exactly as a user would (``python -m celeriac -A proj worker ...``)."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import signal
 import subprocess
@@ -10,8 +12,16 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+import pytest
+import redis
+
+from tests.conftest import REDIS_URL, service_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -190,3 +200,39 @@ def fresh_queues(app: Any, *queues: str) -> None:
 def broker_url(request: Any) -> str:
     """For a test parametrized over ``"redis"``/``"amqp"``: the broker URL (empty: Redis)."""
     return str(request.getfixturevalue("amqp_url")) if request.param == "amqp" else ""
+
+
+@contextlib.contextmanager
+def imported_project(
+    request: Any, tmp_path_factory: pytest.TempPathFactory, name: str, source: str
+) -> Iterator[tuple[Path, ModuleType]]:
+    """For a module fixture parametrized over ``"redis"``/``"amqp"``: ``source`` written as
+    the module ``name`` in a directory of its own and imported here with the test
+    environment (results in Redis, messages on the parametrized broker, a key prefix and a
+    namespace of its own); closed, forgotten and its keys deleted afterwards."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except (redis.RedisError, OSError) as exc:
+        service_missing("Redis", f"{REDIS_URL} did not answer ({exc})")
+    broker = request.getfixturevalue("amqp_url") if request.param == "amqp" else ""
+    path = tmp_path_factory.mktemp(name)
+    (path / f"{name}.py").write_text(source)
+    prefix = f"celeriac-test-{uuid.uuid4().hex[:10]}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CELERIAC_TEST_REDIS", REDIS_URL)
+        patch.setenv("CELERIAC_TEST_PREFIX", prefix)
+        patch.setenv("CELERIAC_TEST_BROKER", broker)
+        patch.setenv("CELERIAC_TEST_NAMESPACE", f"t{uuid.uuid4().hex[:10]}")
+        patch.syspath_prepend(str(path))
+        proj = importlib.import_module(name)
+        fresh_queues(proj.app)
+        try:
+            yield path, proj
+        finally:
+            proj.app.close()
+            sys.modules.pop(name, None)
+            client = redis.Redis.from_url(REDIS_URL)
+            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)
+            client.close()
