@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from celeriac import states
 from celeriac.brokers.base import DeadLetter, DeadLetterReason
@@ -95,7 +95,7 @@ def workers(board: Dashboard) -> list[dict[str, Any]]:
             })  # fmt: skip
         return rows
 
-    return state.freeze_while(read)  # type: ignore[no-any-return]
+    return cast("list[dict[str, Any]]", state.freeze_while(read))
 
 
 # -- tasks ---------------------------------------------------------------------------------
