@@ -166,7 +166,9 @@ def test_the_docs_have_examples() -> None:
         "docs/brokers/rabbitmq.md",
     } <= pages
     skipped = [e for e in EXAMPLES if e.first_line.startswith(SKIP)]
-    assert len(skipped) <= 3, "skipped examples should stay rare"
+    # Today: two project layouts (tasks, Django), a settings.py and an Alembic env.py
+    # fragment (outbox), and an exporter that needs a collector (OpenTelemetry).
+    assert len(skipped) <= 5, "skipped examples should stay rare"
 
 
 RUNNABLE = [e for e in EXAMPLES if not e.first_line.startswith(SKIP)]
