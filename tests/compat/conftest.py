@@ -22,6 +22,7 @@ from types import ModuleType
 import pytest
 import redis
 
+from celeriac.app import shared
 from tests.conftest import REDIS_URL, service_missing
 from tests.integration.workers import ROOT, WorkerProcess
 
@@ -97,6 +98,9 @@ def guide_project(
     (path / f"{name}.py").write_text(textwrap.dedent(source))
     owned = [key for key in sys.modules if key in {name, "celeryconfig"}]
     saved = {key: sys.modules.pop(key) for key in owned}
+    # A chapter's @shared_task joins every app made after it, as in Celery: forget it
+    # afterwards, so later tests' apps do not grow the chapter's tasks.
+    builders = list(shared._builders)
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(path))
         patch.setenv("GUIDE_PREFIX", prefix)
@@ -108,6 +112,7 @@ def guide_project(
             for key in [key for key in sys.modules if key == name or key == "celeryconfig"]:
                 del sys.modules[key]
             sys.modules.update(saved)
+            shared._builders[:] = builders
             client = redis.Redis.from_url(REDIS_URL)
             keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
             if keys:

@@ -93,7 +93,9 @@ def logging_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None
     """CLI tests record the logging set-up instead of reconfiguring pytest's root logger."""
     calls: list[tuple[str, str | None]] = []
     monkeypatch.setattr(
-        worker_cli, "setup_logging", lambda level, logfile, app: calls.append((level, logfile))
+        worker_cli,
+        "setup_logging",
+        lambda level, logfile, app, **_: calls.append((level, logfile)),
     )
     return calls
 
