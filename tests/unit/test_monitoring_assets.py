@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -110,8 +111,13 @@ def test_a_worker_scrape_shows_the_metrics_the_docs_use() -> None:
         try:
             add.delay(1, 2).get(timeout=10)
             url = f"http://127.0.0.1:{server.port}/metrics"
-            with urllib.request.urlopen(url, timeout=10) as response:
-                text = response.read().decode()
+            deadline = time.monotonic() + 10
+            while True:  # the result is stored before the consumer counts the task: poll
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    text = response.read().decode()
+                if "celeriac_tasks_total{" in text or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
         finally:
             server.close()
     app.close()
