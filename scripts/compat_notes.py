@@ -40,7 +40,11 @@ def differs(text: str, anchor: str, at: str | None = None) -> Note:
 
 
 # Reasons shared by a family of names.
-BEAT = "Comes with beat (periodic tasks), which is not built yet."
+BEAT = (
+    "celeriac's beat keeps its state and its leader in the broker, so there is no schedule "
+    "file to name or sync, and it takes live changes through `app.beat` and "
+    "`celeriac beat entries` rather than remote control."
+)
 EVENTS = (
     "Events travel on a capped stream that every receiver reads (see "
     "[Events](monitoring.md#events)): there is no queue per receiver to configure."
