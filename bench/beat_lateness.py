@@ -71,7 +71,7 @@ def main() -> None:
     time.sleep(args.seconds)  # the measured period
     service.stop(wait=True)
     if app.conf.broker_url.startswith("redis"):
-        client = app.broker.client  # type: ignore[attr-defined]
+        client = app.broker.client
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if keys:
             client.delete(*keys)

@@ -45,12 +45,12 @@ def free_port() -> int:
 
 def overview(port: int) -> dict[str, object]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/overview", timeout=10) as answer:
-        return json.loads(answer.read())  # type: ignore[no-any-return]
+        return json.loads(answer.read())
 
 
 def wait_for_events(port: int, count: int, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
-    while int(overview(port)["events"]) < count:  # type: ignore[call-overload]
+    while int(overview(port)["events"]) < count:
         if time.monotonic() > deadline:
             raise SystemExit(f"the dashboard did not see {count} events in {timeout:g} s")
         time.sleep(0.05)  # reading the dashboard's own count: nothing to wait on
@@ -105,7 +105,7 @@ def main() -> None:
 
 def run(app: Celery, topic: object, port: int, process: psutil.Process,
         n: int) -> list[tuple[int, float]]:  # fmt: skip
-    sent_events = int(overview(port)["events"])  # type: ignore[call-overload]
+    sent_events = int(overview(port)["events"])
     step, per_payload = max(n // 10, 1), BATCH // 3
     readings = [(0, process.memory_info().rss / 2**20)]
     started = time.perf_counter()
@@ -118,7 +118,7 @@ def run(app: Celery, topic: object, port: int, process: psutil.Process,
             beat = {"type": "worker-heartbeat", "hostname": WORKER, "timestamp": now,
                     "freq": 2.0, "active": 0, "processed": done, "pool_size": 4}  # fmt: skip
             events = [beat, *task_events(done, count, now)]
-            app.broker.publish_topic(topic, encode(events))  # type: ignore[arg-type]
+            app.broker.publish_topic(topic, encode(events))
             sent_events += len(events)
             done += count
             wait_for_events(port, sent_events)  # paced: the stream keeps 2,000 payloads

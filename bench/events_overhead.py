@@ -38,10 +38,10 @@ def drain(
 ) -> float:
     """Tasks per second of one drain of ``n`` tasks, with or without task events, and the
     worker's CPU microseconds per task (its process tree, user and system)."""
-    client, prefix = peer.Client(), peer.SETTINGS.prefix  # type: ignore[attr-defined]
+    client, prefix = peer.Client(), peer.SETTINGS.prefix
     r.flushdb()
-    if peer.SETTINGS.broker == "amqp":  # type: ignore[attr-defined]
-        peer.app.broker.purge(peer.SETTINGS.queue)  # type: ignore[attr-defined]
+    if peer.SETTINGS.broker == "amqp":
+        peer.app.broker.purge(peer.SETTINGS.queue)
     if kind == "noop":
         client.send("mark", ["start"])
         client.send_bulk("noop", list(range(n)))
@@ -50,7 +50,7 @@ def drain(
     else:
         client.send_bulk("incr", [n] * n)
         first, last = f"{prefix}:first", f"{prefix}:done"
-    command = peer.worker_command(str(BINDIR)) + (["-E", *extra] if events else [])  # type: ignore[attr-defined]
+    command = peer.worker_command(str(BINDIR)) + (["-E", *extra] if events else [])
     worker = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
     try:
         began = _mark(r, first, 120, "the drain's first task")
@@ -103,9 +103,9 @@ def event_path_cost(serializer: str, n: int = 30_000) -> tuple[float, float]:
     outcome = Outcome(OutcomeKind.SUCCESS, "SUCCESS", retval=None, runtime=0.000123)
     began = time.process_time()
     for job in jobs:
-        events.task_received(job)  # type: ignore[arg-type]
-        events.task_started(job)  # type: ignore[arg-type]
-        events.task_finished(job, outcome)  # type: ignore[arg-type]
+        events.task_received(job)
+        events.task_started(job)
+        events.task_finished(job, outcome)
     posted = time.process_time()
     queued = list(dispatcher._buffer)
     common = {"hostname": "celeriac@bench", "utcoffset": 0, "pid": 1}

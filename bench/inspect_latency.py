@@ -106,7 +106,7 @@ def main() -> None:
 
 
 def run(app: object, options: argparse.Namespace) -> None:
-    control = app.control  # type: ignore[attr-defined]
+    control = app.control
     n = options.workers
     deadline = time.monotonic() + 120
     while len(control.ping(timeout=1.0) or []) < n:  # every worker is up and answering
