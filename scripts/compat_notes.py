@@ -590,10 +590,6 @@ NOTES: dict[str, dict[str, Note]] = {
             "A loader class of one's own is not offered: the app imports its task modules "
             "(`app.loader` on demand) and reads its settings."
         ),
-        "celery --skip-checks": absent(
-            "Django's system checks are not run when the worker starts, so there is nothing "
-            "to skip (see docs/django.md)."
-        ),
     },
     "testing": {
         "celery.contrib.testing.worker.start_worker": differs(

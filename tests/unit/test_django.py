@@ -223,3 +223,59 @@ def test_a_process_django_already_set_up_is_not_set_up_again(tmp_path: Path) -> 
         """,
     )
     assert seen == {"found": 3, "handlers": []}
+
+
+CHECKS_SCENARIO = """
+import logging
+from django.core import checks
+from celeriac.testing import start_worker
+
+app = setup()
+app.conf.result_backend = "cache+memory://"
+
+@checks.register()
+def reminder(app_configs, **kwargs):
+    return [checks.Warning("no payment provider is set", id="shop.W001"),
+            checks.Error("the price list is missing", id="shop.E001")]
+
+seen = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        seen.append([record.levelname, record.getMessage()])
+logging.getLogger("celeriac.contrib.django").addHandler(Keep())
+if SKIP:
+    os.environ["CELERIAC_SKIP_CHECKS"] = "true"  # what `celeriac --skip-checks` sets
+with start_worker(app, pool="solo") as worker:
+    ran = app.tasks["shop.tasks.count_orders"].delay().get(timeout=10)
+print(json.dumps({"seen": seen, "ran": ran}))
+"""
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_a_starting_worker_runs_djangos_system_checks_unless_told_to_skip(
+    tmp_path: Path, skip: bool
+) -> None:
+    seen = run(tmp_path, f"SKIP = {skip}\n" + CHECKS_SCENARIO)
+    # Findings are logged (errors as errors) and the worker still runs tasks, as Celery's
+    assert seen["ran"] == 0
+    if skip:
+        assert seen["seen"] == []
+    else:
+        assert seen["seen"] == [
+            ["WARNING", "Django system check: ?: (shop.W001) no payment provider is set"],
+            ["ERROR", "Django system check: ?: (shop.E001) the price list is missing"],
+        ]
+
+
+def test_skip_checks_on_the_command_line_reaches_the_fixup() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", (
+            "import os, sys; from celeriac.cli import cli\n"
+            "sys.argv = ['celeriac', '--skip-checks', 'list', '--help']\n"
+            "try:\n    cli()\nexcept SystemExit:\n    pass\n"
+            "from celeriac.contrib.django.checks import checks_skipped\n"
+            "print('skipped' if checks_skipped() else 'run')"
+        )],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "skipped", done.stderr

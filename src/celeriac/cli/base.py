@@ -186,6 +186,10 @@ LOGLEVEL = click.Choice([*LEVELS, "WARN", "FATAL"], case_sensitive=False)
 @click.option("-l", "--loglevel", type=LOGLEVEL, help="Default log level for subcommands.")
 @click.option("-C", "--no-color", is_flag=True, help="No colours in the worker's log lines.")
 @click.option("-q", "--quiet", is_flag=True, help="No banner and no summary lines.")
+@click.option(
+    "--skip-checks", is_flag=True, envvar="SKIP_CHECKS",
+    help="Skip Django's system checks when a worker starts (env SKIP_CHECKS).",
+)  # fmt: skip
 @click.version_option(celeriac.__version__, "--version", prog_name="celeriac")
 @click.pass_context
 def cli(
@@ -198,10 +202,13 @@ def cli(
     config: str | None = None,
     no_color: bool = False,
     quiet: bool = False,
+    skip_checks: bool = False,
 ) -> None:
     """celeriac: a task queue with Celery's API and production-safe defaults."""
     if workdir:
         os.chdir(workdir)
+    if skip_checks:  # read by the Django fix-up when the worker starts, as Celery's is
+        os.environ["CELERIAC_SKIP_CHECKS"] = "true"
     put_cwd_on_path()
     preset = ctx.obj  # app.start(): the app it was called on, unless -A names another
     ctx.obj = CLIContext(app_spec, broker, result_backend, loglevel, config, quiet, no_color)

@@ -2,8 +2,9 @@
 
 Edge layer. ``DjangoTask`` becomes the app's default task class, ``autodiscover_tasks()``
 with no packages searches every installed Django app, ``django.setup()`` runs before the
-task modules are imported (the ``import_modules`` signal), and the app's workers get the
-database care of ``worker_fixup.DjangoWorkerFixup`` (the ``worker_init`` signal).
+task modules are imported (the ``import_modules`` signal), and the app's workers run
+Django's system checks (``checks``) and get the database care of
+``worker_fixup.DjangoWorkerFixup`` (the ``worker_init`` signal).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import django
 from django.apps import apps
 
 from celeriac import signals
+from celeriac.contrib.django.checks import run_system_checks
 from celeriac.contrib.django.task import DjangoTask
 from celeriac.contrib.django.worker_fixup import DjangoWorkerFixup
 
@@ -52,6 +54,7 @@ class DjangoFixup:
         if getattr(sender, "app", None) is not self.app:
             return  # another app's worker: its own fix-up looks after it
         if self.worker_fixup is None:
+            run_system_checks()  # before the pool starts, as Celery's fix-up does
             self.worker_fixup = DjangoWorkerFixup().install()
 
 
