@@ -619,10 +619,10 @@ NOTES: dict[str, dict[str, Note]] = {
             "The worker's request class cannot be replaced; `self.request` is "
             "`celeriac.request.Request`."
         ),
-        "celery.schedules.solar": absent(
-            "Not offered: sunrise and sunset times from an astronomy library are not the same "
-            "on every host, and beat tells runs apart by their exact due time "
-            "(see the differences page, Schedules)."
+        "celery.schedules.solar": differs(
+            "Computed with the astral library (`celeriac[solar]`), to the whole second, so "
+            "every beat computes the same due time.",
+            "schedules",
         ),
         "celery.bootsteps.*": absent(NO_BOOTSTEPS),
         "celery.contrib.django.task.DjangoTask": differs(

@@ -69,11 +69,11 @@ class RedisTarget:
         if not self.sentinels:
             client: redis.Redis = redis.Redis.from_url(self.url, **dict(self.options))
             return client
-        # redis-py's Sentinel API is untyped; the result is a typed client.
-        sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        # redis-py's Sentinel API is untyped before redis 8; the result is a typed client.
+        sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
             list(self.sentinels), **self._auth()
         )
-        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
             str(self.master_name), db=self.db, **dict(self.options)
         )
         close_master = master.close
@@ -90,7 +90,7 @@ class RedisTarget:
         """An asyncio client for the master; ``aclose()`` also closes the sentinels."""
         if not self.sentinels:
             return redis.asyncio.Redis.from_url(self.url, **dict(self.options))
-        sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
             list(self.sentinels), **self._auth()
         )
         master: redis.asyncio.Redis = sentinel.master_for(

@@ -1,10 +1,11 @@
-"""When periodic tasks are due (``celery.schedules``): ``schedule``, ``crontab``.
+"""When periodic tasks are due (``celery.schedules``): ``schedule``, ``crontab``, ``solar``.
 
 Pure logic: imports the standard library, ``zoneinfo`` and leaf modules only (the field
-syntax and the cron library behind ``_cronspec``, the DST rule in ``_localtime``, the
-current app from ``_context``, read duck-typed). Besides Celery's ``is_due`` and
-``remaining_estimate``, every schedule names its exact fire instants (``due_after``,
-``due_times``): the same on every host, so beat can send each one exactly once.
+syntax and the cron library behind ``_cronspec``, the DST rule in ``_localtime``, solar
+events in ``_solar``, the current app from ``_context``, read duck-typed). Besides
+Celery's ``is_due`` and ``remaining_estimate``, every schedule names its exact fire
+instants (``due_after``, ``due_times``): the same on every host, so beat can send each one
+exactly once.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from celeriac._localtime import (
     naive_local,
     require_aware,
 )
+from celeriac._solar import EVENTS as SOLAR_EVENTS
+from celeriac._solar import load_astral, next_event
 
 __all__ = [
     "ParseException",
@@ -40,6 +43,7 @@ __all__ = [
     "maybe_schedule",
     "schedstate",
     "schedule",
+    "solar",
 ]
 
 #: What ``is_due`` answers: whether to run now, and seconds until the next check.
@@ -395,6 +399,49 @@ class crontab(BaseSchedule):
             self._orig_month_of_year,
             self._tz,
         )
+
+
+class solar(BaseSchedule):
+    """Due at a solar event (``sunrise``, ``sunset``, ``solar_noon``, ``dawn_civil``,
+    ``dusk_nautical``, ...) seen from latitude ``lat`` and longitude ``lon``, as Celery's
+    ``solar``; computed with ``astral`` (``pip install 'celeriac[solar]'``), to the second.
+    On days the event does not happen there (polar day or night) nothing is due."""
+
+    def __init__(self, event: str, lat: float, lon: float, **kwargs: Any) -> None:
+        load_astral()  # a missing library fails here, where the schedule is written
+        if event not in SOLAR_EVENTS:
+            raise ValueError(
+                f"unknown solar event {event!r}: use one of {', '.join(sorted(SOLAR_EVENTS))}"
+            )
+        if not -90 <= lat <= 90:
+            raise ValueError(f"latitude {lat!r} is out of range: it must be -90 to 90")
+        if not -180 <= lon <= 180:
+            raise ValueError(f"longitude {lon!r} is out of range: it must be -180 to 180")
+        super().__init__(**kwargs)
+        self.event, self.lat, self.lon = event, lat, lon
+
+    def due_after(self, moment: datetime) -> datetime:
+        found = next_event(self.event, self.lat, self.lon, aware_utc(moment))
+        if found is None:
+            raise ValueError(
+                f"{self.event} does not happen within a year at latitude {self.lat}, "
+                f"longitude {self.lon}: choose another event for this place"
+            )
+        return found
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return self.__class__, (self.event, self.lat, self.lon)
+
+    def __repr__(self) -> str:
+        return f"<solar: {self.event} at latitude {self.lat}, longitude: {self.lon}>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, solar):
+            return NotImplemented
+        return (self.event, self.lat, self.lon) == (other.event, other.lat, other.lon)
+
+    def __hash__(self) -> int:
+        return hash((self.event, self.lat, self.lon))
 
 
 def maybe_schedule(

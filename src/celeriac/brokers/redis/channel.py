@@ -111,7 +111,7 @@ class PubSubSubscription(_Follower):
             else:
                 raise redis.TimeoutError(f"Redis did not confirm SUBSCRIBE {self._key}")
         except BaseException:
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
             raise
         self._begin()
 
@@ -126,7 +126,7 @@ class PubSubSubscription(_Follower):
 
     async def _stop(self) -> None:
         await self._end_task()
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
 
 class StreamSubscription(_Follower):

@@ -27,7 +27,7 @@ def run_system_checks() -> list[checks.CheckMessage]:
     """Run Django's checks (unless skipped) and log what they find; returns the findings."""
     if checks_skipped():
         return []
-    found = checks.run_checks()
+    found: list[checks.CheckMessage] = checks.run_checks()
     for message in found:
         level = logging.ERROR if message.is_serious() else logging.WARNING
         logger.log(level, "Django system check: %s", message)
