@@ -80,6 +80,7 @@ KOMBU_POOLS = (
     "There are no kombu connections or producer pools: each broker engine keeps its own "
     "connections (`app.broker`), and `app.send_task` publishes through it."
 )
+HANDLE = "A handle on the broker that calls can be sent through, not a kombu connection."
 AMQP_TOPOLOGY = (
     "celeriac routes by queue name and declares its RabbitMQ topology itself (a durable "
     "queue per name, delay queues, dead letters); every queue has the type "
@@ -379,10 +380,9 @@ NOTES: dict[str, dict[str, Note]] = {
             "The worker is started by `celeriac worker`, or in tests by "
             "`celeriac.testing.start_worker(app)`; its class is not bound to the app."
         ),
-        "broker_connection": absent(KOMBU_POOLS),
-        "connection_or_acquire": absent(KOMBU_POOLS),
-        "default_connection": absent(KOMBU_POOLS),
-        "default_producer": absent(KOMBU_POOLS),
+        "broker_connection": differs(HANDLE, "the-command-line-and-the-apps-connections"),
+        "connection_or_acquire": differs(HANDLE, "the-command-line-and-the-apps-connections"),
+        "default_connection": differs(HANDLE, "the-command-line-and-the-apps-connections"),
         "pool": absent(KOMBU_POOLS),
         "producer_pool": absent(KOMBU_POOLS),
         "builtin_fixups": absent(DJANGO),

@@ -246,6 +246,22 @@ def test_a_connection_to_another_broker_receives_the_calls_sent_through_it(app: 
     assert app.broker.queue_length("celery") == 0
 
 
+def test_celerys_older_connection_names_hand_out_the_same_handles(app: Celery) -> None:
+    add = make_add(app)
+    with app.connection_or_acquire() as conn:  # none given: a handle on the app's broker
+        assert conn.broker is app.broker
+        add.apply_async((1, 1), connection=conn)
+    other = app.broker_connection("memory://?older")
+    with app.default_connection(other) as given:  # the one given, left open after
+        assert given is other
+        add.apply_async((2, 2), connection=given)
+    assert other.broker.queue_length("celery") == 1
+    other.release()
+    with app.default_producer() as producer:
+        assert producer is app.producer
+    assert [m.task_name for m, _ in take_messages(app)] == ["t.add"]
+
+
 # -- multi's nodes --------------------------------------------------------------------------
 def test_multi_nodes_from_a_count_names_and_scoped_options() -> None:
     names, options = split_names(["3", "-c", "3", "-c:1-2", "10", "--queues:3=q3", "-l", "info"])

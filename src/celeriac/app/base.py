@@ -23,7 +23,7 @@ from celeriac.app import builtins, entrypoints, fixups, periodic, shared
 from celeriac.app.amqp import AMQP
 from celeriac.app.annotations import apply_annotation, resolve_annotations
 from celeriac.app.beat_entries import BeatEntries
-from celeriac.app.broker_connection import Connection
+from celeriac.app.broker_connection import Connection, ConnectionMembers
 from celeriac.app.connections import (
     create_backend,
     create_broker,
@@ -60,7 +60,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class Celeriac(AppMembers):
+class Celeriac(AppMembers, ConnectionMembers):
     """The application: ``app = Celeriac('proj', broker=..., backend=...)``."""
 
     def __init__(
@@ -263,17 +263,6 @@ class Celeriac(AppMembers):
         """A handle on the broker (``url``, else the app's); celeriac reads and writes
         through the same broker."""
         return Connection(self, url)
-
-    def connection(self, hostname: str | None = None) -> Connection:
-        """``connection_for_write``; ``hostname`` is a broker URL, as in Celery."""
-        return Connection(self, hostname)
-
-    def producer_or_acquire(
-        self, producer: Producer | None = None
-    ) -> contextlib.AbstractContextManager[Producer]:
-        """``with app.producer_or_acquire() as p: task.apply_async(producer=p)``: the
-        producer given, else the app's own (it holds no connection of its own to release)."""
-        return contextlib.nullcontext(producer if producer is not None else self.producer)
 
     def config_from_cmdline(self, argv: Sequence[str], namespace: str | None = "celery") -> None:
         """Settings from ``name=value`` words (``worker.concurrency=4``), as Celery reads

@@ -11,14 +11,16 @@ goes through ``apply_async``/``send_task`` (see docs/differences-from-celery.md)
 
 from __future__ import annotations
 
+import contextlib
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from celeriac.app.connections import create_broker, wire_formats
 from celeriac.brokers.base import Broker
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celeriac
+    from celeriac.app.producer import Producer
 
 _PASSWORD = re.compile(r"(://[^:/@;]*:)[^@;]*(@)")
 
@@ -91,4 +93,38 @@ class Connection:
         return f"<Connection {self.as_uri()}{'' if self.owned else ' (the app broker)'}>"
 
 
-__all__ = ["Connection", "broker_for_url"]
+class ConnectionMembers:
+    """Celery's older names for the app's connection and producer helpers, on a mixin of
+    ``Celeriac``: each hands out the same ``Connection`` handle or producer as the newer
+    name does."""
+
+    def connection(self, hostname: str | None = None) -> Connection:
+        """``connection_for_write``; ``hostname`` is a broker URL, as in Celery."""
+        return Connection(cast("Celeriac", self), hostname)
+
+    broker_connection = connection
+
+    def connection_or_acquire(
+        self, connection: Connection | None = None, pool: bool = True
+    ) -> contextlib.AbstractContextManager[Connection]:
+        """``with app.connection_or_acquire(conn) as c``: the handle given (left open),
+        else a handle on the app's broker. ``pool`` is Celery's: there is no pool to
+        take from, and the app's broker stays open either way."""
+        if connection is not None:
+            return contextlib.nullcontext(connection)
+        return Connection(cast("Celeriac", self))
+
+    default_connection = connection_or_acquire
+
+    def producer_or_acquire(
+        self, producer: Producer | None = None
+    ) -> contextlib.AbstractContextManager[Producer]:
+        """``with app.producer_or_acquire() as p: task.apply_async(producer=p)``: the
+        producer given, else the app's own (it holds no connection of its own to release)."""
+        app = cast("Celeriac", self)
+        return contextlib.nullcontext(producer if producer is not None else app.producer)
+
+    default_producer = producer_or_acquire
+
+
+__all__ = ["Connection", "ConnectionMembers", "broker_for_url"]
