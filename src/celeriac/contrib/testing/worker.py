@@ -1,5 +1,6 @@
 """``celery.contrib.testing.worker.start_worker``: a real worker in a thread for a test,
-with Celery's arguments, checked with a ``celery.ping`` round trip before the test runs.
+with Celery's arguments, checked with a ``celery.ping`` round trip before the test runs;
+``setup_app_for_worker``: the app made current and default, with worker logging.
 
 The worker is celeriac's own test worker (``celeriac.testing.start_worker``); Celery's
 ``loglevel`` and ``logfile`` are taken for its signature and leave logging to the test
@@ -14,9 +15,10 @@ from typing import Any
 
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.testing.worker import start_worker as _start_worker
+from celeriac.worker.logsetup import setup_logging
 from celeriac.worker.worker import Worker
 
-__all__ = ["start_worker"]
+__all__ = ["setup_app_for_worker", "start_worker"]
 
 PING = "celery.ping"  # registered by importing celeriac.contrib.testing.tasks
 
@@ -54,3 +56,13 @@ def start_worker(
             if pong != "pong":
                 raise RuntimeError(f"the test worker answered celery.ping with {pong!r}")
         yield worker
+
+
+def setup_app_for_worker(app: Any, loglevel: str | int, logfile: str | None) -> None:
+    """Ready ``app`` for a worker embedded in this process, as Celery's helper does: the
+    app finalized, made current and default, and logging set up as ``celeriac worker
+    -l LEVEL -f FILE`` sets it (the ``setup_logging`` signals included)."""
+    app.finalize()
+    app.set_current()
+    app.set_default()
+    setup_logging(loglevel, logfile, app)
