@@ -21,6 +21,7 @@ import redis
 import redis.exceptions
 
 from celeriac._redis import check_options, parse_target, reason, redact
+from celeriac.config import tls
 from celeriac.exceptions import BackendConnectionError, ImproperlyConfigured
 from celeriac.results.base import RecordFormat, ResultBackend
 
@@ -281,6 +282,12 @@ class RedisBackend(ResultBackend):
         try:
             yield
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            handshake = tls.refused_handshake(
+                exc, what="Redis result backend", url=redact(self.url),
+                setting="redis_backend_use_ssl", prefix="ssl_",
+            )  # fmt: skip
+            if handshake is not None:
+                raise BackendConnectionError(f"{handshake}.") from exc
             raise BackendConnectionError(
                 f"cannot reach the Redis result backend at {redact(self.url)}: "
                 f"{reason(exc)}. Check that Redis is running and reachable there, and that "

@@ -1,0 +1,103 @@
+"""TLS options as Celery names them, read the same way by every engine, and a refused TLS
+handshake explained with the setting that fixes it.
+
+Pure logic: imports the stdlib ``ssl`` only. The Redis engines spell the keys with an
+``ssl_`` prefix (``ssl_ca_certs``), the RabbitMQ engine without (``ca_certs``).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any
+
+from celeriac.exceptions import ImproperlyConfigured
+
+logger = logging.getLogger("celeriac.tls")
+
+# The spellings Celery accepts for a certificate requirement (its constants' names, and
+# redis-py's lower-case words, as in ``rediss://...?ssl_cert_reqs=required``).
+_VERIFY_MODES = {
+    "CERT_REQUIRED": ssl.CERT_REQUIRED,
+    "CERT_OPTIONAL": ssl.CERT_OPTIONAL,
+    "CERT_NONE": ssl.CERT_NONE,
+    "required": ssl.CERT_REQUIRED,
+    "optional": ssl.CERT_OPTIONAL,
+    "none": ssl.CERT_NONE,
+}
+_CODES = frozenset(mode.value for mode in ssl.VerifyMode)
+
+
+def verify_mode(value: Any, option: str) -> ssl.VerifyMode:
+    """``ssl.CERT_*`` from a constant or its name; a clear error for anything else."""
+    if isinstance(value, str) and value in _VERIFY_MODES:
+        return _VERIFY_MODES[value]
+    if isinstance(value, int) and not isinstance(value, bool) and value in _CODES:
+        return ssl.VerifyMode(value)
+    raise ImproperlyConfigured(
+        f"{option} is {value!r}: use ssl.CERT_REQUIRED (the default: the server must show "
+        f"a certificate a trusted CA signed), ssl.CERT_OPTIONAL or ssl.CERT_NONE, or their "
+        f"names ('CERT_REQUIRED', 'required', ...)"
+    )
+
+
+def warn_if_unverified(mode: ssl.VerifyMode, what: str) -> None:
+    """Say once, when the engine is built, that the server's identity goes unchecked."""
+    if mode == ssl.CERT_REQUIRED:
+        return
+    logger.warning(
+        "TLS to the %s does not verify the server's certificate (%s): anyone between here "
+        "and the server can read and change the traffic. Give the CA instead and leave the "
+        "certificate requirement at CERT_REQUIRED.",
+        what,
+        mode.name,
+    )
+
+
+def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
+    """The ``ssl.SSLError`` a driver error was raised from, if it was."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _text(exc: ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return str(exc.verify_message)
+    return str(exc.reason or exc).lower().replace("_", " ")
+
+
+def refused_handshake(
+    exc: BaseException, *, what: str, url: str, setting: str, prefix: str
+) -> str | None:
+    """The message for a TLS handshake that failed on a certificate, naming the option
+    that fixes it (``prefix`` + ``ca_certs``/``certfile``/``keyfile``); None when ``exc``
+    is not such a failure (retrying may then help, and the caller words it)."""
+    error = _ssl_error(exc)
+    if error is None:
+        return None
+    if isinstance(error, ssl.SSLCertVerificationError):
+        if "mismatch" in _text(error) or "hostname" in _text(error):
+            return (
+                f"the TLS certificate of the {what} at {url} was not issued for that host "
+                f"({_text(error)}): connect with a host name (or IP address) the "
+                f"certificate holds, or have the server's certificate issued for this one"
+            )
+        return (
+            f"the TLS certificate of the {what} at {url} is not trusted "
+            f"({_text(error)}): name the CA that signed it with "
+            f"{setting}={{'{prefix}ca_certs': '/path/to/ca.pem'}}"
+        )
+    if "certificate" in _text(error) or "unknown ca" in _text(error):
+        return (
+            f"the {what} at {url} refused this client's TLS certificate ({_text(error)}): "
+            f"it asks for a client certificate its CA signed. Give one with "
+            f"{setting}={{'{prefix}certfile': '/path/to/client.crt', "
+            f"'{prefix}keyfile': '/path/to/client.key'}}"
+        )
+    return None
