@@ -69,6 +69,13 @@ class RedisTarget:
     options: tuple[tuple[str, Any], ...] = ()
     sentinel_options: tuple[tuple[str, Any], ...] = ()
 
+    def tls_hint(self, exc: BaseException, setting: str) -> str:
+        """The likely fix when a TLS server cut the connection of this client, which has
+        no certificate of its own; "" otherwise."""
+        if not self.url.lower().startswith("rediss:") or dict(self.options).get("ssl_certfile"):
+            return ""
+        return tls.client_certificate_hint(exc, setting=setting, prefix="ssl_")
+
     def sync_client(self) -> redis.Redis:
         """A client for the master; with Sentinel, closing it also closes the sentinels."""
         if not self.sentinels:

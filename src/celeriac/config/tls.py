@@ -54,16 +54,34 @@ def warn_if_unverified(mode: ssl.VerifyMode, what: str) -> None:
     )
 
 
-def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
-    """The ``ssl.SSLError`` a driver error was raised from, if it was."""
+def _cause(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The error of one of ``kinds`` that a driver error was raised from, if any."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, ssl.SSLError):
+        if isinstance(current, kinds):
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
+    found = _cause(exc, (ssl.SSLError,))
+    return found if isinstance(found, ssl.SSLError) else None
+
+
+def client_certificate_hint(exc: BaseException, *, setting: str, prefix: str) -> str:
+    """For a TLS client with no certificate of its own whose connection was cut at once:
+    a sentence naming the likely fix, else "". (Under TLS 1.3 a server that asks for client
+    certificates closes the connection after the handshake, and the client often sees
+    only an EOF or a reset rather than the server's alert.)"""
+    if _cause(exc, (ssl.SSLEOFError, ConnectionResetError, BrokenPipeError)) is None:
+        return ""
+    return (
+        f" If the server asks for client certificates, give one with {setting}="
+        f"{{'{prefix}certfile': '/path/to/client.crt', '{prefix}keyfile': '/path/to/client.key'}}."
+    )
 
 
 def _text(exc: ssl.SSLError) -> str:

@@ -258,7 +258,8 @@ class RedisBackend(ResultBackend):
             transport_options or {}, ("key_prefix", "listener_keepalive"),
             "result_backend_transport_options",
         )  # fmt: skip
-        self._client = parse_target(url, transport_options).sync_client()
+        self._target = parse_target(url, transport_options)
+        self._client = self._target.sync_client()
         if self._client.get_encoder().decode_responses:  # records are bytes (msgpack too)
             raise ImproperlyConfigured(
                 f"remove decode_responses from the result backend URL {redact(url)}"
@@ -292,6 +293,7 @@ class RedisBackend(ResultBackend):
                 f"cannot reach the Redis result backend at {redact(self.url)}: "
                 f"{reason(exc)}. Check that Redis is running and reachable there, and that "
                 f"result_backend names the right host, port, database and password."
+                + self._target.tls_hint(exc, "redis_backend_use_ssl")
             ) from exc
 
     # -- engine I/O ---------------------------------------------------------------------------

@@ -114,10 +114,13 @@ class Link:
         self.generation = 0  # raised on every new connection
 
     def down(self, exc: BaseException) -> BrokerConnectionError:
+        hint = ""
+        if self.target.ssl_context is not None and not self.target.client_certificate:
+            hint = tls.client_certificate_hint(exc, setting="broker_use_ssl", prefix="")
         return BrokerConnectionError(
             f"cannot reach the RabbitMQ broker at {self.target.safe_url}: "
             f"{_reason(exc)}. Check that RabbitMQ is running and the URL (host, port, user, "
-            f"password, vhost) is right."
+            f"password, vhost) is right.{hint}"
         )
 
     @property

@@ -98,6 +98,7 @@ class Target:
     connect_timeout: float
     # The name the server's certificate must hold, when not the URL's host (broker_use_ssl).
     server_hostname: str | None = None
+    client_certificate: bool = False  # broker_use_ssl gives one (certfile)
 
     def connect_options(self) -> dict[str, Any]:
         """Keyword arguments for ``aiormq.connect``: the TLS context and server name."""
@@ -145,8 +146,11 @@ def parse_target(
         f"{'amqps' if secure else 'amqp'}://{netloc}/{quote(vhost, safe='')}?{urlencode(query)}"
     )
     context = _ssl_context(use_ssl, host) if secure else None
-    server_hostname = use_ssl.get("server_hostname") if isinstance(use_ssl, Mapping) else None
-    return Target(aiormq_url, redact(url), vhost, user, context, timeout, server_hostname)
+    given = use_ssl if isinstance(use_ssl, Mapping) else {}
+    return Target(
+        aiormq_url, redact(url), vhost, user, context, timeout,
+        server_hostname=given.get("server_hostname"), client_certificate=bool(given.get("certfile")),
+    )  # fmt: skip
 
 
 def check_confirm_publish(options: Mapping[str, Any]) -> None:

@@ -186,6 +186,7 @@ class RedisBroker(RedisLeases, Broker):
         return BrokerConnectionError(
             f"cannot reach the Redis broker at {redact(self.url)}: {reason(exc)}. Check that "
             f"redis-server is running and the URL (host, port, password, db) is right."
+            + self._target.tls_hint(exc, "broker_use_ssl")
         )
 
     @contextlib.contextmanager
