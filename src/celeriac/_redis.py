@@ -210,6 +210,7 @@ def _tls_options(url: str, scheme: str, options: dict[str, Any]) -> tuple[str, d
     if "ssl_check_hostname" in from_url:
         from_url["ssl_check_hostname"] = from_url["ssl_check_hostname"].lower() != "false"
     options = {**options, **from_url}
+    tls.check_files(options, ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"), "the TLS options")
     mode = tls.verify_mode(options.get("ssl_cert_reqs", "required"), "ssl_cert_reqs")
     options["ssl_cert_reqs"] = mode
     if mode != ssl.CERT_NONE:  # redis-py before 6 did not check the host name by default

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Mapping
 from typing import Any
 
 from celeriac.exceptions import ImproperlyConfigured
@@ -39,6 +40,23 @@ def verify_mode(value: Any, option: str) -> ssl.VerifyMode:
         f"a certificate a trusted CA signed), ssl.CERT_OPTIONAL or ssl.CERT_NONE, or their "
         f"names ('CERT_REQUIRED', 'required', ...)"
     )
+
+
+def check_files(options: Mapping[str, Any], keys: tuple[str, ...], where: str) -> None:
+    """Refuse now, not at the first connection, a certificate or key file that cannot be
+    read: the error names the option, where it was given and the path."""
+    for key in keys:
+        path = options.get(key)
+        if path is None:
+            continue
+        try:
+            with open(path, "rb"):
+                pass
+        except (OSError, TypeError) as exc:
+            raise ImproperlyConfigured(
+                f"{where} has {key}={path!r}, which cannot be read ({exc}): give the path "
+                f"of a PEM file this process may read"
+            ) from exc
 
 
 def warn_if_unverified(mode: ssl.VerifyMode, what: str) -> None:

@@ -65,10 +65,17 @@ def _ssl_context(use_ssl: bool | Mapping[str, Any] | None, host: str) -> ssl.SSL
             f"broker_use_ssl has keys celeriac does not read for RabbitMQ: {unknown}; "
             f"known: {sorted(SSL_KEYS)}"
         )
-    context = ssl.create_default_context(cafile=options.get("ca_certs"))
-    if options.get("certfile"):
-        context.load_cert_chain(options["certfile"], options.get("keyfile"))
-    elif options.get("keyfile"):
+    tls.check_files(options, ("ca_certs", "certfile", "keyfile"), "broker_use_ssl")
+    try:
+        context = ssl.create_default_context(cafile=options.get("ca_certs"))
+        if options.get("certfile"):
+            context.load_cert_chain(options["certfile"], options.get("keyfile"))
+    except ssl.SSLError as exc:
+        raise ImproperlyConfigured(
+            f"broker_use_ssl names files that are not a PEM certificate and its key ({exc}): "
+            f"check ca_certs, certfile and keyfile"
+        ) from exc
+    if options.get("keyfile") and not options.get("certfile"):
         raise ImproperlyConfigured(
             "broker_use_ssl has a keyfile but no certfile: give the client certificate too "
             "({'certfile': '/path/to/client.crt', 'keyfile': '/path/to/client.key'})"
@@ -77,13 +84,28 @@ def _ssl_context(use_ssl: bool | Mapping[str, Any] | None, host: str) -> ssl.SSL
     if mode == ssl.CERT_NONE:  # the host name check needs a verified certificate
         context.check_hostname = False
     context.verify_mode = mode
-    if options.get("ciphers"):
-        context.set_ciphers(options["ciphers"])
-    for key in ("tls_minimum_version", "tls_maximum_version"):
-        if options.get(key) is not None:
-            setattr(context, key.removeprefix("tls_"), ssl.TLSVersion(options[key]))
+    _limit(context, options)
     tls.warn_if_unverified(mode, f"RabbitMQ broker at {host}")
     return context
+
+
+def _limit(context: ssl.SSLContext, options: Mapping[str, Any]) -> None:
+    """py-amqp's ``ciphers``, ``tls_minimum_version`` and ``tls_maximum_version``."""
+    for key in ("ciphers", "tls_minimum_version", "tls_maximum_version"):
+        value = options.get(key)
+        if value is None:
+            continue
+        try:
+            if key == "ciphers":
+                context.set_ciphers(value)
+            else:  # minimum_version / maximum_version, an ssl.TLSVersion
+                setattr(context, key.removeprefix("tls_"), ssl.TLSVersion(value))
+        except (ssl.SSLError, ValueError) as exc:
+            raise ImproperlyConfigured(
+                f"broker_use_ssl['{key}'] is {value!r}, which this Python's ssl module refuses "
+                f"({exc}): use an OpenSSL cipher list for ciphers, an ssl.TLSVersion "
+                f"(e.g. ssl.TLSVersion.TLSv1_2) for the versions"
+            ) from exc
 
 
 @dataclass(frozen=True)
@@ -149,7 +171,8 @@ def parse_target(
     given = use_ssl if isinstance(use_ssl, Mapping) else {}
     return Target(
         aiormq_url, redact(url), vhost, user, context, timeout,
-        server_hostname=given.get("server_hostname"), client_certificate=bool(given.get("certfile")),
+        server_hostname=given.get("server_hostname"),
+        client_certificate=bool(given.get("certfile")),
     )  # fmt: skip
 
 
