@@ -23,7 +23,16 @@ from tests.conftest import service_missing
 from tests.integration.conftest import free_port, system_redis_server
 from tests.integration.workers import ROOT, WorkerProcess
 
-RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")  # the real scripts (not the sbin wrappers)
+# Debian's real scripts: its /usr/sbin wrappers switch to the rabbitmq user and lose our
+# environment. Elsewhere (a generic-unix install, Homebrew) the ones on PATH are real.
+_DEBIAN_BIN = Path("/usr/lib/rabbitmq/bin")
+
+
+def _rabbitmq_tool(name: str) -> Path | None:
+    if (_DEBIAN_BIN / name).exists():
+        return _DEBIAN_BIN / name
+    found = shutil.which(name)
+    return Path(found) if found else None
 
 
 @dataclass(frozen=True)
@@ -135,9 +144,10 @@ def _rabbitmq_env(directory: Path, node: str, certs: Certificates) -> tuple[dict
 @contextmanager
 def tls_rabbitmq_node(directory: Path, certs: Certificates) -> Iterator[int]:
     """A RabbitMQ node of our own with one TLS listener; yields its port, stops the node."""
-    server, ctl = RABBITMQ_BIN / "rabbitmq-server", RABBITMQ_BIN / "rabbitmqctl"
-    if not (server.exists() and ctl.exists() and shutil.which("erl")):
-        service_missing("rabbitmq-server", f"{server} or erl is not installed")
+    server, ctl = _rabbitmq_tool("rabbitmq-server"), _rabbitmq_tool("rabbitmqctl")
+    if server is None or ctl is None or not shutil.which("erl"):
+        service_missing("rabbitmq-server", "rabbitmq-server, rabbitmqctl or erl is not installed")
+    assert server is not None and ctl is not None
     node = f"celeriac-tls-{os.getpid()}-{free_port()}@localhost"
     env, port = _rabbitmq_env(directory, node, certs)
     log = directory / "log" / f"{node}.log"
