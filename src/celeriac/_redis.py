@@ -9,16 +9,18 @@ with ``master_name`` in the transport options.
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
 import redis.asyncio.sentinel
 import redis.sentinel
 
+from celeriac.config import tls
 from celeriac.config.hints import warn_unknown
 from celeriac.exceptions import ImproperlyConfigured
 
@@ -35,13 +37,16 @@ _CLIENT_OPTIONS = (
     "ssl_ca_certs",
     "ssl_certfile",
     "ssl_keyfile",
+    "ssl_check_hostname",
     "client_name",
     "username",  # used when the URL names none (the redis_username setting)
     "password",  # used when the URL has none (the redis_password setting)
 )
 _CREDENTIALS = ("username", "password")
 _TCP_ONLY = ("socket_keepalive",)
-_SSL_OPTIONS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+_SSL_OPTIONS = (
+    "ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname"
+)  # fmt: skip
 # redis-py waits forever by default: a server that stops answering (paused, a network
 # that drops packets) would hang the caller for good. These bound every call unless the
 # transport options say otherwise (None there means "wait forever", as in redis-py).
@@ -63,6 +68,13 @@ class RedisTarget:
     username: str | None = None
     options: tuple[tuple[str, Any], ...] = ()
     sentinel_options: tuple[tuple[str, Any], ...] = ()
+
+    def tls_hint(self, exc: BaseException, setting: str) -> str:
+        """The likely fix when a TLS server cut the connection of this client, which has
+        no certificate of its own; "" otherwise."""
+        if not self.url.lower().startswith("rediss:") or dict(self.options).get("ssl_certfile"):
+            return ""
+        return tls.client_certificate_hint(exc, setting=setting, prefix="ssl_")
 
     def sync_client(self) -> redis.Redis:
         """A client for the master; with Sentinel, closing it also closes the sentinels."""
@@ -133,19 +145,14 @@ def check_options(options: Mapping[str, Any], accepted: Collection[str], setting
 def parse_target(url: str, transport_options: Mapping[str, Any] | None = None) -> RedisTarget:
     """Parse a Redis URL; name the problem and the fix when it cannot work."""
     options = dict(transport_options or {})
-    given = {k: options[k] for k in _CLIENT_OPTIONS if k in options}
-    client_options = tuple(sorted({**DEFAULT_TIMEOUTS, **given}.items()))
     scheme = urlsplit(url).scheme.lower()
     if scheme not in SCHEMES:
         raise ImproperlyConfigured(
             f"{redact(url)!r} is not a Redis URL: use redis://, rediss://, unix:// or sentinel://"
         )
-    tls_options = [k for k in _SSL_OPTIONS if k in options]
-    if tls_options and scheme != "rediss":
-        raise ImproperlyConfigured(
-            f"{', '.join(tls_options)} only apply to TLS connections: use a rediss:// URL "
-            f"instead of {scheme}:// (TLS through Sentinel is not supported yet)"
-        )
+    url, options = _tls_options(url, scheme, options)
+    given = {k: options[k] for k in _CLIENT_OPTIONS if k in options}
+    client_options = tuple(sorted({**DEFAULT_TIMEOUTS, **given}.items()))
     if scheme == "unix":  # TCP keepalive means nothing on a socket file (redis-py refuses it)
         client_options = tuple(item for item in client_options if item[0] not in _TCP_ONLY)
     if scheme != "sentinel":  # redis-py: credentials in the URL win over these options
@@ -181,6 +188,35 @@ def parse_target(url: str, transport_options: Mapping[str, Any] | None = None) -
         options=client_options,
         sentinel_options=tuple(sorted(dict(options.get("sentinel_kwargs") or {}).items())),
     )
+
+
+def _tls_options(url: str, scheme: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The URL without its ``ssl_*`` query parameters, and the options with them (the URL
+    wins, as in Celery), the certificate requirement checked: verified unless told not."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    from_url: dict[str, Any] = {k: v for k, v in query if k in _SSL_OPTIONS}
+    tls_options = sorted({*from_url, *(k for k in _SSL_OPTIONS if k in options)})
+    if tls_options and scheme != "rediss":
+        raise ImproperlyConfigured(
+            f"{', '.join(tls_options)} only apply to TLS connections: use a rediss:// URL "
+            f"instead of {scheme}:// (TLS through Sentinel is not supported yet)"
+        )
+    if scheme != "rediss":
+        return url, options
+    if from_url:
+        rest = urlencode([(k, v) for k, v in query if k not in _SSL_OPTIONS])
+        url = urlunsplit(parts._replace(query=rest))
+    if "ssl_check_hostname" in from_url:
+        from_url["ssl_check_hostname"] = from_url["ssl_check_hostname"].lower() != "false"
+    options = {**options, **from_url}
+    tls.check_files(options, ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"), "the TLS options")
+    mode = tls.verify_mode(options.get("ssl_cert_reqs", "required"), "ssl_cert_reqs")
+    options["ssl_cert_reqs"] = mode
+    if mode != ssl.CERT_NONE:  # redis-py before 6 did not check the host name by default
+        options.setdefault("ssl_check_hostname", True)
+    tls.warn_if_unverified(mode, f"Redis server at {redact(url)}")
+    return url, options
 
 
 def redact(url: str) -> str:

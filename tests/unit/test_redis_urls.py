@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from celeriac._redis import parse_target, redact
@@ -40,10 +42,12 @@ def test_an_unknown_eviction_policy_value_is_refused() -> None:
         RedisBroker("redis://127.0.0.1:6379/15", transport_options={"eviction_policy": "yes"})
 
 
-def test_tls_options_need_a_rediss_url() -> None:
+def test_tls_options_need_a_rediss_url(tmp_path: Path) -> None:
     with pytest.raises(ImproperlyConfigured, match="use a rediss:// URL"):
         parse_target("redis://127.0.0.1:6379/0", {"ssl_ca_certs": "/ca.pem"})
-    parse_target("rediss://127.0.0.1:6379/0", {"ssl_ca_certs": "/ca.pem"})
+    ca = tmp_path / "ca.pem"
+    ca.write_text("")
+    parse_target("rediss://127.0.0.1:6379/0", {"ssl_ca_certs": str(ca)})
 
 
 def test_not_a_redis_url_hides_its_password() -> None:

@@ -100,6 +100,13 @@ def create_broker(
                 f"broker {scheme}:// needs redis-py: pip install 'celeriac[redis]'"
             ) from exc
         options = dict(transport_options)
+        if use_ssl and scheme != "rediss":
+            from celeriac._redis import redact
+
+            raise ImproperlyConfigured(
+                f"broker_use_ssl is set but the broker URL {redact(str(url))!r} is not TLS: "
+                f"use rediss:// (TLS through Sentinel is not supported yet)"
+            )
         if isinstance(use_ssl, Mapping):  # broker_use_ssl: Celery's ssl_* keys for rediss://
             options = {**use_ssl, **options}
         return RedisBroker(

@@ -127,7 +127,7 @@ class AMQPSession:
             self.say(f"-> connecting to {self.target.safe_url}.")
             try:
                 connection = self._connection = await asyncio.wait_for(
-                    self._driver.connect(self.target.url, context=self.target.ssl_context),
+                    self._driver.connect(self.target.url, **self.target.connect_options()),
                     self.target.connect_timeout,
                 )
             except (self._driver.exceptions.AMQPError, OSError, asyncio.TimeoutError) as exc:

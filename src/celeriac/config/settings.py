@@ -105,7 +105,17 @@ _DECLARED = [
         not_in_effect="each broker engine manages its own connections; there is no "
         "publishing pool to size",
     ),
-    _s("broker_use_ssl", None, (bool, dict), "TLS options for `amqps://`/`rediss://`."),
+    _s(
+        "broker_use_ssl",
+        None,
+        (bool, dict),
+        "TLS options for an `amqps://` or `rediss://` broker: True, or a dict. Redis: "
+        "`ssl_cert_reqs`, `ssl_ca_certs`, `ssl_certfile`, `ssl_keyfile`, `ssl_check_hostname`;"
+        " RabbitMQ: `cert_reqs`, `ca_certs`, `certfile`, `keyfile`, `server_hostname`, "
+        "`ciphers`, `tls_minimum_version`, `tls_maximum_version`. The server's certificate "
+        "and host name are verified unless `ssl_cert_reqs`/`cert_reqs` is CERT_NONE. See "
+        "[TLS](tls.md).",
+    ),
     # -- results -----------------------------------------------------------------------------
     _s(
         "result_backend",
@@ -196,8 +206,9 @@ _DECLARED = [
         "redis_backend_use_ssl",
         None,
         (dict,),
-        "TLS options for a `rediss://` result store: `ssl_cert_reqs`, `ssl_ca_certs`, "
-        "`ssl_certfile`, `ssl_keyfile`.",
+        "TLS options for a `rediss://` result store: `ssl_cert_reqs` (default "
+        "CERT_REQUIRED), `ssl_ca_certs`, `ssl_certfile`, `ssl_keyfile`, `ssl_check_hostname`."
+        " Options in the URL's query (`?ssl_ca_certs=...`) win. See [TLS](tls.md).",
     ),
     # -- the database result store (result_backend = 'db+<SQLAlchemy URL>') ---------------
     _s(

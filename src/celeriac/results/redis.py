@@ -21,6 +21,7 @@ import redis
 import redis.exceptions
 
 from celeriac._redis import check_options, parse_target, reason, redact
+from celeriac.config import tls
 from celeriac.exceptions import BackendConnectionError, ImproperlyConfigured
 from celeriac.results.base import RecordFormat, ResultBackend
 
@@ -257,7 +258,8 @@ class RedisBackend(ResultBackend):
             transport_options or {}, ("key_prefix", "listener_keepalive"),
             "result_backend_transport_options",
         )  # fmt: skip
-        self._client = parse_target(url, transport_options).sync_client()
+        self._target = parse_target(url, transport_options)
+        self._client = self._target.sync_client()
         if self._client.get_encoder().decode_responses:  # records are bytes (msgpack too)
             raise ImproperlyConfigured(
                 f"remove decode_responses from the result backend URL {redact(url)}"
@@ -281,10 +283,17 @@ class RedisBackend(ResultBackend):
         try:
             yield
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            handshake = tls.refused_handshake(
+                exc, what="Redis result backend", url=redact(self.url),
+                setting="redis_backend_use_ssl", prefix="ssl_",
+            )  # fmt: skip
+            if handshake is not None:
+                raise BackendConnectionError(f"{handshake}.") from exc
             raise BackendConnectionError(
                 f"cannot reach the Redis result backend at {redact(self.url)}: "
                 f"{reason(exc)}. Check that Redis is running and reachable there, and that "
                 f"result_backend names the right host, port, database and password."
+                + self._target.tls_hint(exc, "redis_backend_use_ssl")
             ) from exc
 
     # -- engine I/O ---------------------------------------------------------------------------

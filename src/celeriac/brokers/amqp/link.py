@@ -4,7 +4,7 @@ loss; and the one boundary where driver errors become celeriac errors.
 Channels are named by purpose (``publish`` with publisher confirms, ``consume``, ``admin``);
 a channel the server closed (an error on it) is opened again on next use, and the object
 identity of the ``consume`` channel is what fences deliveries from a channel that died.
-Engine helper: imports aiormq, ``params`` and ``celeriac.exceptions``.
+Engine helper: imports aiormq, ``params``, ``celeriac.config.tls`` and ``celeriac.exceptions``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import aiormq.abc
 import aiormq.exceptions
 
 from celeriac.brokers.amqp.params import Target
+from celeriac.config import tls
 from celeriac.exceptions import BrokerAccessRefused, BrokerConnectionError, BrokerError
 
 logger = logging.getLogger("celeriac.brokers.amqp")
@@ -71,7 +72,13 @@ def _reason(exc: BaseException) -> str:
 
 def refused(target: Target, exc: BaseException) -> BrokerAccessRefused | None:
     """The celeriac error for a connect RabbitMQ refused (bad login, vhost missing or
-    not permitted), naming the fix; None for any other failure."""
+    not permitted, a TLS certificate either side would not accept), naming the fix; None
+    for any other failure."""
+    handshake = tls.refused_handshake(
+        exc, what="RabbitMQ broker", url=target.safe_url, setting="broker_use_ssl", prefix=""
+    )
+    if handshake is not None:  # a certificate problem: retrying cannot fix it
+        return BrokerAccessRefused(f"{handshake}.")
     text = str(exc)
     vhost, user = shlex.quote(target.vhost), shlex.quote(target.user)
     grant = f"rabbitmqctl set_permissions -p {vhost} {user} '.*' '.*' '.*'"
@@ -107,10 +114,13 @@ class Link:
         self.generation = 0  # raised on every new connection
 
     def down(self, exc: BaseException) -> BrokerConnectionError:
+        hint = ""
+        if self.target.ssl_context is not None and not self.target.client_certificate:
+            hint = tls.client_certificate_hint(exc, setting="broker_use_ssl", prefix="")
         return BrokerConnectionError(
             f"cannot reach the RabbitMQ broker at {self.target.safe_url}: "
             f"{_reason(exc)}. Check that RabbitMQ is running and the URL (host, port, user, "
-            f"password, vhost) is right."
+            f"password, vhost) is right.{hint}"
         )
 
     @property
@@ -132,7 +142,7 @@ class Link:
                 connection = await asyncio.wait_for(
                     aiormq.connect(
                         self.target.url,
-                        context=self.target.ssl_context,
+                        **self.target.connect_options(),
                         client_properties={"connection_name": self.name},
                     ),
                     self.target.connect_timeout,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from celeriac.config import tls
 from celeriac.config.hints import warn_unknown
 from celeriac.exceptions import ImproperlyConfigured
 
@@ -24,8 +25,14 @@ OPTIONS = frozenset(
     {"visibility_timeout", "queue_type", "heartbeat", "connect_timeout", "consumer_timeout",
      "revocation_retention", "confirm_timeout", "namespace", "confirm_publish"}
 )  # fmt: skip
-# Celery's broker_use_ssl keys (kombu's names) that turn into an ssl.SSLContext.
-SSL_KEYS = frozenset({"ca_certs", "certfile", "keyfile", "cert_reqs", "server_hostname"})
+# Celery's broker_use_ssl keys for RabbitMQ (py-amqp's names) that shape the SSLContext.
+SSL_KEYS = frozenset(
+    {"ca_certs", "certfile", "keyfile", "cert_reqs", "server_hostname", "ciphers",
+     "tls_minimum_version", "tls_maximum_version"}
+)  # fmt: skip
+# aiormq's own TLS query parameters: it ignores them when given a context, as it always is.
+_DRIVER_TLS_PARAMETERS = frozenset({"cafile", "capath", "cadata", "keyfile", "certfile",
+                                    "no_verify_ssl"})  # fmt: skip
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*(@)")
 
 
@@ -48,22 +55,57 @@ def check_options(options: Mapping[str, Any]) -> None:
             )
 
 
-def _ssl_context(use_ssl: bool | Mapping[str, Any] | None) -> ssl.SSLContext:
-    """An SSLContext from Celery's ``broker_use_ssl`` form (True, or a dict of kombu keys)."""
+def _ssl_context(use_ssl: bool | Mapping[str, Any] | None, host: str) -> ssl.SSLContext:
+    """An SSLContext from Celery's ``broker_use_ssl`` form (True, or a dict of py-amqp's
+    keys). It verifies the server's certificate and host name unless ``cert_reqs`` says not."""
     options = dict(use_ssl) if isinstance(use_ssl, Mapping) else {}
     unknown = sorted(set(options) - SSL_KEYS)
     if unknown:
         raise ImproperlyConfigured(
-            f"broker_use_ssl has keys RabbitMQ does not read: {unknown}; known: {sorted(SSL_KEYS)}"
+            f"broker_use_ssl has keys celeriac does not read for RabbitMQ: {unknown}; "
+            f"known: {sorted(SSL_KEYS)}"
         )
-    context = ssl.create_default_context(cafile=options.get("ca_certs"))
-    if options.get("certfile"):
-        context.load_cert_chain(options["certfile"], options.get("keyfile"))
-    cert_reqs = options.get("cert_reqs", ssl.CERT_REQUIRED)
-    if cert_reqs == ssl.CERT_NONE:
+    tls.check_files(options, ("ca_certs", "certfile", "keyfile"), "broker_use_ssl")
+    try:
+        context = ssl.create_default_context(cafile=options.get("ca_certs"))
+        if options.get("certfile"):
+            context.load_cert_chain(options["certfile"], options.get("keyfile"))
+    except ssl.SSLError as exc:
+        raise ImproperlyConfigured(
+            f"broker_use_ssl names files that are not a PEM certificate and its key ({exc}): "
+            f"check ca_certs, certfile and keyfile"
+        ) from exc
+    if options.get("keyfile") and not options.get("certfile"):
+        raise ImproperlyConfigured(
+            "broker_use_ssl has a keyfile but no certfile: give the client certificate too "
+            "({'certfile': '/path/to/client.crt', 'keyfile': '/path/to/client.key'})"
+        )
+    mode = tls.verify_mode(options.get("cert_reqs", "required"), "broker_use_ssl['cert_reqs']")
+    if mode == ssl.CERT_NONE:  # the host name check needs a verified certificate
         context.check_hostname = False
-    context.verify_mode = ssl.VerifyMode(cert_reqs)
+    context.verify_mode = mode
+    _limit(context, options)
+    tls.warn_if_unverified(mode, f"RabbitMQ broker at {host}")
     return context
+
+
+def _limit(context: ssl.SSLContext, options: Mapping[str, Any]) -> None:
+    """py-amqp's ``ciphers``, ``tls_minimum_version`` and ``tls_maximum_version``."""
+    for key in ("ciphers", "tls_minimum_version", "tls_maximum_version"):
+        value = options.get(key)
+        if value is None:
+            continue
+        try:
+            if key == "ciphers":
+                context.set_ciphers(value)
+            else:  # minimum_version / maximum_version, an ssl.TLSVersion
+                setattr(context, key.removeprefix("tls_"), ssl.TLSVersion(value))
+        except (ssl.SSLError, ValueError) as exc:
+            raise ImproperlyConfigured(
+                f"broker_use_ssl['{key}'] is {value!r}, which this Python's ssl module refuses "
+                f"({exc}): use an OpenSSL cipher list for ciphers, an ssl.TLSVersion "
+                f"(e.g. ssl.TLSVersion.TLSv1_2) for the versions"
+            ) from exc
 
 
 @dataclass(frozen=True)
@@ -76,6 +118,16 @@ class Target:
     user: str
     ssl_context: ssl.SSLContext | None
     connect_timeout: float
+    # The name the server's certificate must hold, when not the URL's host (broker_use_ssl).
+    server_hostname: str | None = None
+    client_certificate: bool = False  # broker_use_ssl gives one (certfile)
+
+    def connect_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``aiormq.connect``: the TLS context and server name."""
+        if self.ssl_context is None:
+            return {}
+        named = {"server_hostname": self.server_hostname} if self.server_hostname else {}
+        return {"context": self.ssl_context, **named}
 
 
 def parse_target(
@@ -88,17 +140,24 @@ def parse_target(
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise ImproperlyConfigured(f"{redact(url)!r} is not an AMQP URL: use amqp:// or amqps://")
-    tls = scheme == "amqps"
-    if use_ssl and not tls:
+    secure = scheme == "amqps"
+    if use_ssl and not secure:
         raise ImproperlyConfigured(
             f"broker_use_ssl is set but the broker URL {redact(url)!r} is not TLS: "
             f"use amqps:// (port 5671)"
         )
     query = dict(parse_qsl(parts.query))
+    in_url = sorted(k for k in query if k.startswith("ssl_") or k in _DRIVER_TLS_PARAMETERS)
+    if in_url:
+        raise ImproperlyConfigured(
+            f"the broker URL {redact(url)!r} has TLS options in its query ({', '.join(in_url)}),"
+            f" which RabbitMQ URLs do not take: remove them and set broker_use_ssl, e.g. "
+            f"{{'ca_certs': '/path/to/ca.pem', 'certfile': ..., 'keyfile': ...}}"
+        )
     heartbeat = query.pop("heartbeat", str(options.get("heartbeat", 60)))
     timeout = float(query.pop("connection_timeout", options.get("connect_timeout", 4.0)))
     host = parts.hostname or "localhost"
-    port = parts.port or (5671 if tls else 5672)
+    port = parts.port or (5671 if secure else 5672)
     user = unquote(parts.username) if parts.username is not None else "guest"
     password = unquote(parts.password) if parts.password is not None else "guest"
     # "amqp://host" and "amqp://host/" both mean the default vhost "/", as in Celery.
@@ -106,10 +165,15 @@ def parse_target(
     netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}"
     query.update(heartbeat=str(int(float(heartbeat))), timeout=str(max(1, int(timeout))))
     aiormq_url = (
-        f"{'amqps' if tls else 'amqp'}://{netloc}/{quote(vhost, safe='')}?{urlencode(query)}"
+        f"{'amqps' if secure else 'amqp'}://{netloc}/{quote(vhost, safe='')}?{urlencode(query)}"
     )
-    context = _ssl_context(use_ssl) if tls else None
-    return Target(aiormq_url, redact(url), vhost, user, context, timeout)
+    context = _ssl_context(use_ssl, host) if secure else None
+    given = use_ssl if isinstance(use_ssl, Mapping) else {}
+    return Target(
+        aiormq_url, redact(url), vhost, user, context, timeout,
+        server_hostname=given.get("server_hostname"),
+        client_certificate=bool(given.get("certfile")),
+    )  # fmt: skip
 
 
 def check_confirm_publish(options: Mapping[str, Any]) -> None:

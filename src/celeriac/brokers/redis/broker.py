@@ -51,6 +51,7 @@ from celeriac.brokers.redis.keys import (
 from celeriac.brokers.redis.lease import RedisLeases
 from celeriac.brokers.redis.safety import check_eviction_policy
 from celeriac.brokers.redis.scripts import NAMES, source
+from celeriac.config import tls
 from celeriac.exceptions import (
     BrokerAccessRefused,
     BrokerConnectionError,
@@ -177,9 +178,15 @@ class RedisBroker(RedisLeases, Broker):
     def _down(self, exc: Exception) -> BrokerConnectionError:
         if isinstance(exc, REFUSED):
             return BrokerAccessRefused(refused_message("Redis broker", self.url, exc))
+        handshake = tls.refused_handshake(
+            exc, what="Redis broker", url=redact(self.url), setting="broker_use_ssl", prefix="ssl_"
+        )
+        if handshake is not None:  # a certificate problem: retrying cannot fix it
+            return BrokerAccessRefused(f"{handshake}.")
         return BrokerConnectionError(
             f"cannot reach the Redis broker at {redact(self.url)}: {reason(exc)}. Check that "
             f"redis-server is running and the URL (host, port, password, db) is right."
+            + self._target.tls_hint(exc, "broker_use_ssl")
         )
 
     @contextlib.contextmanager
