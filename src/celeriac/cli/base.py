@@ -17,10 +17,10 @@ import click
 
 import celeriac
 from celeriac.app.base import Celeriac
+from celeriac.app.logsetup import LEVELS
 from celeriac.cli.configmodule import ConfigModuleError, add_config_module
 from celeriac.cli.loading import AppLoadError, load_app
 from celeriac.worker.exitcodes import EX_USAGE
-from celeriac.worker.logsetup import LEVELS
 
 
 class CLIError(click.ClickException):
