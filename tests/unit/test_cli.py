@@ -48,9 +48,10 @@ class FakeWorker:
     exit_code = EX_OK
     on_start: Any = None
 
-    def __init__(self, app: Any, **kwargs: Any) -> None:
+    def __init__(self, app: Any, step_options: Any = None, **kwargs: Any) -> None:
         self.app = app
         self.kwargs = kwargs
+        self.step_options = step_options  # the app's user options, for its bootsteps
         self.hostname = kwargs.get("hostname", "celeriac@test")
         self.queues = list(kwargs.get("queues", ["celery"]))
         self.concurrency = kwargs.get("concurrency", 2)

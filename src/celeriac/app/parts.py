@@ -10,12 +10,12 @@ command line's and the worker's extension points (``celeriac.bootsteps``).
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, cast
 
 from celeriac._context import get_current_app
+from celeriac._imports import symbol_by_name
 from celeriac.app.amqp import AMQP
 from celeriac.app.control import Control
 from celeriac.app.loader import AppLoader
@@ -30,27 +30,6 @@ if TYPE_CHECKING:
 
 #: ``loader_cls`` aliases, as Celery's (its ``default`` loader is not offered).
 _LOADERS = {"app": AppLoader}
-
-
-def symbol_by_name(value: Any, what: str = "class") -> Any:
-    """``value`` itself, or the object its path names: ``'pkg.mod:Name'``,
-    ``'pkg.mod.Name'`` or ``'pkg.mod:Outer.Inner'``."""
-    if not isinstance(value, str):
-        return value
-    module_name, colon, attribute = value.partition(":")
-    if not colon:
-        module_name, _, attribute = value.rpartition(".")
-    if not module_name or not attribute:
-        raise ImproperlyConfigured(
-            f"{what} {value!r} is not an import path: write 'package.module:Class'"
-        )
-    try:
-        found: Any = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            found = getattr(found, part)
-    except (ImportError, AttributeError) as exc:
-        raise ImproperlyConfigured(f"{what} {value!r} cannot be imported: {exc}") from exc
-    return found
 
 
 def _unpickle_appattr(reverse: str, args: tuple[Any, ...]) -> Any:
@@ -180,4 +159,4 @@ class AppParts:
         return self.subclass_with_self(base, name=base.__name__, attribute="_app", keep_reduce=True)
 
 
-__all__ = ["AppParts", "symbol_by_name"]
+__all__ = ["AppParts"]

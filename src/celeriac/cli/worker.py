@@ -29,6 +29,7 @@ from celeriac.cli.metrics import start_worker_metrics
 from celeriac.cli.outbox import RelayThread, relay_for
 from celeriac.cli.pidfile import Pidfile, PidfileInUse
 from celeriac.cli.refused import refused_options
+from celeriac.cli.user_options import user_values
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.worker.banner import render_banner
 from celeriac.worker.exitcodes import EX_CONFIG, EX_UNAVAILABLE
@@ -370,7 +371,8 @@ def worker_command(
     )
     try:
         with Pidfile(pidfile) if pidfile else contextlib.nullcontext():
-            instance = Worker(app, **kwargs)
+            ctx = click.get_current_context()  # the app's user options go to its bootsteps
+            instance = Worker(app, step_options=user_values(ctx), **kwargs)
             if not obj.quiet:  # -q
                 click.echo(render_banner(instance))
             log_compatibility_notes(optimization, without_gossip, without_mingle, without_heartbeat)
