@@ -44,8 +44,9 @@ def attach(ctx: click.Context, app: Any) -> None:
     command: click.Command | None = ctx.meta.get(COMMAND)
     table = getattr(app, "user_options", None) or {}
     _warn_unread(table)
-    preload = _options(table, "preload")
-    own = _options(table, command.name) if command and command.name in COMMANDS else []
+    checked = {key: _options(table, key) for key in ("preload", *COMMANDS)}  # all, each run
+    preload = checked["preload"]
+    own = checked[command.name] if command and command.name in COMMANDS else []
     if command is None or not (preload or own):
         return
     command.params.extend([*preload, *own])
