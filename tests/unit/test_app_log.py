@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from celeriac import Celery, signals
+from celeriac.app.log import TaskFormatter
 from celeriac.app.term import colored
 from celeriac.log import TASK_LOGGER_NAME, get_task_logger
 
@@ -142,3 +143,12 @@ def test_colored_and_the_default_logger(app: Celery, tmp_path: Path) -> None:
     assert app.log.supports_color(False) is False
     assert app.log.get_default_logger() is logging.getLogger("celeriac")
     assert app.log.get_default_logger("proj") is logging.getLogger("proj")
+
+
+def test_celerys_task_formatter_colours_the_level() -> None:
+
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "broke", None, None)
+    assert TaskFormatter("%(task_name)s %(message)s").format(record) == (
+        "\033[1;31m??? broke\033[0m"
+    )
+    assert TaskFormatter("%(task_id)s %(message)s", use_color=False).format(record) == "??? broke"

@@ -25,17 +25,21 @@ from celeriac.app.logsetup import (
 )
 from celeriac.app.redirect import REDIRECTED_LOGGER, LoggingProxy
 from celeriac.app.term import colored
-from celeriac.log import TASK_LOGGER_NAME, TaskFormatter
+from celeriac.log import TASK_LOGGER_NAME
+from celeriac.log import TaskFormatter as PlainTaskFormatter
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celeriac
 
 
-class ColorTaskFormatter(TaskFormatter):
-    """``TaskFormatter`` (``%(task_name)s``/``%(task_id)s`` on any record), with the
-    worker's level colours when ``use_color``."""
+class TaskFormatter(PlainTaskFormatter):
+    """Celery's ``celery.app.log.TaskFormatter``: ``%(task_name)s``/``%(task_id)s`` on
+    any record (``???`` outside a task), lines in the worker's level colours when
+    ``use_color``. ``celeriac.utils.log.TaskFormatter`` is the same without colours."""
 
-    def __init__(self, fmt: str, datefmt: str | None = None, use_color: bool = False) -> None:
+    def __init__(
+        self, fmt: str | None = None, use_color: bool = True, datefmt: str | None = None
+    ) -> None:
         super().__init__(fmt, datefmt)
         self.use_color = use_color
 
@@ -130,8 +134,8 @@ class Logging:
         format = format or self.task_format
         colorize = self.supports_color(colorize, logfile)
         logger = logging.getLogger(TASK_LOGGER_NAME)
-        formatter = ColorTaskFormatter(
-            format, self.task_datefmt if datefmt is None else datefmt, use_color=colorize
+        formatter = TaskFormatter(
+            format, use_color=colorize, datefmt=self.task_datefmt if datefmt is None else datefmt
         )
         self.setup_handlers(logger, logfile, formatter)
         logger.setLevel(level)
@@ -191,4 +195,4 @@ class Logging:
         return logging.getLogger(name)
 
 
-__all__ = ["ColorTaskFormatter", "Logging"]
+__all__ = ["Logging", "TaskFormatter"]
