@@ -10,7 +10,7 @@ what the worker runs them with.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from celeriac._imports import symbol_by_name
@@ -192,6 +192,18 @@ class WorkerSteps:
     def __init__(self, types: Iterable[Any]) -> None:
         self.order = order_steps(types)
         self.started = 0
+
+    @classmethod
+    def of_app(cls, steps: Mapping[str, Iterable[Any]]) -> WorkerSteps:
+        """The steps of ``app.steps['worker']``; steps under any other key (Celery's
+        ``'consumer'``) are refused, since nothing would ever run them."""
+        others = sorted(key for key, added in steps.items() if key != "worker" and added)
+        if others:
+            raise ImproperlyConfigured(
+                f"app.steps[{others[0]!r}] holds steps, but celeriac runs only worker "
+                f"steps (its consumer has no bootsteps): add them to app.steps['worker']"
+            )
+        return cls(steps.get("worker", ()))
 
     def apply(self, parent: Any, **kwargs: Any) -> None:
         """Make each step (``Step(parent, **kwargs)``), then include those that want

@@ -108,6 +108,8 @@ def test_bad_steps_are_refused_with_the_fix() -> None:
         bootsteps.order_steps([consumer])
     with pytest.raises(ImproperlyConfigured, match="cannot be imported"):
         bootsteps.order_steps(["nowhere.steps:Step"])
+    with pytest.raises(ImproperlyConfigured, match=r"app.steps\['consumer'\] holds steps"):
+        bootsteps.WorkerSteps.of_app({"worker": set(), "consumer": {Database}})
 
 
 def test_steps_start_after_the_workers_parts_and_stop_first(app: Celery) -> None:

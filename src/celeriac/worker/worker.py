@@ -145,7 +145,7 @@ class Worker:
         self.options.update(step_options)
         self.timer = Timer(f"{self.hostname} timer")  # for the steps: call_repeatedly(...)
         self.steps: list[Any] = []  # the StartStopSteps included, in start order
-        self.blueprint = WorkerSteps(self.app.steps["worker"])
+        self.blueprint = WorkerSteps.of_app(self.app.steps)
         self.blueprint.apply(self, **self.options)
 
     def _choose_pool(self, name: str) -> str:
