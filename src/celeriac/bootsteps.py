@@ -218,6 +218,13 @@ class WorkerSteps:
             step.start(parent)
             self.started += 1
 
+    def info(self, parent: Any) -> dict[str, Any]:
+        """What the included steps' ``info(parent)`` return, merged (``inspect stats``)."""
+        merged: dict[str, Any] = {}
+        for step in parent.steps:
+            merged.update(step.info(parent) or {})
+        return merged
+
     def stop(self, parent: Any, terminate: bool = False) -> None:
         """``close`` each started step, then ``stop`` them (``terminate``, cold) in
         reverse order."""

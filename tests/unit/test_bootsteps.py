@@ -169,3 +169,17 @@ def test_a_step_that_fails_to_start_stops_the_worker(app: Celery) -> None:
         signals.worker_ready.disconnect(on_ready)
     assert not ready and not worker.ready.is_set()
     assert events == ["start db pool=True ready=False", "stop db"]
+
+
+class Counting(bootsteps.StartStopStep):
+    def info(self, worker: Any) -> dict[str, Any]:
+        return {"counting": {"seen": 3}, "pid": -1}
+
+
+def test_a_steps_info_is_in_the_workers_stats(app: Celery) -> None:
+    app.steps["worker"].add(Counting)
+    with start_worker(app) as worker:
+        assert worker.control is not None
+        stats = worker.control.stats()
+    assert stats["counting"] == {"seen": 3}
+    assert stats["pid"] > 0  # the worker's own keys win a clash
