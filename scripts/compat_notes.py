@@ -69,8 +69,9 @@ DJANGO = (
 )
 SIGNING = "Message signing (the `auth` serializer and its certificates) is not built."
 NO_BOOTSTEPS = (
-    "celeriac has no bootsteps: the worker starts its parts in written order; extend it "
-    "with the worker signals."
+    "The worker's own parts are not steps: they start in written order, and steps of your "
+    "own (`Step`, `StartStopStep` in `app.steps['worker']`) start after them; consumer "
+    "steps are refused, as the consumer has no kombu channel to hand out."
 )
 DOTTED_CLASSES = (
     "Celery's parts named by a class or dotted string are not swappable in celeriac: the app "
@@ -362,9 +363,14 @@ NOTES: dict[str, dict[str, Note]] = {
             "Beat is started by `celeriac beat` (or `celeriac worker -B`); its class is not "
             "bound to the app (the app sits below beat and does not import it)."
         ),
-        "*_cls": absent(DOTTED_CLASSES),
-        "create_task_cls": absent("Builds `app.Task`, which is offered; internal."),
-        "subclass_with_self": absent(INTERNAL),
+        "backend_cls": differs(
+            "Must build a celeriac result store (`ResultBackend`), called with `app=`.",
+            "app-parts",
+        ),
+        "loader_cls": differs(
+            "celeriac's loader, or a subclass; Celery's `default` loader is not offered.",
+            "app-parts",
+        ),
         "prepare_config": absent(INTERNAL),
         "type_checker": absent("Internal; `Task.typing` checks a call's arguments."),
         "use_fast_trace_task": absent("celeriac has a single trace path; nothing to switch."),
@@ -387,14 +393,10 @@ NOTES: dict[str, dict[str, Note]] = {
         "producer_pool": absent(KOMBU_POOLS),
         "builtin_fixups": absent(DJANGO),
         "fixups": absent(DJANGO),
-        "log": absent(
-            "There is no logging object on the app: the worker sets logging up "
-            "(`setup_logging` and the other logging signals), tasks use `get_task_logger`."
-        ),
         "setup_security": absent(SIGNING),
-        "steps": absent(NO_BOOTSTEPS),
-        "user_options": absent(
-            "celeriac's command line takes no plug-in options (Celery's preload options)."
+        "steps": differs(
+            "Worker steps of your own start after the worker's parts; consumer steps are refused.",
+            "bootsteps",
         ),
     },
     "task": {
@@ -623,6 +625,12 @@ NOTES: dict[str, dict[str, Note]] = {
             "Computed with the astral library (`celeriac[solar]`), to the whole second, so "
             "every beat computes the same due time.",
             "schedules",
+        ),
+        "celery.bootsteps.Step": differs(
+            "Started after the worker's own parts, in `requires` order.", "bootsteps"
+        ),
+        "celery.bootsteps.StartStopStep": differs(
+            "Started after the worker's own parts, in `requires` order.", "bootsteps"
         ),
         "celery.bootsteps.*": absent(NO_BOOTSTEPS),
         "celery.contrib.django.task.DjangoTask": differs(

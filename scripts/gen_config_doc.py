@@ -147,6 +147,52 @@ Things to know:
 The last column says how a setting relates to Celery: *same* (same name, same
 default), *default differs* (Celery's default in brackets; the reasons are in
 [differences from Celery](differences-from-celery.md)), or *celeriac only*.
+
+## The app's parts
+
+Beside its settings, an app is configured as in Celery by the classes it builds its parts
+from. Each is a class attribute, holding the class or its `'module:Class'` path, that an
+app subclass may replace; the part is built on first use with `app=the app`:
+
+- `amqp_cls` (`Celery(amqp=...)`): `app.amqp`, by default `celeriac.app.amqp.AMQP`.
+- `control_cls` (`control=`): `app.control`, `celeriac.app.control.Control`.
+- `events_cls` (`events=`): `app.events`, `celeriac.events.Events`.
+- `log_cls` (`log=`): `app.log`, `celeriac.app.log.Logging`.
+- `loader_cls` (`loader=`): `app.loader`; unset, the `CELERY_LOADER` environment
+  variable, else `celeriac.app.loader.AppLoader` (alias `'app'`).
+- `registry_cls`: `app.tasks`, `celeriac.app.registry.TaskRegistry`. `tasks=` gives
+  the registry to use, or a mapping to fill a new one with.
+- `backend_cls`: `app.backend` when set, called with `app=` and `url=None` so that it
+  reads its settings from `app.conf`; unset (the default), the store `result_backend`
+  names. (`Celery(backend=...)` is the `result_backend` URL, as in Celery.)
+
+`app.subclass_with_self(Class, name=None, attribute='app', reverse=None,
+keep_reduce=False)` gives an extension's class a subclass whose `attribute` is the app
+(objects of it pickle through `app.<reverse>` unless `keep_reduce`);
+`app.create_task_cls()` is a new task base class bound to the app. A path that cannot be
+imported fails with `ImproperlyConfigured` naming it; Celery's `default` loader is not
+offered, a `registry_cls` must subclass `TaskRegistry` and a `backend_cls` must build a
+`celeriac.results.base.ResultBackend` ([why](differences-from-celery.md#app-parts)).
+
+```python
+from celeriac import Celery
+from celeriac.app.control import Control
+
+
+class AuditedControl(Control):
+    def revoke(self, task_id, **kwargs):
+        print(f"revoking {task_id}")  # e.g. an audit log
+        return super().revoke(task_id, **kwargs)
+
+
+class MyApp(Celery):
+    control_cls = AuditedControl  # or "proj.control:AuditedControl"
+
+
+app = MyApp("proj", broker="memory://")
+assert isinstance(app.control, AuditedControl)
+app.control.revoke("d9a8c1e0")
+```
 """
 
 

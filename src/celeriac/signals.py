@@ -138,12 +138,15 @@ heartbeat_sent = Signal("heartbeat_sent")  # each worker event (online, heartbea
 beat_init = Signal("beat_init")
 beat_embedded_init = Signal("beat_embedded_init")
 
-# Logging, app. Celery's eventlet_* and user_preload_options are absent
-# on purpose: nothing in celeriac could send them (docs/signals-and-logging.md).
+# Logging, app, command line. Celery's eventlet_* are absent on purpose: there is no
+# eventlet pool to send them (docs/signals-and-logging.md).
 setup_logging = Signal("setup_logging")  # loglevel, logfile, format, colorize
 after_setup_logger = Signal("after_setup_logger")  # logger, loglevel, logfile, format, colorize
 after_setup_task_logger = Signal("after_setup_task_logger")  # the same
 import_modules = Signal("import_modules")
+# Sent by every command whose app declares app.user_options['preload'] (sender: the
+# command's function): app, options (preload option name -> value).
+user_preload_options = Signal("user_preload_options")
 
 __all__ = [
     "Signal",
@@ -169,6 +172,7 @@ __all__ = [
     "task_sent",
     "task_success",
     "task_unknown",
+    "user_preload_options",
     "worker_before_create_process",
     "worker_init",
     "worker_process_init",

@@ -25,6 +25,7 @@ from click.testing import CliRunner, Result
 
 import celeriac
 from celeriac import Celery, _context, signals
+from celeriac.app.logsetup import WorkerFormatter, resolve_level, setup_logging
 from celeriac.cli import cli
 from celeriac.cli import worker as worker_cli
 from celeriac.cli.loading import AppLoadError, load_app
@@ -34,7 +35,6 @@ from celeriac.exceptions import ImproperlyConfigured
 from celeriac.log import get_task_logger
 from celeriac.worker.banner import mask_password, render_banner
 from celeriac.worker.exitcodes import EX_CONFIG, EX_OK, EX_UNAVAILABLE, EX_USAGE
-from celeriac.worker.logsetup import WorkerFormatter, resolve_level, setup_logging
 
 task_logger = get_task_logger(__name__)
 LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}: (\w+)/MainProcess\] (.*)$")
@@ -48,9 +48,10 @@ class FakeWorker:
     exit_code = EX_OK
     on_start: Any = None
 
-    def __init__(self, app: Any, **kwargs: Any) -> None:
+    def __init__(self, app: Any, step_options: Any = None, **kwargs: Any) -> None:
         self.app = app
         self.kwargs = kwargs
+        self.step_options = step_options  # the app's user options, for its bootsteps
         self.hostname = kwargs.get("hostname", "celeriac@test")
         self.queues = list(kwargs.get("queues", ["celery"]))
         self.concurrency = kwargs.get("concurrency", 2)

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from celeriac import Celery
+from celeriac.app.redirect import REDIRECTED_LOGGER, LoggingProxy, redirected_stdouts
 from celeriac.exceptions import ImproperlyConfigured
-from celeriac.worker.redirect import REDIRECTED_LOGGER, LoggingProxy, redirected_stdouts
 
 
 class Collect(logging.Handler):

@@ -108,5 +108,5 @@ def test_a_task_raising_reject_sends_no_task_rejected(app: Celery, heard: Any) -
 
 
 def test_the_signals_nothing_could_send_are_absent() -> None:
-    for name in ("user_preload_options", "eventlet_pool_started", "eventlet_pool_apply"):
+    for name in ("eventlet_pool_started", "eventlet_pool_apply"):
         assert not hasattr(signals, name), name

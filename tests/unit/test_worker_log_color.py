@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from celeriac import Celery
-from celeriac.worker.logsetup import WorkerFormatter, setup_logging, supports_color
+from celeriac.app.logsetup import WorkerFormatter, setup_logging, supports_color
 
 
 class Terminal(io.StringIO):

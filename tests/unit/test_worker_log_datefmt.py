@@ -12,9 +12,9 @@ import pytest
 
 from celeriac import Celery
 from celeriac._context import pop_request, push_request
+from celeriac.app.logsetup import setup_logging
 from celeriac.log import get_task_logger
 from celeriac.request import Request
-from celeriac.worker.logsetup import setup_logging
 
 
 @pytest.fixture

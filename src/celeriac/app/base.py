@@ -20,7 +20,6 @@ from celeriac import signals
 from celeriac._context import get_current_request, set_current_app, set_default_app_factory
 from celeriac._tracing import TaskTracing
 from celeriac.app import builtins, entrypoints, fixups, periodic, shared
-from celeriac.app.amqp import AMQP
 from celeriac.app.annotations import apply_annotation, resolve_annotations
 from celeriac.app.beat_entries import BeatEntries
 from celeriac.app.broker_connection import Connection, ConnectionMembers
@@ -31,10 +30,10 @@ from celeriac.app.connections import (
     embedded_results_url,
     wire_formats,
 )
-from celeriac.app.control import Control
 from celeriac.app.duplicates import KEPT, REPLACED, is_same_function, warn_duplicate
 from celeriac.app.engine_options import broker_options, configure_backend, result_options
 from celeriac.app.members import AppMembers
+from celeriac.app.parts import AppParts
 from celeriac.app.producer import Producer
 from celeriac.app.pydantic_models import OPTIONS as PYDANTIC_OPTIONS
 from celeriac.app.pydantic_models import PydanticTask
@@ -47,7 +46,6 @@ from celeriac.canvas import Signature, signature
 from celeriac.config.conf import Settings
 from celeriac.config.environment import check_split_broker
 from celeriac.config.hints import did_you_mean, warn_unknown
-from celeriac.events import Events
 from celeriac.exceptions import AlwaysEagerIgnored, ImproperlyConfigured
 from celeriac.rates import check_scope, parse_rate
 from celeriac.result import AsyncResult, GroupResult
@@ -60,7 +58,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class Celeriac(AppMembers, ConnectionMembers):
+class Celeriac(AppParts, AppMembers, ConnectionMembers):
     """The application: ``app = Celeriac('proj', broker=..., backend=...)``."""
 
     def __init__(
@@ -75,9 +73,17 @@ class Celeriac(AppMembers, ConnectionMembers):
         task_cls: type[BaseTask[Any, Any]] | None = None,
         autofinalize: bool = True,
         strict_typing: bool = True,
+        loader: Any = None,
+        amqp: Any = None,
+        events: Any = None,
+        log: Any = None,
+        control: Any = None,
+        tasks: Mapping[str, Any] | None = None,
         **settings: Any,
     ) -> None:
         self.main = main
+        # Part classes (a class or 'module:Class') over the class attributes, as Celery's.
+        self._tasks = self._init_parts(amqp, control, events, loader, log, tasks)
         self.autofinalize = autofinalize  # False: tasks and app.tasks refused before finalize()
         self.strict_typing = strict_typing  # the default of Task.typing
         self.namespace = namespace  # Celery keeps the constructor's choices readable
@@ -104,7 +110,6 @@ class Celeriac(AppMembers, ConnectionMembers):
         if include is not None:
             self.conf.include = tuple(include)
         self.conf.update(settings)
-        self._tasks = TaskRegistry()
         self._task_base = task_cls or BaseTask
         self._bound_task_cls: type[BaseTask[Any, Any]] | None = None
         self._autodiscover: list[tuple[Any, str]] = []
@@ -197,6 +202,11 @@ class Celeriac(AppMembers, ConnectionMembers):
         if self._backend is None:
             self._announce_configured()
             conf = self.conf
+            custom = self._custom_backend()  # backend_cls, when an app subclass sets it
+            if custom is not None:
+                configure_backend(custom, conf)
+                self._backend = custom
+                return custom
             url = conf.result_backend
             if url is None and conf.broker_url is None:  # the embedded Redis keeps both
                 url = embedded_results_url()
@@ -249,11 +259,6 @@ class Celeriac(AppMembers, ConnectionMembers):
         inside the block go to ``sender``; e.g. one per database transaction."""
         return sending_through(self, sender)
 
-    @functools.cached_property
-    def amqp(self) -> AMQP:
-        """Celery's ``app.amqp``: ``app.amqp.queues`` (with ``select_add``), ``router``."""
-        return AMQP(self)
-
     def connection_for_write(self, url: str | None = None) -> Connection:
         """A handle on the broker (``url``, else the app's) to send through:
         ``with app.connection_for_write() as conn: add.apply_async((2, 2), connection=conn)``."""
@@ -281,16 +286,6 @@ class Celeriac(AppMembers, ConnectionMembers):
         """Versions, platform, URLs and changed settings, secrets masked (``celeriac report``)."""
         return bugreport(self)
 
-    @functools.cached_property
-    def control(self) -> Control:
-        """Commands to the workers: ``app.control.revoke(task_id, terminate=True)``."""
-        return Control(self)
-
-    @functools.cached_property
-    def events(self) -> Events:
-        """Events: ``app.events.Receiver(app, handlers={...})``, ``State()``, ``Dispatcher()``."""
-        return Events(self)
-
     def close(self) -> None:
         if self._backend is not None:  # first: rpc://'s reply topic is on the broker
             self._backend.close()
@@ -302,7 +297,8 @@ class Celeriac(AppMembers, ConnectionMembers):
     def Task(self) -> type[BaseTask[Any, Any]]:
         """The task base class bound to this app (``class MyTask(app.Task)``)."""
         if self._bound_task_cls is None:
-            self._bound_task_cls = self._bind_base(self._task_base)
+            base = self._task_base
+            self._bound_task_cls = base if base._app is self else self.create_task_cls()
         return self._bound_task_cls
 
     def _bind_base(self, base: type[BaseTask[Any, Any]]) -> type[BaseTask[Any, Any]]:

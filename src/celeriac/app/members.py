@@ -3,7 +3,7 @@
 Each works as Celery's: ``app.configured``, ``app.current_task``, ``app.timezone`` and
 ``app.uses_utc_timezone()``, ``app.either(key, value)``, ``app.select_queues(...)``,
 ``app.set_default()``, ``app.ResultSet(...)``, ``app.clock``, ``app.add_defaults(...)``,
-``app.loader``, ``app.annotations``, ``app.oid``/``app.thread_oid``, the
+``app.annotations``, ``app.oid``/``app.thread_oid``, the
 ``on_init``/``on_configure`` subclass hooks, the platform flags, and how a task is bound
 to the app (``strict_typing``, ``Task.on_bound``, ``autofinalize``). Kept apart from
 ``app.base`` so the app's core stays small.
@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 
 from celeriac._context import get_current_request, set_current_app
 from celeriac.app.annotations import prepare_annotations
-from celeriac.app.loader import AppLoader
 from celeriac.result import ResultSet as _ResultSet
 from celeriac.task import Task
 
@@ -148,12 +147,6 @@ class AppMembers:
         """``task_annotations`` prepared: objects whose ``annotate(task)`` gives a task's
         attributes and ``annotate_any()`` every task's (a mapping becomes one)."""
         return prepare_annotations(self.conf.task_annotations)
-
-    @functools.cached_property
-    def loader(self) -> AppLoader:
-        """Celery's ``app.loader``, for importing task modules:
-        ``app.loader.import_default_modules()`` (see ``celeriac.app.loader``)."""
-        return AppLoader(cast("Celeriac", self))
 
     def add_defaults(self, fun: Any) -> None:
         """Defaults under every setting's value: a mapping (or object), or a callable

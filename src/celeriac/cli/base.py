@@ -17,10 +17,11 @@ import click
 
 import celeriac
 from celeriac.app.base import Celeriac
+from celeriac.app.logsetup import LEVELS
+from celeriac.cli import user_options
 from celeriac.cli.configmodule import ConfigModuleError, add_config_module
 from celeriac.cli.loading import AppLoadError, load_app
 from celeriac.worker.exitcodes import EX_USAGE
-from celeriac.worker.logsetup import LEVELS
 
 
 class CLIError(click.ClickException):
@@ -46,7 +47,10 @@ class CeleriacGroup(click.Group):
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         ctx.meta[_REST] = list(args)
-        return super().resolve_command(ctx, args)
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and ctx.parent is None:  # the app's user options go on it
+            command = ctx.meta[user_options.COMMAND] = user_options.private_copy(command)
+        return name, command, rest
 
     def make_context(
         self,
@@ -124,19 +128,34 @@ class CLIContext:
     quiet: bool = False  # -q: no banner, no "N nodes online." summary
     no_color: bool = False  # -C: the worker's log lines are not coloured
     _app: Celeriac | None = field(default=None, repr=False)
+    _load_error: CLIError | None = field(default=None, repr=False)
 
     def load_app(self) -> Celeriac:
         """The ``-A`` app with ``-b``/``--result-backend`` applied (loaded once)."""
+        if self._load_error is not None:  # the app's module is not imported twice
+            raise self._load_error
         if self._app is None:
             if not self.app_spec:
                 raise CLIError("no app given: pass -A/--app (e.g. 'celeriac -A proj worker')")
             try:
                 app = load_app(self.app_spec)
             except AppLoadError as exc:
-                raise CLIError(str(exc)) from exc
+                self._load_error = CLIError(str(exc))
+                raise self._load_error from exc
             self.use_app(app)
         assert self._app is not None
         return self._app
+
+    def early_app(self) -> Celeriac | None:
+        """The app, loaded before the command's options are read (its ``user_options``
+        may add some); None without ``-A``, or when it does not load: the command that
+        needs it reports why (``--help`` still works)."""
+        if self._app is None and not self.app_spec:
+            return None
+        try:
+            return self.load_app()
+        except CLIError:
+            return None
 
     def use_app(self, app: Celeriac) -> None:
         """Run the commands for ``app``, with ``-b``/``--result-backend`` applied."""
@@ -214,6 +233,9 @@ def cli(
     ctx.obj = CLIContext(app_spec, broker, result_backend, loglevel, config, quiet, no_color)
     if isinstance(preset, Celeriac) and not app_spec:
         ctx.obj.use_app(preset)
+    app = ctx.obj.early_app()
+    if app is not None:
+        user_options.attach(ctx, app)
 
 
 __all__ = [

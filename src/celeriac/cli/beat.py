@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from celeriac.app.logsetup import setup_logging
 from celeriac.beat import Service
 from celeriac.cli.base import LOGLEVEL, CLIContext, CLIError
 from celeriac.cli.beat_entries import entries_group
@@ -22,7 +23,6 @@ from celeriac.cli.pidfile import Pidfile, PidfileInUse
 from celeriac.cli.worker import ConfigError
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.worker.exitcodes import EX_UNAVAILABLE
-from celeriac.worker.logsetup import setup_logging
 
 SECONDS = click.FloatRange(min=0, min_open=True)
 

@@ -3,7 +3,8 @@
 Edge layer (cli). The workers and their pool sizes come from ``inspect stats`` (or from
 the ``nodes:``/``threads:`` arguments), the broker and result store from the app's
 settings; the DOT text goes to stdout (``| dot -Tpng > cluster.png``). Celery's other
-graph, ``bootsteps``, has no counterpart: celeriac's worker has no bootsteps.
+graph, ``bootsteps``, has no counterpart: celeriac's worker does not start its own parts
+as bootsteps.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from celeriac.app.logsetup import setup_logging
 from celeriac.cli.base import LOGLEVEL, CLIContext, CLIError
 from celeriac.cli.ops import JSON_HELP, echo_json
-from celeriac.worker.logsetup import setup_logging
 
 if TYPE_CHECKING:
     from celeriac.outbox import Relay

@@ -21,17 +21,18 @@ from typing import Any, TypedDict
 
 import click
 
+from celeriac.app.logsetup import node_format, setup_logging
+from celeriac.app.redirect import redirected_stdouts
 from celeriac.cli.base import LOGLEVEL, CLIContext, CLIError
 from celeriac.cli.embedded_beat import embed_beat
 from celeriac.cli.metrics import start_worker_metrics
 from celeriac.cli.outbox import RelayThread, relay_for
 from celeriac.cli.pidfile import Pidfile, PidfileInUse
 from celeriac.cli.refused import refused_options
+from celeriac.cli.user_options import user_values
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.worker.banner import render_banner
 from celeriac.worker.exitcodes import EX_CONFIG, EX_UNAVAILABLE
-from celeriac.worker.logsetup import setup_logging
-from celeriac.worker.redirect import redirected_stdouts
 from celeriac.worker.worker import POOLS, Worker, default_hostname
 
 logger = logging.getLogger("celeriac.cli")
@@ -97,18 +98,6 @@ def expand_hostname(template: str, hostname: str | None = None, pid: int | None 
     short, _, domain = host.partition(".")
     process = str(pid if pid is not None else os.getpid())
     values = {"h": host, "n": short, "d": domain, "i": process, "I": process, "%": "%"}
-    return re.sub(r"%(.)", lambda match: values.get(match[1], match[0]), template)
-
-
-def node_format(template: str, nodename: str) -> str:
-    """Expand a ``--logfile``/``--pidfile`` template for the node ``name@host``, as Celery
-    does: ``%p`` the node name, ``%n`` its name part, ``%h`` the host, ``%d`` the host's
-    domain, ``%i`` 0 and ``%I`` empty (the worker's own process; its pool children log
-    through it), ``%%`` a percent sign."""
-    name, _, host = nodename.rpartition("@")
-    host = host or socket.gethostname()
-    values = {"p": nodename, "n": name or host.partition(".")[0], "h": host,
-              "d": host.partition(".")[2], "i": "0", "I": "", "%": "%"}  # fmt: skip
     return re.sub(r"%(.)", lambda match: values.get(match[1], match[0]), template)
 
 
@@ -382,7 +371,8 @@ def worker_command(
     )
     try:
         with Pidfile(pidfile) if pidfile else contextlib.nullcontext():
-            instance = Worker(app, **kwargs)
+            ctx = click.get_current_context()  # the app's user options go to its bootsteps
+            instance = Worker(app, step_options=user_values(ctx), **kwargs)
             if not obj.quiet:  # -q
                 click.echo(render_banner(instance))
             log_compatibility_notes(optimization, without_gossip, without_mingle, without_heartbeat)

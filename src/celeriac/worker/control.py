@@ -105,6 +105,7 @@ class WorkerControl:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         url = getattr(self.app.broker, "url", None) or self.app.conf.broker_url or "memory://"
         return {
+            **worker.blueprint.info(worker),  # the user bootsteps' own; ours win a clash
             "broker": {"url": mask_password(str(url)), "transport": str(url).split(":", 1)[0]},
             "pid": os.getpid(),
             "pool": {

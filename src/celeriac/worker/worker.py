@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celeriac import signals
+from celeriac.bootsteps import WorkerSteps
 from celeriac.control.server import ControlServer
 from celeriac.events.worker_events import HEARTBEAT_INTERVAL, WorkerEvents
 from celeriac.events.worker_events import for_worker as events_for_worker
@@ -39,6 +40,7 @@ from celeriac.worker.ratelimit import RateLimits
 from celeriac.worker.revocations import Revocations
 from celeriac.worker.soft_shutdown import NO_SOFT_SHUTDOWN, SoftShutdown
 from celeriac.worker.timelimits import longest_hard_limit, pool_limit_warning
+from celeriac.worker.timer import Timer
 
 logger = logging.getLogger("celeriac.worker")
 POOLS = ("prefork", "threads", "asyncio", "solo")
@@ -66,6 +68,7 @@ class Worker:
         shutdown_timeout: float | None = None,
         heartbeat_interval: float | None = None,
         install_signal_handlers: bool = True,
+        step_options: Mapping[str, Any] | None = None,
     ) -> None:
         conf = app.conf
         self.app = app
@@ -134,6 +137,16 @@ class Worker:
                 "ignores them",
                 self.pool_name,
             )
+        self._make_user_steps(step_options or {})
+
+    def _make_user_steps(self, step_options: Mapping[str, Any]) -> None:
+        """``app.steps['worker']``, made now with the worker's options and ``step_options``
+        (the command line's user options), which ``celeryd_init`` sends too."""
+        self.options.update(step_options)
+        self.timer = Timer(f"{self.hostname} timer")  # for the steps: call_repeatedly(...)
+        self.steps: list[Any] = []  # the StartStopSteps included, in start order
+        self.blueprint = WorkerSteps.of_app(self.app.steps)
+        self.blueprint.apply(self, **self.options)
 
     def _choose_pool(self, name: str) -> str:
         if name not in POOLS:
@@ -175,6 +188,7 @@ class Worker:
             logger.critical("%s", exc)
             return exitcodes.EX_UNAVAILABLE
         finally:
+            self.timer.stop()  # also when the user steps never started
             if self.install_signal_handlers:
                 # The loop's handlers are gone with it: a further stop signal must not
                 # kill the process in the middle of its exit (the pid file, the logs).
@@ -232,10 +246,12 @@ class Worker:
         self.queues = self.consumer.queues = list(selected.consume_from)
         await self._start_events()
         await self._start_mailbox()
+        started = self._start_user_steps()
         consuming = asyncio.create_task(self.consumer.run(), name="celeriac-consumer")
-        logger.info("%s ready.", self.hostname)
-        signals.worker_ready.send(sender=self.consumer)
-        self.ready.set()
+        if started:
+            logger.info("%s ready.", self.hostname)
+            signals.worker_ready.send(sender=self.consumer)
+            self.ready.set()
         await self._stop.wait()
         try:
             return await self._shutdown(consuming)
@@ -287,6 +303,17 @@ class Worker:
         if warning:
             logger.warning("%s", warning)
 
+    def _start_user_steps(self) -> bool:
+        """Start the user bootsteps; False (the worker stops, exit 1) when one raised."""
+        try:
+            self.blueprint.start(self)
+        except Exception as exc:
+            logger.critical("Unrecoverable error: %r", exc, exc_info=True)
+            self._exit_code = exitcodes.EX_FAILURE
+            self._request_stop("warm")
+            return False
+        return True
+
     async def _start_events(self) -> None:
         """worker-online now, a heartbeat every ``heartbeat_interval`` seconds (2 by
         default); task events too when enabled."""
@@ -336,6 +363,8 @@ class Worker:
         )
         self.consumer.stop_fetching()
         await consuming
+        self.blueprint.stop(self, terminate=how == "cold")  # the user steps stop first
+        self.timer.stop()
         if how == "warm":
             returned = await self.consumer.give_back(running_too=False)
             logger.info("warm shutdown: gave back %d waiting message(s)", returned)

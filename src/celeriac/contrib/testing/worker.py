@@ -13,9 +13,9 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from celeriac.app.logsetup import setup_logging
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.testing.worker import start_worker as _start_worker
-from celeriac.worker.logsetup import setup_logging
 from celeriac.worker.worker import Worker
 
 __all__ = ["setup_app_for_worker", "start_worker"]

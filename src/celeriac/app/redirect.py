@@ -1,6 +1,6 @@
 """What a task prints, sent to the worker's log (``worker_redirect_stdouts``).
 
-Runtime layer (imports ``exceptions`` and ``worker.logsetup`` only). While a worker runs,
+App core (imports ``exceptions`` and ``app.logsetup`` only). While a worker runs,
 ``sys.stdout`` and ``sys.stderr`` are replaced by a ``LoggingProxy`` that logs each
 printed line on ``celeriac.redirected`` at ``worker_redirect_stdouts_level``. Prefork
 children are forked with the proxy in place, so their prints reach the same handlers.
@@ -16,8 +16,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from celeriac.app.logsetup import resolve_level
 from celeriac.exceptions import ImproperlyConfigured
-from celeriac.worker.logsetup import resolve_level
 
 #: The logger the redirected lines are logged on (Celery's is ``celery.redirected``).
 REDIRECTED_LOGGER = "celeriac.redirected"

@@ -1,6 +1,7 @@
-"""Worker logging: Celery-style lines on stderr or a log file, set up once at start.
+"""Program logging: Celery-style lines on stderr or a log file, set up once at start.
 
-Runtime layer (imports ``log``, ``signals`` and the app's settings only). Celery's
+App core (imports ``log``, ``signals`` and the app's settings only), so the app's
+``app.log`` and the worker, beat and other programs share it. Celery's
 contract holds: if anything receives ``setup_logging``, the user owns logging and we
 touch nothing; otherwise we configure the root logger, then fire ``after_setup_logger``
 and ``after_setup_task_logger``.
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import re
+import socket
 import sys
 from typing import Any
 
@@ -89,12 +92,34 @@ def make_handler(logfile: str | None) -> logging.Handler:
     return logging.StreamHandler(sys.stderr)
 
 
+#: Whether this process's logging was set up (Celery's ``app.log.already_setup``).
+_STATE = {"configured": False}
+
+
+def already_setup() -> bool:
+    return _STATE["configured"]
+
+
+def mark_setup(done: bool) -> None:
+    _STATE["configured"] = done
+
+
 def setup_logging(
-    loglevel: str | int, logfile: str | None, app: Any, *, no_color: bool = False
+    loglevel: str | int,
+    logfile: str | None,
+    app: Any,
+    *,
+    no_color: bool = False,
+    colorize: bool | None = None,
+    format: str | None = None,
+    datefmt: str | None = None,
 ) -> bool:
-    """Configure worker logging for ``app`` at ``loglevel``, to ``logfile`` or stderr.
-    True if a ``setup_logging`` receiver took over instead (then nothing was touched).
-    Levels are coloured per ``supports_color`` unless ``no_color`` (``celeriac -C``).
+    """Configure logging for ``app`` at ``loglevel``, to ``logfile`` or stderr.
+    True if a ``setup_logging`` receiver took over instead (then nothing was touched;
+    a receiver's exception is raised, as Celery's). Levels are coloured per
+    ``supports_color`` (``colorize`` in place of ``worker_log_color``) unless
+    ``no_color`` (``celeriac -C``); ``format``/``datefmt`` replace ``worker_log_format``
+    and ``worker_log_datefmt``.
 
     With ``worker_hijack_root_logger`` (the default) the root logger's handlers are
     replaced by ours. Without it, handlers already on the root logger are kept and ours
@@ -103,14 +128,17 @@ def setup_logging(
     """
     level = resolve_level(loglevel)
     conf = app.conf
-    colorize = not no_color and supports_color(conf.worker_log_color, logfile)
+    log_color = conf.worker_log_color if colorize is None else colorize
+    colorize = not no_color and supports_color(log_color, logfile)
+    format = format or conf.worker_log_format
+    mark_setup(True)
     handled = signals.setup_logging.send(
-        sender=None,
-        loglevel=level,
-        logfile=logfile,
-        format=conf.worker_log_format,
-        colorize=colorize,
+        sender=None, loglevel=level, logfile=logfile, format=format, colorize=colorize
     )
+    for _receiver, response in handled:
+        if isinstance(response, Exception):
+            mark_setup(False)
+            raise response
     if handled:  # Celery semantics: a connected receiver means "I configure logging"
         return True
     root = logging.getLogger()
@@ -121,9 +149,9 @@ def setup_logging(
         handler = make_handler(logfile)
         handler.setFormatter(
             WorkerFormatter(
-                conf.worker_log_format,
+                format,
                 conf.worker_task_log_format,
-                conf.worker_log_datefmt,
+                conf.worker_log_datefmt if datefmt is None else datefmt,
                 conf.worker_task_log_datefmt,
                 use_color=colorize,
             )
@@ -131,31 +159,38 @@ def setup_logging(
         root.addHandler(handler)
     root.setLevel(level)
     signals.after_setup_logger.send(
-        sender=None,
-        logger=root,
-        loglevel=level,
-        logfile=logfile,
-        format=conf.worker_log_format,
+        sender=None, logger=root, loglevel=level, logfile=logfile, format=format,
         colorize=colorize,
-    )
+    )  # fmt: skip
     # Task loggers hang under this one (log.get_task_logger); the root's handler formats
     # their records with worker_task_log_format, so it needs no handler of its own.
     signals.after_setup_task_logger.send(
-        sender=None,
-        logger=logging.getLogger(TASK_LOGGER_NAME),
-        loglevel=level,
-        logfile=logfile,
-        format=conf.worker_task_log_format,
-        colorize=colorize,
-    )
+        sender=None, logger=logging.getLogger(TASK_LOGGER_NAME), loglevel=level,
+        logfile=logfile, format=conf.worker_task_log_format, colorize=colorize,
+    )  # fmt: skip
     return False
+
+
+def node_format(template: str, nodename: str) -> str:
+    """Expand a ``--logfile``/``--pidfile`` template for the node ``name@host``, as Celery
+    does: ``%p`` the node name, ``%n`` its name part, ``%h`` the host, ``%d`` the host's
+    domain, ``%i`` 0 and ``%I`` empty (the worker's own process; its pool children log
+    through it), ``%%`` a percent sign."""
+    name, _, host = nodename.rpartition("@")
+    host = host or socket.gethostname()
+    values = {"p": nodename, "n": name or host.partition(".")[0], "h": host,
+              "d": host.partition(".")[2], "i": "0", "I": "", "%": "%"}  # fmt: skip
+    return re.sub(r"%(.)", lambda match: values.get(match[1], match[0]), template)
 
 
 __all__ = [
     "LEVELS",
     "LEVEL_COLORS",
     "WorkerFormatter",
+    "already_setup",
     "make_handler",
+    "mark_setup",
+    "node_format",
     "resolve_level",
     "setup_logging",
     "supports_color",
