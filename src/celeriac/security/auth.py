@@ -108,9 +108,7 @@ class CertificateSigner(Signer):
             message.headers, message.properties, inner_type, inner_encoding, message.body
         )
         self.store[field.get("signer", "")].verify(data, signature, self.digest)
-        inner = without_signature(
-            message, content_type=inner_type, content_encoding=inner_encoding
-        )
+        inner = without_signature(message, content_type=inner_type, content_encoding=inner_encoding)
         return Verified(inner, self.trusted)
 
 
@@ -124,13 +122,19 @@ def load_certificate_signer(
     trusted: Iterable[str] = (),
 ) -> CertificateSigner:
     """The signer of ``setup_security``: the key and certificate read from their files."""
-    with open(key, "rb") as key_file, open(cert, "rb") as cert_file:
-        key_data, cert_data = key_file.read(), cert_file.read()
     return CertificateSigner(
-        PrivateKey(key_data, key_password),
-        Certificate(cert_data),
+        PrivateKey(_read(key, "security_key"), key_password),
+        Certificate(_read(cert, "security_certificate")),
         FSCertStore(store),
         digest,
         serializer,
         trusted,
     )
+
+
+def _read(path: str, setting: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"cannot read {setting} {path!r}: {exc.strerror}") from exc

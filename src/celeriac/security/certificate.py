@@ -105,7 +105,11 @@ class FSCertStore(CertStore):
             )
         for name in files:
             with open(name, "rb") as file:
-                cert = Certificate(file.read())
+                data = file.read()
+            try:
+                cert = Certificate(data)
+            except SecurityError as exc:  # name the file: a store glob can catch a key too
+                raise SecurityError(f"{exc} ({name}, in security_cert_store)") from exc
             if cert.has_expired():
                 raise SecurityError(f"Expired certificate: {cert.get_id()!r} ({name})")
             self.add_cert(cert)
