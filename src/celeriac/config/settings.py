@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from celeriac.config.beat_settings import BEAT
 from celeriac.config.outbox_settings import OUTBOX
+from celeriac.config.security_settings import SECURITY
 
 _NUM = (int, float)
 _SEQ = (list, tuple, set, frozenset)
@@ -510,44 +511,6 @@ _DECLARED = [
         (bool,),
         "Skip redelivered tasks that already succeeded (needs a result backend).",
     ),
-    # -- message signing (celeriac.security; docs/security.md) -------------------------------
-    _s(
-        "security_key",
-        None,
-        (str,),
-        "Path of the PEM RSA private key that signs task messages (`app.setup_security()`, "
-        "the `auth` serializer; needs `celeriac[security]`).",
-    ),
-    _s(
-        "security_key_password",
-        None,
-        (str, bytes),
-        "Password of an encrypted `security_key`.",
-    ),
-    _s(
-        "security_certificate",
-        None,
-        (str,),
-        "Path of the PEM X.509 certificate of `security_key`; its issuer and serial number "
-        "name the signer in each message.",
-    ),
-    _s(
-        "security_cert_store",
-        None,
-        (str,),
-        "Glob (or directory) of the PEM certificates whose signatures a worker accepts, "
-        "e.g. `/etc/ssl/certs/*.pem`; it must name at least one file.",
-    ),
-    _s("security_digest", "sha256", (str,), "Hash the `auth` signatures use (RSA-PSS)."),
-    _s(
-        "security_keys",
-        None,
-        (list, tuple),
-        "HMAC-SHA256 signing with shared keys (each 32 bytes or more), newest first: "
-        "messages are signed with the first and accepted when any verifies; unsigned or "
-        "tampered ones are dead-lettered (`bad_signature`). Unset: no HMAC signing.",
-        ours=True,
-    ),
     # -- events, beat, time, imports ---------------------------------------------------------
     _s(
         "event_exchange",
@@ -599,6 +562,7 @@ _DECLARED = [
         ours=True,
     ),
     *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in OUTBOX),
+    *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in SECURITY),
 ]
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in _DECLARED}
