@@ -326,3 +326,47 @@ def test_celery_module_function_sets_up_the_current_app(pki: dict[str, Identity]
     setup_security(app=app)
     assert app.signer is not None and app.signer.alg == "x509"
     app.close()
+
+
+def test_results_and_events_are_not_signed_so_auth_is_refused_there(
+    pki: dict[str, Identity],
+) -> None:
+    app = _secured(pki, result_serializer="auth")
+    app.setup_security()
+    with pytest.raises(ImproperlyConfigured, match="result_serializer='auth': results are not"):
+        app.backend  # noqa: B018 - built on first use
+    app.close()
+    app = _secured(pki, event_serializer="auth")
+    with pytest.raises(ValueError, match="event_serializer='auth': events are not signed"):
+        app.events.Dispatcher()
+    app.close()
+
+
+def test_a_worker_without_setup_security_names_the_fix(pki: dict[str, Identity]) -> None:
+    sender = _secured(pki)
+    sender.setup_security()
+    worker = _app(accept_content=["auth"])  # the worker's app forgot setup_security()
+
+    @worker.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    _publish(worker, sender.signer.sign(_call("signed"), "auth"))  # type: ignore[union-attr]
+    drain(worker)
+    [letter] = worker.broker.dead_letters("celery")
+    assert letter.reason is DeadLetterReason.MALFORMED
+    assert "call app.setup_security() in the worker's app too" in letter.detail
+    sender.close()
+    worker.close()
+
+
+def test_a_message_signed_the_other_way_is_refused_naming_both(pki: dict[str, Identity]) -> None:
+    certificates = _secured(pki)
+    certificates.setup_security()
+    hmac_signed = Message.decode(HmacSigner([KEY]).sign(_call(), "json").encode())
+    with pytest.raises(SecurityError, match="signed with 'hmac-sha256'; this app verifies 'x509'"):
+        certificates.signer.verify(hmac_signed)  # type: ignore[union-attr]
+    x509_signed = Message.decode(certificates.signer.sign(_call(), "auth").encode())  # type: ignore[union-attr]
+    with pytest.raises(SecurityError, match="signed with 'x509'; this app verifies 'hmac-sha256'"):
+        HmacSigner([KEY]).verify(x509_signed)
+    certificates.close()
