@@ -253,7 +253,8 @@ _DECLARED = [
         "task_serializer",
         "json",
         (str,),
-        "Serializer for task messages: json, msgpack, pickle (pickle also needs `accept_content`).",
+        "Serializer for task messages: json, msgpack, pickle (pickle also needs "
+        "`accept_content`), or auth (signed; `app.setup_security()`).",
     ),
     _s(
         "task_compression",
