@@ -370,3 +370,21 @@ def test_a_message_signed_the_other_way_is_refused_naming_both(pki: dict[str, Id
     with pytest.raises(SecurityError, match="signed with 'x509'; this app verifies 'hmac-sha256'"):
         HmacSigner([KEY]).verify(x509_signed)
     certificates.close()
+
+
+def test_a_worker_that_cannot_verify_refuses_to_start(
+    pki: dict[str, Identity], caplog: pytest.LogCaptureFixture
+) -> None:
+    from celeriac.worker.exitcodes import EX_CONFIG
+    from celeriac.worker.worker import Worker
+
+    forgot = _app(accept_content=["auth"])  # setup_security() never called
+    assert Worker(forgot, pool="solo", install_signal_handlers=False).start() == EX_CONFIG
+    assert "call app.setup_security() where the app is defined" in caplog.text
+    twice = _secured(pki)
+    twice.setup_security()
+    twice.conf.security_keys = [KEY]
+    assert Worker(twice, pool="solo", install_signal_handlers=False).start() == EX_CONFIG
+    assert "security_keys was set after setup_security()" in caplog.text
+    forgot.close()
+    twice.close()
