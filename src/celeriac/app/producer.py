@@ -3,9 +3,8 @@
 Reads the app's settings (serializer, size limit, routes, publish retry policy), signs
 through ``app.signer`` when messages are signed, encodes with the broker's wire format,
 and hands the messages to a ``Sender`` (``app/sending.py``; the broker, unless
-``app.sending_through`` chose another). For a call with an
-``idempotency_key`` it calls ``Broker.reserve``/``release``: the key is reserved for the
-task id before sending, and a call whose key is held by another task id sends nothing and
+``app.sending_through`` chose another). For a call with an ``idempotency_key`` it calls
+``Broker.reserve``/``release``: the key is reserved for the task id before sending, and a call whose key is held by another task id sends nothing and
 returns that task's result (within ``task_idempotency_ttl``).
 """
 

@@ -3,9 +3,9 @@
 Input never crashes this code: a payload that cannot be decoded, is not signed as the app
 requires (``bad_signature``), has a field of the wrong type or value, names an unknown task
 or uses a refused content type goes to the dead letters with the reason, and the caller
-carries on; so does a message whose handling
-failed in the worker itself (``bury``). ``prepare`` and ``settle`` are separate because a
-pool runs ``trace`` in between, possibly in another process.
+carries on; so does a message whose handling failed in the worker itself (``bury``).
+``prepare`` and ``settle`` are separate because a pool runs ``trace`` in between, possibly
+in another process.
 """
 
 from __future__ import annotations
