@@ -67,7 +67,6 @@ DJANGO = (
     "The Django fix-up is built in, applied when `DJANGO_SETTINGS_MODULE` is set (see "
     "docs/django.md); fix-ups of one's own are not supported."
 )
-SIGNING = "Message signing (the `auth` serializer and its certificates) is not built."
 NO_BOOTSTEPS = (
     "The worker's own parts are not steps: they start in written order, and steps of your "
     "own (`Step`, `StartStopStep` in `app.steps['worker']`) start after them; consumer "
@@ -132,7 +131,6 @@ SETTINGS_NOTES: dict[str, Note] = {
     "beat_*": absent(BEAT),
     "event_*": absent(EVENTS),
     "control_*": absent(CONTROL_CHANNEL),
-    "security_*": absent(SIGNING),
     "arangodb_*": outside(STORE),
     "azureblockblob_*": outside(STORE),
     "cassandra_*": outside(STORE),
@@ -393,7 +391,10 @@ NOTES: dict[str, dict[str, Note]] = {
         "producer_pool": absent(KOMBU_POOLS),
         "builtin_fixups": absent(DJANGO),
         "fixups": absent(DJANGO),
-        "setup_security": absent(SIGNING),
+        "setup_security": differs(
+            "Per app, and the signature covers headers and properties as well as the body.",
+            "message-signing",
+        ),
         "steps": differs(
             "Worker steps of your own start after the worker's parts; consumer steps are refused.",
             "bootsteps",
@@ -542,8 +543,6 @@ NOTES: dict[str, dict[str, Note]] = {
             "[embedded Redis or `memory://`](differences-from-celery.md#unset-broker-url)."
         ),
         "OperationalError": absent("kombu's error: broker failures raise `BrokerError`."),
-        "SecurityError": absent(SIGNING),
-        "SecurityWarning": absent(SIGNING),
         "Terminated": absent(
             "A task stopped by `revoke(terminate=True)` is recorded as `REVOKED` "
             "(`TaskRevokedError`)."

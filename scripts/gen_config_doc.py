@@ -35,6 +35,7 @@ GROUPS = [
     ("worker", "Worker"),
     ("event", "Events"),
     ("beat", "Periodic tasks (beat)"),
+    ("security", "Message signing"),
 ]
 OTHER = "Serialization, time and imports"
 # Names outside their prefix's section that belong with the task settings.

@@ -5,6 +5,7 @@ Leaf module: imports nothing from celeriac. Names follow Celery's so that
 
     CeleriacError
     ├── ImproperlyConfigured
+    ├── SecurityError                      -- a signature, key or certificate check failed
     ├── NotRegistered (also KeyError)
     ├── SerializationError
     │   ├── EncodeError (also TypeError)   -- argument cannot be serialised; message too large
@@ -50,6 +51,11 @@ CeleryError = CeleriacError
 
 class ImproperlyConfigured(CeleriacError):
     """The app's configuration cannot work; the message says what to change."""
+
+
+class SecurityError(CeleriacError):
+    """Message signing failed: a missing or bad signature, an unknown or expired
+    certificate, a key that cannot be read. The message says which."""
 
 
 class NotRegistered(CeleriacError, KeyError):
@@ -246,6 +252,10 @@ class AlwaysEagerIgnored(CeleryWarning):
     a task's own ``delay``/``apply_async`` only."""
 
 
+class SecurityWarning(CeleryWarning):
+    """A configuration that may be unsafe (Celery's class, kept for projects that filter it)."""
+
+
 class CPendingDeprecationWarning(PendingDeprecationWarning):
     """Something that will be deprecated in a later release."""
 
@@ -290,6 +300,8 @@ __all__ = [
     "Reject",
     "RemoteTaskError",
     "Retry",
+    "SecurityError",
+    "SecurityWarning",
     "SerializationError",
     "SoftTimeLimitExceeded",
     "SyncSubtaskError",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ssl
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,12 @@ def test_a_worker_refuses_content_it_does_not_accept(
         worker = guide.worker("-P", "threads")
         try:
             assert proj.echo.delay("json is fine").get(timeout=20) == "json is fine"
-            [letter] = proj.app.broker.dead_letters("celery")
+            # The two messages are handled side by side: the refusal may land second.
+            deadline = time.monotonic() + 20
+            while not (letters := proj.app.broker.dead_letters("celery")):
+                assert time.monotonic() < deadline, "the pickled message was not dead-lettered"
+                time.sleep(0.05)  # polled: the dead letter is the observable outcome
+            [letter] = letters
         finally:
             assert worker.stop() == 0, worker.text
         assert letter.message_id == "pickled"

@@ -81,7 +81,7 @@ def test_pickle_is_refused_unless_accepted() -> None:
 
 
 def test_unknown_serializer_names_the_choices() -> None:
-    with pytest.raises(EncodeError, match="choose one of: json, msgpack, pickle"):
+    with pytest.raises(EncodeError, match="choose one of: auth, json, msgpack, pickle"):
         dumps(1, "yaml")
 
 

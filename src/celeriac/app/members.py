@@ -3,7 +3,8 @@
 Each works as Celery's: ``app.configured``, ``app.current_task``, ``app.timezone`` and
 ``app.uses_utc_timezone()``, ``app.either(key, value)``, ``app.select_queues(...)``,
 ``app.set_default()``, ``app.ResultSet(...)``, ``app.clock``, ``app.add_defaults(...)``,
-``app.annotations``, ``app.oid``/``app.thread_oid``, the
+``app.annotations``, ``app.oid``/``app.thread_oid``,
+``app.setup_security(...)`` (message signing, ``app.signer``), the
 ``on_init``/``on_configure`` subclass hooks, the platform flags, and how a task is bound
 to the app (``strict_typing``, ``Task.on_bound``, ``autofinalize``). Kept apart from
 ``app.base`` so the app's core stays small.
@@ -23,8 +24,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from zoneinfo import ZoneInfo
 
 from celeriac._context import get_current_request, set_current_app
+from celeriac.app import signing
 from celeriac.app.annotations import prepare_annotations
 from celeriac.result import ResultSet as _ResultSet
+from celeriac.security.signing import Signer
 from celeriac.task import Task
 
 # Task's own from_config pairs: resolved on each use by Task.resolve, not set at binding.
@@ -153,6 +156,32 @@ class AppMembers:
         returning one, read when the configuration is first used. An extension declares
         its own settings this way (``app.conf.add_defaults``)."""
         self.conf.add_defaults(fun)
+
+    def setup_security(
+        self,
+        allowed_serializers: Iterable[str] | None = None,
+        key: str | None = None,
+        key_password: str | bytes | None = None,
+        cert: str | None = None,
+        store: str | None = None,
+        digest: str | None = None,
+        serializer: str = "json",
+    ) -> None:
+        """Sign task messages with an X.509 key (Celery's ``auth`` serializer): calls sent
+        with ``task_serializer='auth'`` are signed with ``key``, and this app's worker runs
+        only messages whose signature a certificate of ``store`` verifies. Arguments left
+        out come from the ``security_*`` settings; ``serializer`` writes the signed body,
+        and ``allowed_serializers`` names other serializers a signed body may be in."""
+        signing.setup_security(
+            cast("Celeriac", self), allowed_serializers, key, key_password, cert, store,
+            digest, serializer,
+        )  # fmt: skip
+
+    @property
+    def signer(self) -> Signer | None:
+        """What signs this app's task messages and verifies received ones: set up by
+        ``setup_security()`` or the ``security_keys`` setting; None when not signing."""
+        return signing.signer_of(cast("Celeriac", self))
 
     def ResultSet(self, results: Iterable[Any], **kwargs: Any) -> _ResultSet:
         """``celeriac.ResultSet`` bound to this app."""

@@ -1,11 +1,12 @@
 """``Producer``: turns a task call into a message and sends it (``app.send_task``).
 
-Reads the app's settings (serializer, size limit, routes, publish retry policy), encodes
-with the broker's wire format, and hands the messages to a ``Sender`` (``app/sending.py``;
-the broker, unless ``app.sending_through`` chose another). For a call with an
-``idempotency_key`` it calls ``Broker.reserve``/``release``: the key is reserved for the
-task id before sending, and a call whose key is held by another task id sends nothing and
-returns that task's result (within ``task_idempotency_ttl``).
+Reads the app's settings (serializer, size limit, routes, publish retry policy), signs
+through ``app.signer`` when messages are signed, encodes with the broker's wire format,
+and hands the messages to a ``Sender`` (``app/sending.py``; the broker, unless
+``app.sending_through`` chose another). For a call with an ``idempotency_key`` it calls
+``Broker.reserve``/``release``: the key is reserved for the task id before sending, and
+a call whose key is held by another task id sends nothing and returns that task's result
+(within ``task_idempotency_ttl``).
 """
 
 from __future__ import annotations
@@ -238,6 +239,8 @@ class Producer:
         eta = resolve_eta(route.get("countdown"), route.get("eta"), now)
         parent = get_current_request()
         headers = route.get("headers")
+        serializer = route.get("serializer") or conf.task_serializer
+        signer = self.app.signer  # None unless messages are signed (docs/security.md)
         if traces is not None and self.app.tracing is not None:  # the trace context travels
             traced = self.app.tracing.start_publish(name, task_id, route["queue"], route)
             traces.append(traced)
@@ -247,7 +250,7 @@ class Producer:
             task_id=task_id,
             args=args,
             kwargs=kwargs,
-            serializer=route.get("serializer") or conf.task_serializer,
+            serializer=serializer if signer is None else signer.body_serializer(serializer),
             max_size=conf.task_message_max_size,
             arg_names=task_type.arg_names() if task_type is not None else (),
             eta=eta,
@@ -277,7 +280,9 @@ class Producer:
             sent_at=round(now, 6),
         )
         delay = _delay(route.get("countdown"), eta, now)
-        payload = self.app.broker.wire_format.encode(message)
+        # Signed as it goes out; ``message`` stays the plain one the publish signals read.
+        sent = message if signer is None else signer.sign(message, serializer)
+        payload = self.app.broker.wire_format.encode(sent)
         outbound = OutboundMessage(
             route["queue"], payload, message.id, priority or MIN_PRIORITY, delay
         )

@@ -50,7 +50,7 @@ class DeadLetterReason(str, enum.Enum):
     UNKNOWN_TASK = "unknown_task"  # no task of that name is registered
     CONTENT_DISALLOWED = "content_disallowed"  # content type not in accept_content
     OVERSIZED = "oversized"  # larger than the configured maximum
-    SIGNATURE_INVALID = "signature_invalid"  # message signing check failed
+    BAD_SIGNATURE = "bad_signature"  # unsigned, or its signature does not verify
     DELIVERY_LIMIT = "delivery_limit"  # handed out delivery_limit times, no outcome
     WORKER_LOST = "worker_lost"  # the process running it died delivery_limit times
     REJECTED = "rejected"  # the task raised Reject(requeue=False)

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from celeriac.config.beat_settings import BEAT
 from celeriac.config.outbox_settings import OUTBOX
+from celeriac.config.security_settings import SECURITY
 
 _NUM = (int, float)
 _SEQ = (list, tuple, set, frozenset)
@@ -263,7 +264,8 @@ _DECLARED = [
         "task_serializer",
         "json",
         (str,),
-        "Serializer for task messages: json, msgpack, pickle (pickle also needs `accept_content`).",
+        "Serializer for task messages: json, msgpack, pickle (pickle also needs "
+        "`accept_content`), or auth (signed; `app.setup_security()`).",
     ),
     _s(
         "task_compression",
@@ -572,6 +574,7 @@ _DECLARED = [
         ours=True,
     ),
     *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in OUTBOX),
+    *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in SECURITY),
 ]
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in _DECLARED}

@@ -98,6 +98,11 @@ SERIALIZERS = ("json", "msgpack")
 def check_serializer(name: str) -> str:
     """``event_serializer``: ``json`` (Celery's default) or ``msgpack`` (faster to write,
     for busy workers; needs the msgpack package, ``celeriac[msgpack]``)."""
+    if name == "auth":  # Celery's signing serializer: celeriac signs task messages only
+        raise ValueError(
+            "event_serializer='auth': events are not signed (they run no code; task "
+            "messages are, see app.setup_security()); use 'json' or 'msgpack'"
+        )
     if name not in SERIALIZERS:
         raise ValueError(f"event_serializer is 'json' or 'msgpack', not {name!r}")
     if name == "msgpack":

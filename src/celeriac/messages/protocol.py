@@ -178,7 +178,7 @@ def decode_task_body(message: Message, accept: frozenset[str]) -> TaskBody:
 PROTOCOL_HEADERS = frozenset({
     "task", "id", "shadow", "eta", "expires", "group", "group_index", "retries", "timelimit",
     "root_id", "parent_id", "argsrepr", "kwargsrepr", "origin", "ignore_result",
-    "idempotency_key", "compression", "stamped_headers", "stamps", "sent_at",
+    "idempotency_key", "compression", "stamped_headers", "stamps", "sent_at", "signature",
 })  # fmt: skip
 
 

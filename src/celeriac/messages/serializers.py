@@ -1,7 +1,8 @@
 """Serializers: json (default, with markers for dates, UUIDs, decimals, bytes), msgpack, pickle.
 
 Pickle is registered but refused on decode unless ``accept_content`` names it:
-unpickling runs code chosen by whoever wrote the message.
+unpickling runs code chosen by whoever wrote the message. ``auth`` is a name only here:
+signed messages are written and read by the app's signer (``celeriac.security``).
 """
 
 from __future__ import annotations
@@ -97,6 +98,26 @@ def _pickle_dumps(value: Any) -> bytes:
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+#: The content type of a message signed by Celery's ``auth`` serializer.
+AUTH_CONTENT_TYPE = "application/data"
+
+
+def _auth_dumps(value: Any) -> bytes:
+    raise EncodeError(
+        "the 'auth' serializer signs task messages with the app's key: call "
+        "app.setup_security() (with security_key, security_certificate and "
+        "security_cert_store set) before sending; results and events are not signed, "
+        "so keep result_serializer and event_serializer 'json' or 'msgpack'"
+    )
+
+
+def _auth_loads(data: bytes) -> Any:
+    raise DecodeError(
+        "this message is signed ('auth'), and this app cannot verify it: call "
+        "app.setup_security() in the worker's app too"
+    )
+
+
 registry: dict[str, Serializer] = {
     s.name: s
     for s in (
@@ -105,6 +126,7 @@ registry: dict[str, Serializer] = {
         Serializer(
             "pickle", "application/x-python-serialize", "binary", _pickle_dumps, pickle.loads
         ),
+        Serializer("auth", AUTH_CONTENT_TYPE, "utf-8", _auth_dumps, _auth_loads),
     )
 }
 _by_content_type = {s.content_type: s for s in registry.values()}

@@ -100,6 +100,11 @@ class ResultBackend(ABC):
         accept_content: Sequence[str] = ("json",),
         record_format: RecordFormat | None = None,
     ) -> None:
+        if serializer == "auth":  # Celery's signing serializer: task messages only here
+            raise ImproperlyConfigured(
+                "result_serializer='auth': results are not signed (task messages are, see "
+                "app.setup_security()); use 'json', 'msgpack' or 'pickle'"
+            )
         self.expires = expires
         self.serializer = serializer
         self.accept = resolve_accept(accept_content)

@@ -1,10 +1,11 @@
 """From a ``Delivery`` to a settled message: decode, check, run through ``trace``, settle.
 
-Input never crashes this code: a payload that cannot be decoded, has a field of the wrong
-type or value, names an unknown task or uses a refused content type goes to the dead
-letters with the reason, and the caller carries on; so does a message whose handling
-failed in the worker itself (``bury``). ``prepare`` and ``settle`` are separate because a
-pool runs ``trace`` in between, possibly in another process.
+Input never crashes this code: a payload that cannot be decoded, is not signed as the app
+requires (``bad_signature``), has a field of the wrong type or value, names an unknown task
+or uses a refused content type goes to the dead letters with the reason, and the caller
+carries on; so does a message whose handling failed in the worker itself (``bury``).
+``prepare`` and ``settle`` are separate because a pool runs ``trace`` in between, possibly
+in another process.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from celeriac.exceptions import (
     InvalidTaskError,
     NotRegistered,
     Retry,
+    SecurityError,
     TimeLimitExceeded,
 )
+from celeriac.messages.envelope import Message
 from celeriac.messages.protocol import decode_task_body
 from celeriac.messages.serializers import resolve_accept
 from celeriac.messages.validation import check_envelope, parse_iso
@@ -89,6 +92,10 @@ def prepare(
     except DecodeError as exc:
         signals.task_rejected.send(sender=consumer, message=delivery, exc=None)
         return Refusal(delivery, DeadLetterReason.MALFORMED, str(exc))
+    try:  # before anything else reads it: nothing of a forged message is acted on
+        message, accept = opened(app, message)
+    except SecurityError as exc:
+        return Refusal(delivery, DeadLetterReason.BAD_SIGNATURE, str(exc))
     try:
         check_envelope(message.headers, message.properties)
     except InvalidTaskError as exc:
@@ -102,7 +109,7 @@ def prepare(
         )
         return Refusal(delivery, DeadLetterReason.UNKNOWN_TASK, str(exc), exc, message.id)
     try:
-        body = decode_task_body(message, resolve_accept(app.conf.accept_content))
+        body = decode_task_body(message, accept)
     except ContentDisallowed as exc:
         return Refusal(delivery, DeadLetterReason.CONTENT_DISALLOWED, str(exc), exc, message.id)
     except DecodeError as exc:
@@ -126,12 +133,24 @@ def job_from_payload(
 
     The main process already decoded this payload once, so it is known to be valid.
     """
-    message = app.broker.wire_format.decode(payload)
-    body = decode_task_body(message, resolve_accept(app.conf.accept_content))
+    message, accept = opened(app, app.broker.wire_format.decode(payload))
+    body = decode_task_body(message, accept)
     request = Request.from_message(
         message, body, queue=queue, hostname=hostname, delivery_count=delivery_count
     )
     return Job(app.tasks[message.task_name], request)
+
+
+def opened(app: Celeriac, message: Message) -> tuple[Message, frozenset[str]]:
+    """The message to decode and the content types its body may be in. With signing on,
+    its signature is verified first (``SecurityError`` when missing or bad), so a pickled
+    body, even where ``accept_content`` names pickle, is read only once it verified."""
+    accept = resolve_accept(app.conf.accept_content)
+    signer = app.signer
+    if signer is None:
+        return message, accept
+    verified = signer.verify(message)
+    return verified.message, accept | verified.trusted
 
 
 def outcome_to_wire(outcome: Outcome, result_limit: int = 1024) -> dict[str, Any]:

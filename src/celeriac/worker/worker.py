@@ -218,6 +218,16 @@ class Worker:
                 f"use rate_limit_scope='worker', or a Redis broker"
             )
 
+    def _check_signing(self) -> None:
+        """A worker that accepts only signed messages must be able to verify them: refuse
+        to start without a signer rather than dead-letter every message
+        (``app.signer`` itself refuses two ways of signing at once)."""
+        if self.app.signer is None and "auth" in list(self.app.conf.accept_content):
+            raise ImproperlyConfigured(
+                "accept_content names 'auth' (signed messages), but this app cannot verify "
+                "them: call app.setup_security() where the app is defined"
+            )
+
     async def run(self) -> int:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
@@ -276,6 +286,7 @@ class Worker:
         if warning:
             logger.warning("%s", warning)
         self._check_rate_limit_scopes()
+        self._check_signing()
         signals.worker_init.send(sender=self)
         # Revocations survive restarts (they live in the broker); follow new ones live.
         self.revocations = Revocations(
