@@ -63,10 +63,6 @@ INSPECT_DEBUG = (
     "Not offered: the memory and object-graph commands need debugging tools in the worker, "
     "and there is no worker-to-worker sync (`hello`)."
 )
-DJANGO = (
-    "The Django fix-up is built in, applied when `DJANGO_SETTINGS_MODULE` is set (see "
-    "docs/django.md); fix-ups of one's own are not supported."
-)
 NO_BOOTSTEPS = (
     "The worker's own parts are not steps: they start in written order, and steps of your "
     "own (`Step`, `StartStopStep` in `app.steps['worker']`) start after them; consumer "
@@ -389,8 +385,6 @@ NOTES: dict[str, dict[str, Note]] = {
         "default_connection": differs(HANDLE, "the-command-line-and-the-apps-connections"),
         "pool": absent(KOMBU_POOLS),
         "producer_pool": absent(KOMBU_POOLS),
-        "builtin_fixups": absent(DJANGO),
-        "fixups": absent(DJANGO),
         "setup_security": differs(
             "Per app, and the signature covers headers and properties as well as the body.",
             "message-signing",
@@ -587,6 +581,9 @@ NOTES: dict[str, dict[str, Note]] = {
             "see [`--detach`](differences-from-celery.md#detach)."
         ),
         "worker --pool-start-method": absent("Prefork children are always forked."),
+        "celery --skip-checks": differs(
+            "As Celery's; when the checks run, what they find is logged.", "django"
+        ),
         "celery --loader": absent(
             "A loader class of one's own is not offered: the app imports its task modules "
             "(`app.loader` on demand) and reads its settings."

@@ -19,7 +19,8 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 from celeriac import signals
 from celeriac._context import get_current_request, set_current_app, set_default_app_factory
 from celeriac._tracing import TaskTracing
-from celeriac.app import builtins, entrypoints, fixups, periodic, shared
+from celeriac.app import builtins, entrypoints, periodic, shared
+from celeriac.app import fixups as fixup_hooks
 from celeriac.app.annotations import apply_annotation, resolve_annotations
 from celeriac.app.beat_entries import BeatEntries
 from celeriac.app.broker_connection import Connection, ConnectionMembers
@@ -61,6 +62,9 @@ R = TypeVar("R")
 class Celeriac(AppParts, AppMembers, ConnectionMembers):
     """The application: ``app = Celeriac('proj', broker=..., backend=...)``."""
 
+    #: The fix-ups an app has unless ``Celery(fixups=...)`` names others, as Celery's.
+    builtin_fixups: frozenset[str] = fixup_hooks.BUILTIN
+
     def __init__(
         self,
         main: str | None = None,
@@ -79,6 +83,7 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers):
         log: Any = None,
         control: Any = None,
         tasks: Mapping[str, Any] | None = None,
+        fixups: Iterable[Any] | None = None,
         **settings: Any,
     ) -> None:
         self.main = main
@@ -88,8 +93,13 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers):
         self.strict_typing = strict_typing  # the default of Task.typing
         self.namespace = namespace  # Celery keeps the constructor's choices readable
         self.set_as_current = set_as_current
-        self._fixups = fixups.install(self)  # Django's, when DJANGO_SETTINGS_MODULE is set
-        task_cls = task_cls or fixups.default_task_cls(self._fixups)
+        # Celery's: the built-in fix-ups (Django's, when DJANGO_SETTINGS_MODULE is set)
+        # unless others are given.
+        self.fixups: set[Any] | list[Any] = (
+            set(self.builtin_fixups) if fixups is None else list(fixups)
+        )
+        self._fixups = fixup_hooks.install(self, self.fixups)
+        task_cls = task_cls or fixup_hooks.default_task_cls(self._fixups)
         self.task_cls = task_cls or BaseTask
         # Celery's app hooks: ``@app.on_after_configure.connect``; each is sent with sender=app.
         self.on_after_configure = Signal("app.on_after_configure")  # source=app.conf
@@ -430,7 +440,7 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers):
 
     def _import_related(self, packages: Any, related_name: str) -> None:
         if packages is None:  # Celery's rule: the fix-ups' packages (Django's installed apps)
-            packages = fixups.packages(self._fixups)
+            packages = fixup_hooks.packages(self._fixups)
         for package in (packages() if callable(packages) else packages) or ():
             module = f"{package}.{related_name}"
             try:
