@@ -19,6 +19,24 @@ for _name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CELERY_BROKER_READ_
     os.environ.pop(_name, None)
 
 
+# -- tiers -------------------------------------------------------------------------------------
+# Tests marked ``long`` (minutes of waiting for far countdowns, chaos rounds) are left out of
+# the default run, which CI runs; ``--long`` (or ``CELERIAC_LONG_TESTS=1``) adds them, and
+# ``-m long`` runs them alone. Each long test has a shorter sibling in the default run.
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--long", action="store_true", help="also run the tests marked long")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wanted = config.getoption("--long") or os.environ.get("CELERIAC_LONG_TESTS") == "1"
+    if wanted or "long" in (config.getoption("markexpr") or ""):
+        return
+    left_out = [item for item in items if item.get_closest_marker("long")]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not item.get_closest_marker("long")]
+
+
 @pytest.fixture
 def app() -> Iterator[Celery]:
     app = Celery("t", broker="memory://", backend="cache+memory://")

@@ -40,6 +40,7 @@ def short_consumer_timeout() -> Iterator[None]:
             rabbitmqctl("eval", "application:unset_env(rabbit, consumer_timeout).")
 
 
+@pytest.mark.long  # waits out a 90 s countdown; test_amqp_worker's countdowns are the short form
 @pytest.mark.timeout(300)
 def test_far_countdowns_run_once_on_time_under_a_short_consumer_timeout(
     make_project: Callable[..., Project], short_consumer_timeout: None
