@@ -33,7 +33,7 @@ from celeriac.canvas.signature import signature_dicts
 from celeriac.canvas.stamping import stamp_names, stamps_in
 from celeriac.exceptions import CeleriacError
 from celeriac.messages import Message
-from celeriac.messages.protocol import TaskBody, decode_task_body, task_message
+from celeriac.messages.protocol import TaskBody, check_size, decode_task_body, task_message
 from celeriac.result import AsyncResult
 from celeriac.task import check_call_options
 
@@ -278,6 +278,8 @@ class Producer:
         )
         delay = _delay(route.get("countdown"), eta, now)
         payload = self.app.broker.wire_format.encode(message)
+        # Headers count too: a worker refuses a payload over its limit before reading it.
+        check_size(name, "as sent (headers and body)", len(payload), conf.task_message_max_size)
         outbound = OutboundMessage(
             route["queue"], payload, message.id, priority or MIN_PRIORITY, delay
         )
