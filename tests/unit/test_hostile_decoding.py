@@ -45,8 +45,11 @@ ACCEPT = frozenset({"application/json", "application/x-msgpack"})
 COMPRESSIONS = ["application/x-gzip", "application/x-bz2", "application/x-lzma"]
 COMPRESSORS: dict[str, Callable[[bytes], bytes]] = dict(
     # (lzma's preset 0: the default allocates ~90 MB per call, slow for hundreds of calls)
-    zip(COMPRESSIONS, (zlib.compress, bz2.compress, lambda b: lzma.compress(b, preset=0)),
-        strict=True)
+    zip(
+        COMPRESSIONS,
+        (zlib.compress, bz2.compress, lambda b: lzma.compress(b, preset=0)),
+        strict=True,
+    )
 )
 LIMIT = 64 * 1024  # the test app's task_message_max_size
 
@@ -81,8 +84,15 @@ bodies = st.one_of(
     st.tuples(jsonish, jsonish, jsonish | embeds).map(list),
     jsonish,
 )  # fmt: skip
-ISO = st.sampled_from(["2024-05-01T12:30:00+00:00", "0001-01-01T00:00:00+23:59",
-                       "9999-12-31T23:59:59-23:59", "2024-05-01T12:30:00Z", "2024-05-01"])
+ISO = st.sampled_from(
+    [
+        "2024-05-01T12:30:00+00:00",
+        "0001-01-01T00:00:00+23:59",
+        "9999-12-31T23:59:59-23:59",
+        "2024-05-01T12:30:00Z",
+        "2024-05-01",
+    ]
+)
 seconds = st.none() | st.floats(min_value=0) | st.integers(min_value=0)
 # What each header plausibly holds, so that many fuzzed messages get past the checks.
 PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
@@ -284,11 +294,28 @@ def test_body_checks_pass_or_raise_invalid_task_error(body: Any) -> None:
 # -- the worker's whole path ----------------------------------------------------------------
 @FUZZ
 @given(payloads())
-@example(frame(dump({"h": {"id": "x", "task": "t.echo", "eta": "0001-01-01T00:00:00+23:59",
-                           "expires": "9999-12-31T23:59:59-23:59"}}), dump([[], {}, {}])))
+@example(
+    frame(
+        dump(
+            {
+                "h": {
+                    "id": "x",
+                    "task": "t.echo",
+                    "eta": "0001-01-01T00:00:00+23:59",
+                    "expires": "9999-12-31T23:59:59-23:59",
+                }
+            }
+        ),
+        dump([[], {}, {}]),
+    )
+)
 @example(frame(dump({"h": {"id": "x", "task": "\ud800"}}), b""))
-@example(frame(dump({"h": {"id": "x", "task": "t.echo", "compression": "application/x-gzip"}}),
-               zlib.compress(dump([["0" * 2 * LIMIT], {}, {}]))))
+@example(
+    frame(
+        dump({"h": {"id": "x", "task": "t.echo", "compression": "application/x-gzip"}}),
+        zlib.compress(dump([["0" * 2 * LIMIT], {}, {}])),
+    )
+)
 def test_the_worker_runs_or_refuses_every_payload(app: Celery, data: bytes) -> None:
     check_refusal_or_run(app, data)
 
@@ -301,8 +328,10 @@ def test_the_worker_runs_or_refuses_any_bytes(app: Celery, data: bytes) -> None:
 
 @FUZZ
 @given(
-    st.lists(jsonish.filter(lambda v: "NaN" not in json.dumps(v) and "Infinity" not in
-                            json.dumps(v)), max_size=3),
+    st.lists(
+        jsonish.filter(lambda v: "NaN" not in json.dumps(v) and "Infinity" not in json.dumps(v)),
+        max_size=3,
+    ),
     st.sampled_from([None, *COMPRESSIONS]),
     st.sampled_from(["json", "msgpack"]),
 )

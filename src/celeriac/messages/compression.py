@@ -68,11 +68,19 @@ def register(
 
 
 register(
-    "application/x-gzip", zlib.compress, zlib.decompress, "zlib", "gzip",
+    "application/x-gzip",
+    zlib.compress,
+    zlib.decompress,
+    "zlib",
+    "gzip",
     bounded=_streaming(zlib.decompressobj),
 )
 register(
-    "application/x-bz2", bz2.compress, bz2.decompress, "bzip2", "bzip",
+    "application/x-bz2",
+    bz2.compress,
+    bz2.decompress,
+    "bzip2",
+    "bzip",
     bounded=_streaming(bz2.BZ2Decompressor),
 )
 register(

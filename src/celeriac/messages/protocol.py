@@ -179,8 +179,7 @@ def decode_task_body(
     if method is not None:
         if not isinstance(method, str):
             raise DecodeError(
-                f"header 'compression' must be a content type string, not a "
-                f"{type(method).__name__}"
+                f"header 'compression' must be a content type string, not a {type(method).__name__}"
             )
         body = compressions.decompress(body, method, max_size)
     args, kwargs, embed = check_body(loads(body, message.content_type, accept))

@@ -65,12 +65,21 @@ BROKER_OPTIONS = frozenset(
     {"visibility_timeout", "key_prefix", "dead_letter_max_length", "eviction_policy",
      "consumer_prune_idle"}
 )  # fmt: skip
+_REASONS = frozenset(reason.value for reason in DeadLetterReason)
 PRUNE_EVERY = 60.0  # seconds between prunings of a group's idle consumers
 PRUNE_IDLE = 3600.0  # default: idle this long and holding nothing = a dead worker's consumer
 
 
 def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    # Any software can write to the streams: text that is not UTF-8 is shown, not fatal.
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
 
 
 class _Settle(NamedTuple):
@@ -506,18 +515,21 @@ class RedisBroker(RedisLeases, Broker):
 
     @staticmethod
     def _dead_letter(queue: str, entry_id: Any, fields: Mapping[bytes, bytes]) -> DeadLetter:
-        level = int(fields.get(b"l", b"0"))
-        priority = int(fields.get(b"y", b"-1"))
+        # Written by the scripts; read leniently all the same (an entry added by hand
+        # must not hide the others from ``celeriac dead-letters``).
+        level = min(max(_int(fields.get(b"l"), 0), 0), LEVELS - 1)
+        priority = _int(fields.get(b"y"), -1)
+        reason = _text(fields.get(b"r", b""))
         return DeadLetter(
             entry_id=_text(entry_id),
             queue=queue,
-            message_id=_text(fields[b"m"]),
-            payload=bytes(fields[b"p"]),
-            reason=DeadLetterReason(_text(fields[b"r"])),
+            message_id=_text(fields.get(b"m", b"")),
+            payload=bytes(fields.get(b"p", b"")),
+            reason=DeadLetterReason(reason) if reason in _REASONS else DeadLetterReason.MALFORMED,
             detail=_text(fields.get(b"x", b"")),
-            delivery_count=int(fields.get(b"c", b"0")),
-            dead_lettered_at=int(fields.get(b"t", b"0")) / 1000,
-            priority=priority if priority >= 0 else priority_of(level),
+            delivery_count=_int(fields.get(b"c"), 0),
+            dead_lettered_at=_int(fields.get(b"t"), 0) / 1000,
+            priority=priority if 0 <= priority <= 9 else priority_of(level),
         )
 
     def replay_dead_letters(self, queue: str, entry_ids: Sequence[str] | None = None) -> int:

@@ -46,17 +46,39 @@ end
 
 local out = {}
 
-local function deliver(index, id, f, pending)
-  if not f['m'] or not f['p'] then
-    -- written by something other than celeriac: never hand out a half entry
-    local added = redis.pcall('XADD', KEYS[6], 'MAXLEN', '~', dead_max, '*', 'm', f['m'] or id,
-      'p', f['p'] or '', 'r', 'malformed', 'x', 'stream entry lacks the m or p field',
-      'c', pending, 't', now, 'l', 4 - index, 'y', '-1')
-    if type(added) == 'table' and added.err then return end  -- full: stays pending
-    redis.call('XACK', KEYS[index], group, id)
-    redis.call('XDEL', KEYS[index], id)
-    return
+-- An integer field, or nil when it is absent (the default) or not an integer in range.
+local function integer(value, default, low, high)
+  if value == nil then return default end
+  local n = tonumber(value)
+  if n == nil or n ~= math.floor(n) or n < low or n > high then return nil end
+  return n
+end
+
+-- Why an entry cannot be handed out (written by something other than celeriac), or nil.
+local function flaw(f)
+  if not f['m'] or not f['p'] then return 'stream entry lacks the m or p field' end
+  if integer(f['d'], 0, 0, 2147483647) == nil then
+    return 'stream entry field d (deliveries before) is not a count'
   end
+  if integer(f['y'], -1, -1, 9) == nil then
+    return 'stream entry field y (priority) is not an integer from 0 to 9'
+  end
+  return nil
+end
+
+-- never hand out such an entry: to the dead letters as malformed, saying which field
+local function refuse(index, id, f, pending, why)
+  local added = redis.pcall('XADD', KEYS[6], 'MAXLEN', '~', dead_max, '*', 'm', f['m'] or id,
+    'p', f['p'] or '', 'r', 'malformed', 'x', why,
+    'c', pending, 't', now, 'l', 4 - index, 'y', '-1')
+  if type(added) == 'table' and added.err then return end  -- full: stays pending
+  redis.call('XACK', KEYS[index], group, id)
+  redis.call('XDEL', KEYS[index], id)
+end
+
+local function deliver(index, id, f, pending)
+  local why = flaw(f)
+  if why then return refuse(index, id, f, pending, why) end
   local before = tonumber(f['d'] or '0')
   out[#out + 1] = {index, id, f['m'], f['p'], pending, pending + before, tonumber(f['y'] or '-1')}
   remaining = remaining - 1
@@ -91,8 +113,8 @@ for index = 1, 4 do
       local id, f = entry[1], fields_of(entry[2])
       local info = redis.call('XPENDING', key, group, id, id, 1)[1]
       local pending = tonumber(info[4])
-      local before = tonumber(f['d'] or '0')
-      if pending - 1 + before >= limit then
+      local before = integer(f['d'], 0, 0, 2147483647)
+      if before ~= nil and flaw(f) == nil and pending - 1 + before >= limit then
         bury(index, id, f, pending - 1 + before)
       else
         deliver(index, id, f, pending)
