@@ -40,6 +40,8 @@ from celeriac.brokers.base import (
 )
 from celeriac.brokers.redis.channel import open_subscription, stage_publish
 from celeriac.brokers.redis.control import local_expiries, revoke_args
+from celeriac.brokers.redis.entries import read_dead_letter
+from celeriac.brokers.redis.entries import text as _text
 from celeriac.brokers.redis.keys import (
     GROUP,
     LEVELS,
@@ -65,21 +67,8 @@ BROKER_OPTIONS = frozenset(
     {"visibility_timeout", "key_prefix", "dead_letter_max_length", "eviction_policy",
      "consumer_prune_idle"}
 )  # fmt: skip
-_REASONS = frozenset(reason.value for reason in DeadLetterReason)
 PRUNE_EVERY = 60.0  # seconds between prunings of a group's idle consumers
 PRUNE_IDLE = 3600.0  # default: idle this long and holding nothing = a dead worker's consumer
-
-
-def _text(value: Any) -> str:
-    # Any software can write to the streams: text that is not UTF-8 is shown, not fatal.
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _int(value: Any, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
 
 
 class _Settle(NamedTuple):
@@ -511,26 +500,7 @@ class RedisBroker(RedisLeases, Broker):
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         with self._guard():
             entries: Any = self.client.xrange(self.keys(queue).dead, "-", "+", count=limit)
-        return [self._dead_letter(queue, entry_id, fields) for entry_id, fields in entries]
-
-    @staticmethod
-    def _dead_letter(queue: str, entry_id: Any, fields: Mapping[bytes, bytes]) -> DeadLetter:
-        # Written by the scripts; read leniently all the same (an entry added by hand
-        # must not hide the others from ``celeriac dead-letters``).
-        level = min(max(_int(fields.get(b"l"), 0), 0), LEVELS - 1)
-        priority = _int(fields.get(b"y"), -1)
-        reason = _text(fields.get(b"r", b""))
-        return DeadLetter(
-            entry_id=_text(entry_id),
-            queue=queue,
-            message_id=_text(fields.get(b"m", b"")),
-            payload=bytes(fields.get(b"p", b"")),
-            reason=DeadLetterReason(reason) if reason in _REASONS else DeadLetterReason.MALFORMED,
-            detail=_text(fields.get(b"x", b"")),
-            delivery_count=_int(fields.get(b"c"), 0),
-            dead_lettered_at=_int(fields.get(b"t"), 0) / 1000,
-            priority=priority if 0 <= priority <= 9 else priority_of(level),
-        )
+        return [read_dead_letter(queue, entry_id, fields) for entry_id, fields in entries]
 
     def replay_dead_letters(self, queue: str, entry_ids: Sequence[str] | None = None) -> int:
         keys = self.keys(queue)
