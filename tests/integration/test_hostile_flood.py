@@ -106,8 +106,16 @@ def push_redis(app: Any, queue: str, batch: list[tuple[str, bytes, DeadLetterRea
             fields: dict[str, Any] = {"m": message_id, "p": payload}
             if n % 7 == 3:  # (a hand-made priority, as our publisher writes for 0-9)
                 fields["y"] = "1"
+            if bad_count(message_id):
+                fields["d"] = "many"
             pipe.xadd(keys.stream(n % 4), fields)
         pipe.execute()
+
+
+def bad_count(message_id: str) -> bool:
+    """On Redis, one message in 13 also has a delivery count that is not a number: the
+    fetch script refuses the entry itself, as malformed."""
+    return int(message_id.rsplit("-", 1)[1]) % 13 == 6
 
 
 def push_amqp(app: Any, queue: str, batch: list[tuple[str, bytes, DeadLetterReason]]) -> None:
@@ -121,13 +129,16 @@ def push_amqp(app: Any, queue: str, batch: list[tuple[str, bytes, DeadLetterReas
             channel = await connection.channel()
             await channel.confirm_delivery()
             for n, (message_id, payload, _) in enumerate(batch):
+                # (RabbitMQ itself refuses NaN and infinity in headers: they never arrive)
                 headers: dict[str, Any] = {"x-celeriac-id": message_id}
                 if n % 5 == 1:
-                    headers["x-celeriac-deliveries"] = float("inf")
+                    headers["x-celeriac-deliveries"] = -7.5
                 elif n % 5 == 2:
                     headers["x-celeriac-deliveries"] = "many"
                 elif n % 5 == 3:
-                    headers["x-delivery-count"] = b"\xff"
+                    headers["x-celeriac-deliveries"] = {"nested": [1, "table"]}
+                elif n % 5 == 4:
+                    headers["x-delivery-count"] = "lots"
                 properties = aiormq.spec.Basic.Properties(
                     headers=headers, priority=(n * 37) % 256, content_type="text/hostile",
                     correlation_id=message_id,
@@ -139,12 +150,12 @@ def push_amqp(app: Any, queue: str, batch: list[tuple[str, bytes, DeadLetterReas
     asyncio.run(publish())
 
 
-def wait_dead_letters(app: Any, queue: str, count: int, timeout: float) -> list[Any]:
+def wait_drained(app: Any, queue: str, timeout: float) -> None:
+    """Until nothing of ``queue`` is ready or held: every message has been settled."""
     deadline = time.monotonic() + timeout
-    while len(letters := app.broker.dead_letters(queue, count + 50)) < count:
-        assert time.monotonic() < deadline, f"{len(letters)} of {count} dead letters"
-        time.sleep(0.2)  # polled: the dead letters are the observable outcome
-    return list(letters)
+    while app.broker.queue_length(queue) or unsettled(app, queue):
+        assert time.monotonic() < deadline, f"{queue} not drained in {timeout} s"
+        time.sleep(0.3)  # polled: the queue's counts are the observable outcome
 
 
 def worker_memory_kb(pid: int) -> int:
@@ -189,6 +200,8 @@ def flood(project: tuple[Any, Path, dict[str, str], str], count: int) -> None:
     app, path, env, queue = project
     messages = hostile(count)
     push = push_amqp if app.conf.broker_url.startswith("amqp") else push_redis
+    if push is push_redis:
+        messages = [(i, p, R.MALFORMED if bad_count(i) else r) for i, p, r in messages]
     # The queue exists (with its priority levels) before anything is pushed raw.
     app.broker.publish(OutboundMessage(queue, task_message(
         task_name="proj.add", task_id="first", args=(0, 0)).encode(), "first"))  # fmt: skip
@@ -202,8 +215,8 @@ def flood(project: tuple[Any, Path, dict[str, str], str], count: int) -> None:
             results.append((start, app.tasks["proj.add"].apply_async((start, 1), queue=queue)))
         for start, result in results:
             assert result.get(timeout=60) == start + 1  # no valid task lost
-        letters = wait_dead_letters(app, queue, len(messages), timeout=max(30, count / 20))
-        assert unsettled(app, queue) == 0
+        wait_drained(app, queue, timeout=max(30, count / 20))
+        letters = app.broker.dead_letters(queue, count + 50)  # (read once: it is a scan)
         assert worker.process.poll() is None, worker.text  # the worker never exited
         grown = worker_memory_kb(worker.process.pid) - baseline
     finally:
