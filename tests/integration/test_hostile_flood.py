@@ -13,6 +13,8 @@ import asyncio
 import json
 import os
 import struct
+import subprocess
+import sys
 import textwrap
 import time
 import uuid
@@ -158,6 +160,18 @@ def wait_drained(app: Any, queue: str, timeout: float) -> None:
         time.sleep(0.3)  # polled: the queue's counts are the observable outcome
 
 
+def dead_letters_cli(path: Path, env: dict[str, str], queue: str, count: int) -> list[Any]:
+    """What ``celeriac dead-letters list --json`` shows an operator for ``queue``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "celeriac", "-A", "proj", "dead-letters", "list", "-Q", queue,
+         "--limit", str(count + 50), "--json"],
+        cwd=path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    entries: list[Any] = json.loads(done.stdout)
+    return entries
+
+
 def worker_memory_kb(pid: int) -> int:
     """The worker's peak resident memory (VmHWM), in kB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -175,7 +189,6 @@ def project(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[Any, Path, dict[str, str], str]]:
     import importlib
-    import sys
 
     env = project_env(tmp_path, redis_url, redis_prefix, broker_url(request))
     (tmp_path / "proj.py").write_text((tmp_path / "proj.py").read_text() + EXTRA)
@@ -228,6 +241,10 @@ def flood(project: tuple[Any, Path, dict[str, str], str], count: int) -> None:
         assert letter.reason is expected[letter.message_id], (letter.message_id, letter.detail)
         assert letter.detail and letter.delivery_count == 1
     assert "Unexpected error" not in worker.text
+    by_cli = dead_letters_cli(path, env, queue, count)
+    assert Counter(entry["reason"] for entry in by_cli) == Counter(
+        letter.reason.value for letter in letters
+    )
     assert grown < 150_000, f"the worker grew by {grown} kB"  # bounded, not per message
 
 
