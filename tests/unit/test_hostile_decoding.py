@@ -13,6 +13,7 @@ import bz2
 import datetime as dt
 import json
 import lzma
+import math
 import os
 import struct
 import tracemalloc
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 from celeriac import Celery
 from celeriac.brokers.base import DeadLetterReason, Delivery
 from celeriac.exceptions import ContentDisallowed, DecodeError, InvalidTaskError, MessageTooLarge
-from celeriac.messages import Message, check_body, check_envelope, loads, task_message
+from celeriac.messages import Message, check_body, check_envelope, loads, revocation, task_message
 from celeriac.messages.compression import decompress
 from celeriac.messages.envelope import MAGIC
 from celeriac.messages.validation import HEADER_RULES, PROPERTY_RULES
@@ -372,3 +373,28 @@ def test_a_body_that_decompresses_past_the_limit_is_oversized(app: Celery) -> No
     refusal = prepare(app, delivery(app, frame(meta, body)))
     assert isinstance(refusal, Refusal) and refusal.reason is DeadLetterReason.OVERSIZED
     assert refusal.task_id == "z-1" and "decompresses to more than" in refusal.detail
+
+
+# -- revocations: the channel message that decides whether a task runs ---------------------
+@FUZZ
+@given(st.binary(max_size=200) | jsonish.map(dump) | jsonish.map(lambda v: dump({"revoke": v})))
+@example(b'{"revoke": ["a"], "ttl": NaN}')  # would never end: every comparison is false
+@example(b'{"revoke": ["a"], "ttl": 1, "at": Infinity}')
+@example(b'{"revoke": ["a"], "ttl": 1e999}')
+@example(b'{"revoke": ["a"], "signal": {"x": 1}}')
+@example(b'{"revoke": ' + b"[" * 100_000)
+def test_a_revocation_notice_decodes_or_is_ignored(data: bytes) -> None:
+    notice = revocation.decode(data)
+    if notice is not None:
+        assert math.isfinite(notice.ttl) and math.isfinite(notice.sent_at)
+        assert all(isinstance(i, str) for i in notice.task_ids)
+        assert isinstance(notice.signal, str) and isinstance(notice.terminate, bool)
+
+
+@FUZZ
+@given(texts.map(lambda t: revocation.STAMP_PREFIX + "[" + t), st.dictionaries(texts, jsonish))
+@example(revocation.STAMP_PREFIX + "[" * 100_000, {})
+def test_stamps_read_as_stamps_or_nothing(key: str, stamps: dict[str, Any]) -> None:
+    stamp = revocation.parse_stamp_key(key)
+    assert stamp is None or (isinstance(stamp[0], str) and isinstance(stamp[1], str))
+    assert all(isinstance(value, str) for _, value in revocation.stamps_of(stamps))
