@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import msgpack
 import pytest
 import redis
 from hypothesis import HealthCheck, example, given, settings
@@ -78,3 +79,39 @@ def test_a_hostile_stream_entry_is_handed_out_or_dead_lettered_once(
     for letter in letters:
         assert letter.reason is DeadLetterReason.MALFORMED
         assert letter.detail.startswith("stream entry ")
+
+
+ints = st.integers(-(2**63), 2**63 - 1)
+# Members as publish_delayed packs them (id, level, priority, payload, sequence: msgpack
+# values one after another), with each part of any type, or any bytes at all.
+members = st.binary(max_size=40) | st.tuples(
+    st.text(max_size=6) | ints, st.integers(-2, 5) | st.text(max_size=2),
+    st.integers(-2, 12) | st.floats(), st.binary(max_size=10) | ints, ints,
+).map(lambda parts: b"".join(msgpack.packb(part) for part in parts))  # fmt: skip
+
+
+@settings(
+    max_examples=60, deadline=None, database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)  # fmt: skip
+@given(members)
+@example(b"garbage")  # unpacks as numbers: the script used to index a key that is not there
+@example(b"\xc1")  # not msgpack at all
+def test_a_hostile_delayed_member_is_promoted_or_dead_lettered_once(
+    broker: tuple[RedisBroker, Any], member: bytes
+) -> None:
+    engine, loop = broker
+    queue = f"q{uuid.uuid4().hex[:8]}"
+    keys = QueueKeys(engine.prefix, queue)
+    engine.publish(OutboundMessage(queue, b"valid", "valid-1"))
+    engine.client.zadd(keys.delayed, {member: 0})  # due long ago
+
+    deliveries = loop.run_until_complete(engine.fetch([queue], 10, 0.05))
+    letters = engine.dead_letters(queue)
+
+    assert b"valid" in [d.payload for d in deliveries]
+    assert len(deliveries) - 1 + len(letters) == 1
+    assert engine.delayed_count(queue) == 0
+    for letter in letters:
+        assert letter.reason is DeadLetterReason.MALFORMED
+        assert letter.detail == "delayed entry is not one celeriac wrote"

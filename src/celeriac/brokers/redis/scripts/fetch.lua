@@ -29,16 +29,31 @@ local function ensure_group(key)
   return ok
 end
 
--- 1. due delayed messages become ready
+local function is_int(n, low, high)
+  return type(n) == 'number' and n == math.floor(n) and n >= low and n <= high
+end
+
+-- A delayed member as publish_delayed packs it, or nil for one it did not write.
+local function unpacked(member)
+  local ok, mid, level, priority, payload = pcall(cmsgpack.unpack, member)
+  if not ok or type(mid) ~= 'string' or type(payload) ~= 'string' then return nil end
+  if not is_int(level, 0, 3) or not is_int(priority, 0, 9) then return nil end
+  return mid, level, priority, payload
+end
+
+-- 1. due delayed messages become ready (a member other software added: dead letters)
 local due = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1000)
 for _, member in ipairs(due) do
-  local mid, level, priority, payload = cmsgpack.unpack(member)
-  local key = KEYS[4 - level]
+  local mid, level, priority, payload = unpacked(member)
   local added
-  if priority ~= level * 3 then
-    added = redis.pcall('XADD', key, '*', 'm', mid, 'p', payload, 'y', priority)
+  if mid == nil then
+    added = redis.pcall('XADD', KEYS[6], 'MAXLEN', '~', dead_max, '*', 'm', '',
+      'p', member, 'r', 'malformed', 'x', 'delayed entry is not one celeriac wrote',
+      'c', 0, 't', now, 'l', 0, 'y', '-1')
+  elseif priority ~= level * 3 then
+    added = redis.pcall('XADD', KEYS[4 - level], '*', 'm', mid, 'p', payload, 'y', priority)
   else
-    added = redis.pcall('XADD', key, '*', 'm', mid, 'p', payload)
+    added = redis.pcall('XADD', KEYS[4 - level], '*', 'm', mid, 'p', payload)
   end
   if type(added) == 'table' and added.err then break end  -- full: promote later
   redis.call('ZREM', KEYS[5], member)
