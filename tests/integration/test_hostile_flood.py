@@ -255,5 +255,6 @@ def test_hostile_messages_are_dead_lettered_once_while_valid_tasks_run(
 
 
 @pytest.mark.long
+@pytest.mark.timeout(1800)
 def test_ten_thousand_hostile_messages(project: tuple[Any, Path, dict[str, str], str]) -> None:
     flood(project, LONG_COUNT)
