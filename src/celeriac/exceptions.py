@@ -10,7 +10,8 @@ Leaf module: imports nothing from celeriac. Names follow Celery's so that
     ├── SerializationError
     │   ├── EncodeError (also TypeError)   -- argument cannot be serialised; message too large
     │   ├── DecodeError (also ValueError)  -- payload cannot be read
-    │   │   └── InvalidTaskError           -- a message field has the wrong type or value
+    │   │   ├── InvalidTaskError           -- a message field has the wrong type or value
+    │   │   └── MessageTooLarge            -- over task_message_max_size where it is read
     │   └── ContentDisallowed              -- content type not in accept_content
     ├── BrokerError
     │   └── BrokerConnectionError (also ConnectionError)
@@ -80,6 +81,11 @@ class DecodeError(SerializationError, ValueError):
 class InvalidTaskError(DecodeError):
     """A task message decodes, but one of its fields has the wrong type or value (say
     ``retries`` that is not a number, an ``eta`` that is not a date); the message names it."""
+
+
+class MessageTooLarge(DecodeError):
+    """A received message, or its body once decompressed, is larger than the reader's
+    ``task_message_max_size``; it is refused before it is read any further."""
 
 
 class ContentDisallowed(SerializationError):
@@ -295,6 +301,7 @@ __all__ = [
     "IncompleteStream",
     "InvalidTaskError",
     "MaxRetriesExceededError",
+    "MessageTooLarge",
     "NotRegistered",
     "QueueNotFound",
     "Reject",

@@ -119,6 +119,30 @@ def test_oversized_message_fails_at_call_time_with_the_limit(app: Celery) -> Non
     upload.delay("x" * 10)  # under the limit: fine
 
 
+def test_the_limit_counts_the_body_before_compression(app: Celery) -> None:
+    # A worker holds the body decompressed: a body that compresses under the limit but
+    # would decompress past it is refused in the caller, where the fix is.
+    app.conf.task_message_max_size = 1000
+
+    @app.task
+    def upload(data: str) -> None:
+        return None
+
+    with pytest.raises(EncodeError, match=r"message body is 2\d{3} bytes.*task_message_max_size"):
+        upload.apply_async(("x" * 2000,), compression="zlib")
+
+
+def test_the_limit_counts_the_headers_too(app: Celery) -> None:
+    app.conf.task_message_max_size = 1000
+
+    @app.task
+    def upload(data: str) -> None:
+        return None
+
+    with pytest.raises(EncodeError, match=r"as sent \(headers and body\) is \d+ bytes, over"):
+        upload.apply_async(("x",), headers={"tenant": "t" * 2000})
+
+
 def test_msgpack_task_serializer_is_used_on_the_message(app: Celery) -> None:
     app.conf.update(task_serializer="msgpack", accept_content=["json", "msgpack"])
 

@@ -34,7 +34,7 @@ from celeriac.canvas.signature import signature_dicts
 from celeriac.canvas.stamping import stamp_names, stamps_in
 from celeriac.exceptions import CeleriacError
 from celeriac.messages import Message
-from celeriac.messages.protocol import TaskBody, decode_task_body, task_message
+from celeriac.messages.protocol import TaskBody, check_size, decode_task_body, task_message
 from celeriac.result import AsyncResult
 from celeriac.task import check_call_options
 
@@ -283,6 +283,8 @@ class Producer:
         # Signed as it goes out; ``message`` stays the plain one the publish signals read.
         sent = message if signer is None else signer.sign(message, serializer)
         payload = self.app.broker.wire_format.encode(sent)
+        # Headers count too: a worker refuses a payload over its limit before reading it.
+        check_size(name, "as sent (headers and body)", len(payload), conf.task_message_max_size)
         outbound = OutboundMessage(
             route["queue"], payload, message.id, priority or MIN_PRIORITY, delay
         )

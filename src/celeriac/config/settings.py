@@ -330,7 +330,9 @@ _DECLARED = [
         "task_message_max_size",
         1_048_576,
         (int,),
-        "Largest message body in bytes; larger calls fail at call time. None: no limit.",
+        "Largest message in bytes (the body before compression, and the whole message); "
+        "larger calls fail at call time, and a worker dead-letters a larger message as "
+        "`oversized`. None: no limit.",
         ours=True,
     ),
     _s(

@@ -22,6 +22,20 @@ _PREFIX = len(MAGIC) + _LENGTH.size
 _dump_meta = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+def _check_unicode(meta: Any) -> None:
+    """Refuse an unpaired surrogate (``"\\ud800"``): such text cannot be written back as
+    UTF-8, so every log line, dead letter and result naming it would fail later."""
+    try:
+        _dump_meta(meta).encode("utf-8")
+    except RecursionError:
+        raise DecodeError("message metadata is nested too deeply to read") from None
+    except UnicodeEncodeError:
+        raise DecodeError(
+            "message metadata holds text that is not valid Unicode (an unpaired surrogate "
+            "escape such as \\ud800)"
+        ) from None
+
+
 @dataclass(slots=True)
 class Message:
     """One task message: what a producer publishes and a worker receives."""
@@ -67,10 +81,15 @@ class Message:
                 f"truncated message: header says {meta_len} bytes of metadata, "
                 f"only {len(data) - _PREFIX} present"
             )
+        raw = data[_PREFIX : _PREFIX + meta_len]
         try:
-            meta = json.loads(data[_PREFIX : _PREFIX + meta_len])
+            meta = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise DecodeError(f"message metadata is not valid JSON: {exc}") from None
+        except RecursionError:  # the parser's depth limit: nothing celeriac writes nests so
+            raise DecodeError("message metadata is nested too deeply to read") from None
+        if b"\\u" in raw:  # only an escape can make text that is not valid Unicode
+            _check_unicode(meta)
         if not isinstance(meta, dict) or not isinstance(meta.get("h"), dict):
             raise DecodeError("message metadata has no headers object")
         headers = meta["h"]
@@ -80,10 +99,14 @@ class Message:
         properties = meta.get("p") or {}
         if not isinstance(properties, dict):
             raise DecodeError("message properties must be an object")
+        content_type, content_encoding = meta.get("ct"), meta.get("ce")
+        for name, value in (("content type", content_type), ("content encoding", content_encoding)):
+            if value is not None and not isinstance(value, str):
+                raise DecodeError(f"message {name} must be a string, not {type(value).__name__}")
         return cls(
             headers=headers,
             body=data[_PREFIX + meta_len :],
-            content_type=str(meta.get("ct") or "application/json"),
-            content_encoding=str(meta.get("ce") or "utf-8"),
+            content_type=content_type or "application/json",
+            content_encoding=content_encoding or "utf-8",
             properties=properties,
         )

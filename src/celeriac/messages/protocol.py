@@ -64,6 +64,16 @@ def explain_unserializable(
     return None
 
 
+def check_size(task_name: str, what: str, size: int, max_size: int | None) -> None:
+    """``EncodeError`` naming the setting when the message's ``what`` is over the limit."""
+    if max_size is not None and size > max_size:
+        raise EncodeError(
+            f"task {task_name!r}: the message {what} is {size} bytes, over the limit of "
+            f"{max_size} bytes (setting task_message_max_size). Store large data elsewhere "
+            f"(a database, object storage) and pass its key; or raise the limit."
+        )
+
+
 def task_message(
     *,
     task_name: str,
@@ -115,15 +125,12 @@ def task_message(
     except Exception as exc:
         reason = explain_unserializable(task_name, args, kwargs, serializer, arg_names)
         raise EncodeError(reason or f"task {task_name!r}: cannot serialize call: {exc}") from exc
+    # Checked before compression: a worker holds the body decompressed, and refuses one
+    # over its limit (``decode_task_body``).
+    check_size(task_name, "body", len(body), max_size)
     compressed_as = None
     if compression:
         body, compressed_as = compressions.compress(body, compression)
-    if max_size is not None and len(body) > max_size:
-        raise EncodeError(
-            f"task {task_name!r}: the message body is {len(body)} bytes, over the limit of "
-            f"{max_size} bytes (setting task_message_max_size). Store large data elsewhere "
-            f"(a database, object storage) and pass its key; or raise the limit."
-        )
     # Only what differs from the default is written: a queued message stays small, and a
     # reader fills in the rest (``Request.from_message``).
     optional = {
@@ -161,15 +168,20 @@ def task_message(
     return Message(headers, body, content_type, content_encoding, properties)
 
 
-def decode_task_body(message: Message, accept: frozenset[str]) -> TaskBody:
+def decode_task_body(
+    message: Message, accept: frozenset[str], max_size: int | None = None
+) -> TaskBody:
     """Read ``[args, kwargs, embed]`` from a message; raise ``DecodeError`` when it cannot
-    be read, ``InvalidTaskError`` (a ``DecodeError``) naming a part of it that is invalid."""
+    be read, ``InvalidTaskError`` (a ``DecodeError``) naming a part of it that is invalid,
+    ``MessageTooLarge`` (a ``DecodeError``) when it decompresses past ``max_size`` bytes."""
     body = message.body
     method = message.headers.get("compression")
     if method is not None:
         if not isinstance(method, str):
-            raise DecodeError(f"header 'compression' must be a content type, not {method!r}")
-        body = compressions.decompress(body, method)
+            raise DecodeError(
+                f"header 'compression' must be a content type string, not a {type(method).__name__}"
+            )
+        body = compressions.decompress(body, method, max_size)
     args, kwargs, embed = check_body(loads(body, message.content_type, accept))
     return TaskBody(tuple(args), kwargs, embed)
 

@@ -11,6 +11,7 @@ the same way, as keys beside the task ids: ``stamp:`` and the JSON of ``[name, v
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -71,9 +72,13 @@ def decode(data: bytes | str) -> Notice | None:
             return None
         ttl = float(body.get("ttl", 0))
         sent_at = float(body.get("at", time.time()))
-        signal = str(body.get("signal") or "SIGTERM")
+        if not (math.isfinite(ttl) and math.isfinite(sent_at)):
+            return None  # NaN would never end (every comparison with it is false)
+        signal = body.get("signal") or "SIGTERM"
+        if not isinstance(signal, str):
+            return None
         return Notice(tuple(ids), ttl, sent_at, bool(body.get("terminate")), signal)
-    except (ValueError, TypeError, AttributeError):
+    except (ValueError, TypeError, AttributeError, RecursionError, OverflowError):
         return None
 
 
@@ -122,9 +127,9 @@ def parse_stamp_key(key: str) -> Stamp | None:
         return None
     try:
         name, value = json.loads(key[len(STAMP_PREFIX) :])
-    except (ValueError, TypeError):
+        return (name, canonical(value)) if isinstance(name, str) else None
+    except (ValueError, TypeError, RecursionError):
         return None
-    return (name, canonical(value)) if isinstance(name, str) else None
 
 
 def stamps_of(stamps: Mapping[str, Any]) -> Iterator[Stamp]:
@@ -133,7 +138,7 @@ def stamps_of(stamps: Mapping[str, Any]) -> Iterator[Stamp]:
         for item in _each(value):
             try:
                 yield (name, canonical(item))
-            except (TypeError, ValueError):  # not JSON data: no revocation can name it
+            except (TypeError, ValueError, RecursionError):  # no revocation can name it
                 continue
 
 

@@ -25,6 +25,7 @@ from celeriac.exceptions import (
     ContentDisallowed,
     DecodeError,
     InvalidTaskError,
+    MessageTooLarge,
     NotRegistered,
     Retry,
     SecurityError,
@@ -87,6 +88,9 @@ def prepare(
     ``consumer`` is the sender of ``task_rejected`` and ``task_unknown``, as in Celery:
     ``task_rejected`` for a message that is not a task message (``exc=None``, ``message``
     the delivery) or an invalid one (``exc`` the ``InvalidTaskError``)."""
+    max_size = app.conf.task_message_max_size
+    if max_size is not None and len(delivery.payload) > max_size:
+        return oversized(delivery, max_size)
     try:
         message = delivery.broker.wire_format.decode(delivery.payload)
     except DecodeError as exc:
@@ -109,9 +113,11 @@ def prepare(
         )
         return Refusal(delivery, DeadLetterReason.UNKNOWN_TASK, str(exc), exc, message.id)
     try:
-        body = decode_task_body(message, accept)
+        body = decode_task_body(message, accept, max_size)
     except ContentDisallowed as exc:
         return Refusal(delivery, DeadLetterReason.CONTENT_DISALLOWED, str(exc), exc, message.id)
+    except MessageTooLarge as exc:
+        return Refusal(delivery, DeadLetterReason.OVERSIZED, str(exc), exc, message.id)
     except DecodeError as exc:
         if isinstance(exc, InvalidTaskError):  # a body that could not be read: no signal
             signals.task_rejected.send(sender=consumer, message=message, exc=exc)
@@ -124,6 +130,19 @@ def prepare(
         delivery_count=delivery.delivery_count,
     )
     return HeldJob(task, request, delivery)
+
+
+def oversized(delivery: Delivery, max_size: int) -> Refusal:
+    """A payload over this worker's limit, refused unread (parsing it is what the limit
+    guards against). The broker's message id is the task id our producers set, so a
+    caller waiting on the result learns why."""
+    detail = (
+        f"the message is {len(delivery.payload)} bytes, over this worker's limit of "
+        f"{max_size} bytes (setting task_message_max_size): refused unread. Send large data "
+        f"by reference (store it, pass its key), or raise the limit on producers and workers."
+    )
+    error = MessageTooLarge(detail)
+    return Refusal(delivery, DeadLetterReason.OVERSIZED, detail, error, delivery.message_id or None)
 
 
 def job_from_payload(

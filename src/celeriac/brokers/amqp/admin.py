@@ -16,23 +16,14 @@ from aiormq import spec
 from aiormq.abc import DeliveredMessage
 
 from celeriac.brokers.amqp import topology as t
+from celeriac.brokers.amqp.fields import number, text
 from celeriac.brokers.amqp.link import Link
 from celeriac.brokers.amqp.publish import Publisher, ready_copy
 from celeriac.brokers.base import DeadLetter, DeadLetterReason
 
 # What RabbitMQ writes in x-death when it dead-letters by itself (a quorum queue's limit).
+_REASONS = frozenset(reason.value for reason in DeadLetterReason)
 _NATIVE_REASONS = {"delivery_limit": DeadLetterReason.DELIVERY_LIMIT}
-
-
-def _number(value: Any) -> int | None:
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Admin:
@@ -126,29 +117,29 @@ class Admin:
     @staticmethod
     def _letter(queue: str, message: DeliveredMessage) -> DeadLetter:
         properties = message.header.properties
-        headers = properties.headers or {}
-        reason_text = _text(headers.get(t.H_REASON) or "")
-        detail = _text(headers.get(t.H_DETAIL) or "")
-        if reason_text:
+        headers = properties.headers if isinstance(properties.headers, dict) else {}
+        reason_text = text(headers.get(t.H_REASON) or "")
+        detail = text(headers.get(t.H_DETAIL) or "")
+        if reason_text in _REASONS:
             reason = DeadLetterReason(reason_text)
         else:  # dead-lettered by RabbitMQ itself
-            native = _text(headers.get("x-first-death-reason") or "unknown")
+            native = text(headers.get("x-first-death-reason") or "unknown")
             reason = _NATIVE_REASONS.get(native, DeadLetterReason.REJECTED)
             detail = detail or f"dead-lettered by RabbitMQ ({native})"
-        count = _number(headers.get(t.H_COUNT))
+        count = number(headers.get(t.H_COUNT))
         if count is None:
-            count = (_number(headers.get(t.H_DELIVERIES)) or 0) + (
-                _number(headers.get("x-delivery-count")) or 0
+            count = (number(headers.get(t.H_DELIVERIES)) or 0) + (
+                number(headers.get("x-delivery-count")) or 0
             )
-        at = (_number(headers.get(t.H_DEAD_AT)) or 0) / 1000
+        at = (number(headers.get(t.H_DEAD_AT)) or 0) / 1000
         return DeadLetter(
-            entry_id=_text(properties.message_id or ""),
+            entry_id=text(properties.message_id or ""),
             queue=queue,
-            message_id=_text(headers.get(t.H_ID) or properties.correlation_id or ""),
+            message_id=text(headers.get(t.H_ID) or properties.correlation_id or ""),
             payload=bytes(message.body),
             reason=reason,
             detail=detail,
             delivery_count=int(count),
             dead_lettered_at=at,
-            priority=min(max(properties.priority or 0, 0), t.MAX_PRIORITY),
+            priority=min(max(number(properties.priority) or 0, 0), t.MAX_PRIORITY),
         )

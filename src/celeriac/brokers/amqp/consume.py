@@ -29,7 +29,7 @@ from typing import Any
 from aiormq import spec
 from aiormq.abc import DeliveredMessage
 
-from celeriac.brokers.amqp import topology as t
+from celeriac.brokers.amqp.fields import incoming, number
 from celeriac.brokers.amqp.link import Channel, Link
 from celeriac.brokers.amqp.publish import Copy, Publisher, dead_copy, ready_copy
 from celeriac.brokers.base import Broker, DeadLetterReason, Delivery
@@ -65,17 +65,6 @@ class _Standing:
     channel: Channel
     tag: str
     prefetch: int
-
-
-def _int(value: Any, default: int = 0) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def _retry_until(deadline: float, exc: BrokerConnectionError) -> None:
@@ -205,7 +194,7 @@ class Consumption:
         if not waiting:
             return []
         if self.broker.supports_priorities:  # (a stable sort: FIFO within a priority)
-            waiting.sort(key=lambda a: -_int(a.message.header.properties.priority))
+            waiting.sort(key=lambda a: -(number(a.message.header.properties.priority) or 0))
         taken: list[Delivery] = []
         for arrived in waiting:
             if len(taken) >= limit:
@@ -285,15 +274,13 @@ class Consumption:
         self, queue: str, message: DeliveredMessage, channel: Channel
     ) -> Delivery | None:
         """A received copy becomes a leased ``Delivery``, unless it was lost before."""
-        properties = message.header.properties
-        headers = properties.headers or {}
-        message_id = _text(
-            headers.get(t.H_ID) or properties.correlation_id or properties.message_id or ""
+        found = incoming(message.header.properties, message.redelivered)
+        message_id, before, priority, lost = (
+            found.message_id,
+            found.before,
+            found.priority,
+            found.lost,
         )
-        before = max(0, _int(headers.get(t.H_DELIVERIES)))
-        priority = min(max(_int(properties.priority), 0), t.MAX_PRIORITY)
-        returned = headers.get("x-delivery-count")  # quorum queues count returns themselves
-        lost = _int(returned) if returned is not None else int(bool(message.redelivered))
         body = bytes(message.body)
         tag = message.delivery_tag
         assert tag is not None
@@ -482,16 +469,15 @@ class Consumption:
 
     async def _intake_back(self, arrived: _Arrived) -> None:
         message = arrived.message
-        headers = message.header.properties.headers or {}
+        properties = message.header.properties
+        found = incoming(properties, message.redelivered)
+        headers = properties.headers if isinstance(properties.headers, dict) else {}
         if message.redelivered or "x-delivery-count" in headers:
             return  # closing the channel returns it; the next fetch counts it as it must
         with contextlib.suppress(Exception):
-            properties = message.header.properties
             copy = ready_copy(
-                arrived.queue, bytes(message.body),
-                _text(headers.get(t.H_ID) or properties.correlation_id or ""),
-                min(max(_int(properties.priority), 0), t.MAX_PRIORITY),
-                max(0, _int(headers.get(t.H_DELIVERIES))),
+                arrived.queue, bytes(message.body), found.message_id, found.priority,
+                found.before,
             )  # fmt: skip
             await self.publisher.publish([copy])
             assert message.delivery_tag is not None

@@ -40,6 +40,8 @@ from celeriac.brokers.base import (
 )
 from celeriac.brokers.redis.channel import open_subscription, stage_publish
 from celeriac.brokers.redis.control import local_expiries, revoke_args
+from celeriac.brokers.redis.entries import read_dead_letter
+from celeriac.brokers.redis.entries import text as _text
 from celeriac.brokers.redis.keys import (
     GROUP,
     LEVELS,
@@ -68,10 +70,6 @@ BROKER_OPTIONS = frozenset(
 )  # fmt: skip
 PRUNE_EVERY = 60.0  # seconds between prunings of a group's idle consumers
 PRUNE_IDLE = 3600.0  # default: idle this long and holding nothing = a dead worker's consumer
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class _Settle(NamedTuple):
@@ -509,23 +507,7 @@ class RedisBroker(RedisLeases, Broker):
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         with self._guard():
             entries: Any = self.client.xrange(self.keys(queue).dead, "-", "+", count=limit)
-        return [self._dead_letter(queue, entry_id, fields) for entry_id, fields in entries]
-
-    @staticmethod
-    def _dead_letter(queue: str, entry_id: Any, fields: Mapping[bytes, bytes]) -> DeadLetter:
-        level = int(fields.get(b"l", b"0"))
-        priority = int(fields.get(b"y", b"-1"))
-        return DeadLetter(
-            entry_id=_text(entry_id),
-            queue=queue,
-            message_id=_text(fields[b"m"]),
-            payload=bytes(fields[b"p"]),
-            reason=DeadLetterReason(_text(fields[b"r"])),
-            detail=_text(fields.get(b"x", b"")),
-            delivery_count=int(fields.get(b"c", b"0")),
-            dead_lettered_at=int(fields.get(b"t", b"0")) / 1000,
-            priority=priority if priority >= 0 else priority_of(level),
-        )
+        return [read_dead_letter(queue, entry_id, fields) for entry_id, fields in entries]
 
     def replay_dead_letters(self, queue: str, entry_ids: Sequence[str] | None = None) -> int:
         keys = self.keys(queue)

@@ -29,16 +29,31 @@ local function ensure_group(key)
   return ok
 end
 
--- 1. due delayed messages become ready
+local function is_int(n, low, high)
+  return type(n) == 'number' and n == math.floor(n) and n >= low and n <= high
+end
+
+-- A delayed member as publish_delayed packs it, or nil for one it did not write.
+local function unpacked(member)
+  local ok, mid, level, priority, payload = pcall(cmsgpack.unpack, member)
+  if not ok or type(mid) ~= 'string' or type(payload) ~= 'string' then return nil end
+  if not is_int(level, 0, 3) or not is_int(priority, 0, 9) then return nil end
+  return mid, level, priority, payload
+end
+
+-- 1. due delayed messages become ready (a member other software added: dead letters)
 local due = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1000)
 for _, member in ipairs(due) do
-  local mid, level, priority, payload = cmsgpack.unpack(member)
-  local key = KEYS[4 - level]
+  local mid, level, priority, payload = unpacked(member)
   local added
-  if priority ~= level * 3 then
-    added = redis.pcall('XADD', key, '*', 'm', mid, 'p', payload, 'y', priority)
+  if mid == nil then
+    added = redis.pcall('XADD', KEYS[6], 'MAXLEN', '~', dead_max, '*', 'm', '',
+      'p', member, 'r', 'malformed', 'x', 'delayed entry is not one celeriac wrote',
+      'c', 0, 't', now, 'l', 0, 'y', '-1')
+  elseif priority ~= level * 3 then
+    added = redis.pcall('XADD', KEYS[4 - level], '*', 'm', mid, 'p', payload, 'y', priority)
   else
-    added = redis.pcall('XADD', key, '*', 'm', mid, 'p', payload)
+    added = redis.pcall('XADD', KEYS[4 - level], '*', 'm', mid, 'p', payload)
   end
   if type(added) == 'table' and added.err then break end  -- full: promote later
   redis.call('ZREM', KEYS[5], member)
@@ -46,17 +61,39 @@ end
 
 local out = {}
 
-local function deliver(index, id, f, pending)
-  if not f['m'] or not f['p'] then
-    -- written by something other than celeriac: never hand out a half entry
-    local added = redis.pcall('XADD', KEYS[6], 'MAXLEN', '~', dead_max, '*', 'm', f['m'] or id,
-      'p', f['p'] or '', 'r', 'malformed', 'x', 'stream entry lacks the m or p field',
-      'c', pending, 't', now, 'l', 4 - index, 'y', '-1')
-    if type(added) == 'table' and added.err then return end  -- full: stays pending
-    redis.call('XACK', KEYS[index], group, id)
-    redis.call('XDEL', KEYS[index], id)
-    return
+-- An integer field, or nil when it is absent (the default) or not an integer in range.
+local function integer(value, default, low, high)
+  if value == nil then return default end
+  local n = tonumber(value)
+  if n == nil or n ~= math.floor(n) or n < low or n > high then return nil end
+  return n
+end
+
+-- Why an entry cannot be handed out (written by something other than celeriac), or nil.
+local function flaw(f)
+  if not f['m'] or not f['p'] then return 'stream entry lacks the m or p field' end
+  if integer(f['d'], 0, 0, 2147483647) == nil then
+    return 'stream entry field d (deliveries before) is not a count'
   end
+  if integer(f['y'], -1, -1, 9) == nil then
+    return 'stream entry field y (priority) is not an integer from 0 to 9'
+  end
+  return nil
+end
+
+-- never hand out such an entry: to the dead letters as malformed, saying which field
+local function refuse(index, id, f, pending, why)
+  local added = redis.pcall('XADD', KEYS[6], 'MAXLEN', '~', dead_max, '*', 'm', f['m'] or id,
+    'p', f['p'] or '', 'r', 'malformed', 'x', why,
+    'c', pending, 't', now, 'l', 4 - index, 'y', '-1')
+  if type(added) == 'table' and added.err then return end  -- full: stays pending
+  redis.call('XACK', KEYS[index], group, id)
+  redis.call('XDEL', KEYS[index], id)
+end
+
+local function deliver(index, id, f, pending)
+  local why = flaw(f)
+  if why then return refuse(index, id, f, pending, why) end
   local before = tonumber(f['d'] or '0')
   out[#out + 1] = {index, id, f['m'], f['p'], pending, pending + before, tonumber(f['y'] or '-1')}
   remaining = remaining - 1
@@ -91,8 +128,8 @@ for index = 1, 4 do
       local id, f = entry[1], fields_of(entry[2])
       local info = redis.call('XPENDING', key, group, id, id, 1)[1]
       local pending = tonumber(info[4])
-      local before = tonumber(f['d'] or '0')
-      if pending - 1 + before >= limit then
+      local before = integer(f['d'], 0, 0, 2147483647)
+      if before ~= nil and flaw(f) == nil and pending - 1 + before >= limit then
         bury(index, id, f, pending - 1 + before)
       else
         deliver(index, id, f, pending)
