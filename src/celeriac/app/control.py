@@ -254,6 +254,13 @@ class Control:
         """Shrink the workers' pools by ``n`` processes or threads."""
         return self.broadcast("pool_shrink", {"n": n}, destination, **kwargs)
 
+    def autoscale(
+        self, max: int, min: int, destination: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[Reply] | None:
+        """New bounds for the workers started with ``--autoscale`` (the others answer an
+        error): their pools grow and shrink between ``min`` and ``max`` from now on."""
+        return self.broadcast("autoscale", {"max": max, "min": min}, destination, **kwargs)
+
     def shutdown(
         self, destination: Sequence[str] | None = None, **kwargs: Any
     ) -> list[Reply] | None:

@@ -21,11 +21,6 @@ _PROCESS_MANAGER = "(systemd User=/Group=, supervisord user=, a container's USER
 #: (option names, takes a value, a few words for --help, why and what to do instead)
 REFUSED: tuple[tuple[tuple[str, ...], bool, str, str], ...] = (
     (
-        ("--autoscale",), True, "the pool size is fixed: use -c",
-        "the pool size is fixed for the worker's life: set it with -c N, and start more "
-        "workers for more capacity",
-    ),
-    (
         ("-S", "--statedb"), True, "revocations live in the broker",
         "not needed: revocations are kept in the broker, so a restarted worker still knows "
         "them; drop the option",

@@ -28,6 +28,7 @@ from celeriac.cli.outbox import RelayThread, relay_for
 from celeriac.cli.pidfile import Pidfile, PidfileInUse
 from celeriac.cli.refused import refused_options
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
+from celeriac.worker.autoscale import parse_autoscale
 from celeriac.worker.banner import render_banner
 from celeriac.worker.exitcodes import EX_CONFIG, EX_UNAVAILABLE
 from celeriac.worker.logsetup import setup_logging
@@ -60,6 +61,7 @@ class WorkerKwargs(TypedDict, total=False):
     send_events: bool
     shutdown_timeout: float
     heartbeat_interval: float
+    autoscale: tuple[int, int]
 
 
 def check_pool(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -124,6 +126,7 @@ def worker_kwargs(
     task_events: bool = False,
     shutdown_timeout: float | None = None,
     heartbeat_interval: float | None = None,
+    autoscale: tuple[int, int] | None = None,
 ) -> WorkerKwargs:
     """The ``Worker`` arguments for the parsed options; an option not given is left out."""
     kwargs: WorkerKwargs = {}
@@ -147,6 +150,8 @@ def worker_kwargs(
         kwargs["shutdown_timeout"] = shutdown_timeout
     if heartbeat_interval is not None:
         kwargs["heartbeat_interval"] = heartbeat_interval
+    if autoscale is not None:
+        kwargs["autoscale"] = autoscale
     return kwargs
 
 
@@ -235,6 +240,18 @@ def purge_queues(app: Any, queues: Iterable[str]) -> str:
     )
 
 
+def check_autoscale(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[int, int] | None:
+    """``--autoscale=MAX,MIN`` (MIN 0 when left out), as Celery reads it."""
+    if value is None:
+        return None
+    try:
+        return parse_autoscale(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
 POSITIVE = click.IntRange(min=1)
 SECONDS = click.FloatRange(min=0, min_open=True)
 
@@ -252,6 +269,10 @@ SECONDS = click.FloatRange(min=0, min_open=True)
     help="Queues not to consume (of -Q, else of task_queues), comma-separated.",
 )  # fmt: skip
 @click.option("-c", "--concurrency", type=POSITIVE, help="Pool size (default: CPU count).")
+@click.option(
+    "--autoscale", callback=check_autoscale, metavar="MAX,MIN",
+    help="Grow the pool up to MAX while tasks wait, shrink it to MIN when idle (e.g. 10,3).",
+)  # fmt: skip
 @click.option(
     "-P",
     "--pool",

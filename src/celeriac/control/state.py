@@ -41,6 +41,14 @@ class ControlState(Protocol):
     def stats(self) -> dict[str, Any]:
         """Celery's ``stats`` reply for this worker."""
 
+    @property
+    def autoscaling(self) -> bool:
+        """True when the worker runs an autoscaler (``--autoscale``)."""
+
+    def autoscale(self, max: int | None, min: int | None) -> tuple[int, int]:
+        """New autoscale bounds (None keeps one); the bounds now. Raises ``ValueError``
+        when the worker does not autoscale."""
+
     def resize_pool(self, delta: int) -> int:
         """Grow (``delta > 0``) or shrink the pool; its new size."""
 

@@ -126,7 +126,13 @@ class WorkerControl:
             },
             "total": dict(self.total),
             "uptime": round(time.monotonic() - self.started),
+            **self._autoscaler_info(),
         }
+
+    def _autoscaler_info(self) -> dict[str, Any]:
+        """Celery's ``autoscaler`` entry, only on a worker that autoscales."""
+        scaler = self.worker.autoscaler
+        return {"autoscaler": scaler.info()} if scaler is not None else {}
 
     def queues(self) -> list[str]:
         return list(self.consumer.queues) if self.consumer is not None else []
@@ -142,6 +148,16 @@ class WorkerControl:
         if revocations is not None:
             ends = dict.fromkeys(keys, time.time() + ttl)
             revocations.apply(Revocation(ends, terminate=terminate, signal=signal))
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.worker.autoscaler is not None
+
+    def autoscale(self, max: int | None, min: int | None) -> tuple[int, int]:
+        scaler = self.worker.autoscaler
+        if scaler is None:
+            raise ValueError("Autoscale not enabled: start the worker with --autoscale=MAX,MIN")
+        return scaler.update(max, min)
 
     def resize_pool(self, delta: int) -> int:
         worker, pool = self.worker, self.worker.pool

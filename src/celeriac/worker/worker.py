@@ -25,6 +25,12 @@ from celeriac.events.worker_events import HEARTBEAT_INTERVAL, WorkerEvents
 from celeriac.events.worker_events import for_worker as events_for_worker
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.worker import exitcodes
+from celeriac.worker.autoscale import (
+    KEEPALIVE,
+    Autoscaler,
+    keepalive_from_environment,
+    parse_autoscale,
+)
 from celeriac.worker.banner import mask_password
 from celeriac.worker.connection import Outage, RetryPolicy, off_loop, reach_broker
 from celeriac.worker.consumer import Consumer
@@ -65,6 +71,7 @@ class Worker:
         send_events: bool | None = None,
         shutdown_timeout: float | None = None,
         heartbeat_interval: float | None = None,
+        autoscale: str | tuple[int, int] | None = None,
         install_signal_handlers: bool = True,
     ) -> None:
         conf = app.conf
@@ -74,7 +81,7 @@ class Worker:
             "prefetch_multiplier": prefetch_multiplier, "send_events": send_events,
             "max_tasks_per_child": max_tasks_per_child, "shutdown_timeout": shutdown_timeout,
             "max_memory_per_child": max_memory_per_child,
-            "heartbeat_interval": heartbeat_interval,
+            "heartbeat_interval": heartbeat_interval, "autoscale": autoscale,
         }  # fmt: skip
         # What this worker was started with (celeryd_init's ``options``, as Celery's).
         self.options = {key: value for key, value in given.items() if value is not None}
@@ -88,13 +95,19 @@ class Worker:
         self.backend = app.backend
         if self.pool_name == "solo":
             self.concurrency = 1
+        # --autoscale=MAX,MIN: the pool starts at MIN (at least 1) and holds what MAX can run.
+        self.autoscale_keepalive = KEEPALIVE  # AUTOSCALE_KEEPALIVE, read with --autoscale
+        self.autoscale = self._check_autoscale(autoscale)
+        if self.autoscale is not None:
+            self.concurrency = max(1, self.autoscale[1])
         # worker_disable_prefetch (Celery 5.5): hold only what a free slot can start.
         self.prefetch_multiplier = (
             1
             if conf.worker_disable_prefetch
             else max(1, int(prefetch_multiplier or conf.worker_prefetch_multiplier))
         )
-        self.prefetch = self.concurrency * self.prefetch_multiplier
+        most = self.autoscale[0] if self.autoscale is not None else self.concurrency
+        self.prefetch = most * self.prefetch_multiplier
         self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
         self.max_memory_per_child = max_memory_per_child or conf.worker_max_memory_per_child
         self.send_events = bool(
@@ -122,6 +135,7 @@ class Worker:
         self.revocations: Revocations | None = None
         self.control: WorkerControl | None = None  # what remote control sees and changes
         self.mailbox: ControlServer | None = None
+        self.autoscaler: Autoscaler | None = None  # with --autoscale, once consuming
         self._exit_code = exitcodes.EX_OK  # EX_FAILURE once the broker is lost for good
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -148,6 +162,21 @@ class Worker:
             )
             return "threads"
         return name
+
+    def _check_autoscale(self, value: str | tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is None:
+            return None
+        try:
+            bounds = parse_autoscale(value)
+            self.autoscale_keepalive = keepalive_from_environment()
+        except ValueError as exc:
+            raise ImproperlyConfigured(str(exc)) from None
+        if self.pool_name == "solo":
+            raise ImproperlyConfigured(
+                "the solo pool runs one task at a time and cannot autoscale: use -P prefork "
+                "or -P threads with --autoscale"
+            )
+        return bounds
 
     def _make_pool(self) -> Pool:
         if self.pool_name == "prefork":
@@ -231,6 +260,7 @@ class Worker:
         # A receiver may add queues (instance.app.amqp.queues.select_add(name)), as in Celery.
         self.queues = self.consumer.queues = list(selected.consume_from)
         await self._start_events()
+        self._start_autoscaler()
         await self._start_mailbox()
         consuming = asyncio.create_task(self.consumer.run(), name="celeriac-consumer")
         logger.info("%s ready.", self.hostname)
@@ -240,6 +270,8 @@ class Worker:
         try:
             return await self._shutdown(consuming)
         finally:
+            if self.autoscaler is not None:
+                await self.autoscaler.stop()
             signals.worker_shutdown.send(sender=self)
             if self.events is not None:  # worker-offline, and what is still queued
                 await self.events.stop()
@@ -299,6 +331,30 @@ class Worker:
         )  # fmt: skip
         self.listeners.add(self.events)
         await self.events.start()
+
+    def _start_autoscaler(self) -> None:
+        """With ``--autoscale``: size the pool to the tasks held, from now on."""
+        consumer = self.consumer
+        if self.autoscale is None or consumer is None:
+            return
+        high, low = self.autoscale
+        self.autoscaler = Autoscaler(
+            size=lambda: self.concurrency,
+            reserved=lambda: len(consumer.held) - len(consumer.settling),
+            resize=self._autoscale_to, max_concurrency=high, min_concurrency=low,
+            keepalive=self.autoscale_keepalive,
+        )  # fmt: skip
+        self.listeners.add(self.autoscaler)
+        self.autoscaler.start()
+
+    def _autoscale_to(self, size: int) -> None:
+        """The pool and the consumer's slots at ``size``; the prefetch stays MAX's."""
+        assert self.pool is not None and self.consumer is not None
+        self.pool.resize(size)
+        self.concurrency = size
+        if self.autoscaler is not None:
+            self.prefetch = self.autoscaler.max_concurrency * self.prefetch_multiplier
+        self.consumer.resize(size, self.prefetch)
 
     def _outage(self) -> Outage:
         url = getattr(self.app.broker, "url", None) or self.app.conf.broker_url or "memory://"

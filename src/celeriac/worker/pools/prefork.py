@@ -192,7 +192,8 @@ class PreforkPool(Pool):
         for _ in range(concurrency - len(serving)):
             self._spawn_or_retry()
         order = {_State.IDLE: 0, _State.STARTING: 1, _State.BUSY: 2}
-        for kid in sorted(serving, key=lambda k: order[k.state])[: len(serving) - concurrency]:
+        extra = max(0, len(serving) - concurrency)  # (a negative slice would drop children)
+        for kid in sorted(serving, key=lambda k: order[k.state])[:extra]:
             logger.info("prefork child %d leaves: the pool shrinks", kid.pid)
             self._ask_to_exit(kid)
 
