@@ -1,12 +1,14 @@
 """Pool operations on real worker processes, on Redis and RabbitMQ: ``--autoscale`` (a
 prefork pool that forks children while tasks wait and lets them go when idle, with
-``control autoscale`` and ``inspect stats``)."""
+``control autoscale`` and ``inspect stats``), ``pool_restart`` (new prefork children
+that run a reloaded module's code)."""
 
 from __future__ import annotations
 
 import importlib
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -104,5 +106,45 @@ def test_autoscale_forks_children_while_tasks_wait_and_lets_them_go(project: Pro
         done = project.cli("control", "autoscale", "2", "2", "-d", NODE, "-t", str(WAIT))
         assert done.returncode == 0 and "autoscale now max=2 min=2" in done.stdout, done
         _wait_for(lambda: len(project.stats()["pool"]["processes"]) == 2)
+    finally:
+        worker.stop()
+
+
+RESTARTABLE = textwrap.dedent(
+    """
+    import os
+
+    import restart_helper
+    from proj import app
+
+    app.conf.worker_pool_restarts = True
+
+
+    @app.task(name="restartable.ask")
+    def ask():
+        return [restart_helper.VALUE, os.getpid()]
+    """
+)
+
+
+@pytest.mark.parametrize("project", ["redis"], indirect=True)
+def test_pool_restart_forks_new_children_that_run_the_reloaded_code(project: Project) -> None:
+    (project.path / "restartable.py").write_text(RESTARTABLE)
+    (project.path / "restart_helper.py").write_text("VALUE = 1\n")
+    worker = project.worker("-P", "prefork", "-c", "2", "-I", "restartable")
+    try:
+        value, pid = project.app.send_task("restartable.ask").get(timeout=20)
+        old = set(project.stats()["pool"]["processes"])
+        assert value == 1 and pid in old
+        (project.path / "restart_helper.py").write_text("VALUE = 22  # changed\n")
+        replies = project.app.control.pool_restart(
+            ["restart_helper"], reload=True, destination=[NODE], reply=True, timeout=WAIT
+        )
+        assert replies == [{NODE: {"ok": "reload started"}}]
+        _wait_for(lambda: not old & set(project.stats()["pool"]["processes"]))
+        assert len(project.stats()["pool"]["processes"]) == 2
+        value, pid = project.app.send_task("restartable.ask").get(timeout=20)
+        assert value == 22 and pid not in old
+        worker.wait_for_log("prefork pool restarted: 2 children replaced")
     finally:
         worker.stop()

@@ -412,6 +412,13 @@ _DECLARED = [
     ),
     _s("worker_pool", "prefork", (str,), "Pool: prefork, threads, asyncio, solo."),
     _s(
+        "worker_pool_restarts",
+        False,
+        (bool,),
+        "Allow the `pool_restart` remote control command: import (or reload) task modules "
+        "in the worker and replace its prefork children, which fork from it again.",
+    ),
+    _s(
         "worker_shutdown_timeout",
         60.0,
         _NUM,

@@ -153,6 +153,28 @@ def _count(n: Any) -> int:
     return count
 
 
+@control_command()
+def pool_restart(
+    state: ControlState,
+    modules: Sequence[str] | None = None,
+    reload: bool = False,
+    reloader: Any = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Restart execution pool."""
+    if not state.app.conf.worker_pool_restarts:
+        raise ValueError(
+            "Pool restarts not enabled: set worker_pool_restarts = True where the worker is "
+            "configured"
+        )
+    if reloader is not None:
+        raise ValueError("pool_restart takes no reloader: modules are reloaded with importlib")
+    if isinstance(modules, str):
+        modules = [modules]
+    state.restart_pool(None if modules is None else [str(m) for m in modules], bool(reload))
+    return ok("reload started")
+
+
 @control_command(args=[("max", int), ("min", int)], signature="[max [min]]")
 def autoscale(
     state: ControlState, max: int | None = None, min: int | None = None, **kwargs: Any

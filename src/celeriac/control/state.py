@@ -52,6 +52,10 @@ class ControlState(Protocol):
     def resize_pool(self, delta: int) -> int:
         """Grow (``delta > 0``) or shrink the pool; its new size."""
 
+    def restart_pool(self, modules: Sequence[str] | None, reload: bool) -> None:
+        """Import (or, with ``reload``, reload) ``modules`` and replace the pool's
+        processes or threads (``pool_restart``)."""
+
     def set_rate_limit(self, task_name: str, rate: str | float | None) -> None:
         """This worker's rate limit for a task (None: no limit)."""
 

@@ -11,8 +11,11 @@ waiting for a slot and the count per task name (``stats``' ``total``).
 from __future__ import annotations
 
 import collections
+import importlib
+import logging
 import os
 import resource
+import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -22,6 +25,8 @@ from celeriac.brokers.base import Revocation
 from celeriac.control.registry import control_command, inspect_command, nok, ok
 from celeriac.worker.banner import mask_password
 from celeriac.worker.connection import off_loop
+
+logger = logging.getLogger("celeriac.worker")
 
 if TYPE_CHECKING:
     from celeriac.trace import Outcome
@@ -170,6 +175,18 @@ class WorkerControl:
         self.consumer.resize(size, worker.prefetch)
         return size
 
+    def restart_pool(self, modules: Sequence[str] | None, reload: bool) -> None:
+        """``pool_restart``: import the ``modules`` not imported yet (None: those of the
+        registered tasks), reload the others when ``reload``, then replace the pool."""
+        pool = self.worker.pool
+        if pool is None:
+            raise RuntimeError("the worker is not running yet: its pool cannot be restarted")
+        if modules is None:
+            modules = sorted({str(task.__module__) for task in self.app.tasks.values()})
+        for name in modules:
+            _import_or_reload(name, reload)
+        pool.restart()
+
     def set_rate_limit(self, task_name: str, rate: str | float | None) -> None:
         if self.consumer is not None:
             self.consumer.rate_limits.set(task_name, rate)
@@ -205,6 +222,19 @@ class WorkerControl:
 
     def shutdown(self) -> None:
         self.worker.stop("warm")
+
+
+def _import_or_reload(name: str, reload: bool) -> None:
+    """As Celery: a module not imported yet is imported; one imported already is reloaded
+    only with ``reload`` (its tasks keep their registered objects; what they call from
+    the module is the new code)."""
+    module = sys.modules.get(name)
+    if module is None:
+        logger.debug("importing module %s", name)
+        importlib.import_module(name)
+    elif reload:
+        logger.debug("reloading module %s", name)
+        importlib.reload(module)
 
 
 __all__ = ["WorkerControl", "control_command", "inspect_command", "nok", "ok"]

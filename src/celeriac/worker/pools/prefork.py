@@ -197,6 +197,19 @@ class PreforkPool(Pool):
             logger.info("prefork child %d leaves: the pool shrinks", kid.pid)
             self._ask_to_exit(kid)
 
+    def restart(self) -> None:
+        """Replace every child: new ones fork now (from the worker as it is now, with the
+        modules it just imported or reloaded); the old ones take no more jobs and exit
+        after the job they run."""
+        if self._loop is None or self._stopping:
+            raise RuntimeError("the prefork pool is not running: it cannot be restarted")
+        old = [k for k in self._children.values() if k.state in _SERVING]
+        for kid in old:
+            self._ask_to_exit(kid)
+        for _ in range(self.concurrency):
+            self._spawn_or_retry()
+        logger.info("prefork pool restarted: %d children replaced", len(old))
+
     def job_pid(self, task_id: str) -> int | None:
         for kid in self._children.values():
             if kid.job is not None and kid.job.request.id == task_id:
