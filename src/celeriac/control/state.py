@@ -49,6 +49,13 @@ class ControlState(Protocol):
         """New autoscale bounds (None keeps one); the bounds now. Raises ``ValueError``
         when the worker does not autoscale."""
 
+    def memsample(self) -> str:
+        """Record the worker process's resident memory now; it, in human units."""
+
+    def memdump(self, samples: int) -> str:
+        """Celery's report of the recorded samples (at most ``samples`` of them) and the
+        resident memory after a garbage collection; forgets the samples."""
+
     def resize_pool(self, delta: int) -> int:
         """Grow (``delta > 0``) or shrink the pool; its new size."""
 

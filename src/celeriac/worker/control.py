@@ -25,6 +25,7 @@ from celeriac.brokers.base import Revocation
 from celeriac.control.registry import control_command, inspect_command, nok, ok
 from celeriac.worker.banner import mask_password
 from celeriac.worker.connection import off_loop
+from celeriac.worker.memory import MemorySamples
 
 logger = logging.getLogger("celeriac.worker")
 
@@ -47,6 +48,7 @@ class WorkerControl:
         # Tasks that ended REVOKED here lately: a terminate's reply may be computed after
         # the revocation (announced on its own topic) already stopped the task.
         self._revoked_here: collections.deque[str] = collections.deque(maxlen=1000)
+        self.memory = MemorySamples()  # inspect memsample / memdump
 
     @property
     def consumer(self) -> Any:
@@ -138,6 +140,12 @@ class WorkerControl:
         """Celery's ``autoscaler`` entry, only on a worker that autoscales."""
         scaler = self.worker.autoscaler
         return {"autoscaler": scaler.info()} if scaler is not None else {}
+
+    def memsample(self) -> str:
+        return self.memory.sample()
+
+    def memdump(self, samples: int) -> str:
+        return self.memory.dump(samples)
 
     def queues(self) -> list[str]:
         return list(self.consumer.queues) if self.consumer is not None else []
