@@ -26,6 +26,7 @@ from celeriac.cli.embedded_beat import embed_beat
 from celeriac.cli.metrics import start_worker_metrics
 from celeriac.cli.outbox import RelayThread, relay_for
 from celeriac.cli.pidfile import Pidfile, PidfileInUse
+from celeriac.cli.privileges import apply_umask, drop_privileges
 from celeriac.cli.refused import refused_options
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.worker.autoscale import parse_autoscale
@@ -348,6 +349,9 @@ SECONDS = click.FloatRange(min=0, min_open=True)
 )  # fmt: skip
 @click.option("--scheduler", metavar="MODULE:CLASS", help="With -B: the scheduler class.")
 @click.option("--pidfile", type=click.Path(dir_okay=False), help="Write the pid here.")
+@click.option("--uid", metavar="USER", help="Drop privileges to this user (name or id).")
+@click.option("--gid", metavar="GROUP", help="Drop privileges to this group (name or id).")
+@click.option("--umask", metavar="MASK", help="Create files with this umask (octal: 0027).")
 @click.option("-D", "--detach", is_flag=True, help="Refused: run under a process manager.")
 @refused_options
 @click.pass_obj
@@ -372,6 +376,9 @@ def worker_command(
     scheduler: str | None,
     metrics_port: int | None,
     outbox_relay: bool,
+    uid: str | None = None,
+    gid: str | None = None,
+    umask: str | None = None,
     exclude_queues: tuple[str, ...] = (),
     **options: Any,
 ) -> None:
@@ -395,6 +402,9 @@ def worker_command(
     elif schedule_filename or scheduler:
         raise CLIError("-s/--schedule-filename and --scheduler go with -B (--beat)")
     kwargs = worker_kwargs(**options)
+    # As Celery: after the app is loaded, before any file is written or the worker starts.
+    apply_umask(umask)
+    drop_privileges(uid, gid)
     nodename = kwargs.get("hostname") or default_hostname()
     logfile = node_format(logfile, nodename) if logfile else None
     pidfile = node_format(pidfile, nodename) if pidfile else None
