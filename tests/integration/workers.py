@@ -106,9 +106,9 @@ class WorkerProcess:
         ``wrapper``: a command the worker's command line is handed to (``unshare ...``)."""
         self.log: list[str] = []
         self._ready = threading.Event()
+        command = [*wrapper, sys.executable, "-m", "celeriac", "-A", app, "worker"]
         self.process = subprocess.Popen(
-            [*wrapper, sys.executable, "-m", "celeriac", "-A", app, "worker", "-l", "info",
-             *args],  # fmt: skip
+            [*command, "-l", "info", *args],
             cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             process_group=0 if own_group else None,
         )  # fmt: skip
