@@ -1,7 +1,7 @@
 """Pool operations on real worker processes, on Redis and RabbitMQ: ``--autoscale`` (a
 prefork pool that forks children while tasks wait and lets them go when idle, with
 ``control autoscale`` and ``inspect stats``), ``pool_restart`` (new prefork children
-that run a reloaded module's code)."""
+that run a reloaded module's code), ``worker_direct`` (a queue each worker has alone)."""
 
 from __future__ import annotations
 
@@ -148,3 +148,29 @@ def test_pool_restart_forks_new_children_that_run_the_reloaded_code(project: Pro
         worker.wait_for_log("prefork pool restarted: 2 children replaced")
     finally:
         worker.stop()
+
+
+def test_worker_direct_gives_each_worker_a_queue_of_its_own(project: Project) -> None:
+    other = "other@int"
+    fresh_queues(project.app, f"{NODE}.dq2", f"{other}.dq2")
+    one = project.worker("-P", "threads", "-c", "2", "--", "worker_direct=true")
+    try:
+        two = WorkerProcess.started(
+            project.path, project.env, "-n", other, "-P", "threads", "--", "worker_direct=true"
+        )
+    except BaseException:
+        one.stop()
+        raise
+    try:
+        queues = project.app.control.inspect(destination=[NODE], timeout=WAIT).active_queues()
+        assert queues is not None
+        assert [q["name"] for q in queues[NODE]] == ["celery", f"{NODE}.dq2"]
+        where = project.app.tasks["proj.where"]
+        to_one = [where.apply_async(queue=f"{NODE}.dq2") for _ in range(6)]
+        # Celery's other spelling: the C.dq2 exchange, the node name as routing key.
+        to_two = [where.apply_async(exchange="C.dq2", routing_key=other) for _ in range(6)]
+        assert {r.get(timeout=20)["hostname"] for r in to_one} == {NODE}
+        assert {r.get(timeout=20)["hostname"] for r in to_two} == {other}
+    finally:
+        one.stop()
+        two.stop()

@@ -412,6 +412,13 @@ _DECLARED = [
     ),
     _s("worker_pool", "prefork", (str,), "Pool: prefork, threads, asyncio, solo."),
     _s(
+        "worker_direct",
+        False,
+        (bool,),
+        "Each worker also consumes a queue of its own, `<node name>.dq2` "
+        "(`apply_async(queue='w1@example.com.dq2')` reaches that worker only).",
+    ),
+    _s(
         "worker_pool_restarts",
         False,
         (bool,),

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celeriac import signals
+from celeriac.app.routing import direct_queue
 from celeriac.control.server import ControlServer
 from celeriac.events.worker_events import HEARTBEAT_INTERVAL, WorkerEvents
 from celeriac.events.worker_events import for_worker as events_for_worker
@@ -256,6 +257,8 @@ class Worker:
         )  # fmt: skip
         selected = self.app.amqp.queues
         selected.select(self.queues)
+        if self.app.conf.worker_direct:  # a queue only this worker consumes, Celery's name
+            selected.select_add(direct_queue(self.hostname))
         signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=self.app.conf)
         # A receiver may add queues (instance.app.amqp.queues.select_add(name)), as in Celery.
         self.queues = self.consumer.queues = list(selected.consume_from)
