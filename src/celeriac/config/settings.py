@@ -508,8 +508,8 @@ _DECLARED = [
         "worker_proc_alive_timeout",
         4.0,
         _NUM,
-        "Seconds for a new pool process to start.",
-        not_in_effect="the prefork pool has no start-up limit for a new child",
+        "Prefork: seconds a new child has to finish starting (`worker_process_init` "
+        "included); one that takes longer is killed, logged as an error, and replaced.",
     ),
     _s(
         "worker_enable_remote_control",

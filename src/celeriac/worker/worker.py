@@ -187,6 +187,7 @@ class Worker:
                 max_tasks_per_child=self.max_tasks_per_child,
                 max_memory_per_child=self.max_memory_per_child,
                 hostname=self.hostname,
+                proc_alive_timeout=self.app.conf.worker_proc_alive_timeout,
             )
         kinds: dict[str, type[Pool]] = {
             "threads": ThreadsPool, "asyncio": AsyncioPool, "solo": SoloPool,
