@@ -88,6 +88,7 @@ class Autoscaler:
         self._last_scale_up: float | None = None
         self._last_task_received: float | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._stopped = False  # the worker is stopping: the pool is no longer resized
 
     @property
     def floor(self) -> int:
@@ -100,6 +101,7 @@ class Autoscaler:
             self._ticker = asyncio.create_task(self._tick(), name="celeriac-autoscaler")
 
     async def stop(self) -> None:
+        self._stopped = True
         ticker, self._ticker = self._ticker, None
         if ticker is not None:
             ticker.cancel()
@@ -113,6 +115,8 @@ class Autoscaler:
     def maybe_scale(self) -> bool:
         """Grow to the tasks held (up to max); shrink to them (down to min) once idle for
         ``keepalive``. True when the size changed."""
+        if self._stopped:
+            return False
         try:
             return self._maybe_scale()
         except Exception:  # the worker outlives a failed resize; the next tick tries again

@@ -271,11 +271,11 @@ class Worker:
         signals.worker_ready.send(sender=self.consumer)
         self.ready.set()
         await self._stop.wait()
+        if self.autoscaler is not None:  # the pool keeps its size while it winds down
+            await self.autoscaler.stop()
         try:
             return await self._shutdown(consuming)
         finally:
-            if self.autoscaler is not None:
-                await self.autoscaler.stop()
             signals.worker_shutdown.send(sender=self)
             if self.events is not None:  # worker-offline, and what is still queued
                 await self.events.stop()
