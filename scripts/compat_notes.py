@@ -55,13 +55,13 @@ CONTROL_CHANNEL = (
     "exchange to configure."
 )
 ELECTION = "Celery's leader election over remote control is not offered."
-POOL_RESTART = (
-    "There is no pool restart or module reload: restart the worker to load new code "
-    "(`pool_grow`/`pool_shrink` resize a pool)."
+OBJGRAPH = (
+    "Not offered: it draws with the objgraph library and graphviz inside the worker; "
+    "`inspect memsample` and `memdump` show a worker's memory."
 )
-INSPECT_DEBUG = (
-    "Not offered: the memory and object-graph commands need debugging tools in the worker, "
-    "and there is no worker-to-worker sync (`hello`)."
+HELLO = (
+    "There is no worker-to-worker sync at start: revocations are kept in the broker, so a "
+    "worker that starts already knows them."
 )
 NO_BOOTSTEPS = (
     "The worker's own parts are not steps: they start in written order, and steps of your "
@@ -223,7 +223,10 @@ SETTINGS_NOTES: dict[str, Note] = {
         "[`task_reject_on_worker_lost`](differences-from-celery.md#reject-on-worker-lost)."
     ),
     "worker_agent": absent("Celery's hook for a monitoring agent class; not offered."),
-    "worker_autoscaler": absent("Autoscaling is not offered: the pool size is fixed (`-c`)."),
+    "worker_autoscaler": absent(
+        "`--autoscale` uses celeriac's own autoscaler; another one named by a class path is "
+        "not offered."
+    ),
     "worker_cancel_long_running_tasks_on_connection_loss": absent(
         "A lost broker connection does not cancel running tasks; with acks late, their "
         "messages come back when their leases run out."
@@ -233,7 +236,6 @@ SETTINGS_NOTES: dict[str, Note] = {
         "The prefetch is always per consumer, so there is no global QoS to turn off for "
         "quorum queues."
     ),
-    "worker_direct": absent("No queue of each worker's own is declared."),
     "worker_enable_prefetch_count_reduction": absent(
         "A worker takes only what it has free slots for, so there is no prefetch to "
         "reduce; see [prefetch](differences-from-celery.md#prefetch)."
@@ -246,7 +248,6 @@ SETTINGS_NOTES: dict[str, Note] = {
         "billiard's locking; celeriac's prefork pool hands one job at a time to an idle "
         "child over a pipe."
     ),
-    "worker_pool_restarts": absent(POOL_RESTART),
     "worker_pool_start_method": absent("Prefork children are always forked."),
     "worker_state_db": absent(
         "Revocations are kept in the broker, so there is no state file; see "
@@ -281,15 +282,9 @@ CLI_NOTES: dict[str, Note] = {
         "accepted and logged.",
         "worker-options",
     ),
-    "control autoscale": absent(
-        "Autoscaling is not offered: resize a pool with `control pool_grow`/`pool_shrink`."
-    ),
     "control election": absent(ELECTION),
-    "control pool_restart": absent(POOL_RESTART),
-    "inspect hello": absent(INSPECT_DEBUG),
-    "inspect memdump": absent(INSPECT_DEBUG),
-    "inspect memsample": absent(INSPECT_DEBUG),
-    "inspect objgraph": absent(INSPECT_DEBUG),
+    "inspect hello": absent(HELLO),
+    "inspect objgraph": absent(OBJGRAPH),
     "graph bootsteps": absent(NO_BOOTSTEPS),
     "purge": differs(
         "Drops delayed messages (a countdown or eta) too; dead letters stay.", "ops-commands"
@@ -493,21 +488,14 @@ NOTES: dict[str, dict[str, Note]] = {
             "Recorded in the broker, so workers started later skip the task too.",
             "revocations",
         ),
-        "autoscale": absent(
-            "Autoscaling is not offered: resize a pool with `pool_grow`/`pool_shrink`, or "
-            "start more workers."
-        ),
         "Mailbox": absent(
             "kombu's pidbox; celeriac's mailbox is `celeriac.control`, on the broker's channel."
         ),
         "election": absent(ELECTION),
-        "pool_restart": absent(POOL_RESTART),
     },
     "inspect": {
-        "hello": absent(INSPECT_DEBUG),
-        "memdump": absent(INSPECT_DEBUG),
-        "memsample": absent(INSPECT_DEBUG),
-        "objgraph": absent(INSPECT_DEBUG),
+        "hello": absent(HELLO),
+        "objgraph": absent(OBJGRAPH),
     },
     "states": {},
     "exceptions": {
@@ -576,6 +564,8 @@ NOTES: dict[str, dict[str, Note]] = {
         "worker --optimization": differs(
             "Accepted and ignored: dispatch is always fair.", "optimization"
         ),
+        "worker --umask": differs("Applied in the foreground too.", "umask"),
+        "worker --autoscale": differs("`MAX,0` keeps one process.", "autoscale-min"),
         "worker --detach": stub(
             "Refused (exit 64): run the worker in the foreground under a process manager; "
             "see [`--detach`](differences-from-celery.md#detach)."

@@ -28,6 +28,7 @@ from celeriac.messages.call_options import (
     CALL_OPTIONS,
     NO_EFFECT_CALL_OPTIONS,
     REFUSED_CALL_OPTIONS,
+    WORKER_DIRECT_EXCHANGE,
 )
 from celeriac.messages.protocol import custom_headers
 from celeriac.request import Request, RequestStackMembers
@@ -76,7 +77,8 @@ def check_call_options(name: str, options: Mapping[str, Any]) -> None:
         if options.get(option) is not None:
             raise TypeError(f"task {name!r}: {advice}")
     exchange = options.get("exchange")
-    if exchange and exchange not in (options.get("queue"), options.get("routing_key")):
+    used = (options.get("queue"), options.get("routing_key"), WORKER_DIRECT_EXCHANGE)
+    if exchange and exchange not in used:
         warnings.warn(
             f"task {name!r}: exchange={exchange!r} is not used: celeriac sends each message "
             f"to the queue it is routed to (queue=, routing_key= or task_routes), not "

@@ -479,6 +479,40 @@ def test_a_child_that_fails_to_start_is_replaced_after_a_pause(
     assert len(failed) == 2 and all(m.endswith("exited with code 3") for m in failed)
 
 
+def test_a_child_that_does_not_finish_starting_in_time_is_killed_and_replaced(
+    app: Celery, redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    counter, hung = f"{redis_prefix}:starts", f"{redis_prefix}:hung"
+
+    def hangs_once(**kwargs: Any) -> None:  # runs in the child, before it is ready
+        with redis.Redis.from_url(redis_url) as client:
+            if client.incr(counter) == 1:
+                client.rpush(hung, os.getpid())
+                time.sleep(60)  # a start-up stuck on something: the timeout ends it
+
+    async def scenario() -> int:
+        async with Harness(
+            app, redis_url, redis_prefix, concurrency=1, proc_alive_timeout=0.5
+        ) as h:
+            outcome = await asyncio.wait_for(h.pool.run(await h.job("t.pid_after", 0)), 15)
+            stuck = int((await h.redis.lpop(hung)) or 0)
+            assert stuck and pid_of(outcome) != stuck and not alive(stuck)
+            return stuck
+
+    signals.worker_process_init.connect(hangs_once, weak=False)
+    try:
+        with caplog.at_level(logging.ERROR, logger="celeriac.worker.prefork"):
+            stuck = asyncio.run(scenario())
+    finally:
+        signals.worker_process_init.disconnect(hangs_once)
+    messages = [r.getMessage() for r in caplog.records]
+    assert (
+        f"Timed out waiting for UP message from prefork child {stuck}: it did not finish "
+        "starting within 0.5s (worker_proc_alive_timeout); killing it" in messages
+    )
+    assert any(m.startswith(f"prefork child {stuck} failed to start") for m in messages)
+
+
 def test_info_describes_the_pool(app: Celery, redis_url: str, redis_prefix: str) -> None:
     async def scenario() -> None:
         options = {"concurrency": 2, "max_tasks_per_child": 10, "max_memory_per_child": 200_000}

@@ -99,13 +99,16 @@ class WorkerProcess:
         *args: str,
         app: str = "proj",
         own_group: bool = False,
+        wrapper: tuple[str, ...] = (),
     ) -> None:
         """``own_group``: in a process group of its own (as systemd starts a service), so a
-        test can signal the worker and its children together with ``os.killpg``."""
+        test can signal the worker and its children together with ``os.killpg``.
+        ``wrapper``: a command the worker's command line is handed to (``unshare ...``)."""
         self.log: list[str] = []
         self._ready = threading.Event()
+        command = [*wrapper, sys.executable, "-m", "celeriac", "-A", app, "worker"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celeriac", "-A", app, "worker", "-l", "info", *args],
+            [*command, "-l", "info", *args],
             cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             process_group=0 if own_group else None,
         )  # fmt: skip

@@ -74,11 +74,7 @@ def test_take_option_moves_the_first_occurrence_with_its_value() -> None:
 
 # -- Celery worker options celeriac does not offer --------------------------------------------
 WHAT_INSTEAD = {
-    "--autoscale": "set it with -c N",
     "-S": "revocations are kept in the broker",
-    "--uid": "start it as that user",
-    "--gid": "start it with that group",
-    "--umask": "systemd UMask=",
     "--executable": "only applies to --detach",
 }
 

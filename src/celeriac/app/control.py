@@ -254,6 +254,34 @@ class Control:
         """Shrink the workers' pools by ``n`` processes or threads."""
         return self.broadcast("pool_shrink", {"n": n}, destination, **kwargs)
 
+    def pool_restart(
+        self,
+        modules: Sequence[str] | None = None,
+        reload: bool = False,
+        reloader: Any = None,
+        destination: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> list[Reply] | None:
+        """Have the workers import ``modules`` (None: their task modules), reload those
+        already imported when ``reload``, and replace their pool processes, which fork
+        again from the worker. The workers need ``worker_pool_restarts = True``."""
+        if reloader is not None:
+            raise TypeError(
+                "pool_restart(reloader=...) cannot be sent to a worker (a function does not "
+                "travel in a message): workers reload with importlib.reload"
+            )
+        names = [modules] if isinstance(modules, str) else modules
+        arguments = {"modules": list(names) if names is not None else None,
+                     "reload": bool(reload)}  # fmt: skip
+        return self.broadcast("pool_restart", arguments, destination, **kwargs)
+
+    def autoscale(
+        self, max: int, min: int, destination: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[Reply] | None:
+        """New bounds for the workers started with ``--autoscale`` (the others answer an
+        error): their pools grow and shrink between ``min`` and ``max`` from now on."""
+        return self.broadcast("autoscale", {"max": max, "min": min}, destination, **kwargs)
+
     def shutdown(
         self, destination: Sequence[str] | None = None, **kwargs: Any
     ) -> list[Reply] | None:

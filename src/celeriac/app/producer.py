@@ -34,6 +34,7 @@ from celeriac.canvas.signature import signature_dicts
 from celeriac.canvas.stamping import stamp_names, stamps_in
 from celeriac.exceptions import CeleriacError
 from celeriac.messages import Message
+from celeriac.messages.call_options import WORKER_DIRECT_EXCHANGE
 from celeriac.messages.protocol import TaskBody, check_size, decode_task_body, task_message
 from celeriac.result import AsyncResult
 from celeriac.task import check_call_options
@@ -230,7 +231,8 @@ class Producer:
         check_call_options(name, options)
         args, kwargs = tuple(args or ()), dict(kwargs or {})
         conf = self.app.conf
-        if options.get("queue") is None and options.get("routing_key"):
+        direct = options.get("exchange") == WORKER_DIRECT_EXCHANGE  # the router maps that
+        if options.get("queue") is None and options.get("routing_key") and not direct:
             options["queue"] = options["routing_key"]
         routed_as = options.get("route_name") or name  # Celery's route_name: route as another
         route = self.app.router.route(routed_as, args, kwargs, options, task=task_type)

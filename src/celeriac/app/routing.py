@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from celeriac.exceptions import QueueNotFound
+from celeriac.messages.call_options import WORKER_DIRECT_EXCHANGE
 
 RouterFunction = Callable[..., Any]
 
@@ -73,6 +74,11 @@ def compile_routes(task_routes: Any) -> list[RouterFunction]:
     return routers
 
 
+def direct_queue(hostname: str) -> str:
+    """The queue only the worker ``hostname`` consumes (``worker_direct``): Celery's name."""
+    return f"{hostname}.dq2"
+
+
 class Router:
     """Decides the queue (and route options such as priority) for each call."""
 
@@ -106,8 +112,13 @@ class Router:
                 route = {"queue": found} if isinstance(found, str) else dict(found)
                 merged = {**route, **{k: v for k, v in merged.items() if v is not None}}
                 break
+        if not merged.get("queue") and merged.get("exchange") == WORKER_DIRECT_EXCHANGE:
+            node = merged.get("routing_key")
+            if node:  # Celery's route to one worker: exchange C.dq2, routing key its name
+                merged["queue"] = direct_queue(str(node))
         queue = _queue_name(merged.get("queue") or self.default_queue)
-        self.check_queue(queue)
+        if not queue.endswith(".dq2"):  # a worker's own queue is made by the worker
+            self.check_queue(queue)
         merged["queue"] = queue
         return merged
 

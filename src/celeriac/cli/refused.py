@@ -16,32 +16,12 @@ from celeriac.cli.base import CLIError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_PROCESS_MANAGER = "(systemd User=/Group=, supervisord user=, a container's USER)"
-
 #: (option names, takes a value, a few words for --help, why and what to do instead)
 REFUSED: tuple[tuple[tuple[str, ...], bool, str, str], ...] = (
-    (
-        ("--autoscale",), True, "the pool size is fixed: use -c",
-        "the pool size is fixed for the worker's life: set it with -c N, and start more "
-        "workers for more capacity",
-    ),
     (
         ("-S", "--statedb"), True, "revocations live in the broker",
         "not needed: revocations are kept in the broker, so a restarted worker still knows "
         "them; drop the option",
-    ),
-    (
-        ("--uid",), True, "start the worker as that user",
-        f"the worker does not switch users itself: start it as that user {_PROCESS_MANAGER}",
-    ),
-    (
-        ("--gid",), True, "start the worker with that group",
-        f"the worker does not switch groups itself: start it with that group "
-        f"{_PROCESS_MANAGER}",
-    ),
-    (
-        ("--umask",), True, "set it where the worker starts",
-        "set the umask where the worker is started: systemd UMask=, or umask in the shell",
     ),
     (
         ("--executable",), True, "for --detach only",

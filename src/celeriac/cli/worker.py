@@ -28,9 +28,11 @@ from celeriac.cli.embedded_beat import embed_beat
 from celeriac.cli.metrics import start_worker_metrics
 from celeriac.cli.outbox import RelayThread, relay_for
 from celeriac.cli.pidfile import Pidfile, PidfileInUse
+from celeriac.cli.privileges import apply_umask, drop_privileges
 from celeriac.cli.refused import refused_options
 from celeriac.cli.user_options import user_values
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
+from celeriac.worker.autoscale import parse_autoscale
 from celeriac.worker.banner import render_banner
 from celeriac.worker.exitcodes import EX_CONFIG, EX_UNAVAILABLE
 from celeriac.worker.worker import POOLS, Worker, default_hostname
@@ -61,6 +63,7 @@ class WorkerKwargs(TypedDict, total=False):
     send_events: bool
     shutdown_timeout: float
     heartbeat_interval: float
+    autoscale: tuple[int, int]
 
 
 def check_pool(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -113,6 +116,7 @@ def worker_kwargs(
     task_events: bool = False,
     shutdown_timeout: float | None = None,
     heartbeat_interval: float | None = None,
+    autoscale: tuple[int, int] | None = None,
 ) -> WorkerKwargs:
     """The ``Worker`` arguments for the parsed options; an option not given is left out."""
     kwargs: WorkerKwargs = {}
@@ -136,6 +140,8 @@ def worker_kwargs(
         kwargs["shutdown_timeout"] = shutdown_timeout
     if heartbeat_interval is not None:
         kwargs["heartbeat_interval"] = heartbeat_interval
+    if autoscale is not None:
+        kwargs["autoscale"] = autoscale
     return kwargs
 
 
@@ -224,6 +230,18 @@ def purge_queues(app: Any, queues: Iterable[str]) -> str:
     )
 
 
+def check_autoscale(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[int, int] | None:
+    """``--autoscale=MAX,MIN`` (MIN 0 when left out), as Celery reads it."""
+    if value is None:
+        return None
+    try:
+        return parse_autoscale(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
 POSITIVE = click.IntRange(min=1)
 SECONDS = click.FloatRange(min=0, min_open=True)
 
@@ -241,6 +259,10 @@ SECONDS = click.FloatRange(min=0, min_open=True)
     help="Queues not to consume (of -Q, else of task_queues), comma-separated.",
 )  # fmt: skip
 @click.option("-c", "--concurrency", type=POSITIVE, help="Pool size (default: CPU count).")
+@click.option(
+    "--autoscale", callback=check_autoscale, metavar="MAX,MIN",
+    help="Grow the pool up to MAX while tasks wait, shrink it to MIN when idle (e.g. 10,3).",
+)  # fmt: skip
 @click.option(
     "-P",
     "--pool",
@@ -316,6 +338,9 @@ SECONDS = click.FloatRange(min=0, min_open=True)
 )  # fmt: skip
 @click.option("--scheduler", metavar="MODULE:CLASS", help="With -B: the scheduler class.")
 @click.option("--pidfile", type=click.Path(dir_okay=False), help="Write the pid here.")
+@click.option("--uid", metavar="USER", help="Drop privileges to this user (name or id).")
+@click.option("--gid", metavar="GROUP", help="Drop privileges to this group (name or id).")
+@click.option("--umask", metavar="MASK", help="Create files with this umask (octal: 0027).")
 @click.option("-D", "--detach", is_flag=True, help="Refused: run under a process manager.")
 @refused_options
 @click.pass_obj
@@ -340,6 +365,9 @@ def worker_command(
     scheduler: str | None,
     metrics_port: int | None,
     outbox_relay: bool,
+    uid: str | None = None,
+    gid: str | None = None,
+    umask: str | None = None,
     exclude_queues: tuple[str, ...] = (),
     **options: Any,
 ) -> None:
@@ -363,6 +391,9 @@ def worker_command(
     elif schedule_filename or scheduler:
         raise CLIError("-s/--schedule-filename and --scheduler go with -B (--beat)")
     kwargs = worker_kwargs(**options)
+    # As Celery: after the app is loaded, before any file is written or the worker starts.
+    apply_umask(umask)
+    drop_privileges(uid, gid)
     nodename = kwargs.get("hostname") or default_hostname()
     logfile = node_format(logfile, nodename) if logfile else None
     pidfile = node_format(pidfile, nodename) if pidfile else None

@@ -427,6 +427,20 @@ _DECLARED = [
     ),
     _s("worker_pool", "prefork", (str,), "Pool: prefork, threads, asyncio, solo."),
     _s(
+        "worker_direct",
+        False,
+        (bool,),
+        "Each worker also consumes a queue of its own, `<node name>.dq2` "
+        "(`apply_async(queue='w1@example.com.dq2')` reaches that worker only).",
+    ),
+    _s(
+        "worker_pool_restarts",
+        False,
+        (bool,),
+        "Allow the `pool_restart` remote control command: import (or reload) task modules "
+        "in the worker and replace its prefork children, which fork from it again.",
+    ),
+    _s(
         "worker_shutdown_timeout",
         60.0,
         _NUM,
@@ -509,8 +523,8 @@ _DECLARED = [
         "worker_proc_alive_timeout",
         4.0,
         _NUM,
-        "Seconds for a new pool process to start.",
-        not_in_effect="the prefork pool has no start-up limit for a new child",
+        "Prefork: seconds a new child has to finish starting (`worker_process_init` "
+        "included); one that takes longer is killed, logged as an error, and replaced.",
     ),
     _s(
         "worker_enable_remote_control",

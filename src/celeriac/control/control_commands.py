@@ -131,6 +131,8 @@ def time_limit(
 @control_command(args=[("n", int)], signature="[N=1]")
 def pool_grow(state: ControlState, n: int = 1, **kwargs: Any) -> dict[str, Any]:
     """Grow the pool by ``n`` processes or threads."""
+    if state.autoscaling:
+        return nok("pool_grow is not supported with autoscale. Adjust autoscale range instead.")
     state.resize_pool(_count(n))
     return ok("pool will grow")
 
@@ -138,6 +140,8 @@ def pool_grow(state: ControlState, n: int = 1, **kwargs: Any) -> dict[str, Any]:
 @control_command(args=[("n", int)], signature="[N=1]")
 def pool_shrink(state: ControlState, n: int = 1, **kwargs: Any) -> dict[str, Any]:
     """Shrink the pool by ``n`` processes or threads."""
+    if state.autoscaling:
+        return nok("pool_shrink is not supported with autoscale. Adjust autoscale range instead.")
     state.resize_pool(-_count(n))
     return ok("pool will shrink")
 
@@ -147,6 +151,37 @@ def _count(n: Any) -> int:
     if count < 1:
         raise ValueError(f"n must be a positive number of processes or threads, not {n!r}")
     return count
+
+
+@control_command()
+def pool_restart(
+    state: ControlState,
+    modules: Sequence[str] | None = None,
+    reload: bool = False,
+    reloader: Any = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Restart execution pool."""
+    if not state.app.conf.worker_pool_restarts:
+        raise ValueError(
+            "Pool restarts not enabled: set worker_pool_restarts = True where the worker is "
+            "configured"
+        )
+    if reloader is not None:
+        raise ValueError("pool_restart takes no reloader: modules are reloaded with importlib")
+    if isinstance(modules, str):
+        modules = [modules]
+    state.restart_pool(None if modules is None else [str(m) for m in modules], bool(reload))
+    return ok("reload started")
+
+
+@control_command(args=[("max", int), ("min", int)], signature="[max [min]]")
+def autoscale(
+    state: ControlState, max: int | None = None, min: int | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """Modify autoscale settings."""
+    high, low = state.autoscale(max, min)
+    return ok(f"autoscale now max={high} min={low}")
 
 
 @control_command()

@@ -2,8 +2,8 @@
 each returning ``{node: reply}`` (None when no worker answered in time).
 
 Imports the client's types only: the app hands it its ``broadcast`` (and itself, kept as
-``app`` for callers that read it), so this module imports no app. ``memsample``,
-``memdump``, ``objgraph`` and ``hello`` are not offered.
+``app`` for callers that read it), so this module imports no app. ``objgraph`` and
+``hello`` are not offered.
 """
 
 from __future__ import annotations
@@ -110,6 +110,14 @@ class Inspect:
         """``{node: {task_id: [state, info]}}``; ``query_task(id1, id2)`` or a list."""
         flat = [i for item in ids for i in ([item] if isinstance(item, str) else item)]
         return self._request("query_task", ids=flat)
+
+    def memsample(self) -> dict[str, Any] | None:
+        """``{node: '24.5MB'}``: each worker's resident memory now, also recorded."""
+        return self._request("memsample")
+
+    def memdump(self, samples: int = 10) -> dict[str, Any] | None:
+        """``{node: text}``: the recorded samples and the memory after a collection."""
+        return self._request("memdump", samples=samples)
 
     def conf(self, with_defaults: bool = False) -> dict[str, Any] | None:
         return self._request("conf", with_defaults=with_defaults)

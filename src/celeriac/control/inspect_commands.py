@@ -76,6 +76,18 @@ def revoked(state: ControlState, **kwargs: Any) -> list[str]:
     return state.revoked()
 
 
+@inspect_command()
+def memsample(state: ControlState, **kwargs: Any) -> str:
+    """Sample current RSS memory usage."""
+    return state.memsample()
+
+
+@inspect_command(args=[("samples", int)], signature="[n_samples=10]")
+def memdump(state: ControlState, samples: int = 10, **kwargs: Any) -> str:
+    """Dump statistics of previous memsample requests."""
+    return state.memdump(int(samples))
+
+
 @inspect_command(
     alias="dump_tasks", variadic="taskinfoitems", signature="[attr1 [attr2 [... [attrN]]]]"
 )

@@ -41,8 +41,27 @@ class ControlState(Protocol):
     def stats(self) -> dict[str, Any]:
         """Celery's ``stats`` reply for this worker."""
 
+    @property
+    def autoscaling(self) -> bool:
+        """True when the worker runs an autoscaler (``--autoscale``)."""
+
+    def autoscale(self, max: int | None, min: int | None) -> tuple[int, int]:
+        """New autoscale bounds (None keeps one); the bounds now. Raises ``ValueError``
+        when the worker does not autoscale."""
+
+    def memsample(self) -> str:
+        """Record the worker process's resident memory now; it, in human units."""
+
+    def memdump(self, samples: int) -> str:
+        """Celery's report of the recorded samples (at most ``samples`` of them) and the
+        resident memory after a garbage collection; forgets the samples."""
+
     def resize_pool(self, delta: int) -> int:
         """Grow (``delta > 0``) or shrink the pool; its new size."""
+
+    def restart_pool(self, modules: Sequence[str] | None, reload: bool) -> None:
+        """Import (or, with ``reload``, reload) ``modules`` and replace the pool's
+        processes or threads (``pool_restart``)."""
 
     def set_rate_limit(self, task_name: str, rate: str | float | None) -> None:
         """This worker's rate limit for a task (None: no limit)."""

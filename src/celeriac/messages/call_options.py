@@ -7,6 +7,10 @@ name). docs/calling.md describes each.
 
 from __future__ import annotations
 
+#: Celery's exchange of ``worker_direct``: ``exchange="C.dq2", routing_key="w1@host"``
+#: routes to the queue ``w1@host.dq2``, which only that worker consumes.
+WORKER_DIRECT_EXCHANGE = "C.dq2"
+
 #: Options that work as in Celery.
 CALL_OPTIONS = frozenset({
     "countdown", "eta", "expires", "queue", "routing_key", "priority", "serializer",

@@ -80,7 +80,18 @@ def _results(app: Any) -> str:
     return mask_password(str(url)) if url else "disabled"
 
 
+def _concurrency(worker: BannerSubject) -> str:
+    bounds = getattr(worker, "autoscale", None)  # (max, min) with --autoscale
+    if bounds:
+        return f"{{min={bounds[1]}, max={bounds[0]}}} ({worker.pool_name} pool, autoscaled)"
+    return f"{worker.concurrency} ({worker.pool_name} pool)"
+
+
 def _prefetch(worker: BannerSubject) -> str:
+    bounds = getattr(worker, "autoscale", None)
+    if bounds and worker.prefetch % bounds[0] == 0:
+        multiplier = worker.prefetch // bounds[0]
+        return f"{worker.prefetch} (max concurrency {bounds[0]} x multiplier {multiplier})"
     if worker.concurrency and worker.prefetch % worker.concurrency == 0:
         multiplier = worker.prefetch // worker.concurrency
         return f"{worker.prefetch} (concurrency {worker.concurrency} x multiplier {multiplier})"
@@ -109,7 +120,7 @@ def render_banner(worker: BannerSubject) -> str:
         ("transport", _transport(app)),
         *([("embedded", embedded)] if embedded else []),
         ("results", _results(app)),
-        ("concurrency", f"{worker.concurrency} ({worker.pool_name} pool)"),
+        ("concurrency", _concurrency(worker)),
         ("prefetch", _prefetch(worker)),
         ("task events", events),
         ("queues", ", ".join(worker.queues) or "(none)"),

@@ -11,8 +11,11 @@ waiting for a slot and the count per task name (``stats``' ``total``).
 from __future__ import annotations
 
 import collections
+import importlib
+import logging
 import os
 import resource
+import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -22,6 +25,9 @@ from celeriac.brokers.base import Revocation
 from celeriac.control.registry import control_command, inspect_command, nok, ok
 from celeriac.worker.banner import mask_password
 from celeriac.worker.connection import off_loop
+from celeriac.worker.memory import MemorySamples
+
+logger = logging.getLogger("celeriac.worker")
 
 if TYPE_CHECKING:
     from celeriac.trace import Outcome
@@ -42,6 +48,7 @@ class WorkerControl:
         # Tasks that ended REVOKED here lately: a terminate's reply may be computed after
         # the revocation (announced on its own topic) already stopped the task.
         self._revoked_here: collections.deque[str] = collections.deque(maxlen=1000)
+        self.memory = MemorySamples()  # inspect memsample / memdump
 
     @property
     def consumer(self) -> Any:
@@ -127,7 +134,19 @@ class WorkerControl:
             },
             "total": dict(self.total),
             "uptime": round(time.monotonic() - self.started),
+            **self._autoscaler_info(),
         }
+
+    def _autoscaler_info(self) -> dict[str, Any]:
+        """Celery's ``autoscaler`` entry, only on a worker that autoscales."""
+        scaler = self.worker.autoscaler
+        return {"autoscaler": scaler.info()} if scaler is not None else {}
+
+    def memsample(self) -> str:
+        return self.memory.sample()
+
+    def memdump(self, samples: int) -> str:
+        return self.memory.dump(samples)
 
     def queues(self) -> list[str]:
         return list(self.consumer.queues) if self.consumer is not None else []
@@ -144,6 +163,16 @@ class WorkerControl:
             ends = dict.fromkeys(keys, time.time() + ttl)
             revocations.apply(Revocation(ends, terminate=terminate, signal=signal))
 
+    @property
+    def autoscaling(self) -> bool:
+        return self.worker.autoscaler is not None
+
+    def autoscale(self, max: int | None, min: int | None) -> tuple[int, int]:
+        scaler = self.worker.autoscaler
+        if scaler is None:
+            raise ValueError("Autoscale not enabled: start the worker with --autoscale=MAX,MIN")
+        return scaler.update(max, min)
+
     def resize_pool(self, delta: int) -> int:
         worker, pool = self.worker, self.worker.pool
         if pool is None or self.consumer is None:
@@ -154,6 +183,18 @@ class WorkerControl:
         worker.prefetch = size * worker.prefetch_multiplier
         self.consumer.resize(size, worker.prefetch)
         return size
+
+    def restart_pool(self, modules: Sequence[str] | None, reload: bool) -> None:
+        """``pool_restart``: import the ``modules`` not imported yet (None: those of the
+        registered tasks), reload the others when ``reload``, then replace the pool."""
+        pool = self.worker.pool
+        if pool is None:
+            raise RuntimeError("the worker is not running yet: its pool cannot be restarted")
+        if modules is None:
+            modules = sorted({str(task.__module__) for task in self.app.tasks.values()})
+        for name in modules:
+            _import_or_reload(name, reload)
+        pool.restart()
 
     def set_rate_limit(self, task_name: str, rate: str | float | None) -> None:
         if self.consumer is not None:
@@ -190,6 +231,19 @@ class WorkerControl:
 
     def shutdown(self) -> None:
         self.worker.stop("warm")
+
+
+def _import_or_reload(name: str, reload: bool) -> None:
+    """As Celery: a module not imported yet is imported; one imported already is reloaded
+    only with ``reload`` (its tasks keep their registered objects; what they call from
+    the module is the new code)."""
+    module = sys.modules.get(name)
+    if module is None:
+        logger.debug("importing module %s", name)
+        importlib.import_module(name)
+    elif reload:
+        logger.debug("reloading module %s", name)
+        importlib.reload(module)
 
 
 __all__ = ["WorkerControl", "control_command", "inspect_command", "nok", "ok"]

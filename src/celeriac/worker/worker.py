@@ -20,12 +20,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celeriac import signals
+from celeriac.app.routing import direct_queue
 from celeriac.bootsteps import WorkerSteps
 from celeriac.control.server import ControlServer
 from celeriac.events.worker_events import HEARTBEAT_INTERVAL, WorkerEvents
 from celeriac.events.worker_events import for_worker as events_for_worker
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.worker import exitcodes
+from celeriac.worker.autoscale import (
+    KEEPALIVE,
+    Autoscaler,
+    keepalive_from_environment,
+    parse_autoscale,
+)
 from celeriac.worker.banner import mask_password
 from celeriac.worker.connection import Outage, RetryPolicy, off_loop, reach_broker
 from celeriac.worker.consumer import Consumer
@@ -67,6 +74,7 @@ class Worker:
         send_events: bool | None = None,
         shutdown_timeout: float | None = None,
         heartbeat_interval: float | None = None,
+        autoscale: str | tuple[int, int] | None = None,
         install_signal_handlers: bool = True,
         step_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -77,7 +85,7 @@ class Worker:
             "prefetch_multiplier": prefetch_multiplier, "send_events": send_events,
             "max_tasks_per_child": max_tasks_per_child, "shutdown_timeout": shutdown_timeout,
             "max_memory_per_child": max_memory_per_child,
-            "heartbeat_interval": heartbeat_interval,
+            "heartbeat_interval": heartbeat_interval, "autoscale": autoscale,
         }  # fmt: skip
         # What this worker was started with (celeryd_init's ``options``, as Celery's).
         self.options = {key: value for key, value in given.items() if value is not None}
@@ -91,13 +99,19 @@ class Worker:
         self.backend = app.backend
         if self.pool_name == "solo":
             self.concurrency = 1
+        # --autoscale=MAX,MIN: the pool starts at MIN (at least 1) and holds what MAX can run.
+        self.autoscale_keepalive = KEEPALIVE  # AUTOSCALE_KEEPALIVE, read with --autoscale
+        self.autoscale = self._check_autoscale(autoscale)
+        if self.autoscale is not None:
+            self.concurrency = max(1, self.autoscale[1])
         # worker_disable_prefetch (Celery 5.5): hold only what a free slot can start.
         self.prefetch_multiplier = (
             1
             if conf.worker_disable_prefetch
             else max(1, int(prefetch_multiplier or conf.worker_prefetch_multiplier))
         )
-        self.prefetch = self.concurrency * self.prefetch_multiplier
+        most = self.autoscale[0] if self.autoscale is not None else self.concurrency
+        self.prefetch = most * self.prefetch_multiplier
         self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
         self.max_memory_per_child = max_memory_per_child or conf.worker_max_memory_per_child
         self.send_events = bool(
@@ -125,6 +139,7 @@ class Worker:
         self.revocations: Revocations | None = None
         self.control: WorkerControl | None = None  # what remote control sees and changes
         self.mailbox: ControlServer | None = None
+        self.autoscaler: Autoscaler | None = None  # with --autoscale, once consuming
         self._exit_code = exitcodes.EX_OK  # EX_FAILURE once the broker is lost for good
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -162,6 +177,21 @@ class Worker:
             return "threads"
         return name
 
+    def _check_autoscale(self, value: str | tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is None:
+            return None
+        try:
+            bounds = parse_autoscale(value)
+            self.autoscale_keepalive = keepalive_from_environment()
+        except ValueError as exc:
+            raise ImproperlyConfigured(str(exc)) from None
+        if self.pool_name == "solo":
+            raise ImproperlyConfigured(
+                "the solo pool runs one task at a time and cannot autoscale: use -P prefork "
+                "or -P threads with --autoscale"
+            )
+        return bounds
+
     def _make_pool(self) -> Pool:
         if self.pool_name == "prefork":
             return PreforkPool(
@@ -170,6 +200,7 @@ class Worker:
                 max_tasks_per_child=self.max_tasks_per_child,
                 max_memory_per_child=self.max_memory_per_child,
                 hostname=self.hostname,
+                proc_alive_timeout=self.app.conf.worker_proc_alive_timeout,
             )
         kinds: dict[str, type[Pool]] = {
             "threads": ThreadsPool, "asyncio": AsyncioPool, "solo": SoloPool,
@@ -251,10 +282,13 @@ class Worker:
         )  # fmt: skip
         selected = self.app.amqp.queues
         selected.select(self.queues)
+        if self.app.conf.worker_direct:  # a queue only this worker consumes, Celery's name
+            selected.select_add(direct_queue(self.hostname))
         signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=self.app.conf)
         # A receiver may add queues (instance.app.amqp.queues.select_add(name)), as in Celery.
         self.queues = self.consumer.queues = list(selected.consume_from)
         await self._start_events()
+        self._start_autoscaler()
         await self._start_mailbox()
         started = self._start_user_steps()
         consuming = asyncio.create_task(self.consumer.run(), name="celeriac-consumer")
@@ -263,6 +297,8 @@ class Worker:
             signals.worker_ready.send(sender=self.consumer)
             self.ready.set()
         await self._stop.wait()
+        if self.autoscaler is not None:  # the pool keeps its size while it winds down
+            await self.autoscaler.stop()
         try:
             return await self._shutdown(consuming)
         finally:
@@ -337,6 +373,30 @@ class Worker:
         )  # fmt: skip
         self.listeners.add(self.events)
         await self.events.start()
+
+    def _start_autoscaler(self) -> None:
+        """With ``--autoscale``: size the pool to the tasks held, from now on."""
+        consumer = self.consumer
+        if self.autoscale is None or consumer is None:
+            return
+        high, low = self.autoscale
+        self.autoscaler = Autoscaler(
+            size=lambda: self.concurrency,
+            reserved=lambda: len(consumer.held) - len(consumer.settling),
+            resize=self._autoscale_to, max_concurrency=high, min_concurrency=low,
+            keepalive=self.autoscale_keepalive,
+        )  # fmt: skip
+        self.listeners.add(self.autoscaler)
+        self.autoscaler.start()
+
+    def _autoscale_to(self, size: int) -> None:
+        """The pool and the consumer's slots at ``size``; the prefetch stays MAX's."""
+        assert self.pool is not None and self.consumer is not None
+        self.pool.resize(size)
+        self.concurrency = size
+        if self.autoscaler is not None:
+            self.prefetch = self.autoscaler.max_concurrency * self.prefetch_multiplier
+        self.consumer.resize(size, self.prefetch)
 
     def _outage(self) -> Outage:
         url = getattr(self.app.broker, "url", None) or self.app.conf.broker_url or "memory://"

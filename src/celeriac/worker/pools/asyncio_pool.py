@@ -54,6 +54,11 @@ class AsyncioPool(Pool):
         super().resize(concurrency)
         self._threads.resize(concurrency)
 
+    def restart(self) -> None:
+        """Sync tasks get fresh threads; coroutines run on the worker's loop, which the
+        imported or reloaded modules reached already."""
+        self._threads.restart()
+
     async def run(self, job: Job) -> Outcome:
         if not is_async_task(job.task):
             return await self._threads.run(job)

@@ -56,6 +56,11 @@ class Pool(ABC):
             raise ValueError(f"a pool needs at least 1 process or thread, not {concurrency}")
         self.concurrency = concurrency
 
+    def restart(self) -> None:
+        """``pool_restart``: from now on, jobs run in fresh processes or threads that see
+        the modules the worker imported or reloaded just before; running jobs finish."""
+        return None
+
     def job_pid(self, task_id: str) -> int | None:
         """The process running ``task_id`` (``inspect active``'s ``worker_pid``)."""
         return os.getpid()

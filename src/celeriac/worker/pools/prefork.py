@@ -79,6 +79,7 @@ class _Child:
     terminated: bool = False  # killed by a revoke with terminate=True
     term_allowed: Any = None  # shared byte: set before we SIGTERM it (see child._on_sigterm)
     exited: bool = False  # its pipe or sentinel reported the end; readers removed
+    alive_timer: asyncio.TimerHandle | None = None  # proc_alive_timeout, until READY
     gone: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -96,9 +97,14 @@ class PreforkPool(Pool):
         max_tasks_per_child: int | None = None,
         max_memory_per_child: int | None = None,
         hostname: str | None = None,
+        proc_alive_timeout: float | None = None,
     ) -> None:
         super().__init__(app, concurrency)
-        self.hostname = hostname  # the sender of worker_process_init/_shutdown in children
+        self.hostname = hostname
+        # Seconds a new child has to say READY (worker_process_init included); None: no limit.
+        self.proc_alive_timeout = (
+            proc_alive_timeout or None
+        )  # the sender of worker_process_init/_shutdown in children
         self.max_tasks_per_child = _limit("max_tasks_per_child", max_tasks_per_child)
         self.max_memory_per_child = _limit("max_memory_per_child", max_memory_per_child)
         self._context = multiprocessing.get_context("fork")
@@ -192,9 +198,23 @@ class PreforkPool(Pool):
         for _ in range(concurrency - len(serving)):
             self._spawn_or_retry()
         order = {_State.IDLE: 0, _State.STARTING: 1, _State.BUSY: 2}
-        for kid in sorted(serving, key=lambda k: order[k.state])[: len(serving) - concurrency]:
+        extra = max(0, len(serving) - concurrency)  # (a negative slice would drop children)
+        for kid in sorted(serving, key=lambda k: order[k.state])[:extra]:
             logger.info("prefork child %d leaves: the pool shrinks", kid.pid)
             self._ask_to_exit(kid)
+
+    def restart(self) -> None:
+        """Replace every child: new ones fork now (from the worker as it is now, with the
+        modules it just imported or reloaded); the old ones take no more jobs and exit
+        after the job they run."""
+        if self._loop is None or self._stopping:
+            raise RuntimeError("the prefork pool is not running: it cannot be restarted")
+        old = [k for k in self._children.values() if k.state in _SERVING]
+        for kid in old:
+            self._ask_to_exit(kid)
+        for _ in range(self.concurrency):
+            self._spawn_or_retry()
+        logger.info("prefork pool restarted: %d children replaced", len(old))
 
     def job_pid(self, task_id: str) -> int | None:
         for kid in self._children.values():
@@ -249,6 +269,9 @@ class PreforkPool(Pool):
 
     def _on_message(self, kid: _Child, message: Any) -> None:
         tag = message[0] if isinstance(message, tuple) and message else None
+        if tag == child.READY and kid.alive_timer is not None:
+            kid.alive_timer.cancel()
+            kid.alive_timer = None
         if tag == child.READY and kid.state is _State.STARTING:
             kid.state = _State.IDLE
             assert self._idle is not None
@@ -376,7 +399,24 @@ class PreforkPool(Pool):
         self._children[kid.pid] = kid
         self._loop.add_reader(ours.fileno(), self._on_readable, kid)
         self._loop.add_reader(process.sentinel, self._on_exit, kid)
+        if self.proc_alive_timeout is not None:
+            kid.alive_timer = self._loop.call_later(
+                self.proc_alive_timeout, self._on_start_timeout, kid
+            )
         logger.debug("started prefork child %d", kid.pid)
+
+    def _on_start_timeout(self, kid: _Child) -> None:
+        """worker_proc_alive_timeout passed before the child said READY: kill it; its
+        death is handled as any failed start (replaced after a pause)."""
+        kid.alive_timer = None
+        if kid.exited or kid.state is _State.GONE:
+            return
+        logger.error(
+            "Timed out waiting for UP message from prefork child %d: it did not finish "
+            "starting within %ss (worker_proc_alive_timeout); killing it",
+            kid.pid, self.proc_alive_timeout,
+        )  # fmt: skip
+        kid.process.kill()
 
     def _on_exit(self, kid: _Child) -> None:
         """Its pipe or its sentinel closed: the child exited (or is breaking the protocol)."""
@@ -419,6 +459,9 @@ class PreforkPool(Pool):
         if was is _State.GONE:
             return
         kid.state = _State.GONE
+        if kid.alive_timer is not None:
+            kid.alive_timer.cancel()
+            kid.alive_timer = None
         self._children.pop(kid.pid, None)
         kid.conn.close()
         if code is not None:

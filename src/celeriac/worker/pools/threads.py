@@ -59,6 +59,11 @@ class ThreadsPool(Pool):
         """New jobs go to an executor of the new size; the old one's threads finish the
         jobs they run and end (the consumer never runs more than ``concurrency`` at once)."""
         super().resize(concurrency)
+        self.restart()
+
+    def restart(self) -> None:
+        """Fresh threads for the next jobs (thread-local state starts anew); the tasks
+        run in this process, so what it imported or reloaded reaches them either way."""
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._retired.append(self._executor)

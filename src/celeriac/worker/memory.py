@@ -1,0 +1,64 @@
+"""The worker's memory samples for ``inspect memsample`` and ``memdump`` (Celery's).
+
+Runtime layer: stdlib and ``pools.child.resident_kib`` (``/proc``, else ``resource``), so
+no psutil is needed. Samples are the main process's, kept until a ``memdump`` reads them.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator, Sequence
+
+from celeriac.worker.pools.child import resident_kib
+
+_UNITS = ((2**40, "TB"), (2**30, "GB"), (2**20, "MB"), (2**10, "KB"), (0, "b"))
+
+
+def human_bytes(size: float) -> str:
+    """``25690112`` -> ``'24.5MB'``: Celery's units, up to five significant digits."""
+    for divisor, unit in _UNITS:
+        if size >= divisor:
+            value = size / divisor if divisor else size
+            text = str(int(value)) if value == int(value) else f"{value:.5}"
+            return f"{text}{unit}"
+    return f"{size}b"  # (a negative size: not one /proc gives)
+
+
+def rss() -> str:
+    """This process's resident memory now, in human units."""
+    return human_bytes(resident_kib() * 1024)
+
+
+def _spread(items: Sequence[str], count: int) -> Iterator[str]:
+    """``count`` items taken at even steps from ``items`` (all of them when fewer)."""
+    if len(items) <= count:
+        yield from items
+        return
+    step = len(items) // count
+    for index in range(count):
+        yield items[index * step]
+
+
+class MemorySamples:
+    """``memsample`` records, ``memdump`` reports and forgets."""
+
+    def __init__(self) -> None:
+        self.samples: list[str] = []
+
+    def sample(self) -> str:
+        current = rss()
+        self.samples.append(current)
+        return current
+
+    def dump(self, samples: int = 10) -> str:
+        if samples < 1:
+            raise ValueError(f"memdump needs at least 1 sample to show, not {samples}")
+        taken = list(_spread(self.samples, samples))
+        self.samples.clear()
+        gc.collect()
+        lines = ["- rss (sample):", *(f"-    > {mem}," for mem in taken)] if taken else []
+        lines.append(f"- rss (end): {rss()}.")
+        return "\n".join(lines) + "\n"
+
+
+__all__ = ["MemorySamples", "human_bytes", "rss"]
