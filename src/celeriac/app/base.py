@@ -42,6 +42,7 @@ from celeriac.app.registry import TaskRegistry
 from celeriac.app.report import bugreport
 from celeriac.app.routing import Router
 from celeriac.app.sending import BrokerSender, Sender, sending_through
+from celeriac.app.urls import broker_url, result_url
 from celeriac.brokers.base import Broker
 from celeriac.canvas import Signature, signature
 from celeriac.config.conf import Settings
@@ -180,9 +181,10 @@ class Celeriac(AppMembers):
         if self._broker is None:
             self._announce_configured()
             conf = self.conf
-            check_split_broker(conf.broker_url)
+            url = broker_url(conf)  # or composed from broker_host, broker_user, ...
+            check_split_broker(url)
             self._broker = create_broker(
-                conf.broker_url,
+                url,
                 broker_options(conf),  # with task_default_queue_type on RabbitMQ
                 conf.task_delivery_limit,
                 conf.broker_use_ssl,
@@ -197,8 +199,8 @@ class Celeriac(AppMembers):
         if self._backend is None:
             self._announce_configured()
             conf = self.conf
-            url = conf.result_backend
-            if url is None and conf.broker_url is None:  # the embedded Redis keeps both
+            url = result_url(conf, conf.result_backend)  # 'redis': from redis_host, ...
+            if url is None and broker_url(conf) is None:  # the embedded Redis keeps both
                 url = embedded_results_url()
             self._backend = create_backend(
                 url,

@@ -15,6 +15,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from celeriac.app.connections import create_broker, wire_formats
+from celeriac.app.urls import broker_url
 from celeriac.brokers.base import Broker
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class Connection:
         self.app = app
         self.url = url
         # Another broker than the app's: this handle builds it, and closes it.
-        self.owned = url is not None and url != app.conf.broker_url
+        self.owned = url is not None and url != broker_url(app.conf)
         self._broker: Broker | None = None
 
     @property
@@ -61,7 +62,7 @@ class Connection:
 
     def as_uri(self, include_password: bool = False) -> str:
         """The broker's URL (its password masked unless ``include_password``)."""
-        url = self.url if self.owned else self.app.conf.broker_url
+        url = self.url if self.owned else broker_url(self.app.conf)
         url = str(url if url is not None else getattr(self.broker, "url", "memory://"))
         return url if include_password else _PASSWORD.sub(r"\1**\2", url)
 

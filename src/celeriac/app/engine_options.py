@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from celeriac.app.urls import broker_url
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.results.compressed import check_method
 from celeriac.results.retry import StoreRetry
@@ -50,7 +51,7 @@ def broker_options(conf: Any) -> dict[str, Any]:
         raise ImproperlyConfigured(
             f"task_default_queue_type must be 'classic' or 'quorum', not {queue_type!r}"
         )
-    if _scheme(conf.broker_url) not in _AMQP:
+    if _scheme(broker_url(conf)) not in _AMQP:
         return options  # queue types are RabbitMQ's; other brokers have one kind of queue
     given = options.get("queue_type")
     if given is None:

@@ -106,6 +106,30 @@ _DECLARED = [
         "publishing pool to size",
     ),
     _s("broker_use_ssl", None, (bool, dict), "TLS options for `amqps://`/`rediss://`."),
+    # Celery 3's broker URL in parts: composed into a URL as kombu does (app/urls.py).
+    _s(
+        "broker_host",
+        None,
+        (str,),
+        "With `broker_url` unset: the broker's host (or a whole URL); the parts below "
+        "fill in what it leaves out.",
+    ),
+    _s("broker_port", None, (int,), "Broker port, when the URL has none (transport's default)."),
+    _s("broker_user", None, (str,), "Broker user, when the URL has none (AMQP: guest)."),
+    _s("broker_password", None, (str,), "Broker password, when the URL has none."),
+    _s(
+        "broker_vhost",
+        None,
+        (str,),
+        "RabbitMQ vhost (Redis: database number), when the URL has none.",
+    ),
+    _s(
+        "broker_transport",
+        None,
+        (str,),
+        "Broker scheme: `amqp`, `pyamqp`, `redis`, `rediss`, `memory`, ...; set, it "
+        "names the scheme even over `broker_url`'s. With only parts set: `amqp`.",
+    ),
     # -- results -----------------------------------------------------------------------------
     _s(
         "result_backend",
@@ -192,6 +216,15 @@ _DECLARED = [
     _s("redis_client_name", None, (str,), "Name the result store's connections (CLIENT LIST)."),
     _s("redis_username", None, (str,), "ACL user, when the result_backend URL names none."),
     _s("redis_password", None, (str,), "Password, when the result_backend URL has none."),
+    _s(
+        "redis_host",
+        None,
+        (str,),
+        "Host of the store when `result_backend = 'redis'` (no URL), or of a `redis://` "
+        "URL that names none; unset, localhost.",
+    ),
+    _s("redis_port", None, (int,), "Port, likewise (unset: 6379)."),
+    _s("redis_db", None, (int,), "Database number when `result_backend = 'redis'` (unset: 0)."),
     _s(
         "redis_backend_use_ssl",
         None,
