@@ -24,6 +24,7 @@ from celeriac.app.amqp import AMQP
 from celeriac.app.annotations import apply_annotation, resolve_annotations
 from celeriac.app.beat_entries import BeatEntries
 from celeriac.app.broker_connection import Connection
+from celeriac.app.checks import check_task_protocol
 from celeriac.app.connections import (
     create_backend,
     create_broker,
@@ -161,6 +162,7 @@ class Celeriac(AppMembers):
             self._configured = True
             self.on_configure()
             self.on_after_configure.send(sender=self, source=self.conf)
+            check_task_protocol(self.conf)  # after the receivers, who may have set it
 
     def now(self) -> datetime:
         """The current time, timezone-aware, in UTC (celeriac keeps every date in UTC)."""

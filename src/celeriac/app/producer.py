@@ -21,6 +21,7 @@ from celeriac import signals
 from celeriac._context import get_current_request
 from celeriac._tracing import PublishTrace
 from celeriac.app.broker_connection import Connection
+from celeriac.app.checks import check_task_protocol
 from celeriac.app.sending import (
     BrokerSender,
     RetryPolicy,
@@ -229,6 +230,7 @@ class Producer:
         check_call_options(name, options)
         args, kwargs = tuple(args or ()), dict(kwargs or {})
         conf = self.app.conf
+        check_task_protocol(conf)  # a change after configuration is refused too
         if options.get("queue") is None and options.get("routing_key"):
             options["queue"] = options["routing_key"]
         routed_as = options.get("route_name") or name  # Celery's route_name: route as another

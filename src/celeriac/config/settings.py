@@ -412,8 +412,8 @@ _DECLARED = [
         "task_protocol",
         2,
         (int,),
-        "Message protocol version.",
-        not_in_effect="messages are always written in protocol 2",
+        "Task message protocol: 2 (the only one celeriac writes); another value raises "
+        "`ImproperlyConfigured` when the app is configured.",
     ),
     _s(
         "task_send_sent_event",
