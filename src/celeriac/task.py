@@ -92,6 +92,13 @@ def check_call_options(name: str, options: Mapping[str, Any]) -> None:
         )
     if options.get("priority") is not None:
         check_priority(options["priority"])
+    for shown in ("argsrepr", "kwargsrepr"):
+        if not isinstance(options.get(shown, ""), str):
+            raise TypeError(
+                f"task {name!r}: {shown} is the text shown for the call's arguments (in "
+                f"events and the dashboard), so it must be a string, not "
+                f"{type(options[shown]).__name__}"
+            )
 
 
 def exponential_backoff(factor: float, retries: int, maximum: float, full_jitter: bool) -> float:

@@ -277,6 +277,9 @@ class Producer:
             stamped_headers=stamp_names(route),
             stamps=stamps_in(route),
             sent_at=round(now, 6),
+            argsrepr=route.get("argsrepr"),
+            kwargsrepr=route.get("kwargsrepr"),
+            repr_maxlevels=conf.task_repr_maxlevels,
         )
         delay = _delay(route.get("countdown"), eta, now)
         payload = self.app.broker.wire_format.encode(message)

@@ -409,6 +409,13 @@ _DECLARED = [
     ),
     _s("task_inherit_parent_priority", False, (bool,), "Subtasks take the caller's priority."),
     _s(
+        "task_repr_maxlevels",
+        3,
+        (int,),
+        "Containers shown inside one another in a message's `argsrepr`/`kwargsrepr` (each "
+        "at most 1024 characters); deeper ones show as `[...]`. 0: no limit.",
+    ),
+    _s(
         "task_protocol",
         2,
         (int,),

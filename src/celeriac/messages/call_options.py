@@ -16,6 +16,7 @@ CALL_OPTIONS = frozenset({
     "stamped_headers",  # the names of the call's stamps, each an option too
     "producer", "publisher", "connection",  # the app's producer, or another broker's
     "result_cls", "route_name",
+    "argsrepr", "kwargsrepr",  # the text shown for the arguments (to hide secrets)
     "outbox",  # ours: write the message to an outbox table in the caller's transaction
 })  # fmt: skip
 
