@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from celeriac.app.urls import broker_url
 from celeriac.exceptions import ImproperlyConfigured
+from celeriac.results.cache import ResultCache
 from celeriac.results.compressed import check_method
 from celeriac.results.retry import StoreRetry
 
@@ -83,10 +84,12 @@ def result_options(conf: Any, url: str | None) -> dict[str, Any]:
 
 def configure_backend(backend: Any, conf: Any) -> None:
     """What the app's settings tell any result store once it is built: ``result_extended``,
-    the ``result_backend_always_retry`` policy and ``result_compression``."""
+    the ``result_backend_always_retry`` policy, ``result_compression`` and
+    ``result_cache_max``."""
     backend.extended = bool(conf.result_extended)
     backend.retry = StoreRetry.from_conf(conf)
     backend.compression = check_method(conf.result_compression)
+    backend.cache = ResultCache(conf.result_cache_max)
 
 
 __all__ = [

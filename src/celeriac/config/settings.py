@@ -164,6 +164,13 @@ _DECLARED = [
         "Store the call's name, args, kwargs, worker, retries and queue with its result "
         "(`AsyncResult.args`, `.kwargs`, `.worker`, `.retries`, `.queue`).",
     ),
+    _s(
+        "result_cache_max",
+        -1,
+        (int,),
+        "Successful results (and saved groups) kept in the reading process once read, so "
+        "they are not read from the store again: -1 none, 0 all, N the N used last.",
+    ),
     _s("result_backend_transport_options", {}, (dict,), "Result engine options."),
     _s("result_backend_always_retry", False, (bool,), "Retry store calls lost to an outage."),
     _s("result_backend_max_retries", float("inf"), _NUM, "Retries of one store call, at most."),
