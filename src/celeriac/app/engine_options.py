@@ -10,11 +10,14 @@ settings.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from celeriac.app.connections import expires_seconds
 from celeriac.app.urls import broker_url
+from celeriac.config.conf import NotInEffectWarning
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.results.cache import ResultCache
 from celeriac.results.compressed import check_method
@@ -84,12 +87,30 @@ def result_options(conf: Any, url: str | None) -> dict[str, Any]:
 
 def configure_backend(backend: Any, conf: Any) -> None:
     """What the app's settings tell any result store once it is built: ``result_extended``,
-    the ``result_backend_always_retry`` policy, ``result_compression`` and
-    ``result_cache_max``."""
+    the ``result_backend_always_retry`` policy, ``result_compression``,
+    ``result_cache_max`` and ``result_failure_expires``."""
     backend.extended = bool(conf.result_extended)
     backend.retry = StoreRetry.from_conf(conf)
     backend.compression = check_method(conf.result_compression)
     backend.cache = ResultCache(conf.result_cache_max)
+    _failure_expires(backend, conf.result_failure_expires)
+
+
+def _failure_expires(backend: Any, value: Any) -> None:
+    """``result_failure_expires`` where the store keeps records apart (Redis); 0 keeps
+    failures forever, as in Celery. Elsewhere it is not applied, and says so."""
+    if value is None:
+        return
+    if not backend.supports_failure_expires:
+        warnings.warn(
+            f"result_failure_expires is set, but the {type(backend).__name__} result store "
+            f"does not apply it (only the Redis store does, as in Celery): failed results "
+            f"expire with result_expires like any other",
+            NotInEffectWarning,
+            stacklevel=4,
+        )
+        return
+    backend.failure_expires = expires_seconds(value) or None
 
 
 __all__ = [

@@ -165,6 +165,13 @@ _DECLARED = [
         "(`AsyncResult.args`, `.kwargs`, `.worker`, `.retries`, `.queue`).",
     ),
     _s(
+        "result_failure_expires",
+        None,
+        (dt.timedelta, int, float),
+        "Redis result store: time a FAILURE is kept (seconds or timedelta; 0 forever); "
+        "unset: `result_expires`. Another store warns that it does not apply it.",
+    ),
+    _s(
         "result_cache_max",
         -1,
         (int,),

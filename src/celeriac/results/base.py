@@ -13,6 +13,7 @@ import datetime as dt
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from types import EllipsisType
 from typing import Any, ClassVar
 
 from celeriac import states
@@ -83,6 +84,9 @@ class ResultBackend(ABC):
     #: Whether results are stored at all. False for ``DisabledBackend`` (no result_backend
     #: set): a chord, which reads its header's results, refuses to be sent without one.
     keeps_results: ClassVar[bool] = True
+    #: Whether the engine keeps each record for its own time, so that failures can
+    #: expire apart (``result_failure_expires``): Redis only, as in Celery.
+    supports_failure_expires: ClassVar[bool] = False
     #: ``result_extended``: also store the call's name, args, kwargs, worker, retries and
     #: queue (read from the ``request`` given to ``store_result``). The app sets it.
     extended: bool = False
@@ -95,6 +99,9 @@ class ResultBackend(ABC):
     #: ``result_cache_max``: successes (and saved groups) kept in this process once read,
     #: so they are not read from the store again. Off unless the app sets it.
     cache: ResultCache = ResultCache()
+    #: ``result_failure_expires``: seconds a FAILURE record is kept (None: forever);
+    #: ``...`` (unset), failures expire like the rest. The app sets it.
+    failure_expires: float | None | EllipsisType = ...
 
     def __init__(
         self,
@@ -188,7 +195,10 @@ class ResultBackend(ABC):
             meta.update(extra)
         ready = state in states.READY_STATES
         key, record = self.records.task_key(task_id), self.encode(meta)
-        self.retry.call("store_result", self._set, key, record, self.expires, ready=ready)
+        ttl = self.expires
+        if state == states.FAILURE and self.failure_expires is not ...:
+            ttl = self.failure_expires
+        self.retry.call("store_result", self._set, key, record, ttl, ready=ready)
 
     def request_meta(self, request: Any) -> TaskMeta:
         """What a record keeps of the call: the results of the calls it sent (``children``,
