@@ -37,3 +37,21 @@ def test_a_protocol_changed_after_configuration_is_refused_at_the_next_send() ->
     app.conf.task_protocol = 1
     with pytest.raises(ImproperlyConfigured, match=FIX):
         app.send_task("proj.add", (1, 2))
+
+
+def test_bad_delivery_modes_and_max_priorities_are_refused() -> None:
+    app = Celery("modes", broker="memory://", set_as_current=False)
+    with pytest.raises(ImproperlyConfigured, match=r"use 'persistent' .* or 'transient'"):
+        app.send_task("proj.add", (1, 2), delivery_mode="durable")
+    app.conf.task_default_delivery_mode = 3
+    with pytest.raises(ImproperlyConfigured, match="task_default_delivery_mode is 3"):
+        app.send_task("proj.add", (1, 2))
+    app.send_task("proj.add", (1, 2), delivery_mode="transient")  # the option wins
+    high = Celery("high", broker="amqp://h//", task_queue_max_priority=300,
+                  set_as_current=False)  # fmt: skip
+    with pytest.raises(ImproperlyConfigured, match="from 1 to 255"):
+        _ = high.broker
+    quorum = Celery("q", broker="amqp://h//", task_queue_max_priority=10,
+                    task_default_queue_type="quorum", set_as_current=False)  # fmt: skip
+    with pytest.raises(ImproperlyConfigured, match="quorum queues, which have no priority"):
+        _ = quorum.broker

@@ -34,7 +34,12 @@ from celeriac.app.connections import (
 )
 from celeriac.app.control import Control
 from celeriac.app.duplicates import KEPT, REPLACED, is_same_function, warn_duplicate
-from celeriac.app.engine_options import broker_options, configure_backend, result_options
+from celeriac.app.engine_options import (
+    broker_options,
+    configure_backend,
+    queue_max_priority,
+    result_options,
+)
 from celeriac.app.members import AppMembers
 from celeriac.app.producer import Producer
 from celeriac.app.pydantic_models import OPTIONS as PYDANTIC_OPTIONS
@@ -193,6 +198,7 @@ class Celeriac(AppMembers):
                 heartbeat=conf.broker_heartbeat,
                 connect_timeout=conf.broker_connection_timeout,
                 wire_format=wire_formats(conf.wire_format)[0],
+                max_priority=queue_max_priority(conf),
             )
         return self._broker
 

@@ -15,6 +15,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from celeriac.app.connections import create_broker, wire_formats
+from celeriac.app.engine_options import queue_max_priority
 from celeriac.app.urls import broker_url
 from celeriac.brokers.base import Broker
 
@@ -35,6 +36,7 @@ def broker_for_url(conf: Any, url: str) -> Broker:
         heartbeat=conf.broker_heartbeat,
         connect_timeout=conf.broker_connection_timeout,
         wire_format=wire_formats(conf.wire_format)[0],
+        max_priority=queue_max_priority(conf),
     )
 
 

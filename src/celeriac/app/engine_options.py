@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from celeriac.app.connections import expires_seconds
 from celeriac.app.urls import broker_url
+from celeriac.brokers.base import MAX_PRIORITY
 from celeriac.config.conf import NotInEffectWarning
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.results.cache import ResultCache
@@ -66,6 +67,31 @@ def broker_options(conf: Any) -> dict[str, Any]:
             f"['queue_type'] is {given!r}: set one of them only"
         )
     return options
+
+
+def queue_max_priority(conf: Any) -> int | None:
+    """``task_queue_max_priority``: the ``x-max-priority`` of RabbitMQ's classic queues
+    (9 by default; None or 0, queues without priorities, as in Celery)."""
+    value = conf.task_queue_max_priority
+    if not value:
+        return None
+    if not isinstance(value, int) or not 1 <= value <= 255:
+        raise ImproperlyConfigured(
+            f"task_queue_max_priority must be a number of priority levels from 1 to 255 "
+            f"(or None: queues without priorities), not {value!r}"
+        )
+    quorum = "quorum" in (conf.task_default_queue_type, _queue_type_option(conf))
+    if quorum and value != MAX_PRIORITY:
+        raise ImproperlyConfigured(
+            f"task_queue_max_priority is {value}, but the queues are quorum queues, which "
+            f"have no priority levels to set: unset task_queue_max_priority, or use "
+            f"classic queues (task_default_queue_type='classic')"
+        )
+    return value
+
+
+def _queue_type_option(conf: Any) -> Any:
+    return (conf.broker_transport_options or {}).get("queue_type")
 
 
 def result_options(conf: Any, url: str | None) -> dict[str, Any]:
@@ -118,5 +144,6 @@ __all__ = [
     "REDIS_RESULT_SETTINGS",
     "broker_options",
     "configure_backend",
+    "queue_max_priority",
     "result_options",
 ]

@@ -21,7 +21,7 @@ from celeriac import signals
 from celeriac._context import get_current_request
 from celeriac._tracing import PublishTrace
 from celeriac.app.broker_connection import Connection
-from celeriac.app.checks import check_task_protocol
+from celeriac.app.checks import check_task_protocol, is_persistent
 from celeriac.app.sending import (
     BrokerSender,
     RetryPolicy,
@@ -283,8 +283,9 @@ class Producer:
         )
         delay = _delay(route.get("countdown"), eta, now)
         payload = self.app.broker.wire_format.encode(message)
+        persistent = is_persistent(route.get("delivery_mode"), conf.task_default_delivery_mode)
         outbound = OutboundMessage(
-            route["queue"], payload, message.id, priority or MIN_PRIORITY, delay
+            route["queue"], payload, message.id, priority or MIN_PRIORITY, delay, persistent
         )
         ignored = _ignored(route, task_type)
         key = None if repeatable else route.get("idempotency_key")

@@ -384,6 +384,23 @@ _DECLARED = [
         "`x-queue-type: quorum`) for every celeriac queue. Other brokers: no effect.",
     ),
     _s("task_default_priority", None, (int,), "Priority 0-9 (9 first) for calls without one."),
+    _s(
+        "task_queue_max_priority",
+        9,
+        (int,),
+        "RabbitMQ: `x-max-priority` of the classic queues celeriac declares (priorities "
+        "above it count as it); None or 0: queues without priorities (first in, first "
+        "out). Other brokers: no effect, as in Celery.",
+        differs="None",
+    ),
+    _s(
+        "task_default_delivery_mode",
+        2,
+        (int, str),
+        "RabbitMQ: `'persistent'` (2) messages survive a broker restart, `'transient'` "
+        "(1) ones need no disk write and are lost if it restarts. The call option "
+        "`delivery_mode` overrides it. Other brokers: no effect, as in Celery.",
+    ),
     _s("task_queues", None, (*_SEQ, dict), "Declared queues (names, or a name->options mapping)."),
     _s(
         "task_routes",

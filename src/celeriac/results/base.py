@@ -101,7 +101,7 @@ class ResultBackend(ABC):
     cache: ResultCache = ResultCache()
     #: ``result_failure_expires``: seconds a FAILURE record is kept (None: forever);
     #: ``...`` (unset), failures expire like the rest. The app sets it.
-    failure_expires: float | None | EllipsisType = ...
+    failure_expires: float | EllipsisType | None = ...
 
     def __init__(
         self,
