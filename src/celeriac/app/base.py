@@ -170,8 +170,9 @@ class Celeriac(AppMembers):
             check_task_protocol(self.conf)  # after the receivers, who may have set it
 
     def now(self) -> datetime:
-        """The current time, timezone-aware, in UTC (celeriac keeps every date in UTC)."""
-        return datetime.now(timezone.utc)
+        """The current time, aware, in the app's ``timezone`` (UTC unless ``timezone`` is
+        set or ``enable_utc`` is off), as Celery's. Messages carry UTC whatever it is."""
+        return datetime.now(timezone.utc).astimezone(self.timezone)
 
     @property
     def current_worker_task(self) -> BaseTask[Any, Any] | None:

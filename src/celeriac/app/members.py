@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from zoneinfo import ZoneInfo
 
 from celeriac._context import get_current_request, set_current_app
+from celeriac._localtime import local_zone
 from celeriac.app.annotations import prepare_annotations
 from celeriac.app.loader import AppLoader
 from celeriac.result import ResultSet as _ResultSet
@@ -72,9 +73,12 @@ class AppMembers:
 
     @property
     def timezone(self) -> tzinfo:
-        """The ``timezone`` setting as a ``tzinfo`` (UTC when it is not set)."""
+        """The ``timezone`` setting as a ``tzinfo``; unset, UTC, or with ``enable_utc``
+        off the host's local zone, as in Celery."""
         name = self.conf.timezone
-        return ZoneInfo(name) if name else timezone.utc
+        if name:
+            return ZoneInfo(name)
+        return timezone.utc if self.conf.enable_utc else local_zone()
 
     def uses_utc_timezone(self) -> bool:
         """Whether the app's time zone is UTC."""

@@ -610,15 +610,16 @@ _DECLARED = [
         None,
         (str,),
         "IANA time zone that crontab (and relative interval) schedules read their fields "
-        "in; unset, UTC. Other dates stay UTC (a naive eta or expires is read as UTC, "
-        "as in Celery).",
+        "in, and `app.now()` answers in; unset, UTC (with `enable_utc` off, the host's "
+        "zone). Other dates stay UTC (a naive eta or expires is read as UTC, as in Celery).",
     ),
     _s(
         "enable_utc",
         True,
         (bool,),
-        "Dates in messages are UTC.",
-        not_in_effect="dates are always UTC",
+        "Off, with `timezone` unset: the app's time zone (`app.timezone`, `app.now()`, "
+        "crontab fields) is the host's local one instead of UTC. Messages carry UTC "
+        "either way; a naive eta or expires is read as UTC, as in Celery.",
     ),
     _s("imports", (), _SEQ, "Modules imported when the worker starts."),
     _s("include", (), _SEQ, "Like `imports`, imported after them."),
