@@ -23,11 +23,10 @@ from celeriac.app import builtins, entrypoints, fixups, periodic, shared
 from celeriac.app.amqp import AMQP
 from celeriac.app.annotations import apply_annotation, resolve_annotations
 from celeriac.app.beat_entries import BeatEntries
-from celeriac.app.broker_connection import Connection
+from celeriac.app.broker_connection import Connection, broker_for_url
 from celeriac.app.checks import check_task_protocol
 from celeriac.app.connections import (
     create_backend,
-    create_broker,
     database_settings,
     embedded_results_url,
     wire_formats,
@@ -35,9 +34,7 @@ from celeriac.app.connections import (
 from celeriac.app.control import Control
 from celeriac.app.duplicates import KEPT, REPLACED, is_same_function, warn_duplicate
 from celeriac.app.engine_options import (
-    broker_options,
     configure_backend,
-    queue_max_priority,
     result_options,
 )
 from celeriac.app.members import AppMembers
@@ -48,11 +45,10 @@ from celeriac.app.registry import TaskRegistry
 from celeriac.app.report import bugreport
 from celeriac.app.routing import Router
 from celeriac.app.sending import BrokerSender, Sender, sending_through
-from celeriac.app.urls import broker_url, result_url
+from celeriac.app.urls import broker_url, read_url, result_url, write_url
 from celeriac.brokers.base import Broker
 from celeriac.canvas import Signature, signature
 from celeriac.config.conf import Settings
-from celeriac.config.environment import check_split_broker
 from celeriac.config.hints import did_you_mean, warn_unknown
 from celeriac.events import Events
 from celeriac.exceptions import AlwaysEagerIgnored, ImproperlyConfigured
@@ -101,6 +97,7 @@ class Celeriac(AppMembers):
         if config_source is not None:
             self.conf.config_from_object(config_source, namespace=namespace)
         self._broker: Broker | None = None
+        self._read_broker: Broker | None = None  # broker_read_url, when it differs
         if isinstance(broker, Broker):  # an engine built by the caller (tests, embedding)
             self._broker = broker  # it is the broker, whatever CELERY_BROKER_URL says
             self.conf.override("broker_url", f"{broker.schemes[0]}://")
@@ -186,22 +183,24 @@ class Celeriac(AppMembers):
     # -- engines ----------------------------------------------------------------------------
     @property
     def broker(self) -> Broker:
+        """The broker calls are published to (``broker_write_url``, else the broker URL,
+        maybe composed from ``broker_host``, ``broker_user``, ...)."""
         if self._broker is None:
             self._announce_configured()
-            conf = self.conf
-            url = broker_url(conf)  # or composed from broker_host, broker_user, ...
-            check_split_broker(url)
-            self._broker = create_broker(
-                url,
-                broker_options(conf),  # with task_default_queue_type on RabbitMQ
-                conf.task_delivery_limit,
-                conf.broker_use_ssl,
-                heartbeat=conf.broker_heartbeat,
-                connect_timeout=conf.broker_connection_timeout,
-                wire_format=wire_formats(conf.wire_format)[0],
-                max_priority=queue_max_priority(conf),
-            )
+            self._broker = broker_for_url(self.conf, write_url(self.conf))
         return self._broker
+
+    @property
+    def read_broker(self) -> Broker:
+        """The broker a worker consumes from: ``broker_read_url`` when it names another
+        broker than ``broker``'s, else ``broker`` itself."""
+        url = read_url(self.conf)
+        if url == write_url(self.conf):
+            return self.broker
+        if self._read_broker is None:
+            self._announce_configured()
+            self._read_broker = broker_for_url(self.conf, url)
+        return self._read_broker
 
     @property
     def backend(self) -> ResultBackend:
@@ -271,9 +270,9 @@ class Celeriac(AppMembers):
         return Connection(self, url)
 
     def connection_for_read(self, url: str | None = None) -> Connection:
-        """A handle on the broker (``url``, else the app's); celeriac reads and writes
-        through the same broker."""
-        return Connection(self, url)
+        """A handle on the broker (``url``, else the app's ``broker_read_url``, else its
+        broker) to consume from."""
+        return Connection(self, url or read_url(self.conf))
 
     def connection(self, hostname: str | None = None) -> Connection:
         """``connection_for_write``; ``hostname`` is a broker URL, as in Celery."""
@@ -318,6 +317,8 @@ class Celeriac(AppMembers):
             self._backend.close()
         if self._broker is not None:
             self._broker.close()
+        if self._read_broker is not None:
+            self._read_broker.close()
 
     # -- tasks ------------------------------------------------------------------------------
     @property

@@ -15,8 +15,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from celeriac.app.connections import create_broker, wire_formats
-from celeriac.app.engine_options import queue_max_priority
-from celeriac.app.urls import broker_url
+from celeriac.app.engine_options import broker_options, queue_max_priority
+from celeriac.app.urls import write_url
 from celeriac.brokers.base import Broker
 
 if TYPE_CHECKING:
@@ -25,12 +25,13 @@ if TYPE_CHECKING:
 _PASSWORD = re.compile(r"(://[^:/@;]*:)[^@;]*(@)")
 
 
-def broker_for_url(conf: Any, url: str) -> Broker:
-    """A broker for ``url`` built with the app's broker settings (transport options,
-    TLS, heartbeat, timeouts, delivery limit, wire format), as ``app.broker`` is."""
+def broker_for_url(conf: Any, url: str | None) -> Broker:
+    """A broker for ``url`` (None: the embedded default) built with the app's broker
+    settings (transport options and queue type, TLS, heartbeat, timeouts, delivery
+    limit, wire format, priorities), as ``app.broker`` is."""
     return create_broker(
         url,
-        conf.broker_transport_options,
+        broker_options(conf, url),
         conf.task_delivery_limit,
         conf.broker_use_ssl,
         heartbeat=conf.broker_heartbeat,
@@ -49,7 +50,7 @@ class Connection:
         self.app = app
         self.url = url
         # Another broker than the app's: this handle builds it, and closes it.
-        self.owned = url is not None and url != broker_url(app.conf)
+        self.owned = url is not None and url != write_url(app.conf)
         self._broker: Broker | None = None
 
     @property
@@ -64,7 +65,7 @@ class Connection:
 
     def as_uri(self, include_password: bool = False) -> str:
         """The broker's URL (its password masked unless ``include_password``)."""
-        url = self.url if self.owned else broker_url(self.app.conf)
+        url = self.url if self.owned else write_url(self.app.conf)
         url = str(url if url is not None else getattr(self.broker, "url", "memory://"))
         return url if include_password else _PASSWORD.sub(r"\1**\2", url)
 

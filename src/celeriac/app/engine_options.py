@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from celeriac.app.connections import expires_seconds
-from celeriac.app.urls import broker_url
 from celeriac.brokers.base import MAX_PRIORITY
 from celeriac.config.conf import NotInEffectWarning
 from celeriac.exceptions import ImproperlyConfigured
@@ -47,16 +46,16 @@ def _scheme(url: str | None) -> str:
     return urlsplit(url or "").scheme.lower()
 
 
-def broker_options(conf: Any) -> dict[str, Any]:
-    """``broker_transport_options``, with ``queue_type`` from ``task_default_queue_type``
-    on RabbitMQ (where every celeriac queue has the one type)."""
+def broker_options(conf: Any, url: str | None) -> dict[str, Any]:
+    """``broker_transport_options`` for the broker at ``url``, with ``queue_type`` from
+    ``task_default_queue_type`` on RabbitMQ (where every celeriac queue has the one type)."""
     options = dict(conf.broker_transport_options or {})
     queue_type = conf.task_default_queue_type
     if queue_type not in QUEUE_TYPES:
         raise ImproperlyConfigured(
             f"task_default_queue_type must be 'classic' or 'quorum', not {queue_type!r}"
         )
-    if _scheme(broker_url(conf)) not in _AMQP:
+    if _scheme(url) not in _AMQP:
         return options  # queue types are RabbitMQ's; other brokers have one kind of queue
     given = options.get("queue_type")
     if given is None:

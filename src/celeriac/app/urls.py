@@ -1,4 +1,5 @@
-"""The broker and result store URLs the app connects to, from the URL settings and from
+"""The broker and result store URLs the app connects to (the broker's for reading and for
+writing, ``broker_read_url``/``broker_write_url``), from the URL settings and from
 Celery 3's parts (``broker_host``, ``broker_user``, ... and ``redis_host``, ``redis_port``,
 ``redis_db``), composed the way kombu's ``Connection`` and Celery's Redis store do.
 
@@ -51,6 +52,18 @@ def broker_url(conf: Any) -> str | None:
         return "memory://"
     netloc = _netloc(parts["broker_user"], parts["broker_password"], given, parts["broker_port"])
     return f"{transport}://{netloc}{_path(transport, parts['broker_vhost'])}"
+
+
+def write_url(conf: Any) -> str | None:
+    """Where calls are published: ``broker_write_url`` (``CELERY_BROKER_WRITE_URL``
+    first), else the broker URL, as in Celery."""
+    return conf.broker_write_url or broker_url(conf)
+
+
+def read_url(conf: Any) -> str | None:
+    """Where a worker consumes: ``broker_read_url`` (``CELERY_BROKER_READ_URL`` first),
+    else the broker URL, as in Celery."""
+    return conf.broker_read_url or broker_url(conf)
 
 
 def _fill(url: str, parts: dict[str, Any]) -> str:

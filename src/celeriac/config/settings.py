@@ -106,6 +106,20 @@ _DECLARED = [
         "publishing pool to size",
     ),
     _s("broker_use_ssl", None, (bool, dict), "TLS options for `amqps://`/`rediss://`."),
+    _s(
+        "broker_read_url",
+        None,
+        (str,),
+        "The broker a worker consumes from (fetch, ack, remote control, revocations); "
+        "unset: the broker URL. `CELERY_BROKER_READ_URL` in the environment comes first.",
+    ),
+    _s(
+        "broker_write_url",
+        None,
+        (str,),
+        "The broker calls, retries, results sent back (`rpc://`) and events are "
+        "published to; unset: the broker URL. `CELERY_BROKER_WRITE_URL` comes first.",
+    ),
     # Celery 3's broker URL in parts: composed into a URL as kombu does (app/urls.py).
     _s(
         "broker_host",
