@@ -13,7 +13,6 @@ import inspect
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 
 from celeriac import signals
@@ -23,7 +22,7 @@ from celeriac.app import builtins, entrypoints, fixups, periodic, shared
 from celeriac.app.amqp import AMQP
 from celeriac.app.annotations import apply_annotation, resolve_annotations
 from celeriac.app.beat_entries import BeatEntries
-from celeriac.app.broker_connection import Connection, broker_for_url
+from celeriac.app.broker_connection import broker_for_url
 from celeriac.app.checks import check_task_protocol
 from celeriac.app.connections import (
     create_backend,
@@ -166,11 +165,6 @@ class Celeriac(AppMembers):
             self.on_after_configure.send(sender=self, source=self.conf)
             check_task_protocol(self.conf)  # after the receivers, who may have set it
 
-    def now(self) -> datetime:
-        """The current time, aware, in the app's ``timezone`` (UTC unless ``timezone`` is
-        set or ``enable_utc`` is off), as Celery's. Messages carry UTC whatever it is."""
-        return datetime.now(timezone.utc).astimezone(self.timezone)
-
     @property
     def current_worker_task(self) -> BaseTask[Any, Any] | None:
         """The task whose body runs in this thread or coroutine in a worker (or in
@@ -263,20 +257,6 @@ class Celeriac(AppMembers):
     def amqp(self) -> AMQP:
         """Celery's ``app.amqp``: ``app.amqp.queues`` (with ``select_add``), ``router``."""
         return AMQP(self)
-
-    def connection_for_write(self, url: str | None = None) -> Connection:
-        """A handle on the broker (``url``, else the app's) to send through:
-        ``with app.connection_for_write() as conn: add.apply_async((2, 2), connection=conn)``."""
-        return Connection(self, url)
-
-    def connection_for_read(self, url: str | None = None) -> Connection:
-        """A handle on the broker (``url``, else the app's ``broker_read_url``, else its
-        broker) to consume from."""
-        return Connection(self, url or read_url(self.conf))
-
-    def connection(self, hostname: str | None = None) -> Connection:
-        """``connection_for_write``; ``hostname`` is a broker URL, as in Celery."""
-        return Connection(self, hostname)
 
     def producer_or_acquire(
         self, producer: Producer | None = None

@@ -1,12 +1,13 @@
 """Members of Celery's app that projects reach for, on a mixin of ``Celeriac``.
 
-Each works as Celery's: ``app.configured``, ``app.current_task``, ``app.timezone`` and
-``app.uses_utc_timezone()``, ``app.either(key, value)``, ``app.select_queues(...)``,
-``app.set_default()``, ``app.ResultSet(...)``, ``app.clock``, ``app.add_defaults(...)``,
-``app.loader``, ``app.annotations``, ``app.oid``/``app.thread_oid``, the
-``on_init``/``on_configure`` subclass hooks, the platform flags, and how a task is bound
-to the app (``strict_typing``, ``Task.on_bound``, ``autofinalize``). Kept apart from
-``app.base`` so the app's core stays small.
+Each works as Celery's: ``app.configured``, ``app.current_task``, ``app.timezone``,
+``app.now()`` and ``app.uses_utc_timezone()``, ``app.connection_for_write()``,
+``app.connection_for_read()`` and ``app.connection()``, ``app.either(key, value)``,
+``app.select_queues(...)``, ``app.set_default()``, ``app.ResultSet(...)``, ``app.clock``,
+``app.add_defaults(...)``, ``app.loader``, ``app.annotations``, ``app.oid`` and
+``app.thread_oid``, the ``on_init``/``on_configure`` subclass hooks, the platform
+flags, and how a task is bound to the app (``strict_typing``, ``Task.on_bound``,
+``autofinalize``). Kept apart from ``app.base`` so the app's core stays small.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterable
-from datetime import timezone, tzinfo
+from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 from zoneinfo import ZoneInfo
 
 from celeriac._context import get_current_request, set_current_app
 from celeriac._localtime import local_zone
 from celeriac.app.annotations import prepare_annotations
+from celeriac.app.broker_connection import Connection
 from celeriac.app.loader import AppLoader
+from celeriac.app.urls import read_url
 from celeriac.result import ResultSet as _ResultSet
 from celeriac.task import Task
 
@@ -80,10 +83,29 @@ class AppMembers:
             return ZoneInfo(name)
         return timezone.utc if self.conf.enable_utc else local_zone()
 
+    def now(self) -> datetime:
+        """The current time, aware, in the app's ``timezone`` (UTC unless ``timezone`` is
+        set or ``enable_utc`` is off), as Celery's. Messages carry UTC whatever it is."""
+        return datetime.now(timezone.utc).astimezone(self.timezone)
+
     def uses_utc_timezone(self) -> bool:
         """Whether the app's time zone is UTC."""
         zone = self.timezone
         return zone is timezone.utc or getattr(zone, "key", None) in ("UTC", "Etc/UTC")
+
+    def connection_for_write(self, url: str | None = None) -> Connection:
+        """A handle on the broker (``url``, else the app's) to send through:
+        ``with app.connection_for_write() as conn: add.apply_async((2, 2), connection=conn)``."""
+        return Connection(cast("Celeriac", self), url)
+
+    def connection_for_read(self, url: str | None = None) -> Connection:
+        """A handle on the broker (``url``, else the app's ``broker_read_url``, else its
+        broker) to consume from."""
+        return Connection(cast("Celeriac", self), url or read_url(cast("Celeriac", self).conf))
+
+    def connection(self, hostname: str | None = None) -> Connection:
+        """``connection_for_write``; ``hostname`` is a broker URL, as in Celery."""
+        return Connection(cast("Celeriac", self), hostname)
 
     def either(self, default_key: str, *defaults: Any) -> Any:
         """The first of ``defaults`` that is not None, else the setting ``default_key``."""

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from celeriac.config.beat_settings import BEAT
 from celeriac.config.outbox_settings import OUTBOX
+from celeriac.config.url_settings import BROKER_ADDRESS, REDIS_ADDRESS
 
 _NUM = (int, float)
 _SEQ = (list, tuple, set, frozenset)
@@ -106,44 +107,7 @@ _DECLARED = [
         "publishing pool to size",
     ),
     _s("broker_use_ssl", None, (bool, dict), "TLS options for `amqps://`/`rediss://`."),
-    _s(
-        "broker_read_url",
-        None,
-        (str,),
-        "The broker a worker consumes from (fetch, ack, remote control, revocations); "
-        "unset: the broker URL. `CELERY_BROKER_READ_URL` in the environment comes first.",
-    ),
-    _s(
-        "broker_write_url",
-        None,
-        (str,),
-        "The broker calls, retries, results sent back (`rpc://`) and events are "
-        "published to; unset: the broker URL. `CELERY_BROKER_WRITE_URL` comes first.",
-    ),
-    # Celery 3's broker URL in parts: composed into a URL as kombu does (app/urls.py).
-    _s(
-        "broker_host",
-        None,
-        (str,),
-        "With `broker_url` unset: the broker's host (or a whole URL); the parts below "
-        "fill in what it leaves out.",
-    ),
-    _s("broker_port", None, (int,), "Broker port, when the URL has none (transport's default)."),
-    _s("broker_user", None, (str,), "Broker user, when the URL has none (AMQP: guest)."),
-    _s("broker_password", None, (str,), "Broker password, when the URL has none."),
-    _s(
-        "broker_vhost",
-        None,
-        (str,),
-        "RabbitMQ vhost (Redis: database number), when the URL has none.",
-    ),
-    _s(
-        "broker_transport",
-        None,
-        (str,),
-        "Broker scheme: `amqp`, `pyamqp`, `redis`, `rediss`, `memory`, ...; set, it "
-        "names the scheme even over `broker_url`'s. With only parts set: `amqp`.",
-    ),
+    *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in BROKER_ADDRESS),
     # -- results -----------------------------------------------------------------------------
     _s(
         "result_backend",
@@ -185,13 +149,7 @@ _DECLARED = [
         "Redis result store: time a FAILURE is kept (seconds or timedelta; 0 forever); "
         "unset: `result_expires`. Another store warns that it does not apply it.",
     ),
-    _s(
-        "result_cache_max",
-        -1,
-        (int,),
-        "Successful results (and saved groups) kept in the reading process once read, so "
-        "they are not read from the store again: -1 none, 0 all, N the N used last.",
-    ),
+    _s("result_cache_max", -1, (int,), "Successes kept once read: -1 none, 0 all, N the last N."),
     _s("result_backend_transport_options", {}, (dict,), "Result engine options."),
     _s("result_backend_always_retry", False, (bool,), "Retry store calls lost to an outage."),
     _s("result_backend_max_retries", float("inf"), _NUM, "Retries of one store call, at most."),
@@ -244,15 +202,7 @@ _DECLARED = [
     _s("redis_client_name", None, (str,), "Name the result store's connections (CLIENT LIST)."),
     _s("redis_username", None, (str,), "ACL user, when the result_backend URL names none."),
     _s("redis_password", None, (str,), "Password, when the result_backend URL has none."),
-    _s(
-        "redis_host",
-        None,
-        (str,),
-        "Host of the store when `result_backend = 'redis'` (no URL), or of a `redis://` "
-        "URL that names none; unset, localhost.",
-    ),
-    _s("redis_port", None, (int,), "Port, likewise (unset: 6379)."),
-    _s("redis_db", None, (int,), "Database number when `result_backend = 'redis'` (unset: 0)."),
+    *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in REDIS_ADDRESS),
     _s(
         "redis_backend_use_ssl",
         None,
@@ -453,20 +403,8 @@ _DECLARED = [
         differs="{'max_retries': 3, 'interval_start': 0, 'interval_step': 0.2, 'interval_max': 1}",
     ),
     _s("task_inherit_parent_priority", False, (bool,), "Subtasks take the caller's priority."),
-    _s(
-        "task_repr_maxlevels",
-        3,
-        (int,),
-        "Containers shown inside one another in a message's `argsrepr`/`kwargsrepr` (each "
-        "at most 1024 characters); deeper ones show as `[...]`. 0: no limit.",
-    ),
-    _s(
-        "task_protocol",
-        2,
-        (int,),
-        "Task message protocol: 2 (the only one celeriac writes); another value raises "
-        "`ImproperlyConfigured` when the app is configured.",
-    ),
+    _s("task_repr_maxlevels", 3, (int,), "Nesting shown in `argsrepr`/`kwargsrepr`; 0: all."),
+    _s("task_protocol", 2, (int,), "Task message protocol: only 2 is written; others raise."),
     _s(
         "task_send_sent_event",
         False,
