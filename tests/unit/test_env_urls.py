@@ -113,3 +113,13 @@ def test_an_engine_given_to_the_app_is_its_broker_whatever_the_variable(
     engine = MemoryBroker()
     app = Celery("env", broker=engine, set_as_current=False)
     assert app.broker is engine and app.conf.broker_url == "memory://"
+
+
+def test_the_worker_banner_names_the_read_broker_when_it_differs() -> None:
+    from celeriac.worker.banner import _transport
+
+    app = Celery(
+        "env", broker_write_url="redis://:pw@w:6379/0", broker_read_url="redis://:pw@r:6379/0",
+        set_as_current=False,
+    )  # fmt: skip
+    assert _transport(app) == "redis://:**@w:6379/0 (consuming from redis://:**@r:6379/0)"

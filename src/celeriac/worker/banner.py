@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import celeriac
 from celeriac.app.connections import embedded_server
-from celeriac.app.urls import broker_url, result_url
+from celeriac.app.urls import broker_url, read_url, result_url, write_url
 
 # user:password@ in any URL (also each part of a ';'-separated sentinel list).
 _PASSWORD = re.compile(r"(://[^:/@;]*:)[^@;]*(@)")
@@ -49,7 +49,9 @@ def _on(flag: Any) -> str:
 
 
 def _transport(app: Any) -> str:
-    url = broker_url(app.conf)
+    url, reading = write_url(app.conf), read_url(app.conf)
+    if reading != url and reading is not None:  # broker_read_url: consumed from elsewhere
+        return f"{mask_password(str(url))} (consuming from {mask_password(reading)})"
     if url is None:  # the default: the embedded Redis when installed, else memory://
         url = getattr(app.broker, "url", None) or "memory://"
         if not url.startswith("memory://"):
