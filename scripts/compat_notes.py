@@ -154,23 +154,6 @@ SETTINGS_NOTES: dict[str, Note] = {
     "cache_backend_options": absent(
         "Celery's memcached result backend; celeriac's `cache+memory://` store needs no setting."
     ),
-    "redis_host": absent("Give the result store's address in the `result_backend` URL."),
-    "redis_port": absent("Give the result store's address in the `result_backend` URL."),
-    "redis_db": absent("Give the database number in the `result_backend` URL (`/1`)."),
-    "broker_host": absent("A Celery 3 part of the broker URL: give `broker_url`."),
-    "broker_port": absent("A Celery 3 part of the broker URL: give `broker_url`."),
-    "broker_user": absent("A Celery 3 part of the broker URL: give `broker_url`."),
-    "broker_password": absent("A Celery 3 part of the broker URL: give `broker_url`."),
-    "broker_vhost": absent("A Celery 3 part of the broker URL: give `broker_url`."),
-    "broker_read_url": absent(
-        "One broker URL both publishes and consumes; see "
-        "[read and write URLs](differences-from-celery.md#read-write-urls)."
-    ),
-    "broker_write_url": absent(
-        "One broker URL both publishes and consumes; see "
-        "[read and write URLs](differences-from-celery.md#read-write-urls)."
-    ),
-    "broker_transport": absent("The engine is chosen by the `broker_url` scheme."),
     "broker_channel_error_retry": absent(
         "kombu's retry of channel errors; celeriac's engines reconnect as "
         "`broker_connection_retry` says."
@@ -190,9 +173,6 @@ SETTINGS_NOTES: dict[str, Note] = {
         "[RabbitMQ countdowns](differences-from-celery.md#rabbitmq-etas)."
     ),
     "broker_pool_acquire_timeout": absent(KOMBU_POOLS),
-    "result_cache_max": absent(
-        "Results are not cached in the caller; each read asks the result store."
-    ),
     "result_chord_retry_interval": absent(
         "No polling task retries a chord: it joins with one atomic step; see "
         "[chord completion](differences-from-celery.md#chord-completion)."
@@ -200,29 +180,18 @@ SETTINGS_NOTES: dict[str, Note] = {
     "result_chord_expires": absent(
         "A chord's join state expires with `result_expires`, like every key."
     ),
-    "result_failure_expires": absent(
-        "Every result expires after `result_expires`, failures included."
-    ),
     "task_create_missing_queue_exchange_type": absent(AMQP_TOPOLOGY),
     "task_create_missing_queue_type": absent(AMQP_TOPOLOGY),
-    "task_default_delivery_mode": absent(
-        "Messages are always persistent (on RabbitMQ, durable queues and persistent "
-        "messages with publisher confirms)."
-    ),
     "task_default_exchange": absent(AMQP_TOPOLOGY),
     "task_default_exchange_type": absent(AMQP_TOPOLOGY),
     "task_default_routing_key": absent(AMQP_TOPOLOGY),
-    "task_queue_max_priority": absent(
-        "Priorities are 0 to 9 on every broker (classic RabbitMQ queues are declared with "
-        "`x-max-priority` 9); see [priorities](differences-from-celery.md#priority-order)."
-    ),
-    "task_repr_maxlevels": absent("The arguments in log lines are not shortened by a setting."),
     "task_retry_on_worker_lost": absent(
         "A message whose worker died is delivered again by default, up to "
         "`task_delivery_limit`; see "
         "[`task_reject_on_worker_lost`](differences-from-celery.md#reject-on-worker-lost)."
     ),
     "worker_agent": absent("Celery's hook for a monitoring agent class; not offered."),
+    "task_protocol": differs("Protocol 2 only; other values are refused.", "task-protocol"),
     "worker_autoscaler": absent(
         "`--autoscale` uses celeriac's own autoscaler; another one named by a class path is "
         "not offered."

@@ -7,9 +7,13 @@ first occurrence. So counting forward on the wall clock never goes back in real 
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["aware_utc", "first_instant", "is_imaginary", "naive_local", "require_aware"]
+__all__ = [
+    "aware_utc", "first_instant", "is_imaginary", "local_zone", "naive_local", "require_aware",
+]  # fmt: skip
 
 _MINUTE = timedelta(minutes=1)
 # The longest gap on record is a whole day (Samoa, 2011-12-30); a little more is plenty.
@@ -24,6 +28,23 @@ def require_aware(moment: datetime, name: str) -> None:
         raise ValueError(
             f"{name}={moment!r} is naive: pass an aware datetime, e.g. datetime.now(timezone.utc)"
         )
+
+
+def local_zone() -> tzinfo:
+    """The host's time zone, with its DST rules: ``$TZ`` if it names a zone, else
+    ``/etc/localtime``; failing both, the host's current UTC offset."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass  # a POSIX rule string rather than a zone name: ask the C library below
+    try:
+        with open("/etc/localtime", "rb") as zone_file:
+            return ZoneInfo.from_file(zone_file, key="localtime")
+    except (OSError, ValueError):
+        offset = datetime.now().astimezone().tzinfo
+        return offset if offset is not None else timezone.utc
 
 
 def aware_utc(moment: datetime) -> datetime:

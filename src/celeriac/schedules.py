@@ -89,12 +89,18 @@ class BaseSchedule:
 
     @property
     def tz(self) -> tzinfo:
-        """The zone the schedule evaluates in: ``tz``, else the app's ``timezone``, else UTC."""
+        """The zone the schedule evaluates in: ``tz``, else the app's ``timezone``, else UTC
+        (the host's local zone when the app's ``enable_utc`` is off, as in Celery)."""
         if self._tz is not None:
             return self._tz
         app = self.app
-        name = app.conf.timezone if app is not None else None
-        return _zone(name) if name else timezone.utc
+        if app is None:
+            return timezone.utc
+        name = app.conf.timezone
+        if name:
+            return _zone(name)
+        zone = getattr(app, "timezone", None)  # enable_utc off: the host's local zone
+        return zone if isinstance(zone, tzinfo) else timezone.utc
 
     def now(self) -> datetime:
         """The current time, aware (a naive clock is read as UTC, as Celery does)."""

@@ -12,24 +12,16 @@ import dataclasses
 import datetime as dt
 import inspect
 import random
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, cast
 
 from celeriac._context import get_current_app, get_current_request
-from celeriac.brokers.base import check_priority
 from celeriac.canvas import Signature, mapping, stamping
 from celeriac.canvas import replace as replacing
+from celeriac.canvas.call_checks import check_call_options
 from celeriac.canvas.signature import new_id as new_id  # also celeriac.new_id
 from celeriac.canvas.signature import signature_dicts
-from celeriac.config.conf import NotInEffectWarning
 from celeriac.exceptions import MaxRetriesExceededError, Retry
-from celeriac.messages.call_options import (
-    CALL_OPTIONS,
-    NO_EFFECT_CALL_OPTIONS,
-    REFUSED_CALL_OPTIONS,
-    WORKER_DIRECT_EXCHANGE,
-)
 from celeriac.messages.protocol import custom_headers
 from celeriac.request import Request, RequestStackMembers
 from celeriac.result import AsyncResult, EagerResult
@@ -61,39 +53,6 @@ _FROM_CONFIG = {
     "soft_time_limit": "task_soft_time_limit",
 }
 _EXEC_OPTIONS = ("queue", "priority", "expires", "time_limit", "soft_time_limit", "serializer")
-IGNORED_CALL_OPTIONS = NO_EFFECT_CALL_OPTIONS | frozenset(REFUSED_CALL_OPTIONS)
-
-
-def check_call_options(name: str, options: Mapping[str, Any]) -> None:
-    """A misspelt option (``countdwon=10``) fails loudly instead of being ignored."""
-    stamps = stamping.stamp_names(options)
-    clash = set(stamps) & (CALL_OPTIONS | IGNORED_CALL_OPTIONS | {"task_id"})
-    if clash:
-        raise ValueError(
-            f"task {name!r}: a stamp may not be named like a call option "
-            f"({', '.join(sorted(clash))}); give the stamp another name"
-        )
-    for option, advice in REFUSED_CALL_OPTIONS.items():
-        if options.get(option) is not None:
-            raise TypeError(f"task {name!r}: {advice}")
-    exchange = options.get("exchange")
-    used = (options.get("queue"), options.get("routing_key"), WORKER_DIRECT_EXCHANGE)
-    if exchange and exchange not in used:
-        warnings.warn(
-            f"task {name!r}: exchange={exchange!r} is not used: celeriac sends each message "
-            f"to the queue it is routed to (queue=, routing_key= or task_routes), not "
-            f"through an exchange of yours",
-            NotInEffectWarning,
-            stacklevel=4,
-        )
-    unknown = set(options) - CALL_OPTIONS - IGNORED_CALL_OPTIONS - set(stamps)
-    if unknown:
-        raise TypeError(
-            f"apply_async() got unknown option(s) {', '.join(sorted(unknown))} for task "
-            f"{name!r}; see docs/calling.md for the options"
-        )
-    if options.get("priority") is not None:
-        check_priority(options["priority"])
 
 
 def exponential_backoff(factor: float, retries: int, maximum: float, full_jitter: bool) -> float:

@@ -54,7 +54,7 @@ def test_an_unknown_result_backend_names_its_scheme_and_the_ones_there_are() -> 
 
 
 def test_a_result_backend_without_a_scheme_says_to_write_a_url() -> None:
-    assert "no scheme (write a URL" in backend_error("redis")
+    assert "no scheme (write a URL" in backend_error("localhost")
 
 
 def test_an_unknown_broker_names_its_scheme_and_the_brokers_there_are() -> None:

@@ -1,6 +1,7 @@
 """Celery's environment variables for the URLs: ``CELERY_BROKER_URL`` and
 ``CELERY_RESULT_BACKEND`` come before the settings (as in Celery), the command line's
-``-b`` / ``--result-backend`` before them, and a split read/write broker is refused."""
+``-b`` / ``--result-backend`` before them; ``CELERY_BROKER_READ_URL`` and
+``CELERY_BROKER_WRITE_URL`` before ``broker_read_url`` and ``broker_write_url``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import pytest
 from celeriac import Celery
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.cli.base import CLIContext
-from celeriac.exceptions import ImproperlyConfigured
 from celeriac.results.memory import MemoryBackend
 
 VARIABLES = (
@@ -86,16 +86,24 @@ def test_the_command_line_comes_before_the_variables(
         sys.modules.pop(module, None)
 
 
-@pytest.mark.parametrize("variable", ["CELERY_BROKER_READ_URL", "CELERY_BROKER_WRITE_URL"])
-def test_a_separate_read_or_write_broker_is_refused_by_name(
-    variable: str, monkeypatch: pytest.MonkeyPatch
+def test_the_read_and_write_variables_come_before_their_settings(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(variable, "redis://other:6379/0")
-    app = Celery("env", broker="memory://", set_as_current=False)
-    with pytest.raises(ImproperlyConfigured, match=f"{variable} is set, but celeriac consumes"):
-        _ = app.broker
-    monkeypatch.setenv(variable, "memory://")  # the same broker: nothing is split
-    assert isinstance(app.broker, MemoryBroker)
+    # Celery's order: the variable, then broker_read_url/broker_write_url, then the broker URL
+    app = Celery(
+        "env", broker="memory://", broker_read_url="redis://setting:6379/1",
+        broker_write_url="redis://setting:6379/2", set_as_current=False,
+    )  # fmt: skip
+    monkeypatch.setenv("CELERY_BROKER_READ_URL", "redis://read:6379/0")
+    monkeypatch.setenv("CELERY_BROKER_WRITE_URL", "redis://write:6379/0")
+    assert app.conf.broker_read_url == "redis://read:6379/0"
+    assert app.broker.url == "redis://write:6379/0"  # type: ignore[attr-defined]  # Redis's
+    assert app.read_broker.url == "redis://read:6379/0"  # type: ignore[attr-defined]
+    app.close()
+    monkeypatch.delenv("CELERY_BROKER_READ_URL")
+    monkeypatch.delenv("CELERY_BROKER_WRITE_URL")
+    same = Celery("env", broker="memory://", set_as_current=False)
+    assert same.read_broker is same.broker  # unset: the one broker does both
 
 
 def test_an_engine_given_to_the_app_is_its_broker_whatever_the_variable(
@@ -105,3 +113,13 @@ def test_an_engine_given_to_the_app_is_its_broker_whatever_the_variable(
     engine = MemoryBroker()
     app = Celery("env", broker=engine, set_as_current=False)
     assert app.broker is engine and app.conf.broker_url == "memory://"
+
+
+def test_the_worker_banner_names_the_read_broker_when_it_differs() -> None:
+    from celeriac.worker.banner import _transport
+
+    app = Celery(
+        "env", broker_write_url="redis://:pw@w:6379/0", broker_read_url="redis://:pw@r:6379/0",
+        set_as_current=False,
+    )  # fmt: skip
+    assert _transport(app) == "redis://:**@w:6379/0 (consuming from redis://:**@r:6379/0)"

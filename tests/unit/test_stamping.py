@@ -12,10 +12,11 @@ import pytest
 
 from celeriac import Celery, chain, chord, group, signals
 from celeriac.canvas import Signature
+from celeriac.canvas.call_checks import IGNORED_CALL_OPTIONS
 from celeriac.canvas.stamping import RESERVED, StampingVisitor
 from celeriac.exceptions import InvalidTaskError
+from celeriac.messages.call_options import CALL_OPTIONS
 from celeriac.messages.validation import check_envelope
-from celeriac.task import CALL_OPTIONS, IGNORED_CALL_OPTIONS
 from celeriac.testing.drain import drain
 
 

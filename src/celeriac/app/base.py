@@ -13,7 +13,6 @@ import inspect
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 
 from celeriac import signals
@@ -23,16 +22,19 @@ from celeriac.app import builtins, entrypoints, periodic, shared
 from celeriac.app import fixups as fixup_hooks
 from celeriac.app.annotations import apply_annotation, resolve_annotations
 from celeriac.app.beat_entries import BeatEntries
-from celeriac.app.broker_connection import Connection, ConnectionMembers
+from celeriac.app.broker_connection import ConnectionMembers, broker_for_url
+from celeriac.app.checks import check_task_protocol
 from celeriac.app.connections import (
     create_backend,
-    create_broker,
     database_settings,
     embedded_results_url,
     wire_formats,
 )
 from celeriac.app.duplicates import KEPT, REPLACED, is_same_function, warn_duplicate
-from celeriac.app.engine_options import broker_options, configure_backend, result_options
+from celeriac.app.engine_options import (
+    configure_backend,
+    result_options,
+)
 from celeriac.app.members import AppMembers
 from celeriac.app.parts import AppParts
 from celeriac.app.producer import Producer
@@ -42,10 +44,10 @@ from celeriac.app.registry import TaskRegistry
 from celeriac.app.report import bugreport
 from celeriac.app.routing import Router
 from celeriac.app.sending import BrokerSender, Sender, sending_through
+from celeriac.app.urls import broker_url, read_url, result_url, write_url
 from celeriac.brokers.base import Broker
 from celeriac.canvas import Signature, signature
 from celeriac.config.conf import Settings
-from celeriac.config.environment import check_split_broker
 from celeriac.config.hints import did_you_mean, warn_unknown
 from celeriac.exceptions import AlwaysEagerIgnored, ImproperlyConfigured
 from celeriac.rates import check_scope, parse_rate
@@ -110,6 +112,7 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers):
         if config_source is not None:
             self.conf.config_from_object(config_source, namespace=namespace)
         self._broker: Broker | None = None
+        self._read_broker: Broker | None = None  # broker_read_url, when it differs
         if isinstance(broker, Broker):  # an engine built by the caller (tests, embedding)
             self._broker = broker  # it is the broker, whatever CELERY_BROKER_URL says
             self.conf.override("broker_url", f"{broker.schemes[0]}://")
@@ -175,10 +178,7 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers):
             self._configured = True
             self.on_configure()
             self.on_after_configure.send(sender=self, source=self.conf)
-
-    def now(self) -> datetime:
-        """The current time, timezone-aware, in UTC (celeriac keeps every date in UTC)."""
-        return datetime.now(timezone.utc)
+            check_task_protocol(self.conf)  # after the receivers, who may have set it
 
     @property
     def current_worker_task(self) -> BaseTask[Any, Any] | None:
@@ -192,20 +192,24 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers):
     # -- engines ----------------------------------------------------------------------------
     @property
     def broker(self) -> Broker:
+        """The broker calls are published to (``broker_write_url``, else the broker URL,
+        maybe composed from ``broker_host``, ``broker_user``, ...)."""
         if self._broker is None:
             self._announce_configured()
-            conf = self.conf
-            check_split_broker(conf.broker_url)
-            self._broker = create_broker(
-                conf.broker_url,
-                broker_options(conf),  # with task_default_queue_type on RabbitMQ
-                conf.task_delivery_limit,
-                conf.broker_use_ssl,
-                heartbeat=conf.broker_heartbeat,
-                connect_timeout=conf.broker_connection_timeout,
-                wire_format=wire_formats(conf.wire_format)[0],
-            )
+            self._broker = broker_for_url(self.conf, write_url(self.conf))
         return self._broker
+
+    @property
+    def read_broker(self) -> Broker:
+        """The broker a worker consumes from: ``broker_read_url`` when it names another
+        broker than ``broker``'s, else ``broker`` itself."""
+        url = read_url(self.conf)
+        if url == write_url(self.conf):
+            return self.broker
+        if self._read_broker is None:
+            self._announce_configured()
+            self._read_broker = broker_for_url(self.conf, url)
+        return self._read_broker
 
     @property
     def backend(self) -> ResultBackend:
@@ -217,8 +221,8 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers):
                 configure_backend(custom, conf)
                 self._backend = custom
                 return custom
-            url = conf.result_backend
-            if url is None and conf.broker_url is None:  # the embedded Redis keeps both
+            url = result_url(conf, conf.result_backend)  # 'redis': from redis_host, ...
+            if url is None and broker_url(conf) is None:  # the embedded Redis keeps both
                 url = embedded_results_url()
             self._backend = create_backend(
                 url,
@@ -269,16 +273,6 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers):
         inside the block go to ``sender``; e.g. one per database transaction."""
         return sending_through(self, sender)
 
-    def connection_for_write(self, url: str | None = None) -> Connection:
-        """A handle on the broker (``url``, else the app's) to send through:
-        ``with app.connection_for_write() as conn: add.apply_async((2, 2), connection=conn)``."""
-        return Connection(self, url)
-
-    def connection_for_read(self, url: str | None = None) -> Connection:
-        """A handle on the broker (``url``, else the app's); celeriac reads and writes
-        through the same broker."""
-        return Connection(self, url)
-
     def config_from_cmdline(self, argv: Sequence[str], namespace: str | None = "celery") -> None:
         """Settings from ``name=value`` words (``worker.concurrency=4``), as Celery reads
         them: see ``celeriac.app.entrypoints.parse_cmdline_config``."""
@@ -301,6 +295,8 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers):
             self._backend.close()
         if self._broker is not None:
             self._broker.close()
+        if self._read_broker is not None:
+            self._read_broker.close()
 
     # -- tasks ------------------------------------------------------------------------------
     @property

@@ -16,6 +16,8 @@ import re
 from typing import TYPE_CHECKING, Any, cast
 
 from celeriac.app.connections import create_broker, wire_formats
+from celeriac.app.engine_options import broker_options, queue_max_priority
+from celeriac.app.urls import read_url, write_url
 from celeriac.brokers.base import Broker
 
 if TYPE_CHECKING:
@@ -25,17 +27,19 @@ if TYPE_CHECKING:
 _PASSWORD = re.compile(r"(://[^:/@;]*:)[^@;]*(@)")
 
 
-def broker_for_url(conf: Any, url: str) -> Broker:
-    """A broker for ``url`` built with the app's broker settings (transport options,
-    TLS, heartbeat, timeouts, delivery limit, wire format), as ``app.broker`` is."""
+def broker_for_url(conf: Any, url: str | None) -> Broker:
+    """A broker for ``url`` (None: the embedded default) built with the app's broker
+    settings (transport options and queue type, TLS, heartbeat, timeouts, delivery
+    limit, wire format, priorities), as ``app.broker`` is."""
     return create_broker(
         url,
-        conf.broker_transport_options,
+        broker_options(conf, url),
         conf.task_delivery_limit,
         conf.broker_use_ssl,
         heartbeat=conf.broker_heartbeat,
         connect_timeout=conf.broker_connection_timeout,
         wire_format=wire_formats(conf.wire_format)[0],
+        max_priority=queue_max_priority(conf),
     )
 
 
@@ -48,7 +52,7 @@ class Connection:
         self.app = app
         self.url = url
         # Another broker than the app's: this handle builds it, and closes it.
-        self.owned = url is not None and url != app.conf.broker_url
+        self.owned = url is not None and url != write_url(app.conf)
         self._broker: Broker | None = None
 
     @property
@@ -63,7 +67,7 @@ class Connection:
 
     def as_uri(self, include_password: bool = False) -> str:
         """The broker's URL (its password masked unless ``include_password``)."""
-        url = self.url if self.owned else self.app.conf.broker_url
+        url = self.url if self.owned else write_url(self.app.conf)
         url = str(url if url is not None else getattr(self.broker, "url", "memory://"))
         return url if include_password else _PASSWORD.sub(r"\1**\2", url)
 
@@ -94,9 +98,20 @@ class Connection:
 
 
 class ConnectionMembers:
-    """Celery's older names for the app's connection and producer helpers, on a mixin of
-    ``Celeriac``: each hands out the same ``Connection`` handle or producer as the newer
-    name does."""
+    """The app's connection and producer helpers, on a mixin of ``Celeriac``:
+    ``connection_for_write()``/``connection_for_read()`` and Celery's older names, each
+    handing out a ``Connection`` handle or the app's producer."""
+
+    def connection_for_write(self, url: str | None = None) -> Connection:
+        """A handle on the broker (``url``, else the app's) to send through:
+        ``with app.connection_for_write() as conn: add.apply_async((2, 2), connection=conn)``."""
+        return Connection(cast("Celeriac", self), url)
+
+    def connection_for_read(self, url: str | None = None) -> Connection:
+        """A handle on the broker (``url``, else the app's ``broker_read_url``, else its
+        broker) to consume from."""
+        app = cast("Celeriac", self)
+        return Connection(app, url or read_url(app.conf))
 
     def connection(self, hostname: str | None = None) -> Connection:
         """``connection_for_write``; ``hostname`` is a broker URL, as in Celery."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from celeriac.brokers.base import Broker
+from celeriac.brokers.base import MAX_PRIORITY, Broker
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.config.hints import UnknownSettingWarning
 from celeriac.exceptions import ImproperlyConfigured
@@ -78,7 +78,9 @@ def create_broker(
     heartbeat: float | None = None,
     connect_timeout: float | None = None,
     wire_format: WireFormat | None = None,
+    max_priority: int | None = MAX_PRIORITY,
 ) -> Broker:
+    """The broker ``url`` names; ``max_priority``: RabbitMQ's classic queues' levels."""
     if url is None:  # no broker configured: the project's embedded Redis, else memory://
         from celeriac.brokers import embedded
 
@@ -135,6 +137,7 @@ def create_broker(
             transport_options=amqp_options,
             use_ssl=use_ssl,
             wire_format=wire_format,
+            max_priority=max_priority,
         )
     raise ImproperlyConfigured(
         f"broker_url has {_named(scheme)}, which no celeriac broker serves: set broker_url "

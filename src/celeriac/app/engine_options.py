@@ -10,11 +10,16 @@ settings.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from celeriac.app.connections import expires_seconds
+from celeriac.brokers.base import MAX_PRIORITY
+from celeriac.config.conf import NotInEffectWarning
 from celeriac.exceptions import ImproperlyConfigured
+from celeriac.results.cache import ResultCache
 from celeriac.results.compressed import check_method
 from celeriac.results.retry import StoreRetry
 
@@ -41,16 +46,16 @@ def _scheme(url: str | None) -> str:
     return urlsplit(url or "").scheme.lower()
 
 
-def broker_options(conf: Any) -> dict[str, Any]:
-    """``broker_transport_options``, with ``queue_type`` from ``task_default_queue_type``
-    on RabbitMQ (where every celeriac queue has the one type)."""
+def broker_options(conf: Any, url: str | None) -> dict[str, Any]:
+    """``broker_transport_options`` for the broker at ``url``, with ``queue_type`` from
+    ``task_default_queue_type`` on RabbitMQ (where every celeriac queue has the one type)."""
     options = dict(conf.broker_transport_options or {})
     queue_type = conf.task_default_queue_type
     if queue_type not in QUEUE_TYPES:
         raise ImproperlyConfigured(
             f"task_default_queue_type must be 'classic' or 'quorum', not {queue_type!r}"
         )
-    if _scheme(conf.broker_url) not in _AMQP:
+    if _scheme(url) not in _AMQP:
         return options  # queue types are RabbitMQ's; other brokers have one kind of queue
     given = options.get("queue_type")
     if given is None:
@@ -61,6 +66,31 @@ def broker_options(conf: Any) -> dict[str, Any]:
             f"['queue_type'] is {given!r}: set one of them only"
         )
     return options
+
+
+def queue_max_priority(conf: Any) -> int | None:
+    """``task_queue_max_priority``: the ``x-max-priority`` of RabbitMQ's classic queues
+    (9 by default; None or 0, queues without priorities, as in Celery)."""
+    value = conf.task_queue_max_priority
+    if not value:
+        return None
+    if not isinstance(value, int) or not 1 <= value <= 255:
+        raise ImproperlyConfigured(
+            f"task_queue_max_priority must be a number of priority levels from 1 to 255 "
+            f"(or None: queues without priorities), not {value!r}"
+        )
+    quorum = "quorum" in (conf.task_default_queue_type, _queue_type_option(conf))
+    if quorum and value != MAX_PRIORITY:
+        raise ImproperlyConfigured(
+            f"task_queue_max_priority is {value}, but the queues are quorum queues, which "
+            f"have no priority levels to set: unset task_queue_max_priority, or use "
+            f"classic queues (task_default_queue_type='classic')"
+        )
+    return value
+
+
+def _queue_type_option(conf: Any) -> Any:
+    return (conf.broker_transport_options or {}).get("queue_type")
 
 
 def result_options(conf: Any, url: str | None) -> dict[str, Any]:
@@ -82,10 +112,30 @@ def result_options(conf: Any, url: str | None) -> dict[str, Any]:
 
 def configure_backend(backend: Any, conf: Any) -> None:
     """What the app's settings tell any result store once it is built: ``result_extended``,
-    the ``result_backend_always_retry`` policy and ``result_compression``."""
+    the ``result_backend_always_retry`` policy, ``result_compression``,
+    ``result_cache_max`` and ``result_failure_expires``."""
     backend.extended = bool(conf.result_extended)
     backend.retry = StoreRetry.from_conf(conf)
     backend.compression = check_method(conf.result_compression)
+    backend.cache = ResultCache(conf.result_cache_max)
+    _failure_expires(backend, conf.result_failure_expires)
+
+
+def _failure_expires(backend: Any, value: Any) -> None:
+    """``result_failure_expires`` where the store keeps records apart (Redis); 0 keeps
+    failures forever, as in Celery. Elsewhere it is not applied, and says so."""
+    if value is None:
+        return
+    if not backend.supports_failure_expires:
+        warnings.warn(
+            f"result_failure_expires is set, but the {type(backend).__name__} result store "
+            f"does not apply it (only the Redis store does, as in Celery): failed results "
+            f"expire with result_expires like any other",
+            NotInEffectWarning,
+            stacklevel=4,
+        )
+        return
+    backend.failure_expires = expires_seconds(value) or None
 
 
 __all__ = [
@@ -93,5 +143,6 @@ __all__ = [
     "REDIS_RESULT_SETTINGS",
     "broker_options",
     "configure_backend",
+    "queue_max_priority",
     "result_options",
 ]

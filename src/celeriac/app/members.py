@@ -1,9 +1,9 @@
 """Members of Celery's app that projects reach for, on a mixin of ``Celeriac``.
 
-Each works as Celery's: ``app.configured``, ``app.current_task``, ``app.timezone`` and
-``app.uses_utc_timezone()``, ``app.either(key, value)``, ``app.select_queues(...)``,
-``app.set_default()``, ``app.ResultSet(...)``, ``app.clock``, ``app.add_defaults(...)``,
-``app.annotations``, ``app.oid``/``app.thread_oid``,
+Each works as Celery's: ``app.configured``, ``app.current_task``, ``app.timezone``,
+``app.now()`` and ``app.uses_utc_timezone()``, ``app.either(key, value)``,
+``app.select_queues(...)``, ``app.set_default()``, ``app.ResultSet(...)``, ``app.clock``,
+``app.add_defaults(...)``, ``app.annotations``, ``app.oid`` and ``app.thread_oid``,
 ``app.setup_security(...)`` (message signing, ``app.signer``), the
 ``on_init``/``on_configure`` subclass hooks, the platform flags, and how a task is bound
 to the app (``strict_typing``, ``Task.on_bound``, ``autofinalize``). Kept apart from
@@ -19,11 +19,12 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterable
-from datetime import timezone, tzinfo
+from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 from zoneinfo import ZoneInfo
 
 from celeriac._context import get_current_request, set_current_app
+from celeriac._localtime import local_zone
 from celeriac.app import signing
 from celeriac.app.annotations import prepare_annotations
 from celeriac.result import ResultSet as _ResultSet
@@ -74,9 +75,17 @@ class AppMembers:
 
     @property
     def timezone(self) -> tzinfo:
-        """The ``timezone`` setting as a ``tzinfo`` (UTC when it is not set)."""
+        """The ``timezone`` setting as a ``tzinfo``; unset, UTC, or with ``enable_utc``
+        off the host's local zone, as in Celery."""
         name = self.conf.timezone
-        return ZoneInfo(name) if name else timezone.utc
+        if name:
+            return ZoneInfo(name)
+        return timezone.utc if self.conf.enable_utc else local_zone()
+
+    def now(self) -> datetime:
+        """The current time, aware, in the app's ``timezone`` (UTC unless ``timezone`` is
+        set or ``enable_utc`` is off), as Celery's. Messages carry UTC whatever it is."""
+        return datetime.now(timezone.utc).astimezone(self.timezone)
 
     def uses_utc_timezone(self) -> bool:
         """Whether the app's time zone is UTC."""

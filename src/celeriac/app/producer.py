@@ -22,6 +22,7 @@ from celeriac import signals
 from celeriac._context import get_current_request
 from celeriac._tracing import PublishTrace
 from celeriac.app.broker_connection import Connection
+from celeriac.app.checks import check_task_protocol, is_persistent
 from celeriac.app.sending import (
     BrokerSender,
     RetryPolicy,
@@ -30,6 +31,7 @@ from celeriac.app.sending import (
     outbox_sender,
 )
 from celeriac.brokers.base import MIN_PRIORITY, OutboundMessage, check_priority
+from celeriac.canvas.call_checks import check_call_options
 from celeriac.canvas.signature import signature_dicts
 from celeriac.canvas.stamping import stamp_names, stamps_in
 from celeriac.exceptions import CeleriacError
@@ -37,7 +39,6 @@ from celeriac.messages import Message
 from celeriac.messages.call_options import WORKER_DIRECT_EXCHANGE
 from celeriac.messages.protocol import TaskBody, check_size, decode_task_body, task_message
 from celeriac.result import AsyncResult
-from celeriac.task import check_call_options
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celeriac
@@ -231,6 +232,7 @@ class Producer:
         check_call_options(name, options)
         args, kwargs = tuple(args or ()), dict(kwargs or {})
         conf = self.app.conf
+        check_task_protocol(conf)  # a change after configuration is refused too
         direct = options.get("exchange") == WORKER_DIRECT_EXCHANGE  # the router maps that
         if options.get("queue") is None and options.get("routing_key") and not direct:
             options["queue"] = options["routing_key"]
@@ -280,6 +282,9 @@ class Producer:
             stamped_headers=stamp_names(route),
             stamps=stamps_in(route),
             sent_at=round(now, 6),
+            argsrepr=route.get("argsrepr"),
+            kwargsrepr=route.get("kwargsrepr"),
+            repr_maxlevels=conf.task_repr_maxlevels,
         )
         delay = _delay(route.get("countdown"), eta, now)
         # Signed as it goes out; ``message`` stays the plain one the publish signals read.
@@ -287,8 +292,9 @@ class Producer:
         payload = self.app.broker.wire_format.encode(sent)
         # Headers count too: a worker refuses a payload over its limit before reading it.
         check_size(name, "as sent (headers and body)", len(payload), conf.task_message_max_size)
+        persistent = is_persistent(route.get("delivery_mode"), conf.task_default_delivery_mode)
         outbound = OutboundMessage(
-            route["queue"], payload, message.id, priority or MIN_PRIORITY, delay
+            route["queue"], payload, message.id, priority or MIN_PRIORITY, delay, persistent
         )
         ignored = _ignored(route, task_type)
         key = None if repeatable else route.get("idempotency_key")

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import celeriac
+from celeriac.app.urls import broker_url
 from celeriac.config.settings import SETTINGS
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def bugreport(app: Celeriac) -> str:
         f"platform -> system:{platform.system()} arch:{platform.machine()} "
         f"kernel version:{platform.release()}",
         f"app      -> {app.main or '__main__'}",
-        f"settings -> transport:{mask_url(str(conf.broker_url or '(default: embedded Redis or memory://)'))}",
+        f"settings -> transport:{mask_url(str(broker_url(conf) or '(default: embedded Redis or memory://)'))}",
         f"            results:{mask_url(str(conf.result_backend or 'disabled'))}",
         "",
     ]

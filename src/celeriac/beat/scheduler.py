@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from celeriac._localtime import aware_utc
 from celeriac.app.beat_entries import decode_schedule
 from celeriac.beat import state
 from celeriac.beat.entry import ScheduleEntry, entries_from_config
@@ -131,7 +132,7 @@ class Scheduler:
         return entry
 
     def now(self) -> datetime:
-        return self.app.now()  # type: ignore[no-any-return]  # the app's clock: aware UTC
+        return aware_utc(self.app.now())  # the app's clock, in UTC for the records
 
     # -- the loop ---------------------------------------------------------------------------
     def tick(self) -> float:

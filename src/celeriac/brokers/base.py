@@ -98,6 +98,9 @@ class OutboundMessage:
     # Seconds to wait before it becomes due, counted on the broker's clock from when the
     # broker stores it (so producers' and workers' clock skew never moves a countdown).
     delay: float | None = None
+    # False: the broker need not keep it across its own restart (RabbitMQ's transient
+    # delivery mode, ``task_default_delivery_mode``); brokers without the notion ignore it.
+    persistent: bool = True
 
     def __post_init__(self) -> None:
         check_priority(self.priority)

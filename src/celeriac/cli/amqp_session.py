@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from celeriac.app.urls import broker_url
 from celeriac.cli.base import CLIError
 from celeriac.worker.exitcodes import EX_UNAVAILABLE
 
@@ -43,7 +44,7 @@ class BrokerUnreachable(click.ClickException):
 
 def amqp_target(app: Any) -> Target:
     """The app's broker as an AMQP target; a clear refusal for any other broker."""
-    url = app.conf.broker_url
+    url = broker_url(app.conf)
     scheme = str(url).partition("://")[0].lower() if url else ""
     if scheme not in ("amqp", "amqps", "pyamqp"):
         where = f"{scheme}://" if scheme else "the embedded Redis (broker_url is not set)"

@@ -19,6 +19,7 @@ import click
 
 from celeriac.app.broker_connection import broker_for_url
 from celeriac.app.routing import declared_queues
+from celeriac.app.urls import broker_url
 from celeriac.brokers.base import Broker, Delivery, OutboundMessage
 from celeriac.cli.base import CLIContext, CLIError
 from celeriac.cli.worker import split_queues
@@ -123,7 +124,7 @@ def _brokers(obj: CLIContext, source: str, dest: str) -> tuple[Broker, Broker, l
     conf = obj.load_app().conf if obj.app_spec else Settings()
     default = [str(q) for q in declared_queues(conf.task_queues)] or [conf.task_default_queue]
     plain = Settings()
-    same = _family(conf.broker_url)
+    same = _family(broker_url(conf))
     brokers = [
         broker_for_url(conf if _family(url) == same else plain, url) for url in (source, dest)
     ]

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from celeriac.config.beat_settings import BEAT
+from celeriac.config.database_settings import DATABASE
 from celeriac.config.outbox_settings import OUTBOX
 from celeriac.config.security_settings import SECURITY
+from celeriac.config.url_settings import BROKER_ADDRESS, REDIS_ADDRESS
 
 _NUM = (int, float)
 _SEQ = (list, tuple, set, frozenset)
@@ -117,6 +119,7 @@ _DECLARED = [
         "and host name are verified unless `ssl_cert_reqs`/`cert_reqs` is CERT_NONE. See "
         "[TLS](tls.md).",
     ),
+    *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in BROKER_ADDRESS),
     # -- results -----------------------------------------------------------------------------
     _s(
         "result_backend",
@@ -151,6 +154,14 @@ _DECLARED = [
         "Store the call's name, args, kwargs, worker, retries and queue with its result "
         "(`AsyncResult.args`, `.kwargs`, `.worker`, `.retries`, `.queue`).",
     ),
+    _s(
+        "result_failure_expires",
+        None,
+        (dt.timedelta, int, float),
+        "Redis result store: time a FAILURE is kept (seconds or timedelta; 0 forever); "
+        "unset: `result_expires`. Another store warns that it does not apply it.",
+    ),
+    _s("result_cache_max", -1, (int,), "Successes kept once read: -1 none, 0 all, N the last N."),
     _s("result_backend_transport_options", {}, (dict,), "Result engine options."),
     _s("result_backend_always_retry", False, (bool,), "Retry store calls lost to an outage."),
     _s("result_backend_max_retries", float("inf"), _NUM, "Retries of one store call, at most."),
@@ -203,6 +214,7 @@ _DECLARED = [
     _s("redis_client_name", None, (str,), "Name the result store's connections (CLIENT LIST)."),
     _s("redis_username", None, (str,), "ACL user, when the result_backend URL names none."),
     _s("redis_password", None, (str,), "Password, when the result_backend URL has none."),
+    *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in REDIS_ADDRESS),
     _s(
         "redis_backend_use_ssl",
         None,
@@ -211,54 +223,7 @@ _DECLARED = [
         "CERT_REQUIRED), `ssl_ca_certs`, `ssl_certfile`, `ssl_keyfile`, `ssl_check_hostname`."
         " Options in the URL's query (`?ssl_ca_certs=...`) win. See [TLS](tls.md).",
     ),
-    # -- the database result store (result_backend = 'db+<SQLAlchemy URL>') ---------------
-    _s(
-        "database_url",
-        None,
-        (str,),
-        "SQLAlchemy URL of the result store when `result_backend` is `'database'` (or "
-        "`'db'`); `result_backend='db+<URL>'` names it directly instead.",
-    ),
-    _s(
-        "database_engine_options",
-        {"pool_pre_ping": True, "pool_recycle": 3600},
-        (dict,),
-        "Keyword arguments for SQLAlchemy's `create_engine` (replace these defaults).",
-    ),
-    _s(
-        "database_engine_callback",
-        None,
-        (str, _CALLABLE),
-        "Called with the SQLAlchemy engine once it is made (or an import path of one): "
-        "to add event listeners.",
-    ),
-    _s(
-        "database_short_lived_sessions",
-        False,
-        (bool,),
-        "Keep no database connection between operations (a new one each time): for "
-        "rarely used stores whose idle connections the server drops.",
-    ),
-    _s(
-        "database_table_schemas",
-        None,
-        (dict,),
-        "Schema of each table: `{'task': ..., 'group': ..., 'chord': ...}` (the chord "
-        "table takes the group table's unless named).",
-    ),
-    _s(
-        "database_table_names",
-        None,
-        (dict,),
-        "Table names: `{'task': 'celery_taskmeta', 'group': 'celery_tasksetmeta', "
-        "'chord': 'celeriac_chordmeta'}` (the defaults).",
-    ),
-    _s(
-        "database_create_tables_at_setup",
-        True,
-        (bool,),
-        "Create missing tables when the store is built; off: on its first use.",
-    ),
+    *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in DATABASE),
     # -- tasks -------------------------------------------------------------------------------
     _s(
         "task_serializer",
@@ -352,6 +317,23 @@ _DECLARED = [
         "`x-queue-type: quorum`) for every celeriac queue. Other brokers: no effect.",
     ),
     _s("task_default_priority", None, (int,), "Priority 0-9 (9 first) for calls without one."),
+    _s(
+        "task_queue_max_priority",
+        9,
+        (int,),
+        "RabbitMQ: `x-max-priority` of the classic queues celeriac declares (priorities "
+        "above it count as it); None or 0: queues without priorities (first in, first "
+        "out). Other brokers: no effect, as in Celery.",
+        differs="None",
+    ),
+    _s(
+        "task_default_delivery_mode",
+        2,
+        (int, str),
+        "RabbitMQ: `'persistent'` (2) messages survive a broker restart, `'transient'` "
+        "(1) ones need no disk write and are lost if it restarts. The call option "
+        "`delivery_mode` overrides it. Other brokers: no effect, as in Celery.",
+    ),
     _s("task_queues", None, (*_SEQ, dict), "Declared queues (names, or a name->options mapping)."),
     _s(
         "task_routes",
@@ -390,13 +372,8 @@ _DECLARED = [
         differs="{'max_retries': 3, 'interval_start': 0, 'interval_step': 0.2, 'interval_max': 1}",
     ),
     _s("task_inherit_parent_priority", False, (bool,), "Subtasks take the caller's priority."),
-    _s(
-        "task_protocol",
-        2,
-        (int,),
-        "Message protocol version.",
-        not_in_effect="messages are always written in protocol 2",
-    ),
+    _s("task_repr_maxlevels", 3, (int,), "Nesting shown in `argsrepr`/`kwargsrepr`; 0: all."),
+    _s("task_protocol", 2, (int,), "Task message protocol: only 2 is written; others raise."),
     _s(
         "task_send_sent_event",
         False,
@@ -568,15 +545,16 @@ _DECLARED = [
         None,
         (str,),
         "IANA time zone that crontab (and relative interval) schedules read their fields "
-        "in; unset, UTC. Other dates stay UTC (a naive eta or expires is read as UTC, "
-        "as in Celery).",
+        "in, and `app.now()` answers in; unset, UTC (with `enable_utc` off, the host's "
+        "zone). Other dates stay UTC (a naive eta or expires is read as UTC, as in Celery).",
     ),
     _s(
         "enable_utc",
         True,
         (bool,),
-        "Dates in messages are UTC.",
-        not_in_effect="dates are always UTC",
+        "Off, with `timezone` unset: the app's time zone (`app.timezone`, `app.now()`, "
+        "crontab fields) is the host's local one instead of UTC. Messages carry UTC "
+        "either way; a naive eta or expires is read as UTC, as in Celery.",
     ),
     _s("imports", (), _SEQ, "Modules imported when the worker starts."),
     _s("include", (), _SEQ, "Like `imports`, imported after them."),

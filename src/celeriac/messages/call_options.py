@@ -20,6 +20,8 @@ CALL_OPTIONS = frozenset({
     "stamped_headers",  # the names of the call's stamps, each an option too
     "producer", "publisher", "connection",  # the app's producer, or another broker's
     "result_cls", "route_name",
+    "argsrepr", "kwargsrepr",  # the text shown for the arguments (to hide secrets)
+    "delivery_mode",  # 'persistent' (2) or 'transient' (1): RabbitMQ's delivery mode
     "outbox",  # ours: write the message to an outbox table in the caller's transaction
 })  # fmt: skip
 
@@ -30,7 +32,6 @@ NO_EFFECT_CALL_OPTIONS = frozenset({
     "exchange_type",  # likewise
     "mandatory",  # every celeriac queue is declared, so a message is always routable
     "immediate",  # RabbitMQ removed it; Celery's kombu refuses it too
-    "delivery_mode",  # messages are always persistent (transient is never asked of a broker)
     "declare",  # celeriac declares the queues it publishes to itself
     "max_retries",  # a retry limit belongs to the task or to retry_policy
 })  # fmt: skip

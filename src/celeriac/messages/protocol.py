@@ -16,10 +16,11 @@ from typing import Any, NamedTuple
 from celeriac.exceptions import DecodeError, EncodeError
 from celeriac.messages import compression as compressions
 from celeriac.messages.envelope import Message
+from celeriac.messages.saferepr import saferepr
 from celeriac.messages.serializers import dumps, loads
 from celeriac.messages.validation import check_body
 
-_REPR_LIMIT = 1024
+_REPR_LIMIT = 1024  # Celery's bound on argsrepr and kwargsrepr, in characters
 
 
 class TaskBody(NamedTuple):
@@ -32,9 +33,9 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _short_repr(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= _REPR_LIMIT else text[: _REPR_LIMIT - 3] + "..."
+def _repr(value: Sequence[Any] | Mapping[str, Any], maxlevels: int) -> str | None:
+    """None for no arguments: the reader fills in ``()`` and ``{}``."""
+    return saferepr(value, _REPR_LIMIT, maxlevels) if value else None
 
 
 def explain_unserializable(
@@ -107,6 +108,9 @@ def task_message(
     stamped_headers: Sequence[str] | None = None,
     stamps: Mapping[str, Any] | None = None,
     sent_at: float | None = None,
+    argsrepr: str | None = None,
+    kwargsrepr: str | None = None,
+    repr_maxlevels: int = 3,
 ) -> Message:
     """Build the message for one task call; raise ``EncodeError`` naming a bad argument."""
     kwargs = dict(kwargs or {})
@@ -143,8 +147,9 @@ def task_message(
         "timelimit": [time_limit, soft_time_limit] if (time_limit or soft_time_limit) else None,
         "root_id": root_id if root_id not in (None, task_id) else None,
         "parent_id": parent_id,
-        "argsrepr": _short_repr(args) if args else None,
-        "kwargsrepr": _short_repr(kwargs) if kwargs else None,
+        # Shown in events and the dashboard: the caller's text, else a bounded repr.
+        "argsrepr": argsrepr if argsrepr is not None else _repr(args, repr_maxlevels),
+        "kwargsrepr": kwargsrepr if kwargsrepr is not None else _repr(kwargs, repr_maxlevels),
         "origin": origin,
         "ignore_result": ignore_result or None,
         "idempotency_key": idempotency_key,

@@ -13,11 +13,13 @@ import datetime as dt
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from types import EllipsisType
 from typing import Any, ClassVar
 
 from celeriac import states
 from celeriac.exceptions import ImproperlyConfigured, TimeoutError
 from celeriac.messages.serializers import dumps, loads, resolve_accept
+from celeriac.results.cache import ResultCache
 from celeriac.results.compressed import compress_record, decompress_record
 from celeriac.results.exceptions_codec import decode_exception, encode_exception
 from celeriac.results.retry import NO_RETRY, StoreRetry
@@ -82,6 +84,9 @@ class ResultBackend(ABC):
     #: Whether results are stored at all. False for ``DisabledBackend`` (no result_backend
     #: set): a chord, which reads its header's results, refuses to be sent without one.
     keeps_results: ClassVar[bool] = True
+    #: Whether the engine keeps each record for its own time, so that failures can
+    #: expire apart (``result_failure_expires``): Redis only, as in Celery.
+    supports_failure_expires: ClassVar[bool] = False
     #: ``result_extended``: also store the call's name, args, kwargs, worker, retries and
     #: queue (read from the ``request`` given to ``store_result``). The app sets it.
     extended: bool = False
@@ -91,6 +96,12 @@ class ResultBackend(ABC):
     #: ``result_compression``: the method new records are compressed with, or None.
     #: Compressed records are read whatever it says. The app sets it.
     compression: str | None = None
+    #: ``result_cache_max``: successes (and saved groups) kept in this process once read,
+    #: so they are not read from the store again. Off unless the app sets it.
+    cache: ResultCache = ResultCache()
+    #: ``result_failure_expires``: seconds a FAILURE record is kept (None: forever);
+    #: ``...`` (unset), failures expire like the rest. The app sets it.
+    failure_expires: float | EllipsisType | None = ...
 
     def __init__(
         self,
@@ -189,7 +200,10 @@ class ResultBackend(ABC):
             meta.update(extra)
         ready = state in states.READY_STATES
         key, record = self.records.task_key(task_id), self.encode(meta)
-        self.retry.call("store_result", self._set, key, record, self.expires, ready=ready)
+        ttl = self.expires
+        if state == states.FAILURE and self.failure_expires is not ...:
+            ttl = self.failure_expires
+        self.retry.call("store_result", self._set, key, record, ttl, ready=ready)
 
     def request_meta(self, request: Any) -> TaskMeta:
         """What a record keeps of the call: the results of the calls it sent (``children``,
@@ -222,8 +236,18 @@ class ResultBackend(ABC):
         self.store_result(task_id, exc, states.FAILURE, traceback=traceback)
 
     def get_task_meta(self, task_id: str) -> TaskMeta:
-        raw = self.retry.call("get_task_meta", self._get, self.records.task_key(task_id))
-        return self.decode(raw) if raw is not None else pending_meta(task_id)
+        key = self.records.task_key(task_id)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        raw = self.retry.call("get_task_meta", self._get, key)
+        return self._keep(key, self.decode(raw)) if raw is not None else pending_meta(task_id)
+
+    def _keep(self, key: str, meta: TaskMeta) -> TaskMeta:
+        """Cache a success (final: a failure may be retried under the same id), as Celery."""
+        if meta.get("status") == states.SUCCESS:
+            self.cache.put(key, meta)
+        return meta
 
     def task_result_exists(self, task_id: str) -> bool:
         """Whether anything is stored for the task (a PENDING state may mean unknown)."""
@@ -233,15 +257,23 @@ class ResultBackend(ABC):
     def get_many_meta(self, task_ids: Sequence[str]) -> list[TaskMeta]:
         """The records of several tasks, in order, read together (PENDING if unknown)."""
         keys = [self.records.task_key(task_id) for task_id in task_ids]
-        raws = self.retry.call("get_many_meta", self._get_many, keys)
+        found = {key: meta for key in keys if (meta := self.cache.get(key)) is not None}
+        missing = [key for key in keys if key not in found]
+        raws = self.retry.call("get_many_meta", self._get_many, missing) if missing else []
+        for key, raw in zip(missing, raws, strict=True):
+            if raw is not None:
+                found[key] = self._keep(key, self.decode(raw))
         return [
-            self.decode(raw) if raw is not None else pending_meta(task_id)
-            for task_id, raw in zip(task_ids, raws, strict=True)
+            found.get(key) or pending_meta(task_id)
+            for task_id, key in zip(task_ids, keys, strict=True)
         ]
 
     def wait_for(self, task_id: str, timeout: float | None = None) -> TaskMeta:
         """Block until the task is ready; raise ``TimeoutError`` after ``timeout`` seconds."""
         key = self.records.task_key(task_id)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
         deadline = None if timeout is None else time.monotonic() + timeout
 
         def wait() -> bytes | None:  # a retry waits only for what is left of the timeout
@@ -254,10 +286,12 @@ class ResultBackend(ABC):
                 f"task {task_id} was not ready within {timeout}s. Is a worker consuming "
                 f"its queue, and was the call sent with a result backend configured?"
             )
-        return self.decode(raw)
+        return self._keep(key, self.decode(raw))
 
     def forget(self, task_id: str) -> None:
-        self.retry.call("forget", self._delete, self.records.task_key(task_id))
+        key = self.records.task_key(task_id)
+        self.cache.discard(key)
+        self.retry.call("forget", self._delete, key)
 
     # -- groups and chords ------------------------------------------------------------------
     def save_group(self, group_id: str, task_ids: Sequence[Any]) -> None:
@@ -268,11 +302,20 @@ class ResultBackend(ABC):
         self.retry.call("save_group", self._set, key, record, self.expires)
 
     def restore_group(self, group_id: str) -> list[Any] | None:
-        raw = self.retry.call("restore_group", self._get, self.records.group_key(group_id))
-        return None if raw is None else list(self.decode(raw)["task_ids"])
+        key = self.records.group_key(group_id)
+        record = self.cache.get(key)
+        if record is None:
+            raw = self.retry.call("restore_group", self._get, key)
+            if raw is None:
+                return None
+            record = self.decode(raw)
+            self.cache.put(key, record)  # a saved group never changes, as in Celery
+        return list(record["task_ids"])
 
     def delete_group(self, group_id: str) -> None:
-        self.retry.call("delete_group", self._delete, self.records.group_key(group_id))
+        key = self.records.group_key(group_id)
+        self.cache.discard(key)
+        self.retry.call("delete_group", self._delete, key)
 
     def chord_part_done(self, group_id: str, task_id: str, size: int) -> bool:
         """Record that header task ``task_id`` of the chord ``group_id`` (``size`` tasks)

@@ -234,6 +234,7 @@ class RedisBackend(ResultBackend):
     """Results in Redis: one hash per record, a set per chord, pubsub to wake waiters."""
 
     schemes = ("redis", "rediss", "unix", "sentinel")
+    supports_failure_expires = True
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import celeriac
 from celeriac.app.connections import embedded_server
+from celeriac.app.urls import broker_url, read_url, result_url, write_url
 
 # user:password@ in any URL (also each part of a ';'-separated sentinel list).
 _PASSWORD = re.compile(r"(://[^:/@;]*:)[^@;]*(@)")
@@ -48,7 +49,9 @@ def _on(flag: Any) -> str:
 
 
 def _transport(app: Any) -> str:
-    url = app.conf.broker_url
+    url, reading = write_url(app.conf), read_url(app.conf)
+    if reading != url and reading is not None:  # broker_read_url: consumed from elsewhere
+        return f"{mask_password(str(url))} (consuming from {mask_password(reading)})"
     if url is None:  # the default: the embedded Redis when installed, else memory://
         url = getattr(app.broker, "url", None) or "memory://"
         if not url.startswith("memory://"):
@@ -61,7 +64,7 @@ def _transport(app: Any) -> str:
 def _embedded(app: Any) -> str | None:
     """Where the embedded Redis runs and how to stop it; None on any other broker. It
     outlives the worker, so the worker says so rather than leave a server behind unsaid."""
-    url = getattr(app.broker, "url", None) if app.conf.broker_url is None else None
+    url = getattr(app.broker, "url", None) if broker_url(app.conf) is None else None
     server = embedded_server(url) if isinstance(url, str) else None
     if server is None:
         return None
@@ -72,8 +75,8 @@ def _embedded(app: Any) -> str | None:
 
 
 def _results(app: Any) -> str:
-    url = app.conf.result_backend
-    if url is None and app.conf.broker_url is None:  # both default to the embedded Redis
+    url = result_url(app.conf, app.conf.result_backend)
+    if url is None and broker_url(app.conf) is None:  # both default to the embedded Redis
         url = getattr(app.backend, "url", None)
         if url:
             return f"{url} (embedded Redis: no result_backend set)"

@@ -166,7 +166,7 @@ class Worker:
     def _choose_pool(self, name: str) -> str:
         if name not in POOLS:
             raise ImproperlyConfigured(f"unknown pool {name!r}: choose one of {', '.join(POOLS)}")
-        broker = self.app.broker
+        broker = self.app.read_broker
         if name == "prefork" and not broker.shares_across_processes:
             where = f"{broker.schemes[0]}://" if broker.schemes else type(broker).__name__
             logger.warning(
@@ -276,7 +276,7 @@ class Worker:
         assert self.pool is not None and self.revocations is not None
         limits = RateLimits(disabled=bool(self.app.conf.worker_disable_rate_limits))
         self.consumer = Consumer(
-            self.app, self.app.broker, self.pool, self.queues,
+            self.app, self.app.read_broker, self.pool, self.queues,
             prefetch=self.prefetch, hostname=self.hostname, rate_limits=limits,
             revocations=self.revocations, outage=self._outage(), listeners=self.listeners,
         )  # fmt: skip
@@ -315,7 +315,7 @@ class Worker:
         signals.celeryd_init.send(
             sender=self.hostname, instance=self, conf=self.app.conf, options=dict(self.options)
         )
-        warning = self.app.broker.check_time_limit(longest_hard_limit(self.app))
+        warning = self.app.read_broker.check_time_limit(longest_hard_limit(self.app))
         if warning:
             logger.warning("%s", warning)
         warning = pool_limit_warning(self.app, self.pool_name)
@@ -326,7 +326,7 @@ class Worker:
         signals.worker_init.send(sender=self)
         # Revocations survive restarts (they live in the broker); follow new ones live.
         self.revocations = Revocations(
-            self.app.broker, on_terminate=self._terminate, running=self._running_stamps
+            self.app.read_broker, on_terminate=self._terminate, running=self._running_stamps
         )
         if not await reach_broker(self._reach_broker, self.retry_policy, self._stop):
             return False
@@ -344,7 +344,7 @@ class Worker:
         """One attempt at what start-up needs from the broker: its safety check (a
         blocking call, kept off the loop so that signals are handled meanwhile) and the
         revocations in force."""
-        warning = await off_loop(self.app.broker.check_safety)
+        warning = await off_loop(self.app.read_broker.check_safety)
         assert self.revocations is not None
         await self.revocations.start()
         if warning:
@@ -399,7 +399,7 @@ class Worker:
         self.consumer.resize(size, self.prefetch)
 
     def _outage(self) -> Outage:
-        url = getattr(self.app.broker, "url", None) or self.app.conf.broker_url or "memory://"
+        url = getattr(self.app.read_broker, "url", None) or self.app.conf.broker_url or "memory://"
         return Outage(mask_password(str(url)), self.retry_policy, self._broker_lost)
 
     def _broker_lost(self, exc: BrokerConnectionError) -> None:
@@ -416,7 +416,7 @@ class Worker:
             return
         self.control = WorkerControl(self)
         self.listeners.add(self.control)
-        self.mailbox = ControlServer(self.app.broker, self.control)
+        self.mailbox = ControlServer(self.app.read_broker, self.control)
         await self.mailbox.start()
 
     async def _release_broker(self) -> None:
@@ -424,7 +424,10 @@ class Worker:
             await self.mailbox.stop()
         if self.revocations is not None:
             await self.revocations.stop()
-        await self.app.broker.close_async()
+        read = self.app.read_broker
+        await read.close_async()
+        if self.app.broker is not read:  # broker_write_url: the one published to
+            await self.app.broker.close_async()
 
     async def _shutdown(self, consuming: asyncio.Task[None]) -> int:
         assert self.consumer is not None and self.pool is not None

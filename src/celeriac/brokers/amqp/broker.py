@@ -25,7 +25,7 @@ from celeriac.brokers.amqp.lease import Leases
 from celeriac.brokers.amqp.link import Link
 from celeriac.brokers.amqp.publish import Publisher, delayed_copy, ready_copy
 from celeriac.brokers.amqp.revocations import Revocations
-from celeriac.brokers.amqp.topology import Names
+from celeriac.brokers.amqp.topology import MAX_PRIORITY, Names
 from celeriac.brokers.base import (
     Broker,
     DeadLetter,
@@ -60,6 +60,7 @@ class AmqpBroker(Broker):
         transport_options: Mapping[str, Any] | None = None,
         use_ssl: bool | Mapping[str, Any] | None = None,
         wire_format: WireFormat | None = None,
+        max_priority: int | None = MAX_PRIORITY,
     ) -> None:
         super().__init__(
             lease_seconds=lease_seconds, delivery_limit=delivery_limit, wire_format=wire_format
@@ -70,7 +71,9 @@ class AmqpBroker(Broker):
         self.url = url
         self.target = params.parse_target(url, options, use_ssl)
         self.queue_type = params.queue_type(options)
-        self.supports_priorities = self.queue_type == "classic"  # no quorum priorities in 3.10
+        self.max_priority = max_priority  # task_queue_max_priority: classic queues' levels
+        # No quorum priorities in 3.10; a classic queue has them if declared with a maximum.
+        self.supports_priorities = self.queue_type == "classic" and bool(max_priority)
         self.consumer_timeout = float(options.get("consumer_timeout", CONSUMER_TIMEOUT))
         self.confirm_timeout = float(options.get("confirm_timeout", 30.0))
         retention = str(options.get("revocation_retention", "7D"))
@@ -86,8 +89,9 @@ class AmqpBroker(Broker):
         self._retention = retention
         self.link = Link(self.target, self._name)
         self.publisher = Publisher(
-            self.link, self.names, self.queue_type, self.delivery_limit, retention
-        )
+            self.link, self.names, self.queue_type, self.delivery_limit, retention,
+            self.max_priority,
+        )  # fmt: skip
         self.consumption = Consumption(self, self.link, self.publisher)
         self.admin = Admin(self.link, self.publisher)
         self.revocations = Revocations(self.link, self.publisher)
@@ -116,13 +120,13 @@ class AmqpBroker(Broker):
                 await self.publisher.declare_delays(message.queue)
                 copies.append(
                     delayed_copy(self.names, message.queue, message.payload, message.message_id,
-                                 message.priority, message.delay)
+                                 message.priority, message.delay, message.persistent)
                 )  # fmt: skip
             else:
                 await self.publisher.declare_queue(message.queue)
                 copies.append(
                     ready_copy(message.queue, message.payload, message.message_id,
-                               message.priority, 0)
+                               message.priority, 0, message.persistent)
                 )  # fmt: skip
         await self.publisher.publish(copies, timeout=self.confirm_timeout)
 

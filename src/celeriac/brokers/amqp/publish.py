@@ -35,19 +35,33 @@ class Copy:
     priority: int
     headers: Mapping[str, Any]
     queue: str  # the celeriac queue it belongs to, for the error message
+    persistent: bool = True  # delivery mode 2; False: 1 (transient), as first published
 
 
-def ready_copy(queue: str, payload: bytes, message_id: str, priority: int, deliveries: int) -> Copy:
+def ready_copy(
+    queue: str,
+    payload: bytes,
+    message_id: str,
+    priority: int,
+    deliveries: int,
+    persistent: bool = True,
+) -> Copy:
     headers = {t.H_ID: message_id, t.H_DELIVERIES: deliveries}
-    return Copy("", queue, payload, message_id, priority, headers, queue)
+    return Copy("", queue, payload, message_id, priority, headers, queue, persistent)
 
 
 def delayed_copy(
-    names: t.Names, queue: str, payload: bytes, message_id: str, priority: int, delay: float
+    names: t.Names,
+    queue: str,
+    payload: bytes,
+    message_id: str,
+    priority: int,
+    delay: float,
+    persistent: bool = True,
 ) -> Copy:
     exchange, key = names.delay_route(t.delay_units(delay), queue)
     headers = {t.H_ID: message_id, t.H_DELIVERIES: 0}
-    return Copy(exchange, key, payload, message_id, priority, headers, queue)
+    return Copy(exchange, key, payload, message_id, priority, headers, queue, persistent)
 
 
 def dead_copy(
@@ -74,11 +88,18 @@ class Publisher:
     """Confirmed publishing and topology declaration, on the broker's I/O loop."""
 
     def __init__(
-        self, link: Link, names: t.Names, queue_type: str, delivery_limit: int, retention: str
+        self,
+        link: Link,
+        names: t.Names,
+        queue_type: str,
+        delivery_limit: int,
+        retention: str,
+        max_priority: int | None = t.MAX_PRIORITY,
     ) -> None:
         self.link = link
         self.names = names
         self.queue_type = queue_type
+        self.max_priority = max_priority  # x-max-priority of classic ready queues
         self.delivery_limit = delivery_limit
         self.retention = retention
         self._declared: set[tuple[int, str]] = set()  # (connection generation, what)
@@ -107,7 +128,9 @@ class Publisher:
             await channel.queue_declare(
                 queue,
                 durable=True,
-                arguments=t.ready_arguments(dead, self.queue_type, self.delivery_limit),
+                arguments=t.ready_arguments(
+                    dead, self.queue_type, self.delivery_limit, self.max_priority
+                ),
             )
         self._done(queue)
 
@@ -172,7 +195,7 @@ class Publisher:
 
     async def _send(self, channel: Any, copy: Copy, timeout: float | None) -> None:
         properties = spec.Basic.Properties(
-            delivery_mode=2,  # persistent
+            delivery_mode=2 if copy.persistent else 1,  # 1: transient
             priority=copy.priority,
             message_id=uuid.uuid4().hex,  # unique per copy: returns are matched by it
             correlation_id=copy.message_id,

@@ -3,7 +3,8 @@
 This docstring is the topology (``Q`` is a celeriac queue name; ``celeriac`` below is the
 ``namespace`` transport option, so that apps sharing a vhost can keep apart):
 
-- ``Q``: the ready queue, durable. Classic with ``x-max-priority`` 9, or quorum with
+- ``Q``: the ready queue, durable. Classic with ``x-max-priority`` 9 (the
+  ``max_priority`` the broker is given; none for 0 or None), or quorum with
   ``x-delivery-limit`` and native dead-lettering into ``celeriac.dead.Q``.
 - ``celeriac.dead.Q``: Q's dead letters; each carries the reason in its headers.
 - ``celeriac.delay.Q.K`` for K in 0..31: delay level K, a queue whose every message waits
@@ -121,7 +122,9 @@ def _quorum(extra: dict[str, Any]) -> dict[str, Any]:
     return {"x-queue-type": "quorum", **extra}
 
 
-def ready_arguments(dead_queue: str, queue_type: str, delivery_limit: int) -> dict[str, Any]:
+def ready_arguments(
+    dead_queue: str, queue_type: str, delivery_limit: int, max_priority: int | None = MAX_PRIORITY
+) -> dict[str, Any]:
     if queue_type == "quorum":
         # RabbitMQ counts returns itself here; its limit is the backstop behind ours, and
         # what it dead-letters lands in our dead-letter queue (at-least-once).
@@ -134,7 +137,8 @@ def ready_arguments(dead_queue: str, queue_type: str, delivery_limit: int) -> di
                 "x-overflow": "reject-publish",
             }
         )
-    return {"x-max-priority": MAX_PRIORITY}
+    # task_queue_max_priority: 9 by default; None (or 0), a queue without priorities.
+    return {"x-max-priority": max_priority} if max_priority else {}
 
 
 def dead_arguments(queue_type: str) -> dict[str, Any]:
