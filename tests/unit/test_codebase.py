@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import click
+
 import celeriac
 
 SRC = Path(celeriac.__file__).parent
@@ -100,9 +102,18 @@ def test_exception_tree_has_one_root() -> None:
     # Warnings have their own root; Celery's deprecation classes keep Python's own bases,
     # so filters on DeprecationWarning still see them. reraise is Celery's helper.
     deprecations = {exceptions.CDeprecationWarning, exceptions.CPendingDeprecationWarning}
+    # As in Celery: a command's exit is click's, a worker's shutdown is SystemExit's.
+    apart = {
+        exceptions.CeleryCommandException: click.ClickException,
+        exceptions.WorkerShutdown: SystemExit,
+        exceptions.WorkerTerminate: SystemExit,
+    }
     for name in exceptions.__all__:
         value = getattr(exceptions, name)
         if name == "reraise" or value in deprecations:
+            continue
+        if value in apart:
+            assert issubclass(value, apart[value]), name
             continue
         root = exceptions.CeleryWarning if issubclass(value, Warning) else exceptions.CeleriacError
         assert issubclass(value, root), name

@@ -9,14 +9,24 @@ Key names and record bytes come from a ``RecordFormat`` (``record_format=``), ou
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from celeriac import states
-from celeriac.exceptions import ImproperlyConfigured, TimeoutError
+from celeriac.exceptions import (
+    BackendConnectionError,
+    BackendError,
+    BackendGetMetaError,
+    BackendStoreError,
+    GetMetaConnectionLost,
+    ImproperlyConfigured,
+    StoreConnectionLost,
+    TimeoutError,
+)
 from celeriac.messages.serializers import dumps, loads, resolve_accept
 from celeriac.results.compressed import compress_record, decompress_record
 from celeriac.results.exceptions_codec import decode_exception, encode_exception
@@ -73,6 +83,34 @@ def pending_meta(task_id: str) -> TaskMeta:
         "traceback": None,
         "date_done": None,
     }
+
+
+@contextlib.contextmanager
+def _reading(task_id: str) -> Iterator[None]:
+    """A store error while reading ``task_id``'s state becomes Celery's
+    ``BackendGetMetaError`` (also a ``BackendConnectionError`` when the store was lost)."""
+    try:
+        yield
+    except BackendGetMetaError:
+        raise
+    except BackendError as exc:
+        lost = isinstance(exc, BackendConnectionError)
+        error = GetMetaConnectionLost if lost else BackendGetMetaError
+        raise error(str(exc), task_id=task_id) from exc
+
+
+@contextlib.contextmanager
+def _storing(task_id: str, state: str) -> Iterator[None]:
+    """A store error while storing ``task_id``'s ``state`` becomes Celery's
+    ``BackendStoreError`` (also a ``BackendConnectionError`` when the store was lost)."""
+    try:
+        yield
+    except BackendStoreError:
+        raise
+    except BackendError as exc:
+        lost = isinstance(exc, BackendConnectionError)
+        error = StoreConnectionLost if lost else BackendStoreError
+        raise error(str(exc), state=state, task_id=task_id) from exc
 
 
 class ResultBackend(ABC):
@@ -184,7 +222,8 @@ class ResultBackend(ABC):
             meta.update(extra)
         ready = state in states.READY_STATES
         key, record = self.records.task_key(task_id), self.encode(meta)
-        self.retry.call("store_result", self._set, key, record, self.expires, ready=ready)
+        with _storing(task_id, state):
+            self.retry.call("store_result", self._set, key, record, self.expires, ready=ready)
 
     def request_meta(self, request: Any) -> TaskMeta:
         """What a record keeps of the call: the results of the calls it sent (``children``,
@@ -217,7 +256,9 @@ class ResultBackend(ABC):
         self.store_result(task_id, exc, states.FAILURE, traceback=traceback)
 
     def get_task_meta(self, task_id: str) -> TaskMeta:
-        raw = self.retry.call("get_task_meta", self._get, self.records.task_key(task_id))
+        key = self.records.task_key(task_id)
+        with _reading(task_id):
+            raw = self.retry.call("get_task_meta", self._get, key)
         return self.decode(raw) if raw is not None else pending_meta(task_id)
 
     def task_result_exists(self, task_id: str) -> bool:
@@ -243,7 +284,8 @@ class ResultBackend(ABC):
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             return self._wait(key, left)
 
-        raw = self.retry.call("wait_for", wait)
+        with _reading(task_id):
+            raw = self.retry.call("wait_for", wait)
         if raw is None:
             raise TimeoutError(
                 f"task {task_id} was not ready within {timeout}s. Is a worker consuming "
