@@ -23,7 +23,7 @@ from celeriac.canvas import replace as replacing
 from celeriac.canvas.signature import new_id as new_id  # also celeriac.new_id
 from celeriac.canvas.signature import signature_dicts
 from celeriac.config.conf import NotInEffectWarning
-from celeriac.exceptions import MaxRetriesExceededError, Retry
+from celeriac.exceptions import MaxRetriesExceededError, OperationalError, Retry
 from celeriac.messages.call_options import (
     CALL_OPTIONS,
     NO_EFFECT_CALL_OPTIONS,
@@ -144,6 +144,8 @@ class Task(RequestStackMembers, Generic[P, R]):
     from_config: ClassVar[tuple[tuple[str, str], ...]] = tuple(_FROM_CONFIG.items())
     # Celery's handles on the class: ``except self.MaxRetriesExceededError``.
     MaxRetriesExceededError: ClassVar[type[Exception]] = MaxRetriesExceededError
+    #: ``except self.OperationalError`` around ``apply_async``: the broker failed.
+    OperationalError: ClassVar[type[Exception]] = OperationalError
 
     # -- identity and context ---------------------------------------------------------------
     @property
