@@ -277,7 +277,8 @@ class CeleryCommandException(click.ClickException):
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        # click declares exit_code a class default; it is set per instance, as in Celery.
+        self.exit_code = exit_code  # type: ignore[misc]
 
 
 class WorkerShutdown(SystemExit):
