@@ -368,6 +368,8 @@ class Task(RequestStackMembers, Generic[P, R]):
                 retries=request.retries + 1,
                 children=[],
             )
+        if outcome.kind is OutcomeKind.SHUTDOWN and outcome.exc is not None:
+            raise outcome.exc  # no worker to stop here: the caller gets it, as in Celery
         if outcome.kind is OutcomeKind.FAILURE and throw and outcome.exc is not None:
             raise outcome.exc
         value = outcome.retval if outcome.exc is None else outcome.exc
