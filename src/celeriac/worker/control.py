@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import states
 from celeriac.brokers.base import Revocation
-from celeriac.control.registry import control_command, inspect_command, nok, ok
+from celeriac.control.registry import Panel, control_command, inspect_command, nok, ok
 from celeriac.worker.banner import mask_password
 from celeriac.worker.connection import off_loop
 
@@ -191,4 +191,4 @@ class WorkerControl:
         self.worker.stop("warm")
 
 
-__all__ = ["WorkerControl", "control_command", "inspect_command", "nok", "ok"]
+__all__ = ["Panel", "WorkerControl", "control_command", "inspect_command", "nok", "ok"]
