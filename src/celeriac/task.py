@@ -516,6 +516,15 @@ class Task(RequestStackMembers, Generic[P, R]):
         """The items in parts of ``n``: a group of one ``starmap`` task per part."""
         return mapping.chunks(self.signature(), it, n, app=self.app)
 
+    @classmethod
+    def bind(cls, app: Celeriac) -> Celeriac:
+        """Bind this task class to ``app``, as Celery's: its app, ``typing`` from
+        ``strict_typing``, its own ``from_config`` settings, then ``on_bound(app)``. The
+        app does it for every task it registers; call it for a class used on its own."""
+        cls._app = app
+        app._bind_task_class(cls)
+        return app
+
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[R]:
         return AsyncResult(task_id, task_name=self.name, app=self.app, **kwargs)
 
