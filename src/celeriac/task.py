@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import inspect
-import random
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, cast
@@ -30,6 +29,7 @@ from celeriac.messages.call_options import (
     REFUSED_CALL_OPTIONS,
 )
 from celeriac.messages.protocol import custom_headers
+from celeriac.rates import exponential_backoff
 from celeriac.request import Request, RequestStackMembers
 from celeriac.result import AsyncResult, EagerResult
 from celeriac.trace import OutcomeKind, trace_task
@@ -94,14 +94,6 @@ def check_call_options(name: str, options: Mapping[str, Any]) -> None:
         check_priority(options["priority"])
 
 
-def exponential_backoff(factor: float, retries: int, maximum: float, full_jitter: bool) -> float:
-    """Seconds before retry number ``retries + 1``: ``factor * 2**retries``, capped, jittered."""
-    countdown = min(maximum, factor * (2**retries))
-    if full_jitter:
-        countdown = random.uniform(0, countdown)  # "full jitter": anywhere in [0, cap]
-    return max(0.0, float(countdown))
-
-
 class Task(RequestStackMembers, Generic[P, R]):
     """A task type. ``@app.task`` makes one from a function; subclass it for custom bases."""
 
@@ -142,9 +134,8 @@ class Task(RequestStackMembers, Generic[P, R]):
     _pydantic: ClassVar[Any] = None
     # (attribute, setting) pairs: a pair of a base class's own is read when a task is bound.
     from_config: ClassVar[tuple[tuple[str, str], ...]] = tuple(_FROM_CONFIG.items())
-    # Celery's handles on the class: ``except self.MaxRetriesExceededError``.
+    # Celery's handles on the class: ``except self.MaxRetriesExceededError`` (or Operational).
     MaxRetriesExceededError: ClassVar[type[Exception]] = MaxRetriesExceededError
-    #: ``except self.OperationalError`` around ``apply_async``: the broker failed.
     OperationalError: ClassVar[type[Exception]] = OperationalError
 
     # -- identity and context ---------------------------------------------------------------
@@ -368,9 +359,9 @@ class Task(RequestStackMembers, Generic[P, R]):
                 retries=request.retries + 1,
                 children=[],
             )
-        if outcome.kind is OutcomeKind.SHUTDOWN and outcome.exc is not None:
-            raise outcome.exc  # no worker to stop here: the caller gets it, as in Celery
-        if outcome.kind is OutcomeKind.FAILURE and throw and outcome.exc is not None:
+        # WorkerShutdown/WorkerTerminate always reach the caller: no worker to stop here.
+        stop = outcome.kind is OutcomeKind.SHUTDOWN
+        if (stop or (outcome.kind is OutcomeKind.FAILURE and throw)) and outcome.exc is not None:
             raise outcome.exc
         value = outcome.retval if outcome.exc is None else outcome.exc
         return EagerResult(task_id, value, outcome.state, outcome.traceback, self.name, app)
@@ -518,9 +509,7 @@ class Task(RequestStackMembers, Generic[P, R]):
 
     @classmethod
     def bind(cls, app: Celeriac) -> Celeriac:
-        """Bind this task class to ``app``, as Celery's: its app, ``typing`` from
-        ``strict_typing``, its own ``from_config`` settings, then ``on_bound(app)``. The
-        app does it for every task it registers; call it for a class used on its own."""
+        """Bind this class to ``app`` as registering a task does (Celery's class method)."""
         cls._app = app
         app._bind_task_class(cls)
         return app
