@@ -67,7 +67,10 @@ def test_all_names_exist_in_each_public_module() -> None:
 
 
 CELERY_PATHS = {
-    "celeriac.app.task": ["Task"],
+    "celeriac.app.task": ["Task", "Context"],
+    "celeriac.contrib.migrate": ["migrate_tasks"],
+    "celeriac.contrib.rdb": ["Rdb", "debugger", "set_trace"],
+    "celeriac.worker.control": ["Panel", "control_command", "inspect_command"],
     "celeriac.exceptions": [
         "Ignore",
         "MaxRetriesExceededError",
