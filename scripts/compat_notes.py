@@ -59,10 +59,6 @@ OBJGRAPH = (
     "Not offered: it draws with the objgraph library and graphviz inside the worker; "
     "`inspect memsample` and `memdump` show a worker's memory."
 )
-HELLO = (
-    "There is no worker-to-worker sync at start: revocations are kept in the broker, so a "
-    "worker that starts already knows them."
-)
 NO_BOOTSTEPS = (
     "The worker's own parts are not steps: they start in written order, and steps of your "
     "own (`Step`, `StartStopStep` in `app.steps['worker']`) start after them; consumer "
@@ -252,7 +248,10 @@ CLI_NOTES: dict[str, Note] = {
         "worker-options",
     ),
     "control election": absent(ELECTION),
-    "inspect hello": absent(HELLO),
+    "inspect hello": absent(
+        "A greeting between workers, not a command for people: "
+        "`app.control.inspect().hello(from_node)` answers it."
+    ),
     "inspect objgraph": absent(OBJGRAPH),
     "graph bootsteps": absent(NO_BOOTSTEPS),
     "purge": differs(
@@ -384,10 +383,6 @@ NOTES: dict[str, dict[str, Note]] = {
         "chunks": differs("Sent directly as a group.", "map-starmap-chunks"),
         "map": differs("Runs as the built-in task `celeriac.map`.", "map-starmap-chunks"),
         "starmap": differs("Runs as the built-in task `celeriac.starmap`.", "map-starmap-chunks"),
-        "OperationalError": absent(
-            "kombu's error, not repeated on the task class: broker failures raise "
-            "`celeriac.exceptions.BrokerError`."
-        ),
         "Request": absent(
             "The worker's request class cannot be replaced per task; `self.request` is "
             "celeriac's own."
@@ -406,7 +401,6 @@ NOTES: dict[str, dict[str, Note]] = {
         ),
         "add_around": absent(INTERNAL),
         "annotate": absent("Internal: `task_annotations` is applied at registration."),
-        "bind": absent("Internal: a task is bound to its app when it is registered."),
         "retry_on_worker_lost": absent(
             "A message whose worker died is delivered again by default (up to "
             "`task_delivery_limit`); see "
@@ -415,9 +409,6 @@ NOTES: dict[str, dict[str, Note]] = {
     },
     "signature": {
         "stamp": differs("A chord stamped without a visitor stamps its body too.", "stamping"),
-        "AsyncResult": absent(
-            "Not repeated on the signature: a call returns the app's `AsyncResult`."
-        ),
         "election": absent(ELECTION),
     },
     "chain": {
@@ -463,7 +454,6 @@ NOTES: dict[str, dict[str, Note]] = {
         "election": absent(ELECTION),
     },
     "inspect": {
-        "hello": absent(HELLO),
         "objgraph": absent(OBJGRAPH),
     },
     "states": {},
@@ -477,32 +467,14 @@ NOTES: dict[str, dict[str, Note]] = {
             "Not raised: `@app.task` with a name already registered returns that task, as "
             "Celery does, and `app.register_task` replaces it."
         ),
-        "BackendGetMetaError": absent(
-            "A failed read or write of the result store raises `BackendError` (or "
-            "`BackendConnectionError`)."
-        ),
-        "BackendStoreError": absent(
-            "A failed read or write of the result store raises `BackendError` (or "
-            "`BackendConnectionError`)."
-        ),
-        "CeleryCommandException": absent(
-            "The command line stops with a one-line message and a sysexits exit code."
-        ),
         "NotConfigured": absent(
             "No configuration module is looked up by default, so there is nothing to warn "
             "about; an app without a broker uses the "
             "[embedded Redis or `memory://`](differences-from-celery.md#unset-broker-url)."
         ),
-        "OperationalError": absent("kombu's error: broker failures raise `BrokerError`."),
         "Terminated": absent(
             "A task stopped by `revoke(terminate=True)` is recorded as `REVOKED` "
             "(`TaskRevokedError`)."
-        ),
-        "WorkerShutdown": absent(
-            "Not offered: a task cannot stop its worker; a signal does (`SIGTERM`)."
-        ),
-        "WorkerTerminate": absent(
-            "Not offered: a task cannot stop its worker; a signal does (`SIGQUIT`)."
         ),
     },
     "signals": {
@@ -564,14 +536,6 @@ NOTES: dict[str, dict[str, Note]] = {
         "celery.app.log.TaskFormatter": differs(
             "Beside `get_task_logger`.", "import-paths", at="celeriac.utils.log.TaskFormatter"
         ),
-        "celery.worker.control.Panel": absent(
-            "The commands are kept in `celeriac.control.registry.COMMANDS`; add one with "
-            "`control_command`/`inspect_command` from `celeriac.worker.control`."
-        ),
-        "celery.app.task.Context": absent(
-            "`self.request` is celeriac's `Request` (`celeriac.request.Request`); Celery's "
-            "context class is not offered under this name."
-        ),
         "celery.worker.request.Request": absent(
             "The worker's request class cannot be replaced; `self.request` is "
             "`celeriac.request.Request`."
@@ -593,14 +557,6 @@ NOTES: dict[str, dict[str, Note]] = {
             "`None`), whose id is chosen before the commit, and `using=` names the database "
             "whose transaction the call waits for.",
             "django",
-        ),
-        "celery.contrib.migrate.migrate_tasks": absent(
-            "Celery's function over kombu connections; `celeriac migrate SOURCE DEST` moves "
-            "messages between brokers (see [the command line](cli.md))."
-        ),
-        "celery.contrib.rdb.set_trace": absent(
-            "Celery's remote debugger over telnet is not offered; run the worker with "
-            "`-P solo` and use `breakpoint()`."
         ),
     },
 }

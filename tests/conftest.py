@@ -37,6 +37,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not item.get_closest_marker("long")]
 
 
+@pytest.fixture(autouse=True)
+def _shared_tasks_stay_in_their_test() -> Iterator[None]:
+    """A ``@shared_task`` a test imports joins every app made after it: forget it when the
+    test ends, so later tests' apps register only their own tasks."""
+    from celeriac.app import shared
+
+    builders = list(shared._builders)
+    yield
+    shared._builders[:] = builders
+
+
 @pytest.fixture
 def app() -> Iterator[Celery]:
     app = Celery("t", broker="memory://", backend="cache+memory://")

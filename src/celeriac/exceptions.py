@@ -13,11 +13,15 @@ Leaf module: imports nothing from celeriac. Names follow Celery's so that
     │   │   ├── InvalidTaskError           -- a message field has the wrong type or value
     │   │   └── MessageTooLarge            -- over task_message_max_size where it is read
     │   └── ContentDisallowed              -- content type not in accept_content
-    ├── BrokerError
+    ├── BrokerError (also named OperationalError)   -- a broker operation failed
     │   └── BrokerConnectionError (also ConnectionError)
     │       └── BrokerAccessRefused        -- login or vhost refused: retrying cannot help
     ├── BackendError                                   -- the result store failed
-    │   └── BackendConnectionError (also ConnectionError)
+    │   ├── BackendConnectionError (also ConnectionError)
+    │   ├── BackendGetMetaError            -- reading a task's state failed (task_id)
+    │   │   └── GetMetaConnectionLost (also BackendConnectionError)
+    │   └── BackendStoreError              -- storing a task's state failed (state, task_id)
+    │       └── StoreConnectionLost (also BackendConnectionError)
     ├── TimeoutError (also builtins.TimeoutError)  -- AsyncResult.get(timeout=...)
     ├── TaskError
     │   ├── TaskPredicate
@@ -33,13 +37,18 @@ Leaf module: imports nothing from celeriac. Names follow Celery's so that
     │   └── IncompleteStream       -- result.collect() met a task that is not ready
     └── SoftTimeLimitExceeded (also builtins.Exception, raised inside task bodies)
 
-Warnings have a root of their own, ``CeleryWarning`` (a ``UserWarning``).
+Apart from the tree: ``CeleryCommandException`` (a ``click.ClickException``: a command's
+message and exit status), and ``WorkerShutdown``/``WorkerTerminate`` (``SystemExit``: a task
+raising one stops its worker, warm or cold). Warnings have a root of their own,
+``CeleryWarning`` (a ``UserWarning``).
 """
 
 from __future__ import annotations
 
 import builtins
 from typing import Any
+
+import click
 
 
 class CeleriacError(Exception):
@@ -96,6 +105,11 @@ class BrokerError(CeleriacError):
     """A broker could not do what was asked."""
 
 
+# Celery re-exports kombu's OperationalError, raised when a message cannot be sent (the
+# broker is down, a channel failed); celeriac's broker errors are that error.
+OperationalError = BrokerError
+
+
 class BrokerConnectionError(BrokerError, ConnectionError):
     """The broker could not be reached after the configured retries."""
 
@@ -112,6 +126,39 @@ class BackendError(CeleriacError):
 
 class BackendConnectionError(BackendError, ConnectionError):
     """The result backend could not be reached, or was closed while in use."""
+
+
+class BackendGetMetaError(BackendError):
+    """Reading a task's state from the result store failed (``task_id`` names the task)."""
+
+    def __init__(self, *args: Any, task_id: str = "") -> None:
+        super().__init__(*args)
+        self.task_id = task_id
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()} task_id:{self.task_id}"
+
+
+class BackendStoreError(BackendError):
+    """Storing a task's state in the result store failed (``state`` and ``task_id`` say
+    what was being stored)."""
+
+    def __init__(self, *args: Any, state: str = "", task_id: str = "") -> None:
+        super().__init__(*args)
+        self.state = state
+        self.task_id = task_id
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()} state:{self.state} task_id:{self.task_id}"
+
+
+class GetMetaConnectionLost(BackendGetMetaError, BackendConnectionError):
+    """A ``BackendGetMetaError`` because the store could not be reached: one
+    ``except BackendConnectionError`` still catches every lost store."""
+
+
+class StoreConnectionLost(BackendStoreError, BackendConnectionError):
+    """A ``BackendStoreError`` because the store could not be reached."""
 
 
 class TimeoutError(CeleriacError, builtins.TimeoutError):
@@ -236,6 +283,28 @@ class QueueNotFound(ImproperlyConfigured, KeyError):
         return str(self.args[0]) if self.args else "queue not found"
 
 
+class CeleryCommandException(click.ClickException):
+    """A command's refusal: ``message`` is printed as ``Error: ...`` and the command exits
+    with ``exit_code``. celeriac's own commands raise it; so may commands of one's own."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        # click declares exit_code a class default; it is set per instance, as in Celery.
+        self.exit_code = exit_code  # type: ignore[misc]
+
+
+class WorkerShutdown(SystemExit):
+    """Raised by a task: its worker shuts down warm (running tasks finish first)."""
+
+
+class WorkerTerminate(SystemExit):
+    """Raised by a task: its worker shuts down cold (running tasks are not waited for)."""
+
+
+# Celery's older name for WorkerTerminate.
+SystemTerminate = WorkerTerminate
+
+
 # -- warnings: Celery's classes, the base of celeriac's own warnings ---------------------------
 class CeleryWarning(UserWarning):
     """Base of the warnings celeriac gives (a setting not in effect, an unknown setting)."""
@@ -281,12 +350,15 @@ __all__ = [
     "AlwaysEagerIgnored",
     "BackendConnectionError",
     "BackendError",
+    "BackendGetMetaError",
+    "BackendStoreError",
     "BrokerAccessRefused",
     "BrokerConnectionError",
     "BrokerError",
     "CDeprecationWarning",
     "CPendingDeprecationWarning",
     "CeleriacError",
+    "CeleryCommandException",
     "CeleryError",
     "CeleryWarning",
     "ChordError",
@@ -296,6 +368,7 @@ __all__ = [
     "DuplicateTaskNameWarning",
     "EncodeError",
     "FixupWarning",
+    "GetMetaConnectionLost",
     "Ignore",
     "ImproperlyConfigured",
     "IncompleteStream",
@@ -303,6 +376,7 @@ __all__ = [
     "MaxRetriesExceededError",
     "MessageTooLarge",
     "NotRegistered",
+    "OperationalError",
     "QueueNotFound",
     "Reject",
     "RemoteTaskError",
@@ -311,12 +385,16 @@ __all__ = [
     "SecurityWarning",
     "SerializationError",
     "SoftTimeLimitExceeded",
+    "StoreConnectionLost",
     "SyncSubtaskError",
+    "SystemTerminate",
     "TaskError",
     "TaskPredicate",
     "TaskRevokedError",
     "TimeLimitExceeded",
     "TimeoutError",
     "WorkerLostError",
+    "WorkerShutdown",
+    "WorkerTerminate",
     "reraise",
 ]

@@ -1,10 +1,13 @@
-"""Rate strings (``'10/m'``) read into tasks per second; and the rate-limit scopes.
+"""Rate strings (``'10/m'``) read into tasks per second; the rate-limit scopes; and the
+exponential backoff of ``autoretry_for`` retries.
 
 Pure logic, imports nothing from celeriac: task definitions check their options with it,
 the worker's token buckets use it.
 """
 
 from __future__ import annotations
+
+import random
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 SCOPES = ("worker", "cluster")
@@ -34,3 +37,11 @@ def parse_rate(rate: str | int | float | None) -> float | None:
 def check_scope(scope: str | None) -> None:
     if scope is not None and scope not in SCOPES:
         raise ValueError(f"rate_limit_scope {scope!r} is not one of {', '.join(map(repr, SCOPES))}")
+
+
+def exponential_backoff(factor: float, retries: int, maximum: float, full_jitter: bool) -> float:
+    """Seconds before retry number ``retries + 1``: ``factor * 2**retries``, capped, jittered."""
+    countdown = min(maximum, factor * (2**retries))
+    if full_jitter:
+        countdown = random.uniform(0, countdown)  # "full jitter": anywhere in [0, cap]
+    return max(0.0, float(countdown))

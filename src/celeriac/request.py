@@ -130,6 +130,50 @@ class Request:
 
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(Request))
+
+
+class Context(Request):
+    """Celery's request class, built its way: ``Context({"id": "t1"}, retries=2, tenant="a")``.
+
+    Mappings and keywords give the fields; any other name is an attribute too and, when
+    no ``headers`` are given, a custom header (as a message's extra headers are). A
+    ``Request`` in every other respect: ``self.request`` is one, so read it with ``get``.
+    """
+
+    def __init__(self, *args: Mapping[str, Any], **kwargs: Any) -> None:
+        given = _merged(args, kwargs)
+        extra = {name: given.pop(name) for name in list(given) if name not in _FIELDS}
+        if given.get("headers") is None:
+            given["headers"] = dict(extra)
+        super().__init__(**given)
+        self.__dict__.update(extra)
+
+    def update(self, *args: Mapping[str, Any], **kwargs: Any) -> None:
+        """Set fields and attributes from mappings and keywords, as Celery's."""
+        for name, value in _merged(args, kwargs).items():
+            setattr(self, name, value)
+
+    @property
+    def time_limit(self) -> float | None:
+        """The hard time limit of ``timelimit`` (hard, soft)."""
+        return (self.timelimit or (None, None))[0]
+
+    @property
+    def soft_time_limit(self) -> float | None:
+        return (self.timelimit or (None, None))[1]
+
+    def __repr__(self) -> str:
+        return f"<Context: {vars(self)!r}>"
+
+
+def _merged(args: tuple[Mapping[str, Any], ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    given: dict[str, Any] = {}
+    for mapping in args:
+        given.update(mapping)
+    given.update(kwargs)
+    return given
+
+
 # Requests pushed with push_request in this context, newest last: (task name, token).
 _pushed: ContextVar[tuple[tuple[str | None, Token[Any]], ...]] = ContextVar(
     "celeriac_pushed_requests", default=()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import inspect
-import random
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, cast
 
@@ -21,8 +20,9 @@ from celeriac.canvas import replace as replacing
 from celeriac.canvas.call_checks import check_call_options
 from celeriac.canvas.signature import new_id as new_id  # also celeriac.new_id
 from celeriac.canvas.signature import signature_dicts
-from celeriac.exceptions import MaxRetriesExceededError, Retry
+from celeriac.exceptions import MaxRetriesExceededError, OperationalError, Retry
 from celeriac.messages.protocol import custom_headers
+from celeriac.rates import exponential_backoff
 from celeriac.request import Request, RequestStackMembers
 from celeriac.result import AsyncResult, EagerResult
 from celeriac.trace import OutcomeKind, trace_task
@@ -53,14 +53,6 @@ _FROM_CONFIG = {
     "soft_time_limit": "task_soft_time_limit",
 }
 _EXEC_OPTIONS = ("queue", "priority", "expires", "time_limit", "soft_time_limit", "serializer")
-
-
-def exponential_backoff(factor: float, retries: int, maximum: float, full_jitter: bool) -> float:
-    """Seconds before retry number ``retries + 1``: ``factor * 2**retries``, capped, jittered."""
-    countdown = min(maximum, factor * (2**retries))
-    if full_jitter:
-        countdown = random.uniform(0, countdown)  # "full jitter": anywhere in [0, cap]
-    return max(0.0, float(countdown))
 
 
 class Task(RequestStackMembers, Generic[P, R]):
@@ -103,8 +95,9 @@ class Task(RequestStackMembers, Generic[P, R]):
     _pydantic: ClassVar[Any] = None
     # (attribute, setting) pairs: a pair of a base class's own is read when a task is bound.
     from_config: ClassVar[tuple[tuple[str, str], ...]] = tuple(_FROM_CONFIG.items())
-    # Celery's handles on the class: ``except self.MaxRetriesExceededError``.
+    # Celery's handles on the class: ``except self.MaxRetriesExceededError`` (or Operational).
     MaxRetriesExceededError: ClassVar[type[Exception]] = MaxRetriesExceededError
+    OperationalError: ClassVar[type[Exception]] = OperationalError
 
     # -- identity and context ---------------------------------------------------------------
     @property
@@ -327,7 +320,9 @@ class Task(RequestStackMembers, Generic[P, R]):
                 retries=request.retries + 1,
                 children=[],
             )
-        if outcome.kind is OutcomeKind.FAILURE and throw and outcome.exc is not None:
+        # WorkerShutdown/WorkerTerminate always reach the caller: no worker to stop here.
+        stop = outcome.kind is OutcomeKind.SHUTDOWN
+        if (stop or (outcome.kind is OutcomeKind.FAILURE and throw)) and outcome.exc is not None:
             raise outcome.exc
         value = outcome.retval if outcome.exc is None else outcome.exc
         return EagerResult(task_id, value, outcome.state, outcome.traceback, self.name, app)
@@ -472,6 +467,13 @@ class Task(RequestStackMembers, Generic[P, R]):
     def chunks(self, it: Iterable[Any], n: int) -> mapping.chunks:
         """The items in parts of ``n``: a group of one ``starmap`` task per part."""
         return mapping.chunks(self.signature(), it, n, app=self.app)
+
+    @classmethod
+    def bind(cls, app: Celeriac) -> Celeriac:
+        """Bind this class to ``app`` as registering a task does (Celery's class method)."""
+        cls._app = app
+        app._bind_task_class(cls)
+        return app
 
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[R]:
         return AsyncResult(task_id, task_name=self.name, app=self.app, **kwargs)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from celeriac import followups, signals, states
 from celeriac._context import pop_request, push_request
 from celeriac.einfo import ExceptionInfo
-from celeriac.exceptions import EncodeError, Ignore, Reject, Retry
+from celeriac.exceptions import EncodeError, Ignore, Reject, Retry, WorkerShutdown, WorkerTerminate
 from celeriac.request import Request
 
 if TYPE_CHECKING:  # types only: tasks sit above trace
@@ -41,6 +41,7 @@ class OutcomeKind(str, enum.Enum):
     RETRY = "retry"  # publish outcome.retry.sig, then ack
     REJECT = "reject"  # requeue (outcome.requeue) or dead-letter
     IGNORE = "ignore"  # ack, nothing recorded
+    SHUTDOWN = "shutdown"  # ack, nothing recorded; the worker stops (exc says warm or cold)
 
 
 @dataclass(slots=True)
@@ -140,6 +141,8 @@ def _trace(
             error = None
         except Exception as exc:
             retval, error = None, exc
+        except (WorkerShutdown, WorkerTerminate) as stop:
+            return _stop_worker(task, request, stop)
         outcome = _record(task, request, store_result, started, retval, error)
     except Exception as exc:  # bookkeeping failed (a hook, the result store): never crash
         outcome = _internal_error(task, request, exc, store_result)
@@ -193,6 +196,8 @@ async def _trace_async(
             error = None
         except Exception as exc:
             retval, error = None, exc
+        except (WorkerShutdown, WorkerTerminate) as stop:
+            return _stop_worker(task, request, stop)
         outcome = _record(task, request, store_result, started, retval, error)
     except Exception as exc:
         outcome = _internal_error(task, request, exc, store_result)
@@ -253,6 +258,16 @@ def _record(
         outcome.state, outcome.retval, request.id, request.args, request.kwargs, einfo
     )
     return outcome
+
+
+def _stop_worker(task: Task[..., Any], request: Request, stop: SystemExit) -> Outcome:
+    """The body raised ``WorkerShutdown`` or ``WorkerTerminate``: as in Celery, nothing is
+    recorded and no hook runs; the worker acks the message and stops (warm or cold)."""
+    how = "cold" if isinstance(stop, WorkerTerminate) else "warm"
+    logger.warning(
+        "Task %s[%s] raised %s: %s shutdown", task.name, request.id, type(stop).__name__, how
+    )
+    return Outcome(OutcomeKind.SHUTDOWN, states.STARTED, exc=stop)
 
 
 def _internal_error(task: Task[..., Any], request: Request, exc: Exception, store: bool) -> Outcome:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import click
+
 import celeriac
 
 SRC = Path(celeriac.__file__).parent
@@ -65,7 +67,10 @@ def test_all_names_exist_in_each_public_module() -> None:
 
 
 CELERY_PATHS = {
-    "celeriac.app.task": ["Task"],
+    "celeriac.app.task": ["Task", "Context"],
+    "celeriac.contrib.migrate": ["migrate_tasks"],
+    "celeriac.contrib.rdb": ["Rdb", "debugger", "set_trace"],
+    "celeriac.worker.control": ["Panel", "control_command", "inspect_command"],
     "celeriac.exceptions": [
         "Ignore",
         "MaxRetriesExceededError",
@@ -100,9 +105,18 @@ def test_exception_tree_has_one_root() -> None:
     # Warnings have their own root; Celery's deprecation classes keep Python's own bases,
     # so filters on DeprecationWarning still see them. reraise is Celery's helper.
     deprecations = {exceptions.CDeprecationWarning, exceptions.CPendingDeprecationWarning}
+    # As in Celery: a command's exit is click's, a worker's shutdown is SystemExit's.
+    apart = {
+        exceptions.CeleryCommandException: click.ClickException,
+        exceptions.WorkerShutdown: SystemExit,
+        exceptions.WorkerTerminate: SystemExit,
+    }
     for name in exceptions.__all__:
         value = getattr(exceptions, name)
         if name == "reraise" or value in deprecations:
+            continue
+        if value in apart:
+            assert issubclass(value, apart[value]), name
             continue
         root = exceptions.CeleryWarning if issubclass(value, Warning) else exceptions.CeleriacError
         assert issubclass(value, root), name

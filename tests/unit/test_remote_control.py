@@ -267,3 +267,14 @@ def test_inspect_clock_reads_the_workers_logical_clock() -> None:
     with start_worker(app, hostname=NODE):
         clock = app.control.inspect(**TO).clock()
         assert clock is not None and clock[NODE]["clock"] == app.events.clock.value >= 1
+
+
+def test_inspect_hello_answers_another_node_with_revoked_ids_and_the_clock() -> None:
+    app = make_app()
+    with start_worker(app, hostname=NODE):
+        app.control.revoke("gone-1", reply=True, **TO)
+        before = app.events.clock.value
+        hello = app.control.inspect(**TO).hello("other@unit", revoked=["from-other"])
+        assert hello is not None and hello[NODE]["revoked"] == ["gone-1"]
+        assert hello[NODE]["clock"] > before  # moved on, as Celery's
+        assert app.control.inspect(**TO).hello(NODE) == {NODE: None}  # not to itself

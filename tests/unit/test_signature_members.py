@@ -1,6 +1,6 @@
 """The smaller Signature, chain, group and chord members Celery users call: ``partial``,
 ``replace``, ``reprcall``, ``flatten_links``, the list-option helpers, ``|=``, ``skew``,
-``len(group)``, ``unchain_tasks`` and chord's length hint."""
+``len(group)``, ``unchain_tasks``, chord's length hint and ``AsyncResult``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import pickle
 from typing import Any
 
-from celeriac import Celery, Signature, chain, chord, group, signature
+from celeriac import Celery, Signature, Task, chain, chord, group, signature
 
 
 def make(app: Celery) -> Any:
@@ -90,3 +90,24 @@ def test_chord_length_hint_counts_header_tasks(app: Celery) -> None:
     add = make(app)
     made = chord([add.s(1, 1), group(add.s(2, 2), add.s(3, 3))], add.s(0))
     assert made.__length_hint__() == 3
+
+
+def test_async_result_is_the_tasks_result_class_or_the_apps(app: Celery) -> None:
+    from celeriac.result import AsyncResult
+
+    class Tracked(AsyncResult[Any]):
+        pass
+
+    class TrackedTask(Task[Any, Any]):
+        def AsyncResult(self, task_id: str, **kwargs: Any) -> Tracked:
+            return Tracked(task_id, app=self.app, **kwargs)
+
+    @app.task(base=TrackedTask)
+    def tracked() -> None:
+        return None
+
+    assert isinstance(tracked.s().AsyncResult("t-1"), Tracked)
+    plain = make(app).s(1, 2).AsyncResult("t-2")
+    assert type(plain) is AsyncResult and plain.id == "t-2"
+    unknown = signature("not.registered", app=app).AsyncResult("t-3")
+    assert type(unknown) is AsyncResult and unknown.app is app

@@ -430,3 +430,23 @@ def test_app_annotations_are_the_prepared_task_annotations(app: Celery) -> None:
     app.conf.task_annotations = _Slow()
     [custom] = app.annotations
     assert isinstance(custom, _Slow) and add.max_retries == 9
+
+
+def test_task_bind_binds_a_class_to_an_app_as_celery(app: Celery) -> None:
+    seen: list[Any] = []
+
+    class Standalone(celeriac.Task[Any, Any]):
+        name = "proj.standalone"
+        typing = None
+
+        @classmethod
+        def on_bound(cls, app: Any) -> None:
+            seen.append(app)
+
+        def run(self) -> int:
+            return 7
+
+    strict = Celery("strict", broker="memory://", strict_typing=False, set_as_current=False)
+    assert Standalone.bind(strict) is strict
+    assert Standalone._app is strict and Standalone().app is strict
+    assert Standalone.typing is False and seen == [strict]

@@ -128,7 +128,10 @@ class AppMembers:
         ``strict_typing`` and the attributes of a base class's own ``from_config`` pairs
         from their settings, where the task leaves them unset (the built-in pairs are read
         on each use, so later setting changes count), then ``on_bound(app)``."""
-        cls = type(task)
+        self._bind_task_class(type(task))
+
+    def _bind_task_class(self, cls: Any) -> None:
+        """``_bind_task`` for a class (``Task.bind(app)``, Celery's classmethod)."""
         if cls.typing is None:
             cls.typing = self.strict_typing
         for attribute, setting in cls.from_config:

@@ -1,5 +1,6 @@
-"""``celery.app.task`` path: re-exports ``Task``."""
+"""``celery.app.task`` path: re-exports ``Task`` and ``Context`` (Celery's request class)."""
 
+from celeriac.request import Context
 from celeriac.task import Task
 
-__all__ = ["Task"]
+__all__ = ["Context", "Task"]

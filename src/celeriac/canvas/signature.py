@@ -34,6 +34,7 @@ T = TypeVar("T")
 #: What applying some signature gives: a task's result, or a group's (a chain or chord
 #: gives its last step's, which may be a group).
 AnyResult: TypeAlias = AsyncResult[Any] | GroupResult
+_TaskResult = AsyncResult  # the class, under a name Signature.AsyncResult does not hide
 
 if TYPE_CHECKING:
     ResultT = DefaultTypeVar("ResultT", bound=AnyResult, covariant=True, default=AnyResult)
@@ -183,6 +184,15 @@ class Signature(dict[str, Any], Generic[ResultT]):
         """The registered task this signature calls."""
         cached: Task[..., Any] | None = getattr(self, "_type", None)
         return cached if cached is not None else self.app.tasks[self.task]
+
+    @property
+    def AsyncResult(self) -> Callable[..., Any]:
+        """The result class of the call, as Celery's: the task's ``AsyncResult`` (a base
+        class may have its own), or the app's when the task is not registered here."""
+        try:
+            return self.type.AsyncResult
+        except KeyError:  # (NotRegistered) a task known only by name
+            return self.app.AsyncResult
 
     # -- building ---------------------------------------------------------------------------
     def _merge(
@@ -389,7 +399,7 @@ class Signature(dict[str, Any], Generic[ResultT]):
         return self.apply_async(args, kwargs)
 
     @overload
-    def __invert__(self: Signature[AsyncResult[T]]) -> T: ...
+    def __invert__(self: Signature[_TaskResult[T]]) -> T: ...
     @overload
     def __invert__(self: Signature[GroupResult]) -> list[Any]: ...
     @overload

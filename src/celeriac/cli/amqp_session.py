@@ -15,8 +15,6 @@ import importlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import click
-
 from celeriac.app.urls import broker_url
 from celeriac.cli.base import CLIError
 from celeriac.worker.exitcodes import EX_UNAVAILABLE
@@ -32,11 +30,13 @@ T = TypeVar("T")
 NO_MESSAGE = "No messages in queue. basic.publish something."
 
 
-class AMQPCommandError(click.ClickException):
+class AMQPCommandError(CLIError):
     """The broker refused a command (e.g. a queue that does not exist): status 1."""
 
+    exit_code = 1
 
-class BrokerUnreachable(click.ClickException):
+
+class BrokerUnreachable(CLIError):
     """No connection to RabbitMQ: status ``EX_UNAVAILABLE``."""
 
     exit_code = EX_UNAVAILABLE

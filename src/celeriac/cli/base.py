@@ -21,13 +21,25 @@ from celeriac.app.logsetup import LEVELS
 from celeriac.cli import user_options
 from celeriac.cli.configmodule import ConfigModuleError, add_config_module
 from celeriac.cli.loading import AppLoadError, load_app
+from celeriac.exceptions import CeleryCommandException
 from celeriac.worker.exitcodes import EX_USAGE
 
 
-class CLIError(click.ClickException):
-    """A clear refusal: printed as ``Error: ...``, exit status ``EX_USAGE``."""
+class CLIError(CeleryCommandException):
+    """A clear refusal: printed as ``Error: ...``, exit status ``EX_USAGE`` unless a
+    subclass or ``exit_code`` says another. Celery's ``CeleryCommandException``, so a
+    command of one's own can raise either."""
 
     exit_code = EX_USAGE
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message, type(self).exit_code if exit_code is None else exit_code)
+
+
+class CommandFailed(CLIError):
+    """A command that could not do its work (the broker refused, a task raised): status 1."""
+
+    exit_code = 1
 
 
 _ARGV = "celeriac.argv"  # ctx.meta keys: the group's arguments, and what follows its options

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from celeriac.cli.base import CLIContext
+from celeriac.cli.base import CLIContext, CLIError
 from celeriac.control.inspect import flatten_reply
 from celeriac.control.registry import Kind, commands_of
 from celeriac.exceptions import CeleriacError
@@ -26,7 +26,7 @@ from celeriac.worker.exitcodes import EX_UNAVAILABLE
 NO_REPLY = "No nodes replied within time constraint"
 
 
-class NoNodeReplied(click.ClickException):
+class NoNodeReplied(CLIError):
     exit_code = EX_UNAVAILABLE
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from celeriac.brokers.base import DeadLetter, DeadLetterReason
-from celeriac.cli.base import CLIContext, CLIError
+from celeriac.cli.base import CLIContext, CLIError, CommandFailed
 from celeriac.cli.ops import JSON_HELP, comma_list, echo_json
 from celeriac.exceptions import CeleriacError
 
@@ -87,9 +87,7 @@ class Selection:
             try:
                 letters = app.broker.dead_letters(queue, self.limit)
             except CeleriacError as exc:
-                raise click.ClickException(
-                    f"could not read the dead letters of {queue}: {exc}"
-                ) from exc
+                raise CommandFailed(f"could not read the dead letters of {queue}: {exc}") from exc
             found.extend(
                 entry
                 for entry in read_entries(app, letters)
@@ -204,7 +202,7 @@ def replay_command(
         try:
             replayed[name] = app.broker.replay_dead_letters(name, ids)
         except CeleriacError as exc:
-            raise click.ClickException(f"could not replay dead letters of {name}: {exc}") from exc
+            raise CommandFailed(f"could not replay dead letters of {name}: {exc}") from exc
     total = sum(replayed.values())
     if as_json:
         echo_json({"replayed": total, "queues": replayed})
@@ -235,7 +233,7 @@ def purge_command(obj: CLIContext, queue: tuple[str, ...], force: bool, as_json:
     try:
         purged = {name: app.broker.purge_dead_letters(name) for name in names}
     except CeleriacError as exc:
-        raise click.ClickException(f"could not purge dead letters: {exc}") from exc
+        raise CommandFailed(f"could not purge dead letters: {exc}") from exc
     total = sum(purged.values())
     if as_json:
         echo_json({"purged": total, "queues": purged})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from celeriac.brokers.embedded import EmbeddedServer, servers, state_root
+from celeriac.cli.base import CommandFailed
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 
 EX_NOT_RUNNING = 3  # ``status``: no server runs (the LSB init-script convention)
@@ -26,7 +27,7 @@ def chosen(every: bool) -> list[EmbeddedServer]:
     try:
         return servers() if every else [EmbeddedServer()]
     except ImproperlyConfigured as exc:  # e.g. a state path too long for a socket
-        raise click.ClickException(str(exc)) from exc
+        raise CommandFailed(str(exc)) from exc
 
 
 def describe(server: EmbeddedServer) -> str:
@@ -92,7 +93,7 @@ def stop_command(ctx: click.Context, every: bool, force: bool) -> None:
         try:
             stopped = server.stop()
         except BrokerConnectionError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise CommandFailed(str(exc)) from exc
         if stopped:
             click.echo(f"{server.project}: stopped (pid {pid}); its data stays in {server.data}")
         else:

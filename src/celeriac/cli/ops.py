@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from celeriac.cli.base import CLIContext, CLIError
+from celeriac.cli.base import CLIContext, CLIError, CommandFailed
 from celeriac.exceptions import BrokerError, CeleriacError
 
 JSON_HELP = "Print one JSON document instead of text."
@@ -75,7 +75,7 @@ def purge_command(
     try:
         purged = {name: app.broker.purge(name) for name in names}
     except CeleriacError as exc:
-        raise click.ClickException(f"could not purge: {exc}") from exc
+        raise CommandFailed(f"could not purge: {exc}") from exc
     _report_purged(app, purged, as_json)
 
 
@@ -157,7 +157,7 @@ def call_command(obj: CLIContext, /, name: str, as_json: bool, **options: Any) -
     try:
         result = app.send_task(name, args=args, kwargs=kwargs, **given)
     except BrokerError as exc:  # not a mistake on the command line: exit 1, not 64
-        raise click.ClickException(f"could not send {name}: {exc}") from exc
+        raise CommandFailed(f"could not send {name}: {exc}") from exc
     except (CeleriacError, ValueError, TypeError) as exc:
         raise CLIError(f"could not call {name}: {exc}") from exc
     if as_json:
@@ -196,7 +196,7 @@ def result_command(
     try:
         click.echo(result.get())
     except Exception as exc:  # the task's own failure, raised again by get()
-        raise click.ClickException(f"task {task_id} raised {type(exc).__name__}: {exc}") from exc
+        raise CommandFailed(f"task {task_id} raised {type(exc).__name__}: {exc}") from exc
 
 
 def _exception(value: Any) -> str | None:

@@ -2,8 +2,8 @@
 each returning ``{node: reply}`` (None when no worker answered in time).
 
 Imports the client's types only: the app hands it its ``broadcast`` (and itself, kept as
-``app`` for callers that read it), so this module imports no app. ``objgraph`` and
-``hello`` are not offered.
+``app`` for callers that read it), so this module imports no app. ``objgraph`` is not
+offered.
 """
 
 from __future__ import annotations
@@ -97,6 +97,11 @@ class Inspect:
 
     def revoked(self) -> dict[str, Any] | None:
         return self._request("revoked")
+
+    def hello(self, from_node: str, revoked: Any = None) -> dict[str, Any] | None:
+        """``{node: {'revoked': [...], 'clock': n}}`` from each worker but ``from_node``
+        (which answers None)."""
+        return self._request("hello", from_node=from_node, revoked=revoked)
 
     def registered(self, *taskinfoitems: str) -> dict[str, Any] | None:
         return self._request("registered", taskinfoitems=taskinfoitems)

@@ -70,6 +70,18 @@ def scheduled(state: ControlState, **kwargs: Any) -> list[dict[str, Any]]:
     return []
 
 
+@inspect_command(visible=False)
+def hello(
+    state: ControlState, from_node: str = "", revoked: Any = None, **kwargs: Any
+) -> dict[str, Any] | None:
+    """Celery's greeting between workers: the revoked ids in force and the clock, moved
+    on, for a worker other than this one. The caller's own ``revoked`` ids need no
+    merging: revocations are shared through the broker, so every worker already has them."""
+    if from_node == state.hostname:
+        return None
+    return {"revoked": state.revoked(), "clock": state.app.clock.forward()}
+
+
 @inspect_command(alias="dump_revoked")
 def revoked(state: ControlState, **kwargs: Any) -> list[str]:
     """The revoked task ids in force."""

@@ -1,5 +1,6 @@
 """The command registry: what a worker answers to, filled by ``control_command`` and
-``inspect_command`` (Celery's decorators, ``celeriac.worker.control`` re-exports them).
+``inspect_command`` (Celery's decorators, ``celeriac.worker.control`` re-exports them), or
+by Celery's older ``Panel.register``.
 
 Pure logic. A command is a function ``fn(state, **arguments)`` returning its reply (a
 JSON-able value; ``ok(value)`` / ``nok(value)`` give Celery's ``{"ok": ...}`` /
@@ -9,7 +10,7 @@ line how to turn positional words into arguments, as in Celery.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -88,6 +89,38 @@ def control_command(**options: Any) -> Callable[[H], H]:
 def inspect_command(**options: Any) -> Callable[[H], H]:
     """Register an inspect command (one that reads, does not change, the worker)."""
     return _register("inspect", **options)
+
+
+class _Handlers(Mapping[str, Handler]):
+    """``Panel.data``: each registered command's function, by name and alias (live)."""
+
+    def __getitem__(self, name: str) -> Handler:
+        return COMMANDS[name].handler
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(COMMANDS)
+
+    def __len__(self) -> int:
+        return len(COMMANDS)
+
+
+class Panel:
+    """Celery's registry of remote-control commands, the API before ``control_command``.
+
+    ``@Panel.register`` registers a control command under the function's name;
+    ``@Panel.register(type="inspect", name=..., alias=..., ...)`` takes the decorators'
+    options plus ``type``. ``Panel.data`` maps each name to its function."""
+
+    data: Mapping[str, Handler] = _Handlers()
+
+    @classmethod
+    def register(cls, *fn: Handler, type: str = "control", **options: Any) -> Any:
+        if type not in ("control", "inspect"):
+            raise ValueError(f"Panel.register(type={type!r}): type is 'control' or 'inspect'")
+        decorate = _register("inspect" if type == "inspect" else "control", **options)
+        if len(fn) > 1:
+            raise TypeError("Panel.register takes one function (or options, as a decorator)")
+        return decorate(fn[0]) if fn else decorate
 
 
 def commands_of(kind: Kind) -> dict[str, CommandInfo]:

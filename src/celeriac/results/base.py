@@ -9,15 +9,25 @@ Key names and record bytes come from a ``RecordFormat`` (``record_format=``), ou
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import EllipsisType
 from typing import Any, ClassVar
 
 from celeriac import states
-from celeriac.exceptions import ImproperlyConfigured, TimeoutError
+from celeriac.exceptions import (
+    BackendConnectionError,
+    BackendError,
+    BackendGetMetaError,
+    BackendStoreError,
+    GetMetaConnectionLost,
+    ImproperlyConfigured,
+    StoreConnectionLost,
+    TimeoutError,
+)
 from celeriac.messages.serializers import dumps, loads, resolve_accept
 from celeriac.results.cache import ResultCache
 from celeriac.results.compressed import compress_record, decompress_record
@@ -75,6 +85,34 @@ def pending_meta(task_id: str) -> TaskMeta:
         "traceback": None,
         "date_done": None,
     }
+
+
+@contextlib.contextmanager
+def _reading(task_id: str) -> Iterator[None]:
+    """A store error while reading ``task_id``'s state becomes Celery's
+    ``BackendGetMetaError`` (also a ``BackendConnectionError`` when the store was lost)."""
+    try:
+        yield
+    except BackendGetMetaError:
+        raise
+    except BackendError as exc:
+        lost = isinstance(exc, BackendConnectionError)
+        error = GetMetaConnectionLost if lost else BackendGetMetaError
+        raise error(str(exc), task_id=task_id) from exc
+
+
+@contextlib.contextmanager
+def _storing(task_id: str, state: str) -> Iterator[None]:
+    """A store error while storing ``task_id``'s ``state`` becomes Celery's
+    ``BackendStoreError`` (also a ``BackendConnectionError`` when the store was lost)."""
+    try:
+        yield
+    except BackendStoreError:
+        raise
+    except BackendError as exc:
+        lost = isinstance(exc, BackendConnectionError)
+        error = StoreConnectionLost if lost else BackendStoreError
+        raise error(str(exc), state=state, task_id=task_id) from exc
 
 
 class ResultBackend(ABC):
@@ -203,7 +241,8 @@ class ResultBackend(ABC):
         ttl = self.expires
         if state == states.FAILURE and self.failure_expires is not ...:
             ttl = self.failure_expires
-        self.retry.call("store_result", self._set, key, record, ttl, ready=ready)
+        with _storing(task_id, state):
+            self.retry.call("store_result", self._set, key, record, ttl, ready=ready)
 
     def request_meta(self, request: Any) -> TaskMeta:
         """What a record keeps of the call: the results of the calls it sent (``children``,
@@ -240,7 +279,8 @@ class ResultBackend(ABC):
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        raw = self.retry.call("get_task_meta", self._get, key)
+        with _reading(task_id):
+            raw = self.retry.call("get_task_meta", self._get, key)
         return self._keep(key, self.decode(raw)) if raw is not None else pending_meta(task_id)
 
     def _keep(self, key: str, meta: TaskMeta) -> TaskMeta:
@@ -280,7 +320,8 @@ class ResultBackend(ABC):
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             return self._wait(key, left)
 
-        raw = self.retry.call("wait_for", wait)
+        with _reading(task_id):
+            raw = self.retry.call("wait_for", wait)
         if raw is None:
             raise TimeoutError(
                 f"task {task_id} was not ready within {timeout}s. Is a worker consuming "

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from celeriac import signals
@@ -61,8 +61,11 @@ class Consumer:
         revocations: Revocations | None = None,
         outage: Outage | None = None,
         listeners: Listeners | None = None,
+        on_stop: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.app, self.broker, self.pool = app, broker, pool
+        # A task raised WorkerShutdown/WorkerTerminate: the worker is asked to stop.
+        self.on_stop = on_stop
         self.queues = list(queues)
         self.prefetch = max(prefetch, pool.concurrency)
         self.hostname = hostname
@@ -244,6 +247,7 @@ class Consumer:
             # next message is fetched and started while this one's ack is on its way.
             if outcome is not None:
                 await self._settle(prepared, outcome)
+                self._maybe_stop(outcome)  # once acked: a cold stop must not give it back
         except Exception as exc:  # the worker must outlive any one message
             # Settled before its room is given back: never held unsettled outside the count.
             await bury(delivery, exc, prepared if isinstance(prepared, HeldJob) else None)
@@ -311,6 +315,7 @@ class Consumer:
         self.listeners.finished(job, outcome)
         if not early:
             return outcome
+        self._maybe_stop(outcome)  # (acked already)
         if outcome.kind is OutcomeKind.RETRY and outcome.retry is not None:
             try:
                 await asyncio.to_thread(outcome.retry.sig.apply_async)
@@ -320,6 +325,12 @@ class Consumer:
                     job.task.name, job.request.id, exc,
                 )  # fmt: skip
         return None
+
+    def _maybe_stop(self, outcome: Outcome) -> None:
+        """The task raised ``WorkerShutdown``/``WorkerTerminate``: ask the worker to stop."""
+        if outcome.kind is OutcomeKind.SHUTDOWN and self.on_stop is not None:
+            assert outcome.exc is not None
+            self.on_stop(outcome.exc)
 
     async def _settle(self, job: HeldJob, outcome: Outcome) -> None:
         try:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import states
 from celeriac.brokers.base import Revocation
-from celeriac.control.registry import control_command, inspect_command, nok, ok
+from celeriac.control.registry import Panel, control_command, inspect_command, nok, ok
 from celeriac.worker.banner import mask_password
 from celeriac.worker.connection import off_loop
 from celeriac.worker.memory import MemorySamples
@@ -246,4 +246,4 @@ def _import_or_reload(name: str, reload: bool) -> None:
         importlib.reload(module)
 
 
-__all__ = ["WorkerControl", "control_command", "inspect_command", "nok", "ok"]
+__all__ = ["Panel", "WorkerControl", "control_command", "inspect_command", "nok", "ok"]

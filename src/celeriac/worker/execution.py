@@ -30,6 +30,8 @@ from celeriac.exceptions import (
     Retry,
     SecurityError,
     TimeLimitExceeded,
+    WorkerShutdown,
+    WorkerTerminate,
 )
 from celeriac.messages.envelope import Message
 from celeriac.messages.protocol import decode_task_body
@@ -189,7 +191,14 @@ def outcome_to_wire(outcome: Outcome, result_limit: int = 1024) -> dict[str, Any
         "retry_sig": None if retry is None or retry.sig is None else dict(retry.sig),
         "retry_when": None if retry is None else retry.when,
         "retry_exc": None if retry is None or retry.exc is None else _short_repr(retry.exc),
+        # WorkerShutdown / WorkerTerminate: which, and its exit code, for the main process.
+        "stop": None if outcome.kind is not OutcomeKind.SHUTDOWN else _stop_to_wire(outcome.exc),
     }
+
+
+def _stop_to_wire(exc: BaseException | None) -> tuple[bool, Any]:
+    code = exc.code if isinstance(exc, SystemExit) else None
+    return isinstance(exc, WorkerTerminate), code if isinstance(code, int | None) else str(code)
 
 
 def outcome_from_wire(app: Celeriac, wire: dict[str, Any]) -> Outcome:
@@ -201,7 +210,12 @@ def outcome_from_wire(app: Celeriac, wire: dict[str, Any]) -> Outcome:
             exc=None if reason is None else RemoteOutcome(reason, ""), when=wire["retry_when"]
         )
         retry.sig = signature(wire["retry_sig"], app=app)
-    exc = None if wire["exc"] is None else RemoteOutcome(wire["exc"], wire["reason"])
+    exc: BaseException | None = None
+    if wire.get("stop") is not None:  # the child's task asked the worker to stop
+        cold, code = wire["stop"]
+        exc = (WorkerTerminate if cold else WorkerShutdown)(code)
+    elif wire["exc"] is not None:
+        exc = RemoteOutcome(wire["exc"], wire["reason"])
     return Outcome(
         OutcomeKind(wire["kind"]),
         wire["state"],

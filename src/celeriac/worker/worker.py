@@ -25,7 +25,7 @@ from celeriac.bootsteps import WorkerSteps
 from celeriac.control.server import ControlServer
 from celeriac.events.worker_events import HEARTBEAT_INTERVAL, WorkerEvents
 from celeriac.events.worker_events import for_worker as events_for_worker
-from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
+from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured, WorkerTerminate
 from celeriac.worker import exitcodes
 from celeriac.worker.autoscale import (
     KEEPALIVE,
@@ -279,6 +279,7 @@ class Worker:
             self.app, self.app.read_broker, self.pool, self.queues,
             prefetch=self.prefetch, hostname=self.hostname, rate_limits=limits,
             revocations=self.revocations, outage=self._outage(), listeners=self.listeners,
+            on_stop=self._stop_asked_by_task,
         )  # fmt: skip
         selected = self.app.amqp.queues
         selected.select(self.queues)
@@ -482,6 +483,16 @@ class Worker:
             return
         with contextlib.suppress(RuntimeError):  # the loop already closed: it has stopped
             self._loop.call_soon_threadsafe(self._request_stop, how)
+
+    def _stop_asked_by_task(self, stop: BaseException) -> None:
+        """A task raised ``WorkerShutdown`` (warm) or ``WorkerTerminate`` (cold); as in
+        Celery, the worker exits with its code (None: 0; not a number: 1)."""
+        cold = isinstance(stop, WorkerTerminate)
+        if self._stop is not None and self._stop.is_set() and not cold:
+            return  # already stopping: a second warm request must not turn it cold
+        code = stop.code if isinstance(stop, SystemExit) else None
+        self._exit_code = exitcodes.EX_OK if code is None else code if isinstance(code, int) else 1
+        self._request_stop("cold" if cold else "warm")
 
     def _request_stop(self, how: str) -> None:
         assert self._stop is not None
