@@ -37,7 +37,9 @@ def memcached_server(*extra: str) -> Iterator[str]:
     pytest.importorskip("pymemcache", reason="the memcached store needs celeriac[memcached]")
     binary = shutil.which("memcached")
     if binary is None:
-        service_missing("memcached", "the memcached binary is not on PATH (apt-get install memcached)")
+        service_missing(
+            "memcached", "the memcached binary is not on PATH (apt-get install memcached)"
+        )
     port = _free_port()
     process = subprocess.Popen(
         [str(binary), "-p", str(port), "-U", "0", "-l", "127.0.0.1", "-u", "nobody", *extra],

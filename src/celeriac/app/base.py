@@ -24,6 +24,7 @@ from celeriac.app.annotations import apply_annotation, resolve_annotations
 from celeriac.app.beat_entries import BeatEntries
 from celeriac.app.broker_connection import Connection, ConnectionMembers
 from celeriac.app.connections import (
+    cache_settings,
     create_backend,
     create_broker,
     database_settings,
@@ -218,6 +219,7 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers):
                 result_options(conf, url),  # with the redis_* settings on Redis
                 record_format=wire_formats(conf.wire_format)[1],
                 database=database_settings(conf),  # for a db+ store
+                cache=cache_settings(conf),  # for a cache+memcached:// store
                 broker=lambda: self.broker,  # rpc:// answers through the broker
             )
             configure_backend(self._backend, conf)  # result_extended, the retry policy

@@ -60,7 +60,9 @@ def memcached_client(servers: Sequence[str], options: Mapping[str, Any]) -> Any:
                 DeprecationWarning,
                 stacklevel=4,
             )
-    retry = {_RETRY_OPTIONS[name]: options.pop(name) for name in list(options) if name in _RETRY_OPTIONS}
+    retry = {
+        _RETRY_OPTIONS[name]: options.pop(name) for name in list(options) if name in _RETRY_OPTIONS
+    }
     try:
         if len(servers) > 1:
             client: Any = HashClient(servers, **{"use_pooling": True, **options})
@@ -69,9 +71,9 @@ def memcached_client(servers: Sequence[str], options: Mapping[str, Any]) -> Any:
         return RetryingClient(client, **retry) if "attempts" in retry else client
     except (TypeError, ValueError) as exc:
         raise ImproperlyConfigured(
-            f"cache_backend_options {sorted(options)} were refused by pymemcache's client "
-            f"({exc}): use the options of pymemcache.client.base.PooledClient (one server) "
-            f"or HashClient (several), or retry_attempts/retry_delay/retry_for/do_not_retry_for"
+            f"cache_backend_options were refused by pymemcache's client ({exc}): use the "
+            f"options of pymemcache's PooledClient (one server) or HashClient (several), or "
+            f"retry_attempts, retry_delay, retry_for, do_not_retry_for"
         ) from exc
 
 
