@@ -4,6 +4,7 @@ as a key, the client options, and connection errors naming the servers."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 import uuid
@@ -245,3 +246,30 @@ def test_result_backend_transport_options_warn_that_they_have_no_effect() -> Non
     )
     with pytest.warns(UnknownSettingWarning, match=r"\['key_prefix'\] has no effect"):
         assert isinstance(app.backend, MemcachedBackend)
+
+
+def _total_connections(address: str) -> int:
+    raw = _raw(address)
+    try:
+        return int(raw.stats()[b"total_connections"])
+    finally:
+        raw.close()
+
+
+def test_a_forked_child_opens_connections_of_its_own(make_memcached: Maker, memcached: str) -> None:
+    # Given a store whose connection the parent has opened
+    backend, task_id = make_memcached(), _id()
+    backend.mark_as_done(task_id, "parent")
+    before = _total_connections(memcached)
+    # When a forked child (as a prefork worker's) stores a result
+    pid = os.fork()
+    if pid == 0:  # the child: store, then leave without running the parent's teardown
+        try:
+            backend.mark_as_done(f"{task_id}-child", "child")
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    # Then it connected on its own, and the parent's connection still answers
+    assert _total_connections(memcached) >= before + 2  # the child's, and this count's own
+    assert backend.get_task_meta(f"{task_id}-child")["result"] == "child"
+    assert backend.get_task_meta(task_id)["result"] == "parent"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -107,7 +109,10 @@ class MemcachedBackend(ResultBackend):
             record_format=record_format,
         )
         self.servers = [server for server in servers if server]
-        self._client = memcached_client(self.servers, options or {})
+        self._options = dict(options or {})
+        self._client = memcached_client(self.servers, self._options)  # bad options fail here
+        self._pid = os.getpid()
+        self._fork_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<MemcachedBackend {';'.join(self.servers)}>"
@@ -116,7 +121,7 @@ class MemcachedBackend(ResultBackend):
     def _call(self, command: str, *args: Any, **kwargs: Any) -> Any:
         """The client's ``command``; its failures as the store's errors, naming the servers."""
         try:
-            return getattr(self._client, command)(*args, **kwargs)
+            return getattr(self._process_client(), command)(*args, **kwargs)
         except (OSError, MemcacheUnexpectedCloseError) as exc:
             raise BackendConnectionError(
                 f"memcached at {';'.join(self.servers)} could not be reached ({command}: "
@@ -125,6 +130,16 @@ class MemcachedBackend(ResultBackend):
             ) from exc
         except MemcacheError as exc:
             raise BackendError(f"memcached {command} failed: {exc!r}") from exc
+
+    def _process_client(self) -> Any:
+        """This process's client: a forked child (a prefork worker's) makes its own rather
+        than talk over the connections it inherited, which its parent still uses."""
+        if self._pid != os.getpid():
+            with self._fork_lock:
+                if self._pid != os.getpid():
+                    self._client = memcached_client(self.servers, self._options)
+                    self._pid = os.getpid()
+        return self._client
 
     @staticmethod
     def _key(key: str) -> str:
@@ -200,4 +215,5 @@ class MemcachedBackend(ResultBackend):
         )
 
     def close(self) -> None:
-        self._call("close")
+        if self._pid == os.getpid():  # a forked child leaves its parent's connections be
+            self._call("close")
