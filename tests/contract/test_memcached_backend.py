@@ -15,7 +15,7 @@ import pytest
 
 from celeriac import Celery, states
 from celeriac.config import UnknownSettingWarning
-from celeriac.exceptions import BackendConnectionError, ImproperlyConfigured
+from celeriac.exceptions import BackendConnectionError, BackendError, ImproperlyConfigured
 from celeriac.results.base import ResultBackend
 from celeriac.results.memory import MemoryBackend
 from celeriac.testing import drain
@@ -273,3 +273,23 @@ def test_a_forked_child_opens_connections_of_its_own(make_memcached: Maker, memc
     assert _total_connections(memcached) >= before + 2  # the child's, and this count's own
     assert backend.get_task_meta(f"{task_id}-child")["result"] == "child"
     assert backend.get_task_meta(task_id)["result"] == "parent"
+
+
+def test_a_result_over_the_item_size_is_refused_with_the_limit(make_memcached: Maker) -> None:
+    backend, task_id = make_memcached(), _id()
+    with pytest.raises(BackendError, match=r"over memcached's item size \(1 MiB"):
+        backend.mark_as_done(task_id, "x" * 2_000_000)
+    assert backend.get_task_meta(task_id)["status"] == states.PENDING
+
+
+def test_every_server_down_is_a_connection_error(make_memcached: Maker) -> None:
+    backend = make_memcached(
+        ["127.0.0.1:1", "127.0.0.1:2"],
+        options={"connect_timeout": 0.5, "retry_timeout": 0},
+    )
+    causes = []
+    for _ in range(20):  # refused, until HashClient has marked both servers dead
+        with pytest.raises(BackendConnectionError, match="could not be reached") as caught:
+            backend.get_task_meta(_id())
+        causes.append(type(caught.value.__cause__).__name__)
+    assert causes[0] == "ConnectionRefusedError" and causes[-1] == "MemcacheError"

@@ -123,13 +123,24 @@ class MemcachedBackend(ResultBackend):
         try:
             return getattr(self._process_client(), command)(*args, **kwargs)
         except (OSError, MemcacheUnexpectedCloseError) as exc:
-            raise BackendConnectionError(
-                f"memcached at {';'.join(self.servers)} could not be reached ({command}: "
-                f"{exc!r}). Check that memcached runs there and that result_backend names "
-                f"its host and port"
-            ) from exc
+            raise self._unreachable(command, exc) from exc
         except MemcacheError as exc:
-            raise BackendError(f"memcached {command} failed: {exc!r}") from exc
+            if type(exc) is MemcacheError:  # HashClient's "all servers seem to be down"
+                raise self._unreachable(command, exc) from exc
+            hint = ""
+            if "too large" in str(exc):
+                hint = (
+                    ": the record is over memcached's item size (1 MiB unless memcached -I "
+                    "sets more); return less from the task, or raise the server's limit"
+                )
+            raise BackendError(f"memcached {command} failed: {exc!r}{hint}") from exc
+
+    def _unreachable(self, command: str, exc: Exception) -> BackendConnectionError:
+        return BackendConnectionError(
+            f"memcached at {';'.join(self.servers)} could not be reached ({command}: "
+            f"{exc!r}). Check that memcached runs there and that result_backend names "
+            f"its host and port"
+        )
 
     def _process_client(self) -> Any:
         """This process's client: a forked child (a prefork worker's) makes its own rather
@@ -210,8 +221,9 @@ class MemcachedBackend(ResultBackend):
             if value is not None:
                 return int(value)
         raise BackendError(
-            f"memcached dropped the chord counter {counter!r} as soon as it was made: the "
-            f"server is evicting items. Give memcached more memory (-m) or use Redis for chords"
+            f"memcached lost the chord counter {counter!r} as soon as it was made: its server "
+            f"is evicting items, or failing. Give memcached more memory (-m), or use Redis or a "
+            f"database for chords"
         )
 
     def close(self) -> None:
