@@ -53,15 +53,7 @@ def memcached_client(servers: Sequence[str], options: Mapping[str, Any]) -> Any:
             "the memcached result store names no server: set result_backend="
             "'cache+memcached://127.0.0.1:11211/' (several: 'cache+memcached://h1:11211;h2:11211/')"
         )
-    options = {**DEFAULT_OPTIONS, **options}
-    for name in _PYLIBMC_ONLY:  # Celery drops these too, with the same warning
-        if options.pop(name, None) is not None:
-            warnings.warn(
-                f"cache_backend_options[{name!r}] is a pylibmc option; pymemcache has no such "
-                f"option, so it has no effect: remove it",
-                DeprecationWarning,
-                stacklevel=4,
-            )
+    options = {**DEFAULT_OPTIONS, **without_pylibmc_options(options)}
     retry = {
         _RETRY_OPTIONS[name]: options.pop(name) for name in list(options) if name in _RETRY_OPTIONS
     }
@@ -77,6 +69,20 @@ def memcached_client(servers: Sequence[str], options: Mapping[str, Any]) -> Any:
             f"options of pymemcache's PooledClient (one server) or HashClient (several), or "
             f"retry_attempts, retry_delay, retry_for, do_not_retry_for"
         ) from exc
+
+
+def without_pylibmc_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` less pylibmc's, which Celery drops too, with a warning for each."""
+    kept = dict(options)
+    for name in _PYLIBMC_ONLY:
+        if kept.pop(name, None) is not None:
+            warnings.warn(
+                f"cache_backend_options[{name!r}] is a pylibmc option; pymemcache has no such "
+                f"option, so it has no effect: remove it",
+                DeprecationWarning,
+                stacklevel=4,
+            )
+    return kept
 
 
 def memcached_expiry(ttl: float | None) -> int:
@@ -109,7 +115,7 @@ class MemcachedBackend(ResultBackend):
             record_format=record_format,
         )
         self.servers = [server for server in servers if server]
-        self._options = dict(options or {})
+        self._options = without_pylibmc_options(options or {})  # warned once, not per child
         self._client = memcached_client(self.servers, self._options)  # bad options fail here
         self._pid = os.getpid()
         self._fork_lock = threading.Lock()
