@@ -144,12 +144,6 @@ SETTINGS_NOTES: dict[str, Note] = {
         "No connection pool (a connection per operation) in every process.",
         "database-short-lived-sessions",
     ),
-    "cache_backend": absent(
-        "Celery's memcached result backend; celeriac's `cache+memory://` store needs no setting."
-    ),
-    "cache_backend_options": absent(
-        "Celery's memcached result backend; celeriac's `cache+memory://` store needs no setting."
-    ),
     "broker_channel_error_retry": absent(
         "kombu's retry of channel errors; celeriac's engines reconnect as "
         "`broker_connection_retry` says."

@@ -18,6 +18,9 @@ in the test suite. Conventions for ```python blocks:
   ``127.0.0.1:5672`` answers (skipped locally, failed in CI, likewise). The block reads
   its broker URL from ``CELERIAC_DOCS_AMQP_URL``, a vhost of the test session's own that
   is deleted afterwards, with ``amqp://guest:guest@127.0.0.1:5672//`` as the fallback;
+- a first line ``# needs: memcached`` runs the block with a memcached of the test
+  session's own (skipped locally without the binary, failed in CI); the block reads its
+  ``host:port`` from ``CELERIAC_DOCS_MEMCACHED``, with ``127.0.0.1:11211`` as the fallback;
 - every other block runs as a script and must be self-contained.
 """
 
@@ -30,6 +33,7 @@ import re
 import subprocess
 import sys
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -39,6 +43,7 @@ import pytest
 
 from celeriac.config.settings import SETTINGS
 from tests.conftest import service_missing
+from tests.memcached_server import memcached_server
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
@@ -100,7 +105,9 @@ def _run(
 def _require(service: str) -> None:
     """Skip (locally) or fail (in CI) unless ``service`` answers where the examples expect."""
     if service != "redis":
-        pytest.fail(f"unknown service {service!r} in a '# needs:' line; known: redis, rabbitmq")
+        pytest.fail(
+            f"unknown service {service!r} in a '# needs:' line; known: redis, rabbitmq, memcached"
+        )
     try:
         import redis
     except ModuleNotFoundError:
@@ -171,6 +178,12 @@ def test_the_docs_have_examples() -> None:
     assert len(skipped) <= 5, "skipped examples should stay rare"
 
 
+@pytest.fixture(scope="session")
+def docs_memcached() -> Iterator[str]:
+    with memcached_server() as address:
+        yield address
+
+
 RUNNABLE = [e for e in EXAMPLES if not e.first_line.startswith(SKIP)]
 
 
@@ -180,6 +193,8 @@ def test_example_runs(example: Example, tmp_path: Path, request: pytest.FixtureR
     extra_env: dict[str, str] = {}
     if needs and needs.group(1) == "rabbitmq":  # a vhost of the session's own (conftest)
         extra_env["CELERIAC_DOCS_AMQP_URL"] = request.getfixturevalue("amqp_url")
+    elif needs and needs.group(1) == "memcached":  # a server of the session's own
+        extra_env["CELERIAC_DOCS_MEMCACHED"] = request.getfixturevalue("docs_memcached")
     elif needs:
         _require(needs.group(1))
     test_file = TEST_FILE.match(example.first_line)

@@ -25,6 +25,7 @@ from celeriac.app.beat_entries import BeatEntries
 from celeriac.app.broker_connection import ConnectionMembers, broker_for_url
 from celeriac.app.checks import check_task_protocol
 from celeriac.app.connections import (
+    cache_settings,
     create_backend,
     database_settings,
     embedded_results_url,
@@ -232,6 +233,7 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers):
                 result_options(conf, url),  # with the redis_* settings on Redis
                 record_format=wire_formats(conf.wire_format)[1],
                 database=database_settings(conf),  # for a db+ store
+                cache=cache_settings(conf),  # for a cache+memcached:// store
                 broker=lambda: self.broker,  # rpc:// answers through the broker
             )
             configure_backend(self._backend, conf)  # result_extended, the retry policy

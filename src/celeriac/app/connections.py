@@ -35,8 +35,8 @@ _BROKERS = (
 )
 _BACKENDS = (
     "redis://, rediss://, unix://, sentinel:// (Redis), rpc:// (back to the caller, "
-    "through the broker), db+<SQLAlchemy URL> (a SQL database) or cache+memory:// (one "
-    "process)"
+    "through the broker), db+<SQLAlchemy URL> (a SQL database), cache+memcached://host:port/ "
+    "(memcached) or cache+memory:// (one process)"
 )
 # Celery's database result store: 'db+<SQLAlchemy URL>', or 'database' with database_url.
 _DATABASE = ("db", "database")
@@ -45,6 +45,9 @@ DATABASE_SETTINGS = (
     "database_short_lived_sessions", "database_table_schemas", "database_table_names",
     "database_create_tables_at_setup",
 )  # fmt: skip
+# Celery's cache store: 'cache+memcached://h1:11211;h2:11211/', or 'cache' with cache_backend.
+# Celery's other client names reach the same client (pymemcache).
+_MEMCACHED = ("memcached", "memcache", "pymemcache", "pylibmc")
 EMBEDDED_RESULTS_DB = 1  # the embedded server's database for results; its broker uses 0
 # The wire_format setting's values: how messages and result records are framed.
 _WIRE_FORMATS: dict[str, tuple[WireFormat, RecordFormat]] = {"celeriac": (NATIVE, NATIVE_RECORDS)}
@@ -160,9 +163,11 @@ def create_backend(
     record_format: RecordFormat | None = None,
     database: Mapping[str, Any] | None = None,
     broker: Callable[[], Broker] | None = None,
+    cache: Mapping[str, Any] | None = None,
 ) -> ResultBackend:
     """The result store ``url`` names; ``broker`` gives the app's broker, which rpc://
-    sends results through (built only when the store first needs it)."""
+    sends results through (built only when the store first needs it); ``cache`` has the
+    ``cache_backend`` settings (``cache_settings``)."""
     if url is None:
         return DisabledBackend()
     scheme = _scheme(url)
@@ -176,15 +181,19 @@ def create_backend(
         return MemoryBackend(**options)
     if scheme.partition("+")[0] in _DATABASE or url in _DATABASE:
         if transport_options:  # Celery's database store reads none either
-            warnings.warn(
-                UnknownSettingWarning(
-                    f"result_backend_transport_options {sorted(transport_options)} has no "
-                    f"effect on the database result store: its options are the database_* "
-                    f"settings (database_engine_options for SQLAlchemy's create_engine)"
-                ),
-                stacklevel=2,
+            _warn_unread(
+                transport_options,
+                "the database result store: its options are the database_* settings "
+                "(database_engine_options for SQLAlchemy's create_engine)",
             )
         return _database_backend(url, database or {}, options)
+    if scheme.partition("+")[0] == "cache" or url == "cache":
+        if transport_options:  # Celery's cache store reads none either
+            _warn_unread(
+                transport_options,
+                "the memcached result store: its client's options are cache_backend_options",
+            )
+        return _cache_backend(url, cache or {}, options)
     if scheme in _REDIS:  # RedisBackend.schemes, without importing redis-py first
         transport_options = dict(transport_options or {})
         try:  # redis-py is the optional extra celeriac[redis]
@@ -208,6 +217,53 @@ def create_backend(
         f"result_backend has {_named(scheme)}, which no celeriac result backend serves: set "
         f"result_backend to {_BACKENDS}, e.g. 'redis://localhost:6379/1'"
     )
+
+
+def _warn_unread(transport_options: Mapping[str, Any], store: str) -> None:
+    warnings.warn(
+        UnknownSettingWarning(
+            f"result_backend_transport_options {sorted(transport_options)} has no effect on {store}"
+        ),
+        stacklevel=3,
+    )
+
+
+def cache_settings(conf: Any) -> dict[str, Any]:
+    """``cache_backend`` and ``cache_backend_options`` (``create_backend``'s ``cache``)."""
+    return {"backend": conf.cache_backend, "options": conf.cache_backend_options}
+
+
+def _cache_backend(url: str, settings: Mapping[str, Any], options: dict[str, Any]) -> ResultBackend:
+    """``cache+<kind>://servers/``, or ``cache`` with ``cache_backend`` naming the store."""
+    scheme = url.partition("://")[0]
+    target = url.split("+", 1)[1] if "+" in scheme else settings.get("backend")
+    if not target:
+        raise ImproperlyConfigured(
+            "result_backend is 'cache', which takes its store from cache_backend, and "
+            "cache_backend is not set: set cache_backend='memcached://127.0.0.1:11211/', or "
+            "result_backend='cache+memcached://127.0.0.1:11211/'"
+        )
+    kind, _, servers = str(target).partition("://")
+    if kind == "memory":
+        return MemoryBackend(**options)
+    if kind not in _MEMCACHED:
+        raise ImproperlyConfigured(
+            f"the cache result store {kind!r} is unknown: use 'memcached://host:port/' "
+            f"(several servers separated by ';') or 'memory'"
+        )
+    client_options = settings.get("options") or {}
+    if not isinstance(client_options, Mapping):
+        raise ImproperlyConfigured(
+            f"cache_backend_options must be a dict of pymemcache client options, not "
+            f"{client_options!r}"
+        )
+    try:  # pymemcache is the optional extra celeriac[memcached]
+        from celeriac.results.memcached import MemcachedBackend
+    except ModuleNotFoundError as exc:
+        raise ImproperlyConfigured(
+            "the memcached result store needs pymemcache: pip install 'celeriac[memcached]'"
+        ) from exc
+    return MemcachedBackend(servers.rstrip("/").split(";"), options=dict(client_options), **options)
 
 
 def database_settings(conf: Any) -> dict[str, Any]:

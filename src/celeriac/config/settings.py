@@ -224,6 +224,22 @@ _DECLARED = [
         " Options in the URL's query (`?ssl_ca_certs=...`) win. See [TLS](tls.md).",
     ),
     *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in DATABASE),
+    # -- the memcached result store (result_backend = 'cache+memcached://host:port/') ------
+    _s(
+        "cache_backend",
+        None,
+        (str,),
+        "The cache store when `result_backend` is `'cache'`: `'memcached://h1:11211;h2:11211/'`"
+        " or `'memory'`. A `result_backend='cache+memcached://…'` URL names it directly.",
+    ),
+    _s(
+        "cache_backend_options",
+        {},
+        (dict,),
+        "Options for pymemcache's client (`PooledClient`, or `HashClient` for several "
+        "servers), e.g. `{'timeout': 2}`; `retry_attempts`, `retry_delay`, `retry_for`, "
+        "`do_not_retry_for` wrap it in a `RetryingClient`.",
+    ),
     # -- tasks -------------------------------------------------------------------------------
     _s(
         "task_serializer",
