@@ -67,10 +67,19 @@ BROKER_OPTIONS = frozenset(
 )  # fmt: skip
 PRUNE_EVERY = 60.0  # seconds between prunings of a group's idle consumers
 PRUNE_IDLE = 3600.0  # default: idle this long and holding nothing = a dead worker's consumer
+# A busy consumer's fetches promote due delayed messages and take back expired leases at
+# most this often (and a quarter lease); an idle one's always do.
+HOUSEKEEPING_EVERY = 0.2
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    """A stream entry id as the pair Redis orders it by."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 class _Settle(NamedTuple):
@@ -127,6 +136,7 @@ class RedisBroker(RedisLeases, Broker):
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._rotation = 0
         self._pruned_at = -PRUNE_EVERY  # loop time of the last consumer pruning
+        self._housekept: dict[str, float] = {}  # queue -> loop time of its last housekeeping
         self.consumer_prune_idle = float(options.get("consumer_prune_idle", PRUNE_IDLE))
         self._target = parse_target(url, options)
         # A blocking read must end before the socket timeout, or it reads as an outage.
@@ -275,10 +285,13 @@ class RedisBroker(RedisLeases, Broker):
         scripts = self._aclient()[1]
         deliveries: list[Delivery] = []
         waits: dict[str, list[Any]] = {}
+        now = asyncio.get_running_loop().time()
+        every = min(HOUSEKEEPING_EVERY, self.lease_seconds / 4)
         for queue in names:
             if len(deliveries) >= limit:
                 break
             keys = self.keys(queue)
+            housekeeping = now - self._housekept.get(queue, -every) >= every
             with self._guard():
                 found, wait = await scripts["fetch"](
                     keys=[*keys.streams, keys.delayed, keys.dead, keys.reap, keys.wake],
@@ -289,8 +302,13 @@ class RedisBroker(RedisLeases, Broker):
                         int(self.lease_seconds * 1000),
                         self.delivery_limit,
                         self.dead_letter_max,
+                        int(housekeeping),
                     ],
                 )
+            if housekeeping:
+                self._housekept[queue] = now
+            elif not found:  # found nothing without it: the next fetch of this queue does it
+                self._housekept[queue] = now - every
             deliveries.extend(self._delivery(queue, keys, row) for row in found)
             waits[queue] = wait
         return deliveries, waits
@@ -424,7 +442,9 @@ class RedisBroker(RedisLeases, Broker):
                     calls.append((settle, [i]))
                 for stream, acked in acks.items():
                     pairs = [v for i in acked for v in (items[i].entry_id, items[i].pending)]
-                    pipe.evalsha(ack_many.sha, 1, stream, GROUP, self.consumer, *pairs)
+                    ids = sorted((_entry_order(items[i].entry_id) for i in acked))
+                    span = (f"{ids[0][0]}-{ids[0][1]}", f"{ids[-1][0]}-{ids[-1][1]}")
+                    pipe.evalsha(ack_many.sha, 1, stream, GROUP, self.consumer, *span, *pairs)
                     calls.append((ack_many, acked))
                 replies: list[Any] = await pipe.execute(raise_on_error=False)
             out: dict[int, Any] = {}
