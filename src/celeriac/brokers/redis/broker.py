@@ -70,6 +70,9 @@ PRUNE_IDLE = 3600.0  # default: idle this long and holding nothing = a dead work
 # A busy consumer's fetches promote due delayed messages and take back expired leases at
 # most this often (and a quarter lease); an idle one's always do.
 HOUSEKEEPING_EVERY = 0.2
+# A batched ack (its job has run) waits at most this long for the acks of the other
+# deliveries still out, so that one script call acks many of them.
+ACK_LINGER = 0.005
 
 
 def _text(value: Any) -> str:
@@ -90,21 +93,31 @@ class _Settle(NamedTuple):
     entry_id: str
     pending: str
     queue: str
-    action: str  # 'ack' | 'requeue' | 'requeue_counted' | 'dead' (settle.lua)
+    action: str  # 'ack' | 'requeue' | 'requeue_counted' | 'dead' (settle.lua); 'ack' only
+    # for a batched ack, 'ack_now' for one its caller waits on
     reason: str
     detail: str
     done: asyncio.Future[Any]
 
 
 class _SettleBatch:
-    """Settles of one event loop waiting for the next pipeline, and whether one is out."""
+    """Settles of one event loop waiting for the next pipeline, whether one is out, and
+    how many deliveries this loop fetched and has not settled yet (``out``)."""
 
-    __slots__ = ("sending", "task", "waiting")
+    __slots__ = ("flush", "out", "sending", "task", "waiting")
 
     def __init__(self) -> None:
         self.waiting: list[_Settle] = []
         self.sending = False
         self.task: asyncio.Task[None] | None = None
+        self.out = 0
+        self.flush = asyncio.Event()  # set: send what waits now, without lingering
+
+    def ready(self) -> bool:
+        """Send now: something other than a batched ack waits, or every delivery still
+        out is waiting here (no other ack can join)."""
+        waiting = self.waiting
+        return len(waiting) >= self.out or any(s.action != "ack" for s in waiting)
 
 
 class RedisBroker(RedisLeases, Broker):
@@ -311,6 +324,7 @@ class RedisBroker(RedisLeases, Broker):
                 self._housekept[queue] = now - every
             deliveries.extend(self._delivery(queue, keys, row) for row in found)
             waits[queue] = wait
+        self._batch().out += len(deliveries)
         return deliveries, waits
 
     def _delivery(self, queue: str, keys: QueueKeys, row: list[Any]) -> Delivery:
@@ -379,24 +393,37 @@ class RedisBroker(RedisLeases, Broker):
         pays no extra wait.
         """
         stream, entry_id, pending = self._parse_token(delivery)
+        batch = self._batch()
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        batch.waiting.append(
+            _Settle(stream, entry_id, pending, delivery.queue, action, reason, detail, done)
+        )
+        if batch.ready():
+            batch.flush.set()
+        if not batch.sending:
+            batch.sending = True
+            batch.task = asyncio.get_running_loop().create_task(self._send_settles(batch))
+        return bool(await done)
+
+    def _batch(self) -> _SettleBatch:
         loop = asyncio.get_running_loop()
         batch = self._settles.get(loop)
         if batch is None:
             batch = self._settles[loop] = _SettleBatch()
-        done: asyncio.Future[Any] = loop.create_future()
-        batch.waiting.append(
-            _Settle(stream, entry_id, pending, delivery.queue, action, reason, detail, done)
-        )
-        if not batch.sending:
-            batch.sending = True
-            batch.task = loop.create_task(self._send_settles(batch))
-        return bool(await done)
+        return batch
 
     async def _send_settles(self, batch: _SettleBatch) -> None:
+        """Send what waits, one pipeline at a time; batched acks first linger (at most
+        ``ACK_LINGER``) while other deliveries are still out, for their acks to join."""
         client, scripts = self._aclient()
         try:
             while batch.waiting:
+                if not batch.ready():
+                    batch.flush.clear()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(batch.flush.wait(), ACK_LINGER)
                 items, batch.waiting = batch.waiting, []
+                batch.out = max(0, batch.out - len(items))
                 try:
                     with self._guard():
                         replies = await self._settle_round_trip(client, scripts, items)
@@ -426,13 +453,24 @@ class RedisBroker(RedisLeases, Broker):
 
         async def send(chosen: list[int]) -> dict[int, Any]:
             acks: dict[str, list[int]] = {}
+            others: list[int] = []
+            for i in chosen:
+                if items[i].action in ("ack", "ack_now"):
+                    acks.setdefault(items[i].stream, []).append(i)
+                else:
+                    others.append(i)
             calls: list[tuple[Any, list[int]]] = []  # (script, the items it settles)
             async with client.pipeline(transaction=False) as pipe:
-                for i in chosen:
+                # Acks first: an ack was asked before any other outcome of the same entry
+                # in this batch (a cold stop requeueing a job that has just ended).
+                for stream, acked in acks.items():
+                    pairs = [v for i in acked for v in (items[i].entry_id, items[i].pending)]
+                    ids = sorted(_entry_order(items[i].entry_id) for i in acked)
+                    span = (f"{ids[0][0]}-{ids[0][1]}", f"{ids[-1][0]}-{ids[-1][1]}")
+                    pipe.evalsha(ack_many.sha, 1, stream, GROUP, self.consumer, *span, *pairs)
+                    calls.append((ack_many, acked))
+                for i in others:
                     item = items[i]
-                    if item.action == "ack":
-                        acks.setdefault(item.stream, []).append(i)
-                        continue
                     level = int(item.stream.rsplit(":s", 1)[1])
                     pipe.evalsha(
                         settle.sha, 2, item.stream, self.keys(item.queue).dead,
@@ -440,12 +478,6 @@ class RedisBroker(RedisLeases, Broker):
                         item.reason, item.detail, self.dead_letter_max, level,
                     )  # fmt: skip
                     calls.append((settle, [i]))
-                for stream, acked in acks.items():
-                    pairs = [v for i in acked for v in (items[i].entry_id, items[i].pending)]
-                    ids = sorted((_entry_order(items[i].entry_id) for i in acked))
-                    span = (f"{ids[0][0]}-{ids[0][1]}", f"{ids[-1][0]}-{ids[-1][1]}")
-                    pipe.evalsha(ack_many.sha, 1, stream, GROUP, self.consumer, *span, *pairs)
-                    calls.append((ack_many, acked))
                 replies: list[Any] = await pipe.execute(raise_on_error=False)
             out: dict[int, Any] = {}
             for (script, settled), reply in zip(calls, replies, strict=True):
@@ -465,8 +497,8 @@ class RedisBroker(RedisLeases, Broker):
             replies.update(await send(missing))
         return [replies[i] for i in range(len(items))]
 
-    async def ack(self, delivery: Delivery) -> bool:
-        return await self._settle(delivery, "ack")
+    async def ack(self, delivery: Delivery, *, batch: bool = False) -> bool:
+        return await self._settle(delivery, "ack" if batch else "ack_now")
 
     async def requeue(self, delivery: Delivery, *, count_delivery: bool = False) -> bool:
         return await self._settle(delivery, "requeue_counted" if count_delivery else "requeue")
@@ -613,6 +645,11 @@ class RedisBroker(RedisLeases, Broker):
             self._sync = None
 
     async def close_async(self) -> None:
+        batch = self._settles.get(asyncio.get_running_loop())
+        if batch is not None and batch.task is not None and not batch.task.done():
+            batch.flush.set()  # held acks go out now, before the connection closes
+            with contextlib.suppress(Exception):
+                await asyncio.shield(batch.task)
         entry = self._async.pop(asyncio.get_running_loop(), None)
         if entry is not None:
             await entry[0].aclose()
