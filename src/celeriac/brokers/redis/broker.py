@@ -235,8 +235,15 @@ class RedisBroker(RedisLeases, Broker):
                 ],
                 client=target,
             )
+        own = message.priority == priority_of(level)
+        if level > 0:  # the high marker goes with it: fetches read s0 alone without it
+            return scripts["publish_high"](
+                keys=[keys.stream(level), keys.high],
+                args=[message.message_id, message.payload, "" if own else message.priority],
+                client=target,
+            )
         fields: dict[str, Any] = {"m": message.message_id, "p": message.payload}
-        if message.priority != priority_of(level):
+        if not own:
             fields["y"] = message.priority
         return target.xadd(keys.stream(level), fields)
 
@@ -307,7 +314,8 @@ class RedisBroker(RedisLeases, Broker):
             housekeeping = now - self._housekept.get(queue, -every) >= every
             with self._guard():
                 found, wait = await scripts["fetch"](
-                    keys=[*keys.streams, keys.delayed, keys.dead, keys.reap, keys.wake],
+                    keys=[*keys.streams, keys.delayed, keys.dead, keys.reap, keys.wake,
+                          keys.high],
                     args=[
                         GROUP,
                         self.consumer,
@@ -472,8 +480,9 @@ class RedisBroker(RedisLeases, Broker):
                 for i in others:
                     item = items[i]
                     level = int(item.stream.rsplit(":s", 1)[1])
+                    queue_keys = self.keys(item.queue)
                     pipe.evalsha(
-                        settle.sha, 2, item.stream, self.keys(item.queue).dead,
+                        settle.sha, 3, item.stream, queue_keys.dead, queue_keys.high,
                         GROUP, self.consumer, item.entry_id, item.pending, item.action,
                         item.reason, item.detail, self.dead_letter_max, level,
                     )  # fmt: skip
@@ -576,7 +585,7 @@ class RedisBroker(RedisLeases, Broker):
         keys = self.keys(queue)
         with self._guard():
             moved = self._script("replay")(
-                keys=[keys.dead, *keys.streams], args=list(entry_ids or [])
+                keys=[keys.dead, *keys.streams, keys.high], args=list(entry_ids or [])
             )
         return int(moved)
 

@@ -1,7 +1,7 @@
 -- fetch: hand out up to ARGV[3] messages of one queue to consumer ARGV[2], atomically.
 -- KEYS[1..4] ready streams, highest level first (s3, s2, s1, s0)
 -- KEYS[5] delayed zset   KEYS[6] dead-letter stream   KEYS[7] reap cursors (hash)
--- KEYS[8] wake stream
+-- KEYS[8] wake stream   KEYS[9] high marker (present: a level above 0 may have news)
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] limit   ARGV[4] lease in ms
 -- ARGV[5] delivery limit   ARGV[6] dead-letter stream max length
 -- ARGV[7] '1': housekeeping first, '0': skip it (the caller did it moments ago)
@@ -51,6 +51,7 @@ for _, member in ipairs(due) do
     added = redis.pcall('XADD', key, '*', 'm', mid, 'p', payload)
   end
   if type(added) == 'table' and added.err then break end  -- full: promote later
+  if level > 0 then redis.pcall('SET', KEYS[9], '1') end
   redis.call('ZREM', KEYS[5], member)
 end
 
@@ -116,8 +117,10 @@ for index = 1, 4 do
 end
 
 -- 3. new entries, highest level first (again while malformed entries were skipped: a
--- read shorter than asked means the level has nothing more)
-for index = 1, 4 do
+-- read shorter than asked means the level has nothing more). Levels above 0 only with
+-- the high marker (or while housekeeping, for writers that do not raise it); the marker
+-- goes once all of them were read to the end.
+local function read_level(index)
   local key = KEYS[index]
   while remaining > 0 do
     local asked = remaining
@@ -128,12 +131,23 @@ for index = 1, 4 do
       read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', asked,
         'STREAMS', key, '>')
     end
-    if not read then break end
+    if not read then return true end
     local entries = read[1][2]
     for _, entry in ipairs(entries) do deliver(index, entry[1], fields_of(entry[2]), 1) end
-    if #entries < asked then break end
+    if #entries < asked then return true end
   end
+  return false  -- stopped at the limit: there may be more
 end
+
+local marked = redis.call('EXISTS', KEYS[9]) == 1
+if marked or housekeeping then
+  local drained = true
+  for index = 1, 3 do
+    if not read_level(index) then drained = false end
+  end
+  if marked and drained then redis.call('DEL', KEYS[9]) end
+end
+read_level(4)
 
 if #out > 0 or not housekeeping then return {out, {}} end
 
