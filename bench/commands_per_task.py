@@ -121,7 +121,10 @@ class Monitor:
         self._thread.join(5)
 
 
-def measure(pool: str, concurrency: int, results: bool, n: int, watch: int) -> dict[str, Counts]:
+def measure(
+    pool: str, concurrency: int, results: bool, n: int, watch: int
+) -> tuple[Counts, Counts, list[str]]:
+    """One drain: (commands sent, commands executed, the first MONITOR lines)."""
     broker, instrument = Server(), Server()
     env = {
         **os.environ,
@@ -155,7 +158,7 @@ def measure(pool: str, concurrency: int, results: bool, n: int, watch: int) -> d
         left = broker.client.xlen("celeriac:{bench}:s0")  # only s0 is used: no priorities
         if left:
             print(f"warning: {left} entries left in the stream after the {pool} drain")
-        return {"executed": +executed, "sent": +monitor.sent, "lines": monitor.lines}  # type: ignore[dict-item]
+        return +monitor.sent, +executed, monitor.lines
     finally:
         broker.stop()
         instrument.stop()
@@ -179,18 +182,27 @@ def table(title: str, rows: dict[str, Counts], n: int) -> None:
     for name in names:
         cells = [f"{rows[k][name] / n:.3f}" if rows[k][name] else "" for k in rows]
         print(f"| {name} | " + " | ".join(cells) + " |")
-    print("| **total** | " + " | ".join(f"**{sum(c.values()) / n:.2f}**" for c in rows.values()) + " |")
+    totals = " | ".join(f"**{sum(c.values()) / n:.2f}**" for c in rows.values())
+    print(f"| **total** | {totals} |")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.commands_per_task",
                                 description=__doc__.split("\n")[0])  # fmt: skip
     p.add_argument("-n", type=int, default=10_000, help="tasks per drain")
-    p.add_argument("--pools", default=",".join(f"{p}:{c}" for p, c in CONFIGS),
-                   help="pool:concurrency,... (default: threads:8,prefork:2,solo:1,asyncio:100)")
+    p.add_argument(
+        "--pools",
+        default=",".join(f"{p}:{c}" for p, c in CONFIGS),
+        help="pool:concurrency,... (default: threads:8,prefork:2,solo:1,asyncio:100)",
+    )
     p.add_argument("--results", default="off,on", help="without/with a result store: off,on")
-    p.add_argument("--monitor", type=int, default=0, metavar="TASKS",
-                   help="also print the MONITOR lines of about this many tasks (first config)")
+    p.add_argument(
+        "--monitor",
+        type=int,
+        default=0,
+        metavar="TASKS",
+        help="also print the MONITOR lines of about this many tasks (first config)",
+    )
     args = p.parse_args()
     # A SIGTERM unwinds like Ctrl-C, so the private servers are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -201,12 +213,13 @@ def main() -> None:
         for mode in args.results.split(","):
             label = f"{pool} {conc}" + (" +results" if mode == "on" else "")
             watch = 40 * args.monitor if not sent and args.monitor else 0
-            got = measure(pool, int(conc), mode == "on", args.n, watch)
-            sent[label], executed[label] = got["sent"], got["executed"]
-            print(f"{label}: {sum(got['sent'].values()) / args.n:.2f} sent, "
-                  f"{sum(got['executed'].values()) / args.n:.2f} executed per task", flush=True)  # fmt: skip
+            sent[label], executed[label], lines = measure(
+                pool, int(conc), mode == "on", args.n, watch
+            )
+            per_task = (sum(c[label].values()) / args.n for c in (sent, executed))
+            print("{}: {:.2f} sent, {:.2f} executed per task".format(label, *per_task), flush=True)
             if watch:
-                print("\n".join(got["lines"]))  # type: ignore[arg-type]
+                print("\n".join(lines))
     table("Commands the worker sent", sent, args.n)
     table("Commands Redis executed, inside scripts included", executed, args.n)
 

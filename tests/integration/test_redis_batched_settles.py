@@ -42,7 +42,7 @@ def test_batched_acks_go_in_one_script_call_and_keep_fencing(
     acked, calls = asyncio.run(ack_all())
     assert acked == [False, True, True, True]  # fencing holds inside the batch
     assert calls == 1  # one ack_many call for the four
-    assert client.xlen(f"batch:{{q}}:s0") == 0  # acked entries are deleted
+    assert client.xlen("batch:{q}:s0") == 0  # acked entries are deleted
     client.close()
     broker.close()
 
@@ -87,9 +87,7 @@ def test_a_warm_stop_leaves_nothing_to_deliver_again(redis_url: str, redis_prefi
     app.close()
 
 
-def test_a_requeue_above_level_0_is_read_before_level_0(
-    redis_url: str, redis_prefix: str
-) -> None:
+def test_a_requeue_above_level_0_is_read_before_level_0(redis_url: str, redis_prefix: str) -> None:
     broker = make_broker(redis_url, redis_prefix)
     broker.publish_many([OutboundMessage("q", b"p", f"low-{n}") for n in range(3)])
     broker.publish(OutboundMessage("q", b"p", "high", priority=9))

@@ -314,8 +314,7 @@ class RedisBroker(RedisLeases, Broker):
             housekeeping = now - self._housekept.get(queue, -every) >= every
             with self._guard():
                 found, wait = await scripts["fetch"](
-                    keys=[*keys.streams, keys.delayed, keys.dead, keys.reap, keys.wake,
-                          keys.high],
+                    keys=[*keys.streams, keys.delayed, keys.dead, keys.reap, keys.wake, keys.high],
                     args=[
                         GROUP,
                         self.consumer,
