@@ -86,11 +86,11 @@ class Server:
 
 @dataclass
 class Monitor:
-    """MONITOR in a thread: the commands clients sent (``sent``) and, while ``keep`` is
-    positive, the first lines verbatim (``lines``), script-internal ones included."""
+    """MONITOR in a thread: the commands clients sent (``sent``) and, with ``keep``, every
+    line verbatim (``lines``), script-internal ones included."""
 
     server: Server
-    keep: int = 0
+    keep: bool = False
     sent: Counts = field(default_factory=collections.Counter)
     lines: list[str] = field(default_factory=list)
 
@@ -108,7 +108,7 @@ class Monitor:
             except (redis.ConnectionError, OSError, ValueError, AttributeError):
                 return
             text = line.decode(errors="replace") if isinstance(line, bytes) else str(line)
-            if len(self.lines) < self.keep:
+            if self.keep:
                 self.lines.append(text)
             # '<time> [<db> <addr>|lua] "CMD" ...'
             source, _, rest = text.partition("] ")
@@ -124,7 +124,8 @@ class Monitor:
 def measure(
     pool: str, concurrency: int, results: bool, n: int, watch: int
 ) -> tuple[Counts, Counts, list[str]]:
-    """One drain: (commands sent, commands executed, the first MONITOR lines)."""
+    """One drain: (commands sent, commands executed, ``watch`` tasks' worth of MONITOR
+    lines from the middle of the drain, away from start-up and shutdown)."""
     broker, instrument = Server(), Server()
     env = {
         **os.environ,
@@ -138,7 +139,7 @@ def measure(
     try:
         _queue(env, n)
         before = broker.commandstats()
-        monitor = Monitor(broker, keep=watch)
+        monitor = Monitor(broker, keep=watch > 0)
         monitor.start()
         worker = subprocess.Popen(
             [str(BINDIR / "celeriac"), "-A", "bench.peers.celeriac", "worker", "-P", pool,
@@ -158,7 +159,10 @@ def measure(
         left = broker.client.xlen("celeriac:{bench}:s0")  # only s0 is used: no priorities
         if left:
             print(f"warning: {left} entries left in the stream after the {pool} drain")
-        return +monitor.sent, +executed, monitor.lines
+        lines = monitor.lines
+        calls = [i for i, line in enumerate(lines) if '"EVALSHA"' in line]
+        at = calls[len(calls) // 2] if calls else len(lines) // 2
+        return +monitor.sent, +executed, lines[at : at + 25 * watch] if watch else []
     finally:
         broker.stop()
         instrument.stop()
@@ -212,7 +216,7 @@ def main() -> None:
         pool, _, conc = spec.partition(":")
         for mode in args.results.split(","):
             label = f"{pool} {conc}" + (" +results" if mode == "on" else "")
-            watch = 40 * args.monitor if not sent and args.monitor else 0
+            watch = args.monitor if not sent else 0
             sent[label], executed[label], lines = measure(
                 pool, int(conc), mode == "on", args.n, watch
             )
