@@ -122,7 +122,7 @@ class Monitor:
 
 
 def measure(
-    pool: str, concurrency: int, results: bool, n: int, watch: int
+    pool: str, concurrency: int, extra: list[str], results: bool, n: int, watch: int
 ) -> tuple[Counts, Counts, list[str]]:
     """One drain: (commands sent, commands executed, ``watch`` tasks' worth of MONITOR
     lines from the middle of the drain, away from start-up and shutdown)."""
@@ -143,7 +143,7 @@ def measure(
         monitor.start()
         worker = subprocess.Popen(
             [str(BINDIR / "celeriac"), "-A", "bench.peers.celeriac", "worker", "-P", pool,
-             "-c", str(concurrency), "-Q", "bench", "-l", "warning"],
+             "-c", str(concurrency), "-Q", "bench", "-l", "warning", *extra],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         try:
@@ -197,7 +197,8 @@ def main() -> None:
     p.add_argument(
         "--pools",
         default=",".join(f"{p}:{c}" for p, c in CONFIGS),
-        help="pool:concurrency,... (default: threads:8,prefork:2,solo:1,asyncio:100)",
+        help="pool:concurrency[:prefetch multiplier],... "
+        "(default: threads:8,prefork:2,solo:1,asyncio:100)",
     )
     p.add_argument("--results", default="off,on", help="without/with a result store: off,on")
     p.add_argument(
@@ -213,12 +214,14 @@ def main() -> None:
     sent: dict[str, Counts] = {}
     executed: dict[str, Counts] = {}
     for spec in args.pools.split(","):
-        pool, _, conc = spec.partition(":")
+        pool, conc, *multiplier = spec.split(":")
+        extra = ["--prefetch-multiplier", multiplier[0]] if multiplier else []
         for mode in args.results.split(","):
-            label = f"{pool} {conc}" + (" +results" if mode == "on" else "")
+            label = f"{pool} {conc}" + (f" x{multiplier[0]}" if multiplier else "")
+            label += " +results" if mode == "on" else ""
             watch = args.monitor if not sent else 0
             sent[label], executed[label], lines = measure(
-                pool, int(conc), mode == "on", args.n, watch
+                pool, int(conc), extra, mode == "on", args.n, watch
             )
             per_task = (sum(c[label].values()) / args.n for c in (sent, executed))
             print("{}: {:.2f} sent, {:.2f} executed per task".format(label, *per_task), flush=True)
