@@ -101,27 +101,23 @@ class _Settle(NamedTuple):
 
 
 class _SettleBatch:
-    """Settles of one event loop waiting for the next pipeline, whether one is out, how
-    many deliveries this loop fetched and has not settled yet (``out``), and how many
-    fetches are under way (``fetching``)."""
+    """Settles of one event loop waiting for the next pipeline, whether one is out, and
+    how many deliveries this loop fetched and has not settled yet (``out``)."""
 
-    __slots__ = ("fetching", "flush", "out", "sending", "task", "waiting")
+    __slots__ = ("flush", "out", "sending", "task", "waiting")
 
     def __init__(self) -> None:
         self.waiting: list[_Settle] = []
         self.sending = False
         self.task: asyncio.Task[None] | None = None
         self.out = 0
-        self.fetching = 0
         self.flush = asyncio.Event()  # set: send what waits now, without lingering
 
     def ready(self) -> bool:
         """Send now: something other than a batched ack waits, or every delivery still
-        out is waiting here and no fetch is under way (no other ack can join soon)."""
+        out is waiting here (no other ack can join)."""
         waiting = self.waiting
-        if any(s.action != "ack" for s in waiting):
-            return True
-        return len(waiting) >= self.out and not self.fetching
+        return len(waiting) >= self.out or any(s.action != "ack" for s in waiting)
 
 
 class RedisBroker(RedisLeases, Broker):
@@ -282,14 +278,6 @@ class RedisBroker(RedisLeases, Broker):
 
     # -- consumer ---------------------------------------------------------------------------
     async def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
-        batch = self._batch()
-        batch.fetching += 1  # what it brings may be acked soon: batched acks wait for it
-        try:
-            return await self._fetch(queues, limit, timeout)
-        finally:
-            batch.fetching -= 1
-
-    async def _fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
         # Start at a different queue on each call, so that no queue starves another.
