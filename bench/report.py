@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 DASH = "\u2013"  # en dash
@@ -172,6 +173,9 @@ def render(results: dict[str, Any]) -> str:
         out += ["## Steps that failed once and were run again", ""]
         out += [f"- `{key}`: {e.splitlines()[0][:300]}" for key, e in retried]
         out += [""]
+    commands = Path(__file__).with_name("commands_per_task.md")
+    if commands.exists():  # counted by commands_per_task.py, not by this run
+        out += [commands.read_text().rstrip(), ""]
     out += [METHOD]
     return "\n".join(out)
 

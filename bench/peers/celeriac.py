@@ -23,11 +23,14 @@ SETTINGS = _common.SETTINGS
 PACKAGES = ("celeriac", "redis", "hiredis")
 CHUNK = 1000
 
+# BENCH_RESULT_BACKEND (a URL) stores every result there; unset: no result store.
+RESULT_BACKEND = os.environ.get("BENCH_RESULT_BACKEND") or None
 app = Celeriac(
     "bench",
     broker=SETTINGS.broker_url,
     task_default_queue=SETTINGS.queue,
-    task_ignore_result=True,
+    task_ignore_result=RESULT_BACKEND is None,
+    **({"result_backend": RESULT_BACKEND} if RESULT_BACKEND else {}),
 )
 _bodies = _common.ASYNC if SETTINGS.pool == "asyncio" else _common.SYNC
 TASKS = {kind: app.task(name=f"bench.{kind}")(body) for kind, body in _bodies.items()}
@@ -36,7 +39,8 @@ TASKS = {kind: app.task(name=f"bench.{kind}")(body) for kind, body in _bodies.it
 def describe() -> str:
     return (
         f"pool {SETTINGS.pool}, -c {SETTINGS.concurrency}, celeriac defaults "
-        "(acks late, prefetch multiplier 1), no result store"
+        "(acks late, prefetch multiplier 1), "
+        + (f"results in {RESULT_BACKEND}" if RESULT_BACKEND else "no result store")
     )
 
 

@@ -118,8 +118,8 @@ class Delivery:
     priority: int
     token: str  # lease token; a stale token is refused (fencing)
 
-    async def ack(self) -> bool:
-        return await self.broker.ack(self)
+    async def ack(self, *, batch: bool = False) -> bool:
+        return await self.broker.ack(self, batch=batch)
 
     async def requeue(self, *, count_delivery: bool = False) -> bool:
         return await self.broker.requeue(self, count_delivery=count_delivery)
@@ -372,8 +372,13 @@ class Broker(ABC):
         return None
 
     @abstractmethod
-    async def ack(self, delivery: Delivery) -> bool:
-        """The outcome is final: remove the message. False if the lease was lost."""
+    async def ack(self, delivery: Delivery, *, batch: bool = False) -> bool:
+        """The outcome is final: remove the message. False if the lease was lost.
+
+        ``batch=True``: nothing waits on this ack but the caller (its job has run), so the
+        engine may hold it a few milliseconds to send it with others. Returns once the
+        ack was applied either way.
+        """
 
     @abstractmethod
     async def requeue(self, delivery: Delivery, *, count_delivery: bool = False) -> bool:

@@ -189,7 +189,8 @@ class MemoryBroker(Broker):
                 with self._lock:
                     self._waiters.remove(waiter)
 
-    async def ack(self, delivery: Delivery) -> bool:
+    async def ack(self, delivery: Delivery, *, batch: bool = False) -> bool:
+        # In memory an ack costs no round trip: it is applied at once, batched or not.
         with self._lock:
             return self._end_lease(delivery, self._clock()) is not None
 

@@ -383,7 +383,10 @@ class Consumer:
                 logger.warning("lease heartbeat failed: %s", exc)
                 continue
             # A message settled while the extend was on its way is not lost: it is done.
-            for delivery in (d for d in lost if id(d) in self.held):
+            # Nor is one being settled: its ack may have landed first, and a settle that
+            # finds the lease lost says so itself.
+            lost = [d for d in lost if id(d) in self.held and id(d) not in self.settling]
+            for delivery in lost:
                 logger.warning(
                     "lease of message %s was lost (the worker was unreachable for longer "
                     "than the lease); another worker may run it",

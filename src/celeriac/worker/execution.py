@@ -427,7 +427,8 @@ async def settle(job: HeldJob, outcome: Outcome) -> bool:
         return await _requeue(delivery, "rejected with requeue", reason)
     if outcome.kind is OutcomeKind.FAILURE and not acks_failure(job, outcome.exc):
         return await _unacked_failure(job, outcome.exc)
-    applied = await delivery.ack()
+    # The job has run and nothing waits on this ack: the broker may batch it with others.
+    applied = await delivery.ack(batch=True)
     if not applied:
         logger.warning(
             "Task %s[%s]: lease lost before ack; another worker owns the message now",

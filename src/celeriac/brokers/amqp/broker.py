@@ -151,7 +151,8 @@ class AmqpBroker(Broker):
     async def stop_fetching(self) -> None:
         await self._await(self.consumption.give_back_unfetched())
 
-    async def ack(self, delivery: Delivery) -> bool:
+    async def ack(self, delivery: Delivery, *, batch: bool = False) -> bool:
+        # Each ack is one frame on the channel already: nothing to gain by holding it.
         return await self._await(self.consumption.ack(delivery))
 
     async def requeue(self, delivery: Delivery, *, count_delivery: bool = False) -> bool:

@@ -3,7 +3,8 @@
 A fetch records the hand-out atomically (XREADGROUP adds the pending entry), so no crash
 window loses a message. A lease is the pending entry's idle time: ``extend`` resets it,
 and any consumer's fetch takes back entries idle longer than the lease (XAUTOCLAIM),
-counting a delivery. Settling checks the holder and its delivery count (fencing).
+counting a delivery. Settling checks the holder and its delivery count (fencing); the
+settles of one event loop go out in batches (``settles``).
 Revocations, idempotency keys and token buckets are one script each on one shared key
 (``keys.SharedKeys``); revocations are also announced on the channel (``channel``: pub/sub
 for broadcast topics, capped streams for stream topics).
@@ -20,11 +21,10 @@ import socket
 import uuid
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import redis
 import redis.asyncio
-from redis.exceptions import NoScriptError
 
 from celeriac._redis import REFUSED, check_options, parse_target, reason, redact, refused_message
 from celeriac.brokers.base import (
@@ -53,6 +53,7 @@ from celeriac.brokers.redis.keys import (
 from celeriac.brokers.redis.lease import RedisLeases
 from celeriac.brokers.redis.safety import check_eviction_policy
 from celeriac.brokers.redis.scripts import NAMES, source
+from celeriac.brokers.redis.settles import RedisSettles, SettleBatch
 from celeriac.config import tls
 from celeriac.exceptions import (
     BrokerAccessRefused,
@@ -70,34 +71,12 @@ BROKER_OPTIONS = frozenset(
 )  # fmt: skip
 PRUNE_EVERY = 60.0  # seconds between prunings of a group's idle consumers
 PRUNE_IDLE = 3600.0  # default: idle this long and holding nothing = a dead worker's consumer
+# A busy consumer's fetches promote due delayed messages and take back expired leases at
+# most this often (and a quarter lease); an idle one's always do.
+HOUSEKEEPING_EVERY = 0.2
 
 
-class _Settle(NamedTuple):
-    """One settle waiting for the next pipeline: the delivery's fencing token, the
-    outcome, and the future its caller awaits."""
-
-    stream: str
-    entry_id: str
-    pending: str
-    queue: str
-    action: str  # 'ack' | 'requeue' | 'requeue_counted' | 'dead' (settle.lua)
-    reason: str
-    detail: str
-    done: asyncio.Future[Any]
-
-
-class _SettleBatch:
-    """Settles of one event loop waiting for the next pipeline, and whether one is out."""
-
-    __slots__ = ("sending", "task", "waiting")
-
-    def __init__(self) -> None:
-        self.waiting: list[_Settle] = []
-        self.sending = False
-        self.task: asyncio.Task[None] | None = None
-
-
-class RedisBroker(RedisLeases, Broker):
+class RedisBroker(RedisSettles, RedisLeases, Broker):
     schemes = ("redis", "rediss", "unix", "sentinel")
 
     def __init__(
@@ -126,6 +105,7 @@ class RedisBroker(RedisLeases, Broker):
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._rotation = 0
         self._pruned_at = -PRUNE_EVERY  # loop time of the last consumer pruning
+        self._housekept: dict[str, float] = {}  # queue -> loop time of its last housekeeping
         self.consumer_prune_idle = float(options.get("consumer_prune_idle", PRUNE_IDLE))
         self._target = parse_target(url, options)
         # A blocking read must end before the socket timeout, or it reads as an outage.
@@ -135,7 +115,7 @@ class RedisBroker(RedisLeases, Broker):
         self._sync: redis.Redis | None = None
         self._sync_scripts: dict[str, Any] = {}
         # redis.asyncio clients belong to the loop they connected on: one per loop.
-        self._settles: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SettleBatch] = (
+        self._settles: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SettleBatch] = (
             weakref.WeakKeyDictionary()
         )
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
@@ -217,8 +197,15 @@ class RedisBroker(RedisLeases, Broker):
                 ],
                 client=target,
             )
+        own = message.priority == priority_of(level)
+        if level > 0:  # the high marker goes with it: fetches read s0 alone without it
+            return scripts["publish_high"](
+                keys=[keys.stream(level), keys.high],
+                args=[message.message_id, message.payload, "" if own else message.priority],
+                client=target,
+            )
         fields: dict[str, Any] = {"m": message.message_id, "p": message.payload}
-        if message.priority != priority_of(level):
+        if not own:
             fields["y"] = message.priority
         return target.xadd(keys.stream(level), fields)
 
@@ -280,13 +267,16 @@ class RedisBroker(RedisLeases, Broker):
         scripts = self._aclient()[1]
         deliveries: list[Delivery] = []
         waits: dict[str, list[Any]] = {}
+        now = asyncio.get_running_loop().time()
+        every = min(HOUSEKEEPING_EVERY, self.lease_seconds / 4)
         for queue in names:
             if len(deliveries) >= limit:
                 break
             keys = self.keys(queue)
+            housekeeping = now - self._housekept.get(queue, -every) >= every
             with self._guard():
                 found, wait = await scripts["fetch"](
-                    keys=[*keys.streams, keys.delayed, keys.dead, keys.reap, keys.wake],
+                    keys=[*keys.streams, keys.delayed, keys.dead, keys.reap, keys.wake, keys.high],
                     args=[
                         GROUP,
                         self.consumer,
@@ -294,10 +284,16 @@ class RedisBroker(RedisLeases, Broker):
                         int(self.lease_seconds * 1000),
                         self.delivery_limit,
                         self.dead_letter_max,
+                        int(housekeeping),
                     ],
                 )
+            if housekeeping:
+                self._housekept[queue] = now
+            elif not found:  # found nothing without it: the next fetch of this queue does it
+                self._housekept[queue] = now - every
             deliveries.extend(self._delivery(queue, keys, row) for row in found)
             waits[queue] = wait
+        self._batch().out += len(deliveries)
         return deliveries, waits
 
     def _delivery(self, queue: str, keys: QueueKeys, row: list[Any]) -> Delivery:
@@ -356,102 +352,8 @@ class RedisBroker(RedisLeases, Broker):
         stream, entry_id, pending = delivery.token.rsplit("|", 2)
         return stream, entry_id, pending
 
-    async def _settle(
-        self, delivery: Delivery, action: str, reason: str = "", detail: str = ""
-    ) -> bool:
-        """Settle one delivery; returns once Redis applied it (or refused: lease lost).
-
-        Settles issued while another batch is on its way are sent together in the next
-        pipeline, so a busy worker acks many messages per round trip, and an idle one
-        pays no extra wait.
-        """
-        stream, entry_id, pending = self._parse_token(delivery)
-        loop = asyncio.get_running_loop()
-        batch = self._settles.get(loop)
-        if batch is None:
-            batch = self._settles[loop] = _SettleBatch()
-        done: asyncio.Future[Any] = loop.create_future()
-        batch.waiting.append(
-            _Settle(stream, entry_id, pending, delivery.queue, action, reason, detail, done)
-        )
-        if not batch.sending:
-            batch.sending = True
-            batch.task = loop.create_task(self._send_settles(batch))
-        return bool(await done)
-
-    async def _send_settles(self, batch: _SettleBatch) -> None:
-        client, scripts = self._aclient()
-        try:
-            while batch.waiting:
-                items, batch.waiting = batch.waiting, []
-                try:
-                    with self._guard():
-                        replies = await self._settle_round_trip(client, scripts, items)
-                except Exception as exc:  # the whole round trip failed: every settle did
-                    replies = [exc] * len(items)
-                for item, reply in zip(items, replies, strict=True):
-                    done = item.done
-                    if done.done():
-                        continue
-                    if isinstance(reply, Exception):
-                        done.set_exception(reply)
-                    else:
-                        done.set_result(reply)
-        finally:
-            batch.sending = False
-
-    async def _settle_round_trip(
-        self, client: Any, scripts: Mapping[str, Any], items: list[_Settle]
-    ) -> list[Any]:
-        """One pipeline for a batch of settles: the acks of each stream in one
-        ``ack_many`` call, any other outcome in a ``settle`` call of its own. Replies come
-        back in ``items`` order. EVALSHA directly (a pipeline given the script object would
-        ask SCRIPT EXISTS first, a second round trip every time); only when Redis lost a
-        script (a restart, SCRIPT FLUSH) is it loaded and those settles sent again."""
-        settle, ack_many = scripts["settle"], scripts["ack_many"]
-        unloaded: set[Any] = set()
-
-        async def send(chosen: list[int]) -> dict[int, Any]:
-            acks: dict[str, list[int]] = {}
-            calls: list[tuple[Any, list[int]]] = []  # (script, the items it settles)
-            async with client.pipeline(transaction=False) as pipe:
-                for i in chosen:
-                    item = items[i]
-                    if item.action == "ack":
-                        acks.setdefault(item.stream, []).append(i)
-                        continue
-                    level = int(item.stream.rsplit(":s", 1)[1])
-                    pipe.evalsha(
-                        settle.sha, 2, item.stream, self.keys(item.queue).dead,
-                        GROUP, self.consumer, item.entry_id, item.pending, item.action,
-                        item.reason, item.detail, self.dead_letter_max, level,
-                    )  # fmt: skip
-                    calls.append((settle, [i]))
-                for stream, acked in acks.items():
-                    pairs = [v for i in acked for v in (items[i].entry_id, items[i].pending)]
-                    pipe.evalsha(ack_many.sha, 1, stream, GROUP, self.consumer, *pairs)
-                    calls.append((ack_many, acked))
-                replies: list[Any] = await pipe.execute(raise_on_error=False)
-            out: dict[int, Any] = {}
-            for (script, settled), reply in zip(calls, replies, strict=True):
-                if isinstance(reply, NoScriptError):
-                    unloaded.add(script)
-                if script is ack_many and not isinstance(reply, Exception):
-                    out.update(zip(settled, reply, strict=True))
-                else:
-                    out.update((i, reply) for i in settled)
-            return out
-
-        replies = await send(list(range(len(items))))
-        missing = [i for i, reply in replies.items() if isinstance(reply, NoScriptError)]
-        if missing:
-            for script in unloaded:
-                script.sha = await client.script_load(script.script)
-            replies.update(await send(missing))
-        return [replies[i] for i in range(len(items))]
-
-    async def ack(self, delivery: Delivery) -> bool:
-        return await self._settle(delivery, "ack")
+    async def ack(self, delivery: Delivery, *, batch: bool = False) -> bool:
+        return await self._settle(delivery, "ack" if batch else "ack_now")
 
     async def requeue(self, delivery: Delivery, *, count_delivery: bool = False) -> bool:
         return await self._settle(delivery, "requeue_counted" if count_delivery else "requeue")
@@ -513,7 +415,7 @@ class RedisBroker(RedisLeases, Broker):
         keys = self.keys(queue)
         with self._guard():
             moved = self._script("replay")(
-                keys=[keys.dead, *keys.streams], args=list(entry_ids or [])
+                keys=[keys.dead, *keys.streams, keys.high], args=list(entry_ids or [])
             )
         return int(moved)
 
@@ -582,6 +484,11 @@ class RedisBroker(RedisLeases, Broker):
             self._sync = None
 
     async def close_async(self) -> None:
+        batch = self._settles.get(asyncio.get_running_loop())
+        if batch is not None and batch.task is not None and not batch.task.done():
+            batch.flush.set()  # held acks go out now, before the connection closes
+            with contextlib.suppress(Exception):
+                await asyncio.shield(batch.task)
         entry = self._async.pop(asyncio.get_running_loop(), None)
         if entry is not None:
             await entry[0].aclose()

@@ -12,6 +12,9 @@
                                  is added, so that blocked consumers re-plan their wait
     {prefix}:{<queue>}:dead      stream of dead letters; fields m, p, r=reason, x=detail,
                                  c=delivery count, t=time (ms), l=level
+    {prefix}:{<queue>}:high      string, present while a message may be waiting above level 0:
+                                 set with every write to s1..s3, deleted by the fetch that
+                                 finds those levels empty, so other fetches read s0 alone
     {prefix}:{<queue>}:reap      hash: per level, where the scan for expired leases goes
                                  on at the next fetch (so every pending entry is visited)
 
@@ -92,8 +95,12 @@ class QueueKeys:
     def reap(self) -> str:
         return f"{self.base}:reap"
 
+    @functools.cached_property
+    def high(self) -> str:
+        return f"{self.base}:high"
+
     def all(self) -> list[str]:
-        return [*self.streams, self.delayed, self.seq, self.wake, self.dead, self.reap]
+        return [*self.streams, self.delayed, self.seq, self.wake, self.dead, self.reap, self.high]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from importlib import resources
 
 NAMES = (
     "publish_delayed",
+    "publish_high",
     "fetch",
     "settle",
     "ack_many",

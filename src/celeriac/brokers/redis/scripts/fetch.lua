@@ -1,11 +1,14 @@
 -- fetch: hand out up to ARGV[3] messages of one queue to consumer ARGV[2], atomically.
 -- KEYS[1..4] ready streams, highest level first (s3, s2, s1, s0)
 -- KEYS[5] delayed zset   KEYS[6] dead-letter stream   KEYS[7] reap cursors (hash)
--- KEYS[8] wake stream
+-- KEYS[8] wake stream   KEYS[9] high marker (present: a level above 0 may have news)
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] limit   ARGV[4] lease in ms
 -- ARGV[5] delivery limit   ARGV[6] dead-letter stream max length
--- Steps: move due delayed messages to their stream; take back leases idle longer than
--- the lease (dead-lettering those delivered ARGV[5] times); read new entries.
+-- ARGV[7] '1': housekeeping first, '0': skip it (the caller did it moments ago)
+-- Steps: housekeeping (move due delayed messages to their stream; take back leases idle
+-- longer than the lease, dead-lettering those delivered ARGV[5] times); read new entries.
+-- A fetch without housekeeping that finds nothing returns no wait: the caller fetches
+-- again with it, so an idle consumer never waits past a due message or an expired lease.
 -- Returns {deliveries, wait}: each delivery is {key index, entry id, message id,
 -- payload, pending count, total deliveries, priority or -1}; wait (only when nothing was
 -- handed out) is {ms until the next due delayed message or -1, 1 if any entry is in
@@ -15,8 +18,12 @@
 local group, consumer = ARGV[1], ARGV[2]
 local remaining = tonumber(ARGV[3])
 local lease, limit, dead_max = ARGV[4], tonumber(ARGV[5]), ARGV[6]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local housekeeping = ARGV[7] == '1'
+local now = 0
+if housekeeping then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 
 local function fields_of(flat)
   local f = {}
@@ -42,7 +49,10 @@ local function unpacked(member)
 end
 
 -- 1. due delayed messages become ready (a member other software added: dead letters)
-local due = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1000)
+local due = {}
+if housekeeping then
+  due = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1000)
+end
 for _, member in ipairs(due) do
   local mid, level, priority, payload = unpacked(member)
   local added
@@ -56,6 +66,7 @@ for _, member in ipairs(due) do
     added = redis.pcall('XADD', KEYS[4 - level], '*', 'm', mid, 'p', payload)
   end
   if type(added) == 'table' and added.err then break end  -- full: promote later
+  if mid ~= nil and level > 0 then redis.pcall('SET', KEYS[9], '1') end
   redis.call('ZREM', KEYS[5], member)
 end
 
@@ -83,6 +94,10 @@ end
 
 -- never hand out such an entry: to the dead letters as malformed, saying which field
 local function refuse(index, id, f, pending, why)
+  if now == 0 then  -- read without housekeeping: the clock is read only when needed
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
   local added = redis.pcall('XADD', KEYS[6], 'MAXLEN', '~', dead_max, '*', 'm', f['m'] or id,
     'p', f['p'] or '', 'r', 'malformed', 'x', why,
     'c', pending, 't', now, 'l', 4 - index, 'y', '-1')
@@ -114,7 +129,7 @@ end
 -- 2. take back expired leases (a claim is the next delivery: it raises the count). Each
 -- call scans about COUNT * 10 pending entries from where the previous fetch stopped.
 for index = 1, 4 do
-  if remaining <= 0 then break end
+  if remaining <= 0 or not housekeeping then break end
   local key = KEYS[index]
   local cursor = redis.call('HGET', KEYS[7], index) or '0-0'
   local claimed = redis.pcall('XAUTOCLAIM', key, group, consumer, lease, cursor,
@@ -138,23 +153,40 @@ for index = 1, 4 do
   end
 end
 
--- 3. new entries, highest level first (again while malformed entries were skipped)
-for index = 1, 4 do
+-- 3. new entries, highest level first (again while malformed entries were skipped: a
+-- read shorter than asked means the level has nothing more). Levels above 0 only with
+-- the high marker (or while housekeeping, for writers that do not raise it); the marker
+-- goes once all of them were read to the end.
+local function read_level(index)
   local key = KEYS[index]
   while remaining > 0 do
-    local read = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining,
+    local asked = remaining
+    local read = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', asked,
       'STREAMS', key, '>')
     if type(read) == 'table' and read.err then
       ensure_group(key)
-      read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining,
+      read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', asked,
         'STREAMS', key, '>')
     end
-    if not read then break end
-    for _, entry in ipairs(read[1][2]) do deliver(index, entry[1], fields_of(entry[2]), 1) end
+    if not read then return true end
+    local entries = read[1][2]
+    for _, entry in ipairs(entries) do deliver(index, entry[1], fields_of(entry[2]), 1) end
+    if #entries < asked then return true end
   end
+  return false  -- stopped at the limit: there may be more
 end
 
-if #out > 0 then return {out, {}} end
+local marked = redis.call('EXISTS', KEYS[9]) == 1
+if marked or housekeeping then
+  local drained = true
+  for index = 1, 3 do
+    if not read_level(index) then drained = false end
+  end
+  if marked and drained then redis.call('DEL', KEYS[9]) end
+end
+read_level(4)
+
+if #out > 0 or not housekeeping then return {out, {}} end
 
 -- 4. nothing to hand out: tell the caller how long it may wait, and from where
 local wait = {-1, 0}

@@ -1,5 +1,6 @@
 -- replay: move dead letters back to their ready streams with a fresh delivery count.
 -- KEYS[1] dead-letter stream   KEYS[2..5] ready streams s3, s2, s1, s0
+-- KEYS[6] the queue's high marker (raised when a message goes above level 0)
 -- ARGV: entry ids to replay; none means all.
 -- Returns how many were moved.
 local entries
@@ -17,6 +18,7 @@ for _, entry in ipairs(entries) do
   local f = {}
   for i = 1, #entry[2], 2 do f[entry[2][i]] = entry[2][i + 1] end
   local key = KEYS[5 - tonumber(f['l'])]
+  if tonumber(f['l']) > 0 then redis.pcall('SET', KEYS[6], '1') end
   if f['y'] and f['y'] ~= '-1' then
     redis.call('XADD', key, '*', 'm', f['m'], 'p', f['p'], 'y', f['y'])
   else

@@ -1,5 +1,5 @@
 -- settle: end one delivery's lease with an outcome, only if the caller still holds it.
--- KEYS[1] the entry's stream   KEYS[2] dead-letter stream
+-- KEYS[1] the entry's stream   KEYS[2] dead-letter stream   KEYS[3] the queue's high marker
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] entry id   ARGV[4] pending count at delivery
 -- ARGV[5] action: 'ack' | 'requeue' | 'requeue_counted' | 'dead'
 -- ARGV[6] reason   ARGV[7] detail   ARGV[8] dead-letter max length   ARGV[9] level
@@ -27,6 +27,7 @@ if action ~= 'ack' then
     -- as if this delivery had not happened, unless the caller counts it
     local kept = deliveries - 1
     if action == 'requeue_counted' then kept = deliveries end
+    if tonumber(ARGV[9]) > 0 then redis.pcall('SET', KEYS[3], '1') end  -- see publish_high
     if f['y'] then
       redis.call('XADD', key, '*', 'm', f['m'], 'p', f['p'], 'd', kept, 'y', f['y'])
     else
