@@ -165,6 +165,8 @@ def _aware(value: str | None) -> dt.datetime | None:
 def request_class(task: Any) -> type[Request]:
     """The class ``task.Request`` names (a class or a ``'module:Class'`` path), checked."""
     named = getattr(task, "Request", DEFAULT)
+    if named == DEFAULT or named is Request:  # the common case: no import per message
+        return Request
     found = symbol_by_name(named, f"{task.name}.Request")
     if not (isinstance(found, type) and issubclass(found, Request)):
         raise ImproperlyConfigured(
