@@ -175,11 +175,6 @@ SETTINGS_NOTES: dict[str, Note] = {
     "task_default_exchange": absent(AMQP_TOPOLOGY),
     "task_default_exchange_type": absent(AMQP_TOPOLOGY),
     "task_default_routing_key": absent(AMQP_TOPOLOGY),
-    "task_retry_on_worker_lost": absent(
-        "A message whose worker died is delivered again by default, up to "
-        "`task_delivery_limit`; see "
-        "[`task_reject_on_worker_lost`](differences-from-celery.md#reject-on-worker-lost)."
-    ),
     "worker_agent": absent("Celery's hook for a monitoring agent class; not offered."),
     "task_protocol": differs("Protocol 2 only; other values are refused.", "task-protocol"),
     "worker_autoscaler": absent(
@@ -352,6 +347,10 @@ NOTES: dict[str, dict[str, Note]] = {
         ),
     },
     "task": {
+        "Request": differs(
+            "Its hooks are told what happened; settling the message stays the worker's.",
+            "custom-request-classes",
+        ),
         "request_stack": differs(
             "`push`, `pop` and `top`, per thread and asyncio task.", "request-stack"
         ),
@@ -377,10 +376,6 @@ NOTES: dict[str, dict[str, Note]] = {
         "chunks": differs("Sent directly as a group.", "map-starmap-chunks"),
         "map": differs("Runs as the built-in task `celeriac.map`.", "map-starmap-chunks"),
         "starmap": differs("Runs as the built-in task `celeriac.starmap`.", "map-starmap-chunks"),
-        "Request": absent(
-            "The worker's request class cannot be replaced per task; `self.request` is "
-            "celeriac's own."
-        ),
         "Strategy": absent(
             "Celery's per-task message handling in the worker; celeriac's consumer handles "
             "every task's messages the same way."
@@ -395,11 +390,6 @@ NOTES: dict[str, dict[str, Note]] = {
         ),
         "add_around": absent(INTERNAL),
         "annotate": absent("Internal: `task_annotations` is applied at registration."),
-        "retry_on_worker_lost": absent(
-            "A message whose worker died is delivered again by default (up to "
-            "`task_delivery_limit`); see "
-            "[`task_reject_on_worker_lost`](differences-from-celery.md#reject-on-worker-lost)."
-        ),
     },
     "signature": {
         "stamp": differs("A chord stamped without a visitor stamps its body too.", "stamping"),
@@ -527,12 +517,12 @@ NOTES: dict[str, dict[str, Note]] = {
         "celery.contrib.testing.mocks.*": absent(MOCKS),
     },
     "paths": {
+        "celery.worker.request.Request": differs(
+            "Its hooks are told what happened; settling the message stays the worker's.",
+            "custom-request-classes",
+        ),
         "celery.app.log.TaskFormatter": differs(
             "Beside `get_task_logger`.", "import-paths", at="celeriac.utils.log.TaskFormatter"
-        ),
-        "celery.worker.request.Request": absent(
-            "The worker's request class cannot be replaced; `self.request` is "
-            "`celeriac.request.Request`."
         ),
         "celery.schedules.solar": differs(
             "Computed with the astral library (`celeriac[solar]`), to the whole second, so "

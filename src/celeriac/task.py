@@ -47,6 +47,7 @@ _FROM_CONFIG = {
     "acks_on_timeout": "task_acks_on_timeout",
     "store_eager_result": "task_store_eager_result",
     "reject_on_worker_lost": "task_reject_on_worker_lost",
+    "retry_on_worker_lost": "task_retry_on_worker_lost",
     "ignore_result": "task_ignore_result",
     "store_errors_even_if_ignored": "task_store_errors_even_if_ignored",
     "time_limit": "task_time_limit",
@@ -77,6 +78,7 @@ class Task(RequestStackMembers, Generic[P, R]):
     acks_on_failure: bool | None = None  # None: acks_on_failure_or_timeout
     acks_on_timeout: bool | None = None  # None: acks_on_failure_or_timeout
     reject_on_worker_lost: bool | None = None
+    retry_on_worker_lost: bool | None = None  # wins over reject_on_worker_lost
     store_eager_result: bool | None = None
     trail: bool = True  # record the calls a run sends as its result's children
     send_events: bool = True  # False: the worker sends no task events for this task
@@ -95,6 +97,9 @@ class Task(RequestStackMembers, Generic[P, R]):
     _pydantic: ClassVar[Any] = None
     # (attribute, setting) pairs: a pair of a base class's own is read when a task is bound.
     from_config: ClassVar[tuple[tuple[str, str], ...]] = tuple(_FROM_CONFIG.items())
+    # The worker's request class for this task's messages (worker.request): a subclass of
+    # celeriac.worker.request.Request, or its 'module:Class' path, whose hooks it calls.
+    Request: ClassVar[Any] = "celeriac.worker.request:Request"
     # Celery's handles on the class: ``except self.MaxRetriesExceededError`` (or Operational).
     MaxRetriesExceededError: ClassVar[type[Exception]] = MaxRetriesExceededError
     OperationalError: ClassVar[type[Exception]] = OperationalError

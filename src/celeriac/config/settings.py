@@ -301,6 +301,13 @@ _DECLARED = [
         differs="None (False)",
     ),
     _s(
+        "task_retry_on_worker_lost",
+        False,
+        (bool,),
+        "Send a task whose worker died again as `retry()` would (`max_retries`, "
+        "`default_retry_delay`); it fails with `WorkerLostError` once the retries run out.",
+    ),
+    _s(
         "task_delivery_limit",
         5,
         (int,),

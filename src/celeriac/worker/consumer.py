@@ -24,6 +24,7 @@ from celeriac.exceptions import (
 )
 from celeriac.trace import Outcome, OutcomeKind
 from celeriac.worker import endings
+from celeriac.worker import request as requests
 from celeriac.worker.connection import Outage
 from celeriac.worker.execution import (
     HeldJob,
@@ -213,6 +214,7 @@ class Consumer:
                 await refuse(self.app, prepared)
                 return
             logger.info("Task %s[%s] received", prepared.task.name, prepared.request.id)
+            prepared.custom = requests.for_job(prepared, self.hostname)
             if self._revoked(prepared):
                 await self._discard_revoked(prepared, terminated=False)
                 return
@@ -248,6 +250,7 @@ class Consumer:
             if outcome is not None:
                 await self._settle(prepared, outcome)
                 self._maybe_stop(outcome)  # once acked: a cold stop must not give it back
+                await self._tell(prepared, outcome)
         except Exception as exc:  # the worker must outlive any one message
             # Settled before its room is given back: never held unsettled outside the count.
             await bury(delivery, exc, prepared if isinstance(prepared, HeldJob) else None)
@@ -303,6 +306,9 @@ class Consumer:
         early = not job.task.resolve("acks_late")
         if early:
             await job.delivery.ack()
+            requests.settled(job)
+        if job.custom is not None and (pid := self.pool.job_pid(job.id)) is not None:
+            requests.accepted(job, pid)  # here, in-process; prefork's once a child takes it
         try:
             outcome = await self.pool.run(job)
         except WorkerLostError as exc:
@@ -324,6 +330,7 @@ class Consumer:
                     "Task %s[%s]: could not publish its retry: %s",
                     job.task.name, job.request.id, exc,
                 )  # fmt: skip
+        await self._tell(job, outcome)
         return None
 
     def _maybe_stop(self, outcome: Outcome) -> None:
@@ -334,15 +341,39 @@ class Consumer:
 
     async def _settle(self, job: HeldJob, outcome: Outcome) -> None:
         try:
-            await settle(job, outcome)
+            if await settle(job, outcome):
+                requests.settled(job)
         except BrokerError as exc:  # the lease runs out and the message comes back
             logger.error("Task %s[%s]: could not settle: %s", job.task.name, job.request.id, exc)
 
+    @staticmethod
+    async def _tell(job: HeldJob, outcome: Outcome) -> None:
+        """Its Task.Request's hooks, once the message is settled (off the loop: user code)."""
+        if job.custom is not None:
+            await asyncio.to_thread(requests.finished, job, outcome)
+
     async def _worker_lost(self, job: HeldJob, exc: WorkerLostError, *, acked: bool) -> None:
-        """The process running the job died: redeliver (bounded) or record the failure."""
+        """The process running the job died: retry it (``retry_on_worker_lost``), redeliver
+        it (bounded), or record the failure. Its Task.Request hears of it last."""
+        await self._settle_lost(job, exc, acked=acked)
+        requests.settled(job)
+        if job.custom is not None:
+            await asyncio.to_thread(requests.lost, job, exc)
+
+    async def _settle_lost(self, job: HeldJob, exc: WorkerLostError, *, acked: bool) -> None:
         delivery, task = job.delivery, job.task
         logger.error("Task %s[%s]: %s", task.name, job.request.id, exc)
-        if not acked and task.resolve("reject_on_worker_lost"):
+        # As Celery: sent again as retry() would; once max_retries is reached, it fails.
+        retrying = bool(task.resolve("retry_on_worker_lost"))
+        exhausted = retrying and endings.retries_exhausted(job)
+        if retrying and not exhausted:
+            retried = await asyncio.to_thread(endings.retried_after_loss, job, exc)
+            if retried is not None:  # None: the retry could not be sent (logged)
+                if not acked:
+                    await delivery.ack()
+                self.listeners.finished(job, retried)
+                return
+        if not acked and not exhausted and task.resolve("reject_on_worker_lost"):
             if delivery.delivery_count < self.broker.delivery_limit:
                 await delivery.requeue(count_delivery=True)
                 return

@@ -1,5 +1,6 @@
 """How a task ends when trace did not see its body end: revoked, expired, stopped at its
-hard time limit, or lost with the process that ran it.
+hard time limit, or lost with the process that ran it (failed, or retried when the task
+has ``retry_on_worker_lost``).
 
 Each ending does what trace does for a failure, in the same order: record the state
 (under trace's storing rules), send the signal, then run what follows the task (its
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import followups, signals, states
 from celeriac.einfo import ExceptionInfo
-from celeriac.exceptions import TaskRevokedError
+from celeriac.exceptions import Retry, TaskRevokedError
 from celeriac.trace import Outcome, OutcomeKind, send_task_failure
 
 if TYPE_CHECKING:
@@ -60,6 +61,40 @@ def failed(job: Job, exc: BaseException) -> Outcome:
     return Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc, traceback=einfo.traceback)
 
 
+def retries_exhausted(job: Job) -> bool:
+    """``retry_on_worker_lost`` no longer applies: the call used up its ``max_retries``."""
+    limit = job.task.max_retries
+    return limit is not None and job.request.retries >= limit
+
+
+def retried_after_loss(job: Job, exc: BaseException) -> Outcome | None:
+    """Its process died: send the call again as ``retry()`` would (``retries + 1``, after
+    ``default_retry_delay``), record RETRY, run ``on_retry`` and ``task_retry``. None when
+    the retry could not be sent: the caller then handles the loss as usual."""
+    task, request = job.task, job.request
+    countdown = task.default_retry_delay
+    try:
+        task.signature_from_request(
+            request, countdown=countdown, retries=request.retries + 1
+        ).apply_async()
+    except Exception as error:
+        logger.error("Task %s[%s]: could not send its retry after its process died: %r",
+                     task.name, request.id, error)  # fmt: skip
+        return None
+    einfo = ExceptionInfo(exc)
+    _record(job, exc, states.RETRY, einfo.traceback)
+    reason = Retry(exc=exc, when=countdown)
+    try:
+        task.on_retry(exc, request.id, request.args, request.kwargs, einfo)
+    except Exception:
+        logger.exception("Task %s[%s]: on_retry raised", task.name, request.id)
+    signals.task_retry.send(sender=task, request=request, reason=reason, einfo=einfo)
+    logger.info("Task %s[%s] retry: %s", task.name, request.id, reason)
+    return Outcome(
+        OutcomeKind.RETRY, states.RETRY, exc=reason, traceback=einfo.traceback, retry=reason
+    )
+
+
 # -- the steps ----------------------------------------------------------------------------------
 def _keeps_result(job: Job) -> bool:
     """Trace's storing rule for an error state: kept unless the result is ignored (and
@@ -99,4 +134,4 @@ def _guarded(job: Job, step: Any, exc: BaseException, tb: str | None) -> None:
         logger.exception("Task %s[%s]: could not end its workflow", job.task.name, job.request.id)
 
 
-__all__ = ["expired", "failed", "revoked"]
+__all__ = ["expired", "failed", "retried_after_loss", "retries_exhausted", "revoked"]

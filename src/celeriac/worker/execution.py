@@ -67,6 +67,7 @@ class HeldJob(Job):
     """A job the consumer holds: its delivery is settled with the job's outcome."""
 
     delivery: Delivery
+    custom: Any = None  # its Task.Request instance when a subclass (worker.request)
 
 
 @dataclass(slots=True)

@@ -44,6 +44,7 @@ from celeriac.worker.pools.base import Pool
 from celeriac.worker.pools.prefork import PreforkPool
 from celeriac.worker.pools.threads import SoloPool, ThreadsPool
 from celeriac.worker.ratelimit import RateLimits
+from celeriac.worker.request import check_request_classes
 from celeriac.worker.revocations import Revocations
 from celeriac.worker.soft_shutdown import NO_SOFT_SHUTDOWN, SoftShutdown
 from celeriac.worker.timelimits import longest_hard_limit, pool_limit_warning
@@ -324,6 +325,7 @@ class Worker:
             logger.warning("%s", warning)
         self._check_rate_limit_scopes()
         self._check_signing()
+        check_request_classes(self.app)  # a bad Task.Request fails the start, not each message
         signals.worker_init.send(sender=self)
         # Revocations survive restarts (they live in the broker); follow new ones live.
         self.revocations = Revocations(

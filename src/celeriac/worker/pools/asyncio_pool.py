@@ -23,6 +23,7 @@ from typing import Any
 
 from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celeriac.trace import Outcome, trace_task_async
+from celeriac.worker import request as requests
 from celeriac.worker import timelimits
 from celeriac.worker.execution import Job, precheck
 from celeriac.worker.pools.base import Pool
@@ -164,6 +165,7 @@ class _Limits:
             "Task %s[%s] soft time limit (%s) exceeded: cancelling it",
             task.name, request.id, timelimits.show(self.soft),
         )  # fmt: skip
+        requests.timed_out(self.job, True, self.soft)
         self._cancel(SoftTimeLimitExceeded)
 
     def _on_hard_limit(self) -> None:

@@ -33,6 +33,7 @@ from celeriac import signals
 from celeriac.exceptions import TaskRevokedError, TimeLimitExceeded, WorkerLostError
 from celeriac.trace import Outcome
 from celeriac.worker import endings, timelimits
+from celeriac.worker import request as requests
 from celeriac.worker.execution import HeldJob, outcome_from_wire
 from celeriac.worker.pools import child
 from celeriac.worker.pools.base import Pool
@@ -281,6 +282,8 @@ class PreforkPool(Pool):
         elif tag == child.STARTED and kid.reply is not None and not kid.accepted:
             kid.accepted = True
             self._start_clocks(kid)
+            if kid.job is not None:  # its Task.Request's on_accepted, with the child's pid
+                requests.accepted(kid.job, kid.pid)
         elif tag == child.DONE and kid.accepted:
             self._on_done(kid, message[1], message[2])
         else:  # a protocol breach: this child cannot be trusted with another job
@@ -328,6 +331,7 @@ class PreforkPool(Pool):
                 "Task %s[%s] soft time limit (%s) exceeded",
                 kid.job.task.name, kid.job.request.id, timelimits.show(soft),
             )  # fmt: skip
+            requests.timed_out(kid.job, True, soft)
 
     def _on_hard_limit(self, kid: _Child, hard: float) -> None:
         """Kill the child running past its job's hard limit; ``_bury`` replaces it and

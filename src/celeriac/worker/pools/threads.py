@@ -32,6 +32,7 @@ from typing import Any
 
 from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celeriac.trace import Outcome, trace_task
+from celeriac.worker import request as requests
 from celeriac.worker import timelimits
 from celeriac.worker.execution import Job, precheck, run
 from celeriac.worker.pools.base import Pool
@@ -176,6 +177,7 @@ class _Watch:
                 "Task %s[%s] soft time limit (%s) exceeded",
                 task.name, request.id, timelimits.show(self.soft),
             )  # fmt: skip
+            requests.timed_out(self.job, True, self.soft)
 
     def _on_hard_limit(self) -> None:
         assert self.hard is not None
