@@ -261,14 +261,21 @@ NOTES: dict[str, dict[str, Note]] = {
         "chunks": differs("Sent directly as a group in one round trip.", "map-starmap-chunks"),
         "xmap": differs("Runs as the built-in task `celeriac.map`.", "map-starmap-chunks"),
         "xstarmap": differs("Runs as the built-in task `celeriac.starmap`.", "map-starmap-chunks"),
-        "execute": absent(OLD_MODULE),
+        "execute": differs(
+            "Celery 3's module, kept as Celery keeps it: `send_task` is the current app's.",
+            "old-modules",
+        ),
         "local": absent(OLD_MODULE),
-        "log": stub(
-            "`celeriac.log` is celeriac's own logging module; Celery 3's `celery.log` "
-            "(`setup_logger`, `get_default_logger`, ...) is not offered."
+        "log": differs(
+            "celeriac's task-logging module, with Celery 3's `get_default_logger`, "
+            "`setup_logging_subsystem` and `redirect_stdouts_to_logger` on the current app.",
+            "old-modules",
         ),
         "messaging": absent(OLD_MODULE),
-        "registry": absent(OLD_MODULE),
+        "registry": differs(
+            "Celery 3's module, kept as Celery keeps it: `tasks` is the current app's.",
+            "old-modules",
+        ),
         "maybe_patch_concurrency": absent(
             "Patches the standard library for the eventlet and gevent pools, which celeriac "
             "refuses; see [green-thread pools](differences-from-celery.md#eventlet-gevent)."
@@ -318,7 +325,6 @@ NOTES: dict[str, dict[str, Note]] = {
             "app-parts",
         ),
         "prepare_config": absent(INTERNAL),
-        "type_checker": absent("Internal; `Task.typing` checks a call's arguments."),
         "use_fast_trace_task": absent("celeriac has a single trace path; nothing to switch."),
         "Pickler": absent(
             "Celery pickles the app to hand it to pool processes; celeriac's prefork "
@@ -384,10 +390,6 @@ NOTES: dict[str, dict[str, Note]] = {
             "Celery's per-task message handling in the worker; celeriac's consumer handles "
             "every task's messages the same way."
         ),
-        "abstract": absent(
-            "A Celery 3 flag. A task class is registered only when given to "
-            "`app.register_task` or used as `base=`."
-        ),
         "add_around": absent(INTERNAL),
         "annotate": absent("Internal: `task_annotations` is applied at registration."),
     },
@@ -442,19 +444,13 @@ NOTES: dict[str, dict[str, Note]] = {
     },
     "states": {},
     "exceptions": {
+        "NotConfigured": differs(
+            "Never given: no configuration module is looked up by default.", "old-modules"
+        ),
         "Reject": differs(
             "`requeue=False` moves the message to the dead letters; `requeue=True` counts "
             "toward `task_delivery_limit`.",
             "reject",
-        ),
-        "AlreadyRegistered": absent(
-            "Not raised: `@app.task` with a name already registered returns that task, as "
-            "Celery does, and `app.register_task` replaces it."
-        ),
-        "NotConfigured": absent(
-            "No configuration module is looked up by default, so there is nothing to warn "
-            "about; an app without a broker uses the "
-            "[embedded Redis or `memory://`](differences-from-celery.md#unset-broker-url)."
         ),
         "Terminated": absent(
             "A task stopped by `revoke(terminate=True)` is recorded as `REVOKED` "
@@ -499,9 +495,9 @@ NOTES: dict[str, dict[str, Note]] = {
         "celery --skip-checks": differs(
             "As Celery's; when the checks run, what they find is logged.", "django"
         ),
-        "celery --loader": absent(
-            "A loader class of one's own is not offered: the app imports its task modules "
-            "(`app.loader` on demand) and reads its settings."
+        "celery --loader": differs(
+            "Names a loader class (`module:Class`); Celery's `default` loader is not offered.",
+            "app-parts",
         ),
     },
     "testing": {

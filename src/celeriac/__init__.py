@@ -4,7 +4,8 @@
 re-exports the public API; it sits above every layer.
 """
 
-from typing import NamedTuple
+import importlib
+from typing import Any, NamedTuple
 
 from celeriac.app import Celeriac, Celery, shared_task
 from celeriac.app.proxies import current_app, current_task
@@ -44,6 +45,17 @@ def bugreport(app: Celeriac | None = None) -> str:
     """Versions, platform, URLs and changed settings of ``app`` (the current app by
     default), secrets masked: what to paste into a bug report."""
     return (app if app is not None else current_app).bugreport()
+
+
+#: Celery 3's module paths, importable as attributes the way Celery keeps them
+#: (``celeriac.execute.send_task``), loaded on first use.
+_OLD_MODULES = frozenset({"execute", "registry"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _OLD_MODULES:
+        return importlib.import_module(f"celeriac.{name}")
+    raise AttributeError(f"module 'celeriac' has no attribute {name!r}")
 
 
 __all__ = [

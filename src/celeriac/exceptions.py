@@ -24,6 +24,7 @@ Leaf module: imports nothing from celeriac. Names follow Celery's so that
     │       └── StoreConnectionLost (also BackendConnectionError)
     ├── TimeoutError (also builtins.TimeoutError)  -- AsyncResult.get(timeout=...)
     ├── TaskError
+    │   ├── AlreadyRegistered      -- never raised, as in Celery
     │   ├── TaskPredicate
     │   │   ├── Retry              -- raised by Task.retry(); not a failure
     │   │   ├── Reject             -- reject the message (requeue or dead-letter)
@@ -169,6 +170,11 @@ class TaskError(CeleriacError):
     """Base of the exceptions raised by or about task execution."""
 
 
+class AlreadyRegistered(TaskError):
+    """Celery's name for a task registered twice. Neither Celery nor celeriac raises it:
+    ``@app.task`` with a name already registered returns that task."""
+
+
 class TaskPredicate(TaskError):
     """Base of the exceptions a task raises to say what happens next (``Retry``,
     ``Reject``, ``Ignore``) rather than that it failed."""
@@ -310,6 +316,11 @@ class CeleryWarning(UserWarning):
     """Base of the warnings celeriac gives (a setting not in effect, an unknown setting)."""
 
 
+class NotConfigured(CeleryWarning):
+    """Celery's warning that no configuration module was found. celeriac looks none up by
+    default (settings come from the app), so it never gives it; kept for filters."""
+
+
 class FixupWarning(CeleryWarning):
     """A framework fix-up cannot be applied (``DJANGO_SETTINGS_MODULE`` set, no Django)."""
 
@@ -347,6 +358,7 @@ def reraise(tp: type[BaseException], value: BaseException, tb: Any = None) -> No
 
 
 __all__ = [
+    "AlreadyRegistered",
     "AlwaysEagerIgnored",
     "BackendConnectionError",
     "BackendError",
@@ -375,6 +387,7 @@ __all__ = [
     "InvalidTaskError",
     "MaxRetriesExceededError",
     "MessageTooLarge",
+    "NotConfigured",
     "NotRegistered",
     "OperationalError",
     "QueueNotFound",

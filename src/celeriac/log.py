@@ -1,14 +1,17 @@
 """Task logging: ``get_task_logger(__name__)`` records carry ``task_name`` and ``task_id``.
 
 Imports only ``_context``. The ids come from the running request, so the user never
-passes them; outside a task they read ``???`` as in Celery.
+passes them; outside a task they read ``???`` as in Celery. Celery's old module-level
+helpers (``get_default_logger``, ``setup_logging_subsystem``,
+``redirect_stdouts_to_logger``) act on the current app's ``app.log``, as Celery's do.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from celeriac._context import get_current_request
+from celeriac._context import get_current_app, get_current_request
 
 
 class TaskContextFilter(logging.Filter):
@@ -51,10 +54,29 @@ class TaskFormatter(logging.Formatter):
         return super().format(record)
 
 
+def get_default_logger(*args: Any, **kwargs: Any) -> logging.Logger:
+    """``current_app.log.get_default_logger(...)``."""
+    logger: logging.Logger = get_current_app().log.get_default_logger(*args, **kwargs)
+    return logger
+
+
+def setup_logging_subsystem(*args: Any, **kwargs: Any) -> Any:
+    """``current_app.log.setup_logging_subsystem(...)``."""
+    return get_current_app().log.setup_logging_subsystem(*args, **kwargs)
+
+
+def redirect_stdouts_to_logger(*args: Any, **kwargs: Any) -> Any:
+    """``current_app.log.redirect_stdouts_to_logger(...)``."""
+    return get_current_app().log.redirect_stdouts_to_logger(*args, **kwargs)
+
+
 __all__ = [
     "TASK_LOGGER_NAME",
     "TaskContextFilter",
     "TaskFormatter",
+    "get_default_logger",
     "get_logger",
     "get_task_logger",
+    "redirect_stdouts_to_logger",
+    "setup_logging_subsystem",
 ]

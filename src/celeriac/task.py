@@ -100,6 +100,9 @@ class Task(RequestStackMembers, Generic[P, R]):
     # The worker's request class for this task's messages (worker.request): a subclass of
     # celeriac.worker.request.Request, or its 'module:Class' path, whose hooks it calls.
     Request: ClassVar[Any] = "celeriac.worker.request:Request"
+    #: Celery's deprecated flag, kept for classes that set it; neither Celery nor celeriac
+    #: reads it (a class is registered only by ``app.register_task`` or as ``base=``).
+    abstract: ClassVar[bool] = True
     # Celery's handles on the class: ``except self.MaxRetriesExceededError`` (or Operational).
     MaxRetriesExceededError: ClassVar[type[Exception]] = MaxRetriesExceededError
     OperationalError: ClassVar[type[Exception]] = OperationalError

@@ -122,6 +122,26 @@ def test_celery_loader_environment_variable_names_the_loader(
     assert type(app.loader) is MyLoader
 
 
+def test_the_loader_option_names_the_loader_of_the_app_it_loads(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from celeriac.cli import cli
+
+    (tmp_path / "ldrapp.py").write_text(
+        "from celeriac import Celery\napp = Celery('ldrapp', broker='memory://')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("CELERY_LOADER", raising=False)  # the option sets it; undone after
+    monkeypatch.delitem(__import__("sys").modules, "ldrapp", raising=False)
+    done = CliRunner().invoke(cli, ["--loader", f"{__name__}:MyLoader", "-A", "ldrapp", "report"])
+    assert done.exit_code == 0, done.output
+    import ldrapp
+
+    assert type(ldrapp.app.loader) is MyLoader
+
+
 def test_bad_part_classes_are_refused_with_the_fix() -> None:
     app = Celery("bad", broker="memory://", set_as_current=False, control="nowhere.mod:Nope")
     with pytest.raises(ImproperlyConfigured, match=r"control_cls 'nowhere\.mod:Nope' cannot"):

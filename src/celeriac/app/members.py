@@ -13,12 +13,13 @@ to the app (``strict_typing``, ``Task.on_bound``, ``autofinalize``). Kept apart 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import platform
 import sys
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 from zoneinfo import ZoneInfo
@@ -91,6 +92,19 @@ class AppMembers:
         """Whether the app's time zone is UTC."""
         zone = self.timezone
         return zone is timezone.utc or getattr(zone, "key", None) in ("UTC", "Etc/UTC")
+
+    def type_checker(self, fun: Callable[..., Any], bound: bool = False) -> staticmethod[..., None]:
+        """Celery's: a function taking what ``fun`` takes (less its first argument when
+        ``bound``) and doing nothing else; a call ``fun`` would refuse raises TypeError."""
+        signature = inspect.signature(fun)
+        if bound:
+            signature = signature.replace(parameters=list(signature.parameters.values())[1:])
+
+        def check(*args: Any, **kwargs: Any) -> None:
+            signature.bind(*args, **kwargs)
+
+        check.__name__ = getattr(fun, "__name__", "check")
+        return staticmethod(check)
 
     def either(self, default_key: str, *defaults: Any) -> Any:
         """The first of ``defaults`` that is not None, else the setting ``default_key``."""

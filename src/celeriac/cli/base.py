@@ -218,6 +218,10 @@ LOGLEVEL = click.Choice([*LEVELS, "WARN", "FATAL"], case_sensitive=False)
 @click.option("-C", "--no-color", is_flag=True, help="No colours in the worker's log lines.")
 @click.option("-q", "--quiet", is_flag=True, help="No banner and no summary lines.")
 @click.option(
+    "--loader", metavar="CLASS",
+    help="The app's loader class, 'module:Class' (sets CELERY_LOADER before the app loads).",
+)  # fmt: skip
+@click.option(
     "--skip-checks", is_flag=True, envvar="SKIP_CHECKS",
     help="Skip Django's system checks when a worker starts (env SKIP_CHECKS).",
 )  # fmt: skip
@@ -234,12 +238,15 @@ def cli(
     no_color: bool = False,
     quiet: bool = False,
     skip_checks: bool = False,
+    loader: str | None = None,
 ) -> None:
     """celeriac: a task queue with Celery's API and production-safe defaults."""
     if workdir:
         os.chdir(workdir)
     if skip_checks:  # read by the Django fix-up when the worker starts, as Celery's is
         os.environ["CELERIAC_SKIP_CHECKS"] = "true"
+    if loader:  # read by apps created from here on (the -A app among them), as Celery's is
+        os.environ["CELERY_LOADER"] = loader
     put_cwd_on_path()
     preset = ctx.obj  # app.start(): the app it was called on, unless -A names another
     ctx.obj = CLIContext(app_spec, broker, result_backend, loglevel, config, quiet, no_color)
