@@ -86,10 +86,6 @@ STORE = (
     "A setting of a Celery result backend that celeriac does not offer; see "
     "[result backends](differences-from-celery.md#result-backends)."
 )
-TESTING_APP = (
-    "Celery's helpers for its own test suite; the `celeriac_app` fixture gives each test a "
-    "fresh app on the in-process broker."
-)
 MOCKS = (
     "Builds Celery protocol messages with mocks; celeriac's tests run real messages through "
     "`celeriac.testing.drain` or a worker instead."
@@ -202,7 +198,9 @@ SETTINGS_NOTES: dict[str, Note] = {
         "billiard's locking; celeriac's prefork pool hands one job at a time to an idle "
         "child over a pipe."
     ),
-    "worker_pool_start_method": absent("Prefork children are always forked."),
+    "worker_pool_start_method": differs(
+        "`fork` only; `spawn` is refused at start.", "pool-start-method"
+    ),
     "worker_state_db": absent(
         "Revocations are kept in the broker, so there is no state file; see "
         "[revocations](differences-from-celery.md#revocations)."
@@ -491,7 +489,9 @@ NOTES: dict[str, dict[str, Note]] = {
             "Refused (exit 64): run the worker in the foreground under a process manager; "
             "see [`--detach`](differences-from-celery.md#detach)."
         ),
-        "worker --pool-start-method": absent("Prefork children are always forked."),
+        "worker --pool-start-method": differs(
+            "`fork` only; `spawn` is refused.", "pool-start-method"
+        ),
         "celery --skip-checks": differs(
             "As Celery's; when the checks run, what they find is logged.", "django"
         ),
@@ -506,10 +506,9 @@ NOTES: dict[str, dict[str, Note]] = {
             "import-paths",
             at="celeriac.testing.start_worker",
         ),
-        "celery.contrib.testing.worker.*": absent(
-            "Internal to Celery's `start_worker`; celeriac's returns its own `Worker`."
+        "celery.contrib.testing.worker.TestWorkController": differs(
+            "celeriac's `Worker` (its arguments) with `ensure_started()`.", "testing-worker"
         ),
-        "celery.contrib.testing.app.*": absent(TESTING_APP),
         "celery.contrib.testing.mocks.*": absent(MOCKS),
     },
     "paths": {

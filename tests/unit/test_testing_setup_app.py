@@ -43,3 +43,31 @@ def test_the_app_is_current_and_default_and_logs_go_to_the_file(
         handler.flush()
     text = logfile.read_text()
     assert "hello from the test worker" in text and "below the level" not in text
+
+
+def test_a_test_app_leaves_logging_alone_unless_asked(root_logging: None) -> None:
+    from celeriac.app.log import Logging
+    from celeriac.contrib.testing.app import TestApp, UnitLogging
+
+    quiet = TestApp()
+    assert isinstance(quiet.log, UnitLogging) and quiet.log.already_setup
+    handlers = list(logging.getLogger().handlers)
+    quiet.log.setup(loglevel="DEBUG")  # already set up: nothing changes
+    assert logging.getLogger().handlers == handlers
+    assert type(TestApp(enable_logging=True).log) is Logging
+
+
+def test_start_worker_runs_a_test_work_controller() -> None:
+    from celeriac.contrib.testing.app import TestApp
+    from celeriac.contrib.testing.worker import TestWorkController, start_worker
+
+    app = TestApp()
+
+    @app.task(name="t.double")
+    def double(x: int) -> int:
+        return 2 * x
+
+    with start_worker(app, perform_ping_check=False) as worker:
+        assert isinstance(worker, TestWorkController)
+        worker.ensure_started(timeout=5)
+        assert double.delay(21).get(timeout=10) == 42

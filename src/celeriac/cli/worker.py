@@ -35,6 +35,7 @@ from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.worker.autoscale import parse_autoscale
 from celeriac.worker.banner import render_banner
 from celeriac.worker.exitcodes import EX_CONFIG, EX_UNAVAILABLE
+from celeriac.worker.pools.start_method import SPAWN_REFUSED
 from celeriac.worker.worker import POOLS, Worker, default_hostname
 
 logger = logging.getLogger("celeriac.cli")
@@ -230,6 +231,12 @@ def purge_queues(app: Any, queues: Iterable[str]) -> str:
     )
 
 
+def check_start(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """``--pool-start-method``: ``fork`` is how the prefork pool starts its children."""
+    if value == "spawn":
+        raise click.BadParameter(SPAWN_REFUSED, ctx, param)
+
+
 def check_autoscale(
     ctx: click.Context, param: click.Parameter, value: str | None
 ) -> tuple[int, int] | None:
@@ -262,6 +269,10 @@ SECONDS = click.FloatRange(min=0, min_open=True)
 @click.option(
     "--autoscale", callback=check_autoscale, metavar="MAX,MIN",
     help="Grow the pool up to MAX while tasks wait, shrink it to MIN when idle (e.g. 10,3).",
+)  # fmt: skip
+@click.option(
+    "--pool-start-method", type=click.Choice(["fork", "spawn"]), callback=check_start,
+    expose_value=False, help="How prefork children start: fork (the only one offered).",
 )  # fmt: skip
 @click.option(
     "-P",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from celeriac.config.beat_settings import BEAT
+from celeriac.config.cache_settings import CACHE
 from celeriac.config.database_settings import DATABASE
 from celeriac.config.outbox_settings import OUTBOX
 from celeriac.config.security_settings import SECURITY
@@ -224,22 +225,7 @@ _DECLARED = [
         " Options in the URL's query (`?ssl_ca_certs=...`) win. See [TLS](tls.md).",
     ),
     *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in DATABASE),
-    # -- the memcached result store (result_backend = 'cache+memcached://host:port/') ------
-    _s(
-        "cache_backend",
-        None,
-        (str,),
-        "The cache store when `result_backend` is `'cache'`: `'memcached://h1:11211;h2:11211/'`"
-        " or `'memory'`. A `result_backend='cache+memcached://…'` URL names it directly.",
-    ),
-    _s(
-        "cache_backend_options",
-        {},
-        (dict,),
-        "Options for pymemcache's client (`PooledClient`, or `HashClient` for several "
-        "servers), e.g. `{'timeout': 2}`; `retry_attempts`, `retry_delay`, `retry_for`, "
-        "`do_not_retry_for` wrap it in a `RetryingClient`.",
-    ),
+    *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in CACHE),
     # -- tasks -------------------------------------------------------------------------------
     _s(
         "task_serializer",
@@ -432,6 +418,13 @@ _DECLARED = [
         (bool,),
         "Each worker also consumes a queue of its own, `<node name>.dq2` "
         "(`apply_async(queue='w1@example.com.dq2')` reaches that worker only).",
+    ),
+    _s(
+        "worker_pool_start_method",
+        "fork",
+        (str,),
+        "How prefork children start: `'fork'`, the only one offered (they inherit the "
+        "loaded app); `'spawn'` is refused at start with what to use instead.",
     ),
     _s(
         "worker_pool_restarts",

@@ -23,10 +23,12 @@ def start_worker(
     queues: Sequence[str] | None = None,
     shutdown_timeout: float = 10.0,
     ready_timeout: float = 10.0,
+    WorkController: type[Worker] = Worker,
     **options: Any,
 ) -> Iterator[Worker]:
-    """Run a worker for ``app`` in a thread while the block runs; stop it warm after."""
-    worker = Worker(
+    """Run a worker for ``app`` in a thread while the block runs; stop it warm after.
+    ``WorkController`` is the worker class to run (a ``Worker`` subclass), as Celery's."""
+    worker = WorkController(
         app,
         pool=pool,
         concurrency=concurrency,

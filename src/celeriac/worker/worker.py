@@ -42,6 +42,7 @@ from celeriac.worker.listeners import Listeners
 from celeriac.worker.pools.asyncio_pool import AsyncioPool
 from celeriac.worker.pools.base import Pool
 from celeriac.worker.pools.prefork import PreforkPool
+from celeriac.worker.pools.start_method import check_start_method
 from celeriac.worker.pools.threads import SoloPool, ThreadsPool
 from celeriac.worker.ratelimit import RateLimits
 from celeriac.worker.request import check_request_classes
@@ -95,6 +96,7 @@ class Worker:
         self.queues = list(queues or [conf.task_default_queue])
         self.concurrency = int(concurrency or conf.worker_concurrency or os.cpu_count() or 1)
         self.pool_name = self._choose_pool(pool or conf.worker_pool)
+        check_start_method(conf.worker_pool_start_method)  # 'fork': 'spawn' is refused
         # Built now, like the broker above: a result_backend that no engine serves stops the
         # start (EX_CONFIG) instead of failing every task's outcome later.
         self.backend = app.backend

@@ -1,6 +1,7 @@
 """``celery.contrib.testing.app``: ``TestApp``, an app on the in-process broker and result
-store, ``setup_default_app``, which makes an app (or the trap) current for a block, and
-``set_trap``, which puts the trap in place for a block."""
+store (with ``UnitLogging`` unless ``enable_logging``), ``setup_default_app``, which
+makes an app (or the trap) current for a block, and ``set_trap``, which puts the trap in
+place for a block."""
 
 from __future__ import annotations
 
@@ -10,9 +11,24 @@ from typing import Any
 
 from celeriac import _context
 from celeriac.app.base import Celeriac
+from celeriac.app.log import Logging
 from celeriac.testing.plugin import TEST_DEFAULTS, Trap
 
-__all__ = ["TestApp", "Trap", "set_trap", "setup_default_app"]
+__all__ = ["TestApp", "Trap", "UnitLogging", "set_trap", "setup_default_app"]
+
+
+class UnitLogging(Logging):
+    """Celery's logging for test apps: already set up, so a test app's ``app.log.setup()``
+    leaves the process's logging (and pytest's capture) alone, without marking logging
+    set up for any other app."""
+
+    @property
+    def already_setup(self) -> bool:
+        return True
+
+    @already_setup.setter
+    def already_setup(self, done: bool) -> None:
+        pass  # stays set up
 
 
 def TestApp(
@@ -30,6 +46,7 @@ def TestApp(
         settings["broker_url"] = broker
     if backend is not None:
         settings["result_backend"] = backend
+    kwargs.setdefault("log", None if enable_logging else UnitLogging)
     return Celeriac(name or "celeriac.tests", set_as_current=set_as_current, **settings, **kwargs)
 
 

@@ -1,5 +1,6 @@
 """``celery.contrib.testing.worker.start_worker``: a real worker in a thread for a test,
-with Celery's arguments, checked with a ``celery.ping`` round trip before the test runs;
+with Celery's arguments, checked with a ``celery.ping`` round trip before the test runs
+(the worker is a ``TestWorkController``);
 ``setup_app_for_worker``: the app made current and default, with worker logging.
 
 The worker is celeriac's own test worker (``celeriac.testing.start_worker``); Celery's
@@ -18,9 +19,21 @@ from celeriac.exceptions import ImproperlyConfigured
 from celeriac.testing.worker import start_worker as _start_worker
 from celeriac.worker.worker import Worker
 
-__all__ = ["setup_app_for_worker", "start_worker"]
+__all__ = ["TestWorkController", "setup_app_for_worker", "start_worker"]
 
 PING = "celery.ping"  # registered by importing celeriac.contrib.testing.tasks
+
+
+class TestWorkController(Worker):
+    """The worker ``start_worker`` runs, as Celery's: celeriac's ``Worker`` (its
+    arguments) with ``ensure_started()``, which waits until it consumes."""
+
+    __test__ = False  # a worker, not a test class for pytest to collect
+
+    def ensure_started(self, timeout: float | None = None) -> None:
+        """Return once the worker consumes; ``RuntimeError`` after ``timeout`` seconds."""
+        if not self.ready.wait(timeout):
+            raise RuntimeError(f"the worker did not start within {timeout}s")
 
 
 @contextlib.contextmanager
@@ -44,6 +57,7 @@ def start_worker(
             "celeriac.contrib.testing.tasks before creating the worker, or pass "
             "perform_ping_check=False"
         )
+    kwargs.setdefault("WorkController", TestWorkController)
     with _start_worker(
         app,
         pool=pool,
