@@ -388,8 +388,6 @@ NOTES: dict[str, dict[str, Note]] = {
             "Celery's per-task message handling in the worker; celeriac's consumer handles "
             "every task's messages the same way."
         ),
-        "add_around": absent(INTERNAL),
-        "annotate": absent("Internal: `task_annotations` is applied at registration."),
     },
     "signature": {
         "stamp": differs("A chord stamped without a visitor stamps its body too.", "stamping"),

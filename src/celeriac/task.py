@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import inspect
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, cast
 
 from celeriac._context import get_current_app, get_current_request
@@ -97,12 +97,9 @@ class Task(RequestStackMembers, Generic[P, R]):
     _pydantic: ClassVar[Any] = None
     # (attribute, setting) pairs: a pair of a base class's own is read when a task is bound.
     from_config: ClassVar[tuple[tuple[str, str], ...]] = tuple(_FROM_CONFIG.items())
-    # The worker's request class for this task's messages (worker.request): a subclass of
-    # celeriac.worker.request.Request, or its 'module:Class' path, whose hooks it calls.
+    # The worker's request class (a celeriac.worker.request.Request subclass or its path).
     Request: ClassVar[Any] = "celeriac.worker.request:Request"
-    #: Celery's deprecated flag, kept for classes that set it; neither Celery nor celeriac
-    #: reads it (a class is registered only by ``app.register_task`` or as ``base=``).
-    abstract: ClassVar[bool] = True
+    abstract: ClassVar[bool] = True  # Celery's deprecated flag: neither Celery nor we read it
     # Celery's handles on the class: ``except self.MaxRetriesExceededError`` (or Operational).
     MaxRetriesExceededError: ClassVar[type[Exception]] = MaxRetriesExceededError
     OperationalError: ClassVar[type[Exception]] = OperationalError
@@ -482,6 +479,45 @@ class Task(RequestStackMembers, Generic[P, R]):
         cls._app = app
         app._bind_task_class(cls)
         return app
+
+    @classmethod
+    def annotate(cls) -> None:
+        """Apply the app's ``task_annotations`` to this class (``'@name'``: ``add_around``).
+        Registering a task does this once; call it again after changing the setting."""
+        app = cls._app if cls._app is not None else get_current_app()
+        for attributes in app._annotations_for(cls):
+            for key, value in attributes.items():
+                if key.startswith("@"):
+                    cls.add_around(key[1:], value)
+                else:
+                    setattr(cls, key, value)
+
+    @classmethod
+    def add_around(cls, attr: str, around: Callable[[Callable[..., Any]], Any]) -> None:
+        """Replace the method ``attr`` with ``around(original)``, which returns the new
+        method; ``original`` is the unwrapped method (its ``__wrapped__``), so applying a
+        wrapper again replaces the previous one instead of stacking on it."""
+        if not hasattr(cls, attr):
+            raise AttributeError(
+                f"add_around: task {cls.name!r} has no attribute {attr!r} to wrap: name a "
+                f"method of the task class, e.g. '__call__', 'run' or 'on_failure'"
+            )
+        if not callable(around):
+            raise TypeError(
+                f"add_around({attr!r}): {around!r} is not callable: give a function that "
+                f"takes the original method and returns its replacement"
+            )
+        original = getattr(cls, attr)
+        original = getattr(original, "__wrapped__", None) or original
+        method = around(original)
+        try:
+            method.__wrapped__ = original
+        except AttributeError:
+            raise TypeError(
+                f"add_around({attr!r}): {around!r} returned {method!r}, not a function: it "
+                f"must return the method that replaces the original"
+            ) from None
+        setattr(cls, attr, method)
 
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[R]:
         return AsyncResult(task_id, task_name=self.name, app=self.app, **kwargs)

@@ -107,3 +107,93 @@ def test_bad_annotations_fail_or_warn_clearly(make_app: Any) -> None:
 
         @app.task(name="ann.two")
         def two() -> None: ...
+
+
+def log_calls(calls: list[tuple[Any, ...]]) -> Any:
+    """An ``'@__call__'`` annotation: wraps each call of the task, recording its arguments."""
+
+    def around(call: Any) -> Any:
+        def logged(self: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append((self.name, args, kwargs))
+            return call(self, *args, **kwargs)
+
+        return logged
+
+    return around
+
+
+def test_an_at_call_annotation_wraps_each_call_eagerly(make_app: Any) -> None:
+    calls: list[tuple[Any, ...]] = []
+    app = make_app({"ann.add": {"@__call__": log_calls(calls)}})
+
+    @app.task(name="ann.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task(name="ann.other")
+    def other() -> int:
+        return 1
+
+    assert add.apply((2,), {"y": 3}).get() == 5
+    assert add(4, 4) == 8 and other() == 1
+    assert calls == [("ann.add", (2,), {"y": 3}), ("ann.add", (4, 4), {})]
+    assert type(add).__call__.__wrapped__ is type(other).__call__  # the original method
+
+
+def test_annotate_again_after_the_setting_changed_replaces_the_wrapper(make_app: Any) -> None:
+    first: list[tuple[Any, ...]] = []
+    second: list[tuple[Any, ...]] = []
+    app = make_app({"ann.add": {"@__call__": log_calls(first), "priority": 1}})
+
+    @app.task(name="ann.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    app.conf.task_annotations = {"ann.add": {"@__call__": log_calls(second), "priority": 5}}
+    add.annotate()
+    add.annotate()  # applying again does not stack wrappers
+    assert add(1, 1) == 2 and add.priority == 5
+    assert first == [] and second == [("ann.add", (1, 1), {})]
+
+
+def test_add_around_wraps_a_method_of_the_class(make_app: Any) -> None:
+    app = make_app(None)
+    seen: list[str] = []
+
+    @app.task(name="ann.boom", max_retries=0)
+    def boom() -> None:
+        raise KeyError("k")
+
+    def note_failure(on_failure: Any) -> Any:
+        def around(self: Any, exc: BaseException, *rest: Any) -> None:
+            seen.append(repr(exc))
+            on_failure(self, exc, *rest)
+
+        return around
+
+    type(boom).add_around("on_failure", note_failure)
+    boom.delay()
+    assert drain(app) == 1 and seen == ["KeyError('k')"]
+    with pytest.raises(AttributeError, match="no attribute 'on_failur' to wrap"):
+        boom.add_around("on_failur", note_failure)
+    with pytest.raises(TypeError, match="is not callable"):
+        boom.add_around("on_failure", "note_failure")
+    with pytest.raises(TypeError, match="returned None, not a function"):
+        boom.add_around("on_failure", lambda original: None)
+
+
+def test_binding_a_class_based_task_annotates_it(make_app: Any) -> None:
+    from celeriac import Task
+
+    calls: list[tuple[Any, ...]] = []
+    app = make_app({"ann.Mul": {"@__call__": log_calls(calls), "queue": "maths"}})
+
+    class Mul(Task[..., int]):
+        name = "ann.Mul"
+
+        def run(self, x: int, y: int) -> int:
+            return x * y
+
+    Mul.bind(app)
+    assert Mul.queue == "maths" and Mul()(3, 4) == 12
+    assert calls == [("ann.Mul", (3, 4), {})]

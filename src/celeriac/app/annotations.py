@@ -3,7 +3,8 @@
 App core. An annotation is a mapping of task name (or ``'*'``, every task) to attributes,
 an object whose ``annotate(task)`` returns such attributes (and ``annotate_any()`` those
 for every task), an import path of such an object's class, or a list of these. A task
-takes the first answer for its name, then the first for ``'*'``, which wins a conflict.
+takes the first answer for its name, then the first for ``'*'``, which wins a conflict;
+``Task.annotate()`` applies them.
 """
 
 from __future__ import annotations
@@ -77,18 +78,3 @@ def resolve_annotations(task: Any, setting: Any) -> list[dict[str, Any]]:
     annotations = prepare_annotations(setting)
     found = (_first(annotations, "annotate", task), _first(annotations, "annotate_any"))
     return [attributes for attributes in found if attributes]
-
-
-def apply_annotation(task: Any, attributes: Mapping[str, Any]) -> None:
-    """Set the attributes on the task's class; ``'@name'`` wraps the method ``name`` with
-    the given function (its original passed in), once however often it is applied."""
-    cls = type(task)
-    for key, value in attributes.items():
-        if not key.startswith("@"):
-            setattr(cls, key, value)
-            continue
-        original = getattr(cls, key[1:])
-        original = getattr(original, "__wrapped__", None) or original
-        wrapped = value(original)
-        wrapped.__wrapped__ = original
-        setattr(cls, key[1:], wrapped)

@@ -20,7 +20,7 @@ from celeriac._context import get_current_request, set_current_app, set_default_
 from celeriac._tracing import TaskTracing
 from celeriac.app import builtins, entrypoints, periodic, shared
 from celeriac.app import fixups as fixup_hooks
-from celeriac.app.annotations import apply_annotation, resolve_annotations
+from celeriac.app.annotations import resolve_annotations
 from celeriac.app.beat_entries import BeatEntries
 from celeriac.app.broker_connection import ConnectionMembers, broker_for_url
 from celeriac.app.checks import check_task_protocol
@@ -390,7 +390,6 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers):
         }
         task: BaseTask[Any, Any] = type(fun.__name__, (parent,), attributes)()
         task.__dict__["__name__"] = fun.__name__
-        self._annotate(task)
         self._tasks[name] = task
         self._bind_task(task)
         return task
@@ -405,7 +404,6 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers):
             cls.name = self.gen_task_name(cls.__name__, cls.__module__)
         for key, value in options.items():
             setattr(instance, key, value)
-        self._annotate(instance)
         existing = self._tasks.get(str(instance.name))
         if existing is not None and existing is not instance:
             warn_duplicate(self, str(instance.name), existing, instance, REPLACED)
@@ -413,17 +411,14 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers):
         self._bind_task(instance)
         return instance
 
-    def _annotate(self, task: BaseTask[Any, Any]) -> None:
-        """Apply ``task_annotations`` once per task: when it is made, or at ``finalize``
-        for a task made before the setting was."""
-        setting = self.conf.task_annotations
-        if setting is None or task.__dict__.get("_annotated"):
-            return
-        task.__dict__["_annotated"] = True
-        for attributes in resolve_annotations(task, setting):
+    def _annotations_for(self, cls: type[BaseTask[Any, Any]]) -> list[dict[str, Any]]:
+        """The attribute sets ``task_annotations`` gives ``cls``, in the order they apply;
+        an unknown attribute (not an ``'@method'`` wrapper) is warned about."""
+        found = resolve_annotations(cls, self.conf.task_annotations)
+        for attributes in found:
             plain = {key: value for key, value in attributes.items() if key[:1] != "@"}
-            check_task_options(str(task.name), type(task), plain, refuse=False)
-            apply_annotation(task, attributes)
+            check_task_options(str(cls.name), cls, plain, refuse=False)
+        return found
 
     def autodiscover_tasks(
         self,
@@ -466,7 +461,7 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers):
         for packages, related_name in self._autodiscover:
             self._import_related(packages, related_name)
         for task in list(self._tasks.values()):
-            self._annotate(task)
+            self._annotate(type(task))
         self.on_after_finalize.send(sender=self)
 
     @functools.cached_property

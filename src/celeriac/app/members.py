@@ -19,6 +19,7 @@ import platform
 import sys
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -141,7 +142,8 @@ class AppMembers:
         """A task just registered, bound as Celery binds one: ``typing`` from
         ``strict_typing`` and the attributes of a base class's own ``from_config`` pairs
         from their settings, where the task leaves them unset (the built-in pairs are read
-        on each use, so later setting changes count), then ``on_bound(app)``."""
+        on each use, so later setting changes count), ``task_annotations``
+        (``Task.annotate()``), then ``on_bound(app)``."""
         self._bind_task_class(type(task))
 
     def _bind_task_class(self, cls: Any) -> None:
@@ -152,7 +154,20 @@ class AppMembers:
             pair = (attribute, setting)
             if pair not in _RESOLVED_ON_USE and getattr(cls, attribute, None) is None:
                 setattr(cls, attribute, self.conf[setting])
+        self._annotate(cls)
         cls.on_bound(self)
+
+    def _annotate(self, cls: Any) -> None:
+        """Apply ``task_annotations`` to a task class once (``Task.annotate()``): when it is
+        bound, or at ``finalize`` for a task bound before the setting was."""
+        if self.conf.task_annotations is None or cls in self._annotated:
+            return
+        self._annotated.add(cls)
+        cls.annotate()
+
+    @functools.cached_property
+    def _annotated(self) -> weakref.WeakSet[type]:
+        return weakref.WeakSet()
 
     @functools.cached_property
     def oid(self) -> str:

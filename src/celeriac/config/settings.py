@@ -370,7 +370,8 @@ _DECLARED = [
         "Task attributes set from the configuration: a mapping of task name (or `'*'`, "
         "every task) to attributes, an object whose `annotate(task)` returns such "
         "attributes, an import path of one, or a list of these (the first match by name, "
-        "then `'*'`).",
+        "then `'*'`). A key `'@method'` wraps that method: `{'@__call__': fun}` sets "
+        "`fun(original)` in its place (`Task.add_around`).",
     ),
     _s("task_publish_retry", True, (bool,), "Retry publishing when the broker is down."),
     _s(
