@@ -101,11 +101,9 @@ class AsyncResult(Dependencies, Generic[R]):
         on_error: Callable[[BaseException], Any] | None = None,
         weak: bool = False,
     ) -> Promise:
-        """``on_ready.then(callback, on_error)``: ``callback(result)`` once this handle
-        sees the task finished (at once if it already has), in the thread that calls
-        ``get()``, ``ready()``, ``state`` and the like, not in the background. Returns the
-        promise of the callback's value. ``weak`` is accepted for Celery's signature and
-        unused: the handle keeps its callbacks."""
+        """``on_ready.then()``: ``callback(result)`` once this handle sees the task finished
+        (at once if it has), in the thread calling ``get()``, ``ready()``, ``state``...
+        ``weak`` is accepted for Celery's signature; the handle keeps its callbacks."""
         return self.on_ready.then(callback, on_error)
 
     def throw(self, exc: BaseException | None = None, tb: Any = None) -> NoReturn:
@@ -359,8 +357,7 @@ class ResultSet:
             return
         self.results.append(result)
         if self.on_ready.ready or self.on_ready.failed:
-            # Already fired: then() callbacks added from now on wait for the new member.
-            self._watch_members()
+            self._watch_members()  # fired: then() from now on waits for the new member too
         else:
             self._barrier.add(result.on_ready)
 
@@ -515,9 +512,8 @@ class ResultSet:
         on_error: Callable[[BaseException], Any] | None = None,
         weak: bool = False,
     ) -> Promise:
-        """``on_ready.then(callback, on_error)``: ``callback(result_set)`` once every
-        member has been seen finished (as ``AsyncResult.then``: when ``get()``,
-        ``ready()`` and the like find them so)."""
+        """``on_ready.then()``: ``callback(result_set)`` once every member has been seen
+        finished (as ``AsyncResult.then``)."""
         return self.on_ready.then(callback, on_error)
 
     @property
