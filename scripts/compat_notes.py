@@ -263,7 +263,6 @@ NOTES: dict[str, dict[str, Note]] = {
             "Celery 3's module, kept as Celery keeps it: `send_task` is the current app's.",
             "old-modules",
         ),
-        "local": absent(OLD_MODULE),
         "log": differs(
             "celeriac's task-logging module, with Celery 3's `get_default_logger`, "
             "`setup_logging_subsystem` and `redirect_stdouts_to_logger` on the current app.",
@@ -401,10 +400,6 @@ NOTES: dict[str, dict[str, Note]] = {
         "run": absent("Internal: `apply_async` and `delay` send a chord."),
     },
     "asyncresult": {
-        "on_ready": absent(
-            "Celery's promise (vine) behind `then()`; celeriac's `then()` takes the callback "
-            "itself and calls it when the handle sees the task finished."
-        ),
         "revoke_by_stamped_headers": differs(
             "Recorded on the broker, like a revocation by id.", "stamping"
         ),
@@ -416,12 +411,7 @@ NOTES: dict[str, dict[str, Note]] = {
             "revocations",
         ),
     },
-    "resultset": {
-        "on_ready": absent(
-            "Celery's promise (vine) behind `then()`; celeriac's `then()` takes the callback "
-            "itself and calls it when the handle sees the task finished."
-        ),
-    },
+    "resultset": {},
     "control": {
         "revoke_by_stamped_headers": differs(
             "Recorded on the broker, like a revocation by id.", "stamping"

@@ -210,7 +210,10 @@ def counts(rows: list[Row]) -> tuple[int, int, int, int]:
 
 def percent(rows: list[Row]) -> str:
     total, same, differs, _ = counts(rows)
-    return f"{100 * (same + differs) / total:.0f} %" if total else "-"
+    if not total:
+        return "-"
+    tenths = 1000 * (same + differs) // total  # rounded down: 89.96 % is not 90 %
+    return f"{tenths // 10}.{tenths % 10} %"
 
 
 def _cell(text: str) -> str:

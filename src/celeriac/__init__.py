@@ -49,7 +49,7 @@ def bugreport(app: Celeriac | None = None) -> str:
 
 #: Celery 3's module paths, importable as attributes the way Celery keeps them
 #: (``celeriac.execute.send_task``), loaded on first use.
-_OLD_MODULES = frozenset({"execute", "registry"})
+_OLD_MODULES = frozenset({"execute", "registry", "local"})
 
 
 def __getattr__(name: str) -> Any:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, cast
 
 from celeriac import states
 from celeriac._context import get_current_app, get_current_request, join_allowed
+from celeriac._promise import Barrier, Promise
 from celeriac.exceptions import SyncSubtaskError, TimeoutError
 from celeriac.result_graph import Dependencies, result_from_tuple
 from celeriac.result_joins import allow_join_result as allow_join_result  # Celery's path
@@ -64,8 +65,8 @@ class AsyncResult(Dependencies, Generic[R]):
         self._name = task_name
         self.parent = parent
         self._cache: TaskMeta | None = None
-        self._on_ready: list[Callable[..., Any]] = []  # then(): called once, when ready
-        self._on_error: list[Callable[..., Any]] = []  # then(on_error=): called by throw()
+        # Fired with this handle once it sees the task finished; then() chains onto it.
+        self.on_ready = Promise()
         # Set by the producer when the call was sent with results ignored: no result will
         # ever be stored, so ``get()`` returns None at once instead of waiting it out.
         self.ignored = False
@@ -91,34 +92,27 @@ class AsyncResult(Dependencies, Generic[R]):
 
     def _set_cache(self, meta: TaskMeta) -> None:
         self._cache = meta
-        waiting, self._on_ready = self._on_ready, []
-        for callback in waiting:
-            callback(self)
+        if meta["status"] in states.READY_STATES:
+            self.on_ready(self)  # once: later calls do nothing
 
     def then(
         self,
         callback: Callable[[AsyncResult[R]], Any],
         on_error: Callable[[BaseException], Any] | None = None,
         weak: bool = False,
-    ) -> None:
-        """Call ``callback(result)`` once this handle sees the task finished (at once if it
-        already has): in the thread that calls ``get()``, ``ready()``, ``state`` and the
-        like, not in the background. ``on_error(exc)`` runs when ``throw()`` (or ``get()``)
-        raises the task's error through this handle. ``weak`` is accepted for Celery's
-        signature and unused."""
-        if on_error is not None:
-            self._on_error.append(on_error)
-        self._on_ready.append(callback)
-        if self._cache is not None:
-            self._set_cache(self._cache)
+    ) -> Promise:
+        """``on_ready.then()``: ``callback(result)`` once this handle sees the task finished
+        (at once if it has), in the thread calling ``get()``, ``ready()``, ``state``...
+        ``weak`` is accepted for Celery's signature; the handle keeps its callbacks."""
+        return self.on_ready.then(callback, on_error)
 
     def throw(self, exc: BaseException | None = None, tb: Any = None) -> NoReturn:
-        """Raise ``exc`` (default: the task's error), after the ``then`` error handlers."""
+        """Raise ``exc`` (default: the task's error) through ``on_ready``: callbacks still
+        waiting on it get it in their ``on_error``."""
         if exc is None:
             exc = cast(BaseException, self.result)
-        for on_error in self._on_error:
-            on_error(exc)
-        raise exc.with_traceback(tb) if tb is not None else exc
+        self.on_ready.throw(exc, tb)
+        raise exc.with_traceback(tb) if tb is not None else exc  # on_ready was cancelled
 
     def maybe_throw(
         self, propagate: bool = True, callback: Callable[..., Any] | None = None
@@ -299,13 +293,15 @@ class EagerResult(AsyncResult[R]):
         app: Celeriac | None = None,
     ) -> None:
         super().__init__(id, task_name=name, app=app)
-        self._cache = {
-            "task_id": id,
-            "status": state,
-            "result": ret_value,
-            "traceback": traceback,
-            "date_done": dt.datetime.now(dt.timezone.utc).isoformat(),
-        }
+        self._set_cache(
+            {
+                "task_id": id,
+                "status": state,
+                "result": ret_value,
+                "traceback": traceback,
+                "date_done": dt.datetime.now(dt.timezone.utc).isoformat(),
+            }
+        )
 
     def get(
         self,
@@ -341,6 +337,15 @@ class ResultSet:
     def __init__(self, results: Iterable[Any], app: Celeriac | None = None, **_ignored: Any):
         self.results: list[Any] = list(results)
         self._app = app
+        self._watch_members()
+
+    def _watch_members(self) -> None:
+        """A fresh ``on_ready``, fired with this set once every member's has fired."""
+        self.on_ready = Promise(args=(self,))
+        self._barrier = Barrier(self.on_ready)
+        for result in self.results:
+            self._barrier.add(result.on_ready)
+        self._barrier.finalize()
 
     @property
     def app(self) -> Celeriac:
@@ -348,11 +353,18 @@ class ResultSet:
 
     # -- membership -------------------------------------------------------------------------
     def add(self, result: Any) -> None:
-        if result not in self.results:
-            self.results.append(result)
+        if result in self.results:
+            return
+        self.results.append(result)
+        if self.on_ready.ready or self.on_ready.failed:
+            self._watch_members()  # fired: then() from now on waits for the new member too
+        else:
+            self._barrier.add(result.on_ready)
 
     def remove(self, result: Any) -> None:
-        self.results.remove(self.app.AsyncResult(result) if isinstance(result, str) else result)
+        target = self.app.AsyncResult(result) if isinstance(result, str) else result
+        member = self.results.pop(self.results.index(target))
+        self._barrier.discard(member.on_ready)
 
     def discard(self, result: Any) -> None:
         with contextlib.suppress(ValueError):
@@ -364,6 +376,7 @@ class ResultSet:
 
     def clear(self) -> None:
         self.results.clear()
+        self._watch_members()
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.results)
@@ -393,7 +406,7 @@ class ResultSet:
             metas = group[0].backend.get_many_meta([r.id for r in group])
             for result, meta in zip(group, metas, strict=True):
                 if meta["status"] in states.READY_STATES:
-                    result._cache = meta
+                    result._set_cache(meta)
 
     def ready(self) -> bool:
         """Every member has finished (successfully or not)."""
@@ -498,21 +511,10 @@ class ResultSet:
         callback: Callable[[ResultSet], Any],
         on_error: Callable[[BaseException], Any] | None = None,
         weak: bool = False,
-    ) -> None:
-        """Call ``callback(result_set)`` once every member has been seen finished (as
-        ``AsyncResult.then``: when ``get()``, ``ready()`` and the like find them so)."""
-        members = list(_leaves(self.results))
-        waiting = {id(result) for result in members}
-
-        def member_ready(result: AsyncResult[Any]) -> None:
-            waiting.discard(id(result))
-            if not waiting:
-                callback(self)
-
-        if not members:
-            callback(self)
-        for result in members:
-            result.then(member_ready, on_error)
+    ) -> Promise:
+        """``on_ready.then()``: ``callback(result_set)`` once every member has been seen
+        finished (as ``AsyncResult.then``)."""
+        return self.on_ready.then(callback, on_error)
 
     @property
     def backend(self) -> ResultBackend:

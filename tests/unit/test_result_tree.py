@@ -130,11 +130,12 @@ def test_throw_and_maybe_throw_raise_the_task_error(app: Celery) -> None:
     assert result.maybe_throw() is None  # not finished: nothing to raise, no wait
     drain(app)
 
-    errors: list[BaseException] = []
-    result.then(lambda r: None, on_error=errors.append)
+    seen: list[str] = []
+    result.then(lambda r: seen.append(r.state))
     with pytest.raises(KeyError, match="gone"):
         result.maybe_reraise()
-    assert isinstance(errors[0], KeyError)
+    assert seen == ["FAILURE"]  # on_ready fires for a failure too, before the raise
+    assert result.on_ready.failed and isinstance(result.on_ready.reason, KeyError)
     assert isinstance(result.maybe_throw(propagate=False), KeyError)
 
 
