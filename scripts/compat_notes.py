@@ -323,10 +323,6 @@ NOTES: dict[str, dict[str, Note]] = {
         ),
         "prepare_config": absent(INTERNAL),
         "use_fast_trace_task": absent("celeriac has a single trace path; nothing to switch."),
-        "Pickler": absent(
-            "Celery pickles the app to hand it to pool processes; celeriac's prefork "
-            "children are forked and inherit it, so the app is never pickled."
-        ),
         "Worker": absent(
             "The worker is started by `celeriac worker`, or in tests by "
             "`celeriac.testing.start_worker(app)`; its class is not bound to the app."

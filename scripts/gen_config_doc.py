@@ -194,6 +194,11 @@ app = MyApp("proj", broker="memory://")
 assert isinstance(app.control, AuditedControl)
 app.control.revoke("d9a8c1e0")
 ```
+
+An app pickles as Celery's does (`app.Pickler`, `app.__reduce_keys__()`): as its class,
+name, the settings given a value of their own, part classes and fix-ups. The copy
+(in another process, say) is not the current app, and registers its tasks as any new app
+does, by importing its `include`/`imports` or the modules that define them.
 """
 
 

@@ -38,6 +38,7 @@ from celeriac.app.engine_options import (
 )
 from celeriac.app.members import AppMembers
 from celeriac.app.parts import AppParts
+from celeriac.app.pickling import PicklingMembers
 from celeriac.app.producer import Producer
 from celeriac.app.pydantic_models import OPTIONS as PYDANTIC_OPTIONS
 from celeriac.app.pydantic_models import PydanticTask
@@ -62,7 +63,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class Celeriac(AppParts, AppMembers, ConnectionMembers):
+class Celeriac(AppParts, AppMembers, ConnectionMembers, PicklingMembers):
     """The application: ``app = Celeriac('proj', broker=..., backend=...)``."""
 
     #: The fix-ups an app has unless ``Celery(fixups=...)`` names others, as Celery's.
