@@ -120,14 +120,12 @@ def test_queue_types_fall_back_to_the_declared_type_and_the_queues_own() -> None
     assert types.of_delays("celery") == "classic" and types.of_delays("routed") == "quorum"
     assert QueueTypes("quorum", known=frozenset({"a"})).of("b") == "quorum"  # unset: declared
     assert QueueTypes("quorum", delay="classic").of_delays("a") == "classic"
-    with pytest.raises(ImproperlyConfigured, match="task_create_missing_queue_type .* 'stream'"):
+    with pytest.raises(ImproperlyConfigured, match=r"task_create_missing_queue_type .* 'stream'"):
         QueueTypes(missing="stream")
 
 
 def test_priorities_only_on_classic_queues() -> None:
-    broker = AmqpBroker(
-        "amqp://rabbit//", known_queues={"celery"}, missing_queue_type="quorum"
-    )
+    broker = AmqpBroker("amqp://rabbit//", known_queues={"celery"}, missing_queue_type="quorum")
     assert broker.publisher.priorities_on("celery") and not broker.publisher.priorities_on("x")
 
 
@@ -142,7 +140,7 @@ def test_login_method_chooses_the_sasl_mechanism(tmp_path: Path) -> None:
     assert "auth=external" in external.url
     with pytest.raises(ImproperlyConfigured, match="TLS client certificate: use an amqps://"):
         parse_target("amqp://rabbit//", {}, login_method="EXTERNAL")
-    with pytest.raises(ImproperlyConfigured, match="'AMQPLAIN' is not available.*'PLAIN'"):
+    with pytest.raises(ImproperlyConfigured, match=r"'AMQPLAIN' is not available.*'PLAIN'"):
         parse_target("amqp://rabbit//", {}, login_method="AMQPLAIN")
     with pytest.raises(ImproperlyConfigured, match="'CRAM-MD5', a SASL mechanism"):
         parse_target("amqp://rabbit//", {}, login_method="CRAM-MD5")
