@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 import warnings
+from pathlib import Path
 
 import pytest
+import trustme
 
 from celeriac import Celery
 from celeriac.brokers.amqp import AmqpBroker
 from celeriac.brokers.amqp import topology as t
-from celeriac.brokers.amqp.params import parse_target, redact
+from celeriac.brokers.amqp.params import QueueTypes, parse_target, redact
 from celeriac.config import UnknownSettingWarning
 from celeriac.exceptions import ImproperlyConfigured
 
@@ -110,3 +112,35 @@ def test_delays_past_the_levels_and_bad_queue_names_are_refused() -> None:
     for bad in ("", "a*b", "a#", "x" * 200):
         with pytest.raises(ValueError, match="queue name"):
             t.check_queue_name(bad)
+
+
+def test_queue_types_fall_back_to_the_declared_type_and_the_queues_own() -> None:
+    types = QueueTypes("classic", missing="quorum", known=frozenset({"celery"}))
+    assert types.of("celery") == "classic" and types.of("routed") == "quorum"
+    assert types.of_delays("celery") == "classic" and types.of_delays("routed") == "quorum"
+    assert QueueTypes("quorum", known=frozenset({"a"})).of("b") == "quorum"  # unset: declared
+    assert QueueTypes("quorum", delay="classic").of_delays("a") == "classic"
+    with pytest.raises(ImproperlyConfigured, match=r"task_create_missing_queue_type .* 'stream'"):
+        QueueTypes(missing="stream")
+
+
+def test_priorities_only_on_classic_queues() -> None:
+    broker = AmqpBroker("amqp://rabbit//", known_queues={"celery"}, missing_queue_type="quorum")
+    assert broker.publisher.priorities_on("celery") and not broker.publisher.priorities_on("x")
+
+
+def test_login_method_chooses_the_sasl_mechanism(tmp_path: Path) -> None:
+    assert "auth=plain" in parse_target("amqp://u:p@rabbit//", {}, login_method="plain").url
+    assert "auth=" not in parse_target("amqp://u:p@rabbit//", {}).url
+    # EXTERNAL: the client certificate is the login
+    client = trustme.CA().issue_cert("client.example")
+    client.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "client.pem"))
+    cert = {"certfile": str(tmp_path / "client.pem")}
+    external = parse_target("amqps://rabbit//", {}, cert, login_method="EXTERNAL")
+    assert "auth=external" in external.url
+    with pytest.raises(ImproperlyConfigured, match="TLS client certificate: use an amqps://"):
+        parse_target("amqp://rabbit//", {}, login_method="EXTERNAL")
+    with pytest.raises(ImproperlyConfigured, match=r"'AMQPLAIN' is not available.*'PLAIN'"):
+        parse_target("amqp://rabbit//", {}, login_method="AMQPLAIN")
+    with pytest.raises(ImproperlyConfigured, match="'CRAM-MD5', a SASL mechanism"):
+        parse_target("amqp://rabbit//", {}, login_method="CRAM-MD5")

@@ -16,7 +16,7 @@ import re
 from typing import TYPE_CHECKING, Any, cast
 
 from celeriac.app.connections import create_broker, wire_formats
-from celeriac.app.engine_options import broker_options, queue_max_priority
+from celeriac.app.engine_options import amqp_settings, broker_options, queue_max_priority
 from celeriac.app.urls import read_url, write_url
 from celeriac.brokers.base import Broker
 
@@ -40,6 +40,7 @@ def broker_for_url(conf: Any, url: str | None) -> Broker:
         connect_timeout=conf.broker_connection_timeout,
         wire_format=wire_formats(conf.wire_format)[0],
         max_priority=queue_max_priority(conf),
+        amqp=amqp_settings(conf),
     )
 
 

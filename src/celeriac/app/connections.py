@@ -82,8 +82,10 @@ def create_broker(
     connect_timeout: float | None = None,
     wire_format: WireFormat | None = None,
     max_priority: int | None = MAX_PRIORITY,
+    amqp: Mapping[str, Any] | None = None,
 ) -> Broker:
-    """The broker ``url`` names; ``max_priority``: RabbitMQ's classic queues' levels."""
+    """The broker ``url`` names; ``max_priority``: RabbitMQ's classic queues' levels;
+    ``amqp``: more of the RabbitMQ broker's arguments (``engine_options.amqp_settings``)."""
     if url is None:  # no broker configured: the project's embedded Redis, else memory://
         from celeriac.brokers import embedded
 
@@ -141,6 +143,7 @@ def create_broker(
             use_ssl=use_ssl,
             wire_format=wire_format,
             max_priority=max_priority,
+            **(amqp or {}),
         )
     raise ImproperlyConfigured(
         f"broker_url has {_named(scheme)}, which no celeriac broker serves: set broker_url "

@@ -1,6 +1,7 @@
 """Settings that become engine options: ``task_default_queue_type`` the RabbitMQ broker's
-``queue_type``, the ``redis_*`` family the Redis result store's client options, and what
-every result store is told once built (``configure_backend``).
+``queue_type`` (``amqp_settings``: its other queue types and login), the ``redis_*``
+family the Redis result store's client options, and what every result store is told once
+built (``configure_backend``).
 
 App core (imports ``config``, ``exceptions``, ``results.retry`` and
 ``results.compressed``); ``app.base`` hands the results to ``app.connections``, so engines
@@ -16,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from celeriac.app.connections import expires_seconds
+from celeriac.app.routing import declared_queues
 from celeriac.brokers.base import MAX_PRIORITY
 from celeriac.config.conf import NotInEffectWarning
 from celeriac.exceptions import ImproperlyConfigured
@@ -68,6 +70,36 @@ def broker_options(conf: Any, url: str | None) -> dict[str, Any]:
     return options
 
 
+def amqp_settings(conf: Any) -> dict[str, Any]:
+    """The RabbitMQ broker's arguments from the settings: the app's queues (the default
+    queue and ``task_queues``), the type of any other queue made on first use
+    (``task_create_missing_queue_type``), of the delay queues
+    (``broker_native_delayed_delivery_queue_type``) and ``broker_login_method``."""
+    missing = conf.task_create_missing_queue_type
+    delay = conf.broker_native_delayed_delivery_queue_type
+    for name, value in (
+        ("task_create_missing_queue_type", missing),
+        ("broker_native_delayed_delivery_queue_type", delay),
+    ):
+        if value is not None and value not in QUEUE_TYPES:
+            raise ImproperlyConfigured(
+                f"{name} must be 'classic' or 'quorum' (or unset: {_FALLBACK[name]}), not {value!r}"
+            )
+    known = {str(conf.task_default_queue), *declared_queues(conf.task_queues)}
+    return {
+        "known_queues": frozenset(known),
+        "missing_queue_type": missing,
+        "delay_queue_type": delay,
+        "login_method": conf.broker_login_method,
+    }
+
+
+_FALLBACK = {
+    "task_create_missing_queue_type": "task_default_queue_type",
+    "broker_native_delayed_delivery_queue_type": "each queue's own type",
+}
+
+
 def queue_max_priority(conf: Any) -> int | None:
     """``task_queue_max_priority``: the ``x-max-priority`` of RabbitMQ's classic queues
     (9 by default; None or 0, queues without priorities, as in Celery)."""
@@ -113,12 +145,13 @@ def result_options(conf: Any, url: str | None) -> dict[str, Any]:
 def configure_backend(backend: Any, conf: Any) -> None:
     """What the app's settings tell any result store once it is built: ``result_extended``,
     the ``result_backend_always_retry`` policy, ``result_compression``,
-    ``result_cache_max`` and ``result_failure_expires``."""
+    ``result_cache_max``, ``result_failure_expires`` and ``result_chord_expires``."""
     backend.extended = bool(conf.result_extended)
     backend.retry = StoreRetry.from_conf(conf)
     backend.compression = check_method(conf.result_compression)
     backend.cache = ResultCache(conf.result_cache_max)
     _failure_expires(backend, conf.result_failure_expires)
+    _chord_expires(backend, conf.result_chord_expires)
 
 
 def _failure_expires(backend: Any, value: Any) -> None:
@@ -138,9 +171,27 @@ def _failure_expires(backend: Any, value: Any) -> None:
     backend.failure_expires = expires_seconds(value) or None
 
 
+def _chord_expires(backend: Any, value: Any) -> None:
+    """``result_chord_expires`` where the store keeps the chord join bookkeeping apart
+    (Redis); 0 keeps it forever, as in Celery. Elsewhere it is not applied, and says so."""
+    if value is None:
+        return
+    if not backend.supports_chord_expires:
+        warnings.warn(
+            f"result_chord_expires is set, but the {type(backend).__name__} result store "
+            f"does not apply it (the Redis store does): its chord bookkeeping expires with "
+            f"result_expires",
+            NotInEffectWarning,
+            stacklevel=4,
+        )
+        return
+    backend.chord_expires = expires_seconds(value) or None
+
+
 __all__ = [
     "QUEUE_TYPES",
     "REDIS_RESULT_SETTINGS",
+    "amqp_settings",
     "broker_options",
     "configure_backend",
     "queue_max_priority",

@@ -17,6 +17,7 @@ from celeriac.config.beat_settings import BEAT
 from celeriac.config.cache_settings import CACHE
 from celeriac.config.database_settings import DATABASE
 from celeriac.config.outbox_settings import OUTBOX
+from celeriac.config.queue_settings import QUEUES_AND_CHORDS
 from celeriac.config.security_settings import SECURITY
 from celeriac.config.url_settings import BROKER_ADDRESS, REDIS_ADDRESS
 
@@ -121,6 +122,7 @@ _DECLARED = [
         "[TLS](tls.md).",
     ),
     *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in BROKER_ADDRESS),
+    *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in QUEUES_AND_CHORDS),
     # -- results -----------------------------------------------------------------------------
     _s(
         "result_backend",

@@ -125,6 +125,8 @@ class ResultBackend(ABC):
     #: Whether the engine keeps each record for its own time, so that failures can
     #: expire apart (``result_failure_expires``): Redis only, as in Celery.
     supports_failure_expires: ClassVar[bool] = False
+    #: Whether a chord's join bookkeeping can expire apart (``result_chord_expires``).
+    supports_chord_expires: ClassVar[bool] = False
     #: ``result_extended``: also store the call's name, args, kwargs, worker, retries and
     #: queue (read from the ``request`` given to ``store_result``). The app sets it.
     extended: bool = False
@@ -140,6 +142,9 @@ class ResultBackend(ABC):
     #: ``result_failure_expires``: seconds a FAILURE record is kept (None: forever);
     #: ``...`` (unset), failures expire like the rest. The app sets it.
     failure_expires: float | EllipsisType | None = ...
+    #: ``result_chord_expires``: seconds a chord's join bookkeeping is kept (None: forever);
+    #: ``...`` (unset), ``expires``. The app sets it.
+    chord_expires: float | EllipsisType | None = ...
 
     def __init__(
         self,
@@ -358,6 +363,11 @@ class ResultBackend(ABC):
         self.cache.discard(key)
         self.retry.call("delete_group", self._delete, key)
 
+    @property
+    def chord_ttl(self) -> float | None:
+        """Seconds the chord bookkeeping is kept: ``chord_expires``, unset ``expires``."""
+        return self.expires if self.chord_expires is ... else self.chord_expires
+
     def chord_part_done(self, group_id: str, task_id: str, size: int) -> bool:
         """Record that header task ``task_id`` of the chord ``group_id`` (``size`` tasks)
         has ended. True for exactly one task: the one whose end completed the header; it
@@ -365,21 +375,20 @@ class ResultBackend(ABC):
         redelivered after a crash, is told True again, so the body is never lost.
         """
         key = self.records.chord_key(group_id)  # a join repeated by a retry counts once
-        return self.retry.call("chord_part_done", self._join, key, task_id, size, self.expires)
+        return self.retry.call("chord_part_done", self._join, key, task_id, size, self.chord_ttl)
 
     def add_to_chord(self, group_id: str, task_id: str, *, added_by: str) -> None:
         """Make chord ``group_id`` wait for ``task_id`` too, added by header task ``added_by``
         (still running, so the chord cannot complete before this). The body gets the added
         result right after ``added_by``'s, in the order they were added."""
-        self._grow(self.records.chord_key(group_id), 1, self.expires)
+        ttl = self.chord_ttl
+        self._grow(self.records.chord_key(group_id), 1, ttl)
         # Only the adding task writes its own record, so the read-append cannot race.
         key = self.records.chord_added_key(group_id, added_by)
         raw = self._get(key)
         added = [] if raw is None else list(self.decode(raw)["task_ids"])
-        self._set(key, self.encode({"task_ids": [*added, task_id]}), self.expires)
-        self._set(
-            self.records.chord_added_key(group_id), self.encode({"added": True}), self.expires
-        )
+        self._set(key, self.encode({"task_ids": [*added, task_id]}), ttl)
+        self._set(self.records.chord_added_key(group_id), self.encode({"added": True}), ttl)
 
     def chord_members(self, group_id: str, header_ids: Sequence[str]) -> list[str]:
         """The header's task ids with the tasks added to the chord (``add_to_chord``) put

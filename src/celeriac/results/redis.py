@@ -2,7 +2,8 @@
 result_backend_transport_options), each expiring after ``expires``:
 ``P:result:task:<id>``, ``P:result:group:<id>``: hash {value, ready: 0|1};
 ``P:result:chord:<id>``: set of ended header task ids, ``…:owner``: the one that completed
-it (see ``_JOIN``), ``…:grown``: tasks added to it (``_grow``); channel ``P:ready:<key>``:
+it (see ``_JOIN``), ``…:grown``: tasks added to it (``_grow``), these after ``chord_ttl``;
+channel ``P:ready:<key>``:
 published when ready.
 Waits share one pubsub connection and reader thread. Imports results.base, _redis, leaves.
 """
@@ -235,6 +236,7 @@ class RedisBackend(ResultBackend):
 
     schemes = ("redis", "rediss", "unix", "sentinel")
     supports_failure_expires = True
+    supports_chord_expires = True
 
     def __init__(
         self,

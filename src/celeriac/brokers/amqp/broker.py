@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Collection, Coroutine, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from celeriac.brokers.amqp import params
@@ -61,7 +61,15 @@ class AmqpBroker(Broker):
         use_ssl: bool | Mapping[str, Any] | None = None,
         wire_format: WireFormat | None = None,
         max_priority: int | None = MAX_PRIORITY,
+        known_queues: Collection[str] | None = None,
+        missing_queue_type: str | None = None,
+        delay_queue_type: str | None = None,
+        login_method: str | None = None,
     ) -> None:
+        """``known_queues``: the app's queues, of ``queue_type``; any other is made on
+        first use with ``missing_queue_type`` (None: every queue is of ``queue_type``).
+        ``delay_queue_type``: the delay queues' (None: the queue's own). ``login_method``:
+        the SASL mechanism, 'PLAIN' or 'EXTERNAL'."""
         super().__init__(
             lease_seconds=lease_seconds, delivery_limit=delivery_limit, wire_format=wire_format
         )
@@ -69,8 +77,10 @@ class AmqpBroker(Broker):
         params.check_options(options)
         params.check_confirm_publish(options)
         self.url = url
-        self.target = params.parse_target(url, options, use_ssl)
+        self.target = params.parse_target(url, options, use_ssl, login_method)
         self.queue_type = params.queue_type(options)
+        known = None if known_queues is None else frozenset(known_queues)
+        self.types = params.QueueTypes(self.queue_type, missing_queue_type, delay_queue_type, known)
         self.max_priority = max_priority  # task_queue_max_priority: classic queues' levels
         # No quorum priorities in 3.10; a classic queue has them if declared with a maximum.
         self.supports_priorities = self.queue_type == "classic" and bool(max_priority)
@@ -89,7 +99,7 @@ class AmqpBroker(Broker):
         self._retention = retention
         self.link = Link(self.target, self._name)
         self.publisher = Publisher(
-            self.link, self.names, self.queue_type, self.delivery_limit, retention,
+            self.link, self.names, self.types, self.delivery_limit, retention,
             self.max_priority,
         )  # fmt: skip
         self.consumption = Consumption(self, self.link, self.publisher)

@@ -193,7 +193,7 @@ class Consumption:
         waiting = [a for a in self._stash if a.queue == name]
         if not waiting:
             return []
-        if self.broker.supports_priorities:  # (a stable sort: FIFO within a priority)
+        if self.publisher.priorities_on(name):  # (a stable sort: FIFO within a priority)
             waiting.sort(key=lambda a: -(number(a.message.header.properties.priority) or 0))
         taken: list[Delivery] = []
         for arrived in waiting:

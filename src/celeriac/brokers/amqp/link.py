@@ -82,6 +82,13 @@ def refused(target: Target, exc: BaseException) -> BrokerAccessRefused | None:
     text = str(exc)
     vhost, user = shlex.quote(target.vhost), shlex.quote(target.user)
     grant = f"rabbitmqctl set_permissions -p {vhost} {user} '.*' '.*' '.*'"
+    if isinstance(exc, aiormq.exceptions.AuthenticationError):  # no such SASL mechanism
+        offered = exc.args[0] if exc.args else "?"
+        return BrokerAccessRefused(
+            f"RabbitMQ at {target.safe_url} does not offer the login mechanism celeriac "
+            f"asked for (broker_login_method); it offers {offered}. Set broker_login_method "
+            f"to one of them, or enable the mechanism in RabbitMQ (auth_mechanisms)."
+        )
     if isinstance(exc, aiormq.exceptions.ProbableAuthenticationError) and "vhost" not in text:
         return BrokerAccessRefused(
             f"RabbitMQ at {target.safe_url} refused the login of user {target.user!r} "

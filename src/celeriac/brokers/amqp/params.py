@@ -20,6 +20,8 @@ from celeriac.exceptions import ImproperlyConfigured
 
 SCHEMES = ("amqp", "amqps", "pyamqp")
 QUEUE_TYPES = ("classic", "quorum")
+# broker_login_method -> aiormq's ``auth`` URL parameter (the SASL mechanisms it speaks).
+LOGIN_METHODS = {"PLAIN": "plain", "EXTERNAL": "external"}
 # Every transport option the engine reads; anything else warns with the closest name.
 OPTIONS = frozenset(
     {"visibility_timeout", "queue_type", "heartbeat", "connect_timeout", "consumer_timeout",
@@ -134,6 +136,7 @@ def parse_target(
     url: str,
     options: Mapping[str, Any],
     use_ssl: bool | Mapping[str, Any] | None = None,
+    login_method: str | None = None,
 ) -> Target:
     """Parse an ``amqp://``/``amqps://`` URL; name the problem and the fix when it cannot work."""
     parts = urlsplit(url)
@@ -164,6 +167,8 @@ def parse_target(
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
     netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}"
     query.update(heartbeat=str(int(float(heartbeat))), timeout=str(max(1, int(timeout))))
+    if login_method is not None:
+        query["auth"] = _auth(login_method, secure, use_ssl)
     aiormq_url = (
         f"{'amqps' if secure else 'amqp'}://{netloc}/{quote(vhost, safe='')}?{urlencode(query)}"
     )
@@ -174,6 +179,31 @@ def parse_target(
         server_hostname=given.get("server_hostname"),
         client_certificate=bool(given.get("certfile")),
     )  # fmt: skip
+
+
+def _auth(login_method: str, secure: bool, use_ssl: bool | Mapping[str, Any] | None) -> str:
+    """aiormq's ``auth`` for ``broker_login_method``; refused, with the fix, when it cannot
+    log in (AMQPLAIN, which aiormq does not speak; EXTERNAL without a client certificate)."""
+    method = str(login_method).upper()
+    if method == "AMQPLAIN":
+        raise ImproperlyConfigured(
+            "broker_login_method 'AMQPLAIN' is not available: celeriac's AMQP client logs in "
+            "with PLAIN (the same user and password, another encoding; RabbitMQ accepts "
+            "both unless auth_mechanisms says otherwise). Set it to 'PLAIN' or unset it"
+        )
+    if method not in LOGIN_METHODS:
+        raise ImproperlyConfigured(
+            f"broker_login_method is {login_method!r}, a SASL mechanism celeriac cannot log "
+            f"in with: use 'PLAIN' (user and password) or 'EXTERNAL' (TLS client certificate)"
+        )
+    certificate = isinstance(use_ssl, Mapping) and bool(use_ssl.get("certfile"))
+    if method == "EXTERNAL" and not (secure and certificate):
+        raise ImproperlyConfigured(
+            "broker_login_method 'EXTERNAL' logs in with the TLS client certificate: use an "
+            "amqps:// URL and give the certificate in broker_use_ssl "
+            "({'certfile': '/path/to/client.crt', 'keyfile': '/path/to/client.key'})"
+        )
+    return LOGIN_METHODS[method]
 
 
 def check_confirm_publish(options: Mapping[str, Any]) -> None:
@@ -198,3 +228,36 @@ def queue_type(options: Mapping[str, Any]) -> str:
             f"broker_transport_options['queue_type'] must be 'classic' or 'quorum', not {value!r}"
         )
     return value
+
+
+@dataclass(frozen=True)
+class QueueTypes:
+    """The type of each queue celeriac declares: ``declared`` for the app's own queues
+    (``known``; None: every queue), ``missing`` for a queue made on first use
+    (``task_create_missing_queue_type``), ``delay`` for the delay queues
+    (``broker_native_delayed_delivery_queue_type``). None: the type it falls back to."""
+
+    declared: str = "classic"
+    missing: str | None = None
+    delay: str | None = None
+    known: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in (
+            ("task_create_missing_queue_type", self.missing),
+            ("broker_native_delayed_delivery_queue_type", self.delay),
+        ):
+            if value is not None and value not in QUEUE_TYPES:
+                raise ImproperlyConfigured(
+                    f"{name} must be 'classic' or 'quorum' (or unset), not {value!r}"
+                )
+
+    def of(self, queue: str) -> str:
+        """The type of the ready queue ``queue`` (and of its dead-letter queue)."""
+        if self.known is None or queue in self.known:
+            return self.declared
+        return self.missing or self.declared
+
+    def of_delays(self, queue: str) -> str:
+        """The type of the delay queues that lead into ``queue``."""
+        return self.delay or self.of(queue)

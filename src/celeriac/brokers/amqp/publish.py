@@ -21,6 +21,7 @@ from aiormq import spec
 
 from celeriac.brokers.amqp import topology as t
 from celeriac.brokers.amqp.link import Link
+from celeriac.brokers.amqp.params import QueueTypes
 from celeriac.exceptions import BrokerError
 
 
@@ -91,20 +92,24 @@ class Publisher:
         self,
         link: Link,
         names: t.Names,
-        queue_type: str,
+        types: QueueTypes,
         delivery_limit: int,
         retention: str,
         max_priority: int | None = t.MAX_PRIORITY,
     ) -> None:
         self.link = link
         self.names = names
-        self.queue_type = queue_type
+        self.types = types  # each queue's type: the app's, one made on first use, a delay's
         self.max_priority = max_priority  # x-max-priority of classic ready queues
         self.delivery_limit = delivery_limit
         self.retention = retention
         self._declared: set[tuple[int, str]] = set()  # (connection generation, what)
 
     # -- topology -------------------------------------------------------------------------
+    def priorities_on(self, queue: str) -> bool:
+        """Whether ``queue`` serves by priority: a classic queue with ``x-max-priority``."""
+        return self.types.of(queue) == "classic" and bool(self.max_priority)
+
     def _fresh(self, what: str) -> bool:
         return (self.link.generation, what) not in self._declared
 
@@ -120,17 +125,14 @@ class Publisher:
         channel = await self.link.channel("admin")
         if not self._fresh(queue):
             return
+        kind = self.types.of(queue)
         with self.link.guard():
             dead = self.names.dead_queue(queue)
-            await channel.queue_declare(
-                dead, durable=True, arguments=t.dead_arguments(self.queue_type)
-            )
+            await channel.queue_declare(dead, durable=True, arguments=t.dead_arguments(kind))
             await channel.queue_declare(
                 queue,
                 durable=True,
-                arguments=t.ready_arguments(
-                    dead, self.queue_type, self.delivery_limit, self.max_priority
-                ),
+                arguments=t.ready_arguments(dead, kind, self.delivery_limit, self.max_priority),
             )
         self._done(queue)
 
@@ -155,13 +157,12 @@ class Publisher:
         await self._declare_levels(channel)
         if not self._fresh(f"delay:{queue}"):
             return
+        kind = self.types.of_delays(queue)
         with self.link.guard():
             names = self.names
             for level in range(t.LEVELS):
                 name = names.delay_queue(queue, level)
-                arguments = t.delay_arguments(
-                    level, names.delay_exchange(level - 1), self.queue_type
-                )
+                arguments = t.delay_arguments(level, names.delay_exchange(level - 1), kind)
                 await channel.queue_declare(name, durable=True, arguments=arguments)
                 await channel.queue_bind(
                     name, names.delay_exchange(level), t.queue_binding(queue, level)

@@ -9,6 +9,7 @@ This docstring is the topology (``Q`` is a celeriac queue name; ``celeriac`` bel
 - ``celeriac.dead.Q``: Q's dead letters; each carries the reason in its headers.
 - ``celeriac.delay.Q.K`` for K in 0..31: delay level K, a queue whose every message waits
   ``UNIT_MS * 2**K`` ms (``x-message-ttl``) and is then dead-lettered to the next exchange.
+  Its type is Q's unless the broker is given one for delay queues (``params.QueueTypes``).
 - ``celeriac.delay.K`` (topic exchanges) route a delayed message down the levels: the
   routing key is the delay's 32 bits, highest first, then Q. Level K's exchange sends the
   message to queue ``celeriac.delay.Q.K`` when bit K is 1, else on to exchange K-1;
