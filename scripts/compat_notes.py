@@ -151,23 +151,18 @@ SETTINGS_NOTES: dict[str, Note] = {
     "broker_heartbeat_checkrate": absent(
         "kombu's polling of AMQP heartbeats; celeriac's RabbitMQ client checks them itself."
     ),
-    "broker_login_method": absent(
-        "celeriac's RabbitMQ engine logs in with the user and password of the URL."
+    "broker_login_method": differs(
+        "PLAIN (the default here) and EXTERNAL; AMQPLAIN is refused.", "login-method"
     ),
-    "broker_native_delayed_delivery_queue_type": absent(
-        "Countdowns and etas always wait in celeriac's own delay queues on RabbitMQ; see "
-        "[RabbitMQ countdowns](differences-from-celery.md#rabbitmq-etas)."
+    "broker_native_delayed_delivery_queue_type": differs(
+        "The type of celeriac's own delay queues.", "rabbitmq-etas"
     ),
     "broker_pool_acquire_timeout": absent(KOMBU_POOLS),
     "result_chord_retry_interval": absent(
         "No polling task retries a chord: it joins with one atomic step; see "
         "[chord completion](differences-from-celery.md#chord-completion)."
     ),
-    "result_chord_expires": absent(
-        "A chord's join state expires with `result_expires`, like every key."
-    ),
     "task_create_missing_queue_exchange_type": absent(AMQP_TOPOLOGY),
-    "task_create_missing_queue_type": absent(AMQP_TOPOLOGY),
     "task_default_exchange": absent(AMQP_TOPOLOGY),
     "task_default_exchange_type": absent(AMQP_TOPOLOGY),
     "task_default_routing_key": absent(AMQP_TOPOLOGY),
