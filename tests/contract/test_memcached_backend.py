@@ -208,7 +208,7 @@ def test_a_delay_get_round_trip_through_the_url(memcached: str) -> None:
 def test_celerys_names_and_several_servers_in_the_url(name: str) -> None:
     app = _app(backend=f"cache+{name}://h1:11211;h2:11212/")
     try:
-        assert app.backend.servers == ["h1:11211", "h2:11212"]  # type: ignore[attr-defined]
+        assert app.backend.servers == ["h1:11211", "h2:11212"]
     finally:
         app.close()
 

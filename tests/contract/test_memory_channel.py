@@ -22,7 +22,7 @@ class TestMemoryChannel(ChannelContract):
         yield make
 
     async def held(self, broker: Broker, topic: Topic) -> int | None:
-        state = broker._topics.get(topic.name)  # type: ignore[attr-defined]
+        state = broker._topics.get(topic.name)
         return 0 if state is None else len(state.subscribers)
 
 

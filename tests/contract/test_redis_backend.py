@@ -78,7 +78,7 @@ def checks_reaching(backend: RedisBackend, count: int) -> threading.Event:
             reached.set()
         return found
 
-    backend._get_ready = counting  # type: ignore[method-assign]
+    backend._get_ready = counting
     return reached
 
 

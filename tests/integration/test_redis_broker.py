@@ -84,7 +84,7 @@ def test_a_killed_consumer_gives_its_message_back_after_one_lease(
         return got, time.monotonic() - killed_at
 
     [again], waited = asyncio.run(reclaim())
-    assert again.message_id == "m-1" and again.delivery_count == 2  # type: ignore[attr-defined]
+    assert again.message_id == "m-1" and again.delivery_count == 2
     assert lease * 0.9 <= waited <= lease + 3
     broker.close()
 
@@ -132,7 +132,7 @@ def test_entries_written_straight_into_the_stream_are_dead_lettered(
         return "still working"
 
     raw = redis.Redis.from_url(redis_url)
-    stream = app.broker.keys("celery").stream(0)  # type: ignore[attr-defined]
+    stream = app.broker.keys("celery").stream(0)
     raw.xadd(stream, {"m": "bad-1", "p": b"\x00not a message"})
     raw.xadd(stream, {"unexpected": "fields"})
     result = ok.delay()

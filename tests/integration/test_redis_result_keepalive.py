@@ -99,7 +99,7 @@ def test_a_wait_outlives_a_silently_dropped_connection(
         subscribed.set()
         return waiter
 
-    backend._listener.join = join_and_signal  # type: ignore[method-assign]
+    backend._listener.join = join_and_signal
 
     def wait() -> None:
         started = time.monotonic()
@@ -114,8 +114,8 @@ def test_a_wait_outlives_a_silently_dropped_connection(
     proxy.blackhole_newest()
     direct.mark_as_done("task-1", 42)  # its notification is lost in the dead link
     waiter.join(15)
-    assert outcome["meta"]["status"] == states.SUCCESS  # type: ignore[index]
-    assert outcome["meta"]["result"] == 42  # type: ignore[index]
+    assert outcome["meta"]["status"] == states.SUCCESS
+    assert outcome["meta"]["result"] == 42
     assert outcome["waited"] < 5  # noticed by the keepalive, not by the 10 s timeout
     backend.close()
     direct.close()

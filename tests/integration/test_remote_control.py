@@ -105,9 +105,9 @@ def test_inspect_and_control_round_trips_with_two_workers(fleet: Fleet) -> None:
     assert stats[B]["pool"]["max-concurrency"] == 2
     registered = inspect.registered()
     assert registered is not None and "proj.add" in registered[A]
-    assert inspect.active_queues()[B][0]["name"] == "celery"  # type: ignore[index]
+    assert inspect.active_queues()[B][0]["name"] == "celery"
     assert inspect.scheduled() == {A: [], B: []}
-    assert control.inspect(destination=[A], timeout=WAIT).conf()[A]["broker_url"]  # type: ignore[index]
+    assert control.inspect(destination=[A], timeout=WAIT).conf()[A]["broker_url"]
 
     # A running task shows in active and query_task on the worker running it.
     result = fleet.app.tasks["proj.slow"].apply_async(("held", 3.0))
@@ -121,7 +121,7 @@ def test_inspect_and_control_round_trips_with_two_workers(fleet: Fleet) -> None:
     found = control.inspect(destination=[node], timeout=WAIT).query_task(result.id)
     assert found is not None and found[node][result.id][0] == "active"
     assert result.get(timeout=20) == "held"
-    assert inspect.stats()[node]["total"] == {"proj.slow": 1}  # type: ignore[index]
+    assert inspect.stats()[node]["total"] == {"proj.slow": 1}
 
 
 def test_revoke_with_terminate_kills_the_running_task(fleet: Fleet) -> None:
@@ -153,10 +153,10 @@ def test_pool_grow_and_shrink_change_the_slots_stats_reports(fleet: Fleet) -> No
     assert stats is not None
     assert stats[A]["pool"]["max-concurrency"] == 3 and stats[B]["pool"]["max-concurrency"] == 4
     assert stats[A]["prefetch_count"] == 3
-    _wait_for(lambda: len(inspect.stats()[A]["pool"]["processes"]) == 3)  # type: ignore[index]
+    _wait_for(lambda: len(inspect.stats()[A]["pool"]["processes"]) == 3)
     control.pool_shrink(2, destination=[A], reply=True, timeout=WAIT)
-    _wait_for(lambda: len(inspect.stats()[A]["pool"]["processes"]) == 1)  # type: ignore[index]
-    assert inspect.stats()[A]["pool"]["max-concurrency"] == 1  # type: ignore[index]
+    _wait_for(lambda: len(inspect.stats()[A]["pool"]["processes"]) == 1)
+    assert inspect.stats()[A]["pool"]["max-concurrency"] == 1
     # The pools still run tasks at their new sizes.
     results = [fleet.app.tasks["proj.add"].delay(i, i) for i in range(6)]
     assert [r.get(timeout=20) for r in results] == [2 * i for i in range(6)]

@@ -136,7 +136,7 @@ def test_app_sender_sets_the_default_and_none_restores_the_broker(app: Celery, a
     add.delay(1, 2)
     assert _ready(app) == 1
     with pytest.raises(TypeError, match="Sender"):
-        app.sender = object()  # type: ignore[assignment]
+        app.sender = object()
     with pytest.raises(TypeError, match="subclass Sender"):
         app.sending_through(object()).__enter__()  # the wrong type is the point
 

@@ -83,12 +83,12 @@ def proj(
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop("proj", None)
     module = importlib.import_module("proj")
-    module.ENV = {  # type: ignore[attr-defined]
+    module.ENV = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(tmp_path)]),
         "PYTHONUNBUFFERED": "1",
     }
-    module.DIR = tmp_path  # type: ignore[attr-defined]
+    module.DIR = tmp_path
     try:
         yield module
     finally:

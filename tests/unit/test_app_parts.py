@@ -168,7 +168,7 @@ def test_subclass_with_self_binds_the_app_and_pickles_through_the_current_app(
     Bound = app.subclass_with_self(Thing, reverse="Thing")
     assert Bound.app is app and issubclass(Bound, Thing) and Bound.__name__ == "Thing"
     assert Bound.__doc__ == Thing.__doc__ and Bound.__module__ == __name__
-    app.Thing = Bound  # type: ignore[attr-defined]  # where ``reverse`` finds it
+    app.Thing = Bound  # where ``reverse`` finds it
     copy = pickle.loads(pickle.dumps(Bound(7)))
     assert type(copy) is Bound and copy.value == 7
     named = app.subclass_with_self(f"{__name__}:Thing", name="Other", attribute="owner",

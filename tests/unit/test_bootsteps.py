@@ -122,7 +122,7 @@ def test_steps_start_after_the_workers_parts_and_stop_first(app: Celery) -> None
     signals.celeryd_init.connect(on_init)
     try:
         with start_worker(app, concurrency=2, step_options={"region": "eu"}) as worker:
-            assert worker.patched is True  # type: ignore[attr-defined]
+            assert worker.patched is True
             assert [type(step).__name__ for step in worker.steps] == [
                 "Database", "Cache", "Wrapper",
             ]  # fmt: skip

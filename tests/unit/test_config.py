@@ -84,10 +84,10 @@ def test_config_from_object_with_celery_namespace(app: Celery) -> None:
 
 def test_config_from_module_path_and_attribute(app: Celery) -> None:
     module = types.ModuleType("celeriac_test_cfg")
-    module.task_default_queue = "from-module"  # type: ignore[attr-defined]
-    module.datetime = dt  # type: ignore[attr-defined]  # imported modules are not settings
+    module.task_default_queue = "from-module"
+    module.datetime = dt  # imported modules are not settings
     holder_module = types.ModuleType("celeriac_test_cfg_holder")
-    holder_module.holder = types.SimpleNamespace(task_default_priority=5)  # type: ignore[attr-defined]
+    holder_module.holder = types.SimpleNamespace(task_default_priority=5)
     sys.modules["celeriac_test_cfg"] = module
     sys.modules["celeriac_test_cfg_holder"] = holder_module
     try:
@@ -123,8 +123,8 @@ def test_task_routes_may_be_a_router_function_from_a_config_module(app: Celery) 
     def route_everything(name: str, *args: object, **kwargs: object) -> str:
         return "routed-by-function"
 
-    module.task_routes = route_everything  # type: ignore[attr-defined]
-    module.helper = route_everything  # type: ignore[attr-defined]  # not a setting: skipped
+    module.task_routes = route_everything
+    module.helper = route_everything  # not a setting: skipped
     app.config_from_object(module)
     assert app.conf.task_routes is route_everything
     assert app.router.route("any.task", (), {}, {})["queue"] == "routed-by-function"

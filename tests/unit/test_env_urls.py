@@ -97,8 +97,8 @@ def test_the_read_and_write_variables_come_before_their_settings(
     monkeypatch.setenv("CELERY_BROKER_READ_URL", "redis://read:6379/0")
     monkeypatch.setenv("CELERY_BROKER_WRITE_URL", "redis://write:6379/0")
     assert app.conf.broker_read_url == "redis://read:6379/0"
-    assert app.broker.url == "redis://write:6379/0"  # type: ignore[attr-defined]  # Redis's
-    assert app.read_broker.url == "redis://read:6379/0"  # type: ignore[attr-defined]
+    assert app.broker.url == "redis://write:6379/0"  # Redis's
+    assert app.read_broker.url == "redis://read:6379/0"
     app.close()
     monkeypatch.delenv("CELERY_BROKER_READ_URL")
     monkeypatch.delenv("CELERY_BROKER_WRITE_URL")

@@ -67,7 +67,7 @@ def test_the_class_keeps_its_own_doc_and_module() -> None:
 
 def test_a_proxy_needs_a_callable() -> None:
     with pytest.raises(TypeError, match="takes a callable"):
-        Proxy(42)  # type: ignore[arg-type]  # the error under test
+        Proxy(42)  # the error under test
 
 
 def test_a_promise_proxy_evaluates_once_then_keeps_the_object() -> None:

@@ -27,8 +27,8 @@ def test_task_log_records_carry_task_name_and_id(
     with caplog.at_level(logging.INFO, logger=__name__):
         drain(app)
     [record] = [r for r in caplog.records if r.name == __name__]
-    assert record.task_name == send_email.name  # type: ignore[attr-defined]
-    assert record.task_id == result.id  # type: ignore[attr-defined]
+    assert record.task_name == send_email.name
+    assert record.task_id == result.id
     formatted = TaskFormatter("%(task_name)s[%(task_id)s]: %(message)s").format(record)
     assert formatted == f"{send_email.name}[{result.id}]: Sending email to user@test.com"
 

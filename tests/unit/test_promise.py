@@ -68,9 +68,9 @@ def test_cancel_stops_it_firing() -> None:
 
 def test_bad_arguments_are_refused_clearly() -> None:
     with pytest.raises(TypeError, match="takes a callable"):
-        Promise(fun=3)  # type: ignore[arg-type]  # the error under test
+        Promise(fun=3)  # the error under test
     with pytest.raises(TypeError, match="then\\(\\) takes a callable"):
-        Promise().then(3)  # type: ignore[arg-type]  # the error under test
+        Promise().then(3)  # the error under test
 
 
 def test_a_barrier_fires_once_every_member_has() -> None:

@@ -101,7 +101,7 @@ def test_inspect_lists_running_and_waiting_tasks() -> None:
             (first.id, [1], False)
         ]
         assert [i["id"] for i in reserved[NODE]] == [second.id]
-        assert inspect.active(safe=True)[NODE][0]["args"] == "[1]"  # type: ignore[index]
+        assert inspect.active(safe=True)[NODE][0]["args"] == "[1]"
         assert inspect.query_task(first.id, second.id) == {
             NODE: {
                 first.id: ["active", active[NODE][0]],
@@ -110,7 +110,7 @@ def test_inspect_lists_running_and_waiting_tasks() -> None:
         }
         gate.set()
         assert [first.get(timeout=5), second.get(timeout=5)] == [1, 2]
-        assert inspect.stats()[NODE]["total"] == {held.name: 2}  # type: ignore[index]
+        assert inspect.stats()[NODE]["total"] == {held.name: 2}
 
 
 def test_pool_grow_runs_more_tasks_at_once_on_the_threads_pool() -> None:
@@ -157,7 +157,7 @@ def test_queues_can_be_cancelled_and_added_back() -> None:
         assert app.control.inspect(**TO).active_queues() == {NODE: []}
         result = add.delay(1, 2)
         refused = app.control.add_consumer("celery", exchange="other", reply=True, **TO)
-        assert "drop exchange='other'" in refused[0][NODE]["error"]  # type: ignore[index]
+        assert "drop exchange='other'" in refused[0][NODE]["error"]
         assert app.control.add_consumer("celery", reply=True, **TO) == [
             {NODE: {"ok": "add consumer celery"}}
         ]

@@ -161,7 +161,7 @@ def test_on_replace_sees_the_replacement_first(app: Celery) -> None:
 
     seen: list[Any] = []
 
-    class Watched(Task):  # type: ignore[type-arg]  # a base for any task
+    class Watched(Task):  # a base for any task
         def on_replace(self, sig: Signature) -> Any:
             seen.append((sig.task, sig.id))
             return super().on_replace(sig)

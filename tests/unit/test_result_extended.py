@@ -46,7 +46,7 @@ def test_extended_fields_are_recorded_for_failures_and_retries(app: Celery) -> N
 
     @app.task(bind=True, max_retries=1, default_retry_delay=0)
     def flaky(self: object, n: int) -> None:
-        raise self.retry(exc=ValueError(n))  # type: ignore[attr-defined]
+        raise self.retry(exc=ValueError(n))
 
     result = flaky.delay(7)
     drain(app)  # the first run, then its retry (due at once)

@@ -265,7 +265,7 @@ def test_redis_revocations_reload_after_their_connection_is_cut(
     async def scenario() -> None:
         async with Revocations(broker, on_terminate=lambda *kill: killed.append(kill)) as cache:
             # Cut the subscription's own connection (and no one else's) from the server side.
-            connection = cache._subscription._pubsub.connection  # type: ignore[union-attr]
+            connection = cache._subscription._pubsub.connection
             host, port = connection._writer.get_extra_info("sockname")[:2]
             broker.client.client_kill(f"{host}:{port}")
             broker.revoke(["t-meanwhile"], 60.0)  # announced while nobody is subscribed

@@ -23,11 +23,11 @@ from celeriac.testing.drain import drain
 @pytest.fixture
 def app() -> Iterator[Celery]:
     app = Celery("stamps", broker="memory://", backend="memory://")
-    app.seen = {}  # type: ignore[attr-defined]  # task name[args] -> (stamped_headers, stamps)
+    app.seen = {}  # task name[args] -> (stamped_headers, stamps)
 
     def record(request: Any) -> None:
         key = f"{request.task.rsplit('.', 1)[-1]}{list(request.args)}"
-        app.seen[key] = (sorted(request.stamped_headers), dict(request.stamps))  # type: ignore[attr-defined]
+        app.seen[key] = (sorted(request.stamped_headers), dict(request.stamps))
 
     @app.task(bind=True, name="add")
     def add(self: Any, x: int, y: int) -> int:
@@ -94,13 +94,13 @@ def test_stamp_puts_named_stamps_in_the_options_and_the_message(app: Celery) -> 
     check_envelope(sent[0], {})  # the worker accepts them
 
     run_all(app)
-    assert app.seen["add[1, 2]"] == (["attempt", "run"], {"run": "r1", "attempt": 2})  # type: ignore[attr-defined]
+    assert app.seen["add[1, 2]"] == (["attempt", "run"], {"run": "r1", "attempt": 2})
 
 
 def test_an_unstamped_task_reads_empty_stamps(app: Celery) -> None:
     app.tasks["add"].delay(1, 1)
     run_all(app)
-    assert app.seen["add[1, 1]"] == ([], {})  # type: ignore[attr-defined]
+    assert app.seen["add[1, 1]"] == ([], {})
 
 
 def test_a_visitor_stamps_every_task_of_a_nested_canvas_by_its_part(app: Celery) -> None:
@@ -118,7 +118,7 @@ def test_a_visitor_stamps_every_task_of_a_nested_canvas_by_its_part(app: Celery)
     run_all(app)
 
     assert result.get(timeout=5) == 18
-    seen = app.seen  # type: ignore[attr-defined]
+    seen = app.seen
     chain_stamps = {"run": "r1", "in_chain": True}
     assert seen["add[1, 1]"][1] == {**chain_stamps, "task_name": "add"}
     assert seen["note['linked']"][1] == {
@@ -240,7 +240,7 @@ def test_a_group_s_options_passed_down_never_replace_a_member_s_stamps(app: Cele
     member.stamp(who="member")
     group(member).apply_async(stamped_headers=["who", "run"], who="group", run="r1")
     run_all(app)
-    assert app.seen["add[1, 1]"] == (["run", "who"], {"who": "member", "run": "r1"})  # type: ignore[attr-defined]
+    assert app.seen["add[1, 1]"] == (["run", "who"], {"who": "member", "run": "r1"})
 
 
 def test_a_retry_keeps_the_stamps(app: Celery) -> None:
@@ -262,7 +262,7 @@ def test_eager_calls_see_their_stamps(app: Celery) -> None:
     workflow = chain(app.tasks["add"].s(1, 1), app.tasks["note"].s())
     workflow.stamp(run="eager")
     assert workflow.apply_async().get() == 2
-    assert app.seen["note[2]"] == (["run"], {"run": "eager"})  # type: ignore[attr-defined]
+    assert app.seen["note[2]"] == (["run"], {"run": "eager"})
 
 
 @pytest.mark.parametrize(

@@ -74,7 +74,7 @@ def test_objects_and_import_paths_in_a_list_first_answer_wins(
     make_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     module = types.ModuleType("ann_objects")
-    module.Slow = Slow  # type: ignore[attr-defined]
+    module.Slow = Slow
     monkeypatch.setitem(sys.modules, "ann_objects", module)
     app = make_app(["ann_objects.Slow", {"ann.report": {"queue": "ignored"}}])
 

@@ -60,7 +60,7 @@ def test_custom_base_class_supplies_shared_behaviour(app: Celery) -> None:
 
 
 def test_app_task_base_class_is_bound_to_the_app(app: Celery) -> None:
-    class Reporter(app.Task):  # type: ignore[name-defined,misc]
+    class Reporter(app.Task):
         name = "reports.make"
 
         def run(self, report_id: int) -> str:
@@ -73,7 +73,7 @@ def test_app_task_base_class_is_bound_to_the_app(app: Celery) -> None:
 
 
 def test_class_based_task_without_run_fails_clearly(app: Celery) -> None:
-    class Empty(app.Task):  # type: ignore[name-defined,misc]
+    class Empty(app.Task):
         name = "empty.task"
 
     task = app.register_task(Empty)
@@ -207,14 +207,14 @@ def test_a_misspelt_task_option_is_refused_with_the_attribute_meant(app: Celery)
 
 
 def test_a_custom_base_declares_its_own_task_options(app: Celery) -> None:
-    class Audited(app.Task):  # type: ignore[name-defined,misc]  # app.Task is a property
+    class Audited(app.Task):  # app.Task is a property
         audit_channel: str | None = None
 
     @app.task(base=Audited, audit_channel="billing")
     def charge() -> None:
         return None
 
-    assert charge.audit_channel == "billing"  # type: ignore[attr-defined]
+    assert charge.audit_channel == "billing"
     with pytest.raises(TypeError, match=r"'audit_chanel'.*did you mean 'audit_channel'"):
 
         @app.task(base=Audited, audit_chanel="billing")

@@ -161,7 +161,7 @@ def test_warm_shutdown_finishes_running_tasks_and_gives_back_the_rest() -> None:
         for _ in range(3):
             waiting.delay()
         deadline = time.monotonic() + 5
-        while len(worker.consumer.held) < 4:  # type: ignore[union-attr]
+        while len(worker.consumer.held) < 4:
             assert time.monotonic() < deadline, "the worker did not prefetch"
             time.sleep(0.01)
         # The running task may finish only once the shutdown has begun.
