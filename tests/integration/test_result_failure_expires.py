@@ -62,3 +62,16 @@ def test_a_store_that_cannot_apply_it_warns() -> None:
                  result_failure_expires=60, set_as_current=False)  # fmt: skip
     with pytest.warns(NotInEffectWarning, match="MemoryBackend result store does not apply"):
         _ = app.backend
+
+
+@pytest.mark.parametrize("never", [0, None, dt.timedelta(0)])
+def test_result_expires_of_zero_or_none_keeps_results_forever(
+    store: dict[str, str], never: object
+) -> None:
+    app = _app(store, result_expires=never)  # Celery: None or 0 never expires
+    try:
+        app.backend.store_result("kept", 1, states.SUCCESS)
+        assert _ttls(store["url"], store["prefix"])["kept"] == -1
+        assert app.AsyncResult("kept").get(timeout=1) == 1
+    finally:
+        app.close()

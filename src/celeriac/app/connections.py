@@ -152,9 +152,9 @@ def create_broker(
 
 
 def expires_seconds(value: dt.timedelta | float | None) -> float | None:
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    return None if value is None else float(value)
+    """``result_expires`` in seconds; None or 0 keeps results forever, as in Celery."""
+    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else value
+    return float(seconds) if seconds else None
 
 
 def create_backend(

@@ -139,7 +139,7 @@ _DECLARED = [
         "result_expires",
         dt.timedelta(days=1),
         (dt.timedelta, int, float),
-        "Time a result is kept (seconds or timedelta); None keeps it forever.",
+        "Time a result is kept (seconds or timedelta); None or 0 keeps it forever.",
     ),
     _s("result_serializer", "json", (str,), "Serializer for stored results."),
     _s("result_compression", None, (str,), "Compress stored results: zlib, bzip2, lzma, ..."),
