@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from celeriac import chain, chord, group
 from celeriac.contrib.opentelemetry import instrument
+from celeriac.signals import worker_process_init
 from tests.integration.workers import (
     TEST_ENV,
     WorkerProcess,
@@ -140,6 +141,9 @@ def otelproj(
         yield otelproj, exporter, Spans(client, f"{redis_prefix}:spans")
     finally:
         worker.stop()
+        # Its receiver would set the process-wide tracer provider in this process the
+        # next time a test starts a worker here (solo pools send worker_process_init).
+        worker_process_init.disconnect(otelproj.start_tracing)
         otelproj.app.close()
         provider.shutdown()
         client.close()
