@@ -252,7 +252,7 @@ def test_a_waiter_sees_a_result_stored_by_another_thread_promptly(make_postgres:
 
 
 def backend_pause_bound() -> float:
-    from celeriac.results.database.backend import MAX_PAUSE
+    from celeriac.results.polling import MAX_PAUSE
 
     return MAX_PAUSE + 0.2  # one pause, plus a loaded machine's scheduling
 

@@ -23,6 +23,7 @@ from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError
 
 from celeriac.exceptions import BackendConnectionError, BackendError, ImproperlyConfigured
 from celeriac.results.base import RecordFormat, ResultBackend
+from celeriac.results.polling import poll_ready
 
 # memcached reads an expiry above 30 days as a Unix time, not a number of seconds.
 MAX_RELATIVE_EXPIRES = 30 * 24 * 60 * 60
@@ -33,9 +34,6 @@ READY, UNREADY = b"R", b"U"  # the first byte of every record: ended, or not yet
 # A chord's counter starts here: joins add one, tasks added to the chord take one away, and
 # memcached's decr stops at 0, so the counter must start well above any chord's size.
 COUNTER_START = 1 << 40
-# _wait looks at the record, then again after FIRST_PAUSE, doubling up to MAX_PAUSE.
-FIRST_PAUSE = 0.005
-MAX_PAUSE = 0.25
 # Celery's client defaults: writes wait for the server's answer, and a dead server fails
 # a call after seconds instead of hanging it.
 DEFAULT_OPTIONS: dict[str, Any] = {"default_noreply": False, "connect_timeout": 5.0, "timeout": 5.0}
@@ -187,18 +185,8 @@ class MemcachedBackend(ResultBackend):
         return raw[1:] if raw is not None and raw[:1] == READY else None
 
     def _wait(self, key: str, timeout: float | None) -> bytes | None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        pause = FIRST_PAUSE
-        while True:
-            raw = self._get_ready(key)
-            if raw is not None:
-                return raw
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return None
-            # memcached has no notifications: polling, quickly at first, is the way to wait.
-            time.sleep(pause if remaining is None else min(pause, remaining))
-            pause = min(pause * 2, MAX_PAUSE)
+        # Polling: memcached has no notifications.
+        return poll_ready(lambda: self._get_ready(key), timeout)
 
     # -- chords ---------------------------------------------------------------------------------
     # A member's marker is added once (add fails for a redelivered member, which then only

@@ -25,16 +25,13 @@ from celeriac.exceptions import BackendConnectionError, BackendError, Improperly
 from celeriac.results.base import RecordFormat, ResultBackend
 from celeriac.results.database import dialects
 from celeriac.results.database.tables import KEY_LENGTH, Tables, build_tables
+from celeriac.results.polling import poll_ready
 
 logger = logging.getLogger(__name__)
 
 #: Celery's database_engine_options default: check a pooled connection before use, and
 #: replace connections after an hour (servers drop idle ones).
 DEFAULT_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True, "pool_recycle": 3600}
-# _wait looks at the row, then again after FIRST_PAUSE, doubling up to MAX_PAUSE: a fast
-# task is seen within milliseconds, a long one costs a waiter at most 4 reads a second.
-FIRST_PAUSE = 0.005
-MAX_PAUSE = 0.25
 # A failed statement (a dropped connection, a deadlock, a locked SQLite file) is tried this
 # many times in all; every statement the store runs can safely run twice.
 ATTEMPTS = 3
@@ -298,19 +295,8 @@ class DatabaseBackend(ResultBackend):
         self._run(lambda connection: connection.execute(sa.delete(table).where(column == key)))
 
     def _wait(self, key: str, timeout: float | None) -> bytes | None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        pause = FIRST_PAUSE
-        while True:
-            raw = self._get_ready(key)
-            if raw is not None:
-                return raw
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return None
-            # Polling is the database store's way to wait (Celery's polls too): see the docs
-            # for why not LISTEN/NOTIFY.
-            time.sleep(pause if remaining is None else min(pause, remaining))
-            pause = min(pause * 2, MAX_PAUSE)
+        # Polling: the database has no notifications here (see the docs for why not LISTEN/NOTIFY).
+        return poll_ready(lambda: self._get_ready(key), timeout)
 
     # -- chords ---------------------------------------------------------------------------------
     # A chord is a row per ended header task plus its own row (the empty member): how many
