@@ -65,5 +65,9 @@ def test_a_stopped_timer_refuses_new_entries() -> None:
     timer.stop()
     with pytest.raises(RuntimeError, match="timer has stopped"):
         timer.call_after(1, print)
-    with pytest.raises(ValueError, match="interval above 0"):
-        Timer().call_repeatedly(0, print)
+    other = Timer()
+    try:
+        with pytest.raises(ValueError, match="interval above 0"):
+            other.call_repeatedly(0, print)
+    finally:
+        other.stop()  # its thread, not left for the interpreter to wait on
