@@ -81,6 +81,7 @@ class Service:
 
     def start(self, embedded_process: bool = False) -> None:
         """Tick until ``stop()``; the state is written and the lease given up on the way out."""
+        self.app.broker.confirm_each_publish()  # a run is recorded as sent once stored
         scheduler = self.scheduler
         signal = signals.beat_embedded_init if embedded_process else signals.beat_init
         signal.send(sender=self)

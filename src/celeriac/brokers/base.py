@@ -346,7 +346,8 @@ class Broker(ABC):
     # -- producer ---------------------------------------------------------------------------
     @abstractmethod
     def publish(self, message: OutboundMessage) -> None:
-        """Store one message; return once the broker holds it."""
+        """Store one message; return once the broker holds it (an engine that pipelines
+        confirms may return sooner: see ``flush``)."""
 
     def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
         """Store several messages, in as few round trips as the engine allows."""
@@ -360,6 +361,22 @@ class Broker(ABC):
     async def publish_many_async(self, messages: Sequence[OutboundMessage]) -> None:
         for message in messages:
             await self.publish_async(message)
+
+    def flush(self) -> None:
+        """Return once every message this process published is held by the broker; raise
+        ``BrokerError`` naming those it refused. An engine whose ``publish`` returns only
+        once the message is stored has nothing to wait for."""
+        return None
+
+    async def flush_async(self) -> None:
+        """``flush`` for code running on an event loop."""
+        return None
+
+    def confirm_each_publish(self) -> None:
+        """From now on ``publish`` returns only once the broker holds the message. The
+        worker and beat call it: they go on (ack a task, record a run) only after what
+        they published is stored."""
+        return None
 
     # -- consumer ---------------------------------------------------------------------------
     @abstractmethod

@@ -117,6 +117,7 @@ class Relay:
     ) -> None:  # fmt: skip
         try:
             self.sender.send(messages, _NO_RETRY)
+            self.sender.broker.flush()  # marked sent only once stored, pipelined or not
         except BrokerConnectionError:  # refused credentials too: not the rows' fault
             raise
         except Exception as exc:

@@ -267,6 +267,9 @@ class Worker:
         self._stop = asyncio.Event()
         if self.install_signal_handlers:
             self._install_signal_handlers()
+        # A task's follow-ups (a chain's next step, a retry) must be stored before its ack.
+        for broker in {self.app.broker, self.app.read_broker}:
+            broker.confirm_each_publish()
         try:
             started = await self._start_up()
         except BaseException:

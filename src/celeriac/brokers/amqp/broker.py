@@ -11,8 +11,12 @@ token buckets are refused with the fix (``supports_key_value`` is False). Engine
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import logging
 import os
 import socket
+import weakref
 from collections.abc import Collection, Coroutine, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -23,7 +27,8 @@ from celeriac.brokers.amqp.consume import Consumption
 from celeriac.brokers.amqp.io import IOThread
 from celeriac.brokers.amqp.lease import Leases
 from celeriac.brokers.amqp.link import Link
-from celeriac.brokers.amqp.publish import Publisher, delayed_copy, ready_copy
+from celeriac.brokers.amqp.pipeline import DEFAULT_WINDOW, Pipeline, surviving_outages
+from celeriac.brokers.amqp.publish import Copy, Publisher, delayed_copy, ready_copy
 from celeriac.brokers.amqp.revocations import Revocations
 from celeriac.brokers.amqp.topology import MAX_PRIORITY, Names
 from celeriac.brokers.base import (
@@ -41,6 +46,10 @@ from celeriac.exceptions import ImproperlyConfigured
 from celeriac.messages.wire import WireFormat
 
 T = TypeVar("T")
+logger = logging.getLogger("celeriac.brokers.amqp")
+# Brokers that published ahead of their confirms: each waits for them at interpreter exit,
+# before the I/O thread (a daemon) is gone with what it had not yet written.
+_PIPELINED: weakref.WeakSet[AmqpBroker] = weakref.WeakSet()
 CONSUMER_TIMEOUT = 1800.0  # RabbitMQ's default consumer_timeout, in seconds
 _NO_KEY_VALUE = (
     "RabbitMQ keeps no shared key-value state, so {what} cannot work on an amqp:// broker. {fix}"
@@ -75,7 +84,8 @@ class AmqpBroker(Broker):
         )
         options = dict(transport_options or {})
         params.check_options(options)
-        params.check_confirm_publish(options)
+        self._ahead = not params.confirm_each_publish(options)  # see ``pipeline``
+        self._window = params.confirm_window(options, DEFAULT_WINDOW)
         self.url = url
         self.target = params.parse_target(url, options, use_ssl, login_method)
         self.queue_type = params.queue_type(options)
@@ -107,6 +117,7 @@ class AmqpBroker(Broker):
         self.revocations = Revocations(self.link, self.publisher)
         self.channels = Channels(self.link, self.names)
         self.leases = Leases(self.target, self.names, self._name)
+        self.pipeline = Pipeline(self._window)
 
     def _forked(self) -> None:
         """In a forked child: nothing of the parent's connection may be touched."""
@@ -123,7 +134,8 @@ class AmqpBroker(Broker):
         return await self._io.run_async(work)
 
     # -- producer ---------------------------------------------------------------------------
-    async def _publish(self, messages: Sequence[OutboundMessage]) -> None:
+    async def _copies(self, messages: Sequence[OutboundMessage]) -> list[Copy]:
+        """Each message's copy to publish, its queue (and delay levels) declared first."""
         copies = []
         for message in messages:
             if message.delay is not None and message.delay > 0:
@@ -138,21 +150,90 @@ class AmqpBroker(Broker):
                     ready_copy(message.queue, message.payload, message.message_id,
                                message.priority, 0, message.persistent)
                 )  # fmt: skip
+        return copies
+
+    async def _publish(self, messages: Sequence[OutboundMessage]) -> None:
+        copies = await self._copies(messages)
         await self.publisher.publish(copies, timeout=self.confirm_timeout)
 
+    async def _publish_ahead(self, messages: Sequence[OutboundMessage]) -> None:
+        # Tracked first thing: a flush submitted after this call waits for it.
+        pipeline = self.pipeline
+        task = asyncio.current_task()
+        assert task is not None  # run by the I/O loop as a task
+        pipeline.track(task, places=0)
+
+        async def hand_over() -> list[Any]:
+            copies = await self._copies(messages)
+            return await self.publisher.send_ahead(copies, self.confirm_timeout)
+
+        try:
+            async with pipeline.order:  # later calls wait behind an outage, in their order
+                sends = await surviving_outages(hand_over, self.confirm_timeout)
+        except BaseException:
+            pipeline.give_back(len(messages))  # none was sent; the failure is kept
+            raise
+        for send in sends:
+            pipeline.track(send, places=1)
+
+    def _admit(self, messages: Sequence[OutboundMessage]) -> bool:
+        """Whether ``messages`` go ahead of their confirms: raises an earlier failure."""
+        if not self._ahead:
+            return False
+        self.pipeline.raise_failures()
+        _PIPELINED.add(self)
+        return self.pipeline.admit(len(messages))
+
     def publish(self, message: OutboundMessage) -> None:
-        """Returns once RabbitMQ confirmed the message (publisher confirms)."""
-        self._run(self._publish([message]))
+        """Returns once RabbitMQ confirmed the message, or, with pipelined confirms (the
+        default), once the I/O thread has it (``flush`` waits for the confirms)."""
+        if not self._admit([message]):
+            if self._ahead:  # the window is full: wait for every confirm, then go on
+                self.flush()
+                return self.publish(message)
+            return self._run(self._publish([message]))
+        self._io.submit(self._publish_ahead([message]))
+        return None
 
     def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
         """All messages pipelined on one channel; returns once every one is confirmed."""
         self._run(self._publish(messages))
 
     async def publish_async(self, message: OutboundMessage) -> None:
-        await self._await(self._publish([message]))
+        if not self._admit([message]):
+            if self._ahead:
+                await self.flush_async()
+                return await self.publish_async(message)
+            return await self._await(self._publish([message]))
+        self._io.submit(self._publish_ahead([message]))
+        return None
 
     async def publish_many_async(self, messages: Sequence[OutboundMessage]) -> None:
         await self._await(self._publish(messages))
+
+    def flush(self) -> None:
+        """Wait for the confirms of every pipelined publish; raise for those not stored."""
+        if not self.pipeline.idle:
+            self._run(self.pipeline.settle())
+        self.pipeline.raise_failures()
+
+    async def flush_async(self) -> None:
+        if not self.pipeline.idle:
+            await self._await(self.pipeline.settle())
+        self.pipeline.raise_failures()
+
+    def confirm_each_publish(self) -> None:
+        self.flush()
+        self._ahead = False
+
+    def _flush_at_exit(self) -> None:
+        """Pipelined publishes still unconfirmed when the process ends: wait (up to the
+        confirm timeout) and log any that were not stored, as nobody is left to raise to."""
+        try:
+            self._io.submit(self.pipeline.settle()).result(self.confirm_timeout)
+            self.pipeline.raise_failures()
+        except Exception as exc:  # the process is ending: the log is the last word
+            logger.error("at exit: %s", exc)
 
     # -- consumer ---------------------------------------------------------------------------
     async def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
@@ -285,9 +366,20 @@ class AmqpBroker(Broker):
         await self.link.close()
 
     def close(self) -> None:
-        """Give back what no fetch handed out, close the connection, end the I/O thread."""
+        """Wait for pipelined confirms (failures logged), give back what no fetch handed
+        out, close the connection, end the I/O thread."""
+        if not self.pipeline.idle:
+            self._flush_at_exit()
+        _PIPELINED.discard(self)
         self._io.stop(self._shutdown())
 
     async def close_async(self) -> None:
         """Nothing is bound to the caller's loop; ``close`` ends the connection."""
         return None
+
+
+@atexit.register
+def _flush_pipelined_at_exit() -> None:
+    for broker in list(_PIPELINED):
+        if not broker.pipeline.idle:
+            broker._flush_at_exit()

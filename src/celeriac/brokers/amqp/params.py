@@ -25,7 +25,8 @@ LOGIN_METHODS = {"PLAIN": "plain", "EXTERNAL": "external"}
 # Every transport option the engine reads; anything else warns with the closest name.
 OPTIONS = frozenset(
     {"visibility_timeout", "queue_type", "heartbeat", "connect_timeout", "consumer_timeout",
-     "revocation_retention", "confirm_timeout", "namespace", "confirm_publish"}
+     "revocation_retention", "confirm_timeout", "namespace", "confirm_publish",
+     "confirm_window"}
 )  # fmt: skip
 # Celery's broker_use_ssl keys for RabbitMQ (py-amqp's names) that shape the SSLContext.
 SSL_KEYS = frozenset(
@@ -206,19 +207,30 @@ def _auth(login_method: str, secure: bool, use_ssl: bool | Mapping[str, Any] | N
     return LOGIN_METHODS[method]
 
 
-def check_confirm_publish(options: Mapping[str, Any]) -> None:
-    """kombu's ``confirm_publish``: celeriac always waits for RabbitMQ's confirm, so True
-    says what happens anyway and False is refused rather than ignored."""
-    value = options.get("confirm_publish", True)
-    if value is True:
-        return
+def confirm_each_publish(options: Mapping[str, Any]) -> bool:
+    """kombu's ``confirm_publish``: True waits for RabbitMQ's confirm on every publish;
+    absent, confirms are pipelined (``pipeline``). False, no confirms at all, is refused
+    rather than ignored."""
+    value = options.get("confirm_publish", None)
+    if value is None or value is True:
+        return value is True
     raise ImproperlyConfigured(
         f"broker_transport_options['confirm_publish'] is {value!r}, but celeriac always "
-        f"uses publisher confirms on RabbitMQ: a publish returns only once RabbitMQ holds "
-        f"the message, so a call that returned is never lost. Remove the option (or set "
-        f"it to True); to publish many calls quickly, send them as a group, whose messages "
-        f"share one round of confirms"
+        f"uses publisher confirms on RabbitMQ. Leave the option out (a publish returns at "
+        f"once, its confirm is awaited in the background and a failure is raised by the "
+        f"next publish or by app.broker.flush()), or set it to True (every publish waits "
+        f"for its confirm, so a call that returned is never lost)"
     )
+
+
+def confirm_window(options: Mapping[str, Any], default: int) -> int:
+    value = options.get("confirm_window", default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ImproperlyConfigured(
+            f"broker_transport_options['confirm_window'] must be a positive whole number "
+            f"of messages (default {default}), not {value!r}"
+        )
+    return value
 
 
 def queue_type(options: Mapping[str, Any]) -> str:

@@ -22,6 +22,7 @@ from aiormq import spec
 from celeriac.brokers.amqp import topology as t
 from celeriac.brokers.amqp.link import Link
 from celeriac.brokers.amqp.params import QueueTypes
+from celeriac.brokers.amqp.pipeline import surviving_outages
 from celeriac.exceptions import BrokerError
 
 
@@ -193,6 +194,25 @@ class Publisher:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+    async def send_ahead(self, copies: Sequence[Copy], timeout: float) -> list[Any]:
+        """Start publishing ``copies``, in order, and return their sends unawaited: each
+        ends once RabbitMQ confirmed its copy, sent again on a new connection if the old
+        one died first, for up to ``timeout`` seconds."""
+        channel = await self.link.channel("publish", confirms=True)
+        # A task runs to the channel's lock before yielding: made in order, sent in order.
+        return [asyncio.ensure_future(self._send_surviving(channel, c, timeout)) for c in copies]
+
+    async def _send_surviving(self, channel: Any, copy: Copy, timeout: float) -> None:
+        first = [channel]
+
+        async def attempt() -> None:
+            if first:
+                await self._send(first.pop(), copy, timeout)
+            else:  # the first connection died: the link makes a new one
+                await self._send(await self.link.channel("publish", confirms=True), copy, timeout)
+
+        await surviving_outages(attempt, timeout)
 
     async def _send(self, channel: Any, copy: Copy, timeout: float | None) -> None:
         properties = spec.Basic.Properties(

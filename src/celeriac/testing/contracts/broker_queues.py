@@ -53,12 +53,27 @@ class PublishFetchContract(BrokerSuite):
         priorities = [0, 5, 9, 5, 0, 9]
         for n, priority in enumerate(priorities):
             broker.publish(msg(queue, n, priority=priority))
+        broker.flush()  # all held before the first fetch, or the first would come out first
         if not broker.supports_priorities:  # FIFO, each message still carrying its priority
             got = await collect(broker, [queue], 6)
             assert ids(got) == [f"id-{n}" for n in range(6)]
             assert [d.priority for d in got] == priorities
             return
         await expect_order(broker, queue, ["id-2", "id-5", "id-1", "id-3", "id-0", "id-4"])
+
+    @in_event_loop
+    async def test_flush_returns_once_every_publish_is_held(
+        self, make_broker: BrokerFactory
+    ) -> None:
+        broker, queue = make_broker(), new_queue()
+        for n in range(40):
+            broker.publish(msg(queue, n))
+        for n in range(40, 60):
+            await broker.publish_async(msg(queue, n))
+        broker.flush()
+        assert broker.queue_length(queue) == 60
+        await broker.flush_async()  # nothing left to wait for
+        await expect_order(broker, queue, [f"id-{n}" for n in range(60)])
 
     @in_event_loop
     async def test_publish_many_keeps_order(self, make_broker: BrokerFactory) -> None:
