@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/amqp_broker_quick.py [--n 5000] [--url amqp://guest:guest@127.0.0.1:5672//]
 
-Measures per-call confirmed publish, pipelined publish_many, and fetch+ack drains (batches
+Measures per-call publish (each confirm awaited, and pipelined), publish_many, and fetch+ack drains (batches
 of 1 and 100), on a unique namespace and queue whose messages it drains. The full
 side-by-side benchmark against Celery and its peers is a separate piece of work.
 """
@@ -40,13 +40,24 @@ def main() -> None:
     args = parser.parse_args()
     tag = uuid.uuid4().hex[:8]
     broker = AmqpBroker(args.url, transport_options={"namespace": f"bench-{tag}"})
+    waited = AmqpBroker(
+        args.url, transport_options={"namespace": f"bench-{tag}", "confirm_publish": True}
+    )
     queue = f"bench-{tag}"
     messages = [OutboundMessage(queue, payload(i), f"{i:032x}") for i in range(args.n)]
     try:
         started = time.perf_counter()
         for message in messages:
+            waited.publish(message)
+        rate = args.n / (time.perf_counter() - started)
+        print(f"publish, one call each, confirm_publish=True: {rate:8.0f} msg/s")
+        asyncio.run(drain(broker, queue, args.n, 100))
+        started = time.perf_counter()
+        for message in messages:
             broker.publish(message)
-        print(f"publish, one call each:    {args.n / (time.perf_counter() - started):8.0f} msg/s")
+        broker.flush()
+        rate = args.n / (time.perf_counter() - started)
+        print(f"publish, one call each, pipelined (+flush):   {rate:8.0f} msg/s")
         print(
             f"drain, fetch 1 + ack:      {asyncio.run(drain(broker, queue, args.n, 1)):8.0f} msg/s"
         )
@@ -59,6 +70,7 @@ def main() -> None:
         print(f"message size: {len(messages[0].payload)} bytes")
     finally:
         broker.close()
+        waited.close()
 
 
 if __name__ == "__main__":

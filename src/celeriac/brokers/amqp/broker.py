@@ -11,7 +11,6 @@ token buckets are refused with the fix (``supports_key_value`` is False). Engine
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import logging
 import os
@@ -117,7 +116,7 @@ class AmqpBroker(Broker):
         self.revocations = Revocations(self.link, self.publisher)
         self.channels = Channels(self.link, self.names)
         self.leases = Leases(self.target, self.names, self._name)
-        self.pipeline = Pipeline(self._window)
+        self.pipeline: Pipeline[OutboundMessage] = Pipeline(self._io, self._hand_over, self._window)
 
     def _forked(self) -> None:
         """In a forked child: nothing of the parent's connection may be touched."""
@@ -156,71 +155,45 @@ class AmqpBroker(Broker):
         copies = await self._copies(messages)
         await self.publisher.publish(copies, timeout=self.confirm_timeout)
 
-    async def _publish_ahead(self, messages: Sequence[OutboundMessage]) -> None:
-        # Tracked first thing: a flush submitted after this call waits for it.
-        pipeline = self.pipeline
-        task = asyncio.current_task()
-        assert task is not None  # run by the I/O loop as a task
-        pipeline.track(task, places=0)
+    async def _hand_over(self, messages: list[OutboundMessage]) -> list[Any]:
+        """The pipeline's hand-over: declare, then start the sends (riding out an outage
+        of up to the confirm timeout, while later calls queue behind, in order)."""
 
-        async def hand_over() -> list[Any]:
+        async def attempt() -> list[Any]:
             copies = await self._copies(messages)
             return await self.publisher.send_ahead(copies, self.confirm_timeout)
 
-        try:
-            async with pipeline.order:  # later calls wait behind an outage, in their order
-                sends = await surviving_outages(hand_over, self.confirm_timeout)
-        except BaseException:
-            pipeline.give_back(len(messages))  # none was sent; the failure is kept
-            raise
-        for send in sends:
-            pipeline.track(send, places=1)
-
-    def _admit(self, messages: Sequence[OutboundMessage]) -> bool:
-        """Whether ``messages`` go ahead of their confirms: raises an earlier failure."""
-        if not self._ahead:
-            return False
-        self.pipeline.raise_failures()
-        _PIPELINED.add(self)
-        return self.pipeline.admit(len(messages))
+        return await surviving_outages(attempt, self.confirm_timeout)
 
     def publish(self, message: OutboundMessage) -> None:
         """Returns once RabbitMQ confirmed the message, or, with pipelined confirms (the
-        default), once the I/O thread has it (``flush`` waits for the confirms)."""
-        if not self._admit([message]):
-            if self._ahead:  # the window is full: wait for every confirm, then go on
-                self.flush()
-                return self.publish(message)
-            return self._run(self._publish([message]))
-        self._io.submit(self._publish_ahead([message]))
-        return None
+        default), at once (``flush`` waits for the confirms)."""
+        if self._ahead:
+            _PIPELINED.add(self)
+            self.pipeline.put(message)
+        else:
+            self._run(self._publish([message]))
 
     def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
         """All messages pipelined on one channel; returns once every one is confirmed."""
         self._run(self._publish(messages))
 
     async def publish_async(self, message: OutboundMessage) -> None:
-        if not self._admit([message]):
-            if self._ahead:
-                await self.flush_async()
-                return await self.publish_async(message)
-            return await self._await(self._publish([message]))
-        self._io.submit(self._publish_ahead([message]))
-        return None
+        if self._ahead:
+            _PIPELINED.add(self)
+            await self.pipeline.put_async(message)
+        else:
+            await self._await(self._publish([message]))
 
     async def publish_many_async(self, messages: Sequence[OutboundMessage]) -> None:
         await self._await(self._publish(messages))
 
     def flush(self) -> None:
         """Wait for the confirms of every pipelined publish; raise for those not stored."""
-        if not self.pipeline.idle:
-            self._run(self.pipeline.settle())
-        self.pipeline.raise_failures()
+        self.pipeline.flush()
 
     async def flush_async(self) -> None:
-        if not self.pipeline.idle:
-            await self._await(self.pipeline.settle())
-        self.pipeline.raise_failures()
+        await self.pipeline.flush_async()
 
     def confirm_each_publish(self) -> None:
         self.flush()
@@ -230,7 +203,7 @@ class AmqpBroker(Broker):
         """Pipelined publishes still unconfirmed when the process ends: wait (up to the
         confirm timeout) and log any that were not stored, as nobody is left to raise to."""
         try:
-            self._io.submit(self.pipeline.settle()).result(self.confirm_timeout)
+            self.pipeline.settle_within(self.confirm_timeout)
             self.pipeline.raise_failures()
         except Exception as exc:  # the process is ending: the log is the last word
             logger.error("at exit: %s", exc)

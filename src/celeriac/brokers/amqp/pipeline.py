@@ -1,27 +1,33 @@
 """Publishes that return before RabbitMQ's confirm: the confirms are awaited on the I/O loop.
 
 A producer calling ``.delay()`` in a loop would otherwise wait one network round trip (and
-RabbitMQ's disk write) per call. Here the call hands the message to the I/O loop and
-returns; the confirm is awaited there. A message RabbitMQ refused or returned, or one whose
-connection died before its confirm, is kept as a failure and raised from the producer's
-next publish, from ``flush()``, and logged when the process exits. At most ``window``
-messages are unconfirmed at once: the call that would exceed it waits for all of them.
-Engine helper: imports only the stdlib and ``celeriac.exceptions``.
+RabbitMQ's disk write) per call. Here the call puts the message on a hand-over queue and
+returns; one task on the I/O loop takes what is queued, in order, publishes it and awaits
+the confirms. A message RabbitMQ refused or returned, or one still unconfirmed when its
+connection stayed down for the confirm timeout, is kept as a failure and raised from the
+producer's next publish, from ``flush()``, and logged when the process exits. At most
+``window`` messages are unconfirmed at once: the call that would exceed it waits for all.
+Engine helper: imports only the stdlib, ``io`` and ``celeriac.exceptions``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
+from celeriac.brokers.amqp.io import IOThread
 from celeriac.exceptions import BrokerConnectionError, BrokerError
 
 T = TypeVar("T")
+M = TypeVar("M")
 DEFAULT_WINDOW = 1000
 _FIRST_PAUSE, _LONGEST_PAUSE = 0.1, 1.0  # seconds between attempts to reach RabbitMQ again
+# Takes queued messages (in order) and returns their sends, each ending at its confirm.
+HandOver = Callable[[list[M]], Awaitable[list["asyncio.Future[None]"]]]
 
 
 async def surviving_outages(attempt: Callable[[], Awaitable[T]], within: float) -> T:
@@ -40,28 +46,45 @@ async def surviving_outages(attempt: Callable[[], Awaitable[T]], within: float) 
         pause = min(pause * 2, _LONGEST_PAUSE)
 
 
-class Pipeline:
-    """The unconfirmed publishes of one broker: how many, the work awaiting their
+class Pipeline(Generic[M]):
+    """The unconfirmed publishes of one broker: the hand-over queue, the work awaiting
     confirms (on the I/O loop), and the failures not yet reported."""
 
-    def __init__(self, window: int = DEFAULT_WINDOW) -> None:
-        self.window = window
+    def __init__(self, io: IOThread, hand_over: HandOver[M], window: int = DEFAULT_WINDOW):
+        self.io, self.window = io, window
+        self._hand_over = hand_over
         self._lock = threading.Lock()  # callers' threads and the I/O loop both count
-        self._in_flight = 0
+        self._queued: collections.deque[M] = collections.deque()
+        self._taking = False  # a task on the I/O loop is taking the queue
+        self._in_flight = 0  # queued, or sent and not yet confirmed or failed
         self._work: set[asyncio.Future[None]] = set()
         self._failures: list[BaseException] = []
-        # Held from a call's queue declaration to its sends' start, so that calls reach
-        # the channel in the order they were made even when one waits for a declaration.
-        self.order = asyncio.Lock()
 
-    # -- the producer's thread ------------------------------------------------------------
-    def admit(self, count: int) -> bool:
-        """Take ``count`` places in the window; False (nothing taken) when it is full."""
-        with self._lock:
-            if self._in_flight and self._in_flight + count > self.window:
-                return False
-            self._in_flight += count
-            return True
+    # -- the producer's side (any thread) -------------------------------------------------
+    def put(self, message: M) -> None:
+        """Queue ``message``; first raise an earlier failure, or wait when the window is full."""
+        self.raise_failures()
+        if not self._admit():
+            self.flush()
+            self._admit()
+        self._queue(message)
+
+    async def put_async(self, message: M) -> None:
+        self.raise_failures()
+        if not self._admit():
+            await self.flush_async()
+            self._admit()
+        self._queue(message)
+
+    def flush(self) -> None:
+        if not self.idle:
+            self.io.run(self._settle())
+        self.raise_failures()
+
+    async def flush_async(self) -> None:
+        if not self.idle:
+            await self.io.run_async(self._settle())
+        self.raise_failures()
 
     def raise_failures(self) -> None:
         """Raise ``BrokerError`` for the earlier publishes that were not stored, once."""
@@ -86,33 +109,66 @@ class Pipeline:
     @property
     def idle(self) -> bool:
         with self._lock:
-            return self._in_flight == 0 and not self._work
+            return self._in_flight == 0 and not self._work and not self._taking
+
+    def settle_within(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for every confirm (at exit; raises on timeout)."""
+        self.io.submit(self._settle()).result(timeout)
+
+    def _admit(self) -> bool:
+        with self._lock:
+            if self._in_flight >= self.window:
+                return False
+            self._in_flight += 1
+            return True
+
+    def _queue(self, message: M) -> None:
+        with self._lock:
+            self._queued.append(message)
+            if self._taking:
+                return
+            self._taking = True
+        self.io.submit(self._take())  # one wake-up of the loop per burst, not per call
 
     # -- the I/O loop ---------------------------------------------------------------------
-    def track(self, work: asyncio.Future[None], places: int) -> None:
-        """Keep ``work`` until it ends; then give back ``places`` and keep its error."""
-        self._work.add(work)
-        work.add_done_callback(lambda done: self._settled(done, places))
+    async def _take(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None  # the I/O loop runs this as a task
+        self._work.add(task)  # before anything else: a flush submitted later waits for it
+        try:
+            while True:
+                with self._lock:
+                    if not self._queued:
+                        self._taking = False
+                        return
+                    batch = list(self._queued)
+                    self._queued.clear()
+                try:
+                    sends = await self._hand_over(batch)
+                except Exception as exc:  # none of the batch was sent: kept, raised later
+                    with self._lock:
+                        self._in_flight -= len(batch)
+                        self._failures.append(exc)
+                    continue
+                for send in sends:
+                    self._work.add(send)
+                    send.add_done_callback(self._settled)
+        finally:
+            self._work.discard(task)
 
-    def give_back(self, places: int) -> None:
-        """Places taken by messages that will never be sent (their failure is kept)."""
-        with self._lock:
-            self._in_flight -= places
-
-    def _settled(self, work: asyncio.Future[None], places: int) -> None:
-        self._work.discard(work)
-        if work.cancelled():
+    def _settled(self, send: asyncio.Future[None]) -> None:
+        self._work.discard(send)
+        if send.cancelled():
             error: BaseException | None = BrokerError(
                 "a publish was cancelled before RabbitMQ confirmed it (the broker was closed)"
             )
         else:
-            error = work.exception()
+            error = send.exception()
         with self._lock:
-            self._in_flight -= places
+            self._in_flight -= 1
             if error is not None:
                 self._failures.append(error)
 
-    async def settle(self) -> None:
-        """Wait until every publish handed over so far is confirmed or failed."""
+    async def _settle(self) -> None:
         while self._work:
             await asyncio.wait(set(self._work))
