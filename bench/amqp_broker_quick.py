@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/amqp_broker_quick.py [--n 5000] [--url amqp://guest:guest@127.0.0.1:5672//]
 
-Measures per-call publish (each confirm awaited, and pipelined), publish_many, and fetch+ack drains (batches
-of 1 and 100), on a unique namespace and queue whose messages it drains. The full
-side-by-side benchmark against Celery and its peers is a separate piece of work.
+Measures per-call publish (each confirm awaited, and pipelined), publish_many, and
+fetch+ack drains (batches of 1 and 100), on a unique namespace and queue whose messages it
+drains. The side-by-side benchmark against Celery and its peers is ``python -m bench``.
 """
 
 from __future__ import annotations

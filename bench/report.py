@@ -19,7 +19,29 @@ COLUMNS: list[tuple[str, str, str, bool]] = [
     ("lat_sporadic_p50_ms", "sporadic p50 ms", "{:.2f}", False),
     ("rss_mb", "worker RSS MB", "{:.1f}", False),
     ("redis_bytes_per_task", "Redis bytes/queued task", "{:,.0f}", False),
+    ("cpu_s_per_1k", "worker CPU s /1k tasks", "{:.3f}", False),
+    ("broker_commands_per_task", "broker cmds/task", "{:.2f}", False),
 ]
+
+# The like-for-like comparisons: (title, what is compared, celeriac's row, the peers' rows).
+# Only the same kind of task on the same broker share a table: plain functions on threads,
+# plain functions in processes, async functions on an event loop.
+LIKE_FOR_LIKE: list[tuple[str, str, str, list[str]]] = [
+    ("Sync tasks on Redis, threads", "plain functions, 8 threads in one process",
+     "celeriac-threads", ["celery-threads", "dramatiq", "huey"]),
+    ("Sync tasks on Redis, processes", "plain functions, 2 child processes (RQ: a fork per task)",
+     "celeriac-prefork", ["celery-prefork", "rq"]),
+    ("Async tasks on Redis", "`async def` tasks on an event loop (Taskiq: 2 processes; "
+     "its per-process rate is half its row)",
+     "celeriac-asyncio", ["taskiq", "arq"]),
+    ("Sync tasks on RabbitMQ, threads", "plain functions, 8 threads in one process",
+     "celeriac-amqp-threads", ["dramatiq-amqp", "celery-amqp-prefork"]),
+    ("Sync tasks on RabbitMQ, processes", "plain functions, 2 child processes",
+     "celeriac-amqp-prefork", ["celery-amqp-prefork", "dramatiq-amqp"]),
+]  # fmt: skip
+LIKE_COLUMNS = ["drain_incr", "drain_noop", "drain_sleep", "enqueue_per_call",
+                "lat_idle_p50_ms", "lat_idle_p99_ms", "cpu_s_per_1k",
+                "broker_commands_per_task", "rss_mb"]  # fmt: skip
 
 METHOD = """\
 ## Notes
@@ -139,6 +161,8 @@ def render(results: dict[str, Any]) -> str:
                      config.get("describe", ""), f"`{worker}`", versions])  # fmt: skip
     out += table(["key", "configuration", "broker", "settings", "worker command", "versions"],
                  rows)  # fmt: skip
+    out += like_for_like(configs, summary, reps)
+    out += targets(configs, summary, opts)
     out += ["", "## Figures", ""]
     header = ["configuration", *[title for _, title, _, _ in COLUMNS], "bulk API"]
     rows = []
@@ -160,7 +184,6 @@ def render(results: dict[str, Any]) -> str:
                      *["" for _ in COLUMNS[2:]], ""])  # fmt: skip
     out += table(header, rows)
     out += ["", "`*`: cut short by the drain timeout; the rate is of the tasks that ran.", ""]
-    out += targets(configs, summary, opts)
     out += ratios(configs, summary)
     out += depth(configs, summary, opts)
     errors = [(key, e) for key, m in summary.items() for e in m.get("errors", [])]
@@ -178,6 +201,50 @@ def render(results: dict[str, Any]) -> str:
         out += [commands.read_text().rstrip(), ""]
     out += [METHOD]
     return "\n".join(out)
+
+
+def like_for_like(configs: dict[str, Any], summary: dict[str, Any], reps: int) -> list[str]:
+    """One table per kind of task and broker: celeriac's row, then each peer's with its
+    ratio celeriac / peer under it."""
+    columns = {name: (title, fmt, higher) for name, title, fmt, higher in COLUMNS}
+    out = [
+        "## Like for like",
+        "",
+        "Each table compares one kind of task on one broker: plain functions on threads with "
+        "plain functions on threads, async functions with async functions. Under each "
+        "peer, celeriac's figure divided by the peer's (rates: above 1 is celeriac ahead; "
+        "latency, CPU, commands and memory, marked ↓: below 1 is celeriac ahead).",
+        "",
+    ]
+    for title, what, mine, peers in LIKE_FOR_LIKE:
+        present = [key for key in peers if key in configs]
+        if mine not in configs or not present:
+            continue
+        header = ["configuration"] + [
+            columns[name][0] + ("" if columns[name][2] else " ↓") for name in LIKE_COLUMNS
+        ]
+        rows = [_like_row(configs, summary, mine, reps, columns)]
+        for key in present:
+            rows.append(_like_row(configs, summary, key, reps, columns))
+            rows.append([f"celeriac ÷ {configs[key]['label']}"] + [
+                ratio(summary.get(mine, {}).get(name), summary.get(key, {}).get(name))
+                for name in LIKE_COLUMNS
+            ])  # fmt: skip
+        out += [f"### {title}", "", what + ".", ""]
+        out += table(header, rows)
+        out += [""]
+    return out
+
+
+def _like_row(configs: dict[str, Any], summary: dict[str, Any], key: str, reps: int,
+              columns: dict[str, tuple[str, str, bool]]) -> list[str]:  # fmt: skip
+    metrics = summary.get(key, {})
+    row = [f"**{configs[key]['label']}**" if configs[key]["peer"] == "celeriac"
+           else configs[key]["label"]]  # fmt: skip
+    for name in LIKE_COLUMNS:
+        metric = metrics.get(name)
+        row.append("—" if not metric else columns[name][1].format(metric["median"]))
+    return row
 
 
 def fmt_load(values: list[float]) -> str:
@@ -244,88 +311,82 @@ def _median(summary: dict[str, Any], key: str, metric: str) -> float | None:
     return None if not found else float(found["median"])
 
 
-def _best(
-    configs: dict[str, Any], summary: dict[str, Any], metric: str, broker: str, higher: bool
-) -> tuple[str, float] | None:
-    """celeriac's best configuration on ``broker`` for ``metric``: (label, median)."""
-    found = [
-        (config["label"], value)
-        for key, config in configs.items()
-        if config["peer"] == "celeriac" and config["broker"] == broker
-        for value in [_median(summary, key, metric)]
-        if value is not None
-    ]
-    if not found:
-        return None
-    return (max if higher else min)(found, key=lambda item: item[1])
-
-
 def targets(configs: dict[str, Any], summary: dict[str, Any], opts: dict[str, Any]) -> list[str]:
-    """The benchmark's targets against this run's medians, one row per target."""
+    """The benchmark's targets against this run's medians, one row per target. A ratio
+    compares one celeriac configuration with peers running the same kind of task on the
+    same broker; never async tasks against sync ones."""
     rows: list[list[str]] = []
 
-    def against(name: str, goal: float, mine: tuple[str, float] | None,
-                theirs: list[str] | None = None, *, ratio_goal: bool = True,
-                higher: bool = True, unit: str = "") -> None:  # fmt: skip
-        if mine is None:
+    def label(key: str) -> str:
+        return str(configs.get(key, {}).get("label", key))
+
+    def versus(name: str, mine: str, peers: list[str], goal: float,
+               metric: str = "drain_incr", peer_share: float = 1.0) -> None:  # fmt: skip
+        """celeriac's ``mine`` / the best of ``peers`` (each divided by ``peer_share``)."""
+        value = _median(summary, mine, metric)
+        theirs = [(v / peer_share, k) for k in peers for v in [_median(summary, k, metric)] if v]
+        if value is None or not theirs:
             rows.append([name, "—", "not measured"])
             return
-        label, value = mine
-        if theirs is not None:
-            values = [v for v in (_median(summary, k, metric_of[name]) for k in theirs) if v]
-            if not values:
-                rows.append([name, "—", "peer not measured"])
-                return
-            value = value / max(values)
+        best, peer = max(theirs)
+        shown = f"{value / best:.2f}x ({label(mine)} vs {label(peer)})"
+        met = value / best >= goal
+        rows.append([name, shown, "met" if met else f"not met (goal {goal:g}x)"])
+
+    def absolute(name: str, key: str, metric: str, goal: float, higher: bool, unit: str) -> None:
+        value = _median(summary, key, metric)
+        if value is None:
+            rows.append([name, "—", "not measured"])
+            return
+        digits = {"/s": 0, " B": 0, " MB": 1, "": 2}.get(unit, 2)
         met = value >= goal if higher else value <= goal
-        digits = {"/s": 0, " B": 0, " MB": 1}.get(unit, 2)
-        shown = f"{value:.2f}x" if ratio_goal else f"{value:,.{digits}f}{unit}"
-        rows.append([name, f"{shown} ({label})", "met" if met else f"not met (goal {goal:,g})"])
+        rows.append([name, f"{value:,.{digits}f}{unit} ({label(key)})",
+                     "met" if met else f"not met (goal {goal:,g}{unit})"])  # fmt: skip
 
-    metric_of: dict[str, str] = {}
-
-    def best(metric: str, broker: str = "redis", higher: bool = True) -> Any:
-        return _best(configs, summary, metric, broker, higher)
-
-    checks = [
-        ("drain (INCR) vs Celery's best pool on Redis, >= 6x", "drain_incr",
-         ["celery-threads", "celery-prefork"], 6.0, True),
-        ("drain (INCR) vs Dramatiq on Redis, >= 3x", "drain_incr", ["dramatiq"], 3.0, True),
-        ("per-call enqueue vs Huey, >= 1.3x", "enqueue_per_call", ["huey"], 1.3, True),
-        ("bulk enqueue vs RQ enqueue_many, >= 4x", "enqueue_bulk", ["rq"], 4.0, True),
-    ]  # fmt: skip
-    for name, metric, peers, goal, higher in checks:
-        metric_of[name] = metric
-        against(name, goal, best(metric), peers, higher=higher)
-    name = "prefork drain vs Celery prefork, >= 3x"
-    metric_of[name] = "drain_incr"
-    prefork = _median(summary, "celeriac-prefork", "drain_incr")
-    against(name, 3.0, ("celeriac prefork", prefork) if prefork else None, ["celery-prefork"])
-    raw = _median(summary, "raw-redis", "raw_incr_per_call")
-    per_call = best("enqueue_per_call")
-    if raw and per_call:
-        against("per-call enqueue vs raw redis-py round trip, >= 0.8x", 0.8,
-                (per_call[0], per_call[1] / raw))  # fmt: skip
-    absolute = [
-        ("drain (INCR) >= 6,000/s", "drain_incr", 6000, True, "/s"),
-        ("pure no-op drain >= 15,000/s", "drain_noop", 15000, True, "/s"),
-        ("idle latency p50 <= 0.5 ms", "lat_idle_p50_ms", 0.5, False, " ms"),
-        ("idle latency p99 <= 1 ms", "lat_idle_p99_ms", 1.0, False, " ms"),
-        ("sporadic-arrival p50 <= 1 ms", "lat_sporadic_p50_ms", 1.0, False, " ms"),
-        ("Redis memory <= 250 bytes per queued task", "redis_bytes_per_task", 250, False, " B"),
-    ]  # fmt: skip
-    for name, metric, goal, higher, unit in absolute:
-        against(name, goal, best(metric, higher=higher), ratio_goal=False, higher=higher,
-                unit=unit)  # fmt: skip
-    for key, goal in (
-        ("celeriac-threads", 40),
-        ("celeriac-asyncio", 40),
-        ("celeriac-prefork", 100),
-    ):
-        rss = _median(summary, key, "rss_mb")
-        label = configs.get(key, {}).get("label", key)
-        against(f"worker RSS {label} <= {goal} MB", goal, (label, rss) if rss else None,
-                ratio_goal=False, higher=False, unit=" MB")  # fmt: skip
+    # Sync tasks on Redis.
+    versus("sync, Redis: threads drain vs Dramatiq 8 threads, >= 3x", "celeriac-threads",
+           ["dramatiq"], 3.0)  # fmt: skip
+    versus("sync, Redis: threads drain vs Huey 8 threads, >= 3x", "celeriac-threads",
+           ["huey"], 3.0)  # fmt: skip
+    versus("sync, Redis: threads drain vs Celery threads 8, >= 6x", "celeriac-threads",
+           ["celery-threads"], 6.0)  # fmt: skip
+    versus("sync, Redis: prefork drain vs Celery prefork 2, >= 3x", "celeriac-prefork",
+           ["celery-prefork"], 3.0)  # fmt: skip
+    absolute("sync, Redis: no-op drain on threads >= 10,000/s", "celeriac-threads",
+             "drain_noop", 10000, True, "/s")  # fmt: skip
+    for key in ("celeriac-threads", "celeriac-prefork", "celeriac-asyncio"):
+        absolute(f"worker-side broker commands per task <= 2 ({label(key)})", key,
+                 "broker_commands_per_task", 2.0, False, "")  # fmt: skip
+    # RabbitMQ, sync tasks: celeriac's threads and prefork pools against Celery's best
+    # pool there (prefork) and Dramatiq.
+    versus(
+        "RabbitMQ: per-call enqueue (confirms on) vs Celery's, >= 1x",
+        "celeriac-amqp-threads",
+        ["celery-amqp-prefork"],
+        1.0,
+        "enqueue_per_call",
+    )
+    for key in ("celeriac-amqp-threads", "celeriac-amqp-prefork"):
+        versus(f"RabbitMQ: {label(key)} drain vs Celery's best pool, >= 2x", key,
+               ["celery-amqp-prefork"], 2.0)  # fmt: skip
+        versus(f"RabbitMQ: {label(key)} drain vs Dramatiq, >= 2x", key, ["dramatiq-amqp"], 2.0)
+    # Async tasks: per worker process (Taskiq runs two).
+    versus("async: asyncio drain vs Taskiq, per worker process, >= 3x", "celeriac-asyncio",
+           ["taskiq"], 3.0, peer_share=2.0)  # fmt: skip
+    # Latency, idle worker.
+    for key in ("celeriac-threads", "celeriac-asyncio"):
+        absolute(f"Redis: idle latency p50 <= 0.5 ms ({label(key)})", key, "lat_idle_p50_ms",
+                 0.5, False, " ms")  # fmt: skip
+        absolute(f"Redis: idle latency p99 <= 1 ms ({label(key)})", key, "lat_idle_p99_ms",
+                 1.0, False, " ms")  # fmt: skip
+    absolute("RabbitMQ: idle latency p50 <= 1 ms", "celeriac-amqp-threads", "lat_idle_p50_ms",
+             1.0, False, " ms")  # fmt: skip
+    # Memory.
+    absolute("Redis memory <= 250 bytes per queued task", "celeriac-threads",
+             "redis_bytes_per_task", 250, False, " B")  # fmt: skip
+    for key, goal in (("celeriac-threads", 40), ("celeriac-asyncio", 40),
+                      ("celeriac-prefork", 100)):  # fmt: skip
+        absolute(f"worker RSS <= {goal} MB ({label(key)})", key, "rss_mb", goal, False, " MB")
     depths = opts.get("depths") or []
     for key in ("celeriac-threads", "celeriac-amqp-threads"):
         for metric in ("enqueue_per_call", "drain_incr"):
@@ -333,20 +394,16 @@ def targets(configs: dict[str, Any], summary: dict[str, Any], opts: dict[str, An
             if len(depths) > 1 and all(values):
                 base = values[0] or 1.0
                 worst = max(abs(v / base - 1) for v in values if v)
-                label = configs.get(key, {}).get("label", key)
                 rows.append([
                     f"{metric} flat (±15 %) from {depths[0]:,} to {depths[-1]:,} queued",
-                    f"{worst:.0%} largest change ({label})",
+                    f"{worst:.0%} largest change ({label(key)})",
                     "met" if worst <= 0.15 else "not met",
                 ])  # fmt: skip
-    name = "RabbitMQ: drain vs Dramatiq on RabbitMQ, >= 2x"
-    metric_of[name] = "drain_incr"
-    against(name, 2.0, best("drain_incr", "amqp"), ["dramatiq-amqp"])
     out = [
-        "## Against the benchmark's targets",
+        "## Against the targets",
         "",
-        "Computed from the medians above; celeriac's best configuration on the broker "
-        "unless the row names one.",
+        "Computed from the medians of this run; each ratio is of the same kind of task on "
+        "the same broker.",
         "",
     ]
     return [*out, *table(["target", "measured", ""], rows), ""]

@@ -188,6 +188,16 @@ class Worker:
                 pss += getattr(info, "pss", info.rss)
         return {"rss_mb": rss / 2**20, "pss_mb": pss / 2**20}
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the worker and its live descendants so far."""
+        total = 0.0
+        root = psutil.Process(self.proc.pid)
+        for proc in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
+
     def stop(self, timeout: float = 8) -> None:
         if self.alive():
             self.proc.send_signal(signal.SIGTERM)  # the warm shutdown every tool supports
@@ -285,11 +295,18 @@ class Bench:
             total += sum(int(x or 0) for x in pipe.execute())
         return total, int(self.r.info("memory")["used_memory"])
 
+    def commands_run(self) -> int:
+        """Commands the Redis server has run so far (``INFO commandstats``, every client)."""
+        stats = self.r.info("commandstats")
+        return sum(int(entry["calls"]) for entry in stats.values())
+
     def wait_counter(self, worker: Worker, prefix: str, target: int) -> dict[str, Any]:
         """Block on ``<prefix>:done`` (pushed by the task that counts ``target``)."""
         deadline = time.time() + self.opts.drain_timeout
         done_at = None
+        polls = 0
         while done_at is None and time.time() < deadline:
+            polls += 1
             popped = self.r.blpop([f"{prefix}:done"], timeout=1)
             if popped is not None:
                 done_at = float(popped[1])
@@ -304,7 +321,10 @@ class Bench:
         else:
             count, partial, end = int(self.r.get(f"{prefix}:count") or 0), True, time.time()
         rate = (count - 1) / (end - first_at) if end > first_at else None
-        return {"rate": rate, "n": count, "partial": partial, "since_start_s": end - worker.started}
+        # The harness's own commands: its BLPOPs, the LINDEX, and the GET when cut short.
+        own = polls + 1 + int(partial)
+        return {"rate": rate, "n": count, "partial": partial, "since_start_s": end - worker.started,
+                "harness_commands": own}  # fmt: skip
 
     # the steps ------------------------------------------------------------------------
     def step_calls(self, config: Config, rep: int, out: dict[str, Any]) -> None:
@@ -318,11 +338,23 @@ class Bench:
                 after = self.redis_bytes()
                 out["redis_bytes_per_task"] = (after[0] - before[0]) / n
                 out["redis_used_memory_per_task"] = (after[1] - before[1]) / n
+            commands_before = self.commands_run()
             worker = start_worker()
             drained = self.wait_counter(worker, prefix, n)
+            cpu = worker.cpu_seconds()
+            commands = self.commands_run() - commands_before
             out["drain_incr"] = drained["rate"]
             out["drain_incr_n"] = drained["n"]
             out["drain_incr_partial"] = drained["partial"]
+            ran = drained["n"]
+            if ran:
+                out["cpu_s_per_1k"] = cpu / ran * 1000
+                if config.broker == "redis":
+                    # Worker-side broker commands: all the server ran during the drain but
+                    # the instrument's (one INCR a task, two pushes of the first and last
+                    # task's times), the harness's, and the second INFO itself.
+                    worker_side = commands - ran - 2 - drained["harness_commands"] - 1
+                    out["broker_commands_per_task"] = worker_side / ran
             time.sleep(0.5)  # RSS is read 0.5 s after the drain, as documented
             out.update(worker.memory())
 

@@ -17,6 +17,7 @@ first statement of a ``try``, such an exception escapes that ``try``.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import ctypes
 import heapq
@@ -26,7 +27,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,7 @@ class ThreadsPool(Pool):
 
     async def start(self) -> None:
         self._executor = self._new_executor()
+        self._handback = Handback(asyncio.get_running_loop())
 
     def _new_executor(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(
@@ -73,13 +75,14 @@ class ThreadsPool(Pool):
     async def run(self, job: Job) -> Outcome:
         if self._executor is None:
             raise RuntimeError("the pool is not started")
-        loop = asyncio.get_running_loop()
         # A fresh context per task: a task's request never leaks into the next one.
         context = contextvars.Context()
         hard, soft = timelimits.limits_for(job)
         if hard is None and soft is None:
-            return await loop.run_in_executor(self._executor, context.run, run, job)
-        return await loop.run_in_executor(self._executor, context.run, run_limited, job, hard, soft)
+            done = self._executor.submit(context.run, run, job)
+        else:
+            done = self._executor.submit(context.run, run_limited, job, hard, soft)
+        return await self._handback.wait(done)
 
     async def stop(self, *, terminate: bool) -> None:
         executors = [*self._retired, self._executor] if self._executor is not None else []
@@ -87,6 +90,51 @@ class ThreadsPool(Pool):
         for executor in executors:
             # Running bodies cannot be interrupted; with terminate the process exits soon.
             executor.shutdown(wait=not terminate, cancel_futures=True)
+
+
+class Handback:
+    """Outcomes of the threads' jobs, handed back to the event loop in batches.
+
+    ``run_in_executor`` wakes the loop once per job (a write to its self-pipe, then an
+    epoll round); at thousands of short tasks a second that is much of the pool's cost.
+    Here a finished job joins a list, and the loop is woken only when no wake-up is
+    already on its way: one wake-up hands back every job that finished meanwhile.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._finished: list[tuple[Future[Outcome], asyncio.Future[Outcome]]] = []
+        self._waking = False
+
+    def wait(self, done: Future[Outcome]) -> asyncio.Future[Outcome]:
+        """An asyncio future with ``done``'s outcome, set on the loop."""
+        waiter: asyncio.Future[Outcome] = self.loop.create_future()
+        done.add_done_callback(lambda finished: self._finish(finished, waiter))
+        return waiter
+
+    def _finish(self, done: Future[Outcome], waiter: asyncio.Future[Outcome]) -> None:
+        with self._lock:  # on the job's thread
+            self._finished.append((done, waiter))
+            if self._waking:
+                return
+            self._waking = True
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            self.loop.call_soon_threadsafe(self._hand_back)
+
+    def _hand_back(self) -> None:
+        with self._lock:  # on the loop
+            finished, self._finished = self._finished, []
+            self._waking = False
+        for done, waiter in finished:
+            if waiter.done():  # cancelled meanwhile (a cold shutdown)
+                continue
+            if done.cancelled():
+                waiter.cancel()
+            elif (error := done.exception()) is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(done.result())
 
 
 class SoloPool(ThreadsPool):
