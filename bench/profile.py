@@ -43,6 +43,7 @@ def main() -> None:
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     p.add_argument("--py-spy", type=int, metavar="SECONDS", help="profile the worker this long")
     p.add_argument("--top", type=int, default=30, help="rows of each profile table")
+    p.add_argument("--flame", metavar="SVG", help="with --py-spy: also write a flame graph")
     args = p.parse_args()
     if args.redis_url.rstrip("/").endswith("/15"):
         p.error("Redis DB 15 belongs to the tests; use another DB")
@@ -80,6 +81,7 @@ def main() -> None:
     recording = None
     try:
         began = _mark(r, first, 120, "the drain's first task")
+        cpu_before, redis_before = _cpu(worker.pid), _redis_cpu(r)
         if args.py_spy:  # the drain has begun: the worker's start-up is not profiled
             out = Path(tempfile.mkdtemp()) / "profile.txt"
             recording = (out, subprocess.Popen(
@@ -87,9 +89,18 @@ def main() -> None:
                  "-d", str(args.py_spy), "-r", "200", "--subprocesses"],
                 stdout=subprocess.DEVNULL,
             ))  # fmt: skip
+            if args.flame:  # a second recorder: py-spy writes one format per recording
+                subprocess.Popen(
+                    [str(spy), "record", "-p", str(worker.pid), "-o", args.flame,
+                     "-f", "flamegraph", "-d", str(args.py_spy), "-r", "100",
+                     "--subprocesses"], stdout=subprocess.DEVNULL,
+                )  # fmt: skip
         ended = _mark(r, last, 600, "the drain's last task")
+        worker_cpu, redis_cpu = _cpu(worker.pid) - cpu_before, _redis_cpu(r) - redis_before
         print(f"{args.kind} drain, {args.pool} pool on {args.broker}: "
-              f"{args.n / (ended - began):,.0f} tasks/s ({args.n:,} tasks)")  # fmt: skip
+              f"{args.n / (ended - began):,.0f} tasks/s ({args.n:,} tasks); CPU per task: "
+              f"worker {worker_cpu / args.n * 1e6:,.0f} us, Redis server "
+              f"{redis_cpu / args.n * 1e6:,.0f} us (py-spy adds to the worker's)")  # fmt: skip
         if recording is not None:
             if recording[1].wait() != 0 or not recording[0].exists():
                 sys.exit("py-spy recorded nothing: its error is above")
@@ -98,6 +109,23 @@ def main() -> None:
         worker.terminate()
         worker.wait()
         r.flushdb()
+
+
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its live children."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        times = proc.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def _redis_cpu(r: redis.Redis) -> float:
+    info = r.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def _mark(r: redis.Redis, key: str, timeout: int, what: str) -> float:
