@@ -99,6 +99,8 @@ def main() -> None:
                     method = "one call each"
                 else:
                     method = client.send_bulk(request["kind"], args)
+                # A tool that confirms in the background is timed until every confirm is in.
+                getattr(client, "flush", lambda: None)()
                 answer = {"seconds": time.perf_counter() - started, "method": method}
             elif op == "latency":
                 answer = _latency(client, module.SETTINGS, request)

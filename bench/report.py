@@ -47,10 +47,11 @@ METHOD = """\
 ## Notes
 
 - Every venv has hiredis, so redis-py parses replies in C for every tool alike.
-- RabbitMQ: celeriac publishes with publisher confirms (a per-call publish returns once
-  the broker has the message); Celery (py-amqp, `confirm_publish` off) and Dramatiq
-  (pika, `confirm_delivery` off) do not confirm by default, so their per-call figures
-  on RabbitMQ are fire-and-forget.
+- RabbitMQ: celeriac publishes with publisher confirms, pipelined (a per-call publish
+  returns at once, the confirm is awaited in the background, a failure is raised later);
+  its enqueue timings end only once every confirm is in (`flush()`). Celery (py-amqp,
+  `confirm_publish` off) and Dramatiq (pika, `confirm_delivery` off) do not confirm by
+  default, so their per-call figures on RabbitMQ are fire-and-forget.
 - Tool defaults are kept (prefetch, acks, result storage): Celery acks early with a
   prefetch multiplier of 4, celeriac acks late with a multiplier of 1, arq keeps results
   for an hour and polls every 0.5 s, RQ forks a process per job.
@@ -73,6 +74,13 @@ commands are listed above). Every task body is the shared instrument in
   clock times, and the rate is (N-1) / (last - first), so the worker's start-up is not
   counted. The harness blocks on the last task's push: it never polls a tool.
   Marked `*` when the drain timeout cut it short (the rate is then of what ran).
+- **worker CPU s /1k tasks**: user + system CPU seconds of the worker's process tree at
+  the end of the INCR drain (its start-up included), per 1,000 tasks that ran.
+- **broker cmds/task**: Redis only; the server's `INFO commandstats` total across the
+  INCR drain, less the instrument's commands (one `INCR` a task, two pushes of times) and
+  the harness's own (its `BLPOP`s, `LINDEX`, `INFO`), per task: what the worker sent the
+  broker, start-up and warm shutdown amortised. `bench/commands_per_task.py` counts the
+  same on a private server, by command.
 - **worker RSS MB**: resident memory of the worker process and all its children, summed,
   0.5 s after that drain (`results.json` also has PSS, which counts shared pages once).
 - **bulk enqueue/s**: N no-op tasks through the tool's bulk API (the column "bulk API"

@@ -62,6 +62,10 @@ def worker_command(bindir: str) -> list[str]:
 
 
 class Client:
+    def flush(self) -> None:
+        """Wait for the confirms still due (RabbitMQ's are pipelined behind the calls)."""
+        app.broker.flush()
+
     def send(self, kind: str, args: list[Any]) -> None:
         delay = TASKS[kind].delay
         for arg in args:
