@@ -31,7 +31,9 @@ app = Celeriac(
     task_default_queue=SETTINGS.queue,
     task_ignore_result=RESULT_BACKEND is None,
     **({"result_backend": RESULT_BACKEND} if RESULT_BACKEND else {}),
-)
+    **({"result_expires": int(os.environ["BENCH_RESULT_EXPIRES"])}
+       if os.environ.get("BENCH_RESULT_EXPIRES") else {}),
+)  # fmt: skip
 _bodies = _common.ASYNC if SETTINGS.pool == "asyncio" else _common.SYNC
 TASKS = {kind: app.task(name=f"bench.{kind}")(body) for kind, body in _bodies.items()}
 
