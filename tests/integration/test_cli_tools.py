@@ -171,6 +171,7 @@ def test_migrate_from_rabbitmq_with_copy_leaves_the_messages_on_the_source(
     try:
         for n in range(3):
             source.send_task("proj.add", (n, n), queue=queue)
+        source.broker.flush()  # held by RabbitMQ before the migrate process looks
         # The app is on Redis: its key prefix applies to the Redis side only.
         done = celeriac(tmp_path, env, "-A", "proj", "migrate", amqp_url,
                         env["CELERIAC_TEST_REDIS"], "-Q", queue, "--copy", "-t", "0.5")  # fmt: skip

@@ -67,6 +67,7 @@ def test_without_a_max_priority_a_queue_is_first_in_first_out(amqp_url: str, app
     app = apps(task_queue_max_priority=None)
     for priority in (0, 5, 9):
         app.send_task("proj.add", (1, 2), priority=priority)
+    app.broker.flush()  # all three held before the first fetch
     arguments, _ = _queue(amqp_url, app.conf.task_default_queue)
     assert "x-max-priority" not in arguments
     assert _fetched_priorities(app) == [0, 5, 9]
@@ -74,6 +75,7 @@ def test_without_a_max_priority_a_queue_is_first_in_first_out(amqp_url: str, app
     ranked = apps()
     for priority in (0, 5, 9):
         ranked.send_task("proj.add", (1, 2), priority=priority)
+    ranked.broker.flush()
     assert _fetched_priorities(ranked) == [9, 5, 0]
 
 
@@ -81,10 +83,12 @@ def test_transient_messages_are_not_persisted(amqp_url: str, apps: Any) -> None:
     app = apps(task_default_delivery_mode="transient")
     app.send_task("proj.add", (1, 2))
     app.send_task("proj.add", (1, 2))
+    app.broker.flush()
     queue = app.conf.task_default_queue
     assert _queue(amqp_url, queue)[1] == "0"  # two messages, neither on disk
     # The call option wins over the setting
     app.send_task("proj.add", (1, 2), delivery_mode="persistent")
     app.send_task("proj.add", (1, 2), delivery_mode=2)
+    app.broker.flush()
     assert _queue(amqp_url, queue)[1] == "2"
     assert app.broker.queue_length(queue) == 4

@@ -28,6 +28,7 @@ def test_a_rabbitmq_broker_from_its_parts_takes_the_calls(
     try:
         # When a task is sent, then it waits in that vhost's queue
         app.send_task("proj.add", (1, 2))
+        app.broker.flush()  # its confirm is in: RabbitMQ holds it
         assert app.broker.queue_length(queue) == 1
         vhost = unquote(parts.path[1:])
         assert queue in rabbitmqctl("list_queues", "-q", "-p", vhost, "name").split()

@@ -24,6 +24,7 @@ from celeriac.app.urls import broker_url
 from celeriac.brokers.base import Broker, Delivery, OutboundMessage
 from celeriac.config.conf import Settings
 from celeriac.exceptions import BrokerConnectionError
+from celeriac.messages.envelope import Message
 
 BATCH = 100  # messages fetched per round trip
 FOREVER_WAIT = 1.0  # forever: the shortest wait per fetch (no busy loop with a 0 timeout)
@@ -123,8 +124,14 @@ async def run_migration(source: Broker, dest: Broker, plan: Migration, report: R
         while plan.limit is None or plan.moved < plan.limit:
             want = BATCH if plan.limit is None else min(BATCH, plan.limit - plan.moved)
             deliveries = await source.fetch(list(plan.queues), want, wait)
-            for delivery in deliveries:
-                await _move(source, dest, plan, delivery, report)
+            copied = [
+                (delivery, message)
+                for delivery in deliveries
+                if (message := await _copy(source, dest, plan, delivery)) is not None
+            ]
+            await dest.flush_async()  # the destination holds every copy before a source ack
+            for delivery, message in copied:
+                await _settle(plan, delivery, message, report)
             if plan.held and time.monotonic() - renewed > renew_every:
                 await source.extend(plan.held)
                 renewed = time.monotonic()
@@ -137,19 +144,25 @@ async def run_migration(source: Broker, dest: Broker, plan: Migration, report: R
     return plan
 
 
-async def _move(
-    source: Broker, dest: Broker, plan: Migration, delivery: Delivery, report: Report
-) -> None:
+async def _copy(
+    source: Broker, dest: Broker, plan: Migration, delivery: Delivery
+) -> Message | None:
+    """Publish ``delivery``'s message to the destination; None when the plan skips it."""
     message = source.wire_format.decode(delivery.payload)
     if plan.tasks and message.headers.get("task") not in plan.tasks:
         plan.skipped += 1
         plan.held.append(delivery)
-        return
+        return None
     queue = plan.queues.get(delivery.queue, delivery.queue)
     outbound = OutboundMessage(
         queue, dest.wire_format.encode(message), delivery.message_id, delivery.priority
     )
     await dest.publish_async(outbound)
+    return message
+
+
+async def _settle(plan: Migration, delivery: Delivery, message: Message, report: Report) -> None:
+    """The copy is stored: ack the source's message (or hold it, copying)."""
     if plan.copy:
         plan.held.append(delivery)
     else:
