@@ -20,6 +20,8 @@ async def drain_async(
     handled = 0
     try:
         while limit is None or handled < limit:
+            # What this process published (the calls, a chain's next step) is held first.
+            await app.broker.flush_async()
             deliveries = await app.broker.fetch(names, 1, timeout=0)
             if not deliveries:
                 break
