@@ -103,21 +103,14 @@ def run_case(make_broker: MakeBroker, pool: str, scenario: Scenario, plan: Plan,
         sender = threading.Thread(
             target=_send_all, args=(case.system, plan, Random(rng.random()), sent)
         )
-        moments = sorted(rng.uniform(0.2, plan.send_window) for _ in range(plan.faults))
-        start = time.monotonic()
         sender.start()
-        faults = []
         try:
-            for moment in moments:
-                time.sleep(max(0.0, start + moment - time.monotonic()))  # the seeded moment
-                began = time.time()
-                scenario.inject(case, rng)
-                faults.append(Fault(began, time.time(), _probe(case.system)))
+            faults = _inject_all(case, scenario, plan, rng)
         finally:
             sender.join()
         store = redis.Redis.from_url(records_url)
         try:
-            prefix = case.system.prefix  # type: ignore[attr-defined]
+            prefix = case.system.prefix
             wanted = {s.task_id for s in sent if s.confirmed} | {f.probe for f in faults}
             _wait_quiet(case.system, store, prefix, wanted, plan.quiet_deadline)
             for worker in case.workers:  # a graceful stop: runs in progress finish
@@ -134,6 +127,21 @@ def run_case(make_broker: MakeBroker, pool: str, scenario: Scenario, plan: Plan,
             for line in worker.log().splitlines() if NOTEWORTHY.search(line)
         ]  # fmt: skip
         return outcome
+
+
+def _inject_all(case: Case, scenario: Scenario, plan: Plan, rng: Random) -> list[Fault]:
+    """The scenario's faults at seeded moments of the send window, each followed by a
+    probe; the next fault waits for the probe, so that each recovery is its own."""
+    moments = sorted(rng.uniform(0.2, plan.send_window) for _ in range(plan.faults))
+    start = time.monotonic()
+    faults = []
+    for moment in moments:
+        time.sleep(max(0.0, start + moment - time.monotonic()))  # the seeded moment
+        began = time.time()
+        scenario.inject(case, rng)
+        faults.append(Fault(began, time.time(), _probe(case.system)))
+        case.system.wait_ran(faults[-1].probe, plan.lease + 5.0)
+    return faults
 
 
 def _write_logs(directory: Path, case: Case) -> None:

@@ -6,7 +6,9 @@ import itertools
 import json
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 PROBE = "probe-"  # the task ids of probes, left out of the counts
 
@@ -58,10 +60,10 @@ class Outcome:
         ]  # fmt: skip
 
 
-def judge(outcome: Outcome, sent: list[Sent], raw_runs: list[bytes],
+def judge(outcome: Outcome, sent: list[Sent], raw_runs: Sequence[bytes | str],
           dead: dict[str, str], faults: list[Fault]) -> Outcome:  # fmt: skip
     """Fill ``outcome`` from what was sent, the runs recorded and the dead letters."""
-    runs: dict[str, list[dict[str, float]]] = {}
+    runs: dict[str, list[dict[str, Any]]] = {}
     every_run = [json.loads(raw) for raw in raw_runs]
     for run in every_run:
         runs.setdefault(run["id"], []).append(run)
@@ -96,12 +98,12 @@ def judge(outcome: Outcome, sent: list[Sent], raw_runs: list[bytes],
     return outcome
 
 
-def _overlap(runs: list[dict[str, float]]) -> bool:
+def _overlap(runs: list[dict[str, Any]]) -> bool:
     spans = sorted((run["started"], run["finished"]) for run in runs)
     return any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
 
 
-def _recovery(runs: list[dict[str, float]], faults: list[Fault]) -> tuple[float, float]:
+def _recovery(runs: list[dict[str, Any]], faults: list[Fault]) -> tuple[float, float]:
     """The longest time from a fault's end to its probe's run finished; and from a fault
     to the end of a redelivered run (attempt > 1) that started after it and before the
     next fault: how long a message the fault stranded waited."""

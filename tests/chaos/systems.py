@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 from celeriac.messages import Message
 from tests.chaos.chaos_app import TASK, make_app
@@ -40,11 +40,13 @@ class Worker(Protocol):
 
 class SystemUnderTest(Protocol):
     name: str
+    prefix: str  # its keys' prefix; its tasks record runs at "<prefix>:runs" in the store
 
     def start_worker(self, index: int, wait: bool = True) -> Worker: ...
     def send(self, task_id: str, seconds: float, countdown: float | None,
              idempotency_key: str | None) -> None: ...  # fmt: skip
     def dead_letters(self) -> dict[str, str]: ...  # task id -> reason
+    def wait_ran(self, task_id: str, timeout: float) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -138,6 +140,14 @@ class Celeriac:
     def dead_letters(self) -> dict[str, str]:
         letters = self.app.broker.dead_letters("celery", limit=10_000)
         return {Message.decode(d.payload).id: d.reason.value for d in letters}
+
+    def wait_ran(self, task_id: str, timeout: float) -> bool:
+        """Wait for the task's result (the records store keeps results)."""
+        try:
+            self.app.AsyncResult(task_id).get(timeout=timeout)
+        except Exception:  # not run in time (or not sent): the report shows it
+            return False
+        return True
 
     def close(self) -> None:
         self.app.close()
