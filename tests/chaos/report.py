@@ -29,7 +29,7 @@ class Sent:
 class Fault:
     started: float
     ended: float
-    probe: str  # the task id sent as soon as the fault was undone
+    probe: str  # the task id sent as soon as the fault was undone (the next fault waits)
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Outcome:
     overlapping: int = 0  # task ids two of whose runs were going at the same moment
     lost: list[str] = field(default_factory=list)
     dead_lettered: Counter[str] = field(default_factory=Counter)
-    recovery: float = 0.0  # longest time from a fault's end to its probe task finished
+    recovery: float = 0.0  # longest time from a fault's end to a new run finished
     redelivery: float = 0.0  # longest time from a fault to the end of a run it interrupted
     note: str = ""
     evidence: list[str] = field(default_factory=list)  # duplicated runs, workers' warnings
@@ -104,13 +104,14 @@ def _overlap(runs: list[dict[str, Any]]) -> bool:
 
 
 def _recovery(runs: list[dict[str, Any]], faults: list[Fault]) -> tuple[float, float]:
-    """The longest time from a fault's end to its probe's run finished; and from a fault
-    to the end of a redelivered run (attempt > 1) that started after it and before the
-    next fault: how long a message the fault stranded waited."""
+    """The longest time from a fault's end to the first run that started after it finishing
+    (work resumed; a backlog the fault left may still be draining); and from a fault to the
+    end of a redelivered run (attempt > 1) that started after it and before the next fault:
+    how long a message the fault stranded waited."""
     recovery = redelivery = 0.0
     for fault in faults:
-        probe = [r["finished"] for r in runs if r["id"] == fault.probe]
-        recovery = max(recovery, min(probe) - fault.ended if probe else math.inf)
+        fresh = [r["finished"] for r in runs if r["started"] >= fault.ended]
+        recovery = max(recovery, min(fresh) - fault.ended if fresh else math.inf)
     starts = sorted(fault.started for fault in faults)
     for run in runs:
         before = [t for t in starts if t <= run["started"]]

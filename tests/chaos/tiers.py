@@ -16,7 +16,9 @@ POOLS = ("threads", "prefork")
 SMOKE = (("threads", "sigkill-main"), ("threads", "proxy-cut"),
          ("prefork", "sigkill-child"), ("prefork", "sigstop"))  # fmt: skip
 SMOKE_PLAN = Plan(tasks=40, send_window=3.0, faults=2)
-FULL_PLAN = Plan(tasks=200, send_window=10.0, faults=3)
+# About two thirds of what two prefork workers of two children run, so a fault's backlog
+# drains.
+FULL_PLAN = Plan(tasks=200, send_window=15.0, faults=3)
 
 
 def cases(tier: str) -> Iterator[tuple[str, MakeBroker, str, Scenario, Plan]]:
