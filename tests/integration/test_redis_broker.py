@@ -184,6 +184,34 @@ def test_settles_survive_redis_forgetting_its_scripts(private_redis: PrivateRedi
     broker.close()
 
 
+def test_settles_after_redis_lost_its_data_are_refused_not_errors(
+    private_redis: PrivateRedis,
+) -> None:
+    """A broker restarted without persistence has no stream and no group: the deliveries a
+    worker held before are gone, so settling them is refused (as for a lost lease) and a
+    heartbeat reports them lost, instead of raising a server error (NOGROUP)."""
+    broker = make_broker(private_redis.url, "lost")
+    broker.publish_many([OutboundMessage("q", b"p", f"m-{n}") for n in range(4)])
+
+    async def settle_after_loss() -> tuple[list[bool], list[str]]:
+        d = await broker.fetch(["q"], 4, 1)
+        assert len(d) == 4
+        broker.client.flushall()  # what a restart of a server that keeps nothing leaves
+        lost = await broker.extend(d)
+        settled = await asyncio.gather(
+            d[0].ack(batch=True), d[1].ack(), d[2].requeue(),
+            d[3].dead_letter(DeadLetterReason.REJECTED, "no"),
+        )  # fmt: skip
+        await broker.close_async()
+        return list(settled), [x.message_id for x in lost]
+
+    settled, lost = asyncio.run(settle_after_loss())
+    assert settled == [False] * 4
+    assert lost == [f"m-{n}" for n in range(4)]
+    assert broker.dead_letters("q") == []
+    broker.close()
+
+
 def test_settles_batched_in_one_round_trip_each_apply_once(
     redis_url: str, redis_prefix: str
 ) -> None:

@@ -9,7 +9,14 @@ local key, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local pairs_count = (#ARGV - 4) / 2
 local room = pairs_count * 2 + 64
 local held = {}
-local listed = redis.call('XPENDING', key, group, ARGV[3], ARGV[4], room, consumer)
+local listed = redis.pcall('XPENDING', key, group, ARGV[3], ARGV[4], room, consumer)
+if listed.err then
+  -- NOGROUP: the server lost the stream (a restart without persistence): nothing is held
+  if not string.find(listed.err, 'NOGROUP', 1, true) then return listed end
+  local none = {}
+  for _ = 5, #ARGV, 2 do none[#none + 1] = 0 end
+  return none
+end
 for _, info in ipairs(listed) do held[info[1]] = tonumber(info[4]) end
 local truncated = #listed >= room
 local out, ids = {}, {}

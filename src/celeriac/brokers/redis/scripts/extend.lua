@@ -7,7 +7,14 @@ local key, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local lost = {}
 for i = 3, #ARGV, 2 do
   local id = ARGV[i]
-  local info = redis.call('XPENDING', key, group, id, id, 1)[1]
+  local info = redis.pcall('XPENDING', key, group, id, id, 1)
+  if info.err then
+    -- NOGROUP: the server lost the stream (a restart without persistence): nothing is held
+    if not string.find(info.err, 'NOGROUP', 1, true) then return info end
+    info = nil
+  else
+    info = info[1]
+  end
   if info and info[2] == consumer and tonumber(info[4]) == tonumber(ARGV[i + 1]) then
     redis.call('XCLAIM', key, group, consumer, 0, id, 'JUSTID')
   else

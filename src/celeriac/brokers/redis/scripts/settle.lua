@@ -4,9 +4,15 @@
 -- ARGV[5] action: 'ack' | 'requeue' | 'requeue_counted' | 'dead'
 -- ARGV[6] reason   ARGV[7] detail   ARGV[8] dead-letter max length   ARGV[9] level
 -- Returns 1 when applied, 0 when the lease was lost (another consumer owns the entry now,
--- or it was already settled): fencing, so a late worker never applies a stale outcome.
+-- or it was already settled, or the server lost the stream): fencing, so a late worker never applies a stale outcome.
 local key, group, id = KEYS[1], ARGV[1], ARGV[3]
-local info = redis.call('XPENDING', key, group, id, id, 1)[1]
+local info = redis.pcall('XPENDING', key, group, id, id, 1)
+if info.err then
+  -- NOGROUP: the server lost the stream (a restart without persistence): nothing is held
+  if string.find(info.err, 'NOGROUP', 1, true) then return 0 end
+  return info
+end
+info = info[1]
 if not info or info[2] ~= ARGV[2] or tonumber(info[4]) ~= tonumber(ARGV[4]) then
   return 0
 end

@@ -1,0 +1,46 @@
+"""``python -m tests.chaos --tier full --seed N``: run a tier and print its report."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+from tests.chaos.report import markdown
+from tests.chaos.tiers import run_tier
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__)
+    parser.add_argument("--tier", choices=("smoke", "full"), default="full")
+    parser.add_argument("--seed", type=int, default=None, help="the faults' moments and choices")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="after the table: duplicated runs and the workers' warnings",
+    )
+    parser.add_argument("--only", default="", help="pool/scenario, e.g. prefork/sigstop")
+    parser.add_argument("--logs", type=Path, help="write every worker's log under this directory")
+    args = parser.parse_args(argv)
+    seed = random.randrange(1_000_000) if args.seed is None else args.seed
+    print(f"chaos tier {args.tier}, seed {seed}", flush=True)
+    outcomes = []
+    for outcome in run_tier(args.tier, seed, args.only, args.logs):
+        outcomes.append(outcome)
+        print(markdown([outcome]).splitlines()[-1], flush=True)  # progress, one row a case
+    print()
+    print(f"seed {seed}")
+    print(markdown(outcomes))
+    for outcome in outcomes:
+        if outcome.lost:
+            print(f"lost in {outcome.pool}/{outcome.scenario}: {', '.join(outcome.lost)}")
+        if args.verbose and outcome.evidence:
+            print(f"\n{outcome.broker} {outcome.pool} {outcome.scenario}:")
+            print("\n".join(f"  {line}" for line in outcome.evidence))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""What a case's records say (counts per outcome, recovery) and the Markdown report."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+PROBE = "probe-"  # the task ids of probes, left out of the counts
+
+TABLE_COLUMNS = (
+    "broker", "pool", "scenario", "sent", "confirmed", "once", "dup (key)", "dup (no key)",
+    "overlapping", "lost", "dead-lettered", "recovery s", "redelivery s", "note",
+)  # fmt: skip
+
+
+@dataclass
+class Sent:
+    task_id: str
+    idempotency_key: str | None
+    confirmed: bool
+
+
+@dataclass
+class Fault:
+    started: float
+    ended: float
+    probe: str  # the task id sent as soon as the fault was undone (the next fault waits)
+
+
+@dataclass
+class Outcome:
+    broker: str
+    pool: str
+    scenario: str
+    sent: int = 0
+    confirmed: int = 0
+    once: int = 0
+    duplicated_with_key: int = 0
+    duplicated_without_key: int = 0
+    overlapping: int = 0  # task ids two of whose runs were going at the same moment
+    lost: list[str] = field(default_factory=list)
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+    recovery: float = 0.0  # longest time from a fault's end to a new run finished
+    redelivery: float = 0.0  # longest time from a fault to the end of a run it interrupted
+    note: str = ""
+    evidence: list[str] = field(default_factory=list)  # duplicated runs, workers' warnings
+
+    def row(self) -> list[str]:
+        letters = ", ".join(f"{r}: {n}" for r, n in sorted(self.dead_lettered.items())) or "0"
+        return [
+            self.broker, self.pool, self.scenario, str(self.sent), str(self.confirmed),
+            str(self.once), str(self.duplicated_with_key), str(self.duplicated_without_key),
+            str(self.overlapping), str(len(self.lost)), letters, f"{self.recovery:.2f}",
+            f"{self.redelivery:.2f}", self.note,
+        ]  # fmt: skip
+
+
+def judge(outcome: Outcome, sent: list[Sent], raw_runs: Sequence[bytes | str],
+          dead: dict[str, str], faults: list[Fault]) -> Outcome:  # fmt: skip
+    """Fill ``outcome`` from what was sent, the runs recorded and the dead letters."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    every_run = [json.loads(raw) for raw in raw_runs]
+    for run in every_run:
+        runs.setdefault(run["id"], []).append(run)
+    outcome.sent = len(sent)
+    outcome.confirmed = sum(s.confirmed for s in sent)
+    for item in sent:
+        count = len(runs.get(item.task_id, ()))
+        if count == 1:
+            outcome.once += 1
+        elif count > 1 and item.idempotency_key:
+            outcome.duplicated_with_key += 1
+        elif count > 1:
+            outcome.duplicated_without_key += 1
+        elif item.task_id in dead:
+            outcome.dead_lettered[dead[item.task_id]] += 1
+        elif item.confirmed:
+            outcome.lost.append(item.task_id)
+    outcome.overlapping = sum(_overlap(r) for i, r in runs.items() if not i.startswith(PROBE))
+    origin = min((f.started for f in faults), default=0.0)
+    for task_id, task_runs in runs.items():
+        if len(task_runs) > 1 and not task_id.startswith(PROBE):
+            outcome.evidence += [f"ran twice: {task_id} " + "; ".join(
+                f"{r['hostname']} pid {r['pid']} attempt {r['attempt']} "
+                f"{r['started'] - origin:+.2f}..{r['finished'] - origin:+.2f}s" for r in task_runs
+            )]  # fmt: skip
+    if faults:
+        outcome.evidence += [
+            "faults at (s from the first): "
+            + ", ".join(f"{f.started - origin:+.2f}..{f.ended - origin:+.2f}" for f in faults)
+        ]
+    outcome.recovery, outcome.redelivery = _recovery(every_run, faults)
+    return outcome
+
+
+def _overlap(runs: list[dict[str, Any]]) -> bool:
+    spans = sorted((run["started"], run["finished"]) for run in runs)
+    return any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
+
+
+def _recovery(runs: list[dict[str, Any]], faults: list[Fault]) -> tuple[float, float]:
+    """The longest time from a fault's end to the first run that started after it finishing
+    (work resumed; a backlog the fault left may still be draining); and from a fault to the
+    end of a redelivered run (attempt > 1) that started after it and before the next fault:
+    how long a message the fault stranded waited."""
+    recovery = redelivery = 0.0
+    for fault in faults:
+        fresh = [r["finished"] for r in runs if r["started"] >= fault.ended]
+        recovery = max(recovery, min(fresh) - fault.ended if fresh else math.inf)
+    starts = sorted(fault.started for fault in faults)
+    for run in runs:
+        before = [t for t in starts if t <= run["started"]]
+        if run["attempt"] > 1 and before:
+            redelivery = max(redelivery, run["finished"] - before[-1])
+    return recovery, redelivery
+
+
+def markdown(outcomes: list[Outcome]) -> str:
+    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
+    lines += ["| " + " | ".join(outcome.row()) + " |" for outcome in outcomes]
+    return "\n".join(lines)
