@@ -165,11 +165,19 @@ class AmqpBroker(Broker):
 
         return await surviving_outages(attempt, self.confirm_timeout)
 
+    def _pipelined(self) -> bool:
+        """Whether a publish may go ahead of its confirm: pipelining is on and the
+        connection is up. Without a connection the call waits, so a refused login or
+        certificate, or RabbitMQ being down, is raised by the call that meets it."""
+        if self._ahead and self.link.alive:
+            _PIPELINED.add(self)
+            return True
+        return False
+
     def publish(self, message: OutboundMessage) -> None:
         """Returns once RabbitMQ confirmed the message, or, with pipelined confirms (the
-        default), at once (``flush`` waits for the confirms)."""
-        if self._ahead:
-            _PIPELINED.add(self)
+        default) on a live connection, at once (``flush`` waits for the confirms)."""
+        if self._pipelined():
             self.pipeline.put(message)
         else:
             self._run(self._publish([message]))
@@ -179,8 +187,7 @@ class AmqpBroker(Broker):
         self._run(self._publish(messages))
 
     async def publish_async(self, message: OutboundMessage) -> None:
-        if self._ahead:
-            _PIPELINED.add(self)
+        if self._pipelined():
             await self.pipeline.put_async(message)
         else:
             await self._await(self._publish([message]))
