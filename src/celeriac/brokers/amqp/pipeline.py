@@ -64,16 +64,14 @@ class Pipeline(Generic[M]):
     def put(self, message: M) -> None:
         """Queue ``message``; first raise an earlier failure, or wait when the window is full."""
         self.raise_failures()
-        if not self._admit():
+        while not self._admit():  # other threads may fill it again meanwhile
             self.flush()
-            self._admit()
         self._queue(message)
 
     async def put_async(self, message: M) -> None:
         self.raise_failures()
-        if not self._admit():
+        while not self._admit():
             await self.flush_async()
-            self._admit()
         self._queue(message)
 
     def flush(self) -> None:
