@@ -9,6 +9,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -129,3 +130,21 @@ def test_a_full_window_waits_for_its_confirms(make_broker: MakeBroker) -> None:
 def test_confirm_window_must_be_a_positive_count(make_broker: MakeBroker) -> None:
     with pytest.raises(ImproperlyConfigured, match=r"confirm_window.*positive whole number"):
         make_broker(confirm_window=0)
+
+
+def test_threads_publishing_at_once_share_the_window(make_broker: MakeBroker) -> None:
+    broker = make_broker(confirm_window=10)
+    queue = new_queue()
+
+    def publish(start: int) -> None:
+        for n in range(start, start + 300):
+            broker.publish(OutboundMessage(queue, b"x", f"id-{n}"))
+
+    threads = [threading.Thread(target=publish, args=(k * 300,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    broker.flush()
+    assert broker.pipeline.unconfirmed == 0
+    assert broker.queue_length(queue) == 1200
