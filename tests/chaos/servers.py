@@ -4,13 +4,10 @@ separate one for execution records and results, so a broker restart never wipes 
 from __future__ import annotations
 
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-
-from tests.integration.conftest import free_port, system_redis_server
+from tests.integration.conftest import free_port, system_redis_server, wait_for_redis_server
 
 # How the broker's redis-server keeps its data across a restart.
 PERSISTENCE = {
@@ -45,23 +42,7 @@ class RedisServer:
              str(self.directory), "--logfile", str(self.directory / "redis.log"),
              *PERSISTENCE[self.persistence]],
         )  # fmt: skip
-        self._wait_accepting()
-
-    def _wait_accepting(self) -> None:
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        try:
-            while True:  # the server's start-up: poll until it answers
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError as exc:
-                    if time.monotonic() > deadline:
-                        self.stop()
-                        raise RuntimeError(f"redis-server did not start on {self.port}") from exc
-                    time.sleep(0.05)
-        finally:
-            client.close()
+        wait_for_redis_server(self.port, self.stop)
 
     def stop(self) -> None:
         """SIGKILL: a crash, not a shutdown (no final save)."""

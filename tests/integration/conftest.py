@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -48,20 +48,7 @@ class PrivateRedis:
              str(self.directory), "--appendonly", "yes", "--appendfsync", "always",
              "--save", "", "--logfile", str(self.directory / "redis.log"), *self.extra],
         )  # fmt: skip
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        try:
-            while True:  # wait for the server to accept connections (process start-up)
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError as exc:
-                    if time.monotonic() > deadline:
-                        self.stop()  # never leave a half-started server behind
-                        raise RuntimeError(f"redis-server did not start on {self.port}") from exc
-                    time.sleep(0.05)
-        finally:
-            client.close()
+        wait_for_redis_server(self.port, self.stop)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -72,6 +59,25 @@ class PrivateRedis:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def wait_for_redis_server(port: int, give_up: Callable[[], None]) -> None:
+    """Return once the redis-server starting on ``port`` answers; after 10 s, call
+    ``give_up`` (stop it: never leave a half-started server behind) and raise."""
+    client = redis.Redis(port=port, socket_connect_timeout=0.2)
+    deadline = time.monotonic() + 10
+    try:
+        while True:  # the process's start-up: poll until it accepts connections
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError as exc:
+                if time.monotonic() > deadline:
+                    give_up()
+                    raise RuntimeError(f"redis-server did not start on {port}") from exc
+                time.sleep(0.05)
+    finally:
+        client.close()
 
 
 @pytest.fixture

@@ -41,9 +41,10 @@ class Proxy:
         self._loop.close()
 
     async def _listen(self) -> None:
-        self._server = await asyncio.start_server(
-            self._serve, "127.0.0.1", self.port, reuse_address=True
-        )
+        if self._server is None:
+            self._server = await asyncio.start_server(
+                self._serve, "127.0.0.1", self.port, reuse_address=True
+            )
 
     async def _cut(self) -> None:
         if self._server is not None:
@@ -55,18 +56,28 @@ class Proxy:
         self._open.clear()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._open.add(writer)  # from the accept on: a cut meanwhile aborts it too
         try:
             up_reader, up_writer = await asyncio.open_connection(self.host, self.target_port)
         except OSError:
+            self._open.discard(writer)
             writer.transport.abort()
             return
-        self._open |= {writer, up_writer}
+        if writer.transport.is_closing():  # cut while the upstream connection was made
+            up_writer.transport.abort()
+            return
+        self._open.add(up_writer)
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        self._open -= {writer, up_writer}
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _before_forwarding(self) -> None:
+        """Called before each chunk is passed on: a subclass may hold it back."""
+        return None
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                await self._before_forwarding()
                 writer.write(data)
                 await writer.drain()
         except (OSError, RuntimeError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 
@@ -28,9 +27,10 @@ def test_two_workers_share_one_budget(redis_url: str, redis_prefix: str) -> None
         for result in results:
             result.get(timeout=15)
     ordered = sorted(runs)
-    gaps = [b - a for a, b in itertools.pairwise(ordered)]
     assert len(runs) == 6
-    # One budget of 5/s for both workers (two per-worker buckets would allow pairs at once).
-    assert min(gaps) >= 0.12, gaps
-    assert ordered[-1] - ordered[0] >= 5 * 0.18
+    # One budget of 5/s for both workers: six runs take at least five intervals of 0.2 s
+    # (two per-worker buckets would let pairs through at once, in about half that). The
+    # tokens are spaced, not the bodies: a loaded machine may start one body late, so the
+    # gaps between single runs are no measure.
+    assert ordered[-1] - ordered[0] >= 5 * 0.18, ordered
     app.close()
