@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.chaos.report import markdown
-from tests.chaos.tiers import run_tier
+from tests.chaos.tiers import SYSTEMS, Selection, run_tier
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,12 +22,16 @@ def main(argv: list[str] | None = None) -> int:
         help="after the table: duplicated runs and the workers' warnings",
     )
     parser.add_argument("--only", default="", help="pool/scenario, e.g. prefork/sigstop")
+    parser.add_argument("--broker", default="", help="e.g. redis, rabbitmq, redis-aof")
+    parser.add_argument("--system", choices=sorted(SYSTEMS), default="celeriac")
     parser.add_argument("--logs", type=Path, help="write every worker's log under this directory")
     args = parser.parse_args(argv)
     seed = random.randrange(1_000_000) if args.seed is None else args.seed
-    print(f"chaos tier {args.tier}, seed {seed}", flush=True)
+    print(f"chaos tier {args.tier}, system {args.system}, seed {seed}", flush=True)
     outcomes = []
-    for outcome in run_tier(args.tier, seed, args.only, args.logs):
+    for outcome in run_tier(
+        args.tier, seed, Selection(args.broker, args.only), args.system, args.logs
+    ):
         outcomes.append(outcome)
         print(markdown([outcome]).splitlines()[-1], flush=True)  # progress, one row a case
     print()
@@ -35,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(outcomes))
     for outcome in outcomes:
         if outcome.lost:
-            print(f"lost in {outcome.pool}/{outcome.scenario}: {', '.join(outcome.lost)}")
+            where = f"{outcome.broker} {outcome.pool}/{outcome.scenario}"
+            print(f"lost in {where}: {', '.join(outcome.lost)}")
         if args.verbose and outcome.evidence:
             print(f"\n{outcome.broker} {outcome.pool} {outcome.scenario}:")
             print("\n".join(f"  {line}" for line in outcome.evidence))

@@ -18,11 +18,12 @@ from random import Random
 
 import redis
 
+from tests.chaos.brokers import BrokerUnderTest, RabbitBroker, RedisBroker
 from tests.chaos.proxy import FaultyProxy
 from tests.chaos.report import PROBE, Fault, Outcome, Sent, judge
 from tests.chaos.scenarios import Scenario
 from tests.chaos.servers import RedisServer
-from tests.chaos.systems import BrokerUnderTest, Celeriac, RedisBroker, SystemUnderTest, Worker
+from tests.chaos.systems import MakeSystem, Setup, SystemUnderTest, Worker
 
 # Worker log lines worth keeping with a case's outcome.
 # (Not the start-up banner, nor the warm shutdown the harness asks for.)
@@ -64,8 +65,13 @@ def redis_broker(persistence: str) -> MakeBroker:
     return lambda directory: RedisBroker(directory, persistence)
 
 
+def rabbitmq_broker(queue_type: str) -> MakeBroker:
+    return lambda directory: RabbitBroker(directory, queue_type)
+
+
 @contextlib.contextmanager
-def running_case(make_broker: MakeBroker, pool: str, plan: Plan) -> Iterator[tuple[Case, str]]:
+def running_case(make_broker: MakeBroker, make_system: MakeSystem, pool: str,
+                 plan: Plan) -> Iterator[tuple[Case, str]]:  # fmt: skip
     """Servers, proxy and workers for one case, all stopped and removed afterwards.
     Yields the case and the records store's URL."""
     directory = Path(tempfile.mkdtemp(prefix="celeriac-chaos-"))
@@ -79,8 +85,8 @@ def running_case(make_broker: MakeBroker, pool: str, plan: Plan) -> Iterator[tup
         stack.callback(broker.stop)
         proxy = FaultyProxy(broker.port)
         stack.callback(proxy.close)
-        system = Celeriac(broker.url(broker.port), broker.url(proxy.port), records.url,
-                          pool, plan.lease)  # fmt: skip
+        system = make_system(Setup(broker, broker.url(broker.port), broker.url(proxy.port),
+                                   records.url, pool, plan.lease))  # fmt: skip
         stack.callback(system.close)
         case = Case(broker, system, proxy, plan.lease)
         stack.callback(_kill_workers, case)
@@ -94,11 +100,11 @@ def _kill_workers(case: Case) -> None:
         worker.kill_group()
 
 
-def run_case(make_broker: MakeBroker, pool: str, scenario: Scenario, plan: Plan,
-             seed: int) -> Outcome:  # fmt: skip
+def run_case(make_broker: MakeBroker, make_system: MakeSystem, pool: str, scenario: Scenario,
+             plan: Plan, seed: int) -> Outcome:  # fmt: skip
     rng = Random(f"{seed}:{pool}:{scenario.name}")
-    with running_case(make_broker, pool, plan) as (case, records_url):
-        outcome = Outcome(case.broker.name, pool, scenario.name)
+    with running_case(make_broker, make_system, pool, plan) as (case, records_url):
+        outcome = Outcome(case.system.name, case.broker.name, pool, scenario.name)
         sent: list[Sent] = []
         sender = threading.Thread(
             target=_send_all, args=(case.system, plan, Random(rng.random()), sent)
@@ -121,7 +127,9 @@ def run_case(make_broker: MakeBroker, pool: str, scenario: Scenario, plan: Plan,
             store.close()
         judge(outcome, sent, runs, dead, faults)
         if plan.logs is not None:
-            _write_logs(plan.logs / f"{case.broker.name}-{pool}-{scenario.name}", case)
+            _write_logs(
+                plan.logs / f"{case.system.name}-{case.broker.name}-{pool}-{scenario.name}", case
+            )
         outcome.evidence += [
             line.strip() for worker in [*case.workers, *case.retired]
             for line in worker.log().splitlines() if NOTEWORTHY.search(line)
@@ -160,12 +168,12 @@ def _probe(system: SystemUnderTest) -> str:
 
 def _send_all(system: SystemUnderTest, plan: Plan, rng: Random, sent: list[Sent]) -> None:
     """Send the tasks evenly over the window; a quarter later (countdown), half with an
-    idempotency key. A send that raises is sent, not confirmed."""
+    idempotency key where the system takes keys. A send that raises is sent, not confirmed."""
     began = time.monotonic()
     for index in range(plan.tasks):
         time.sleep(max(0.0, began + index * plan.send_window / plan.tasks - time.monotonic()))
         task_id = str(uuid.uuid4())
-        key = f"chaos-{task_id}" if index % 2 == 0 else None
+        key = f"chaos-{task_id}" if index % 2 == 0 and system.keys else None
         countdown = rng.uniform(0.5, 2.0) if index % 4 == 1 else None
         try:
             system.send(task_id, plan.task_seconds, countdown, key)

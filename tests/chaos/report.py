@@ -13,8 +13,8 @@ from typing import Any
 PROBE = "probe-"  # the task ids of probes, left out of the counts
 
 TABLE_COLUMNS = (
-    "broker", "pool", "scenario", "sent", "confirmed", "once", "dup (key)", "dup (no key)",
-    "overlapping", "lost", "dead-lettered", "recovery s", "redelivery s", "note",
+    "system", "broker", "pool", "scenario", "sent", "confirmed", "once", "dup (key)",
+    "dup (no key)", "overlapping", "lost", "dead-lettered", "recovery s", "redelivery s", "note",
 )  # fmt: skip
 
 
@@ -34,6 +34,7 @@ class Fault:
 
 @dataclass
 class Outcome:
+    system: str
     broker: str
     pool: str
     scenario: str
@@ -53,7 +54,7 @@ class Outcome:
     def row(self) -> list[str]:
         letters = ", ".join(f"{r}: {n}" for r, n in sorted(self.dead_lettered.items())) or "0"
         return [
-            self.broker, self.pool, self.scenario, str(self.sent), str(self.confirmed),
+            self.system, self.broker, self.pool, self.scenario, str(self.sent), str(self.confirmed),
             str(self.once), str(self.duplicated_with_key), str(self.duplicated_without_key),
             str(self.overlapping), str(len(self.lost)), letters, f"{self.recovery:.2f}",
             f"{self.redelivery:.2f}", self.note,

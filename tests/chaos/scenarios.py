@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class Scenario:
     name: str
     inject: Callable[[Case, Random], None]
-    pools: tuple[str, ...] = ("threads", "prefork")  # the pools it means something for
+    pools: tuple[str, ...] = ("threads", "prefork", "solo", "asyncio")  # where it means something
 
 
 def sigkill_main(case: Case, rng: Random) -> None:
@@ -47,8 +47,8 @@ def sigstop(case: Case, rng: Random) -> None:
     os.killpg(victim.pid, signal.SIGCONT)
 
 
-def redis_restart(case: Case, rng: Random) -> None:
-    """Crash the broker's redis-server (SIGKILL) and start it again on the same port."""
+def broker_restart(case: Case, rng: Random) -> None:
+    """Crash the broker's server (SIGKILL) and start it again on the same port and data."""
     case.broker.restart()
 
 
@@ -79,7 +79,7 @@ SCENARIOS = {
         Scenario("sigkill-main", sigkill_main),
         Scenario("sigkill-child", sigkill_child, pools=("prefork",)),
         Scenario("sigstop", sigstop),
-        Scenario("redis-restart", redis_restart),
+        Scenario("broker-restart", broker_restart),
         Scenario("proxy-cut", proxy_cut),
         Scenario("proxy-drop", proxy_drop),
         Scenario("proxy-delay", proxy_delay),

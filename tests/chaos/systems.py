@@ -1,31 +1,23 @@
-"""What runs under fault: a broker (its server, restartable) and a system under test (the
-workers and a sender). Both are protocols, so another broker or another task queue plugs
-in; this module has Redis and celeriac."""
+"""What runs under fault: a system under test (its workers and a sender) on a broker of the
+harness's (``brokers.py``). It is a protocol, so another task queue plugs in; this module
+has celeriac."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import uuid
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import psutil  # type: ignore[import-untyped]
 
 from celeriac.messages import Message
-from tests.chaos.chaos_app import TASK, make_app
-from tests.chaos.servers import RedisServer
+from tests.chaos.brokers import BrokerUnderTest
+from tests.chaos.chaos_app import ASYNC_TASK, TASK, extra_settings, make_app, transport_options
 from tests.integration.workers import ROOT, WorkerProcess
-
-
-class BrokerUnderTest(Protocol):
-    name: str  # for the report, e.g. "redis (aof everysec)"
-    port: int  # where the proxy forwards to
-
-    def url(self, port: int) -> str: ...
-    def start(self) -> None: ...
-    def restart(self) -> None: ...
-    def stop(self) -> None: ...
 
 
 class Worker(Protocol):
@@ -41,6 +33,7 @@ class Worker(Protocol):
 class SystemUnderTest(Protocol):
     name: str
     prefix: str  # its keys' prefix; its tasks record runs at "<prefix>:runs" in the store
+    keys: bool  # whether it takes idempotency keys on this broker
 
     def start_worker(self, index: int, wait: bool = True) -> Worker: ...
     def send(self, task_id: str, seconds: float, countdown: float | None,
@@ -50,27 +43,19 @@ class SystemUnderTest(Protocol):
     def close(self) -> None: ...
 
 
-class RedisBroker:
-    """The broker's own redis-server; ``persistence`` is "aof" (everysec) or "off"."""
+@dataclass(frozen=True)
+class Setup:
+    """What a system is started with."""
 
-    def __init__(self, directory: Path, persistence: str) -> None:
-        self.server = RedisServer(directory, persistence)
-        self.port = self.server.port
-        label = "aof everysec" if persistence == "aof" else "persistence off"
-        self.name = f"redis ({label})"
-        self.persistence = persistence
+    broker: BrokerUnderTest
+    broker_url: str  # for the sender, straight to the broker
+    worker_broker_url: str  # for the workers, through the harness's proxy
+    records_url: str  # the records store (and result backend), never under fault
+    pool: str
+    lease: float
 
-    def url(self, port: int) -> str:
-        return f"redis://127.0.0.1:{port}/0"
 
-    def start(self) -> None:
-        self.server.start()
-
-    def restart(self) -> None:
-        self.server.restart()
-
-    def stop(self) -> None:
-        self.server.stop()
+MakeSystem = Callable[[Setup], SystemUnderTest]
 
 
 class CeleriacWorker:
@@ -105,24 +90,36 @@ class CeleriacWorker:
         self.process.stop(timeout=10)
 
 
+# Two workers of each: prefork's children are processes on two cores; solo runs one task
+# at a time.
+CONCURRENCY = {"threads": "4", "prefork": "2", "solo": "1", "asyncio": "4"}
+
+
 class Celeriac:
     """celeriac workers from the CLI, and a sender in this process."""
 
     name = "celeriac"
 
-    def __init__(self, broker_url: str, worker_broker_url: str, records_url: str,
-                 pool: str, lease: float) -> None:  # fmt: skip
+    def __init__(self, setup: Setup) -> None:
         self.prefix = f"chaos-{uuid.uuid4().hex[:8]}"
-        self.pool = pool
-        self.concurrency = "2" if pool == "prefork" else "4"
+        self.pool = setup.pool
+        self.concurrency = CONCURRENCY[setup.pool]
+        self.task = ASYNC_TASK if setup.pool == "asyncio" else TASK
+        options = transport_options(
+            setup.broker.kind, self.prefix, setup.lease,
+            setup.broker.options.get("queue_type", "classic"),
+        )  # fmt: skip
+        self.keys = setup.broker.kind == "redis"
+        settings = extra_settings(setup.broker.kind)
         self.env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
             "PYTHONUNBUFFERED": "1",
-            "CHAOS_BROKER": worker_broker_url, "CHAOS_RECORDS": records_url,
-            "CHAOS_PREFIX": self.prefix, "CHAOS_LEASE": str(lease),
+            "CHAOS_BROKER": setup.worker_broker_url, "CHAOS_RECORDS": setup.records_url,
+            "CHAOS_PREFIX": self.prefix, "CHAOS_OPTIONS": json.dumps(options),
+            "CHAOS_SETTINGS": json.dumps(settings),
         }  # fmt: skip
-        self.app = make_app(broker_url, records_url, self.prefix, lease)
+        self.app = make_app(setup.broker_url, setup.records_url, self.prefix, options, settings)
 
     def start_worker(self, index: int, wait: bool = True) -> CeleriacWorker:
         args = ("-P", self.pool, "-c", self.concurrency, "-n", f"w{index}@%h")
@@ -135,7 +132,7 @@ class Celeriac:
         options = {"task_id": task_id, "countdown": countdown}
         if idempotency_key is not None:
             options["idempotency_key"] = idempotency_key
-        self.app.tasks[TASK].apply_async((seconds,), **options)
+        self.app.tasks[self.task].apply_async((seconds,), **options)
 
     def dead_letters(self) -> dict[str, str]:
         letters = self.app.broker.dead_letters("celery", limit=10_000)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -21,18 +20,8 @@ from typing import Any
 
 from tests.conftest import service_missing
 from tests.integration.conftest import free_port, system_redis_server
+from tests.integration.rabbitmq_node import RabbitNode
 from tests.integration.workers import ROOT, WorkerProcess
-
-# Debian's real scripts: its /usr/sbin wrappers switch to the rabbitmq user and lose our
-# environment. Elsewhere (a generic-unix install, Homebrew) the ones on PATH are real.
-_DEBIAN_BIN = Path("/usr/lib/rabbitmq/bin")
-
-
-def _rabbitmq_tool(name: str) -> Path | None:
-    if (_DEBIAN_BIN / name).exists():
-        return _DEBIAN_BIN / name
-    found = shutil.which(name)
-    return Path(found) if found else None
 
 
 @dataclass(frozen=True)
@@ -107,74 +96,29 @@ def tls_redis_server(directory: Path, certs: Certificates) -> Iterator[int]:
         process.wait(timeout=10)
 
 
-def _rabbitmq_env(directory: Path, node: str, certs: Certificates) -> tuple[dict[str, str], int]:
-    port = free_port()
-    config, plugins, env_file = (directory / n for n in ("rabbitmq.conf", "plugins", "env.conf"))
-    config.write_text(
+def _tls_config(certs: Certificates) -> str:
+    return (
         "listeners.tcp = none\n"
-        f"listeners.ssl.default = 127.0.0.1:{port}\n"
+        "listeners.ssl.default = 127.0.0.1:{port}\n"
         f"ssl_options.cacertfile = {certs.ca}\n"
         f"ssl_options.certfile = {certs.server_cert}\n"
         f"ssl_options.keyfile = {certs.server_key}\n"
         "ssl_options.verify = verify_peer\n"
         "ssl_options.fail_if_no_peer_cert = true\n"
     )
-    plugins.write_text("[].\n")  # no management plugin: a faster start, no HTTP port
-    env_file.write_text("")  # not the machine's rabbitmq-env.conf (it names the shared node)
-    (directory / "home").mkdir()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))},
-        "HOME": str(directory / "home"),  # our own Erlang cookie
-        "RABBITMQ_NODENAME": node,
-        "RABBITMQ_NODE_PORT": str(free_port()),
-        "RABBITMQ_DIST_PORT": str(free_port()),
-        "RABBITMQ_MNESIA_BASE": str(directory / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(directory / "log"),
-        "RABBITMQ_CONFIG_FILE": str(config),
-        "RABBITMQ_ADVANCED_CONFIG_FILE": str(directory / "advanced.config"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins),
-        "RABBITMQ_CONF_ENV_FILE": str(env_file),
-        "RABBITMQ_PID_FILE": str(directory / "node.pid"),
-        "ERL_EPMD_ADDRESS": "127.0.0.1",
-        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
-    }
-    return env, port
 
 
 @contextmanager
 def tls_rabbitmq_node(directory: Path, certs: Certificates) -> Iterator[int]:
     """A RabbitMQ node of our own with one TLS listener; yields its port, stops the node."""
-    server, ctl = _rabbitmq_tool("rabbitmq-server"), _rabbitmq_tool("rabbitmqctl")
-    if server is None or ctl is None or not shutil.which("erl"):
-        service_missing("rabbitmq-server", "rabbitmq-server, rabbitmqctl or erl is not installed")
-    assert server is not None and ctl is not None
-    node = f"celeriac-tls-{os.getpid()}-{free_port()}@localhost"
-    env, port = _rabbitmq_env(directory, node, certs)
-    log = directory / "log" / f"{node}.log"
-    process = subprocess.Popen(
-        [str(server)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    node = RabbitNode(directory, _tls_config(certs), label="tls")
+    node.start(ready=False)
     try:
-        _wait_for_tls(port, certs, process, log)
-        yield port
+        assert node.process is not None
+        _wait_for_tls(node.port, certs, node.process, node.log)
+        yield node.port
     finally:
-        _stop_node(process, [str(ctl), "-n", node, "stop"], env)
-
-
-def _stop_node(process: subprocess.Popen[bytes], stop: list[str], env: dict[str, str]) -> None:
-    """SIGTERM stops a node as cleanly as ``rabbitmqctl stop`` does, without starting a
-    second Erlang VM (seconds saved); the command, then SIGKILL, if it does not."""
-    if process.poll() is None:
-        process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        subprocess.run(stop, env=env, capture_output=True, timeout=60)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        node.stop()
 
 
 PROJECT = """
