@@ -236,3 +236,21 @@ def test_envelopes_pass_through_both_ways(
     assert json.loads(base64.b64decode(stored["body"])) == {"n": 2}
     assert got.message_id == "kombu-1"
     assert settle(broker, lambda: got.ack()) is True
+
+
+def test_a_late_ack_is_refused_once_a_kombu_consumer_holds_the_message(
+    make: Any, raw: redis.Redis, redis_url: str, redis_prefix: str
+) -> None:
+    broker, queue = make(), new_queue()
+    broker.publish(OutboundMessage(queue, b"slow", "m-1"))
+    [late] = fetch(broker, queue)
+    kombu(redis_url, redis_prefix, "restore", "0.001")
+    seen = kombu(redis_url, redis_prefix, "take-and-die", queue)  # a Celery worker has it now
+    assert seen["headers"]["redelivered"] is True
+    held = raw.hget(f"{redis_prefix}unacked", seen["delivery_tag"])
+    assert settle(broker, lambda: late.ack()) is False
+    assert settle(broker, lambda: broker.extend([late])) == [late]
+    assert settle(broker, lambda: late.requeue()) is False
+    # The Celery worker's hold is untouched: its crash would still be recovered.
+    assert raw.hget(f"{redis_prefix}unacked", seen["delivery_tag"]) == held
+    assert broker.queue_length(queue) == 0
