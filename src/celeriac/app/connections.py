@@ -26,11 +26,15 @@ if TYPE_CHECKING:
     from celeriac.brokers.embedded import EmbeddedServer
 
 _REDIS = ("redis", "rediss", "unix", "sentinel")
+# kombu's Redis layout, to share queues with Celery workers (docs/brokers/kombu-redis.md).
+_KOMBU_REDIS = tuple(f"kombu+{scheme}" for scheme in _REDIS)
+KOMBU_VISIBILITY_TIMEOUT = 3600.0  # kombu's default: Celery workers restore after this
 _AMQP = ("amqp", "amqps", "pyamqp")
 # Celery 4's amqp result backend (removed in Celery 5): answered by name, with rpc:// as the fix.
 _OLD_AMQP_BACKEND = {"amqp", "amqps", "pyamqp"}
 _BROKERS = (
-    "redis://, rediss://, unix://, sentinel:// (Redis), amqp://, amqps:// (RabbitMQ) or "
+    "redis://, rediss://, unix://, sentinel:// (Redis), kombu+redis://, kombu+rediss:// "
+    "(Redis, queues shared with Celery workers), amqp://, amqps:// (RabbitMQ) or "
     "memory:// (one process)"
 )
 _BACKENDS = (
@@ -94,6 +98,10 @@ def create_broker(
         else:
             embedded.warn_memory_fallback()
     scheme = _scheme(url or "memory://")
+    if scheme in _KOMBU_REDIS:
+        return _kombu_redis_broker(
+            str(url), transport_options, delivery_limit, use_ssl, wire_format
+        )
     lease = float(transport_options.get("visibility_timeout", 30.0))
     if scheme == "memory":
         return MemoryBroker(
@@ -106,16 +114,7 @@ def create_broker(
             raise ImproperlyConfigured(
                 f"broker {scheme}:// needs redis-py: pip install 'celeriac[redis]'"
             ) from exc
-        options = dict(transport_options)
-        if use_ssl and scheme != "rediss":
-            from celeriac._redis import redact
-
-            raise ImproperlyConfigured(
-                f"broker_use_ssl is set but the broker URL {redact(str(url))!r} is not TLS: "
-                f"use rediss:// (TLS through Sentinel is not supported yet)"
-            )
-        if isinstance(use_ssl, Mapping):  # broker_use_ssl: Celery's ssl_* keys for rediss://
-            options = {**use_ssl, **options}
+        options = _redis_tls(str(url), scheme, transport_options, use_ssl)
         return RedisBroker(
             str(url),
             lease_seconds=lease,
@@ -148,6 +147,65 @@ def create_broker(
     raise ImproperlyConfigured(
         f"broker_url has {_named(scheme)}, which no celeriac broker serves: set broker_url "
         f"to {_BROKERS}, e.g. 'redis://localhost:6379/0'"
+    )
+
+
+def _redis_tls(
+    url: str, scheme: str, transport_options: Mapping[str, Any], use_ssl: Any
+) -> dict[str, Any]:
+    """The Redis broker's options with ``broker_use_ssl`` (Celery's ssl_* keys) merged in;
+    refused with the fix when the URL is not TLS."""
+    if use_ssl and not scheme.endswith("rediss"):
+        from celeriac._redis import redact
+
+        raise ImproperlyConfigured(
+            f"broker_use_ssl is set but the broker URL {redact(url)!r} is not TLS: "
+            f"use {'kombu+' if scheme.startswith('kombu+') else ''}rediss:// (TLS through "
+            f"Sentinel is not supported yet)"
+        )
+    if isinstance(use_ssl, Mapping):
+        return {**use_ssl, **transport_options}
+    return dict(transport_options)
+
+
+def _kombu_redis_broker(
+    url: str,
+    transport_options: Mapping[str, Any],
+    delivery_limit: int,
+    use_ssl: Any,
+    wire_format: WireFormat | None,
+) -> Broker:
+    """kombu's Redis layout; celeriac's own shared state (revocations, idempotency keys,
+    token buckets, leases, topics) on the Redis Streams engine of the same server, its keys
+    under ``<global_keyprefix>_celeriac``. The lease is kombu's visibility timeout."""
+    try:  # redis-py comes with the optional extra celeriac[redis]
+        from celeriac._redis import CONNECTION_OPTIONS
+        from celeriac.brokers.kombu_redis import KombuRedisBroker
+        from celeriac.brokers.kombu_redis.broker import redis_url
+        from celeriac.brokers.kombu_redis.keys import Layout
+        from celeriac.brokers.redis import RedisBroker
+    except ModuleNotFoundError as exc:
+        raise ImproperlyConfigured(
+            f"broker {_scheme(url)}:// needs redis-py: pip install 'celeriac[redis]'"
+        ) from exc
+    options = _redis_tls(url, _scheme(url), transport_options, use_ssl)
+    lease = float(options.get("visibility_timeout", KOMBU_VISIBILITY_TIMEOUT))
+    own = Layout(prefix=str(options.get("global_keyprefix", ""))).own
+    kept = {k: v for k, v in options.items() if k in CONNECTION_OPTIONS or k == "eviction_policy"}
+    shared = RedisBroker(
+        redis_url(url),
+        lease_seconds=lease,
+        delivery_limit=delivery_limit,
+        transport_options={**kept, "key_prefix": own},
+        wire_format=wire_format,
+    )
+    return KombuRedisBroker(
+        url,
+        shared=shared,
+        lease_seconds=lease,
+        delivery_limit=delivery_limit,
+        transport_options=options,
+        wire_format=wire_format,
     )
 
 
