@@ -434,11 +434,9 @@ class Broker(ABC):
         out once, in the process whose call made it; whoever fetches takes them after each
         fetch and tells those waiting on the calls (the worker does)."""
         taken: list[DeadLetter] = []
-        while self._handed_back:
-            try:
+        with contextlib.suppress(IndexError):  # (taken meanwhile by another thread)
+            while self._handed_back:
                 taken.append(self._handed_back.popleft())
-            except IndexError:  # taken meanwhile by another thread
-                break
         return taken
 
     def _hand_back(self, letter: DeadLetter) -> None:
