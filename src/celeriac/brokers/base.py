@@ -13,6 +13,9 @@ Semantics every engine keeps (``celeriac.testing.contracts`` checks them):
 - A lease that is not extended expires: the message is handed out again with its
   ``delivery_count`` raised, or dead-lettered (``DELIVERY_LIMIT``) once the count reached
   ``delivery_limit``. A live holder that keeps calling ``extend`` never loses its lease.
+- A message the engine dead-letters on its own (a lease that ran out at the limit, an
+  entry it cannot hand out) is handed back, once, by ``take_dead_lettered`` in the process
+  whose call made it: the engine knows nothing of tasks, so the caller tells whoever waits.
 - ``ack``/``requeue``/``dead_letter``/``extend`` on a delivery whose lease was lost (taken
   over after expiry) are refused: they return False and change nothing (fencing).
 - Shared state every worker sees (revocations, idempotency keys, token buckets) expires:
@@ -41,6 +44,9 @@ from celeriac.messages.wire import NATIVE, WireFormat
 
 MIN_PRIORITY = 0
 MAX_PRIORITY = 9  # higher number = served first, on every engine
+#: Dead letters an engine made on its own that ``take_dead_lettered`` keeps for its caller;
+#: past this many (nobody takes them: a process that never fetches), the oldest go.
+HANDED_BACK_KEEP = 10_000
 
 
 class DeadLetterReason(str, enum.Enum):
@@ -339,6 +345,11 @@ class Broker(ABC):
             raise ValueError("delivery_limit must be at least 1")
         self.lease_seconds = lease_seconds
         self.delivery_limit = delivery_limit
+        # What the engine dead-lettered on its own, until ``take_dead_lettered`` hands it
+        # out (appended on the engine's thread, taken on the caller's: a deque is safe).
+        self._handed_back: collections.deque[DeadLetter] = collections.deque(
+            maxlen=HANDED_BACK_KEEP
+        )
         #: How messages become this broker's payloads: the producer encodes with it, the
         #: worker decodes with it. The engine stores the bytes as they are.
         self.wire_format = NATIVE if wire_format is None else wire_format
@@ -414,6 +425,24 @@ class Broker(ABC):
     @abstractmethod
     async def extend(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         """Renew the leases of ``deliveries``; return those whose lease was already lost."""
+
+    def take_dead_lettered(self) -> list[DeadLetter]:
+        """The messages this engine moved to the dead letters on its own since the last
+        call, oldest first: a lease that ran out at ``delivery_limit``, a message lost with
+        a connection once too often, an entry other software wrote that cannot be handed
+        out. Not those moved by ``dead_letter()`` (its caller knows them). Each is handed
+        out once, in the process whose call made it; whoever fetches takes them after each
+        fetch and tells those waiting on the calls (the worker does)."""
+        taken: list[DeadLetter] = []
+        with contextlib.suppress(IndexError):  # (taken meanwhile by another thread)
+            while self._handed_back:
+                taken.append(self._handed_back.popleft())
+        return taken
+
+    def _hand_back(self, letter: DeadLetter) -> None:
+        """For engines: ``letter`` was dead-lettered by the engine itself, not through
+        ``dead_letter()``; ``take_dead_lettered`` hands it to the caller."""
+        self._handed_back.append(letter)
 
     # -- admin ------------------------------------------------------------------------------
     @abstractmethod

@@ -449,7 +449,9 @@ class MemoryBroker(Broker):
                 f"lease expired without an outcome on delivery {message.delivery_count} "
                 f"(delivery_limit={self.delivery_limit})"
             )
-            self._bury(message, DeadLetterReason.DELIVERY_LIMIT, detail, now)
+            # No caller is settling it: hand it back to whoever fetches (the worker tells
+            # those waiting on the call).
+            self._hand_back(self._bury(message, DeadLetterReason.DELIVERY_LIMIT, detail, now))
         else:
             self._make_ready(message)
 
@@ -521,7 +523,9 @@ class MemoryBroker(Broker):
         del self._leases[delivery.token]
         return lease.message
 
-    def _bury(self, message: _Stored, reason: DeadLetterReason, detail: str, now: float) -> None:
+    def _bury(
+        self, message: _Stored, reason: DeadLetterReason, detail: str, now: float
+    ) -> DeadLetter:
         entry_id = uuid.uuid4().hex
         letter = DeadLetter(
             entry_id=entry_id,
@@ -535,6 +539,7 @@ class MemoryBroker(Broker):
             priority=message.priority,
         )
         self._queue(message.queue).dead[entry_id] = (letter, message.priority)
+        return letter
 
     async def _sleep(self, waiter: _Waiter, delay: float) -> None:
         handle = waiter.loop.call_later(delay, _resolve, waiter.future)

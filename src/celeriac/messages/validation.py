@@ -117,6 +117,16 @@ def check_envelope(headers: Mapping[str, Any], properties: Mapping[str, Any]) ->
                 raise _bad(f"{where} {name!r}", value, rule[1])
 
 
+def valid_fields(fields: Mapping[str, Any], rules: Mapping[str, Rule]) -> dict[str, Any]:
+    """``fields`` without those that break their rule (``HEADER_RULES``/``PROPERTY_RULES``):
+    what a worker may still read from a message it refuses for one bad field."""
+    return {
+        name: value
+        for name, value in fields.items()
+        if (rule := rules.get(name)) is None or value is None or rule[0](value)
+    }
+
+
 def check_body(value: Any) -> tuple[list[Any] | tuple[Any, ...], dict[str, Any], dict[str, Any]]:
     """Check a decoded body ``[args, kwargs, embed]`` and the canvas the embed carries
     (``callbacks``, ``errbacks``, ``chain``, ``chord``); return its three parts."""

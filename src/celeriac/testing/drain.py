@@ -2,6 +2,7 @@
 
 Tests step tasks by hand with it, through the real path (encode, broker, decode, trace,
 settle), with no worker thread. Delayed messages stay delayed until they are due.
+Messages the broker dead-lettered by itself on the way are ended as a worker ends them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from celeriac.worker import handed_back
 from celeriac.worker.execution import Job, prepare, refuse, run, settle
 
 
@@ -23,6 +25,7 @@ async def drain_async(
             # What this process published (the calls, a chain's next step) is held first.
             await app.broker.flush_async()
             deliveries = await app.broker.fetch(names, 1, timeout=0)
+            handed_back.end_all(app, app.broker.take_dead_lettered(), "drain@localhost")
             if not deliveries:
                 break
             prepared = prepare(app, deliveries[0], hostname="drain@localhost")

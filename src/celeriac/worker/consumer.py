@@ -23,7 +23,7 @@ from celeriac.exceptions import (
     WorkerLostError,
 )
 from celeriac.trace import Outcome, OutcomeKind
-from celeriac.worker import endings
+from celeriac.worker import endings, handed_back
 from celeriac.worker import request as requests
 from celeriac.worker.connection import Outage
 from celeriac.worker.execution import (
@@ -36,6 +36,7 @@ from celeriac.worker.execution import (
     refuse,
     settle,
     short_repr,
+    tell_rejected,
 )
 from celeriac.worker.listeners import Listeners
 from celeriac.worker.pools.base import Pool
@@ -174,6 +175,18 @@ class Consumer:
             for delivery in deliveries:
                 self.held[id(delivery)] = delivery
                 self._spawn(self._handle(delivery))
+            await self._end_handed_back()
+        await self._end_handed_back()  # dead-lettered by the last fetches
+
+    async def _end_handed_back(self) -> None:
+        """The broker moved messages to the dead letters by itself (a lease that ran out at
+        the delivery limit): end their calls, so nothing waits on them forever."""
+        letters = self.broker.take_dead_lettered()
+        if not letters:
+            return
+        ended = await asyncio.to_thread(handed_back.end_all, self.app, letters, self.hostname, self)
+        for job, outcome in ended:
+            self.listeners.finished(job, outcome)
 
     async def _queues_changed(self) -> None:
         """Give back what the broker read ahead (it may come from a queue no longer
@@ -322,6 +335,8 @@ class Consumer:
         if not early:
             return outcome
         self._maybe_stop(outcome)  # (acked already)
+        if outcome.kind is OutcomeKind.REJECT:  # acked already: it will not run again
+            await tell_rejected(job, outcome)
         if outcome.kind is OutcomeKind.RETRY and outcome.retry is not None:
             try:
                 await asyncio.to_thread(outcome.retry.sig.apply_async)

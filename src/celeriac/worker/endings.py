@@ -1,12 +1,14 @@
 """How a task ends when trace did not see its body end: revoked, expired, stopped at its
-hard time limit, or lost with the process that ran it (failed, or retried when the task
-has ``retry_on_worker_lost``).
+hard time limit, lost with the process that ran it (failed, or retried when the task
+has ``retry_on_worker_lost``), or its message gone to the dead letters (refused unread,
+rejected, lost by the broker once too often).
 
 Each ending does what trace does for a failure, in the same order: record the state
 (under trace's storing rules), send the signal, then run what follows the task (its
 errbacks, the rest of its chain, its chord's join), so nothing downstream waits forever.
 These calls block on the result store and may publish: the consumer runs them off its
-event loop. Imports leaves, ``followups`` and ``trace``; ``Job`` is only a type here.
+event loop. Imports leaves, ``followups`` and ``trace``; ``Job``, ``Request`` and the app
+are only types here.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from celeriac.exceptions import Retry, TaskRevokedError
 from celeriac.trace import Outcome, OutcomeKind, send_task_failure
 
 if TYPE_CHECKING:
+    from celeriac.app.base import Celeriac
+    from celeriac.request import Request
     from celeriac.worker.execution import Job
 
 logger = logging.getLogger("celeriac.worker")
@@ -59,6 +63,50 @@ def failed(job: Job, exc: BaseException) -> Outcome:
     send_task_failure(job.task, job.request, exc, einfo)
     _after_failure(job, exc, einfo.traceback)
     return Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc, traceback=einfo.traceback)
+
+
+def given_up(job: Job, exc: BaseException, *, signal: bool = True) -> Outcome | None:
+    """The call will not run again and nothing told what follows it yet: its message went
+    to the dead letters (a ``Reject``, the delivery limit reached, dead-lettered by the
+    broker itself, an error in the worker), or a ``Reject`` came after an early ack. As
+    ``failed`` (``signal=False``: no ``task_failure``, as trace sends none for
+    a ``Reject``). None when the call had already ended: what follows was told then."""
+    if ended(job.task.backend, job.id):
+        return None
+    einfo = ExceptionInfo(exc)
+    _record(job, exc, states.FAILURE, einfo.traceback)
+    if signal:
+        send_task_failure(job.task, job.request, exc, einfo)
+    _after_failure(job, exc, einfo.traceback)
+    return Outcome(OutcomeKind.FAILURE, states.FAILURE, exc=exc, traceback=einfo.traceback)
+
+
+def refused(app: Celeriac, request: Request, exc: BaseException) -> None:
+    """A message refused before any task could run it (an unknown task name, an invalid
+    field, a body that cannot be read): FAILURE for its task id, so ``result.get()`` raises
+    ``exc``, then its errbacks, chain and chord, as far as ``request`` could be read from
+    the message. Nothing when the call had already ended."""
+    task_id = request.id
+    if task_id is None or ended(app.backend, task_id):
+        return
+    try:
+        app.backend.store_result(task_id, exc, states.FAILURE, name=request.task, request=request)
+    except Exception as error:  # no backend, or it is down: the dead letter still matters
+        logger.debug("could not record the refusal of %s: %r", task_id, error)
+    try:
+        followups.after_failure(app, request, exc, None)
+    except Exception:
+        logger.exception("Task %s[%s]: could not end its workflow", request.task, task_id)
+
+
+def ended(backend: Any, task_id: str) -> bool:
+    """Whether the call already has a final state (SUCCESS, FAILURE, REVOKED): what follows
+    it was told then, and must not be told twice. A store that cannot say reads as False:
+    telling twice is better than never."""
+    try:
+        return backend.get_task_meta(task_id)["status"] in states.READY_STATES
+    except Exception:
+        return False
 
 
 def retries_exhausted(job: Job) -> bool:
@@ -134,4 +182,13 @@ def _guarded(job: Job, step: Any, exc: BaseException, tb: str | None) -> None:
         logger.exception("Task %s[%s]: could not end its workflow", job.task.name, job.request.id)
 
 
-__all__ = ["expired", "failed", "retried_after_loss", "retries_exhausted", "revoked"]
+__all__ = [
+    "ended",
+    "expired",
+    "failed",
+    "given_up",
+    "refused",
+    "retried_after_loss",
+    "retries_exhausted",
+    "revoked",
+]

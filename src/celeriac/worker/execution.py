@@ -4,6 +4,9 @@ Input never crashes this code: a payload that cannot be decoded, is not signed a
 requires (``bad_signature``), has a field of the wrong type or value, names an unknown task
 or uses a refused content type goes to the dead letters with the reason, and the caller
 carries on; so does a message whose handling failed in the worker itself (``bury``).
+Whenever a message goes to the dead letters without its call having ended, whoever waits
+on the call is told (``endings.refused``, ``endings.given_up``): its result records the
+failure and its errbacks, chain and chord learn of it, as far as the message can be read.
 ``prepare`` and ``settle`` are separate because a pool runs ``trace`` in between, possibly
 in another process.
 """
@@ -11,6 +14,8 @@ in another process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -27,6 +32,7 @@ from celeriac.exceptions import (
     InvalidTaskError,
     MessageTooLarge,
     NotRegistered,
+    Reject,
     Retry,
     SecurityError,
     TimeLimitExceeded,
@@ -34,9 +40,15 @@ from celeriac.exceptions import (
     WorkerTerminate,
 )
 from celeriac.messages.envelope import Message
-from celeriac.messages.protocol import decode_task_body
+from celeriac.messages.protocol import TaskBody, decode_task_body
 from celeriac.messages.serializers import resolve_accept
-from celeriac.messages.validation import check_envelope, parse_iso
+from celeriac.messages.validation import (
+    HEADER_RULES,
+    PROPERTY_RULES,
+    check_envelope,
+    parse_iso,
+    valid_fields,
+)
 from celeriac.request import Request
 from celeriac.trace import Outcome, OutcomeKind, trace_task
 from celeriac.worker import endings
@@ -79,6 +91,8 @@ class Refusal:
     detail: str
     error: Exception | None = None  # recorded as the task's failure when its id is known
     task_id: str | None = None
+    # What could still be read of the call (its errbacks, chain, chord), to tell them.
+    request: Request | None = None
 
 
 def prepare(
@@ -107,24 +121,30 @@ def prepare(
         check_envelope(message.headers, message.properties)
     except InvalidTaskError as exc:
         signals.task_rejected.send(sender=consumer, message=message, exc=exc)
-        return Refusal(delivery, DeadLetterReason.MALFORMED, str(exc), exc, message.id)
+        request = readable(message, delivery, accept, max_size)
+        return Refusal(delivery, DeadLetterReason.MALFORMED, str(exc), exc, message.id, request)
     try:
         task = app.tasks[message.task_name]
     except NotRegistered as exc:
         signals.task_unknown.send(
             sender=consumer, message=message, exc=exc, name=message.task_name, id=message.id
         )
-        return Refusal(delivery, DeadLetterReason.UNKNOWN_TASK, str(exc), exc, message.id)
+        request = readable(message, delivery, accept, max_size)
+        reason = DeadLetterReason.UNKNOWN_TASK
+        return Refusal(delivery, reason, str(exc), exc, message.id, request)
     try:
         body = decode_task_body(message, accept, max_size)
-    except ContentDisallowed as exc:
-        return Refusal(delivery, DeadLetterReason.CONTENT_DISALLOWED, str(exc), exc, message.id)
-    except MessageTooLarge as exc:
-        return Refusal(delivery, DeadLetterReason.OVERSIZED, str(exc), exc, message.id)
-    except DecodeError as exc:
-        if isinstance(exc, InvalidTaskError):  # a body that could not be read: no signal
-            signals.task_rejected.send(sender=consumer, message=message, exc=exc)
-        return Refusal(delivery, DeadLetterReason.MALFORMED, str(exc), exc, message.id)
+    except (ContentDisallowed, DecodeError) as exc:
+        if isinstance(exc, ContentDisallowed):
+            reason = DeadLetterReason.CONTENT_DISALLOWED
+        elif isinstance(exc, MessageTooLarge):
+            reason = DeadLetterReason.OVERSIZED
+        else:
+            reason = DeadLetterReason.MALFORMED
+            if isinstance(exc, InvalidTaskError):  # a body that could not be read: no signal
+                signals.task_rejected.send(sender=consumer, message=message, exc=exc)
+        request = readable(message, delivery)  # the body cannot be read: the headers can
+        return Refusal(delivery, reason, str(exc), exc, message.id, request)
     request = Request.from_message(
         message,
         body,
@@ -133,6 +153,30 @@ def prepare(
         delivery_count=delivery.delivery_count,
     )
     return HeldJob(task, request, delivery)
+
+
+def readable(
+    message: Message,
+    delivery: Delivery,
+    accept: frozenset[str] | None = None,
+    max_size: int | None = None,
+) -> Request:
+    """What a refused message still says about its call, to tell those waiting on it: the
+    headers and properties that are valid, and the body (its errbacks, chain and chord)
+    when ``accept`` is given and it reads as it should. A body that cannot be read leaves
+    only the call's id and headers."""
+    kept = dataclasses.replace(
+        message,
+        headers=valid_fields(message.headers, HEADER_RULES),
+        properties=valid_fields(message.properties, PROPERTY_RULES),
+    )
+    body = TaskBody((), {}, {})
+    if accept is not None:
+        with contextlib.suppress(ContentDisallowed, DecodeError):  # headers only, then
+            body = decode_task_body(kept, accept, max_size)
+    return Request.from_message(
+        kept, body, queue=delivery.queue, delivery_count=delivery.delivery_count
+    )
 
 
 def oversized(delivery: Delivery, max_size: int) -> Refusal:
@@ -314,8 +358,10 @@ def already_succeeded(job: Job) -> bool:
 
 
 async def refuse(app: Celeriac, refusal: Refusal) -> None:
-    """Dead-letter the message; when its task id is known, record the failure so that
-    ``AsyncResult.get()`` raises the reason instead of waiting forever."""
+    """Dead-letter the message. When its task id is known, first record the failure, so
+    that ``AsyncResult.get()`` raises the reason instead of waiting forever, and tell its
+    errbacks, chain and chord (``tell_refused``): told first, a dead letter that cannot be
+    written brings the message back to be refused again, not a call nobody hears of."""
     logger.error(
         "Message %s from queue %r dead-lettered (%s): %s",
         refusal.delivery.message_id,
@@ -323,14 +369,17 @@ async def refuse(app: Celeriac, refusal: Refusal) -> None:
         refusal.reason.value,
         refusal.detail,
     )
-    if refusal.task_id is not None and refusal.error is not None:
-        try:  # off the event loop: a slow result store must not stall lease heartbeats
-            await asyncio.to_thread(
-                app.backend.store_result, refusal.task_id, refusal.error, states.FAILURE
-            )
-        except Exception as exc:  # no backend, or it is down: the dead letter still matters
-            logger.debug("could not record the refusal of %s: %r", refusal.task_id, exc)
+    # Off the event loop: a slow result store must not stall lease heartbeats.
+    await asyncio.to_thread(tell_refused, app, refusal)
     await refusal.delivery.dead_letter(refusal.reason, refusal.detail)
+
+
+def tell_refused(app: Celeriac, refusal: Refusal) -> None:
+    """Record a refused call's failure and tell what follows it (when its id is known)."""
+    if refusal.task_id is None or refusal.error is None:
+        return  # not a message, or not one to trust (a bad signature): nobody to tell
+    request = refusal.request or Request(id=refusal.task_id, called_directly=False)
+    endings.refused(app, request, refusal.error)
 
 
 async def bury(delivery: Delivery, exc: Exception, job: Job | None = None) -> None:
@@ -357,21 +406,9 @@ async def bury(delivery: Delivery, exc: Exception, job: Job | None = None) -> No
         "Message %s from queue %r dead-lettered (%s): %s",
         delivery.message_id, delivery.queue, DeadLetterReason.INTERNAL_ERROR.value, detail,
     )  # fmt: skip
-    if job is not None:
-        await asyncio.to_thread(_record_failure, job, exc)
-
-
-def _record_failure(job: Job, exc: Exception) -> None:
-    """The call will not run again (unless replayed): tell whoever waits on its result,
-    unless it already has a final one (the error came after the task had ended)."""
-    task, request = job.task, job.request
-    if request.ignore_result or task.resolve_ignore_result():
-        return
-    try:
-        if task.backend.get_task_meta(job.id)["status"] not in states.READY_STATES:
-            task.backend.store_result(job.id, exc, states.FAILURE, name=task.name, request=request)
-    except Exception as error:  # no backend, or it is down: the dead letter still matters
-        logger.debug("could not record the failure of %s: %r", request.id, error)
+    if job is not None:  # it will not run again (unless replayed): tell those waiting,
+        # unless it had ended already (the error came after the task's own end)
+        await asyncio.to_thread(endings.given_up, job, exc, signal=False)
 
 
 def _short_text(text: str, limit: int = 1024) -> str:
@@ -414,6 +451,32 @@ async def _unacked_failure(job: HeldJob, exc: BaseException | None) -> bool:
     return applied
 
 
+async def _settle_rejected(job: HeldJob, outcome: Outcome) -> bool:
+    """``Reject``: to the dead letters, or requeued (counted) until the delivery limit
+    sends it there; once it is in the dead letters, those waiting on the call are told."""
+    delivery = job.delivery
+    reason = repr(getattr(outcome.exc, "reason", None))
+    if not outcome.requeue:
+        applied = await delivery.dead_letter(DeadLetterReason.REJECTED, reason)
+    else:
+        last = delivery.delivery_count >= delivery.broker.delivery_limit
+        applied = await _requeue(delivery, "rejected with requeue", reason)
+        if not last:
+            return applied  # it runs again
+    if applied:
+        await tell_rejected(job, outcome)
+    return applied
+
+
+async def tell_rejected(job: Job, outcome: Outcome) -> None:
+    """A rejected call that will not run again: FAILURE with the ``Reject``, then its
+    errbacks, chain and chord (trace tells nothing for a ``Reject``)."""
+    exc = outcome.exc
+    if not isinstance(exc, Reject):  # from a prefork child: rebuilt from its text
+        exc = Reject(getattr(exc, "reason", None), requeue=outcome.requeue)
+    await asyncio.to_thread(endings.given_up, job, exc, signal=False)
+
+
 async def settle(job: HeldJob, outcome: Outcome) -> bool:
     """Apply the outcome to the message; False when the lease was lost (nothing applied)."""
     delivery = job.delivery
@@ -422,10 +485,7 @@ async def settle(job: HeldJob, outcome: Outcome) -> bool:
         # Off the event loop, like every other blocking call the consumer makes.
         await asyncio.to_thread(outcome.retry.sig.apply_async)
     if outcome.kind is OutcomeKind.REJECT:
-        reason = repr(getattr(outcome.exc, "reason", None))
-        if not outcome.requeue:
-            return await delivery.dead_letter(DeadLetterReason.REJECTED, reason)
-        return await _requeue(delivery, "rejected with requeue", reason)
+        return await _settle_rejected(job, outcome)
     if outcome.kind is OutcomeKind.FAILURE and not acks_failure(job, outcome.exc):
         return await _unacked_failure(job, outcome.exc)
     # The job has run and nothing waits on this ack: the broker may batch it with others.

@@ -31,7 +31,7 @@ from aiormq.abc import DeliveredMessage
 
 from celeriac.brokers.amqp.fields import incoming, number
 from celeriac.brokers.amqp.link import Channel, Link
-from celeriac.brokers.amqp.publish import Copy, Publisher, dead_copy, ready_copy
+from celeriac.brokers.amqp.publish import Copy, Publisher, dead_copy, dead_letter_of, ready_copy
 from celeriac.brokers.base import Broker, DeadLetterReason, Delivery
 from celeriac.exceptions import BrokerAccessRefused, BrokerConnectionError
 
@@ -299,6 +299,8 @@ class Consumption:
             else:
                 copy = ready_copy(queue, body, message_id, priority, count)
             await self.publisher.publish([copy])
+            if count >= self.limit:  # no worker settles it: hand it back to the fetcher
+                self.broker._hand_back(dead_letter_of(copy))
             with self.link.guard():
                 await channel.basic_ack(tag)
             return None
@@ -345,6 +347,8 @@ class Consumption:
             )  # fmt: skip
         try:
             await self.publisher.publish([copy])
+            if reason is not None:  # no worker settles it: hand it back to the fetcher
+                self.broker._hand_back(dead_letter_of(copy))
             with self.link.guard():
                 await held.channel.basic_ack(held.tag)
         except BrokerConnectionError as exc:

@@ -4,7 +4,7 @@ Every publish is persistent, confirmed, and ``mandatory``: it returns once Rabbi
 message (on disk for a classic durable queue, on a majority for a quorum queue), and a
 message no queue would take (unroutable) or that RabbitMQ refused (nack) raises
 ``BrokerError``. Queues and exchanges are declared once per connection, before first use.
-Engine helper: imports aiormq and the amqp engine's own modules.
+Engine helper: imports aiormq, ``brokers.base`` and the amqp engine's own modules.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiormq.exceptions
@@ -23,6 +23,7 @@ from celeriac.brokers.amqp import topology as t
 from celeriac.brokers.amqp.link import Link
 from celeriac.brokers.amqp.params import QueueTypes
 from celeriac.brokers.amqp.pipeline import surviving_outages
+from celeriac.brokers.base import DeadLetter, DeadLetterReason
 from celeriac.exceptions import BrokerError
 
 
@@ -38,6 +39,8 @@ class Copy:
     headers: Mapping[str, Any]
     queue: str  # the celeriac queue it belongs to, for the error message
     persistent: bool = True  # delivery mode 2; False: 1 (transient), as first published
+    # The AMQP message_id of this copy (a dead letter's entry id): unique per copy.
+    copy_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 def ready_copy(
@@ -84,6 +87,22 @@ def dead_copy(
         t.H_DEAD_AT: int(time.time() * 1000),
     }
     return Copy("", names.dead_queue(queue), payload, message_id, priority, headers, queue)
+
+
+def dead_letter_of(copy: Copy) -> DeadLetter:
+    """The dead letter a ``dead_copy`` becomes once published, as ``dead_letters`` lists it."""
+    headers = copy.headers
+    return DeadLetter(
+        entry_id=copy.copy_id,
+        queue=copy.queue,
+        message_id=copy.message_id,
+        payload=copy.payload,
+        reason=DeadLetterReason(headers[t.H_REASON]),
+        detail=str(headers[t.H_DETAIL]),
+        delivery_count=int(headers[t.H_COUNT]),
+        dead_lettered_at=int(headers[t.H_DEAD_AT]) / 1000,
+        priority=copy.priority,
+    )
 
 
 class Publisher:
@@ -218,7 +237,7 @@ class Publisher:
         properties = spec.Basic.Properties(
             delivery_mode=2 if copy.persistent else 1,  # 1: transient
             priority=copy.priority,
-            message_id=uuid.uuid4().hex,  # unique per copy: returns are matched by it
+            message_id=copy.copy_id,  # unique per copy: returns are matched by it
             correlation_id=copy.message_id,
             headers=dict(copy.headers),
         )

@@ -76,6 +76,10 @@ PRUNE_IDLE = 3600.0  # default: idle this long and holding nothing = a dead work
 HOUSEKEEPING_EVERY = 0.2
 
 
+def _key(name: Any) -> bytes:
+    return name if isinstance(name, bytes) else str(name).encode()
+
+
 class RedisBroker(RedisSettles, RedisLeases, Broker):
     schemes = ("redis", "rediss", "unix", "sentinel")
 
@@ -275,7 +279,7 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
             keys = self.keys(queue)
             housekeeping = now - self._housekept.get(queue, -every) >= every
             with self._guard():
-                found, wait = await scripts["fetch"](
+                found, wait, dead = await scripts["fetch"](
                     keys=[*keys.streams, keys.delayed, keys.dead, keys.reap, keys.wake, keys.high],
                     args=[
                         GROUP,
@@ -293,6 +297,9 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
                 self._housekept[queue] = now - every
             deliveries.extend(self._delivery(queue, keys, row) for row in found)
             waits[queue] = wait
+            for entry_id, flat in dead:  # dead-lettered by this fetch: handed back
+                fields = {_key(flat[i]): flat[i + 1] for i in range(0, len(flat) - 1, 2)}
+                self._hand_back(read_dead_letter(queue, entry_id, fields))
         self._batch().out += len(deliveries)
         return deliveries, waits
 

@@ -1,5 +1,6 @@
 """Leases: an abandoned message comes back, a renewing holder keeps it, the delivery
-limit dead-letters it, and a stale holder is fenced off.
+limit dead-letters it (and the engine hands that dead letter back), and a stale holder
+is fenced off.
 
 Part of ``BrokerContract`` (``contracts.broker``); the public ``Broker`` API only.
 """
@@ -67,11 +68,26 @@ class LeaseContract(BrokerSuite):
         assert (letter.reason, letter.delivery_count) == (DeadLetterReason.DELIVERY_LIMIT, 2)
         assert (letter.message_id, letter.payload) == ("id-1", b"payload-1")
         assert broker.queue_length(queue) == 0
+        # No caller settled it, so the engine hands it back to this process, once.
+        [handed] = broker.take_dead_lettered()
+        assert handed == letter, "the dead letter handed back must be the one listed"
+        assert broker.take_dead_lettered() == [], "a dead letter is handed back once"
         # Replayed, it starts over: a fresh count, and the full limit ahead of it.
         assert broker.replay_dead_letters(queue) == 1
         [replayed] = await collect(broker, [queue], 1)
         assert replayed.delivery_count == 1
         assert await replayed.ack() is True
+
+    @in_event_loop
+    async def test_a_dead_letter_the_caller_made_is_not_handed_back(
+        self, make_broker: BrokerFactory
+    ) -> None:
+        broker, queue = make_broker(), new_queue()
+        broker.publish(msg(queue, 1))
+        [held] = await collect(broker, [queue], 1)
+        assert await held.dead_letter(DeadLetterReason.REJECTED, "by hand") is True
+        assert [d.reason for d in broker.dead_letters(queue)] == [DeadLetterReason.REJECTED]
+        assert broker.take_dead_lettered() == [], "the caller knows what it dead-lettered"
 
     @in_event_loop
     async def test_stale_delivery_is_fenced_after_takeover(

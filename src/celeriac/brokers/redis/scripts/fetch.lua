@@ -9,10 +9,12 @@
 -- longer than the lease, dead-lettering those delivered ARGV[5] times); read new entries.
 -- A fetch without housekeeping that finds nothing returns no wait: the caller fetches
 -- again with it, so an idle consumer never waits past a due message or an expired lease.
--- Returns {deliveries, wait}: each delivery is {key index, entry id, message id,
+-- Returns {deliveries, wait, dead}: each delivery is {key index, entry id, message id,
 -- payload, pending count, total deliveries, priority or -1}; wait (only when nothing was
 -- handed out) is {ms until the next due delayed message or -1, 1 if any entry is in
--- flight, last entry id of each stream..., last id of the wake stream}.
+-- flight, last entry id of each stream..., last id of the wake stream}; dead lists what
+-- this call moved to the dead letters, each {dead-letter entry id, its fields as written
+-- (flat)}, for the caller to hand back (``take_dead_lettered``).
 -- Writes that Redis refuses when it is out of memory (maxmemory with noeviction) are
 -- skipped, not fatal: ready messages keep flowing while memory is full.
 local group, consumer = ARGV[1], ARGV[2]
@@ -48,6 +50,16 @@ local function unpacked(member)
   return mid, level, priority, payload
 end
 
+local dead = {}
+
+-- XADD the dead letter (fields flat: m, p, r, x, c, t, l, y); false when Redis refused it
+local function entomb(fields)
+  local added = redis.pcall('XADD', KEYS[6], 'MAXLEN', '~', dead_max, '*', unpack(fields))
+  if type(added) == 'table' and added.err then return false end
+  dead[#dead + 1] = {added, fields}
+  return true
+end
+
 -- 1. due delayed messages become ready (a member other software added: dead letters)
 local due = {}
 if housekeeping then
@@ -57,9 +69,9 @@ for _, member in ipairs(due) do
   local mid, level, priority, payload = unpacked(member)
   local added
   if mid == nil then
-    added = redis.pcall('XADD', KEYS[6], 'MAXLEN', '~', dead_max, '*', 'm', '',
-      'p', member, 'r', 'malformed', 'x', 'delayed entry is not one celeriac wrote',
-      'c', 0, 't', now, 'l', 0, 'y', '-1')
+    added = entomb({'m', '', 'p', member, 'r', 'malformed',
+      'x', 'delayed entry is not one celeriac wrote', 'c', 0, 't', now, 'l', 0, 'y', '-1'})
+    if not added then break end  -- full: promote later
   elseif priority ~= level * 3 then
     added = redis.pcall('XADD', KEYS[4 - level], '*', 'm', mid, 'p', payload, 'y', priority)
   else
@@ -98,10 +110,9 @@ local function refuse(index, id, f, pending, why)
     local t = redis.call('TIME')
     now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
-  local added = redis.pcall('XADD', KEYS[6], 'MAXLEN', '~', dead_max, '*', 'm', f['m'] or id,
-    'p', f['p'] or '', 'r', 'malformed', 'x', why,
-    'c', pending, 't', now, 'l', 4 - index, 'y', '-1')
-  if type(added) == 'table' and added.err then return end  -- full: stays pending
+  local added = entomb({'m', f['m'] or id, 'p', f['p'] or '', 'r', 'malformed', 'x', why,
+    'c', pending, 't', now, 'l', 4 - index, 'y', '-1'})
+  if not added then return end  -- full: stays pending
   redis.call('XACK', KEYS[index], group, id)
   redis.call('XDEL', KEYS[index], id)
 end
@@ -118,10 +129,9 @@ local function bury(index, id, f, deliveries)
   local key = KEYS[index]
   local detail = 'lease expired without an outcome on delivery ' .. deliveries ..
     ' (delivery_limit=' .. limit .. ')'
-  local added = redis.pcall('XADD', KEYS[6], 'MAXLEN', '~', dead_max, '*', 'm', f['m'],
-    'p', f['p'], 'r', 'delivery_limit', 'x', detail, 'c', deliveries, 't', now,
-    'l', 4 - index, 'y', f['y'] or '-1')
-  if type(added) == 'table' and added.err then return end  -- full: stays pending
+  local added = entomb({'m', f['m'], 'p', f['p'], 'r', 'delivery_limit', 'x', detail,
+    'c', deliveries, 't', now, 'l', 4 - index, 'y', f['y'] or '-1'})
+  if not added then return end  -- full: stays pending
   redis.call('XACK', key, group, id)
   redis.call('XDEL', key, id)
 end
@@ -186,7 +196,7 @@ if marked or housekeeping then
 end
 read_level(4)
 
-if #out > 0 or not housekeeping then return {out, {}} end
+if #out > 0 or not housekeeping then return {out, {}, dead} end
 
 -- 4. nothing to hand out: tell the caller how long it may wait, and from where
 local wait = {-1, 0}
@@ -199,4 +209,4 @@ for index = 1, 4 do
 end
 local wake = redis.call('XREVRANGE', KEYS[8], '+', '-', 'COUNT', 1)[1]
 wait[#wait + 1] = wake and wake[1] or '0-0'
-return {out, wait}
+return {out, wait, dead}
