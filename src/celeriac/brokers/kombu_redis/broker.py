@@ -37,7 +37,7 @@ from celeriac.brokers.base import (
 from celeriac.brokers.kombu_redis import envelope
 from celeriac.brokers.kombu_redis.dead import read_dead_letter
 from celeriac.brokers.kombu_redis.keys import Layout, kombu_priority, steps_option
-from celeriac.brokers.kombu_redis.restore import Restorer
+from celeriac.brokers.kombu_redis.restore import Buried, Restorer
 from celeriac.brokers.kombu_redis.scripts import NAMES, source
 from celeriac.brokers.kombu_redis.shared import SharedState
 from celeriac.exceptions import (
@@ -252,7 +252,7 @@ class KombuRedisBroker(SharedState, Broker):
             if len(deliveries) >= limit:
                 break
             with self._guard():
-                rows, due, first, now_ms = await scripts["fetch"](
+                rows, due, first, now_ms, buried = await scripts["fetch"](
                     keys=[
                         *layout.held,
                         layout.serial,
@@ -269,6 +269,7 @@ class KombuRedisBroker(SharedState, Broker):
                     ],
                 )
             deliveries.extend(self._delivery(queue, row) for row in rows)
+            await self._hand_back_buried(client, [Buried(queue, _text(i)) for i in buried])
             if int(due) >= 0:
                 wait = min(wait, int(due) / 1000)
             if first:
@@ -291,7 +292,8 @@ class KombuRedisBroker(SharedState, Broker):
             return every - since
         self._restored_at = loop_now
         with self._guard():
-            await self.restorer.run(client, scripts)
+            _, buried = await self.restorer.run(client, scripts)
+            await self._hand_back_buried(client, buried)
             if loop_now - self._pruned_at >= PRUNE_EVERY:
                 self._pruned_at = loop_now
                 await scripts["prune"](
@@ -304,6 +306,13 @@ class KombuRedisBroker(SharedState, Broker):
                     args=[int(self.counts_kept * 1000), 1000],
                 )
         return 0.0
+
+    async def _hand_back_buried(self, client: Any, buried: list[Buried]) -> None:
+        """What a script dead-lettered on its own goes to ``take_dead_lettered``."""
+        for one in buried:
+            key = self.layout.dead(one.queue)
+            for entry_id, fields in await client.xrange(key, one.entry_id, one.entry_id):
+                self._hand_back(read_dead_letter(one.queue, entry_id, fields, self.layout.steps))
 
     def _delivery(self, queue: str, row: list[Any]) -> Delivery:
         index, item, tag, count, serial = row

@@ -32,6 +32,14 @@ UNREADABLE = "unacked"  # the queue whose dead letters hold unacked entries komb
 
 
 @dataclass(frozen=True)
+class Buried:
+    """An expired hand-out dead-lettered instead of restored: its queue and stream id."""
+
+    queue: str
+    entry_id: str
+
+
+@dataclass(frozen=True)
 class Restorer:
     """Restores on one event loop's client; ``scripts`` are that client's."""
 
@@ -41,29 +49,34 @@ class Restorer:
     dead_max: int
     mutex_expire: float
 
-    async def run(self, client: Any, scripts: dict[str, Any]) -> int:
-        """Restore up to ``BATCH`` expired entries; 0 when another process holds the mutex."""
+    async def run(self, client: Any, scripts: dict[str, Any]) -> tuple[int, list[Buried]]:
+        """Restore up to ``BATCH`` expired entries: how many went back to a queue (0 when
+        another process holds the mutex), and those dead-lettered instead."""
         layout = self.layout
         token = uuid.uuid4().hex
         if not await client.set(
             layout.unacked_mutex, token, nx=True, px=max(1, int(self.mutex_expire * 1000))
         ):
-            return 0  # another consumer is restoring now
+            return 0, []  # another consumer is restoring now
         try:
             rows = await scripts["expired"](
                 keys=[layout.unacked_index, layout.unacked], args=[repr(self.visibility), BATCH]
             )
-            moved = 0
+            moved, buried = 0, []
             for i in range(0, len(rows), 3):
                 tag, score, value = rows[i], rows[i + 1], rows[i + 2]
-                moved += await self._one(client, scripts, tag, score, value or b"")
-            return moved
+                done = await self._one(client, scripts, tag, score, value or b"")
+                if isinstance(done, Buried):
+                    buried.append(done)
+                else:
+                    moved += done
+            return moved, buried
         finally:
             await scripts["unlock"](keys=[layout.unacked_mutex], args=[token])
 
     async def _one(
         self, client: Any, scripts: dict[str, Any], tag: bytes, score: bytes, value: bytes
-    ) -> int:
+    ) -> int | Buried:
         layout = self.layout
         parsed = _unacked(value)
         queues: list[str] = []
@@ -89,6 +102,8 @@ class Restorer:
             ],
             args=[tag, score, value, item, limit, self.dead_max, index, reason],
         )
+        if isinstance(done, bytes | str):  # the id of the dead letter it became
+            return Buried(dead, done.decode() if isinstance(done, bytes) else done)
         return 1 if int(done) else 0
 
     async def _route(self, client: Any, exchange: str, routing_key: str) -> list[str]:

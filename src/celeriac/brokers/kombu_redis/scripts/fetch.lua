@@ -15,8 +15,8 @@
 --   deliveries[tag] + 1, delivered_at[tag] = now (ms)
 --   leases[tag] = "<serial> <score> <envelope length> <list index>"  (fencing)
 -- Returns {rows, ms until the next delayed message is due or -1, the oldest
--- unacked_index score or '', server time in ms}; a row is {list index (0-based),
--- envelope, tag, delivery count, serial}.
+-- unacked_index score or '', server time in ms, ids of the dead letters this call
+-- added}; a row is {list index (0-based), envelope, tag, delivery count, serial}.
 local limit, delivery_limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local dead_max, queue = ARGV[3], ARGV[4]
 local t = redis.call('TIME')
@@ -24,9 +24,10 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local score = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 local lists = #KEYS - 9
 
+local buried = {}
 local function dead(item, reason, detail, count, index, tag)
-  redis.call('XADD', KEYS[8], 'MAXLEN', '~', dead_max, '*', 'i', item, 'r', reason,
-    'x', detail, 'c', count, 't', now, 'l', index, 'g', tag)
+  buried[#buried + 1] = redis.call('XADD', KEYS[8], 'MAXLEN', '~', dead_max, '*', 'i', item,
+    'r', reason, 'x', detail, 'c', count, 't', now, 'l', index, 'g', tag)
 end
 
 -- 1. due delayed messages join the back of their list
@@ -98,4 +99,4 @@ local next_due = -1
 local first = redis.call('ZRANGE', KEYS[7], 0, 0, 'WITHSCORES')
 if first[2] then next_due = math.max(0, tonumber(first[2]) - now) end
 local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-return {rows, next_due, oldest[2] or '', now}
+return {rows, next_due, oldest[2] or '', now, buried}

@@ -9,7 +9,8 @@
 -- ARGV[8] the dead-letter reason
 -- A message celeriac handed out ARGV[5] times goes to the dead letters instead (with
 -- ARGV[5] = 0, one that cannot be restored: no list to push it on).
--- Returns 1 when restored, 2 when dead-lettered, 0 when it had changed.
+-- Returns 1 when restored, the dead letter's stream id when dead-lettered, 0 when it had
+-- changed.
 local tag = ARGV[1]
 local held = redis.call('ZSCORE', KEYS[2], tag)
 if not held or tonumber(held) ~= tonumber(ARGV[2]) then return 0 end
@@ -23,11 +24,11 @@ local count = tonumber(redis.call('HGET', KEYS[3], tag)) or 0
 if count >= tonumber(ARGV[5]) then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[6], '*', 'i', ARGV[4], 'r', ARGV[8],
-    'x', '', 'c', count, 't', now, 'l', ARGV[7], 'g', tag)
+  local id = redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[6], '*', 'i', ARGV[4],
+    'r', ARGV[8], 'x', '', 'c', count, 't', now, 'l', ARGV[7], 'g', tag)
   redis.call('HDEL', KEYS[3], tag)
   redis.call('ZREM', KEYS[4], tag)
-  return 2
+  return id
 end
 for i = 8, #KEYS do
   redis.call('RPUSH', KEYS[i], ARGV[4])  -- the right end: served next, as kombu restores
