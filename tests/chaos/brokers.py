@@ -50,16 +50,20 @@ class RedisBroker:
 
 
 class RabbitBroker:
-    """The broker's own RabbitMQ node; ``queue_type`` is "classic" or "quorum". Its data
+    """The broker's own RabbitMQ node; ``queue_type`` is "classic" or "quorum", and
+    ``delay_queue_type`` that of the delay queues (None: the queue's own). Its data
     directory outlives a crash: durable queues and persistent messages come back."""
 
     kind = "rabbitmq"
 
-    def __init__(self, directory: Path, queue_type: str) -> None:
+    def __init__(self, directory: Path, queue_type: str, delay_queue_type: str | None) -> None:
         self.node = RabbitNode(directory, label="chaos")
         self.port = self.node.port
-        self.name = f"rabbitmq ({queue_type} queues)"
+        delays = f", {delay_queue_type} delay queues" if delay_queue_type else ""
+        self.name = f"rabbitmq ({queue_type} queues{delays})"
         self.options = {"queue_type": queue_type}
+        if delay_queue_type:
+            self.options["delay_queue_type"] = delay_queue_type
 
     def url(self, port: int) -> str:
         return f"amqp://guest:guest@127.0.0.1:{port}//"

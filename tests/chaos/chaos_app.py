@@ -28,10 +28,15 @@ def transport_options(kind: str, prefix: str, lease: float, queue_type: str) -> 
     return {"key_prefix": prefix, "visibility_timeout": lease}
 
 
-def extra_settings(kind: str) -> dict[str, Any]:
+def extra_settings(kind: str, delay_queue_type: str | None) -> dict[str, Any]:
     """RabbitMQ keeps no idempotency keys: the worker skips a redelivered task that already
     succeeded (its result is in the records store) instead."""
-    return {"worker_deduplicate_successful_tasks": True} if kind == "rabbitmq" else {}
+    if kind != "rabbitmq":
+        return {}
+    extra: dict[str, Any] = {"worker_deduplicate_successful_tasks": True}
+    if delay_queue_type:
+        extra["broker_native_delayed_delivery_queue_type"] = delay_queue_type
+    return extra
 
 
 def make_app(broker: str, records: str, prefix: str, options: dict[str, Any],

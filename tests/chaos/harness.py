@@ -65,8 +65,8 @@ def redis_broker(persistence: str) -> MakeBroker:
     return lambda directory: RedisBroker(directory, persistence)
 
 
-def rabbitmq_broker(queue_type: str) -> MakeBroker:
-    return lambda directory: RabbitBroker(directory, queue_type)
+def rabbitmq_broker(queue_type: str, delay_queue_type: str | None = None) -> MakeBroker:
+    return lambda directory: RabbitBroker(directory, queue_type, delay_queue_type)
 
 
 @contextlib.contextmanager
@@ -177,9 +177,9 @@ def _send_all(system: SystemUnderTest, plan: Plan, rng: Random, sent: list[Sent]
         countdown = rng.uniform(0.5, 2.0) if index % 4 == 1 else None
         try:
             system.send(task_id, plan.task_seconds, countdown, key)
-            sent.append(Sent(task_id, key, confirmed=True))
+            sent.append(Sent(task_id, key, confirmed=True, countdown=countdown, at=time.time()))
         except Exception:  # the broker is down or cut off: the caller saw the failure
-            sent.append(Sent(task_id, key, confirmed=False))
+            sent.append(Sent(task_id, key, confirmed=False, countdown=countdown, at=time.time()))
 
 
 def _wait_quiet(system: SystemUnderTest, store: redis.Redis, prefix: str,

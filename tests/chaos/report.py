@@ -23,6 +23,8 @@ class Sent:
     task_id: str
     idempotency_key: str | None
     confirmed: bool
+    countdown: float | None = None
+    at: float = 0.0  # when the send returned (or raised)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Outcome:
     recovery: float = 0.0  # longest time from a fault's end to a new run finished
     redelivery: float = 0.0  # longest time from a fault to the end of a run it interrupted
     note: str = ""
+    lost_only_countdowns: bool = False  # every lost task was sent with a countdown
     evidence: list[str] = field(default_factory=list)  # duplicated runs, workers' warnings
 
     def row(self) -> list[str]:
@@ -90,6 +93,13 @@ def judge(outcome: Outcome, sent: list[Sent], raw_runs: Sequence[bytes | str],
                 f"{r['hostname']} pid {r['pid']} attempt {r['attempt']} "
                 f"{r['started'] - origin:+.2f}..{r['finished'] - origin:+.2f}s" for r in task_runs
             )]  # fmt: skip
+    lost = [item for item in sent if item.task_id in outcome.lost]
+    outcome.lost_only_countdowns = bool(lost) and all(item.countdown for item in lost)
+    outcome.evidence += [
+        f"lost: {item.task_id} sent at {item.at - origin:+.2f}s"
+        + (f" with a countdown of {item.countdown:.2f}s" if item.countdown else "")
+        for item in lost
+    ]  # fmt: skip
     if faults:
         outcome.evidence += [
             "faults at (s from the first): "

@@ -110,7 +110,7 @@ class Celeriac:
             setup.broker.options.get("queue_type", "classic"),
         )  # fmt: skip
         self.keys = setup.broker.kind == "redis"
-        settings = extra_settings(setup.broker.kind)
+        settings = extra_settings(setup.broker.kind, setup.broker.options.get("delay_queue_type"))
         self.env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),

@@ -21,12 +21,23 @@ class BrokerSetup:
     make: MakeBroker
     primary: bool  # every pool and scenario; otherwise only what tells it apart
     loses_on_restart: bool = False  # keeps nothing across a crash, by design
+    # Moves countdowns between classic delay queues, which dead-letter at most once: a
+    # crash can lose one in transit (documented with the setting).
+    loses_countdowns_on_restart: bool = False
 
 
 BROKERS = (
     BrokerSetup("redis-aof", redis_broker("aof"), primary=True),
     BrokerSetup("redis-off", redis_broker("off"), primary=False, loses_on_restart=True),
-    BrokerSetup("rabbitmq-classic", rabbitmq_broker("classic"), primary=True),
+    BrokerSetup(
+        "rabbitmq-classic",
+        rabbitmq_broker("classic"),
+        primary=True,
+        loses_countdowns_on_restart=True,
+    ),
+    BrokerSetup(
+        "rabbitmq-classic-quorum-delays", rabbitmq_broker("classic", "quorum"), primary=False
+    ),
     BrokerSetup("rabbitmq-quorum", rabbitmq_broker("quorum"), primary=False),
 )
 # A secondary broker setup differs from its primary in what it keeps across a crash.
@@ -76,6 +87,10 @@ def run_tier(tier: str, seed: int, selection: Selection = Selection(), system: s
         outcome = run_case(
             setup.make, SYSTEMS[system], pool, scenario, replace(plan, logs=logs), seed
         )
-        if outcome.lost and scenario.name == "broker-restart" and setup.loses_on_restart:
-            outcome.note = "expected: the broker keeps nothing across a crash"
+        if outcome.lost and scenario.name == "broker-restart":
+            if setup.loses_on_restart:
+                outcome.note = "expected: the broker keeps nothing across a crash"
+            elif setup.loses_countdowns_on_restart and outcome.lost_only_countdowns:
+                outcome.note = ("known: countdowns lost between classic delay queues "
+                                "(at-most-once dead-lettering)")  # fmt: skip
         yield outcome
