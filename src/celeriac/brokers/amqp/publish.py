@@ -26,7 +26,7 @@ from celeriac.brokers.amqp.link import Link
 from celeriac.brokers.amqp.params import QueueTypes
 from celeriac.brokers.amqp.pipeline import surviving_outages
 from celeriac.exceptions import BrokerError
-from celeriac.messages.wire import NATIVE, WireFormat
+from celeriac.messages.wire import NATIVE, WireFormat, WireParts
 
 #: The basic properties a wire format may set; the engine sets ``delivery_mode``,
 #: ``priority`` and ``message_id`` itself, and ``correlation_id`` when the format does not.
@@ -48,6 +48,7 @@ class Copy:
     headers: Mapping[str, Any]
     queue: str  # the celeriac queue it belongs to, for the error message
     persistent: bool = True  # delivery mode 2; False: 1 (transient), as first published
+    message: bool = True  # a task message in the wire format (False: a record of ours)
 
 
 def ready_copy(
@@ -249,7 +250,7 @@ class Publisher:
 
     def _parts(self, copy: Copy) -> tuple[bytes, spec.Basic.Properties]:
         """The body and properties of ``copy``: the wire format's parts, then the engine's."""
-        parts = self.wire_format.split(copy.payload)
+        parts = self.wire_format.split(copy.payload) if copy.message else WireParts(copy.payload)
         given = {k: v for k, v in parts.properties.items() if k in FORMAT_PROPERTIES}
         properties = spec.Basic.Properties(
             **{"correlation_id": copy.message_id, **given},
