@@ -94,13 +94,16 @@ def unpack(payload: bytes) -> CeleryWire:
         _check_unicode(meta)
     if not isinstance(meta, dict):
         raise DecodeError("message metadata is not an object")
-    found: dict[str, Any] = meta  # from_celery checks each part's type, naming it
+    # Each part's type is checked by from_celery, which names the one that is wrong.
+    headers: Any = meta.get("h")
+    content_type: Any = meta.get("ct")
+    content_encoding: Any = meta.get("ce")
     return CeleryWire(
         body=data[_PREFIX + length :],
-        headers=found["h"] if "h" in found else None,  # type: ignore[arg-type]
-        properties=found["p"] if "p" in found else {},
-        content_type=found["ct"] if "ct" in found else None,  # type: ignore[arg-type]
-        content_encoding=found["ce"] if "ce" in found else None,  # type: ignore[arg-type]
+        headers=headers,
+        properties=meta.get("p", {}),
+        content_type=content_type,
+        content_encoding=content_encoding,
     )
 
 
