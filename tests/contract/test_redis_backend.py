@@ -18,6 +18,7 @@ from celeriac import states
 from celeriac.app.connections import create_backend
 from celeriac.exceptions import BackendConnectionError, ImproperlyConfigured, TimeoutError
 from celeriac.results.base import ResultBackend
+from celeriac.results.celery_records import CELERY_RECORDS
 from celeriac.results.redis import RedisBackend
 from celeriac.testing.contracts import BackendFactory, ResultBackendContract
 
@@ -52,6 +53,17 @@ class TestRedisBackend(ResultBackendContract):
     def make_backend(self, make_redis: BackendMaker) -> BackendFactory:
         def make(expires: float | None = 86400.0) -> ResultBackend:
             return make_redis(expires=expires)
+
+        return make
+
+
+class TestRedisCeleryRecords(ResultBackendContract):
+    """Celery's layout (``wire_format = "celery"``): plain values, announced at every write."""
+
+    @pytest.fixture
+    def make_backend(self, make_redis: BackendMaker) -> BackendFactory:
+        def make(expires: float | None = 86400.0) -> ResultBackend:
+            return make_redis(expires=expires, record_format=CELERY_RECORDS)
 
         return make
 

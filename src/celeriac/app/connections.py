@@ -18,8 +18,10 @@ from celeriac.brokers.base import MAX_PRIORITY, Broker
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.config.hints import UnknownSettingWarning
 from celeriac.exceptions import ImproperlyConfigured
+from celeriac.messages.celery.wire_format import CELERY
 from celeriac.messages.wire import NATIVE, WireFormat
 from celeriac.results.base import NATIVE_RECORDS, DisabledBackend, RecordFormat, ResultBackend
+from celeriac.results.celery_records import CELERY_RECORDS
 from celeriac.results.memory import MemoryBackend
 
 if TYPE_CHECKING:
@@ -54,7 +56,10 @@ DATABASE_SETTINGS = (
 _MEMCACHED = ("memcached", "memcache", "pymemcache", "pylibmc")
 EMBEDDED_RESULTS_DB = 1  # the embedded server's database for results; its broker uses 0
 # The wire_format setting's values: how messages and result records are framed.
-_WIRE_FORMATS: dict[str, tuple[WireFormat, RecordFormat]] = {"celeriac": (NATIVE, NATIVE_RECORDS)}
+_WIRE_FORMATS: dict[str, tuple[WireFormat, RecordFormat]] = {
+    "celeriac": (NATIVE, NATIVE_RECORDS),
+    "celery": (CELERY, CELERY_RECORDS),
+}
 
 
 def _scheme(url: str) -> str:
@@ -129,6 +134,10 @@ def create_broker(
             raise ImproperlyConfigured(
                 f"broker {scheme}:// needs the AMQP client: pip install 'celeriac[amqp]'"
             ) from exc
+        amqp_args = dict(amqp or {})
+        shared = amqp_args.pop("shared_queues", None)
+        if shared is not None:  # wire_format = "celery": the queues as Celery declares them
+            amqp_args["shared_queues"] = shared_queues(shared)
         amqp_options = dict(transport_options)  # the settings, unless the options say
         if heartbeat is not None:
             amqp_options.setdefault("heartbeat", heartbeat)
@@ -142,7 +151,7 @@ def create_broker(
             use_ssl=use_ssl,
             wire_format=wire_format,
             max_priority=max_priority,
-            **(amqp or {}),
+            **amqp_args,
         )
     raise ImproperlyConfigured(
         f"broker_url has {_named(scheme)}, which no celeriac broker serves: set broker_url "
@@ -209,6 +218,15 @@ def _kombu_redis_broker(
     )
 
 
+def shared_queues(spec: Mapping[str, Any]) -> Any:
+    """The RabbitMQ broker's ``SharedQueues`` from ``engine_options.celery_queues``' plain
+    description (built here, where the engine may be imported)."""
+    from celeriac.brokers.amqp.topology import Binding, SharedQueues
+
+    bindings = {name: Binding(**binding) for name, binding in spec["bindings"].items()}
+    return SharedQueues(bindings, dict(spec["missing_arguments"]))
+
+
 def expires_seconds(value: dt.timedelta | float | None) -> float | None:
     """``result_expires`` in seconds; None or 0 keeps results forever, as in Celery."""
     seconds = value.total_seconds() if isinstance(value, dt.timedelta) else value
@@ -263,7 +281,8 @@ def create_backend(
             raise ImproperlyConfigured(
                 f"result_backend {scheme}:// needs redis-py: pip install 'celeriac[redis]'"
             ) from exc
-        prefix = str(transport_options.get("key_prefix", "celeriac"))
+        records = record_format or NATIVE_RECORDS  # its prefix option: Celery's or ours
+        prefix = str(transport_options.get(records.prefix_option, records.default_prefix))
         return RedisBackend(url, key_prefix=prefix, transport_options=transport_options, **options)
     if scheme == "rpc":
         return _rpc_backend(url, broker, options)

@@ -1,7 +1,8 @@
 """Settings that become engine options: ``task_default_queue_type`` the RabbitMQ broker's
-``queue_type`` (``amqp_settings``: its other queue types and login), the ``redis_*``
-family the Redis result store's client options, and what every result store is told once
-built (``configure_backend``).
+``queue_type`` (``amqp_settings``: its other queue types and login, and with
+``wire_format = "celery"`` the queues as Celery declares them), the ``redis_*`` family the
+Redis result store's client options, and what every result store is told once built
+(``configure_backend``).
 
 App core (imports ``config``, ``exceptions``, ``results.retry`` and
 ``results.compressed``); ``app.base`` hands the results to ``app.connections``, so engines
@@ -86,12 +87,98 @@ def amqp_settings(conf: Any) -> dict[str, Any]:
                 f"{name} must be 'classic' or 'quorum' (or unset: {_FALLBACK[name]}), not {value!r}"
             )
     known = {str(conf.task_default_queue), *declared_queues(conf.task_queues)}
-    return {
+    settings: dict[str, Any] = {
         "known_queues": frozenset(known),
         "missing_queue_type": missing,
         "delay_queue_type": delay,
         "login_method": conf.broker_login_method,
     }
+    if conf.wire_format == "celery":  # the queues are Celery's too: declared as it does
+        settings["shared_queues"] = celery_queues(conf)
+    return settings
+
+
+def celery_queues(conf: Any) -> dict[str, Any]:
+    """The app's queues as Celery 5 declares them, for a broker sharing them with Celery:
+    ``{"bindings": {queue: {"exchange", "exchange_type", "routing_key", "arguments"}},
+    "missing_arguments": {...}}`` (``brokers.amqp.topology.SharedQueues``).
+
+    As in Celery, with ``task_default_exchange`` and ``task_default_routing_key`` left to
+    their defaults (the default queue's name): the default queue (when ``task_queues`` is
+    unset) is bound to a direct exchange of its name by its name, quorum when
+    ``task_default_queue_type`` says so; a ``task_queues`` entry keeps its exchange,
+    exchange type, routing key and ``queue_arguments`` (a kombu ``Queue``, or a mapping of
+    options), the default exchange and routing key standing in for those it lacks; a queue
+    made on first use gets a direct exchange of its name, quorum when
+    ``task_create_missing_queue_type`` says so. ``task_queue_max_priority``, when set,
+    adds ``x-max-priority`` to every queue that does not give its own."""
+    default = str(conf.task_default_queue)
+    max_priority = queue_max_priority(conf)
+
+    def arguments(given: Any, quorum: bool = False) -> dict[str, Any]:
+        found = dict(given or {})
+        if quorum:
+            found.setdefault("x-queue-type", "quorum")
+        if max_priority is not None:
+            found.setdefault("x-max-priority", max_priority)
+        return found
+
+    bindings: dict[str, dict[str, Any]] = {}
+    queues = conf.task_queues
+    if not queues:
+        quorum = conf.task_default_queue_type == "quorum"
+        bindings[default] = _binding(default, "direct", default, arguments(None, quorum))
+    else:
+        items = queues.items() if isinstance(queues, Mapping) else [(None, q) for q in queues]
+        for key, item in items:
+            name, exchange, kind, routing_key, given = _kombu_queue(key, item)
+            bindings[name] = _binding(
+                exchange or default,
+                kind or "direct",
+                routing_key or default,
+                arguments(given),
+            )
+    missing_quorum = conf.task_create_missing_queue_type == "quorum"
+    return {"bindings": bindings, "missing_arguments": arguments(None, missing_quorum)}
+
+
+def _binding(
+    exchange: str, kind: str, routing_key: str, arguments: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "exchange": exchange,
+        "exchange_type": kind,
+        "routing_key": routing_key,
+        "arguments": arguments,
+    }
+
+
+def _kombu_queue(key: Any, item: Any) -> tuple[str, str | None, str | None, str | None, Any]:
+    """(name, exchange, exchange type, routing key, queue arguments) of one ``task_queues``
+    entry: a name, a mapping of Celery's queue options (``task_queues={name: {...}}``, or
+    a mapping with ``name``), or a kombu ``Queue`` (read by its attributes)."""
+    if isinstance(item, str):
+        return item, None, None, None, None
+    if isinstance(item, Mapping):
+        name = str(key if key is not None else item["name"])
+        exchange = item.get("exchange")
+        kind = item.get("exchange_type")
+        # Celery's option form binds by the queue's own name unless told otherwise.
+        routing_key = item.get("routing_key") or item.get("binding_key") or name
+        given = dict(item.get("queue_arguments") or {})
+        if item.get("max_priority") is not None:
+            given.setdefault("x-max-priority", item["max_priority"])
+    else:
+        name = str(key if key is not None else item.name)
+        exchange = getattr(item, "exchange", None)
+        kind = getattr(exchange, "type", None)
+        routing_key = getattr(item, "routing_key", None)
+        given = dict(getattr(item, "queue_arguments", None) or {})
+        if getattr(item, "max_priority", None) is not None:
+            given.setdefault("x-max-priority", item.max_priority)
+    if exchange is not None and not isinstance(exchange, str):
+        exchange = getattr(exchange, "name", None)
+    return name, exchange or None, kind or None, routing_key or None, given
 
 
 _FALLBACK = {
@@ -102,7 +189,10 @@ _FALLBACK = {
 
 def queue_max_priority(conf: Any) -> int | None:
     """``task_queue_max_priority``: the ``x-max-priority`` of RabbitMQ's classic queues
-    (9 by default; None or 0, queues without priorities, as in Celery)."""
+    (9 by default; None or 0, queues without priorities, as in Celery). With
+    ``wire_format = "celery"`` the default is Celery's: none."""
+    if conf.wire_format == "celery" and not conf.is_set("task_queue_max_priority"):
+        return None
     value = conf.task_queue_max_priority
     if not value:
         return None
@@ -193,6 +283,7 @@ __all__ = [
     "REDIS_RESULT_SETTINGS",
     "amqp_settings",
     "broker_options",
+    "celery_queues",
     "configure_backend",
     "queue_max_priority",
     "result_options",

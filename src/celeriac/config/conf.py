@@ -179,6 +179,15 @@ class Settings(MutableMapping[str, Any]):
             stacklevel=4,
         )
 
+    def is_set(self, key: str) -> bool:
+        """Whether ``key`` was given a value (by the user, an extension's defaults or the
+        environment) rather than left at celeriac's built-in default."""
+        if self._pending:
+            self._load_pending()
+        if key in VARIABLES and key not in self._overridden and from_environment(key) is not None:
+            return True
+        return (key in self._values and key not in self._cached) or key in self._defaults
+
     # -- bulk -------------------------------------------------------------------------------
     def changes(self) -> dict[str, Any]:
         """Settings given a value by the user (defaults read so far included)."""

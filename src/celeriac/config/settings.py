@@ -582,8 +582,11 @@ _DECLARED = [
         "celeriac",
         (str,),
         "How messages and result records are framed on the broker and the result store: "
-        "`celeriac` (the `CLR1` envelope; the only format so far). Another value raises "
-        "`ImproperlyConfigured` naming the choices when the broker or store is built.",
+        "`celeriac` (the `CLR1` envelope), or `celery` (Celery's task protocol 2 in AMQP "
+        "headers, queues declared as Celery declares them, and Celery's result records), "
+        "so that Celery and celeriac workers and producers share RabbitMQ queues and a "
+        "Redis result store. Another value raises `ImproperlyConfigured` naming the "
+        "choices when the broker or store is built.",
         ours=True,
     ),
     *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in OUTBOX),

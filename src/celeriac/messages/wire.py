@@ -2,15 +2,40 @@
 
 A ``WireFormat`` is handed to each broker engine when it is built (``wire_format=``), and
 the producer and the worker encode and decode through the broker's. The app picks it by
-name with the ``wire_format`` setting (``app/connections.py``); ``"celeriac"``, the ``CLR1``
-envelope, is the one there is. Pure logic: imports ``messages.envelope`` only.
+name with the ``wire_format`` setting (``app/connections.py``): ``"celeriac"``, the
+``CLR1`` envelope, or ``"celery"``, Celery's task protocol 2 (``messages.celery``).
+
+The payload (bytes) is what crosses the ``Broker`` seam. An engine whose transport carries
+headers and properties beside a body (AMQP) does not store the payload as one body: it
+asks the format to ``split`` it into ``WireParts`` when it publishes and to ``join`` the
+parts it receives back into the payload, so that another client reading the same queue
+finds each field where its protocol puts it. A format whose messages are one body (the
+native one) keeps the defaults: the whole payload is the body. Engines without headers
+never call either. Pure logic: imports ``messages.envelope`` only.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
 
 from celeriac.messages.envelope import Message
+
+
+@dataclass(frozen=True, slots=True)
+class WireParts:
+    """A payload as a transport with headers carries it.
+
+    ``properties`` are AMQP's basic properties by their names (``content_type``,
+    ``content_encoding``, ``correlation_id``, ``reply_to``, ...). The engine adds its own
+    headers (and its routing, priority and delivery mode) when it publishes, and leaves
+    them out again before ``join``.
+    """
+
+    body: bytes
+    headers: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
 
 
 class WireFormat(ABC):
@@ -26,6 +51,17 @@ class WireFormat(ABC):
     @abstractmethod
     def decode(self, payload: bytes) -> Message:
         """The message in ``payload``; raise ``DecodeError`` naming what is wrong."""
+
+    def split(self, payload: bytes) -> WireParts:
+        """``payload`` as body, headers and properties, for an engine that carries them.
+        By default the payload is the body, with nothing beside it."""
+        return WireParts(payload)
+
+    def join(self, parts: WireParts) -> bytes:
+        """The payload of a message received as ``parts`` (``split`` undone; for a message
+        another client published, the payload ``decode`` reads it from). By default the
+        body. Never raises: what cannot be read is ``decode``'s to report."""
+        return parts.body
 
 
 class NativeWireFormat(WireFormat):

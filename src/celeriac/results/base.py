@@ -44,9 +44,19 @@ class RecordFormat:
     them under a prefix), and a record is the serializer's content type, a newline, and
     the serialized meta. A subclass can frame records another way; the engines only store
     the keys and bytes it gives them.
+
+    A key-value engine (Redis) also asks it how records lie in the store: ``plain_values``
+    False (celeriac's), each under ``<prefix>:result:<key>`` with a ready flag beside it,
+    a final state announced on ``<prefix>:ready:<key>``; True, each a plain value under
+    ``stored_key``, every write announced on the channel ``channel`` names, carrying the
+    record (Celery's key-value stores). ``prefix_option`` names the transport option that
+    gives the prefix.
     """
 
     name = "celeriac"
+    plain_values: ClassVar[bool] = False
+    prefix_option: ClassVar[str] = "key_prefix"
+    default_prefix: ClassVar[str] = "celeriac"
 
     def task_key(self, task_id: str) -> str:
         return f"task:{task_id}"
@@ -63,15 +73,33 @@ class RecordFormat:
         base = f"chord:{group_id}:added"
         return base if task_id is None else f"{base}:{task_id}"
 
+    def stored_key(self, prefix: str, key: str) -> str:
+        """Where a key-value store keeps ``key``, under ``prefix``."""
+        return f"{prefix}:result:{key}"
+
+    def channel(self, prefix: str, key: str) -> str:
+        """The channel a key-value store announces ``key``'s record on."""
+        return f"{prefix}:ready:{key}"
+
     def encode(self, meta: TaskMeta, serializer: str) -> bytes:
         data, content_type, _ = dumps(meta, serializer)
         return content_type.encode() + b"\n" + data
 
-    def decode(self, raw: bytes, accept: frozenset[str]) -> TaskMeta:
-        """The meta in ``raw``; the content type must be in ``accept`` (``loads`` checks)."""
+    def decode(self, raw: bytes, accept: frozenset[str], serializer: str = "json") -> TaskMeta:
+        """The meta in ``raw``; the content type must be in ``accept`` (``loads`` checks).
+        ``serializer``: the store's, for a format whose records do not name theirs."""
         content_type, _, data = raw.partition(b"\n")
         meta: TaskMeta = loads(data, content_type.decode(), accept)
         return meta
+
+    def group_meta(self, group_id: str, members: list[Any]) -> TaskMeta:
+        """The record of a saved group: its members in order (task ids, or
+        ``[group_id, [...]]`` pairs for nested groups)."""
+        return {"task_ids": members}
+
+    def group_members(self, meta: TaskMeta) -> list[Any]:
+        """A saved group's members, from its record (``group_meta`` undone)."""
+        return list(meta["task_ids"])
 
 
 NATIVE_RECORDS = RecordFormat()
@@ -203,8 +231,16 @@ class ResultBackend(ABC):
         record = self.records.encode(meta, self.serializer)
         return compress_record(record, self.compression) if self.compression else record
 
+    def record_ready(self, raw: bytes) -> bool:
+        """Whether the record ``raw`` holds a final state (one that cannot be read counts
+        as final: whoever reads it is told why)."""
+        try:
+            return self.decode(raw).get("status") in states.READY_STATES
+        except Exception:
+            return True
+
     def decode(self, raw: bytes) -> TaskMeta:
-        meta = self.records.decode(decompress_record(raw), self.accept)
+        meta = self.records.decode(decompress_record(raw), self.accept, self.serializer)
         if meta.get("status") in states.EXCEPTION_STATES and isinstance(meta.get("result"), dict):
             meta["result"] = decode_exception(meta["result"])
         return meta
@@ -343,7 +379,7 @@ class ResultBackend(ABC):
     def save_group(self, group_id: str, task_ids: Sequence[Any]) -> None:
         """Store a group's members in order: task ids, or ``[group_id, [...]]`` pairs for
         nested groups (the form ``GroupResult.as_tuple`` gives)."""
-        record = self.encode({"task_ids": list(task_ids)})
+        record = self.encode(self.records.group_meta(group_id, list(task_ids)))
         key = self.records.group_key(group_id)
         self.retry.call("save_group", self._set, key, record, self.expires)
 
@@ -356,7 +392,7 @@ class ResultBackend(ABC):
                 return None
             record = self.decode(raw)
             self.cache.put(key, record)  # a saved group never changes, as in Celery
-        return list(record["task_ids"])
+        return self.records.group_members(record)
 
     def delete_group(self, group_id: str) -> None:
         key = self.records.group_key(group_id)

@@ -4,7 +4,10 @@ result_backend_transport_options), each expiring after ``expires``:
 ``P:result:chord:<id>``: set of ended header task ids, ``…:owner``: the one that completed
 it (see ``_JOIN``), ``…:grown``: tasks added to it (``_grow``), these after ``chord_ttl``;
 channel ``P:ready:<key>``:
-published when ready.
+published when ready. A record format with ``plain_values`` (Celery's) lays records out
+as Celery's Redis store does instead: each a string under ``stored_key`` (``SET`` with
+``PX``), every write published with the record on the channel of the key's name, and
+readiness read from the record's state.
 Waits share one pubsub connection and reader thread. Imports results.base, _redis, leaves.
 """
 
@@ -258,7 +261,7 @@ class RedisBackend(ResultBackend):
         self.url = url
         self.key_prefix = key_prefix
         check_options(
-            transport_options or {}, ("key_prefix", "listener_keepalive"),
+            transport_options or {}, (self.records.prefix_option, "listener_keepalive"),
             "result_backend_transport_options",
         )  # fmt: skip
         self._target = parse_target(url, transport_options)
@@ -275,10 +278,15 @@ class RedisBackend(ResultBackend):
         return f"<RedisBackend {redact(self.url)} prefix={self.key_prefix!r}>"
 
     def _key(self, key: str) -> str:
-        return f"{self.key_prefix}:result:{key}"
+        return self.records.stored_key(self.key_prefix, key)
 
     def _channel(self, key: str) -> bytes:
-        return f"{self.key_prefix}:ready:{key}".encode()
+        return self.records.channel(self.key_prefix, key).encode()
+
+    def _ready(self, value: bytes) -> bool:
+        """Whether a record read or announced is final: the hash layout announces only
+        those; a plain value is announced at every write, so its state says."""
+        return not self.records.plain_values or self.record_ready(value)
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -304,6 +312,12 @@ class RedisBackend(ResultBackend):
         name = self._key(key)
         # MULTI/EXEC in one round trip: the record, its TTL and the wake-up land together.
         pipe = self._client.pipeline(transaction=True)
+        if self.records.plain_values:  # Celery's layout: announced with the record, always
+            pipe.set(name, value, px=None if ttl is None else _ms(ttl))
+            pipe.publish(self._channel(key), value)
+            with self._errors():
+                pipe.execute()
+            return
         pipe.hset(name, mapping={"value": value, "ready": int(ready)})
         if ttl is None:
             pipe.persist(name)
@@ -316,10 +330,14 @@ class RedisBackend(ResultBackend):
 
     def _get(self, key: str) -> bytes | None:
         with self._errors():
-            value = self._client.hget(self._key(key), "value")
-        return cast("bytes | None", value)
+            if self.records.plain_values:
+                return cast("bytes | None", self._client.get(self._key(key)))
+            return cast("bytes | None", self._client.hget(self._key(key), "value"))
 
     def _get_ready(self, key: str) -> bytes | None:
+        if self.records.plain_values:
+            record = self._get(key)
+            return record if record is not None and self._ready(record) else None
         with self._errors():
             value, ready = self._client.hmget(self._key(key), ["value", "ready"])
         return cast("bytes | None", value) if ready == b"1" else None
@@ -329,6 +347,9 @@ class RedisBackend(ResultBackend):
             self._client.delete(self._key(key))
 
     def _get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if self.records.plain_values:
+            with self._errors():
+                return cast("list[bytes | None]", self._client.mget([self._key(k) for k in keys]))
         pipe = self._client.pipeline(transaction=False)
         for key in keys:
             pipe.hget(self._key(key), "value")
@@ -377,7 +398,7 @@ class RedisBackend(ResultBackend):
                     with self._errors():
                         waiter = self._listener.join(channel)
                     continue
-                if waiter.value is not None:
+                if waiter.value is not None and self._ready(waiter.value):
                     return waiter.value
                 # Subscribed (or told a large value is ready): read the record itself.
                 raw = self._get_ready(key)

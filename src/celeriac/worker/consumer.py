@@ -34,6 +34,7 @@ from celeriac.worker.execution import (
     is_expired,
     prepare,
     refuse,
+    seconds_to_eta,
     settle,
     short_repr,
     tell_rejected,
@@ -231,11 +232,15 @@ class Consumer:
             if self._revoked(prepared):
                 await self._discard_revoked(prepared, terminated=False)
                 return
+            early = seconds_to_eta(prepared.request)
+            if early > 0:  # sent before its eta: it waits in the broker, never in a slot
+                await self._postpone(prepared, early, "not due until its eta")
+                return
             # An expired message is discarded by the pool without running: no token needed.
             expired = is_expired(prepared.request)
             wait = 0.0 if expired else await self._rate_limit_wait(prepared.task)
             if wait > 0:
-                await self._postpone(prepared, wait)
+                await self._postpone(prepared, wait, "rate limited")
                 return
             if not expired:  # as in Celery, a revoked or expired task is not "received";
                 # nor is one postponed by its rate limit until it comes back due (once).
@@ -301,12 +306,12 @@ class Consumer:
         if not acked:
             await job.delivery.ack()
 
-    async def _postpone(self, job: HeldJob, wait: float) -> None:
-        """Over its rate limit: back to the broker, due in ``wait`` seconds. Publish first,
-        then ack: a crash in between runs it twice, never loses it."""
+    async def _postpone(self, job: HeldJob, wait: float, why: str) -> None:
+        """Over its rate limit, or ahead of its eta: back to the broker, due in ``wait``
+        seconds. Publish first, then ack: a crash in between runs it twice, never loses it."""
         delivery = job.delivery
         priority = job.request.delivery_info.get("priority") or delivery.priority
-        logger.debug("Task %s[%s] rate limited: due in %.2fs", job.task.name, job.request.id, wait)
+        logger.debug("Task %s[%s] %s: due in %.2fs", job.task.name, job.request.id, why, wait)
         await self.broker.publish_async(
             OutboundMessage(delivery.queue, delivery.payload, delivery.message_id, priority, wait)
         )

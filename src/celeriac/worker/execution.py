@@ -302,6 +302,26 @@ def is_expired(request: Request, now: dt.datetime | None = None) -> bool:
     return (now or dt.datetime.now(dt.timezone.utc)) >= expires
 
 
+#: How far ahead of its eta a message may arrive and still run: the broker rounds delays
+#: up, so only a message no broker delayed (a Celery producer's) arrives earlier.
+ETA_TOLERANCE = 0.01
+
+
+def seconds_to_eta(request: Request, now: dt.datetime | None = None) -> float:
+    """Seconds until ``request``'s eta, when it arrived before it (a producer that sent it
+    at once, leaving the wait to the worker, as Celery's does); else 0.0."""
+    if not request.eta:
+        return 0.0
+    try:
+        eta = parse_iso(request.eta)  # checked on receipt; a bad one never got here
+    except (TypeError, ValueError):
+        return 0.0
+    if eta.tzinfo is None:
+        eta = eta.replace(tzinfo=dt.timezone.utc)  # a naive eta is UTC, as in Celery
+    left = (eta - (now or dt.datetime.now(dt.timezone.utc))).total_seconds()
+    return left if left > ETA_TOLERANCE else 0.0
+
+
 def run(job: Job) -> Outcome:
     """Run one job here (threads, solo and prefork children all come through here)."""
     return precheck(job) or trace_task(job.task, job.request)

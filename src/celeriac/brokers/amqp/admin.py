@@ -16,10 +16,11 @@ from aiormq import spec
 from aiormq.abc import DeliveredMessage
 
 from celeriac.brokers.amqp import topology as t
-from celeriac.brokers.amqp.fields import number, text
+from celeriac.brokers.amqp.fields import number, payload_of, text
 from celeriac.brokers.amqp.link import Link
 from celeriac.brokers.amqp.publish import Publisher, ready_copy
 from celeriac.brokers.base import DeadLetter, DeadLetterReason
+from celeriac.messages.wire import WireFormat
 
 # What RabbitMQ writes in x-death when it dead-letters by itself (a quorum queue's limit).
 _REASONS = frozenset(reason.value for reason in DeadLetterReason)
@@ -77,7 +78,7 @@ class Admin:
                 message = await self._get(channel, self.publisher.names.dead_queue(queue))
                 if message is None:
                     break
-                letters.append(self._letter(queue, message))
+                letters.append(self._letter(queue, message, self.publisher.wire_format))
         return letters
 
     async def replay(self, queue: str, entry_ids: list[str] | None) -> int:
@@ -88,7 +89,7 @@ class Admin:
                 message = await self._get(channel, self.publisher.names.dead_queue(queue))
                 if message is None:
                     break
-                letter = self._letter(queue, message)
+                letter = self._letter(queue, message, self.publisher.wire_format)
                 if wanted is not None and letter.entry_id not in wanted:
                     continue
                 copy = ready_copy(queue, letter.payload, letter.message_id, letter.priority, 0)
@@ -115,7 +116,7 @@ class Admin:
         return message
 
     @staticmethod
-    def _letter(queue: str, message: DeliveredMessage) -> DeadLetter:
+    def _letter(queue: str, message: DeliveredMessage, wire_format: WireFormat) -> DeadLetter:
         properties = message.header.properties
         headers = properties.headers if isinstance(properties.headers, dict) else {}
         reason_text = text(headers.get(t.H_REASON) or "")
@@ -136,7 +137,7 @@ class Admin:
             entry_id=text(properties.message_id or ""),
             queue=queue,
             message_id=text(headers.get(t.H_ID) or properties.correlation_id or ""),
-            payload=bytes(message.body),
+            payload=payload_of(properties, message.body, wire_format),
             reason=reason,
             detail=detail,
             delivery_count=int(count),

@@ -29,7 +29,7 @@ from celeriac.brokers.amqp.link import Link
 from celeriac.brokers.amqp.pipeline import DEFAULT_WINDOW, Pipeline, surviving_outages
 from celeriac.brokers.amqp.publish import Copy, Publisher, delayed_copy, ready_copy
 from celeriac.brokers.amqp.revocations import Revocations
-from celeriac.brokers.amqp.topology import MAX_PRIORITY, Names
+from celeriac.brokers.amqp.topology import MAX_PRIORITY, Names, SharedQueues
 from celeriac.brokers.base import (
     Broker,
     DeadLetter,
@@ -73,11 +73,14 @@ class AmqpBroker(Broker):
         missing_queue_type: str | None = None,
         delay_queue_type: str | None = None,
         login_method: str | None = None,
+        shared_queues: SharedQueues | None = None,
     ) -> None:
         """``known_queues``: the app's queues, of ``queue_type``; any other is made on
         first use with ``missing_queue_type`` (None: every queue is of ``queue_type``).
         ``delay_queue_type``: the delay queues' (None: the queue's own). ``login_method``:
-        the SASL mechanism, 'PLAIN' or 'EXTERNAL'."""
+        the SASL mechanism, 'PLAIN' or 'EXTERNAL'. ``shared_queues``: declare the ready
+        queues as kombu does, for queues shared with Celery (``topology``); their own
+        declarations then give their types."""
         super().__init__(
             lease_seconds=lease_seconds, delivery_limit=delivery_limit, wire_format=wire_format
         )
@@ -89,7 +92,14 @@ class AmqpBroker(Broker):
         self.target = params.parse_target(url, options, use_ssl, login_method)
         self.queue_type = params.queue_type(options)
         known = None if known_queues is None else frozenset(known_queues)
-        self.types = params.QueueTypes(self.queue_type, missing_queue_type, delay_queue_type, known)
+        each = None
+        self.shared_queues = shared_queues
+        if shared_queues is not None:  # a missing queue is made as kombu makes it
+            missing_queue_type = shared_queues.missing_type
+            each = shared_queues.types()
+        self.types = params.QueueTypes(
+            self.queue_type, missing_queue_type, delay_queue_type, known, each
+        )
         self.max_priority = max_priority  # task_queue_max_priority: classic queues' levels
         # No quorum priorities in 3.10; a classic queue has them if declared with a maximum.
         self.supports_priorities = self.queue_type == "classic" and bool(max_priority)
@@ -109,7 +119,7 @@ class AmqpBroker(Broker):
         self.link = Link(self.target, self._name)
         self.publisher = Publisher(
             self.link, self.names, self.types, self.delivery_limit, retention,
-            self.max_priority,
+            self.max_priority, self.wire_format, self.shared_queues,
         )  # fmt: skip
         self.consumption = Consumption(self, self.link, self.publisher)
         self.admin = Admin(self.link, self.publisher)
@@ -147,7 +157,8 @@ class AmqpBroker(Broker):
                 await self.publisher.declare_queue(message.queue)
                 copies.append(
                     ready_copy(message.queue, message.payload, message.message_id,
-                               message.priority, 0, message.persistent)
+                               message.priority, 0, message.persistent,
+                               self.publisher.route(message.queue))
                 )  # fmt: skip
         return copies
 

@@ -29,7 +29,7 @@ from typing import Any
 from aiormq import spec
 from aiormq.abc import DeliveredMessage
 
-from celeriac.brokers.amqp.fields import incoming, number
+from celeriac.brokers.amqp.fields import incoming, number, payload_of
 from celeriac.brokers.amqp.link import Channel, Link
 from celeriac.brokers.amqp.publish import Copy, Publisher, dead_copy, dead_letter_of, ready_copy
 from celeriac.brokers.base import Broker, DeadLetterReason, Delivery
@@ -281,7 +281,8 @@ class Consumption:
             found.priority,
             found.lost,
         )
-        body = bytes(message.body)
+        properties = message.header.properties
+        body = payload_of(properties, message.body, self.publisher.wire_format)
         tag = message.delivery_tag
         assert tag is not None
         if lost > 0:
@@ -479,10 +480,8 @@ class Consumption:
         if message.redelivered or "x-delivery-count" in headers:
             return  # closing the channel returns it; the next fetch counts it as it must
         with contextlib.suppress(Exception):
-            copy = ready_copy(
-                arrived.queue, bytes(message.body), found.message_id, found.priority,
-                found.before,
-            )  # fmt: skip
+            body = payload_of(properties, message.body, self.publisher.wire_format)
+            copy = ready_copy(arrived.queue, body, found.message_id, found.priority, found.before)
             await self.publisher.publish([copy])
             assert message.delivery_tag is not None
             await arrived.channel.basic_ack(message.delivery_tag)

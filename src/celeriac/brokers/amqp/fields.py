@@ -1,7 +1,8 @@
 """Reading what an AMQP message carries besides its body: the headers and properties that
 any publisher may set, so each reader here returns a usable value for anything it is
-given (a number for a number, text for text) and never raises.
-Engine helper: imports ``brokers.amqp.topology`` only.
+given (a number for a number, text for text) and never raises; and how a received copy
+becomes the payload the wire format reads (``payload_of``).
+Engine helper: imports ``brokers.amqp.topology`` and ``messages.wire`` only.
 """
 
 from __future__ import annotations
@@ -10,6 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from celeriac.brokers.amqp import topology as t
+from celeriac.messages.wire import WireFormat, WireParts
+
+#: The basic properties a wire format may read from a received copy (``message_id`` is
+#: unique per copy, the engine's own).
+READ_PROPERTIES = (
+    "content_type", "content_encoding", "correlation_id", "reply_to", "priority",
+    "delivery_mode", "expiration", "timestamp", "message_type", "user_id", "app_id",
+)  # fmt: skip
+#: Headers RabbitMQ adds when it dead-letters or counts a copy.
+_RABBITMQ_HEADERS = frozenset({"x-death", "x-delivery-count"})
 
 
 def number(value: Any) -> int | None:
@@ -51,3 +62,25 @@ def incoming(properties: Any, redelivered: Any) -> Incoming:
     returned = headers.get("x-delivery-count")  # quorum queues count returns themselves
     lost = max(0, number(returned) or 0) if returned is not None else int(bool(redelivered))
     return Incoming(message_id, before, priority, lost)
+
+
+def _engines(name: str) -> bool:
+    """A header the engine or RabbitMQ put on a copy, not the message's own."""
+    return (
+        name.startswith(t.HEADER_PREFIX)
+        or name in _RABBITMQ_HEADERS
+        or name.startswith(("x-first-death-", "x-last-death-"))
+    )
+
+
+def payload_of(properties: Any, body: Any, wire_format: WireFormat) -> bytes:
+    """The payload a received copy carries, as ``wire_format`` joins it from the copy's
+    body, its headers (without those the engine and RabbitMQ add) and its properties."""
+    headers = properties.headers if isinstance(properties.headers, dict) else {}
+    found = {name: getattr(properties, name, None) for name in READ_PROPERTIES}
+    parts = WireParts(
+        bytes(body),
+        {name: value for name, value in headers.items() if not _engines(name)},
+        {name: value for name, value in found.items() if value is not None},
+    )
+    return wire_format.join(parts)

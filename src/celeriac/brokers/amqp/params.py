@@ -247,12 +247,14 @@ class QueueTypes:
     """The type of each queue celeriac declares: ``declared`` for the app's own queues
     (``known``; None: every queue), ``missing`` for a queue made on first use
     (``task_create_missing_queue_type``), ``delay`` for the delay queues
-    (``broker_native_delayed_delivery_queue_type``). None: the type it falls back to."""
+    (``broker_native_delayed_delivery_queue_type``). None: the type it falls back to.
+    ``each``: queues whose own declaration names their type (shared queues)."""
 
     declared: str = "classic"
     missing: str | None = None
     delay: str | None = None
     known: frozenset[str] | None = None
+    each: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         for name, value in (
@@ -266,6 +268,8 @@ class QueueTypes:
 
     def of(self, queue: str) -> str:
         """The type of the ready queue ``queue`` (and of its dead-letter queue)."""
+        if self.each is not None and queue in self.each:
+            return self.each[queue]
         if self.known is None or queue in self.known:
             return self.declared
         return self.missing or self.declared

@@ -4,7 +4,10 @@ Every publish is persistent, confirmed, and ``mandatory``: it returns once Rabbi
 message (on disk for a classic durable queue, on a majority for a quorum queue), and a
 message no queue would take (unroutable) or that RabbitMQ refused (nack) raises
 ``BrokerError``. Queues and exchanges are declared once per connection, before first use.
-Engine helper: imports aiormq, ``brokers.base`` and the amqp engine's own modules.
+A copy's payload goes out as the broker's wire format splits it (``WireFormat.split``):
+its body, with the format's headers and properties beside the engine's own.
+Engine helper: imports aiormq, ``brokers.base``, ``messages.wire`` and the amqp engine's
+own modules.
 """
 
 from __future__ import annotations
@@ -25,6 +28,14 @@ from celeriac.brokers.amqp.params import QueueTypes
 from celeriac.brokers.amqp.pipeline import surviving_outages
 from celeriac.brokers.base import DeadLetter, DeadLetterReason
 from celeriac.exceptions import BrokerError
+from celeriac.messages.wire import NATIVE, WireFormat, WireParts
+
+#: The basic properties a wire format may set; the engine sets ``delivery_mode``,
+#: ``priority`` and ``message_id`` itself, and ``correlation_id`` when the format does not.
+FORMAT_PROPERTIES = frozenset(
+    {"content_type", "content_encoding", "correlation_id", "reply_to", "expiration",
+     "timestamp", "message_type", "user_id", "app_id"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +52,7 @@ class Copy:
     persistent: bool = True  # delivery mode 2; False: 1 (transient), as first published
     # The AMQP message_id of this copy (a dead letter's entry id): unique per copy.
     copy_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    message: bool = True  # a task message in the wire format (False: a record of ours)
 
 
 def ready_copy(
@@ -50,9 +62,13 @@ def ready_copy(
     priority: int,
     deliveries: int,
     persistent: bool = True,
+    route: tuple[str, str] | None = None,
 ) -> Copy:
+    """A copy for ``queue`` itself (through the default exchange), or through ``route``
+    (exchange, routing key): a new message to a shared queue goes where kombu sends it."""
+    exchange, key = ("", queue) if route is None else route
     headers = {t.H_ID: message_id, t.H_DELIVERIES: deliveries}
-    return Copy("", queue, payload, message_id, priority, headers, queue, persistent)
+    return Copy(exchange, key, payload, message_id, priority, headers, queue, persistent)
 
 
 def delayed_copy(
@@ -116,9 +132,13 @@ class Publisher:
         delivery_limit: int,
         retention: str,
         max_priority: int | None = t.MAX_PRIORITY,
+        wire_format: WireFormat = NATIVE,
+        shared: t.SharedQueues | None = None,
     ) -> None:
         self.link = link
         self.names = names
+        self.wire_format = wire_format  # splits each payload into the copy's parts
+        self.shared = shared  # ready queues declared as kombu declares them (None: ours)
         self.types = types  # each queue's type: the app's, one made on first use, a delay's
         self.max_priority = max_priority  # x-max-priority of classic ready queues
         self.delivery_limit = delivery_limit
@@ -129,6 +149,10 @@ class Publisher:
     def priorities_on(self, queue: str) -> bool:
         """Whether ``queue`` serves by priority: a classic queue with ``x-max-priority``."""
         return self.types.of(queue) == "classic" and bool(self.max_priority)
+
+    def route(self, queue: str) -> tuple[str, str]:
+        """Where a new message for ``queue`` is published: (exchange, routing key)."""
+        return ("", queue) if self.shared is None else self.shared.route(queue)
 
     def _fresh(self, what: str) -> bool:
         return (self.link.generation, what) not in self._declared
@@ -149,12 +173,23 @@ class Publisher:
         with self.link.guard():
             dead = self.names.dead_queue(queue)
             await channel.queue_declare(dead, durable=True, arguments=t.dead_arguments(kind))
-            await channel.queue_declare(
-                queue,
-                durable=True,
-                arguments=t.ready_arguments(dead, kind, self.delivery_limit, self.max_priority),
-            )
+            if self.shared is None:
+                arguments = t.ready_arguments(dead, kind, self.delivery_limit, self.max_priority)
+                await channel.queue_declare(queue, durable=True, arguments=arguments)
+            else:
+                await self._declare_shared(channel, queue, self.shared.of(queue))
         self._done(queue)
+
+    @staticmethod
+    async def _declare_shared(channel: Any, queue: str, binding: t.Binding) -> None:
+        """``queue``, its exchange and their binding, each as kombu declares it."""
+        if binding.exchange:
+            await channel.exchange_declare(
+                binding.exchange, exchange_type=binding.exchange_type, durable=True
+            )
+        await channel.queue_declare(queue, durable=True, arguments=dict(binding.arguments))
+        if binding.exchange:
+            await channel.queue_bind(queue, binding.exchange, binding.routing_key)
 
     async def _declare_levels(self, channel: Any) -> None:
         if not self._fresh("levels"):
@@ -233,18 +268,25 @@ class Publisher:
 
         await surviving_outages(attempt, timeout)
 
-    async def _send(self, channel: Any, copy: Copy, timeout: float | None) -> None:
+    def _parts(self, copy: Copy) -> tuple[bytes, spec.Basic.Properties]:
+        """The body and properties of ``copy``: the wire format's parts, then the engine's."""
+        parts = self.wire_format.split(copy.payload) if copy.message else WireParts(copy.payload)
+        given = {k: v for k, v in parts.properties.items() if k in FORMAT_PROPERTIES}
         properties = spec.Basic.Properties(
+            **{"correlation_id": copy.message_id, **given},
             delivery_mode=2 if copy.persistent else 1,  # 1: transient
             priority=copy.priority,
             message_id=copy.copy_id,  # unique per copy: returns are matched by it
-            correlation_id=copy.message_id,
-            headers=dict(copy.headers),
+            headers={**parts.headers, **copy.headers},
         )
+        return parts.body, properties
+
+    async def _send(self, channel: Any, copy: Copy, timeout: float | None) -> None:
+        body, properties = self._parts(copy)
         try:
             with self.link.guard():
                 confirmation = await channel.basic_publish(
-                    copy.payload,
+                    body,
                     exchange=copy.exchange,
                     routing_key=copy.routing_key,
                     properties=properties,

@@ -42,7 +42,9 @@ class Revocations:
         payload = revocation.encode(ids, ttl, terminate, signal)
         broadcast = self.publisher.names.broadcast
         # Mandatory, as every Publisher copy: the stream is always bound, so it routes.
-        copy = Copy(broadcast, REVOCATIONS.name, payload, uuid.uuid4().hex, 0, {}, broadcast)
+        copy = Copy(
+            broadcast, REVOCATIONS.name, payload, uuid.uuid4().hex, 0, {}, broadcast, message=False
+        )
         await self.publisher.publish([copy])
 
     async def revoked(self) -> dict[str, float]:
@@ -73,7 +75,7 @@ class Revocations:
                 await channel.basic_consume(
                     stream, receive, no_ack=False, arguments={"x-stream-offset": "first"}
                 )
-            copy = Copy("", stream, b"", marker, 0, {t.H_ID: marker}, stream)
+            copy = Copy("", stream, b"", marker, 0, {t.H_ID: marker}, stream, message=False)
             await self.publisher.publish([copy])
             try:
                 await asyncio.wait_for(reached.wait(), READ_TIMEOUT)

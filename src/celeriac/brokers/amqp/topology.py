@@ -25,19 +25,30 @@ This docstring is the topology (``Q`` is a celeriac queue name; ``celeriac`` bel
   that declared it holds the lease until it closes or RabbitMQ ends it for missed
   heartbeats. ``celeriac.lease.<name>.token`` (durable) keeps its last fencing token.
 
+Queues shared with kombu's clients (``SharedQueues``, when the broker is given them:
+``wire_format = "celery"``): each ready queue ``Q`` is declared exactly as kombu declares
+it, so that either side may declare it first: its exchange (durable; by default a direct
+exchange named ``Q``), ``Q`` with only the arguments kombu gives it (none for a classic
+queue, ``x-queue-type: quorum`` for a quorum one, ``x-max-priority`` when set), and the
+binding with its routing key. A new message goes where kombu sends it (``route``). Every
+other name above stays celeriac's, and ``Q`` is also bound to ``celeriac.delay.deliver``.
+
 Engine helper: imports the stdlib only.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 LEVELS = 32  # delay levels; level K waits UNIT_MS * 2**K milliseconds
 UNIT_MS = 10  # delays are rounded up to this many milliseconds (never early)
 MAX_DELAY = UNIT_MS * (2**LEVELS - 1) / 1000  # seconds (about 497 days)
 MAX_PRIORITY = 9
-# Headers celeriac writes on every message it publishes.
+# Headers celeriac writes on every message it publishes (all start with HEADER_PREFIX).
+HEADER_PREFIX = "x-celeriac-"
 H_ID = "x-celeriac-id"  # the celeriac message id (the AMQP message_id is unique per copy)
 H_DELIVERIES = "x-celeriac-deliveries"  # hand-outs before this copy was published
 # Headers of a dead letter.
@@ -166,3 +177,52 @@ def revocation_arguments(retention: str) -> dict[str, Any]:
         "x-max-age": retention,
         "x-stream-max-segment-size-bytes": 1_000_000,
     }
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A shared queue's declaration as kombu makes it: its exchange, the exchange's type,
+    the routing key binding the queue to it, and the queue's arguments."""
+
+    exchange: str
+    exchange_type: str = "direct"
+    routing_key: str = ""
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def queue_type(self) -> str:
+        return "quorum" if self.arguments.get("x-queue-type") == "quorum" else "classic"
+
+
+@dataclass(frozen=True)
+class SharedQueues:
+    """Ready queues declared and published to as kombu (Celery) does: ``bindings`` for the
+    app's queues; any other queue is made as kombu makes a missing one, a direct exchange
+    of its name bound by its name, with ``missing_arguments``."""
+
+    bindings: Mapping[str, Binding] = field(default_factory=dict)
+    missing_arguments: Mapping[str, Any] = field(default_factory=dict)
+
+    def of(self, queue: str) -> Binding:
+        found = self.bindings.get(queue)
+        if found is not None:
+            return found
+        return Binding(queue, "direct", queue, dict(self.missing_arguments))
+
+    def route(self, queue: str) -> tuple[str, str]:
+        """(exchange, routing key) a new message for ``queue`` is published with: kombu
+        sends to a direct exchange's queue through the default exchange by the queue's
+        name, and through the exchange with the queue's routing key otherwise."""
+        binding = self.of(queue)
+        if binding.exchange_type == "direct" or not binding.exchange:
+            return "", queue
+        return binding.exchange, binding.routing_key
+
+    @property
+    def missing_type(self) -> str:
+        """The type of a queue made on first use."""
+        return "quorum" if self.missing_arguments.get("x-queue-type") == "quorum" else "classic"
+
+    def types(self) -> dict[str, str]:
+        """Each declared queue's type, as its arguments say."""
+        return {name: binding.queue_type for name, binding in self.bindings.items()}

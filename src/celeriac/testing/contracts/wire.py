@@ -3,7 +3,10 @@
 Mixed into an engine's contract test class beside ``BrokerContract``; its ``make_broker``
 factory must accept ``wire_format``. A test format whose payloads hold NUL bytes, bytes
 that are not UTF-8 and no ``CLR1`` prefix goes through publish, a delay, a requeue and
-the dead letters, and must come back byte for byte. Imports the seams and the stdlib.
+the dead letters, and must come back byte for byte; so must one that splits its payloads
+into a body, headers and properties (``WireFormat.split``/``join``: an engine with
+headers carries them apart, one without stores the payload), and Celery's format must
+give back every message as it was. Imports the seams, ``messages`` and the stdlib.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from typing import Protocol
 
 from celeriac.brokers.base import Broker, DeadLetterReason, Delivery, OutboundMessage
 from celeriac.exceptions import DecodeError
+from celeriac.messages.celery import CELERY
 from celeriac.messages.envelope import Message
-from celeriac.messages.wire import WireFormat
+from celeriac.messages.wire import WireFormat, WireParts
 
 
 class WireBrokerFactory(Protocol):
@@ -41,6 +45,25 @@ class CompressedFormat(WireFormat):
         if payload[:2] != b"\x00\xff":
             raise DecodeError("not a contract-test payload")
         return Message.decode(zlib.decompress(payload[2:]))
+
+
+class PartsFormat(CompressedFormat):
+    """``CompressedFormat``'s payloads, split into a body, a header and two properties
+    that an engine with headers carries apart from it."""
+
+    name = "contract-parts"
+
+    def split(self, payload: bytes) -> WireParts:
+        head, body = payload[:6], payload[6:]
+        return WireParts(
+            body,
+            {"contract-head": head.hex(), "contract-n": len(body)},
+            {"content_type": "application/x-contract", "reply_to": "contract"},
+        )
+
+    def join(self, parts: WireParts) -> bytes:
+        head = bytes.fromhex(str(parts.headers.get("contract-head", "")))
+        return head + parts.body
 
 
 def _message(n: int) -> Message:
@@ -67,6 +90,14 @@ class WireFormatContract:
         broker = make_broker(wire_format=codec)
         assert broker.wire_format is codec
         asyncio.run(self._round_trip(broker, f"contract-wire-{uuid.uuid4().hex[:12]}"))
+
+    def test_payloads_split_into_parts_round_trip(self, make_broker: WireBrokerFactory) -> None:
+        broker = make_broker(wire_format=PartsFormat())
+        asyncio.run(self._round_trip(broker, f"contract-parts-{uuid.uuid4().hex[:12]}"))
+
+    def test_celerys_wire_format_round_trips(self, make_broker: WireBrokerFactory) -> None:
+        broker = make_broker(wire_format=CELERY)
+        asyncio.run(self._round_trip(broker, f"contract-celery-{uuid.uuid4().hex[:12]}"))
 
     @staticmethod
     async def _round_trip(broker: Broker, queue: str) -> None:
