@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from tests.conftest import rabbitmqctl
+from tests.conftest import delete_vhost, rabbitmqctl
 from tests.integration.workers import ROOT, WorkerProcess
 
 CELERY_VENV = Path(os.environ.get("CELERIAC_CELERY_VENV", "/work/celery-ref/.venv"))
@@ -210,7 +210,7 @@ def interop(
     try:
         yield {"path": path, "env": env, "vhost": vhost, "settings": settings}
     finally:
-        rabbitmqctl("delete_vhost", vhost, check=False)
+        delete_vhost(vhost)
         client = redis.Redis.from_url(redis_url)
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if keys:
