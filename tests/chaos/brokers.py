@@ -23,6 +23,14 @@ class BrokerUnderTest(Protocol):
     def stop(self) -> None: ...
 
 
+def redis_name(persistence: str) -> str:
+    return f"redis ({'aof everysec' if persistence == 'aof' else 'persistence off'})"
+
+
+def rabbitmq_name(queue_type: str) -> str:
+    return f"rabbitmq ({queue_type} queues)"
+
+
 class RedisBroker:
     """The broker's own redis-server; ``persistence`` is "aof" (everysec) or "off"."""
 
@@ -31,8 +39,7 @@ class RedisBroker:
     def __init__(self, directory: Path, persistence: str) -> None:
         self.server = RedisServer(directory, persistence)
         self.port = self.server.port
-        label = "aof everysec" if persistence == "aof" else "persistence off"
-        self.name = f"redis ({label})"
+        self.name = redis_name(persistence)
         self.persistence = persistence
         self.options: dict[str, str] = {}
 
@@ -58,7 +65,7 @@ class RabbitBroker:
     def __init__(self, directory: Path, queue_type: str) -> None:
         self.node = RabbitNode(directory, label="chaos")
         self.port = self.node.port
-        self.name = f"rabbitmq ({queue_type} queues)"
+        self.name = rabbitmq_name(queue_type)
         self.options = {"queue_type": queue_type}
 
     def url(self, port: int) -> str:

@@ -27,7 +27,7 @@ from tests.chaos.systems import MakeSystem, Setup, SystemUnderTest, Worker
 
 # Worker log lines worth keeping with a case's outcome.
 # (Not the start-up banner, nor the warm shutdown the harness asks for.)
-NOTEWORTHY = re.compile(r"^(?!.*(warm shutdown|defaults )).*(WARNING|ERROR|CRITICAL|lease)")
+NOTEWORTHY = re.compile(r"^(?!.*(warm shutdown|defaults )).*(WARNING|ERROR|CRITICAL|\blease)")
 
 
 @dataclass
@@ -147,7 +147,7 @@ def _inject_all(case: Case, scenario: Scenario, plan: Plan, rng: Random) -> list
         time.sleep(max(0.0, start + moment - time.monotonic()))  # the seeded moment
         began = time.time()
         scenario.inject(case, rng)
-        faults.append(Fault(began, time.time(), _probe(case.system)))
+        faults.append(Fault(began, time.time(), *_probe(case.system)))
         case.system.wait_ran(faults[-1].probe, plan.lease + 5.0)
     return faults
 
@@ -158,12 +158,15 @@ def _write_logs(directory: Path, case: Case) -> None:
         (directory / f"worker-{number}-{worker.pid}.log").write_text(worker.log())
 
 
-def _probe(system: SystemUnderTest) -> str:
-    """A task sent as soon as a fault is undone: when it has run, the system has recovered."""
+def _probe(system: SystemUnderTest) -> tuple[str, bool]:
+    """A task sent as soon as a fault is undone: when it has run, the system has recovered.
+    Its id, and whether its send returned."""
     task_id = f"{PROBE}{uuid.uuid4()}"
-    with contextlib.suppress(Exception):  # unsent: the recovery shows as never
+    try:
         system.send(task_id, 0.0, None, None)
-    return task_id
+    except Exception:  # unsent: the recovery shows as never
+        return task_id, False
+    return task_id, True
 
 
 def _send_all(system: SystemUnderTest, plan: Plan, rng: Random, sent: list[Sent]) -> None:
