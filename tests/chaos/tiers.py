@@ -105,5 +105,6 @@ def run_tier(tier: str, seed: int, selection: Selection = Selection(), system: s
             continue
         outcome = run_case(setup.make, choice.make, pool, scenario, replace(plan, logs=logs), seed)
         if outcome.lost and scenario.name == "broker-restart" and setup.loses_on_restart:
-            outcome.note = "expected: the broker keeps nothing across a crash"
+            expected = "expected: the broker keeps nothing across a crash"
+            outcome.note = f"{expected}; {outcome.note}" if outcome.note else expected
         yield outcome
