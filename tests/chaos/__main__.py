@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", type=Path, help="write every worker's log under this directory")
     args = parser.parse_args(argv)
     seed = random.randrange(1_000_000) if args.seed is None else args.seed
-    print(f"chaos tier {args.tier}, system {args.system}, seed {seed}", flush=True)
+    prepare = SYSTEMS[args.system].prepare
+    under_test = f" ({prepare()})" if prepare is not None else ""  # e.g. makes a virtualenv
+    print(f"chaos tier {args.tier}, system {args.system}{under_test}, seed {seed}", flush=True)
     outcomes = []
     for outcome in run_tier(
         args.tier, seed, Selection(args.broker, args.only), args.system, args.logs
@@ -38,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"seed {seed}")
     print(markdown(outcomes))
     for outcome in outcomes:
-        if outcome.lost:
+        if outcome.lost or outcome.lost_probes:
             where = f"{outcome.broker} {outcome.pool}/{outcome.scenario}"
-            print(f"lost in {where}: {', '.join(outcome.lost)}")
+            print(f"lost in {where}: {', '.join(outcome.lost + outcome.lost_probes)}")
         if args.verbose and outcome.evidence:
             print(f"\n{outcome.broker} {outcome.pool} {outcome.scenario}:")
             print("\n".join(f"  {line}" for line in outcome.evidence))

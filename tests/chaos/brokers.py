@@ -23,6 +23,15 @@ class BrokerUnderTest(Protocol):
     def stop(self) -> None: ...
 
 
+def redis_name(persistence: str) -> str:
+    return f"redis ({'aof everysec' if persistence == 'aof' else 'persistence off'})"
+
+
+def rabbitmq_name(queue_type: str, delay_queue_type: str | None = None) -> str:
+    delays = f", {delay_queue_type} delay queues" if delay_queue_type else ""
+    return f"rabbitmq ({queue_type} queues{delays})"
+
+
 class RedisBroker:
     """The broker's own redis-server; ``persistence`` is "aof" (everysec) or "off"."""
 
@@ -31,8 +40,7 @@ class RedisBroker:
     def __init__(self, directory: Path, persistence: str) -> None:
         self.server = RedisServer(directory, persistence)
         self.port = self.server.port
-        label = "aof everysec" if persistence == "aof" else "persistence off"
-        self.name = f"redis ({label})"
+        self.name = redis_name(persistence)
         self.persistence = persistence
         self.options: dict[str, str] = {}
 
@@ -59,8 +67,7 @@ class RabbitBroker:
     def __init__(self, directory: Path, queue_type: str, delay_queue_type: str | None) -> None:
         self.node = RabbitNode(directory, label="chaos")
         self.port = self.node.port
-        delays = f", {delay_queue_type} delay queues" if delay_queue_type else ""
-        self.name = f"rabbitmq ({queue_type} queues{delays})"
+        self.name = rabbitmq_name(queue_type, delay_queue_type)
         self.options = {"queue_type": queue_type}
         if delay_queue_type:
             self.options["delay_queue_type"] = delay_queue_type

@@ -27,7 +27,7 @@ from tests.chaos.systems import MakeSystem, Setup, SystemUnderTest, Worker
 
 # Worker log lines worth keeping with a case's outcome.
 # (Not the start-up banner, nor the warm shutdown the harness asks for.)
-NOTEWORTHY = re.compile(r"^(?!.*(warm shutdown|defaults )).*(WARNING|ERROR|CRITICAL|lease)")
+NOTEWORTHY = re.compile(r"^(?!.*(warm shutdown|defaults )).*(WARNING|ERROR|CRITICAL|\blease)")
 
 
 @dataclass
@@ -52,10 +52,14 @@ class Case:
     lease: float
     workers: list[Worker] = field(default_factory=list)
     retired: list[Worker] = field(default_factory=list)  # killed; their groups cleaned up
+    # Held while a worker is killed and replaced, so the supervisor never replaces it too.
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    exits: list[tuple[float, str]] = field(default_factory=list)  # (when, which) by itself
 
     def replace_worker(self, index: int) -> None:
-        self.retired.append(self.workers[index])
-        self.workers[index] = self.system.start_worker(index, wait=False)
+        with self.lock:
+            self.retired.append(self.workers[index])
+            self.workers[index] = self.system.start_worker(index, wait=False)
 
 
 MakeBroker = Callable[[Path], BrokerUnderTest]
@@ -100,6 +104,35 @@ def _kill_workers(case: Case) -> None:
         worker.kill_group()
 
 
+# How many workers that exited by themselves the supervisor starts again in one case, at
+# most (a worker that cannot start at all is not started forever).
+RESTARTS = 20
+
+
+@contextlib.contextmanager
+def supervised(case: Case) -> Iterator[None]:
+    """While the case runs, start again under the same name a worker that exited by itself
+    (crashed), as a supervisor such as systemd (``Restart=on-failure``) would, so that what
+    it held is not counted as lost only because no worker was left to run it."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.2):  # a supervisor's check, not a wait for an event
+            with case.lock:
+                for index, worker in enumerate(case.workers):
+                    if not worker.alive() and len(case.exits) < RESTARTS:
+                        case.exits.append((time.time(), f"w{index} (pid {worker.pid})"))
+                        case.replace_worker(index)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
 def run_case(make_broker: MakeBroker, make_system: MakeSystem, pool: str, scenario: Scenario,
              plan: Plan, seed: int) -> Outcome:  # fmt: skip
     rng = Random(f"{seed}:{pool}:{scenario.name}")
@@ -109,16 +142,17 @@ def run_case(make_broker: MakeBroker, make_system: MakeSystem, pool: str, scenar
         sender = threading.Thread(
             target=_send_all, args=(case.system, plan, Random(rng.random()), sent)
         )
-        sender.start()
-        try:
-            faults = _inject_all(case, scenario, plan, rng)
-        finally:
-            sender.join()
         store = redis.Redis.from_url(records_url)
         try:
-            prefix = case.system.prefix
-            wanted = {s.task_id for s in sent if s.confirmed} | {f.probe for f in faults}
-            _wait_quiet(case.system, store, prefix, wanted, plan.quiet_deadline)
+            with supervised(case):
+                sender.start()
+                try:
+                    faults = _inject_all(case, scenario, plan, rng)
+                finally:
+                    sender.join()
+                prefix = case.system.prefix
+                wanted = {s.task_id for s in sent if s.confirmed} | {f.probe for f in faults}
+                _wait_quiet(case.system, store, prefix, wanted, plan.quiet_deadline)
             for worker in case.workers:  # a graceful stop: runs in progress finish
                 worker.stop()
             runs = store.lrange(f"{prefix}:runs", 0, -1)
@@ -126,6 +160,7 @@ def run_case(make_broker: MakeBroker, make_system: MakeSystem, pool: str, scenar
         finally:
             store.close()
         judge(outcome, sent, runs, dead, faults)
+        _report_exits(outcome, case, faults)
         if plan.logs is not None:
             _write_logs(
                 plan.logs / f"{case.system.name}-{case.broker.name}-{pool}-{scenario.name}", case
@@ -135,6 +170,19 @@ def run_case(make_broker: MakeBroker, make_system: MakeSystem, pool: str, scenar
             for line in worker.log().splitlines() if NOTEWORTHY.search(line)
         ]  # fmt: skip
         return outcome
+
+
+def _report_exits(outcome: Outcome, case: Case, faults: list[Fault]) -> None:
+    """Workers that exited by themselves (and were started again): in the note and evidence."""
+    if not case.exits:
+        return
+    origin = min((f.started for f in faults), default=case.exits[0][0])
+    count = len(case.exits)
+    outcome.note = f"{count} worker{'s' if count > 1 else ''} crashed (restarted)"
+    outcome.evidence += [
+        f"exited by itself: {which} at {when - origin:+.2f}s; started again"
+        for when, which in case.exits
+    ]
 
 
 def _inject_all(case: Case, scenario: Scenario, plan: Plan, rng: Random) -> list[Fault]:
@@ -147,7 +195,7 @@ def _inject_all(case: Case, scenario: Scenario, plan: Plan, rng: Random) -> list
         time.sleep(max(0.0, start + moment - time.monotonic()))  # the seeded moment
         began = time.time()
         scenario.inject(case, rng)
-        faults.append(Fault(began, time.time(), _probe(case.system)))
+        faults.append(Fault(began, time.time(), *_probe(case.system)))
         case.system.wait_ran(faults[-1].probe, plan.lease + 5.0)
     return faults
 
@@ -158,12 +206,15 @@ def _write_logs(directory: Path, case: Case) -> None:
         (directory / f"worker-{number}-{worker.pid}.log").write_text(worker.log())
 
 
-def _probe(system: SystemUnderTest) -> str:
-    """A task sent as soon as a fault is undone: when it has run, the system has recovered."""
+def _probe(system: SystemUnderTest) -> tuple[str, bool]:
+    """A task sent as soon as a fault is undone: when it has run, the system has recovered.
+    Its id, and whether its send returned."""
     task_id = f"{PROBE}{uuid.uuid4()}"
-    with contextlib.suppress(Exception):  # unsent: the recovery shows as never
+    try:
         system.send(task_id, 0.0, None, None)
-    return task_id
+    except Exception:  # unsent: the recovery shows as never
+        return task_id, False
+    return task_id, True
 
 
 def _send_all(system: SystemUnderTest, plan: Plan, rng: Random, sent: list[Sent]) -> None:

@@ -32,6 +32,7 @@ class Fault:
     started: float
     ended: float
     probe: str  # the task id sent as soon as the fault was undone (the next fault waits)
+    probe_sent: bool = True  # its send returned
 
 
 @dataclass
@@ -47,21 +48,32 @@ class Outcome:
     duplicated_without_key: int = 0
     overlapping: int = 0  # task ids two of whose runs were going at the same moment
     lost: list[str] = field(default_factory=list)
+    lost_probes: list[str] = field(default_factory=list)  # sent after a fault, never ran
     dead_lettered: Counter[str] = field(default_factory=Counter)
     recovery: float = 0.0  # longest time from a fault's end to a new run finished
     redelivery: float = 0.0  # longest time from a fault to the end of a run it interrupted
     note: str = ""
     lost_only_countdowns: bool = False  # every lost task was sent with a countdown
     evidence: list[str] = field(default_factory=list)  # duplicated runs, workers' warnings
+    offered: bool = True  # False: the system has no such pool, and the case was not run
 
     def row(self) -> list[str]:
+        if not self.offered:
+            counts = len(TABLE_COLUMNS) - 5  # every column but the case's and the note
+            return [self.system, self.broker, self.pool, self.scenario, *["-"] * counts, self.note]
         letters = ", ".join(f"{r}: {n}" for r, n in sorted(self.dead_lettered.items())) or "0"
         return [
             self.system, self.broker, self.pool, self.scenario, str(self.sent), str(self.confirmed),
             str(self.once), str(self.duplicated_with_key), str(self.duplicated_without_key),
-            str(self.overlapping), str(len(self.lost)), letters, f"{self.recovery:.2f}",
+            str(self.overlapping), self._lost(), letters, f"{self.recovery:.2f}",
             f"{self.redelivery:.2f}", self.note,
         ]  # fmt: skip
+
+    def _lost(self) -> str:
+        probes = len(self.lost_probes)
+        if not probes:
+            return str(len(self.lost))
+        return f"{len(self.lost)} (+{probes} probe{'s' if probes > 1 else ''})"
 
 
 def judge(outcome: Outcome, sent: list[Sent], raw_runs: Sequence[bytes | str],
@@ -100,6 +112,11 @@ def judge(outcome: Outcome, sent: list[Sent], raw_runs: Sequence[bytes | str],
         + (f" with a countdown of {item.countdown:.2f}s" if item.countdown else "")
         for item in lost
     ]  # fmt: skip
+    for fault in faults:
+        if fault.probe_sent and fault.probe not in runs and fault.probe not in dead:
+            outcome.lost_probes.append(fault.probe)
+            outcome.evidence += [f"probe lost: {fault.probe}, sent after the fault at "
+                                 f"{fault.started - origin:+.2f}s, never ran"]  # fmt: skip
     if faults:
         outcome.evidence += [
             "faults at (s from the first): "

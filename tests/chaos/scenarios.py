@@ -25,10 +25,11 @@ class Scenario:
 def sigkill_main(case: Case, rng: Random) -> None:
     """SIGKILL a worker's main process (its children are left to notice), then start a new
     worker under the same name, as a supervisor would."""
-    index = rng.randrange(len(case.workers))
-    victim = case.workers[index]
-    os.kill(victim.pid, signal.SIGKILL)
-    case.replace_worker(index)
+    with case.lock:  # the harness's supervisor must not start it again too
+        index = rng.randrange(len(case.workers))
+        victim = case.workers[index]
+        os.kill(victim.pid, signal.SIGKILL)
+        case.replace_worker(index)
 
 
 def sigkill_child(case: Case, rng: Random) -> None:
