@@ -133,6 +133,9 @@ class Celeriac:
         if idempotency_key is not None:
             options["idempotency_key"] = idempotency_key
         self.app.tasks[self.task].apply_async((seconds,), **options)
+        # A send counts as confirmed once the broker has it: with RabbitMQ's pipelined
+        # confirms, a publish that failed after the call returned raises here.
+        self.app.broker.flush()
 
     def dead_letters(self) -> dict[str, str]:
         letters = self.app.broker.dead_letters("celery", limit=10_000)
