@@ -25,18 +25,18 @@ from celeriac.results.memory import MemoryBackend
 if TYPE_CHECKING:
     from celeriac.brokers.embedded import EmbeddedServer
 
-_REDIS = ("redis", "rediss", "unix", "sentinel")
+_REDIS = ("redis", "rediss", "unix", "sentinel", "redis+cluster", "rediss+cluster")
 _AMQP = ("amqp", "amqps", "pyamqp")
 # Celery 4's amqp result backend (removed in Celery 5): answered by name, with rpc:// as the fix.
 _OLD_AMQP_BACKEND = {"amqp", "amqps", "pyamqp"}
 _BROKERS = (
-    "redis://, rediss://, unix://, sentinel:// (Redis), amqp://, amqps:// (RabbitMQ) or "
-    "memory:// (one process)"
+    "redis://, rediss://, unix://, sentinel://, redis+cluster:// (Redis), amqp://, amqps:// "
+    "(RabbitMQ) or memory:// (one process)"
 )
 _BACKENDS = (
-    "redis://, rediss://, unix://, sentinel:// (Redis), rpc:// (back to the caller, "
-    "through the broker), db+<SQLAlchemy URL> (a SQL database), cache+memcached://host:port/ "
-    "(memcached) or cache+memory:// (one process)"
+    "redis://, rediss://, unix://, sentinel://, redis+cluster:// (Redis), rpc:// (back to the "
+    "caller, through the broker), db+<SQLAlchemy URL> (a SQL database), "
+    "cache+memcached://host:port/ (memcached) or cache+memory:// (one process)"
 )
 # Celery's database result store: 'db+<SQLAlchemy URL>', or 'database' with database_url.
 _DATABASE = ("db", "database")
@@ -107,7 +107,7 @@ def create_broker(
                 f"broker {scheme}:// needs redis-py: pip install 'celeriac[redis]'"
             ) from exc
         options = dict(transport_options)
-        if use_ssl and scheme != "rediss":
+        if use_ssl and scheme not in ("rediss", "rediss+cluster"):
             from celeriac._redis import redact
 
             raise ImproperlyConfigured(
