@@ -191,21 +191,29 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
         """Driver errors become one clear celeriac error at this boundary."""
         try:
             yield
-        except BrokerConnectionError:  # (an OSError: said once, by an inner call)
-            raise
-        except _DOWN as exc:  # (a refused login too: redis-py makes it a ConnectionError)
-            raise self._down(exc) from exc
-        except redis.exceptions.RedisClusterException as exc:
-            problem = cluster_problem(exc, self.url)
-            if problem is None:
+        except Exception as exc:
+            ours = self._error(exc)
+            if ours is exc:
                 raise
-            raise ImproperlyConfigured(problem) from exc
-        except redis.exceptions.OutOfMemoryError as exc:
-            raise BrokerError(
+            raise ours from exc
+
+    def _error(self, exc: Exception) -> Exception:
+        """The celeriac error for a driver error (``exc`` itself for any other): also for
+        the replies of a pipeline that failed one by one (a cluster's node at a time)."""
+        if isinstance(exc, BrokerConnectionError):  # (an OSError: said once, by an inner call)
+            return exc
+        if isinstance(exc, _DOWN):  # (a refused login too: redis-py makes it a ConnectionError)
+            return self._down(exc)
+        if isinstance(exc, redis.exceptions.RedisClusterException):
+            problem = cluster_problem(exc, self.url)
+            return exc if problem is None else ImproperlyConfigured(problem)
+        if isinstance(exc, redis.exceptions.OutOfMemoryError):
+            return BrokerError(
                 f"the Redis broker at {redact(self.url)} is out of memory (maxmemory reached; "
                 f"noeviction refuses new writes), so this was not stored. Workers keep "
                 f"draining the queues; raise maxmemory or add consumers. ({exc})"
-            ) from exc
+            )
+        return exc
 
     # -- producer ---------------------------------------------------------------------------
     def _stage(self, target: Any, scripts: Mapping[str, Any], message: OutboundMessage) -> Any:
