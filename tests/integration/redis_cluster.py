@@ -7,12 +7,18 @@ declared failed, and its replica promoted, within a few seconds.
 
 from __future__ import annotations
 
+import importlib
+import os
 import shutil
 import subprocess
+import sys
+import textwrap
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -20,6 +26,7 @@ import redis
 
 from tests.conftest import service_missing
 from tests.integration.conftest import free_port, system_redis_server, wait_for_redis_server
+from tests.integration.workers import ROOT
 
 NODE_TIMEOUT_MS = 1000
 
@@ -53,7 +60,7 @@ class ClusterNode:
              "--bind", "127.0.0.1", "--dir", str(self.directory),
              "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
              "--cluster-node-timeout", str(node_timeout_ms),
-             "--appendonly", "no", "--save", "",
+             "--appendonly", "no", "--save", "", "--repl-diskless-sync-delay", "0",
              "--logfile", str(self.directory / "redis.log")],
         )  # fmt: skip
         wait_for_redis_server(self.port, self.kill)
@@ -101,7 +108,8 @@ class LocalCluster:
             raise
 
     def wait_until_ok(self, timeout: float = 30.0) -> None:
-        """Until every live node says ``cluster_state:ok`` and agrees on the masters."""
+        """Until every live node says ``cluster_state:ok`` and agrees on the masters, and
+        every live replica's link to its master is up (its copy is in step)."""
         deadline = time.monotonic() + timeout
         while True:
             if self._all_ok():
@@ -120,6 +128,11 @@ class LocalCluster:
                 if "cluster_state:ok" not in text:
                     return False
                 views.add(tuple(sorted(self._masters(client))))
+                replication = client.info("replication")
+                if replication.get("role") == "slave" and (
+                    replication.get("master_link_status") != "up"
+                ):
+                    return False
             except (redis.RedisError, OSError):
                 return False
             finally:
@@ -202,3 +215,87 @@ def fresh_redis_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+# -- a project whose broker and result store are the cluster --------------------------------
+
+PROJECT = textwrap.dedent(
+    """
+    import os, time
+
+    import redis
+
+    from celeriac import Celery
+
+    PREFIX = os.environ["CELERIAC_TEST_PREFIX"]
+    URL = os.environ["CELERIAC_TEST_CLUSTER"]
+    app = Celery(
+        "clusterproj", broker=URL, backend=URL,
+        broker_transport_options={"key_prefix": PREFIX,
+                                  "visibility_timeout": float(os.environ.get("LEASE", "30"))},
+        result_backend_transport_options={"key_prefix": PREFIX},
+        result_backend_always_retry=True,  # a failover is an outage of a few seconds
+    )
+    # Outside the cluster (the test's own Redis): which tasks ran, and when, whatever the
+    # cluster loses in a failover.
+    MARKS = os.environ.get("CELERIAC_TEST_MARKS")
+    marks = redis.Redis.from_url(MARKS) if MARKS else None
+
+
+    @app.task
+    def add(x, y):
+        return x + y
+
+
+    @app.task
+    def total(values):
+        return sum(values)
+
+
+    @app.task(rate_limit="5/s", rate_limit_scope="cluster")
+    def limited(n):
+        return time.time()
+
+
+    @app.task
+    def record(n):
+        if marks is not None:
+            marks.hset(f"{PREFIX}:ran", str(n), repr(time.time()))
+            marks.hincrby(f"{PREFIX}:runs", str(n), 1)
+        return n
+    """
+)
+
+
+def queues_on_every_master(cluster: LocalCluster, prefix: str, count: int = 3) -> list[str]:
+    """Queue names whose keys lie on ``count`` different masters (one per master)."""
+    found: dict[int, str] = {}
+    for n in range(1000):
+        name = f"cq{n}"
+        found.setdefault(cluster.owner(f"{prefix}:{{{name}}}:s0").port, name)
+        if len(found) == count:
+            return list(found.values())
+    raise AssertionError("no queue names spread over the masters")
+
+
+def cluster_project(
+    directory: Path, cluster: LocalCluster, name: str = "clusterproj", **extra: str
+) -> tuple[dict[str, str], ModuleType]:
+    """The project written to ``directory`` and imported here; the worker's environment."""
+    prefix = f"celeriac-test-{uuid.uuid4().hex[:10]}"
+    (directory / f"{name}.py").write_text(PROJECT)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(directory)]),
+        "CELERIAC_TEST_CLUSTER": cluster.url,
+        "CELERIAC_TEST_PREFIX": prefix,
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CELERIAC_TEST_CLUSTER", cluster.url)
+        patch.setenv("CELERIAC_TEST_PREFIX", prefix)
+        patch.syspath_prepend(str(directory))
+        module = importlib.import_module(name)
+        sys.modules.pop(name, None)
+    return env, module

@@ -3,12 +3,7 @@ result store both on the cluster, queues whose keys live on different masters.""
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
-import textwrap
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -17,79 +12,13 @@ import pytest
 
 from celeriac import chord, group, states
 from celeriac.exceptions import TaskRevokedError
-from tests.integration.redis_cluster import LocalCluster, redis_cluster  # noqa: F401 (fixture)
-from tests.integration.workers import ROOT, WorkerProcess
-
-PROJECT = textwrap.dedent(
-    """
-    import os, time
-
-    from celeriac import Celery
-
-    PREFIX = os.environ["CELERIAC_TEST_PREFIX"]
-    URL = os.environ["CELERIAC_TEST_CLUSTER"]
-    app = Celery(
-        "clusterproj", broker=URL, backend=URL,
-        broker_transport_options={"key_prefix": PREFIX,
-                                  "visibility_timeout": float(os.environ.get("LEASE", "30"))},
-        result_backend_transport_options={"key_prefix": PREFIX},
-    )
-
-
-    @app.task
-    def add(x, y):
-        return x + y
-
-
-    @app.task
-    def total(values):
-        return sum(values)
-
-
-    @app.task(rate_limit="5/s", rate_limit_scope="cluster")
-    def limited(n):
-        return time.time()
-
-
-    @app.task
-    def record(n):
-        return n
-    """
+from tests.integration.redis_cluster import (  # noqa: F401 (redis_cluster: a fixture)
+    LocalCluster,
+    cluster_project,
+    queues_on_every_master,
+    redis_cluster,
 )
-
-
-def queues_on_every_master(cluster: LocalCluster, prefix: str, count: int = 3) -> list[str]:
-    """Queue names whose keys lie on ``count`` different masters (one per master)."""
-    found: dict[int, str] = {}
-    for n in range(1000):
-        name = f"cq{n}"
-        found.setdefault(cluster.owner(f"{prefix}:{{{name}}}:s0").port, name)
-        if len(found) == count:
-            return list(found.values())
-    raise AssertionError("no queue names spread over the masters")
-
-
-def cluster_project(
-    directory: Path, cluster: LocalCluster, name: str = "clusterproj", **extra: str
-) -> tuple[dict[str, str], ModuleType]:
-    """The project written to ``directory`` and imported here; the worker's environment."""
-    prefix = f"celeriac-test-{uuid.uuid4().hex[:10]}"
-    (directory / f"{name}.py").write_text(PROJECT)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(directory)]),
-        "CELERIAC_TEST_CLUSTER": cluster.url,
-        "CELERIAC_TEST_PREFIX": prefix,
-        "PYTHONUNBUFFERED": "1",
-        **extra,
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CELERIAC_TEST_CLUSTER", cluster.url)
-        patch.setenv("CELERIAC_TEST_PREFIX", prefix)
-        patch.syspath_prepend(str(directory))
-        module = importlib.import_module(name)
-        sys.modules.pop(name, None)
-    return env, module
+from tests.integration.workers import WorkerProcess
 
 
 @pytest.fixture
