@@ -10,18 +10,26 @@ and it reports how many of the rest were lost. Run with ``-s`` to see the figure
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import statistics
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import redis
 
+from celeriac.brokers.base import Topic
+from celeriac.brokers.redis import RedisBroker
+from celeriac.brokers.redis.channel import PubSubSubscription
+from celeriac.exceptions import BrokerConnectionError
+from celeriac.results.redis import RedisBackend
 from tests.conftest import REDIS_URL, service_missing
 from tests.integration.redis_cluster import (  # noqa: F401 (fresh_redis_cluster: a fixture)
     ClusterNode,
@@ -199,3 +207,65 @@ def test_what_waiting_for_a_replica_costs_a_publish(
         f"(2000 writes each, one connection, local replica)"
     )
     assert statistics.median(waited) >= statistics.median(plain)
+
+
+def test_subscriptions_move_to_a_live_node_when_theirs_dies(
+    fresh_redis_cluster: LocalCluster,  # noqa: F811
+) -> None:
+    """A result waiter and a broadcast subscription each hold a connection to one node
+    (any node hears every PUBLISH); when that node is killed they subscribe again on a
+    live one, and what is published afterwards reaches them."""
+    cluster = fresh_redis_cluster
+    prefix = f"celeriac-test-{uuid.uuid4().hex[:10]}"
+    backend = RedisBackend(cluster.url, key_prefix=prefix)
+    broker = RedisBroker(cluster.url, transport_options={"key_prefix": prefix})
+    box: dict[str, Any] = {}
+    waiter = threading.Thread(
+        target=lambda: box.update(meta=backend.wait_for("t1", timeout=60)), daemon=True
+    )
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while backend._listener._session is None:  # the waiter's subscription is being opened
+        assert time.monotonic() < deadline, "the result waiter never subscribed"
+        time.sleep(0.01)
+    port = int(backend._listener._session.connection.port)
+    doomed = next(node for node in cluster.nodes if node.port == port)
+    topic = Topic(f"t{uuid.uuid4().hex[:8]}", "broadcast")
+
+    async def follow() -> bytes | None:
+        try:
+            # Subscribe until one subscription sits on the doomed node (each picks a node
+            # at random); close the others.
+            for _ in range(100):
+                subscription = await broker.subscribe(topic)
+                assert isinstance(subscription, PubSubSubscription)
+                pubsub = subscription._pubsub
+                if (
+                    pubsub is not None
+                    and pubsub.connection is not None
+                    and (int(pubsub.connection.port) == port)
+                ):
+                    break
+                await subscription.close()
+            else:
+                raise AssertionError("no subscription landed on the doomed node")
+            doomed.kill()
+            with pytest.raises(BrokerConnectionError):
+                await subscription.get(30)  # the loss, said once
+            assert await subscription.wait_live(30), "never subscribed again"
+            await asyncio.to_thread(cluster.wait_until_ok)
+            await broker.publish_topic_async(topic, b"after")
+            payload = await subscription.get(10)
+            await subscription.close()
+            return payload
+        finally:
+            await broker.close_async()
+
+    try:
+        assert asyncio.run(follow()) == b"after"
+        backend.mark_as_done("t1", "stored after the loss")
+        waiter.join(30)
+        assert box["meta"]["result"] == "stored after the loss"
+    finally:
+        backend.close()
+        broker.close()
