@@ -369,3 +369,13 @@ def test_cluster_url_forms() -> None:
     assert dict(tls.options)["ssl_cert_reqs"] == 0
     with pytest.raises(ImproperlyConfigured, match="rediss\\+cluster://"):
         parse_target("redis+cluster://h1:7000/", {"ssl_ca_certs": "/ca.pem"})
+
+
+def test_celery3_broker_parts_leave_a_node_list_whole() -> None:
+    from celeriac import Celery
+
+    app = Celery("p", broker="redis+cluster://h1:7000,h2:7001/", broker_vhost="0")
+    try:
+        assert app.connection_for_write().as_uri() == "redis+cluster://h1:7000,h2:7001/"
+    finally:
+        app.close()
