@@ -103,10 +103,6 @@ class RedisTarget:
         return tls.client_certificate_hint(exc, setting=setting, prefix="ssl_")
 
     @property
-    def cluster(self) -> bool:
-        return bool(self.nodes)
-
-    @property
     def decodes_responses(self) -> bool:
         """The URL asks redis-py to decode replies to text (``?decode_responses=true``)."""
         query = dict(parse_qsl(urlsplit(self.url).query))

@@ -137,6 +137,9 @@ def test_a_killed_master_is_replaced_and_acknowledged_publishes_run(
         ran_at = {int(k): float(v) for k, v in marks.hgetall(ran_key).items()}
         ran = set(ran_at)
         dead = [letter for q in queues for letter in proj.app.broker.dead_letters(q)]
+        # Results stored after the takeover are read back from the cluster's result store.
+        sample = [n for n in sent if n % 3 == 0 and sent[n] > promoted_at][-20:]
+        results = [proj.app.AsyncResult(f"r{n}").get(timeout=30) for n in sample]
         twice = sum(1 for runs in marks.hvals(f"{proj.PREFIX}:runs") if int(runs) > 1)
     finally:
         producer.stop.set()
@@ -173,6 +176,7 @@ def test_a_killed_master_is_replaced_and_acknowledged_publishes_run(
     assert all(killed_at - sent[n] < REPLICATION_WINDOW for n in lost), lost
     assert set(after) <= ran, "a publish acknowledged after the takeover did not run"
     assert not dead, f"messages were dead-lettered in the failover: {dead}"
+    assert results == sample
     assert "Traceback" not in worker.text, worker.text
 
 
