@@ -27,22 +27,22 @@ from celeriac.results.memory import MemoryBackend
 if TYPE_CHECKING:
     from celeriac.brokers.embedded import EmbeddedServer
 
-_REDIS = ("redis", "rediss", "unix", "sentinel")
+_REDIS = ("redis", "rediss", "unix", "sentinel", "redis+cluster", "rediss+cluster")
 # kombu's Redis layout, to share queues with Celery workers (docs/brokers/kombu-redis.md).
-_KOMBU_REDIS = tuple(f"kombu+{scheme}" for scheme in _REDIS)
+_KOMBU_REDIS = tuple(f"kombu+{scheme}" for scheme in ("redis", "rediss", "unix", "sentinel"))
 KOMBU_VISIBILITY_TIMEOUT = 3600.0  # kombu's default: Celery workers restore after this
 _AMQP = ("amqp", "amqps", "pyamqp")
 # Celery 4's amqp result backend (removed in Celery 5): answered by name, with rpc:// as the fix.
 _OLD_AMQP_BACKEND = {"amqp", "amqps", "pyamqp"}
 _BROKERS = (
-    "redis://, rediss://, unix://, sentinel:// (Redis), kombu+redis://, kombu+rediss:// "
-    "(Redis, queues shared with Celery workers), amqp://, amqps:// (RabbitMQ) or "
-    "memory:// (one process)"
+    "redis://, rediss://, unix://, sentinel://, redis+cluster:// (Redis), kombu+redis://, "
+    "kombu+rediss:// (Redis, queues shared with Celery workers), amqp://, amqps:// "
+    "(RabbitMQ) or memory:// (one process)"
 )
 _BACKENDS = (
-    "redis://, rediss://, unix://, sentinel:// (Redis), rpc:// (back to the caller, "
-    "through the broker), db+<SQLAlchemy URL> (a SQL database), cache+memcached://host:port/ "
-    "(memcached) or cache+memory:// (one process)"
+    "redis://, rediss://, unix://, sentinel://, redis+cluster:// (Redis), rpc:// (back to the "
+    "caller, through the broker), db+<SQLAlchemy URL> (a SQL database), "
+    "cache+memcached://host:port/ (memcached) or cache+memory:// (one process)"
 )
 # Celery's database result store: 'db+<SQLAlchemy URL>', or 'database' with database_url.
 _DATABASE = ("db", "database")
@@ -164,7 +164,7 @@ def _redis_tls(
 ) -> dict[str, Any]:
     """The Redis broker's options with ``broker_use_ssl`` (Celery's ssl_* keys) merged in;
     refused with the fix when the URL is not TLS."""
-    if use_ssl and not scheme.endswith("rediss"):
+    if use_ssl and "rediss" not in scheme.split("+"):
         from celeriac._redis import redact
 
         raise ImproperlyConfigured(

@@ -28,7 +28,7 @@ from celeriac.results.retry import StoreRetry
 
 QUEUE_TYPES = ("classic", "quorum")
 _AMQP = ("amqp", "amqps", "pyamqp")
-_REDIS = ("redis", "rediss", "unix", "sentinel")
+_REDIS = ("redis", "rediss", "unix", "sentinel", "redis+cluster", "rediss+cluster")
 # redis_* setting -> the client option of the Redis result store it sets (Celery's pairs).
 REDIS_RESULT_SETTINGS = {
     "redis_socket_timeout": "socket_timeout",

@@ -69,8 +69,8 @@ def parse_queues(values: Iterable[str], default: list[str]) -> dict[str, str]:
     return queues
 
 
-_FAMILIES = {"rediss": "redis", "unix": "redis", "sentinel": "redis", "amqps": "amqp",
-             "pyamqp": "amqp"}  # fmt: skip
+_FAMILIES = {"rediss": "redis", "unix": "redis", "sentinel": "redis", "redis+cluster": "redis",
+             "rediss+cluster": "redis", "amqps": "amqp", "pyamqp": "amqp"}  # fmt: skip
 
 
 def _family(url: str | None) -> str:

@@ -70,7 +70,8 @@ def _fill(url: str, parts: dict[str, Any]) -> str:
     """The URL's own user, password, port and vhost win; the parts fill the gaps."""
     split = urlsplit(url)
     transport = str(parts["broker_transport"] or split.scheme).lower()
-    if transport == "memory" or ";" in url:  # nothing to fill in; failover lists stay whole
+    # Nothing to fill in; failover lists (;) and a cluster's nodes (,) stay whole.
+    if transport == "memory" or ";" in url or "," in split.netloc:
         return url if transport == split.scheme.lower() else f"{transport}://"
     netloc = _netloc(
         split.username or parts["broker_user"],

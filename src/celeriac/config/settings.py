@@ -60,9 +60,9 @@ _DECLARED = [
         None,
         (str,),
         "Broker URL: `memory://`, `redis://`, `rediss://`, "
-        "`unix://`, `sentinel://`, `amqp://`, `amqps://`. `CELERY_BROKER_URL` in the "
-        "environment comes first. Unset: an embedded Redis shared by the project's "
-        "processes (`celeriac[embedded]`), else `memory://` (in-process).",
+        "`unix://`, `sentinel://`, `redis+cluster://`, `amqp://`, `amqps://`. "
+        "`CELERY_BROKER_URL` in the environment comes first. Unset: an embedded Redis "
+        "shared by the project's processes (`celeriac[embedded]`), else `memory://` (in-process).",
         differs="amqp://guest@localhost//",
     ),
     _s(
@@ -129,6 +129,7 @@ _DECLARED = [
         None,
         (str,),
         "Result store URL: `redis://`, `rediss://`, `unix://`, `sentinel://`, "
+        "`redis+cluster://`, "
         "`db+<SQLAlchemy URL>`, `rpc://` (sent back to the caller through the broker), "
         "`cache+memory://`. `CELERY_RESULT_BACKEND` in the "
         "environment comes first. Unset, "

@@ -1,14 +1,16 @@
 """``redis://`` results. Keys (P = key_prefix: "celeriac", or ``key_prefix`` in
 result_backend_transport_options), each expiring after ``expires``:
 ``P:result:task:<id>``, ``P:result:group:<id>``: hash {value, ready: 0|1};
-``P:result:chord:<id>``: set of ended header task ids, ``…:owner``: the one that completed
-it (see ``_JOIN``), ``…:grown``: tasks added to it (``_grow``), these after ``chord_ttl``;
-channel ``P:ready:<key>``:
-published when ready. A record format with ``plain_values`` (Celery's) lays records out
-as Celery's Redis store does instead: each a string under ``stored_key`` (``SET`` with
-``PX``), every write published with the record on the channel of the key's name, and
-readiness read from the record's state.
-Waits share one pubsub connection and reader thread. Imports results.base, _redis, leaves.
+``P:result:chord:<id>``: set of ended header task ids, ``{P:result:chord:<id>}:owner``: the
+one that completed it (see ``_JOIN``), ``{…}:grown``: tasks added to it (``_grow``), these
+after ``chord_ttl``; the braces put the three in one cluster slot (``_redis.beside``);
+channel ``P:ready:<key>``: published when ready. A record format with ``plain_values``
+(Celery's) lays records out as Celery's Redis store does instead: each a string under
+``stored_key`` (``SET`` with ``PX``), every write published with the record on the channel
+of the key's name, and readiness read from the record's state.
+Every write is one command or one script on one slot, so a Redis Cluster
+(``redis+cluster://``) stores the same keys. Waits share one pubsub connection and reader
+thread. Imports results.base, _redis, leaves.
 """
 
 from __future__ import annotations
@@ -24,7 +26,16 @@ from typing import Any, cast
 import redis
 import redis.exceptions
 
-from celeriac._redis import check_options, parse_target, reason, redact
+from celeriac._redis import (
+    CLUSTER_SCHEMES,
+    UNAVAILABLE,
+    beside,
+    check_options,
+    cluster_problem,
+    parse_target,
+    reason,
+    redact,
+)
 from celeriac.config import tls
 from celeriac.exceptions import BackendConnectionError, ImproperlyConfigured
 from celeriac.results.base import RecordFormat, ResultBackend
@@ -58,6 +69,19 @@ if not owner then
 end
 if owner == ARGV[1] then return 1 end
 return 0
+"""
+
+
+# KEYS[1]: the record. ARGV[1]: value; ARGV[2]: 1 when the state is final; ARGV[3]: TTL in
+# ms, or 0 to keep the record (PERSIST); ARGV[4]: the channel to PUBLISH on when final;
+# ARGV[5]: the message (the value, or "" when too large to send inline). One script: the
+# record, its TTL and the wake-up land together, on one server or one cluster slot.
+_STORE = """
+redis.call('HSET', KEYS[1], 'value', ARGV[1], 'ready', ARGV[2])
+if ARGV[3] == '0' then redis.call('PERSIST', KEYS[1])
+else redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+if ARGV[2] == '1' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
+return 1
 """
 
 
@@ -111,8 +135,8 @@ class _Listener:
     counters stay in step. A failed connection ends the session: its waiters re-subscribe.
     """
 
-    def __init__(self, client: redis.Redis, name: str, keepalive: float = KEEPALIVE) -> None:
-        self._client = client
+    def __init__(self, connect: Callable[[float], Any], name: str, keepalive: float = KEEPALIVE):
+        self._connect = connect  # a new connection of its own, connected, with this timeout
         self._name = name
         self._keepalive = keepalive
         self._lock = threading.Lock()
@@ -165,14 +189,11 @@ class _Listener:
             logger.warning("result listener thread %s did not stop", session.thread.name)
 
     def _open(self) -> _Session:
-        pool = self._client.connection_pool
         # A dedicated connection, not one borrowed from the pool: it is in subscribe mode
-        # for its whole life and only this listener may ever read from it.
-        connection = pool.connection_class(**pool.connection_kwargs)
-        # Reads time out so the reader can PING: a network that drops silently (no reset)
-        # is then noticed within two intervals instead of never.
-        connection.socket_timeout = self._keepalive
-        connection.connect()
+        # for its whole life and only this listener may ever read from it. Reads time out
+        # so the reader can PING: a network that drops silently (no reset) is then noticed
+        # within two intervals instead of never.
+        connection = self._connect(self._keepalive)
         session = _Session(connection, self._name, self._read)
         session.thread.start()
         self._session = session
@@ -237,7 +258,7 @@ class _Listener:
 class RedisBackend(ResultBackend):
     """Results in Redis: one hash per record, a set per chord, pubsub to wake waiters."""
 
-    schemes = ("redis", "rediss", "unix", "sentinel")
+    schemes = ("redis", "rediss", "unix", "sentinel", *CLUSTER_SCHEMES)
     supports_failure_expires = True
     supports_chord_expires = True
 
@@ -265,14 +286,33 @@ class RedisBackend(ResultBackend):
             "result_backend_transport_options",
         )  # fmt: skip
         self._target = parse_target(url, transport_options)
-        self._client = self._target.sync_client()
-        if self._client.get_encoder().decode_responses:  # records are bytes (msgpack too)
+        if self._target.decodes_responses:  # records are bytes (msgpack too)
             raise ImproperlyConfigured(
                 f"remove decode_responses from the result backend URL {redact(url)}"
             )
         keepalive = float((transport_options or {}).get("listener_keepalive", KEEPALIVE))
-        self._join_script = self._client.register_script(_JOIN)
-        self._listener = _Listener(self._client, f"celeriac-results-{key_prefix}", keepalive)
+        self._made: redis.Redis | None = None  # on first use: a cluster client connects
+        self._scripts: dict[str, Any] = {}
+        self._listener = _Listener(
+            lambda timeout: self._target.subscriber(self._client, timeout),
+            f"celeriac-results-{key_prefix}",
+            keepalive,
+        )
+
+    @property
+    def _client(self) -> redis.Redis:
+        if self._made is None:
+            with self._errors():
+                self._made = self._target.sync_client()
+            self._scripts = {
+                "join": self._made.register_script(_JOIN),
+                "store": self._made.register_script(_STORE),
+            }
+        return self._made
+
+    def _script(self, name: str) -> Any:
+        _ = self._client  # made first: it registers the scripts
+        return self._scripts[name]
 
     def __repr__(self) -> str:
         return f"<RedisBackend {redact(self.url)} prefix={self.key_prefix!r}>"
@@ -293,40 +333,50 @@ class RedisBackend(ResultBackend):
         """Turn redis-py's connection failures into one error naming the URL and the fix."""
         try:
             yield
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            handshake = tls.refused_handshake(
-                exc, what="Redis result backend", url=redact(self.url),
-                setting="redis_backend_use_ssl", prefix="ssl_",
-            )  # fmt: skip
-            if handshake is not None:
-                raise BackendConnectionError(f"{handshake}.") from exc
-            raise BackendConnectionError(
-                f"cannot reach the Redis result backend at {redact(self.url)}: "
-                f"{reason(exc)}. Check that Redis is running and reachable there, and that "
-                f"result_backend names the right host, port, database and password."
-                + self._target.tls_hint(exc, "redis_backend_use_ssl")
-            ) from exc
+        except BackendConnectionError:  # (an OSError: said once, by an inner call)
+            raise
+        except redis.exceptions.RedisClusterException as exc:
+            if isinstance(exc, UNAVAILABLE):  # no node answered
+                raise self._unreachable(exc) from exc
+            problem = cluster_problem(exc, self.url)
+            if problem is None:
+                raise
+            raise ImproperlyConfigured(problem) from exc
+        except UNAVAILABLE as exc:
+            raise self._unreachable(exc) from exc
+
+    def _unreachable(self, exc: BaseException) -> BackendConnectionError:
+        handshake = tls.refused_handshake(
+            exc, what="Redis result backend", url=redact(self.url),
+            setting="redis_backend_use_ssl", prefix="ssl_",
+        )  # fmt: skip
+        if handshake is not None:
+            return BackendConnectionError(f"{handshake}.")
+        return BackendConnectionError(
+            f"cannot reach the Redis result backend at {redact(self.url)}: "
+            f"{reason(exc)}. Check that Redis is running and reachable there, and that "
+            f"result_backend names the right host, port, database and password."
+            + self._target.tls_hint(exc, "redis_backend_use_ssl")
+        )
 
     # -- engine I/O ---------------------------------------------------------------------------
     def _set(self, key: str, value: bytes, ttl: float | None, *, ready: bool = False) -> None:
-        name = self._key(key)
-        # MULTI/EXEC in one round trip: the record, its TTL and the wake-up land together.
-        pipe = self._client.pipeline(transaction=True)
         if self.records.plain_values:  # Celery's layout: announced with the record, always
-            pipe.set(name, value, px=None if ttl is None else _ms(ttl))
+            # No MULTI: a cluster refuses PUBLISH inside a transaction.
+            pipe = self._client.pipeline(transaction=False)
+            pipe.set(self._key(key), value, px=None if ttl is None else _ms(ttl))
             pipe.publish(self._channel(key), value)
             with self._errors():
                 pipe.execute()
             return
-        pipe.hset(name, mapping={"value": value, "ready": int(ready)})
-        if ttl is None:
-            pipe.persist(name)
-        else:
-            pipe.pexpire(name, _ms(ttl))
-        if ready:
-            pipe.publish(self._channel(key), value if len(value) <= _INLINE_LIMIT else b"")
+        # One script, one round trip: the record, its TTL and the wake-up land together.
+        message = value if ready and len(value) <= _INLINE_LIMIT else b""
         with self._errors():
-            pipe.execute()
+            self._script("store")(
+                keys=[self._key(key)],
+                args=[value, int(ready), 0 if ttl is None else _ms(ttl), self._channel(key),
+                      message],
+            )  # fmt: skip
 
     def _get(self, key: str) -> bytes | None:
         with self._errors():
@@ -347,29 +397,30 @@ class RedisBackend(ResultBackend):
             self._client.delete(self._key(key))
 
     def _get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        if self.records.plain_values:
-            with self._errors():
-                return cast("list[bytes | None]", self._client.mget([self._key(k) for k in keys]))
-        pipe = self._client.pipeline(transaction=False)
-        for key in keys:
-            pipe.hget(self._key(key), "value")
-        with self._errors():
+        plain = self.records.plain_values
+        with self._errors():  # one GET a key: a cluster spreads them over its slots
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                if plain:
+                    pipe.get(self._key(key))
+                else:
+                    pipe.hget(self._key(key), "value")
             return cast("list[bytes | None]", pipe.execute())
 
     def _join(self, key: str, member: str, size: int, ttl: float | None) -> bool:
         name = self._key(key)
-        keys = [name, f"{name}:owner", f"{name}:grown"]
+        keys = [name, beside(name, ":owner"), beside(name, ":grown")]  # one slot
         with self._errors():
-            done = self._join_script(keys, [member, size, 0 if ttl is None else _ms(ttl)])
+            done = self._script("join")(keys, [member, size, 0 if ttl is None else _ms(ttl)])
         return bool(done)
 
     def _grow(self, key: str, by: int, ttl: float | None) -> None:
-        name = f"{self._key(key)}:grown"
-        pipe = self._client.pipeline(transaction=True)
-        pipe.incrby(name, by)
-        if ttl is not None:
-            pipe.pexpire(name, _ms(ttl))
+        name = beside(self._key(key), ":grown")
         with self._errors():
+            pipe = self._client.pipeline(transaction=True)
+            pipe.incrby(name, by)
+            if ttl is not None:
+                pipe.pexpire(name, _ms(ttl))
             pipe.execute()
 
     def _wait(self, key: str, timeout: float | None) -> bytes | None:
@@ -410,4 +461,5 @@ class RedisBackend(ResultBackend):
     def close(self) -> None:
         """Stop the listener thread and close every connection (reopened on next use)."""
         self._listener.close()
-        self._client.close()
+        if self._made is not None:
+            self._made.close()

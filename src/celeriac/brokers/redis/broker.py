@@ -8,13 +8,16 @@ settles of one event loop go out in batches (``settles``).
 Revocations, idempotency keys and token buckets are one script each on one shared key
 (``keys.SharedKeys``); revocations are also announced on the channel (``channel``: pub/sub
 for broadcast topics, capped streams for stream topics).
+On a Redis Cluster (``redis+cluster://``) the same code runs: every script touches one
+slot, and the one read that spans queues (the blocking wait) is split by slot
+(``_wait_slots``); ``_redis.RedisTarget`` makes the client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
+import functools
 import logging
 import os
 import socket
@@ -26,7 +29,17 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from celeriac._redis import REFUSED, check_options, parse_target, reason, redact, refused_message
+from celeriac._redis import (
+    CLUSTER_SCHEMES,
+    REFUSED,
+    UNAVAILABLE,
+    check_options,
+    cluster_problem,
+    parse_target,
+    reason,
+    redact,
+    refused_message,
+)
 from celeriac.brokers.base import (
     Broker,
     DeadLetter,
@@ -52,7 +65,7 @@ from celeriac.brokers.redis.keys import (
 )
 from celeriac.brokers.redis.lease import RedisLeases
 from celeriac.brokers.redis.safety import check_eviction_policy
-from celeriac.brokers.redis.scripts import NAMES, source
+from celeriac.brokers.redis.scripts import NAMES, execute, execute_async, source
 from celeriac.brokers.redis.settles import RedisSettles, SettleBatch
 from celeriac.config import tls
 from celeriac.exceptions import (
@@ -64,7 +77,7 @@ from celeriac.exceptions import (
 from celeriac.messages.wire import WireFormat
 
 logger = logging.getLogger("celeriac.brokers.redis")
-_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
+_DOWN = UNAVAILABLE
 BROKER_OPTIONS = frozenset(
     {"visibility_timeout", "key_prefix", "dead_letter_max_length", "eviction_policy",
      "consumer_prune_idle"}
@@ -74,6 +87,7 @@ PRUNE_IDLE = 3600.0  # default: idle this long and holding nothing = a dead work
 # A busy consumer's fetches promote due delayed messages and take back expired leases at
 # most this often (and a quarter lease); an idle one's always do.
 HOUSEKEEPING_EVERY = 0.2
+READ_GRACE = 1.0  # seconds close_async waits for blocking reads still out to end
 
 
 def _key(name: Any) -> bytes:
@@ -81,7 +95,7 @@ def _key(name: Any) -> bytes:
 
 
 class RedisBroker(RedisSettles, RedisLeases, Broker):
-    schemes = ("redis", "rediss", "unix", "sentinel")
+    schemes = ("redis", "rediss", "unix", "sentinel", *CLUSTER_SCHEMES)
 
     def __init__(
         self,
@@ -125,6 +139,10 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
+        # On a cluster, the blocking reads of each slot still out on a loop (``_wait_slots``).
+        self._reads: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[str, ...], asyncio.Future[Any]]
+        ] = weakref.WeakKeyDictionary()
 
     def keys(self, queue: str) -> QueueKeys:
         keys = self._keys.get(queue)
@@ -140,7 +158,8 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
     @property
     def client(self) -> redis.Redis:
         if self._sync is None:
-            self._sync = self._target.sync_client()
+            with self._guard():  # a cluster client connects now, to read the layout
+                self._sync = self._target.sync_client()
             self._sync_scripts = {n: self._sync.register_script(source(n)) for n in NAMES}
         return self._sync
 
@@ -176,14 +195,29 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
         """Driver errors become one clear celeriac error at this boundary."""
         try:
             yield
-        except _DOWN as exc:  # (a refused login too: redis-py makes it a ConnectionError)
-            raise self._down(exc) from exc
-        except redis.exceptions.OutOfMemoryError as exc:
-            raise BrokerError(
+        except Exception as exc:
+            ours = self._error(exc)
+            if ours is exc:
+                raise
+            raise ours from exc
+
+    def _error(self, exc: Exception) -> Exception:
+        """The celeriac error for a driver error (``exc`` itself for any other): also for
+        the replies of a pipeline that failed one by one (a cluster's node at a time)."""
+        if isinstance(exc, BrokerConnectionError):  # (an OSError: said once, by an inner call)
+            return exc
+        if isinstance(exc, _DOWN):  # (a refused login too: redis-py makes it a ConnectionError)
+            return self._down(exc)
+        if isinstance(exc, redis.exceptions.RedisClusterException):
+            problem = cluster_problem(exc, self.url)
+            return exc if problem is None else ImproperlyConfigured(problem)
+        if isinstance(exc, redis.exceptions.OutOfMemoryError):
+            return BrokerError(
                 f"the Redis broker at {redact(self.url)} is out of memory (maxmemory reached; "
                 f"noeviction refuses new writes), so this was not stored. Workers keep "
                 f"draining the queues; raise maxmemory or add consumers. ({exc})"
-            ) from exc
+            )
+        return exc
 
     # -- producer ---------------------------------------------------------------------------
     def _stage(self, target: Any, scripts: Mapping[str, Any], message: OutboundMessage) -> Any:
@@ -215,17 +249,15 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
 
     def publish(self, message: OutboundMessage) -> None:
         """One command (one round trip); returns once Redis replied."""
-        client = self.client
         with self._guard():
-            self._stage(client, self._sync_scripts, message)
+            self._stage(self.client, self._sync_scripts, message)
 
     def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
         """All messages in one pipelined round trip; returns once Redis replied."""
-        client = self.client
-        with self._guard(), client.pipeline(transaction=False) as pipe:
-            for message in messages:
-                self._stage(pipe, self._sync_scripts, message)
-            pipe.execute()
+        with self._guard():
+            client, scripts = self.client, self._sync_scripts
+            steps = [functools.partial(self._stage, scripts=scripts, message=m) for m in messages]
+            execute(client, steps, scripts.values())
 
     async def publish_async(self, message: OutboundMessage) -> None:
         client, scripts = self._aclient()
@@ -234,13 +266,9 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
 
     async def publish_many_async(self, messages: Sequence[OutboundMessage]) -> None:
         client, scripts = self._aclient()
+        steps = [functools.partial(self._stage, scripts=scripts, message=m) for m in messages]
         with self._guard():
-            async with client.pipeline(transaction=False) as pipe:
-                for message in messages:
-                    staged = self._stage(pipe, scripts, message)
-                    if inspect.isawaitable(staged):  # a script queues through a coroutine
-                        await staged
-                await pipe.execute()
+            await execute_async(client, steps, scripts.values())
 
     # -- consumer ---------------------------------------------------------------------------
     async def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:
@@ -351,8 +379,41 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
             block = min(block, self._block_cap)
         if block <= 0:
             return
+        slots = self._target.slot_groups(streams)
         with self._guard():
-            await client.xread(streams, count=1, block=max(1, int(block * 1000)))
+            if len(slots) == 1:  # one server (or one slot): one read over every stream
+                await client.xread(streams, count=1, block=max(1, int(block * 1000)))
+            else:
+                await self._wait_slots(client, streams, slots, block)
+
+    async def _wait_slots(
+        self, client: Any, streams: dict[Any, Any], slots: list[list[str]], block: float
+    ) -> None:
+        """On a cluster one XREAD takes the streams of one slot only: wait on one read per
+        slot, until the first returns or ``block`` passes.
+
+        A read still out when the wait ends is not cancelled (redis-py's cluster client can
+        lose a cancel during a connect, and a cancelled read closes its connection): the
+        next wait on the same streams waits on it instead of sending another, which is as
+        good, since it reads from older ids and nothing newer has arrived while it is out.
+        It ends by itself within its own block time."""
+        reads = self._reads.setdefault(asyncio.get_running_loop(), {})
+        ms = max(1, int(block * 1000))
+        waiting = []
+        for keys in slots:
+            group = tuple(keys)
+            read = reads.get(group)
+            if read is None or read.done():
+                read = reads[group] = asyncio.ensure_future(
+                    client.xread({key: streams[key] for key in keys}, count=1, block=ms)
+                )
+                read.add_done_callback(_settled)
+            waiting.append(read)
+        done, _ = await asyncio.wait(waiting, timeout=block, return_when=asyncio.FIRST_COMPLETED)
+        for read in done:
+            error = None if read.cancelled() else read.exception()
+            if error is not None:
+                raise error
 
     @staticmethod
     def _parse_token(delivery: Delivery) -> tuple[str, str, str]:
@@ -392,9 +453,14 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
         if self.eviction_policy == "off":
             return None
         with self._guard():
-            return check_eviction_policy(
-                self.client, redact(self.url), refuse=self.eviction_policy == "refuse"
-            )
+            for node, server in self._target.servers(self.client):  # each master of a cluster
+                where = f"{redact(self.url)} (node {node})" if node else redact(self.url)
+                found = check_eviction_policy(
+                    server, where, refuse=self.eviction_policy == "refuse"
+                )
+                if found:
+                    return found
+        return None
 
     def _counts(self, queue: str, purge: bool) -> tuple[int, int]:
         keys = self.keys(queue)
@@ -459,7 +525,13 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
         client = self._aclient()[0]
         with self._guard():
             return await open_subscription(
-                client, self.prefix, topic, history, self._block_cap, self._down
+                client,
+                lambda: self._target.async_pubsub(client),
+                self.prefix,
+                topic,
+                history,
+                self._block_cap,
+                self._down,
             )
 
     def reserve(self, key: str, value: str, ttl: float) -> str | None:
@@ -491,11 +563,24 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
             self._sync = None
 
     async def close_async(self) -> None:
-        batch = self._settles.get(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        batch = self._settles.get(loop)
         if batch is not None and batch.task is not None and not batch.task.done():
             batch.flush.set()  # held acks go out now, before the connection closes
             with contextlib.suppress(Exception):
                 await asyncio.shield(batch.task)
-        entry = self._async.pop(asyncio.get_running_loop(), None)
+        reads = list(self._reads.pop(loop, {}).values())
+        for read in reads:
+            read.cancel()
+        entry = self._async.pop(loop, None)
         if entry is not None:
-            await entry[0].aclose()
+            await entry[0].aclose()  # (ends a read still out: its connection closes)
+        if reads:
+            await asyncio.wait(reads, timeout=READ_GRACE)
+
+
+def _settled(read: asyncio.Future[Any]) -> None:
+    """A wait's read ended, seen or not: its error is collected (a wait that still looks
+    at it raises it), so asyncio never reports it as never retrieved."""
+    if not read.cancelled():
+        read.exception()

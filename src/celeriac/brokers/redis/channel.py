@@ -4,12 +4,14 @@
     {prefix}:stream:<name>    stream: XADD MAXLEN ~ keep (field p = payload), read with XREAD
 
 A subscription follows its topic in a task on the subscriber's loop. A broadcast one holds
-its own pub/sub connection and PINGs it when idle; every SUBSCRIBE confirmation after the
-first means redis-py reconnected and subscribed again, so the subscription is live once
-more. A stream one reads with a bounded XREAD BLOCK from the last entry it handed out, so
+its own pub/sub connection and PINGs it when idle; when the connection fails, it opens a
+new one (``open_pubsub``: on a cluster, to any node that answers, since a PUBLISH reaches
+every node) and subscribes again, after which the subscription is live once more. A stream
+one reads with a bounded XREAD BLOCK from the last entry it handed out, so
 after an outage it resumes where it was. Its reads block at most ``STREAM_BLOCK``: a
 cancelled read still waits for its reply, so that bounds how long ``close`` takes.
-Engine helper: imports ``brokers.base`` and redis-py; never the app or other engines.
+Engine helper: imports ``brokers.base``, ``_redis`` and redis-py; never the app or other
+engines.
 """
 
 from __future__ import annotations
@@ -18,23 +20,26 @@ import asyncio
 import contextlib
 import logging
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
 import redis.asyncio.client
 
+from celeriac._redis import UNAVAILABLE
 from celeriac.brokers.base import ChannelKind, Subscription, Topic
 from celeriac.exceptions import BrokerConnectionError
 
 logger = logging.getLogger("celeriac.brokers.redis")
-_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError, BrokerConnectionError)
+_DOWN: tuple[type[Exception], ...] = (*UNAVAILABLE, BrokerConnectionError)
 KEEPALIVE = 15.0  # seconds of silence before a broadcast subscription PINGs its connection
 SUBSCRIBE_TIMEOUT = 10.0  # seconds to wait for Redis to confirm the subscription
 MAX_PAUSE = 5.0  # longest wait between attempts while Redis is unreachable
 READ_COUNT = 500  # stream entries per XREAD
 STREAM_BLOCK = 1.0  # seconds one XREAD waits for new entries
 Down = Callable[[Exception], BrokerConnectionError]
+# Makes a pub/sub connection, connected now, subscribed to nothing.
+OpenPubSub = Callable[[], Awaitable[redis.asyncio.client.PubSub]]
 
 
 def topic_key(prefix: str, topic: Topic) -> str:
@@ -92,41 +97,60 @@ class _Follower(Subscription):
 
 
 class PubSubSubscription(_Follower):
-    """A broadcast topic, on its own pub/sub connection."""
+    """A broadcast topic, on a pub/sub connection of its own; a new one after a failure."""
 
-    def __init__(self, topic: Topic, pubsub: redis.asyncio.client.PubSub, key: str, down: Down):
+    def __init__(self, topic: Topic, open_pubsub: OpenPubSub, key: str, down: Down) -> None:
         super().__init__(topic, down)
-        self._pubsub, self._key = pubsub, key
+        self._open, self._key = open_pubsub, key
+        self._pubsub: redis.asyncio.client.PubSub | None = None
 
     async def start(self) -> None:
         """Subscribe and wait for Redis to confirm it, then follow in the background."""
+        self._pubsub = await self._subscribe()
+        self._begin()
+
+    async def _subscribe(self) -> redis.asyncio.client.PubSub:
+        pubsub = await self._open()
         try:
-            await self._pubsub.subscribe(self._key)
+            await pubsub.subscribe(self._key)
             loop = asyncio.get_running_loop()
             give_up = loop.time() + SUBSCRIBE_TIMEOUT
             while (left := give_up - loop.time()) > 0:
-                message = await self._pubsub.get_message(timeout=left)
+                message = await pubsub.get_message(timeout=left)
                 if message is not None and message["type"] == "subscribe":
-                    break
-            else:
-                raise redis.TimeoutError(f"Redis did not confirm SUBSCRIBE {self._key}")
+                    return pubsub
+            raise redis.TimeoutError(f"Redis did not confirm SUBSCRIBE {self._key}")
         except BaseException:
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
+            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
             raise
-        self._begin()
 
     async def _read(self) -> None:
-        message = await self._pubsub.get_message(timeout=KEEPALIVE)
-        if message is None:
-            await self._pubsub.ping()  # the reply (a "pong" message) proves the link
-        elif message["type"] == "subscribe":  # redis-py reconnected and subscribed again
+        if self._pubsub is None:  # the last connection failed: a new one, subscribed again
+            self._pubsub = await self._subscribe()
+            self.resumed()
+            return
+        try:
+            message = await self._pubsub.get_message(timeout=KEEPALIVE)
+            if message is None:
+                await self._pubsub.ping()  # the reply (a "pong" message) proves the link
+                return
+        except _DOWN:
+            await self._drop()
+            raise
+        if message["type"] == "subscribe":  # subscribed again on the same connection
             self.resumed()
         elif message["type"] == "message":
             self.deliver(bytes(message["data"]))
 
+    async def _drop(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
+
     async def _stop(self) -> None:
         await self._end_task()
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
+        await self._drop()
 
 
 class StreamSubscription(_Follower):
@@ -176,19 +200,21 @@ class StreamSubscription(_Follower):
 
 async def open_subscription(
     client: redis.asyncio.Redis,
+    open_pubsub: OpenPubSub,
     prefix: str,
     topic: Topic,
     history: bool,
     block_cap: float | None,
     down: Down,
 ) -> Subscription:
-    """A live subscription to ``topic``; ``block_cap`` keeps a read within the socket timeout."""
+    """A live subscription to ``topic``; ``block_cap`` keeps a read within the socket timeout;
+    ``open_pubsub`` makes the connection of a broadcast subscription (again after a loss)."""
     key = topic_key(prefix, topic)
     if topic.kind is ChannelKind.STREAM:
         block = min(STREAM_BLOCK, block_cap or STREAM_BLOCK)
         stream = StreamSubscription(topic, client, key, block, down)
         await stream.start(history)
         return stream
-    broadcast = PubSubSubscription(topic, client.pubsub(), key, down)
+    broadcast = PubSubSubscription(topic, open_pubsub, key, down)
     await broadcast.start()
     return broadcast

@@ -1,17 +1,19 @@
 """Leases on Redis (``Broker.hold_lease``/``drop_lease``): one script per verb on one
 hash per lease, timed by the Redis server's clock (``scripts/hold_lease.lua``); and
-``reserve_many``, the reserve script for several keys in one pipeline.
+``reserve_many``, the reserve script for several keys in one pipeline (each key may be in
+its own cluster slot: a pipeline, not a transaction).
 
 A mixin of ``RedisBroker``, kept apart so the broker module stays small. Engine helper:
-imports only ``brokers.base``.
+imports only ``brokers.base`` and its own ``scripts``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from celeriac.brokers.base import check_ttl
+from celeriac.brokers.redis.scripts import execute
 
 
 class RedisLeases:
@@ -29,13 +31,16 @@ class RedisLeases:
     def reserve_many(self, items: Sequence[tuple[str, str]], ttl: float) -> list[str | None]:
         check_ttl(ttl, "an idempotency key's ttl")
         broker: Any = self
-        script = broker._script("reserve")
         with broker._guard():
-            pipe = broker.client.pipeline(transaction=False)
-            for key, value in items:
-                script(keys=[broker.shared.idempotency(key)], args=[value, max(1, int(ttl * 1000))],
-                       client=pipe)  # fmt: skip
-            held = pipe.execute()
+            script = broker._script("reserve")
+            ms = max(1, int(ttl * 1000))
+
+            def step(key: str, value: str) -> Callable[[Any], Any]:
+                return lambda pipe: script(
+                    keys=[broker.shared.idempotency(key)], args=[value, ms], client=pipe
+                )
+
+            held = execute(broker.client, [step(key, value) for key, value in items], [script])
         return [
             None if h is None else (h.decode() if isinstance(h, bytes) else str(h)) for h in held
         ]

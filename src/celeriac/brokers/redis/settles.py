@@ -66,8 +66,8 @@ class SettleBatch:
 
 
 class RedisSettles:
-    """``_settle`` for ``RedisBroker`` (which supplies ``_aclient``, ``_guard``, ``keys``,
-    ``consumer``, ``dead_letter_max`` and ``_parse_token``)."""
+    """``_settle`` for ``RedisBroker`` (which supplies ``_aclient``, ``_guard``, ``_error``,
+    ``keys``, ``consumer``, ``dead_letter_max`` and ``_parse_token``)."""
 
     _settles: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SettleBatch]
 
@@ -123,8 +123,8 @@ class RedisSettles:
                     done = item.done
                     if done.done():
                         continue
-                    if isinstance(reply, Exception):
-                        done.set_exception(reply)
+                    if isinstance(reply, Exception):  # (on a cluster, one node's failure)
+                        done.set_exception(broker._error(reply))
                     else:
                         done.set_result(reply)
         finally:
