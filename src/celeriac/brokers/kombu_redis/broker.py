@@ -19,14 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import redis
 import redis.asyncio
 
-from celeriac._redis import REFUSED, check_options, parse_target, reason, redact, refused_message
+from celeriac._redis import check_options, parse_target
+from celeriac._redis_clients import ScriptedClients, broker_error
 from celeriac.brokers.base import (
     Broker,
     DeadLetter,
@@ -43,13 +43,11 @@ from celeriac.brokers.kombu_redis.shared import SharedState
 from celeriac.exceptions import (
     BrokerAccessRefused,
     BrokerConnectionError,
-    BrokerError,
     ImproperlyConfigured,
 )
 from celeriac.messages.wire import WireFormat
 
 logger = logging.getLogger("celeriac.brokers.kombu_redis")
-_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
 SCHEME_PREFIX = "kombu+"
 BROKER_OPTIONS = frozenset(
     {"global_keyprefix", "visibility_timeout", "sep", "priority_steps", "unacked_key",
@@ -123,56 +121,29 @@ class KombuRedisBroker(SharedState, Broker):
         self._rotation = 0
         self._restored_at = -HOUSEKEEPING_EVERY  # loop time of the last restore
         self._pruned_at = -PRUNE_EVERY
-        self._sync: redis.Redis | None = None
-        self._sync_scripts: dict[str, Any] = {}
-        # redis.asyncio clients belong to the loop they connected on: one per loop.
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._clients = ScriptedClients(self._target, NAMES, source)
 
     # -- clients and errors -----------------------------------------------------------------
     @property
     def client(self) -> redis.Redis:
-        if self._sync is None:
-            self._sync = self._target.sync_client()
-            self._sync_scripts = {n: self._sync.register_script(source(n)) for n in NAMES}
-        return self._sync
+        return self._clients.sync
 
     def _script(self, name: str) -> Any:
-        _ = self.client
-        return self._sync_scripts[name]
+        return self._clients.sync_scripts[name]
 
     def _aclient(self) -> tuple[redis.asyncio.Redis, dict[str, Any]]:
-        loop = asyncio.get_running_loop()
-        entry: tuple[redis.asyncio.Redis, dict[str, Any]] | None = self._async.get(loop)
-        if entry is None:
-            client = self._target.async_client()
-            entry = (client, {n: client.register_script(source(n)) for n in NAMES})
-            self._async[loop] = entry
-        return entry
-
-    def _down(self, exc: Exception) -> BrokerConnectionError:
-        if isinstance(exc, REFUSED):
-            return BrokerAccessRefused(refused_message("Redis broker", self.url, exc))
-        return BrokerConnectionError(
-            f"cannot reach the Redis broker at {redact(self.url)}: {reason(exc)}. Check that "
-            f"redis-server is running and the URL (host, port, password, db) is right."
-            + self._target.tls_hint(exc, "broker_use_ssl")
-        )
+        return self._clients.for_running_loop()
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
         """Driver errors become one clear celeriac error at this boundary."""
         try:
             yield
-        except _DOWN as exc:
-            raise self._down(exc) from exc
-        except redis.exceptions.OutOfMemoryError as exc:
-            raise BrokerError(
-                f"the Redis broker at {redact(self.url)} is out of memory (maxmemory reached; "
-                f"noeviction refuses new writes), so this was not stored. Workers keep "
-                f"draining the queues; raise maxmemory or add consumers. ({exc})"
-            ) from exc
+        except Exception as exc:
+            ours = broker_error(exc, self.url, self._target)
+            if ours is exc:
+                raise
+            raise ours from exc
 
     # -- producer ---------------------------------------------------------------------------
     def _stage(self, target: Any, scripts: Mapping[str, Any], message: OutboundMessage) -> Any:
@@ -195,14 +166,14 @@ class KombuRedisBroker(SharedState, Broker):
     def publish(self, message: OutboundMessage) -> None:
         client = self.client
         with self._guard():
-            self._stage(client, self._sync_scripts, message)
+            self._stage(client, self._clients.sync_scripts, message)
 
     def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
         """All messages in one pipelined round trip; returns once Redis replied."""
         client = self.client
         with self._guard(), client.pipeline(transaction=False) as pipe:
             for message in messages:
-                self._stage(pipe, self._sync_scripts, message)
+                self._stage(pipe, self._clients.sync_scripts, message)
             pipe.execute()
 
     async def publish_async(self, message: OutboundMessage) -> None:
@@ -427,15 +398,11 @@ class KombuRedisBroker(SharedState, Broker):
         return int(length)
 
     def close(self) -> None:
-        if self._sync is not None:
-            self._sync.close()
-            self._sync = None
+        self._clients.close()
         self.shared.close()
 
     async def close_async(self) -> None:
-        entry = self._async.pop(asyncio.get_running_loop(), None)
-        if entry is not None:
-            await entry[0].aclose()
+        await self._clients.close_running_loop()
         await self.shared.close_async()
 
 

@@ -31,15 +31,11 @@ import redis.asyncio
 
 from celeriac._redis import (
     CLUSTER_SCHEMES,
-    REFUSED,
-    UNAVAILABLE,
     check_options,
-    cluster_problem,
     parse_target,
-    reason,
     redact,
-    refused_message,
 )
+from celeriac._redis_clients import ScriptedClients, broker_down, broker_error
 from celeriac.brokers.base import (
     Broker,
     DeadLetter,
@@ -67,17 +63,14 @@ from celeriac.brokers.redis.lease import RedisLeases
 from celeriac.brokers.redis.safety import check_eviction_policy
 from celeriac.brokers.redis.scripts import NAMES, execute, execute_async, source
 from celeriac.brokers.redis.settles import RedisSettles, SettleBatch
-from celeriac.config import tls
 from celeriac.exceptions import (
     BrokerAccessRefused,
     BrokerConnectionError,
-    BrokerError,
     ImproperlyConfigured,
 )
 from celeriac.messages.wire import WireFormat
 
 logger = logging.getLogger("celeriac.brokers.redis")
-_DOWN = UNAVAILABLE
 BROKER_OPTIONS = frozenset(
     {"visibility_timeout", "key_prefix", "dead_letter_max_length", "eviction_policy",
      "consumer_prune_idle"}
@@ -130,13 +123,9 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
         timeout = dict(self._target.options).get("socket_timeout")
         self._block_cap = max(0.05, float(timeout) / 2) if timeout else None
         self._keys: dict[str, QueueKeys] = {}
-        self._sync: redis.Redis | None = None
-        self._sync_scripts: dict[str, Any] = {}
-        # redis.asyncio clients belong to the loop they connected on: one per loop.
+        # A cluster client connects as soon as it is made, to read the layout.
+        self._clients = ScriptedClients(self._target, NAMES, source, self._guard)
         self._settles: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SettleBatch] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
         # On a cluster, the blocking reads of each slot still out on a loop (``_wait_slots``).
@@ -157,38 +146,16 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
     # -- clients and errors -----------------------------------------------------------------
     @property
     def client(self) -> redis.Redis:
-        if self._sync is None:
-            with self._guard():  # a cluster client connects now, to read the layout
-                self._sync = self._target.sync_client()
-            self._sync_scripts = {n: self._sync.register_script(source(n)) for n in NAMES}
-        return self._sync
+        return self._clients.sync
 
     def _script(self, name: str) -> Any:
-        _ = self.client
-        return self._sync_scripts[name]
+        return self._clients.sync_scripts[name]
 
     def _aclient(self) -> tuple[redis.asyncio.Redis, dict[str, Any]]:
-        loop = asyncio.get_running_loop()
-        entry: tuple[redis.asyncio.Redis, dict[str, Any]] | None = self._async.get(loop)
-        if entry is None:
-            client = self._target.async_client()
-            entry = (client, {n: client.register_script(source(n)) for n in NAMES})
-            self._async[loop] = entry
-        return entry
+        return self._clients.for_running_loop()
 
     def _down(self, exc: Exception) -> BrokerConnectionError:
-        if isinstance(exc, REFUSED):
-            return BrokerAccessRefused(refused_message("Redis broker", self.url, exc))
-        handshake = tls.refused_handshake(
-            exc, what="Redis broker", url=redact(self.url), setting="broker_use_ssl", prefix="ssl_"
-        )
-        if handshake is not None:  # a certificate problem: retrying cannot fix it
-            return BrokerAccessRefused(f"{handshake}.")
-        return BrokerConnectionError(
-            f"cannot reach the Redis broker at {redact(self.url)}: {reason(exc)}. Check that "
-            f"redis-server is running and the URL (host, port, password, db) is right."
-            + self._target.tls_hint(exc, "broker_use_ssl")
-        )
+        return broker_down(exc, self.url, self._target)
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
@@ -202,22 +169,8 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
             raise ours from exc
 
     def _error(self, exc: Exception) -> Exception:
-        """The celeriac error for a driver error (``exc`` itself for any other): also for
-        the replies of a pipeline that failed one by one (a cluster's node at a time)."""
-        if isinstance(exc, BrokerConnectionError):  # (an OSError: said once, by an inner call)
-            return exc
-        if isinstance(exc, _DOWN):  # (a refused login too: redis-py makes it a ConnectionError)
-            return self._down(exc)
-        if isinstance(exc, redis.exceptions.RedisClusterException):
-            problem = cluster_problem(exc, self.url)
-            return exc if problem is None else ImproperlyConfigured(problem)
-        if isinstance(exc, redis.exceptions.OutOfMemoryError):
-            return BrokerError(
-                f"the Redis broker at {redact(self.url)} is out of memory (maxmemory reached; "
-                f"noeviction refuses new writes), so this was not stored. Workers keep "
-                f"draining the queues; raise maxmemory or add consumers. ({exc})"
-            )
-        return exc
+        """The celeriac error for a driver error (``exc`` itself for any other)."""
+        return broker_error(exc, self.url, self._target)
 
     # -- producer ---------------------------------------------------------------------------
     def _stage(self, target: Any, scripts: Mapping[str, Any], message: OutboundMessage) -> Any:
@@ -250,12 +203,12 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
     def publish(self, message: OutboundMessage) -> None:
         """One command (one round trip); returns once Redis replied."""
         with self._guard():
-            self._stage(self.client, self._sync_scripts, message)
+            self._stage(self.client, self._clients.sync_scripts, message)
 
     def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
         """All messages in one pipelined round trip; returns once Redis replied."""
         with self._guard():
-            client, scripts = self.client, self._sync_scripts
+            client, scripts = self.client, self._clients.sync_scripts
             steps = [functools.partial(self._stage, scripts=scripts, message=m) for m in messages]
             execute(client, steps, scripts.values())
 
@@ -558,9 +511,7 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
         return max(0.0, float(_text(wait)))
 
     def close(self) -> None:
-        if self._sync is not None:
-            self._sync.close()
-            self._sync = None
+        self._clients.close()
 
     async def close_async(self) -> None:
         loop = asyncio.get_running_loop()
@@ -572,9 +523,7 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
         reads = list(self._reads.pop(loop, {}).values())
         for read in reads:
             read.cancel()
-        entry = self._async.pop(loop, None)
-        if entry is not None:
-            await entry[0].aclose()  # (ends a read still out: its connection closes)
+        await self._clients.close_running_loop()  # (ends a read still out: it closes)
         if reads:
             await asyncio.wait(reads, timeout=READ_GRACE)
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Sequence
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from redis.exceptions import NoScriptError
+
+from celeriac._redis_clients import script_source
 
 NAMES = (
     "publish_delayed",
@@ -37,13 +37,7 @@ NAMES = (
 )
 
 
-@cache
-def source(name: str) -> str:
-    if name not in NAMES:
-        raise KeyError(name)
-    return (
-        resources.files(__package__).joinpath("scripts").joinpath(f"{name}.lua").read_text("utf-8")
-    )
+source = script_source(__package__, NAMES)
 
 
 Step = Callable[[Any], Any]  # queues one command (or script call) on the pipeline given
