@@ -24,6 +24,8 @@ import redis
 from celeriac.app.connections import create_broker
 from celeriac.brokers.base import Delivery, OutboundMessage
 from celeriac.brokers.kombu_redis import KombuRedisBroker
+from celeriac.messages.envelope import Message
+from celeriac.messages.wire import WireFormat, WireParts
 
 CELERY_PYTHON = Path(os.environ.get("CELERIAC_CELERY_PYTHON", "/work/celery-ref/.venv/bin/python"))
 PEER = Path(__file__).with_name("kombu_peer.py")
@@ -45,9 +47,11 @@ def raw(redis_url: str) -> Iterator[redis.Redis]:
 def make(redis_url: str, redis_prefix: str) -> Iterator[Any]:
     made: list[KombuRedisBroker] = []
 
-    def build(visibility: float = 3600.0) -> KombuRedisBroker:
+    def build(
+        visibility: float = 3600.0, wire_format: WireFormat | None = None
+    ) -> KombuRedisBroker:
         options = {"global_keyprefix": redis_prefix, "visibility_timeout": visibility}
-        broker = create_broker("kombu+" + redis_url, options, 5)
+        broker = create_broker("kombu+" + redis_url, options, 5, wire_format=wire_format)
         assert isinstance(broker, KombuRedisBroker)
         made.append(broker)
         return broker
@@ -203,24 +207,43 @@ def test_celeriac_restores_what_a_killed_kombu_consumer_held(
     assert raw.hlen(f"{redis_prefix}unacked") == 0
 
 
-def kombu_envelope(body: bytes, message_id: str) -> bytes:
-    """A minimal kombu envelope of a JSON message, as a wire format would make it."""
-    return json.dumps(
-        {
-            "body": base64.b64encode(body).decode(),
-            "content-encoding": "utf-8",
-            "content-type": "application/json",
-            "headers": {"id": message_id},
-            "properties": {"correlation_id": message_id, "body_encoding": "base64"},
-        }
-    ).encode()
+class PartsAsJson(WireFormat):
+    """A wire format whose payload is its parts as JSON: what the engine splits and
+    joins shows in the payload itself."""
+
+    name = "parts-as-json"
+
+    def encode(self, message: Message) -> bytes:
+        raise NotImplementedError
+
+    def decode(self, payload: bytes) -> Message:
+        raise NotImplementedError
+
+    def split(self, payload: bytes) -> WireParts:
+        given = json.loads(payload)
+        return WireParts(given["body"].encode(), given["headers"], given["properties"])
+
+    def join(self, parts: WireParts) -> bytes:
+        return json.dumps(
+            {"body": parts.body.decode(), "headers": parts.headers, "properties": parts.properties}
+        ).encode()
 
 
-def test_envelopes_pass_through_both_ways(
+def test_the_wire_formats_parts_are_where_kombu_keeps_them_both_ways(
     make: Any, raw: redis.Redis, redis_url: str, redis_prefix: str
 ) -> None:
-    broker, queue = make(), new_queue()
-    broker.publish(OutboundMessage(queue, kombu_envelope(b'{"n": 1}', "t-1"), "t-1", priority=9))
+    broker, queue = make(wire_format=PartsAsJson()), new_queue()
+    sent = {
+        "body": '{"n": 1}',
+        "headers": {"id": "t-1"},
+        "properties": {
+            "correlation_id": "t-1",
+            "reply_to": "replies",
+            "content_type": "application/json",
+            "content_encoding": "utf-8",
+        },
+    }
+    broker.publish(OutboundMessage(queue, json.dumps(sent).encode(), "t-1", priority=9))
     seen = kombu(redis_url, redis_prefix, "get", queue)
     assert (seen["payload"], seen["headers"], seen["content_type"]) == (
         {"n": 1},
@@ -228,12 +251,17 @@ def test_envelopes_pass_through_both_ways(
         "application/json",
     )
     assert seen["delivery_info"]["routing_key"] == queue
+    properties = seen["properties"]
+    assert (properties["correlation_id"], properties["reply_to"]) == ("t-1", "replies")
+    assert (properties["priority"], properties["delivery_mode"]) == (0, 2)  # kombu's 0: first
 
     kombu(redis_url, redis_prefix, "put-json", queue, json.dumps({"n": 2}))
     [got] = fetch(broker, queue)
-    stored = json.loads(got.payload)  # an envelope is handed out whole, for the wire format
-    assert (stored["content-type"], stored["headers"]["id"]) == ("application/json", "kombu-1")
-    assert json.loads(base64.b64decode(stored["body"])) == {"n": 2}
+    joined = json.loads(got.payload)  # the envelope's parts, as the wire format joins them
+    assert (joined["body"], joined["headers"]) == ('{"n": 2}', {"id": "kombu-1"})
+    assert joined["properties"]["content_type"] == "application/json"
+    assert joined["properties"]["content_encoding"] == "utf-8"
+    assert "delivery_tag" not in joined["properties"]  # the transport's, not the message's
     assert got.message_id == "kombu-1"
     assert settle(broker, lambda: got.ack()) is True
 

@@ -1,7 +1,8 @@
 """``KombuRedisBroker``: the Broker verbs on kombu's Redis lists, so that celeriac and Celery
 workers and producers can share queues (``keys`` has the layout).
 
-Publishing LPUSHes the envelope on the list of its priority step, as kombu's producers do.
+Publishing LPUSHes the envelope (``envelope``: the wire format's parts where kombu puts them)
+on the list of its priority step, as kombu's producers do.
 A fetch is one script per queue that pops from the right and records the hand-out in
 kombu's ``unacked`` hash and ``unacked_index`` in the same step, so a worker that dies
 loses nothing: any kombu consumer's ``restore_visible``, or a celeriac fetch
@@ -150,7 +151,12 @@ class KombuRedisBroker(SharedState, Broker):
         """Send (or queue on a pipeline) the one script call that stores ``message``."""
         layout, queue = self.layout, message.queue
         item = envelope.prepare(
-            message.payload, message.message_id, queue, message.priority, message.persistent
+            message.payload,
+            message.message_id,
+            queue,
+            message.priority,
+            message.persistent,
+            self.wire_format,
         )
         index = layout.step_index(kombu_priority(message.priority))
         if message.delay is not None and message.delay > 0:
@@ -283,11 +289,15 @@ class KombuRedisBroker(SharedState, Broker):
         for one in buried:
             key = self.layout.dead(one.queue)
             for entry_id, fields in await client.xrange(key, one.entry_id, one.entry_id):
-                self._hand_back(read_dead_letter(one.queue, entry_id, fields, self.layout.steps))
+                self._hand_back(
+                    read_dead_letter(
+                        one.queue, entry_id, fields, self.layout.steps, self.wire_format
+                    )
+                )
 
     def _delivery(self, queue: str, row: list[Any]) -> Delivery:
         index, item, tag, count, serial = row
-        stored = envelope.read(bytes(item))
+        stored = envelope.read(bytes(item), self.wire_format)
         priority = stored.priority
         if priority is None:  # kombu files it under step 0, as priority 0
             priority = 9 - self.layout.steps[int(index)]
@@ -370,7 +380,7 @@ class KombuRedisBroker(SharedState, Broker):
         with self._guard():
             entries: Any = self.client.xrange(self.layout.dead(queue), "-", "+", count=limit)
         return [
-            read_dead_letter(queue, entry_id, fields, self.layout.steps)
+            read_dead_letter(queue, entry_id, fields, self.layout.steps, self.wire_format)
             for entry_id, fields in entries
         ]
 

@@ -3,7 +3,8 @@
 Fields: i = the envelope as it was on the list, r = reason, x = detail, c = delivery
 count, t = when (ms), l = the list's priority step index, g = delivery tag. Anything can
 write to a stream, so a field that is missing or not a number falls back to a default,
-never failing a read. Engine helper: imports ``brokers.base``, ``envelope``.
+never failing a read. The payload is as the broker's wire format joins it from the envelope.
+Engine helper: imports ``brokers.base``, ``envelope``, ``messages.wire``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from celeriac.brokers.base import DeadLetter, DeadLetterReason
 from celeriac.brokers.kombu_redis import envelope
+from celeriac.messages.wire import NATIVE, WireFormat
 
 _REASONS = frozenset(reason.value for reason in DeadLetterReason)
 
@@ -29,9 +31,13 @@ def _integer(value: Any, default: int) -> int:
 
 
 def read_dead_letter(
-    queue: str, entry_id: Any, fields: Mapping[bytes, bytes], steps: tuple[int, ...]
+    queue: str,
+    entry_id: Any,
+    fields: Mapping[bytes, bytes],
+    steps: tuple[int, ...],
+    wire_format: WireFormat = NATIVE,
 ) -> DeadLetter:
-    stored = envelope.read(bytes(fields.get(b"i", b"")))
+    stored = envelope.read(bytes(fields.get(b"i", b"")), wire_format)
     step = steps[min(max(_integer(fields.get(b"l"), 0), 0), len(steps) - 1)]
     reason = _text(fields.get(b"r", b""))
     return DeadLetter(

@@ -3,16 +3,20 @@
 Kombu stores each message as a JSON object: ``body`` (base64 text), ``content-type``,
 ``content-encoding``, ``headers`` and ``properties``; the transport fills in
 ``properties.delivery_tag`` (a fresh UUID), ``properties.delivery_info`` (exchange and
-routing key) and ``properties.priority`` (0-9, 0 served first). The engine carries
-payloads as they are, with two rules:
+routing key) and ``properties.priority`` (0-9, 0 served first). The broker's wire
+format says what goes where (``WireFormat.split`` and ``join``):
 
-- A payload that is a kombu envelope (a Celery message from the wire format) is stored as
-  that envelope, with the transport's properties set.
-- Any other payload is stored as kombu stores raw bytes (``application/data``,
-  ``binary``): a kombu consumer reads those bytes back as its message body, and so does
-  this engine. The same holds the other way for raw bytes a kombu producer sent.
+- A payload it splits into headers or properties beside a body (Celery's task protocol)
+  is stored as kombu's Redis transport stores that message: the body in base64, the
+  content type and encoding, the headers and the properties (``correlation_id``,
+  ``reply_to``...) where kombu puts them, with the transport's own set. On fetch, the
+  envelope's parts are joined back into the payload, whoever published it.
+- A payload it keeps whole (celeriac's own envelope) is stored as kombu stores raw bytes
+  (``application/data``, ``binary``, no headers): a kombu consumer reads those bytes back
+  as its message body, and so does this engine. The same holds the other way for raw
+  bytes a kombu producer sent.
 
-Engine helper: imports ``keys`` and the standard library.
+Engine helper: imports ``keys``, ``messages`` and the standard library.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from celeriac.brokers.kombu_redis.keys import celeriac_priority, kombu_priority
+from celeriac.exceptions import DecodeError
+from celeriac.messages.celery.kombu_redis import from_kombu_redis, to_kombu_redis
+from celeriac.messages.celery.wire import CeleryWire
+from celeriac.messages.wire import NATIVE, WireFormat, WireParts
 
 RAW_TYPE, RAW_ENCODING = "application/data", "binary"
 
@@ -88,12 +96,60 @@ def encode(envelope: dict[str, Any]) -> bytes:
     return json.dumps(envelope).encode("utf-8")
 
 
-def prepare(payload: bytes, message_id: str, queue: str, priority: int, persistent: bool) -> bytes:
-    """What the engine pushes on a kombu list for an outbound payload."""
-    envelope = as_envelope(payload)
-    if envelope is None:
-        envelope = raw_envelope(payload, message_id)
-    return encode(route(envelope, queue, priority, persistent))
+def prepare(
+    payload: bytes,
+    message_id: str,
+    queue: str,
+    priority: int,
+    persistent: bool,
+    wire_format: WireFormat = NATIVE,
+) -> bytes:
+    """What the engine pushes on a kombu list for an outbound payload: the envelope of the
+    parts ``wire_format`` splits it into, else (a payload kept whole) of raw bytes."""
+    parts = wire_format.split(payload)
+    if not parts.headers and not parts.properties:
+        return encode(route(raw_envelope(parts.body, message_id), queue, priority, persistent))
+    return from_parts(parts, queue, priority, persistent)
+
+
+def from_parts(parts: WireParts, queue: str, priority: int, persistent: bool) -> bytes:
+    """The envelope kombu's Redis transport writes for a message of ``parts`` published to
+    ``queue`` by name (the default exchange): the parts' properties in the order given,
+    the engine's delivery mode and priority, then the transport's properties."""
+    given = dict(parts.properties)
+    content_type = given.pop("content_type", None)
+    content_encoding = given.pop("content_encoding", None)
+    properties = {name: value for name, value in given.items() if value is not None}
+    properties["delivery_mode"] = 2 if persistent else 1
+    properties["priority"] = kombu_priority(priority)
+    wire = CeleryWire(
+        body=parts.body,
+        headers=dict(parts.headers),
+        properties=properties,
+        content_type=content_type if isinstance(content_type, str) else RAW_TYPE,
+        content_encoding=content_encoding if isinstance(content_encoding, str) else RAW_ENCODING,
+        delivery_info={"exchange": "", "routing_key": queue},
+    )
+    return to_kombu_redis(wire, delivery_tag=new_tag())
+
+
+def payload_of(item: bytes, priority: int | None, wire_format: WireFormat) -> bytes | None:
+    """The payload ``wire_format`` joins from a stored envelope's body, headers and
+    properties (the content type and encoding among them, ``priority`` celeriac's); None
+    when ``item`` is not an envelope kombu could read."""
+    try:
+        wire = from_kombu_redis(item)
+    except DecodeError:
+        return None
+    properties = {name: value for name, value in wire.properties.items() if value is not None}
+    properties.pop("priority", None)
+    if priority is not None:
+        properties["priority"] = priority
+    if wire.content_type:
+        properties["content_type"] = wire.content_type
+    if wire.content_encoding:
+        properties["content_encoding"] = wire.content_encoding
+    return wire_format.join(WireParts(wire.body, dict(wire.headers), properties))
 
 
 def mark_redelivered(envelope: dict[str, Any]) -> None:
@@ -110,15 +166,16 @@ def mark_redelivered(envelope: dict[str, Any]) -> None:
 class Stored:
     """What the engine reads back from a stored envelope."""
 
-    payload: bytes  # the raw bytes of a raw-bytes message, else the envelope itself
+    payload: bytes  # the raw bytes of a raw-bytes message, else as the wire format joins it
     message_id: str
     priority: int | None  # celeriac's priority (9 first); None when it has none
     tag: str
 
 
-def read(item: bytes) -> Stored:
+def read(item: bytes, wire_format: WireFormat = NATIVE) -> Stored:
     """The payload, message id, priority and delivery tag of a stored envelope; never
-    fails (anything can be pushed on a list): what cannot be read is left out."""
+    fails (anything can be pushed on a list): what cannot be read is left out, and an
+    envelope whose parts cannot be read is handed out whole, for ``decode`` to report."""
     envelope = as_envelope(item)
     if envelope is None:
         return Stored(item, "", None, "")
@@ -126,12 +183,12 @@ def read(item: bytes) -> Stored:
     headers: dict[str, Any] = envelope.get("headers") or {}
     tag = _text(properties.get("delivery_tag"))
     message_id = _text(headers.get("id")) or _text(properties.get("correlation_id")) or tag
-    return Stored(
-        _raw_body(envelope, properties) if _is_raw(envelope) else item,
-        message_id,
-        celeriac_priority(properties.get("priority")),
-        tag,
-    )
+    priority = celeriac_priority(properties.get("priority"))
+    if _is_raw(envelope) and not headers:
+        payload: bytes | None = _raw_body(envelope, properties)
+    else:
+        payload = payload_of(item, priority, wire_format)
+    return Stored(item if payload is None else payload, message_id, priority, tag)
 
 
 def _text(value: Any) -> str:
