@@ -133,7 +133,9 @@ def test_the_loader_option_names_the_loader_of_the_app_it_loads(
         "from celeriac import Celery\napp = Celery('ldrapp', broker='memory://')\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delenv("CELERY_LOADER", raising=False)  # the option sets it; undone after
+    # The option sets CELERY_LOADER: recorded as unset first, so it is removed afterwards.
+    monkeypatch.setenv("CELERY_LOADER", "")
+    monkeypatch.delenv("CELERY_LOADER")
     monkeypatch.delitem(__import__("sys").modules, "ldrapp", raising=False)
     done = CliRunner().invoke(cli, ["--loader", f"{__name__}:MyLoader", "-A", "ldrapp", "report"])
     assert done.exit_code == 0, done.output
