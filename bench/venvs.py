@@ -22,6 +22,8 @@ REQUIREMENTS: dict[str, list[str]] = {
     "rq": ["rq", "hiredis"],
     "arq": ["arq", "hiredis"],
     "taskiq": ["taskiq", "taskiq-redis", "hiredis"],
+    # Not a queue: Celery's monitor, which the tests point at celeriac workers.
+    "flower": ["celery[redis]>=5,<6", "flower>=2.2,<3"],
 }
 
 

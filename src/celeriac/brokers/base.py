@@ -33,9 +33,9 @@ import enum
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from celeriac.exceptions import BrokerConnectionError
 from celeriac.messages import revocation
@@ -496,6 +496,26 @@ class Broker(ABC):
     @abstractmethod
     def revoked_ids(self) -> dict[str, float]:
         """The live revocations: task id -> unix time (this process's clock) it ends."""
+
+    # -- events in the wire format's own protocol -----------------------------------------
+    #: Whether the engine can publish events where the wire format's own clients read them
+    #: (``publish_wire_events``): the engines whose queues Celery's clients share.
+    carries_wire_events: ClassVar[bool] = False
+
+    @property
+    def publishes_wire_events(self) -> bool:
+        """Whether events go to the wire format's event exchange too (Celery's
+        ``celeryev`` with ``wire_format = "celery"``), beside celeriac's own channel."""
+        return self.carries_wire_events and self.wire_format.events_exchange is not None
+
+    def publish_wire_events(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Publish each event alone to the wire format's event exchange, transient and
+        unconfirmed, as its own clients send them (only when ``publishes_wire_events``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not carry wire-format events")
+
+    async def publish_wire_events_async(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """``publish_wire_events`` for code running on an event loop."""
+        raise NotImplementedError(f"{type(self).__name__} does not carry wire-format events")
 
     # -- the channel ------------------------------------------------------------------------
     def publish_topic(self, topic: Topic, payload: bytes) -> None:

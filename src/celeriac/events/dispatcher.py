@@ -5,6 +5,9 @@ Two faces. ``send`` publishes at once, from any thread (a client's ``task-sent``
 flusher task publishes what has queued as one payload per broker round trip, so a busy
 worker sends few large payloads and an idle one sends each event at once. Events posted
 while the broker is unreachable are kept (up to ``BUFFER_LIMIT``) and sent when it is back.
+With a wire format that has events of its own (``wire_format = "celery"`` on RabbitMQ or
+kombu's Redis layout), each event also goes where that format's monitors read it (Celery's
+``celeryev``: Flower, celery-exporter), one message per event as Celery sends them.
 Imports ``brokers.base``, ``exceptions`` and ``events.event``; never an engine or the app.
 """
 
@@ -139,6 +142,8 @@ class EventDispatcher:
         wait = float(policy.get("interval_start", 0.0))
         for attempt in range(attempts + 1):
             try:
+                if self.broker.publishes_wire_events:
+                    self.broker.publish_wire_events([event])
                 self.broker.publish_topic(self.topic, payload)
                 return event
             except BrokerConnectionError:
@@ -224,6 +229,8 @@ class EventDispatcher:
         batch = list(itertools.islice(buffer, BATCH_LIMIT))
         common = {"hostname": self.hostname, "utcoffset": self.utcoffset, "pid": self.pid}
         payload = encode_batch(common, batch, self.serializer)
+        if self.broker.publishes_wire_events:  # first: a failure here sends neither again
+            await self.broker.publish_wire_events_async([{**common, **e} for e in batch])
         await self.broker.publish_topic_async(self.topic, payload)
         for _ in range(len(batch)):  # what was posted meanwhile stays queued
             buffer.popleft()

@@ -17,6 +17,7 @@ never call either. Pure logic: imports ``messages.envelope`` only.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,15 @@ class WireFormat(ABC):
         another client published, the payload ``decode`` reads it from). By default the
         body. Never raises: what cannot be read is ``decode``'s to report."""
         return parts.body
+
+    #: The exchange where other clients of this format read events (None: the format has
+    #: no event protocol of its own; events travel only on celeriac's channel).
+    events_exchange: str | None = None
+
+    def event_parts(self, event: Mapping[str, Any]) -> tuple[str, WireParts]:
+        """(routing key, parts) of one event as this format's own clients send it; only
+        for a format with an ``events_exchange``."""
+        raise NotImplementedError(f"the {self.name!r} wire format has no events of its own")
 
 
 class NativeWireFormat(WireFormat):

@@ -30,6 +30,7 @@ from celeriac.brokers.amqp.pipeline import DEFAULT_WINDOW, Pipeline, surviving_o
 from celeriac.brokers.amqp.publish import Copy, Publisher, delayed_copy, ready_copy
 from celeriac.brokers.amqp.revocations import Revocations
 from celeriac.brokers.amqp.topology import MAX_PRIORITY, Names, SharedQueues
+from celeriac.brokers.amqp.wire_events import WireEvents
 from celeriac.brokers.base import (
     Broker,
     DeadLetter,
@@ -56,6 +57,7 @@ _NO_KEY_VALUE = (
 
 
 class AmqpBroker(Broker):
+    carries_wire_events = True
     schemes = ("amqp", "amqps", "pyamqp")
     supports_key_value: ClassVar[bool] = False
 
@@ -125,6 +127,7 @@ class AmqpBroker(Broker):
         self.admin = Admin(self.link, self.publisher)
         self.revocations = Revocations(self.link, self.publisher)
         self.channels = Channels(self.link, self.names)
+        self.wire_events = WireEvents(self.link, self.wire_format)
         self.leases = Leases(self.target, self.names, self._name)
         self.pipeline: Pipeline[OutboundMessage] = Pipeline(self._io, self._hand_over, self._window)
 
@@ -312,6 +315,13 @@ class AmqpBroker(Broker):
 
     async def _publish_topic_async(self, topic: Topic, payload: bytes) -> None:
         await self._await(self.channels.publish(topic, payload, self.confirm_timeout))
+
+    # -- events for the wire format's own monitors (Celery's ``celeryev``) ---------------
+    def publish_wire_events(self, events: Sequence[Mapping[str, Any]]) -> None:
+        self._run(self.wire_events.publish(events))
+
+    async def publish_wire_events_async(self, events: Sequence[Mapping[str, Any]]) -> None:
+        await self._await(self.wire_events.publish(events))
 
     async def _subscribe(self, topic: Topic, history: bool) -> Subscription:
         subscription = AmqpSubscription(self._io, self.channels, topic, history)

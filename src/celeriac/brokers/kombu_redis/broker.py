@@ -35,7 +35,7 @@ from celeriac.brokers.base import (
     Delivery,
     OutboundMessage,
 )
-from celeriac.brokers.kombu_redis import envelope
+from celeriac.brokers.kombu_redis import envelope, wire_events
 from celeriac.brokers.kombu_redis.dead import read_dead_letter
 from celeriac.brokers.kombu_redis.keys import Layout, kombu_priority, steps_option
 from celeriac.brokers.kombu_redis.restore import Buried, Restorer
@@ -70,6 +70,7 @@ def redis_url(url: str) -> str:
 
 
 class KombuRedisBroker(SharedState, Broker):
+    carries_wire_events = True
     schemes = ("kombu+redis", "kombu+rediss", "kombu+unix", "kombu+sentinel")
 
     def __init__(
@@ -193,6 +194,27 @@ class KombuRedisBroker(SharedState, Broker):
             async with client.pipeline(transaction=False) as pipe:
                 for message in messages:
                     await self._stage(pipe, scripts, message)
+                await pipe.execute()
+
+    # -- events for Celery's monitors (``celeryev``) ---------------------------------------
+    def _wire_events(self, events: Sequence[Mapping[str, Any]]) -> list[tuple[str, bytes]]:
+        # The database the client talks to (the URL's path, or a Sentinel's db option).
+        db = int(self.client.connection_pool.connection_kwargs.get("db", 0) or 0)
+        return wire_events.publishes(self.wire_format, events, self.layout.prefix, db)
+
+    def publish_wire_events(self, events: Sequence[Mapping[str, Any]]) -> None:
+        client = self.client
+        with self._guard(), client.pipeline(transaction=False) as pipe:
+            for name, message in self._wire_events(events):
+                pipe.publish(name, message)
+            pipe.execute()
+
+    async def publish_wire_events_async(self, events: Sequence[Mapping[str, Any]]) -> None:
+        client = self._aclient()[0]
+        with self._guard():
+            async with client.pipeline(transaction=False) as pipe:
+                for name, message in self._wire_events(events):
+                    pipe.publish(name, message)
                 await pipe.execute()
 
     # -- consumer ---------------------------------------------------------------------------

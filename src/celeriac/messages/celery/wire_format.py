@@ -19,9 +19,11 @@ import datetime as dt
 import decimal
 import json
 import struct
+from collections.abc import Mapping
 from typing import Any
 
 from celeriac.exceptions import DecodeError
+from celeriac.messages.celery import events
 from celeriac.messages.celery.task_protocol import from_celery, to_celery
 from celeriac.messages.celery.wire import CeleryWire
 from celeriac.messages.envelope import Message, _check_unicode
@@ -111,6 +113,10 @@ class CeleryWireFormat(WireFormat):
     """Celery's task message protocol 2, in AMQP's parts where the broker has them."""
 
     name = "celery"
+    events_exchange = events.EXCHANGE
+
+    def event_parts(self, event: Mapping[str, Any]) -> tuple[str, WireParts]:
+        return events.event_parts(event)
 
     def encode(self, message: Message) -> bytes:
         return pack(to_celery(message))

@@ -1,0 +1,46 @@
+"""Events where Celery's monitors read them on Redis: kombu turns Celery's ``celeryev``
+exchange into a fanout over Redis pub/sub, so each event is one PUBLISH of its kombu
+envelope on the channel ``<global_keyprefix>/<db>.celeryev/<routing key>`` (the
+``fanout_prefix`` and ``fanout_patterns`` kombu uses by default); a monitor's receiver
+subscribes to ``.../celeryev/*``. Transient, as with Celery: nobody listening, nobody gets it.
+
+Engine helper: imports the engine's envelope module and the messages package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from celeriac.brokers.kombu_redis.envelope import new_tag
+from celeriac.messages.celery.kombu_redis import to_kombu_redis
+from celeriac.messages.celery.wire import CeleryWire
+from celeriac.messages.wire import WireFormat
+
+TRANSIENT = 1
+
+
+def channel(prefix: str, db: int, exchange: str, routing_key: str) -> str:
+    return f"{prefix}/{db}.{exchange}/{routing_key}"
+
+
+def publishes(
+    wire_format: WireFormat, events: Sequence[Mapping[str, Any]], prefix: str, db: int
+) -> list[tuple[str, bytes]]:
+    """(pub/sub channel, message) of each event, as kombu's Redis transport publishes it."""
+    exchange = wire_format.events_exchange
+    assert exchange is not None
+    found = []
+    for event in events:
+        key, parts = wire_format.event_parts(event)
+        wire = CeleryWire(
+            body=parts.body,
+            headers=dict(parts.headers),
+            properties={"delivery_mode": TRANSIENT},
+            content_type=str(parts.properties.get("content_type", "")),
+            content_encoding=str(parts.properties.get("content_encoding", "")),
+            delivery_info={"exchange": exchange, "routing_key": key},
+        )
+        message = to_kombu_redis(wire, delivery_tag=new_tag())
+        found.append((channel(prefix, db, exchange, key), message))
+    return found

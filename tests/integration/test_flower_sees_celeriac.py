@@ -1,0 +1,204 @@
+"""Flower, Celery's monitor, watching a celeriac worker: with ``wire_format = "celery"`` the
+worker's events also go to Celery's ``celeryev`` exchange (RabbitMQ) or pub/sub channels
+(kombu's Redis layout), so Flower 2.2 lists the worker, its heartbeats and its task counts,
+and its task list shows each task with its state, as for a Celery worker.
+
+Flower runs from a virtualenv of its own: the Celery one (``CELERIAC_CELERY_VENV``) when it
+has Flower, else ``bench/.venvs/flower``, made on first use from PyPI.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from bench import venvs
+
+from tests.integration.conftest import free_port
+from tests.integration.test_celery_interop_amqp import CELERY_PYTHON
+from tests.integration.workers import ROOT, WorkerProcess
+
+pytestmark = pytest.mark.requires_service("rabbitmq")
+
+PROJECT = textwrap.dedent(
+    """
+    import os
+
+    if os.environ["MONITOR_SIDE"] == "celery":
+        from celery import Celery
+    else:
+        from celeriac import Celery
+
+    BROKER = os.environ["MONITOR_BROKER"]
+    options = {"global_keyprefix": os.environ["MONITOR_PREFIX"]} if "redis" in BROKER else {}
+    app = Celery(
+        "monitored", broker=BROKER, backend=os.environ["MONITOR_RESULTS"],
+        broker_transport_options=options,
+        result_backend_transport_options={"global_keyprefix": os.environ["MONITOR_PREFIX"]},
+        task_default_queue=os.environ["MONITOR_QUEUE"],
+    )
+    if os.environ["MONITOR_SIDE"] == "celeriac":
+        app.conf.wire_format = "celery"
+
+
+    @app.task(name="monitored.add")
+    def add(x, y):
+        return x + y
+    """
+)
+
+
+def flower_python() -> str:
+    """A Python with Flower and Celery."""
+    if CELERY_PYTHON.exists():
+        found = subprocess.run([str(CELERY_PYTHON), "-c", "import flower"], capture_output=True)
+        if found.returncode == 0:
+            return str(CELERY_PYTHON)
+    return venvs.ensure("flower")
+
+
+def get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return bytes(response.read())
+
+
+def get_json(url: str) -> Any:
+    return json.loads(get(url))
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Ask Flower again until ``check`` returns something true (Flower is another process:
+    its HTTP API is the only way to know what it has seen)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = check()
+        except (urllib.error.URLError, ConnectionError):
+            found = None
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Flower did not show {what} within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+@pytest.fixture(params=["rabbitmq", "kombu-redis"])
+def monitored(
+    request: pytest.FixtureRequest, redis_url: str, tmp_path: Path
+) -> Iterator[dict[str, Any]]:
+    """The project on disk and the environment of each side, on one broker."""
+    prefix = f"celeriac-test-{uuid.uuid4().hex[:10]}:"
+    if request.param == "rabbitmq":
+        amqp_url = request.getfixturevalue("amqp_url")
+        brokers = {"celery": amqp_url, "celeriac": amqp_url}
+    else:
+        brokers = {"celery": redis_url, "celeriac": f"kombu+{redis_url}"}
+    (tmp_path / "monitored.py").write_text(PROJECT)
+    common = {
+        **os.environ, "PYTHONUNBUFFERED": "1", "MONITOR_PREFIX": prefix,
+        "MONITOR_RESULTS": redis_url, "MONITOR_QUEUE": f"monitored-{uuid.uuid4().hex[:8]}",
+    }  # fmt: skip
+    paths = os.pathsep.join([str(ROOT / "src"), str(ROOT), str(tmp_path)])
+    try:
+        yield {
+            "path": tmp_path,
+            "celery": {**common, "MONITOR_SIDE": "celery", "MONITOR_BROKER": brokers["celery"],
+                       "PYTHONPATH": str(tmp_path), "FLOWER_UNAUTHENTICATED_API": "1"},
+            "celeriac": {**common, "MONITOR_SIDE": "celeriac",
+                         "MONITOR_BROKER": brokers["celeriac"], "PYTHONPATH": paths},
+        }  # fmt: skip
+    finally:
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+@pytest.fixture
+def flower(monitored: dict[str, Any]) -> Iterator[str]:
+    """Flower on a spare port, watching the broker; its base URL once it answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [flower_python(), "-m", "celery", "-A", "monitored", "flower",
+         f"--port={port}", "--address=127.0.0.1"],
+        cwd=monitored["path"], env=monitored["celery"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for("its health check", lambda: get(f"{base}/healthcheck") == b"OK")
+        yield base
+    finally:
+        process.terminate()
+        try:
+            out, _ = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, _ = process.communicate()
+        sys.stdout.write(out[-4000:])
+
+
+def test_flower_lists_a_celeriac_worker_and_counts_its_tasks(
+    monitored: dict[str, Any], flower: str
+) -> None:
+    hostname = f"watched-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
+    worker = WorkerProcess.started(
+        monitored["path"], monitored["celeriac"], "-E", "-P", "threads", "-c", "2",
+        "-n", hostname, app="monitored",
+    )  # fmt: skip
+    try:
+
+        def listed() -> dict[str, Any] | None:
+            rows = get_json(f"{flower}/workers?json=1")["data"]
+            return next((row for row in rows if row["hostname"] == hostname), None)
+
+        # Heartbeats reach Flower before any task is sent: it is listening.
+        row = wait_for(f"worker {hostname}", listed)
+        assert row["status"] is True  # alive by its heartbeats
+        assert row["sw_ident"] == "py-celeriac"
+
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in monitored["celeriac"].items():
+                if name.startswith("MONITOR_"):
+                    patch.setenv(name, value)
+            patch.syspath_prepend(str(monitored["path"]))
+            sys.modules.pop("monitored", None)
+            project = importlib.import_module("monitored")
+            try:
+                results = [project.add.delay(n, n) for n in range(3)]
+                assert [r.get(timeout=20) for r in results] == [0, 2, 4]
+            finally:
+                project.app.close()
+                sys.modules.pop("monitored", None)
+
+        # Task events count at once; ``processed`` comes with the next heartbeat.
+        counted = wait_for(
+            "three succeeded tasks, then a heartbeat counting them",
+            lambda: (found := listed()) and found.get("processed") == 3 and found,
+        )
+        assert counted["task-succeeded"] == 3
+        assert counted["task-received"] == 3 and counted["task-started"] == 3
+
+        tasks = get_json(f"{flower}/api/tasks")
+        for result in results:
+            shown = tasks[result.id]
+            assert shown["state"] == "SUCCESS"
+            assert shown["name"] == "monitored.add"
+            assert shown["worker"] == hostname
+    finally:
+        worker.stop()
