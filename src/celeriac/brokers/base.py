@@ -26,21 +26,25 @@ Semantics every engine keeps (``celeriac.testing.contracts`` checks them):
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import enum
 import math
-import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from celeriac.exceptions import BrokerConnectionError
+from celeriac.brokers.topics import (  # (re-exported: the channel is part of the seam)
+    PENDING_LIMIT as PENDING_LIMIT,
+)
+from celeriac.brokers.topics import ChannelKind as ChannelKind
+from celeriac.brokers.topics import Subscription as Subscription
+from celeriac.brokers.topics import Topic as Topic
+from celeriac.brokers.topics import checked_payload
 from celeriac.messages import revocation
 from celeriac.messages.revocation import Revocation as Revocation  # re-exported
-from celeriac.messages.wire import NATIVE, WireFormat
+from celeriac.messages.wire import NATIVE, WireFormat, WireParts
 
 MIN_PRIORITY = 0
 MAX_PRIORITY = 9  # higher number = served first, on every engine
@@ -153,166 +157,9 @@ class DeadLetter:
     priority: int = MIN_PRIORITY
 
 
-# -- the channel: publish/subscribe on a named topic -----------------------------------------
-class ChannelKind(str, enum.Enum):
-    """How a topic carries its payloads."""
-
-    BROADCAST = "broadcast"  # to every subscriber listening at that moment; nothing is kept
-    STREAM = "stream"  # also kept: a bounded recent history a late subscriber can read
-
-
-_TOPIC_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
-PENDING_LIMIT = 10_000  # payloads a subscription holds for a reader that falls behind
-
-
-@dataclass(frozen=True, slots=True)
-class Topic:
-    """A named channel. A stream topic keeps about its last ``keep`` payloads (RabbitMQ:
-    ``keep`` KiB, its streams are bounded by size). One name, one kind and ``keep``."""
-
-    name: str
-    # The enum or its value ("broadcast", "stream"): always the enum once built.
-    kind: ChannelKind | Literal["broadcast", "stream"] = ChannelKind.BROADCAST
-    keep: int = 1000
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _TOPIC_NAME.fullmatch(self.name):
-            raise ValueError(f"a topic name is 1-200 letters, digits and '_.:-', not {self.name!r}")
-        try:
-            object.__setattr__(self, "kind", ChannelKind(self.kind))
-        except ValueError:
-            raise ValueError(
-                f"a topic's kind is 'broadcast' or 'stream', not {self.kind!r}"
-            ) from None
-        if not isinstance(self.keep, int) or self.keep < 1:
-            raise ValueError(f"a stream topic keeps at least 1 payload, not {self.keep!r}")
-
-
 #: Revocations are announced here (``messages.revocation`` is the format); ``revoke``
 #: records them as well, so a worker that starts later still reads them.
 REVOCATIONS = Topic(revocation.TOPIC)
-
-
-class Subscription(ABC):
-    """The payloads published on ``topic`` after ``subscribe`` returned, in publish order,
-    handed out on the subscribing event loop by ``get`` or ``async for``.
-
-    A lost connection surfaces once as ``BrokerConnectionError`` from ``get``; the engine
-    reconnects by itself and ``wait_live`` returns once it receives again. On a broadcast
-    topic, what was published meanwhile is missed; a stream topic resumes after the last
-    payload handed out (while the history still holds it). A reader that falls more than
-    ``PENDING_LIMIT`` payloads behind loses the newest (counted in ``dropped``).
-    Engines call ``deliver``/``lost``/``resumed`` from any thread and implement ``_stop``.
-    """
-
-    def __init__(self, topic: Topic) -> None:
-        self.topic = topic
-        self.loop = asyncio.get_running_loop()
-        self.dropped = 0
-        self._items: collections.deque[bytes | BrokerConnectionError] = collections.deque()
-        self._ready = asyncio.Event()
-        self._live = asyncio.Event()
-        self._live.set()
-        self._down = self._closed = False
-
-    # -- engine side (any thread) ---------------------------------------------------------
-    def deliver(self, payload: bytes) -> None:
-        self._call(self._add, payload)
-
-    def lost(self, exc: BrokerConnectionError) -> None:
-        self._call(self._lose, exc)
-
-    def resumed(self) -> None:
-        self._call(self._resume)
-
-    def _call(self, step: Callable[..., None], *args: object) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
-            self.loop.call_soon_threadsafe(step, *args)
-
-    def _add(self, payload: bytes) -> None:
-        if self._closed:
-            return
-        if len(self._items) >= PENDING_LIMIT:
-            self.dropped += 1
-            return
-        self._items.append(payload)
-        self._ready.set()
-
-    def _lose(self, exc: BrokerConnectionError) -> None:
-        if not self._closed and not self._down:  # once per outage
-            self._down = True
-            self._live.clear()
-            self._items.append(exc)
-            self._ready.set()
-
-    def _resume(self) -> None:
-        self._down = False
-        self._live.set()
-
-    # -- reader side (the subscribing loop) -----------------------------------------------
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    async def get(self, timeout: float | None = None) -> bytes | None:
-        """The next payload; None once ``timeout`` passes or the subscription is closed."""
-        deadline = None if timeout is None else self.loop.time() + timeout
-        while not self._items:
-            if self._closed:
-                return None
-            self._ready.clear()
-            left = None if deadline is None else deadline - self.loop.time()
-            if left is not None and left <= 0:
-                return None
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), left)
-        item = self._items.popleft()
-        if isinstance(item, BrokerConnectionError):
-            raise item
-        return item
-
-    async def wait_live(self, timeout: float | None = None) -> bool:
-        """Wait until the subscription receives again after an outage; False on timeout."""
-        try:
-            await asyncio.wait_for(self._live.wait(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return not self._closed
-
-    async def close(self) -> None:
-        """Stop receiving and free what the engine holds; ``get`` returns None after it."""
-        if self._closed:
-            return
-        self._closed = True
-        self._items.clear()
-        self._ready.set()
-        self._live.set()
-        await self._stop()
-
-    @abstractmethod
-    async def _stop(self) -> None:
-        """The engine's side of ``close``: unsubscribe and release the connection."""
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> bytes:
-        payload = await self.get()
-        if payload is None:
-            raise StopAsyncIteration
-        return payload
-
-    async def __aenter__(self) -> Subscription:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-
-def _checked_payload(payload: bytes) -> bytes:
-    if not isinstance(payload, (bytes, bytearray, memoryview)):
-        raise TypeError(f"a topic's payload is bytes (encode it first), not {type(payload)}")
-    return bytes(payload)
 
 
 class Broker(ABC):
@@ -517,15 +364,31 @@ class Broker(ABC):
         """``publish_wire_events`` for code running on an event loop."""
         raise NotImplementedError(f"{type(self).__name__} does not carry wire-format events")
 
+    @property
+    def serves_wire_control(self) -> bool:
+        """Whether a worker also takes remote-control commands from the wire format's own
+        mailbox (Celery's ``celery.pidbox`` with ``wire_format = "celery"``)."""
+        return self.carries_wire_events and self.wire_format.control_exchange is not None
+
+    async def subscribe_wire_control(self, hostname: str) -> Subscription:
+        """The commands sent to the wire format's mailbox, as ``hostname``'s queue there
+        receives them: each payload is one command's body (only when
+        ``serves_wire_control``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not carry wire-format control")
+
+    async def publish_wire_reply(self, exchange: str, routing_key: str, reply: WireParts) -> None:
+        """Send a reply to a wire-format command where its caller waits for it."""
+        raise NotImplementedError(f"{type(self).__name__} does not carry wire-format control")
+
     # -- the channel ------------------------------------------------------------------------
     def publish_topic(self, topic: Topic, payload: bytes) -> None:
         """Publish ``payload`` on ``topic``; returns once the broker took it. A broadcast
         reaches the subscribers listening now (none: it is dropped); a stream keeps it."""
-        self._publish_topic(topic, _checked_payload(payload))
+        self._publish_topic(topic, checked_payload(payload))
 
     async def publish_topic_async(self, topic: Topic, payload: bytes) -> None:
         """``publish_topic`` for code running on an event loop."""
-        await self._publish_topic_async(topic, _checked_payload(payload))
+        await self._publish_topic_async(topic, checked_payload(payload))
 
     async def subscribe(self, topic: Topic, *, history: bool = False) -> Subscription:
         """Follow ``topic`` on this event loop; live when it returns. ``history=True`` (stream

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from celeriac.config.masking import masked
 from celeriac.config.settings import SETTINGS
 from celeriac.control.registry import inspect_command, ok
 from celeriac.control.state import ControlState
@@ -30,10 +31,11 @@ def report(state: ControlState, **kwargs: Any) -> dict[str, Any]:
 
 @inspect_command(args=[("with_defaults", lambda word: word.lower() in ("1", "true", "yes"))])
 def conf(state: ControlState, with_defaults: bool = False, **kwargs: Any) -> dict[str, Any]:
-    """List the worker's settings (changed ones; ``with_defaults`` for all)."""
+    """List the worker's settings (changed ones; ``with_defaults`` for all), secrets
+    masked as Celery censors them (passwords in URLs, ``*KEY*``, ``*PASSWORD*``...)."""
     settings = state.app.conf
     names = list(SETTINGS) if with_defaults else list(settings.changes())
-    return {name: settings[name] for name in names if not name.startswith("__")}
+    return {name: masked(name, settings[name]) for name in names if not name.startswith("__")}
 
 
 @inspect_command()
@@ -143,17 +145,19 @@ def active_queues(state: ControlState, **kwargs: Any) -> list[dict[str, Any]]:
 
 
 def _queue_info(name: str) -> dict[str, Any]:
-    """Celery's queue description, with what celeriac uses: a queue routed to by name."""
+    """Celery's queue description (every key of kombu's ``Queue.as_dict``, which Flower's
+    worker page reads), with what celeriac uses: a queue routed to by name."""
+    exchange = {
+        "name": name, "type": "direct", "arguments": None, "durable": True, "passive": False,
+        "auto_delete": False, "delivery_mode": None, "no_declare": False,
+    }  # fmt: skip
     return {
-        "name": name,
-        "exchange": {"name": name, "type": "direct"},
-        "routing_key": name,
-        "durable": True,
-        "exclusive": False,
-        "auto_delete": False,
-        "no_ack": False,
-        "bindings": [],
-    }
+        "name": name, "exchange": exchange, "routing_key": name, "queue_arguments": None,
+        "binding_arguments": None, "consumer_arguments": None, "durable": True,
+        "exclusive": False, "auto_delete": False, "no_ack": False, "alias": None,
+        "bindings": [], "no_declare": None, "expires": None, "message_ttl": None,
+        "max_length": None, "max_length_bytes": None, "max_priority": None,
+    }  # fmt: skip
 
 
 @inspect_command(variadic="ids", signature="[id1 [id2 [... [idN]]]]")

@@ -4,7 +4,9 @@ meant for this worker and publishes the reply on the caller's reply topic.
 Runtime side of the mailbox, on the worker's event loop; imports the channel seam, the
 registry and the built-in commands. A command runs on the loop (it reads and changes the
 worker's state there); one that returns an awaitable is awaited. A command that fails
-answers ``{"error": repr(exc)}``, as Celery's; unknown commands answer an error too.
+answers ``{"error": repr(exc)}``, as Celery's; unknown commands answer an error too. With
+a wire format that has remote control of its own (``wire_format = "celery"``), the worker
+also follows that mailbox (``wire_mailbox``), so Celery's tools reach it.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import asyncio
 import contextlib
 import inspect
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from celeriac.brokers.base import Broker, Subscription
+from celeriac.control import wire_mailbox
 from celeriac.control.protocol import (
     CONTROL,
     Command,
@@ -28,6 +32,7 @@ from celeriac.control.state import ControlState
 from celeriac.exceptions import BrokerError
 
 logger = logging.getLogger("celeriac.worker")
+Serve = Callable[[bytes], Awaitable[None]]
 
 
 class ControlServer:
@@ -36,29 +41,35 @@ class ControlServer:
     def __init__(self, broker: Broker, state: ControlState) -> None:
         self.broker = broker
         self.state = state
-        self._subscription: Subscription | None = None
-        self._follower: asyncio.Task[None] | None = None
+        # Each mailbox followed: celeriac's control topic, and the wire format's own.
+        self._followed: list[tuple[Subscription, asyncio.Task[None]]] = []
 
     async def start(self) -> None:
         """Listen from now on. Raises ``BrokerConnectionError`` when the broker is down."""
-        if self._subscription is not None:
+        if self._followed:
             return
-        self._subscription = await self.broker.subscribe(CONTROL)
-        self._follower = asyncio.create_task(
-            self._follow(self._subscription), name="celeriac-control"
-        )
+        self._follow_from(await self.broker.subscribe(CONTROL), self._serve)
+        if self.broker.serves_wire_control:
+            try:
+                wire = await self.broker.subscribe_wire_control(self.state.hostname)
+            except BaseException:
+                await self.stop()
+                raise
+            self._follow_from(wire, self._serve_wire)
+
+    def _follow_from(self, subscription: Subscription, serve: Serve) -> None:
+        task = asyncio.create_task(self._follow(subscription, serve), name="celeriac-control")
+        self._followed.append((subscription, task))
 
     async def stop(self) -> None:
-        follower, self._follower = self._follower, None
-        subscription, self._subscription = self._subscription, None
-        if follower is not None:
-            follower.cancel()
+        followed, self._followed = self._followed, []
+        for subscription, task in followed:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await follower
-        if subscription is not None:
+                await task
             await subscription.close()
 
-    async def _follow(self, subscription: Subscription) -> None:
+    async def _follow(self, subscription: Subscription, serve: Serve) -> None:
         while True:
             try:
                 payload = await subscription.get()
@@ -68,12 +79,21 @@ class ControlServer:
                 continue
             if payload is None:  # closed
                 return
-            command = decode_command(payload)
-            if command is None or not command.is_for(self.state.hostname):
-                continue
-            reply = await self.dispatch(command)
-            if command.ticket is not None and not isinstance(reply, NoReply):
-                await self._reply(command.ticket, reply)
+            try:
+                await serve(payload)
+            except (BrokerError, ValueError, TypeError) as exc:
+                logger.warning("remote control: could not send a reply: %s", exc)
+
+    async def _serve(self, payload: bytes) -> None:
+        command = decode_command(payload)
+        if command is None or not command.is_for(self.state.hostname):
+            return
+        reply = await self.dispatch(command)
+        if command.ticket is not None and not isinstance(reply, NoReply):
+            await self._reply(command.ticket, reply)
+
+    async def _serve_wire(self, payload: bytes) -> None:
+        await wire_mailbox.serve(self.broker, self.state.hostname, payload, self.dispatch)
 
     async def dispatch(self, command: Command) -> Any:
         """Run ``command`` here; its reply (``NoReply`` for one that answers nothing)."""
@@ -92,8 +112,5 @@ class ControlServer:
         return reply
 
     async def _reply(self, ticket: str, reply: Any) -> None:
-        try:
-            payload = encode_reply(ticket, self.state.hostname, reply)
-            await self.broker.publish_topic_async(reply_topic(ticket), payload)
-        except (BrokerError, ValueError, TypeError) as exc:
-            logger.warning("remote control: could not send a reply: %s", exc)
+        payload = encode_reply(ticket, self.state.hostname, reply)
+        await self.broker.publish_topic_async(reply_topic(ticket), payload)

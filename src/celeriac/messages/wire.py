@@ -73,6 +73,15 @@ class WireFormat(ABC):
         for a format with an ``events_exchange``."""
         raise NotImplementedError(f"the {self.name!r} wire format has no events of its own")
 
+    #: The fanout exchange where this format's clients send remote-control commands, one
+    #: queue per worker (None: the format has no remote control of its own).
+    control_exchange: str | None = None
+
+    def control_reply_parts(self, ticket: str, hostname: str, reply: Any) -> WireParts:
+        """One worker's reply to a command, as this format's workers send it; only for a
+        format with a ``control_exchange``."""
+        raise NotImplementedError(f"the {self.name!r} wire format has no remote control")
+
 
 class NativeWireFormat(WireFormat):
     """celeriac's own envelope: ``b"CLR1" | meta length | meta JSON | body`` (``Message``)."""

@@ -30,7 +30,7 @@ from celeriac.brokers.amqp.pipeline import DEFAULT_WINDOW, Pipeline, surviving_o
 from celeriac.brokers.amqp.publish import Copy, Publisher, delayed_copy, ready_copy
 from celeriac.brokers.amqp.revocations import Revocations
 from celeriac.brokers.amqp.topology import MAX_PRIORITY, Names, SharedQueues
-from celeriac.brokers.amqp.wire_events import WireEvents
+from celeriac.brokers.amqp.wire_events import WireControlSubscription, WireEvents
 from celeriac.brokers.base import (
     Broker,
     DeadLetter,
@@ -43,7 +43,7 @@ from celeriac.brokers.base import (
     check_ttl,
 )
 from celeriac.exceptions import ImproperlyConfigured
-from celeriac.messages.wire import WireFormat
+from celeriac.messages.wire import WireFormat, WireParts
 
 T = TypeVar("T")
 logger = logging.getLogger("celeriac.brokers.amqp")
@@ -322,6 +322,16 @@ class AmqpBroker(Broker):
 
     async def publish_wire_events_async(self, events: Sequence[Mapping[str, Any]]) -> None:
         await self._await(self.wire_events.publish(events))
+
+    async def subscribe_wire_control(self, hostname: str) -> Subscription:
+        exchange = self.wire_format.control_exchange
+        assert exchange is not None
+        subscription = WireControlSubscription(self._io, self.channels, exchange, hostname)
+        await subscription.start()
+        return subscription
+
+    async def publish_wire_reply(self, exchange: str, routing_key: str, reply: WireParts) -> None:
+        await self._await(self.wire_events.reply(exchange, routing_key, reply))
 
     async def _subscribe(self, topic: Topic, history: bool) -> Subscription:
         subscription = AmqpSubscription(self._io, self.channels, topic, history)

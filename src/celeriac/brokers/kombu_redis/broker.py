@@ -27,13 +27,16 @@ import redis
 import redis.asyncio
 
 from celeriac._redis import check_options, parse_target
-from celeriac._redis_clients import ScriptedClients, broker_error
+from celeriac._redis_clients import ScriptedClients, broker_down, broker_error
+from celeriac._redis_pubsub import PubSubSubscription
 from celeriac.brokers.base import (
     Broker,
     DeadLetter,
     DeadLetterReason,
     Delivery,
     OutboundMessage,
+    Subscription,
+    Topic,
 )
 from celeriac.brokers.kombu_redis import envelope, wire_events
 from celeriac.brokers.kombu_redis.dead import read_dead_letter
@@ -46,7 +49,7 @@ from celeriac.exceptions import (
     BrokerConnectionError,
     ImproperlyConfigured,
 )
-from celeriac.messages.wire import WireFormat
+from celeriac.messages.wire import WireFormat, WireParts
 
 logger = logging.getLogger("celeriac.brokers.kombu_redis")
 SCHEME_PREFIX = "kombu+"
@@ -198,9 +201,13 @@ class KombuRedisBroker(SharedState, Broker):
 
     # -- events for Celery's monitors (``celeryev``) ---------------------------------------
     def _wire_events(self, events: Sequence[Mapping[str, Any]]) -> list[tuple[str, bytes]]:
-        # The database the client talks to (the URL's path, or a Sentinel's db option).
-        db = int(self.client.connection_pool.connection_kwargs.get("db", 0) or 0)
-        return wire_events.publishes(self.wire_format, events, self.layout.prefix, db)
+        return wire_events.publishes(self.wire_format, events, self.layout.prefix, self._db)
+
+    @property
+    def _db(self) -> int:
+        """The database the client talks to (the URL's path, or a Sentinel's db option):
+        part of kombu's pub/sub channel names."""
+        return int(self.client.connection_pool.connection_kwargs.get("db", 0) or 0)
 
     def publish_wire_events(self, events: Sequence[Mapping[str, Any]]) -> None:
         client = self.client
@@ -216,6 +223,34 @@ class KombuRedisBroker(SharedState, Broker):
                 for name, message in self._wire_events(events):
                     pipe.publish(name, message)
                 await pipe.execute()
+
+    async def subscribe_wire_control(self, hostname: str) -> Subscription:
+        exchange = self.wire_format.control_exchange
+        assert exchange is not None
+        client = self._aclient()[0]
+        name = wire_events.channel(self.layout.prefix, self._db, exchange)
+        subscription = PubSubSubscription(
+            Topic(exchange), lambda: self._target.async_pubsub(client), name,
+            lambda exc: broker_down(exc, self.url, self._target),
+            unwrap=wire_events.command_body,
+        )  # fmt: skip
+        with self._guard():
+            await subscription.start()
+        return subscription
+
+    async def publish_wire_reply(self, exchange: str, routing_key: str, reply: WireParts) -> None:
+        client = self._aclient()[0]
+        layout = self.layout
+        with self._guard():
+            members = await client.smembers(layout.binding(exchange))
+            bound = map(layout.parse_binding, members)
+            queues = {queue for key, _, queue in bound if key == routing_key}
+            if queues:
+                message = wire_events.reply_envelope(exchange, routing_key, reply)
+                async with client.pipeline(transaction=False) as pipe:
+                    for queue in sorted(queues):
+                        pipe.lpush(layout.list_key(queue, 0), message)
+                    await pipe.execute()
 
     # -- consumer ---------------------------------------------------------------------------
     async def fetch(self, queues: Sequence[str], limit: int, timeout: float) -> list[Delivery]:

@@ -118,6 +118,11 @@ class CeleryWireFormat(WireFormat):
     def event_parts(self, event: Mapping[str, Any]) -> tuple[str, WireParts]:
         return events.event_parts(event)
 
+    control_exchange = events.CONTROL_EXCHANGE
+
+    def control_reply_parts(self, ticket: str, hostname: str, reply: Any) -> WireParts:
+        return events.control_reply_parts(ticket, hostname, reply)
+
     def encode(self, message: Message) -> bytes:
         return pack(to_celery(message))
 
