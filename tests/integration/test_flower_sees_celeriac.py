@@ -11,6 +11,7 @@ has Flower, else ``bench/.venvs/flower``, made on first use from PyPI.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -60,6 +62,14 @@ PROJECT = textwrap.dedent(
     @app.task(name="monitored.add")
     def add(x, y):
         return x + y
+
+
+    @app.task(name="monitored.hold")
+    def hold(seconds):
+        import time
+
+        time.sleep(seconds)
+        return seconds
     """
 )
 
@@ -94,7 +104,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
         if found:
             return found
         if time.monotonic() > deadline:
-            raise AssertionError(f"Flower did not show {what} within {timeout:.0f} s")
+            raise AssertionError(f"{what} did not show within {timeout:.0f} s")
         time.sleep(0.2)
 
 
@@ -231,7 +241,7 @@ def test_celery_inspect_and_control_reach_a_celeriac_worker(monitored: dict[str,
         to_it = ("-d", hostname)
         assert celery_cli(monitored, "inspect", "ping", *to_it) == {hostname: {"ok": "pong"}}
         assert celery_cli(monitored, "inspect", "registered", *to_it) == {
-            hostname: ["monitored.add"]
+            hostname: ["monitored.add", "monitored.hold"]
         }
         stats = celery_cli(monitored, "inspect", "stats", *to_it)[hostname]
         assert stats["pool"]["max-concurrency"] == 2
@@ -250,5 +260,107 @@ def test_celery_inspect_and_control_reach_a_celeriac_worker(monitored: dict[str,
             cwd=monitored["path"], env=monitored["celery"], capture_output=True, text=True,
         )  # fmt: skip
         assert hostname not in elsewhere.stdout
+    finally:
+        worker.stop()
+
+
+@contextlib.contextmanager
+def celery_worker(monitored: dict[str, Any]) -> Iterator[subprocess.Popen[str]]:
+    """A Celery worker with one thread on the project's queue, ready (threads: its consumer
+    takes control messages while a task runs, as a prefork worker's does)."""
+    queue = monitored["celery"]["MONITOR_QUEUE"]
+    process = subprocess.Popen(
+        [flower_python(), "-m", "celery", "-A", "monitored", "worker", "-P", "threads", "-c", "1",
+         "-Q", queue,
+         "-l", "info", "--without-gossip", "--without-mingle", "--prefetch-multiplier", "1"],
+        cwd=monitored["path"], env=monitored["celery"], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    log: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.append(line)
+            if " ready." in line:
+                ready.set()
+        ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        if not ready.wait(60) or process.poll() is not None:
+            raise AssertionError("the Celery worker did not start:\n" + "".join(log))
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        reader.join(10)  # (it ends with the process's output)
+        assert process.stdout is not None
+        process.stdout.close()
+        sys.stdout.write("".join(log)[-4000:])
+
+
+@contextlib.contextmanager
+def imported(monitored: dict[str, Any], side: str) -> Iterator[Any]:
+    """The project imported in this process as ``side`` ("celeriac"; the Celery side runs
+    in subprocesses only)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in monitored[side].items():
+            if name.startswith("MONITOR_"):
+                patch.setenv(name, value)
+        patch.syspath_prepend(str(monitored["path"]))
+        sys.modules.pop("monitored", None)
+        project = importlib.import_module("monitored")
+        try:
+            yield project
+        finally:
+            project.app.close()
+            sys.modules.pop("monitored", None)
+
+
+def test_a_celeriac_revoke_stops_the_task_on_a_celery_worker(monitored: dict[str, Any]) -> None:
+    """The revoke reaches the Celery worker through Celery's mailbox while the task waits
+    behind another: the worker drops it and records it revoked."""
+    with celery_worker(monitored), imported(monitored, "celeriac") as project:
+        busy = project.hold.delay(1.5)
+        target = project.add.delay(1, 1)
+        target.revoke()
+        assert busy.get(timeout=30) == 1.5
+        wait_for("the task recorded revoked", lambda: target.state == "REVOKED", timeout=30)
+
+
+def test_a_celery_revoke_stops_the_task_on_a_celeriac_worker(monitored: dict[str, Any]) -> None:
+    hostname = f"revoked-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
+    worker = WorkerProcess.started(
+        monitored["path"], monitored["celeriac"], "-P", "solo", "-n", hostname, app="monitored"
+    )
+    revoke = textwrap.dedent(
+        """
+        import json, sys
+        import monitored as p
+
+        busy = p.hold.delay(1.5)
+        target = p.add.delay(1, 1)
+        p.app.control.revoke(target.id)
+        assert busy.get(timeout=30) == 1.5
+        print(json.dumps({"id": target.id}))
+        """
+    )
+    try:
+        done = subprocess.run(
+            [flower_python(), "-c", revoke], cwd=monitored["path"], env=monitored["celery"],
+            capture_output=True, text=True, timeout=90,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        target_id = json.loads(done.stdout.strip().splitlines()[-1])["id"]
+        with imported(monitored, "celeriac") as project:
+            target = project.app.AsyncResult(target_id)
+            wait_for("the task recorded revoked", lambda: target.state == "REVOKED", timeout=30)
     finally:
         worker.stop()

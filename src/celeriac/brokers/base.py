@@ -335,6 +335,11 @@ class Broker(ABC):
         ids = list(dict.fromkeys(task_ids))  # each id once, in order
         if ids:
             self._revoke(ids, ttl, terminate, signal)
+            if self.serves_wire_control:  # the wire format's own workers hear it too
+                # ``recorded``: a celeriac worker hearing it there does not record it again.
+                arguments = {"task_id": ids, "terminate": terminate, "signal": signal,
+                             "recorded": True}  # fmt: skip
+                self.publish_wire_command("revoke", arguments)
 
     @abstractmethod
     def _revoke(self, ids: list[str], ttl: float, terminate: bool, signal: str) -> None:
@@ -374,6 +379,11 @@ class Broker(ABC):
         """The commands sent to the wire format's mailbox, as ``hostname``'s queue there
         receives them: each payload is one command's body (only when
         ``serves_wire_control``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not carry wire-format control")
+
+    def publish_wire_command(self, method: str, arguments: Mapping[str, Any]) -> None:
+        """Broadcast a command to every worker reading the wire format's mailbox (a
+        ``revoke`` for Celery's workers), wanting no reply."""
         raise NotImplementedError(f"{type(self).__name__} does not carry wire-format control")
 
     async def publish_wire_reply(self, exchange: str, routing_key: str, reply: WireParts) -> None:

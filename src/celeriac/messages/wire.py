@@ -77,6 +77,11 @@ class WireFormat(ABC):
     #: queue per worker (None: the format has no remote control of its own).
     control_exchange: str | None = None
 
+    def control_command_parts(self, method: str, arguments: Mapping[str, Any]) -> WireParts:
+        """A command broadcast to this format's workers, wanting no reply; only for a
+        format with a ``control_exchange``."""
+        raise NotImplementedError(f"the {self.name!r} wire format has no remote control")
+
     def control_reply_parts(self, ticket: str, hostname: str, reply: Any) -> WireParts:
         """One worker's reply to a command, as this format's workers send it; only for a
         format with a ``control_exchange``."""

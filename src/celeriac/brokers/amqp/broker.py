@@ -330,6 +330,10 @@ class AmqpBroker(Broker):
         await subscription.start()
         return subscription
 
+    def publish_wire_command(self, method: str, arguments: Mapping[str, Any]) -> None:
+        parts = self.wire_format.control_command_parts(method, arguments)
+        self._run(self.wire_events.command(parts))
+
     async def publish_wire_reply(self, exchange: str, routing_key: str, reply: WireParts) -> None:
         await self._await(self.wire_events.reply(exchange, routing_key, reply))
 

@@ -35,7 +35,7 @@ class WireEvents:
     def __init__(self, link: Link, wire_format: WireFormat) -> None:
         self.link, self.wire_format = link, wire_format
         # The connection generations the exchanges were declared on.
-        self._declared = self._replies_declared = -1
+        self._declared = self._replies_declared = self._commands_declared = -1
 
     async def publish(self, events: Sequence[Mapping[str, Any]]) -> None:
         exchange = self.wire_format.events_exchange
@@ -50,6 +50,18 @@ class WireEvents:
                 await channel.basic_publish(
                     parts.body, exchange=exchange, routing_key=key, properties=_transient(parts)
                 )
+
+    async def command(self, parts: WireParts) -> None:
+        exchange = self.wire_format.control_exchange
+        assert exchange is not None
+        channel = await self.link.channel("wire-events")
+        with self.link.guard():
+            if self._commands_declared != self.link.generation:
+                await channel.exchange_declare(exchange, exchange_type="fanout", durable=False)
+                self._commands_declared = self.link.generation
+            await channel.basic_publish(
+                parts.body, exchange=exchange, routing_key="", properties=_transient(parts)
+            )
 
     async def reply(self, exchange: str, routing_key: str, parts: WireParts) -> None:
         channel = await self.link.channel("wire-events")

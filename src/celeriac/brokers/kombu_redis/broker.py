@@ -238,6 +238,16 @@ class KombuRedisBroker(SharedState, Broker):
             await subscription.start()
         return subscription
 
+    def publish_wire_command(self, method: str, arguments: Mapping[str, Any]) -> None:
+        exchange = self.wire_format.control_exchange
+        assert exchange is not None
+        parts = self.wire_format.control_command_parts(method, arguments)
+        message = wire_events.reply_envelope(exchange, "", parts)
+        with self._guard():
+            self.client.publish(
+                wire_events.channel(self.layout.prefix, self._db, exchange), message
+            )
+
     async def publish_wire_reply(self, exchange: str, routing_key: str, reply: WireParts) -> None:
         client = self._aclient()[0]
         layout = self.layout

@@ -66,7 +66,7 @@ def command_body(data: bytes) -> bytes | None:
 
 
 def reply_envelope(exchange: str, routing_key: str, parts: WireParts) -> bytes:
-    """A reply as kombu's Redis transport stores it on a queue bound to ``exchange``."""
+    """A reply (or a command) as kombu's Redis transport writes it for ``exchange``."""
     wire = CeleryWire(
         body=parts.body,
         headers=dict(parts.headers),

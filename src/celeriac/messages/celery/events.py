@@ -68,6 +68,17 @@ def control_reply_parts(ticket: str, hostname: str, reply: Any) -> WireParts:
     )
 
 
+def command_parts(method: str, arguments: Mapping[str, Any], clock: int = 0) -> WireParts:
+    """A broadcast command to every worker, wanting no reply, as kombu's mailbox sends it."""
+    body = {"method": method, "arguments": dict(arguments), "destination": None,
+            "pattern": None, "matcher": None}  # fmt: skip
+    return WireParts(
+        _dump(body).encode(CONTENT_ENCODING),
+        headers={"clock": clock, "expires": 0},
+        properties={"content_type": CONTENT_TYPE, "content_encoding": CONTENT_ENCODING},
+    )
+
+
 def reply_address(body: Mapping[str, Any]) -> tuple[str, str] | None:
     """(exchange, routing key) a command's replies go to; None when it wants none."""
     reply_to = body.get("reply_to")
@@ -101,6 +112,7 @@ __all__ = [
     "CONTROL_EXCHANGE",
     "EXCHANGE",
     "addressed_to",
+    "command_parts",
     "control_reply_parts",
     "event_parts",
     "reply_address",

@@ -120,6 +120,9 @@ class CeleryWireFormat(WireFormat):
 
     control_exchange = events.CONTROL_EXCHANGE
 
+    def control_command_parts(self, method: str, arguments: Mapping[str, Any]) -> WireParts:
+        return events.command_parts(method, arguments)
+
     def control_reply_parts(self, ticket: str, hostname: str, reply: Any) -> WireParts:
         return events.control_reply_parts(ticket, hostname, reply)
 
