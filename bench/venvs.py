@@ -22,8 +22,9 @@ REQUIREMENTS: dict[str, list[str]] = {
     "rq": ["rq", "hiredis"],
     "arq": ["arq", "hiredis"],
     "taskiq": ["taskiq", "taskiq-redis", "hiredis"],
-    # Not a queue: Celery's monitor, which the tests point at celeriac workers.
+    # Not queues: Celery's monitors, which the tests point at celeriac workers.
     "flower": ["celery[redis]>=5,<6", "flower>=2.2,<3"],
+    "celery-exporter": ["celery[redis]>=5,<6", "celery-prometheus-exporter==1.7.0"],
 }
 
 

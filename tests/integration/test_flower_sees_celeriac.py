@@ -364,3 +364,45 @@ def test_a_celery_revoke_stops_the_task_on_a_celeriac_worker(monitored: dict[str
             wait_for("the task recorded revoked", lambda: target.state == "REVOKED", timeout=30)
     finally:
         worker.stop()
+
+
+def test_celery_prometheus_exporter_counts_a_celeriac_worker_and_its_tasks(
+    monitored: dict[str, Any],
+) -> None:
+    """celery-prometheus-exporter pings the workers through Celery's mailbox and counts
+    tasks from Celery's events."""
+    port = free_port()
+    broker = monitored["celery"]["MONITOR_BROKER"]
+    options = {"global_keyprefix": monitored["celery"]["MONITOR_PREFIX"]}
+    python = Path(venvs.ensure("celery-exporter"))
+    exporter = subprocess.Popen(
+        [str(python.parent / "celery-prometheus-exporter"), "--broker", broker,
+         "--addr", f"127.0.0.1:{port}",
+         *(["--transport-options", json.dumps(options)] if "redis" in broker else [])],
+        cwd=monitored["path"], env=monitored["celery"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    worker = None
+    try:
+
+        def metric(line_start: str) -> float | None:
+            text = get(f"http://127.0.0.1:{port}/metrics").decode()
+            found = [ln for ln in text.splitlines() if ln.startswith(line_start)]
+            return float(found[0].rsplit(" ", 1)[1]) if found else None
+
+        worker = WorkerProcess.started(
+            monitored["path"], monitored["celeriac"], "-E", "-P", "threads", "-c", "2",
+            app="monitored",
+        )  # fmt: skip
+        # Its ping reached the worker: it is connected, and listening for events.
+        wait_for("one worker", lambda: metric("celery_workers ") == 1.0, timeout=60)
+        with imported(monitored, "celeriac") as project:
+            results = [project.add.delay(n, 1) for n in range(3)]
+            assert [r.get(timeout=20) for r in results] == [1, 2, 3]
+        succeeded = 'celery_tasks_by_name{name="monitored.add",state="SUCCESS"} '
+        wait_for("three succeeded tasks", lambda: metric(succeeded) == 3.0)
+    finally:
+        if worker is not None:
+            worker.stop()
+        exporter.terminate()
+        exporter.wait(20)
