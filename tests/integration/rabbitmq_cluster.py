@@ -29,6 +29,7 @@ import redis
 
 from celeriac.brokers.amqp import AmqpBroker
 from celeriac.brokers.base import OutboundMessage
+from tests.integration.conftest import free_ports
 from tests.integration.rabbitmq_node import RabbitNode
 from tests.integration.workers import ROOT
 
@@ -53,10 +54,14 @@ class LocalRabbitCluster:
         cookie = home / ".erlang.cookie"
         cookie.write_text(secrets.token_hex(20))
         cookie.chmod(0o400)
+        ports = free_ports(2 * SIZE)  # AMQP and distribution ports, all different
         self.nodes = [
-            RabbitNode(self.directory / f"node{n}", label=f"cluster{n}", home=home)
+            RabbitNode(
+                self.directory / f"node{n}", label=f"cluster{n}", home=home,
+                port=ports[2 * n], dist_port=ports[2 * n + 1],
+            )
             for n in range(SIZE)
-        ]
+        ]  # fmt: skip
         try:
             for node in self.nodes:
                 node.start(ready=False)  # side by side: start-up is most of the cost

@@ -13,11 +13,11 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.conftest import service_missing
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, free_ports
 
 # Debian's real scripts: its /usr/sbin wrappers switch to the rabbitmq user and lose our
 # environment. Elsewhere (a generic-unix install, Homebrew) the ones on PATH are real.
@@ -55,12 +55,15 @@ class RabbitNode:
     directory: Path
     config: str = "listeners.tcp.default = 127.0.0.1:{port}\n"
     label: str = "test"
-    port: int = field(default_factory=free_port)
+    port: int = 0  # AMQP (0: a free one)
     process: subprocess.Popen[bytes] | None = None
     home: Path | None = None  # where its Erlang cookie is (None: a home of its own)
-    dist_port: int = field(default_factory=free_port)  # Erlang distribution (clustering)
+    dist_port: int = 0  # Erlang distribution: clustering and rabbitmqctl (0: a free one)
 
     def __post_init__(self) -> None:
+        spare = [p for p in free_ports(3) if p not in (self.port, self.dist_port)]
+        self.port = self.port or spare.pop()
+        self.dist_port = self.dist_port or spare.pop()
         self.server, self.ctl = rabbitmq_tools()
         self.node = f"celeriac-{self.label}-{os.getpid()}-{self.port}@localhost"
         self.env = self._environment()
