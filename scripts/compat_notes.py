@@ -144,9 +144,9 @@ SETTINGS_NOTES: dict[str, Note] = {
         "kombu's retry of channel errors; celeriac's engines reconnect as "
         "`broker_connection_retry` says."
     ),
-    "broker_failover_strategy": absent(
-        "No list of broker URLs to fail over between: use Redis Sentinel "
-        "(`sentinel://`) or a RabbitMQ cluster behind one address."
+    "broker_failover_strategy": differs(
+        "A list of RabbitMQ node URLs; `round-robin`, `shuffle` or a function.",
+        "rabbitmq-cluster",
     ),
     "broker_heartbeat_checkrate": absent(
         "kombu's polling of AMQP heartbeats; celeriac's RabbitMQ client checks them itself."

@@ -1,22 +1,23 @@
 """A RabbitMQ node of a test's own (never the shared one on 5672): its own node name, ports,
 Erlang cookie, data and log directories, and a ``rabbitmq.conf`` the test writes. It can be
 crashed (SIGKILL) and started again on the same ports with the same data, as a machine
-restart would leave it."""
+restart would leave it. The nodes of a cluster share one ``home`` (their Erlang cookie)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.conftest import service_missing
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, free_ports
 
 # Debian's real scripts: its /usr/sbin wrappers switch to the rabbitmq user and lose our
 # environment. Elsewhere (a generic-unix install, Homebrew) the ones on PATH are real.
@@ -24,6 +25,9 @@ _DEBIAN_BIN = Path("/usr/lib/rabbitmq/bin")
 # The AMQP 0-9-1 protocol header; a node that is up answers it with a Connection.Start frame.
 _PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 _METHOD_FRAME = 1
+# Erlang sizes its port table from the open-file limit: a very high one (a container's
+# million) makes a node slow to start and large, a low one starves it of sockets.
+OPEN_FILES = 20_000
 
 
 def rabbitmq_tool(name: str) -> Path | None:
@@ -51,13 +55,22 @@ class RabbitNode:
     directory: Path
     config: str = "listeners.tcp.default = 127.0.0.1:{port}\n"
     label: str = "test"
-    port: int = field(default_factory=free_port)
+    port: int = 0  # AMQP (0: a free one)
     process: subprocess.Popen[bytes] | None = None
+    home: Path | None = None  # where its Erlang cookie is (None: a home of its own)
+    dist_port: int = 0  # Erlang distribution: clustering and rabbitmqctl (0: a free one)
 
     def __post_init__(self) -> None:
+        spare = [p for p in free_ports(3) if p not in (self.port, self.dist_port)]
+        self.port = self.port or spare.pop()
+        self.dist_port = self.dist_port or spare.pop()
         self.server, self.ctl = rabbitmq_tools()
         self.node = f"celeriac-{self.label}-{os.getpid()}-{self.port}@localhost"
         self.env = self._environment()
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
 
     @property
     def log(self) -> Path:
@@ -71,13 +84,14 @@ class RabbitNode:
         config.write_text(self.config.replace("{port}", str(self.port)))
         plugins.write_text("[].\n")  # no management plugin: a faster start, no HTTP port
         env_file.write_text("")  # not the machine's rabbitmq-env.conf (it names the shared node)
-        (self.directory / "home").mkdir(exist_ok=True)
+        home = self.home or self.directory / "home"
+        home.mkdir(parents=True, exist_ok=True)
         return {
             **{k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))},
-            "HOME": str(self.directory / "home"),  # our own Erlang cookie
+            "HOME": str(home),  # our own Erlang cookie
             "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_NODE_PORT": str(free_port()),  # unused: the config names the listeners
-            "RABBITMQ_DIST_PORT": str(free_port()),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
             "RABBITMQ_MNESIA_BASE": str(self.directory / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.directory / "log"),
             "RABBITMQ_CONFIG_FILE": str(config),
@@ -91,9 +105,11 @@ class RabbitNode:
 
     def start(self, ready: bool = True) -> None:
         """Start the node; with ``ready``, return once it answers AMQP on its port."""
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        files = OPEN_FILES if hard == resource.RLIM_INFINITY else min(OPEN_FILES, hard)
         self.process = subprocess.Popen(
-            [str(self.server)], env=self.env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True,
+            ["sh", "-c", f'ulimit -n {files} && exec "$0"', str(self.server)], env=self.env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         if ready:
             self.wait_ready()
@@ -116,6 +132,15 @@ class RabbitNode:
                 return sock.recv(1)[:1] == bytes([_METHOD_FRAME])
         except OSError:
             return False
+
+    def rabbitmqctl(self, *args: str, timeout: float = 120) -> str:
+        """``rabbitmqctl -n <this node> ARGS``; its output, or an AssertionError with it."""
+        done = subprocess.run(
+            [str(self.ctl), "-n", self.node, *args], env=self.env,
+            capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        assert done.returncode == 0, f"rabbitmqctl {' '.join(args)}: {done.stdout}{done.stderr}"
+        return done.stdout
 
     def crash(self) -> None:
         """SIGKILL the node's whole process group: a crash, nothing flushed or closed."""

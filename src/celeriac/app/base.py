@@ -72,7 +72,7 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers, PicklingMembers):
     def __init__(
         self,
         main: str | None = None,
-        broker: str | Broker | None = None,
+        broker: str | Sequence[str] | Broker | None = None,
         backend: str | None = None,
         include: Iterable[str] | None = None,
         config_source: Any = None,

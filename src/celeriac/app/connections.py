@@ -32,6 +32,7 @@ _REDIS = ("redis", "rediss", "unix", "sentinel", "redis+cluster", "rediss+cluste
 _KOMBU_REDIS = tuple(f"kombu+{scheme}" for scheme in ("redis", "rediss", "unix", "sentinel"))
 KOMBU_VISIBILITY_TIMEOUT = 3600.0  # kombu's default: Celery workers restore after this
 _AMQP = ("amqp", "amqps", "pyamqp")
+_SENTINEL = ("sentinel", "kombu+sentinel")  # sentinel://s1:26379;sentinel://s2:26379
 # Celery 4's amqp result backend (removed in Celery 5): answered by name, with rpc:// as the fix.
 _OLD_AMQP_BACKEND = {"amqp", "amqps", "pyamqp"}
 _BROKERS = (
@@ -103,6 +104,12 @@ def create_broker(
         else:
             embedded.warn_memory_fallback()
     scheme = _scheme(url or "memory://")
+    if url is not None and ";" in url and scheme not in (*_AMQP, *_SENTINEL):
+        raise ImproperlyConfigured(
+            f"broker_url lists several brokers (';'), a failover list only RabbitMQ URLs "
+            f"(amqp://a//;amqp://b//) and Redis Sentinel's take; for {scheme}:// give one "
+            f"URL: several Redis servers are reached through sentinel:// or redis+cluster://"
+        )
     if scheme in _KOMBU_REDIS:
         return _kombu_redis_broker(
             str(url), transport_options, delivery_limit, use_ssl, wire_format

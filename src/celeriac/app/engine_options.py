@@ -62,7 +62,7 @@ def broker_options(conf: Any, url: str | None) -> dict[str, Any]:
         return options  # queue types are RabbitMQ's; other brokers have one kind of queue
     given = options.get("queue_type")
     if given is None:
-        options["queue_type"] = queue_type
+        options["queue_type"] = default_queue_type(conf, url)
     elif given != queue_type and queue_type != "classic":
         raise ImproperlyConfigured(
             f"task_default_queue_type is {queue_type!r} but broker_transport_options"
@@ -71,11 +71,24 @@ def broker_options(conf: Any, url: str | None) -> dict[str, Any]:
     return options
 
 
+def default_queue_type(conf: Any, url: str | None) -> str:
+    """``task_default_queue_type``; left unset, 'quorum' when the broker URL lists several
+    RabbitMQ nodes: a classic queue lives on one node and is out of reach while that node
+    is down, a quorum queue is replicated and stays up while most nodes are. Queues shared
+    with Celery workers (``wire_format = "celery"``) keep Celery's default, classic."""
+    queue_type: str = conf.task_default_queue_type
+    if conf.is_set("task_default_queue_type") or conf.wire_format == "celery":
+        return queue_type
+    nodes = [part for part in (url or "").split(";") if part.strip()]
+    return "quorum" if len(nodes) > 1 else queue_type
+
+
 def amqp_settings(conf: Any) -> dict[str, Any]:
     """The RabbitMQ broker's arguments from the settings: the app's queues (the default
     queue and ``task_queues``), the type of any other queue made on first use
     (``task_create_missing_queue_type``), of the delay queues
-    (``broker_native_delayed_delivery_queue_type``) and ``broker_login_method``."""
+    (``broker_native_delayed_delivery_queue_type``), ``broker_login_method`` and
+    ``broker_failover_strategy``."""
     missing = conf.task_create_missing_queue_type
     delay = conf.broker_native_delayed_delivery_queue_type
     for name, value in (
@@ -92,6 +105,7 @@ def amqp_settings(conf: Any) -> dict[str, Any]:
         "missing_queue_type": missing,
         "delay_queue_type": delay,
         "login_method": conf.broker_login_method,
+        "failover_strategy": conf.broker_failover_strategy,
     }
     if conf.wire_format == "celery":  # the queues are Celery's too: declared as it does
         settings["shared_queues"] = celery_queues(conf)
@@ -285,6 +299,7 @@ __all__ = [
     "broker_options",
     "celery_queues",
     "configure_backend",
+    "default_queue_type",
     "queue_max_priority",
     "result_options",
 ]

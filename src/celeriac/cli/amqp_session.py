@@ -54,10 +54,10 @@ def amqp_target(app: Any) -> Target:
             f"on every broker)"
         )
     _aiormq()  # before the engine's package, which needs it
-    from celeriac.brokers.amqp.params import parse_target
+    from celeriac.brokers.amqp.params import parse_targets
 
     options = app.conf.broker_transport_options or {}
-    return parse_target(str(url), options, app.conf.broker_use_ssl)
+    return parse_targets(str(url), options, app.conf.broker_use_ssl)[0]  # a list's first node
 
 
 def _aiormq() -> Any:

@@ -28,9 +28,13 @@ class NotInEffectWarning(CeleryWarning):
 
 
 def _coerce(setting: Setting, value: Any) -> Any:
-    """Accept the declared types; read numbers and booleans from strings (env vars)."""
+    """Accept the declared types; read numbers and booleans from strings (env vars); keep
+    a list of broker URLs as kombu's failover list (``'amqp://a//;amqp://b//'``)."""
     if setting.accepts(value):
         return value
+    urls = setting.url_list and isinstance(value, (list, tuple))
+    if urls and value and all(isinstance(url, str) for url in value):
+        return ";".join(value)
     if isinstance(value, str):
         text = value.strip().lower()
         if bool in setting.types and text in {"true", "1", "yes", "on", "false", "0", "no", "off"}:

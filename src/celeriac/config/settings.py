@@ -35,6 +35,7 @@ class Setting:
     ours: bool = False
     differs: str | None = None  # Celery's default, when ours differs
     not_in_effect: str | None = None  # why nothing reads it yet; set, it warns
+    url_list: bool = False  # a list of URLs is kept as kombu's failover list, 'a;b'
 
     def accepts(self, value: Any) -> bool:
         if value is None:
@@ -60,10 +61,12 @@ _DECLARED = [
         None,
         (str,),
         "Broker URL: `memory://`, `redis://`, `rediss://`, "
-        "`unix://`, `sentinel://`, `redis+cluster://`, `amqp://`, `amqps://`. "
+        "`unix://`, `sentinel://`, `redis+cluster://`, `amqp://`, `amqps://`; several "
+        "RabbitMQ nodes as a list or `'amqp://a//;amqp://b//'`, tried in turn. "
         "`CELERY_BROKER_URL` in the environment comes first. Unset: an embedded Redis "
         "shared by the project's processes (`celeriac[embedded]`), else `memory://` (in-process).",
         differs="amqp://guest@localhost//",
+        url_list=True,
     ),
     _s(
         "broker_transport_options",
@@ -102,6 +105,15 @@ _DECLARED = [
         "transport option).",
     ),
     _s("broker_heartbeat", 120.0, _NUM, "AMQP heartbeat interval in seconds."),
+    _s(
+        "broker_failover_strategy",
+        None,
+        (str, _CALLABLE),
+        "RabbitMQ, with several nodes in the broker URL: the order they are tried in, "
+        "'round-robin' (the URL's order, a new connection starting at the next node) or "
+        "'shuffle' (a random order), or a function that takes the list of URLs and yields "
+        "them, as `itertools.cycle` does. Unset: round-robin.",
+    ),
     _s(
         "broker_pool_limit",
         10,

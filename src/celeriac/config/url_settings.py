@@ -16,13 +16,13 @@ BROKER_ADDRESS: list[Row] = [
         "broker_read_url", None, (str,),
         "The broker a worker consumes from (fetch, ack, remote control, revocations); "
         "unset: the broker URL. `CELERY_BROKER_READ_URL` in the environment comes first.",
-        {},
+        {"url_list": True},
     ),
     (
         "broker_write_url", None, (str,),
         "The broker calls, retries, results sent back (`rpc://`) and events are "
         "published to; unset: the broker URL. `CELERY_BROKER_WRITE_URL` comes first.",
-        {},
+        {"url_list": True},
     ),
     # Celery 3's broker URL in parts: composed into a URL as kombu does (app/urls.py).
     (

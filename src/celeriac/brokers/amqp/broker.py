@@ -26,6 +26,7 @@ from celeriac.brokers.amqp.consume import Consumption
 from celeriac.brokers.amqp.io import IOThread
 from celeriac.brokers.amqp.lease import Leases
 from celeriac.brokers.amqp.link import Link
+from celeriac.brokers.amqp.nodes import Nodes, strategy
 from celeriac.brokers.amqp.pipeline import DEFAULT_WINDOW, Pipeline, surviving_outages
 from celeriac.brokers.amqp.publish import Copy, Publisher, delayed_copy, ready_copy
 from celeriac.brokers.amqp.revocations import Revocations
@@ -76,13 +77,16 @@ class AmqpBroker(Broker):
         delay_queue_type: str | None = None,
         login_method: str | None = None,
         shared_queues: SharedQueues | None = None,
+        failover_strategy: Any = None,
     ) -> None:
-        """``known_queues``: the app's queues, of ``queue_type``; any other is made on
+        """``url``: one node, or several of a cluster (``amqp://a//;amqp://b//``).
+        ``known_queues``: the app's queues, of ``queue_type``; any other is made on
         first use with ``missing_queue_type`` (None: every queue is of ``queue_type``).
         ``delay_queue_type``: the delay queues' (None: the queue's own). ``login_method``:
         the SASL mechanism, 'PLAIN' or 'EXTERNAL'. ``shared_queues``: declare the ready
         queues as kombu does, for queues shared with Celery (``topology``); their own
-        declarations then give their types."""
+        declarations then give their types. ``failover_strategy``: the order the nodes
+        are tried in (``nodes``; the transport option of that name wins)."""
         super().__init__(
             lease_seconds=lease_seconds, delivery_limit=delivery_limit, wire_format=wire_format
         )
@@ -91,8 +95,11 @@ class AmqpBroker(Broker):
         self._ahead = not params.confirm_each_publish(options)  # see ``pipeline``
         self._window = params.confirm_window(options, DEFAULT_WINDOW)
         self.url = url
-        self.target = params.parse_target(url, options, use_ssl, login_method)
-        self.queue_type = params.queue_type(options)
+        targets = params.parse_targets(url, options, use_ssl, login_method)
+        chosen = options.get("failover_strategy", failover_strategy)
+        self.nodes = Nodes(targets, strategy(chosen))
+        self.target = targets[0]
+        self.queue_type = params.queue_type(options, len(targets))
         known = None if known_queues is None else frozenset(known_queues)
         each = None
         self.shared_queues = shared_queues
@@ -118,7 +125,7 @@ class AmqpBroker(Broker):
 
     def _build(self, retention: str) -> None:
         self._retention = retention
-        self.link = Link(self.target, self._name)
+        self.link = Link(self.nodes, self._name)
         self.publisher = Publisher(
             self.link, self.names, self.types, self.delivery_limit, retention,
             self.max_priority, self.wire_format, self.shared_queues,
@@ -128,7 +135,7 @@ class AmqpBroker(Broker):
         self.revocations = Revocations(self.link, self.publisher)
         self.channels = Channels(self.link, self.names)
         self.wire_events = WireEvents(self.link, self.wire_format)
-        self.leases = Leases(self.target, self.names, self._name)
+        self.leases = Leases(self.nodes, self.names, self._name)
         self.pipeline: Pipeline[OutboundMessage] = Pipeline(self._io, self._hand_over, self._window)
 
     def _forked(self) -> None:
@@ -137,7 +144,7 @@ class AmqpBroker(Broker):
         self._build(self._retention)
 
     def __repr__(self) -> str:
-        return f"<AmqpBroker {self.target.safe_url} queue_type={self.queue_type}>"
+        return f"<AmqpBroker {self.nodes.safe_url} queue_type={self.queue_type}>"
 
     def _run(self, work: Coroutine[Any, Any, T]) -> T:
         return self._io.run(work)

@@ -22,7 +22,7 @@ import aiormq.exceptions
 from pamqp.commands import Basic
 
 from celeriac.brokers.amqp.link import DOWN, Channel, Link
-from celeriac.brokers.amqp.params import Target
+from celeriac.brokers.amqp.nodes import Nodes
 from celeriac.brokers.amqp.topology import Names
 
 logger = logging.getLogger("celeriac.brokers.amqp")
@@ -47,8 +47,8 @@ class _Holder:
 class Leases:
     """The leases this broker takes part in; every method runs on the broker's I/O loop."""
 
-    def __init__(self, target: Target, names: Names, connection_name: str) -> None:
-        self.target = target
+    def __init__(self, nodes: Nodes, names: Names, connection_name: str) -> None:
+        self.nodes = nodes
         self.names = names
         self.connection_name = connection_name
         self._holders: dict[tuple[str, str], _Holder] = {}
@@ -57,8 +57,10 @@ class Leases:
         entry = self._holders.get((name, holder))
         if entry is None:
             heartbeat = max(1, int(ttl // 3))
-            target = replace(self.target, url=_with_heartbeat(self.target.url, heartbeat))
-            link = Link(target, f"{self.connection_name} lease {name}")
+            nodes = self.nodes.with_each(
+                lambda target: replace(target, url=_with_heartbeat(target.url, heartbeat))
+            )
+            link = Link(nodes, f"{self.connection_name} lease {name}")
             entry = self._holders[(name, holder)] = _Holder(link, ttl)
         if entry.token is not None:
             if await self._still_held(entry, name):

@@ -4,7 +4,10 @@ loss; and the one boundary where driver errors become celeriac errors.
 Channels are named by purpose (``publish`` with publisher confirms, ``consume``, ``admin``);
 a channel the server closed (an error on it) is opened again on next use, and the object
 identity of the ``consume`` channel is what fences deliveries from a channel that died.
-Engine helper: imports aiormq, ``params``, ``celeriac.config.tls`` and ``celeriac.exceptions``.
+With several nodes (``nodes``), each connection goes to the first node that answers, in
+the failover strategy's order, and the node it is on is logged (password hidden).
+Engine helper: imports aiormq, ``params``, ``nodes``, ``celeriac.config.tls`` and
+``celeriac.exceptions``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import aiormq
 import aiormq.abc
 import aiormq.exceptions
 
+from celeriac.brokers.amqp.nodes import Nodes
 from celeriac.brokers.amqp.params import Target
 from celeriac.config import tls
 from celeriac.exceptions import BrokerAccessRefused, BrokerConnectionError, BrokerError
@@ -109,25 +113,42 @@ def refused(target: Target, exc: BaseException) -> BrokerAccessRefused | None:
     )
 
 
+def _hint(target: Target, exc: BaseException) -> str:
+    if target.ssl_context is None or target.client_certificate:
+        return ""
+    return tls.client_certificate_hint(exc, setting="broker_use_ssl", prefix="")
+
+
+def _none_answered(failures: list[tuple[Target, BaseException]]) -> BrokerConnectionError:
+    each = "; ".join(f"{target.safe_url}: {_reason(exc)}" for target, exc in failures)
+    return BrokerConnectionError(
+        f"cannot reach any of the {len(failures)} RabbitMQ nodes of the broker URL ({each}). "
+        f"Check that the nodes are running and the URLs (hosts, ports, user, password, "
+        f"vhost) are right.{_hint(*failures[-1])}"
+    )
+
+
 class Link:
     """The connection of one broker; every method runs on the broker's I/O loop."""
 
-    def __init__(self, target: Target, name: str) -> None:
-        self.target = target
+    def __init__(self, nodes: Nodes, name: str) -> None:
+        self.nodes = nodes
+        self.target = nodes.targets[0]  # the node connected to (or last tried)
         self.name = name
+        self._order = nodes.order()
         self._connection: aiormq.abc.AbstractConnection | None = None
         self._channels: dict[str, Channel] = {}
         self._lock: asyncio.Lock | None = None
+        self._opening: asyncio.Lock | None = None  # (asyncio locks: made on the I/O loop)
+        self._closing: set[asyncio.Task[None]] = set()  # channels replaced, closed later
+        self._node: str | None = None  # the node of the last connection made
         self.generation = 0  # raised on every new connection
 
     def down(self, exc: BaseException) -> BrokerConnectionError:
-        hint = ""
-        if self.target.ssl_context is not None and not self.target.client_certificate:
-            hint = tls.client_certificate_hint(exc, setting="broker_use_ssl", prefix="")
         return BrokerConnectionError(
             f"cannot reach the RabbitMQ broker at {self.target.safe_url}: "
             f"{_reason(exc)}. Check that RabbitMQ is running and the URL (host, port, user, "
-            f"password, vhost) is right.{hint}"
+            f"password, vhost) is right.{_hint(self.target, exc)}"
         )
 
     @property
@@ -145,31 +166,85 @@ class Link:
                 assert self._connection is not None
                 return self._connection
             await self._drop()
-            try:
-                connection = await asyncio.wait_for(
-                    aiormq.connect(
-                        self.target.url,
-                        **self.target.connect_options(),
-                        client_properties={"connection_name": self.name},
-                    ),
-                    self.target.connect_timeout,
-                )
-            except _CONNECT_FAILURES as exc:
-                raise (refused(self.target, exc) or self.down(exc)) from exc
+            connection = await self._connect()
             self._connection = connection
             self.generation += 1
             return connection
+
+    async def _connect(self) -> aiormq.abc.AbstractConnection:
+        """A connection to the first node that answers; when none does, the refusal of
+        one that refused (retrying cannot fix it), else the error naming each node."""
+        failures: list[tuple[Target, BaseException]] = []
+        for target in self._order.attempt():
+            self.target = target
+            try:
+                connection = await asyncio.wait_for(
+                    aiormq.connect(
+                        target.url,
+                        **target.connect_options(),
+                        client_properties={"connection_name": self.name},
+                    ),
+                    target.connect_timeout,
+                )
+            except _CONNECT_FAILURES as exc:
+                logger.debug("%s: RabbitMQ node %s: %s", self.name, target.safe_url, exc)
+                failures.append((target, exc))
+                continue
+            self._connected_to(target, failures)
+            return connection
+        for target, error in failures:
+            refusal = refused(target, error)
+            if refusal is not None:
+                raise refusal from error
+        last = failures[-1][1]
+        raise (self.down(last) if len(failures) == 1 else _none_answered(failures)) from last
+
+    def _connected_to(self, target: Target, failures: list[tuple[Target, BaseException]]) -> None:
+        """Log the node a broker with several nodes is on now, and why, if it moved."""
+        previous, self._node = self._node, target.safe_url
+        if not self.nodes.several:
+            return
+        if previous is None or previous == target.safe_url:
+            logger.info("%s: connected to RabbitMQ node %s", self.name, target.safe_url)
+            return
+        passed = "; ".join(f"{t.safe_url}: {_reason(exc)}" for t, exc in failures)
+        logger.warning(
+            "%s: connected to RabbitMQ node %s, the connection to %s having been lost%s",
+            self.name, target.safe_url, previous, f" (passed over {passed})" if passed else "",
+        )  # fmt: skip
 
     async def channel(self, purpose: str, *, confirms: bool = False) -> Channel:
         """The channel for ``purpose``, opened (again) if it is not open."""
         channel = self._channels.get(purpose)
         if channel is not None and not channel.is_closed and self.alive:
             return channel
-        connection = await self.connection()
-        with self.guard():
-            channel = await connection.channel(publisher_confirms=confirms)
-        self._channels[purpose] = channel
-        return channel
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:  # callers at once share the one channel opened
+            channel = self._channels.get(purpose)
+            if channel is not None and not channel.is_closed and self.alive:
+                return channel
+            connection = await self.connection()
+            with self.guard():
+                channel = await connection.channel(publisher_confirms=confirms)
+            self._channels[purpose] = channel
+            return channel
+
+    async def renewed(self, purpose: str, stale: Channel, grace: float) -> Channel:
+        """A new publish channel for ``purpose`` in place of ``stale``, which is closed
+        after ``grace`` seconds, once the confirms it still owes have come or timed out."""
+        if self._channels.get(purpose) is stale:
+            del self._channels[purpose]
+            task = asyncio.create_task(self._close_later(stale, grace))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return await self.channel(purpose, confirms=True)
+
+    @staticmethod
+    async def _close_later(channel: Channel, grace: float) -> None:
+        await asyncio.sleep(grace)  # not a synchronisation: the longest a confirm may take
+        with contextlib.suppress(Exception):
+            await channel.close()
 
     def current(self, purpose: str) -> Channel | None:
         return self._channels.get(purpose)
@@ -198,6 +273,16 @@ class Link:
                 f"other arguments (another queue_type, delivery_limit or x-max-priority): "
                 f"delete it or use the same settings."
             ) from exc
+        except aiormq.exceptions.ChannelNotFoundEntity as exc:
+            if "down or inaccessible" not in str(exc):
+                raise BrokerError(f"RabbitMQ at {self.target.safe_url} refused: {exc!r}") from exc
+            # (not ``from exc``: a missing queue is not missing, its node is down)
+            raise BrokerConnectionError(
+                f"RabbitMQ at {self.target.safe_url}: {_reason(exc)}. A classic queue lives on "
+                f"one node and is out of reach while that node is down; quorum queues "
+                f"(queue_type 'quorum', the default when the broker URL lists several nodes) "
+                f"stay available while most of the cluster's nodes are up"
+            ) from None
         except aiormq.exceptions.ChannelClosed as exc:
             raise BrokerError(f"RabbitMQ at {self.target.safe_url} refused: {exc!r}") from exc
         except DOWN as exc:
@@ -206,6 +291,8 @@ class Link:
     async def _drop(self) -> None:
         connection, self._connection = self._connection, None
         self._channels.clear()
+        for task in list(self._closing):  # their channels end with the connection
+            task.cancel()
         if connection is not None and not connection.is_closed:
             with contextlib.suppress(Exception):
                 await connection.close()

@@ -2,7 +2,8 @@
 
 Engine helper: imports the stdlib, ``celeriac.config`` and ``celeriac.exceptions`` only;
 never the app or other engines. Forms: ``amqp://user:pass@host:5672/vhost`` and
-``amqps://`` (TLS), with ``heartbeat`` and ``connection_timeout`` as query parameters.
+``amqps://`` (TLS), with ``heartbeat`` and ``connection_timeout`` as query parameters;
+several nodes of a cluster as kombu's failover list, ``amqp://a//;amqp://b//``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ LOGIN_METHODS = {"PLAIN": "plain", "EXTERNAL": "external"}
 OPTIONS = frozenset(
     {"visibility_timeout", "queue_type", "heartbeat", "connect_timeout", "consumer_timeout",
      "revocation_retention", "confirm_timeout", "namespace", "confirm_publish",
-     "confirm_window"}
+     "confirm_window", "failover_strategy"}
 )  # fmt: skip
 # Celery's broker_use_ssl keys for RabbitMQ (py-amqp's names) that shape the SSLContext.
 SSL_KEYS = frozenset(
@@ -182,6 +183,44 @@ def parse_target(
     )  # fmt: skip
 
 
+def split_urls(url: str) -> list[str]:
+    """The URLs of kombu's failover list ``amqp://a//;amqp://b//`` (blank entries dropped)."""
+    return [part.strip() for part in url.split(";") if part.strip()]
+
+
+def parse_targets(
+    url: str,
+    options: Mapping[str, Any],
+    use_ssl: bool | Mapping[str, Any] | None = None,
+    login_method: str | None = None,
+) -> tuple[Target, ...]:
+    """Every node of a failover list (one for a plain URL). The nodes of one cluster
+    share their users and vhosts, so a list whose URLs log in differently is a mistake:
+    refused, naming the URL that differs."""
+    urls = split_urls(url)
+    if not urls:
+        raise ImproperlyConfigured(
+            f"the broker URL {redact(url)!r} names no node: give amqp://host// (or several "
+            f"nodes of a cluster, 'amqp://a//;amqp://b//')"
+        )
+    targets = tuple(parse_target(one, options, use_ssl, login_method) for one in urls)
+    first = _login(targets[0])
+    for target in targets[1:]:
+        if _login(target) != first:
+            raise ImproperlyConfigured(
+                f"the broker URLs of a failover list must log in as the same user, with the "
+                f"same password, to the same vhost (the nodes of a RabbitMQ cluster share "
+                f"them): {target.safe_url!r} differs from {targets[0].safe_url!r}. Write the "
+                f"same user, password and vhost in every URL"
+            )
+    return targets
+
+
+def _login(target: Target) -> tuple[str | None, str | None, str]:
+    parts = urlsplit(target.url)
+    return parts.username, parts.password, parts.path
+
+
 def _auth(login_method: str, secure: bool, use_ssl: bool | Mapping[str, Any] | None) -> str:
     """aiormq's ``auth`` for ``broker_login_method``; refused, with the fix, when it cannot
     log in (AMQPLAIN, which aiormq does not speak; EXTERNAL without a client certificate)."""
@@ -233,8 +272,10 @@ def confirm_window(options: Mapping[str, Any], default: int) -> int:
     return value
 
 
-def queue_type(options: Mapping[str, Any]) -> str:
-    value = str(options.get("queue_type", "classic"))
+def queue_type(options: Mapping[str, Any], nodes: int = 1) -> str:
+    """The ``queue_type`` option; unset, quorum for several nodes (a classic queue lives
+    on one node and is out of reach while it is down), else classic."""
+    value = str(options.get("queue_type", "quorum" if nodes > 1 else "classic"))
     if value not in QUEUE_TYPES:
         raise ImproperlyConfigured(
             f"broker_transport_options['queue_type'] must be 'classic' or 'quorum', not {value!r}"

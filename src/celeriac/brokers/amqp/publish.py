@@ -30,6 +30,8 @@ from celeriac.brokers.base import DeadLetter, DeadLetterReason
 from celeriac.exceptions import BrokerError
 from celeriac.messages.wire import NATIVE, WireFormat, WireParts
 
+_NACK_PATIENCE = 30.0  # seconds a nacked copy is sent again, when the call sets no timeout
+_FIRST_NACK_PAUSE, _LAST_NACK_PAUSE = 0.05, 1.0
 #: The basic properties a wire format may set; the engine sets ``delivery_mode``,
 #: ``priority`` and ``message_id`` itself, and ``correlation_id`` when the format does not.
 FORMAT_PROPERTIES = frozenset(
@@ -282,31 +284,48 @@ class Publisher:
         return parts.body, properties
 
     async def _send(self, channel: Any, copy: Copy, timeout: float | None) -> None:
+        """Publish ``copy`` and wait for its confirm. A nack is sent again on a new channel
+        until ``timeout``: a quorum queue refuses publishes while it elects a leader, and
+        RabbitMQ 3.10 keeps refusing them on a channel that saw the old leader's node go."""
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + (timeout or _NACK_PATIENCE), _FIRST_NACK_PAUSE
+        while True:
+            try:
+                return await self._send_once(channel, copy, timeout)
+            except aiormq.exceptions.DeliveryError as exc:
+                if isinstance(exc, aiormq.exceptions.PublishError) or loop.time() > deadline:
+                    raise self._not_stored(copy, exc) from exc
+            await asyncio.sleep(pause)  # a back-off while the queue elects its leader
+            pause = min(pause * 2, _LAST_NACK_PAUSE)
+            channel = await self.link.renewed("publish", channel, timeout or _NACK_PATIENCE)
+
+    async def _send_once(self, channel: Any, copy: Copy, timeout: float | None) -> None:
         body, properties = self._parts(copy)
-        try:
-            with self.link.guard():
-                confirmation = await channel.basic_publish(
-                    body,
-                    exchange=copy.exchange,
-                    routing_key=copy.routing_key,
-                    properties=properties,
-                    mandatory=True,
-                    timeout=timeout,
-                )
-        except aiormq.exceptions.PublishError as exc:
-            self.forget(copy.queue)  # maybe deleted behind our back: declare again next time
-            raise BrokerError(
-                f"RabbitMQ returned message {copy.message_id} as unroutable: no queue is bound "
-                f"for queue {copy.queue!r} (routing key {copy.routing_key[-60:]!r}). It was "
-                f"not stored; was the queue deleted while in use?"
-            ) from exc
-        except aiormq.exceptions.DeliveryError as exc:
-            raise BrokerError(
-                f"RabbitMQ refused message {copy.message_id} for queue {copy.queue!r} (nack: "
-                f"{exc!r}); it was not stored. A full quorum queue refuses publishes."
-            ) from exc
+        with self.link.guard():
+            confirmation = await channel.basic_publish(
+                body,
+                exchange=copy.exchange,
+                routing_key=copy.routing_key,
+                properties=properties,
+                mandatory=True,
+                timeout=timeout,
+            )
         if not isinstance(confirmation, spec.Basic.Ack):
             raise BrokerError(
                 f"RabbitMQ did not confirm message {copy.message_id} for queue {copy.queue!r} "
                 f"({confirmation!r}); it was not stored"
             )
+
+    def _not_stored(self, copy: Copy, exc: aiormq.exceptions.DeliveryError) -> BrokerError:
+        if isinstance(exc, aiormq.exceptions.PublishError):
+            self.forget(copy.queue)  # maybe deleted behind our back: declare again next time
+            return BrokerError(
+                f"RabbitMQ returned message {copy.message_id} as unroutable: no queue is bound "
+                f"for queue {copy.queue!r} (routing key {copy.routing_key[-60:]!r}). It was "
+                f"not stored; was the queue deleted while in use?"
+            )
+        return BrokerError(
+            f"RabbitMQ refused message {copy.message_id} for queue {copy.queue!r} (nack: "
+            f"{exc!r}), and kept refusing it; it was not stored. A full quorum queue refuses "
+            f"publishes, and so does one without a majority of its nodes up."
+        )
