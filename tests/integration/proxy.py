@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections.abc import Coroutine
 from typing import Any
@@ -24,6 +25,7 @@ class Proxy:
         self._thread.start()
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
+        self._links = itertools.count()
 
     def _call(self, work: Coroutine[Any, Any, None]) -> None:
         asyncio.run_coroutine_threadsafe(work, self._loop).result(10)
@@ -67,16 +69,33 @@ class Proxy:
             up_writer.transport.abort()
             return
         self._open.add(up_writer)
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        link = next(self._links)
+        await asyncio.gather(
+            self._pipe(reader, up_writer, to_server=True, link=link),
+            self._pipe(up_reader, writer, to_server=False, link=link),
+        )
         self._open -= {writer, up_writer}
 
     async def _before_forwarding(self) -> None:
         """Called before each chunk is passed on: a subclass may hold it back."""
         return None
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _seen(self, data: bytes, to_server: bool, link: int) -> None:
+        """Called with each chunk as it is read, before it is passed on (``link`` numbers
+        the client connection it belongs to): a subclass may record the traffic."""
+        return None
+
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        to_server: bool,
+        link: int,
+    ) -> None:
         try:
             while data := await reader.read(65536):
+                self._seen(data, to_server, link)
                 await self._before_forwarding()
                 writer.write(data)
                 await writer.drain()
