@@ -32,8 +32,8 @@ import pytest
 import redis
 from bench import venvs
 
+from tests.integration.celery_peer import CELERY_PYTHON
 from tests.integration.conftest import free_port
-from tests.integration.test_celery_interop_amqp import CELERY_PYTHON
 from tests.integration.workers import ROOT, WorkerProcess
 
 pytestmark = pytest.mark.requires_service("rabbitmq")
