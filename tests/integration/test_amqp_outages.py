@@ -2,12 +2,12 @@
 far countdowns (nothing is held unacked while it waits), and a broker restart mid-run
 (``rabbitmqctl stop_app``/``start_app``: no confirmed publish lost, consumption resumes).
 
-Both change the machine's RabbitMQ for a while, and always put it back in ``finally``.
+Both change their RabbitMQ node, so each test gets a node of its own (``RabbitNode``),
+never the machine's: other tests running meanwhile keep theirs.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from celeriac.exceptions import BrokerError
-from tests.conftest import rabbitmqctl
+from tests.integration.rabbitmq_node import RabbitNode
 from tests.integration.test_amqp_worker import Project, make_project, marks, wait_marks
 from tests.integration.workers import WorkerProcess
 
@@ -26,18 +26,27 @@ CONSUMER_TIMEOUT_MS = 60_000
 
 
 @pytest.fixture
-def short_consumer_timeout() -> Iterator[None]:
-    """RabbitMQ 3.10 has only the node-wide setting: set it, and put back what it was."""
-    before = rabbitmqctl("eval", "application:get_env(rabbit, consumer_timeout).").strip()
-    rabbitmqctl("eval", f"application:set_env(rabbit, consumer_timeout, {CONSUMER_TIMEOUT_MS}).")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode]:
+    started = RabbitNode(tmp_path_factory.mktemp("rabbitmq"), label="outages")
+    started.start()
     try:
-        yield
+        yield started
     finally:
-        found = re.search(r"\{ok,(\d+)\}", before)
-        if found:
-            rabbitmqctl("eval", f"application:set_env(rabbit, consumer_timeout, {found[1]}).")
-        else:
-            rabbitmqctl("eval", "application:unset_env(rabbit, consumer_timeout).")
+        started.stop()
+
+
+@pytest.fixture
+def amqp_url(node: RabbitNode) -> str:
+    """The projects of this module talk to the test's own node (its default vhost)."""
+    return node.url
+
+
+@pytest.fixture
+def short_consumer_timeout(node: RabbitNode) -> None:
+    """RabbitMQ 3.10 has only the node-wide setting: set on the test's own node."""
+    node.rabbitmqctl(
+        "eval", f"application:set_env(rabbit, consumer_timeout, {CONSUMER_TIMEOUT_MS})."
+    )
 
 
 @pytest.mark.long  # waits out a 90 s countdown; test_amqp_worker's countdowns are the short form
@@ -70,7 +79,9 @@ def test_far_countdowns_run_once_on_time_under_a_short_consumer_timeout(
 
 
 @pytest.mark.timeout(300)
-def test_restart_mid_run_loses_no_confirmed_publish(make_project: Callable[..., Project]) -> None:
+def test_restart_mid_run_loses_no_confirmed_publish(
+    make_project: Callable[..., Project], node: RabbitNode
+) -> None:
     path, env, proj = make_project()
     worker = WorkerProcess(path, env, "-P", "threads", "-c", "4")
     confirmed: list[str] = []
@@ -95,10 +106,10 @@ def test_restart_mid_run_loses_no_confirmed_publish(make_project: Callable[..., 
         producer.start()
         wait_marks(proj, "ran", 20)  # consuming
         try:
-            rabbitmqctl("stop_app")
+            node.rabbitmqctl("stop_app")
         finally:
-            rabbitmqctl("start_app")
-        rabbitmqctl("await_startup")
+            node.rabbitmqctl("start_app")
+        node.rabbitmqctl("await_startup")
         restarted = len(confirmed)
         deadline = time.monotonic() + 60
         while len(confirmed) < restarted + 20:  # publishing works again
