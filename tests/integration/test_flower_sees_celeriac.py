@@ -237,29 +237,39 @@ def test_celery_inspect_and_control_reach_a_celeriac_worker(monitored: dict[str,
         monitored["path"], monitored["celeriac"], "-P", "threads", "-c", "2",
         "-n", hostname, app="monitored",
     )  # fmt: skip
+    steer = textwrap.dedent(
+        """
+        import json, sys
+        import monitored as p
+
+        host, extra, nobody = sys.argv[1:]
+        inspect = p.app.control.inspect(destination=[host], timeout=10)
+        found = {"registered": inspect.registered(), "stats": inspect.stats()}
+        found["added"] = p.app.control.add_consumer(extra, destination=[host], reply=True)
+        found["queues"] = inspect.active_queues()
+        found["elsewhere"] = p.app.control.inspect(destination=[nobody], timeout=1).ping()
+        print(json.dumps(found))
+        """
+    )
     try:
-        to_it = ("-d", hostname)
-        assert celery_cli(monitored, "inspect", "ping", *to_it) == {hostname: {"ok": "pong"}}
-        assert celery_cli(monitored, "inspect", "registered", *to_it) == {
-            hostname: ["monitored.add", "monitored.hold"]
+        # Celery's command line (one start of it: seconds each), then its API.
+        assert celery_cli(monitored, "inspect", "ping", "-d", hostname) == {
+            hostname: {"ok": "pong"}
         }
-        stats = celery_cli(monitored, "inspect", "stats", *to_it)[hostname]
-        assert stats["pool"]["max-concurrency"] == 2
-
-        # A command that changes the worker: it consumes one more queue from then on.
         extra = f"extra-{uuid.uuid4().hex[:6]}"
-        added = celery_cli(monitored, "control", "add_consumer", extra, *to_it)
-        assert added == [{hostname: {"ok": f"add consumer {extra}"}}]  # (control: a list)
-        queues = celery_cli(monitored, "inspect", "active_queues", *to_it)[hostname]
-        assert extra in {queue["name"] for queue in queues}
-
-        # Addressed elsewhere: no reply from this worker.
-        elsewhere = subprocess.run(
-            [flower_python(), "-m", "celery", "-A", "monitored", "inspect", "ping",
-             "-d", f"nobody@{socket.gethostname()}", "--timeout", "2", "--json"],
+        done = subprocess.run(
+            [flower_python(), "-c", steer, hostname, extra, f"nobody@{socket.gethostname()}"],
             cwd=monitored["path"], env=monitored["celery"], capture_output=True, text=True,
+            timeout=90,
         )  # fmt: skip
-        assert hostname not in elsewhere.stdout
+        assert done.returncode == 0, done.stdout + done.stderr
+        found = json.loads(done.stdout.strip().splitlines()[-1])
+        assert found["registered"] == {hostname: ["monitored.add", "monitored.hold"]}
+        assert found["stats"][hostname]["pool"]["max-concurrency"] == 2
+        # A command that changes the worker: it consumes one more queue from then on.
+        assert found["added"] == [{hostname: {"ok": f"add consumer {extra}"}}]
+        assert extra in {queue["name"] for queue in found["queues"][hostname]}
+        assert found["elsewhere"] is None  # addressed to another node: no reply from it
     finally:
         worker.stop()
 
