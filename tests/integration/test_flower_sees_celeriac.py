@@ -12,7 +12,6 @@ has Flower, else ``bench/.venvs/flower``, made on first use from PyPI.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import socket
@@ -29,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from bench import venvs
 
-from tests.integration.celery_peer import CELERY_PYTHON
+from tests.integration.celery_peer import CELERY_PYTHON, delete_keys, imported_as_celeriac
 from tests.integration.conftest import free_port
 from tests.integration.workers import ROOT, WorkerProcess
 
@@ -42,7 +40,7 @@ PROJECT = textwrap.dedent(
     """
     import os
 
-    if os.environ["MONITOR_SIDE"] == "celery":
+    if os.environ["INTEROP_SIDE"] == "celery":
         from celery import Celery
     else:
         from celeriac import Celery
@@ -55,7 +53,7 @@ PROJECT = textwrap.dedent(
         result_backend_transport_options={"global_keyprefix": os.environ["MONITOR_PREFIX"]},
         task_default_queue=os.environ["MONITOR_QUEUE"],
     )
-    if os.environ["MONITOR_SIDE"] == "celeriac":
+    if os.environ["INTEROP_SIDE"] == "celeriac":
         app.conf.wire_format = "celery"
 
 
@@ -128,17 +126,13 @@ def monitored(
     try:
         yield {
             "path": tmp_path,
-            "celery": {**common, "MONITOR_SIDE": "celery", "MONITOR_BROKER": brokers["celery"],
+            "celery": {**common, "INTEROP_SIDE": "celery", "MONITOR_BROKER": brokers["celery"],
                        "PYTHONPATH": str(tmp_path), "FLOWER_UNAUTHENTICATED_API": "1"},
-            "celeriac": {**common, "MONITOR_SIDE": "celeriac",
+            "celeriac": {**common, "INTEROP_SIDE": "celeriac",
                          "MONITOR_BROKER": brokers["celeriac"], "PYTHONPATH": paths},
         }  # fmt: skip
     finally:
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        delete_keys(redis_url, prefix)
 
 
 @pytest.fixture
@@ -184,19 +178,9 @@ def test_flower_lists_a_celeriac_worker_and_counts_its_tasks(
         assert row["status"] is True  # alive by its heartbeats
         assert row["sw_ident"] == "py-celeriac"
 
-        with pytest.MonkeyPatch.context() as patch:
-            for name, value in monitored["celeriac"].items():
-                if name.startswith("MONITOR_"):
-                    patch.setenv(name, value)
-            patch.syspath_prepend(str(monitored["path"]))
-            sys.modules.pop("monitored", None)
-            project = importlib.import_module("monitored")
-            try:
-                results = [project.add.delay(n, n) for n in range(3)]
-                assert [r.get(timeout=20) for r in results] == [0, 2, 4]
-            finally:
-                project.app.close()
-                sys.modules.pop("monitored", None)
+        with imported(monitored, "celeriac") as project:
+            results = [project.add.delay(n, n) for n in range(3)]
+            assert [r.get(timeout=20) for r in results] == [0, 2, 4]
 
         # Task events count at once; ``processed`` comes with the next heartbeat.
         counted = wait_for(
@@ -316,22 +300,10 @@ def celery_worker(monitored: dict[str, Any]) -> Iterator[subprocess.Popen[str]]:
         sys.stdout.write("".join(log)[-4000:])
 
 
-@contextlib.contextmanager
-def imported(monitored: dict[str, Any], side: str) -> Iterator[Any]:
-    """The project imported in this process as ``side`` ("celeriac"; the Celery side runs
-    in subprocesses only)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in monitored[side].items():
-            if name.startswith("MONITOR_"):
-                patch.setenv(name, value)
-        patch.syspath_prepend(str(monitored["path"]))
-        sys.modules.pop("monitored", None)
-        project = importlib.import_module("monitored")
-        try:
-            yield project
-        finally:
-            project.app.close()
-            sys.modules.pop("monitored", None)
+def imported(monitored: dict[str, Any], side: str) -> contextlib.AbstractContextManager[Any]:
+    """The project imported in this process as celeriac's side."""
+    settings = {k: v for k, v in monitored[side].items() if k.startswith("MONITOR_")}
+    return imported_as_celeriac(monitored["path"], "monitored", settings)
 
 
 def test_a_celeriac_revoke_stops_the_task_on_a_celery_worker(monitored: dict[str, Any]) -> None:

@@ -242,7 +242,7 @@ class KombuRedisBroker(SharedState, Broker):
         exchange = self.wire_format.control_exchange
         assert exchange is not None
         parts = self.wire_format.control_command_parts(method, arguments)
-        message = wire_events.reply_envelope(exchange, "", parts)
+        message = wire_events.transient_envelope(exchange, "", parts)
         with self._guard():
             self.client.publish(
                 wire_events.channel(self.layout.prefix, self._db, exchange), message
@@ -256,7 +256,7 @@ class KombuRedisBroker(SharedState, Broker):
             bound = map(layout.parse_binding, members)
             queues = {queue for key, _, queue in bound if key == routing_key}
             if queues:
-                message = wire_events.reply_envelope(exchange, routing_key, reply)
+                message = wire_events.transient_envelope(exchange, routing_key, reply)
                 async with client.pipeline(transaction=False) as pipe:
                     for queue in sorted(queues):
                         pipe.lpush(layout.list_key(queue, 0), message)

@@ -43,16 +43,7 @@ def publishes(
     found = []
     for event in events:
         key, parts = wire_format.event_parts(event)
-        wire = CeleryWire(
-            body=parts.body,
-            headers=dict(parts.headers),
-            properties={"delivery_mode": TRANSIENT},
-            content_type=str(parts.properties.get("content_type", "")),
-            content_encoding=str(parts.properties.get("content_encoding", "")),
-            delivery_info={"exchange": exchange, "routing_key": key},
-        )
-        message = to_kombu_redis(wire, delivery_tag=new_tag())
-        found.append((channel(prefix, db, exchange, key), message))
+        found.append((channel(prefix, db, exchange, key), transient_envelope(exchange, key, parts)))
     return found
 
 
@@ -65,8 +56,9 @@ def command_body(data: bytes) -> bytes | None:
         return None
 
 
-def reply_envelope(exchange: str, routing_key: str, parts: WireParts) -> bytes:
-    """A reply (or a command) as kombu's Redis transport writes it for ``exchange``."""
+def transient_envelope(exchange: str, routing_key: str, parts: WireParts) -> bytes:
+    """An event, a command or a reply as kombu's Redis transport writes it for
+    ``exchange``: not persistent, as kombu's mailbox and Celery's events send them."""
     wire = CeleryWire(
         body=parts.body,
         headers=dict(parts.headers),
