@@ -127,3 +127,27 @@ def test_a_killed_move_loses_nothing_and_duplicates_at_most_one(
     assert set(ids) == sent
     assert len(ids) - len(sent) <= 1
     assert source.broker.queue_length(queue) == 0
+
+
+def test_a_target_that_cannot_be_reached_stops_the_move_before_the_source_is_read(
+    redis_url: str, redis_prefix: str
+) -> None:
+    source = Celery("source", broker=f"kombu+{redis_url}", wire_format="celery",
+                    broker_transport_options={"global_keyprefix": redis_prefix},
+                    set_as_current=False)  # fmt: skip
+    try:
+        source.send_task("proj.add", (1, 1))
+        done = subprocess.run(
+            command("--from", f"kombu+{redis_url}", "--to", "redis://127.0.0.1:1/0",
+                    "--from-option", f"global_keyprefix={redis_prefix}"),
+            env=env(), capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 1
+        stopped = "migrate-queue stopped: cannot reach the Redis broker at redis://127.0.0.1:1/0"
+        assert stopped in done.stderr
+        assert done.stdout.splitlines()[-1] == "Total: 0 message(s) moved, 0 left on the source."
+        assert source.broker.queue_length("celery") == 1
+        client = source.broker.client  # type: ignore[attr-defined]
+        assert not client.exists(f"{redis_prefix}_celeriac.deliveries")  # never handed out
+    finally:
+        source.close()

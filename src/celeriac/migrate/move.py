@@ -47,10 +47,12 @@ def move(sides: Sides, plan: MovePlan) -> Tally:
             await sides.target.close_async()
 
     try:
+        for queue in tally.queues.values():  # the target answers before anything is read
+            on_target = sides.target.queue_length(queue.target)
+            if plan.dry_run:
+                queue.on_target = on_target
         asyncio.run(run())
         for queue in tally.queues.values():
-            if plan.dry_run:  # nothing was written: what the target holds already
-                queue.on_target = sides.target.queue_length(queue.target)
             queue.delayed_on_source = sides.source.delayed_count(queue.source)
     except BrokerError as exc:
         tally.stopped = str(exc)

@@ -48,7 +48,7 @@ class QueueTally:
     #: Messages still delayed on the source (a countdown a celeriac producer or worker sent
     #: in Celery's format): the source holds them until they are due.
     delayed_on_source: int = 0
-    on_target: int | None = None  # in a dry run: what the target queue holds already
+    on_target: int | None = None  # in a dry run: what the target queue held before it
 
     def skip(self, problem: Problem) -> None:
         self.skipped[problem.reason] += 1
