@@ -311,11 +311,11 @@ def test_the_dry_run_counts_what_would_move_and_moves_nothing(
     assert lines[0] == "Dry run: nothing was moved."
     assert lines[1] == (
         f"celery: {QUEUED} would move (1 to wait on the target until their eta), "
-        f"1 left on the source (1 undecodable); the target queue holds 0 now"
+        f"1 left behind (1 undecodable); the target queue holds 0 now"
     ), done.stdout
     assert "not a Celery task message" in lines[2]
-    assert lines[-1] == f"Total: {QUEUED} message(s) would move, 1 left on the source."
-    assert "1 message(s) would be left on the source" in done.stderr
+    assert lines[-1] == f"Total: {QUEUED} message(s) would move, 1 left behind."
+    assert "1 message(s) would be left behind" in done.stderr
     # Every message is still on the source, and nothing reached the target.
     assert dry_run["before"] == dry_run["source"] == (QUEUED + 1, 0)
     assert dry_run["target"] == (0, 0)
@@ -329,6 +329,7 @@ def test_the_move_reports_each_queue(move: Move, moved: dict[str, Any]) -> None:
     assert (report["dry_run"], report["moved"], report["stopped"]) == (False, QUEUED, None)
     assert (queue["source"], queue["target"], queue["moved"]) == ("celery", "celery", QUEUED)
     assert queue["waiting_for_eta"] == 1
+    assert report["on_source"] == queue["on_source"] == 1  # the undecodable one
     expected = {"undecodable": 1}
     if move.kind == "kombu":  # the raw entry: dead-lettered by the source, as its workers do
         expected["dead_lettered"] = 1

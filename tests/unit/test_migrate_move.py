@@ -94,6 +94,7 @@ def test_what_cannot_be_read_stays_on_the_source_in_its_place() -> None:
     last = celery_message(pair.source)
     tally = run(pair)
     assert ready_ids(pair.target) == [first, last]
+    assert tally.queues["celery"].on_source == 1
     [problem] = tally.queues["celery"].problems
     assert (problem.message_id, problem.reason) == ("junk-1", SkipReason.UNDECODABLE)
     assert "CEL2" in problem.detail  # the codec's own words: what the payload should be
@@ -126,6 +127,7 @@ def test_limit_stops_after_that_many(dry_run: bool) -> None:
     sent = [celery_message(pair.source) for _ in range(25)]
     tally = run(pair, limit=12, dry_run=dry_run)
     assert tally.moved == 12
+    assert tally.queues["celery"].on_source == (None if dry_run else 13)
     left = 25 if dry_run else 13
     assert pair.source.queue_length("celery") == left
     assert ready_ids(pair.target) == ([] if dry_run else sent[:12])

@@ -69,6 +69,16 @@ def test_an_eta_still_to_come_is_a_delay_and_one_past_or_unreadable_is_not() -> 
     assert seconds_until("tomorrow", now) is None and seconds_until(None, now) is None
 
 
+def test_after_a_move_the_report_says_what_the_source_holds() -> None:
+    tally = Tally.of({"celery": "celery"})
+    tally.queues["celery"].moved, tally.queues["celery"].on_source = 2, 1
+    assert report_lines(tally) == [
+        "celery: 2 moved; the source queue holds 1 now",
+        "Total: 2 message(s) moved, 0 left behind.",
+    ]
+    assert as_document(tally)["on_source"] == 1
+
+
 def test_the_report_counts_each_queue_and_names_what_stayed() -> None:
     tally = Tally.of({"celery": "celery", "images": "pictures"}, dry_run=True)
     tally.queues["celery"].moved = 3
@@ -78,12 +88,12 @@ def test_the_report_counts_each_queue_and_names_what_stayed() -> None:
     tally.queues["images"].delayed_on_source = 2
     assert report_lines(tally) == [
         "Dry run: nothing was moved.",
-        "celery: 3 would move (1 to wait on the target until their eta), 1 left on the "
-        "source (1 undecodable); the target queue holds 0 now",
-        "  left on the source: id-1 (undecodable: not a task)",
+        "celery: 3 would move (1 to wait on the target until their eta), 1 left behind "
+        "(1 undecodable); the target queue holds 0 now",
+        "  left behind: id-1 (undecodable: not a task)",
         "images -> pictures: 0 would move",
         "  2 delayed message(s) wait on the source until due: run migrate-queue again then",
-        "Total: 3 message(s) would move, 1 left on the source.",
+        "Total: 3 message(s) would move, 1 left behind.",
     ]
     document = json.loads(json.dumps(as_document(tally)))
     assert (document["moved"], document["skipped"], document["delayed_on_source"]) == (3, 1, 2)

@@ -82,7 +82,8 @@ def migrate_queue_command(
     amqp://) into celeriac's own format at --to (redis:// or amqp://), keeping each
     message's id, arguments, eta, expiry, retries, priority and links. Each message is
     acked on the source only once the target holds it. A message that cannot be read is
-    left on the source and reported. Exits with status 1 when any message is left behind."""
+    left on the source and reported. Exits with status 1 when any message is left behind
+    (in a dry run: would be)."""
     app = obj.early_app()
     if app is None and obj.app_spec:
         obj.load_app()  # raises the reason it does not load
@@ -108,9 +109,13 @@ def migrate_queue_command(
             click.echo(line)
     if tally.stopped:
         raise CommandFailed(f"migrate-queue stopped: {tally.stopped}")
-    if tally.skipped:
-        verb = "would be" if dry_run else "were"
-        raise CommandFailed(f"{tally.skipped} message(s) {verb} left on the source (see above)")
+    if dry_run and tally.skipped:
+        raise CommandFailed(f"{tally.skipped} message(s) would be left behind (see above)")
+    if not dry_run and (tally.skipped or tally.on_source):
+        raise CommandFailed(
+            f"messages stay on the source: {tally.skipped} left behind, {tally.on_source} "
+            f"in its queues now (see above)"
+        )
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -120,7 +125,7 @@ def report_lines(tally: Tally) -> list[str]:
     for queue in tally.queues.values():
         lines.append(_queue_line(queue, moved))
         for problem in queue.problems:
-            lines.append(f"  left on the source: {problem.message_id or '?'} "
+            lines.append(f"  left behind: {problem.message_id or '?'} "
                          f"({problem.reason.value}: {problem.detail})")  # fmt: skip
         hidden = queue.skipped_total - len(queue.problems)
         if hidden > 0:
@@ -130,7 +135,7 @@ def report_lines(tally: Tally) -> list[str]:
                 f"  {queue.delayed_on_source} delayed message(s) wait on the source until "
                 f"due: run migrate-queue again then"
             )
-    total = f"{tally.moved} message(s) {moved}, {tally.skipped} left on the source."
+    total = f"{tally.moved} message(s) {moved}, {tally.skipped} left behind."
     lines.append(f"Total: {total}")
     if tally.not_given_back:
         lines.append(
@@ -147,9 +152,11 @@ def _queue_line(queue: QueueTally, moved: str) -> str:
         text += f" ({queue.waiting_for_eta} to wait on the target until their eta)"
     if queue.skipped_total:
         reasons = ", ".join(f"{n} {reason.value}" for reason, n in sorted(queue.skipped.items()))
-        text += f", {queue.skipped_total} left on the source ({reasons})"
+        text += f", {queue.skipped_total} left behind ({reasons})"
     if queue.on_target is not None:
         text += f"; the target queue holds {queue.on_target} now"
+    if queue.on_source is not None:
+        text += f"; the source queue holds {queue.on_source} now"
     return text
 
 
@@ -159,6 +166,7 @@ def as_document(tally: Tally) -> dict[str, Any]:
         "moved": tally.moved,
         "skipped": tally.skipped,
         "delayed_on_source": tally.delayed_on_source,
+        "on_source": tally.on_source,
         "not_given_back": tally.not_given_back,
         "stopped": tally.stopped,
         "queues": [
@@ -174,6 +182,7 @@ def as_document(tally: Tally) -> dict[str, Any]:
                 ],
                 "delayed_on_source": queue.delayed_on_source,
                 "on_target": queue.on_target,
+                "on_source": queue.on_source,
             }
             for queue in tally.queues.values()
         ],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from celeriac.brokers.base import Broker, Delivery
@@ -21,6 +22,16 @@ from celeriac.migrate.sides import Sides
 from celeriac.migrate.tally import Problem, SkipReason, Tally
 
 BATCH = 10  # messages fetched per round trip; each is still moved on its own
+SOURCE, TARGET = "the source", "the target"
+
+
+@contextlib.contextmanager
+def on(side: str) -> Iterator[None]:
+    """A broker error says which side it came from (both may be the same kind of broker)."""
+    try:
+        yield
+    except BrokerError as exc:
+        raise BrokerError(f"{side}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -48,12 +59,16 @@ def move(sides: Sides, plan: MovePlan) -> Tally:
 
     try:
         for queue in tally.queues.values():  # the target answers before anything is read
-            on_target = sides.target.queue_length(queue.target)
+            with on(TARGET):
+                on_target = sides.target.queue_length(queue.target)
             if plan.dry_run:
                 queue.on_target = on_target
         asyncio.run(run())
         for queue in tally.queues.values():
-            queue.delayed_on_source = sides.source.delayed_count(queue.source)
+            with on(SOURCE):
+                queue.delayed_on_source = sides.source.delayed_count(queue.source)
+                if not plan.dry_run:
+                    queue.on_source = sides.source.queue_length(queue.source)
     except BrokerError as exc:
         tally.stopped = str(exc)
     finally:
@@ -102,7 +117,8 @@ class _Run:
                 return
             # False when its lease ran out meanwhile: the source hands it out again, and
             # the target gets it twice, with the same task id.
-            await delivery.ack()
+            with on(SOURCE):
+                await delivery.ack()
         queue.moved += 1
         queue.waiting_for_eta += found.waits_for_eta
 
@@ -110,8 +126,9 @@ class _Run:
         """Publish to the target and return once it holds the message; False (the
         message held for the source) when the target refuses this message alone."""
         try:
-            await self.target.publish_async(found.outbound)
-            await self.target.flush_async()
+            with on(TARGET):
+                await self.target.publish_async(found.outbound)
+                await self.target.flush_async()
         except ValueError as exc:  # this message only (a delay the broker cannot hold...)
             problem = Problem(found.message.id, SkipReason.REFUSED, str(exc))
             self.tally.queue(delivery.queue).skip(problem)
@@ -131,7 +148,8 @@ class _Run:
         does for the tasks it runs."""
         if time.monotonic() - self.renewed > self.source.lease_seconds / 3:
             if self.held or pending:
-                await self.source.extend([*self.held, *pending])
+                with on(SOURCE):
+                    await self.source.extend([*self.held, *pending])
             self.renewed = time.monotonic()
 
     async def give_back(self) -> None:
@@ -151,7 +169,8 @@ async def run_move(source: Broker, target: Broker, plan: MovePlan, tally: Tally)
     run = _Run(source, target, plan, tally)
     try:
         while run.wanted() > 0:
-            deliveries = await source.fetch(list(plan.queues), run.wanted(), plan.timeout)
+            with on(SOURCE):
+                deliveries = await source.fetch(list(plan.queues), run.wanted(), plan.timeout)
             run.note_dead_lettered()
             await run.take(deliveries)
             if not deliveries:

@@ -49,6 +49,9 @@ class QueueTally:
     #: in Celery's format): the source holds them until they are due.
     delayed_on_source: int = 0
     on_target: int | None = None  # in a dry run: what the target queue held before it
+    #: After a move: what the source queue still holds (what was left behind, and any
+    #: message sent to it meanwhile).
+    on_source: int | None = None
 
     def skip(self, problem: Problem) -> None:
         self.skipped[problem.reason] += 1
@@ -93,6 +96,10 @@ class Tally:
     @property
     def delayed_on_source(self) -> int:
         return sum(queue.delayed_on_source for queue in self.queues.values())
+
+    @property
+    def on_source(self) -> int:
+        return sum(queue.on_source or 0 for queue in self.queues.values())
 
 
 __all__ = ["PROBLEMS_KEPT", "Problem", "QueueTally", "SkipReason", "Tally"]
