@@ -34,8 +34,15 @@ import redis
 
 from celeriac import Celery
 from tests.conftest import delete_vhost, rabbitmqctl
-from tests.integration.test_celery_interop_amqp import CELERY_PYTHON
-from tests.integration.workers import ROOT, WorkerProcess
+from tests.integration.celery_peer import (
+    celeriac_env,
+    celery_env,
+    run_celery_script,
+    skip_without_celery,
+)
+from tests.integration.workers import WorkerProcess
+
+skip_without_celery()
 
 COUNTDOWN = 12.0  # seconds: long enough for both runs of the command to end before it
 
@@ -45,7 +52,7 @@ PROJECT = textwrap.dedent(
 
     import redis
 
-    SIDE = os.environ["MQ_SIDE"]
+    SIDE = os.environ["INTEROP_SIDE"]
     PREFIX = os.environ["MQ_PREFIX"]
     REDIS = os.environ["MQ_REDIS"]
     if SIDE == "celery":
@@ -141,10 +148,8 @@ class Move:
     steps: dict[str, Any] = field(default_factory=dict)
 
     def side_env(self, side: str) -> dict[str, str]:
-        if side == "celery":
-            return {**self.env, "MQ_SIDE": "celery", "PYTHONPATH": str(self.path)}
-        paths = [str(ROOT / "src"), str(ROOT), str(self.path)]
-        return {**self.env, "MQ_SIDE": "celeriac", "PYTHONPATH": os.pathsep.join(paths)}
+        made = celery_env if side == "celery" else celeriac_env
+        return made(self.env, self.path)
 
     def command(self, *extra: str) -> subprocess.CompletedProcess[str]:
         """``celeriac -A mq migrate-queue`` as a user types it."""
@@ -238,12 +243,7 @@ def move(
     made = Move(kind, path, {**os.environ, **settings}, source, target, from_options,
                 redis_url, prefix)  # fmt: skip
     try:
-        done = subprocess.run(
-            [str(CELERY_PYTHON), "produce.py"], cwd=path, env=made.side_env("celery"),
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, f"the Celery producer failed:\n{done.stdout}\n{done.stderr}"
-        made.sent = json.loads(done.stdout.strip().splitlines()[-1])
+        made.sent = run_celery_script(path, made.side_env("celery"), "produce.py")
         yield made
     finally:
         for vhost in vhosts:
