@@ -25,6 +25,7 @@ from celeriac.cli.listing import list_group
 from celeriac.cli.logtool import logtool_group
 from celeriac.cli.metrics import exporter_command
 from celeriac.cli.migrate import migrate_command
+from celeriac.cli.migrate_queue import migrate_queue_command
 from celeriac.cli.multi import multi_command
 from celeriac.cli.ops import call_command, purge_command, result_command
 from celeriac.cli.outbox import outbox_group
@@ -50,6 +51,7 @@ for command in (
     list_group,
     logtool_group,
     migrate_command,
+    migrate_queue_command,
     multi_command,
     outbox_group,
     purge_command,
