@@ -18,6 +18,7 @@ from celeriac.config.cache_settings import CACHE
 from celeriac.config.database_settings import DATABASE
 from celeriac.config.outbox_settings import OUTBOX
 from celeriac.config.queue_settings import QUEUES_AND_CHORDS
+from celeriac.config.redis_result_settings import REDIS_RESULTS
 from celeriac.config.security_settings import SECURITY
 from celeriac.config.url_settings import BROKER_ADDRESS, REDIS_ADDRESS
 
@@ -51,7 +52,6 @@ def _s(name: str, default: Any, types: tuple[type, ...], doc: str, **kw: Any) ->
 
 # Why a group of settings is not read yet (the `not_in_effect` of their declarations).
 _EVENTS = "events travel on a capped stream that every receiver reads, not a queue per receiver"
-_REDIS_SECONDS = "Redis result store: seconds to wait for %s; None waits forever."
 
 
 _DECLARED = [
@@ -216,20 +216,7 @@ _DECLARED = [
         "every header result at once, each stored before its task counted itself",
     ),
     # -- the Redis result store (result_backend_transport_options win over these) ------------
-    _s("redis_socket_timeout", 30.0, _NUM, _REDIS_SECONDS % "a reply", differs="120.0"),
-    _s("redis_socket_connect_timeout", 5.0, _NUM, _REDIS_SECONDS % "a connection", differs="None"),
-    _s("redis_retry_on_timeout", False, (bool,), "Retry a Redis command once after a timeout."),
-    _s("redis_max_connections", None, (int,), "Most connections in the result store's pool."),
-    _s("redis_socket_keepalive", False, (bool,), "TCP keepalive on result store connections."),
-    _s(
-        "redis_backend_health_check_interval",
-        None,
-        _NUM,
-        "Seconds a connection may sit idle before it is checked (PING) on next use.",
-    ),
-    _s("redis_client_name", None, (str,), "Name the result store's connections (CLIENT LIST)."),
-    _s("redis_username", None, (str,), "ACL user, when the result_backend URL names none."),
-    _s("redis_password", None, (str,), "Password, when the result_backend URL has none."),
+    *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in REDIS_RESULTS),
     *(_s(name, default, types, doc, **kw) for name, default, types, doc, kw in REDIS_ADDRESS),
     _s(
         "redis_backend_use_ssl",
