@@ -141,7 +141,8 @@ def flower(monitored: dict[str, Any]) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [flower_python(), "-m", "celery", "-A", "monitored", "flower",
-         f"--port={port}", "--address=127.0.0.1"],
+         f"--port={port}", "--address=127.0.0.1",
+         "--inspect_timeout=10000"],  # (ms; 1 s by default: short on a loaded machine)
         cwd=monitored["path"], env=monitored["celery"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip

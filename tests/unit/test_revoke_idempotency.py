@@ -283,9 +283,10 @@ def test_redis_revocations_reload_after_their_connection_is_cut(
 def test_redis_revocations_keep_their_idle_connection_alive(
     redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from celeriac.brokers.redis import RedisBroker, channel
+    from celeriac import _redis_pubsub
+    from celeriac.brokers.redis import RedisBroker
 
-    monkeypatch.setattr(channel, "KEEPALIVE", 0.05)  # PING after 50 ms of silence
+    monkeypatch.setattr(_redis_pubsub, "KEEPALIVE", 0.05)  # PING after 50 ms of silence
     broker = RedisBroker(redis_url, transport_options={"key_prefix": redis_prefix})
 
     async def scenario() -> None:
