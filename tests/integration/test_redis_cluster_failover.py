@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 import redis
 
+from celeriac._redis_pubsub import PubSubSubscription
 from celeriac.brokers.base import Topic
 from celeriac.brokers.redis import RedisBroker
-from celeriac.brokers.redis.channel import PubSubSubscription
 from celeriac.exceptions import BrokerConnectionError
 from celeriac.results.redis import RedisBackend
 from tests.conftest import REDIS_URL, service_missing
