@@ -18,10 +18,11 @@ processes it
 3. stops them warm and takes the worker side's cost per task (start-up and shutdown of
    the workers included, amortised over N).
 
-Costs: on Redis ``INFO`` deltas summed over the masters (commands executed, inside Lua
-scripts included; client bytes in/out, replication bytes apart) and ``used_cpu_*`` over
-every node; on RabbitMQ (no per-node message rates without the management plugin) the
-CPU seconds of each node's process tree, and the messages counted on the test side.
+Costs, per task: on Redis ``INFO`` deltas summed over the masters (commands executed,
+inside Lua scripts included; client bytes in and out; ``used_cpu_*``), and apart the
+masters' replication stream and the replicas' CPU; on RabbitMQ (no per-node message rates
+without the management plugin) the CPU seconds of each node's process tree, and the
+messages counted on the test side.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import argparse
 import collections
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -70,7 +72,8 @@ class Broker:
 
 
 def redis_costs(ports: list[int]) -> Costs:
-    """Commands and client bytes on the masters; CPU and replication bytes on every node."""
+    """Commands, client bytes and CPU on the masters; the replicas' CPU and the masters'
+    replication stream to them apart."""
     found: Costs = collections.Counter()
     for port in ports:
         client = redis.Redis(port=port)
@@ -78,14 +81,17 @@ def redis_costs(ports: list[int]) -> Costs:
             info = client.info("everything")
         finally:
             client.close()
-        found["cpu_s"] += info["used_cpu_user"] + info["used_cpu_sys"]  # type: ignore[assignment]
-        found["repl_bytes"] += info.get("total_net_repl_output_bytes", 0)
+        cpu = info["used_cpu_user"] + info["used_cpu_sys"]
+        found["repl_bytes"] += info["total_net_repl_output_bytes"]
         if info["role"] != "master":
+            found["replica_cpu_s"] += cpu  # type: ignore[assignment]
             continue
+        found["cpu_s"] += cpu  # type: ignore[assignment]
         calls = sum(v["calls"] for k, v in info.items() if k.startswith("cmdstat_"))
         found["commands"] += calls - 1  # this INFO
-        found["bytes_in"] += info["total_net_input_bytes"]
-        found["bytes_out"] += info["total_net_output_bytes"]
+        # The totals count replication too (a master's stream to its replica): apart.
+        found["bytes_in"] += info["total_net_input_bytes"] - info["total_net_repl_input_bytes"]
+        found["bytes_out"] += info["total_net_output_bytes"] - info["total_net_repl_output_bytes"]
     return found
 
 
@@ -191,7 +197,7 @@ def drain(env: dict[str, str], marks: redis.Redis, procs: int, n: int, logs: Pat
 def measure(broker: Broker, instrument: RedisServer, procs: int, n: int, logs: Path
             ) -> dict[str, float]:  # fmt: skip
     env = environment(broker, instrument)
-    marks = redis.Redis.from_url(instrument.url)
+    marks = redis.Redis.from_url(instrument.url, socket_timeout=None)  # BLPOPs of minutes
     marks.flushdb()
     before = broker.costs()
     publish(env, n)
@@ -207,11 +213,13 @@ def measure(broker: Broker, instrument: RedisServer, procs: int, n: int, logs: P
         for name in ("commands", "bytes_in", "bytes_out", "repl_bytes"):
             row[f"{side}_{name}"] = (b[name] - a[name]) / n
         row[f"{side}_cpu_ms"] = 1000 * (b["cpu_s"] - a["cpu_s"]) / n
+        row[f"{side}_replica_cpu_ms"] = 1000 * (b["replica_cpu_s"] - a["replica_cpu_s"]) / n
     return row
 
 
 HEADER = ("| broker | workers | drain tasks/s | x 1 worker | publish: cmds/task | bytes in+out "
-          "| broker CPU ms | work: cmds/task | bytes in+out | broker CPU ms | repl bytes "
+          "| broker CPU ms | work: cmds/task | bytes in+out | broker CPU ms "
+          "| replicas: bytes, CPU ms "
           "| worker CPU ms |")  # fmt: skip
 
 
@@ -221,7 +229,9 @@ def line(label: str, row: dict[str, float], base: float) -> str:
         f"| {row['pub_commands']:.2f} | {row['pub_bytes_in'] + row['pub_bytes_out']:,.0f} "
         f"| {row['pub_cpu_ms']:.3f} | {row['work_commands']:.2f} "
         f"| {row['work_bytes_in'] + row['work_bytes_out']:,.0f} | {row['work_cpu_ms']:.3f} "
-        f"| {row['pub_repl_bytes'] + row['work_repl_bytes']:,.0f} | {row['worker_cpu_ms']:.3f} |"
+        f"| {row['pub_repl_bytes'] + row['work_repl_bytes']:,.0f}, "
+        f"{row['pub_replica_cpu_ms'] + row['work_replica_cpu_ms']:.3f} "
+        f"| {row['worker_cpu_ms']:.3f} |"
     )
 
 
@@ -235,7 +245,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # unwinds: servers stopped
     directory = Path(tempfile.mkdtemp(prefix="celeriac-scaling-"))
     print(f"N = {args.n:,}, {time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} cores; "
-          f"logs and data under {directory}\n\n{HEADER}\n" + "|---" * 12 + "|",
+          f"worker logs under {directory} while it runs\n\n{HEADER}\n" + "|---" * 12 + "|",
           flush=True)  # fmt: skip
     instrument = RedisServer(directory / "instrument")
     instrument.start()
@@ -251,6 +261,7 @@ def main() -> None:
                     print(line(label, row, base), flush=True)
     finally:
         instrument.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":
