@@ -1,6 +1,7 @@
-"""Brokers under fault, each a server the harness owns on a spare port and can crash and
-start again: a redis-server (AOF ``everysec`` or no persistence) and a RabbitMQ node
-(classic or quorum queues)."""
+"""Brokers under fault, each a server the harness owns on spare ports and can crash and
+start again: a redis-server (AOF ``everysec`` or no persistence), a RabbitMQ node (classic
+or quorum queues), a Redis Cluster of three masters and three replicas, and a RabbitMQ
+cluster of three nodes (quorum queues)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ from pathlib import Path
 from typing import Protocol
 
 from tests.chaos.servers import RedisServer
+from tests.integration.rabbitmq_cluster_nodes import LocalRabbitCluster
 from tests.integration.rabbitmq_node import RabbitNode
+from tests.integration.redis_cluster_servers import LocalCluster, start_cluster
+
+# The queue every chaos task goes to: the one whose master or leader a cluster fault hits.
+CHAOS_QUEUE = "celery"
 
 
 class BrokerUnderTest(Protocol):
@@ -84,3 +90,74 @@ class RabbitBroker:
 
     def stop(self) -> None:
         self.node.stop()
+
+
+class RedisClusterBroker:
+    """The broker's own Redis Cluster (persistence off). Its fault is a failover: SIGKILL
+    the master holding the chaos queue's slot, wait for its replica's promotion, start the
+    old master again (it comes back as a replica).
+
+    Workers and sender reach the nodes directly, whatever ``port`` is given: a cluster
+    client is redirected to each node's own address, so a proxy in front of one node would
+    not be in the way of the others (the proxy scenarios are not run on a cluster)."""
+
+    kind = "redis"
+    name = "redis cluster (3 masters + 3 replicas)"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.cluster = LocalCluster(directory)
+        self.options: dict[str, str] = {}
+
+    @property
+    def port(self) -> int:
+        return self.cluster.nodes[0].port
+
+    def url(self, port: int) -> str:
+        return self.cluster.url
+
+    def start(self) -> None:
+        self.cluster = start_cluster(self.directory)
+
+    def restart(self) -> None:
+        # Every key of a queue shares the slot of its hash tag, whatever the prefix.
+        self.cluster.fail_over(f"{{{CHAOS_QUEUE}}}")
+
+    def stop(self) -> None:
+        self.cluster.stop()
+
+
+class RabbitClusterBroker:
+    """The broker's own three-node RabbitMQ cluster, quorum queues. Its fault: SIGKILL the
+    node that leads the chaos queue, then start it again (it rejoins on its data). The queue
+    is declared first through the first node, which the workers connect to first too
+    (round-robin), so the leader's node is also the one the workers are on.
+
+    Workers and sender reach the nodes directly (the URL lists all three), whatever
+    ``port`` is given (the proxy scenarios are not run on a cluster)."""
+
+    kind = "rabbitmq"
+    name = "rabbitmq cluster (3 nodes, quorum queues)"
+
+    def __init__(self, directory: Path) -> None:
+        self.cluster = LocalRabbitCluster(directory)
+        self.options = {"queue_type": "quorum"}
+
+    @property
+    def port(self) -> int:
+        return self.cluster.nodes[0].port
+
+    def url(self, port: int) -> str:
+        return self.cluster.url
+
+    def start(self) -> None:
+        self.cluster.start()
+
+    def restart(self) -> None:
+        leader = self.cluster.queues().get(CHAOS_QUEUE, {}).get("leader")
+        victim = next((n for n in self.cluster.nodes if n.node == leader), self.cluster.nodes[0])
+        self.cluster.kill(victim)
+        self.cluster.revive()
+
+    def stop(self) -> None:
+        self.cluster.stop()

@@ -18,7 +18,13 @@ from random import Random
 
 import redis
 
-from tests.chaos.brokers import BrokerUnderTest, RabbitBroker, RedisBroker
+from tests.chaos.brokers import (
+    BrokerUnderTest,
+    RabbitBroker,
+    RabbitClusterBroker,
+    RedisBroker,
+    RedisClusterBroker,
+)
 from tests.chaos.proxy import FaultyProxy
 from tests.chaos.report import PROBE, Fault, Outcome, Sent, judge
 from tests.chaos.scenarios import Scenario
@@ -71,6 +77,14 @@ def redis_broker(persistence: str) -> MakeBroker:
 
 def rabbitmq_broker(queue_type: str, delay_queue_type: str | None = None) -> MakeBroker:
     return lambda directory: RabbitBroker(directory, queue_type, delay_queue_type)
+
+
+def redis_cluster_broker() -> MakeBroker:
+    return RedisClusterBroker
+
+
+def rabbitmq_cluster_broker() -> MakeBroker:
+    return RabbitClusterBroker
 
 
 @contextlib.contextmanager

@@ -51,7 +51,7 @@ def test_no_task_is_lost_and_work_resumes_within_a_lease_after_each_fault() -> N
 
 
 @pytest.mark.long
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(2700)  # with the cluster setups, each case starting its own cluster
 def test_full_tier_loses_nothing_a_persistent_broker_kept() -> None:
     outcomes = list(run_tier("full", seed()))
     print(markdown(outcomes))

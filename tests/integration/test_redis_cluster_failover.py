@@ -32,7 +32,6 @@ from celeriac.exceptions import BrokerConnectionError
 from celeriac.results.redis import RedisBackend
 from tests.conftest import REDIS_URL, service_missing
 from tests.integration.redis_cluster import (  # noqa: F401 (fresh_redis_cluster: a fixture)
-    ClusterNode,
     LocalCluster,
     cluster_project,
     command,
@@ -86,24 +85,6 @@ def marks() -> Iterator[redis.Redis]:
     client.close()
 
 
-def _promoted(cluster: LocalCluster, replica: ClusterNode, timeout: float = 30) -> float:
-    """Wait until ``replica`` says it is a master and every live node says ``ok``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        client = replica.client()
-        try:
-            role = command(client, "ROLE")[0]
-        except (redis.RedisError, OSError):
-            role = b""
-        finally:
-            client.close()
-        if role in (b"master", "master"):
-            cluster.wait_until_ok(timeout=max(1.0, deadline - time.monotonic()))
-            return time.monotonic()
-        time.sleep(0.01)  # the cluster's own failure detection: nothing to await
-    raise AssertionError(f"{replica.address} was not promoted within {timeout} s")
-
-
 def test_a_killed_master_is_replaced_and_acknowledged_publishes_run(
     tmp_path: Path,
     fresh_redis_cluster: LocalCluster,  # noqa: F811
@@ -125,7 +106,7 @@ def test_a_killed_master_is_replaced_and_acknowledged_publishes_run(
         time.sleep(3)  # load before the kill: the publishes and runs being measured
         killed_at, killed_wall = time.monotonic(), time.time()
         victim.kill()
-        promoted_at = _promoted(cluster, replica)
+        promoted_at = cluster.wait_promoted(replica)
         time.sleep(3)  # load after the takeover
         producer.stop.set()
         thread.join(30)
