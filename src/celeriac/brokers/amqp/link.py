@@ -20,7 +20,7 @@ import aiormq
 import aiormq.abc
 import aiormq.exceptions
 
-from celeriac.brokers.amqp.params import Target
+from celeriac.brokers.amqp.params import Target, server_version
 from celeriac.config import tls
 from celeriac.exceptions import BrokerAccessRefused, BrokerConnectionError, BrokerError
 
@@ -159,6 +159,11 @@ class Link:
             self._connection = connection
             self.generation += 1
             return connection
+
+    async def server_version(self) -> tuple[int, ...] | None:
+        """The RabbitMQ version the connection's server announced (None: it did not)."""
+        connection = await self.connection()
+        return server_version(getattr(connection, "server_properties", None) or {})
 
     async def channel(self, purpose: str, *, confirms: bool = False) -> Channel:
         """The channel for ``purpose``, opened (again) if it is not open."""
