@@ -55,7 +55,7 @@ BROKERS = (
     BrokerSetup("rabbitmq-classic", rabbitmq_name("classic"), rabbitmq_broker("classic"),
                 primary=True),
     # Classic delay queues, forced: what a server older than 3.10 gets.
-    BrokerSetup("rabbitmq-classic-delays", rabbitmq_name("classic", "classic"),
+    BrokerSetup("rabbitmq-forced-classic-delays", rabbitmq_name("classic", "classic"),
                 rabbitmq_broker("classic", "classic"), primary=False,
                 loses_countdowns_on_restart=True),
     BrokerSetup("rabbitmq-quorum", rabbitmq_name("quorum"), rabbitmq_broker("quorum"),
