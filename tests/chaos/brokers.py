@@ -65,7 +65,8 @@ class RedisBroker:
 
 class RabbitBroker:
     """The broker's own RabbitMQ node; ``queue_type`` is "classic" or "quorum", and
-    ``delay_queue_type`` that of the delay queues (None: the queue's own). Its data
+    ``delay_queue_type`` that of the delay queues (None: the engine's default, quorum on
+    the node's RabbitMQ 3.10). Its data
     directory outlives a crash: durable queues and persistent messages come back."""
 
     kind = "rabbitmq"

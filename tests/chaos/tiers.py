@@ -65,10 +65,13 @@ BROKERS = (
     BrokerSetup("redis-aof", redis_name("aof"), redis_broker("aof"), primary=True),
     BrokerSetup("redis-off", redis_name("off"), redis_broker("off"), primary=False,
                 loses_on_restart=True),
+    # celeriac's default: classic queues, and quorum delay queues (the server is 3.10+).
     BrokerSetup("rabbitmq-classic", rabbitmq_name("classic"), rabbitmq_broker("classic"),
-                primary=True, loses_countdowns_on_restart=True),
-    BrokerSetup("rabbitmq-classic-quorum-delays", rabbitmq_name("classic", "quorum"),
-                rabbitmq_broker("classic", "quorum"), primary=False),
+                primary=True),
+    # Classic delay queues, forced: what a server older than 3.10 gets.
+    BrokerSetup("rabbitmq-forced-classic-delays", rabbitmq_name("classic", "classic"),
+                rabbitmq_broker("classic", "classic"), primary=False,
+                loses_countdowns_on_restart=True),
     BrokerSetup("rabbitmq-quorum", rabbitmq_name("quorum"), rabbitmq_broker("quorum"),
                 primary=False),
     # Clusters: the broker fault is a node loss (see brokers.py); only the secondary cases,

@@ -94,8 +94,9 @@ def test_overview_and_workers_come_from_events(app: Celery) -> None:
         assert overview["totals_last_5m"]["received"] == 3
         assert overview["failure_rate"] == 0.5
         assert overview["queues"][0] == {"name": "celery", "ready": 0, "delayed": 0,
-                                         "dead_letters": 0, "in_per_s": 0.0,
-                                         "out_per_s": 0.0, "error": None}  # fmt: skip
+                                         "delayed_shared": False, "dead_letters": 0,
+                                         "in_per_s": 0.0, "out_per_s": 0.0,
+                                         "error": None}  # fmt: skip
         assert len(overview["series"]["time"]) == len(overview["series"]["failed"]) == 720
         (worker,) = client.get("/api/workers").json()["workers"]
         assert worker["hostname"] == "w1@host" and worker["online"]

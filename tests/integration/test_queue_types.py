@@ -43,8 +43,8 @@ def test_missing_queues_and_delay_queues_get_their_own_types(
         # Then the routed queue (and its dead letters) is quorum, the app's queue classic
         assert types[own] == "classic" and types[f"{amqp_namespace}.dead.{own}"] == "classic"
         assert types[routed] == "quorum" and types[f"{amqp_namespace}.dead.{routed}"] == "quorum"
-        # And the delay queues into the quorum queue are classic
-        delays = {types[f"{amqp_namespace}.delay.{routed}.{k}"] for k in range(LEVELS)}
+        # And the delay queues, which every queue shares, are classic
+        delays = {types[f"{amqp_namespace}.delay-level.{k}"] for k in range(LEVELS)}
         assert delays == {"classic"}
         # And the delayed message reaches its queue when due
         deadline = time.monotonic() + 10

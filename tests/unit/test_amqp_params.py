@@ -12,7 +12,7 @@ import trustme
 from celeriac import Celery
 from celeriac.brokers.amqp import AmqpBroker
 from celeriac.brokers.amqp import topology as t
-from celeriac.brokers.amqp.params import QueueTypes, parse_target, redact
+from celeriac.brokers.amqp.params import QueueTypes, parse_target, redact, server_version
 from celeriac.config import UnknownSettingWarning
 from celeriac.exceptions import ImproperlyConfigured
 
@@ -99,11 +99,32 @@ def test_a_delay_routes_through_the_levels_of_its_bits(delay: float) -> None:
     bits = [level for level in range(t.LEVELS) if words[t.LEVELS - 1 - level] == "1"]
     assert sum(t.UNIT_MS * 2**level for level in bits) == units * t.UNIT_MS
     assert exchange == names.delay_exchange(max(bits))
-    # Each level's binding picks exactly the messages whose bit is set, for this queue only.
+    # Each shared level's binding picks exactly the messages whose bit is set, any queue's.
     for level in range(t.LEVELS):
-        pattern = t.queue_binding("celery", level).replace(".", r"\.").replace("*", r"[^.]+")
+        pattern = _regex(t.level_queue_binding(level))
         assert bool(re.fullmatch(pattern, key)) == (level in bits)
-        assert not re.fullmatch(pattern, key.replace("celery", "other"))
+        assert bool(re.fullmatch(pattern, key.replace("celery", "other.q"))) == (level in bits)
+    # The next-exchange binding takes the rest; the last step reads the queue back.
+    for level in range(t.LEVELS):
+        assert bool(re.fullmatch(_regex(names.level_binding(level)[1]), key)) != (level in bits)
+    assert t.delayed_queue_of(key) == "celery"
+    assert t.delayed_queue_of(names.delay_route(units, "a.b.c")[1]) == "a.b.c"
+    assert re.fullmatch(_regex(t.deliver_binding("celery")), key)
+
+
+def _regex(binding: str) -> str:
+    """A topic binding key as a regular expression (``*`` one word, ``#`` any words)."""
+    words = [r"[^.]+" if w == "*" else r".*" if w == "#" else re.escape(w)
+             for w in binding.split(".")]  # fmt: skip
+    return r"\.".join(words).replace(r"\..*", r"(\..*)?")
+
+
+def test_level_names_cannot_be_an_earlier_per_queue_level_of_any_queue() -> None:
+    names, old = t.Names("ns"), t.OldLayout(t.Names("ns"))
+    assert names.delay_queue(3) == "ns.delay-level.3"
+    assert names.delay_exchange(3) == "ns.delay-bit.3" and names.delay_exchange(-1) == names.deliver
+    assert old.queue("level", 3) == "ns.delay.level.3" != names.delay_queue(3)
+    assert not names.delay_queue(3).startswith("ns.delay.")
 
 
 def test_delays_past_the_levels_and_bad_queue_names_are_refused() -> None:
@@ -114,12 +135,26 @@ def test_delays_past_the_levels_and_bad_queue_names_are_refused() -> None:
             t.check_queue_name(bad)
 
 
-def test_queue_types_fall_back_to_the_declared_type_and_the_queues_own() -> None:
+def test_queue_types_fall_back_to_the_declared_type_and_the_server_for_delays() -> None:
     types = QueueTypes("classic", missing="quorum", known=frozenset({"celery"}))
     assert types.of("celery") == "classic" and types.of("routed") == "quorum"
-    assert types.of_delays("celery") == "classic" and types.of_delays("routed") == "quorum"
     assert QueueTypes("quorum", known=frozenset({"a"})).of("b") == "quorum"  # unset: declared
-    assert QueueTypes("quorum", delay="classic").of_delays("a") == "classic"
+    # The shared delay queues: quorum where the server dead-letters at least once from them
+    assert types.delays_on((3, 10, 8)) == "quorum" and types.delays_on((4, 0)) == "quorum"
+    assert types.delays_on((3, 9, 29)) == "classic" and types.delays_on(None) == "classic"
+    assert QueueTypes("quorum", delay="classic").delays_on((3, 13)) == "classic"
+    assert QueueTypes(delay="quorum").delays_on((3, 8)) == "quorum"  # as told: it may fail
+
+
+@pytest.mark.parametrize(
+    ("announced", "version"),
+    [("3.10.8", (3, 10, 8)), (b"3.13.7", (3, 13, 7)), ("4.0.0-rc.1", (4, 0, 0)),
+     ("3.9", (3, 9)), ("", None), (None, None), ("unknown", None)],
+)  # fmt: skip
+def test_the_server_version_is_read_from_its_connection_properties(
+    announced: object, version: tuple[int, ...] | None
+) -> None:
+    assert server_version({"version": announced}) == version
     with pytest.raises(ImproperlyConfigured, match=r"task_create_missing_queue_type .* 'stream'"):
         QueueTypes(missing="stream")
 

@@ -197,7 +197,7 @@ def _kombu_queue(key: Any, item: Any) -> tuple[str, str | None, str | None, str 
 
 _FALLBACK = {
     "task_create_missing_queue_type": "task_default_queue_type",
-    "broker_native_delayed_delivery_queue_type": "each queue's own type",
+    "broker_native_delayed_delivery_queue_type": "quorum on RabbitMQ 3.10+, else classic",
 }
 
 

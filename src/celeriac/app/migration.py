@@ -172,9 +172,13 @@ async def _settle(plan: Migration, delivery: Delivery, message: Message, report:
 
 
 def delayed_count(source: Broker, queues: Iterable[str]) -> int:
-    """Messages waiting on ``source`` for their countdown or eta (0 if it cannot say)."""
+    """Messages waiting on ``source`` for their countdown or eta (0 if it cannot say):
+    those of ``queues``, or every queue's where the broker counts them together."""
+    names = list(queues)
+    if not source.delays_counted_per_queue:
+        names = names[:1]
     try:
-        return sum(source.delayed_count(queue) for queue in queues)
+        return sum(source.delayed_count(queue) for queue in names)
     except BrokerConnectionError:
         return 0
     finally:

@@ -178,6 +178,10 @@ class Broker(ABC):
     #: the same queues through their own connection. False for an in-process engine
     #: (memory://): the worker then runs tasks in threads instead of prefork children.
     shares_across_processes: ClassVar[bool] = True
+    #: Whether ``delayed_count(queue)`` counts ``queue``'s delayed messages only. False
+    #: where every queue's wait together and cannot be told apart without reading each
+    #: (RabbitMQ's shared delay queues): it then counts them all, whichever queue is named.
+    delays_counted_per_queue: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -298,7 +302,8 @@ class Broker(ABC):
 
     @abstractmethod
     def delayed_count(self, queue: str) -> int:
-        """Messages waiting for their eta."""
+        """Messages waiting for their eta: ``queue``'s, or every queue's where the engine
+        does not count them per queue (``delays_counted_per_queue``)."""
 
     @abstractmethod
     def purge(self, queue: str) -> int:

@@ -22,10 +22,11 @@ QUEUES_AND_CHORDS: list[Row] = [
     ),
     (
         "broker_native_delayed_delivery_queue_type", None, (str,),
-        "RabbitMQ: 'classic' or 'quorum', the type of the delay queues celeriac declares "
-        "for countdowns and retries (32 per queue that gets a delayed message). Classic "
-        "ones are far cheaper for RabbitMQ to create and delete; quorum ones are replicated. "
-        "Unset: the type of the queue the delayed message is for.",
+        "RabbitMQ: 'classic' or 'quorum', the type of the 32 delay queues celeriac declares "
+        "for countdowns, etas and retries, shared by every queue. Unset: quorum on RabbitMQ "
+        "3.10 and later (read from the server), which dead-letters between them at least "
+        "once, so a broker crash loses no countdown; classic on older servers, with one "
+        "warning, since a crash can then lose a countdown moving between them.",
         {"differs": "'quorum'"},
     ),
     (

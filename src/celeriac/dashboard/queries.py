@@ -209,8 +209,11 @@ def stored_task(board: Dashboard, task_id: str) -> dict[str, Any] | None:
 
 # -- queues and dead letters ---------------------------------------------------------------
 def queues(board: Dashboard) -> list[dict[str, Any]]:
+    """Each known queue's counts. ``delayed_shared``: the broker counts every queue's
+    delayed messages together (RabbitMQ), so ``delayed`` is that one count."""
     rows = []
     broker = board.app.broker
+    shared = not broker.delays_counted_per_queue
     with board.broker_lock:
         for name in board.queues():
             try:
@@ -222,8 +225,8 @@ def queues(board: Dashboard) -> list[dict[str, Any]]:
                 error = str(exc)
             into, out = board.monitor.queue_rates.rates(name)
             rows.append({"name": name, "ready": ready, "delayed": delayed,
-                         "dead_letters": dead, "in_per_s": into, "out_per_s": out,
-                         "error": error})  # fmt: skip
+                         "delayed_shared": shared, "dead_letters": dead,
+                         "in_per_s": into, "out_per_s": out, "error": error})  # fmt: skip
     return rows
 
 

@@ -24,6 +24,9 @@ logger = logging.getLogger("celeriac.metrics")
 #: Dead letters read per queue and scrape: the count stops here (a queue with more shows
 #: this many), so a scrape stays cheap when a queue has piled up many.
 DEAD_LETTER_SCAN = 1000
+#: The queue label of the one delayed sample of a broker that counts every queue's
+#: delayed messages together (RabbitMQ's shared delay queues).
+ALL_QUEUES = "*"
 
 
 class BrokerStateCollector(Collector):
@@ -56,6 +59,8 @@ class BrokerStateCollector(Collector):
             for queue in queues:
                 self._depth(depth, queue)
                 self._dead(dead, queue)
+            if queues and not self.broker.delays_counted_per_queue:
+                self._delayed(depth, ALL_QUEUES, queues[0])
         if self.leased is not None:
             held = self.leased()
             for queue in sorted(set(queues) | set(held)):
@@ -65,12 +70,23 @@ class BrokerStateCollector(Collector):
 
     def _depth(self, family: GaugeMetricFamily, queue: str) -> None:
         try:
-            ready, delayed = self.broker.queue_length(queue), self.broker.delayed_count(queue)
+            ready = self.broker.queue_length(queue)
         except Exception as exc:  # a scrape never fails: the samples are absent
             logger.debug("queue depth of %s unavailable: %s", queue, exc)
             return
         family.add_metric([queue, "ready"], ready)
-        family.add_metric([queue, "delayed"], delayed)
+        if self.broker.delays_counted_per_queue:
+            self._delayed(family, queue, queue)
+
+    def _delayed(self, family: GaugeMetricFamily, label: str, queue: str) -> None:
+        """The delayed sample, labelled ``label``: the queue, or ``ALL_QUEUES`` where the
+        broker counts every queue's delayed messages together (RabbitMQ)."""
+        try:
+            delayed = self.broker.delayed_count(queue)
+        except Exception as exc:
+            logger.debug("delayed count of %s unavailable: %s", queue, exc)
+            return
+        family.add_metric([label, "delayed"], delayed)
 
     def _dead(self, family: GaugeMetricFamily, queue: str) -> None:
         try:
@@ -87,4 +103,4 @@ def held_by_queue(deliveries: Iterable[Any]) -> dict[str, int]:
     return dict(Counter(delivery.queue for delivery in deliveries))
 
 
-__all__ = ["DEAD_LETTER_SCAN", "BrokerStateCollector", "held_by_queue"]
+__all__ = ["ALL_QUEUES", "DEAD_LETTER_SCAN", "BrokerStateCollector", "held_by_queue"]

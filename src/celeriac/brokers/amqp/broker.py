@@ -61,6 +61,7 @@ class AmqpBroker(Broker):
     carries_wire_events = True
     schemes = ("amqp", "amqps", "pyamqp")
     supports_key_value: ClassVar[bool] = False
+    delays_counted_per_queue: ClassVar[bool] = False  # the delay levels are shared
 
     def __init__(
         self,
@@ -82,7 +83,8 @@ class AmqpBroker(Broker):
         """``url``: one node, or several of a cluster (``amqp://a//;amqp://b//``).
         ``known_queues``: the app's queues, of ``queue_type``; any other is made on
         first use with ``missing_queue_type`` (None: every queue is of ``queue_type``).
-        ``delay_queue_type``: the delay queues' (None: the queue's own). ``login_method``:
+        ``delay_queue_type``: the shared delay queues' (None: quorum where the server
+        has quorum queues with at-least-once dead-lettering, else classic). ``login_method``:
         the SASL mechanism, 'PLAIN' or 'EXTERNAL'. ``shared_queues``: declare the ready
         queues as kombu does, for queues shared with Celery (``topology``); their own
         declarations then give their types. ``failover_strategy``: the order the nodes
@@ -261,8 +263,9 @@ class AmqpBroker(Broker):
 
     # -- admin ------------------------------------------------------------------------------
     def declare_queue(self, queue: str) -> None:
-        """Declare ``queue`` with its dead-letter queue and delay levels (as the first
-        publish to it would), e.g. before listing its bindings."""
+        """Declare ``queue`` with its dead-letter queue, the shared delay levels and its
+        binding from them (as the first delayed publish to it would), e.g. before listing
+        its bindings."""
         self._run(self.publisher.declare_delays(queue))
 
     def queue_length(self, queue: str) -> int:
@@ -277,9 +280,14 @@ class AmqpBroker(Broker):
         return await self.admin.queue_length(queue) + self.consumption.stashed(queue)
 
     def delayed_count(self, queue: str) -> int:
+        """Messages waiting for their countdown or eta in the delay levels, which every
+        queue of the namespace shares, so every queue's (and ``queue``'s own in the
+        per-queue levels of earlier versions, while any are left)."""
         return self._run(self.admin.delayed_count(queue))
 
     def purge(self, queue: str) -> int:
+        """Drop ``queue``'s ready messages and its delayed ones, read out of the shared
+        delay levels (the others are put back)."""
         return self._run(self._purge(queue))
 
     async def _purge(self, queue: str) -> int:

@@ -24,7 +24,7 @@ import aiormq.abc
 import aiormq.exceptions
 
 from celeriac.brokers.amqp.nodes import Nodes
-from celeriac.brokers.amqp.params import Target
+from celeriac.brokers.amqp.params import Target, server_version
 from celeriac.config import tls
 from celeriac.exceptions import BrokerAccessRefused, BrokerConnectionError, BrokerError
 
@@ -212,6 +212,11 @@ class Link:
             "%s: connected to RabbitMQ node %s, the connection to %s having been lost%s",
             self.name, target.safe_url, previous, f" (passed over {passed})" if passed else "",
         )  # fmt: skip
+
+    async def server_version(self) -> tuple[int, ...] | None:
+        """The RabbitMQ version the connection's server announced (None: it did not)."""
+        connection = await self.connection()
+        return server_version(getattr(connection, "server_properties", None) or {})
 
     async def channel(self, purpose: str, *, confirms: bool = False) -> Channel:
         """The channel for ``purpose``, opened (again) if it is not open."""

@@ -283,13 +283,28 @@ def queue_type(options: Mapping[str, Any], nodes: int = 1) -> str:
     return value
 
 
+#: Quorum queues with message TTL and at-least-once dead-lettering: RabbitMQ 3.10 and later.
+QUORUM_DELAYS_SINCE = (3, 10)
+
+
+def server_version(properties: Mapping[str, Any]) -> tuple[int, ...] | None:
+    """The server's version from its connection properties (``"3.10.8"`` -> (3, 10, 8));
+    None when it does not say one."""
+    value = properties.get("version")
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("ascii", "replace")
+    found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", str(value or ""))
+    return None if found is None else tuple(int(part) for part in found.groups() if part)
+
+
 @dataclass(frozen=True)
 class QueueTypes:
     """The type of each queue celeriac declares: ``declared`` for the app's own queues
     (``known``; None: every queue), ``missing`` for a queue made on first use
-    (``task_create_missing_queue_type``), ``delay`` for the delay queues
-    (``broker_native_delayed_delivery_queue_type``). None: the type it falls back to.
-    ``each``: queues whose own declaration names their type (shared queues)."""
+    (``task_create_missing_queue_type``), ``delay`` for the delay-level queues
+    (``broker_native_delayed_delivery_queue_type``; None: ``delays_on`` the server).
+    None: the type it falls back to. ``each``: queues whose own declaration names their
+    type (shared queues)."""
 
     declared: str = "classic"
     missing: str | None = None
@@ -315,6 +330,11 @@ class QueueTypes:
             return self.declared
         return self.missing or self.declared
 
-    def of_delays(self, queue: str) -> str:
-        """The type of the delay queues that lead into ``queue``."""
-        return self.delay or self.of(queue)
+    def delays_on(self, version: tuple[int, ...] | None) -> str:
+        """The type of the delay-level queues on a server of ``version``: the one given;
+        else quorum where the server has quorum queues with message TTL and at-least-once
+        dead-lettering (a crash loses no countdown moving between levels), else classic."""
+        if self.delay is not None:
+            return self.delay
+        supported = version is not None and version >= QUORUM_DELAYS_SINCE
+        return "quorum" if supported else "classic"

@@ -13,6 +13,7 @@ own modules.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,7 @@ from celeriac.brokers.base import DeadLetter, DeadLetterReason
 from celeriac.exceptions import BrokerError
 from celeriac.messages.wire import NATIVE, WireFormat, WireParts
 
+logger = logging.getLogger("celeriac.brokers.amqp")
 _NACK_PATIENCE = 30.0  # seconds a nacked copy is sent again, when the call sets no timeout
 _FIRST_NACK_PAUSE, _LAST_NACK_PAUSE = 0.05, 1.0
 #: The basic properties a wire format may set; the engine sets ``delivery_mode``,
@@ -141,11 +143,12 @@ class Publisher:
         self.names = names
         self.wire_format = wire_format  # splits each payload into the copy's parts
         self.shared = shared  # ready queues declared as kombu declares them (None: ours)
-        self.types = types  # each queue's type: the app's, one made on first use, a delay's
+        self.types = types  # each queue's type: the app's, one made on first use, the delays'
         self.max_priority = max_priority  # x-max-priority of classic ready queues
         self.delivery_limit = delivery_limit
         self.retention = retention
         self._declared: set[tuple[int, str]] = set()  # (connection generation, what)
+        self._warned = False  # about classic delay queues: once
 
     # -- topology -------------------------------------------------------------------------
     def priorities_on(self, queue: str) -> bool:
@@ -163,7 +166,8 @@ class Publisher:
         self._declared.add((self.link.generation, what))
 
     def forget(self, queue: str) -> None:
-        self._declared = {d for d in self._declared if d[1] not in (queue, f"delay:{queue}")}
+        forgotten = (queue, f"delay:{queue}", "levels")
+        self._declared = {d for d in self._declared if d[1] not in forgotten}
 
     async def declare_queue(self, queue: str) -> None:
         """The ready queue and its dead-letter queue."""
@@ -193,9 +197,12 @@ class Publisher:
         if binding.exchange:
             await channel.queue_bind(queue, binding.exchange, binding.routing_key)
 
-    async def _declare_levels(self, channel: Any) -> None:
+    async def _declare_levels(self) -> None:
+        """The 32 level queues every ready queue shares, and the exchanges that route a
+        delay down them."""
         if not self._fresh("levels"):
             return
+        channel = await self.link.channel("admin")
         names = self.names
         with self.link.guard():
             for level in range(-1, t.LEVELS):
@@ -205,26 +212,84 @@ class Publisher:
             for level in range(t.LEVELS):
                 destination, key = names.level_binding(level)
                 await channel.exchange_bind(destination, names.delay_exchange(level), key)
-        self._done("levels")
-
-    async def declare_delays(self, queue: str) -> None:
-        """``queue``'s 32 delay levels, bound so that every delay ends in ``queue``."""
-        await self.declare_queue(queue)
-        channel = await self.link.channel("admin")
-        await self._declare_levels(channel)
-        if not self._fresh(f"delay:{queue}"):
-            return
-        kind = self.types.of_delays(queue)
+        kind = await self._level_type()
         with self.link.guard():
-            names = self.names
             for level in range(t.LEVELS):
-                name = names.delay_queue(queue, level)
+                name = names.delay_queue(level)
                 arguments = t.delay_arguments(level, names.delay_exchange(level - 1), kind)
                 await channel.queue_declare(name, durable=True, arguments=arguments)
                 await channel.queue_bind(
-                    name, names.delay_exchange(level), t.queue_binding(queue, level)
+                    name, names.delay_exchange(level), t.level_queue_binding(level)
                 )
-            await channel.queue_bind(queue, names.deliver, t.deliver_binding(queue))
+        self._done("levels")
+
+    async def _level_type(self) -> str:
+        """The level queues' type: the one the broker was given; else quorum where the
+        server has it for delays (``QueueTypes.delays_on``), unless they already exist as
+        classic queues (declared on an older server), which they then stay."""
+        if self.types.delay is not None:
+            return self.types.delay
+        version = await self.link.server_version()
+        kind = self.types.delays_on(version)
+        if kind == "classic":
+            shown = ".".join(map(str, version)) if version else "of an unknown version"
+            self._warn_classic_delays(
+                f"RabbitMQ {shown} has no quorum queues with message TTL and at-least-once "
+                f"dead-lettering, so the delay queues are classic",
+                "Upgrade RabbitMQ to 3.10 or later: the delay queues are then quorum",
+            )
+        elif not await self._level_accepts(kind):
+            kind = "classic"
+            self._warn_classic_delays(
+                f"the delay queues {self.names.delay_queue(0)[:-1]}* exist as classic queues "
+                f"(declared on an older RabbitMQ, or with broker_native_delayed_delivery_"
+                f"queue_type = 'classic'), so they stay classic",
+                "To make them quorum, delete them while no delayed message waits in them "
+                "(see 'Classic or quorum' in the RabbitMQ broker's documentation): they "
+                "are declared again as quorum",
+            )
+        return kind
+
+    async def _level_accepts(self, kind: str) -> bool:
+        """Whether level 0 is (or now is, declared) a queue of type ``kind``: RabbitMQ
+        refuses a declaration whose arguments differ, closing the channel, so it is
+        tried on a channel of its own."""
+        names = self.names
+        arguments = t.delay_arguments(0, names.delay_exchange(-1), kind)
+        async with self.link.scratch() as channel:
+            try:
+                with self.link.guard():
+                    await channel.queue_declare(
+                        names.delay_queue(0), durable=True, arguments=arguments
+                    )
+            except BrokerError as exc:
+                if isinstance(exc.__cause__, aiormq.exceptions.ChannelPreconditionFailed):
+                    return False
+                raise
+        return True
+
+    def _warn_classic_delays(self, why: str, fix: str) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        logger.warning(
+            "%s: a RabbitMQ crash can lose a countdown, eta or retry moving between them "
+            "(a classic queue dead-letters at most once). %s; or set broker_native_delayed_"
+            "delivery_queue_type = 'classic' to accept the risk and silence this warning.",
+            why,
+            fix,
+        )
+
+    async def declare_delays(self, queue: str) -> None:
+        """The shared delay levels, and ``queue``'s binding from their last exchange, so
+        that every delay for ``queue`` ends in it."""
+        await self.declare_queue(queue)
+        await self._declare_levels()
+        if not self._fresh(f"delay:{queue}"):
+            return
+        channel = await self.link.channel("admin")
+        with self.link.guard():
+            await channel.queue_bind(queue, self.names.deliver, t.deliver_binding(queue))
         self._done(f"delay:{queue}")
 
     async def declare_control(self, topic: str) -> None:

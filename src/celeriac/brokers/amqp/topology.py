@@ -7,15 +7,22 @@ This docstring is the topology (``Q`` is a celeriac queue name; ``celeriac`` bel
   ``max_priority`` the broker is given; none for 0 or None), or quorum with
   ``x-delivery-limit`` and native dead-lettering into ``celeriac.dead.Q``.
 - ``celeriac.dead.Q``: Q's dead letters; each carries the reason in its headers.
-- ``celeriac.delay.Q.K`` for K in 0..31: delay level K, a queue whose every message waits
-  ``UNIT_MS * 2**K`` ms (``x-message-ttl``) and is then dead-lettered to the next exchange.
-  Its type is Q's unless the broker is given one for delay queues (``params.QueueTypes``).
-- ``celeriac.delay.K`` (topic exchanges) route a delayed message down the levels: the
-  routing key is the delay's 32 bits, highest first, then Q. Level K's exchange sends the
-  message to queue ``celeriac.delay.Q.K`` when bit K is 1, else on to exchange K-1;
-  ``celeriac.delay.deliver`` finally routes it into Q. A message waits exactly its delay
-  (rounded up to UNIT_MS), and every queue holds messages of one TTL, so none ever waits
-  behind a longer one.
+- ``celeriac.delay-level.K`` for K in 0..31: delay level K, one queue shared by every ready
+  queue, whose every message waits ``UNIT_MS * 2**K`` ms (``x-message-ttl``) and is then
+  dead-lettered to exchange ``celeriac.delay-bit.(K-1)``. Quorum with at-least-once
+  dead-lettering where the server has it (RabbitMQ 3.10+), else classic; the broker may be
+  given a type for them (``params.QueueTypes``).
+- ``celeriac.delay-bit.K`` (topic exchanges) route a delayed message down the levels: the
+  routing key is the delay's 32 bits, highest first, then Q. Exchange K sends the message
+  to queue ``celeriac.delay-level.K`` when bit K is 1, else on to exchange K-1;
+  ``celeriac.delay.deliver``, bound to each Q by ``*.`` * 32 then Q, finally routes it into
+  Q. A message waits exactly its delay (rounded up to UNIT_MS), and every level queue holds
+  messages of one TTL, so none ever waits behind a longer one. Which queue a waiting
+  message is for is read from its routing key (``delayed_queue_of``).
+- Before these, each Q had 32 level queues of its own, ``celeriac.delay.Q.K``, routed by
+  exchanges ``celeriac.delay.K`` (``OldLayout``). Those names are not used for new
+  messages: what they still hold drains into ``celeriac.delay.deliver`` as before, and
+  old and new versions never route one message twice.
 - ``celeriac.broadcast`` (direct): the channel's broadcast topics, the routing key being
   the topic name (``channel``); the stream ``celeriac.revocations`` is bound to it with the
   revocations topic's name, so it keeps every revoke for workers that start later.
@@ -82,11 +89,13 @@ class Names:
     def dead_queue(self, queue: str) -> str:
         return f"{self.namespace}.dead.{queue}"
 
-    def delay_queue(self, queue: str, level: int) -> str:
-        return f"{self.namespace}.delay.{queue}.{level}"
+    def delay_queue(self, level: int) -> str:
+        """The level queue ``level``, shared by every ready queue. Not ``<ns>.delay.X.K``,
+        which the per-queue layout before it gave queue ``X``'s level K."""
+        return f"{self.namespace}.delay-level.{level}"
 
     def delay_exchange(self, level: int) -> str:
-        return self.deliver if level < 0 else f"{self.namespace}.delay.{level}"
+        return self.deliver if level < 0 else f"{self.namespace}.delay-bit.{level}"
 
     def delay_route(self, units: int, queue: str) -> tuple[str, str]:
         """(exchange, routing key) that makes a message wait ``units`` and land in ``queue``."""
@@ -96,6 +105,21 @@ class Names:
     def level_binding(self, level: int) -> tuple[str, str]:
         """(destination exchange, binding key) from exchange ``level`` to the next one down."""
         return self.delay_exchange(level - 1), f"{_prefix(level)}0.#"
+
+
+class OldLayout:
+    """The per-queue delay queues of earlier versions, which a vhost may still hold:
+    ``<ns>.delay.Q.K``, each bound to exchange ``<ns>.delay.K``. Counted and purged
+    until they are deleted (docs/brokers/rabbitmq.md says how)."""
+
+    def __init__(self, names: Names) -> None:
+        self.namespace = names.namespace
+
+    def queue(self, queue: str, level: int) -> str:
+        return f"{self.namespace}.delay.{queue}.{level}"
+
+    def exchange(self, level: int) -> str:
+        return f"{self.namespace}.delay.{level}"
 
 
 def check_queue_name(queue: str) -> None:
@@ -121,9 +145,16 @@ def _prefix(level: int) -> str:
     return "*." * (LEVELS - 1 - level)
 
 
-def queue_binding(queue: str, level: int) -> str:
-    """The binding key from exchange ``level`` to ``queue``'s level queue."""
-    return f"{_prefix(level)}1.{'*.' * level}{queue}"
+def level_queue_binding(level: int) -> str:
+    """The binding key from exchange ``level`` to level queue ``level``: bit ``level`` is 1,
+    whatever the lower bits and the queue."""
+    return f"{_prefix(level)}1.#"
+
+
+def delayed_queue_of(routing_key: str) -> str:
+    """The ready queue a waiting message is for: its routing key after the 32 bits (a
+    dead-lettered message keeps the key it was published with)."""
+    return routing_key[2 * LEVELS :]
 
 
 def deliver_binding(queue: str) -> str:

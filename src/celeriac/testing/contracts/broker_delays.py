@@ -56,3 +56,25 @@ class DelayContract(BrokerSuite):
         assert broker.purge(queue) == 3
         assert (broker.delayed_count(queue), broker.queue_length(queue)) == (0, 0)
         assert await broker.fetch([queue], 10, 0.3 + 0.5) == []  # past the dropped eta
+
+    @in_event_loop
+    async def test_two_queues_delays_each_end_in_their_own_queue_and_purge_apart(
+        self, make_broker: BrokerFactory
+    ) -> None:
+        broker, first, second = make_broker(), new_queue(), new_queue()
+        eta = time.time() + 0.4
+        broker.publish_many([msg(first, 1, delay=0.4), msg(second, 2, delay=0.4),
+                             msg(first, 3, delay=60.0), msg(second, 4, delay=60.0)])  # fmt: skip
+        # Each due message lands in its own queue, not before its time
+        got_second = await broker.fetch([second], 5, 0.4 + SLACK)
+        got_first = await broker.fetch([first], 5, SLACK)
+        assert (ids(got_first), ids(got_second)) == (["id-1"], ["id-2"])
+        assert time.time() >= eta - EARLY, "an eta message was handed out before due"
+        for delivery in (*got_first, *got_second):
+            assert await delivery.ack() is True
+        # A purge drops its own queue's delayed message only
+        assert broker.purge(first) == 1
+        waiting = (0, 1) if broker.delays_counted_per_queue else (1, 1)  # or every queue's
+        assert (broker.delayed_count(first), broker.delayed_count(second)) == waiting
+        assert broker.purge(second) == 1
+        assert (broker.delayed_count(first), broker.delayed_count(second)) == (0, 0)
