@@ -4,6 +4,7 @@ whose broker is the cluster, and the producer and figures of the failover tests.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -122,6 +123,23 @@ def rabbit_project(
         module = importlib.import_module("rabbitproj")
         sys.modules.pop("rabbitproj", None)
     return env, module
+
+
+@contextlib.contextmanager
+def cluster_project(
+    directory: Path, cluster: LocalRabbitCluster, redis_url: str, **extra: str
+) -> Iterator[tuple[dict[str, str], ModuleType, redis.Redis]]:
+    """``rabbit_project``, with a client of the Redis its tasks mark, closed and cleaned
+    up afterwards."""
+    env, module = rabbit_project(directory, cluster, redis_url, **extra)
+    marks = redis.Redis.from_url(redis_url)
+    try:
+        yield env, module, marks
+    finally:
+        module.app.close()
+        for key in marks.scan_iter(match=f"{module.PREFIX}*", count=1000):
+            marks.delete(key)
+        marks.close()
 
 
 _ON_NODE = re.compile(r"connected to RabbitMQ node amqp://[^@\s]*@[^:\s]+:(\d+)/")

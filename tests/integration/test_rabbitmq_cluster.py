@@ -23,6 +23,7 @@ from celeriac.exceptions import BrokerConnectionError
 from tests.integration.rabbitmq_cluster import (  # noqa: F401 (rabbit_cluster: a fixture)
     LocalRabbitCluster,
     Producer,
+    cluster_project,
     declare_on,
     rabbit_cluster,
     rabbit_project,
@@ -38,15 +39,8 @@ def project(
     rabbit_cluster: LocalRabbitCluster,  # noqa: F811
     redis_url: str,
 ) -> Iterator[tuple[dict[str, str], ModuleType, redis.Redis]]:
-    env, module = rabbit_project(tmp_path, rabbit_cluster, redis_url, CONFIRM="1")
-    marks = redis.Redis.from_url(redis_url)
-    try:
-        yield env, module, marks
-    finally:
-        module.app.close()
-        for key in marks.scan_iter(match=f"{module.PREFIX}*", count=1000):
-            marks.delete(key)
-        marks.close()
+    with cluster_project(tmp_path, rabbit_cluster, redis_url, CONFIRM="1") as made:
+        yield made
 
 
 def test_a_worker_runs_tasks_from_quorum_queues_led_by_each_node(

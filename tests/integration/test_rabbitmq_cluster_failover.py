@@ -20,6 +20,7 @@ import redis
 from tests.integration.rabbitmq_cluster import (  # noqa: F401 (rabbit_cluster: a fixture)
     LocalRabbitCluster,
     Producer,
+    cluster_project,
     rabbit_cluster,
     rabbit_project,
     recovery,
@@ -37,15 +38,8 @@ def project(
     rabbit_cluster: LocalRabbitCluster,  # noqa: F811
     redis_url: str,
 ) -> Iterator[tuple[dict[str, str], ModuleType, redis.Redis]]:
-    env, module = rabbit_project(tmp_path, rabbit_cluster, redis_url, LEASE="10")
-    marks = redis.Redis.from_url(redis_url)
-    try:
-        yield env, module, marks
-    finally:
-        module.app.close()
-        for key in marks.scan_iter(match=f"{module.PREFIX}*", count=1000):
-            marks.delete(key)
-        marks.close()
+    with cluster_project(tmp_path, rabbit_cluster, redis_url, LEASE="10") as made:
+        yield made
 
 
 def test_rounds_of_node_kills_under_load_lose_nothing(
