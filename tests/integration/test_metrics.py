@@ -33,6 +33,15 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def value(samples: dict[Any, float], name: str, **labels: str) -> float:
+    """The sample's value; a sample that is not there fails the test (so a check for 0
+    cannot pass on a metric that was never exported)."""
+    key = (name, tuple(sorted(labels.items())))
+    assert key in samples, f"no sample {name}{labels} in the scrape: {sorted(samples)}"
+    return samples[key]
+
+
+def value_or_zero(samples: dict[Any, float], name: str, **labels: str) -> float:
+    """For a wait: a counter not exported yet counts as 0."""
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
@@ -83,9 +92,11 @@ def test_a_prefork_worker_counts_its_childrens_tasks(
 
         def counted() -> bool:
             samples.update(scrape(port))
-            done = value(samples, "celeriac_tasks_total", task="proj.add", queue=queue,
-                         state="success")  # fmt: skip
-            dead = value(samples, "celeriac_dead_letters", queue=queue, reason="unknown_task")
+            done = value_or_zero(samples, "celeriac_tasks_total", task="proj.add", queue=queue,
+                                 state="success")  # fmt: skip
+            dead = value_or_zero(
+                samples, "celeriac_dead_letters", queue=queue, reason="unknown_task"
+            )
             return done == tasks and dead == 1
 
         wait_for(counted, samples)
@@ -138,7 +149,7 @@ def test_the_exporter_serves_queues_from_the_broker_and_tasks_from_events(
 
         def worker_seen() -> bool:  # the exporter follows the events now
             samples.update(scrape(port))
-            return value(samples, "celeriac_worker_up", worker=f"{queue}@here") == 1
+            return value_or_zero(samples, "celeriac_worker_up", worker=f"{queue}@here") == 1
 
         wait_for(worker_seen, samples)
         results = [proj.add.apply_async((i, 1), queue=queue) for i in range(tasks)]
@@ -147,9 +158,11 @@ def test_the_exporter_serves_queues_from_the_broker_and_tasks_from_events(
 
         def counted() -> bool:
             samples.update(scrape(port))
-            done = value(samples, "celeriac_tasks_total", task="proj.add", queue=queue,
-                         state="success")  # fmt: skip
-            dead = value(samples, "celeriac_dead_letters", queue=queue, reason="unknown_task")
+            done = value_or_zero(samples, "celeriac_tasks_total", task="proj.add", queue=queue,
+                                 state="success")  # fmt: skip
+            dead = value_or_zero(
+                samples, "celeriac_dead_letters", queue=queue, reason="unknown_task"
+            )
             return done == tasks and dead == 1
 
         wait_for(counted, samples)
