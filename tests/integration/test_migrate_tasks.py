@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from celeriac import Celery
+from celeriac.brokers.base import DeadLetterReason, OutboundMessage
 from celeriac.contrib.migrate import State, migrate_tasks
 
 
@@ -47,3 +48,20 @@ def test_without_ack_messages_they_are_copied_as_in_celery(app: Celery, redis_ur
     )
     assert state.count == 1 and repr(state) == "1/1"
     assert app.broker.queue_length("copies") == 1 and app.broker.queue_length("celery") == 1
+
+
+def test_a_message_that_cannot_be_read_is_dead_lettered_and_the_rest_move(
+    app: Celery, redis_url: str
+) -> None:
+    app.send_task("proj.add", (1, 1))
+    app.broker.publish(OutboundMessage("celery", b"not a task message", "unreadable-1"))
+    app.send_task("proj.add", (2, 2))
+
+    state = migrate_tasks(
+        redis_url, redis_url, app=app, queues="celery:moved", ack_messages=True, timeout=0.2
+    )
+
+    assert state.count == 2
+    assert app.broker.queue_length("moved") == 2 and app.broker.queue_length("celery") == 0
+    (letter,) = app.broker.dead_letters("celery")
+    assert letter.message_id == "unreadable-1" and letter.reason is DeadLetterReason.MALFORMED

@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 from celeriac.app.broker_connection import broker_for_url
 from celeriac.app.routing import declared_queues
 from celeriac.app.urls import broker_url
-from celeriac.brokers.base import Broker, Delivery, OutboundMessage
+from celeriac.brokers.base import Broker, DeadLetterReason, Delivery, OutboundMessage
 from celeriac.config.conf import Settings
-from celeriac.exceptions import BrokerConnectionError
+from celeriac.exceptions import BrokerConnectionError, DecodeError
 from celeriac.messages.envelope import Message
 
 BATCH = 100  # messages fetched per round trip
@@ -44,6 +44,7 @@ class Migration:
     copy: bool = False
     moved: int = 0
     skipped: int = 0
+    dead_lettered: int = 0  # messages that could not be read: dead-lettered on the source
     held: list[Delivery] = field(default_factory=list)
 
 
@@ -147,8 +148,15 @@ async def run_migration(source: Broker, dest: Broker, plan: Migration, report: R
 async def _copy(
     source: Broker, dest: Broker, plan: Migration, delivery: Delivery
 ) -> Message | None:
-    """Publish ``delivery``'s message to the destination; None when the plan skips it."""
-    message = source.wire_format.decode(delivery.payload)
+    """Publish ``delivery``'s message to the destination; None when the plan skips it,
+    or when it cannot be read (then it is dead-lettered on the source with the reason,
+    as a worker would: never moved, never lost, and the run goes on)."""
+    try:
+        message = source.wire_format.decode(delivery.payload)
+    except DecodeError as exc:
+        await delivery.dead_letter(DeadLetterReason.MALFORMED, str(exc))
+        plan.dead_lettered += 1
+        return None
     if plan.tasks and message.headers.get("task") not in plan.tasks:
         plan.skipped += 1
         plan.held.append(delivery)

@@ -86,6 +86,11 @@ def migrate_command(
 def _summary(src: Broker, plan: Migration) -> None:
     verb = "copied" if plan.copy else "moved"
     click.echo(f"{plan.moved} message(s) {verb}; {plan.skipped} skipped by --tasks.")
+    if plan.dead_lettered:
+        click.echo(
+            f"{plan.dead_lettered} message(s) could not be read: dead-lettered on SOURCE with "
+            f"the reason (celeriac dead-letters list)."
+        )
     delayed = delayed_count(src, list(plan.queues))
     if delayed:
         click.echo(
