@@ -54,7 +54,7 @@ from tests.integration.redis_cluster_servers import start_cluster  # noqa: E402
 
 BINDIR = Path(sys.executable).parent
 PREFIX = "bench"
-Costs = collections.Counter[str]
+Costs = collections.defaultdict[str, float]  # a missing cost reads 0
 
 
 @dataclass
@@ -74,7 +74,7 @@ class Broker:
 def redis_costs(ports: list[int]) -> Costs:
     """Commands, client bytes and CPU on the masters; the replicas' CPU and the masters'
     replication stream to them apart."""
-    found: Costs = collections.Counter()
+    found: Costs = collections.defaultdict(float)
     for port in ports:
         client = redis.Redis(port=port)
         try:
@@ -84,9 +84,9 @@ def redis_costs(ports: list[int]) -> Costs:
         cpu = info["used_cpu_user"] + info["used_cpu_sys"]
         found["repl_bytes"] += info["total_net_repl_output_bytes"]
         if info["role"] != "master":
-            found["replica_cpu_s"] += cpu  # type: ignore[assignment]
+            found["replica_cpu_s"] += cpu
             continue
-        found["cpu_s"] += cpu  # type: ignore[assignment]
+        found["cpu_s"] += cpu
         calls = sum(v["calls"] for k, v in info.items() if k.startswith("cmdstat_"))
         found["commands"] += calls - 1  # this INFO
         # The totals count replication too (a master's stream to its replica): apart.
@@ -97,14 +97,14 @@ def redis_costs(ports: list[int]) -> Costs:
 
 def rabbit_costs(pids: list[int]) -> Costs:
     """CPU seconds of each node's whole process tree (the Erlang VM and its helpers)."""
-    found: Costs = collections.Counter()
+    found: Costs = collections.defaultdict(float)
     for pid in pids:
         with contextlib.suppress(psutil.NoSuchProcess):
             root = psutil.Process(pid)
             for proc in [root, *root.children(recursive=True)]:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     times = proc.cpu_times()
-                    found["cpu_s"] += times.user + times.system  # type: ignore[assignment]
+                    found["cpu_s"] += times.user + times.system
     return found
 
 

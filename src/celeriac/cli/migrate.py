@@ -22,15 +22,21 @@ from celeriac.cli.base import CLIContext, CLIError
 from celeriac.config.conf import Settings
 from celeriac.exceptions import BrokerConnectionError
 
+# Options ``migrate`` and ``migrate-queue`` share.
+limit_option = click.option(
+    "-n", "--limit", type=click.IntRange(min=1), help="Move at most N messages."
+)
+timeout_option = click.option(
+    "-t", "--timeout", type=click.FloatRange(min=0), default=1.0, show_default=True,
+    help="Stop when no message arrives for this many seconds.",
+)  # fmt: skip
+
 
 @click.command("migrate", short_help="Move task messages from one broker to another.")
 @click.argument("source")
 @click.argument("destination")
-@click.option("-n", "--limit", type=click.IntRange(min=1), help="Move at most N messages.")
-@click.option(
-    "-t", "--timeout", type=click.FloatRange(min=0), default=1.0, show_default=True,
-    help="Stop when no message arrives for this many seconds.",
-)  # fmt: skip
+@limit_option
+@timeout_option
 @click.option(
     "-a", "--ack-messages", is_flag=True,
     help="Remove the messages from SOURCE once DEST holds them (the default here).",

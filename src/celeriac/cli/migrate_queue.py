@@ -15,6 +15,7 @@ import click
 
 from celeriac.app.migration import default_queues, parse_queues
 from celeriac.cli.base import CLIContext, CLIError, CommandFailed
+from celeriac.cli.migrate import limit_option, timeout_option
 from celeriac.cli.ops import JSON_HELP, echo_json
 from celeriac.config.conf import Settings
 from celeriac.exceptions import ImproperlyConfigured
@@ -49,11 +50,8 @@ def parse_options(values: Iterable[str], flag: str) -> dict[str, Any]:
     "DEST (default: the app's queues).",
 )  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Read and count the messages; move nothing.")
-@click.option("-n", "--limit", type=click.IntRange(min=1), help="Move at most N messages.")
-@click.option(
-    "-t", "--timeout", type=click.FloatRange(min=0), default=1.0, show_default=True,
-    help="Stop when no message arrives for this many seconds.",
-)  # fmt: skip
+@limit_option
+@timeout_option
 @click.option(
     "--from-option", "from_options", multiple=True, metavar="KEY=VALUE",
     help="A transport option of the source (e.g. global_keyprefix=proj:), over the app's.",
