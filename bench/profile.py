@@ -42,6 +42,9 @@ def main() -> None:
     p.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672//")
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     p.add_argument("--py-spy", type=int, metavar="SECONDS", help="profile the worker this long")
+    p.add_argument("--gil", action="store_true",
+                   help="with --py-spy: sample only the thread holding the GIL (where a "
+                        "GIL-bound worker's time goes)")  # fmt: skip
     p.add_argument("--top", type=int, default=30, help="rows of each profile table")
     p.add_argument("--flame", metavar="SVG", help="with --py-spy: also write a flame graph")
     args = p.parse_args()
@@ -86,21 +89,28 @@ def main() -> None:
             out = Path(tempfile.mkdtemp()) / "profile.txt"
             recording = (out, subprocess.Popen(
                 [str(spy), "record", "-p", str(worker.pid), "-o", str(out), "-f", "raw",
-                 "-d", str(args.py_spy), "-r", "200", "--subprocesses"],
+                 "-d", str(args.py_spy), "-r", "200", "--subprocesses",
+                 *(["--gil"] if args.gil else [])],
                 stdout=subprocess.DEVNULL,
             ))  # fmt: skip
             if args.flame:  # a second recorder: py-spy writes one format per recording
                 subprocess.Popen(
                     [str(spy), "record", "-p", str(worker.pid), "-o", args.flame,
                      "-f", "flamegraph", "-d", str(args.py_spy), "-r", "100",
-                     "--subprocesses"], stdout=subprocess.DEVNULL,
+                     "--subprocesses", *(["--gil"] if args.gil else [])],
+                    stdout=subprocess.DEVNULL,
                 )  # fmt: skip
         ended = _mark(r, last, 600, "the drain's last task")
-        worker_cpu, redis_cpu = _cpu(worker.pid) - cpu_before, _redis_cpu(r) - redis_before
+        (user, system, switches), redis_cpu = _cpu(worker.pid), _redis_cpu(r) - redis_before
+        user, system = user - cpu_before[0], system - cpu_before[1]
+        switches -= cpu_before[2]
+        per_task = 1e6 / args.n
         print(f"{args.kind} drain, {args.pool} pool on {args.broker}: "
               f"{args.n / (ended - began):,.0f} tasks/s ({args.n:,} tasks); CPU per task: "
-              f"worker {worker_cpu / args.n * 1e6:,.0f} us, Redis server "
-              f"{redis_cpu / args.n * 1e6:,.0f} us (py-spy adds to the worker's)")  # fmt: skip
+              f"worker {(user + system) * per_task:,.0f} us ({user * per_task:,.0f} user, "
+              f"{system * per_task:,.0f} system, {switches / args.n:.1f} context switches), "
+              f"Redis server {redis_cpu * per_task:,.0f} us "
+              "(py-spy adds to the worker's)")  # fmt: skip
         if recording is not None:
             if recording[1].wait() != 0 or not recording[0].exists():
                 sys.exit("py-spy recorded nothing: its error is above")
@@ -111,16 +121,19 @@ def main() -> None:
         r.flushdb()
 
 
-def _cpu(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` and its live children."""
+def _cpu(pid: int) -> tuple[float, float, int]:
+    """User and system CPU seconds, and context switches, of process ``pid`` and its live
+    children."""
     import psutil
 
     root = psutil.Process(pid)
-    total = 0.0
+    user = system = 0.0
+    switches = 0
     for proc in [root, *root.children(recursive=True)]:
-        times = proc.cpu_times()
-        total += times.user + times.system
-    return total
+        times, counts = proc.cpu_times(), proc.num_ctx_switches()
+        user, system = user + times.user, system + times.system
+        switches += counts.voluntary + counts.involuntary
+    return user, system, switches
 
 
 def _redis_cpu(r: redis.Redis) -> float:

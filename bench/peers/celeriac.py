@@ -1,7 +1,8 @@
 """celeriac: the app and tasks its worker loads, and the producer the harness drives.
 
 Worker: ``celeriac -A bench.peers.celeriac worker -P <pool> -c <n> -Q <queue> -l warning``
-with celeriac's defaults (acks late, prefetch multiplier 1, no result store). The
+with celeriac's defaults (acks late, prefetch multiplier 1, no result store); for an
+experiment, ``BENCH_WORKER_ARGS`` adds options (``--prefetch-multiplier 4``). The
 asyncio pool runs ``async def`` tasks (redis.asyncio for the instrument); threads and
 prefork run plain functions.
 
@@ -60,6 +61,7 @@ def worker_command(bindir: str) -> list[str]:
         SETTINGS.queue,
         "-l",
         "warning",
+        *os.environ.get("BENCH_WORKER_ARGS", "").split(),
     ]
 
 

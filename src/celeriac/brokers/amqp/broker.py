@@ -20,6 +20,7 @@ from collections.abc import Collection, Coroutine, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from celeriac.brokers.amqp import params
+from celeriac.brokers.amqp.acks import AckBatcher
 from celeriac.brokers.amqp.admin import Admin
 from celeriac.brokers.amqp.channel import AmqpSubscription, Channels
 from celeriac.brokers.amqp.consume import Consumption
@@ -133,6 +134,7 @@ class AmqpBroker(Broker):
             self.max_priority, self.wire_format, self.shared_queues,
         )  # fmt: skip
         self.consumption = Consumption(self, self.link, self.publisher)
+        self.acks = AckBatcher(self._io, self.consumption.ack_many)
         self.admin = Admin(self.link, self.publisher)
         self.revocations = Revocations(self.link, self.publisher)
         self.channels = Channels(self.link, self.names)
@@ -246,8 +248,10 @@ class AmqpBroker(Broker):
         await self._await(self.consumption.give_back_unfetched())
 
     async def ack(self, delivery: Delivery, *, batch: bool = False) -> bool:
-        # Each ack is one frame on the channel already: nothing to gain by holding it.
-        return await self._await(self.consumption.ack(delivery))
+        # Acks that meet on their way to the I/O loop go together (see amqp.acks).
+        if self._io.in_thread():
+            return await self.consumption.ack(delivery)
+        return await self.acks.ack(delivery)
 
     async def requeue(self, delivery: Delivery, *, count_delivery: bool = False) -> bool:
         return await self._await(self.consumption.requeue(delivery, count_delivery))

@@ -9,6 +9,12 @@ its delivery counted, or dead-lettered at the limit, then acked). A delivery who
 ended, or whose channel died, is fenced: settling it returns False and touches nothing,
 so an ack never reaches a channel other than the one the message came on.
 
+Acks: ``ack_many`` settles a batch at once (``acks.AckBatcher`` gathers it across threads);
+delivery tags of a channel that are all being acked, with nothing below them still
+unsettled, go as one ``basic.ack`` with ``multiple``. Every tag received stays in
+``_open_tags`` until its ack is written, whatever path takes it (lease, requeue, dead
+letter), so a multiple ack never covers a message another path still holds.
+
 Counting: each copy carries the hand-outs before it (``x-celeriac-deliveries``). A copy
 that RabbitMQ delivers again (``redelivered``, or a quorum queue's ``x-delivery-count``)
 was lost with a connection or channel: it is first published again with that loss counted
@@ -96,6 +102,8 @@ class Consumption:
         self._standing: _Standing | None = None
         self._arrival = asyncio.Event()  # set when a standing consumer receives a message
         self._arrivals = 0  # how many it has received, for an exact count_waiting
+        # Delivery tags received and not acked yet, per channel (see ``ack_many``).
+        self._open_tags: dict[Channel, set[int]] = {}
 
     @property
     def lease(self) -> float:
@@ -182,6 +190,7 @@ class Consumption:
 
     def _receiver(self, queue: str, channel: Channel) -> Any:
         async def receive(message: DeliveredMessage) -> None:
+            self._received(channel, message)
             self._stash.append(_Arrived(queue, message, channel))
             self._arrivals += 1
             self._arrival.set()
@@ -232,6 +241,7 @@ class Consumption:
                 if isinstance(message.delivery, spec.Basic.GetEmpty):
                     empty.add(name)
                 else:
+                    self._received(channel, message)
                     await self._keep(taken, name, message, channel)
         return taken
 
@@ -252,6 +262,7 @@ class Consumption:
 
         def receiver(queue: str) -> Any:
             async def receive(message: DeliveredMessage) -> None:
+                self._received(channel, message)
                 self._stash.append(_Arrived(queue, message, channel))
                 arrived.set()
 
@@ -302,8 +313,7 @@ class Consumption:
             await self.publisher.publish([copy])
             if count >= self.limit:  # no worker settles it: hand it back to the fetcher
                 self.broker._hand_back(dead_letter_of(copy))
-            with self.link.guard():
-                await channel.basic_ack(tag)
+            await self._ack_one(channel, tag)
             return None
         token = uuid.uuid4().hex
         delivery = Delivery(self.broker, queue, body, message_id, before + 1, priority, token)
@@ -350,8 +360,7 @@ class Consumption:
             await self.publisher.publish([copy])
             if reason is not None:  # no worker settles it: hand it back to the fetcher
                 self.broker._hand_back(dead_letter_of(copy))
-            with self.link.guard():
-                await held.channel.basic_ack(held.tag)
+            await self._ack_one(held.channel, held.tag)
         except BrokerConnectionError as exc:
             logger.warning("could not take back %s after its lease: %s", d.message_id, exc)
 
@@ -370,9 +379,47 @@ class Consumption:
         held = self._take_lease(delivery)
         if held is None:
             return False
-        with self.link.guard():
-            await held.channel.basic_ack(held.tag)
+        await self._ack_one(held.channel, held.tag)
         return True
+
+    async def ack_many(self, deliveries: Sequence[Delivery]) -> list[bool]:
+        """Ack every delivery of a batch (False for one whose lease was lost). A channel's
+        tags below the lowest one still unsettled there go as one multiple ack."""
+        results: list[bool] = []
+        tags: dict[Channel, list[int]] = {}
+        for delivery in deliveries:
+            held = self._take_lease(delivery)
+            results.append(held is not None)
+            if held is not None:
+                tags.setdefault(held.channel, []).append(held.tag)
+        for channel, acked in tags.items():
+            acked.sort()
+            unacked = self._open_tags.get(channel)
+            if unacked is None:  # not received through this class: ack each alone
+                unacked = set(acked) | {0}
+            floor = min(unacked.difference(acked), default=None)
+            covered = [tag for tag in acked if floor is None or tag < floor]
+            frames = [(covered[-1], True)] if len(covered) > 1 else [(t, False) for t in covered]
+            frames += [(tag, False) for tag in acked[len(covered) :]]
+            unacked.difference_update(acked)
+            with self.link.guard():
+                for i, (tag, multiple) in enumerate(frames):
+                    # Only the last frame waits for the socket: they are written in order.
+                    await channel.basic_ack(tag, multiple=multiple, wait=i == len(frames) - 1)
+        return results
+
+    def _received(self, channel: Channel, message: DeliveredMessage) -> None:
+        """Note a tag received on ``channel``: unsettled until ``_ack_one``/``ack_many``."""
+        if channel not in self._open_tags:  # a new channel: forget the dead ones
+            for dead in [c for c in self._open_tags if c.is_closed]:
+                del self._open_tags[dead]
+        assert message.delivery_tag is not None
+        self._open_tags.setdefault(channel, set()).add(message.delivery_tag)
+
+    async def _ack_one(self, channel: Channel, tag: int) -> None:
+        self._open_tags.get(channel, set()).discard(tag)
+        with self.link.guard():
+            await channel.basic_ack(tag)
 
     async def requeue(self, delivery: Delivery, count_delivery: bool) -> bool:
         held = self._take_lease(delivery)
@@ -382,8 +429,7 @@ class Consumption:
         copy = ready_copy(delivery.queue, delivery.payload, delivery.message_id,
                           delivery.priority, count)  # fmt: skip
         await self.publisher.publish([copy])
-        with self.link.guard():
-            await held.channel.basic_ack(held.tag)
+        await self._ack_one(held.channel, held.tag)
         return True
 
     async def dead_letter(self, delivery: Delivery, reason: DeadLetterReason, detail: str) -> bool:
@@ -396,8 +442,7 @@ class Consumption:
             reason.value, detail, d.delivery_count,
         )  # fmt: skip
         await self.publisher.publish([copy])
-        with self.link.guard():
-            await held.channel.basic_ack(held.tag)
+        await self._ack_one(held.channel, held.tag)
         return True
 
     async def extend(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
@@ -447,8 +492,7 @@ class Consumption:
             if arrived.channel.is_closed:
                 continue  # RabbitMQ has it back: the purge of the queue takes it
             assert arrived.message.delivery_tag is not None
-            with self.link.guard():
-                await arrived.channel.basic_ack(arrived.message.delivery_tag)
+            await self._ack_one(arrived.channel, arrived.message.delivery_tag)
             count += 1
         return count
 
@@ -484,4 +528,4 @@ class Consumption:
             copy = ready_copy(arrived.queue, body, found.message_id, found.priority, found.before)
             await self.publisher.publish([copy])
             assert message.delivery_tag is not None
-            await arrived.channel.basic_ack(message.delivery_tag)
+            await self._ack_one(arrived.channel, message.delivery_tag)

@@ -70,3 +70,27 @@ class SettleContract(BrokerSuite):
         assert all(acked) and not any(again) and all(dead), "each settle applies once"
         assert broker.queue_length(queue) == 0
         assert len(broker.dead_letters(queue)) == 10
+
+    @in_event_loop
+    async def test_acks_sent_together_leave_the_unsettled_ones_held(
+        self, make_broker: BrokerFactory
+    ) -> None:
+        """Acks that meet on their way may be sent as one (RabbitMQ's multiple ack): one
+        never covers a delivery still held, nor one being taken back meanwhile."""
+        lease = 1.0
+        broker, queue = make_broker(lease_seconds=lease), new_queue()
+        broker.publish_many([msg(queue, n) for n in range(12)])
+        got = await collect(broker, [queue], 12)
+        first, middle, requeued, rest = got[0], got[5], got[8], got[1:5] + got[6:8] + got[9:]
+        acked, requeue = await asyncio.gather(
+            asyncio.gather(*(broker.ack(d) for d in rest)), broker.requeue(requeued)
+        )
+        assert all(acked) and requeue
+        [again] = await collect(broker, [queue], 1)  # the requeued one, at once
+        assert again.message_id == requeued.message_id and await again.ack() is True
+        # The two still held come back after their lease; no acked one ever does.
+        back = await collect(broker, [queue], 2, lease * 4)
+        assert all(await asyncio.gather(*(d.ack() for d in back)))
+        assert sorted(d.message_id for d in back) == sorted([first.message_id, middle.message_id])
+        assert await first.ack() is False and await middle.ack() is False, "taken back"
+        assert await broker.fetch([queue], 1, lease) == []
