@@ -474,6 +474,9 @@ class Bench:
         LOGS.mkdir(parents=True, exist_ok=True)
         for peer in dict.fromkeys(c.peer for c in self.configs):
             log(f"venv for {peer} ...")
+            if peer == "celeriac" and self.opts.quick:  # no peers to weigh it against
+                self.pythons[peer] = sys.executable
+                continue
             self.pythons[peer] = venvs.ensure(peer, log=LOGS / f"pip-{peer}.log")
         for config in self.configs:
             env = self.env(config, "QUEUE", "bench:info")  # the commands in RESULTS.md say QUEUE
@@ -559,7 +562,7 @@ def celeriac_source(ref: str | None) -> tuple[list[str], dict[str, Any]]:
     if ref is None:
         dirty = bool(sh([*git, "status", "--porcelain", "--", "src"]).strip())
         commit = sh([*git, "rev-parse", "HEAD"]).strip()
-        return [], {"source": "working tree", "commit": commit, "src_dirty": dirty}
+        return [str(REPO / "src")], {"source": "working tree", "commit": commit, "src_dirty": dirty}
     commit = sh([*git, "rev-parse", ref]).strip()
     target = SNAPSHOTS / commit[:12]
     if not (target / "src" / "celeriac").is_dir():
