@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PROBE = "probe-"  # the task ids of probes, left out of the counts
+LATE = 5.0  # seconds after its due time that a countdown's first run is noted as late
 
 TABLE_COLUMNS = (
     "system", "broker", "pool", "scenario", "sent", "confirmed", "once", "dup (key)",
@@ -112,6 +113,7 @@ def judge(outcome: Outcome, sent: list[Sent], raw_runs: Sequence[bytes | str],
         + (f" with a countdown of {item.countdown:.2f}s" if item.countdown else "")
         for item in lost
     ]  # fmt: skip
+    outcome.evidence += _late_countdowns(sent, runs)
     for fault in faults:
         if fault.probe_sent and fault.probe not in runs and fault.probe not in dead:
             outcome.lost_probes.append(fault.probe)
@@ -124,6 +126,21 @@ def judge(outcome: Outcome, sent: list[Sent], raw_runs: Sequence[bytes | str],
         ]
     outcome.recovery, outcome.redelivery = _recovery(every_run, faults)
     return outcome
+
+
+def _late_countdowns(sent: list[Sent], runs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """A line when countdowns first ran more than ``LATE`` s after their due time (the send's
+    return plus the countdown): held on the way, even if they ran before the deadline."""
+    late = sorted(
+        min(run["started"] for run in runs[item.task_id]) - (item.at + item.countdown)
+        for item in sent
+        if item.countdown and item.task_id in runs
+    )
+    held = [seconds for seconds in late if seconds > LATE]
+    if not held:
+        return []
+    return [f"countdowns late: {len(held)} first ran more than {LATE:.0f} s after their due "
+            f"time, the latest {held[-1]:.1f} s after it"]  # fmt: skip
 
 
 def _overlap(runs: list[dict[str, Any]]) -> bool:

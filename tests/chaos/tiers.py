@@ -56,9 +56,6 @@ class BrokerSetup:
     # A master acknowledges a write before its replica has it: a failover can lose the
     # publishes of the last moments before the crash (Redis Cluster, by design).
     replicates_asynchronously: bool = False
-    # Quorum delay queues whose leader is lost stop expiring their messages (RabbitMQ
-    # 3.10): countdowns held there do not run (docs/chaos.md, the cluster report).
-    holds_countdowns_on_node_loss: bool = False
 
 
 BROKERS = (
@@ -80,16 +77,13 @@ BROKERS = (
     BrokerSetup("redis-cluster", RedisClusterBroker.name, redis_cluster_broker(),
                 primary=False, replicates_asynchronously=True),
     BrokerSetup("rabbitmq-cluster", RabbitClusterBroker.name, rabbitmq_cluster_broker(),
-                primary=False, holds_countdowns_on_node_loss=True),
+                primary=False),
 )  # fmt: skip
 COUNTDOWNS_LOST = (
     "known: countdowns lost between classic delay queues (at-most-once dead-lettering)"
 )
 ASYNC_REPLICATION_LOST = (
     "known: acknowledged by the killed master before its replica had it (asynchronous replication)"
-)
-COUNTDOWNS_HELD = (
-    "known: countdowns held in a quorum delay queue whose leader was lost (not expired)"
 )
 # A secondary broker setup differs from its primary in what it keeps across a crash.
 SECONDARY_CASES = (("threads", "broker-restart"), ("prefork", "broker-restart"),
@@ -148,8 +142,6 @@ def run_tier(tier: str, seed: int, selection: Selection = Selection(), system: s
                 known = "expected: the broker keeps nothing across a crash"
             elif setup.replicates_asynchronously:
                 known = ASYNC_REPLICATION_LOST
-            elif setup.holds_countdowns_on_node_loss and outcome.lost_only_countdowns:
-                known = COUNTDOWNS_HELD
             elif (system == "celeriac" and setup.loses_countdowns_on_restart
                   and outcome.lost_only_countdowns):  # fmt: skip
                 known = COUNTDOWNS_LOST

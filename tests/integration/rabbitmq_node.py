@@ -50,7 +50,8 @@ def rabbitmq_tools() -> tuple[Path, Path]:
 @dataclass
 class RabbitNode:
     """A node under ``directory``; ``config`` is the body of its ``rabbitmq.conf``, which
-    names its listeners (``{port}`` in it becomes the node's AMQP port)."""
+    names its listeners (``{port}`` in it becomes the node's AMQP port), and ``advanced``
+    that of its ``advanced.config`` (Erlang terms, for settings ``rabbitmq.conf`` lacks)."""
 
     directory: Path
     config: str = "listeners.tcp.default = 127.0.0.1:{port}\n"
@@ -59,6 +60,7 @@ class RabbitNode:
     process: subprocess.Popen[bytes] | None = None
     home: Path | None = None  # where its Erlang cookie is (None: a home of its own)
     dist_port: int = 0  # Erlang distribution: clustering and rabbitmqctl (0: a free one)
+    advanced: str = ""  # the body of advanced.config (empty: none)
 
     def __post_init__(self) -> None:
         spare = [p for p in free_ports(3) if p not in (self.port, self.dist_port)]
@@ -82,6 +84,8 @@ class RabbitNode:
             self.directory / name for name in ("rabbitmq.conf", "plugins", "env.conf")
         )
         config.write_text(self.config.replace("{port}", str(self.port)))
+        if self.advanced:
+            (self.directory / "advanced.config").write_text(self.advanced)
         plugins.write_text("[].\n")  # no management plugin: a faster start, no HTTP port
         env_file.write_text("")  # not the machine's rabbitmq-env.conf (it names the shared node)
         home = self.home or self.directory / "home"
