@@ -62,11 +62,40 @@ def test_cancelling_the_caller_cancels_the_work(io: IOThread) -> None:
 
 
 def test_the_io_thread_refuses_to_wait_on_itself(io: IOThread) -> None:
-    async def nested() -> None:
-        async def inner() -> None:
-            return None
+    async def inner() -> None:
+        return None
 
-        await io.run_async(inner())
+    async def nested() -> None:
+        io.run(inner())  # the sync face, on the I/O loop: it would wait for itself
 
     with pytest.raises(RuntimeError, match="broker's own I/O thread"):
         io.run(nested())
+
+
+def test_an_adopted_loop_serves_in_its_own_thread_until_released(io: IOThread) -> None:
+    async def where() -> str:
+        return threading.current_thread().name
+
+    async def worker() -> tuple[bool, str, str]:
+        adopted = io.adopt(asyncio.get_running_loop())
+        here = await io.run_async(where())  # no hand-off: awaited on this loop
+        from_a_thread = await asyncio.to_thread(io.run, where())  # the sync face, too
+        io.release()
+        return adopted, here, from_a_thread
+
+    main = threading.current_thread().name
+    assert asyncio.run(worker()) == (True, main, main)
+    # Released: the next call starts the I/O thread of its own.
+    assert io.run(where()) == "test-amqp-io"
+
+
+def test_a_started_io_thread_is_not_replaced_by_a_loop(io: IOThread) -> None:
+    async def nothing() -> None:
+        return None
+
+    io.run(nothing())  # the thread has started: its connection would stay there
+
+    async def worker() -> bool:
+        return io.adopt(asyncio.get_running_loop())
+
+    assert asyncio.run(worker()) is False

@@ -26,6 +26,7 @@ Semantics every engine keeps (``celeriac.testing.contracts`` checks them):
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import enum
@@ -233,6 +234,13 @@ class Broker(ABC):
     async def flush_async(self) -> None:
         """``flush`` for code running on an event loop."""
         return None
+
+    def adopt_loop(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Do the broker's I/O on ``loop``, the caller's running loop, from now until
+        ``close_async``. A worker whose task bodies never run on its loop (threads,
+        prefork, solo) offers it, so an engine that otherwise keeps an I/O thread of its
+        own saves two thread hand-offs per call. False (the default): not taken."""
+        return False
 
     def confirm_each_publish(self) -> None:
         """From now on ``publish`` returns only once the broker holds the message. The

@@ -53,6 +53,8 @@ from celeriac.worker.timer import Timer
 
 logger = logging.getLogger("celeriac.worker")
 POOLS = ("prefork", "threads", "asyncio", "solo")
+# Pools whose task bodies never run on the worker's loop: the broker may do its I/O there.
+LOOP_FREE_POOLS = frozenset({"prefork", "threads", "solo"})
 
 
 def default_hostname() -> str:
@@ -270,6 +272,8 @@ class Worker:
         # A task's follow-ups (a chain's next step, a retry) must be stored before its ack.
         for broker in {self.app.broker, self.app.read_broker}:
             broker.confirm_each_publish()
+            if self.pool_name in LOOP_FREE_POOLS and broker.adopt_loop(self._loop):
+                logger.debug("%r does its I/O on the worker's loop", broker)
         try:
             started = await self._start_up()
         except BaseException:

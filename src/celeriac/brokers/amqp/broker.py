@@ -11,6 +11,7 @@ token buckets are refused with the fix (``supports_key_value`` is False). Engine
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import os
@@ -249,8 +250,6 @@ class AmqpBroker(Broker):
 
     async def ack(self, delivery: Delivery, *, batch: bool = False) -> bool:
         # Acks that meet on their way to the I/O loop go together (see amqp.acks).
-        if self._io.in_thread():
-            return await self.consumption.ack(delivery)
         return await self.acks.ack(delivery)
 
     async def requeue(self, delivery: Delivery, *, count_delivery: bool = False) -> bool:
@@ -407,9 +406,22 @@ class AmqpBroker(Broker):
         _PIPELINED.discard(self)
         self._io.stop(self._shutdown())
 
+    def adopt_loop(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Serve from the caller's running ``loop`` instead of the I/O thread (see
+        ``Broker.adopt_loop``); False when the thread has started already."""
+        return self._io.adopt(loop)
+
     async def close_async(self) -> None:
-        """Nothing is bound to the caller's loop; ``close`` ends the connection."""
-        return None
+        """Serving from the caller's loop: close the connection there and start afresh on
+        the I/O thread at the next call. Otherwise nothing is bound to the caller's loop,
+        and ``close`` ends the connection."""
+        if not (self._io.adopted and self._io.in_thread()):
+            return
+        try:
+            await self._shutdown()
+        finally:
+            self._io.release()
+            self._build(self._retention)  # nothing bound to the loop that served
 
 
 @atexit.register

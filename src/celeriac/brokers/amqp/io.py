@@ -24,13 +24,16 @@ _AFTER_FORK: weakref.WeakSet[IOThread] = weakref.WeakSet()
 
 
 class IOThread:
-    """A daemon thread running one event loop, started on first use."""
+    """A daemon thread running one event loop, started on first use; or, adopted, the
+    loop of a caller that never blocks it (a worker whose tasks run in threads or child
+    processes), which saves two thread hand-offs per call."""
 
     def __init__(self, name: str, on_fork: Callable[[], None] | None = None) -> None:
         self.name = name
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._adopted = False  # serving from a caller's loop, in the caller's thread
         self._on_fork = on_fork
         _AFTER_FORK.add(self)
 
@@ -45,7 +48,7 @@ class IOThread:
                 )
                 thread.start()
                 started.wait()
-                self._loop, self._thread = loop, thread
+                self._loop, self._thread, self._adopted = loop, thread, False
             return self._loop
 
     @staticmethod
@@ -58,7 +61,30 @@ class IOThread:
             loop.close()
 
     def in_thread(self) -> bool:
-        return self._thread is threading.current_thread()
+        loop = self._loop
+        return (
+            self._thread is threading.current_thread() and loop is not None and not loop.is_closed()
+        )
+
+    def adopt(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Serve from ``loop``, the running loop of the calling thread, instead of a thread
+        of our own; False when our thread has started already (its connection stays)."""
+        with self._lock:
+            if self._loop is not None and not self._loop.is_closed():
+                return False
+            self._loop, self._thread, self._adopted = loop, threading.current_thread(), True
+            return True
+
+    @property
+    def adopted(self) -> bool:
+        return self._adopted
+
+    def release(self) -> None:
+        """Stop serving from an adopted loop: the next call starts a thread of our own."""
+        with self._lock:
+            if self._adopted:
+                self._loop = self._thread = None
+                self._adopted = False
 
     def submit(self, work: Coroutine[Any, Any, T]) -> Future[T]:
         if self.in_thread():
@@ -75,10 +101,10 @@ class IOThread:
 
         One wake-up each way, with an asyncio future on each side: about a third less CPU
         per call than wrapping ``run_coroutine_threadsafe``'s future, which a worker pays
-        several times per task. Cancelling the caller cancels the work."""
+        several times per task. Cancelling the caller cancels the work. From the I/O loop
+        itself (an adopted loop), ``work`` is simply awaited."""
         if self.in_thread():
-            work.close()
-            raise RuntimeError("a blocking AMQP call was made on the broker's own I/O thread")
+            return await work
         caller = asyncio.get_running_loop()
         answer: asyncio.Future[T] = caller.create_future()
         running: list[asyncio.Task[T]] = []
@@ -105,10 +131,19 @@ class IOThread:
             raise
 
     def stop(self, shutdown: Coroutine[Any, Any, None] | None = None, timeout: float = 10) -> None:
-        """Run ``shutdown`` on the loop (if started), then end the thread."""
+        """Run ``shutdown`` on the loop (if started), then end the thread (an adopted loop
+        goes on: it is its owner's)."""
         with self._lock:
-            loop, thread = self._loop, self._thread
+            loop, thread, adopted = self._loop, self._thread, self._adopted
             self._loop = self._thread = None
+            self._adopted = False
+        if adopted and loop is not None and thread is threading.current_thread():
+            if shutdown is not None:  # its owner's loop: run it there, unawaited
+                if loop.is_running():
+                    loop.create_task(shutdown)
+                else:
+                    shutdown.close()
+            return
         if loop is None or thread is None or loop.is_closed():
             if shutdown is not None:
                 shutdown.close()
@@ -117,6 +152,8 @@ class IOThread:
             # Closing is best effort: the server cleans up after a lost connection.
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(shutdown, loop).result(timeout)
+        if adopted:
+            return
         loop.call_soon_threadsafe(loop.stop)
         if thread is not threading.current_thread():
             thread.join(timeout)
@@ -125,6 +162,7 @@ class IOThread:
         """In a forked child: the parent's thread is gone; start afresh on first use."""
         self._lock = threading.Lock()
         self._loop = self._thread = None
+        self._adopted = False
         if self._on_fork is not None:
             self._on_fork()
 
