@@ -170,15 +170,19 @@ def countdowns_through_a_node_loss(
     )
 
 
+def assert_every_countdown_ran_in_bound(outcome: Outcome) -> None:
+    assert outcome.lost == [], f"confirmed countdowns that never ran: {outcome.lost}"
+    assert outcome.late == [], f"countdowns that ran past their bound: {outcome.late}"
+    assert outcome.sent > 100 and outcome.failures == [], outcome.failures
+
+
 def test_countdowns_held_by_a_node_loss_run_soon_after_the_node_is_back(
     tmp_path: Path, retrying_cluster: LocalRabbitCluster, redis_url: str
 ) -> None:
     with cluster_project(tmp_path, retrying_cluster, redis_url, CONFIRM="1") as project:
         outcome = countdowns_through_a_node_loss(tmp_path, retrying_cluster, project, RETRY)
     print(f"\nRabbitMQ node leading the delay queues killed (retry {RETRY:.0f} s): {outcome}")
-    assert outcome.lost == [], f"confirmed countdowns that never ran: {outcome.lost}"
-    assert outcome.late == [], f"countdowns that ran past their bound: {outcome.late}"
-    assert outcome.sent > 100 and outcome.failures == [], outcome.failures
+    assert_every_countdown_ran_in_bound(outcome)
 
 
 @pytest.mark.long
@@ -189,6 +193,4 @@ def test_with_rabbitmqs_default_retry_held_countdowns_run_within_two_timeouts(
     with cluster_project(tmp_path, default_cluster, redis_url, CONFIRM="1") as project:
         outcome = countdowns_through_a_node_loss(tmp_path, default_cluster, project, DEFAULT_RETRY)
     print(f"\nRabbitMQ node leading the delay queues killed (default retry): {outcome}")
-    assert outcome.lost == [], f"confirmed countdowns that never ran: {outcome.lost}"
-    assert outcome.late == [], f"countdowns that ran past their bound: {outcome.late}"
-    assert outcome.sent > 100 and outcome.failures == [], outcome.failures
+    assert_every_countdown_ran_in_bound(outcome)
