@@ -89,7 +89,12 @@ class IOThread:
     def submit(self, work: Coroutine[Any, Any, T]) -> Future[T]:
         if self.in_thread():
             work.close()
-            raise RuntimeError("a blocking AMQP call was made on the broker's own I/O thread")
+            raise RuntimeError(
+                "a blocking AMQP call was made on the broker's own I/O thread (in a threads, "
+                "prefork or solo worker, the worker's event loop): it would wait for itself. "
+                "Await the broker's async method, or call it from another thread "
+                "(asyncio.to_thread)"
+            )
         return asyncio.run_coroutine_threadsafe(work, self.loop)
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:
