@@ -91,6 +91,7 @@ PROJECT = textwrap.dedent(
     def record(n):
         marks.hincrby(f"{PREFIX}:runs", str(n), 1)
         marks.hsetnx(f"{PREFIX}:ran", str(n), repr(time.time()))
+        marks.rpush(f"{PREFIX}:run-log", n)  # for a test to wait on each run (BLPOP)
         return n
     """
 )
