@@ -39,7 +39,7 @@ from celeriac.brokers.amqp.fields import incoming, number, payload_of
 from celeriac.brokers.amqp.link import Channel, Link
 from celeriac.brokers.amqp.publish import Copy, Publisher, dead_copy, dead_letter_of, ready_copy
 from celeriac.brokers.base import Broker, DeadLetterReason, Delivery
-from celeriac.exceptions import BrokerAccessRefused, BrokerConnectionError
+from celeriac.exceptions import BrokerConnectionError
 
 logger = logging.getLogger("celeriac.brokers.amqp")
 
@@ -71,16 +71,6 @@ class _Standing:
     channel: Channel
     tag: str
     prefetch: int
-
-
-async def _retry_until(deadline: float, exc: BrokerConnectionError) -> None:
-    """A fetch keeps trying to reconnect until its timeout, then raises: the caller (the
-    worker's consumer) says once that the broker is down and spaces its own attempts."""
-    loop = asyncio.get_running_loop()
-    if loop.time() >= deadline or isinstance(exc, BrokerAccessRefused):
-        raise exc
-    logger.debug("%s; trying again", exc)
-    await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))  # back off
 
 
 class Consumption:
@@ -125,14 +115,13 @@ class Consumption:
         deadline = loop.time() + max(0.0, timeout)
         if len(names) == 1:
             return await self._fetch_one(names[0], limit, deadline)
+        # A connection that cannot be made raises at once: the worker's consumer says the
+        # broker is down (even for a blip shorter than this wait) and spaces its attempts.
         while True:
-            try:
-                taken = await self._take(names, limit)
-                if taken or loop.time() >= deadline:
-                    return taken
-                await self._wait(names, deadline - loop.time())
-            except BrokerConnectionError as exc:
-                await _retry_until(deadline, exc)
+            taken = await self._take(names, limit)
+            if taken or loop.time() >= deadline:
+                return taken
+            await self._wait(names, deadline - loop.time())
 
     async def _fetch_one(self, name: str, limit: int, deadline: float) -> list[Delivery]:
         """One queue: a standing consumer whose prefetch is the most slots ever asked for
@@ -142,20 +131,17 @@ class Consumption:
         never waits here while the worker has no slot for it."""
         loop = asyncio.get_running_loop()
         while True:
-            try:
-                standing = await self._stand(name, limit)
-                taken = await self._unstash(name, limit)
-                if not taken and self._unacked(standing) >= standing.prefetch:
-                    # Asked for more than the consumer may hold (a caller fetching past
-                    # its free slots, or acks still on their way): get them directly.
-                    taken = await self._take([name], limit)
-                if taken or loop.time() >= deadline:
-                    return taken
-                self._arrival.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._arrival.wait(), deadline - loop.time())
-            except BrokerConnectionError as exc:
-                await _retry_until(deadline, exc)
+            standing = await self._stand(name, limit)
+            taken = await self._unstash(name, limit)
+            if not taken and self._unacked(standing) >= standing.prefetch:
+                # Asked for more than the consumer may hold (a caller fetching past its
+                # free slots, or acks still on their way): get them directly.
+                taken = await self._take([name], limit)
+            if taken or loop.time() >= deadline:
+                return taken
+            self._arrival.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._arrival.wait(), deadline - loop.time())
 
     def _unacked(self, standing: _Standing) -> int:
         """Messages the standing consumer's channel delivered that are not settled yet."""
@@ -185,6 +171,9 @@ class Consumption:
             await channel.basic_qos(prefetch_count=prefetch, global_=False)
             ok = await channel.basic_consume(name, self._receiver(name, channel), no_ack=False)
         assert ok.consumer_tag is not None
+        # A lost channel wakes a fetch waiting for arrivals: it reconnects (or reports the
+        # outage) now, not after its wait.
+        channel.closing.add_done_callback(lambda _: self._arrival.set())
         self._standing = _Standing(name, channel, ok.consumer_tag, prefetch)
         return self._standing
 
