@@ -8,13 +8,16 @@ never the machine's: other tests running meanwhile keep theirs.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from celeriac.exceptions import BrokerError
+from celeriac.brokers.amqp import AmqpBroker
+from celeriac.brokers.base import OutboundMessage
+from celeriac.exceptions import BrokerConnectionError, BrokerError
 from tests.integration.rabbitmq_node import RabbitNode
 from tests.integration.test_amqp_worker import Project, make_project, marks, wait_marks
 from tests.integration.workers import WorkerProcess
@@ -130,3 +133,34 @@ def test_restart_mid_run_loses_no_confirmed_publish(
         if producer.is_alive():
             producer.join()
         worker.stop()
+
+
+@pytest.mark.timeout(120)
+def test_a_fetch_in_an_outage_raises_at_once_and_the_next_gets_the_message(
+    node: RabbitNode,
+) -> None:
+    """As on Redis: the worker's consumer reports an outage and spaces its attempts, so a
+    fetch does not ride one out in silence; once RabbitMQ is back the next fetch works."""
+    broker = AmqpBroker(node.url)
+
+    async def scenario() -> list[str]:
+        assert await broker.fetch(["q"], 1, 0.1) == []  # the standing consumer is up
+        await asyncio.to_thread(node.rabbitmqctl, "stop_app")
+        try:
+            started = time.monotonic()
+            with pytest.raises(BrokerConnectionError, match="cannot reach the RabbitMQ"):
+                await broker.fetch(["q"], 1, 8)
+            assert time.monotonic() - started < 4, "raised at once, not at the fetch's timeout"
+        finally:
+            await asyncio.to_thread(node.rabbitmqctl, "start_app")
+        await asyncio.to_thread(node.rabbitmqctl, "await_startup")
+        await asyncio.to_thread(broker.publish, OutboundMessage("q", b"p", "after"))
+        got = await broker.fetch(["q"], 1, 8)
+        for delivery in got:
+            await broker.ack(delivery)
+        return [d.message_id for d in got]
+
+    try:
+        assert asyncio.run(scenario()) == ["after"]
+    finally:
+        broker.close()

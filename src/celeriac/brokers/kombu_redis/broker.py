@@ -45,8 +45,6 @@ from celeriac.brokers.kombu_redis.restore import Buried, Restorer
 from celeriac.brokers.kombu_redis.scripts import NAMES, source
 from celeriac.brokers.kombu_redis.shared import SharedState
 from celeriac.exceptions import (
-    BrokerAccessRefused,
-    BrokerConnectionError,
     ImproperlyConfigured,
 )
 from celeriac.messages.wire import WireFormat, WireParts
@@ -270,20 +268,14 @@ class KombuRedisBroker(SharedState, Broker):
         start = self._rotation % max(1, len(queues))
         self._rotation += 1
         names = [*queues[start:], *queues[:start]]
+        # A lost connection raises at once: the worker's consumer says Redis is down (even
+        # for a blip shorter than this wait) and spaces its own attempts.
         while True:
-            try:
-                deliveries, wait = await self._take(names, limit)
-                remaining = deadline - loop.time()
-                if deliveries or limit < 1 or remaining <= 0:
-                    return deliveries
-                await self._wait(names, min(remaining, wait))
-            except BrokerConnectionError as exc:
-                # Keep trying until the timeout, then raise: the worker's consumer says
-                # once that Redis is down and spaces its own attempts.
-                if loop.time() >= deadline or isinstance(exc, BrokerAccessRefused):
-                    raise
-                logger.debug("%s; trying again", exc)
-                await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))  # back off
+            deliveries, wait = await self._take(names, limit)
+            remaining = deadline - loop.time()
+            if deliveries or limit < 1 or remaining <= 0:
+                return deliveries
+            await self._wait(names, min(remaining, wait))
 
     async def _take(self, names: list[str], limit: int) -> tuple[list[Delivery], float]:
         """Hand out up to ``limit`` messages; with none, how long to wait at most."""

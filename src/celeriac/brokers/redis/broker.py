@@ -64,7 +64,6 @@ from celeriac.brokers.redis.safety import check_eviction_policy
 from celeriac.brokers.redis.scripts import NAMES, execute, execute_async, source
 from celeriac.brokers.redis.settles import RedisSettles, SettleBatch
 from celeriac.exceptions import (
-    BrokerAccessRefused,
     BrokerConnectionError,
     ImproperlyConfigured,
 )
@@ -231,20 +230,14 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
         start = self._rotation % max(1, len(queues))
         self._rotation += 1
         names = [*queues[start:], *queues[:start]]
+        # A lost connection raises at once: the worker's consumer says Redis is down (even
+        # for a blip shorter than this wait) and spaces its own attempts.
         while True:
-            try:
-                deliveries, waits = await self._take(names, limit)
-                remaining = deadline - loop.time()
-                if deliveries or limit < 1 or remaining <= 0:
-                    return deliveries
-                await self._wait(names, waits, remaining)
-            except BrokerConnectionError as exc:
-                # Keep trying until the timeout, then raise: the worker's consumer says
-                # once that Redis is down and spaces its own attempts.
-                if loop.time() >= deadline or isinstance(exc, BrokerAccessRefused):
-                    raise
-                logger.debug("%s; trying again", exc)
-                await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))  # back off
+            deliveries, waits = await self._take(names, limit)
+            remaining = deadline - loop.time()
+            if deliveries or limit < 1 or remaining <= 0:
+                return deliveries
+            await self._wait(names, waits, remaining)
 
     async def _take(
         self, names: list[str], limit: int
