@@ -252,13 +252,14 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
                 break
             keys = self.keys(queue)
             housekeeping = now - self._housekept.get(queue, -every) >= every
+            asked = limit - len(deliveries)
             with self._guard():
                 found, wait, dead = await scripts["fetch"](
                     keys=[*keys.streams, keys.delayed, keys.dead, keys.reap, keys.wake, keys.high],
                     args=[
                         GROUP,
                         self.consumer,
-                        limit - len(deliveries),
+                        asked,
                         int(self.lease_seconds * 1000),
                         self.delivery_limit,
                         self.dead_letter_max,
@@ -267,7 +268,9 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
                 )
             if housekeeping:
                 self._housekept[queue] = now
-            elif not found:  # found nothing without it: the next fetch of this queue does it
+            elif len(found) < asked:
+                # The queue ran dry without it: the next fetch of this queue does it, and
+                # so learns how long it may wait (not one more fetch that finds nothing).
                 self._housekept[queue] = now - every
             deliveries.extend(self._delivery(queue, keys, row) for row in found)
             waits[queue] = wait
