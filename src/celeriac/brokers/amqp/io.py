@@ -5,7 +5,7 @@ The sync face (a Django view's ``.delay()``) hands a coroutine to this loop with
 any other loop) awaits the same future wrapped for its own loop. So one connection serves
 every thread and loop of a process, no call creates an event loop, and AMQP heartbeats and
 lease timers keep running while the caller's loop is busy. A forked child starts its own
-thread on first use. Imports only the stdlib.
+thread on first use. Imports only the stdlib (and `celeriac._futures`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import weakref
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
+
+from celeriac._futures import copy_outcome
 
 T = TypeVar("T")
 _AFTER_FORK: weakref.WeakSet[IOThread] = weakref.WeakSet()
@@ -123,7 +125,7 @@ class IOThread:
             if not task.cancelled():
                 task.exception()  # retrieved here: the caller's loop may be gone
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                caller.call_soon_threadsafe(_copy_outcome, task, answer)
+                caller.call_soon_threadsafe(copy_outcome, task, answer)
 
         io_loop = self.loop
         io_loop.call_soon_threadsafe(start)
@@ -170,18 +172,6 @@ class IOThread:
         self._adopted = False
         if self._on_fork is not None:
             self._on_fork()
-
-
-def _copy_outcome(task: asyncio.Task[T], answer: asyncio.Future[T]) -> None:
-    """On the caller's loop: ``answer`` gets what ``task`` ended with."""
-    if answer.done():  # the caller was cancelled meanwhile
-        return
-    if task.cancelled():
-        answer.cancel()
-    elif (error := task.exception()) is not None:
-        answer.set_exception(error)
-    else:
-        answer.set_result(task.result())
 
 
 def _after_fork_in_child() -> None:

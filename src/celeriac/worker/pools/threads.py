@@ -31,6 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from celeriac._futures import copy_outcome
 from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celeriac.trace import Outcome, trace_task
 from celeriac.worker import request as requests
@@ -126,15 +127,8 @@ class Handback:
         with self._lock:  # on the loop
             finished, self._finished = self._finished, []
             self._waking = False
-        for done, waiter in finished:
-            if waiter.done():  # cancelled meanwhile (a cold shutdown)
-                continue
-            if done.cancelled():
-                waiter.cancel()
-            elif (error := done.exception()) is not None:
-                waiter.set_exception(error)
-            else:
-                waiter.set_result(done.result())
+        for done, waiter in finished:  # (a waiter cancelled meanwhile, by a cold shutdown,
+            copy_outcome(done, waiter)  # is left alone)
 
 
 class SoloPool(ThreadsPool):
