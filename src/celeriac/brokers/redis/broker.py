@@ -63,6 +63,7 @@ from celeriac.brokers.redis.lease import RedisLeases
 from celeriac.brokers.redis.safety import check_eviction_policy
 from celeriac.brokers.redis.scripts import NAMES, execute, execute_async, source
 from celeriac.brokers.redis.settles import RedisSettles, SettleBatch
+from celeriac.brokers.redis.waits import PRUNE_EVERY, RedisWaits
 from celeriac.exceptions import (
     BrokerConnectionError,
     ImproperlyConfigured,
@@ -74,7 +75,6 @@ BROKER_OPTIONS = frozenset(
     {"visibility_timeout", "key_prefix", "dead_letter_max_length", "eviction_policy",
      "consumer_prune_idle"}
 )  # fmt: skip
-PRUNE_EVERY = 60.0  # seconds between prunings of a group's idle consumers
 PRUNE_IDLE = 3600.0  # default: idle this long and holding nothing = a dead worker's consumer
 # A busy consumer's fetches promote due delayed messages and take back expired leases at
 # most this often (and a quarter lease); an idle one's always do.
@@ -86,7 +86,7 @@ def _key(name: Any) -> bytes:
     return name if isinstance(name, bytes) else str(name).encode()
 
 
-class RedisBroker(RedisSettles, RedisLeases, Broker):
+class RedisBroker(RedisWaits, RedisSettles, RedisLeases, Broker):
     schemes = ("redis", "rediss", "unix", "sentinel", *CLUSTER_SCHEMES)
 
     def __init__(
@@ -237,7 +237,11 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
             remaining = deadline - loop.time()
             if deliveries or limit < 1 or remaining <= 0:
                 return deliveries
-            await self._wait(names, waits, remaining)
+            deliveries = await self._wait(names, waits, remaining, limit)
+            if deliveries:  # the wait itself handed them out; the next fetch learns how
+                for queue in names:  # long it may wait (not one more that finds nothing)
+                    self._housekept.pop(queue, None)
+                return deliveries
 
     async def _take(
         self, names: list[str], limit: int
@@ -293,76 +297,6 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
             priority=int(priority) if int(priority) >= 0 else priority_of(level),
             token=f"{stream}|{_text(entry_id)}|{int(pending)}",
         )
-
-    async def _prune(self, names: list[str]) -> None:
-        """At most once a minute, while idle: forget consumers of dead workers."""
-        now = asyncio.get_running_loop().time()
-        if now - self._pruned_at < PRUNE_EVERY:
-            return
-        self._pruned_at = now
-        scripts = self._aclient()[1]
-        idle_ms = int(self.consumer_prune_idle * 1000)
-        for queue in names:
-            with self._guard():
-                await scripts["prune"](keys=self.keys(queue).streams, args=[GROUP, idle_ms])
-
-    async def _wait(self, names: list[str], waits: dict[str, list[Any]], remaining: float) -> None:
-        """Block until a new entry arrives, a delayed message is due, or a lease may lapse."""
-        await self._prune(names)
-        client = self._aclient()[0]
-        block = remaining
-        streams: dict[Any, Any] = {}
-        for queue in names:
-            wait = waits.get(queue)
-            if not wait:
-                return  # this queue was not read in this round: read again at once
-            keys = self.keys(queue)
-            if int(wait[0]) >= 0:
-                block = min(block, int(wait[0]) / 1000)
-            if int(wait[1]):
-                block = min(block, max(0.05, self.lease_seconds / 4))  # reap in time
-            # From the ids the fetch saw: anything added since then wakes us at once.
-            for key, last in zip([*keys.streams, keys.wake], wait[2:], strict=True):
-                streams[key] = _text(last)
-        if self._block_cap is not None:
-            block = min(block, self._block_cap)
-        if block <= 0:
-            return
-        slots = self._target.slot_groups(streams)
-        with self._guard():
-            if len(slots) == 1:  # one server (or one slot): one read over every stream
-                await client.xread(streams, count=1, block=max(1, int(block * 1000)))
-            else:
-                await self._wait_slots(client, streams, slots, block)
-
-    async def _wait_slots(
-        self, client: Any, streams: dict[Any, Any], slots: list[list[str]], block: float
-    ) -> None:
-        """On a cluster one XREAD takes the streams of one slot only: wait on one read per
-        slot, until the first returns or ``block`` passes.
-
-        A read still out when the wait ends is not cancelled (redis-py's cluster client can
-        lose a cancel during a connect, and a cancelled read closes its connection): the
-        next wait on the same streams waits on it instead of sending another, which is as
-        good, since it reads from older ids and nothing newer has arrived while it is out.
-        It ends by itself within its own block time."""
-        reads = self._reads.setdefault(asyncio.get_running_loop(), {})
-        ms = max(1, int(block * 1000))
-        waiting = []
-        for keys in slots:
-            group = tuple(keys)
-            read = reads.get(group)
-            if read is None or read.done():
-                read = reads[group] = asyncio.ensure_future(
-                    client.xread({key: streams[key] for key in keys}, count=1, block=ms)
-                )
-                read.add_done_callback(_settled)
-            waiting.append(read)
-        done, _ = await asyncio.wait(waiting, timeout=block, return_when=asyncio.FIRST_COMPLETED)
-        for read in done:
-            error = None if read.cancelled() else read.exception()
-            if error is not None:
-                raise error
 
     @staticmethod
     def _parse_token(delivery: Delivery) -> tuple[str, str, str]:
@@ -522,10 +456,3 @@ class RedisBroker(RedisSettles, RedisLeases, Broker):
         await self._clients.close_running_loop()  # (ends a read still out: it closes)
         if reads:
             await asyncio.wait(reads, timeout=READ_GRACE)
-
-
-def _settled(read: asyncio.Future[Any]) -> None:
-    """A wait's read ended, seen or not: its error is collected (a wait that still looks
-    at it raises it), so asyncio never reports it as never retrieved."""
-    if not read.cancelled():
-        read.exception()

@@ -42,3 +42,40 @@ def read_dead_letter(queue: str, entry_id: Any, fields: Mapping[bytes, bytes]) -
         dead_lettered_at=integer(fields.get(b"t"), 0) / 1000,
         priority=priority if 0 <= priority <= 9 else priority_of(level),
     )
+
+
+def _counted(value: Any, default: int, low: int, high: int) -> int | None:
+    """An integer field as the fetch script reads it (``tonumber``: "2" and "2.0" are 2),
+    ``default`` when absent, None when it is not an integer from ``low`` to ``high``."""
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not number.is_integer() or not low <= number <= high:
+        return None
+    return int(number)
+
+
+def flaw(fields: Mapping[bytes, Any]) -> str | None:
+    """Why a ready-stream entry cannot be handed out (other software wrote it), or None:
+    the fetch script's own check, for the entries a blocking read hands out."""
+    if b"m" not in fields or b"p" not in fields:
+        return "stream entry lacks the m or p field"
+    if _counted(fields.get(b"d"), 0, 0, 2147483647) is None:
+        return "stream entry field d (deliveries before) is not a count"
+    if _counted(fields.get(b"y"), -1, -1, 9) is None:
+        return "stream entry field y (priority) is not an integer from 0 to 9"
+    return None
+
+
+def deliveries_before(fields: Mapping[bytes, Any]) -> int:
+    """Field d of an entry ``flaw`` passed: the deliveries before it was written again."""
+    return _counted(fields.get(b"d"), 0, 0, 2147483647) or 0
+
+
+def priority_field(fields: Mapping[bytes, Any]) -> int:
+    """Field y of an entry ``flaw`` passed: its own priority, or -1 (its level's)."""
+    value = _counted(fields.get(b"y"), -1, -1, 9)
+    return -1 if value is None else value

@@ -27,6 +27,7 @@ NAMES = (
     "replay",
     "counts",
     "prune",
+    "refuse",
     "revoke",
     "revoked",
     "reserve",
