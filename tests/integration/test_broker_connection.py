@@ -5,6 +5,7 @@ RabbitMQ outage is a cut TCP proxy, so the shared server keeps serving other tes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -313,3 +314,20 @@ def test_a_redis_connection_error_reads_as_one_sentence() -> None:
     assert "Connection refused. Check that Redis is running" in str(stored.value)
     assert ".." not in str(stored.value) and "secret" not in str(stored.value)
     backend.close()
+
+
+def test_stop_signals_that_keep_coming_while_the_worker_exits_never_kill_it(
+    project: MakeProject,
+) -> None:
+    # An impatient supervisor (or a user at Ctrl-C) signals again and again: the worker
+    # still exits by itself with 0, whatever instant of its exit a signal lands in.
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    worker = project(url).worker()
+    wait_count(worker, "Trying again in", 1)
+    deadline = time.monotonic() + 10
+    while worker.process.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(ProcessLookupError):
+            worker.signal(signal.SIGTERM)
+        time.sleep(0.0005)  # (a pace of signals, not a wait for an event)
+    assert exits(worker, 5) == 0, worker.text
+    assert "Traceback" not in worker.text

@@ -10,6 +10,7 @@ waits on BLPOP, never on sleeps.
 from __future__ import annotations
 
 import os
+import socket
 import textwrap
 import time
 import uuid
@@ -86,10 +87,19 @@ def project(
         client.close()
 
 
-def start(path: str, env: dict[str, str], *queues: str) -> WorkerProcess:
+def start(path: str, env: dict[str, str], name: str, *queues: str) -> WorkerProcess:
     return WorkerProcess.started(
-        Path(path), env, "-P", "threads", "-c", "2", "-Q", ",".join(queues), app="stallproj"
-    )
+        Path(path), env, "-P", "threads", "-c", "2", "-Q", ",".join(queues), "-n", name,
+        app="stallproj",
+    )  # fmt: skip
+
+
+def heard_revoke(app: Celery, node: str, task_id: str) -> None:
+    """Until ``node`` knows ``task_id`` is revoked: a revoke and a message sent right after
+    it travel apart (a broadcast, a queue), so a test that needs the order waits."""
+    deadline = time.monotonic() + 20
+    while task_id not in (app.control.inspect([node], timeout=1).revoked() or {}).get(node, []):
+        assert time.monotonic() < deadline, f"{node} never heard of the revoke of {task_id}"
 
 
 def test_a_paused_result_store_does_not_stop_lease_heartbeats(
@@ -99,18 +109,19 @@ def test_a_paused_result_store_does_not_stop_lease_heartbeats(
     project_dir = env["PYTHONPATH"].split(os.pathsep)[-1]
     marks = redis.Redis.from_url(env["CELERIAC_TEST_REDIS"])
     started_key = f"{env['CELERIAC_TEST_PREFIX']}:started"
-    holder = start(project_dir, env, "celery", "side")
+    holder = start(project_dir, env, "holder@%h", "celery", "side")
     other = None
     try:
         # Given a worker running a long task (its lease is renewed by heartbeats),
         long_task = app.signature("stallproj.slow", args=(4 * LEASE,)).apply_async()
         assert marks.blpop([started_key], timeout=20) is not None
         # and a second worker on the same queue, ready to take over any lapsed lease,
-        other = start(project_dir, env, "celery")
+        other = start(project_dir, env, "other@%h", "celery")
         # when the result store stops answering and the first worker must write to it
         # from its consumer (a revoked message is recorded REVOKED there),
         revoked_id = str(uuid.uuid4())
         app.control.revoke(revoked_id)
+        heard_revoke(app, f"holder@{socket.gethostname()}", revoked_id)
         store = redis.Redis(port=private_redis.port)
         store.execute_command("CLIENT", "PAUSE", int(3 * LEASE * 1000), "ALL")
         app.signature("stallproj.quick").apply_async(task_id=revoked_id, queue="side")

@@ -55,6 +55,8 @@ logger = logging.getLogger("celeriac.worker")
 POOLS = ("prefork", "threads", "asyncio", "solo")
 # Pools whose task bodies never run on the worker's loop: the broker may do its I/O there.
 LOOP_FREE_POOLS = frozenset({"prefork", "threads", "solo"})
+# The signals that stop a worker (warm at the first, cold at the next).
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 
 
 def default_hostname() -> str:
@@ -216,7 +218,7 @@ class Worker:
     def start(self) -> int:
         """Run until shut down; return an exit code (``worker.exitcodes``)."""
         try:
-            code = asyncio.run(self.run())
+            code = asyncio.run(self._run_holding_stop_signals())
         except ImproperlyConfigured as exc:
             logger.critical("%s", exc)
             return exitcodes.EX_CONFIG
@@ -228,8 +230,10 @@ class Worker:
             if self.install_signal_handlers:
                 # The loop's handlers are gone with it: a further stop signal must not
                 # kill the process in the middle of its exit (the pid file, the logs).
-                for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                # One that came meanwhile was held back (blocked) and is dropped here.
+                for signum in STOP_SIGNALS:
                     signal.signal(signum, signal.SIG_IGN)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         if self.cold and self.install_signal_handlers and self.pool_name != "prefork":
             # Threads cannot be stopped and Python would wait for them at exit; their
             # messages were given back, so end the process now, as a cold stop means.
@@ -263,6 +267,16 @@ class Worker:
                 "accept_content names 'auth' (signed messages), but this app cannot verify "
                 "them: call app.setup_security() where the app is defined"
             )
+
+    async def _run_holding_stop_signals(self) -> int:
+        """``run``; then stop signals are held back until ``start`` ignores them: closing
+        the loop puts back their default action (end the process), and a second SIGTERM
+        in that gap would kill a worker that is exiting cleanly."""
+        try:
+            return await self.run()
+        finally:
+            if self.install_signal_handlers:
+                signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
     async def run(self) -> int:
         self._loop = asyncio.get_running_loop()
@@ -539,7 +553,7 @@ class Worker:
 
     def _install_signal_handlers(self) -> None:
         assert self._loop is not None
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for signum in STOP_SIGNALS:
             self._loop.add_signal_handler(signum, self._on_signal, signum)
         self._loop.add_signal_handler(signal.SIGQUIT, self._immediate)
 
