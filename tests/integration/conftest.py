@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -101,3 +102,21 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def short_directory() -> Iterator[Path]:
+    """A fresh directory with a short path, removed after: a unix socket's path must fit in
+    107 bytes, which pytest's temporary paths (per worker process, per test) can exceed."""
+    directory = Path(tempfile.mkdtemp(prefix="celeriac-", dir="/tmp"))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def embedded_state() -> Iterator[Path]:
+    """The directory embedded servers keep their state (and sockets) in, for one test."""
+    with short_directory() as directory:
+        yield directory / "state"

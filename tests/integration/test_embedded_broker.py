@@ -27,6 +27,7 @@ from celeriac.exceptions import ImproperlyConfigured
 from celeriac.testing import drain
 from celeriac.testing.contracts import BrokerContract, BrokerFactory
 from tests.conftest import service_missing
+from tests.integration.conftest import short_directory
 
 CHILD_TIMEOUT = 30  # seconds; a child normally finishes in well under one
 
@@ -39,10 +40,13 @@ def require_package() -> None:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A project directory whose embedded server lives under tmp_path; stopped afterwards."""
+def project(
+    tmp_path: Path, embedded_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A project directory whose embedded server lives in a directory of the test's own;
+    stopped afterwards."""
     require_package()
-    monkeypatch.setenv(embedded.ENV_DIR, str(tmp_path / "state"))
+    monkeypatch.setenv(embedded.ENV_DIR, str(embedded_state))
     directory = tmp_path / "proj"
     directory.mkdir()
     try:
@@ -250,18 +254,18 @@ def embedded_redis_broker(
 
 
 @pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def shared_server() -> Iterator[str]:
     """One embedded server for the whole contract (each test has its own key prefix)."""
     require_package()
-    directory = tmp_path_factory.mktemp("embedded")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(embedded.ENV_DIR, str(directory / "state"))
-        server = EmbeddedServer(directory)  # its paths are fixed here, env or not
-    server.ensure()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    with short_directory() as directory:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv(embedded.ENV_DIR, str(directory / "state"))
+            server = EmbeddedServer(directory)  # its paths are fixed here, env or not
+        server.ensure()
+        try:
+            yield server.url
+        finally:
+            server.stop()
 
 
 class TestEmbeddedBroker(BrokerContract):

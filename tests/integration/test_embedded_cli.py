@@ -26,10 +26,10 @@ TIMEOUT = 60
 
 
 @pytest.fixture
-def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def state(embedded_state: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """This test's state directory for embedded servers; every server in it stopped after."""
     require_package()
-    directory = tmp_path / "state"
+    directory = embedded_state
     monkeypatch.setenv(embedded.ENV_DIR, str(directory))
     try:
         yield directory

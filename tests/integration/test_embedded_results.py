@@ -16,10 +16,13 @@ from tests.integration.test_embedded_broker import require_package, run_child
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A project directory (the cwd) whose embedded server lives under tmp_path."""
+def project(
+    tmp_path: Path, embedded_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A project directory (the cwd) whose embedded server lives in a directory of the
+    test's own."""
     require_package()
-    monkeypatch.setenv(embedded.ENV_DIR, str(tmp_path / "state"))
+    monkeypatch.setenv(embedded.ENV_DIR, str(embedded_state))
     for variable in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
         monkeypatch.delenv(variable, raising=False)
     directory = tmp_path / "proj"
