@@ -62,7 +62,9 @@ PROJECT = textwrap.dedent(
         return x + y
 
 
-    @app.task(name="monitored.hold")
+    # acks_late: while it runs, a worker with prefetch 1 takes nothing more, so what is
+    # sent behind it waits in the queue (where a revoke sent meanwhile finds it).
+    @app.task(name="monitored.hold", acks_late=True)
     def hold(seconds):
         import time
 
@@ -309,7 +311,7 @@ def imported(monitored: dict[str, Any], side: str) -> contextlib.AbstractContext
 
 def test_a_celeriac_revoke_stops_the_task_on_a_celery_worker(monitored: dict[str, Any]) -> None:
     """The revoke reaches the Celery worker through Celery's mailbox while the task waits
-    behind another: the worker drops it and records it revoked."""
+    in the queue behind another: the worker drops it when it comes and records it revoked."""
     with celery_worker(monitored), imported(monitored, "celeriac") as project:
         busy = project.hold.delay(1.5)
         target = project.add.delay(1, 1)
