@@ -9,7 +9,7 @@ most one per 20 s of this test is accepted). The short form runs in CI (about 20
 broker);
 ``CELERIAC_BEAT_CHAOS_SECONDS=60`` (or more) runs the long form:
 
-    CELERIAC_BEAT_CHAOS_SECONDS=60 python -m pytest tests/integration/test_beat_chaos.py -s -n 0
+    CELERIAC_BEAT_CHAOS_SECONDS=60 python -m pytest tests/integration/test_beat_chaos.py -s
 """
 
 from __future__ import annotations
