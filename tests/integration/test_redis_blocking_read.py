@@ -1,6 +1,8 @@
 """An idle fetch on Redis waits in a blocking XREADGROUP that hands out what arrives:
 one round trip from publish to hand-out, one waiting worker woken per message, hostile
-entries dead-lettered there too, and a delayed message still re-plans the wait."""
+entries dead-lettered there too, and a delayed message still re-plans the wait. The
+fetches right after a hand-out wait again without a fetch script, yet housekeeping still
+comes in time."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import redis
 
 from celeriac.brokers.base import DeadLetterReason, Delivery, OutboundMessage
 from celeriac.brokers.redis import RedisBroker
+from celeriac.brokers.redis import broker as broker_module
 from celeriac.brokers.redis.keys import GROUP
 from tests.integration.conftest import PrivateRedis
 
@@ -207,5 +210,70 @@ def test_a_dead_workers_wake_up_entries_do_not_keep_its_consumer(
 
     asyncio.run(idle_fetch())
     assert b"dead-worker" not in {c["name"] for c in raw.xinfo_consumers(wake, GROUP)}
+    raw.close()
+    broker.close()
+
+
+def test_fetches_right_after_a_hand_out_wait_again_without_a_fetch_script(
+    private_redis: PrivateRedis, monkeypatch: Any
+) -> None:
+    # Housekeeping is due only every quarter lease here, so the plan outlasts the test.
+    monkeypatch.setattr(broker_module, "HOUSEKEEPING_EVERY", 60.0)
+    broker = make_broker(private_redis.url)
+    raw = redis.Redis.from_url(private_redis.url, decode_responses=True)
+
+    async def scenario() -> tuple[list[str], int]:
+        assert await broker.fetch(["q"], 4, 0.05) == []  # the script finds it empty: a plan
+        scripts_before = script_calls(raw)
+        got: list[Delivery] = []
+        for n in range(5):  # sporadic messages, each arriving while the worker waits
+            fetching = asyncio.create_task(broker.fetch(["q"], 4, WAIT_DEADLINE))
+            await blocked(raw)
+            broker.publish(OutboundMessage("q", b"p", f"m-{n}"))
+            got.extend(await fetching)
+        scripts = script_calls(raw) - scripts_before
+        for delivery in got:
+            assert await delivery.ack()
+        await broker.close_async()
+        return [d.message_id for d in got], scripts
+
+    ids, scripts = asyncio.run(scenario())
+    assert ids == [f"m-{n}" for n in range(5)]
+    assert scripts == 0  # each fetch went straight back to the blocking read
+    raw.close()
+    broker.close()
+
+
+def test_a_dead_workers_lapsed_lease_is_taken_back_while_messages_keep_arriving(
+    private_redis: PrivateRedis,
+) -> None:
+    # The plan a wait leaves standing must not keep housekeeping away for good: with a
+    # message arriving every few milliseconds, the fetches still take back a lapsed lease.
+    broker = make_broker(private_redis.url)
+    broker.lease_seconds = 1.0
+    raw = redis.Redis.from_url(private_redis.url)
+
+    async def scenario() -> tuple[float, int]:
+        assert await broker.fetch(["q"], 4, 0.05) == []  # makes the groups
+        broker.publish(OutboundMessage("q", b"orphan", "orphan"))
+        stream = broker.keys("q").stream(0)
+        raw.xreadgroup(GROUP, "dead-worker", {stream: ">"}, count=1)  # then it died
+        started, sent = time.monotonic(), 0
+        while time.monotonic() - started < WAIT_DEADLINE:
+            broker.publish(OutboundMessage("q", b"p", f"steady-{sent}"))
+            sent += 1
+            got = await broker.fetch(["q"], 4, WAIT_DEADLINE)
+            for delivery in got:
+                assert await delivery.ack()
+            if any(d.message_id == "orphan" for d in got):
+                await broker.close_async()
+                return time.monotonic() - started, sent
+            await asyncio.sleep(0.005)  # the pace of the steady arrivals
+        await broker.close_async()
+        return WAIT_DEADLINE, sent
+
+    waited, sent = asyncio.run(scenario())
+    assert waited < WAIT_DEADLINE, f"the lapsed lease was never taken back ({sent} sent)"
+    assert waited >= 0.9  # (not before the lease ran out)
     raw.close()
     broker.close()

@@ -40,7 +40,10 @@ class AckBatcher:
             self._waiting.append((delivery, answer))
             wake, self._waking = not self._waking, True
         if wake:
-            self._io.loop.call_soon_threadsafe(self._start)
+            if self._io.in_thread():  # the I/O loop is ours (adopted): no self-pipe write
+                asyncio.get_running_loop().call_soon(self._start)
+            else:
+                self._io.loop.call_soon_threadsafe(self._start)
         return await answer
 
     def _start(self) -> None:
@@ -60,7 +63,11 @@ class AckBatcher:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], Any]]] = {}
         for (_, answer), result in zip(batch, results, strict=True):
             by_loop.setdefault(answer.get_loop(), []).append((answer, result))
+        here = asyncio.get_running_loop()
         for loop, answers in by_loop.items():
+            if loop is here:  # callers on the I/O loop itself are answered directly
+                _answer(answers)
+                continue
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_answer, answers)
 

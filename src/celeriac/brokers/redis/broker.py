@@ -63,7 +63,7 @@ from celeriac.brokers.redis.lease import RedisLeases
 from celeriac.brokers.redis.safety import check_eviction_policy
 from celeriac.brokers.redis.scripts import NAMES, execute, execute_async, source
 from celeriac.brokers.redis.settles import RedisSettles, SettleBatch
-from celeriac.brokers.redis.waits import PRUNE_EVERY, RedisWaits
+from celeriac.brokers.redis.waits import PRUNE_EVERY, Plan, RedisWaits
 from celeriac.exceptions import (
     BrokerConnectionError,
     ImproperlyConfigured,
@@ -116,6 +116,7 @@ class RedisBroker(RedisWaits, RedisSettles, RedisLeases, Broker):
         self._rotation = 0
         self._pruned_at = -PRUNE_EVERY  # loop time of the last consumer pruning
         self._housekept: dict[str, float] = {}  # queue -> loop time of its last housekeeping
+        self._plans: dict[str, Plan] = {}  # queue -> how it may be waited on (waits.Plan)
         self.consumer_prune_idle = float(options.get("consumer_prune_idle", PRUNE_IDLE))
         self._target = parse_target(url, options)
         # A blocking read must end before the socket timeout, or it reads as an outage.
@@ -233,15 +234,20 @@ class RedisBroker(RedisWaits, RedisSettles, RedisLeases, Broker):
         # A lost connection raises at once: the worker's consumer says Redis is down (even
         # for a blip shorter than this wait) and spaces its own attempts.
         while True:
-            deliveries, waits = await self._take(names, limit)
+            # Right after a wait handed out messages, its plan usually still stands: read
+            # again at once (what arrived meanwhile comes at once), with no fetch script.
+            now = loop.time()
+            waits = self._planned(names, now) if limit > 0 and deadline > now else None
+            if waits is None:
+                deliveries, waits = await self._take(names, limit)
+                if deliveries or limit < 1:
+                    return deliveries
             remaining = deadline - loop.time()
-            if deliveries or limit < 1 or remaining <= 0:
-                return deliveries
+            if remaining <= 0:
+                return []
             deliveries = await self._wait(names, waits, remaining, limit)
-            if deliveries:  # the wait itself handed them out; the next fetch learns how
-                for queue in names:  # long it may wait (not one more that finds nothing)
-                    self._housekept.pop(queue, None)
-                return deliveries
+            if deliveries or loop.time() >= deadline:  # handed out by the wait, or it ran
+                return deliveries  # its course: anything that came, the read handed out
 
     async def _take(
         self, names: list[str], limit: int
@@ -270,8 +276,11 @@ class RedisBroker(RedisWaits, RedisSettles, RedisLeases, Broker):
                         int(housekeeping),
                     ],
                 )
+            self._plans.pop(queue, None)
             if housekeeping:
                 self._housekept[queue] = now
+                if wait:  # found empty: how it may be waited on, for the fetches to come
+                    self._plans[queue] = Plan.of(wait, now, every, self.lease_seconds)
             elif len(found) < asked:
                 # The queue ran dry without it: the next fetch of this queue does it, and
                 # so learns how long it may wait (not one more fetch that finds nothing).

@@ -17,11 +17,20 @@ one end (``FETCH_WAIT``).
 
 Across cluster slots one read cannot span the streams: the wait is one plain ``XREAD``
 per slot (``_wait_slots``), and the fetch that follows hands out what arrived.
+
+A wait that handed out messages leaves its plan standing (``Plan``): what the fetch
+script that found the queue empty said about it (when the next delayed message is due,
+whether leases may need taking back), good until then and for at most a housekeeping
+period. The fetches that follow go straight back to the blocking read, which hands out at
+once whatever arrived meanwhile, instead of paying a fetch script each to learn what the
+plan already says. News on the wake stream (a delayed message was published) ends the
+plan: the next fetch asks the script again.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -37,6 +46,33 @@ from celeriac.brokers.redis.entries import text as _text
 from celeriac.brokers.redis.keys import GROUP, LEVELS, priority_of
 
 PRUNE_EVERY = 60.0  # seconds between prunings of a group's idle consumers
+PLAN_MARGIN = 0.002  # a plan this close to its end is over (a wait shorter than a ms is none)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a queue found empty by a housekeeping fetch may be waited on, until ``until``
+    (loop time): its wait (as the fetch script returned it) and when its next delayed
+    message is due (loop time, or None)."""
+
+    wait: list[Any]
+    due: float | None
+    until: float
+
+    @classmethod
+    def of(cls, wait: list[Any], now: float, period: float, lease: float) -> Plan:
+        due = now + int(wait[0]) / 1000 if int(wait[0]) >= 0 else None
+        until = now + period  # a busy consumer's housekeeping period, at most
+        if due is not None:
+            until = min(until, due)
+        if int(wait[1]):  # leases out: they may lapse, and must be taken back in time
+            until = min(until, now + max(0.05, lease / 4))
+        return cls(wait, due, until)
+
+    def wait_at(self, now: float) -> list[Any]:
+        """The wait as the fetch script would say it at ``now``."""
+        due = -1 if self.due is None else max(0, int((self.due - now) * 1000))
+        return [due, *self.wait[1:]]
 
 
 class RedisWaits:
@@ -54,6 +90,18 @@ class RedisWaits:
             keys = self.keys(queue)
             with self._guard():
                 await scripts["prune"](keys=[*keys.streams, keys.wake], args=[GROUP, idle_ms])
+
+    def _planned(self: Any, names: list[str], now: float) -> dict[str, list[Any]] | None:
+        """The waits the standing plans give for ``names``, or None when one has none (or
+        it ran out): the fetch asks the script then."""
+        waits = {}
+        for queue in names:
+            plan = self._plans.get(queue)
+            if plan is None or now >= plan.until - PLAN_MARGIN:
+                self._plans.pop(queue, None)
+                return None
+            waits[queue] = plan.wait_at(now)
+        return waits
 
     async def _wait(
         self: Any, names: list[str], waits: dict[str, list[Any]], remaining: float, limit: int
@@ -88,6 +136,8 @@ class RedisWaits:
                 client, list(streams), ready, limit, block
             )
             return handed
+        for queue in names:  # XREAD reads from the ids a fetch saw: each wait needs one
+            self._plans.pop(queue, None)
         with self._guard():
             await self._wait_slots(client, streams, slots, block)
         return []
@@ -121,6 +171,7 @@ class RedisWaits:
             key = _text(stream)
             if key not in ready:  # the wake stream: nothing to hand out, only news
                 woken[key] = [entry_id for entry_id, _ in rows]
+                self._plans.clear()  # a delayed message came: its due time is not planned
                 continue
             queue, index = ready[key]
             for entry_id, fields in rows:
