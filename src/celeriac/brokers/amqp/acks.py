@@ -34,6 +34,10 @@ class AckBatcher:
         self._waking = False
         self._sending: set[asyncio.Task[None]] = set()  # strong references to running sends
 
+    def pending(self) -> bool:
+        """Whether acks wait to be written (gathered, or in a batch being sent)."""
+        return bool(self._waiting or self._sending)
+
     async def ack(self, delivery: Any) -> bool:
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         with self._lock:

@@ -136,6 +136,7 @@ class AmqpBroker(Broker):
         )  # fmt: skip
         self.consumption = Consumption(self, self.link, self.publisher)
         self.acks = AckBatcher(self._io, self.consumption.ack_many)
+        self.consumption.acks_pending = self.acks.pending
         self.admin = Admin(self.link, self.publisher)
         self.revocations = Revocations(self.link, self.publisher)
         self.channels = Channels(self.link, self.names)

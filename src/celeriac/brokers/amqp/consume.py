@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +94,8 @@ class Consumption:
         self._arrivals = 0  # how many it has received, for an exact count_waiting
         # Delivery tags received and not acked yet, per channel (see ``ack_many``).
         self._open_tags: dict[Channel, set[int]] = {}
+        # Whether acks wait to be written (the broker's ``AckBatcher.pending``).
+        self.acks_pending: Callable[[], bool] = lambda: False
 
     @property
     def lease(self) -> float:
@@ -128,14 +130,25 @@ class Consumption:
         (the worker's prefetch), so RabbitMQ pushes messages as slots free up and no
         fetch pays a ``basic.get`` round trip per message. RabbitMQ never lets more be
         unacknowledged than that prefetch, so held plus stashed stays within it: a message
-        never waits here while the worker has no slot for it."""
+        never waits here while the worker has no slot for it. A worker asks for the slots
+        whose acks are still gathered, not written: those come pushed once they are."""
         loop = asyncio.get_running_loop()
         while True:
             standing = await self._stand(name, limit)
             taken = await self._unstash(name, limit)
             if not taken and self._unacked(standing) >= standing.prefetch:
+                if self.acks_pending():
+                    # A worker fetches for slots whose acks are about to be written: once
+                    # they are, RabbitMQ pushes the next messages. A ``basic.get`` each
+                    # would cost a round trip and more unacked than the prefetch.
+                    if loop.time() >= deadline:
+                        return []
+                    self._arrival.clear()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._arrival.wait(), deadline - loop.time())
+                    continue
                 # Asked for more than the consumer may hold (a caller fetching past its
-                # free slots, or acks still on their way): get them directly.
+                # free slots): get them directly.
                 taken = await self._take([name], limit)
             if taken or loop.time() >= deadline:
                 return taken
