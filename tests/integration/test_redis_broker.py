@@ -4,6 +4,7 @@ restarts and an unsafe eviction policy. Real Redis, real processes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -438,4 +439,31 @@ def test_a_short_socket_timeout_does_not_read_as_an_outage(
     with caplog.at_level(logging.WARNING, logger="celeriac.brokers.redis"):
         assert asyncio.run(idle()) == []
     assert "cannot reach" not in caplog.text
+    broker.close()
+
+
+def test_fetches_go_on_after_redis_forgets_its_scripts_or_drops_the_connection(
+    private_redis: PrivateRedis,
+) -> None:
+    # A worker's fetches are written pre-packed on a connection of their own: a lost
+    # script is loaded again, a killed connection replaced, and nothing is lost.
+    broker = make_broker(private_redis.url, "packed")
+    broker.publish_many([OutboundMessage("q", b"p", f"m-{n}") for n in range(6)])
+    raw = redis.Redis.from_url(private_redis.url)
+
+    async def fetch_through_trouble() -> list[str]:
+        seen = [d.message_id for d in await broker.fetch(["q"], 2, 1)]
+        raw.script_flush()  # as after a restart: every script must load again
+        seen += [d.message_id for d in await broker.fetch(["q"], 2, 1)]
+        raw.client_kill_filter(_type="normal", skipme=True)  # every worker connection
+        with contextlib.suppress(BrokerConnectionError):
+            seen += [d.message_id for d in await broker.fetch(["q"], 2, 1)]  # (may see it)
+        seen += [d.message_id for d in await broker.fetch(["q"], 2, 1)]
+        await broker.close_async()
+        return seen
+
+    seen = asyncio.run(fetch_through_trouble())
+    assert seen == [f"m-{n}" for n in range(len(seen))] and len(seen) >= 4
+    assert raw.xlen(broker.keys("q").stream(0)) == 6  # none acked: every one still there
+    raw.close()
     broker.close()

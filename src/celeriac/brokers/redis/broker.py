@@ -60,6 +60,7 @@ from celeriac.brokers.redis.keys import (
     priority_of,
 )
 from celeriac.brokers.redis.lease import RedisLeases
+from celeriac.brokers.redis.packed import PackedCalls
 from celeriac.brokers.redis.safety import check_eviction_policy
 from celeriac.brokers.redis.scripts import NAMES, execute, execute_async, source
 from celeriac.brokers.redis.settles import RedisSettles, SettleBatch
@@ -117,6 +118,9 @@ class RedisBroker(RedisWaits, RedisSettles, RedisLeases, Broker):
         self._pruned_at = -PRUNE_EVERY  # loop time of the last consumer pruning
         self._housekept: dict[str, float] = {}  # queue -> loop time of its last housekeeping
         self._plans: dict[str, Plan] = {}  # queue -> how it may be waited on (waits.Plan)
+        self._packed_calls: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PackedCalls] = (
+            weakref.WeakKeyDictionary()
+        )
         self.consumer_prune_idle = float(options.get("consumer_prune_idle", PRUNE_IDLE))
         self._target = parse_target(url, options)
         # A blocking read must end before the socket timeout, or it reads as an outage.
@@ -153,6 +157,15 @@ class RedisBroker(RedisWaits, RedisSettles, RedisLeases, Broker):
 
     def _aclient(self) -> tuple[redis.asyncio.Redis, dict[str, Any]]:
         return self._clients.for_running_loop()
+
+    def _packed(self) -> PackedCalls:
+        """The running loop's pre-packed script calls (``packed``), on its client."""
+        client = self._aclient()[0]
+        loop = asyncio.get_running_loop()
+        calls = self._packed_calls.get(loop)
+        if calls is None or calls.client is not client:
+            calls = self._packed_calls[loop] = PackedCalls(client)
+        return calls
 
     def _down(self, exc: Exception) -> BrokerConnectionError:
         return broker_down(exc, self.url, self._target)
@@ -252,7 +265,7 @@ class RedisBroker(RedisWaits, RedisSettles, RedisLeases, Broker):
     async def _take(
         self, names: list[str], limit: int
     ) -> tuple[list[Delivery], dict[str, list[Any]]]:
-        scripts = self._aclient()[1]
+        scripts, calls = self._aclient()[1], self._packed()
         deliveries: list[Delivery] = []
         waits: dict[str, list[Any]] = {}
         now = asyncio.get_running_loop().time()
@@ -264,9 +277,10 @@ class RedisBroker(RedisWaits, RedisSettles, RedisLeases, Broker):
             housekeeping = now - self._housekept.get(queue, -every) >= every
             asked = limit - len(deliveries)
             with self._guard():
-                found, wait, dead = await scripts["fetch"](
-                    keys=[*keys.streams, keys.delayed, keys.dead, keys.reap, keys.wake, keys.high],
-                    args=[
+                found, wait, dead = await calls.evalsha(
+                    scripts["fetch"],
+                    [*keys.streams, keys.delayed, keys.dead, keys.reap, keys.wake, keys.high],
+                    [
                         GROUP,
                         self.consumer,
                         asked,
@@ -275,6 +289,7 @@ class RedisBroker(RedisWaits, RedisSettles, RedisLeases, Broker):
                         self.dead_letter_max,
                         int(housekeeping),
                     ],
+                    cache=True,
                 )
             self._plans.pop(queue, None)
             if housekeeping:

@@ -24,6 +24,14 @@ from celeriac.brokers.redis.keys import GROUP
 ACK_LINGER = 0.005
 
 
+def _ack_args(items: list[Settle], acked: list[int]) -> list[Any]:
+    """``ack_many``'s arguments after the group and consumer: the span of entry ids, then
+    each entry id with its pending count."""
+    pairs = [v for i in acked for v in (items[i].entry_id, items[i].pending)]
+    ids = sorted(_entry_order(items[i].entry_id) for i in acked)
+    return [f"{ids[0][0]}-{ids[0][1]}", f"{ids[-1][0]}-{ids[-1][1]}", *pairs]
+
+
 def _entry_order(entry_id: str) -> tuple[int, int]:
     """A stream entry id as the pair Redis orders it by."""
     ms, _, seq = entry_id.partition("-")
@@ -150,15 +158,19 @@ class RedisSettles:
                     acks.setdefault(items[i].stream, []).append(i)
                 else:
                     others.append(i)
+            if len(acks) == 1 and not others:  # (the usual batch) one call, pre-packed
+                [(stream, acked)] = acks.items()
+                reply = await broker._packed().evalsha(
+                    ack_many, [stream], [GROUP, broker.consumer, *_ack_args(items, acked)]
+                )
+                return dict(zip(acked, reply, strict=True))
             calls: list[tuple[Any, list[int]]] = []  # (script, the items it settles)
             async with client.pipeline(transaction=False) as pipe:
                 # Acks first: an ack was asked before any other outcome of the same entry
                 # in this batch (a cold stop requeueing a job that has just ended).
                 for stream, acked in acks.items():
-                    pairs = [v for i in acked for v in (items[i].entry_id, items[i].pending)]
-                    ids = sorted(_entry_order(items[i].entry_id) for i in acked)
-                    span = (f"{ids[0][0]}-{ids[0][1]}", f"{ids[-1][0]}-{ids[-1][1]}")
-                    pipe.evalsha(ack_many.sha, 1, stream, GROUP, broker.consumer, *span, *pairs)
+                    args = _ack_args(items, acked)
+                    pipe.evalsha(ack_many.sha, 1, stream, GROUP, broker.consumer, *args)
                     calls.append((ack_many, acked))
                 for i in others:
                     item = items[i]
