@@ -7,6 +7,7 @@ Every command-line mistake exits with ``EX_USAGE`` (64), as ``worker/exitcodes``
 
 from __future__ import annotations
 
+import importlib
 import os
 import shlex
 import sys
@@ -49,7 +50,26 @@ _REST = "celeriac.rest"
 class CeleriacGroup(click.Group):
     """A group whose usage errors (unknown option, bad value) exit with ``EX_USAGE``, and
     which points a group option given after the command (``worker -A proj``) back in front.
+
+    ``lazy_commands`` (name -> ``"module:attribute"``) are imported when first used or
+    listed: a worker process loads the worker command's code, not every subcommand's.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands: dict[str, str] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if command is None and cmd_name in self.lazy_commands:
+            module, _, attribute = self.lazy_commands[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
+        return command
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta[_ARGV] = list(args)
