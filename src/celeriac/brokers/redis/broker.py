@@ -295,7 +295,7 @@ class RedisBroker(RedisWaits, RedisSettles, RedisLeases, Broker):
             if housekeeping:
                 self._housekept[queue] = now
                 if wait:  # found empty: how it may be waited on, for the fetches to come
-                    self._plans[queue] = Plan.of(wait, now, every, self.lease_seconds)
+                    self._plans[queue] = Plan.of(wait, now, every)
             elif len(found) < asked:
                 # The queue ran dry without it: the next fetch of this queue does it, and
                 # so learns how long it may wait (not one more fetch that finds nothing).

@@ -60,13 +60,11 @@ class Plan:
     until: float
 
     @classmethod
-    def of(cls, wait: list[Any], now: float, period: float, lease: float) -> Plan:
+    def of(cls, wait: list[Any], now: float, period: float) -> Plan:
+        """Good until the next due time, and for the housekeeping ``period`` at most (a
+        quarter lease at most, so a lease that lapses meanwhile is taken back in time)."""
         due = now + int(wait[0]) / 1000 if int(wait[0]) >= 0 else None
-        until = now + period  # a busy consumer's housekeeping period, at most
-        if due is not None:
-            until = min(until, due)
-        if int(wait[1]):  # leases out: they may lapse, and must be taken back in time
-            until = min(until, now + max(0.05, lease / 4))
+        until = now + period if due is None else min(now + period, due)
         return cls(wait, due, until)
 
     def wait_at(self, now: float) -> list[Any]:
