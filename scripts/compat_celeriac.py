@@ -104,14 +104,23 @@ def setting_found(name: str) -> Found:
     return Found(True, default_differs=setting.differs)
 
 
-def _cli_commands() -> set[str]:
-    """celeriac's commands, subcommands of groups, and choices of a command's arguments."""
+def _loaded_commands() -> dict[str, Any]:
+    """Every top-level command, imported: the CLI loads its subcommands lazily, so
+    ``cli.commands`` alone holds only those something has used so far."""
     import click
 
     from celeriac.cli import cli
 
+    ctx = click.Context(cli)
+    return {name: cli.get_command(ctx, name) for name in cli.list_commands(ctx)}
+
+
+def _cli_commands() -> set[str]:
+    """celeriac's commands, subcommands of groups, and choices of a command's arguments."""
+    import click
+
     names: set[str] = set()
-    for name, command in cli.commands.items():
+    for name, command in _loaded_commands().items():
         names.add(name)
         if isinstance(command, click.Group):
             names |= {f"{name} {sub}" for sub in command.commands}
@@ -131,7 +140,8 @@ def _option_answers() -> dict[str, list[tuple[set[str], Found]]]:
 
     reasons = {name: reason for names, _, _, reason in REFUSED for name in names}
     answers: dict[str, list[tuple[set[str], Found]]] = {}
-    for command, params in (("celery", cli.params), ("worker", cli.commands["worker"].params)):
+    worker = _loaded_commands()["worker"]
+    for command, params in (("celery", cli.params), ("worker", worker.params)):
         for param in params:
             if not isinstance(param, click.Option):
                 continue
