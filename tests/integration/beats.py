@@ -74,7 +74,8 @@ class BeatProcess:
             cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         self.stopped = False
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -111,7 +112,8 @@ class BeatProcess:
             if self.alive:
                 self.process.kill()
                 self.process.wait(10)
-            if self.process.stdout is not None:
+            self._reader.join(10)  # the reader sees the end of the log, never a closed pipe
+            if self.process.stdout is not None and not self._reader.is_alive():
                 self.process.stdout.close()
 
     @property

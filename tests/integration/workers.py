@@ -112,7 +112,8 @@ class WorkerProcess:
             cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             process_group=0 if own_group else None,
         )  # fmt: skip
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     @classmethod
     def started(
@@ -161,7 +162,10 @@ class WorkerProcess:
             if self.process.poll() is None:
                 self.process.kill()
                 self.process.wait(10)
-            if self.process.stdout is not None:
+            # The reader sees the end of the log before the pipe closes, never a pipe
+            # closed under it (a child that outlived the worker may still hold it open).
+            self._reader.join(10)
+            if self.process.stdout is not None and not self._reader.is_alive():
                 self.process.stdout.close()
 
     @property
