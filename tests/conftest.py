@@ -12,6 +12,12 @@ import pytest
 from celeriac import Celery
 from celeriac.messages import Message
 
+# Tests marked ``alone`` run while no other test does (the suite runs in several processes);
+# pytest finds these hooks by their names here.
+from tests.alone import pytest_configure, pytest_runtest_protocol, pytest_unconfigure
+
+__all__ = ["pytest_configure", "pytest_runtest_protocol", "pytest_unconfigure"]
+
 # As in Celery, these environment variables override the broker and result settings: a
 # developer's shell that exports them must not send the tests to that broker.
 for _name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CELERY_BROKER_READ_URL",

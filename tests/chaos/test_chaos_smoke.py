@@ -36,6 +36,7 @@ def seed() -> int:
     return chosen
 
 
+@pytest.mark.alone
 @pytest.mark.timeout(240)
 def test_no_task_is_lost_and_work_resumes_within_a_lease_after_each_fault() -> None:
     """Workers killed, children killed, a worker frozen past its lease, connections cut, on

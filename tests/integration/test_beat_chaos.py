@@ -106,6 +106,7 @@ def new_leader_since(beats: list[BeatProcess], moment: float, old: BeatProcess) 
     return any(b is not old and b.alive and b.last(LEADING) > moment for b in beats)
 
 
+@pytest.mark.alone
 @pytest.mark.timeout(int(DURATION) + 120)
 def test_every_due_second_is_sent_exactly_once_while_leaders_die(
     setup: tuple[dict[str, str], Broker, str], tmp_path: Path

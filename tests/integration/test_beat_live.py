@@ -26,6 +26,7 @@ def wait_until(check: Any, timeout: float, beat: BeatProcess, what: str) -> None
         time.sleep(0.05)  # polling the log reader's list
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize("kind", ["redis", "amqp"])
 def test_an_entry_added_and_disabled_live(
     kind: str, request: Any, tmp_path: Path, redis_url: str, redis_prefix: str

@@ -179,6 +179,7 @@ def assert_every_countdown_ran_in_bound(outcome: Outcome) -> None:
     assert outcome.sent > 100 and outcome.failures == [], outcome.failures
 
 
+@pytest.mark.alone
 def test_countdowns_held_by_a_node_loss_run_soon_after_the_node_is_back(
     tmp_path: Path, retrying_cluster: LocalRabbitCluster, redis_url: str
 ) -> None:
