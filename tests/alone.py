@@ -26,7 +26,7 @@ _locks_key = pytest.StashKey[str]()
 
 def pytest_configure(config: pytest.Config) -> None:
     parallel = getattr(config.option, "numprocesses", None)
-    if parallel and not os.environ.get("PYTEST_XDIST_WORKER"):
+    if parallel and not _is_worker(config):  # (a run inside a test gets locks of its own)
         config.stash[_locks_key] = os.environ[_LOCKS] = tempfile.mkdtemp(prefix="celeriac-")
 
 
@@ -37,10 +37,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         os.environ.pop(_LOCKS, None)
 
 
+def _is_worker(config: pytest.Config) -> bool:
+    """Whether this process is one of pytest-xdist's workers (not its main process)."""
+    return hasattr(config, "workerinput")
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     locks = os.environ.get(_LOCKS)
-    if locks is None or not os.environ.get("PYTEST_XDIST_WORKER"):
+    if locks is None or not _is_worker(item.config):
         yield  # one process: nothing runs beside the test anyway
         return
     alone = item.get_closest_marker("alone") is not None
