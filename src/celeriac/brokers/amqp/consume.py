@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +44,9 @@ from celeriac.exceptions import BrokerConnectionError
 logger = logging.getLogger("celeriac.brokers.amqp")
 
 _RECOUNTS = 5  # count_waiting's tries at a moment with no delivery on its way
+# A delivery's token: unique in this process, which is all a key of ``_held`` needs (a
+# counter costs no system call, where a random one would on every message).
+_tokens = itertools.count(1)
 
 
 @dataclass(eq=False)
@@ -317,7 +320,7 @@ class Consumption:
                 self.broker._hand_back(dead_letter_of(copy))
             await self._ack_one(channel, tag)
             return None
-        token = uuid.uuid4().hex
+        token = f"{next(_tokens):x}"
         delivery = Delivery(self.broker, queue, body, message_id, before + 1, priority, token)
         held = _Held(delivery, channel, tag)
         self._held[token] = held
