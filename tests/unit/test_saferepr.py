@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from celeriac import Celery
+from celeriac.messages import saferepr as saferepr_module
 from celeriac.messages.saferepr import saferepr
 from tests.conftest import take_messages
 
@@ -31,6 +32,30 @@ def test_saferepr_cuts_by_length_and_by_depth_as_celery_does(
     value: object, maxlen: int | None, maxlevels: int, shown: str
 ) -> None:
     assert saferepr(value, maxlen, maxlevels) == shown
+
+
+def _flat_values() -> list[object]:
+    """Flat containers of every kind of item the short path takes or refuses."""
+    items: list[object] = [0, -7, 2**70, 1.5, float("nan"), float("inf"), 1e16, True, None,
+                           "", "a b", "été", "it's", "back\\slash", "line\nfeed", "tab\t",
+                           b"raw", 3j, (1,), [], {}]  # fmt: skip
+    values: list[object] = [(), [], {}]
+    for n in range(len(items)):
+        window = items[n : n + 3]
+        values += [tuple(window), list(window), (window[0],)]
+        values.append({f"k{i}": item for i, item in enumerate(window)})
+        values.append({i: item for i, item in enumerate(window)})
+    return values
+
+
+@pytest.mark.parametrize("maxlevels", [0, 1, 3])
+@pytest.mark.parametrize("maxlen", [None, 1, 5, 9, 12, 1024])
+def test_the_short_path_for_flat_arguments_writes_what_the_walk_writes(
+    maxlen: int | None, maxlevels: int
+) -> None:
+    for value in _flat_values():
+        walked = saferepr_module._walked(value, maxlen, maxlevels)
+        assert saferepr(value, maxlen, maxlevels) == walked, value
 
 
 def test_a_value_that_contains_itself_is_shown_once() -> None:

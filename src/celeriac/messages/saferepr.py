@@ -149,6 +149,40 @@ def _render(kind: str, value: Any, budget: int | None, maxlevels: int) -> str:
 
 def saferepr(value: Any, maxlen: int | None = None, maxlevels: int = 3) -> str:
     """``repr(value)`` within ``maxlen`` characters (about) and ``maxlevels`` nestings."""
+    if maxlevels >= 0:  # the common call, ``(1, 'a')``: its repr is what the walk writes
+        plain = _flat_repr(value)
+        if plain is not None and (maxlen is None or len(plain) < maxlen):
+            return plain
+    return _walked(value, maxlen, maxlevels)
+
+
+# Scalars whose ``repr`` is what the walk writes for them (exact types: a subclass may
+# have a ``repr`` of its own).
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def _flat_repr(value: Any) -> str | None:
+    """``repr`` of a tuple, list or dict holding only plain scalars and strings that
+    ``repr`` writes as they are (no quote, backslash or unprintable character); None for
+    anything else. Shorter than the budget, the walk would write exactly this."""
+    kind = type(value)
+    if kind is tuple or kind is list:
+        items: Any = value
+    elif kind is dict:
+        items = [*value, *value.values()]
+    else:
+        return None
+    for item in items:
+        item_kind = type(item)
+        if item_kind is str:
+            if "'" in item or "\\" in item or not item.isprintable():
+                return None
+        elif item_kind not in _SCALARS:
+            return None
+    return repr(value)
+
+
+def _walked(value: Any, maxlen: int | None, maxlevels: int) -> str:
     out: list[str] = []
     budget = maxlen
     walk = _Walk(value, maxlevels)
