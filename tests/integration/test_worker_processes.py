@@ -257,3 +257,28 @@ def test_revoke_with_terminate_stops_a_running_prefork_task(project: Project) ->
     finally:
         worker.stop()
     assert "terminating child" in worker.text
+
+
+def test_sigusr1_writes_every_thread_s_stack_and_the_worker_carries_on(
+    make_project: Callable[..., Project],
+) -> None:
+    """Celery's stack dump for a worker that seems stuck; a prefork child still ends on
+    SIGUSR1 (``revoke(terminate=True, signal='SIGUSR1')``), as its default."""
+    from celeriac.exceptions import TaskRevokedError
+
+    path, env, proj = make_project()
+    worker = WorkerProcess.started(path, env, "-P", "prefork", "-c", "1")
+    try:
+        worker.signal(signal.SIGUSR1)
+        worker.wait_for_log("(most recent call first)")
+        worker.wait_for_log("_run_once")  # the event loop's thread, among the stacks
+        assert proj.add.delay(2, 3).get(timeout=15) == 5  # still serving
+        result = proj.slow.delay("usr1", 30)
+        wait_marks(proj, "started", 1)
+        result.revoke(terminate=True, signal="SIGUSR1")
+        with pytest.raises(TaskRevokedError):
+            result.get(timeout=15)
+        assert marks(proj, "finished") == []
+        assert worker.stop() == 0
+    finally:
+        worker.stop()

@@ -154,19 +154,30 @@ class WorkerProcess:
         return self.process.wait(timeout)
 
     def stop(self, timeout: float = 30) -> int:
+        """A warm stop (SIGTERM). A worker still running after ``timeout`` is asked for its
+        threads' stacks (SIGUSR1), killed, and reported with its log."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
             return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGUSR1)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(2)  # (it keeps running: the time to write its stacks)
+            self._end()
+            raise AssertionError(f"the worker did not stop in {timeout} s:\n{self.text}") from None
         finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait(10)
-            # The reader sees the end of the log before the pipe closes, never a pipe
-            # closed under it (a child that outlived the worker may still hold it open).
-            self._reader.join(10)
-            if self.process.stdout is not None and not self._reader.is_alive():
-                self.process.stdout.close()
+            self._end()
+
+    def _end(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        # The reader sees the end of the log before the pipe closes, never a pipe closed
+        # under it (a child that outlived the worker may still hold it open).
+        self._reader.join(10)
+        if self.process.stdout is not None and not self._reader.is_alive():
+            self.process.stdout.close()
 
     @property
     def text(self) -> str:

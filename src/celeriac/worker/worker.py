@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -556,6 +558,13 @@ class Worker:
         for signum in STOP_SIGNALS:
             self._loop.add_signal_handler(signum, self._on_signal, signum)
         self._loop.add_signal_handler(signal.SIGQUIT, self._immediate)
+        # SIGUSR1, as in Celery: every thread's stack to the process's stderr (not the
+        # log, where ``sys.stderr`` may point), and the worker carries on. At the C level,
+        # so it answers even when the event loop is stuck.
+        stderr = sys.__stderr__
+        if stderr is not None:
+            with contextlib.suppress(ValueError, OSError):  # a stderr with no descriptor
+                faulthandler.register(signal.SIGUSR1, stderr, all_threads=True, chain=False)
 
     def _on_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
