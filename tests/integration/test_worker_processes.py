@@ -272,6 +272,8 @@ def test_sigusr1_writes_every_thread_s_stack_and_the_worker_carries_on(
         worker.signal(signal.SIGUSR1)
         worker.wait_for_log("(most recent call first)")
         worker.wait_for_log("_run_once")  # the event loop's thread, among the stacks
+        worker.wait_for_log("asyncio tasks (")  # then what each asyncio task awaits
+        worker.wait_for_log("_fetch_loop")
         assert proj.add.delay(2, 3).get(timeout=15) == 5  # still serving
         result = proj.slow.delay("usr1", 30)
         wait_marks(proj, "started", 1)

@@ -561,10 +561,12 @@ class Worker:
         # SIGUSR1, as in Celery: every thread's stack to the process's stderr (not the
         # log, where ``sys.stderr`` may point), and the worker carries on. At the C level,
         # so it answers even when the event loop is stuck.
+        # Then, once the loop runs it, the stack of each of its asyncio tasks.
         stderr = sys.__stderr__
         if stderr is not None:
+            self._loop.add_signal_handler(signal.SIGUSR1, _dump_tasks, self._loop, stderr)
             with contextlib.suppress(ValueError, OSError):  # a stderr with no descriptor
-                faulthandler.register(signal.SIGUSR1, stderr, all_threads=True, chain=False)
+                faulthandler.register(signal.SIGUSR1, stderr, all_threads=True, chain=True)
 
     def _on_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
@@ -584,3 +586,12 @@ class Worker:
             self.pool.kill_now()
         logging.shutdown()
         os._exit(exitcodes.EX_OK)
+
+
+def _dump_tasks(loop: asyncio.AbstractEventLoop, out: Any) -> None:
+    """SIGUSR1's second half: what each asyncio task of the worker's loop awaits."""
+    tasks = asyncio.all_tasks(loop)
+    print(f"asyncio tasks ({len(tasks)}), most recent call last:", file=out)
+    for task in tasks:
+        task.print_stack(file=out)
+    out.flush()

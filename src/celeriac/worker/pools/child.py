@@ -79,6 +79,7 @@ def _detach(inherited: Sequence[Connection | int], term_allowed: Any) -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: _on_sigterm(term_allowed))
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
     faulthandler.unregister(signal.SIGUSR1)  # the parent's stack dump: SIGUSR1 ends a child
+    signal.signal(signal.SIGUSR1, signal.SIG_DFL)
     # Forget the parent's event loop: its epoll instance is shared with the parent, so a
     # task using that loop here would change what the parent's loop watches.
     asyncio.set_event_loop(None)
