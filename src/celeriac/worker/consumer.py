@@ -240,7 +240,7 @@ class Consumer:
             expired = is_expired(prepared.request)
             wait = 0.0 if expired else self._local_rate_limit_wait(prepared.task)
             if wait is None:  # the bucket every worker shares, in the broker
-                wait = await self._rate_limit_wait(prepared.task)
+                wait = await self._cluster_rate_limit_wait(prepared.task)
             if wait > 0:
                 await self._postpone(prepared, wait, "rate limited")
                 return
@@ -279,18 +279,15 @@ class Consumer:
 
     def _local_rate_limit_wait(self, task: Any) -> float | None:
         """Seconds ``task`` must wait for this worker's rate limit bucket; None when its
-        limit is the cluster's (``rate_limit_scope='cluster'``): ``_rate_limit_wait``
-        asks the broker. (Apart, so that most tasks pay no coroutine for it.)"""
+        limit is the cluster's (``rate_limit_scope='cluster'``): see
+        ``_cluster_rate_limit_wait``. (Apart, so that most tasks pay no coroutine for it.)"""
         if self.rate_limits.disabled or task.resolve("rate_limit_scope") != "cluster":
             return self.rate_limits.wait_for(task)
         return None
 
-    async def _rate_limit_wait(self, task: Any) -> float:
-        """Seconds ``task`` must wait for its rate limit: this worker's bucket, or, with
-        ``rate_limit_scope='cluster'``, the bucket every worker shares in the broker."""
-        local = self._local_rate_limit_wait(task)
-        if local is not None:
-            return local
+    async def _cluster_rate_limit_wait(self, task: Any) -> float:
+        """Seconds ``task`` must wait for the bucket every worker shares in the broker
+        (``rate_limit_scope='cluster'``); this worker's own when that is out of reach."""
         rate = self.rate_limits.rate_of(task)
         if rate is None:
             return 0.0
