@@ -46,12 +46,20 @@ def _queue(amqp_url: str, name: str) -> list[str]:
     return row.rsplit(None, 1)
 
 
-def _fetched_priorities(app: Celery) -> list[int]:
+def _fetched_priorities(app: Celery, count: int = 3) -> list[int]:
+    """The priorities of the next ``count`` messages, in the order they are delivered (a
+    fetch returns what has arrived: under load, the first may bring one message)."""
+
     async def fetch() -> list[int]:
-        deliveries = await app.broker.fetch([app.conf.task_default_queue], 10, timeout=2)
-        for delivery in deliveries:
-            await delivery.ack()
-        return [d.priority for d in deliveries]
+        deadline = asyncio.get_running_loop().time() + 10
+        fetched: list[int] = []
+        while len(fetched) < count and asyncio.get_running_loop().time() < deadline:
+            queue = app.conf.task_default_queue
+            deliveries = await app.broker.fetch([queue], count - len(fetched), timeout=2)
+            for delivery in deliveries:
+                await delivery.ack()
+            fetched += [d.priority for d in deliveries]
+        return fetched
 
     return asyncio.run(fetch())
 

@@ -11,6 +11,7 @@ import redis
 from celeriac import Celery
 from celeriac.brokers.base import OutboundMessage
 from celeriac.brokers.redis import RedisBroker
+from celeriac.exceptions import BrokerError
 from celeriac.testing import start_worker
 from tests.integration.conftest import PrivateRedis
 
@@ -122,4 +123,46 @@ def test_a_message_written_above_level_0_without_the_marker_is_still_fetched(
 
     assert asyncio.run(take()) == ["high", "low"]
     client.close()
+    broker.close()
+
+
+def _a_command_waits(admin: redis.Redis) -> bool:
+    """Redis holds a client's command unanswered (a paused client shows as blocked)."""
+    return any("b" in client["flags"] for client in admin.client_list())
+
+
+def test_a_settle_whose_sending_is_cancelled_fails_instead_of_waiting_forever(
+    private_redis: PrivateRedis,
+) -> None:
+    """A worker awaits each settle before it lets go of the message (and a warm stop
+    waits for that): when the sending of a batch ends early, each caller hears so, and
+    the next settle is sent as usual."""
+    broker = make_broker(private_redis.url, "cancel")
+    broker.publish_many([OutboundMessage("q", b"p", f"m-{n}") for n in range(2)])
+    admin = redis.Redis.from_url(private_redis.url)
+
+    async def cancel_mid_flight() -> tuple[BaseException | None, bool]:
+        first, second = await broker.fetch(["q"], 2, 1)
+        admin.execute_command("CLIENT", "PAUSE", 10_000, "WRITE")  # the ack stays out
+        acking = asyncio.ensure_future(first.ack())
+        # Until Redis holds the ack unanswered: the sender is then reading the reply.
+        while not await asyncio.to_thread(_a_command_waits, admin):
+            pass
+        batch = broker._settles[asyncio.get_running_loop()]
+        assert batch.task is not None and not batch.waiting
+        batch.task.cancel()
+        error = None
+        try:
+            await asyncio.wait_for(acking, 5)
+        except BrokerError as exc:
+            error = exc
+        admin.execute_command("CLIENT", "UNPAUSE")
+        acked = await asyncio.wait_for(second.ack(), 5)
+        await broker.close_async()
+        return error, acked
+
+    error, acked = asyncio.run(cancel_mid_flight())
+    assert error is not None and "not sent" in str(error)
+    assert acked  # the next settle found the sender free
+    admin.close()
     broker.close()

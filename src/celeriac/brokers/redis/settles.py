@@ -18,6 +18,7 @@ from redis.exceptions import NoScriptError
 
 from celeriac.brokers.base import Delivery
 from celeriac.brokers.redis.keys import GROUP
+from celeriac.exceptions import BrokerError
 
 # A batched ack (its job has run) waits at most this long for the acks of the other
 # deliveries still out, so that one script call acks many of them.
@@ -36,6 +37,22 @@ def _entry_order(entry_id: str) -> tuple[int, int]:
     """A stream entry id as the pair Redis orders it by."""
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
+
+
+def _answer(done: asyncio.Future[Any], *, result: Any = None, exception: Any = None) -> None:
+    """Give a settle's caller its answer, unless it has one (or stopped waiting)."""
+    if done.done():
+        return
+    if exception is not None:
+        done.set_exception(exception)
+    else:
+        done.set_result(result)
+
+
+def _unsent(exc: BaseException) -> BrokerError:
+    """The error a settle gets when the sending of its batch ended early."""
+    why = "it was cancelled" if isinstance(exc, asyncio.CancelledError) else repr(exc)
+    return BrokerError(f"the settle was not sent: {why}; the lease brings the message back")
 
 
 class Settle(NamedTuple):
@@ -111,10 +128,14 @@ class RedisSettles:
 
     async def _send_settles(self, batch: SettleBatch) -> None:
         """Send what waits, one pipeline at a time; batched acks first linger (at most
-        ``ACK_LINGER``) while other deliveries are still out, for their acks to join."""
+        ``ACK_LINGER``) while other deliveries are still out, for their acks to join.
+
+        Every settle taken from ``batch`` gets its answer, whatever happens here: a caller
+        left waiting on its future would hold its message, and a warm stop, forever."""
         broker: Any = self
-        client, scripts = broker._aclient()
+        items: list[Settle] = []
         try:
+            client, scripts = broker._aclient()
             while batch.waiting:
                 if not batch.ready():
                     batch.flush.clear()
@@ -128,13 +149,15 @@ class RedisSettles:
                 except Exception as exc:  # the whole round trip failed: every settle did
                     replies = [exc] * len(items)
                 for item, reply in zip(items, replies, strict=True):
-                    done = item.done
-                    if done.done():
-                        continue
                     if isinstance(reply, Exception):  # (on a cluster, one node's failure)
-                        done.set_exception(broker._error(reply))
+                        _answer(item.done, exception=broker._error(reply))
                     else:
-                        done.set_result(reply)
+                        _answer(item.done, result=reply)
+        except BaseException as exc:  # cancelled, or a bug: nobody may wait forever
+            for item in [*items, *batch.waiting]:
+                _answer(item.done, exception=_unsent(exc))
+            batch.waiting = []
+            raise
         finally:
             batch.sending = False
 
