@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import redis
 import redis.asyncio.client
 
+from celeriac._futures import cancel_and_wait
 from celeriac._redis import UNAVAILABLE
 from celeriac.brokers.base import Subscription, Topic
 from celeriac.exceptions import BrokerConnectionError
@@ -69,9 +70,7 @@ class Follower(Subscription):
     async def _end_task(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
 
 class PubSubSubscription(Follower):

@@ -12,12 +12,12 @@ also follows that mailbox (``wire_mailbox``), so Celery's tools reach it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from celeriac._futures import cancel_and_wait
 from celeriac.brokers.base import Broker, Subscription
 from celeriac.control import wire_mailbox
 from celeriac.control.protocol import (
@@ -64,9 +64,7 @@ class ControlServer:
     async def stop(self) -> None:
         followed, self._followed = self._followed, []
         for subscription, task in followed:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
             await subscription.close()
 
     async def _follow(self, subscription: Subscription, serve: Serve) -> None:

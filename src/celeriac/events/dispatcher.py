@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from celeriac._futures import cancel_and_wait
 from celeriac.brokers.base import Broker, Topic
 from celeriac.events.event import (
     LamportClock,
@@ -248,9 +249,7 @@ class EventDispatcher:
     async def close(self, timeout: float = 5.0) -> None:
         """Send what is queued (within ``timeout``), then stop the flusher."""
         if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+            await cancel_and_wait(self._flusher)
             self._flusher = self._loop = None
         if self._buffer and not await self.flush(timeout):
             logger.warning("%d event(s) could not be sent before stopping", len(self._buffer))

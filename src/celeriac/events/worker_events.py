@@ -12,7 +12,6 @@ stdlib; the job and outcome are types only here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import os
 import traceback as tb
@@ -20,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
+from celeriac._futures import cancel_and_wait
 from celeriac.events.dispatcher import EventDispatcher
 from celeriac.events.event import SOFTWARE_INFO
 from celeriac.messages.validation import parse_iso
@@ -82,9 +82,7 @@ class WorkerEvents:
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop the heart, post ``worker-offline`` and send what is queued."""
         if self._heart is not None:
-            self._heart.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heart
+            await cancel_and_wait(self._heart)
             self._heart = None
             self.beat("worker-offline")
         await self.dispatcher.close(timeout)

@@ -1,19 +1,23 @@
 """``Autoscaler``: grows the pool while received tasks wait for a slot and shrinks it once
 the worker has been idle for ``keepalive`` seconds (``--autoscale=MAX,MIN``, Celery's).
 
-Runtime layer: stdlib only; the worker hands it its pool's size and a resize function,
-and it listens to the consumer's task reports (a ``TaskListener``) for the last receipt.
+Runtime layer: the stdlib and ``_futures``; the worker hands it its pool's size and a
+resize function, and it listens to the consumer's task reports (a ``TaskListener``) for
+the last receipt.
 It runs on the worker's event loop: a check each second and one per task received.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from celeriac._futures import cancel_and_wait
 
 if TYPE_CHECKING:
     from celeriac.trace import Outcome
@@ -104,8 +108,8 @@ class Autoscaler:
         self._stopped = True
         ticker, self._ticker = self._ticker, None
         if ticker is not None:
-            ticker.cancel()
-            await asyncio.gather(ticker, return_exceptions=True)
+            with contextlib.suppress(Exception):  # (its errors were logged as they came)
+                await cancel_and_wait(ticker)
 
     async def _tick(self) -> None:
         while True:

@@ -1,9 +1,9 @@
 """The worker's broker connection: Celery's ``broker_connection_*`` settings as a policy, the
 backoff between attempts, reaching the broker at start, and what an outage logs.
 
-Runtime layer: imports the exceptions and the stdlib only. An outage logs one WARNING when
-the connection is lost and one INFO line when it is back, whatever the number of attempts
-in between. At start a refused login or vhost is final (retrying cannot fix it); after
+Runtime layer: imports the exceptions, ``_futures`` and the stdlib. An outage logs one
+WARNING when the connection is lost and one INFO line when it is back, whatever the number
+of attempts in between. At start a refused login or vhost is final (retrying cannot fix it); after
 start it is retried like any failure (a restarting RabbitMQ may refuse for a moment).
 """
 
@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from celeriac._futures import cancel_and_wait
 from celeriac.exceptions import BrokerAccessRefused, BrokerConnectionError
 
 logger = logging.getLogger("celeriac.worker")
@@ -96,9 +97,8 @@ async def _unless_stopped(attempt: Awaitable[None], stop: asyncio.Event) -> bool
     if task.done():
         task.result()  # its error, if it failed
         return True
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
+    with contextlib.suppress(Exception):
+        await cancel_and_wait(task)
     return False
 
 

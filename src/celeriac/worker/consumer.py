@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from celeriac import signals
+from celeriac._futures import cancel_and_wait
 from celeriac.brokers.base import Broker, DeadLetterReason, Delivery, OutboundMessage
 from celeriac.exceptions import (
     BrokerConnectionError,
@@ -104,7 +105,7 @@ class Consumer:
         finally:
             self._room.set()
             if not self.held:
-                heartbeat.cancel()
+                await cancel_and_wait(heartbeat)
             else:
                 self._spawn(self._stop_heartbeat_when_idle(heartbeat))
 
@@ -454,4 +455,4 @@ class Consumer:
 
     async def _stop_heartbeat_when_idle(self, heartbeat: asyncio.Task[None]) -> None:
         await self.wait_idle(None)
-        heartbeat.cancel()
+        await cancel_and_wait(heartbeat)

@@ -14,7 +14,6 @@ that carries a revoked stamp.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -22,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
+from celeriac._futures import cancel_and_wait
 from celeriac.brokers.base import REVOCATIONS, Broker, Revocation, Subscription
 from celeriac.exceptions import BrokerError
 from celeriac.messages import revocation
@@ -80,9 +80,7 @@ class Revocations:
         follower, self._follower = self._follower, None
         subscription, self._subscription = self._subscription, None
         if follower is not None:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
+            await cancel_and_wait(follower)
         if subscription is not None:
             await subscription.close()
 

@@ -25,6 +25,7 @@ from typing import Any
 from aiormq import spec
 from aiormq.abc import DeliveredMessage
 
+from celeriac._futures import cancel_and_wait
 from celeriac.brokers.amqp.io import IOThread
 from celeriac.brokers.amqp.link import DOWN, Link
 from celeriac.brokers.amqp.topology import Names
@@ -111,9 +112,7 @@ class AmqpSubscription(Subscription):
     async def _end(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def _consume(self, channel: Any) -> None:
         topic, names = self.topic, self._channels.names

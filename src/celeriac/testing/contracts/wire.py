@@ -71,7 +71,7 @@ def _message(n: int) -> Message:
     return Message(headers, b"\x00\x01\xfe body \xe2\x98", "application/x-test", "binary")
 
 
-async def _one(broker: Broker, queue: str, timeout: float = 2.0) -> Delivery:
+async def _one(broker: Broker, queue: str, timeout: float = 10.0) -> Delivery:
     give_up = time.monotonic() + timeout
     while time.monotonic() < give_up:
         got = await broker.fetch([queue], 1, give_up - time.monotonic())
