@@ -245,6 +245,28 @@ def test_asyncio_hard_limit_cancels_a_body_that_swallowed_the_soft_cancellation(
     assert f"stubborn[{result.id}] hard time limit (0.5s) exceeded" in caplog.text
 
 
+def test_asyncio_hard_limit_cancels_again_a_body_that_lost_the_first_cancel(
+    app: Celery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On Python < 3.12 a cancel landing as an ``asyncio.wait_for`` in the body finishes is
+    lost (the body carries on as if nothing happened): the limit cancels once more."""
+
+    @app.task(time_limit=0.3)
+    async def unlucky() -> str:
+        with contextlib.suppress(asyncio.CancelledError):  # the hard limit's cancel, lost
+            await asyncio.Event().wait()
+        await asyncio.Event().wait()  # back to waiting: only another cancel ends it
+        return "never"
+
+    with start_worker(app, pool="asyncio"):
+        result = unlucky.delay()
+        with pytest.raises(TimeLimitExceeded):
+            result.get(timeout=10)
+    assert result.state == states.FAILURE
+    assert f"unlucky[{result.id}] still runs 1.0s after its hard time limit" in caplog.text
+    assert "cancelled again" in caplog.text
+
+
 def test_asyncio_task_under_its_limits_is_unaffected(app: Celery) -> None:
     hooks: list[Any] = []
 

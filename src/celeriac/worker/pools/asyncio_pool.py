@@ -180,13 +180,18 @@ class _Limits:
         self.timers.append(loop.call_later(HARD_LIMIT_GRACE, self._on_ignored))
 
     def _on_ignored(self) -> None:
+        """Still running a grace period after the hard limit: cancel again (a cancel can be
+        lost on Python < 3.12 when it lands as an ``asyncio.wait_for`` in the body
+        finishes, see ``_futures.cancel_and_wait``), and say that a body which ignores
+        cancellation keeps its slot."""
         assert self.hard is not None
         task, request = self.job.task, self.job.request
+        self._cancel(TimeLimitExceeded)
         logger.error(
-            "Task %s[%s] still runs %ss after its hard time limit (%s): it ignored the "
-            "cancellation, and a coroutine cannot be force-stopped; it keeps its slot until "
-            "it returns (then it fails with TimeLimitExceeded). Run tasks that need a hard "
-            "time limit on the prefork pool (-P prefork).",
+            "Task %s[%s] still runs %ss after its hard time limit (%s): cancelled again; "
+            "a coroutine that ignores the cancellation cannot be force-stopped, and keeps "
+            "its slot until it returns (then it fails with TimeLimitExceeded). Run tasks "
+            "that need a hard time limit on the prefork pool (-P prefork).",
             task.name, request.id, HARD_LIMIT_GRACE, timelimits.show(self.hard),
         )  # fmt: skip
 
