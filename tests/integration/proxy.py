@@ -38,6 +38,7 @@ class Proxy:
 
     def close(self) -> None:
         self._call(self._cut())
+        self._call(self._end_links())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
@@ -56,6 +57,16 @@ class Proxy:
         for writer in list(self._open):
             writer.transport.abort()  # a lost network, not a polite close
         self._open.clear()
+
+    async def _end_links(self) -> None:
+        """End what still runs on the proxy's loop: a link whose connection to the target
+        is still being made (the target down or stalled) closes its socket on the way out,
+        instead of leaving it to the garbage collector once the loop is gone."""
+        running = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=5)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._open.add(writer)  # from the accept on: a cut meanwhile aborts it too
