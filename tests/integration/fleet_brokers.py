@@ -36,6 +36,7 @@ class FleetBroker(Protocol):
 
     def celery_url(self) -> tuple[str, Recording | None]: ...
     def held(self) -> int: ...  # messages still queued, delayed or unacknowledged
+    def held_where(self) -> str: ...  # the same, told apart, for a run that gave up
     def dead_letters(self) -> int: ...
     def close(self) -> None: ...
 
@@ -114,6 +115,14 @@ class RedisFleet:
         unacked = int(self.client.hlen(broker.layout.unacked))
         return broker.queue_length(QUEUE) + broker.delayed_count(QUEUE) + unacked
 
+    def held_where(self) -> str:
+        broker, layout = self.app.broker, self.app.broker.layout
+        return (
+            f"queued {broker.queue_length(QUEUE)}, delayed {broker.delayed_count(QUEUE)}, "
+            f"unacked {self.client.hlen(layout.unacked)}, unacked_mutex expires in "
+            f"{self.client.pttl(layout.unacked_mutex)} ms (-2: not held)"
+        )
+
     def dead_letters(self) -> int:
         return len(self.app.broker.dead_letters(QUEUE, limit=10_000))
 
@@ -150,6 +159,9 @@ class RabbitFleet:
                              "name", "messages")  # fmt: skip
         counts = dict(line.split("\t") for line in listed.strip().splitlines() if "\t" in line)
         return int(counts.get(QUEUE, 0))
+
+    def held_where(self) -> str:
+        return f"queued or unacknowledged {self.held()}"
 
     def dead_letters(self) -> int:
         return len(self.app.broker.dead_letters(QUEUE, limit=10_000))

@@ -144,6 +144,7 @@ class Fleet:
             "PYTHONUNBUFFERED": "1",
         }  # fmt: skip
         self.seats = {side: Seat(side, getattr(self, f"_start_{side}")) for side in SIDES}
+        self.gave_up = ""  # what the broker still held when the run stopped waiting
 
     def _args(self, name: str) -> tuple[str, ...]:
         plan = self.plan
@@ -219,6 +220,7 @@ class Fleet:
                     return
                 last = max(monkey.ended for monkey in monkeys)  # after its last restart
                 if time.time() > last + self.plan.lease + self.plan.straggle:
+                    self.gave_up = f"gave up waiting; the broker holds: {self.broker.held_where()}"
                     return
             time.sleep(0.5)  # polling the records and the broker: neither can be awaited
 
@@ -249,8 +251,9 @@ class Fleet:
             unexplained=unexplained, finished_twice=sum(n > 1 for n in finished.values()),
             kills=kills, bound=sum(kills.values()) * self.plan.concurrency,
             dead_lettered=self.broker.dead_letters(), seconds=seconds,
-            trouble=[line for i in incarnations for line in i.worker.text.splitlines()
-                     if "ERROR" in line or "CRITICAL" in line],
+            trouble=[*(line for i in incarnations for line in i.worker.text.splitlines()
+                       if "ERROR" in line or "CRITICAL" in line),
+                     *([self.gave_up] if self.gave_up else [])],
         )  # fmt: skip
 
     def _lost_in_celery_fetch(

@@ -44,7 +44,11 @@ def broker_settings() -> dict[str, Any]:
     if not ON_REDIS:
         # A send returns once RabbitMQ has the message (celeriac always waits for it).
         return {"broker_transport_options": {"confirm_publish": True}} if SIDE == "celery" else {}
-    options: dict[str, Any] = {"global_keyprefix": PREFIX, "visibility_timeout": LEASE}
+    # A worker killed while it restores expired entries keeps kombu's unacked_mutex, and
+    # so every restore, kombu's and celeriac's, waits until the mutex expires: 300 s by
+    # default, longer than the test waits. Both sides hold it for a lease at most here.
+    options: dict[str, Any] = {"global_keyprefix": PREFIX, "visibility_timeout": LEASE,
+                               "unacked_mutex_expire": max(1, round(LEASE))}  # fmt: skip
     if SIDE == "celery":
         # Kombu looks for expired unacked messages every 10 x 10 s by default; its
         # documentation says to lower both for a short visibility timeout.
