@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import weakref
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -66,6 +67,7 @@ class ScriptedClients:
         self.target, self.names, self.source = target, tuple(names), source
         self._connecting = connecting
         self._sync: redis.Redis | None = None
+        self._making = threading.Lock()
         self._sync_scripts: Scripts = {}
         self._async: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[redis.asyncio.Redis, Scripts]
@@ -76,11 +78,18 @@ class ScriptedClients:
 
     @property
     def sync(self) -> redis.Redis:
-        if self._sync is None:
-            with self._connecting():
-                self._sync = self.target.sync_client()
-            self._sync_scripts = self._register(self._sync)
-        return self._sync
+        client = self._sync
+        if client is None:
+            # Threads whose first calls come at once share one client: a client made by
+            # each, then dropped, would close its pool under the call still using it.
+            with self._making:
+                if self._sync is None:
+                    with self._connecting():
+                        made = self.target.sync_client()
+                    self._sync_scripts = self._register(made)
+                    self._sync = made  # last: whoever sees it sees its scripts
+                client = self._sync
+        return client
 
     @property
     def sync_scripts(self) -> Scripts:

@@ -292,6 +292,7 @@ class RedisBackend(ResultBackend):
             )
         keepalive = float((transport_options or {}).get("listener_keepalive", KEEPALIVE))
         self._made: redis.Redis | None = None  # on first use: a cluster client connects
+        self._making = threading.Lock()
         self._scripts: dict[str, Any] = {}
         self._listener = _Listener(
             lambda timeout: self._target.subscriber(self._client, timeout),
@@ -301,14 +302,21 @@ class RedisBackend(ResultBackend):
 
     @property
     def _client(self) -> redis.Redis:
-        if self._made is None:
-            with self._errors():
-                self._made = self._target.sync_client()
-            self._scripts = {
-                "join": self._made.register_script(_JOIN),
-                "store": self._made.register_script(_STORE),
-            }
-        return self._made
+        made = self._made
+        if made is None:
+            # Threads whose first calls come at once share one client: a client made by
+            # each, then dropped, would close its pool under the call still using it.
+            with self._making:
+                if self._made is None:
+                    with self._errors():
+                        client = self._target.sync_client()
+                    self._scripts = {
+                        "join": client.register_script(_JOIN),
+                        "store": client.register_script(_STORE),
+                    }
+                    self._made = client  # last: whoever sees it sees its scripts
+                made = self._made
+        return made
 
     def _script(self, name: str) -> Any:
         _ = self._client  # made first: it registers the scripts
