@@ -1,10 +1,12 @@
-"""Many threads using a Redis broker or result store for the first time, at once (a web
-app's request threads right after start, a threads pool's first tasks): they share one
-client, and every call succeeds. Real Redis.
+"""Many threads using an app, its Redis broker or its result store for the first time, at
+once (a web app's request threads right after start, a threads pool's first tasks): they
+share one broker, one result store and one client each, and every call succeeds. Real
+Redis.
 
 A client made by each thread and then dropped closes its connection pool when it is
 collected, under the call that still uses one of its connections: that call failed with
-"Connection closed by server".
+"Connection closed by server". A broker made by each thread (on RabbitMQ: a connection
+and an I/O thread each) was left behind.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from celeriac import states
+import celeriac.app.base
+from celeriac import Celeriac, states
 from celeriac._redis import RedisTarget
 from celeriac.brokers.base import OutboundMessage
 from celeriac.brokers.redis import RedisBroker
@@ -40,6 +43,21 @@ def clients_made(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RedisTarget]]
 
     monkeypatch.setattr(RedisTarget, "sync_client", sync_client)
     yield made
+
+
+def slow_to_make(monkeypatch: pytest.MonkeyPatch, name: str) -> list[object]:
+    """Each object ``celeriac.app.base.<name>`` makes meanwhile, made a moment slower so
+    that every thread reaches its first call while the first one is being made."""
+    made: list[object] = []
+    real = getattr(celeriac.app.base, name)
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.05)  # widens the window the threads race in; no one waits on it
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(celeriac.app.base, name, slow)
+    return made
 
 
 def all_at_once(call: Callable[[int], object]) -> list[BaseException]:
@@ -87,3 +105,23 @@ def test_first_results_from_many_threads_share_one_client(
         assert [backend.get_task_meta(task_id)["result"] for task_id in ids] == list(range(THREADS))
     finally:
         backend.close()
+
+
+def test_an_app_used_from_many_threads_at_once_makes_one_broker_and_one_store(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = Celeriac(
+        "first-use", broker=redis_url, result_backend=redis_url,
+        broker_transport_options={"key_prefix": redis_prefix},
+        result_backend_transport_options={"key_prefix": redis_prefix},
+    )  # fmt: skip
+    brokers = slow_to_make(monkeypatch, "broker_for_url")
+    stores = slow_to_make(monkeypatch, "create_backend")
+    seen: list[tuple[object, object]] = []
+    try:
+        errors = all_at_once(lambda n: seen.append((app.broker, app.backend)))
+        assert errors == []
+        assert len(brokers) == 1 and len(stores) == 1
+        assert set(seen) == {(brokers[0], stores[0])}
+    finally:
+        app.close()

@@ -11,6 +11,7 @@ import functools
 import importlib
 import inspect
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
@@ -113,6 +114,7 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers, PicklingMembers):
         self.conf = Settings()
         if config_source is not None:
             self.conf.config_from_object(config_source, namespace=namespace)
+        self._making = threading.RLock()  # makes the broker and result store, once each
         self._broker: Broker | None = None
         self._read_broker: Broker | None = None  # broker_read_url, when it differs
         if isinstance(broker, Broker):  # an engine built by the caller (tests, embedding)
@@ -196,10 +198,14 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers, PicklingMembers):
     def broker(self) -> Broker:
         """The broker calls are published to (``broker_write_url``, else the broker URL,
         maybe composed from ``broker_host``, ``broker_user``, ...)."""
-        if self._broker is None:
-            self._announce_configured()
-            self._broker = broker_for_url(self.conf, write_url(self.conf))
-        return self._broker
+        broker = self._broker
+        if broker is None:
+            with self._making:  # threads' first sends at once: one broker, not one each
+                if self._broker is None:
+                    self._announce_configured()
+                    self._broker = broker_for_url(self.conf, write_url(self.conf))
+                broker = self._broker
+        return broker
 
     @property
     def read_broker(self) -> Broker:
@@ -208,37 +214,48 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers, PicklingMembers):
         url = read_url(self.conf)
         if url == write_url(self.conf):
             return self.broker
-        if self._read_broker is None:
-            self._announce_configured()
-            self._read_broker = broker_for_url(self.conf, url)
-        return self._read_broker
+        broker = self._read_broker
+        if broker is None:
+            with self._making:
+                if self._read_broker is None:
+                    self._announce_configured()
+                    self._read_broker = broker_for_url(self.conf, url)
+                broker = self._read_broker
+        return broker
 
     @property
     def backend(self) -> ResultBackend:
-        if self._backend is None:
-            self._announce_configured()
-            conf = self.conf
-            custom = self._custom_backend()  # backend_cls, when an app subclass sets it
-            if custom is not None:
-                configure_backend(custom, conf)
-                self._backend = custom
-                return custom
-            url = result_url(conf, conf.result_backend)  # 'redis': from redis_host, ...
-            if url is None and broker_url(conf) is None:  # the embedded Redis keeps both
-                url = embedded_results_url()
-            self._backend = create_backend(
-                url,
-                conf.result_expires,
-                conf.result_serializer,
-                conf.result_accept_content or _result_accept(conf),
-                result_options(conf, url),  # with the redis_* settings on Redis
-                record_format=wire_formats(conf.wire_format)[1],
-                database=database_settings(conf),  # for a db+ store
-                cache=cache_settings(conf),  # for a cache+memcached:// store
-                broker=lambda: self.broker,  # rpc:// answers through the broker
-            )
-            configure_backend(self._backend, conf)  # result_extended, the retry policy
-        return self._backend
+        backend = self._backend
+        if backend is None:
+            with self._making:  # threads' first results at once: one store, not one each
+                if self._backend is None:
+                    self._backend = self._make_backend()
+                backend = self._backend
+        return backend
+
+    def _make_backend(self) -> ResultBackend:
+        self._announce_configured()
+        conf = self.conf
+        custom = self._custom_backend()  # backend_cls, when an app subclass sets it
+        if custom is not None:
+            configure_backend(custom, conf)
+            return custom
+        url = result_url(conf, conf.result_backend)  # 'redis': from redis_host, ...
+        if url is None and broker_url(conf) is None:  # the embedded Redis keeps both
+            url = embedded_results_url()
+        backend = create_backend(
+            url,
+            conf.result_expires,
+            conf.result_serializer,
+            conf.result_accept_content or _result_accept(conf),
+            result_options(conf, url),  # with the redis_* settings on Redis
+            record_format=wire_formats(conf.wire_format)[1],
+            database=database_settings(conf),  # for a db+ store
+            cache=cache_settings(conf),  # for a cache+memcached:// store
+            broker=lambda: self.broker,  # rpc:// answers through the broker
+        )
+        configure_backend(backend, conf)  # result_extended, the retry policy
+        return backend
 
     @property
     def router(self) -> Router:
