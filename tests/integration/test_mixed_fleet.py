@@ -24,8 +24,8 @@ advises for a short timeout), so the test ends seconds after its last kill. It m
 longer than any task a live Celery worker holds, which never extends its hold (celeriac's
 worker extends every third of it). Restores run one at a time under kombu's
 ``unacked_mutex``; a worker killed while restoring keeps it until it expires, so both
-sides hold it for a lease at most here (kombu's default is 300 s). On RabbitMQ, a killed worker's connection closes and
-the broker requeues what it held at once.
+sides hold it for a lease at most here (kombu's default is 300 s). On RabbitMQ, a killed
+worker's connection closes and the broker requeues what it held at once.
 
 The default run sends 1,200 tasks and kills each worker 3 times per broker. The long form
 sends 10,000 and kills each worker 10 times (``pytest --long -k ten_thousand

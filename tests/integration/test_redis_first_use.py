@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import celeriac.app.base
+import celeriac.app.engine_options
 from celeriac import Celeriac, states
 from celeriac._redis import RedisTarget
 from celeriac.brokers.base import OutboundMessage
@@ -45,18 +46,18 @@ def clients_made(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RedisTarget]]
     yield made
 
 
-def slow_to_make(monkeypatch: pytest.MonkeyPatch, name: str) -> list[object]:
-    """Each object ``celeriac.app.base.<name>`` makes meanwhile, made a moment slower so
-    that every thread reaches its first call while the first one is being made."""
+def slow_to_make(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[object]:
+    """Each object ``module.<name>`` makes meanwhile, made a moment slower so that every
+    thread reaches its first call while the first one is being made."""
     made: list[object] = []
-    real = getattr(celeriac.app.base, name)
+    real = getattr(module, name)
 
     def slow(*args: Any, **kwargs: Any) -> Any:
         time.sleep(0.05)  # widens the window the threads race in; no one waits on it
         made.append(real(*args, **kwargs))
         return made[-1]
 
-    monkeypatch.setattr(celeriac.app.base, name, slow)
+    monkeypatch.setattr(module, name, slow)
     return made
 
 
@@ -115,8 +116,8 @@ def test_an_app_used_from_many_threads_at_once_makes_one_broker_and_one_store(
         broker_transport_options={"key_prefix": redis_prefix},
         result_backend_transport_options={"key_prefix": redis_prefix},
     )  # fmt: skip
-    brokers = slow_to_make(monkeypatch, "broker_for_url")
-    stores = slow_to_make(monkeypatch, "create_backend")
+    brokers = slow_to_make(monkeypatch, celeriac.app.base, "broker_for_url")
+    stores = slow_to_make(monkeypatch, celeriac.app.engine_options, "create_backend")
     seen: list[tuple[object, object]] = []
     try:
         errors = all_at_once(lambda n: seen.append((app.broker, app.backend)))

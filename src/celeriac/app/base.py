@@ -25,18 +25,8 @@ from celeriac.app.annotations import resolve_annotations
 from celeriac.app.beat_entries import BeatEntries
 from celeriac.app.broker_connection import ConnectionMembers, broker_for_url
 from celeriac.app.checks import check_task_protocol
-from celeriac.app.connections import (
-    cache_settings,
-    create_backend,
-    database_settings,
-    embedded_results_url,
-    wire_formats,
-)
 from celeriac.app.duplicates import KEPT, REPLACED, is_same_function, warn_duplicate
-from celeriac.app.engine_options import (
-    configure_backend,
-    result_options,
-)
+from celeriac.app.engine_options import make_backend
 from celeriac.app.members import AppMembers
 from celeriac.app.parts import AppParts
 from celeriac.app.pickling import PicklingMembers
@@ -47,7 +37,7 @@ from celeriac.app.registry import TaskRegistry
 from celeriac.app.report import bugreport
 from celeriac.app.routing import Router
 from celeriac.app.sending import BrokerSender, Sender, sending_through
-from celeriac.app.urls import broker_url, read_url, result_url, write_url
+from celeriac.app.urls import read_url, write_url
 from celeriac.brokers.base import Broker
 from celeriac.canvas import Signature, signature
 from celeriac.config.conf import Settings
@@ -229,32 +219,8 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers, PicklingMembers):
         if backend is None:
             with self._making:  # threads' first results at once: one store, not one each
                 if self._backend is None:
-                    self._backend = self._make_backend()
+                    self._backend = make_backend(self)
                 backend = self._backend
-        return backend
-
-    def _make_backend(self) -> ResultBackend:
-        self._announce_configured()
-        conf = self.conf
-        custom = self._custom_backend()  # backend_cls, when an app subclass sets it
-        if custom is not None:
-            configure_backend(custom, conf)
-            return custom
-        url = result_url(conf, conf.result_backend)  # 'redis': from redis_host, ...
-        if url is None and broker_url(conf) is None:  # the embedded Redis keeps both
-            url = embedded_results_url()
-        backend = create_backend(
-            url,
-            conf.result_expires,
-            conf.result_serializer,
-            conf.result_accept_content or _result_accept(conf),
-            result_options(conf, url),  # with the redis_* settings on Redis
-            record_format=wire_formats(conf.wire_format)[1],
-            database=database_settings(conf),  # for a db+ store
-            cache=cache_settings(conf),  # for a cache+memcached:// store
-            broker=lambda: self.broker,  # rpc:// answers through the broker
-        )
-        configure_backend(backend, conf)  # result_extended, the retry policy
         return backend
 
     @property
@@ -592,15 +558,6 @@ def _pydantic_options(name: str, pydantic: bool, options: dict[str, Any]) -> dic
         given = ", ".join(f"pydantic_{key}=" for key in taken)
         raise TypeError(f"@app.task: {given} for task {name!r} needs pydantic=True as well")
     return taken
-
-
-def _result_accept(conf: Settings) -> list[str]:
-    """Read back what we write: accept_content plus the result serializer (never pickle
-    unless accept_content already names it)."""
-    accept = list(conf.accept_content)
-    if conf.result_serializer != "pickle" and conf.result_serializer not in accept:
-        accept.append(conf.result_serializer)
-    return accept
 
 
 set_default_app_factory(lambda: Celeriac("default", set_as_current=False))

@@ -2,7 +2,7 @@
 ``queue_type`` (``amqp_settings``: its other queue types and login, and with
 ``wire_format = "celery"`` the queues as Celery declares them), the ``redis_*`` family the
 Redis result store's client options, and what every result store is told once built
-(``configure_backend``).
+(``configure_backend``); ``make_backend`` builds ``app.backend`` with them.
 
 App core (imports ``config``, ``exceptions``, ``results.retry`` and
 ``results.compressed``); ``app.base`` hands the results to ``app.connections``, so engines
@@ -17,11 +17,20 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from celeriac.app.connections import expires_seconds
+from celeriac.app.connections import (
+    cache_settings,
+    create_backend,
+    database_settings,
+    embedded_results_url,
+    expires_seconds,
+    wire_formats,
+)
 from celeriac.app.routing import declared_queues
+from celeriac.app.urls import broker_url, result_url
 from celeriac.brokers.base import MAX_PRIORITY
 from celeriac.config.conf import NotInEffectWarning
 from celeriac.exceptions import ImproperlyConfigured
+from celeriac.results.base import ResultBackend
 from celeriac.results.cache import ResultCache
 from celeriac.results.compressed import check_method
 from celeriac.results.retry import StoreRetry
@@ -303,3 +312,39 @@ __all__ = [
     "queue_max_priority",
     "result_options",
 ]
+
+
+def make_backend(app: Any) -> ResultBackend:
+    """``app.backend``: the store ``backend_cls`` builds, else the one the result URL names
+    (the embedded Redis when neither URL is set), told the app's result settings."""
+    conf = app.conf
+    app._announce_configured()
+    custom: ResultBackend | None = app._custom_backend()  # backend_cls, in an app subclass
+    if custom is not None:
+        configure_backend(custom, conf)
+        return custom
+    url = result_url(conf, conf.result_backend)  # 'redis': from redis_host, ...
+    if url is None and broker_url(conf) is None:  # the embedded Redis keeps both
+        url = embedded_results_url()
+    backend = create_backend(
+        url,
+        conf.result_expires,
+        conf.result_serializer,
+        conf.result_accept_content or _result_accept(conf),
+        result_options(conf, url),  # with the redis_* settings on Redis
+        record_format=wire_formats(conf.wire_format)[1],
+        database=database_settings(conf),  # for a db+ store
+        cache=cache_settings(conf),  # for a cache+memcached:// store
+        broker=lambda: app.broker,  # rpc:// answers through the broker
+    )
+    configure_backend(backend, conf)  # result_extended, the retry policy
+    return backend
+
+
+def _result_accept(conf: Any) -> list[str]:
+    """Read back what we write: accept_content plus the result serializer (never pickle
+    unless accept_content already names it)."""
+    accept = list(conf.accept_content)
+    if conf.result_serializer != "pickle" and conf.result_serializer not in accept:
+        accept.append(conf.result_serializer)
+    return accept
