@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import weakref
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -19,6 +18,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
+from celeriac._forksafe import ForkSafeLock
 from celeriac._redis import (
     REFUSED,
     UNAVAILABLE,
@@ -67,7 +67,7 @@ class ScriptedClients:
         self.target, self.names, self.source = target, tuple(names), source
         self._connecting = connecting
         self._sync: redis.Redis | None = None
-        self._making = threading.Lock()
+        self._making = ForkSafeLock()
         self._sync_scripts: Scripts = {}
         self._async: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[redis.asyncio.Redis, Scripts]

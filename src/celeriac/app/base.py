@@ -11,13 +11,13 @@ import functools
 import importlib
 import inspect
 import os
-import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 
 from celeriac import signals
 from celeriac._context import get_current_request, set_current_app, set_default_app_factory
+from celeriac._forksafe import ForkSafeLock
 from celeriac._tracing import TaskTracing
 from celeriac.app import builtins, entrypoints, periodic, shared
 from celeriac.app import fixups as fixup_hooks
@@ -104,7 +104,7 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers, PicklingMembers):
         self.conf = Settings()
         if config_source is not None:
             self.conf.config_from_object(config_source, namespace=namespace)
-        self._making = threading.RLock()  # makes the broker and result store, once each
+        self._making = ForkSafeLock(reentrant=True)  # makes the broker and result store
         self._broker: Broker | None = None
         self._read_broker: Broker | None = None  # broker_read_url, when it differs
         if isinstance(broker, Broker):  # an engine built by the caller (tests, embedding)

@@ -26,6 +26,7 @@ from typing import Any, cast
 import redis
 import redis.exceptions
 
+from celeriac._forksafe import ForkSafeLock
 from celeriac._redis import (
     CLUSTER_SCHEMES,
     UNAVAILABLE,
@@ -292,7 +293,7 @@ class RedisBackend(ResultBackend):
             )
         keepalive = float((transport_options or {}).get("listener_keepalive", KEEPALIVE))
         self._made: redis.Redis | None = None  # on first use: a cluster client connects
-        self._making = threading.Lock()
+        self._making = ForkSafeLock()
         self._scripts: dict[str, Any] = {}
         self._listener = _Listener(
             lambda timeout: self._target.subscriber(self._client, timeout),

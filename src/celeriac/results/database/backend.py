@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
@@ -21,6 +20,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 from sqlalchemy.pool import NullPool
 
+from celeriac._forksafe import ForkSafeLock
 from celeriac.exceptions import BackendConnectionError, BackendError, ImproperlyConfigured
 from celeriac.results.base import RecordFormat, ResultBackend
 from celeriac.results.database import dialects
@@ -100,7 +100,7 @@ class DatabaseBackend(ResultBackend):
         self._callback = engine_callback
         self._engine: sa.Engine | None = None
         self._pid = os.getpid()
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()  # makes the engine on first use
         self._task_prefix = self.records.task_key("")
         if create_tables_at_setup:
             try:
