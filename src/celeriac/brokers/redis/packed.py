@@ -1,15 +1,16 @@
-"""The worker's per-task script calls, sent pre-packed on a connection of their own.
+"""The worker's per-task script calls, sent pre-packed on connections of their own.
 
 redis-py spends more CPU on a call than Redis spends running the fetch script: it encodes
 each argument, takes a connection from its pool (behind a lock), wraps the call in its
 retry policy and reply callbacks and reports it to its observability hooks. A worker
 fetches and acks once per task or few tasks, with arguments that barely change, so those
-calls are packed once per shape (``cache=True``) and written as bytes on one connection
-this object holds, the reply read as redis-py reads it. About a third less CPU per call
+calls are packed once per shape (``cache=True``) and written as bytes on a connection
+this object holds (a few: the fetch and the acks are often out at once), the reply read
+as redis-py reads it. About a third less CPU per call
 (``python -m bench.profile --pool prefork``).
 
-What stays redis-py's: a call made while another is out on the held connection, and
-every call on a cluster, take the ordinary path; so does the first call after Redis lost
+What stays redis-py's: a call made while every held connection is out, and every call
+on a cluster, take the ordinary path; so does the first call after Redis lost
 its scripts (NOSCRIPT: a restart, ``SCRIPT FLUSH``), which loads them. An error reply
 raises as redis-py raises it, and the connection stays; any other failure (a lost
 connection, a cancelled read) drops the connection, and the next call connects anew.
@@ -24,44 +25,46 @@ import redis.asyncio
 from redis.exceptions import NoScriptError, ResponseError
 
 MAX_SHAPES = 256  # packed commands kept (a worker uses a handful: queue x limit x 2)
+# Connections held: a fetch and a batch of settles are often out at once, and a call that
+# finds every held one out takes redis-py's path, a third dearer.
+MAX_HELD = 3
 
 
 class PackedCalls:
-    """``evalsha`` for one asyncio client, on a connection taken from its pool."""
+    """``evalsha`` for one asyncio client, on connections taken from its pool and held."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
         plain = isinstance(client, redis.asyncio.Redis)  # (a cluster client has no pool)
         self._pool: Any = client.connection_pool if plain else None
-        self._connection: Any = None
+        self._idle: list[Any] = []  # held connections no call is using now
+        self._held = 0  # connections held, in use or idle
         self._pid = 0
-        self._busy = False
         self._shapes: dict[tuple[Any, ...], Any] = {}
 
     async def evalsha(
         self, script: Any, keys: list[Any], args: list[Any], *, cache: bool = False
     ) -> Any:
         """``script(keys=keys, args=args)``, as redis-py's script object would call it."""
-        if self._pool is None or self._busy:
+        connection = await self._take() if self._pool is not None else None
+        if connection is None:
             return await script(keys=keys, args=args)
-        self._busy = True
+        packed = self._pack(connection, script.sha, keys, args, cache)
         try:
-            connection = await self._held()
-            packed = self._pack(connection, script.sha, keys, args, cache)
-            try:
-                await connection.send_packed_command(packed)
-                return await connection.read_response()
-            except NoScriptError:
-                pass  # (the reply was read: the connection is fine)
-            except ResponseError:
-                raise
-            except BaseException:
-                self._connection = None  # its state is unknown: never reused
-                await connection.disconnect()
-                raise
-        finally:
-            self._busy = False
-        return await script(keys=keys, args=args)  # loads the script, then calls it
+            await connection.send_packed_command(packed)
+            reply = await connection.read_response()
+        except NoScriptError:
+            self._idle.append(connection)  # (the reply was read: the connection is fine)
+            return await script(keys=keys, args=args)  # loads the script, then calls it
+        except ResponseError:
+            self._idle.append(connection)
+            raise
+        except BaseException:
+            self._held -= 1  # its state is unknown: never reused
+            await connection.disconnect()
+            raise
+        self._idle.append(connection)
+        return reply
 
     def _pack(
         self, connection: Any, sha: str, keys: list[Any], args: list[Any], cache: bool
@@ -76,11 +79,20 @@ class PackedCalls:
                 self._shapes[shape] = packed
         return packed
 
-    async def _held(self) -> Any:
-        """The held connection, connected (again after a failure, or in a forked child,
-        which must not write on its parent's socket)."""
-        if self._connection is None or self._pid != os.getpid():
-            assert self._pool is not None
-            self._connection = await self._pool.get_connection()
-            self._pid = os.getpid()
-        return self._connection
+    async def _take(self) -> Any:
+        """A held connection no call is using (one more is taken from the pool while fewer
+        than ``MAX_HELD`` are held), or None when every one is out. A forked child forgets
+        its parent's: it must not write on their sockets."""
+        if self._pid != os.getpid():
+            self._idle, self._held, self._pid = [], 0, os.getpid()
+        if self._idle:
+            return self._idle.pop()
+        if self._held >= MAX_HELD:
+            return None
+        assert self._pool is not None
+        self._held += 1
+        try:
+            return await self._pool.get_connection()
+        except BaseException:
+            self._held -= 1
+            raise
