@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,22 +30,6 @@ from celeriac.results.redis import RedisBackend
 THREADS = 16
 
 
-@pytest.fixture
-def clients_made(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RedisTarget]]:
-    """Each Redis client made meanwhile. Making one takes a moment longer than usual, so
-    that every thread reaches its first call while the first client is being made."""
-    made: list[RedisTarget] = []
-    real = RedisTarget.sync_client
-
-    def sync_client(target: RedisTarget) -> Any:
-        made.append(target)
-        time.sleep(0.05)  # widens the window the threads race in; no one waits on it
-        return real(target)
-
-    monkeypatch.setattr(RedisTarget, "sync_client", sync_client)
-    yield made
-
-
 def slow_to_make(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[object]:
     """Each object ``module.<name>`` makes meanwhile, made a moment slower so that every
     thread reaches its first call while the first one is being made."""
@@ -59,6 +43,12 @@ def slow_to_make(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> lis
 
     monkeypatch.setattr(module, name, slow)
     return made
+
+
+@pytest.fixture
+def clients_made(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Each Redis client made meanwhile."""
+    return slow_to_make(monkeypatch, RedisTarget, "sync_client")
 
 
 def all_at_once(call: Callable[[int], object]) -> list[BaseException]:
@@ -82,7 +72,7 @@ def all_at_once(call: Callable[[int], object]) -> list[BaseException]:
 
 
 def test_first_sends_from_many_threads_share_one_client(
-    redis_url: str, redis_prefix: str, clients_made: list[RedisTarget]
+    redis_url: str, redis_prefix: str, clients_made: list[object]
 ) -> None:
     broker = RedisBroker(redis_url, transport_options={"key_prefix": redis_prefix})
     try:
@@ -95,7 +85,7 @@ def test_first_sends_from_many_threads_share_one_client(
 
 
 def test_first_results_from_many_threads_share_one_client(
-    redis_url: str, redis_prefix: str, clients_made: list[RedisTarget]
+    redis_url: str, redis_prefix: str, clients_made: list[object]
 ) -> None:
     backend = RedisBackend(redis_url, key_prefix=redis_prefix)
     ids = [str(uuid.uuid4()) for _ in range(THREADS)]
