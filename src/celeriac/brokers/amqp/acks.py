@@ -32,7 +32,8 @@ class AckBatcher:
         self._lock = threading.Lock()
         self._waiting: list[tuple[Any, asyncio.Future[bool]]] = []
         self._waking = False
-        self._sending: set[asyncio.Task[None]] = set()  # strong references to running sends
+        # Sends running on the I/O loop, with their batches (strong references to both).
+        self._sending: dict[asyncio.Task[None], list[tuple[Any, asyncio.Future[bool]]]] = {}
 
     def pending(self) -> bool:
         """Whether acks wait to be written (gathered, or in a batch being sent)."""
@@ -50,30 +51,51 @@ class AckBatcher:
                 self._io.loop.call_soon_threadsafe(self._start)
         return await answer
 
+    def abandon(self, error: BaseException) -> None:
+        """The I/O loop has stopped (the broker closed): every ack still gathered, or in a
+        batch whose send will never end, is answered with ``error``."""
+        with self._lock:
+            batches = [self._waiting, *self._sending.values()]
+            self._waiting, self._sending, self._waking = [], {}, False
+        _reply([(answer, error) for batch in batches for _, answer in batch])
+
     def _start(self) -> None:
         """On the I/O loop: take every ack that waits and send them together."""
         with self._lock:
             batch, self._waiting = self._waiting, []
             self._waking = False
-        task = asyncio.get_running_loop().create_task(self._send(batch))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+            task = asyncio.get_running_loop().create_task(self._send(batch))
+            self._sending[task] = batch
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        with self._lock:
+            self._sending.pop(task, None)
 
     async def _send(self, batch: list[tuple[Any, asyncio.Future[bool]]]) -> None:
         try:
             results: list[Any] = await self._ack_many([delivery for delivery, _ in batch])
         except Exception as exc:  # the whole batch failed alike (the link went down)
             results = [exc] * len(batch)
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], Any]]] = {}
-        for (_, answer), result in zip(batch, results, strict=True):
-            by_loop.setdefault(answer.get_loop(), []).append((answer, result))
-        here = asyncio.get_running_loop()
-        for loop, answers in by_loop.items():
-            if loop is here:  # callers on the I/O loop itself are answered directly
-                _answer(answers)
-                continue
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(_answer, answers)
+        _reply([(answer, result) for (_, answer), result in zip(batch, results, strict=True)])
+
+
+def _reply(answers: list[tuple[asyncio.Future[bool], Any]]) -> None:
+    """Each answer on its caller's loop: directly on the running loop, with one wake-up of
+    each other loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], Any]]] = {}
+    for answer, result in answers:
+        by_loop.setdefault(answer.get_loop(), []).append((answer, result))
+    try:
+        here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:  # (abandon, from the thread that closed the broker)
+        here = None
+    for loop, answered in by_loop.items():
+        if loop is here:  # callers on the I/O loop itself are answered directly
+            _answer(answered)
+            continue
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_answer, answered)
 
 
 def _answer(answers: list[tuple[asyncio.Future[bool], Any]]) -> None:

@@ -45,7 +45,7 @@ from celeriac.brokers.base import (
     check_bucket,
     check_ttl,
 )
-from celeriac.exceptions import ImproperlyConfigured
+from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.messages.wire import WireFormat, WireParts
 
 T = TypeVar("T")
@@ -405,7 +405,15 @@ class AmqpBroker(Broker):
         if not self.pipeline.idle:
             self._flush_at_exit()
         _PIPELINED.discard(self)
+        own_thread = not self._io.adopted
         self._io.stop(self._shutdown())
+        if own_thread:  # its loop has stopped: an ack still on it would never be answered
+            self.acks.abandon(
+                BrokerConnectionError(
+                    "the broker was closed before this ack was sent; RabbitMQ delivers the "
+                    "message again now that the connection is gone"
+                )
+            )
 
     def adopt_loop(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Serve from the caller's running ``loop`` instead of the I/O thread (see
