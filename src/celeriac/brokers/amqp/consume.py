@@ -44,6 +44,8 @@ from celeriac.exceptions import BrokerConnectionError
 logger = logging.getLogger("celeriac.brokers.amqp")
 
 _RECOUNTS = 5  # count_waiting's tries at a moment with no delivery on its way
+# Seconds between basic.get polls of a fetch past the standing consumer's prefetch.
+PAST_PREFETCH_POLL = 0.1
 # A delivery's token: unique in this process, which is all a key of ``_held`` needs (a
 # counter costs no system call, where a random one would on every message).
 _tokens = itertools.count(1)
@@ -151,13 +153,21 @@ class Consumption:
                         await asyncio.wait_for(self._arrival.wait(), deadline - loop.time())
                     continue
                 # Asked for more than the consumer may hold (a caller fetching past its
-                # free slots): get them directly.
+                # free slots): get them directly. RabbitMQ pushes nothing more to a full
+                # consumer, so no arrival wakes this wait: look again every
+                # ``PAST_PREFETCH_POLL``.
                 taken = await self._take([name], limit)
+                wait = PAST_PREFETCH_POLL
+            else:
+                wait = None
             if taken or loop.time() >= deadline:
                 return taken
             self._arrival.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._arrival.wait(), deadline - loop.time())
+                remaining = deadline - loop.time()
+                await asyncio.wait_for(
+                    self._arrival.wait(), remaining if wait is None else min(wait, remaining)
+                )
 
     def _unacked(self, standing: _Standing) -> int:
         """Messages the standing consumer's channel delivered that are not settled yet."""

@@ -35,6 +35,24 @@ class DelayContract(BrokerSuite):
         assert await broker.fetch([queue], 1, 0.3) == []
         assert broker.delayed_count(queue) == 0
 
+    @in_event_loop
+    async def test_a_caller_holding_messages_gets_one_as_it_becomes_due(
+        self, make_broker: BrokerFactory
+    ) -> None:
+        # A caller that holds what it fetched asks for more (past what a worker's slots
+        # would ask): the message that becomes due meanwhile comes when it is, not when
+        # the fetch's wait ends.
+        broker, queue = make_broker(), new_queue()
+        broker.publish_many([msg(queue, 1), msg(queue, 2, delay=0.3)])
+        [held] = await broker.fetch([queue], 1, SLACK)
+        asked = time.monotonic()
+        got = await broker.fetch([queue], 1, 4 * SLACK)
+        waited = time.monotonic() - asked
+        assert ids(got) == ["id-2"]
+        assert waited < 2 * SLACK, f"handed out {waited:.1f} s after the fetch, at its end"
+        for delivery in (held, *got):
+            assert await delivery.ack() is True
+
     def test_delayed_and_ready_are_counted_apart(self, make_broker: BrokerFactory) -> None:
         broker, queue = make_broker(), new_queue()
         later = 60.0
