@@ -10,7 +10,7 @@ channel ``P:ready:<key>``: published when ready. A record format with ``plain_va
 of the key's name, and readiness read from the record's state.
 Every write is one command or one script on one slot, so a Redis Cluster
 (``redis+cluster://``) stores the same keys. Waits share one pubsub connection and reader
-thread. Imports results.base, _redis, leaves.
+thread. Imports results.base, _redis, _redis_clients (its client and scripts), leaves.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from typing import Any, cast
 import redis
 import redis.exceptions
 
-from celeriac._forksafe import ForkSafeLock
 from celeriac._redis import (
     CLUSTER_SCHEMES,
     UNAVAILABLE,
@@ -37,6 +36,7 @@ from celeriac._redis import (
     reason,
     redact,
 )
+from celeriac._redis_clients import ScriptedClients
 from celeriac.config import tls
 from celeriac.exceptions import BackendConnectionError, ImproperlyConfigured
 from celeriac.results.base import RecordFormat, ResultBackend
@@ -84,6 +84,9 @@ else redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 if ARGV[2] == '1' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 return 1
 """
+
+
+_SCRIPTS = {"join": _JOIN, "store": _STORE}
 
 
 def _ms(seconds: float) -> int:
@@ -292,9 +295,10 @@ class RedisBackend(ResultBackend):
                 f"remove decode_responses from the result backend URL {redact(url)}"
             )
         keepalive = float((transport_options or {}).get("listener_keepalive", KEEPALIVE))
-        self._made: redis.Redis | None = None  # on first use: a cluster client connects
-        self._making = ForkSafeLock()
-        self._scripts: dict[str, Any] = {}
+        # Made on first use (a cluster client connects), once for every thread.
+        self._clients = ScriptedClients(
+            self._target, list(_SCRIPTS), _SCRIPTS.__getitem__, connecting=self._errors
+        )
         self._listener = _Listener(
             lambda timeout: self._target.subscriber(self._client, timeout),
             f"celeriac-results-{key_prefix}",
@@ -303,25 +307,10 @@ class RedisBackend(ResultBackend):
 
     @property
     def _client(self) -> redis.Redis:
-        made = self._made
-        if made is None:
-            # Threads whose first calls come at once share one client: a client made by
-            # each, then dropped, would close its pool under the call still using it.
-            with self._making:
-                if self._made is None:
-                    with self._errors():
-                        client = self._target.sync_client()
-                    self._scripts = {
-                        "join": client.register_script(_JOIN),
-                        "store": client.register_script(_STORE),
-                    }
-                    self._made = client  # last: whoever sees it sees its scripts
-                made = self._made
-        return made
+        return self._clients.sync
 
     def _script(self, name: str) -> Any:
-        _ = self._client  # made first: it registers the scripts
-        return self._scripts[name]
+        return self._clients.sync_scripts[name]
 
     def __repr__(self) -> str:
         return f"<RedisBackend {redact(self.url)} prefix={self.key_prefix!r}>"
@@ -470,5 +459,4 @@ class RedisBackend(ResultBackend):
     def close(self) -> None:
         """Stop the listener thread and close every connection (reopened on next use)."""
         self._listener.close()
-        if self._made is not None:
-            self._made.close()
+        self._clients.close()
