@@ -28,6 +28,7 @@ from celeriac._redis import (
     redact,
     refused_message,
 )
+from celeriac._redis_held import HeldConnections
 from celeriac.config import tls
 from celeriac.exceptions import (
     BrokerAccessRefused,
@@ -67,6 +68,7 @@ class ScriptedClients:
         self.target, self.names, self.source = target, tuple(names), source
         self._connecting = connecting
         self._sync: redis.Redis | None = None
+        self._held: HeldConnections | None = None
         self._making = ForkSafeLock()
         self._sync_scripts: Scripts = {}
         self._async: weakref.WeakKeyDictionary[
@@ -87,7 +89,8 @@ class ScriptedClients:
                     with self._connecting():
                         made = self.target.sync_client()
                     self._sync_scripts = self._register(made)
-                    self._sync = made  # last: whoever sees it sees its scripts
+                    self._held = HeldConnections(made)
+                    self._sync = made  # last: whoever sees it sees its scripts and held
                 client = self._sync
         return client
 
@@ -95,6 +98,13 @@ class ScriptedClients:
     def sync_scripts(self) -> Scripts:
         _ = self.sync
         return self._sync_scripts
+
+    @property
+    def sync_held(self) -> HeldConnections:
+        """The synchronous client's held connections, for its most frequent command."""
+        _ = self.sync
+        assert self._held is not None
+        return self._held
 
     def for_running_loop(self) -> tuple[redis.asyncio.Redis, Scripts]:
         """The running loop's asyncio client and its scripts."""
@@ -108,7 +118,7 @@ class ScriptedClients:
     def close(self) -> None:
         if self._sync is not None:
             self._sync.close()
-            self._sync = None
+            self._sync, self._held = None, None
 
     async def close_running_loop(self) -> None:
         """Close the running loop's asyncio client, if it has one."""

@@ -260,7 +260,7 @@ class Task(RequestStackMembers, Generic[P, R]):
             args, kwargs = tuple(dumped_args), dict(dumped_kwargs)
         app = self.app
         app._check_finalized()  # Celery(autofinalize=False): refused before app.finalize()
-        if app.conf.task_always_eager:
+        if app.producer.settings().always_eager:
             self.check_call(args, kwargs, options)
             task_id = task_id or new_id()
             # An idempotency key holds in eager mode too, so tests see what production does.

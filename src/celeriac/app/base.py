@@ -473,7 +473,7 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers, PicklingMembers):
         """Send a task by name (it need not be registered in this process). Sent from a
         running task, the result is one of that task's ``children`` unless
         ``add_to_parent=False`` (or the task's ``trail`` is off)."""
-        if self.conf.task_always_eager:
+        if self.producer.settings().always_eager:
             warnings.warn(
                 AlwaysEagerIgnored("task_always_eager has no effect on send_task"), stacklevel=2
             )

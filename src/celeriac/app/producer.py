@@ -22,7 +22,8 @@ from celeriac import signals
 from celeriac._context import get_current_request
 from celeriac._tracing import PublishTrace
 from celeriac.app.broker_connection import Connection
-from celeriac.app.checks import check_task_protocol, is_persistent
+from celeriac.app.checks import is_persistent
+from celeriac.app.send_settings import SendSettings
 from celeriac.app.sending import (
     BrokerSender,
     RetryPolicy,
@@ -137,6 +138,14 @@ class _Outgoing:
 class Producer:
     def __init__(self, app: Celeriac) -> None:
         self.app = app
+        self._settings: SendSettings | None = None
+
+    def settings(self) -> SendSettings:
+        """The settings a call reads, as of the configuration's last change."""
+        cached = self._settings
+        if cached is None or cached.version != self.app.conf.version:
+            cached = self._settings = SendSettings.read(self.app.conf)
+        return cached
 
     def send_task(
         self,
@@ -202,7 +211,7 @@ class Producer:
             self._announce(signals.after_task_publish, item)
             if signals.task_sent.has_receivers:
                 self._announce_sent(item)
-        if self.app.conf.task_send_sent_event:
+        if self.settings().send_sent_event:
             published = [(item.message, item.outbound.queue) for item in sending]
             self.app.events.send_sent(published, timestamp=published_at)
         return results
@@ -231,19 +240,19 @@ class Producer:
     ) -> _Outgoing:
         check_call_options(name, options)
         args, kwargs = tuple(args or ()), dict(kwargs or {})
-        conf = self.app.conf
-        check_task_protocol(conf)  # a change after configuration is refused too
+        settings = self.settings()  # a task_protocol changed since is refused here
         direct = options.get("exchange") == WORKER_DIRECT_EXCHANGE  # the router maps that
         if options.get("queue") is None and options.get("routing_key") and not direct:
             options["queue"] = options["routing_key"]
         routed_as = options.get("route_name") or name  # Celery's route_name: route as another
         route = self.app.router.route(routed_as, args, kwargs, options, task=task_type)
-        priority = self._priority(route.get("priority"))
+        priority = self._priority(route.get("priority"), settings)
+        ignored = _ignored(route, task_type)
         now = time.time()
         eta = resolve_eta(route.get("countdown"), route.get("eta"), now)
         parent = get_current_request()
         headers = route.get("headers")
-        serializer = route.get("serializer") or conf.task_serializer
+        serializer = route.get("serializer") or settings.serializer
         signer = self.app.signer  # None unless messages are signed (docs/security.md)
         if traces is not None and self.app.tracing is not None:  # the trace context travels
             traced = self.app.tracing.start_publish(name, task_id, route["queue"], route)
@@ -255,7 +264,7 @@ class Producer:
             args=args,
             kwargs=kwargs,
             serializer=serializer if signer is None else signer.body_serializer(serializer),
-            max_size=conf.task_message_max_size,
+            max_size=settings.max_size,
             arg_names=task_type.arg_names() if task_type is not None else (),
             eta=eta,
             expires=resolve_expires(route.get("expires"), now),
@@ -273,30 +282,29 @@ class Producer:
             chord=route.get("chord"),
             shadow=route.get("shadow"),
             priority=priority,
-            reply_to=self._reply_to(route, task_type),
+            reply_to=self._reply_to(route, ignored),
             extra_headers=headers,
             idempotency_key=_outbox_key(task_id, route)
             if repeatable
             else route.get("idempotency_key"),
-            compression=route.get("compression") or conf.task_compression,
+            compression=route.get("compression") or settings.compression,
             stamped_headers=stamp_names(route),
             stamps=stamps_in(route),
             sent_at=round(now, 6),
             argsrepr=route.get("argsrepr"),
             kwargsrepr=route.get("kwargsrepr"),
-            repr_maxlevels=conf.task_repr_maxlevels,
+            repr_maxlevels=settings.repr_maxlevels,
         )
         delay = _delay(route.get("countdown"), eta, now)
         # Signed as it goes out; ``message`` stays the plain one the publish signals read.
         sent = message if signer is None else signer.sign(message, serializer)
         payload = self.app.broker.wire_format.encode(sent)
         # Headers count too: a worker refuses a payload over its limit before reading it.
-        check_size(name, "as sent (headers and body)", len(payload), conf.task_message_max_size)
-        persistent = is_persistent(route.get("delivery_mode"), conf.task_default_delivery_mode)
+        check_size(name, "as sent (headers and body)", len(payload), settings.max_size)
+        persistent = is_persistent(route.get("delivery_mode"), settings.delivery_mode)
         outbound = OutboundMessage(
             route["queue"], payload, message.id, priority or MIN_PRIORITY, delay, persistent
         )
-        ignored = _ignored(route, task_type)
         key = None if repeatable else route.get("idempotency_key")
         return _Outgoing(name, task_id, message, outbound, route, key, ignored)
 
@@ -335,12 +343,12 @@ class Producer:
             taskset=headers.get("group"),
         )
 
-    def _reply_to(self, route: Mapping[str, Any], task_type: Any) -> str | None:
+    def _reply_to(self, route: Mapping[str, Any], ignored: bool) -> str | None:
         """The call's own ``reply_to``, else where this process's result store wants the
         worker to send the states (rpc://: this client's reply topic, listened to from now
         on); none for a call whose result is ignored."""
         given: str | None = route.get("reply_to")
-        if given is not None or _ignored(route, task_type):
+        if given is not None or ignored:
             return given
         return self.app.backend.reply_address()
 
@@ -358,11 +366,11 @@ class Producer:
         ttl = float(self.app.conf.task_idempotency_ttl)
         return self.app.broker.reserve(key, task_id, ttl)
 
-    def _priority(self, priority: Any) -> int | None:
+    def _priority(self, priority: Any, settings: SendSettings) -> int | None:
         if priority is None:
-            priority = self.app.conf.task_default_priority
-            parent = get_current_request()
-            if priority is None and parent and self.app.conf.task_inherit_parent_priority:
+            priority = settings.default_priority
+            parent = get_current_request() if settings.inherit_parent_priority else None
+            if priority is None and parent:
                 priority = parent.delivery_info.get("priority")
         if priority is not None:
             check_priority(priority)
@@ -370,7 +378,7 @@ class Producer:
 
     def _retry_policy(self, route: Mapping[str, Any]) -> dict[str, Any]:
         """``task_publish_retry_policy`` with the call's own ``retry_policy`` over it."""
-        return {**self.app.conf.task_publish_retry_policy, **(route.get("retry_policy") or {})}
+        return {**self.settings().publish_retry_policy, **(route.get("retry_policy") or {})}
 
     def _sender(self, options: Mapping[str, Any]) -> Sender:
         """Where the call's messages go: ``outbox=``, else ``connection=`` to another
@@ -385,8 +393,7 @@ class Producer:
     def _publish(
         self, outbound: list[OutboundMessage], route: Mapping[str, Any], sender: Sender
     ) -> None:
-        conf = self.app.conf
         retry = route.get("retry")
-        retry = conf.task_publish_retry if retry is None else retry
+        retry = self.settings().publish_retry if retry is None else retry
         policy = self._retry_policy(route)
         sender.send(outbound, RetryPolicy.from_options(bool(retry), policy))

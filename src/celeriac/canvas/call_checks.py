@@ -22,10 +22,15 @@ from celeriac.messages.call_options import (
 )
 
 IGNORED_CALL_OPTIONS = NO_EFFECT_CALL_OPTIONS | frozenset(REFUSED_CALL_OPTIONS)
+# Options whose values the checks below never look at: a call with none but these (most
+# calls: no options, or a queue and a countdown) is known good without the checks.
+_UNCHECKED = CALL_OPTIONS - {"stamped_headers", "priority", "argsrepr", "kwargsrepr"}
 
 
 def check_call_options(name: str, options: Mapping[str, Any]) -> None:
     """A misspelt option (``countdwon=10``) fails loudly instead of being ignored."""
+    if options.keys() <= _UNCHECKED:
+        return
     stamps = stamping.stamp_names(options)
     clash = set(stamps) & (CALL_OPTIONS | IGNORED_CALL_OPTIONS | {"task_id"})
     if clash:

@@ -138,6 +138,7 @@ class Settings(MutableMapping[str, Any]):
             )
         if callable(defaults) and not inspect.isclass(defaults):
             self._pending.append(defaults)
+            object.__setattr__(self, "version", self.version + 1)  # its values come next
             return
         for key, value in _public_values(defaults):
             setting = SETTINGS.get(key)

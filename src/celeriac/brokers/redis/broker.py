@@ -216,7 +216,13 @@ class RedisBroker(RedisWaits, RedisSettles, RedisLeases, Broker):
     def publish(self, message: OutboundMessage) -> None:
         """One command (one round trip); returns once Redis replied."""
         with self._guard():
-            self._stage(self.client, self._clients.sync_scripts, message)
+            if message.priority or (message.delay is not None and message.delay > 0):
+                self._stage(self.client, self._clients.sync_scripts, message)
+            else:  # the common call (_stage's last case), on a held connection
+                stream = self.keys(message.queue).stream(0)
+                self._clients.sync_held.execute(
+                    "XADD", stream, "*", "m", message.message_id, "p", message.payload
+                )
 
     def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
         """All messages in one pipelined round trip; returns once Redis replied."""

@@ -1,0 +1,118 @@
+"""A producer's publish on Redis goes out on a connection the broker holds: it survives a
+killed connection and a restart of Redis, is not shared with a forked child, is shared
+safely by threads, and leaves a connection that got an error reply in use."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+import redis
+
+from celeriac._redis_held import MAX_HELD, HeldConnections
+from celeriac.brokers.base import OutboundMessage
+from celeriac.brokers.redis import RedisBroker
+from tests.integration.conftest import PrivateRedis
+
+
+def make_broker(url: str, prefix: str) -> RedisBroker:
+    return RedisBroker(url, transport_options={"key_prefix": prefix})
+
+
+def stored_ids(raw: redis.Redis, broker: RedisBroker, queue: str = "q") -> list[str]:
+    entries = raw.xrange(broker.keys(queue).stream(0))
+    return [fields[b"m"].decode() for _, fields in entries]
+
+
+def test_publishes_go_on_after_the_connection_is_killed_and_after_a_restart(
+    private_redis: PrivateRedis,
+) -> None:
+    broker = make_broker(private_redis.url, "held")
+    raw = redis.Redis.from_url(private_redis.url)
+    try:
+        broker.publish(OutboundMessage("q", b"p", "m-0"))
+        raw.client_kill_filter(_type="normal", skipme=True)  # the held connection too
+        broker.publish(OutboundMessage("q", b"p", "m-1"))
+        private_redis.restart()  # (AOF, fsync always: what was stored is kept)
+        broker.publish(OutboundMessage("q", b"p", "m-2"))
+        assert stored_ids(raw, broker) == ["m-0", "m-1", "m-2"]
+    finally:
+        raw.close()
+        broker.close()
+
+
+def test_a_forked_child_publishes_on_connections_of_its_own(
+    redis_url: str, redis_prefix: str
+) -> None:
+    broker = make_broker(redis_url, redis_prefix)
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        broker.publish(OutboundMessage("q", b"p", "parent-0"))  # holds a connection now
+        pid = os.fork()
+        if pid == 0:  # the child: on the parent's socket, the replies would cross
+            code = 1
+            try:
+                for n in range(50):
+                    broker.publish(OutboundMessage("q", b"p", f"child-{n}"))
+                code = 0
+            finally:
+                os._exit(code)
+        for n in range(1, 51):
+            broker.publish(OutboundMessage("q", b"p", f"parent-{n}"))
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        ids = stored_ids(raw, broker)
+        assert sorted(ids) == sorted([f"parent-{n}" for n in range(51)] +
+                                     [f"child-{n}" for n in range(50)])  # fmt: skip
+    finally:
+        raw.close()
+        broker.close()
+
+
+def test_threads_sending_at_once_share_the_held_connections_and_the_pool(
+    redis_url: str, redis_prefix: str
+) -> None:
+    broker = make_broker(redis_url, redis_prefix)
+    raw = redis.Redis.from_url(redis_url)
+    start, errors = threading.Barrier(12), []
+
+    def send(thread: int) -> None:
+        start.wait()
+        try:
+            for n in range(100):
+                broker.publish(OutboundMessage("q", b"p", f"t{thread}-{n}"))
+        except Exception as exc:  # collected: the assertion below names it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(t,)) for t in range(12)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        ids = stored_ids(raw, broker)
+        assert sorted(ids) == sorted(f"t{t}-{n}" for t in range(12) for n in range(100))
+        for t in range(12):  # each thread's own messages in the order it sent them
+            assert [i for i in ids if i.startswith(f"t{t}-")] == [f"t{t}-{n}" for n in range(100)]
+    finally:
+        raw.close()
+        broker.close()
+
+
+def test_an_error_reply_raises_and_leaves_the_connection_held(
+    redis_url: str, redis_prefix: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    held = HeldConnections(client)
+    key = f"{redis_prefix}:text"
+    try:
+        client.set(key, "not a number")
+        with pytest.raises(redis.ResponseError, match="not an integer"):
+            held.execute("INCR", key)
+        assert held.execute("PING") == b"PONG"  # (the reply as read: no callbacks)
+        assert held._held == 1 <= MAX_HELD
+    finally:
+        client.delete(key)
+        client.close()
