@@ -7,8 +7,9 @@ policy and reports to its observability hooks: about a quarter of the call's tim
 loopback Redis (``python -m bench.enqueue_calls``). Held connections skip that part; the
 command, its packing and the reply's parsing stay redis-py's.
 
-Up to ``MAX_HELD`` connections are held, one per thread sending at that moment; a call
-that finds every one out takes the client's ordinary path. A connection that fails (a
+Up to ``MAX_HELD`` connections are held (never more than half the pool's
+``max_connections``, so the ordinary path keeps room), one per thread sending at that
+moment; a call that finds every one out takes the client's ordinary path. A connection that fails (a
 restart, a killed client, a timeout) is dropped and the call made again through the
 client's path, which connects anew and retries as its own policy says: the same
 at-least-once behaviour as redis-py's retry. An error reply raises as redis-py raises
@@ -37,6 +38,8 @@ class HeldConnections:
     def __init__(self, client: Any) -> None:
         self.client = client
         self._pool: Any = getattr(client, "connection_pool", None)
+        most = getattr(self._pool, "max_connections", None) or 2 * MAX_HELD
+        self._limit = min(MAX_HELD, most // 2) if self._pool is not None else 0
         self._idle: list[Any] = []  # held, and no call is using them (append/pop: atomic)
         self._held = 0
         self._taking = threading.Lock()  # (replaced with the rest after a fork, below)
@@ -62,8 +65,8 @@ class HeldConnections:
         return reply
 
     def _take(self) -> Any:
-        """An idle held connection, one more from the pool while fewer than ``MAX_HELD``
-        are held, or None when every one is out (or there is no pool)."""
+        """An idle held connection, one more from the pool while fewer than the limit are
+        held, or None when every one is out (or there is no pool)."""
         if self._pid != os.getpid():  # a forked child: the sockets are the parent's
             self._idle, self._held, self._pid = [], 0, os.getpid()
             self._taking = threading.Lock()
@@ -71,10 +74,10 @@ class HeldConnections:
             return self._idle.pop()
         except IndexError:
             pass
-        if self._pool is None or self._held >= MAX_HELD:
+        if self._held >= self._limit:
             return None
         with self._taking:
-            if self._held >= MAX_HELD:
+            if self._held >= self._limit:
                 return None
             self._held += 1
         try:

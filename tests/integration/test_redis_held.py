@@ -1,6 +1,7 @@
 """A producer's publish on Redis goes out on a connection the broker holds: it survives a
 killed connection and a restart of Redis, is not shared with a forked child, is shared
-safely by threads, and leaves a connection that got an error reply in use."""
+safely by threads, leaves room in a small pool, and keeps a connection that got an error
+reply in use."""
 
 from __future__ import annotations
 
@@ -115,4 +116,25 @@ def test_an_error_reply_raises_and_leaves_the_connection_held(
         assert held._held == 1 <= MAX_HELD
     finally:
         client.delete(key)
+        client.close()
+
+
+def test_a_small_pool_keeps_room_for_the_ordinary_path(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, max_connections=3)
+    held = HeldConnections(client)
+    try:
+        started, replies = threading.Barrier(3), []
+
+        def ping() -> None:
+            started.wait()
+            replies.append(held.execute("PING"))
+
+        threads = [threading.Thread(target=ping) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert held._held <= 1  # half of 3: two connections stay the pool's
+        assert client.ping() is True  # the pool still has a connection to give
+    finally:
         client.close()

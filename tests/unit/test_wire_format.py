@@ -22,8 +22,22 @@ from celeriac.testing import drain
 # A sample call's envelope as celeriac writes it: workers of either version read what the
 # other sends, so the framing and the headers' names and types must never change. (The
 # text of kwargsrepr is Celery's saferepr since task_repr_maxlevels: b'00ff', not an
-# escaped repr; it is shown, never parsed.)
+# escaped repr; it is shown, never parsed.) The content type and encoding are the
+# defaults, so they are left out.
 GOLDEN = (
+    b'CLR1\x00\x00\x01\x92{"h":{"task":"proj.add","id":"0b8d2c1e-0000-4000-8000-'
+    b'000000000001","eta":"2030-01-02T03:04:05+00:00","expires":"203'
+    b'0-01-03T00:00:00+00:00","group":"g-1","group_index":0,"retries'
+    b'":1,"timelimit":[10,5],"root_id":"r-1","parent_id":"p-1","args'
+    b"repr\":\"(2, 'tr\xc3\xaas')\",\"kwargsrepr\":\"{'z': None, 'blob': b'00ff'"
+    b'}","ignore_result":true,"idempotency_key":"k-1","tenant":"acme'
+    b'"},"p":{"priority":7,"reply_to":"rq"}}'
+    b'[[2,"tr\xc3\xaas"],{"z":null,"blob":{"__type__":"bytes"'
+    b',"__value__":"AP8="}},{"callbacks":[{"task":"proj.cb","args":['
+    b'],"kwargs":{},"options":{}}]}]'
+)
+# The same call as earlier versions wrote it, the defaults spelled out: still read alike.
+GOLDEN_WITH_DEFAULTS = (
     b'CLR1\x00\x00\x01\xb7{"h":{"task":"proj.add","id":"0b8d2c1e-0000-4000-8000-'
     b'000000000001","eta":"2030-01-02T03:04:05+00:00","expires":"203'
     b'0-01-03T00:00:00+00:00","group":"g-1","group_index":0,"retries'
@@ -65,6 +79,22 @@ def _sample() -> Message:
 def test_the_native_format_writes_the_same_bytes_as_before() -> None:
     assert NATIVE.encode(_sample()) == GOLDEN
     assert NATIVE.decode(GOLDEN) == _sample()
+
+
+def test_a_message_with_the_defaults_spelled_out_reads_the_same() -> None:
+    assert NATIVE.decode(GOLDEN_WITH_DEFAULTS) == _sample()
+
+
+def test_only_what_differs_from_the_defaults_is_written() -> None:
+    plain = task_message(task_name="proj.ping", task_id="t-1")
+    assert (
+        NATIVE.encode(plain)
+        == b'CLR1\x00\x00\x00\x25{"h":{"task":"proj.ping","id":"t-1"}}[[],{},{}]'
+    )
+    pickled = task_message(task_name="proj.ping", task_id="t-2", serializer="pickle")
+    meta = NATIVE.encode(pickled)
+    assert b'"ct":"application/x-python-serialize","ce":"binary"}' in meta
+    assert NATIVE.decode(meta) == pickled
 
 
 def test_an_app_hands_the_native_formats_to_its_engines_by_default() -> None:

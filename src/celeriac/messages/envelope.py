@@ -4,7 +4,8 @@ A message is headers (Celery protocol v2 names plus ours), properties (priority,
 correlation id, delivery info), a content type and an opaque serialized body.
 
 Wire form, chosen for one cheap parse and binary-safe bodies:
-``b"CLR1" | uint32 big-endian length of meta | meta JSON | body bytes``.
+``b"CLR1" | uint32 big-endian length of meta | meta JSON | body bytes``; the meta's
+properties, content type and content encoding are left out when they are the defaults.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from typing import Any
 from celeriac.exceptions import DecodeError
 
 MAGIC = b"CLR1"
+# A message's content type and encoding when its metadata names none (JSON, UTF-8).
+DEFAULT_CONTENT_TYPE = "application/json"
+DEFAULT_CONTENT_ENCODING = "utf-8"
 _LENGTH = struct.Struct(">I")
 _PREFIX = len(MAGIC) + _LENGTH.size
 _dump_meta = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -42,8 +46,8 @@ class Message:
 
     headers: dict[str, Any]
     body: bytes
-    content_type: str = "application/json"
-    content_encoding: str = "utf-8"
+    content_type: str = DEFAULT_CONTENT_TYPE
+    content_encoding: str = DEFAULT_CONTENT_ENCODING
     properties: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -55,15 +59,17 @@ class Message:
         return str(self.headers["task"])
 
     def encode(self) -> bytes:
-        meta = _dump_meta(
-            {
-                "h": self.headers,
-                "p": self.properties,
-                "ct": self.content_type,
-                "ce": self.content_encoding,
-            }
-        ).encode("utf-8")
-        return b"".join((MAGIC, _LENGTH.pack(len(meta)), meta, self.body))
+        # What a reader takes for absent is left out: every reader of this envelope has
+        # filled in these defaults, and a queued message is what fills a broker's memory.
+        meta: dict[str, Any] = {"h": self.headers}
+        if self.properties:
+            meta["p"] = self.properties
+        if self.content_type != DEFAULT_CONTENT_TYPE:
+            meta["ct"] = self.content_type
+        if self.content_encoding != DEFAULT_CONTENT_ENCODING:
+            meta["ce"] = self.content_encoding
+        encoded = _dump_meta(meta).encode("utf-8")
+        return b"".join((MAGIC, _LENGTH.pack(len(encoded)), encoded, self.body))
 
     @classmethod
     def decode(cls, data: bytes) -> Message:
@@ -106,7 +112,7 @@ class Message:
         return cls(
             headers=headers,
             body=data[_PREFIX + meta_len :],
-            content_type=content_type or "application/json",
-            content_encoding=content_encoding or "utf-8",
+            content_type=content_type or DEFAULT_CONTENT_TYPE,
+            content_encoding=content_encoding or DEFAULT_CONTENT_ENCODING,
             properties=properties,
         )
