@@ -3,6 +3,7 @@ over TCP (a real socket from the test): it reads a local, then ``c`` lets the ta
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -31,6 +32,18 @@ def connect(port: int, timeout: float = 10.0) -> socket.socket:
         except ConnectionRefusedError:
             assert time.monotonic() < deadline, f"nothing listened on {port}"
             time.sleep(0.02)
+
+
+def announced_port(capsys: pytest.CaptureFixture[str], timeout: float = 10.0) -> int:
+    """The port the debugger says it listens on (polled: it starts when the body gets
+    there, and says so on stdout as it starts to wait for a client)."""
+    deadline = time.monotonic() + timeout
+    said = ""
+    while (found := re.search(r"Ready to connect: telnet \S+ (\d+)", said)) is None:
+        assert time.monotonic() < deadline, f"the debugger never said where it is: {said!r}"
+        time.sleep(0.02)
+        said += capsys.readouterr().out
+    return int(found.group(1))
 
 
 def read_until(client: socket.socket, marker: bytes) -> bytes:
@@ -66,7 +79,7 @@ def test_a_client_debugs_a_task_in_a_worker_then_continues(
 
 
 def test_celerys_variables_a_busy_port_and_a_dropped_client(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("CELERIAC_RDB_PORT", raising=False)
     busy = socket.socket()
@@ -84,7 +97,11 @@ def test_celerys_variables_a_busy_port_and_a_dropped_client(
     runner = threading.Thread(target=body)
     runner.start()
     try:
-        with connect(port + 1) as client:  # the next port: the first one is taken
+        # A later port of the search: the first is taken (and so may be the next one,
+        # by any other program on the machine).
+        chosen = announced_port(capsys)
+        assert port < chosen < port + 100
+        with connect(chosen) as client:
             read_until(client, b"(Pdb) ")
         runner.join(10)  # the client left: the body runs on
         assert done == {"value": "still here"}
