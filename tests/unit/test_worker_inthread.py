@@ -290,3 +290,28 @@ def test_a_revoked_task_is_skipped_even_by_a_worker_started_later() -> None:
         assert fine.delay().get(timeout=5) == "fine"
     assert runs == [2]
     assert revoked.state == states.REVOKED
+
+
+def test_on_the_asyncio_pool_a_fetched_coroutine_starts_before_the_next_fetch() -> None:
+    # An idle worker's next fetch is a blocking read: the body starts before it is
+    # written, not after (the task's latency on an idle worker).
+    app = make_app()
+    broker = app.broker
+    fetches = {"begun": 0, "ended": 0}
+    real_fetch = broker.fetch
+
+    async def counted_fetch(*args: Any, **kwargs: Any) -> Any:
+        fetches["begun"] += 1
+        try:
+            return await real_fetch(*args, **kwargs)
+        finally:
+            fetches["ended"] += 1
+
+    broker.fetch = counted_fetch  # the real fetch, counted
+
+    @app.task
+    async def fetches_out() -> int:
+        return fetches["begun"] - fetches["ended"]
+
+    with start_worker(app, pool="asyncio", concurrency=3):
+        assert [fetches_out.delay().get(timeout=5) for _ in range(5)] == [0] * 5

@@ -41,6 +41,7 @@ def is_async_task(task: Any) -> bool:
 
 class AsyncioPool(Pool):
     name = "asyncio"
+    runs_on_loop = True  # coroutine bodies do (plain functions go to its threads)
 
     def __init__(self, app: Any, concurrency: int) -> None:
         super().__init__(app, concurrency)

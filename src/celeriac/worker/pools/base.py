@@ -20,6 +20,9 @@ class Pool(ABC):
 
     #: The ``-P`` name.
     name: str = ""
+    #: Whether its jobs run on the consumer's event loop (their bodies start as soon as
+    #: the loop gets to them, with no hand-off to a thread or process).
+    runs_on_loop: bool = False
 
     def __init__(self, app: Any, concurrency: int) -> None:
         if concurrency < 1:
