@@ -1,10 +1,11 @@
 """A producer's publish on Redis goes out on a connection the broker holds: it survives a
 killed connection and a restart of Redis, is not shared with a forked child, is shared
 safely by threads, leaves room in a small pool, and keeps a connection that got an error
-reply in use."""
+reply in use. The worker's pre-packed script calls leave room in a small pool too."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 
@@ -14,6 +15,7 @@ import redis
 from celeriac._redis_held import MAX_HELD, HeldConnections
 from celeriac.brokers.base import OutboundMessage
 from celeriac.brokers.redis import RedisBroker
+from celeriac.brokers.redis.packed import PackedCalls
 from tests.integration.conftest import PrivateRedis
 
 
@@ -138,3 +140,19 @@ def test_a_small_pool_keeps_room_for_the_ordinary_path(redis_url: str) -> None:
         assert client.ping() is True  # the pool still has a connection to give
     finally:
         client.close()
+
+
+def test_the_workers_packed_calls_keep_room_in_a_small_pool(redis_url: str) -> None:
+    async def calls_at_once() -> tuple[list[object], int, bool]:
+        client = redis.asyncio.Redis.from_url(redis_url, max_connections=3)
+        script = client.register_script("return 7")
+        calls = PackedCalls(client)
+        try:
+            replies = await asyncio.gather(*(calls.evalsha(script, [], []) for _ in range(3)))
+            return list(replies), calls._held, await client.ping()
+        finally:
+            await client.aclose()
+
+    replies, held, pinged = asyncio.run(calls_at_once())
+    assert replies == [7, 7, 7]
+    assert held <= 1 and pinged is True  # half of 3: the pool still had one to give

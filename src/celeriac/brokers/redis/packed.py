@@ -37,6 +37,9 @@ class PackedCalls:
         self.client = client
         plain = isinstance(client, redis.asyncio.Redis)  # (a cluster client has no pool)
         self._pool: Any = client.connection_pool if plain else None
+        # Never more than half a small pool: the calls that take redis-py's path need room.
+        most = getattr(self._pool, "max_connections", None) or 2 * MAX_HELD
+        self._limit = min(MAX_HELD, most // 2)
         self._idle: list[Any] = []  # held connections no call is using now
         self._held = 0  # connections held, in use or idle
         self._pid = 0
@@ -81,13 +84,13 @@ class PackedCalls:
 
     async def _take(self) -> Any:
         """A held connection no call is using (one more is taken from the pool while fewer
-        than ``MAX_HELD`` are held), or None when every one is out. A forked child forgets
+        than the limit are held), or None when every one is out. A forked child forgets
         its parent's: it must not write on their sockets."""
         if self._pid != os.getpid():
             self._idle, self._held, self._pid = [], 0, os.getpid()
         if self._idle:
             return self._idle.pop()
-        if self._held >= MAX_HELD:
+        if self._held >= self._limit:
             return None
         assert self._pool is not None
         self._held += 1
