@@ -35,8 +35,9 @@ def connect(port: int, timeout: float = 10.0) -> socket.socket:
 
 
 def announced_port(capsys: pytest.CaptureFixture[str], timeout: float = 10.0) -> int:
-    """The port the debugger says it listens on (polled: it starts when the body gets
-    there, and says so on stdout as it starts to wait for a client)."""
+    """The port the debugger says it listens on. Polled: it says so on stdout from the
+    body's thread, as it starts to wait for a client, and captured output has nothing
+    to wait on."""
     deadline = time.monotonic() + timeout
     said = ""
     while (found := re.search(r"Ready to connect: telnet \S+ (\d+)", said)) is None:

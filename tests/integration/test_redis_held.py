@@ -6,8 +6,10 @@ reply in use. The worker's pre-packed script calls leave room in a small pool to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -19,8 +21,16 @@ from celeriac.brokers.redis.packed import PackedCalls
 from tests.integration.conftest import PrivateRedis
 
 
-def make_broker(url: str, prefix: str) -> RedisBroker:
-    return RedisBroker(url, transport_options={"key_prefix": prefix})
+@contextlib.contextmanager
+def broker_and_client(url: str, prefix: str) -> Iterator[tuple[RedisBroker, redis.Redis]]:
+    """A broker under ``prefix`` and a plain client to read what it stored; both closed."""
+    broker = RedisBroker(url, transport_options={"key_prefix": prefix})
+    raw = redis.Redis.from_url(url)
+    try:
+        yield broker, raw
+    finally:
+        raw.close()
+        broker.close()
 
 
 def stored_ids(raw: redis.Redis, broker: RedisBroker, queue: str = "q") -> list[str]:
@@ -31,26 +41,19 @@ def stored_ids(raw: redis.Redis, broker: RedisBroker, queue: str = "q") -> list[
 def test_publishes_go_on_after_the_connection_is_killed_and_after_a_restart(
     private_redis: PrivateRedis,
 ) -> None:
-    broker = make_broker(private_redis.url, "held")
-    raw = redis.Redis.from_url(private_redis.url)
-    try:
+    with broker_and_client(private_redis.url, "held") as (broker, raw):
         broker.publish(OutboundMessage("q", b"p", "m-0"))
         raw.client_kill_filter(_type="normal", skipme=True)  # the held connection too
         broker.publish(OutboundMessage("q", b"p", "m-1"))
         private_redis.restart()  # (AOF, fsync always: what was stored is kept)
         broker.publish(OutboundMessage("q", b"p", "m-2"))
         assert stored_ids(raw, broker) == ["m-0", "m-1", "m-2"]
-    finally:
-        raw.close()
-        broker.close()
 
 
 def test_a_forked_child_publishes_on_connections_of_its_own(
     redis_url: str, redis_prefix: str
 ) -> None:
-    broker = make_broker(redis_url, redis_prefix)
-    raw = redis.Redis.from_url(redis_url)
-    try:
+    with broker_and_client(redis_url, redis_prefix) as (broker, raw):
         broker.publish(OutboundMessage("q", b"p", "parent-0"))  # holds a connection now
         pid = os.fork()
         if pid == 0:  # the child: on the parent's socket, the replies would cross
@@ -68,16 +71,11 @@ def test_a_forked_child_publishes_on_connections_of_its_own(
         ids = stored_ids(raw, broker)
         assert sorted(ids) == sorted([f"parent-{n}" for n in range(51)] +
                                      [f"child-{n}" for n in range(50)])  # fmt: skip
-    finally:
-        raw.close()
-        broker.close()
 
 
 def test_threads_sending_at_once_share_the_held_connections_and_the_pool(
     redis_url: str, redis_prefix: str
 ) -> None:
-    broker = make_broker(redis_url, redis_prefix)
-    raw = redis.Redis.from_url(redis_url)
     start, errors = threading.Barrier(12), []
 
     def send(thread: int) -> None:
@@ -89,7 +87,7 @@ def test_threads_sending_at_once_share_the_held_connections_and_the_pool(
             errors.append(exc)
 
     threads = [threading.Thread(target=send, args=(t,)) for t in range(12)]
-    try:
+    with broker_and_client(redis_url, redis_prefix) as (broker, raw):
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -99,9 +97,6 @@ def test_threads_sending_at_once_share_the_held_connections_and_the_pool(
         assert sorted(ids) == sorted(f"t{t}-{n}" for t in range(12) for n in range(100))
         for t in range(12):  # each thread's own messages in the order it sent them
             assert [i for i in ids if i.startswith(f"t{t}-")] == [f"t{t}-{n}" for n in range(100)]
-    finally:
-        raw.close()
-        broker.close()
 
 
 def test_an_error_reply_raises_and_leaves_the_connection_held(
