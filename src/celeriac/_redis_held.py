@@ -32,14 +32,23 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 MAX_HELD = 4  # threads sending at once that get a held connection; more take the pool's
 
 
+def held_limit(pool: Any, wanted: int) -> int:
+    """Connections to hold from ``pool``: ``wanted``, but never more than half its
+    ``max_connections``, so that calls taking redis-py's own path find one (0 without a
+    pool: a cluster client's calls always take that path)."""
+    if pool is None:
+        return 0
+    most = getattr(pool, "max_connections", None) or 2 * wanted
+    return min(wanted, most // 2)
+
+
 class HeldConnections:
     """``client.execute_command`` on connections held from ``client``'s pool."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self._pool: Any = getattr(client, "connection_pool", None)
-        most = getattr(self._pool, "max_connections", None) or 2 * MAX_HELD
-        self._limit = min(MAX_HELD, most // 2) if self._pool is not None else 0
+        self._limit = held_limit(self._pool, MAX_HELD)
         self._idle: list[Any] = []  # held, and no call is using them (append/pop: atomic)
         self._held = 0
         self._taking = threading.Lock()  # (replaced with the rest after a fork, below)
@@ -94,4 +103,4 @@ class HeldConnections:
         self._pool.release(connection)  # (the pool makes a fresh one in its place)
 
 
-__all__ = ["MAX_HELD", "HeldConnections"]
+__all__ = ["MAX_HELD", "HeldConnections", "held_limit"]

@@ -24,6 +24,8 @@ from typing import Any
 import redis.asyncio
 from redis.exceptions import NoScriptError, ResponseError
 
+from celeriac._redis_held import held_limit
+
 MAX_SHAPES = 256  # packed commands kept (a worker uses a handful: queue x limit x 2)
 # Connections held: a fetch and a batch of settles are often out at once, and a call that
 # finds every held one out takes redis-py's path, a third dearer.
@@ -37,9 +39,7 @@ class PackedCalls:
         self.client = client
         plain = isinstance(client, redis.asyncio.Redis)  # (a cluster client has no pool)
         self._pool: Any = client.connection_pool if plain else None
-        # Never more than half a small pool: the calls that take redis-py's path need room.
-        most = getattr(self._pool, "max_connections", None) or 2 * MAX_HELD
-        self._limit = min(MAX_HELD, most // 2)
+        self._limit = held_limit(self._pool, MAX_HELD)  # room left for redis-py's path
         self._idle: list[Any] = []  # held connections no call is using now
         self._held = 0  # connections held, in use or idle
         self._pid = 0
