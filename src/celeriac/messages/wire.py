@@ -64,6 +64,12 @@ class WireFormat(ABC):
         body. Never raises: what cannot be read is ``decode``'s to report."""
         return parts.body
 
+    @property
+    def joins_body_only(self) -> bool:
+        """Whether ``join`` is the default one, which reads the body alone: an engine then
+        skips gathering each received message's headers and properties for it."""
+        return type(self).join is WireFormat.join
+
     #: The exchange where other clients of this format read events (None: the format has
     #: no event protocol of its own; events travel only on celeriac's channel).
     events_exchange: str | None = None

@@ -3,7 +3,7 @@
 A fetch takes messages with ``basic.get``, queue after queue, up to exactly the free
 slots it was asked for; only when every queue is empty does it wait, with a consumer per
 queue (prefetch 1 each) that it cancels as soon as anything arrives, so no message sits
-in a worker that has no slot for it. Each hand-out holds a lease, a timer on this loop:
+in a worker that has no slot for it. Each hand-out holds a lease, timed on this loop:
 ``extend`` renews it; when it runs out the message is taken back (published again with
 its delivery counted, or dead-lettered at the limit, then acked). A delivery whose lease
 ended, or whose channel died, is fenced: settling it returns False and touches nothing,
@@ -38,6 +38,7 @@ from aiormq.abc import DeliveredMessage
 from celeriac.brokers.amqp.fields import incoming, number, payload_of
 from celeriac.brokers.amqp.link import Channel, Link
 from celeriac.brokers.amqp.publish import Copy, Publisher, dead_copy, dead_letter_of, ready_copy
+from celeriac.brokers.amqp.wakeup import Wakeup
 from celeriac.brokers.base import Broker, DeadLetterReason, Delivery
 from celeriac.exceptions import BrokerConnectionError
 
@@ -56,7 +57,7 @@ class _Held:
     delivery: Delivery
     channel: Channel
     tag: int
-    timer: asyncio.TimerHandle | None = None
+    until: float = 0.0  # loop time when its lease runs out
 
 
 @dataclass(eq=False)
@@ -91,11 +92,16 @@ class Consumption:
         self.link = link
         self.publisher = publisher
         self._held: dict[str, _Held] = {}
+        # One timer for every lease, at the soonest end (a timer per message would cost a
+        # timer handle, a heap push and a cancel per task): see ``_arm``.
+        self._lease_timer: asyncio.TimerHandle | None = None
+        self._lease_loop: asyncio.AbstractEventLoop | None = None
+        self._taking_back: set[asyncio.Task[None]] = set()  # messages whose lease ran out
         self._stash: list[_Arrived] = []
         self._rotation = 0
         self._qos_for: Channel | None = None
         self._standing: _Standing | None = None
-        self._arrival = asyncio.Event()  # set when a standing consumer receives a message
+        self._arrival = Wakeup()  # set when a standing consumer receives a message
         self._arrivals = 0  # how many it has received, for an exact count_waiting
         # Delivery tags received and not acked yet, per channel (see ``ack_many``).
         self._open_tags: dict[Channel, set[int]] = {}
@@ -149,8 +155,7 @@ class Consumption:
                     if loop.time() >= deadline:
                         return []
                     self._arrival.clear()
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._arrival.wait(), deadline - loop.time())
+                    await self._arrival.wait(deadline - loop.time())
                     continue
                 # Asked for more than the consumer may hold (a caller fetching past its
                 # free slots): get them directly. RabbitMQ pushes nothing more to a full
@@ -163,11 +168,8 @@ class Consumption:
             if taken or loop.time() >= deadline:
                 return taken
             self._arrival.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                remaining = deadline - loop.time()
-                await asyncio.wait_for(
-                    self._arrival.wait(), remaining if wait is None else min(wait, remaining)
-                )
+            remaining = deadline - loop.time()
+            await self._arrival.wait(remaining if wait is None else min(wait, remaining))
 
     def _unacked(self, standing: _Standing) -> int:
         """Messages the standing consumer's channel delivered that are not settled yet."""
@@ -339,11 +341,33 @@ class Consumption:
 
     # -- leases ---------------------------------------------------------------------------
     def _arm(self, held: _Held) -> None:
-        if held.timer is not None:
-            held.timer.cancel()
+        """(Re)start ``held``'s lease: it runs out a lease from now, unless renewed."""
         loop = asyncio.get_running_loop()
-        token = held.delivery.token
-        held.timer = loop.call_later(self.lease, lambda: loop.create_task(self._expired(token)))
+        held.until = loop.time() + self.lease
+        timer = self._lease_timer
+        # (Sooner than the timer: a shorter lease than before, or a timer of another loop.)
+        if timer is None or self._lease_loop is not loop or held.until < timer.when():
+            self._set_lease_timer(loop, held.until)
+
+    def _set_lease_timer(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._lease_timer is not None:
+            self._lease_timer.cancel()
+        self._lease_timer = loop.call_at(when, self._leases_due)
+        self._lease_loop = loop
+
+    def _leases_due(self) -> None:
+        """The soonest lease end came: take back each message whose lease ran out (some were
+        settled or renewed meanwhile), then wait for the next end."""
+        self._lease_timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for token in [token for token, held in self._held.items() if held.until <= now]:
+            task = loop.create_task(self._expired(token))
+            self._taking_back.add(task)  # (a task nobody references may be collected)
+            task.add_done_callback(self._taking_back.discard)
+        ends = [held.until for held in self._held.values() if held.until > now]
+        if ends:
+            self._set_lease_timer(loop, min(ends))
 
     async def _expired(self, token: str) -> None:
         """A lease ran out: take the message back, counted, or dead-letter it at the limit."""
@@ -384,8 +408,6 @@ class Consumption:
         held = self._held.pop(delivery.token, None)
         if held is None:
             return None
-        if held.timer is not None:
-            held.timer.cancel()
         if held.channel.is_closed:
             return None  # the channel died: RabbitMQ has given the message to someone
         return held
@@ -526,9 +548,9 @@ class Consumption:
 
     async def close(self) -> None:
         await self.give_back_unfetched()
-        for held in self._held.values():
-            if held.timer is not None:
-                held.timer.cancel()
+        if self._lease_timer is not None:
+            self._lease_timer.cancel()
+            self._lease_timer = None
         self._held.clear()
 
     async def _intake_back(self, arrived: _Arrived) -> None:

@@ -76,6 +76,8 @@ def _engines(name: str) -> bool:
 def payload_of(properties: Any, body: Any, wire_format: WireFormat) -> bytes:
     """The payload a received copy carries, as ``wire_format`` joins it from the copy's
     body, its headers (without those the engine and RabbitMQ add) and its properties."""
+    if wire_format.joins_body_only:
+        return bytes(body)
     headers = properties.headers if isinstance(properties.headers, dict) else {}
     found = {name: getattr(properties, name, None) for name in READ_PROPERTIES}
     parts = WireParts(

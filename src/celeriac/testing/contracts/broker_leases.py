@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from celeriac.brokers.base import DeadLetterReason
+from celeriac.brokers.base import DeadLetterReason, Delivery
 from celeriac.testing.contracts.broker_support import (
     EARLY,
     SHORT_LEASE,
@@ -52,6 +52,31 @@ class LeaseContract(BrokerSuite):
             assert await broker.fetch([queue], 1, lease / 3) == [], "redelivered while held"
             assert await broker.extend([held]) == []
         assert await held.ack() is True
+
+    @in_event_loop
+    async def test_each_held_message_has_a_lease_of_its_own(
+        self, make_broker: BrokerFactory
+    ) -> None:
+        lease = 1.2  # renewed every third of it, as in the test above
+        broker, queue = make_broker(lease_seconds=lease), new_queue()
+        broker.publish(msg(queue, 1))
+        broker.publish(msg(queue, 2))
+        abandoned, renewed = await collect(broker, [queue], 2)
+        # One is left alone, the other renewed: only the first comes back.
+        give_up = time.monotonic() + lease + SLACK
+        back: list[Delivery] = []
+        while not back:
+            assert time.monotonic() < give_up, "an abandoned message never came back"
+            back = await broker.fetch([queue], 1, lease / 3)
+            assert await broker.extend([renewed]) == [], "a renewed lease was lost"
+        assert ids(back) == ids([abandoned]), "a renewed message was taken back"
+        assert back[0].delivery_count == 2
+        assert await back[0].ack() is True
+        # Left alone now, the renewed one comes back too, once its own lease has run out.
+        [later] = await collect(broker, [queue], 1, lease + SLACK)
+        assert ids([later]) == ids([renewed]) and later.delivery_count == 2
+        assert await renewed.ack() is False, "a lapsed holder must be fenced off"
+        assert await later.ack() is True
 
     @in_event_loop
     async def test_delivery_limit_dead_letters_the_message(
