@@ -23,6 +23,10 @@ COLUMNS: list[tuple[str, str, str, bool]] = [
     ("broker_commands_per_task", "broker cmds/task", "{:.2f}", False),
 ]
 
+# The idle hand-off floors (``bench.floor``): (broker, how it is measured).
+FLOORS = [("redis", "Redis (`BLPOP` between two processes)"),
+          ("amqp", "RabbitMQ (aiormq publish to a consumer)")]  # fmt: skip
+
 # The like-for-like comparisons: (title, what is compared, celeriac's row, the peers' rows).
 # Only the same kind of task on the same broker share a table: plain functions on threads,
 # plain functions in processes, async functions on an event loop.
@@ -92,6 +96,11 @@ commands are listed above). Every task body is the shared instrument in
 - **idle p50/p99 ms**: with the worker running and idle, one task at a time (after the
   previous one ran and a 5 ms pause) carries `time.time()` at the send; the task pushes
   (its start - that time). **sporadic p50 ms**: the same after random 0.2-1.2 s gaps.
+- **idle hand-off floor** (`python -m bench.floor`): the idle latency with no task queue
+  at all, measured the same way (5 ms pause, `time.time()` in the message): on Redis one
+  process `RPUSH`es to another waiting in `BLPOP`; on RabbitMQ an aiormq publish
+  (persistent, no confirm) to an aiormq consumer. What any tool's idle latency on this
+  machine is weighed against: the sender's own call and the wake-ups are in it.
 - **raw redis-py**: the harness's own `INCR` round trips (redis-py with hiredis), one
   call each and pipelined 1,000 at a time: the ceiling for a one-command-per-call enqueue.
 - **queue depth**: with D tasks already queued (sent in bulk), 2,000 more sent one call
@@ -190,6 +199,12 @@ def render(results: dict[str, Any]) -> str:
                      cell(raw.get("raw_incr_per_call"), "{:,.0f}", reps),
                      cell(raw.get("raw_incr_pipelined"), "{:,.0f}", reps) + " pipelined",
                      *["" for _ in COLUMNS[2:]], ""])  # fmt: skip
+    for broker, how in FLOORS:
+        floor = summary.get(f"floor-{broker}", {})
+        if floor:
+            rows.append([f"idle hand-off floor, no task queue: {how}",
+                         *[cell(floor.get(name), fmt, reps) if name.startswith("lat_idle")
+                           else "" for name, _, fmt, _ in COLUMNS], ""])  # fmt: skip
     out += table(header, rows)
     out += ["", "`*`: cut short by the drain timeout; the rate is of the tasks that ran.", ""]
     out += ratios(configs, summary)
@@ -341,14 +356,17 @@ def targets(configs: dict[str, Any], summary: dict[str, Any], opts: dict[str, An
         met = value / best >= goal
         rows.append([name, shown, "met" if met else f"not met (goal {goal:g}x)"])
 
-    def absolute(name: str, key: str, metric: str, goal: float, higher: bool, unit: str) -> None:
+    def absolute(name: str, key: str, metric: str, goal: float, higher: bool, unit: str,
+                 floor: str | None = None) -> None:  # fmt: skip
         value = _median(summary, key, metric)
         if value is None:
             rows.append([name, "—", "not measured"])
             return
         digits = {"/s": 0, " B": 0, " MB": 1, "": 2}.get(unit, 2)
         met = value >= goal if higher else value <= goal
-        rows.append([name, f"{value:,.{digits}f}{unit} ({label(key)})",
+        least = _median(summary, f"floor-{floor}", metric) if floor else None
+        beside = f"; the machine's floor {least:,.{digits}f}{unit}" if least is not None else ""
+        rows.append([name, f"{value:,.{digits}f}{unit} ({label(key)}{beside})",
                      "met" if met else f"not met (goal {goal:,g}{unit})"])  # fmt: skip
 
     # Sync tasks on Redis.
@@ -384,11 +402,11 @@ def targets(configs: dict[str, Any], summary: dict[str, Any], opts: dict[str, An
     # Latency, idle worker.
     for key in ("celeriac-threads", "celeriac-asyncio"):
         absolute(f"Redis: idle latency p50 <= 0.5 ms ({label(key)})", key, "lat_idle_p50_ms",
-                 0.5, False, " ms")  # fmt: skip
+                 0.5, False, " ms", "redis")  # fmt: skip
         absolute(f"Redis: idle latency p99 <= 1 ms ({label(key)})", key, "lat_idle_p99_ms",
-                 1.0, False, " ms")  # fmt: skip
+                 1.0, False, " ms", "redis")  # fmt: skip
     absolute("RabbitMQ: idle latency p50 <= 1 ms", "celeriac-amqp-threads", "lat_idle_p50_ms",
-             1.0, False, " ms")  # fmt: skip
+             1.0, False, " ms", "amqp")  # fmt: skip
     # Memory.
     absolute("Redis memory <= 250 bytes per queued task", "celeriac-threads",
              "redis_bytes_per_task", 250, False, " B")  # fmt: skip

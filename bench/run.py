@@ -33,7 +33,7 @@ from typing import Any
 import psutil
 import redis
 
-from bench import venvs
+from bench import floor, venvs
 from bench.report import render
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -460,6 +460,19 @@ class Bench:
         self.r.delete(key)
         return {"raw_incr_per_call": per_call, "raw_incr_pipelined": pipelined}
 
+    def floor(self, broker: str, rep: int) -> None:
+        """The idle hand-off floor of ``broker`` (``bench.floor``): what any tool's idle
+        latency is weighed against."""
+        try:
+            values = floor.measure(broker, self.opts.lat_n, self.opts.redis_url, self.opts.amqp_url)
+        except Exception as exc:  # a floor is context, not a result: the run goes on
+            log(f"  floor on {broker} failed: {exc}")
+            return
+        out = {"rep": rep, "lat_idle_p50_ms": percentile(values, 0.50) * 1000,
+               "lat_idle_p99_ms": percentile(values, 0.99) * 1000}  # fmt: skip
+        self.runs.setdefault(f"floor-{broker}", []).append(out)
+        log(f"rep {rep + 1}/{self.opts.reps} floor on {broker}: {summary_line(out)}")
+
     def ensure_vhost(self) -> None:
         """Make our vhost again if something on the machine removed it (or RabbitMQ reset)."""
         if not self.opts.amqp_url.endswith(f"/{VHOST}"):
@@ -519,6 +532,8 @@ class Bench:
             raw["rep"] = rep
             self.runs.setdefault("raw-redis", []).append(raw)
             log(f"rep {rep + 1}/{self.opts.reps} raw redis-py: {summary_line(raw)}")
+            for broker in dict.fromkeys(c.broker for c in self.configs):
+                self.floor(broker, rep)
 
 
 def summary_line(out: dict[str, Any]) -> str:
