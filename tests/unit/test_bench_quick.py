@@ -115,4 +115,10 @@ def test_quick_mode_runs_a_real_worker(tmp_path: Path) -> None:
     assert run["errors"] == [], run["errors"]
     for figure in FIGURES:
         assert run[figure] > 0, figure
-    assert "## Figures" in (tmp_path / "RESULTS.md").read_text()
+    # The machine's idle hand-off floor is measured beside it, and shown with the targets.
+    [floor] = results["runs"]["floor-redis"]
+    assert 0 < floor["lat_idle_p50_ms"] <= floor["lat_idle_p99_ms"]
+    report = (tmp_path / "RESULTS.md").read_text()
+    assert "## Figures" in report
+    assert "idle hand-off floor, no task queue: Redis" in report
+    assert "the machine's floor" in report
