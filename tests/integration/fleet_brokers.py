@@ -15,6 +15,7 @@ import json
 import re
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -69,9 +70,55 @@ class Recording(Proxy):
         needle = task_id.encode()
         return any(needle in stream for stream in self.sent.values())
 
+    def delivery_tags(self, list_keys: set[bytes]) -> dict[str, str]:
+        """Task id -> kombu delivery tag, for the messages in the BRPOP replies."""
+        tags = {}
+        for stream in self.received.values():
+            for key, value in _brpop_replies(bytes(stream)):
+                message = json.loads(value) if key in list_keys else {}
+                task_id = message.get("headers", {}).get("id")
+                tag = message.get("properties", {}).get("delivery_tag")
+                if task_id and tag:
+                    tags[str(task_id)] = str(tag)
+        return tags
+
+    def mentions(self, needles: list[str]) -> list[str]:
+        """The commands the worker sent that name any of ``needles`` (a task id, its
+        delivery tag), in the order sent on each connection: the command and its key."""
+        wanted = [needle.encode() for needle in needles if needle]
+        found = []
+        for link, stream in sorted(self.sent.items()):
+            for args in _commands(bytes(stream)):
+                if any(needle in arg for arg in args for needle in wanted):
+                    key = args[1].decode(errors="replace")[-40:] if len(args) > 1 else ""
+                    found.append(f"{args[0].decode(errors='replace').upper()} {key} (link {link})")
+        return found
+
 
 _ARRAY_OF_TWO = re.compile(rb"\*2\r\n\$(\d+)\r\n")
 _BULK = re.compile(rb"\$(\d+)\r\n")
+
+
+def _commands(stream: bytes) -> Iterator[list[bytes]]:
+    """The commands in what a client sent: RESP arrays of bulk strings, up to the first
+    one cut short (the worker was killed mid-write)."""
+    pos = 0
+    while stream.startswith(b"*", pos):
+        end = stream.find(b"\r\n", pos)
+        if end < 0:
+            return
+        count, pos = int(stream[pos + 1 : end]), end + 2
+        args = []
+        for _ in range(count):
+            end = stream.find(b"\r\n", pos)
+            if not stream.startswith(b"$", pos) or end < 0:
+                return
+            size, start = int(stream[pos + 1 : end]), end + 2
+            if start + size > len(stream):
+                return
+            args.append(stream[start : start + size])
+            pos = start + size + 2
+        yield args
 
 
 def _brpop_replies(stream: bytes) -> list[tuple[bytes, bytes]]:

@@ -108,6 +108,9 @@ class Tally:
     runs: int  # executions started, redeliveries included
     lost: list[str]
     lost_in_celery_fetch: dict[str, str]  # task id -> the evidence
+    # Redis: for each other lost task, what the Celery workers' recorded traffic shows of it
+    # (the commands that named it or its delivery tag): evidence for a loss not explained.
+    lost_traces: dict[str, list[str]]
     # Redis: tasks a Celery worker ran that its recorded BRPOP replies do not show (0 unless
     # the recordings cannot be read, and then a loss in Celery's fetch could not be told).
     unseen_by_recordings: int
@@ -241,11 +244,13 @@ class Fleet:
         }  # fmt: skip
         finished = Counter(self.records.lrange(f"{prefix}finished", 0, -1))
         lost = sorted(sent - set(by_id))
+        in_fetch = self._lost_in_celery_fetch(set(lost), incarnations)
         kills = {side: sum(i.killed_at is not None for i in seat.incarnations)
                  for side, seat in self.seats.items()}  # fmt: skip
         return Tally(
             broker=self.broker.name, seed=self.plan.seed, sent=len(sent), runs=len(runs),
-            lost=lost, lost_in_celery_fetch=self._lost_in_celery_fetch(set(lost), incarnations),
+            lost=lost, lost_in_celery_fetch=in_fetch,
+            lost_traces=self._traces(set(lost) - set(in_fetch), incarnations),
             unseen_by_recordings=self._unseen_by_recordings(runs, incarnations),
             duplicated=len(duplicates), extra_runs=len(runs) - len(by_id),
             unexplained=unexplained, finished_twice=sum(n > 1 for n in finished.values()),
@@ -270,6 +275,26 @@ class Fleet:
                 if not recording.wrote(task_id):
                     why[task_id] = f"taken by {incarnation.name}, killed before writing unacked"
         return why
+
+    def _traces(self, lost: set[str], incarnations: list[Incarnation]) -> dict[str, list[str]]:
+        """For each lost task, every Celery incarnation's recorded dealings with it: taken
+        by BRPOP, then each command that named its id or its delivery tag (kombu's
+        ``unacked`` writes, acks, restores)."""
+        traces: dict[str, list[str]] = {task_id: [] for task_id in sorted(lost)}
+        for incarnation in incarnations:
+            recording = incarnation.recording
+            if recording is None or not lost:
+                continue
+            tags = recording.delivery_tags(self.broker.list_keys)
+            end = "killed" if incarnation.killed_at is not None else "not killed"
+            for task_id in traces:
+                sent = recording.mentions([task_id, tags.get(task_id, "")])
+                if task_id in tags or sent:
+                    taken = "took it (BRPOP)" if task_id in tags else "never took it"
+                    traces[task_id].append(
+                        f"{incarnation.name} ({end}) {taken}; sent: {', '.join(sent) or '-'}"
+                    )
+        return traces
 
     def _unseen_by_recordings(
         self, runs: list[dict[str, Any]], incarnations: list[Incarnation]

@@ -89,7 +89,9 @@ def check(tally: Tally, the_plan: Plan) -> None:
     assert tally.sent == the_plan.tasks, evidence
     assert min(tally.kills.values()) >= 1, f"a worker was never killed mid-run\n{evidence}"
     unexplained = sorted(set(tally.lost) - set(tally.lost_in_celery_fetch))
-    assert not unexplained, f"lost: {unexplained[:10]}\n{evidence}"
+    traces = "\n".join(f"{task_id}: {tally.lost_traces.get(task_id) or 'no Celery traffic'}"
+                       for task_id in unexplained[:10])  # fmt: skip
+    assert not unexplained, f"lost: {unexplained[:10]}\n{traces}\n{evidence}"
     assert tally.unseen_by_recordings == 0, "the Celery workers' traffic could not be read"
     if tally.broker == "rabbitmq":
         assert not tally.lost, evidence  # the broker requeues all a closed connection held
