@@ -558,6 +558,13 @@ def machine_facts(r: redis.Redis) -> dict[str, Any]:
     rabbit = "not reachable"
     with contextlib.suppress(Exception):
         rabbit = sh(["rabbitmqctl", "version"], 30).strip()
+        handles = rabbitmq_file_handles()
+        if handles is not None:
+            rabbit += f", {handles[0]:,} of {handles[1]:,} file handles in use"
+            if handles[1] < RABBITMQ_MIN_FILES:
+                log(f"WARNING: the RabbitMQ node may open only {handles[1]:,} files: it "
+                    f"stalls once they run out. Restart it with `ulimit -n "
+                    f"{RABBITMQ_MIN_FILES}` or more (as .ci/run does), then measure")  # fmt: skip
     server = r.info("server")
     return {
         "cpu_model": model,
@@ -569,6 +576,20 @@ def machine_facts(r: redis.Redis) -> dict[str, Any]:
         "rabbitmq": rabbit,
         "load_average_at_start": os.getloadavg(),
     }
+
+
+# Below this many files a RabbitMQ node that many queues and connections have used stalls
+# (its queues wait for a handle) instead of failing: the figures on RabbitMQ would be off.
+RABBITMQ_MIN_FILES = 8192
+
+
+def rabbitmq_file_handles() -> tuple[int, int] | None:
+    """(in use, limit) of the local RabbitMQ node's file handles, or None if unknown."""
+    with contextlib.suppress(Exception):
+        found = json.loads(sh(["rabbitmqctl", "status", "--formatter", "json"], 30))
+        files = found["file_descriptors"]
+        return int(files["total_used"]), int(files["total_limit"])
+    return None
 
 
 def celeriac_source(ref: str | None) -> tuple[list[str], dict[str, Any]]:
