@@ -151,3 +151,33 @@ def test_the_workers_packed_calls_keep_room_in_a_small_pool(redis_url: str) -> N
     replies, held, pinged = asyncio.run(calls_at_once())
     assert replies == [7, 7, 7]
     assert held <= 1 and pinged is True  # half of 3: the pool still had one to give
+
+
+def test_a_script_redis_lost_is_loaded_on_the_held_connection(redis_url: str) -> None:
+    # A pool of 2: the packed calls hold one, a blocked read takes the other. A script
+    # Redis does not know (new here, or flushed by a restart) must be loaded and called on
+    # the held connection: there is no other to take.
+    key = f"celeriac-test:held-noscript:{os.getpid()}"
+
+    async def call_with_the_pool_busy() -> tuple[object, object]:
+        client = redis.asyncio.Redis.from_url(redis_url, max_connections=2)
+        calls = PackedCalls(client)
+        try:
+            assert await calls.evalsha(client.register_script("return 1"), [], []) == 1
+            blocked = asyncio.ensure_future(client.blpop([key], timeout=10))
+            while len(client.connection_pool._in_use_connections) < 2:
+                await asyncio.sleep(0.01)  # the blocked read has taken the pool's other one
+            unknown = client.register_script(f"return '{os.urandom(8).hex()}'")
+            reply = await calls.evalsha(unknown, [], [])
+            pusher = redis.asyncio.Redis.from_url(redis_url)
+            try:
+                await pusher.rpush(key, "done")
+            finally:
+                await pusher.aclose()
+            return reply, await blocked
+        finally:
+            await client.aclose()
+
+    reply, popped = asyncio.run(call_with_the_pool_busy())
+    assert isinstance(reply, bytes) and len(reply) == 16
+    assert popped == (key.encode(), b"done")

@@ -10,10 +10,11 @@ as redis-py reads it. About a third less CPU per call
 (``python -m bench.profile --pool prefork``).
 
 What stays redis-py's: a call made while every held connection is out, and every call
-on a cluster, take the ordinary path; so does the first call after Redis lost
-its scripts (NOSCRIPT: a restart, ``SCRIPT FLUSH``), which loads them. An error reply
-raises as redis-py raises it, and the connection stays; any other failure (a lost
-connection, a cancelled read) drops the connection, and the next call connects anew.
+on a cluster, take the ordinary path. A call that finds Redis without its script
+(NOSCRIPT: a restart, ``SCRIPT FLUSH``) loads it on its own connection and calls again.
+An error reply raises as redis-py raises it, and the connection stays; any other failure
+(a lost connection, a cancelled read) drops the connection, and the next call connects
+anew.
 """
 
 from __future__ import annotations
@@ -54,12 +55,18 @@ class PackedCalls:
             return await script(keys=keys, args=args)
         packed = self._pack(connection, script.sha, keys, args, cache)
         try:
-            await connection.send_packed_command(packed)
-            reply = await connection.read_response()
-        except NoScriptError:
-            self._idle.append(connection)  # (the reply was read: the connection is fine)
-            return await script(keys=keys, args=args)  # loads the script, then calls it
-        except ResponseError:
+            try:
+                await connection.send_packed_command(packed)
+                reply = await connection.read_response()
+            except NoScriptError:
+                # Redis lost its scripts (a restart, SCRIPT FLUSH): load it on this same
+                # connection, then call again. (Through redis-py it would take one more
+                # from the pool, which a small pool may not have while we hold ours.)
+                await connection.send_command("SCRIPT", "LOAD", script.script)
+                await connection.read_response()
+                await connection.send_packed_command(packed)
+                reply = await connection.read_response()
+        except ResponseError:  # (the reply was read: the connection is fine)
             self._idle.append(connection)
             raise
         except BaseException:
