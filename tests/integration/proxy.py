@@ -67,15 +67,22 @@ class Proxy:
             task.cancel()
         if running:
             await asyncio.wait(running, timeout=5)
+        # A link accepted after the last cut joined ``_open`` then: end it too.
+        for writer in list(self._open):
+            writer.transport.abort()
+        self._open.clear()
+        await asyncio.sleep(0)  # (an abort closes its socket in a callback: let it run)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._open.add(writer)  # from the accept on: a cut meanwhile aborts it too
         try:
             up_reader, up_writer = await asyncio.open_connection(self.host, self.target_port)
-        except OSError:
+        except BaseException as exc:  # refused, or cancelled: the proxy is closing
             self._open.discard(writer)
             writer.transport.abort()
-            return
+            if isinstance(exc, OSError):
+                return
+            raise
         if writer.transport.is_closing():  # cut while the upstream connection was made
             up_writer.transport.abort()
             return
