@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
-import time
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from typing import Any
 
 from tests.integration.proxy import Proxy
 
@@ -30,15 +31,26 @@ def a_target_that_never_answers() -> Iterator[int]:
         yield port
 
 
+class WatchedProxy(Proxy):
+    """Says when a link has been taken and its connect to the target is under way."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(host, port)
+        self.connecting = threading.Event()
+
+    async def _serve(self, reader: Any, writer: Any) -> None:
+        # Runs once ``_serve`` has listed the link and is waiting on its connect.
+        asyncio.get_running_loop().call_soon(self.connecting.set)
+        await super()._serve(reader, writer)
+
+
 def test_a_link_still_connecting_when_the_proxy_closes_is_closed() -> None:
     with a_target_that_never_answers() as port:
-        proxy = Proxy("127.0.0.1", port)
+        proxy = WatchedProxy("127.0.0.1", port)
         proxy.restore()
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=5):
-            give_up = time.monotonic() + 5
-            while not proxy._open:  # the proxy accepted it and is connecting to the target
-                assert time.monotonic() < give_up, "the proxy never took the connection"
-                time.sleep(0.01)
+            assert proxy.connecting.wait(5), "the proxy never took the connection"
+            assert proxy._open, "the link should be listed while it connects"
             # As if a cut had raced the accept: the link is no longer listed as open.
             asyncio.run_coroutine_threadsafe(_forget(proxy), proxy._loop).result(5)
             with warnings.catch_warnings():
