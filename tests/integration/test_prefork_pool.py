@@ -23,7 +23,7 @@ from celeriac.canvas import Signature
 from celeriac.exceptions import WorkerLostError
 from celeriac.trace import Outcome, OutcomeKind
 from celeriac.worker.execution import Job, prepare
-from celeriac.worker.pools.child import resident_kib
+from celeriac.worker.memory import resident_kib
 from celeriac.worker.pools.prefork import PreforkPool
 
 _HOARD: list[bytes] = []  # what the memory-hungry task keeps (in the child)

@@ -59,6 +59,14 @@ def project(request: pytest.FixtureRequest, make_project: Callable[..., Project]
     return make_project(broker=broker_url(request))
 
 
+# Modules a worker never loads unless it uses them (each is hundreds of KB resident).
+OPTIONAL_MODULES = (
+    "celeriac.beat", "celeriac.schedules", "celeriac.events.state", "celeriac.brokers.memory",
+)  # fmt: skip
+POOL_MODULES = {"threads": "threads", "solo": "threads", "asyncio": "asyncio_pool",
+                "prefork": "prefork"}  # fmt: skip
+
+
 def wait_marks(proj: ModuleType, name: str, count: int, timeout: float = 10) -> None:
     """Block until ``count`` tasks have made mark ``name`` (BLPOP: no polling)."""
     for _ in range(count):
@@ -86,6 +94,14 @@ def test_each_pool_runs_tasks_sent_from_another_process(
         # worker_tune_gc: start-up objects frozen, fewer young-generation scans (a
         # prefork child inherits both from the parent that forked it).
         assert info["gc_young"] == 10_000 and info["gc_frozen"] > 0
+        # Memory: a worker loads the pool it runs, not the others, nor what only beat,
+        # monitors or another broker need.
+        pools = {name: f"celeriac.worker.pools.{module}" for name, module in POOL_MODULES.items()}
+        expected = {pools[pool]}
+        if pool == "asyncio":  # its plain functions run on the threads pool
+            expected.add(pools["threads"])
+        optional = [*OPTIONAL_MODULES, *pools.values()]
+        assert set(proj.loaded.delay(optional).get(timeout=20)) == expected
         assert worker.stop() == 0
     finally:
         worker.stop()

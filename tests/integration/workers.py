@@ -74,6 +74,13 @@ PROJECT = textwrap.dedent(
 
 
     @app.task
+    def loaded(names):
+        import sys
+
+        return [name for name in names if name in sys.modules]
+
+
+    @app.task
     def poison():
         mark("poison", str(os.getpid()))
         os._exit(1)  # kills whatever process runs it, every time

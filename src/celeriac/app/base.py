@@ -13,7 +13,7 @@ import inspect
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, cast, overload
 
 from celeriac import signals
 from celeriac._context import get_current_request, set_current_app, set_default_app_factory
@@ -22,7 +22,6 @@ from celeriac._tracing import TaskTracing
 from celeriac.app import builtins, entrypoints, periodic, shared
 from celeriac.app import fixups as fixup_hooks
 from celeriac.app.annotations import resolve_annotations
-from celeriac.app.beat_entries import BeatEntries
 from celeriac.app.broker_connection import ConnectionMembers, broker_for_url
 from celeriac.app.checks import check_task_protocol
 from celeriac.app.duplicates import KEPT, REPLACED, is_same_function, warn_duplicate
@@ -49,6 +48,9 @@ from celeriac.results.base import ResultBackend
 from celeriac.signals import Signal
 from celeriac.task import Task as BaseTask
 from celeriac.task import new_id
+
+if TYPE_CHECKING:
+    from celeriac.app.beat_entries import BeatEntries
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -451,6 +453,9 @@ class Celeriac(AppParts, AppMembers, ConnectionMembers, PicklingMembers):
     @functools.cached_property
     def beat(self) -> BeatEntries:
         """Live changes to the periodic tasks of running beats (``app.beat.add(...)``)."""
+        # Loaded on first use: schedules and the cron parser stay out of every worker.
+        from celeriac.app.beat_entries import BeatEntries
+
         return BeatEntries(self)
 
     def add_periodic_task(

@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from celeriac.brokers.base import MAX_PRIORITY, Broker
-from celeriac.brokers.memory import MemoryBroker
 from celeriac.config.hints import UnknownSettingWarning
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.messages.celery.wire_format import CELERY
 from celeriac.messages.wire import NATIVE, WireFormat
 from celeriac.results.base import NATIVE_RECORDS, DisabledBackend, RecordFormat, ResultBackend
 from celeriac.results.celery_records import CELERY_RECORDS
-from celeriac.results.memory import MemoryBackend
 
 if TYPE_CHECKING:
     from celeriac.brokers.embedded import EmbeddedServer
@@ -32,6 +30,7 @@ _REDIS = ("redis", "rediss", "unix", "sentinel", "redis+cluster", "rediss+cluste
 _KOMBU_REDIS = tuple(f"kombu+{scheme}" for scheme in ("redis", "rediss", "unix", "sentinel"))
 KOMBU_VISIBILITY_TIMEOUT = 3600.0  # kombu's default: Celery workers restore after this
 _AMQP = ("amqp", "amqps", "pyamqp")
+_MEMORY_RESULTS = ("cache+memory", "memory")  # results.memory.MemoryBackend.schemes
 _SENTINEL = ("sentinel", "kombu+sentinel")  # sentinel://s1:26379;sentinel://s2:26379
 # Celery 4's amqp result backend (removed in Celery 5): answered by name, with rpc:// as the fix.
 _OLD_AMQP_BACKEND = {"amqp", "amqps", "pyamqp"}
@@ -116,6 +115,8 @@ def create_broker(
         )
     lease = float(transport_options.get("visibility_timeout", 30.0))
     if scheme == "memory":
+        from celeriac.brokers.memory import MemoryBroker  # (loaded only when used)
+
         return MemoryBroker(
             lease_seconds=lease, delivery_limit=delivery_limit, wire_format=wire_format
         )
@@ -263,8 +264,8 @@ def create_backend(
         "accept_content": accept_content,
         "record_format": record_format,
     }
-    if scheme in MemoryBackend.schemes:
-        return MemoryBackend(**options)
+    if scheme in _MEMORY_RESULTS:
+        return _memory_backend(options)
     if scheme.partition("+")[0] in _DATABASE or url in _DATABASE:
         if transport_options:  # Celery's database store reads none either
             _warn_unread(
@@ -332,7 +333,7 @@ def _cache_backend(url: str, settings: Mapping[str, Any], options: dict[str, Any
         )
     kind, _, servers = str(target).partition("://")
     if kind == "memory":
-        return MemoryBackend(**options)
+        return _memory_backend(options)
     if kind not in _MEMCACHED:
         raise ImproperlyConfigured(
             f"the cache result store {kind!r} is unknown: use 'memcached://host:port/' "
@@ -357,6 +358,13 @@ def database_settings(conf: Any) -> dict[str, Any]:
     """The ``database_*`` settings, by their names without the prefix (``create_backend``'s
     ``database`` argument)."""
     return {name.removeprefix("database_"): conf[name] for name in DATABASE_SETTINGS}
+
+
+def _memory_backend(options: dict[str, Any]) -> ResultBackend:
+    # Each engine is imported when a URL names it: a worker loads only what it uses.
+    from celeriac.results.memory import MemoryBackend
+
+    return MemoryBackend(**options)
 
 
 def _database_backend(

@@ -24,7 +24,6 @@ import click
 from celeriac.app.logsetup import node_format, setup_logging
 from celeriac.app.redirect import redirected_stdouts
 from celeriac.cli.base import LOGLEVEL, CLIContext, CLIError
-from celeriac.cli.embedded_beat import embed_beat
 from celeriac.cli.metrics import start_worker_metrics
 from celeriac.cli.outbox import RelayThread, relay_for
 from celeriac.cli.pidfile import Pidfile, PidfileInUse
@@ -35,8 +34,9 @@ from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.worker.autoscale import parse_autoscale
 from celeriac.worker.banner import render_banner
 from celeriac.worker.exitcodes import EX_CONFIG, EX_UNAVAILABLE
+from celeriac.worker.pools import POOLS
 from celeriac.worker.pools.start_method import SPAWN_REFUSED
-from celeriac.worker.worker import POOLS, Worker, default_hostname
+from celeriac.worker.worker import Worker, default_hostname
 
 logger = logging.getLogger("celeriac.cli")
 
@@ -398,6 +398,9 @@ def worker_command(
     queues = split_queues(options.get("queues", ()))
     options["queues"] = exclude_queues_of(app, queues, exclude_queues)
     if beat:
+        # Imported only with -B: the scheduler and its schedules stay out of other workers.
+        from celeriac.cli.embedded_beat import embed_beat
+
         embed_beat(app, schedule_filename, scheduler)
     elif schedule_filename or scheduler:
         raise CLIError("-s/--schedule-filename and --scheduler go with -B (--beat)")

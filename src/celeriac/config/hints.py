@@ -7,7 +7,6 @@ is close, else what the caller adds instead. Leaf-level: imports only the stdlib
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from collections.abc import Iterable
 
@@ -22,6 +21,8 @@ class UnknownSettingWarning(CeleryWarning):
 
 def closest(name: str, known: Iterable[str], cutoff: float = CUTOFF) -> str | None:
     """The known name most like ``name``, or None when none is close."""
+    import difflib  # loaded the first time a name is unknown, not by every process
+
     matches = difflib.get_close_matches(name, list(known), n=1, cutoff=cutoff)
     return matches[0] if matches else None
 

@@ -9,11 +9,26 @@ app and ``Task.send_event`` use it) and above the seams: imports ``brokers.base`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from celeriac.events.app_events import Events, anon_nodename
 from celeriac.events.dispatcher import EventDispatcher
 from celeriac.events.event import Event, LamportClock, group_from
 from celeriac.events.receiver import EventReceiver
-from celeriac.events.state import State
+
+if TYPE_CHECKING:
+    from celeriac.events.state import State
+
+
+def __getattr__(name: str) -> Any:
+    # The cluster state is for monitors: a worker, which imports this package, never
+    # loads it.
+    if name == "State":
+        from celeriac.events.state import State
+
+        return State
+    raise AttributeError(f"module 'celeriac.events' has no attribute {name!r}")
+
 
 __all__ = [
     "Event",

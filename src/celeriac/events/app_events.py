@@ -12,13 +12,15 @@ import os
 import socket
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from celeriac.brokers.base import Broker, Topic
 from celeriac.events.dispatcher import EventDispatcher
 from celeriac.events.event import LamportClock, encode, topic
 from celeriac.events.receiver import EventReceiver, Handler
-from celeriac.events.state import State
+
+if TYPE_CHECKING:
+    from celeriac.events.state import State
 
 
 def anon_nodename() -> str:
@@ -139,6 +141,9 @@ class Events:
 
     def State(self, **kwargs: Any) -> State:
         """An empty cluster state to feed events to (``state.event(event)``)."""
+        # Loaded here, not with the app: only monitors keep a state, and workers never do.
+        from celeriac.events.state import State
+
         return State(**kwargs)
 
     def send_sent(

@@ -6,15 +6,16 @@ word and ends in ``...``; once spent, the rest of a container is ``, ...`` and i
 brackets are still closed), and ``maxlevels``, the containers shown inside one another
 (deeper ones become ``[...]``, ``{...}``, ``(...)``; 0 means no limit). Walked with an
 explicit stack, so deep or self-containing values cannot exhaust Python's recursion.
-Pure: imports only the standard library.
+Pure: imports the standard library and ``serializers.is_decimal``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from decimal import Decimal
 from numbers import Number
 from typing import Any, NamedTuple
+
+from celeriac.messages.serializers import is_decimal
 
 # Token kinds: text spent from the budget as it is, or rendered with what is left of it.
 _OPEN, _CLOSE, _SEP, _WHOLE = "open", "close", "sep", "whole"  # never cut
@@ -94,7 +95,7 @@ class _Walk:
     def _token(self, item: Any) -> tuple[str, Any]:
         if isinstance(item, _Mark):
             return item.kind, item.value
-        if isinstance(item, Decimal):
+        if is_decimal(item):
             return _TEXT, repr(item)
         if isinstance(item, Number):
             return _TEXT, str(item)

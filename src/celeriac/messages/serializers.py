@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import decimal
 import functools
 import json
 import pickle
+import sys
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -30,6 +30,19 @@ class Serializer:
     loads: Callable[[bytes], Any]
 
 
+def is_decimal(value: Any) -> bool:
+    """Whether ``value`` is a ``decimal.Decimal``, without loading the decimal module (about
+    0.7 MB) into a process that never made one: none can exist before it is loaded."""
+    decimal = sys.modules.get("decimal")
+    return decimal is not None and isinstance(value, decimal.Decimal)
+
+
+def _decimal(text: str) -> Any:
+    import decimal  # a message carried one: load it now
+
+    return decimal.Decimal(text)
+
+
 # --- json -------------------------------------------------------------------------------------
 # A value JSON cannot hold is written as {"__type__": kind, "__value__": text} and read back.
 def _json_default(value: Any) -> Any:
@@ -41,7 +54,7 @@ def _json_default(value: Any) -> Any:
         return {"__type__": "time", "__value__": value.isoformat()}
     if isinstance(value, uuid.UUID):
         return {"__type__": "uuid", "__value__": str(value)}
-    if isinstance(value, decimal.Decimal):
+    if is_decimal(value):
         return {"__type__": "decimal", "__value__": str(value)}
     if isinstance(value, (bytes, bytearray)):
         return {"__type__": "bytes", "__value__": base64.b64encode(value).decode("ascii")}
@@ -53,7 +66,7 @@ _JSON_READERS: dict[str, Callable[[str], Any]] = {
     "date": dt.date.fromisoformat,
     "time": dt.time.fromisoformat,
     "uuid": uuid.UUID,
-    "decimal": decimal.Decimal,
+    "decimal": _decimal,
     "bytes": base64.b64decode,
 }
 

@@ -1,16 +1,19 @@
 """The worker's memory samples for ``inspect memsample`` and ``memdump`` (Celery's).
 
-Runtime layer: stdlib and ``pools.child.resident_kib`` (``/proc``, else ``resource``), so
-no psutil is needed. Samples are the main process's, kept until a ``memdump`` reads them.
+Runtime layer: stdlib only (``/proc``, else ``resource``), so no psutil is needed. Samples
+are the main process's, kept until a ``memdump`` reads them. Prefork children read their
+own size with ``resident_kib`` (``max_memory_per_child``).
 """
 
 from __future__ import annotations
 
 import gc
+import os
+import resource
+import sys
 from collections.abc import Iterator, Sequence
 
-from celeriac.worker.pools.child import resident_kib
-
+_PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 _UNITS = ((2**40, "TB"), (2**30, "GB"), (2**20, "MB"), (2**10, "KB"), (0, "b"))
 
 
@@ -22,6 +25,20 @@ def human_bytes(size: float) -> str:
             text = str(int(value)) if value == int(value) else f"{value:.5}"
             return f"{text}{unit}"
     return f"{size}b"  # (a negative size: not one /proc gives)
+
+
+def resident_kib() -> int:
+    """This process's resident memory now, in KiB.
+
+    /proc gives the current size, which falls again when memory is freed; without it the
+    peak (``ru_maxrss``) is the best there is, and a peak never falls.
+    """
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_KIB
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS
 
 
 def rss() -> str:

@@ -41,11 +41,9 @@ from celeriac.worker.consumer import Consumer
 from celeriac.worker.control import WorkerControl
 from celeriac.worker.gc_tuning import tune_for_worker
 from celeriac.worker.listeners import Listeners
-from celeriac.worker.pools.asyncio_pool import AsyncioPool
+from celeriac.worker.pools import POOLS, pool_class
 from celeriac.worker.pools.base import Pool
-from celeriac.worker.pools.prefork import PreforkPool
 from celeriac.worker.pools.start_method import check_start_method
-from celeriac.worker.pools.threads import SoloPool, ThreadsPool
 from celeriac.worker.ratelimit import RateLimits
 from celeriac.worker.request import check_request_classes
 from celeriac.worker.revocations import Revocations
@@ -54,7 +52,6 @@ from celeriac.worker.timelimits import longest_hard_limit, pool_limit_warning
 from celeriac.worker.timer import Timer
 
 logger = logging.getLogger("celeriac.worker")
-POOLS = ("prefork", "threads", "asyncio", "solo")
 # Pools whose task bodies never run on the worker's loop: the broker may do its I/O there.
 LOOP_FREE_POOLS = frozenset({"prefork", "threads", "solo"})
 # The signals that stop a worker (warm at the first, cold at the next).
@@ -201,20 +198,16 @@ class Worker:
             )
         return bounds
 
-    def _make_pool(self) -> Pool:
-        if self.pool_name == "prefork":
-            return PreforkPool(
-                self.app,
-                self.concurrency,
-                max_tasks_per_child=self.max_tasks_per_child,
-                max_memory_per_child=self.max_memory_per_child,
-                hostname=self.hostname,
-                proc_alive_timeout=self.app.conf.worker_proc_alive_timeout,
-            )
-        kinds: dict[str, type[Pool]] = {
-            "threads": ThreadsPool, "asyncio": AsyncioPool, "solo": SoloPool,
-        }  # fmt: skip
-        return kinds[self.pool_name](self.app, self.concurrency)
+    def _make_pool(self, kind: type[Pool]) -> Pool:
+        options: dict[str, Any] = {}
+        if self.pool_name == "prefork":  # what only a pool of child processes takes
+            options = {
+                "max_tasks_per_child": self.max_tasks_per_child,
+                "max_memory_per_child": self.max_memory_per_child,
+                "hostname": self.hostname,
+                "proc_alive_timeout": self.app.conf.worker_proc_alive_timeout,
+            }
+        return kind(self.app, self.concurrency, **options)
 
     # -- running ----------------------------------------------------------------------------
     def start(self) -> int:
@@ -358,11 +351,12 @@ class Worker:
         )
         if not await reach_broker(self._reach_broker, self.retry_policy, self._stop):
             return False
+        kind = pool_class(self.pool_name)  # imported before the freeze: children share it
         if self.app.conf.worker_tune_gc and self.install_signal_handlers:
             # Only a worker that owns its process (not one in a thread of a test or an
             # app); before the pool forks, so children share what start-up made.
             tune_for_worker()
-        self.pool = self._make_pool()
+        self.pool = self._make_pool(kind)
         await self.pool.start()
         if self.pool_name == "solo":  # the worker's own process runs the tasks (Celery 5.7)
             signals.worker_process_init.send(sender=self.hostname)

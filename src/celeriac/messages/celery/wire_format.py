@@ -16,7 +16,6 @@ Pure logic: imports ``celeriac.messages`` and leaves only.
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import json
 import struct
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from celeriac.messages.celery import events
 from celeriac.messages.celery.task_protocol import from_celery, to_celery
 from celeriac.messages.celery.wire import CeleryWire
 from celeriac.messages.envelope import Message, _check_unicode
+from celeriac.messages.serializers import is_decimal
 from celeriac.messages.wire import WireFormat, WireParts
 
 MAGIC = b"CEL2"
@@ -46,7 +46,7 @@ def _plain(value: Any) -> Any:
         return bytes(value).decode("utf-8", "replace")
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
-    if isinstance(value, decimal.Decimal):
+    if is_decimal(value):
         return int(value) if value == value.to_integral_value() else float(value)
     return str(value)
 

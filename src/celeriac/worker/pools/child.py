@@ -13,9 +13,7 @@ import contextlib
 import faulthandler
 import logging
 import os
-import resource
 import signal
-import sys
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
@@ -24,6 +22,7 @@ from celeriac import signals, states
 from celeriac.exceptions import SoftTimeLimitExceeded
 from celeriac.trace import Outcome, OutcomeKind, trace_task
 from celeriac.worker import execution
+from celeriac.worker.memory import resident_kib
 
 logger = logging.getLogger("celeriac.worker.child")
 
@@ -37,8 +36,6 @@ DONE = "done"  # (DONE, wire outcome, retire reason or None): one job finished
 #: Signals held (blocked) while the parent forks; the child unblocks them once its own
 #: handlers are in place, so no signal ever runs the parent's handlers in a child.
 HELD_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP})
-
-_PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def main(
@@ -191,17 +188,3 @@ def retire_reason(done: int, max_tasks: int | None, max_memory_kib: int | None) 
         if rss > max_memory_kib:
             return f"it uses {rss} KiB (max_memory_per_child={max_memory_kib} KiB)"
     return None
-
-
-def resident_kib() -> int:
-    """This process's resident memory now, in KiB.
-
-    /proc gives the current size, which falls again when memory is freed; without it the
-    peak (``ru_maxrss``) is the best there is, and a peak never falls.
-    """
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE_KIB
-    except (OSError, ValueError, IndexError):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import ctypes
 import heapq
 import itertools
 import logging
@@ -235,16 +234,18 @@ class _Watch:
             )  # fmt: skip
 
 
-_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
-
-
 def _raise_in(ident: int, exc: type[BaseException] | None) -> bool:
     """Have thread ``ident`` raise ``exc`` at its next bytecode; ``None`` takes back one
     sent but not raised yet. True when the thread was found."""
+    # Imported when a time limit first passes, not with the pool: ctypes adds about
+    # 0.5 MB to every worker, and most never need it.
+    import ctypes
+
+    set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
     what = None if exc is None else ctypes.py_object(exc)  # None: a NULL pointer
-    found = int(_set_async_exc(ctypes.c_ulong(ident), what))
+    found = int(set_async_exc(ctypes.c_ulong(ident), what))
     if found > 1:  # the C API's contract: more than one thread state means undo it
-        _set_async_exc(ctypes.c_ulong(ident), None)
+        set_async_exc(ctypes.c_ulong(ident), None)
     return found == 1
 
 
