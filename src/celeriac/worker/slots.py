@@ -48,12 +48,12 @@ class Slots:
 
     def _wake(self) -> None:
         """Wake as many waiters as there are free slots (each checks again)."""
-        for _ in range(max(0, self.size - self.used)):
-            while self._waiters:
-                waiter = self._waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)
-                    break
+        free = self.size - self.used
+        while free > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
 
     async def __aenter__(self) -> None:
         await self.acquire()

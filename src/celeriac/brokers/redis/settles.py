@@ -74,20 +74,30 @@ class SettleBatch:
     """Settles of one event loop waiting for the next pipeline, whether one is out, and
     how many deliveries this loop fetched and has not settled yet (``out``)."""
 
-    __slots__ = ("flush", "out", "sending", "task", "waiting")
+    __slots__ = ("flush", "out", "sending", "task", "urgent", "waiting")
 
     def __init__(self) -> None:
         self.waiting: list[Settle] = []
+        self.urgent = 0  # how many of them are not batched acks (they never linger)
         self.sending = False
         self.task: asyncio.Task[None] | None = None
         self.out = 0
         self.flush = asyncio.Event()  # set: send what waits now, without lingering
 
+    def add(self, settle: Settle) -> None:
+        self.waiting.append(settle)
+        if settle.action != "ack":
+            self.urgent += 1
+
+    def take(self) -> list[Settle]:
+        """Everything waiting, for the next pipeline."""
+        items, self.waiting, self.urgent = self.waiting, [], 0
+        return items
+
     def ready(self) -> bool:
         """Send now: something other than a batched ack waits, or every delivery still
         out is waiting here (no other ack can join)."""
-        waiting = self.waiting
-        return len(waiting) >= self.out or any(s.action != "ack" for s in waiting)
+        return self.urgent > 0 or len(self.waiting) >= self.out
 
 
 class RedisSettles:
@@ -109,9 +119,7 @@ class RedisSettles:
         stream, entry_id, pending = broker._parse_token(delivery)
         batch = self._batch()
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        batch.waiting.append(
-            Settle(stream, entry_id, pending, delivery.queue, action, reason, detail, done)
-        )
+        batch.add(Settle(stream, entry_id, pending, delivery.queue, action, reason, detail, done))
         if batch.ready():
             batch.flush.set()
         if not batch.sending:
@@ -141,7 +149,7 @@ class RedisSettles:
                     batch.flush.clear()
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(batch.flush.wait(), ACK_LINGER)
-                items, batch.waiting = batch.waiting, []
+                items = batch.take()
                 batch.out = max(0, batch.out - len(items))
                 try:
                     with broker._guard():
@@ -154,9 +162,8 @@ class RedisSettles:
                     else:
                         _answer(item.done, result=reply)
         except BaseException as exc:  # cancelled, or a bug: nobody may wait forever
-            for item in [*items, *batch.waiting]:
+            for item in [*items, *batch.take()]:
                 _answer(item.done, exception=_unsent(exc))
-            batch.waiting = []
             raise
         finally:
             batch.sending = False
