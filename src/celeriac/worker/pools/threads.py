@@ -2,7 +2,8 @@
 
 A thread cannot be stopped from outside: on a cold shutdown the worker gives the
 messages back and exits the process, which ends the threads. ``solo`` is one thread:
-tasks run one at a time, off the event loop so lease heartbeats keep going.
+tasks run one at a time, off the event loop so lease heartbeats keep going. The threads
+and the hand-back of outcomes to the loop are ``pools.job_threads``.
 
 Time limits (``worker.timelimits``): when one passes, its exception is raised inside the
 task's thread with ``PyThreadState_SetAsyncExc``: ``SoftTimeLimitExceeded`` at the soft
@@ -17,7 +18,6 @@ first statement of a ``try``, such an exception escapes that ``try``.)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import heapq
 import itertools
@@ -26,17 +26,16 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from celeriac._futures import copy_outcome
 from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celeriac.trace import Outcome, trace_task
 from celeriac.worker import request as requests
 from celeriac.worker import timelimits
 from celeriac.worker.execution import Job, precheck, run
 from celeriac.worker.pools.base import Pool
+from celeriac.worker.pools.job_threads import JobThreads
 
 logger = logging.getLogger("celeriac.worker")
 
@@ -46,88 +45,47 @@ class ThreadsPool(Pool):
 
     def __init__(self, app: Any, concurrency: int) -> None:
         super().__init__(app, concurrency)
-        self._executor: ThreadPoolExecutor | None = None
-        self._retired: list[ThreadPoolExecutor] = []  # replaced by a resize, finishing jobs
+        self._threads: JobThreads | None = None
+        self._retired: list[JobThreads] = []  # replaced by a resize, finishing jobs
 
     async def start(self) -> None:
-        self._executor = self._new_executor()
-        self._handback = Handback(asyncio.get_running_loop())
+        self._threads = self._new_threads()
 
-    def _new_executor(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(
-            max_workers=self.concurrency, thread_name_prefix=f"celeriac-{self.name}"
-        )
+    def _new_threads(self) -> JobThreads:
+        return JobThreads(self.concurrency, f"celeriac-{self.name}", asyncio.get_running_loop())
 
     def resize(self, concurrency: int) -> None:
-        """New jobs go to an executor of the new size; the old one's threads finish the
-        jobs they run and end (the consumer never runs more than ``concurrency`` at once)."""
+        """New jobs go to threads of the new number; the old ones finish the jobs they run
+        and end (the consumer never runs more than ``concurrency`` at once)."""
         super().resize(concurrency)
         self.restart()
 
     def restart(self) -> None:
         """Fresh threads for the next jobs (thread-local state starts anew); the tasks
         run in this process, so what it imported or reloaded reaches them either way."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-            self._retired.append(self._executor)
-            self._executor = self._new_executor()
+        if self._threads is not None:
+            self._threads.shutdown(wait=False)
+            self._retired.append(self._threads)
+            self._threads = JobThreads(self.concurrency, self._threads.name, self._threads.loop)
 
     async def run(self, job: Job) -> Outcome:
-        if self._executor is None:
+        if self._threads is None:
             raise RuntimeError("the pool is not started")
         # A fresh context per task: a task's request never leaks into the next one.
         context = contextvars.Context()
         hard, soft = timelimits.limits_for(job)
         if hard is None and soft is None:
-            done = self._executor.submit(context.run, run, job)
+            outcome: Outcome = await self._threads.submit(context.run, run, job)
         else:
-            done = self._executor.submit(context.run, run_limited, job, hard, soft)
-        return await self._handback.wait(done)
+            outcome = await self._threads.submit(context.run, run_limited, job, hard, soft)
+        return outcome
 
     async def stop(self, *, terminate: bool) -> None:
-        executors = [*self._retired, self._executor] if self._executor is not None else []
-        self._executor, self._retired = None, []
-        for executor in executors:
+        every = [*self._retired, self._threads] if self._threads is not None else []
+        self._threads, self._retired = None, []
+        for threads in every:
             # Running bodies cannot be interrupted; with terminate the process exits soon.
-            executor.shutdown(wait=not terminate, cancel_futures=True)
-
-
-class Handback:
-    """Outcomes of the threads' jobs, handed back to the event loop in batches.
-
-    ``run_in_executor`` wakes the loop once per job (a write to its self-pipe, then an
-    epoll round); at thousands of short tasks a second that is much of the pool's cost.
-    Here a finished job joins a list, and the loop is woken only when no wake-up is
-    already on its way: one wake-up hands back every job that finished meanwhile.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self._lock = threading.Lock()
-        self._finished: list[tuple[Future[Outcome], asyncio.Future[Outcome]]] = []
-        self._waking = False
-
-    def wait(self, done: Future[Outcome]) -> asyncio.Future[Outcome]:
-        """An asyncio future with ``done``'s outcome, set on the loop."""
-        waiter: asyncio.Future[Outcome] = self.loop.create_future()
-        done.add_done_callback(lambda finished: self._finish(finished, waiter))
-        return waiter
-
-    def _finish(self, done: Future[Outcome], waiter: asyncio.Future[Outcome]) -> None:
-        with self._lock:  # on the job's thread
-            self._finished.append((done, waiter))
-            if self._waking:
-                return
-            self._waking = True
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-            self.loop.call_soon_threadsafe(self._hand_back)
-
-    def _hand_back(self) -> None:
-        with self._lock:  # on the loop
-            finished, self._finished = self._finished, []
-            self._waking = False
-        for done, waiter in finished:  # (a waiter cancelled meanwhile, by a cold shutdown,
-            copy_outcome(done, waiter)  # is left alone)
+            threads.shutdown(wait=not terminate, cancel_pending=True)
 
 
 class SoloPool(ThreadsPool):
