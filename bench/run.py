@@ -691,7 +691,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("-n", "--n", type=int, help="tasks per drain (default 20,000; quick 2,000)")
     p.add_argument("--reps", type=int, help="repetitions (default 3; quick 1)")
-    p.add_argument("--peers", help=f"comma-separated peers (default all: {','.join(PEERS)})")
+    p.add_argument(
+        "--peers",
+        help=f"comma-separated peers (default all: {','.join(PEERS)}; '' for none)",
+    )
     p.add_argument("--pools", default="threads,asyncio,prefork", help="celeriac pools")
     p.add_argument("--latency-samples", type=int, help="idle latency samples (default 200)")
     p.add_argument("--sporadic-samples", type=int, help="sporadic samples (default 15)")
@@ -736,6 +739,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)  # fmt: skip
 
 
+def chosen_peers(args: argparse.Namespace) -> list[str]:
+    """The peers to measure: every one by default, none with ``--peers ''`` (celeriac
+    alone, in its own venv as in a full run) or ``--quick``."""
+    if args.quick:
+        return []
+    chosen = ",".join(PEERS) if args.peers is None else args.peers
+    peers = [p for p in chosen.split(",") if p]
+    unknown = set(peers) - set(PEERS)
+    if unknown:
+        raise SystemExit(f"unknown peers: {', '.join(sorted(unknown))}")
+    return peers
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.render:
@@ -744,10 +760,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"wrote {source.parent / 'RESULTS.md'}")
         return 0
     quick = args.quick
-    peers = [] if quick else [p for p in (args.peers or ",".join(PEERS)).split(",") if p]
-    unknown = set(peers) - set(PEERS)
-    if unknown:
-        raise SystemExit(f"unknown peers: {', '.join(sorted(unknown))}")
+    peers = chosen_peers(args)
     if "/15" in args.redis_url.rstrip("/")[-3:]:
         raise SystemExit("DB 15 belongs to the test suite: pick another --redis-url")
     pools = [p for p in args.pools.split(",") if p]

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,3 +123,28 @@ def test_quick_mode_runs_a_real_worker(tmp_path: Path) -> None:
     assert "## Figures" in report
     assert "idle hand-off floor, no task queue: Redis" in report
     assert "the machine's floor" in report
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], "every"),
+        (["--peers", ""], []),
+        (["--peers", "celery,dramatiq"], ["celery", "dramatiq"]),
+        (["--quick", "--peers", "celery"], []),
+    ],
+)
+def test_the_peers_measured_are_every_one_by_default_and_none_when_given_empty(
+    argv: list[str], expected: Any
+) -> None:
+    from bench import run
+
+    chosen = run.chosen_peers(run.parse(argv))
+    assert chosen == (list(run.PEERS) if expected == "every" else expected)
+
+
+def test_an_unknown_peer_is_refused_by_name() -> None:
+    from bench import run
+
+    with pytest.raises(SystemExit, match="unknown peers: nope"):
+        run.chosen_peers(run.parse(["--peers", "celery,nope"]))
