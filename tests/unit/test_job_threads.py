@@ -34,13 +34,15 @@ def test_each_job_gets_its_own_result_or_error_back_on_the_loop() -> None:
 
 
 def test_threads_start_as_jobs_need_them_and_never_more_than_the_size() -> None:
-    release = threading.Event()
+    release, three_running = threading.Event(), threading.Event()
     names: set[str] = set()
     lock = threading.Lock()
 
     def blocking() -> None:
         with lock:
             names.add(threading.current_thread().name)
+            if len(names) == 3:
+                three_running.set()  # each thread holds a job: none can take another
         assert release.wait(WAIT)
 
     async def main() -> None:
@@ -52,9 +54,10 @@ def test_threads_start_as_jobs_need_them_and_never_more_than_the_size() -> None:
         ]
         more = [threads.submit(blocking) for _ in range(5)]  # one more thread, then queued
         assert len(threads._threads) == 3
+        assert await asyncio.to_thread(three_running.wait, WAIT)
+        assert names == {"celeriac-threads_0", "celeriac-threads_1", "celeriac-threads_2"}
         release.set()
         await asyncio.gather(*first, *more)
-        assert names == {"celeriac-threads_0", "celeriac-threads_1", "celeriac-threads_2"}
         again = threads.submit(lambda: threading.current_thread().name)
         assert await again in names and len(threads._threads) == 3  # reused, none started
         threads.shutdown(wait=True)
