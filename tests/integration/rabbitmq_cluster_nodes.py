@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,11 +66,10 @@ class LocalRabbitCluster:
                 node.start(ready=False)  # side by side: start-up is most of the cost
             for node in self.nodes:
                 node.wait_ready()
-            joins = [threading.Thread(target=self._join, args=(n,)) for n in self.nodes[1:]]
-            for thread in joins:
-                thread.start()
-            for thread in joins:
-                thread.join(180)
+            # One at a time: joins in parallel race on the cluster's schema set-up, and one
+            # can fail in mnesia (rabbitmq/rabbitmq-server#2631).
+            for node in self.nodes[1:]:
+                self._join(node)
             self.wait_until_running(self.nodes)
         except BaseException:
             self.stop()
