@@ -19,7 +19,13 @@ from celeriac.config.hints import UnknownSettingWarning
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.messages.celery.wire_format import CELERY
 from celeriac.messages.wire import NATIVE, WireFormat
-from celeriac.results.base import NATIVE_RECORDS, DisabledBackend, RecordFormat, ResultBackend
+from celeriac.results.base import (
+    MEMORY_SCHEMES,
+    NATIVE_RECORDS,
+    DisabledBackend,
+    RecordFormat,
+    ResultBackend,
+)
 from celeriac.results.celery_records import CELERY_RECORDS
 
 if TYPE_CHECKING:
@@ -30,7 +36,6 @@ _REDIS = ("redis", "rediss", "unix", "sentinel", "redis+cluster", "rediss+cluste
 _KOMBU_REDIS = tuple(f"kombu+{scheme}" for scheme in ("redis", "rediss", "unix", "sentinel"))
 KOMBU_VISIBILITY_TIMEOUT = 3600.0  # kombu's default: Celery workers restore after this
 _AMQP = ("amqp", "amqps", "pyamqp")
-_MEMORY_RESULTS = ("cache+memory", "memory")  # results.memory.MemoryBackend.schemes
 _SENTINEL = ("sentinel", "kombu+sentinel")  # sentinel://s1:26379;sentinel://s2:26379
 # Celery 4's amqp result backend (removed in Celery 5): answered by name, with rpc:// as the fix.
 _OLD_AMQP_BACKEND = {"amqp", "amqps", "pyamqp"}
@@ -264,7 +269,7 @@ def create_backend(
         "accept_content": accept_content,
         "record_format": record_format,
     }
-    if scheme in _MEMORY_RESULTS:
+    if scheme in MEMORY_SCHEMES:
         return _memory_backend(options)
     if scheme.partition("+")[0] in _DATABASE or url in _DATABASE:
         if transport_options:  # Celery's database store reads none either

@@ -103,6 +103,8 @@ class RecordFormat:
 
 
 NATIVE_RECORDS = RecordFormat()
+#: The URL schemes of the in-process store (``results.memory``), known without loading it.
+MEMORY_SCHEMES = ("cache+memory", "memory")
 
 
 def pending_meta(task_id: str) -> TaskMeta:

@@ -10,11 +10,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from celeriac.results.base import RecordFormat, ResultBackend
+from celeriac.results.base import MEMORY_SCHEMES, RecordFormat, ResultBackend
 
 
 class MemoryBackend(ResultBackend):
-    schemes = ("cache+memory", "memory")
+    schemes = MEMORY_SCHEMES
 
     def __init__(
         self,

@@ -49,10 +49,10 @@ class ThreadsPool(Pool):
         self._retired: list[JobThreads] = []  # replaced by a resize, finishing jobs
 
     async def start(self) -> None:
-        self._threads = self._new_threads()
+        self._threads = self._new_threads(asyncio.get_running_loop())
 
-    def _new_threads(self) -> JobThreads:
-        return JobThreads(self.concurrency, f"celeriac-{self.name}", asyncio.get_running_loop())
+    def _new_threads(self, loop: asyncio.AbstractEventLoop) -> JobThreads:
+        return JobThreads(self.concurrency, f"celeriac-{self.name}", loop)
 
     def resize(self, concurrency: int) -> None:
         """New jobs go to threads of the new number; the old ones finish the jobs they run
@@ -66,7 +66,7 @@ class ThreadsPool(Pool):
         if self._threads is not None:
             self._threads.shutdown(wait=False)
             self._retired.append(self._threads)
-            self._threads = JobThreads(self.concurrency, self._threads.name, self._threads.loop)
+            self._threads = self._new_threads(self._threads.loop)
 
     async def run(self, job: Job) -> Outcome:
         if self._threads is None:
