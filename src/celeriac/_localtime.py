@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta, timezone, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "aware_utc", "first_instant", "is_imaginary", "local_zone", "naive_local", "require_aware",
@@ -33,6 +32,8 @@ def require_aware(moment: datetime, name: str) -> None:
 def local_zone() -> tzinfo:
     """The host's time zone, with its DST rules: ``$TZ`` if it names a zone, else
     ``/etc/localtime``; failing both, the host's current UTC offset."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # (loaded by the first caller)
+
     name = os.environ.get("TZ", "").lstrip(":")
     if name:
         try:

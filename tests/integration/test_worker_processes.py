@@ -62,6 +62,9 @@ def project(request: pytest.FixtureRequest, make_project: Callable[..., Project]
 # Modules a worker never loads unless it uses them (each is hundreds of KB resident).
 OPTIONAL_MODULES = (
     "celeriac.beat", "celeriac.schedules", "celeriac.events.state", "celeriac.brokers.memory",
+    "celeriac.events.receiver", "celeriac.messages.celery", "celeriac.control.wire_mailbox",
+    "celeriac.security.signing", "celeriac.app.control", "celeriac.cli.outbox",
+    "pickle", "zoneinfo", "logging.handlers", "pprint",
 )  # fmt: skip
 POOL_MODULES = {"threads": "threads", "solo": "threads", "asyncio": "asyncio_pool",
                 "prefork": "prefork"}  # fmt: skip
@@ -100,6 +103,8 @@ def test_each_pool_runs_tasks_sent_from_another_process(
         expected = {pools[pool]}
         if pool == "asyncio":  # its plain functions run on the threads pool
             expected.add(pools["threads"])
+        if pool == "prefork":  # multiprocessing: the parent and its children talk in pickles
+            expected.add("pickle")
         optional = [*OPTIONAL_MODULES, *pools.values()]
         assert set(proj.loaded.delay(optional).get(timeout=20)) == expected
         assert worker.stop() == 0

@@ -92,3 +92,55 @@ def test_the_threads_pool_raises_a_soft_time_limit_in_a_process_that_had_no_ctyp
         """
     )
     assert out.splitlines() == ["False", "stopped"]
+
+
+def test_what_an_app_loads_on_first_use_works_the_first_time() -> None:
+    """Pickle, time zones, Celery's wire format, message signing, event receivers, the
+    remote-control client and log files: none is loaded by ``import celeriac``, and each
+    works in a process where nothing had loaded it."""
+    out = run_fresh(
+        """
+        import logging, sys, tempfile, os
+        import celeriac
+        from celeriac import Celery
+
+        lazy = ("pickle", "zoneinfo", "logging.handlers", "pprint",
+                "celeriac.messages.celery", "celeriac.security.signing",
+                "celeriac.events.receiver", "celeriac.app.control", "celeriac.control.client")
+        print(sorted(name for name in lazy if name in sys.modules))
+
+        from celeriac.messages import serializers
+        pickled = serializers.get_serializer("pickle")
+        print(pickled.loads(pickled.dumps({"a": (1, 2)})))
+
+        app = Celery("fresh", broker="memory://", timezone="Europe/Paris")
+        print(app.timezone, app.now().tzinfo)
+
+        celery_app = Celery("wire", broker="memory://", wire_format="celery")
+        print(type(celery_app.broker.wire_format).__name__)
+
+        signing = Celery("signed", broker="memory://", security_keys=["k" * 32])
+        print(type(signing.signer).__name__)
+
+        from celeriac.events import EventReceiver
+        print(EventReceiver.__name__, type(app.events.Receiver(app)).__name__)
+        print(type(app.control).__name__, app.control_cls)
+
+        from celeriac.app.logsetup import make_handler
+        handler = make_handler(os.path.join(tempfile.mkdtemp(), "w.log"))
+        print(type(handler).__name__)
+        handler.close()
+        print(app.bugreport().count("timezone: 'Europe/Paris'"))
+        """
+    )
+    assert out.splitlines() == [
+        "[]",
+        "{'a': (1, 2)}",
+        "Europe/Paris Europe/Paris",
+        "CeleryWireFormat",
+        "HmacSigner",
+        "EventReceiver EventReceiver",
+        "Control celeriac.app.control:Control",
+        "WatchedFileHandler",
+        "1",
+    ]

@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 from celeriac.brokers.base import MAX_PRIORITY, Broker
 from celeriac.config.hints import UnknownSettingWarning
 from celeriac.exceptions import ImproperlyConfigured
-from celeriac.messages.celery.wire_format import CELERY
 from celeriac.messages.wire import NATIVE, WireFormat
 from celeriac.results.base import (
     MEMORY_SCHEMES,
@@ -26,7 +25,6 @@ from celeriac.results.base import (
     RecordFormat,
     ResultBackend,
 )
-from celeriac.results.celery_records import CELERY_RECORDS
 
 if TYPE_CHECKING:
     from celeriac.brokers.embedded import EmbeddedServer
@@ -61,10 +59,7 @@ DATABASE_SETTINGS = (
 _MEMCACHED = ("memcached", "memcache", "pymemcache", "pylibmc")
 EMBEDDED_RESULTS_DB = 1  # the embedded server's database for results; its broker uses 0
 # The wire_format setting's values: how messages and result records are framed.
-_WIRE_FORMATS: dict[str, tuple[WireFormat, RecordFormat]] = {
-    "celeriac": (NATIVE, NATIVE_RECORDS),
-    "celery": (CELERY, CELERY_RECORDS),
-}
+WIRE_FORMAT_NAMES = ("celeriac", "celery")
 
 
 def _scheme(url: str) -> str:
@@ -77,14 +72,18 @@ def _named(scheme: str) -> str:
 
 def wire_formats(name: Any) -> tuple[WireFormat, RecordFormat]:
     """The message and result-record formats the ``wire_format`` setting names."""
-    found = _WIRE_FORMATS.get(name) if isinstance(name, str) else None
-    if found is None:
-        choices = ", ".join(repr(choice) for choice in sorted(_WIRE_FORMATS))
-        raise ImproperlyConfigured(
-            f"wire_format is {name!r}, which is not a wire format celeriac has: set it to "
-            f"one of {choices}, or leave it unset"
-        )
-    return found
+    if name == "celeriac":
+        return NATIVE, NATIVE_RECORDS
+    if name == "celery":  # Celery's format is loaded only by the apps that speak it
+        from celeriac.messages.celery.wire_format import CELERY
+        from celeriac.results.celery_records import CELERY_RECORDS
+
+        return CELERY, CELERY_RECORDS
+    choices = ", ".join(repr(choice) for choice in sorted(WIRE_FORMAT_NAMES))
+    raise ImproperlyConfigured(
+        f"wire_format is {name!r}, which is not a wire format celeriac has: set it to "
+        f"one of {choices}, or leave it unset"
+    )
 
 
 def create_broker(

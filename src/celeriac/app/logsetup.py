@@ -10,7 +10,6 @@ and ``after_setup_task_logger``.
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import re
 import socket
 import sys
@@ -88,7 +87,9 @@ def supports_color(log_color: bool | None, logfile: str | None) -> bool:
 def make_handler(logfile: str | None) -> logging.Handler:
     """stderr, or the file (reopened when logrotate moves it away, so no restart is needed)."""
     if logfile:
-        return logging.handlers.WatchedFileHandler(logfile, encoding="utf-8")
+        from logging.handlers import WatchedFileHandler  # (large: only for a log file)
+
+        return WatchedFileHandler(logfile, encoding="utf-8")
     return logging.StreamHandler(sys.stderr)
 
 

@@ -23,14 +23,12 @@ import weakref
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar, cast
-from zoneinfo import ZoneInfo
 
 from celeriac._context import get_current_request, set_current_app
 from celeriac._localtime import local_zone
 from celeriac.app import signing
 from celeriac.app.annotations import prepare_annotations
 from celeriac.result import ResultSet as _ResultSet
-from celeriac.security.signing import Signer
 from celeriac.task import Task
 
 # Task's own from_config pairs: resolved on each use by Task.resolve, not set at binding.
@@ -41,6 +39,7 @@ if TYPE_CHECKING:
     from celeriac.app.registry import TaskRegistry
     from celeriac.config.conf import Settings
     from celeriac.events import LamportClock
+    from celeriac.security.signing import Signer
 
 
 class AppMembers:
@@ -81,6 +80,8 @@ class AppMembers:
         off the host's local zone, as in Celery."""
         name = self.conf.timezone
         if name:
+            from zoneinfo import ZoneInfo  # (with its tz database: only when a zone is set)
+
             return ZoneInfo(name)
         return timezone.utc if self.conf.enable_utc else local_zone()
 

@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from celeriac._context import get_current_app
 from celeriac._imports import symbol_by_name
-from celeriac.app.amqp import AMQP
-from celeriac.app.control import Control
 from celeriac.app.loader import AppLoader
 from celeriac.app.log import Logging
 from celeriac.app.registry import TaskRegistry
@@ -26,7 +24,9 @@ from celeriac.exceptions import ImproperlyConfigured
 from celeriac.results.base import ResultBackend
 
 if TYPE_CHECKING:
+    from celeriac.app.amqp import AMQP
     from celeriac.app.base import Celeriac
+    from celeriac.app.control import Control
 
 #: ``loader_cls`` aliases, as Celery's (its ``default`` loader is not offered).
 _LOADERS = {"app": AppLoader}
@@ -43,10 +43,11 @@ def _unpickle_appattr(reverse: str, args: tuple[Any, ...]) -> Any:
 class AppParts:
     """The part classes of Celery's app (mixed into ``Celeriac``)."""
 
-    # Celery names its defaults by path; celeriac's are the classes themselves.
-    amqp_cls: Any = AMQP
+    # Named by path, as Celery's: the client-side parts load on first use, so a worker
+    # that never sends a remote-control command does not carry their code.
+    amqp_cls: Any = "celeriac.app.amqp:AMQP"
     backend_cls: Any = None  # None: the store result_backend names
-    control_cls: Any = Control
+    control_cls: Any = "celeriac.app.control:Control"
     events_cls: Any = Events
     loader_cls: Any = None  # None: CELERY_LOADER, else celeriac's AppLoader
     log_cls: Any = Logging

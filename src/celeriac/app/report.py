@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
-import pprint
 from typing import TYPE_CHECKING, Any
 
 import celeriac
@@ -62,6 +61,8 @@ def bugreport(app: Celeriac) -> str:
     changed = changed_settings(app)
     if not changed:
         lines.append("(every setting has its default value)")
+    import pprint  # (only a report needs it)
+
     for key, value in changed.items():
         text = pprint.pformat(value, width=88, sort_dicts=True)
         lines.append(f"{key}: {text}")

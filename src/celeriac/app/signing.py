@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.messages.serializers import registry, resolve_accept
-from celeriac.security.signing import HmacSigner, Signer
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celeriac
+    from celeriac.security.signing import Signer
 
 _CERTIFICATE = "_celeriac_certificate_signer"  # set by setup_security
 _HMAC = "_celeriac_hmac_signer"  # (security_keys, signer), rebuilt when the keys change
@@ -111,6 +111,8 @@ def signer_of(app: Celeriac) -> Signer | None:
         return None
     cached: tuple[tuple[str | bytes, ...], Signer] | None = app.__dict__.get(_HMAC)
     if cached is None or cached[0] != tuple(keys):
+        from celeriac.security.signing import HmacSigner  # (signing apps only)
+
         cached = (tuple(keys), HmacSigner(keys))
         app.__dict__[_HMAC] = cached
     return cached[1]

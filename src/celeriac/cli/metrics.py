@@ -14,7 +14,6 @@ from typing import Any
 import click
 
 from celeriac.cli.base import CLIContext, CLIError
-from celeriac.cli.ops import comma_list
 from celeriac.exceptions import ImproperlyConfigured
 
 PORTS = click.IntRange(min=0, max=65535)
@@ -58,6 +57,7 @@ def exporter_command(
     """Serve cluster-wide metrics on /metrics: queue depths and dead letters from the
     broker; task counts, runtimes and workers from events."""
     require_prometheus_client()
+    from celeriac.cli.ops import comma_list  # (the exporter's command only)
     from celeriac.metrics.exporter import serve_exporter
 
     app = obj.load_app()

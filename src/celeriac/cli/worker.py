@@ -25,7 +25,6 @@ from celeriac.app.logsetup import node_format, setup_logging
 from celeriac.app.redirect import redirected_stdouts
 from celeriac.cli.base import LOGLEVEL, CLIContext, CLIError
 from celeriac.cli.metrics import start_worker_metrics
-from celeriac.cli.outbox import RelayThread, relay_for
 from celeriac.cli.pidfile import Pidfile, PidfileInUse
 from celeriac.cli.privileges import apply_umask, drop_privileges
 from celeriac.cli.refused import refused_options
@@ -237,6 +236,13 @@ def check_start(ctx: click.Context, param: click.Parameter, value: str | None) -
         raise click.BadParameter(SPAWN_REFUSED, ctx, param)
 
 
+def _start_relay(app: Any) -> Any:
+    """``--outbox-relay``: the outbox relay beside the worker (its code loaded only then)."""
+    from celeriac.cli.outbox import RelayThread, relay_for
+
+    return RelayThread(relay_for(app)).start()
+
+
 def check_autoscale(
     ctx: click.Context, param: click.Parameter, value: str | None
 ) -> tuple[int, int] | None:
@@ -424,7 +430,7 @@ def worker_command(
             if purge:
                 click.echo(purge_queues(app, instance.queues))
             metrics = start_worker_metrics(instance, metrics_port)
-            relay = RelayThread(relay_for(app)).start() if outbox_relay else None
+            relay = _start_relay(app) if outbox_relay else None
             try:  # the banner went to the real stdout; from here prints are logged
                 with redirected_stdouts(app.conf, enabled=not logging_taken):
                     code = instance.start()

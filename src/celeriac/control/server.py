@@ -19,7 +19,6 @@ from typing import Any
 
 from celeriac._futures import cancel_and_wait
 from celeriac.brokers.base import Broker, Subscription
-from celeriac.control import wire_mailbox
 from celeriac.control.protocol import (
     CONTROL,
     Command,
@@ -91,6 +90,8 @@ class ControlServer:
             await self._reply(command.ticket, reply)
 
     async def _serve_wire(self, payload: bytes) -> None:
+        from celeriac.control import wire_mailbox  # (Celery's format: only where it is spoken)
+
         await wire_mailbox.serve(self.broker, self.state.hostname, payload, self.dispatch)
 
     async def dispatch(self, command: Command) -> Any:

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from celeriac.events.app_events import Events, anon_nodename
 from celeriac.events.dispatcher import EventDispatcher
 from celeriac.events.event import Event, LamportClock, group_from
-from celeriac.events.receiver import EventReceiver
 
 if TYPE_CHECKING:
+    from celeriac.events.receiver import EventReceiver
     from celeriac.events.state import State
 
 
@@ -27,6 +27,10 @@ def __getattr__(name: str) -> Any:
         from celeriac.events.state import State
 
         return State
+    if name == "EventReceiver":  # (likewise: what receives events, a worker never loads)
+        from celeriac.events.receiver import EventReceiver
+
+        return EventReceiver
     raise AttributeError(f"module 'celeriac.events' has no attribute {name!r}")
 
 

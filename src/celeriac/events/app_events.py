@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, cast
 from celeriac.brokers.base import Broker, Topic
 from celeriac.events.dispatcher import EventDispatcher
 from celeriac.events.event import LamportClock, encode, topic
-from celeriac.events.receiver import EventReceiver, Handler
 
 if TYPE_CHECKING:
+    from celeriac.events.receiver import EventReceiver, Handler
     from celeriac.events.state import State
 
 
@@ -93,6 +93,8 @@ class Events:
         if channel is not None and hasattr(channel, "conf") and hasattr(channel, "events"):
             app, channel = channel, None  # an app given as the channel
         events: Events = app.events if app is not self.app else self
+        from celeriac.events.receiver import EventReceiver  # (monitors only, not workers)
+
         return EventReceiver(
             _broker_of(app, channel), events.topic, handlers, history=history, clock=events.clock
         )

@@ -11,7 +11,6 @@ import base64
 import datetime as dt
 import functools
 import json
-import pickle
 import sys
 import uuid
 from collections.abc import Callable, Iterable
@@ -107,8 +106,17 @@ def _msgpack_loads(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False)
 
 
+# pickle is imported by the first message that uses it: most processes never do.
 def _pickle_dumps(value: Any) -> bytes:
+    import pickle
+
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _pickle_loads(data: bytes) -> Any:
+    import pickle
+
+    return pickle.loads(data)
 
 
 #: The content type of a message signed by Celery's ``auth`` serializer.
@@ -137,7 +145,7 @@ registry: dict[str, Serializer] = {
         Serializer("json", "application/json", "utf-8", _json_dumps, _json_loads),
         Serializer("msgpack", "application/x-msgpack", "binary", _msgpack_dumps, _msgpack_loads),
         Serializer(
-            "pickle", "application/x-python-serialize", "binary", _pickle_dumps, pickle.loads
+            "pickle", "application/x-python-serialize", "binary", _pickle_dumps, _pickle_loads
         ),
         Serializer("auth", AUTH_CONTENT_TYPE, "utf-8", _auth_dumps, _auth_loads),
     )
