@@ -24,6 +24,9 @@ DEFAULT_CONTENT_ENCODING = "utf-8"
 _LENGTH = struct.Struct(">I")
 _PREFIX = len(MAGIC) + _LENGTH.size
 _dump_meta = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# One decoder, fed text: ``json.loads`` would build its arguments and guess the encoding
+# of every message's metadata, which is always UTF-8 (strictly: no lone surrogates).
+_load_meta = json.JSONDecoder().decode
 
 
 def _check_unicode(meta: Any) -> None:
@@ -89,7 +92,7 @@ class Message:
             )
         raw = data[_PREFIX : _PREFIX + meta_len]
         try:
-            meta = json.loads(raw)
+            meta = _load_meta(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise DecodeError(f"message metadata is not valid JSON: {exc}") from None
         except RecursionError:  # the parser's depth limit: nothing celeriac writes nests so

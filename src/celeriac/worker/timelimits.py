@@ -41,16 +41,12 @@ def limits_for(job: Job) -> Limits:
     task, request = job.task, job.request
     header = request.timelimit or (None, None)
     conf = task.app.conf
-    hard = _first(
-        (header[0], "the call's time_limit"),
-        (getattr(task, "time_limit", None), f"{task.name}.time_limit"),
-        (conf.task_time_limit, "task_time_limit"),
-    )
-    soft = _first(
-        (header[1], "the call's soft_time_limit"),
-        (getattr(task, "soft_time_limit", None), f"{task.name}.soft_time_limit"),
-        (conf.task_soft_time_limit, "task_soft_time_limit"),
-    )
+    # The call's, the task's, the setting's; most tasks have none (checked first: this
+    # runs for every task).
+    hards = (header[0], getattr(task, "time_limit", None), conf.task_time_limit)
+    softs = (header[1], getattr(task, "soft_time_limit", None), conf.task_soft_time_limit)
+    hard = None if hards == _NONE_GIVEN else _first(hards, "time_limit", str(task.name))
+    soft = None if softs == _NONE_GIVEN else _first(softs, "soft_time_limit", str(task.name))
     if hard is not None and soft is not None and soft >= hard:
         _warn_once(str(task.name), hard, soft)
         soft = None
@@ -62,8 +58,9 @@ def longest_hard_limit(app: Any) -> float | None:
     ``task_time_limit``); None when no task has one. A call's own limit is not known yet."""
     limits = [
         _first(
-            (getattr(task, "time_limit", None), f"{task.name}.time_limit"),
-            (app.conf.task_time_limit, "task_time_limit"),
+            (None, getattr(task, "time_limit", None), app.conf.task_time_limit),
+            "time_limit",
+            str(task.name),
         )
         for task in app.tasks.values()
     ]
@@ -132,13 +129,14 @@ def pool_limit_warning(app: Any, pool: str) -> str | None:
 def configured_limits(task: Any, conf: Any) -> Limits:
     """``(hard, soft)`` from the task's attributes, else the settings (no call known yet);
     a soft limit not below the hard one is left out, as ``limits_for`` drops it."""
+    name = str(task.name)
     hard = _first(
-        (getattr(task, "time_limit", None), f"{task.name}.time_limit"),
-        (conf.task_time_limit, "task_time_limit"),
+        (None, getattr(task, "time_limit", None), conf.task_time_limit), "time_limit", name
     )
     soft = _first(
-        (getattr(task, "soft_time_limit", None), f"{task.name}.soft_time_limit"),
-        (conf.task_soft_time_limit, "task_soft_time_limit"),
+        (None, getattr(task, "soft_time_limit", None), conf.task_soft_time_limit),
+        "soft_time_limit",
+        name,
     )
     if hard is not None and soft is not None and soft >= hard:
         soft = None
@@ -174,8 +172,13 @@ def seconds(value: Any, source: str = "time limit") -> float | None:
     return float(value)
 
 
-def _first(*candidates: tuple[Any, str]) -> float | None:
-    for value, source in candidates:
+_NONE_GIVEN = (None, None, None)
+
+
+def _first(values: tuple[Any, Any, Any], option: str, task_name: str) -> float | None:
+    """The first of the call's, the task's and the setting's ``option`` that is a limit."""
+    sources = (f"the call's {option}", f"{task_name}.{option}", f"task_{option}")
+    for value, source in zip(values, sources, strict=True):
         limit = seconds(value, source)
         if limit is not None:
             return limit
