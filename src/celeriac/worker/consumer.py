@@ -252,7 +252,8 @@ class Consumer:
                 return
             if not expired:  # as in Celery, a revoked or expired task is not "received";
                 # nor is one postponed by its rate limit until it comes back due (once).
-                signals.task_received.send(sender=self, request=prepared.request)
+                if signals.task_received.has_receivers:
+                    signals.task_received.send(sender=self, request=prepared.request)
                 self.listeners.received(prepared)
             async with self._slots:
                 if id(delivery) not in self.held:

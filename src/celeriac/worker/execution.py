@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states
@@ -67,11 +67,12 @@ class Job:
 
     task: Task[..., Any]
     request: Request
+    #: The task id (every message carries one: the envelope is checked on receipt); kept,
+    #: as the consumer and its listeners ask for it several times per task.
+    id: str = field(init=False)
 
-    @property
-    def id(self) -> str:
-        """The task id (every message carries one: the envelope is checked on receipt)."""
-        return str(self.request.id)
+    def __post_init__(self) -> None:
+        self.id = str(self.request.id)
 
 
 @dataclass(slots=True)
