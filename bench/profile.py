@@ -30,7 +30,7 @@ BINDIR = Path(sys.executable).parent
 CONCURRENCY = {"threads": 8, "asyncio": 100, "prefork": 2, "solo": 1}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.split("\n")[0])
     p.add_argument("--pool", default="asyncio", choices=sorted(CONCURRENCY))
     p.add_argument(
@@ -47,12 +47,18 @@ def main() -> None:
                         "GIL-bound worker's time goes)")  # fmt: skip
     p.add_argument("--top", type=int, default=30, help="rows of each profile table")
     p.add_argument("--flame", metavar="SVG", help="with --py-spy: also write a flame graph")
-    args = p.parse_args()
+    p.add_argument("--callgrind", metavar="LOG",
+                   help="run the worker under valgrind's callgrind, its log to LOG, and print "
+                        "the instructions it executed (start-up included; see "
+                        "bench.instructions)")  # fmt: skip
+    args = p.parse_args(argv)
     if args.redis_url.rstrip("/").endswith("/15"):
         p.error("Redis DB 15 belongs to the tests; use another DB")
     spy = shutil.which("py-spy", path=str(BINDIR)) or shutil.which("py-spy")
     if args.py_spy and spy is None:
         p.error("--py-spy needs py-spy: pip install py-spy")
+    if args.callgrind and shutil.which("valgrind") is None:
+        p.error("--callgrind needs valgrind: apt-get install valgrind")
 
     env = {
         **os.environ,
@@ -78,8 +84,13 @@ def main() -> None:
     else:
         client.send_bulk("incr", [args.n] * args.n)
         first, last = f"{prefix}:first", f"{prefix}:done"
+    under = (
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+         f"--log-file={args.callgrind}"]
+        if args.callgrind else []
+    )  # fmt: skip
     worker = subprocess.Popen(
-        peer.worker_command(str(BINDIR)), env=env, cwd=ROOT, stdout=subprocess.DEVNULL
+        [*under, *peer.worker_command(str(BINDIR))], env=env, cwd=ROOT, stdout=subprocess.DEVNULL
     )
     recording = None
     try:
@@ -119,6 +130,16 @@ def main() -> None:
         worker.terminate()
         worker.wait()
         r.flushdb()
+    if args.callgrind:  # valgrind writes its totals as the worker exits
+        print(f"instructions executed by the worker: {collected(Path(args.callgrind)):,}")
+
+
+def collected(log: Path) -> int:
+    """The instruction count callgrind's log reports (``Collected : N``)."""
+    for line in log.read_text().splitlines():
+        if "Collected :" in line:
+            return int(line.rsplit(":", 1)[1])
+    sys.exit(f"no instruction count in {log}: the worker did not exit cleanly under valgrind")
 
 
 def _cpu(pid: int) -> tuple[float, float, int]:

@@ -148,3 +148,18 @@ def test_an_unknown_peer_is_refused_by_name() -> None:
 
     with pytest.raises(SystemExit, match="unknown peers: nope"):
         run.chosen_peers(run.parse(["--peers", "celery,nope"]))
+
+
+def test_the_instruction_count_is_read_from_callgrind_s_log(tmp_path: Path) -> None:
+    from bench.profile import collected
+
+    log = tmp_path / "cg.log"
+    log.write_text(
+        "==41== Callgrind, a call-graph generating cache profiler\n"
+        "==41== Events    : Ir\n==41== Collected : 2703911447\n==41== \n"
+        "==41== I   refs:      2,703,911,447\n"
+    )
+    assert collected(log) == 2_703_911_447
+    log.write_text("==41== Callgrind, a call-graph generating cache profiler\n")
+    with pytest.raises(SystemExit, match="no instruction count"):
+        collected(log)

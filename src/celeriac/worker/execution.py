@@ -348,7 +348,8 @@ def another_copy_claimed(job: Job) -> bool:
     and a retry run as usual. Engines without key-value state (RabbitMQ) cannot claim:
     there a copy published twice may run twice."""
     request, task_id = job.request, job.id
-    if request.idempotency_key != f"outbox:{task_id}":
+    key = request.idempotency_key
+    if key is None or key != f"outbox:{task_id}":  # (most calls have no key at all)
         return False
     if request.delivery_count > 1 or request.retries:
         return False
