@@ -135,11 +135,16 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def collected(log: Path) -> int:
-    """The instruction count callgrind's log reports (``Collected : N``)."""
-    for line in log.read_text().splitlines():
-        if "Collected :" in line:
-            return int(line.rsplit(":", 1)[1])
-    sys.exit(f"no instruction count in {log}: the worker did not exit cleanly under valgrind")
+    """The instructions callgrind's log reports (``==PID== Collected : N``), summed over
+    the worker's processes: a prefork worker's forked children run under it too."""
+    counts = [
+        int(line.rsplit(":", 1)[1])
+        for line in log.read_text().splitlines()
+        if "Collected :" in line
+    ]
+    if not counts:
+        sys.exit(f"no instruction count in {log}: the worker did not exit cleanly under valgrind")
+    return sum(counts)
 
 
 def _cpu(pid: int) -> tuple[float, float, int]:

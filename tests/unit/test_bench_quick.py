@@ -160,6 +160,9 @@ def test_the_instruction_count_is_read_from_callgrind_s_log(tmp_path: Path) -> N
         "==41== I   refs:      2,703,911,447\n"
     )
     assert collected(log) == 2_703_911_447
+    with log.open("a") as more:  # a prefork child's count, in the same log
+        more.write("==42== Events    : Ir\n==42== Collected : 1000\n")
+    assert collected(log) == 2_703_912_447
     log.write_text("==41== Callgrind, a call-graph generating cache profiler\n")
     with pytest.raises(SystemExit, match="no instruction count"):
         collected(log)
