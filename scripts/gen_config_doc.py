@@ -155,8 +155,10 @@ Beside its settings, an app is configured as in Celery by the classes it builds 
 from. Each is a class attribute, holding the class or its `'module:Class'` path, that an
 app subclass may replace; the part is built on first use with `app=the app`:
 
-- `amqp_cls` (`Celery(amqp=...)`): `app.amqp`, by default `celeriac.app.amqp.AMQP`.
-- `control_cls` (`control=`): `app.control`, `celeriac.app.control.Control`.
+- `amqp_cls` (`Celery(amqp=...)`): `app.amqp`, by default `'celeriac.app.amqp:AMQP'`.
+- `control_cls` (`control=`): `app.control`, `'celeriac.app.control:Control'` (named by
+  path, as Celery names its defaults, so a process that never sends a remote-control
+  command does not load the client).
 - `events_cls` (`events=`): `app.events`, `celeriac.events.Events`.
 - `log_cls` (`log=`): `app.log`, `celeriac.app.log.Logging`.
 - `loader_cls` (`loader=`): `app.loader`; unset, the `CELERY_LOADER` environment
