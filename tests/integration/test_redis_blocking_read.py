@@ -205,7 +205,10 @@ def test_a_dead_workers_wake_up_entries_do_not_keep_its_consumer(
     raw.xreadgroup(GROUP, "dead-worker", {wake: ">"}, count=1)  # died before its XACK
 
     async def idle_fetch() -> None:
-        await broker.fetch(["q"], 1, 0.05)  # nothing ready: the idle path prunes
+        # Nothing ready: the idle wait prunes. A fetch whose first script call outlasts
+        # its timeout returns without waiting, so the timeout must outlast a busy machine's
+        # round trip (0.05 s did not, under a loaded CI run).
+        await broker.fetch(["q"], 1, 1.0)
         await broker.close_async()
 
     asyncio.run(idle_fetch())
