@@ -198,6 +198,7 @@ def check_refusal_or_run(app: Celery, payload: bytes) -> HeldJob | Refusal:
 @given(st.binary(max_size=200))
 @example(frame(b"[" * 100_000, b""))  # nesting past the parser's limit: RecursionError
 @example(frame(b'{"h":{"id":"1","task":"t","x":"\\ud800"}}', b""))  # unpaired surrogate
+@example(frame(b'{"h":{"id":"1","task":"t","x":"\xed\xa0\x80"}}', b""))  # one encoded raw
 @example(frame(b'{"h":{"id":"1","task":"t"},"ct":["x"]}', b""))  # a content type not a string
 @example(MAGIC + b"\xff\xff\xff\xff")  # a metadata length past the end
 def test_the_envelope_decodes_or_raises_decode_error(data: bytes) -> None:
