@@ -6,7 +6,9 @@ thousands of short tasks a second that is much of a worker's CPU. Here an ack jo
 list and the I/O loop is woken only when no wake-up is on its way already; the loop
 settles everything that waits in one go (``Consumption.ack_many``: consecutive delivery
 tags of a channel become one ``basic.ack`` with ``multiple``), and answers each caller's
-loop with one wake-up. Imports only the stdlib and the engine's own modules.
+loop with one wake-up. A worker whose loop the broker adopted (threads, prefork, solo)
+has no hop to save: its acks are settled at once, on its own loop. Imports only the
+stdlib and the engine's own modules.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class AckBatcher:
         return bool(self._waiting or self._sending)
 
     async def ack(self, delivery: Any) -> bool:
+        if self._io.in_thread():
+            # The I/O loop is the caller's own (adopted): there is no hop to share. Settled
+            # at once, it costs less than a batch's task, futures and answers would.
+            return bool((await self._ack_many([delivery]))[0])
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         with self._lock:
             self._waiting.append((delivery, answer))

@@ -142,7 +142,9 @@ class AmqpBroker(Broker):
         self.channels = Channels(self.link, self.names)
         self.wire_events = WireEvents(self.link, self.wire_format)
         self.leases = Leases(self.nodes, self.names, self._name)
-        self.pipeline: Pipeline[OutboundMessage] = Pipeline(self._io, self._hand_over, self._window)
+        self.pipeline: Pipeline[OutboundMessage] = Pipeline(
+            self._io, self._hand_over, self._window, self.confirm_timeout
+        )
 
     def _forked(self) -> None:
         """In a forked child: nothing of the parent's connection may be touched."""

@@ -440,9 +440,12 @@ class Consumption:
             frames += [(tag, False) for tag in acked[len(covered) :]]
             unacked.difference_update(acked)
             with self.link.guard():
-                for i, (tag, multiple) in enumerate(frames):
-                    # Only the last frame waits for the socket: they are written in order.
-                    await channel.basic_ack(tag, multiple=multiple, wait=i == len(frames) - 1)
+                for tag, multiple in frames:
+                    # Queued for the socket, in order, without waiting for the write: an
+                    # ack is never confirmed by RabbitMQ anyway, and the close writes what
+                    # is queued first (``Link.close``). A lost connection loses it, and the
+                    # message comes again, as after any crash.
+                    await channel.basic_ack(tag, multiple=multiple, wait=False)
         return results
 
     def _received(self, channel: Channel, message: DeliveredMessage) -> None:

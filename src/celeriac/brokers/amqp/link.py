@@ -47,6 +47,9 @@ _REFUSALS: tuple[type[BaseException], ...] = (
 _CONNECT_FAILURES = (*DOWN, *_REFUSALS)
 
 
+WRITTEN_WAIT = 5.0  # seconds a close waits for queued frames to be written
+
+
 class _DriverNoise(logging.Filter):
     """Turns two of aiormq's lines into DEBUG ones: the ERROR it logs for each failed
     connect before raising it, and the WARNING with a traceback for a dropped socket.
@@ -303,4 +306,21 @@ class Link:
                 await connection.close()
 
     async def close(self) -> None:
+        connection = self._connection
+        if connection is not None and not connection.is_closed:
+            await _written(connection)
         await self._drop()
+
+
+async def _written(connection: aiormq.abc.AbstractConnection) -> None:
+    """Wait (bounded) until every frame queued on ``connection`` went to its socket.
+
+    Acks are queued without waiting for the write (``Consumption.ack_many``), and
+    aiormq's close stops its writer, dropping what is still queued: a warm stop must not
+    leave an acked message to be delivered again. The writer marks each frame done as it
+    writes it."""
+    queue = getattr(connection, "write_queue", None)
+    if queue is None:
+        return
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(queue.join(), WRITTEN_WAIT)

@@ -7,6 +7,9 @@ the confirms. A message RabbitMQ refused or returned, or one still unconfirmed w
 connection stayed down for the confirm timeout, is kept as a failure and raised from the
 producer's next publish, from ``flush()``, and logged when the process exits. At most
 ``window`` messages are unconfirmed at once: the call that would exceed it waits for all.
+A confirm that has not come ``confirm_timeout`` seconds after its publish started is a
+failure too: one watch on the I/O loop checks the oldest sends about once a second
+(a timer per publish would cost more than the rest of the loop's work for it).
 Engine helper: imports only the stdlib, ``io`` and ``celeriac.exceptions``.
 """
 
@@ -25,6 +28,7 @@ from celeriac.exceptions import BrokerConnectionError, BrokerError
 T = TypeVar("T")
 M = TypeVar("M")
 DEFAULT_WINDOW = 1000
+WATCH_EVERY = 1.0  # seconds between looks at the oldest unconfirmed sends
 _FIRST_PAUSE, _LONGEST_PAUSE = 0.1, 1.0  # seconds between attempts to reach RabbitMQ again
 # Takes queued messages (in order) and returns their sends, each ending at its confirm.
 HandOver = Callable[[list[M]], Awaitable[list["asyncio.Future[None]"]]]
@@ -50,8 +54,14 @@ class Pipeline(Generic[M]):
     """The unconfirmed publishes of one broker: the hand-over queue, the work awaiting
     confirms (on the I/O loop), and the failures not yet reported."""
 
-    def __init__(self, io: IOThread, hand_over: HandOver[M], window: int = DEFAULT_WINDOW):
-        self.io, self.window = io, window
+    def __init__(
+        self,
+        io: IOThread,
+        hand_over: HandOver[M],
+        window: int = DEFAULT_WINDOW,
+        confirm_timeout: float | None = None,
+    ):
+        self.io, self.window, self.confirm_timeout = io, window, confirm_timeout
         self._hand_over = hand_over
         self._lock = threading.Lock()  # callers' threads and the I/O loop both count
         self._queued: collections.deque[M] = collections.deque()
@@ -59,6 +69,10 @@ class Pipeline(Generic[M]):
         self._in_flight = 0  # queued, or sent and not yet confirmed or failed
         self._work: set[asyncio.Future[None]] = set()
         self._failures: list[BaseException] = []
+        # Sends by start, each with the loop time its confirm is due by (the I/O loop's).
+        self._due: collections.deque[tuple[float, asyncio.Future[None]]] = collections.deque()
+        self._overdue: set[asyncio.Future[None]] = set()  # cancelled by the watch
+        self._watch: asyncio.TimerHandle | None = None
 
     # -- the producer's side (any thread) -------------------------------------------------
     def put(self, message: M) -> None:
@@ -151,13 +165,40 @@ class Pipeline(Generic[M]):
                 for send in sends:
                     self._work.add(send)
                     send.add_done_callback(self._settled)
+                self._watch_confirms(sends)
         finally:
             self._work.discard(task)
 
+    def _watch_confirms(self, sends: list[asyncio.Future[None]]) -> None:
+        if self.confirm_timeout is None or not sends:
+            return
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self.confirm_timeout
+        self._due.extend((due, send) for send in sends)
+        if self._watch is None:
+            self._watch = loop.call_later(WATCH_EVERY, self._look)
+
+    def _look(self) -> None:
+        """Forget the oldest sends that ended; cancel those past their time, oldest first."""
+        loop = asyncio.get_running_loop()
+        now, due = loop.time(), self._due
+        while due and (due[0][1].done() or due[0][0] <= now):
+            _, send = due.popleft()
+            if not send.done():
+                self._overdue.add(send)
+                send.cancel()
+        self._watch = loop.call_later(WATCH_EVERY, self._look) if due else None
+
     def _settled(self, send: asyncio.Future[None]) -> None:
         self._work.discard(send)
-        if send.cancelled():
+        if send in self._overdue:
+            self._overdue.discard(send)
             error: BaseException | None = BrokerError(
+                f"RabbitMQ did not confirm a publish within {self.confirm_timeout} s "
+                f"(confirm_timeout): it may not be stored"
+            )
+        elif send.cancelled():
+            error = BrokerError(
                 "a publish was cancelled before RabbitMQ confirmed it (the broker was closed)"
             )
         else:

@@ -13,7 +13,9 @@ own modules.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -28,7 +30,7 @@ from celeriac.brokers.amqp.link import Link
 from celeriac.brokers.amqp.params import QueueTypes
 from celeriac.brokers.amqp.pipeline import surviving_outages
 from celeriac.brokers.base import DeadLetter, DeadLetterReason
-from celeriac.exceptions import BrokerError
+from celeriac.exceptions import BrokerConnectionError, BrokerError
 from celeriac.messages.wire import NATIVE, WireFormat, WireParts
 
 logger = logging.getLogger("celeriac.brokers.amqp")
@@ -40,6 +42,27 @@ FORMAT_PROPERTIES = frozenset(
     {"content_type", "content_encoding", "correlation_id", "reply_to", "expiration",
      "timestamp", "message_type", "user_id", "app_id"}
 )  # fmt: skip
+
+
+class _CopyIds:
+    """AMQP message ids unique per copy: a random prefix of this process's (drawn again in
+    a forked child) and a counter, 32 hex digits as a UUID's. No system call per message,
+    which ``uuid4`` makes for its randomness."""
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        self._prefix = uuid.uuid4().hex[:16]
+        self._counter = itertools.count()
+
+    def new(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+_copy_ids = _CopyIds()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_copy_ids.reseed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +78,7 @@ class Copy:
     queue: str  # the celeriac queue it belongs to, for the error message
     persistent: bool = True  # delivery mode 2; False: 1 (transient), as first published
     # The AMQP message_id of this copy (a dead letter's entry id): unique per copy.
-    copy_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    copy_id: str = field(default_factory=lambda: _copy_ids.new())
     message: bool = True  # a task message in the wire format (False: a record of ours)
 
 
@@ -319,19 +342,20 @@ class Publisher:
     async def send_ahead(self, copies: Sequence[Copy], timeout: float) -> list[Any]:
         """Start publishing ``copies``, in order, and return their sends unawaited: each
         ends once RabbitMQ confirmed its copy, sent again on a new connection if the old
-        one died first, for up to ``timeout`` seconds."""
+        one died first, for up to ``timeout`` seconds. How long a confirm may take is the
+        caller's to bound (``Pipeline``: one watch for every send, not a timer each)."""
         channel = await self.link.channel("publish", confirms=True)
         # A task runs to the channel's lock before yielding: made in order, sent in order.
         return [asyncio.ensure_future(self._send_surviving(channel, c, timeout)) for c in copies]
 
     async def _send_surviving(self, channel: Any, copy: Copy, timeout: float) -> None:
-        first = [channel]
+        try:
+            return await self._send(channel, copy, None)
+        except BrokerConnectionError:
+            pass  # the connection died first: the link makes a new one
 
         async def attempt() -> None:
-            if first:
-                await self._send(first.pop(), copy, timeout)
-            else:  # the first connection died: the link makes a new one
-                await self._send(await self.link.channel("publish", confirms=True), copy, timeout)
+            await self._send(await self.link.channel("publish", confirms=True), copy, None)
 
         await surviving_outages(attempt, timeout)
 
@@ -349,20 +373,29 @@ class Publisher:
         return parts.body, properties
 
     async def _send(self, channel: Any, copy: Copy, timeout: float | None) -> None:
-        """Publish ``copy`` and wait for its confirm. A nack is sent again on a new channel
-        until ``timeout``: a quorum queue refuses publishes while it elects a leader, and
-        RabbitMQ 3.10 keeps refusing them on a channel that saw the old leader's node go."""
+        """Publish ``copy`` and wait for its confirm (``timeout``: at most that long)."""
+        try:
+            return await self._send_once(channel, copy, timeout)
+        except aiormq.exceptions.DeliveryError as exc:
+            if isinstance(exc, aiormq.exceptions.PublishError):
+                raise self._not_stored(copy, exc) from exc
+        await self._send_after_nack(channel, copy, timeout)
+
+    async def _send_after_nack(self, channel: Any, copy: Copy, timeout: float | None) -> None:
+        """RabbitMQ refused ``copy``: send it again on a new channel until ``timeout``. A
+        quorum queue refuses publishes while it elects a leader, and RabbitMQ 3.10 keeps
+        refusing them on a channel that saw the old leader's node go."""
         loop = asyncio.get_running_loop()
         deadline, pause = loop.time() + (timeout or _NACK_PATIENCE), _FIRST_NACK_PAUSE
         while True:
+            await asyncio.sleep(pause)  # a back-off while the queue elects its leader
+            pause = min(pause * 2, _LAST_NACK_PAUSE)
+            channel = await self.link.renewed("publish", channel, timeout or _NACK_PATIENCE)
             try:
                 return await self._send_once(channel, copy, timeout)
             except aiormq.exceptions.DeliveryError as exc:
                 if isinstance(exc, aiormq.exceptions.PublishError) or loop.time() > deadline:
                     raise self._not_stored(copy, exc) from exc
-            await asyncio.sleep(pause)  # a back-off while the queue elects its leader
-            pause = min(pause * 2, _LAST_NACK_PAUSE)
-            channel = await self.link.renewed("publish", channel, timeout or _NACK_PATIENCE)
 
     async def _send_once(self, channel: Any, copy: Copy, timeout: float | None) -> None:
         body, properties = self._parts(copy)
@@ -374,6 +407,7 @@ class Publisher:
                 properties=properties,
                 mandatory=True,
                 timeout=timeout,
+                wait=False,  # its confirm is awaited, and that comes after the write
             )
         if not isinstance(confirmation, spec.Basic.Ack):
             raise BrokerError(
