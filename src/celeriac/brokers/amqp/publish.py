@@ -362,13 +362,23 @@ class Publisher:
     def _parts(self, copy: Copy) -> tuple[bytes, spec.Basic.Properties]:
         """The body and properties of ``copy``: the wire format's parts, then the engine's."""
         parts = self.wire_format.split(copy.payload) if copy.message else WireParts(copy.payload)
-        given = {k: v for k, v in parts.properties.items() if k in FORMAT_PROPERTIES}
+        given: dict[str, Any] = {"correlation_id": copy.message_id}
+        given.update((k, v) for k, v in parts.properties.items() if k in FORMAT_PROPERTIES)
+        headers = {**parts.headers, **copy.headers}
+        if copy.message:
+            # Left out of a task message where its reader finds the same without them
+            # (``fields.incoming``): the id when the correlation id is it, and no hand-outs
+            # before. A headers table costs the publisher and every reader.
+            if headers.get(t.H_ID) == given["correlation_id"]:
+                del headers[t.H_ID]
+            if headers.get(t.H_DELIVERIES) == 0:
+                del headers[t.H_DELIVERIES]
         properties = spec.Basic.Properties(
-            **{"correlation_id": copy.message_id, **given},
+            **given,
             delivery_mode=2 if copy.persistent else 1,  # 1: transient
             priority=copy.priority,
             message_id=copy.copy_id,  # unique per copy: returns are matched by it
-            headers={**parts.headers, **copy.headers},
+            headers=headers or None,
         )
         return parts.body, properties
 
