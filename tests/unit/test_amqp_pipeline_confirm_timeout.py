@@ -50,3 +50,36 @@ def test_a_publish_never_confirmed_fails_after_the_confirm_timeout(
         assert io.run(look()) == 0  # nothing is kept of the sends that ended
     finally:
         io.stop()
+
+
+def test_a_slow_confirm_does_not_keep_the_sends_confirmed_after_it() -> None:
+    io = IOThread("test-pipeline-slow")
+    slow: list[asyncio.Future[None]] = []
+
+    async def hand_over(messages: list[str]) -> list[asyncio.Future[None]]:
+        loop = asyncio.get_running_loop()
+        sends = []
+        for message in messages:
+            send: asyncio.Future[None] = loop.create_future()
+            if message == "slow":
+                slow.append(send)
+            else:
+                send.set_result(None)
+            sends.append(send)
+        return sends
+
+    line: Pipeline[str] = Pipeline(io, hand_over, confirm_timeout=60.0)
+    try:
+        for message in ("slow", *(f"quick {i}" for i in range(50))):
+            line.put(message)
+
+        async def look() -> list[asyncio.Future[None]]:
+            line._look()
+            return [send for _, send in line._due]
+
+        assert io.run(look()) == slow  # only the one still waiting for its confirm
+        io.loop.call_soon_threadsafe(slow[0].set_result, None)
+        line.flush()
+        assert io.run(look()) == []
+    finally:
+        io.stop()

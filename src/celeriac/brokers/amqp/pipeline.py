@@ -179,15 +179,22 @@ class Pipeline(Generic[M]):
             self._watch = loop.call_later(WATCH_EVERY, self._look)
 
     def _look(self) -> None:
-        """Forget the oldest sends that ended; cancel those past their time, oldest first."""
+        """Forget the sends that ended; cancel those past their time. (Every send is looked
+        at: confirms may come out of order, and one slow confirm must not keep the many
+        that came after it.)"""
         loop = asyncio.get_running_loop()
-        now, due = loop.time(), self._due
-        while due and (due[0][1].done() or due[0][0] <= now):
-            _, send = due.popleft()
-            if not send.done():
+        now = loop.time()
+        waiting: collections.deque[tuple[float, asyncio.Future[None]]] = collections.deque()
+        for due, send in self._due:
+            if send.done():
+                continue
+            if due <= now:
                 self._overdue.add(send)
                 send.cancel()
-        self._watch = loop.call_later(WATCH_EVERY, self._look) if due else None
+            else:
+                waiting.append((due, send))
+        self._due = waiting
+        self._watch = loop.call_later(WATCH_EVERY, self._look) if waiting else None
 
     def _settled(self, send: asyncio.Future[None]) -> None:
         self._work.discard(send)
