@@ -40,6 +40,10 @@ LIKE_FOR_LIKE: list[tuple[str, str, str, list[str]]] = [
      "celeriac-asyncio", ["taskiq", "arq"]),
     ("Sync tasks on RabbitMQ, threads", "plain functions, 8 threads in one process",
      "celeriac-amqp-threads", ["dramatiq-amqp", "celery-amqp-prefork"]),
+    ("Sync tasks on RabbitMQ, threads, FIFO queues", "plain functions, 8 threads in one "
+     "process; celeriac's queues declared without priority levels (`task_queue_max_priority"
+     " = None`), first in, first out as the peers' are",
+     "celeriac-amqp-threads-fifo", ["dramatiq-amqp", "celery-amqp-prefork"]),
     ("Sync tasks on RabbitMQ, processes", "plain functions, 2 child processes",
      "celeriac-amqp-prefork", ["celery-amqp-prefork", "dramatiq-amqp"]),
 ]  # fmt: skip
@@ -392,7 +396,10 @@ def targets(configs: dict[str, Any], summary: dict[str, Any], opts: dict[str, An
         1.0,
         "enqueue_per_call",
     )
-    for key in ("celeriac-amqp-threads", "celeriac-amqp-prefork"):
+    amqp_rows = ["celeriac-amqp-threads", "celeriac-amqp-threads-fifo", "celeriac-amqp-prefork"]
+    for key in amqp_rows:
+        if key.endswith("-fifo") and key not in configs:
+            continue  # (a run from before that row existed)
         versus(f"RabbitMQ: {label(key)} drain vs Celery's best pool, >= 2x", key,
                ["celery-amqp-prefork"], 2.0)  # fmt: skip
         versus(f"RabbitMQ: {label(key)} drain vs Dramatiq, >= 2x", key, ["dramatiq-amqp"], 2.0)

@@ -57,9 +57,13 @@ class Config:
     broker: str  # "redis" | "amqp"
     pool: str
     concurrency: int
+    # Extra variables for the peer's adapter (a setting other than the tool's default).
+    env: tuple[tuple[str, str], ...] = ()
 
 
-def all_configs(celeriac_pools: list[str], peers: list[str], amqp_pools: list[str]) -> list[Config]:
+def all_configs(
+    celeriac_pools: list[str], peers: list[str], amqp_pools: list[str], fifo: bool = True
+) -> list[Config]:
     configs = [
         Config(f"celeriac-{pool}", "celeriac", f"celeriac {pool} {POOLS[pool]}", "redis", pool,
                POOLS[pool])
@@ -71,6 +75,14 @@ def all_configs(celeriac_pools: list[str], peers: list[str], amqp_pools: list[st
                    f"celeriac on RabbitMQ, {pool} {POOLS[pool]}", "amqp", pool, POOLS[pool])
             for pool in amqp_pools
         ]  # fmt: skip
+    if fifo and "threads" in amqp_pools:
+        # celeriac's RabbitMQ queues have ten priority levels by default; the peers' are
+        # first in, first out: this row compares like with like on the queue too.
+        configs.append(
+            Config("celeriac-amqp-threads-fifo", "celeriac",
+                   "celeriac on RabbitMQ, threads 8, FIFO queues", "amqp", "threads", 8,
+                   (("BENCH_QUEUE_MAX_PRIORITY", "none"),))
+        )  # fmt: skip
     known = [
         Config("celery-threads", "celery", "Celery threads 8", "redis", "threads", 8),
         Config("celery-prefork", "celery", "Celery prefork 2", "redis", "prefork", 2),
@@ -256,6 +268,7 @@ class Bench:
             BENCH_PREFIX=prefix,
             PYTHONUNBUFFERED="1",
         )
+        env.update(config.env)
         return env
 
     @contextlib.contextmanager
@@ -785,7 +798,7 @@ def main(argv: list[str] | None = None) -> int:
         available, amqp_state = amqp_available(amqp_url, celeriac_path)
     log(f"celeriac amqp:// broker: {amqp_state}")
     amqp_pools = ([p for p in pools if p == "threads"] if quick else pools) if available else []
-    configs = all_configs(pools, peers, amqp_pools)
+    configs = all_configs(pools, peers, amqp_pools, fifo=not quick)
     opts = Options(
         n=args.n or (2000 if quick else 20_000),
         reps=args.reps or (1 if quick else 3),

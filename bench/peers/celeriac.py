@@ -26,6 +26,9 @@ CHUNK = 1000
 
 # BENCH_RESULT_BACKEND (a URL) stores every result there; unset: no result store.
 RESULT_BACKEND = os.environ.get("BENCH_RESULT_BACKEND") or None
+# BENCH_QUEUE_MAX_PRIORITY=none: RabbitMQ queues without priority levels (Celery's default,
+# and the other peers'); unset: celeriac's default (ten levels).
+FIFO = os.environ.get("BENCH_QUEUE_MAX_PRIORITY") == "none"
 app = Celeriac(
     "bench",
     broker=SETTINGS.broker_url,
@@ -34,6 +37,7 @@ app = Celeriac(
     **({"result_backend": RESULT_BACKEND} if RESULT_BACKEND else {}),
     **({"result_expires": int(os.environ["BENCH_RESULT_EXPIRES"])}
        if os.environ.get("BENCH_RESULT_EXPIRES") else {}),
+    **({"task_queue_max_priority": None} if FIFO else {}),
 )  # fmt: skip
 _bodies = _common.ASYNC if SETTINGS.pool == "asyncio" else _common.SYNC
 TASKS = {kind: app.task(name=f"bench.{kind}")(body) for kind, body in _bodies.items()}
@@ -44,6 +48,7 @@ def describe() -> str:
         f"pool {SETTINGS.pool}, -c {SETTINGS.concurrency}, celeriac defaults "
         "(acks late, prefetch multiplier 1), "
         + (f"results in {RESULT_BACKEND}" if RESULT_BACKEND else "no result store")
+        + (", queues without priority levels (task_queue_max_priority=None)" if FIFO else "")
     )
 
 
