@@ -143,6 +143,20 @@ def test_the_peers_measured_are_every_one_by_default_and_none_when_given_empty(
     assert chosen == (list(run.PEERS) if expected == "every" else expected)
 
 
+def test_celeriac_on_rabbitmq_is_also_measured_on_fifo_queues_outside_quick_mode() -> None:
+    """The peers' RabbitMQ queues are first in, first out: a full run measures celeriac on
+    such queues too (its default has priority levels); the quick mode leaves that out."""
+    from bench import run
+
+    full = {c.key: c for c in run.all_configs(["threads"], [], ["threads"])}
+    fifo = full["celeriac-amqp-threads-fifo"]
+    assert (fifo.broker, fifo.pool, fifo.concurrency) == ("amqp", "threads", 8)
+    assert dict(fifo.env) == {"BENCH_QUEUE_MAX_PRIORITY": "none"}
+    assert full["celeriac-amqp-threads"].env == ()  # the default row keeps the defaults
+    quick = [c.key for c in run.all_configs(["threads"], [], ["threads"], fifo=False)]
+    assert "celeriac-amqp-threads-fifo" not in quick and "celeriac-amqp-threads" in quick
+
+
 def test_an_unknown_peer_is_refused_by_name() -> None:
     from bench import run
 
