@@ -188,6 +188,11 @@ def for_job(job: HeldJob, hostname: str | None) -> Request | None:
     return None if cls is Request else cls(job, hostname)
 
 
+def wants_accepted(job: Job) -> bool:
+    """Whether ``job`` has hooks to tell when a pool takes it (``accepted``)."""
+    return getattr(job, "custom", None) is not None
+
+
 def accepted(job: Job, pid: int) -> None:
     """A pool took ``job`` in process ``pid``."""
     _call(job, "on_accepted", pid, time.monotonic())

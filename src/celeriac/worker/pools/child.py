@@ -13,6 +13,7 @@ import contextlib
 import faulthandler
 import logging
 import os
+import pickle
 import signal
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
@@ -26,12 +27,21 @@ from celeriac.worker.memory import resident_kib
 
 logger = logging.getLogger("celeriac.worker.child")
 
-# The protocol. Parent -> child: ``(payload, queue, delivery_count, hostname, soft)`` runs
-# a job (``soft``: its soft time limit in seconds, or None; the parent enforces the hard
-# one); ``None`` asks the child to exit. Child -> parent: the tuples below.
+# The protocol. Parent -> child: ``(payload, queue, delivery_count, hostname, soft, tell)``
+# runs a job (``soft``: its soft time limit in seconds, or None; the parent enforces the
+# hard one; ``tell``: say STARTED once it is read); ``None`` asks the child to exit.
+# Child -> parent: the tuples below. Both ways, pickled by ``dumps``.
 READY = "ready"  # (READY,): worker_process_init ran; the child takes jobs from now on
-STARTED = "started"  # (STARTED,): the job was read; task code may run from now on
+STARTED = "started"  # (STARTED,): the job was read (sent only when the order asks)
 DONE = "done"  # (DONE, wire outcome, retire reason or None): one job finished
+
+
+def dumps(message: Any) -> bytes:
+    """A protocol message as bytes for ``Connection.send_bytes``; ``Connection.recv``
+    reads it. Plain pickle: what crosses the pipe is plain data, and multiprocessing's
+    own pickler (for sockets and pipes) costs a copy of its reducer table on every send."""
+    return pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+
 
 #: Signals held (blocked) while the parent forks; the child unblocks them once its own
 #: handlers are in place, so no signal ever runs the parent's handlers in a child.
@@ -45,20 +55,23 @@ def main(
     max_tasks: int | None,
     max_memory_kib: int | None,
     term_allowed: Any,
+    taken: Any,
     hostname: str | None = None,
 ) -> None:
     """The child's whole life. Returning exits the process with status 0.
 
     ``term_allowed``: a shared byte the parent sets before it sends SIGTERM itself (a
     revoke with ``terminate``); any other SIGTERM is ignored (see ``_on_sigterm``).
+    ``taken``: a shared counter of the jobs this child read, which the parent reads when
+    the child dies (no task code of a job it did not count can have run).
     ``hostname``: the worker's node name, the sender of the child's signals (as Celery's).
     """
     _detach(inherited, term_allowed)
     app.on_after_fork.send(sender=app)  # Celery sends it first, then worker_process_init
     signals.worker_process_init.send(sender=hostname)
     try:
-        conn.send((READY,))
-        _serve(app, conn, max_tasks, max_memory_kib)
+        conn.send_bytes(dumps((READY,)))
+        _serve(app, conn, taken, max_tasks, max_memory_kib)
     except (EOFError, BrokenPipeError, ConnectionResetError):
         pass  # the parent went away: nobody is left to send work or read replies
     signals.worker_process_shutdown.send(sender=hostname, pid=os.getpid(), exitcode=0)
@@ -100,25 +113,30 @@ def _on_sigterm(term_allowed: Any) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _serve(app: Any, conn: Connection, max_tasks: int | None, max_memory_kib: int | None) -> None:
+def _serve(
+    app: Any, conn: Connection, taken: Any, max_tasks: int | None, max_memory_kib: int | None
+) -> None:
     done = 0
     while True:
         order = conn.recv()
         if order is None:
             return
-        # Until the parent reads this, it knows no task code ran if we die: it may then
-        # hand the job to another child instead of reporting the worker lost.
-        conn.send((STARTED,))
+        # Counted before any task code runs: if we die before this, the parent knows the
+        # job never started and may hand it to another child instead of reporting the
+        # worker lost. Shared memory, so the usual job costs no message for it.
+        taken.value += 1
+        if order[-1]:
+            conn.send_bytes(dumps((STARTED,)))
         wire = _run(app, order)
         done += 1
         reason = retire_reason(done, max_tasks, max_memory_kib)
-        conn.send((DONE, wire, reason))
+        conn.send_bytes(dumps((DONE, wire, reason)))
         if reason is not None:
             return
 
 
-def _run(app: Any, order: tuple[bytes, str, int, str | None, float | None]) -> dict[str, Any]:
-    payload, queue, delivery_count, hostname, soft = order
+def _run(app: Any, order: tuple[bytes, str, int, str | None, float | None, bool]) -> dict[str, Any]:
+    payload, queue, delivery_count, hostname, soft, _ = order
     try:
         job = execution.job_from_payload(app, payload, queue, delivery_count, hostname)
     except Exception as exc:  # the parent decoded it already: this is a bug, not bad input

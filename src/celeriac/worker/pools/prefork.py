@@ -8,9 +8,10 @@ stop them. What runs inside a child is ``pools.child``. Imports the seam,
 
 Time limits: the child raises ``SoftTimeLimitExceeded`` in the body at the soft limit
 (SIGALRM, see ``pools.child``); the hard limit is the parent's. Its clock starts when the
-child says STARTED; when it runs out the child is SIGKILLed and replaced, the job's
-FAILURE (``TimeLimitExceeded``) is recorded here, and ``run`` returns that outcome: a time
-out is the task's result, not a lost worker, so the message is settled as usual.
+job is handed to the (idle, waiting) child; when it runs out the child is SIGKILLed and
+replaced, the job's FAILURE (``TimeLimitExceeded``) is recorded here, and ``run`` returns
+that outcome: a time out is the task's result, not a lost worker, so the message is
+settled as usual.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ class _Child:
     pid: int
     state: _State = _State.STARTING
     reply: asyncio.Future[dict[str, Any]] | None = None  # the running job's outcome
-    accepted: bool = False  # it said STARTED for the job it holds: task code may have run
+    accepted: bool = False  # known once it died: it had read its job, task code may have run
+    taken: Any = None  # shared counter: the jobs it read (see child.main)
+    handed: int = 0  # the jobs handed to it
     jobs: int = 0  # jobs finished
     job: HeldJob | None = None  # the job it holds, from the hand-off to its reply
     limits: timelimits.Limits = (None, None)  # that job's (hard, soft) time limits
@@ -131,19 +134,23 @@ class PreforkPool(Pool):
             raise RuntimeError("the pool is not started")
         delivery = job.delivery
         hard, soft = timelimits.limits_for(job)
-        order = (
-            delivery.payload, delivery.queue, delivery.delivery_count, job.request.hostname, soft
-        )  # fmt: skip
+        tell = requests.wants_accepted(job)  # only then must the child say STARTED
+        order = child.dumps((
+            delivery.payload, delivery.queue, delivery.delivery_count, job.request.hostname,
+            soft, tell,
+        ))  # fmt: skip
         for _ in range(HANDOFFS):
             kid = await self._take_idle()
             try:
-                kid.conn.send(order)
+                kid.conn.send_bytes(order)
             except OSError:  # it died since it went idle (EPIPE): the job never reached it
                 self._on_exit(kid)
                 continue
             kid.state = _State.BUSY
+            kid.handed += 1
             kid.reply = self._loop.create_future()
             kid.job, kid.limits, kid.terminated = job, (hard, soft), False
+            self._start_clocks(kid)  # it is idle, waiting: it reads the job at once
             try:
                 # Cancelling this await leaves the child running; its reply is dropped.
                 wire = await kid.reply
@@ -279,12 +286,10 @@ class PreforkPool(Pool):
             self._idle.put_nowait(kid)
         elif tag == child.READY and kid.state is _State.LEAVING:
             pass  # told to exit while starting: it reads that order next
-        elif tag == child.STARTED and kid.reply is not None and not kid.accepted:
-            kid.accepted = True
-            self._start_clocks(kid)
+        elif tag == child.STARTED and kid.reply is not None:
             if kid.job is not None:  # its Task.Request's on_accepted, with the child's pid
                 requests.accepted(kid.job, kid.pid)
-        elif tag == child.DONE and kid.accepted:
+        elif tag == child.DONE and kid.reply is not None:
             self._on_done(kid, message[1], message[2])
         else:  # a protocol breach: this child cannot be trusted with another job
             logger.error("prefork child %d sent %r unexpectedly: killing it", kid.pid, tag)
@@ -375,6 +380,7 @@ class PreforkPool(Pool):
             inherited += [other.conn, other.process.sentinel]
         self._forked += 1
         term_allowed = self._context.RawValue("b", 0)  # shared memory, inherited by the fork
+        taken = self._context.RawValue("q", 0)
         process = self._context.Process(
             target=child.main,
             args=(
@@ -384,6 +390,7 @@ class PreforkPool(Pool):
                 self.max_tasks_per_child,
                 self.max_memory_per_child,
                 term_allowed,
+                taken,
                 self.hostname,
             ),
             name=f"ForkPoolWorker-{self._forked}",
@@ -399,7 +406,7 @@ class PreforkPool(Pool):
             # Only the child holds its end now, so its exit reads as EOF on ours.
             theirs.close()
         assert process.pid is not None
-        kid = _Child(process, ours, process.pid, term_allowed=term_allowed)
+        kid = _Child(process, ours, process.pid, term_allowed=term_allowed, taken=taken)
         self._children[kid.pid] = kid
         self._loop.add_reader(ours.fileno(), self._on_readable, kid)
         self._loop.add_reader(process.sentinel, self._on_exit, kid)
@@ -471,6 +478,8 @@ class PreforkPool(Pool):
         if code is not None:
             kid.process.close()  # releases the sentinel descriptor
         kid.gone.set()
+        # Whether it had read the job it held: it counts each one before running it.
+        kid.accepted = kid.reply is not None and kid.taken.value == kid.handed
         hard = kid.limits[0]
         self._stop_clocks(kid)
         reply, kid.reply = kid.reply, None
@@ -517,7 +526,7 @@ class PreforkPool(Pool):
         if kid.state in (_State.STARTING, _State.IDLE, _State.BUSY):
             kid.state = _State.LEAVING
             with contextlib.suppress(OSError):  # already dying: its sentinel tells us
-                kid.conn.send(None)
+                kid.conn.send_bytes(child.dumps(None))
 
     def _abandon(self, kid: _Child) -> None:
         """Give up on a child SIGKILL did not end (stuck in the kernel): free its pipe and
