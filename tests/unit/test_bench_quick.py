@@ -180,3 +180,36 @@ def test_the_instruction_count_is_read_from_callgrind_s_log(tmp_path: Path) -> N
     log.write_text("==41== Callgrind, a call-graph generating cache profiler\n")
     with pytest.raises(SystemExit, match="no instruction count"):
         collected(log)
+
+
+def test_the_channel_layout_probe_drains_each_layout_and_leaves_no_queue(amqp_url: str) -> None:
+    """``bench.amqp_channels`` measures every layout asked for on a real RabbitMQ, and
+    removes its queue after each."""
+    import asyncio
+
+    import aiormq
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.amqp_channels", "-n", "200", "--layouts", "1x4,2x2",
+         "--amqp-url", amqp_url],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "1 channel(s) x prefetch 4",
+        "2 channel(s) x prefetch 2",
+    ]
+    assert all(" messages/s, " in line and line.endswith("us CPU per message") for line in lines)
+
+    async def queue_exists() -> bool:
+        connection = await aiormq.connect(amqp_url)
+        try:
+            channel = await connection.channel()
+            await channel.queue_declare("celeriac-bench-channels", passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return False
+        finally:
+            await connection.close()
+        return True
+
+    assert not asyncio.run(queue_exists())
