@@ -264,8 +264,17 @@ class Broker(ABC):
 
         ``batch=True``: nothing waits on this ack but the caller (its job has run), so the
         engine may hold it a few milliseconds to send it with others. Returns once the
-        ack was applied either way.
+        ack was sent either way; an engine whose protocol gives an ack no reply (RabbitMQ)
+        may lose it to a crash right after, and the message comes again (at least once).
+        ``settle_acks`` waits until the server has applied it.
         """
+
+    async def settle_acks(self) -> None:
+        """Return once the server has applied every ack this broker sent so far, so that
+        a crash after this brings none of those messages back. For callers that promise
+        more than at least once (a queue move: at most one message twice). Engines whose
+        ack is a command with a reply (Redis) have applied it already."""
+        return None
 
     @abstractmethod
     async def requeue(self, delivery: Delivery, *, count_delivery: bool = False) -> bool:

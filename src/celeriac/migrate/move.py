@@ -119,6 +119,7 @@ class _Run:
             # the target gets it twice, with the same task id.
             with on(SOURCE):
                 await delivery.ack()
+                await self.source.settle_acks()  # applied before the next is published
         queue.moved += 1
         queue.waiting_for_eta += found.waits_for_eta
 

@@ -255,6 +255,11 @@ class AmqpBroker(Broker):
         # Acks that meet on their way to the I/O loop go together (see amqp.acks).
         return await self.acks.ack(delivery)
 
+    async def settle_acks(self) -> None:
+        # An ack is written without a reply (see ``Consumption.ack_many``): a round trip
+        # on each channel that carried one says RabbitMQ has applied it.
+        await self._await(self.consumption.settle_acks())
+
     async def requeue(self, delivery: Delivery, *, count_delivery: bool = False) -> bool:
         return await self._await(self.consumption.requeue(delivery, count_delivery))
 

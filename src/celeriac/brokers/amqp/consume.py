@@ -105,6 +105,8 @@ class Consumption:
         self._arrivals = 0  # how many it has received, for an exact count_waiting
         # Delivery tags received and not acked yet, per channel (see ``ack_many``).
         self._open_tags: dict[Channel, set[int]] = {}
+        # Channels that carried an ack since the last ``settle_acks``.
+        self._acked_on: set[Channel] = set()
         # Whether acks wait to be written (the broker's ``AckBatcher.pending``).
         self.acks_pending: Callable[[], bool] = lambda: False
 
@@ -439,6 +441,7 @@ class Consumption:
             frames = [(covered[-1], True)] if len(covered) > 1 else [(t, False) for t in covered]
             frames += [(tag, False) for tag in acked[len(covered) :]]
             unacked.difference_update(acked)
+            self._acked_on.add(channel)
             with self.link.guard():
                 for tag, multiple in frames:
                     # Queued for the socket, in order, without waiting for the write: an
@@ -458,8 +461,21 @@ class Consumption:
 
     async def _ack_one(self, channel: Channel, tag: int) -> None:
         self._open_tags.get(channel, set()).discard(tag)
+        self._acked_on.add(channel)
         with self.link.guard():
             await channel.basic_ack(tag)
+
+    async def settle_acks(self) -> None:
+        """Return once RabbitMQ has applied every ack sent so far. ``basic.ack`` has no
+        reply; a channel's frames are handled in order, so the reply to a request sent
+        after them on that channel says they were. The request is a passive declare of
+        ``amq.direct``, which every vhost has and which needs no permission."""
+        channels, self._acked_on = self._acked_on, set()
+        for channel in channels:
+            if channel.is_closed:
+                continue  # its unacked messages are back in their queues: nothing to wait for
+            with self.link.guard():
+                await channel.exchange_declare("amq.direct", passive=True)
 
     async def requeue(self, delivery: Delivery, count_delivery: bool) -> bool:
         held = self._take_lease(delivery)
