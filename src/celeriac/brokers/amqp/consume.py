@@ -456,6 +456,7 @@ class Consumption:
         if channel not in self._open_tags:  # a new channel: forget the dead ones
             for dead in [c for c in self._open_tags if c.is_closed]:
                 del self._open_tags[dead]
+                self._acked_on.discard(dead)  # a worker never settles: no dead ones kept
         assert message.delivery_tag is not None
         self._open_tags.setdefault(channel, set()).add(message.delivery_tag)
 
